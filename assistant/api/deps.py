@@ -1,0 +1,102 @@
+"""Dependencies, as Annotated aliases: one transaction per request, committed here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistant.auth.permissions import Permission, effective_permissions
+from assistant.auth.runtime import AuthRuntime
+from assistant.core.errors import PermissionDeniedError, ServiceUnavailableError
+from assistant.core.principal import Principal, Role
+from assistant.core.settings import Settings
+from assistant.services import Services
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    """The request's transaction: services flush, this commits (or rolls back on error)."""
+    async with services.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_auth(services: ServicesDep) -> AuthRuntime:
+    if services.auth is None:
+        raise ServiceUnavailableError("authentication is not configured")
+    return services.auth
+
+
+AuthDep = Annotated[AuthRuntime, Depends(get_auth)]
+
+
+async def get_principal(request: Request, auth: AuthDep, session: SessionDep) -> Principal:
+    """The authenticated caller (bearer JWT, API key or session cookie); 401 without one.
+
+    Tests replace it with ``app.dependency_overrides[get_principal]`` (see tests/conftest.py
+    ``as_role``)."""
+    principal = await auth.authenticate(request, session)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*permissions: Permission) -> Any:
+    """A dependency that returns the caller when it holds every one of ``permissions``
+    (403 otherwise, audited). Use as ``principal: Annotated[Principal, require(P.X)]`` or in
+    ``dependencies=[require(P.X)]``."""
+    needed = frozenset(permissions)
+
+    async def check_permissions(request: Request, principal: PrincipalDep,
+                                services: ServicesDep) -> Principal:
+        missing = needed - effective_permissions(principal)
+        if missing or not needed:
+            if services.auth is not None:
+                await services.auth.audit_access_denied(request, principal, missing)
+            raise PermissionDeniedError("you may not do this")
+        return principal
+
+    return Depends(check_permissions)
+
+
+def RequireRole(*roles: Role) -> Any:  # noqa: N802  (reads like the type it guards)
+    """A dependency that returns the caller when it holds one of ``roles`` (403 otherwise).
+    Prefer :func:`require` with a permission: roles are the matrix's business."""
+    wanted = frozenset(roles)
+
+    async def check_role(request: Request, principal: PrincipalDep,
+                         services: ServicesDep) -> Principal:
+        if not principal.roles & wanted:
+            if services.auth is not None:
+                await services.auth.audit_access_denied(request, principal,
+                                                        [f"role:{r.value}" for r in wanted])
+            raise PermissionDeniedError("you may not do this")
+        return principal
+
+    return Depends(check_role)

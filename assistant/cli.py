@@ -1,0 +1,306 @@
+"""The `assistant` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from assistant import __version__
+from assistant.core.errors import ConfigurationError
+from assistant.core.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(name="assistant", help="Executive Assistant: a governed AI assistant.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The embedded sandbox mailbox and calendars.",
+                          no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(sandbox_app, name="sandbox")
+
+from assistant.cli_users import register as _register_user_commands  # noqa: E402
+
+_register_user_commands(app)
+
+from assistant.cli_actions import actions_app, killswitch_app  # noqa: E402
+from assistant.cli_actions import worker as _worker_command  # noqa: E402
+
+app.add_typer(actions_app, name="actions")
+app.add_typer(killswitch_app, name="killswitch")
+app.command("worker")(_worker_command)
+
+from assistant.cli_audit import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+
+from assistant.ingestion.cli import mail_app  # noqa: E402
+
+app.add_typer(mail_app, name="mail")
+
+from assistant.cli_triage import eval_app, triage_app  # noqa: E402
+
+app.add_typer(triage_app, name="triage")
+app.add_typer(eval_app, name="eval")
+
+from assistant.cli_schedule import schedule_app  # noqa: E402
+
+app.add_typer(schedule_app, name="schedule")
+
+from assistant.cli_erp import erp_app  # noqa: E402
+
+app.add_typer(erp_app, name="erp")
+
+from assistant.cli_gate import gate_app, quality_app  # noqa: E402
+
+app.add_typer(gate_app, name="gate")
+app.add_typer(quality_app, name="quality")
+
+from assistant.cli_production import register as _register_production_commands  # noqa: E402
+
+_register_production_commands(app, config_app)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}")
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"assistant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Executive Assistant."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from assistant.app import create_app
+    from governance.owners import check_production_owners
+
+    settings = _settings()
+    try:
+        _run(check_production_owners(settings))
+    except ConfigurationError as exc:
+        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}")
+        raise typer.Exit(2) from None
+    uvicorn.run(create_app(settings), host=host or settings.server.host,
+                port=port or settings.server.port, log_config=None, proxy_headers=True)
+
+
+# ---------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(target: Annotated[str, typer.Argument(help="Revision.")] = "head") -> None:
+    """Apply migrations up to TARGET (default: head)."""
+    from assistant.core.db import create_engine, current_revision, upgrade
+
+    settings = _settings()
+
+    async def go() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine, target)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    console.print(f"database at revision {_run(go())}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(target: Annotated[str, typer.Argument(help="Revision or 'base'.")]) -> None:
+    """Revert migrations down to TARGET."""
+    from assistant.core.db import create_engine, current_revision, downgrade
+
+    settings = _settings()
+
+    async def go() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await downgrade(engine, target)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    console.print(f"database at revision {_run(go())}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the current and head revisions; exit 1 when behind."""
+    from assistant.core.db import create_engine, current_revision, head_revision
+
+    settings = _settings()
+
+    async def go() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current, head = _run(go()), head_revision(settings.database_url)
+    console.print(f"current: {current}\nhead:    {head}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def collect_config_problems(settings: Settings) -> list[str]:
+    """Every problem of the deployment's configuration, not just the first."""
+    from integrations.registry import ConnectorRegistry
+
+    problems: list[str] = []
+    registry = ConnectorRegistry.discover()
+    names: set[tuple[str, str]] = set()
+    for index, item in enumerate(settings.connectors):
+        where = f"connectors[{index}] ({item.name})"
+        if (item.tenant, item.name) in names:
+            problems.append(f"{where}: duplicate name in tenant {item.tenant!r}")
+        names.add((item.tenant, item.name))
+        try:
+            spec = registry.get(item.slug)
+        except Exception as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        try:
+            spec.validate_config(item.config)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = ".".join(str(p) for p in error["loc"]) or "(root)"
+                problems.append(f"{where}.config.{loc}: {error['msg']}")
+    return problems
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate settings, the YAML file and every connector's config; list all errors."""
+    problems: list[str] = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        problems.extend(exc.problems)
+    if settings is not None:
+        problems.extend(collect_config_problems(settings))
+    if problems:
+        err_console.print(f"[red]{len(problems)} configuration error(s)[/red]")
+        for problem in problems:
+            err_console.print(f"  - {problem}")
+        raise typer.Exit(2)
+    assert settings is not None
+    console.print(f"configuration OK ({settings.environment.value}, "
+                  f"{len(settings.connectors)} connector(s), database "
+                  f"{settings.database_url.split('://', 1)[0]})")
+
+
+@config_app.command("reference")
+def config_reference(
+    update: Annotated[Path | None, typer.Option(
+        help="Rewrite the table between the settings markers of this file (the README).")
+    ] = None,
+) -> None:
+    """Print every setting with its environment name and default (Markdown)."""
+    import re
+
+    from assistant.core.settings_doc import settings_reference_markdown
+
+    table = settings_reference_markdown()
+    if update is None:
+        typer.echo(table)
+        return
+    text = update.read_text(encoding="utf-8")
+    pattern = re.compile(r"(<!-- settings:begin -->\n).*?(\n<!-- settings:end -->)", re.S)
+    if not pattern.search(text):
+        err_console.print(f"no settings markers in {update}")
+        raise typer.Exit(2)
+    update.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text),
+                      encoding="utf-8")
+    console.print(f"updated the configuration table in {update}")
+
+
+# ---------------------------------------------------------------------------- sandbox
+
+
+@sandbox_app.command("seed")
+def sandbox_seed(
+    reset: Annotated[bool, typer.Option(help="Replace existing sandbox data.")] = False,
+    seed_dir: Annotated[Path | None, typer.Option(help="Folder of the seed files.")] = None,
+) -> None:
+    """Seed the sandbox mailbox and calendars with a working week (the current one)."""
+    from assistant.core.db import create_engine, create_session_factory, upgrade
+    from integrations.sandbox.seed import seed_sandbox
+
+    settings = _settings()
+
+    async def go() -> Any:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await seed_sandbox(create_session_factory(engine),
+                                      tenant_id=settings.sandbox.tenant,
+                                      seed_dir=seed_dir or settings.sandbox.seed_dir,
+                                      reset=reset)
+        finally:
+            await engine.dispose()
+
+    report = _run(go())
+    if report.skipped:
+        console.print("sandbox already seeded (use --reset to start over)")
+    else:
+        console.print(f"sandbox seeded for the week of {report.week_of}: {report.messages} "
+                      f"messages, {report.people} people, {report.events} events")
+
+
+@app.command()
+def demo(
+    reset: Annotated[bool, typer.Option(help="Re-seed the sandbox first.")] = True,
+) -> None:
+    """One shot: seed the sandbox, run the inbox through the pipeline, print the result."""
+    from assistant.demo import run_demo
+
+    settings = _settings()
+    _run(run_demo(settings, console, reset=reset))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

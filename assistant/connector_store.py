@@ -1,0 +1,254 @@
+"""Connector instances kept in the database: validated config, secrets encrypted at rest.
+
+Secrets (the ``SecretStr`` fields of a connector's config model) are encrypted with Fernet
+under a key derived (HKDF-SHA256) from ``settings.secret_key``; they are never returned,
+logged or audited (the API shows ``********``). Instances from the database are built into
+the process's :class:`~assistant.connectors.ConnectorManager` next to those from settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import types
+import typing
+from typing import Any
+
+import structlog
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistant.connector_models import StoredConnector
+from assistant.connectors import ConnectorInstance, ConnectorManager, config_problems
+from assistant.core.clock import utcnow
+from assistant.core.errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    ValidationFailedError,
+)
+from assistant.core.ids import new_id
+from assistant.core.principal import Principal
+from integrations.base import ConnectorContext, ConnectorHealth, ConnectorSpec, ConnectorStatus
+from integrations.registry import ConnectorRegistry
+
+log = structlog.stdlib.get_logger(__name__)
+
+MASK = "********"
+_HKDF_INFO = b"assistant/connector-secrets/v1"
+
+
+class SecretBox:
+    """Fernet encryption of connector secrets with a key derived from the secret key."""
+
+    def __init__(self, secret_key: SecretStr | str) -> None:
+        raw = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                   info=_HKDF_INFO).derive(raw.encode())
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def encrypt(self, values: dict[str, str]) -> str:
+        return self._fernet.encrypt(json.dumps(values).encode()).decode()
+
+    def decrypt(self, token: str) -> dict[str, str]:
+        try:
+            data: dict[str, str] = json.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken:
+            raise ConfigurationError(
+                "connector secrets cannot be decrypted (was secret_key changed?)") from None
+        return data
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_secret(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def secret_fields(model: type[BaseModel]) -> set[str]:
+    """Names of the config model's fields that hold secrets."""
+    return {name for name, info in model.model_fields.items() if _is_secret(info.annotation)}
+
+
+def validate_config(spec: ConnectorSpec, raw: dict[str, Any]) -> BaseModel:
+    """The spec's config model, or one error that lists every problem at once."""
+    try:
+        return spec.validate_config(raw)
+    except ValidationError as exc:
+        problems = config_problems(exc)
+        raise ValidationFailedError(f"{len(problems)} configuration error(s)",
+                                    problems=problems) from None
+
+
+class ConnectorStore:
+    """CRUD of stored connector instances, for one deployment."""
+
+    def __init__(self, registry: ConnectorRegistry, box: SecretBox) -> None:
+        self.registry = registry
+        self.box = box
+
+    # ------------------------------------------------------------------ config views
+
+    def full_config(self, row: StoredConnector) -> dict[str, Any]:
+        """Config with secrets decrypted (to build the connector; never to return)."""
+        config = dict(row.config)
+        if row.secrets:
+            config.update(self.box.decrypt(row.secrets))
+        return config
+
+    def public_config(self, row: StoredConnector) -> dict[str, Any]:
+        """Config with every set secret replaced by ``********``."""
+        config = dict(row.config)
+        if row.secrets:
+            config.update(dict.fromkeys(self.box.decrypt(row.secrets), MASK))
+        return config
+
+    def describe(self, row: StoredConnector) -> dict[str, Any]:
+        return {"name": row.name, "slug": row.slug, "enabled": row.enabled,
+                "source": "database", "config": self.public_config(row),
+                "created_by": row.created_by, "created_at": row.created_at.isoformat(),
+                "updated_at": row.updated_at.isoformat()}
+
+    def _split(self, spec: ConnectorSpec, raw: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                       dict[str, str]]:
+        model = validate_config(spec, raw)
+        secrets = secret_fields(spec.config_model)
+        plain = model.model_dump(mode="json", exclude_unset=True, exclude=secrets)
+        hidden = {name: str(raw[name]) for name in secrets if raw.get(name) is not None}
+        return plain, hidden
+
+    # ------------------------------------------------------------------ CRUD
+
+    async def list(self, session: AsyncSession, tenant_id: str) -> list[StoredConnector]:
+        rows = await session.execute(select(StoredConnector).where(
+            StoredConnector.tenant_id == tenant_id).order_by(StoredConnector.name))
+        return list(rows.scalars())
+
+    async def get(self, session: AsyncSession, tenant_id: str, name: str) -> StoredConnector:
+        row = (await session.execute(select(StoredConnector).where(
+            StoredConnector.tenant_id == tenant_id, StoredConnector.name == name))
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(f"no connector instance {name!r}", name=name)
+        return row
+
+    async def create(self, session: AsyncSession, actor: Principal, *, name: str, slug: str,
+                     config: dict[str, Any], enabled: bool = True) -> StoredConnector:
+        spec = self.registry.get(slug)
+        plain, hidden = self._split(spec, config)
+        existing = (await session.execute(select(StoredConnector.id).where(
+            StoredConnector.tenant_id == actor.tenant_id, StoredConnector.name == name))
+        ).scalar_one_or_none()
+        if existing is not None:
+            raise ConflictError(f"a connector instance named {name!r} exists", name=name)
+        now = utcnow()
+        row = StoredConnector(
+            id=new_id(), tenant_id=actor.tenant_id, name=name, slug=slug, config=plain,
+            secrets=self.box.encrypt(hidden) if hidden else None, enabled=enabled,
+            created_by=actor.user_id, created_at=now, updated_at=now)
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def update(self, session: AsyncSession, actor: Principal, name: str, *,
+                     config: dict[str, Any] | None = None, replace: bool = False,
+                     enabled: bool | None = None) -> StoredConnector:
+        """Merge (or replace) the config; a secret given as ``********`` keeps its value."""
+        row = await self.get(session, actor.tenant_id, name)
+        spec = self.registry.get(row.slug)
+        if config is not None:
+            current = self.full_config(row)
+            merged = dict(config) if replace else {**current, **config}
+            for key, value in list(merged.items()):
+                if value == MASK:
+                    if key in current:
+                        merged[key] = current[key]
+                    else:
+                        del merged[key]
+            plain, hidden = self._split(spec, merged)
+            row.config = plain
+            row.secrets = self.box.encrypt(hidden) if hidden else None
+        if enabled is not None:
+            row.enabled = enabled
+        row.updated_at = utcnow()
+        await session.flush()
+        return row
+
+    async def delete(self, session: AsyncSession, actor: Principal, name: str) -> None:
+        row = await self.get(session, actor.tenant_id, name)
+        await session.delete(row)
+        await session.flush()
+
+    # ------------------------------------------------------------------ live instances
+
+    async def build(self, row: StoredConnector, manager: ConnectorManager) -> Any:
+        """A new connector instance from a stored row (the caller closes it)."""
+        context = ConnectorContext(
+            tenant_id=row.tenant_id, instance_name=row.name,
+            session_factory=manager._sessions,  # same database as the manager
+            extras=manager._extras)
+        return await self.registry.build(row.slug, self.full_config(row), context)
+
+    async def activate(self, row: StoredConnector, manager: ConnectorManager) -> None:
+        """Put the row's instance into the live manager, replacing an older one."""
+        await self.deactivate(row.tenant_id, row.name, manager)
+        if not row.enabled:
+            return
+        spec = self.registry.get(row.slug)
+        instance = ConnectorInstance(name=row.name, slug=row.slug, tenant_id=row.tenant_id,
+                                     capabilities=spec.capabilities)
+        try:
+            instance.connector = await self.build(row, manager)
+            instance.health = ConnectorHealth(status=ConnectorStatus.OK, detail="built")
+        except ValidationError as exc:
+            instance.problems = config_problems(exc)
+            instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
+                                              detail="invalid configuration")
+        except Exception as exc:  # isolate: a broken instance is reported, not fatal
+            instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
+                                              detail=type(exc).__name__)
+        manager.instances[(row.tenant_id, row.name)] = instance
+
+    async def deactivate(self, tenant_id: str, name: str, manager: ConnectorManager) -> None:
+        instance = manager.instances.pop((tenant_id, name), None)
+        if instance is not None and instance.connector is not None:
+            try:
+                await instance.connector.aclose()
+            except Exception:  # closing must not block the change
+                log.warning("connector.close_failed", connector=name, tenant=tenant_id)
+
+
+def is_configured_in_settings(manager: ConnectorManager, tenant_id: str, name: str) -> bool:
+    return any(item.name == name and item.tenant == tenant_id
+               for item in manager._configured)
+
+
+async def load_stored_connectors(
+    manager: ConnectorManager, sessions: async_sessionmaker[AsyncSession], secret_key: SecretStr,
+) -> int:
+    """Build every enabled stored instance into ``manager``; returns how many were loaded.
+
+    A database that is not migrated yet, or a row that cannot be built, is logged and
+    skipped: connectors from settings keep working.
+    """
+    store = ConnectorStore(manager.registry, SecretBox(secret_key))
+    try:
+        async with sessions() as session:
+            rows = list((await session.execute(select(StoredConnector).where(
+                StoredConnector.enabled.is_(True)))).scalars())
+    except Exception as exc:  # the table may not exist before `assistant db upgrade`
+        log.warning("connector.store_unavailable", error=type(exc).__name__)
+        return 0
+    for row in rows:
+        if is_configured_in_settings(manager, row.tenant_id, row.name):
+            log.warning("connector.store_shadowed", connector=row.name, tenant=row.tenant_id)
+            continue
+        await store.activate(row, manager)
+    return len(rows)

@@ -1,0 +1,114 @@
+"""Connector instances of a deployment: built per tenant from settings, checked for /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistant.core.settings import ConnectorInstanceSettings
+from integrations.base import Capability, ConnectorContext, ConnectorHealth, ConnectorStatus
+from integrations.errors import UnknownConnectorError
+from integrations.registry import ConnectorRegistry
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass
+class ConnectorInstance:
+    name: str
+    slug: str
+    tenant_id: str
+    capabilities: frozenset[Capability] = frozenset()
+    connector: Any = None
+    health: ConnectorHealth = field(
+        default_factory=lambda: ConnectorHealth(status=ConnectorStatus.DOWN, detail="not built")
+    )
+    problems: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "slug": self.slug, "tenant": self.tenant_id,
+            "capabilities": sorted(c.value for c in self.capabilities),
+            "status": self.health.status.value, "detail": self.health.detail,
+            "problems": self.problems,
+        }
+
+
+def config_problems(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+
+
+class ConnectorManager:
+    """Owns every connector instance of the process; one bad instance never stops the rest."""
+
+    def __init__(
+        self, registry: ConnectorRegistry, session_factory: async_sessionmaker[AsyncSession],
+        instances: list[ConnectorInstanceSettings], *, extras: dict[str, Any] | None = None,
+    ) -> None:
+        self.registry = registry
+        self._sessions = session_factory
+        self._configured = instances
+        self._extras = extras or {}
+        self.instances: dict[tuple[str, str], ConnectorInstance] = {}
+
+    async def start(self) -> None:
+        for item in self._configured:
+            instance = ConnectorInstance(name=item.name, slug=item.slug, tenant_id=item.tenant)
+            self.instances[(item.tenant, item.name)] = instance
+            try:
+                spec = self.registry.get(item.slug)
+                instance.capabilities = spec.capabilities
+                context = ConnectorContext(tenant_id=item.tenant, instance_name=item.name,
+                                           session_factory=self._sessions,
+                                           extras=self._extras)
+                instance.connector = await self.registry.build(item.slug, item.config, context)
+                instance.health = ConnectorHealth(status=ConnectorStatus.OK, detail="built")
+            except ValidationError as exc:
+                instance.problems = config_problems(exc)
+                instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
+                                                  detail="invalid configuration")
+            except Exception as exc:  # isolate: a broken instance is reported, not fatal
+                instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
+                                                  detail=f"{type(exc).__name__}: {exc}")
+            if instance.health.status is ConnectorStatus.BROKEN:
+                log.error("connector.instance_broken", connector=item.name, slug=item.slug,
+                          tenant=item.tenant, detail=instance.health.detail,
+                          problems=instance.problems)
+
+    async def check_all(self, timeout_s: float = 3.0) -> list[dict[str, Any]]:
+        async def check(instance: ConnectorInstance) -> None:
+            if instance.connector is None:
+                return
+            try:
+                instance.health = await asyncio.wait_for(instance.connector.check(), timeout_s)
+            except TimeoutError:
+                instance.health = ConnectorHealth(status=ConnectorStatus.DOWN, detail="timeout")
+
+        await asyncio.gather(*(check(i) for i in self.instances.values()))
+        return [i.describe() for i in self.instances.values()]
+
+    def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any:
+        """The tenant's connector for ``capability`` (the named one, or the first working)."""
+        for instance in self.instances.values():
+            if instance.tenant_id != tenant_id or capability not in instance.capabilities:
+                continue
+            if name is not None and instance.name != name:
+                continue
+            if instance.connector is not None:
+                return instance.connector
+        raise UnknownConnectorError(
+            f"no working {capability.value} connector for tenant {tenant_id!r}"
+            + (f" named {name!r}" if name else ""), capability=capability.value)
+
+    async def aclose(self) -> None:
+        for instance in self.instances.values():
+            if instance.connector is not None:
+                try:
+                    await instance.connector.aclose()
+                except Exception:  # closing must not hide the shutdown of the others
+                    log.exception("connector.close_failed", connector=instance.name)

@@ -1,0 +1,171 @@
+"""Async SQLAlchemy: engine, sessions, the declarative Base, and migrations.
+
+SQLite (WAL) by default, PostgreSQL by URL. The schema is owned by Alembic; services
+``flush()`` and the request dependency commits (one transaction per request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes stored in UTC on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
+    """An async engine; SQLite files get WAL, foreign keys and a busy timeout."""
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    if is_sqlite(url):
+        if ":memory:" not in url and "mode=memory" not in url:
+            path = url.split("///", 1)[-1].split("?", 1)[0]
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_size"] = pool_size
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit on success, roll back on error."""
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_revision)
+
+
+def _run_alembic(connection: Connection, config: Config, action: str, target: str) -> None:
+    config.attributes["connection"] = connection
+    getattr(command, action)(config, target)
+
+
+async def upgrade(engine: AsyncEngine, target: str = "head") -> None:
+    """Apply migrations up to ``target`` through the given engine."""
+    async with engine.begin() as connection:
+        await connection.run_sync(
+            _run_alembic, alembic_config(str(engine.url.render_as_string(False))), "upgrade",
+            target,
+        )
+
+
+async def downgrade(engine: AsyncEngine, target: str) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(
+            _run_alembic, alembic_config(str(engine.url.render_as_string(False))), "downgrade",
+            target,
+        )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+__all__ = [
+    "Base",
+    "Engine",
+    "UTCDateTime",
+    "create_engine",
+    "create_session_factory",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "ping",
+    "session_scope",
+    "upgrade",
+]

@@ -1,0 +1,1 @@
+"""Connectors to the company's systems: mail, calendar and ERP, behind capability protocols."""

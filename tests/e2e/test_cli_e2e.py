@@ -1,0 +1,69 @@
+"""End to end: the installed `assistant` command seeds, demos and serves."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ASSISTANT = Path(sys.executable).parent / "assistant"
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_DATA_DIR=str(data_dir), COLUMNS="200", NO_COLOR="1")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_prints_the_processed_inbox(tmp_path: Path) -> None:
+    result = subprocess.run([str(ASSISTANT), "demo"], cwd=REPO, env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "Inbox of dana.whitfield@northwind.example" in out
+    assert "bulk.headers" in out and "phishing" in out
+    assert "decided by rules" in out and "marked for a human" in out
+    # Drafts and meetings are proposed through governance and wait for review; none run.
+    assert "Proposed reply drafts" in out and "Re: " in out
+    assert "[TEMPLATE" in out  # provider none: template drafts for a person to edit
+    assert "Review queue" in out and "email.draft.create" in out
+    assert "calendar.event.create" in out and "drafts-and-filing" in out
+    assert "pending_review" in out and "none executed" in out
+
+
+def test_serve_answers_healthz(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    subprocess.run([str(ASSISTANT), "db", "upgrade"], cwd=REPO, env=env, check=True,
+                   capture_output=True, timeout=60)
+    port = _free_port()
+    server = subprocess.Popen([str(ASSISTANT), "serve", "--port", str(port)], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("the service did not answer /healthz within 30 s")
+                time.sleep(0.2)
+        assert response.json() == {"status": "ok"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

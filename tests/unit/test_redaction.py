@@ -1,0 +1,53 @@
+"""Log lines carrying a JWT, a bearer header, a password or a client secret contain none."""
+
+from __future__ import annotations
+
+import logging
+
+import jwt
+import pytest
+import structlog
+
+from assistant.core.logging import configure_logging, redact_text
+
+SECRET_JWT = jwt.encode({"sub": "dana", "roles": ["Executive"]}, "k" * 32, algorithm="HS256")
+PASSWORD = "hunter2-Correct-Horse"  # noqa: S105
+CLIENT_SECRET = "cs~8Q~verysecretvalue_1234567890"  # noqa: S105
+API_KEY = "sk-proj-abcdefghijklmnopqrstuvwx"
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_secrets_never_reach_log_lines(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("DEBUG", fmt)
+    log = structlog.stdlib.get_logger("test")
+    log.info("auth.header_seen", authorization=f"Bearer {SECRET_JWT}")
+    log.info("user.login", username="dana", password=PASSWORD)
+    log.info("msal.config", client_secret=CLIENT_SECRET, settings={"api_key": API_KEY})
+    log.info(f"free text with token {SECRET_JWT} and Bearer {CLIENT_SECRET}")
+    log.warning("nested", payload={"headers": {"Authorization": f"Basic {PASSWORD}"}})
+    # third-party lines through the stdlib, formatted with %-args
+    logging.getLogger("httpx").info("GET %s?client_secret=%s", "https://login.example/token",
+                                    CLIENT_SECRET)
+    logging.getLogger("msal").info("token response: access_token=%s", SECRET_JWT)
+    try:
+        raise RuntimeError(f"db failed: postgresql://app:{PASSWORD}@db/prod")
+    except RuntimeError:
+        log.exception("db.failed")
+    err = capsys.readouterr().err
+    assert "user.login" in err and "nested" in err and "login.example" in err
+    for secret in (SECRET_JWT, PASSWORD, CLIENT_SECRET, API_KEY):
+        assert secret not in err, secret
+    assert "[REDACTED]" in err
+
+
+def test_redact_text_keeps_ordinary_words() -> None:
+    text = "The token budget for the quarterly passwordless rollout is fine."
+    assert redact_text(text) == text
+
+
+def test_redaction_stays_linear_on_long_words() -> None:
+    # A 200 KB run of letters once made the URL-credential pattern backtrack for minutes.
+    # Not a timing assertion: a quadratic pattern would not finish within the suite at all.
+    text = "a" * 200_000 + " postgresql://app:s3cret@db/prod"
+    redacted = redact_text(text)
+    assert "s3cret" not in redacted and redacted.startswith("a" * 1000)
