@@ -1,0 +1,167 @@
+"""Scanning runs of audit events: hashes, links, seq continuity.
+
+Light on imports on purpose: ``python -m governance.audit_scan`` runs :func:`scan_sqlite_range`
+in worker processes when a long chain in a SQLite file is verified in parallel, and starts
+in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from governance.audit_hash import HASHED_FIELDS, hash_row
+
+#: Columns a scan reads, in this order: the hashed fields, then the stored row_hash.
+ROW_COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "row_hash")
+_SEQ = HASHED_FIELDS.index("seq")
+_PREV = HASHED_FIELDS.index("prev_hash")
+_ROW_HASH = len(HASHED_FIELDS)
+
+
+class ProblemKind(StrEnum):
+    SEQ_GAP = "seq_gap"  # an event is missing (deleted) or seqs do not start at 1
+    HASH_MISMATCH = "hash_mismatch"  # an event's content no longer matches its row_hash
+    CHAIN_BROKEN = "chain_broken"  # prev_hash is not the previous event's row_hash
+    CHECKPOINT_BAD_SIGNATURE = "checkpoint_bad_signature"
+    CHECKPOINT_UNKNOWN_KEY = "checkpoint_unknown_key"  # signed by a key that is not trusted
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # signed hash differs from the event's
+    CHECKPOINT_BEYOND_TAIL = "checkpoint_beyond_tail"  # the checkpointed event is gone
+    TRUNCATED_TAIL = "truncated_tail"  # the chain head knows of events that are gone
+    HEAD_MISMATCH = "head_mismatch"  # the chain head disagrees with the last event
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int
+    kind: ProblemKind
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "kind": self.kind.value, "detail": self.detail}
+
+
+@dataclass
+class RangeScan:
+    """Running state over consecutive events of one chain.
+
+    With ``expected``/``prev_hash`` unset, the first event's own position is taken as given
+    (a worker's range: the caller checks the seam with :meth:`absorb`).
+    """
+
+    expected: int | None = None
+    prev_hash: str | None = None
+    limit: int = 100
+    first_seq: int | None = None
+    first_prev: str | None = None
+    count: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    omitted: int = 0
+
+    def add(self, seq: int, kind: ProblemKind, detail: str) -> None:
+        if len(self.problems) < self.limit:
+            self.problems.append(Problem(seq, kind, detail))
+        else:
+            self.omitted += 1
+
+    def feed(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Check ``rows`` (in :data:`ROW_COLUMNS` order, ascending seq)."""
+        expected, prev_hash = self.expected, self.prev_hash
+        for row in rows:
+            seq = row[_SEQ]
+            stored = row[_ROW_HASH]
+            if expected is None:
+                self.first_seq, self.first_prev = seq, row[_PREV]
+            elif seq != expected:
+                self.add(expected, ProblemKind.SEQ_GAP, f"events {expected}..{seq - 1} are missing")
+            elif row[_PREV] != prev_hash:
+                self.add(seq, ProblemKind.CHAIN_BROKEN,
+                         "prev_hash does not match the previous event's row_hash")
+            if hash_row(row) != stored:
+                self.add(seq, ProblemKind.HASH_MISMATCH,
+                         "the event's content does not match its row_hash")
+            expected, prev_hash = seq + 1, stored
+        self.expected, self.prev_hash = expected, prev_hash
+        self.count += len(rows)
+
+    @property
+    def last_seq(self) -> int:
+        return (self.expected or 1) - 1
+
+    def absorb(self, part: RangeScan) -> None:
+        """Append the scan of the next range, checking the seam between the two."""
+        if part.count == 0:
+            return
+        assert part.first_seq is not None
+        if self.expected is not None:
+            if part.first_seq != self.expected:
+                self.add(self.expected, ProblemKind.SEQ_GAP,
+                         f"events {self.expected}..{part.first_seq - 1} are missing")
+            elif part.first_prev != self.prev_hash:
+                self.add(part.first_seq, ProblemKind.CHAIN_BROKEN,
+                         "prev_hash does not match the previous event's row_hash")
+        for problem in part.problems:
+            self.add(problem.seq, problem.kind, problem.detail)
+        self.omitted += part.omitted
+        self.count += part.count
+        self.expected, self.prev_hash = part.expected, part.prev_hash
+
+
+def sqlite_range_query(columns: Iterable[str] = ROW_COLUMNS) -> str:
+    return (f"SELECT {', '.join(columns)} FROM audit_events WHERE tenant_id = ? "  # noqa: S608
+            "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+
+
+def scan_sqlite_range(path: str, tenant_id: str, after: int, upto: int,
+                      batch_size: int = 10_000, limit: int = 100) -> RangeScan:
+    """Scan events ``after < seq <= upto`` of a SQLite file, read-only (worker process)."""
+    scan = RangeScan(limit=limit)
+    connection = sqlite3.connect(f"file:{quote(str(Path(path)))}?mode=ro", uri=True)
+    try:
+        query = sqlite_range_query()
+        while True:
+            rows = connection.execute(query, (tenant_id, after, upto, batch_size)).fetchall()
+            if not rows:
+                return scan
+            scan.feed(rows)
+            after = rows[-1][_SEQ]
+    finally:
+        connection.close()
+
+
+def scan_to_json(scan: RangeScan) -> str:
+    return json.dumps({
+        "first_seq": scan.first_seq, "first_prev": scan.first_prev, "expected": scan.expected,
+        "prev_hash": scan.prev_hash, "count": scan.count, "omitted": scan.omitted,
+        "problems": [[p.seq, p.kind.value, p.detail] for p in scan.problems],
+    })
+
+
+def scan_from_json(text: str, limit: int) -> RangeScan:
+    data = json.loads(text)
+    return RangeScan(
+        expected=data["expected"], prev_hash=data["prev_hash"], limit=limit,
+        first_seq=data["first_seq"], first_prev=data["first_prev"], count=data["count"],
+        omitted=data["omitted"],
+        problems=[Problem(seq, ProblemKind(kind), detail) for seq, kind, detail
+                  in data["problems"]],
+    )
+
+
+def main(argv: list[str]) -> None:
+    """``python -m governance.audit_scan PATH TENANT AFTER UPTO BATCH LIMIT``: JSON out."""
+    path, tenant_id, after, upto, batch_size, limit = argv
+    scan = scan_sqlite_range(path, tenant_id, int(after), int(upto), int(batch_size),
+                             int(limit))
+    sys.stdout.write(scan_to_json(scan))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,393 @@
+"""The executor: schedules approved actions, claims due ones, runs them through connectors.
+
+* ``APPROVED -> SCHEDULED`` with ``not_before = approved_at + hold window`` (per kind,
+  from settings; irreversible kinds always wait; ``auto_with_undo`` waits at least the
+  undo window).
+* A worker claims a due action by compare-and-set ``SCHEDULED -> EXECUTING`` and takes a
+  lease; a worker that dies is recovered once its lease expires (``EXECUTING ->
+  SCHEDULED``), and the action runs again with the **same idempotency key**, so the
+  connector returns the effect of the first run instead of making a second one.
+* Retriable connector errors back off (honouring ``Retry-After``); after
+  ``max_attempts`` the action FAILS into the exception queue, routed to an owner.
+* Kill switches keep covered actions in SCHEDULED.
+
+Every step commits its own short transaction; no transaction is open during an external
+call. The connector comes from a resolver callable, so governance never imports the app.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistant.core.clock import utcnow
+from assistant.core.errors import AssistantError, ConflictError
+from assistant.core.ids import new_id
+from assistant.core.logging import redact_text
+from assistant.core.principal import Principal, system_principal
+from assistant.core.settings import GovernanceSettings
+from governance.actions import (
+    ActionKind,
+    ExecutionContext,
+    ExecutionResult,
+    KindRegistry,
+    RiskClass,
+    registry,
+)
+from governance.aftercommit import after_commit
+from governance.audit import AuditAction
+from governance.killswitch import not_blocked
+from governance.models import Action, ActionException
+from governance.policy import Autonomy
+from governance.state import ActionState, execution_key, transition, update_fields
+from integrations.base import Capability
+from integrations.errors import (
+    ConnectorError,
+    ConnectorUnavailableError,
+    RetriableConnectorError,
+    UnknownConnectorError,
+)
+
+log = structlog.stdlib.get_logger(__name__)
+
+S = ActionState
+
+
+class ConnectorResolver(Protocol):
+    """Finds the tenant's connector for a capability (``ConnectorManager.get`` in the app)."""
+
+    def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any: ...
+
+
+#: Called after commit when an action becomes due at a time (wakes a runner, defers a job).
+Notify = Callable[[str, datetime], Awaitable[None]]
+
+
+def hold_seconds(settings: GovernanceSettings, kind: ActionKind, autonomy: str) -> float:
+    """The hold window of a kind: its own setting, else its risk class's."""
+    if kind.name in settings.hold_window_seconds:
+        hold = settings.hold_window_seconds[kind.name]
+    elif kind.risk is RiskClass.IRREVERSIBLE:
+        hold = settings.hold_irreversible_seconds
+    elif kind.risk is RiskClass.COMPENSABLE:
+        hold = settings.hold_compensable_seconds
+    else:
+        hold = settings.hold_reversible_seconds
+    if kind.risk is RiskClass.IRREVERSIBLE:
+        # A per-kind setting may lengthen an irreversible kind's window, never shorten it.
+        hold = max(hold, settings.hold_irreversible_seconds)
+    if autonomy == Autonomy.AUTO_WITH_UNDO:
+        hold = max(hold, settings.auto_with_undo_seconds)
+    return float(hold)
+
+
+class OwnerRouting(Protocol):
+    """Who owns a failed action, and notifying them (governance.owners.OwnerRouter)."""
+
+    async def owner_for(self, session: AsyncSession, action: Action) -> str: ...
+
+    def routed(self, session: AsyncSession, exception: ActionException) -> None: ...
+
+
+#: Owner recorded on the exception queue when no owner routing is configured.
+UNASSIGNED_OWNER = "unassigned"
+
+
+def error_text(exc: BaseException) -> str:
+    """The error for the action row and the exception queue (redacted, bounded)."""
+    detail = getattr(exc, "detail", None) or str(exc)
+    return redact_text(f"{type(exc).__name__}: {detail}")[:1000]
+
+
+def audit_reason(exc: BaseException | str) -> str:
+    """The error as the audit log keeps it: its class only. Connector messages may echo
+    argument values (an address, a subject), and arguments stay out of the audit log."""
+    return exc if isinstance(exc, str) else type(exc).__name__
+
+
+async def route_exception(
+    session: AsyncSession, action: Action, *, state: ActionState, error: str | None,
+    owner: str, now: datetime, routing: OwnerRouting | None = None,
+) -> ActionException:
+    """Put a failed action on the exception queue (same transaction as the transition);
+    with ``routing``, its owner is notified once that transaction commits."""
+    row = ActionException(id=new_id(), tenant_id=action.tenant_id, action_id=action.id,
+                          kind=action.kind, state=state.value, owner=owner, error=error,
+                          status="open", created_at=now)
+    session.add(row)
+    await session.flush()
+    if routing is not None:
+        routing.routed(session, row)
+    return row
+
+
+def backoff_seconds(settings: GovernanceSettings, attempt: int, retry_after: float | None
+                    ) -> float:
+    """Exponential backoff, never sooner than the peer's Retry-After."""
+    delay = min(settings.backoff_max_seconds,
+                settings.backoff_initial_seconds * (2 ** max(0, attempt - 1)))
+    return max(delay, retry_after or 0.0)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[:6]}"
+
+
+class Executor:
+    """Runs due actions. Safe to run in several processes at once."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], resolver: ConnectorResolver,
+        settings: GovernanceSettings, *, kinds: KindRegistry = registry,
+        worker_id: str | None = None, clock: Callable[[], datetime] = utcnow,
+        notify: Notify | None = None, owners: OwnerRouting | None = None,
+    ) -> None:
+        self.owners = owners
+        self.sessions = sessions
+        self.resolver = resolver
+        self.settings = settings
+        self.kinds = kinds
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self.notify = notify
+
+    def actor_for(self, tenant_id: str) -> Principal:
+        return system_principal(tenant_id, f"executor:{self.worker_id}")
+
+    async def owner_for(self, session: AsyncSession, action: Action) -> str:
+        """Owner of a failed action (``unassigned`` without owner routing)."""
+        if self.owners is None:
+            return UNASSIGNED_OWNER
+        return await self.owners.owner_for(session, action)
+
+    # ------------------------------------------------------------------ scheduling
+
+    async def schedule(self, session: AsyncSession, action: Action) -> Action:
+        """``APPROVED -> SCHEDULED`` in the caller's transaction; notifies after commit."""
+        kind = self.kinds.get(action.kind)
+        now = self.clock()
+        approved_at = action.approved_at or now
+        hold = hold_seconds(self.settings, kind, action.autonomy)
+        not_before = approved_at + timedelta(seconds=hold)
+        await transition(session, action, S.SCHEDULED, actor=self.actor_for(action.tenant_id),
+                         now=now, values={"hold_seconds": hold, "not_before": not_before},
+                         payload={"not_before": not_before.isoformat(), "hold_seconds": hold})
+        if self.notify is not None:
+            notify, action_id = self.notify, action.id
+            after_commit(session, lambda: notify(action_id, not_before))
+        return action
+
+    # ------------------------------------------------------------------ running
+
+    async def run_due(self, limit: int = 100) -> int:
+        """Recover expired leases, then claim and run due actions one by one."""
+        await self.recover_expired()
+        done = 0
+        while done < limit:
+            action = await self._claim()
+            if action is None:
+                break
+            await self._execute(action)
+            done += 1
+        return done
+
+    async def run_action(self, action_id: str) -> bool:
+        """Run one action if it is due and unclaimed (a background job's entry point)."""
+        action = await self._claim(action_id)
+        if action is None:
+            return False
+        await self._execute(action)
+        return True
+
+    async def _claim(self, action_id: str | None = None) -> Action | None:
+        """Claim the next due action (or ``action_id``); None when nothing is due."""
+        for _ in range(5):
+            try:
+                return await self._claim_once(action_id)
+            except ConflictError:
+                continue  # another worker took that row first: look again
+        return None
+
+    async def _claim_once(self, action_id: str | None) -> Action | None:
+        async with self.sessions() as session, session.begin():
+            now = self.clock()
+            query = select(Action).where(
+                Action.state == S.SCHEDULED.value, Action.not_before <= now, not_blocked()
+            ).order_by(Action.not_before, Action.id).limit(1)
+            if action_id is not None:
+                query = query.where(Action.id == action_id)
+            if session.get_bind().dialect.name == "postgresql":
+                # Workers skip rows another worker is claiming instead of queueing on them.
+                query = query.with_for_update(skip_locked=True, of=Action)
+            action = (await session.execute(query)).scalar_one_or_none()
+            if action is None:
+                return None
+            attempt = action.attempts + 1
+            await transition(
+                session, action, S.EXECUTING, actor=self.actor_for(action.tenant_id), now=now,
+                values={"attempts": attempt, "claimed_by": self.worker_id, "claimed_at": now,
+                        "lease_expires_at": now + timedelta(seconds=self.settings.lease_seconds)},
+                payload={"attempt": attempt, "worker": self.worker_id})
+        return action
+
+    async def _execute(self, action: Action) -> None:
+        bound = log.bind(action_id=action.id, kind=action.kind, tenant=action.tenant_id,
+                         attempt=action.attempts)
+        try:
+            kind = self.kinds.get(action.kind)
+            args = kind.args_model.model_validate(action.arguments)
+            # Kill switches were checked by the claim's query (in the same statement).
+            connector = self.resolver.get(action.tenant_id, Capability(action.capability),
+                                          action.connector)
+            if kind.prepare is not None and action.snapshot is None:
+                snapshot = await kind.prepare(connector, args)
+                await self._save(action, {"snapshot": snapshot})
+
+            async def save_progress(ids: dict[str, Any]) -> None:
+                await self._save(action, {"external_ids": {**(action.external_ids or {}),
+                                                           **ids}})
+
+            context = ExecutionContext(
+                connector=connector, idempotency_key=execution_key(action.id),
+                snapshot=action.snapshot, progress=dict(action.external_ids or {}),
+                save_progress=save_progress)
+            outcome = await kind.execute(context, args)
+        except ConflictError:
+            bound.warning("executor.lease_lost", worker=self.worker_id)
+        except RetriableConnectorError as exc:
+            bound.warning("executor.retriable_error", error=type(exc).__name__,
+                          retry_after=exc.retry_after)
+            await self._retry_or_fail(action, exc, exc.retry_after)
+        except (UnknownConnectorError, ConnectorUnavailableError) as exc:
+            bound.warning("executor.connector_unavailable", error=type(exc).__name__)
+            await self._retry_or_fail(action, exc, None)
+        except (ConnectorError, AssistantError, ValidationError) as exc:
+            bound.warning("executor.failed", error=type(exc).__name__)
+            await self._fail(action, exc)
+        except Exception as exc:  # a bug or an outage we do not know: retry, then fail
+            bound.exception("executor.unexpected_error", error=type(exc).__name__)
+            await self._retry_or_fail(action, exc, None)
+        else:
+            await self._succeed(action, outcome)
+
+    async def _save(self, action: Action, values: dict[str, Any]) -> None:
+        async with self.sessions() as session, session.begin():
+            await update_fields(session, action, values, claimed_by=self.worker_id)
+
+    async def _succeed(self, action: Action, outcome: ExecutionResult) -> None:
+        external = {**(action.external_ids or {}), **outcome.external_ids}
+        try:
+            async with self.sessions() as session, session.begin():
+                now = self.clock()
+                await transition(
+                    session, action, S.SUCCEEDED, actor=self.actor_for(action.tenant_id), now=now,
+                    values={"external_ids": external, "result": outcome.result,
+                            "finished_at": now, "claimed_by": None, "lease_expires_at": None,
+                            "last_error": None},
+                    payload={"external_ids": external, "attempt": action.attempts})
+        except ConflictError:
+            log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
+            return
+        log.info("executor.succeeded", action_id=action.id, kind=action.kind,
+                 tenant=action.tenant_id, attempt=action.attempts)
+
+    async def _retry_or_fail(self, action: Action, exc: BaseException,
+                             retry_after: float | None) -> None:
+        if action.attempts >= self.settings.max_attempts:
+            await self._fail(action, exc)
+            return
+        delay = backoff_seconds(self.settings, action.attempts, retry_after)
+        error = error_text(exc)
+        try:
+            async with self.sessions() as session, session.begin():
+                now = self.clock()
+                not_before = now + timedelta(seconds=delay)
+                await transition(
+                    session, action, S.SCHEDULED, actor=self.actor_for(action.tenant_id), now=now,
+                    audit_action=AuditAction.ACTION_RETRY_SCHEDULED, reason=audit_reason(exc),
+                    values={"not_before": not_before, "claimed_by": None,
+                            "lease_expires_at": None, "last_error": error},
+                    payload={"attempt": action.attempts, "delay_seconds": delay,
+                             "not_before": not_before.isoformat()})
+                if self.notify is not None:
+                    notify, action_id = self.notify, action.id
+                    after_commit(session, lambda: notify(action_id, not_before))
+        except ConflictError:
+            log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
+
+    async def _fail(self, action: Action, exc: BaseException | str) -> None:
+        error = exc if isinstance(exc, str) else error_text(exc)
+        try:
+            async with self.sessions() as session, session.begin():
+                now = self.clock()
+                owner = await self.owner_for(session, action)
+                routed = await route_exception(session, action, state=S.FAILED, error=error,
+                                               owner=owner, now=now, routing=self.owners)
+                await transition(
+                    session, action, S.FAILED, actor=self.actor_for(action.tenant_id), now=now,
+                    reason=audit_reason(exc),
+                    values={"last_error": error, "finished_at": now, "claimed_by": None,
+                            "lease_expires_at": None},
+                    payload={"attempt": action.attempts, "exception_id": routed.id,
+                             "owner": owner})
+        except ConflictError:
+            log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
+            return
+        log.warning("executor.action_failed", action_id=action.id, kind=action.kind,
+                    tenant=action.tenant_id, owner=owner)
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover_expired(self) -> int:
+        """Reschedule actions whose worker went silent; fail interrupted compensations."""
+        now = self.clock()
+        async with self.sessions() as session:
+            stale = list((await session.execute(select(Action).where(
+                Action.state.in_([S.EXECUTING.value, S.COMPENSATING.value]),
+                Action.lease_expires_at < now,
+            ).limit(100))).scalars())
+        recovered = 0
+        for action in stale:
+            try:
+                if action.state == S.COMPENSATING:
+                    await self._interrupted_compensation(action)
+                elif action.attempts >= self.settings.max_attempts:
+                    await self._fail(action, f"worker {action.claimed_by} went silent on the "
+                                             f"last attempt ({action.attempts})")
+                else:
+                    async with self.sessions() as session, session.begin():
+                        await transition(
+                            session, action, S.SCHEDULED, actor=self.actor_for(action.tenant_id),
+                            now=now, audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
+                            reason=f"lease of worker {action.claimed_by} expired",
+                            values={"not_before": now, "claimed_by": None,
+                                    "lease_expires_at": None},
+                            payload={"attempt": action.attempts, "recovered": True})
+                recovered += 1
+                log.warning("executor.lease_recovered", action_id=action.id,
+                            worker=action.claimed_by)
+            except ConflictError:
+                continue
+        return recovered
+
+    async def _interrupted_compensation(self, action: Action) -> None:
+        async with self.sessions() as session, session.begin():
+            now = self.clock()
+            owner = await self.owner_for(session, action)
+            error = "the compensation was interrupted (its worker went silent); retry it"
+            routed = await route_exception(session, action, state=S.COMPENSATION_FAILED,
+                                           error=error, owner=owner, now=now,
+                                           routing=self.owners)
+            await transition(
+                session, action, S.COMPENSATION_FAILED, actor=self.actor_for(action.tenant_id),
+                now=now, reason=error,
+                values={"claimed_by": None, "lease_expires_at": None, "last_error": error},
+                payload={"exception_id": routed.id, "owner": owner})

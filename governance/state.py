@@ -1,0 +1,209 @@
+"""The action lifecycle: states, allowed transitions, and the one way to move between them.
+
+Every transition is a compare-and-set on ``governed_actions.version``
+(``UPDATE ... WHERE id = ? AND version = ?``; no row updated -> :class:`ConflictError`)
+and records exactly one audit event in the same transaction. An action's audit events
+therefore number exactly its ``version``: one for the proposal, one per transition.
+
+Beyond the lifecycle of the design, three edges exist on purpose:
+
+* ``PENDING_REVIEW -> PENDING_REVIEW``: one approval of several (four-eyes), or an edit
+  that still needs approvals.
+* ``EXECUTING -> SCHEDULED``: a retry after a retriable error, a lease recovered from a
+  worker that died, or a claim released because a kill switch went on.
+* ``COMPENSATION_FAILED -> COMPENSATING``: an operator retries a rollback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from assistant.core.errors import ConflictError
+from assistant.core.logging import redact_text
+from assistant.core.principal import Principal
+from governance import audit
+from governance.audit import AuditAction, AuditEventIn, Outcome
+from governance.models import Action
+
+
+class ActionState(StrEnum):
+    PROPOSED = "proposed"
+    DENIED = "denied"
+    PENDING_REVIEW = "pending_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+S = ActionState
+
+#: Every allowed move; anything else raises :class:`IllegalTransitionError`.
+TRANSITIONS: dict[ActionState, frozenset[ActionState]] = {
+    S.PROPOSED: frozenset({S.DENIED, S.PENDING_REVIEW, S.APPROVED}),
+    S.PENDING_REVIEW: frozenset({S.PENDING_REVIEW, S.APPROVED, S.REJECTED, S.EXPIRED,
+                                 S.CANCELLED}),
+    S.APPROVED: frozenset({S.SCHEDULED}),
+    S.SCHEDULED: frozenset({S.EXECUTING, S.CANCELLED}),
+    S.EXECUTING: frozenset({S.SUCCEEDED, S.FAILED, S.SCHEDULED}),
+    S.SUCCEEDED: frozenset({S.COMPENSATING}),
+    S.COMPENSATING: frozenset({S.COMPENSATED, S.COMPENSATION_FAILED}),
+    S.COMPENSATION_FAILED: frozenset({S.COMPENSATING}),
+    S.DENIED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+    S.COMPENSATED: frozenset(),
+}
+
+TERMINAL: frozenset[ActionState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+#: The audit action recorded for arriving in a state (callers may name a more precise one).
+DEFAULT_AUDIT: dict[ActionState, AuditAction] = {
+    S.PROPOSED: AuditAction.ACTION_PROPOSED,
+    S.DENIED: AuditAction.ACTION_DENIED,
+    S.PENDING_REVIEW: AuditAction.ACTION_PENDING_REVIEW,
+    S.APPROVED: AuditAction.ACTION_APPROVED,
+    S.REJECTED: AuditAction.ACTION_REJECTED,
+    S.EXPIRED: AuditAction.ACTION_EXPIRED,
+    S.CANCELLED: AuditAction.ACTION_CANCELLED,
+    S.SCHEDULED: AuditAction.ACTION_SCHEDULED,
+    S.EXECUTING: AuditAction.ACTION_EXECUTING,
+    S.SUCCEEDED: AuditAction.ACTION_SUCCEEDED,
+    S.FAILED: AuditAction.ACTION_FAILED,
+    S.COMPENSATING: AuditAction.ACTION_COMPENSATING,
+    S.COMPENSATED: AuditAction.ACTION_COMPENSATED,
+    S.COMPENSATION_FAILED: AuditAction.ACTION_COMPENSATION_FAILED,
+}
+
+
+class IllegalTransitionError(ConflictError):
+    """The action is not in a state from which the requested move is allowed."""
+
+
+def can_move(current: ActionState | str, target: ActionState | str) -> bool:
+    return ActionState(target) in TRANSITIONS[ActionState(current)]
+
+
+def arguments_digest(arguments: dict[str, Any]) -> str:
+    """SHA-256 of the canonical arguments: audit rows name them without holding them."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _event(
+    action: Action, audit_action: AuditAction, *, previous: str | None, target: str,
+    reason: str | None, outcome: Outcome, payload: dict[str, Any] | None,
+) -> AuditEventIn:
+    body: dict[str, Any] = {
+        "from": previous, "to": target, "version": action.version, "kind": action.kind,
+        "arguments_digest": arguments_digest(action.arguments),
+    }
+    body.update(payload or {})
+    return AuditEventIn(
+        action=audit_action, outcome=outcome, resource_type="action", resource_id=action.id,
+        connector=action.connector or action.capability,
+        reason=redact_text(reason)[:2000] if reason else None,
+        correlation_id=action.correlation_id, action_id=action.id,
+        idempotency_key=execution_key(action.id), payload=body,
+    )
+
+
+def execution_key(action_id: str) -> str:
+    """The idempotency key every external call of the action carries."""
+    return f"act-{action_id}"
+
+
+async def record_proposed(
+    session: AsyncSession, action: Action, actor: Principal,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Insert a new PROPOSED action (version 1) and its audit event."""
+    if action.state != S.PROPOSED or action.version != 1:
+        raise IllegalTransitionError("a new action starts PROPOSED at version 1")
+    session.add(action)
+    await session.flush()
+    await audit.record(session, actor, _event(
+        action, AuditAction.ACTION_PROPOSED, previous=None, target=S.PROPOSED, reason=None,
+        outcome=Outcome.SUCCESS, payload=payload))
+
+
+async def transition(
+    session: AsyncSession, action: Action, target: ActionState, *, actor: Principal,
+    now: datetime, values: dict[str, Any] | None = None,
+    audit_action: AuditAction | None = None, reason: str | None = None,
+    outcome: Outcome | None = None, payload: dict[str, Any] | None = None,
+) -> Action:
+    """Move ``action`` to ``target`` by compare-and-set, with its one audit event.
+
+    ``values`` are further columns to set in the same UPDATE. The in-memory ``action`` is
+    updated to the new row. Raises :class:`IllegalTransitionError` for a move the
+    lifecycle does not allow and :class:`ConflictError` when the row changed meanwhile.
+    """
+    current = ActionState(action.state)
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransitionError(
+            f"action {action.id} cannot go from {current.value} to {target.value}",
+            action_id=action.id, state=current.value)
+    changes: dict[str, Any] = {"state": target.value, "version": action.version + 1,
+                               "updated_at": now, **(values or {})}
+    result = await session.execute(
+        update(Action)
+        .where(Action.id == action.id, Action.version == action.version)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(f"action {action.id} changed concurrently; reload and retry",
+                            action_id=action.id)
+    for key, value in changes.items():
+        set_committed(action, key, value)
+    if outcome is None:
+        outcome = Outcome.FAILURE if target in {S.FAILED, S.COMPENSATION_FAILED} else (
+            Outcome.DENIED if target is S.DENIED else Outcome.SUCCESS)
+    await audit.record(session, actor, _event(
+        action, audit_action or DEFAULT_AUDIT[target], previous=current.value,
+        target=target.value, reason=reason, outcome=outcome, payload=payload))
+    return action
+
+
+async def update_fields(
+    session: AsyncSession, action: Action, values: dict[str, Any], *,
+    claimed_by: str | None = None,
+) -> None:
+    """Change bookkeeping columns without a transition (no version bump, no audit).
+
+    Guarded by the version (and the claim), so a worker that lost its lease writes nothing.
+    """
+    conditions = [Action.id == action.id, Action.version == action.version]
+    if claimed_by is not None:
+        conditions.append(Action.claimed_by == claimed_by)
+    result = await session.execute(
+        update(Action).where(*conditions).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(f"action {action.id} changed concurrently", action_id=action.id)
+    for key, value in values.items():
+        set_committed(action, key, value)
+
+
+def set_committed(action: Action, key: str, value: Any) -> None:
+    """Reflect a column written by an UPDATE on the loaded object, without dirtying it."""
+    set_committed_value(action, key, value)
