@@ -1,0 +1,38 @@
+"""The authenticated principal: the core ``Principal`` plus how it authenticated and, for a
+delegate, what its executive granted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from assistant.core.principal import Principal, Role
+
+
+class AuthMethod(StrEnum):
+    BEARER = "bearer"
+    API_KEY = "api_key"
+    SESSION = "session"
+
+
+@dataclass(frozen=True)
+class AuthenticatedPrincipal(Principal):
+    """A caller authenticated by this service. ``delegated_scopes`` is set when acting for an
+    executive (``on_behalf_of``): the permissions of the executive's grant."""
+
+    auth_method: AuthMethod = AuthMethod.BEARER
+    delegated_scopes: frozenset[str] | None = None
+
+
+def parse_roles(values: Iterable[object]) -> frozenset[Role]:
+    """Roles from a token claim or a table; Entra app roles are capitalized (Executive,
+    Admin, Auditor). Unknown values are ignored: they grant nothing."""
+    roles: set[Role] = set()
+    for value in values:
+        if isinstance(value, str):
+            try:
+                roles.add(Role(value.strip().lower()))
+            except ValueError:
+                continue
+    return frozenset(roles)

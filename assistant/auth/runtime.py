@@ -1,0 +1,221 @@
+"""The authentication of one process: built once (in ``Services``), used by every request.
+
+A request authenticates with exactly one of: a bearer JWT (``Authorization: Bearer eyJ...``),
+an API key (``Authorization: Bearer ea_...`` or ``X-API-Key: ea_...``), or the web session
+cookie. A delegate adds ``X-On-Behalf-Of: <executive user id>`` to act for an executive who
+granted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistant.auth.apikeys import looks_like_api_key, touch_last_used, verify_api_key
+from assistant.auth.audit import anonymous, audit_detached
+from assistant.auth.crypto import CookieSealer
+from assistant.auth.entra import EntraClient
+from assistant.auth.errors import TokenRejectedError
+from assistant.auth.issuer import LocalIssuer, local_issuer_url
+from assistant.auth.keys import LocalKeyStore
+from assistant.auth.models import User
+from assistant.auth.principal import AuthenticatedPrincipal, AuthMethod, parse_roles
+from assistant.auth.sessions import find_session
+from assistant.auth.tenants import TenantDirectory
+from assistant.auth.tokens import KeySource, LocalKeySource, TokenValidator
+from assistant.auth.users import active_delegation, roles_of
+from assistant.core.errors import AuthenticationError, PermissionDeniedError
+from assistant.core.principal import ActorType, Principal, Role
+from assistant.core.settings import Settings
+from governance.audit import AuditAction, Outcome
+
+log = structlog.stdlib.get_logger(__name__)
+
+ON_BEHALF_OF_HEADER = "x-on-behalf-of"
+API_KEY_HEADER = "x-api-key"
+SIGNIN_STATE_COOKIE = "ea_signin"
+CSRF_COOKIE = "ea_csrf"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@dataclass
+class AuthRuntime:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    directory: TenantDirectory
+    validator: TokenValidator
+    sealer: CookieSealer
+    local_issuer: LocalIssuer | None = None
+    entra: EntraClient | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+              ) -> AuthRuntime:
+        local: LocalIssuer | None = None
+        sources: dict[str, KeySource] = {}
+        if settings.auth.mode == "local":
+            keystore = LocalKeyStore.for_data_dir(settings.data_dir, settings.secret_key)
+            local = LocalIssuer(settings, keystore)
+            sources[local.issuer] = LocalKeySource(keystore, settings)
+        directory = TenantDirectory(settings, local.issuer if local else None)
+        validator = TokenValidator(settings, directory, sources)
+        entra = EntraClient(settings, sessions, directory) if settings.auth.mode == "entra" \
+            else None
+        return cls(settings=settings, sessions=sessions, directory=directory,
+                   validator=validator, sealer=CookieSealer(settings.secret_key, "cookies"),
+                   local_issuer=local, entra=entra)
+
+    @property
+    def issuer(self) -> str:
+        return self.local_issuer.issuer if self.local_issuer else local_issuer_url(self.settings)
+
+    def mint(self, user_id: str, tenant_id: str, roles: Iterable[Role], *,
+             ttl_s: int | None = None, username: str | None = None,
+             display_name: str | None = None) -> str:
+        """A local access token (local mode only)."""
+        if self.local_issuer is None:
+            raise AuthenticationError("local tokens exist only in local mode")
+        return self.local_issuer.mint(user_id=user_id, tenant_id=self.directory.tid_of(tenant_id),
+                                      roles=roles, ttl_s=ttl_s, username=username,
+                                      display_name=display_name)
+
+    # ---------------------------------------------------------------- authentication
+
+    async def authenticate(self, request: Request, session: AsyncSession
+                           ) -> AuthenticatedPrincipal:
+        """The caller of ``request``, or AuthenticationError / PermissionDeniedError."""
+        source_ip = request.client.host if request.client else None
+        authorization = request.headers.get("authorization")
+        api_key = request.headers.get(API_KEY_HEADER)
+        try:
+            if authorization:
+                scheme, _, credentials = authorization.partition(" ")
+                credentials = credentials.strip()
+                if scheme.lower() != "bearer" or not credentials:
+                    raise TokenRejectedError("unsupported authorization scheme",
+                                             "use Authorization: Bearer <token>")
+                if looks_like_api_key(credentials):
+                    principal = await self._from_api_key(session, credentials, source_ip)
+                else:
+                    principal = await self._from_jwt(credentials, source_ip)
+            elif api_key:
+                principal = await self._from_api_key(session, api_key.strip(), source_ip)
+            else:
+                cookie = request.cookies.get(self.settings.auth.session_cookie)
+                if not cookie:
+                    raise AuthenticationError("authentication required: send a bearer token "
+                                              "or an API key, or sign in at /auth/login")
+                principal = await self._from_session(request, session, cookie, source_ip)
+        except TokenRejectedError as exc:
+            await self._audit_rejection(request, exc, source_ip)
+            raise
+        principal = await self._delegation(request, session, principal)
+        structlog.contextvars.bind_contextvars(tenant=principal.tenant_id,
+                                               user=principal.user_id)
+        return principal
+
+    async def _from_jwt(self, token: str, source_ip: str | None) -> AuthenticatedPrincipal:
+        verified = await self.validator.validate(token)
+        return AuthenticatedPrincipal(
+            user_id=verified.subject, tenant_id=verified.tenant_id, roles=verified.roles,
+            actor_type=ActorType.SERVICE if verified.is_app else ActorType.USER,
+            display_name=verified.display_name, source_ip=source_ip,
+            auth_method=AuthMethod.BEARER,
+        )
+
+    async def _from_api_key(self, session: AsyncSession, presented: str,
+                            source_ip: str | None) -> AuthenticatedPrincipal:
+        row = await verify_api_key(session, presented)
+        await touch_last_used(self.sessions, row)
+        return AuthenticatedPrincipal(
+            user_id=f"apikey:{row.prefix}", tenant_id=row.tenant_id,
+            roles=parse_roles(row.roles), actor_type=ActorType.SERVICE, display_name=row.name,
+            source_ip=source_ip, auth_method=AuthMethod.API_KEY,
+        )
+
+    async def _from_session(self, request: Request, session: AsyncSession, cookie: str,
+                            source_ip: str | None) -> AuthenticatedPrincipal:
+        row = await find_session(session, cookie)
+        if row is None:
+            raise AuthenticationError("the session has ended; sign in again at /auth/login")
+        if request.method not in _SAFE_METHODS:
+            self._check_origin(request)
+        roles = parse_roles(row.roles)
+        display_name = row.display_name
+        if row.source == "local":
+            # Local users' roles and status are read now: a change applies at once.
+            user = await session.get(User, row.user_id)
+            if user is None or user.disabled or user.tenant_id != row.tenant_id:
+                raise AuthenticationError("the session has ended; sign in again at /auth/login")
+            roles = await roles_of(session, row.tenant_id, row.user_id)
+            display_name = user.display_name or user.username
+        return AuthenticatedPrincipal(
+            user_id=row.user_id, tenant_id=row.tenant_id, roles=roles,
+            display_name=display_name, source_ip=source_ip, auth_method=AuthMethod.SESSION,
+        )
+
+    def _check_origin(self, request: Request) -> None:
+        """Cookie-authenticated writes come from our own pages (SameSite backs this up)."""
+        origin = request.headers.get("origin")
+        if origin is None:  # not a browser's cross-origin request
+            return
+        allowed = {_origin(self.settings.server.public_url), _origin(str(request.base_url)),
+                   *(_origin(o) for o in self.settings.server.cors_origins if o != "*")}
+        if origin.lower() not in allowed:
+            raise PermissionDeniedError("cross-site request refused")
+
+    async def _delegation(self, request: Request, session: AsyncSession,
+                          principal: AuthenticatedPrincipal) -> AuthenticatedPrincipal:
+        executive_id = request.headers.get(ON_BEHALF_OF_HEADER)
+        if not executive_id:
+            return principal
+        executive_id = executive_id.strip()
+        grant = None
+        if principal.actor_type is ActorType.USER and executive_id != principal.user_id:
+            grant = await active_delegation(session, principal.tenant_id, executive_id,
+                                            principal.user_id)
+        if grant is None:
+            await audit_detached(
+                self.sessions, principal, AuditAction.AUTH_ACCESS_DENIED,
+                outcome=Outcome.DENIED, reason="no delegation from that executive",
+                resource_type="user", resource_id=executive_id[:64],
+                correlation_id=getattr(request.state, "correlation_id", None))
+            raise PermissionDeniedError("you hold no delegation from that executive")
+        return AuthenticatedPrincipal(
+            user_id=principal.user_id, tenant_id=principal.tenant_id,
+            roles=frozenset({Role.DELEGATE}), actor_type=principal.actor_type,
+            on_behalf_of=grant.executive_id, display_name=principal.display_name,
+            source_ip=principal.source_ip, auth_method=principal.auth_method,
+            delegated_scopes=frozenset(grant.scopes),
+        )
+
+    async def _audit_rejection(self, request: Request, exc: TokenRejectedError,
+                               source_ip: str | None) -> None:
+        tenant = exc.tenant_id or self.settings.auth.default_tenant
+        log.info("auth.credentials.rejected", reason=exc.reason, tenant=tenant,
+                 source=source_ip, path=request.url.path)
+        await audit_detached(
+            self.sessions, anonymous(tenant, source_ip), AuditAction.AUTH_TOKEN_REJECTED,
+            outcome=Outcome.DENIED, reason=exc.reason,
+            payload={"claimed_subject": exc.subject, "path": request.url.path,
+                     "source": source_ip},
+            correlation_id=getattr(request.state, "correlation_id", None))
+
+    async def audit_access_denied(self, request: Request, principal: Principal,
+                                  needed: Iterable[str]) -> None:
+        await audit_detached(
+            self.sessions, principal, AuditAction.AUTH_ACCESS_DENIED, outcome=Outcome.DENIED,
+            reason="missing permission", resource_type="route",
+            resource_id=f"{request.method} {request.url.path}"[:200],
+            payload={"needed": sorted(needed)},
+            correlation_id=getattr(request.state, "correlation_id", None))

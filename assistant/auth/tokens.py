@@ -1,0 +1,215 @@
+"""Bearer JWT validation with PyJWT and its JWKS client.
+
+Signature against the issuer's JWKS (found through its OpenID configuration, cached, and
+refreshed when a token names an unknown ``kid``), ``iss`` against the tenant's allowed
+issuers, ``aud``, ``exp``/``nbf`` with a small leeway, and an asymmetric algorithm allowlist.
+Keys are fetched only for configured issuers, never for one a token merely names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import jwt
+import structlog
+from jwt import PyJWK, PyJWKClient
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
+
+from assistant.auth.errors import TokenRejectedError
+from assistant.auth.keys import LocalKeyStore
+from assistant.auth.principal import parse_roles
+from assistant.auth.tenants import TenantDirectory
+from assistant.core.errors import ServiceUnavailableError
+from assistant.core.principal import Role
+from assistant.core.settings import Settings
+
+log = structlog.stdlib.get_logger(__name__)
+
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "tid"]
+
+
+def issuer_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """System trust plus ``auth.ca_bundle`` (a private CA), for every call to an issuer."""
+    context = ssl.create_default_context()
+    if settings.auth.ca_bundle is not None:
+        context.load_verify_locations(cafile=str(settings.auth.ca_bundle))
+    return context
+
+
+class KeySource(Protocol):
+    async def signing_key(self, kid: str) -> PyJWK: ...
+
+
+class LocalJWKSClient(PyJWKClient):
+    """PyJWT's JWKS client reading the local key store instead of the network: the same
+    caching, kid matching and refresh-on-unknown-kid as for a remote issuer."""
+
+    def __init__(self, keystore: LocalKeyStore, *, lifespan: float, cooldown: float) -> None:
+        super().__init__("https://local-issuer.invalid/jwks", lifespan=lifespan,
+                         cooldown_duration=cooldown)
+        self._keystore = keystore
+
+    def fetch_data(self) -> Any:
+        data = self._keystore.jwks()
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(data)
+        return data
+
+
+class LocalKeySource:
+    def __init__(self, keystore: LocalKeyStore, settings: Settings) -> None:
+        # Reading local files is cheap: no cooldown, so a key rotated by the CLI is seen at once.
+        self._client = LocalJWKSClient(keystore, lifespan=settings.auth.jwks_cache_s,
+                                       cooldown=0)
+
+    async def signing_key(self, kid: str) -> PyJWK:
+        return await asyncio.to_thread(self._client.get_signing_key, kid)
+
+
+class RemoteKeySource:
+    """An issuer's keys: ``jwks_uri`` from its OpenID configuration, then PyJWKClient."""
+
+    def __init__(self, issuer: str, settings: Settings, context: ssl.SSLContext) -> None:
+        self.issuer = issuer
+        self._settings = settings
+        self._context = context
+        self._client: PyJWKClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _discover(self) -> PyJWKClient:
+        url = f"{self.issuer}/.well-known/openid-configuration"
+        try:
+            async with httpx.AsyncClient(verify=self._context,
+                                         timeout=self._settings.auth.http_timeout_s) as http:
+                response = await http.get(url)
+                response.raise_for_status()
+                document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("auth.discovery.failed", issuer=self.issuer, error=type(exc).__name__)
+            raise ServiceUnavailableError("the token issuer cannot be reached") from None
+        if document.get("issuer") != self.issuer or not isinstance(document.get("jwks_uri"),
+                                                                   str):
+            log.warning("auth.discovery.mismatch", issuer=self.issuer,
+                        advertised=document.get("issuer"))
+            raise ServiceUnavailableError("the token issuer's configuration is inconsistent")
+        return PyJWKClient(
+            document["jwks_uri"], lifespan=self._settings.auth.jwks_cache_s,
+            cooldown_duration=self._settings.auth.jwks_refresh_cooldown_s,
+            timeout=self._settings.auth.http_timeout_s, ssl_context=self._context,
+        )
+
+    async def signing_key(self, kid: str) -> PyJWK:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await self._discover()
+        try:
+            return await asyncio.to_thread(self._client.get_signing_key, kid)
+        except PyJWKClientConnectionError:
+            log.warning("auth.jwks.unreachable", issuer=self.issuer)
+            raise ServiceUnavailableError("the token issuer's keys cannot be fetched") from None
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    claims: dict[str, Any]
+    issuer: str
+    tenant_id: str
+    subject: str
+    roles: frozenset[Role]
+
+    @property
+    def display_name(self) -> str | None:
+        value = self.claims.get("name") or self.claims.get("preferred_username")
+        return str(value) if value else None
+
+    @property
+    def is_app(self) -> bool:
+        """An application token (client credentials), not a user's."""
+        return self.claims.get("idtyp") == "app"
+
+
+class TokenValidator:
+    def __init__(self, settings: Settings, directory: TenantDirectory,
+                 sources: dict[str, KeySource]) -> None:
+        self._settings = settings
+        self.directory = directory
+        self._sources = sources
+        self._algorithms = list(settings.auth.algorithms)
+
+    def default_audiences(self) -> list[str]:
+        audiences = list(self._settings.auth.audiences)
+        client_id = self._settings.auth.entra.client_id
+        if self._settings.auth.mode == "entra" and client_id:
+            audiences += [client_id, f"api://{client_id}"]
+        return audiences
+
+    def _source(self, issuer: str) -> KeySource:
+        source = self._sources.get(issuer)
+        if source is None:
+            source = RemoteKeySource(issuer, self._settings, issuer_ssl_context(self._settings))
+            self._sources[issuer] = source
+        return source
+
+    async def validate(self, token: str, *, audiences: Iterable[str] | None = None
+                       ) -> VerifiedToken:
+        """Verify ``token`` completely, or raise :class:`TokenRejectedError`."""
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise TokenRejectedError("malformed") from None
+        alg = header.get("alg")
+        if alg not in self._algorithms:
+            raise TokenRejectedError("algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenRejectedError("no key id")
+        issuer = unverified.get("iss")
+        tid = unverified.get("tid")
+        subject = unverified.get("oid") or unverified.get("sub")
+        hint = {"subject": str(subject) if subject else None}
+        if not isinstance(issuer, str) or issuer not in self.directory.trusted_issuers():
+            raise TokenRejectedError("untrusted issuer", **hint)
+        if not isinstance(tid, str) or not tid:
+            raise TokenRejectedError("no tenant", **hint)
+        tenant_id = self.directory.tenant_for(tid, issuer)
+        if tenant_id is None:
+            raise TokenRejectedError("unknown tenant", **hint)
+        if issuer not in self.directory.allowed_issuers(tenant_id):
+            raise TokenRejectedError("issuer not allowed for the tenant", tenant_id=tenant_id,
+                                     **hint)
+        try:
+            key = await self._source(issuer).signing_key(kid)
+        except PyJWKClientError:
+            raise TokenRejectedError("unknown signing key", tenant_id=tenant_id,
+                                     **hint) from None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=self._algorithms,
+                audience=list(audiences or self.default_audiences()), issuer=issuer,
+                leeway=self._settings.auth.leeway_s,
+                options={"require": REQUIRED_CLAIMS, "verify_iat": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenRejectedError("expired", tenant_id=tenant_id, **hint) from None
+        except jwt.ImmatureSignatureError:
+            raise TokenRejectedError("not yet valid", tenant_id=tenant_id, **hint) from None
+        except jwt.InvalidAudienceError:
+            raise TokenRejectedError("wrong audience", tenant_id=tenant_id, **hint) from None
+        except jwt.InvalidIssuerError:
+            raise TokenRejectedError("wrong issuer", tenant_id=tenant_id, **hint) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenRejectedError(f"missing claim {exc.claim}", tenant_id=tenant_id,
+                                     **hint) from None
+        except (jwt.InvalidTokenError, ValueError):
+            raise TokenRejectedError("bad signature", tenant_id=tenant_id, **hint) from None
+        roles_claim = claims.get("roles") or []
+        roles = parse_roles(roles_claim if isinstance(roles_claim, list) else [])
+        return VerifiedToken(claims=claims, issuer=issuer, tenant_id=tenant_id,
+                             subject=str(claims.get("oid") or claims["sub"]), roles=roles)
