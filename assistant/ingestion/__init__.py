@@ -1,0 +1,1 @@
+"""Mail ingestion: per-mailbox cursors, de-duplication, and the triage queue."""

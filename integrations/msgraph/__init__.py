@@ -1,0 +1,1 @@
+"""Microsoft 365 through Microsoft Graph: shared client and auth, mail, calendar."""
