@@ -1,0 +1,32 @@
+"""Meeting scheduling: POST /api/v1/schedule/find ranks slots for structured constraints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter
+
+from assistant.api.deps import ServicesDep, require
+from assistant.auth.permissions import Permission
+from assistant.core.principal import Principal
+from assistant.scheduling.service import ScheduleConstraints, ScheduleResult, find_meeting_slots
+from integrations.base import Capability
+
+log = structlog.stdlib.get_logger(__name__)
+
+router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"])
+
+Scheduler = Annotated[Principal, require(Permission.CALENDAR_READ)]
+
+
+@router.post("/find", response_model=ScheduleResult)
+async def find(body: ScheduleConstraints, principal: Scheduler,
+               services: ServicesDep) -> ScheduleResult:
+    """Slots that fit every required participant and the executive (the organizer, whose
+    calendar the tenant's calendar connector reads). Reads calendars; proposes nothing."""
+    calendar = services.connectors.get(principal.tenant_id, Capability.CALENDAR)
+    result = await find_meeting_slots(calendar, body)
+    log.info("schedule.find", tenant=principal.tenant_id, acting_for=principal.acting_for,
+             feasible=result.feasible, slots=len(result.slots))
+    return result
