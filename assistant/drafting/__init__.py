@@ -1,0 +1,21 @@
+"""Reply drafting: bodies in the executive's voice, proposed as governed actions only."""
+
+from assistant.drafting.drafter import (
+    TEMPLATE_MARKER,
+    DraftProposal,
+    NotDraftableError,
+    draft_reply,
+    template_body,
+)
+from assistant.drafting.flow import DraftingStep, StepOutcome, propose_draft
+
+__all__ = [
+    "TEMPLATE_MARKER",
+    "DraftProposal",
+    "DraftingStep",
+    "NotDraftableError",
+    "StepOutcome",
+    "draft_reply",
+    "propose_draft",
+    "template_body",
+]

@@ -1,0 +1,1 @@
+"""Evaluation harnesses: labelled corpora through the configured pipeline."""

@@ -1,0 +1,568 @@
+"""Deterministic first stage of triage: decide only when confident, otherwise return None.
+
+Order matters. Safety checks run first (phishing, then prompt injection) so that neither
+an admin rule nor a header can lend trust to a forged or hostile message. Then admin
+rules, then what mail headers say about themselves (calendar, auto-reply, bulk), then
+content heuristics (spam, sales pressure), then automated senders. VIP status is a
+modifier: it raises priority on whatever was decided and never decides alone.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from assistant.triage import patterns as lex
+from assistant.triage.config import SenderRule, TriageRulesConfig
+from assistant.triage.lookalike import is_within, lookalike, lookalike_reason, split_domain
+from assistant.triage.models import (
+    Category,
+    MeetingConstraints,
+    Priority,
+    Provenance,
+    TriageFlags,
+    TriageResult,
+)
+from integrations.base import EmailMessage, FolderRole
+
+# Only the head of a body is scanned: signals sit at the top, and a 5 MB newsletter must
+# not cost 5 MB of regex work.
+MAX_SCAN = 20_000
+SPAM_THRESHOLD = 5  # SpamAssassin's default required score
+# Replies in a real thread are rarely spam, so they need this much more evidence.
+REPLY_SPAM_MARGIN = 3
+JUNK_FOLDERS = frozenset({FolderRole.JUNK.value, "junkemail", "junk e-mail", "spam", "bulk mail"})
+
+
+class RuleId(StrEnum):
+    """Stable ids of the built-in rules, as written in provenance (admin rules: 'admin:<id>')."""
+
+    PHISHING_LOOKALIKE = "phishing.lookalike_domain"
+    PHISHING_IMPERSONATION = "phishing.display_name"
+    PHISHING_LURE = "phishing.lure_link"
+    PHISHING_ADVANCE_FEE = "phishing.advance_fee"
+    PHISHING_COMBINED = "phishing.combined"
+    INJECTION = "injection"
+    CALENDAR_REQUEST = "calendar.request"
+    CALENDAR_UPDATE = "calendar.update"
+    AUTO_REPLY = "auto_reply"
+    BULK_JUNK = "bulk.junk_folder"
+    BULK_HEADERS = "bulk.headers"
+    BULK_MARKETING = "bulk.marketing_sender"
+    SPAM_CONTENT = "spam.content"
+    PROMOTION = "promotion.offer"
+    AUTOMATED = "automated.notification"
+    UNDECIDED = "undecided"
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _fold(text: str) -> str:
+    """Lower-case ASCII letters and single spaces: 'José  Núñez' -> 'jose nunez'."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return " ".join(re.findall(r"[a-z]+", text))
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """Lookups a context derives from its fields: brand names, known names, own addresses."""
+
+    domains: frozenset[str]
+    people: dict[str, str]
+    brands: tuple[tuple[str, re.Pattern[str]], ...]
+    names: dict[str, frozenset[str]]
+    own_address: re.Pattern[str]
+
+    @classmethod
+    def build(cls, domains: frozenset[str], people: dict[str, str]) -> _Derived:
+        brand_names = sorted({name for name, _ in map(split_domain, domains) if len(name) >= 3})
+        brands = tuple(
+            (name, re.compile(r"(?:^|[^a-z0-9])" + re.escape(name) + r"(?:[^a-z0-9]|$)"))
+            for name in brand_names)
+        owners: dict[str, set[str]] = {}
+        for address, name in people.items():
+            folded = _fold(name)
+            if len(folded.split()) >= 2:  # a first name alone is no evidence
+                owners.setdefault(folded, set()).add(address.lower())
+        alternatives = "|".join(re.escape(d) for d in sorted(domains)) or "(?!)"
+        return cls(domains=domains, people=people, brands=brands,
+                   names={name: frozenset(addrs) for name, addrs in owners.items()},
+                   own_address=re.compile(r"[\w.+-]+@(?:[\w-]+\.)*(?:" + alternatives + r")\b"))
+
+
+class TriageContext(BaseModel):
+    """Whose mailbox this is and what the admin configured; built once, shared by calls."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    executive: str = Field(description="Address of the executive whose mail is triaged.")
+    internal_domains: frozenset[str] = Field(
+        default=frozenset(),
+        description="Own domains, subdomains included; default: the executive's domain.")
+    vips: frozenset[str] = Field(default=frozenset(), description="VIP sender addresses.")
+    people: dict[str, str] = Field(
+        default_factory=dict, description="Known people (colleagues, VIPs): address -> name. "
+        "Mail using one of these names from another address is flagged as impersonation.")
+    timezone: str = Field(default="UTC", description="IANA zone of the executive.")
+    rules: tuple[SenderRule, ...] = ()
+    # Out-of-office replies carry a return date and a stand-in that scheduling can use, so
+    # by default they are surfaced (low) rather than dropped; IGNORE files them away.
+    auto_reply_category: Category = Field(
+        default=Category.NOTIFY, description="notify or ignore: automatic (out-of-office) "
+        "replies.")
+
+    _derived: _Derived | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_domains(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("internal_domains") and "@" in str(
+                data.get("executive", "")):
+            data = {**data, "internal_domains": {str(data["executive"]).rsplit("@", 1)[1]}}
+        return data
+
+    @field_validator("executive")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip().lower()
+        if "@" not in value:
+            raise ValueError("not an email address")
+        return value
+
+    @field_validator("internal_domains", "vips", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple | set | frozenset):
+            return frozenset(str(v).strip().lower().lstrip("@") for v in value)
+        return value
+
+    @field_validator("auto_reply_category")
+    @classmethod
+    def _quiet(cls, value: Category) -> Category:
+        if value not in (Category.NOTIFY, Category.IGNORE):
+            raise ValueError("auto-replies can only be notify or ignore")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone: {value!r}") from None
+        return value
+
+    def _lookups(self) -> _Derived:
+        # Derived from the fields on first use and rebuilt if model_copy(update=...) swapped
+        # them: model_copy skips validation, so nothing computed at init can be trusted.
+        derived = self._derived
+        if derived is None or derived.domains is not self.internal_domains \
+                or derived.people is not self.people:
+            derived = _Derived.build(self.internal_domains, self.people)
+            self._derived = derived
+        return derived
+
+    @classmethod
+    def from_config(cls, config: TriageRulesConfig, *, executive: str, timezone: str = "UTC",
+                    internal_domains: frozenset[str] | set[str] = frozenset(),
+                    people: dict[str, str] | None = None) -> TriageContext:
+        """Context from the admin's YAML plus what the deployment knows about the mailbox."""
+        directory = dict(people or {})
+        for vip in config.vips:
+            if vip.name:
+                directory.setdefault(vip.address, vip.name)
+        return cls(
+            executive=executive,
+            internal_domains=frozenset(internal_domains) | frozenset(config.internal_domains),
+            vips=frozenset(v.address for v in config.vips),
+            people=directory, timezone=timezone, rules=config.rules,
+            auto_reply_category=config.auto_replies,
+        )
+
+    def is_internal(self, domain: str) -> bool:
+        return is_within(domain, self.internal_domains)
+
+    def impersonates(self, display_name: str, address: str) -> tuple[str, bool] | None:
+        """(reason, strong) when an external sender's name borrows a known identity."""
+        lookups = self._lookups()
+        lowered = display_name.lower()
+        local_part = address.split("@", 1)[0]
+        if lookups.own_address.search(lowered):
+            return "display name carries an internal address", True
+        owners = lookups.names.get(_fold(display_name))
+        if owners and address.lower() not in owners:
+            return f"display name {display_name!r} belongs to another address", True
+        for brand, pattern in lookups.brands:
+            if pattern.search(lowered) or pattern.search(local_part):
+                return f"sender name uses the organisation's name {brand!r}", False
+        return None
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@dataclass(frozen=True)
+class MessageSignals:
+    """What the rules noticed about one message; later stages may use it as input."""
+
+    sender: str
+    domain: str
+    external: bool
+    vip: bool
+    has_deadline: bool
+    obligation: bool
+    injection: str | None
+    phishing: tuple[RuleId, str] | None
+    spam_score: int
+    spam_evidence: tuple[str, ...]
+
+    def flags(self) -> TriageFlags:
+        return TriageFlags(phishing=self.phishing is not None, external=self.external,
+                           has_deadline=self.has_deadline,
+                           prompt_injection=self.injection is not None)
+
+
+@dataclass(frozen=True)
+class _Text:
+    raw: str  # head of the body as written (case matters for calendars and shouting)
+    subject: str  # the rest are lower-cased
+    body: str
+    fresh: str  # the body above the first quoted reply
+    full: str  # subject and body
+
+
+def _text_of(message: EmailMessage) -> _Text:
+    raw = message.text[:MAX_SCAN]
+    if not raw.strip() and message.html:
+        raw = lex.TAG.sub(" ", message.html[: MAX_SCAN * 2])[:MAX_SCAN]
+    quote = lex.QUOTE_START.search(raw)
+    fresh = raw[: quote.start()] if quote else raw
+    subject = _lower(message.subject or "")
+    body = _lower(raw)
+    return _Text(raw=raw, subject=subject, body=body, fresh=_lower(fresh),
+                 full=f"{subject}\n{body}")
+
+
+def _lower(text: str) -> str:
+    # Curly apostrophes would defeat "i'm" and "won't" in every pattern.
+    return text.lower().replace("\u2019", "'")
+
+
+def _pharma_hits(text: str) -> tuple[int, bool]:
+    """(distinct drug names, any pharmacy word), after undoing spelling games."""
+    joined = lex.SPACED_LETTERS.sub(lambda m: lex.SEPARATORS.sub("", m.group(0)), text)
+    words = set(lex.squash(lex.WORD_BREAKS.sub(" ", joined)).split())
+    return len(words & lex.DRUGS), bool(words & lex.PHARMACY)
+
+
+def _spam_score(message: EmailMessage, text: _Text, domain: str) -> tuple[int, tuple[str, ...]]:
+    evidence: list[str] = []
+    score = 0
+
+    def add(name: str, weight: int) -> None:
+        nonlocal score
+        score += weight
+        evidence.append(name)
+
+    drugs, pharmacy = _pharma_hits(text.full)
+    if drugs:
+        add("drug_names", 4 if drugs >= 2 else 3)
+    if pharmacy:
+        add("pharmacy", 2)
+    for name, weight, pattern in lex.SPAM_FAMILIES:
+        if pattern.search(text.full):
+            add(name, weight)
+    if lex.SALUTATION.match(text.body):
+        add("salutation", 1)
+    if lex.SHOUTING.search(text.raw) or "!!" in message.subject:
+        add("shouting", 1)
+    if domain.rsplit(".", 1)[-1] in lex.ABUSED_TLDS:
+        add("abused_tld", 2)
+    if lex.SPAMMY_DOMAIN_TOKEN.search(domain):
+        add("spammy_domain", 3)
+    if lookalike_reason(domain, lex.FREEMAIL, typos=False) is not None:
+        add("freemail_lookalike", 2)
+    local = message.sender.address.split("@", 1)[0] if message.sender else ""
+    if lex.LOCAL_DIGITS.search(local):
+        add("digits_in_sender", 1)
+    if lex.MARKETING_LOCAL.fullmatch(local):
+        add("marketing_sender", 2)
+    if lex.FAKE_REPLY.match(text.subject) and not message.in_reply_to and not message.references:
+        add("fake_reply", 1)
+    if not text.subject.strip() or text.subject.strip() == "(no subject)":
+        add("no_subject", 1)
+    if len(lex.PRICE.findall(text.body[:3000])) >= 3:
+        add("price_list", 1)
+    return score, tuple(evidence)
+
+
+def _phishing(message: EmailMessage, text: _Text, ctx: TriageContext, domain: str,
+              external: bool) -> tuple[RuleId, str] | None:
+    if not external:
+        return None
+    similar = lookalike(domain, ctx.internal_domains)
+    if similar and similar[1]:
+        return RuleId.PHISHING_LOOKALIKE, similar[0]
+    for addr in message.reply_to:
+        reply_reason = lookalike_reason(addr.domain, ctx.internal_domains)
+        if reply_reason:
+            return RuleId.PHISHING_LOOKALIKE, f"reply-to: {reply_reason}"
+    impersonation = None
+    if message.sender is not None:
+        impersonation = ctx.impersonates(message.sender.name or "", message.sender.address)
+    if impersonation and impersonation[1]:
+        return RuleId.PHISHING_IMPERSONATION, impersonation[0]
+    link = lex.LINK.search(text.body) is not None
+    lure = lex.CREDENTIAL_LURE.search(text.full) or lex.PAYMENT_LURE.search(text.full)
+    if lure and link:
+        return RuleId.PHISHING_LURE, f"asks for credentials or money ({lure.group(0)!r}), " \
+            "with a link"
+    fee = lex.ADVANCE_FEE.search(text.full)
+    if fee and (link or lure):
+        return RuleId.PHISHING_ADVANCE_FEE, f"prize or inheritance bait ({fee.group(0)!r})"
+    # Weak signals only count together, or with urgency and a link.
+    weak: list[str] = [similar[0]] if similar else []
+    if impersonation:
+        weak.append(impersonation[0])
+    # Same registrable domain (news.shop.example -> shop.example) is the same organisation.
+    if any(split_domain(a.domain) != split_domain(domain) and not ctx.is_internal(a.domain)
+           for a in message.reply_to):
+        weak.append("reply-to goes to another domain")
+    if lure:
+        weak.append(f"lure {lure.group(0)!r}")
+    if weak and (len(weak) >= 2 or (link and lex.URGENCY.search(text.full))):
+        return RuleId.PHISHING_COMBINED, "; ".join(weak)
+    return None
+
+
+def _injection(message: EmailMessage, text: _Text) -> str | None:
+    found = lex.INJECTION.search(text.full)
+    if found is None and message.html:
+        # Hidden HTML (white-on-white, display:none) is where injections like to hide.
+        found = lex.INJECTION.search(_lower(lex.TAG.sub(" ", message.html[: MAX_SCAN * 2])))
+    return found.group(0) if found else None
+
+
+def _analyze(message: EmailMessage, ctx: TriageContext) -> tuple[MessageSignals, _Text]:
+    text = _text_of(message)
+    sender = message.sender.address if message.sender else ""
+    domain = message.sender.domain if message.sender else ""
+    external = not (domain and ctx.is_internal(domain))
+    head = f"{text.subject}\n{text.fresh}"
+    score, evidence = _spam_score(message, text, domain) if external else (0, ())
+    injection = _injection(message, text)
+    phishing = _phishing(message, text, ctx, domain, external)
+    if phishing is None and injection is not None and external:
+        # Instructions to an AI from outside are an attack on the mailbox, not mail.
+        phishing = RuleId.INJECTION, f"an outside sender instructs an AI: {injection[:80]!r}"
+    signals = MessageSignals(
+        sender=sender, domain=domain, external=external, vip=sender in ctx.vips,
+        has_deadline=lex.DEADLINE.search(head) is not None,
+        obligation=lex.OBLIGATION.search(head) is not None,
+        injection=injection, phishing=phishing, spam_score=score, spam_evidence=evidence,
+    )
+    return signals, text
+
+
+# --------------------------------------------------------------------------- calendar
+
+
+def _calendar_method(message: EmailMessage, text: _Text) -> str | None:
+    """The iTIP method of an attached invitation ('' if none is named); None: no calendar."""
+    found = None
+    content_type = message.headers.get("content-type", "")
+    if "text/calendar" in content_type.lower():
+        m = lex.CT_METHOD.search(content_type)
+        found = m.group(1).upper() if m else ""
+    for att in message.attachments:
+        name = (att.filename or "").lower()
+        if att.content_type.lower().startswith(("text/calendar", "application/ics")) \
+                or name.endswith(".ics"):
+            m = lex.CT_METHOD.search(att.content_type)
+            found = m.group(1).upper() if m else (found or "")
+    if "BEGIN:VCALENDAR" in text.raw:
+        m = lex.ICS_METHOD.search(text.raw)
+        found = m.group(1) if m else (found or "")
+    return found
+
+
+def _meeting(message: EmailMessage, text: _Text, ctx: TriageContext) -> MeetingConstraints:
+    times: dict[str, datetime] = {}
+    zone_name: str | None = None
+    for kind, value in lex.ICS_DT.findall(text.raw):
+        try:
+            stamp = datetime.strptime(value.rstrip("Z"), "%Y%m%dT%H%M%S")
+        except ValueError:
+            continue
+        # Times without Z are read in the executive's zone; TZID parameters are not parsed.
+        name = "UTC" if value.endswith("Z") else ctx.timezone
+        if kind not in times:
+            times[kind] = stamp.replace(tzinfo=UTC if name == "UTC" else ZoneInfo(name))
+            zone_name = zone_name or name
+    start, end = times.get("DTSTART"), times.get("DTEND")
+    duration = int((end - start).total_seconds() // 60) if start and end and end > start else None
+    return MeetingConstraints(
+        participants=[a.address for a in message.participants],
+        duration_minutes=duration, window_start=start, window_end=end, timezone=zone_name,
+    )
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class RuleTriage:
+    """The rule engine. Pure: a decision depends only on the message and the context."""
+
+    def decide(self, message: EmailMessage, context: TriageContext) -> TriageResult | None:
+        """A confident decision, or None to hand the message to the next stage."""
+        return self.evaluate(message, context)[0]
+
+    def evaluate(self, message: EmailMessage,
+                 context: TriageContext) -> tuple[TriageResult | None, MessageSignals]:
+        """The decision (or None) together with the signals it was made from."""
+        signals, text = _analyze(message, context)
+        result = self._decide(message, context, signals, text)
+        if result is not None and signals.vip and result.category is not Category.IGNORE:
+            result = result.model_copy(update={"priority": result.priority.raised()})
+        return result, signals
+
+    def signals(self, message: EmailMessage, context: TriageContext) -> MessageSignals:
+        """What the rules notice about a message, for stages that decide after them."""
+        return _analyze(message, context)[0]
+
+    def undecided(self, message: EmailMessage, context: TriageContext, *,
+                  reason: str = "no rule was confident; a person decides",
+                  signals: MessageSignals | None = None) -> TriageResult:
+        """The result for mail no stage could decide: no category, routed to a person."""
+        signals = signals or _analyze(message, context)[0]
+        return TriageResult(
+            message_id=message.id, category=None,
+            priority=Priority.HIGH if signals.vip else Priority.NORMAL, flags=signals.flags(),
+            summary=_summary(message), reason=reason,
+            provenance=Provenance(stage="rule", rule_id=RuleId.UNDECIDED), confidence=0.0,
+            needs_human=True,
+        )
+
+    def complete(self, result: TriageResult, message: EmailMessage, context: TriageContext, *,
+                 signals: MessageSignals | None = None) -> TriageResult:
+        """Fold the rules' facts into a later stage's result: flags OR-ed, VIPs raised."""
+        signals = signals or _analyze(message, context)[0]
+        flags = result.flags.model_copy(update={
+            "external": signals.external,
+            "has_deadline": result.flags.has_deadline or signals.has_deadline,
+        })
+        priority = result.priority
+        if signals.vip and result.category is not Category.IGNORE and not flags.phishing:
+            priority = priority.raised()
+        return result.model_copy(update={"message_id": message.id, "flags": flags,
+                                         "priority": priority})
+
+    # ----------------------------------------------------------------- internals
+
+    def _decide(self, message: EmailMessage, ctx: TriageContext, s: MessageSignals,
+                text: _Text) -> TriageResult | None:
+        def result(category: Category, priority: Priority, rule_id: str, reason: str,
+                   confidence: float, **extra: Any) -> TriageResult:
+            return TriageResult(
+                message_id=message.id, category=category, priority=priority, flags=s.flags(),
+                summary=_summary(message), reason=reason,
+                provenance=Provenance(stage="rule", rule_id=str(rule_id)),
+                confidence=confidence, **extra,
+            )
+
+        if s.phishing is not None:
+            rule_id, why = s.phishing
+            # Reporting is the only action, and it is the rule's, not the content's.
+            return result(Category.IGNORE, Priority.HIGH, rule_id, f"likely phishing: {why}",
+                          0.9, requested_actions=["report_phishing"],
+                          needs_human=s.injection is not None)
+        if s.injection is not None:
+            # From inside (a colleague forwarding or discussing one): nothing in it may drive
+            # an action, so a person reviews it and the category never asks for a reply.
+            return result(Category.NOTIFY, Priority.NORMAL, RuleId.INJECTION,
+                          f"text tries to instruct an AI assistant: {s.injection[:80]!r}", 0.9,
+                          needs_human=True)
+
+        for rule in ctx.rules:
+            if rule.matches(s.sender, s.domain, message.subject or ""):
+                note = f": {rule.description}" if rule.description else ""
+                return result(rule.category, rule.priority, f"admin:{rule.id}",
+                              f"admin rule {rule.id}{note}", 1.0)
+
+        method = _calendar_method(message, text)
+        if method is not None:
+            if method in ("", "REQUEST", "ADD", "PUBLISH"):
+                return result(Category.SCHEDULE, Priority.NORMAL, RuleId.CALENDAR_REQUEST,
+                              "calendar invitation attached", 0.95,
+                              requested_actions=["respond_to_invitation"],
+                              meeting=_meeting(message, text, ctx))
+            priority = Priority.NORMAL if method == "CANCEL" else Priority.LOW
+            return result(Category.NOTIFY, priority, RuleId.CALENDAR_UPDATE,
+                          f"calendar {method.lower()}: nothing to answer", 0.95)
+
+        auto = (message.auto_submitted or "").strip().lower()
+        if self._auto_reply(message, text, auto):
+            return result(ctx.auto_reply_category, Priority.LOW, RuleId.AUTO_REPLY,
+                          "automatic reply (out of office)", 0.95)
+
+        precedence = (message.precedence or "").strip().lower()
+        if message.folder.lower() in JUNK_FOLDERS or precedence == "junk":
+            return result(Category.IGNORE, Priority.LOW, RuleId.BULK_JUNK,
+                          "in the junk folder or marked Precedence: junk", 0.95)
+        listed = bool(message.list_unsubscribe or message.list_id) or precedence in ("bulk", "list")
+        # Internal lists (team aliases, announcements) can carry real requests: not decided.
+        if listed and s.external and not s.obligation:
+            return result(Category.IGNORE, Priority.LOW, RuleId.BULK_HEADERS,
+                          "bulk mail (list headers)", 0.95)
+
+        local = s.sender.split("@", 1)[0]
+        if s.external and not s.obligation and lex.MARKETING_LOCAL.fullmatch(local) and (
+                "bulk_footer" in s.spam_evidence
+                or any(h in message.headers for h in lex.ESP_HEADERS)):
+            return result(Category.IGNORE, Priority.LOW, RuleId.BULK_MARKETING,
+                          "marketing sender with an unsubscribe footer", 0.9)
+
+        threshold = SPAM_THRESHOLD + (REPLY_SPAM_MARGIN if message.in_reply_to else 0)
+        if s.external and s.spam_score >= threshold:
+            return result(Category.IGNORE, Priority.LOW, RuleId.SPAM_CONTENT,
+                          "spam content: " + ", ".join(s.spam_evidence), 0.9)
+
+        if s.external and not message.in_reply_to and lex.OFFER.search(text.full) \
+                and lex.PRESSURE.search(text.full):
+            return result(Category.IGNORE, Priority.LOW, RuleId.PROMOTION,
+                          "sales offer under time pressure", 0.85)
+
+        automated = (auto.startswith("auto-generated") or lex.NO_REPLY_LOCAL.fullmatch(local)
+                     or "x-auto-response-suppress" in message.headers)
+        if automated and not s.obligation and not s.has_deadline:
+            priority = Priority.NORMAL if lex.ALERT_SUBJECT.search(text.subject) else Priority.LOW
+            return result(Category.NOTIFY, priority, RuleId.AUTOMATED,
+                          "automated notification", 0.85)
+        return None
+
+    @staticmethod
+    def _auto_reply(message: EmailMessage, text: _Text, auto: str) -> bool:
+        if auto.startswith("auto-replied") or "x-autoreply" in message.headers \
+                or "x-autorespond" in message.headers:
+            return True
+        if lex.AUTO_REPLY_SUBJECT.match(text.subject) or lex.AUTO_REPLY_OPENING.match(text.fresh):
+            return True
+        # Without headers or a subject marker, only the full out-of-office formula counts:
+        # a person writing "I'm out of the office tomorrow" is not an auto-reply.
+        return bool(lex.OOO_STATEMENT.search(text.fresh[:600]) and lex.OOO_RETURN.search(text.fresh)
+                    and lex.OOO_ABSENCE.search(text.fresh))
+
+
+def _summary(message: EmailMessage) -> str:
+    subject = " ".join((message.subject or "").split()) or "(no subject)"
+    who = (message.sender.name or message.sender.address) if message.sender else "unknown sender"
+    return f"{who}: {subject}"
