@@ -1,0 +1,1 @@
+"""Quality monitoring, total cost and the go / no-go decision gate, measured from records."""
