@@ -61,7 +61,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     configure_logging(settings.log.level, log_format(settings))
     app = FastAPI(
-        title="Executive Assistant", version=__version__, lifespan=lifespan,
+        title="Executive Assistant",
+        version=__version__,
+        lifespan=lifespan,
         description="Governed AI executive assistant: triage, drafting, scheduling, ERP.",
     )
     if services is not None:

@@ -39,8 +39,7 @@ from governance.production_models import ConfigVersion
 log = structlog.stdlib.get_logger(__name__)
 
 #: Model settings the stored override may change.
-LLM_OVERRIDE_FIELDS = frozenset({"model", "temperature", "max_output_tokens", "timeout_s",
-                                 "tasks"})
+LLM_OVERRIDE_FIELDS = frozenset({"model", "temperature", "max_output_tokens", "timeout_s", "tasks"})
 _PROMPT_GLOB = "*@*.yaml"
 
 
@@ -75,33 +74,43 @@ def _restore_prompts(directory: Path, files: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- snapshots
 
 
-async def snapshot_policy(session: AsyncSession, actor: Principal, settings: Settings,
-                          reason: str) -> ConfigVersion:
+async def snapshot_policy(
+    session: AsyncSession, actor: Principal, settings: Settings, reason: str
+) -> ConfigVersion:
     path = policy_path(settings)
-    return await record_version(session, actor, kind="policy",
-                                content={"text": path.read_text(encoding="utf-8")},
-                                reason=reason)
+    return await record_version(
+        session,
+        actor,
+        kind="policy",
+        content={"text": path.read_text(encoding="utf-8")},
+        reason=reason,
+    )
 
 
-async def snapshot_prompts(session: AsyncSession, actor: Principal, reason: str, *,
-                           directory: Path = PROMPTS_DIR) -> ConfigVersion:
+async def snapshot_prompts(
+    session: AsyncSession, actor: Principal, reason: str, *, directory: Path = PROMPTS_DIR
+) -> ConfigVersion:
     files = _read_prompts(directory)
-    return await record_version(session, actor, kind="prompts", content={"files": files},
-                                reason=reason)
+    return await record_version(
+        session, actor, kind="prompts", content={"files": files}, reason=reason
+    )
 
 
-async def set_llm_override(session: AsyncSession, actor: Principal, settings: Settings,
-                           values: dict[str, Any], reason: str) -> ConfigVersion:
+async def set_llm_override(
+    session: AsyncSession, actor: Principal, settings: Settings, values: dict[str, Any], reason: str
+) -> ConfigVersion:
     """Record a new model-settings override (validated against the llm section)."""
     unknown = sorted(set(values) - LLM_OVERRIDE_FIELDS)
     if unknown:
-        raise ValidationFailedError(f"not overridable: {unknown}; allowed: "
-                                    f"{sorted(LLM_OVERRIDE_FIELDS)}")
+        raise ValidationFailedError(
+            f"not overridable: {unknown}; allowed: {sorted(LLM_OVERRIDE_FIELDS)}"
+        )
     current = await latest(session, actor.tenant_id, "llm")
     merged = {**(current.content.get("override", {}) if current else {}), **values}
     merged_settings(settings.llm, merged)  # raises on invalid values
-    return await record_version(session, actor, kind="llm", content={"override": merged},
-                                reason=reason)
+    return await record_version(
+        session, actor, kind="llm", content={"override": merged}, reason=reason
+    )
 
 
 def merged_settings(base: LLMSettings, override: dict[str, Any]) -> LLMSettings:
@@ -114,21 +123,34 @@ def merged_settings(base: LLMSettings, override: dict[str, Any]) -> LLMSettings:
 def connector_content(row: StoredConnector | None) -> dict[str, Any]:
     if row is None:
         return {"exists": False}
-    return {"exists": True, "slug": row.slug, "config": dict(row.config),
-            "secrets_encrypted": row.secrets, "enabled": row.enabled}
+    return {
+        "exists": True,
+        "slug": row.slug,
+        "config": dict(row.config),
+        "secrets_encrypted": row.secrets,
+        "enabled": row.enabled,
+    }
 
 
-async def snapshot_connector(session: AsyncSession, actor: Principal, name: str,
-                             row: StoredConnector | None, reason: str) -> ConfigVersion:
-    return await record_version(session, actor, kind="connector", subject=name,
-                                content=connector_content(row), reason=reason)
+async def snapshot_connector(
+    session: AsyncSession, actor: Principal, name: str, row: StoredConnector | None, reason: str
+) -> ConfigVersion:
+    return await record_version(
+        session,
+        actor,
+        kind="connector",
+        subject=name,
+        content=connector_content(row),
+        reason=reason,
+    )
 
 
 # --------------------------------------------------------------------------- restoring
 
 
-async def apply_llm_override(sessions: async_sessionmaker[AsyncSession], settings: Settings
-                             ) -> Settings:
+async def apply_llm_override(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> Settings:
     """Settings with the stored model-settings override laid over ``settings.llm``."""
     try:
         async with sessions() as session:
@@ -151,20 +173,23 @@ def appliers(settings: Settings, *, prompts_dir: Path = PROMPTS_DIR) -> dict[str
         parse_policy(text, source=f"policy@{version.number}")  # never write a broken policy
         _write_atomically(policy_path(settings), text)
 
-    async def prompts(session: AsyncSession, actor: Principal, version: ConfigVersion
-                      ) -> None:
+    async def prompts(session: AsyncSession, actor: Principal, version: ConfigVersion) -> None:
         _restore_prompts(prompts_dir, version.content["files"])
 
     async def llm(session: AsyncSession, actor: Principal, version: ConfigVersion) -> None:
         # The restored version becomes the latest, hence the override services read.
         merged_settings(settings.llm, version.content.get("override", {}))
 
-    async def connector(session: AsyncSession, actor: Principal, version: ConfigVersion
-                        ) -> None:
+    async def connector(session: AsyncSession, actor: Principal, version: ConfigVersion) -> None:
         content = version.content
-        row = (await session.execute(select(StoredConnector).where(
-            StoredConnector.tenant_id == actor.tenant_id,
-            StoredConnector.name == version.subject))).scalar_one_or_none()
+        row = (
+            await session.execute(
+                select(StoredConnector).where(
+                    StoredConnector.tenant_id == actor.tenant_id,
+                    StoredConnector.name == version.subject,
+                )
+            )
+        ).scalar_one_or_none()
         now = utcnow()
         if not content.get("exists"):
             if row is not None:
@@ -172,9 +197,15 @@ def appliers(settings: Settings, *, prompts_dir: Path = PROMPTS_DIR) -> dict[str
                 await session.flush()
             return
         if row is None:
-            row = StoredConnector(id=new_id(), tenant_id=actor.tenant_id,
-                                  name=version.subject, created_by=actor.user_id,
-                                  created_at=now, slug=content["slug"], config={})
+            row = StoredConnector(
+                id=new_id(),
+                tenant_id=actor.tenant_id,
+                name=version.subject,
+                created_by=actor.user_id,
+                created_at=now,
+                slug=content["slug"],
+                config={},
+            )
             session.add(row)
         row.slug = content["slug"]
         row.config = dict(content["config"])

@@ -17,12 +17,15 @@ from assistant.core.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(name="assistant", help="Executive Assistant: a governed AI assistant.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="assistant",
+    help="Executive Assistant: a governed AI assistant.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="The embedded sandbox mailbox and calendars.",
-                          no_args_is_help=True)
+sandbox_app = typer.Typer(help="The embedded sandbox mailbox and calendars.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
@@ -94,8 +97,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Executive Assistant."""
 
@@ -119,8 +126,13 @@ def serve(
         for problem in exc.problems:
             err_console.print(f"  - {problem}")
         raise typer.Exit(2) from None
-    uvicorn.run(create_app(settings), host=host or settings.server.host,
-                port=port or settings.server.port, log_config=None, proxy_headers=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_config=None,
+        proxy_headers=True,
+    )
 
 
 # ---------------------------------------------------------------------------- db
@@ -228,15 +240,20 @@ def config_check() -> None:
             err_console.print(f"  - {problem}")
         raise typer.Exit(2)
     assert settings is not None
-    console.print(f"configuration OK ({settings.environment.value}, "
-                  f"{len(settings.connectors)} connector(s), database "
-                  f"{settings.database_url.split('://', 1)[0]})")
+    console.print(
+        f"configuration OK ({settings.environment.value}, "
+        f"{len(settings.connectors)} connector(s), database "
+        f"{settings.database_url.split('://', 1)[0]})"
+    )
 
 
 @config_app.command("reference")
 def config_reference(
-    update: Annotated[Path | None, typer.Option(
-        help="Rewrite the table between the settings markers of this file (the README).")
+    update: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rewrite the table between the settings markers of this file (the README)."
+        ),
     ] = None,
 ) -> None:
     """Print every setting with its environment name and default (Markdown)."""
@@ -253,8 +270,9 @@ def config_reference(
     if not pattern.search(text):
         err_console.print(f"no settings markers in {update}")
         raise typer.Exit(2)
-    update.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text),
-                      encoding="utf-8")
+    update.write_text(
+        pattern.sub(lambda m: m.group(1) + table + m.group(2), text), encoding="utf-8"
+    )
     console.print(f"updated the configuration table in {update}")
 
 
@@ -276,10 +294,12 @@ def sandbox_seed(
         engine = create_engine(settings.database_url)
         try:
             await upgrade(engine)
-            return await seed_sandbox(create_session_factory(engine),
-                                      tenant_id=settings.sandbox.tenant,
-                                      seed_dir=seed_dir or settings.sandbox.seed_dir,
-                                      reset=reset)
+            return await seed_sandbox(
+                create_session_factory(engine),
+                tenant_id=settings.sandbox.tenant,
+                seed_dir=seed_dir or settings.sandbox.seed_dir,
+                reset=reset,
+            )
         finally:
             await engine.dispose()
 
@@ -287,8 +307,10 @@ def sandbox_seed(
     if report.skipped:
         console.print("sandbox already seeded (use --reset to start over)")
     else:
-        console.print(f"sandbox seeded for the week of {report.week_of}: {report.messages} "
-                      f"messages, {report.people} people, {report.events} events")
+        console.print(
+            f"sandbox seeded for the week of {report.week_of}: {report.messages} "
+            f"messages, {report.people} people, {report.events} events"
+        )
 
 
 @app.command()

@@ -21,21 +21,26 @@ from assistant.core.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-actions_app = typer.Typer(help="Governed actions: list, inspect, decide, undo, roll back.",
-                          no_args_is_help=True)
-killswitch_app = typer.Typer(help="Stop (and resume) the execution of actions.",
-                             no_args_is_help=True)
+actions_app = typer.Typer(
+    help="Governed actions: list, inspect, decide, undo, roll back.", no_args_is_help=True
+)
+killswitch_app = typer.Typer(
+    help="Stop (and resume) the execution of actions.", no_args_is_help=True
+)
 
 console = Console()
 err_console = Console(stderr=True)
 
-TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: the "
-                                                "sandbox tenant of the settings).")]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", help="Tenant (default: the sandbox tenant of the settings)."),
+]
 AsOpt = Annotated[str | None, typer.Option("--as", help="Who decides (user id).")]
-RoleOpt = Annotated[list[Role] | None, typer.Option("--role", help="Roles of that user "
-                                                     "(repeatable; default: admin).")]
-ForOpt = Annotated[str | None, typer.Option("--for", help="The executive a delegate acts "
-                                            "for.")]
+RoleOpt = Annotated[
+    list[Role] | None,
+    typer.Option("--role", help="Roles of that user (repeatable; default: admin)."),
+]
+ForOpt = Annotated[str | None, typer.Option("--for", help="The executive a delegate acts for.")]
 
 
 def _settings() -> Settings:
@@ -48,11 +53,19 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _principal(settings: Settings, tenant: str | None, user: str | None,
-               roles: list[Role] | None, on_behalf_of: str | None = None) -> Principal:
-    return Principal(user_id=user or f"cli:{getpass.getuser()}",
-                     tenant_id=tenant or settings.sandbox.tenant,
-                     roles=frozenset(roles or [Role.ADMIN]), on_behalf_of=on_behalf_of)
+def _principal(
+    settings: Settings,
+    tenant: str | None,
+    user: str | None,
+    roles: list[Role] | None,
+    on_behalf_of: str | None = None,
+) -> Principal:
+    return Principal(
+        user_id=user or f"cli:{getpass.getuser()}",
+        tenant_id=tenant or settings.sandbox.tenant,
+        roles=frozenset(roles or [Role.ADMIN]),
+        on_behalf_of=on_behalf_of,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -92,11 +105,34 @@ async def _in_transaction(runtime: Any, work: Callable[[Any], Awaitable[T]]) -> 
 
 
 def _describe(action: Any) -> dict[str, Any]:
-    columns = ("id", "kind", "state", "version", "risk", "on_behalf_of", "actor_id",
-               "correlation_id", "autonomy", "decision", "policy_rule_id", "policy_version",
-               "decision_reason", "explanation", "approvals_required", "approver_roles",
-               "review_expires_at", "not_before", "attempts", "external_ids", "result",
-               "last_error", "compensation_result", "arguments", "created_at", "updated_at")
+    columns = (
+        "id",
+        "kind",
+        "state",
+        "version",
+        "risk",
+        "on_behalf_of",
+        "actor_id",
+        "correlation_id",
+        "autonomy",
+        "decision",
+        "policy_rule_id",
+        "policy_version",
+        "decision_reason",
+        "explanation",
+        "approvals_required",
+        "approver_roles",
+        "review_expires_at",
+        "not_before",
+        "attempts",
+        "external_ids",
+        "result",
+        "last_error",
+        "compensation_result",
+        "arguments",
+        "created_at",
+        "updated_at",
+    )
     return {c: getattr(action, c) for c in columns}
 
 
@@ -106,8 +142,7 @@ def _describe(action: Any) -> dict[str, Any]:
 @actions_app.command("list")
 def actions_list(
     tenant: TenantOpt = None,
-    state: Annotated[list[str] | None, typer.Option(help="Filter by state (repeatable).")]
-    = None,
+    state: Annotated[list[str] | None, typer.Option(help="Filter by state (repeatable).")] = None,
     kind: Annotated[str | None, typer.Option(help="Filter by kind ('*' wildcard).")] = None,
     correlation: Annotated[str | None, typer.Option(help="Correlation id.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
@@ -120,33 +155,48 @@ def actions_list(
     states = [ActionState(s) for s in state or []]
 
     async def work(runtime: Any) -> list[Any]:
-        return await _in_transaction(runtime, lambda session: runtime.actions.list(
-            session, principal, states=states, kind=kind, correlation_id=correlation,
-            limit=limit))
+        return await _in_transaction(
+            runtime,
+            lambda session: runtime.actions.list(
+                session,
+                principal,
+                states=states,
+                kind=kind,
+                correlation_id=correlation,
+                limit=limit,
+            ),
+        )
 
     rows = _run(settings, work)
     table = Table(title=f"actions of tenant {principal.tenant_id}")
     for column in ("id", "kind", "state", "for", "rule", "created"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.id, row.kind, row.state, row.on_behalf_of or "",
-                      row.policy_rule_id or "", row.created_at.isoformat(timespec="seconds"))
+        table.add_row(
+            row.id,
+            row.kind,
+            row.state,
+            row.on_behalf_of or "",
+            row.policy_rule_id or "",
+            row.created_at.isoformat(timespec="seconds"),
+        )
     console.print(table)
 
 
 @actions_app.command("show")
 def actions_show(
-    action_id: str, tenant: TenantOpt = None,
-    preview: Annotated[bool, typer.Option(help="Render the preview (reads the mailbox).")]
-    = False,
+    action_id: str,
+    tenant: TenantOpt = None,
+    preview: Annotated[bool, typer.Option(help="Render the preview (reads the mailbox).")] = False,
 ) -> None:
     """One action as JSON: arguments, policy decision and explanation, execution."""
     settings = _settings()
     principal = _principal(settings, tenant, None, [Role.AUDITOR])
 
     async def work(runtime: Any) -> dict[str, Any]:
-        action = await _in_transaction(runtime, lambda session: runtime.actions.get(
-            session, principal, action_id))
+        action = await _in_transaction(
+            runtime, lambda session: runtime.actions.get(session, principal, action_id)
+        )
         shown = _describe(action)
         if preview:
             shown["preview"] = await runtime.review.preview(action)
@@ -156,49 +206,68 @@ def actions_show(
 
 
 @actions_app.command("approve")
-def actions_approve(action_id: str, tenant: TenantOpt = None, user: AsOpt = None,
-                    role: RoleOpt = None, acting_for: ForOpt = None,
-                    comment: Annotated[str | None, typer.Option(help="Comment.")] = None,
-                    ) -> None:
+def actions_approve(
+    action_id: str,
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
+    role: RoleOpt = None,
+    acting_for: ForOpt = None,
+    comment: Annotated[str | None, typer.Option(help="Comment.")] = None,
+) -> None:
     """Approve a pending action (as --as with --role, for --for)."""
     settings = _settings()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> Any:
-        return await _in_transaction(runtime, lambda session: runtime.review.approve(
-            session, principal, action_id, comment))
+        return await _in_transaction(
+            runtime, lambda session: runtime.review.approve(session, principal, action_id, comment)
+        )
 
     action = _run(settings, work)
     console.print(f"{action.id}: {action.state}")
 
 
 @actions_app.command("reject")
-def actions_reject(action_id: str,
-                   reason: Annotated[str, typer.Option(help="Why (required).")],
-                   tenant: TenantOpt = None, user: AsOpt = None, role: RoleOpt = None,
-                   acting_for: ForOpt = None) -> None:
+def actions_reject(
+    action_id: str,
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
+    role: RoleOpt = None,
+    acting_for: ForOpt = None,
+) -> None:
     """Reject a pending action with a reason."""
     settings = _settings()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> Any:
-        return await _in_transaction(runtime, lambda session: runtime.review.reject(
-            session, principal, action_id, reason))
+        return await _in_transaction(
+            runtime, lambda session: runtime.review.reject(session, principal, action_id, reason)
+        )
 
     action = _run(settings, work)
     console.print(f"{action.id}: {action.state}")
 
 
 @actions_app.command("undo")
-def actions_undo(action_id: str, tenant: TenantOpt = None, user: AsOpt = None,
-                 role: RoleOpt = None, acting_for: ForOpt = None) -> None:
+def actions_undo(
+    action_id: str,
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
+    role: RoleOpt = None,
+    acting_for: ForOpt = None,
+) -> None:
     """Cancel an action inside its hold window (or still in review)."""
     settings = _settings()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> Any:
-        return await _in_transaction(runtime, lambda session: runtime.actions.undo(
-            session, principal, action_id, "undone from the command line"))
+        return await _in_transaction(
+            runtime,
+            lambda session: runtime.actions.undo(
+                session, principal, action_id, "undone from the command line"
+            ),
+        )
 
     action = _run(settings, work)
     console.print(f"{action.id}: {action.state}")
@@ -207,9 +276,13 @@ def actions_undo(action_id: str, tenant: TenantOpt = None, user: AsOpt = None,
 @actions_app.command("rollback")
 def actions_rollback(
     action_id: Annotated[str | None, typer.Argument(help="Action to compensate.")] = None,
-    correlation: Annotated[str | None, typer.Option(
-        help="Roll back every action of this correlation id, newest first.")] = None,
-    tenant: TenantOpt = None, user: AsOpt = None, role: RoleOpt = None,
+    correlation: Annotated[
+        str | None,
+        typer.Option(help="Roll back every action of this correlation id, newest first."),
+    ] = None,
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
+    role: RoleOpt = None,
     acting_for: ForOpt = None,
 ) -> None:
     """Compensate one executed action, or a whole correlation id in reverse order."""
@@ -221,8 +294,7 @@ def actions_rollback(
 
     async def work(runtime: Any) -> list[Any]:
         if correlation:
-            return list(await runtime.compensation.rollback_correlation(principal,
-                                                                        correlation))
+            return list(await runtime.compensation.rollback_correlation(principal, correlation))
         return [await runtime.compensation.rollback(principal, action_id)]
 
     outcomes = _run(settings, work)
@@ -230,8 +302,9 @@ def actions_rollback(
     for outcome in outcomes:
         mark = "[green]ok[/green]" if outcome.ok else "[red]failed[/red]"
         failed = failed or not outcome.ok
-        console.print(f"{mark} {outcome.action_id} {outcome.kind}: {outcome.state} "
-                      f"({outcome.detail})")
+        console.print(
+            f"{mark} {outcome.action_id} {outcome.kind}: {outcome.state} ({outcome.detail})"
+        )
     if failed:
         raise typer.Exit(1)
 
@@ -239,30 +312,48 @@ def actions_rollback(
 # ---------------------------------------------------------------------------- kill switch
 
 
-def _switch(enabled: bool, tenant: str | None, connector: str | None, reason: str | None
-            ) -> None:
+def _switch(enabled: bool, tenant: str | None, connector: str | None, reason: str | None) -> None:
     from governance.killswitch import set_switch
 
     settings = _settings()
     principal = _principal(settings, tenant, None, [Role.ADMIN])
 
     async def work(runtime: Any) -> Any:
-        return await _in_transaction(runtime, lambda session: set_switch(
-            session, principal, enabled=enabled, now=utcnow(), tenant_id=tenant,
-            connector=connector, reason=reason))
+        return await _in_transaction(
+            runtime,
+            lambda session: set_switch(
+                session,
+                principal,
+                enabled=enabled,
+                now=utcnow(),
+                tenant_id=tenant,
+                connector=connector,
+                reason=reason,
+            ),
+        )
 
     _run(settings, work)
-    scope = " ".join(filter(None, [f"tenant={tenant}" if tenant else None,
-                                   f"connector={connector}" if connector else None])) or \
-        "global"
+    scope = (
+        " ".join(
+            filter(
+                None,
+                [
+                    f"tenant={tenant}" if tenant else None,
+                    f"connector={connector}" if connector else None,
+                ],
+            )
+        )
+        or "global"
+    )
     console.print(f"kill switch {'ON' if enabled else 'off'} ({scope})")
 
 
 @killswitch_app.command("on")
 def killswitch_on(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
-    connector: Annotated[str | None, typer.Option(
-        help="Only this connector (instance name or capability).")] = None,
+    connector: Annotated[
+        str | None, typer.Option(help="Only this connector (instance name or capability).")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why.")] = None,
 ) -> None:
     """Stop execution (actions wait in SCHEDULED; nothing is lost)."""
@@ -294,9 +385,14 @@ def killswitch_status() -> None:
     for column in ("tenant", "connector", "state", "by", "reason", "since"):
         table.add_column(column)
     for row in _run(settings, work):
-        table.add_row(row.tenant_id or "*", row.connector or "*",
-                      "ON" if row.enabled else "off", row.set_by, row.reason or "",
-                      row.updated_at.isoformat(timespec="seconds"))
+        table.add_row(
+            row.tenant_id or "*",
+            row.connector or "*",
+            "ON" if row.enabled else "off",
+            row.set_by,
+            row.reason or "",
+            row.updated_at.isoformat(timespec="seconds"),
+        )
     console.print(table)
 
 
@@ -304,8 +400,10 @@ def killswitch_status() -> None:
 
 
 def worker(
-    backend: Annotated[Literal["auto", "inprocess", "procrastinate"], typer.Option(
-        help="auto: procrastinate on PostgreSQL, the in-process loop otherwise.")] = "auto",
+    backend: Annotated[
+        Literal["auto", "inprocess", "procrastinate"],
+        typer.Option(help="auto: procrastinate on PostgreSQL, the in-process loop otherwise."),
+    ] = "auto",
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
 ) -> None:
     """Run due actions, retries, lease recovery and review expiry until stopped."""
@@ -329,8 +427,7 @@ def worker(
             loop.add_signal_handler(signum, stop.set)
         try:
             await runtime.start()
-            console.print(f"worker {runtime.executor.worker_id} running ({mode}); "
-                          "Ctrl-C to stop")
+            console.print(f"worker {runtime.executor.worker_id} running ({mode}); Ctrl-C to stop")
             await stop.wait()
         finally:
             await runtime.stop()

@@ -65,19 +65,26 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"not an ISO-8601 date or time: {value!r}",
-                                 param_hint=option) from None
+        raise typer.BadParameter(
+            f"not an ISO-8601 date or time: {value!r}", param_hint=option
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @audit_app.command("verify")
 def verify(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")] = None,
-    public_key: Annotated[Path | None, typer.Option(
-        help="Trusted checkpoint key (PEM, public or private). Default: the configured "
-        "audit.checkpoint_key_file.")] = None,
-    workers: Annotated[int | None, typer.Option(
-        min=1, help="Processes for long chains on SQLite (default: one per core).")] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Trusted checkpoint key (PEM, public or private). Default: the configured "
+            "audit.checkpoint_key_file."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes for long chains on SQLite (default: one per core)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Recompute every chain; exit 0 when intact, 1 when tampered (first bad seq printed)."""
@@ -96,74 +103,122 @@ def verify(
         engine = _engine(settings)
         try:
             async with create_session_factory(engine)() as session:
-                return await verify_all(session, public_keys=[key] if key else [],
-                                        tenants=[tenant] if tenant else None, workers=workers)
+                return await verify_all(
+                    session,
+                    public_keys=[key] if key else [],
+                    tenants=[tenant] if tenant else None,
+                    workers=workers,
+                )
         finally:
             await engine.dispose()
 
     reports = _run(go())
     if as_json:
-        typer.echo(orjson.dumps([r.to_dict() for r in reports],
-                                option=orjson.OPT_INDENT_2).decode())
+        typer.echo(
+            orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode()
+        )
     elif not reports:
         console.print("no audit chains to verify")
     for report in reports if not as_json else ():
         if report.ok:
-            console.print(f"tenant {report.tenant_id}: OK, {report.events} events, "
-                          f"{report.checkpoints} signed checkpoints")
+            console.print(
+                f"tenant {report.tenant_id}: OK, {report.events} events, "
+                f"{report.checkpoints} signed checkpoints"
+            )
             continue
         first = report.first_problem
         assert first is not None
-        console.print(f"[red]tenant {report.tenant_id}: TAMPERED[/red] first bad seq "
-                      f"{first.seq}: {first.kind.value}: {first.detail}")
+        console.print(
+            f"[red]tenant {report.tenant_id}: TAMPERED[/red] first bad seq "
+            f"{first.seq}: {first.kind.value}: {first.detail}"
+        )
         for problem in sorted(report.problems, key=lambda p: p.seq)[1:20]:
             console.print(f"  seq {problem.seq}: {problem.kind.value}: {problem.detail}")
         hidden = max(0, len(report.problems) - 20) + report.problems_omitted
         if hidden:
             console.print(f"  ... and {hidden} more")
     if key is None and any(r.checkpoints for r in reports):
-        err_console.print("[yellow]no checkpoint key found: signatures could not be "
-                          "checked[/yellow]")
+        err_console.print(
+            "[yellow]no checkpoint key found: signatures could not be checked[/yellow]"
+        )
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
 
-_CSV_COLUMNS = ("tenant_id", "seq", "event_id", "occurred_at", "recorded_at", "actor_type",
-                "actor_id", "on_behalf_of", "roles", "source_ip", "action", "resource_type",
-                "resource_id", "connector", "outcome", "reason", "correlation_id",
-                "action_id", "idempotency_key", "payload", "schema_version", "prev_hash",
-                "row_hash")
+_CSV_COLUMNS = (
+    "tenant_id",
+    "seq",
+    "event_id",
+    "occurred_at",
+    "recorded_at",
+    "actor_type",
+    "actor_id",
+    "on_behalf_of",
+    "roles",
+    "source_ip",
+    "action",
+    "resource_type",
+    "resource_id",
+    "connector",
+    "outcome",
+    "reason",
+    "correlation_id",
+    "action_id",
+    "idempotency_key",
+    "payload",
+    "schema_version",
+    "prev_hash",
+    "row_hash",
+)
 
 
 def _record(event: AuditEvent) -> dict[str, Any]:
     from governance.audit_hash import iso_utc
 
     return {
-        "tenant_id": event.tenant_id, "seq": event.seq, "event_id": event.event_id,
-        "occurred_at": iso_utc(event.occurred_at), "recorded_at": iso_utc(event.recorded_at),
-        "actor_type": event.actor_type, "actor_id": event.actor_id,
-        "on_behalf_of": event.on_behalf_of, "roles": event.roles_json,
-        "source_ip": event.source_ip, "action": event.action,
-        "resource_type": event.resource_type, "resource_id": event.resource_id,
-        "connector": event.connector, "outcome": event.outcome, "reason": event.reason,
-        "correlation_id": event.correlation_id, "action_id": event.action_id,
-        "idempotency_key": event.idempotency_key, "payload": event.payload_json,
-        "schema_version": event.schema_version, "prev_hash": event.prev_hash,
+        "tenant_id": event.tenant_id,
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "occurred_at": iso_utc(event.occurred_at),
+        "recorded_at": iso_utc(event.recorded_at),
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "on_behalf_of": event.on_behalf_of,
+        "roles": event.roles_json,
+        "source_ip": event.source_ip,
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "connector": event.connector,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "correlation_id": event.correlation_id,
+        "action_id": event.action_id,
+        "idempotency_key": event.idempotency_key,
+        "payload": event.payload_json,
+        "schema_version": event.schema_version,
+        "prev_hash": event.prev_hash,
         "row_hash": event.row_hash,
     }
 
 
 @audit_app.command("export")
 def export(
-    since: Annotated[str | None, typer.Option(
-        help="Events that occurred at or after this ISO time (UTC if no offset).")] = None,
-    until: Annotated[str | None, typer.Option(
-        help="Events that occurred before this ISO time (UTC if no offset).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Events that occurred at or after this ISO time (UTC if no offset)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Events that occurred before this ISO time (UTC if no offset)."),
+    ] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = (
-        ExportFormat.JSONL),
+        ExportFormat.JSONL
+    ),
     tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")] = None,
-    output: Annotated[Path | None, typer.Option(
-        help="Write here instead of standard output.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write here instead of standard output.")
+    ] = None,
 ) -> None:
     """Export events with their hashes (payloads as stored: redacted); the export is audited.
 
@@ -179,13 +234,15 @@ def export(
     settings = _settings()
     where = AuditFilter(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"))
     target: AbstractContextManager[IO[str]] = (
-        output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout))
+        output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
+    )
 
     async def go(stream: IO[str]) -> dict[str, int]:
         engine = _engine(settings)
         counts: dict[str, int] = {}
-        writer = csv.DictWriter(stream, fieldnames=_CSV_COLUMNS) if fmt is ExportFormat.CSV \
-            else None
+        writer = (
+            csv.DictWriter(stream, fieldnames=_CSV_COLUMNS) if fmt is ExportFormat.CSV else None
+        )
         if writer is not None:
             writer.writeheader()
         try:
@@ -203,13 +260,26 @@ def export(
                         counts[name] += 1
             async with sessions() as session, session.begin():
                 for name, count in counts.items():
-                    actor = Principal(user_id=f"cli:{getpass.getuser()}", tenant_id=name,
-                                      actor_type=ActorType.SYSTEM)
-                    await record(session, actor, AuditEventIn(
-                        action=AuditAction.AUDIT_EXPORTED, resource_type="audit_log",
-                        payload={"since": since, "until": until, "format": fmt.value,
-                                 "events": count,
-                                 "output": str(output) if output else "stdout"}))
+                    actor = Principal(
+                        user_id=f"cli:{getpass.getuser()}",
+                        tenant_id=name,
+                        actor_type=ActorType.SYSTEM,
+                    )
+                    await record(
+                        session,
+                        actor,
+                        AuditEventIn(
+                            action=AuditAction.AUDIT_EXPORTED,
+                            resource_type="audit_log",
+                            payload={
+                                "since": since,
+                                "until": until,
+                                "format": fmt.value,
+                                "events": count,
+                                "output": str(output) if output else "stdout",
+                            },
+                        ),
+                    )
             return counts
         finally:
             await engine.dispose()
@@ -222,9 +292,14 @@ def export(
 @audit_app.command("checkpoint")
 def checkpoint(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")] = None,
-    due_only: Annotated[bool, typer.Option(
-        "--due-only", help="Only chains whose last checkpoint is older than "
-        "audit.checkpoint_every_seconds (what the background runner does).")] = False,
+    due_only: Annotated[
+        bool,
+        typer.Option(
+            "--due-only",
+            help="Only chains whose last checkpoint is older than "
+            "audit.checkpoint_every_seconds (what the background runner does).",
+        ),
+    ] = False,
 ) -> None:
     """Sign a checkpoint at the head of each chain that grew since its last one."""
     from assistant.core.db import create_session_factory
@@ -271,8 +346,10 @@ def public_key() -> None:
     settings = _settings()
     key = load_public_key(settings.audit_key_file)
     if key is None:
-        err_console.print(f"no checkpoint key at {settings.audit_key_file} (it is created "
-                          "with the first checkpoint)")
+        err_console.print(
+            f"no checkpoint key at {settings.audit_key_file} (it is created "
+            "with the first checkpoint)"
+        )
         raise typer.Exit(1)
     typer.echo(public_key_pem(key), nl=False)
     err_console.print(f"fingerprint (sha256): {fingerprint(key)}")

@@ -20,8 +20,9 @@ from assistant.core.errors import AssistantError, ConfigurationError
 from assistant.core.settings import Settings, load_settings
 
 gate_app = typer.Typer(help="The go / no-go decision gate.", no_args_is_help=True)
-quality_app = typer.Typer(help="Quality monitoring: spot checks and drift alerts.",
-                          no_args_is_help=True)
+quality_app = typer.Typer(
+    help="Quality monitoring: spot checks and drift alerts.", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -43,16 +44,20 @@ def _settings() -> Settings:
             err_console.print(f"  - {problem}")
         raise typer.Exit(2) from None
     # Log lines go to stderr: stdout carries only the report.
-    fmt = settings.log.format if settings.log.format != "auto" else (
-        "json" if settings.is_production else "console")
+    fmt = (
+        settings.log.format
+        if settings.log.format != "auto"
+        else ("json" if settings.is_production else "console")
+    )
     configure_logging(settings.log.level, fmt)
     # Alembic announces its plugins at INFO when first imported; that is not news here.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return settings
 
 
-async def render_gate(settings: Settings, *, tenant: str, period: str,
-                      output: OutputFormat) -> tuple[str, int]:
+async def render_gate(
+    settings: Settings, *, tenant: str, period: str, output: OutputFormat
+) -> tuple[str, int]:
     """The gate report of ``tenant`` as text in ``output``, and the exit code (audited)."""
     from assistant.core.clock import utcnow
     from assistant.core.db import create_engine, create_session_factory
@@ -68,8 +73,9 @@ async def render_gate(settings: Settings, *, tenant: str, period: str,
     engine = create_engine(settings.database_url)
     try:
         async with create_session_factory(engine)() as session:
-            report = await gate_report(session, settings, system_principal(tenant, "gate-cli"),
-                                       window, now=now)
+            report = await gate_report(
+                session, settings, system_principal(tenant, "gate-cli"), window, now=now
+            )
             await session.commit()
     finally:
         await engine.dispose()
@@ -85,20 +91,30 @@ async def render_gate(settings: Settings, *, tenant: str, period: str,
 @gate_app.command("report")
 def report(
     period: Annotated[str, typer.Option(help="Back from now: h, d or w, e.g. 30d.")] = "30d",
-    output_format: Annotated[OutputFormat, typer.Option(
-        "--format", help="md, json or html (html has charts; self-contained).")
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="md, json or html (html has charts; self-contained)."),
     ] = OutputFormat.MD,
-    tenant: Annotated[str | None, typer.Option(
-        help="Tenant (default: the sandbox tenant).")] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant (default: the sandbox tenant).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
 ) -> None:
     """Evaluate the gate: GO (exit 0), NO-GO (exit 1) or REVISE (exit 3), with every
     criterion's measured value, threshold and verdict."""
     settings = _settings()
     try:
-        text, code = asyncio.run(render_gate(settings, tenant=tenant or settings.sandbox.tenant,
-                                             period=period, output=output_format))
+        text, code = asyncio.run(
+            render_gate(
+                settings,
+                tenant=tenant or settings.sandbox.tenant,
+                period=period,
+                output=output_format,
+            )
+        )
     except AssistantError as exc:
         err_console.print(f"[red]{type(exc).__name__}[/red]: {exc.detail}")
         raise typer.Exit(2) from None
@@ -112,10 +128,12 @@ def report(
 
 @quality_app.command("check")
 def check(
-    period: Annotated[str, typer.Option(
-        help="Sample auto-approved actions of this period, e.g. 30d.")] = "30d",
-    tenant: Annotated[str | None, typer.Option(
-        help="Tenant (default: the sandbox tenant).")] = None,
+    period: Annotated[
+        str, typer.Option(help="Sample auto-approved actions of this period, e.g. 30d.")
+    ] = "30d",
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant (default: the sandbox tenant).")
+    ] = None,
 ) -> None:
     """Sample auto-approved actions into the spot-check queue; raise or resolve drift
     alerts over the rolling window. Exits 1 while any alert is open."""
@@ -136,18 +154,22 @@ def check(
         try:
             async with create_session_factory(engine)() as session:
                 sampled = await monitor.sample_spot_checks(
-                    session, settings.quality, actor, parse_period(period, now), now=now)
+                    session, settings.quality, actor, parse_period(period, now), now=now
+                )
                 owner = await monitor.alert_owner(session, settings, actor.tenant_id)
-                changes = await monitor.evaluate_alerts(session, settings.quality, actor,
-                                                        now=now, owner=owner)
-                still_open = await monitor.list_alerts(session, actor.tenant_id,
-                                                       status="open")
+                changes = await monitor.evaluate_alerts(
+                    session, settings.quality, actor, now=now, owner=owner
+                )
+                still_open = await monitor.list_alerts(session, actor.tenant_id, status="open")
                 await session.commit()
         finally:
             await engine.dispose()
-        lines = [f"{c.change}: {c.alert.metric} {c.alert.kind} {c.alert.value:.3f} "
-                 f"(threshold {c.alert.threshold:.3f}, {c.alert.samples} samples; owner "
-                 f"{c.alert.routed_to or 'unassigned'})" for c in changes]
+        lines = [
+            f"{c.change}: {c.alert.metric} {c.alert.kind} {c.alert.value:.3f} "
+            f"(threshold {c.alert.threshold:.3f}, {c.alert.samples} samples; owner "
+            f"{c.alert.routed_to or 'unassigned'})"
+            for c in changes
+        ]
         return len(sampled), lines, len(still_open)
 
     try:

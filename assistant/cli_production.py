@@ -20,12 +20,13 @@ from governance.policy import Autonomy
 
 T = TypeVar("T")
 
-owners_app = typer.Typer(help="Owners of the deployment, connectors, policy and exceptions.",
-                         no_args_is_help=True)
-autonomy_app = typer.Typer(help="Autonomy levels per executive and action kind.",
-                           no_args_is_help=True)
-drill_app = typer.Typer(help="Drills that prove the rollback plan works.",
-                        no_args_is_help=True)
+owners_app = typer.Typer(
+    help="Owners of the deployment, connectors, policy and exceptions.", no_args_is_help=True
+)
+autonomy_app = typer.Typer(
+    help="Autonomy levels per executive and action kind.", no_args_is_help=True
+)
+drill_app = typer.Typer(help="Drills that prove the rollback plan works.", no_args_is_help=True)
 rollback_app = typer.Typer(help="Restore earlier versions.", no_args_is_help=True)
 
 console = Console()
@@ -83,10 +84,13 @@ def owners_show(tenant: TenantOpt = None) -> None:
     for entry in _run(settings, work):
         owner = entry.owner
         missing += owner is None
-        table.add_row(entry.label, owner.person if owner else "[red]MISSING[/red]",
-                      owner.role if owner else "",
-                      masked_contact(owner.contact) if owner else "",
-                      entry.source)
+        table.add_row(
+            entry.label,
+            owner.person if owner else "[red]MISSING[/red]",
+            owner.role if owner else "",
+            masked_contact(owner.contact) if owner else "",
+            entry.source,
+        )
     console.print(table)
     if missing:
         raise typer.Exit(1)
@@ -99,7 +103,8 @@ def owners_set(
     role: Annotated[str, typer.Option(help="Their role.")],
     contact: Annotated[str, typer.Option(help="Email address or webhook URL.")],
     subject: Annotated[str, typer.Option(help="Connector instance (scope connector).")] = "",
-    tenant: TenantOpt = None, user: AsOpt = None,
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
 ) -> None:
     """Name the owner of one scope (stored; takes precedence over the configured one)."""
     from pydantic import ValidationError
@@ -144,12 +149,20 @@ def autonomy_show(
     for column in ("executive", "kind", "level", "set by", "when", "why"):
         table.add_column(column)
     for grant in _run(settings, work):
-        table.add_row(grant.executive, grant.kind, grant.level, grant.set_by,
-                      grant.updated_at.isoformat(timespec="seconds"), grant.reason)
+        table.add_row(
+            grant.executive,
+            grant.kind,
+            grant.level,
+            grant.set_by,
+            grant.updated_at.isoformat(timespec="seconds"),
+            grant.reason,
+        )
     console.print(table)
     bar = settings.autonomy
-    console.print(f"promotion bar: >= {bar.min_decisions} decisions in {bar.window_days} days, "
-                  f">= {bar.min_accepted_unedited:.0%} approved unedited")
+    console.print(
+        f"promotion bar: >= {bar.min_decisions} decisions in {bar.window_days} days, "
+        f">= {bar.min_accepted_unedited:.0%} approved unedited"
+    )
 
 
 @autonomy_app.command("set")
@@ -157,7 +170,9 @@ def autonomy_set(
     executive: Annotated[str, typer.Argument(help="Executive address, or * for everyone.")],
     kind: Annotated[str, typer.Argument(help="Action kind or glob (email.*).")],
     level: Annotated[Autonomy, typer.Argument(help="shadow, suggest, auto_with_undo, auto.")],
-    reason: ReasonOpt, tenant: TenantOpt = None, user: AsOpt = None,
+    reason: ReasonOpt,
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
 ) -> None:
     """Set a level: lowering is immediate, raising needs the measured record (exit 1 if not)."""
     from assistant.change_control import policy_path
@@ -172,17 +187,33 @@ def autonomy_set(
         try:
             async with services.sessions() as session, session.begin():
                 return await autonomy.set_level(
-                    session, actor, executive=executive, kind=kind, level=level,
-                    reason=reason, bar=services.settings.autonomy, default=default)
+                    session,
+                    actor,
+                    executive=executive,
+                    kind=kind,
+                    level=level,
+                    reason=reason,
+                    bar=services.settings.autonomy,
+                    default=default,
+                )
         except autonomy.PromotionRefusedError as refused:
             async with services.sessions() as session, session.begin():
-                await autonomy.audit_refusal(session, actor, executive=executive, kind=kind,
-                                             level=level, reason=reason, error=refused)
+                await autonomy.audit_refusal(
+                    session,
+                    actor,
+                    executive=executive,
+                    kind=kind,
+                    level=level,
+                    reason=reason,
+                    error=refused,
+                )
             raise
 
     change = _run(settings, work)
-    console.print(f"{change.grant.executive} {change.grant.kind}: {change.previous.value} -> "
-                  f"{change.level.value} ({change.direction})")
+    console.print(
+        f"{change.grant.executive} {change.grant.kind}: {change.previous.value} -> "
+        f"{change.level.value} ({change.direction})"
+    )
 
 
 @autonomy_app.command("compare-shadow")
@@ -200,17 +231,20 @@ def autonomy_compare_shadow(
     actor = _principal(settings, tenant, "shadow-compare", [Role.ADMIN])
 
     async def work(services: Any) -> tuple[int, list[dict[str, Any]]]:
-        recorded = await compare_shadow_drafts(services.sessions, services.connectors, actor,
-                                               since=utcnow() - timedelta(days=days))
+        recorded = await compare_shadow_drafts(
+            services.sessions, services.connectors, actor, since=utcnow() - timedelta(days=days)
+        )
         async with services.sessions() as session:
             return recorded, await shadow_summary(session, actor.tenant_id)
 
     recorded, summary = _run(settings, work)
     console.print(f"{recorded} new comparison(s)")
     for row in summary:
-        console.print(f"  {row['executive']} {row['kind']}: {row['agreed']} of "
-                      f"{row['comparisons']} agreed, mean edit distance "
-                      f"{row['mean_distance'] if row['mean_distance'] is not None else '-'}")
+        console.print(
+            f"  {row['executive']} {row['kind']}: {row['agreed']} of "
+            f"{row['comparisons']} agreed, mean edit distance "
+            f"{row['mean_distance'] if row['mean_distance'] is not None else '-'}"
+        )
 
 
 # ---------------------------------------------------------------------------- drill
@@ -219,8 +253,9 @@ def autonomy_compare_shadow(
 @drill_app.command("rollback")
 def drill_rollback(
     tenant: TenantOpt = None,
-    executive: Annotated[str | None, typer.Option(help="Whose sandbox (default: the "
-                                                  "sandbox mailbox).")] = None,
+    executive: Annotated[
+        str | None, typer.Option(help="Whose sandbox (default: the sandbox mailbox).")
+    ] = None,
     user: AsOpt = None,
 ) -> None:
     """Execute and compensate each undoable kind on the sandbox; exit 1 when it fails."""
@@ -235,9 +270,14 @@ def drill_rollback(
         connectors = services.connectors
         whose = executive or connectors.get(actor.tenant_id, Capability.EMAIL).mailbox
         return await run_drill(
-            services.sessions, connectors, services.settings.governance,
-            tenant_id=actor.tenant_id, executive=whose, started_by=actor.user_id,
-            owners=OwnerRouter(services.sessions, services.settings, connectors))
+            services.sessions,
+            connectors,
+            services.settings.governance,
+            tenant_id=actor.tenant_id,
+            executive=whose,
+            started_by=actor.user_id,
+            owners=OwnerRouter(services.sessions, services.settings, connectors),
+        )
 
     drill = _run(settings, work)
     table = Table(title=f"rollback drill {drill.id}")
@@ -269,8 +309,7 @@ def config_versions(
 
     async def work(services: Any) -> list[dict[str, Any]]:
         async with services.sessions() as session:
-            return [describe(v) for v in await list_versions(session, actor.tenant_id,
-                                                             kind=kind)]
+            return [describe(v) for v in await list_versions(session, actor.tenant_id, kind=kind)]
 
     rows = _run(settings, work)
     if as_json:
@@ -280,16 +319,24 @@ def config_versions(
     for column in ("version", "id", "hash", "by", "when", "why"):
         table.add_column(column)
     for row in rows:
-        why = row["reason"] + (f" (restores {row['restored_from']})"
-                               if row["restored_from"] else "")
-        table.add_row(row["ref"], row["id"], row["content_hash"][7:19], row["created_by"],
-                      row["created_at"][:19], why)
+        why = row["reason"] + (
+            f" (restores {row['restored_from']})" if row["restored_from"] else ""
+        )
+        table.add_row(
+            row["ref"],
+            row["id"],
+            row["content_hash"][7:19],
+            row["created_by"],
+            row["created_at"][:19],
+            why,
+        )
     console.print(table)
 
 
 def config_record(
     kind: Annotated[str, typer.Argument(help="policy or prompts: snapshot the files now.")],
-    reason: ReasonOpt, user: AsOpt = None,
+    reason: ReasonOpt,
+    user: AsOpt = None,
 ) -> None:
     """Record the current policy file or prompt files as a new version (if changed)."""
     from assistant.change_control import snapshot_policy, snapshot_prompts
@@ -297,8 +344,10 @@ def config_record(
     settings = _settings()
     actor = _admin(settings, settings.auth.default_tenant, user)
     if kind not in {"policy", "prompts"}:
-        err_console.print("kind must be policy or prompts (connectors and model settings "
-                          "are versioned when they change)")
+        err_console.print(
+            "kind must be policy or prompts (connectors and model settings "
+            "are versioned when they change)"
+        )
         raise typer.Exit(2)
 
     async def work(services: Any) -> Any:
@@ -314,9 +363,12 @@ def config_record(
 
 
 def config_set_llm(
-    values: Annotated[list[str], typer.Argument(help="FIELD=VALUE (JSON values allowed), "
-                                                "e.g. model=gpt-4o temperature=0.2")],
-    reason: ReasonOpt, user: AsOpt = None,
+    values: Annotated[
+        list[str],
+        typer.Argument(help="FIELD=VALUE (JSON values allowed), e.g. model=gpt-4o temperature=0.2"),
+    ],
+    reason: ReasonOpt,
+    user: AsOpt = None,
 ) -> None:
     """Change model settings through the versioned override (applied at the next start)."""
     from assistant.change_control import set_llm_override
@@ -345,10 +397,16 @@ def config_set_llm(
 
 @rollback_app.command("config")
 def rollback_config(
-    to: Annotated[str, typer.Option("--to", help="Version: its id or KIND[:SUBJECT]@NUMBER, "
-                                    "e.g. policy@3 or connector:crm-mail@2.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Version: its id or KIND[:SUBJECT]@NUMBER, e.g. policy@3 or connector:crm-mail@2.",
+        ),
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why (audited).")] = "rollback",
-    tenant: TenantOpt = None, user: AsOpt = None,
+    tenant: TenantOpt = None,
+    user: AsOpt = None,
 ) -> None:
     """Restore one earlier configuration version exactly, in one step (audited)."""
     from assistant.change_control import appliers
@@ -359,12 +417,15 @@ def rollback_config(
 
     async def work(services: Any) -> Any:
         async with services.sessions() as session, session.begin():
-            return await rollback(session, actor, to, appliers=appliers(services.settings),
-                                  reason=reason)
+            return await rollback(
+                session, actor, to, appliers=appliers(services.settings), reason=reason
+            )
 
     version = _run(settings, work)
-    console.print(f"restored {to} as {ref(version)} ({version.content_hash}); a running "
-                  "service picks it up at its next start")
+    console.print(
+        f"restored {to} as {ref(version)} ({version.content_hash}); a running "
+        "service picks it up at its next start"
+    )
 
 
 def register(app: typer.Typer, config_app: typer.Typer) -> None:

@@ -16,8 +16,9 @@ from rich.table import Table
 from assistant.core.errors import AssistantError
 from assistant.scheduling.service import ScheduleResult, constraints_from, find_meeting_slots
 
-schedule_app = typer.Typer(help="Meeting scheduling: find slots that fit everyone.",
-                           no_args_is_help=True)
+schedule_app = typer.Typer(
+    help="Meeting scheduling: find slots that fit everyone.", no_args_is_help=True
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,8 +30,9 @@ def _instant(value: str | None, zone: str | None, option: str) -> str | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter("use an ISO date-time, e.g. 2026-11-26T14:00+00:00",
-                                 param_hint=option) from None
+        raise typer.BadParameter(
+            "use an ISO date-time, e.g. 2026-11-26T14:00+00:00", param_hint=option
+        ) from None
     if parsed.tzinfo is None:
         if zone is None:
             raise typer.BadParameter("give an offset (…+01:00) or --tz", param_hint=option)
@@ -55,8 +57,9 @@ def print_result(result: ScheduleResult, out: Console) -> None:
             out.print(f"  blocking: {reason}")
         for relaxation in result.relaxations:
             first = relaxation.first_slot
-            found = (f"first slot {first.start.isoformat()}" if first is not None
-                     else "does not help")
+            found = (
+                f"first slot {first.start.isoformat()}" if first is not None else "does not help"
+            )
             out.print(f"  relax: {relaxation.description}: {found}")
         return
     table = Table(title=f"Slots for {result.organizer} ({result.reference_timezone})")
@@ -68,19 +71,23 @@ def print_result(result: ScheduleResult, out: Console) -> None:
     table.add_column("tradeoffs")
     for index, slot in enumerate(result.slots, 1):
         local = {item.address: item for item in slot.local}
-        cells = [f"{_hhmm(local[a].start)}-{local[a].end.strftime('%H:%M')}"
-                 if a in local else "" for a in people]
-        table.add_row(str(index), f"{_hhmm(slot.start)}-{slot.end.strftime('%H:%M')}", *cells,
-                      "; ".join(slot.tradeoffs) or "-")
+        cells = [
+            f"{_hhmm(local[a].start)}-{local[a].end.strftime('%H:%M')}" if a in local else ""
+            for a in people
+        ]
+        table.add_row(
+            str(index),
+            f"{_hhmm(slot.start)}-{slot.end.strftime('%H:%M')}",
+            *cells,
+            "; ".join(slot.tradeoffs) or "-",
+        )
     out.print(table)
 
 
 @schedule_app.command("find")
 def find(
-    with_: Annotated[list[str], typer.Option("--with", help="Required participant address.")
-                     ] = [],  # noqa: B006  (typer reads the default)
-    optional: Annotated[list[str], typer.Option(help="Optional participant address.")
-                        ] = [],  # noqa: B006
+    with_: Annotated[list[str], typer.Option("--with", help="Required participant address.")] = [],  # noqa: B006  (typer reads the default)
+    optional: Annotated[list[str], typer.Option(help="Optional participant address.")] = [],  # noqa: B006
     duration: Annotated[int, typer.Option(min=1, help="Minutes.")] = 30,
     from_: Annotated[str | None, typer.Option("--from", help="Window start (ISO).")] = None,
     to: Annotated[str | None, typer.Option(help="Window end (ISO).")] = None,
@@ -106,9 +113,14 @@ def find(
     values: dict[str, Any] = {
         "participants": [{"address": a} for a in with_]
         + [{"address": a, "required": False} for a in optional],
-        "duration_minutes": duration, "days": days, "timezone": tz,
-        "window_start": _instant(from_, tz, "--from"), "window_end": _instant(to, tz, "--to"),
-        "buffer_before": buffer, "buffer_after": buffer, "max_results": max_results,
+        "duration_minutes": duration,
+        "days": days,
+        "timezone": tz,
+        "window_start": _instant(from_, tz, "--from"),
+        "window_end": _instant(to, tz, "--to"),
+        "buffer_before": buffer,
+        "buffer_after": buffer,
+        "max_results": max_results,
     }
 
     async def go() -> ScheduleResult:

@@ -12,10 +12,12 @@ import typer
 import yaml
 from rich.console import Console
 
-triage_app = typer.Typer(help="Email triage: run the pipeline, review corrections.",
-                         no_args_is_help=True)
-corrections_app = typer.Typer(help="Corrections people made to triage results.",
-                              no_args_is_help=True)
+triage_app = typer.Typer(
+    help="Email triage: run the pipeline, review corrections.", no_args_is_help=True
+)
+corrections_app = typer.Typer(
+    help="Corrections people made to triage results.", no_args_is_help=True
+)
 eval_app = typer.Typer(help="Evaluations over labelled corpora.", no_args_is_help=True)
 triage_app.add_typer(corrections_app, name="corrections")
 
@@ -47,8 +49,11 @@ def _context_maker(settings: Any, rules_file: Path | None) -> Any:
         if config is None:
             return base
         return TriageContext.from_config(
-            config, executive=base.executive, timezone=base.timezone,
-            internal_domains=base.internal_domains, people=base.people,
+            config,
+            executive=base.executive,
+            timezone=base.timezone,
+            internal_domains=base.internal_domains,
+            people=base.people,
         ).model_copy(update={"vips": base.vips | frozenset(v.address for v in config.vips)})
 
     return make
@@ -56,17 +61,23 @@ def _context_maker(settings: Any, rules_file: Path | None) -> Any:
 
 @triage_app.command("run")
 def run(
-    since: Annotated[str | None, typer.Option(
-        help="Only mail dated from this ISO date or time (older mail stays queued).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only mail dated from this ISO date or time (older mail stays queued)."),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the sandbox's).")] = None,
     sync: Annotated[bool, typer.Option(help="Sync the mailboxes into the queue first.")] = True,
-    limit: Annotated[int | None, typer.Option(min=1, help="Queue items to take at most.")
-                     ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Queue items to take at most.")] = None,
     rules: Annotated[Path | None, typer.Option(help="Admin triage rules YAML.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    drafts: Annotated[bool | None, typer.Option(
-        "--drafts/--no-drafts", help="Propose reply drafts and meetings after triage "
-        "(default: the drafting.enabled setting).")] = None,
+    drafts: Annotated[
+        bool | None,
+        typer.Option(
+            "--drafts/--no-drafts",
+            help="Propose reply drafts and meetings after triage "
+            "(default: the drafting.enabled setting).",
+        ),
+    ] = None,
 ) -> None:
     """Sync the inbox through the ingestion queue and triage every message not yet triaged."""
     from assistant.cli import _settings
@@ -84,10 +95,15 @@ def run(
             if await current_revision(services.engine) != head_revision(settings.database_url):
                 err_console.print("the database is behind: run `assistant db upgrade`")
                 raise typer.Exit(2)
-            return await run_triage(services, tenant_id=tenant_id,
-                                    context_for=_context_maker(settings, rules),
-                                    since=since_at, sync=sync, limit=limit,
-                                    drafting=drafts)
+            return await run_triage(
+                services,
+                tenant_id=tenant_id,
+                context_for=_context_maker(settings, rules),
+                since=since_at,
+                sync=sync,
+                limit=limit,
+                drafting=drafts,
+            )
         finally:
             await services.aclose()
 
@@ -96,17 +112,22 @@ def run(
         typer.echo(json.dumps(report.as_dict(), default=str, indent=2))
     else:
         for item in report.synced:
-            console.print(f"synced {item['connector']}/{item['folder']}: fetched "
-                          f"{item['fetched']}, queued {item['queued']}"
-                          + (f" [red]error: {item['error']}[/red]" if item.get("error") else ""))
+            console.print(
+                f"synced {item['connector']}/{item['folder']}: fetched "
+                f"{item['fetched']}, queued {item['queued']}"
+                + (f" [red]error: {item['error']}[/red]" if item.get("error") else "")
+            )
         console.print(
             f"claimed {report.claimed}: triaged {report.triaged} (by stage: "
             f"{dict(report.by_stage) or '-'}; categories: {dict(report.by_category) or '-'}), "
             f"for a person {report.needs_human}, already triaged {report.already}, "
-            f"older than --since {report.deferred}, failed {report.failed}")
-        console.print(f"proposed (governed, nothing sent): {report.drafts} reply draft(s), "
-                      f"{report.meetings} meeting request(s); proposals failed "
-                      f"{report.proposals_failed}")
+            f"older than --since {report.deferred}, failed {report.failed}"
+        )
+        console.print(
+            f"proposed (governed, nothing sent): {report.drafts} reply draft(s), "
+            f"{report.meetings} meeting request(s); proposals failed "
+            f"{report.proposals_failed}"
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -121,8 +142,9 @@ def _db(settings: Any) -> tuple[Any, Any]:
 @corrections_app.command("list")
 def corrections_list(
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the sandbox's).")] = None,
-    status: Annotated[str | None, typer.Option(
-        help="pending, accepted_rule, accepted_example or dismissed.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, accepted_rule, accepted_example or dismissed.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Corrections with their metrics (what was corrected, by which stage)."""
@@ -142,31 +164,36 @@ def corrections_list(
         try:
             async with sessions() as session:
                 rows = await list_corrections(
-                    session, tenant_id, status=ReviewStatus(status) if status else None,
-                    limit=1000)
+                    session, tenant_id, status=ReviewStatus(status) if status else None, limit=1000
+                )
                 return [CorrectionOut.of(r) for r in rows], await correction_metrics(
-                    session, tenant_id)
+                    session, tenant_id
+                )
         finally:
             await engine.dispose()
 
     items, metrics = asyncio.run(go())
     if as_json:
-        typer.echo(json.dumps({"items": [i.model_dump(mode="json") for i in items],
-                               "metrics": metrics}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"items": [i.model_dump(mode="json") for i in items], "metrics": metrics}, indent=2
+            )
+        )
         return
     for item in items:
-        console.print(f"{item.id}  {item.created_at:%Y-%m-%d %H:%M}  {item.message_id}  "
-                      f"{item.original_category or 'undecided'} ({item.original_stage}) -> "
-                      f"{item.category}/{item.priority}  by {item.corrected_by}  "
-                      f"[{item.review_status}]")
+        console.print(
+            f"{item.id}  {item.created_at:%Y-%m-%d %H:%M}  {item.message_id}  "
+            f"{item.original_category or 'undecided'} ({item.original_stage}) -> "
+            f"{item.category}/{item.priority}  by {item.corrected_by}  "
+            f"[{item.review_status}]"
+        )
     console.print(f"metrics: {json.dumps(metrics)}")
 
 
 @corrections_app.command("review")
 def corrections_review(
     correction_id: Annotated[str, typer.Argument(help="Correction id.")],
-    decision: Annotated[str, typer.Argument(
-        help="accepted_rule, accepted_example or dismissed.")],
+    decision: Annotated[str, typer.Argument(help="accepted_rule, accepted_example or dismissed.")],
     reviewer: Annotated[str, typer.Option(help="Who reviews (recorded).")] = "cli",
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the sandbox's).")] = None,
 ) -> None:
@@ -176,15 +203,15 @@ def corrections_review(
     from assistant.triage.store import ReviewStatus, review_correction
 
     settings = _settings()
-    principal = Principal(user_id=reviewer, tenant_id=tenant or settings.sandbox.tenant,
-                          roles=frozenset({Role.ADMIN}))
+    principal = Principal(
+        user_id=reviewer, tenant_id=tenant or settings.sandbox.tenant, roles=frozenset({Role.ADMIN})
+    )
 
     async def go() -> None:
         engine, sessions = _db(settings)
         try:
             async with sessions() as session, session.begin():
-                await review_correction(session, principal, correction_id,
-                                        ReviewStatus(decision))
+                await review_correction(session, principal, correction_id, ReviewStatus(decision))
         finally:
             await engine.dispose()
 
@@ -208,8 +235,9 @@ def corrections_export_rules(
         engine, sessions = _db(settings)
         try:
             async with sessions() as session:
-                rows = await list_corrections(session, tenant_id,
-                                              status=ReviewStatus.ACCEPTED_RULE, limit=10_000)
+                rows = await list_corrections(
+                    session, tenant_id, status=ReviewStatus.ACCEPTED_RULE, limit=10_000
+                )
                 return rules_from_corrections(rows)
         finally:
             await engine.dispose()
@@ -220,13 +248,18 @@ def corrections_export_rules(
 @eval_app.command("triage")
 def eval_triage(
     dataset: Annotated[Path, typer.Option(help="Labelled corpus (JSON lines).")],
-    mapping: Annotated[Path | None, typer.Option(
-        help="Label mapping YAML (default: the GAIA mapping).")] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="Label mapping YAML (default: the GAIA mapping).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="First N records only.")] = None,
-    ledger: Annotated[bool, typer.Option(
-        help="Also write model calls to the cost ledger and audit log (tenant 'eval'); "
-        "needs a migrated database.")] = False,
+    ledger: Annotated[
+        bool,
+        typer.Option(
+            help="Also write model calls to the cost ledger and audit log (tenant 'eval'); "
+            "needs a migrated database."
+        ),
+    ] = False,
 ) -> None:
     """Run the configured triage pipeline over a labelled corpus and print its scores."""
     from assistant.cli import _settings
@@ -259,10 +292,15 @@ def eval_triage(
             classifier = build_classifier(settings, meter, "eval")
             task = classifier.client.task_model("triage") if classifier else None
             return await evaluate(
-                records, label_mapping, TriageCascade(classifier=classifier),
-                calls=memory.calls, dataset=str(dataset), provider=settings.llm.provider.value,
+                records,
+                label_mapping,
+                TriageCascade(classifier=classifier),
+                calls=memory.calls,
+                dataset=str(dataset),
+                provider=settings.llm.provider.value,
                 model=task.model if task else None,
-                prompt=classifier.prompt.ref if classifier else None)
+                prompt=classifier.prompt.ref if classifier else None,
+            )
         finally:
             if classifier is not None:
                 await classifier.client.aclose()

@@ -28,8 +28,9 @@ apikeys_app = typer.Typer(help="API keys of service accounts.", no_args_is_help=
 console = Console()
 err_console = Console(stderr=True)
 
-TenantOption = Annotated[str | None, typer.Option(
-    "--tenant", help="Tenant (default: auth.default_tenant).")]
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="Tenant (default: auth.default_tenant).")
+]
 RolesOption = Annotated[list[Role], typer.Option("--role", help="A role; repeat for several.")]
 
 
@@ -42,16 +43,20 @@ def _settings() -> Settings:
             err_console.print(f"  - {problem}")
         raise typer.Exit(2) from None
     # Log lines go to stderr: stdout carries only what a script captures (a token, a key).
-    fmt = settings.log.format if settings.log.format != "auto" else (
-        "json" if settings.is_production else "console")
+    fmt = (
+        settings.log.format
+        if settings.log.format != "auto"
+        else ("json" if settings.is_production else "console")
+    )
     configure_logging(settings.log.level, fmt)
     return settings
 
 
 def _cli_actor(tenant_id: str) -> Principal:
     """The operator at the console, as recorded in audit rows."""
-    return Principal(user_id=f"cli:{getpass.getuser()}", tenant_id=tenant_id,
-                     roles=frozenset({Role.ADMIN}))
+    return Principal(
+        user_id=f"cli:{getpass.getuser()}", tenant_id=tenant_id, roles=frozenset({Role.ADMIN})
+    )
 
 
 def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -66,8 +71,10 @@ def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable
         engine = create_engine(settings.database_url)
         try:
             if await current_revision(engine) != head_revision(settings.database_url):
-                err_console.print("[red]the database is not at the latest migration[/red]: "
-                                  "run `assistant db upgrade` first")
+                err_console.print(
+                    "[red]the database is not at the latest migration[/red]: "
+                    "run `assistant db upgrade` first"
+                )
                 raise typer.Exit(2)
             async with create_session_factory(engine)() as session:
                 result = await work(session)
@@ -103,8 +110,11 @@ def users_add(
     tenant: TenantOption = None,
     display_name: Annotated[str | None, typer.Option(help="Full name.")] = None,
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help="Read a password for web sign-in from standard input.")
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read a password for web sign-in from standard input."
+        ),
     ] = False,
 ) -> None:
     """Add a user with one or more roles (executive, delegate, admin, auditor)."""
@@ -115,14 +125,23 @@ def users_add(
     password = _read_password(password_stdin)
 
     async def work(session: AsyncSession) -> str:
-        user = await users.create_user(session, _cli_actor(tenant_id), tenant_id=tenant_id,
-                                       username=name, roles=role, password=password,
-                                       display_name=display_name, email=email)
+        user = await users.create_user(
+            session,
+            _cli_actor(tenant_id),
+            tenant_id=tenant_id,
+            username=name,
+            roles=role,
+            password=password,
+            display_name=display_name,
+            email=email,
+        )
         return user.id
 
     user_id = _in_transaction(settings, work)
-    console.print(f"user {name} ({user_id}) added to tenant {tenant_id} with roles "
-                  f"{', '.join(sorted(r.value for r in role)) or '(none)'}")
+    console.print(
+        f"user {name} ({user_id}) added to tenant {tenant_id} with roles "
+        f"{', '.join(sorted(r.value for r in role)) or '(none)'}"
+    )
 
 
 @users_app.command("list")
@@ -135,10 +154,16 @@ def users_list(tenant: TenantOption = None) -> None:
 
     async def work(session: AsyncSession) -> list[tuple[str, str, str, str, str]]:
         roles = await users.roles_by_user(session, tenant_id)
-        return [(u.username, u.id, ", ".join(sorted(r.value for r in roles.get(u.id, ()))),
-                 u.source, "disabled" if u.disabled else
-                 ("locked" if users.is_locked(u) else "active"))
-                for u in await users.list_users(session, tenant_id)]
+        return [
+            (
+                u.username,
+                u.id,
+                ", ".join(sorted(r.value for r in roles.get(u.id, ()))),
+                u.source,
+                "disabled" if u.disabled else ("locked" if users.is_locked(u) else "active"),
+            )
+            for u in await users.list_users(session, tenant_id)
+        ]
 
     table = Table(title=f"users of {tenant_id}")
     for column in ("name", "id", "roles", "source", "status"):
@@ -152,8 +177,9 @@ def users_list(tenant: TenantOption = None) -> None:
 def users_role(
     name: Annotated[str, typer.Argument(help="User name.")],
     add: Annotated[list[Role] | None, typer.Option("--add", help="Role to grant.")] = None,
-    remove: Annotated[list[Role] | None, typer.Option("--remove", help="Role to take away.")
-                      ] = None,
+    remove: Annotated[
+        list[Role] | None, typer.Option("--remove", help="Role to take away.")
+    ] = None,
     tenant: TenantOption = None,
 ) -> None:
     """Grant or take away roles."""
@@ -204,8 +230,11 @@ def users_password(
 
 def token(
     name: Annotated[str, typer.Argument(help="User name.")],
-    ttl: Annotated[int | None, typer.Option(
-        "--ttl", help="Lifetime in seconds (default: auth.token_ttl_s).", min=60, max=86400)
+    ttl: Annotated[
+        int | None,
+        typer.Option(
+            "--ttl", help="Lifetime in seconds (default: auth.token_ttl_s).", min=60, max=86400
+        ),
     ] = None,
     tenant: TenantOption = None,
 ) -> None:
@@ -227,15 +256,24 @@ def token(
             err_console.print(f"[red]no active user {name!r} in tenant {tenant_id}[/red]")
             raise typer.Exit(1)
         roles = await users.roles_of(session, tenant_id, user.id)
-        issuer = LocalIssuer(settings, LocalKeyStore.for_data_dir(settings.data_dir,
-                                                                  settings.secret_key))
+        issuer = LocalIssuer(
+            settings, LocalKeyStore.for_data_dir(settings.data_dir, settings.secret_key)
+        )
         tid = TenantDirectory(settings, issuer.issuer).tid_of(tenant_id)
-        return issuer.mint(user_id=user.id, tenant_id=tid, roles=roles, ttl_s=ttl,
-                           username=user.username, display_name=user.display_name)
+        return issuer.mint(
+            user_id=user.id,
+            tenant_id=tid,
+            roles=roles,
+            ttl_s=ttl,
+            username=user.username,
+            display_name=user.display_name,
+        )
 
     typer.echo(_in_transaction(settings, work))
-    err_console.print(f"valid for {timedelta(seconds=ttl or settings.auth.token_ttl_s)}; send "
-                      "it as `Authorization: Bearer <token>`")
+    err_console.print(
+        f"valid for {timedelta(seconds=ttl or settings.auth.token_ttl_s)}; send "
+        "it as `Authorization: Bearer <token>`"
+    )
 
 
 # ---------------------------------------------------------------------------- API keys
@@ -246,8 +284,10 @@ def apikeys_create(
     name: Annotated[str, typer.Argument(help="What the key is for (e.g. prometheus).")],
     role: RolesOption,
     tenant: TenantOption = None,
-    expires_in_days: Annotated[int | None, typer.Option(
-        help="Expire after this many days (default: never).", min=1, max=3650)] = None,
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(help="Expire after this many days (default: never).", min=1, max=3650),
+    ] = None,
 ) -> None:
     """Create an API key; it is printed once (stdout) and stored only as a hash."""
     from assistant.auth import apikeys
@@ -258,15 +298,22 @@ def apikeys_create(
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def work(session: AsyncSession) -> tuple[str, str]:
-        row, key = await apikeys.create_api_key(session, _cli_actor(tenant_id),
-                                                tenant_id=tenant_id, name=name, roles=role,
-                                                expires_at=expires)
+        row, key = await apikeys.create_api_key(
+            session,
+            _cli_actor(tenant_id),
+            tenant_id=tenant_id,
+            name=name,
+            roles=role,
+            expires_at=expires,
+        )
         return row.prefix, key
 
     prefix, key = _in_transaction(settings, work)
     typer.echo(key)
-    err_console.print(f"API key {prefix} created; it is not shown again. Send it as "
-                      "`X-API-Key: <key>` or `Authorization: Bearer <key>`.")
+    err_console.print(
+        f"API key {prefix} created; it is not shown again. Send it as "
+        "`X-API-Key: <key>` or `Authorization: Bearer <key>`."
+    )
 
 
 @apikeys_app.command("list")
@@ -281,10 +328,18 @@ def apikeys_list(tenant: TenantOption = None) -> None:
         return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else "-"
 
     async def work(session: AsyncSession) -> list[tuple[str, ...]]:
-        return [(row.prefix, row.name, ", ".join(row.roles), when(row.created_at),
-                 when(row.last_used_at), when(row.expires_at),
-                 "revoked" if row.revoked_at else "active")
-                for row in await apikeys.list_api_keys(session, tenant_id)]
+        return [
+            (
+                row.prefix,
+                row.name,
+                ", ".join(row.roles),
+                when(row.created_at),
+                when(row.last_used_at),
+                when(row.expires_at),
+                "revoked" if row.revoked_at else "active",
+            )
+            for row in await apikeys.list_api_keys(session, tenant_id)
+        ]
 
     table = Table(title=f"API keys of {tenant_id}")
     for column in ("prefix", "name", "roles", "created", "last used", "expires", "status"):

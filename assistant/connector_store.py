@@ -47,8 +47,9 @@ class SecretBox:
 
     def __init__(self, secret_key: SecretStr | str) -> None:
         raw = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=_HKDF_INFO).derive(raw.encode())
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
+            raw.encode()
+        )
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def encrypt(self, values: dict[str, str]) -> str:
@@ -59,7 +60,8 @@ class SecretBox:
             data: dict[str, str] = json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
             raise ConfigurationError(
-                "connector secrets cannot be decrypted (was secret_key changed?)") from None
+                "connector secrets cannot be decrypted (was secret_key changed?)"
+            ) from None
         return data
 
 
@@ -83,8 +85,9 @@ def validate_config(spec: ConnectorSpec, raw: dict[str, Any]) -> BaseModel:
         return spec.validate_config(raw)
     except ValidationError as exc:
         problems = config_problems(exc)
-        raise ValidationFailedError(f"{len(problems)} configuration error(s)",
-                                    problems=problems) from None
+        raise ValidationFailedError(
+            f"{len(problems)} configuration error(s)", problems=problems
+        ) from None
 
 
 class ConnectorStore:
@@ -111,13 +114,20 @@ class ConnectorStore:
         return config
 
     def describe(self, row: StoredConnector) -> dict[str, Any]:
-        return {"name": row.name, "slug": row.slug, "enabled": row.enabled,
-                "source": "database", "config": self.public_config(row),
-                "created_by": row.created_by, "created_at": row.created_at.isoformat(),
-                "updated_at": row.updated_at.isoformat()}
+        return {
+            "name": row.name,
+            "slug": row.slug,
+            "enabled": row.enabled,
+            "source": "database",
+            "config": self.public_config(row),
+            "created_by": row.created_by,
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
 
-    def _split(self, spec: ConnectorSpec, raw: dict[str, Any]) -> tuple[dict[str, Any],
-                                                                       dict[str, str]]:
+    def _split(
+        self, spec: ConnectorSpec, raw: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         model = validate_config(spec, raw)
         secrets = secret_fields(spec.config_model)
         plain = model.model_dump(mode="json", exclude_unset=True, exclude=secrets)
@@ -127,39 +137,73 @@ class ConnectorStore:
     # ------------------------------------------------------------------ CRUD
 
     async def list(self, session: AsyncSession, tenant_id: str) -> list[StoredConnector]:
-        rows = await session.execute(select(StoredConnector).where(
-            StoredConnector.tenant_id == tenant_id).order_by(StoredConnector.name))
+        rows = await session.execute(
+            select(StoredConnector)
+            .where(StoredConnector.tenant_id == tenant_id)
+            .order_by(StoredConnector.name)
+        )
         return list(rows.scalars())
 
     async def get(self, session: AsyncSession, tenant_id: str, name: str) -> StoredConnector:
-        row = (await session.execute(select(StoredConnector).where(
-            StoredConnector.tenant_id == tenant_id, StoredConnector.name == name))
+        row = (
+            await session.execute(
+                select(StoredConnector).where(
+                    StoredConnector.tenant_id == tenant_id, StoredConnector.name == name
+                )
+            )
         ).scalar_one_or_none()
         if row is None:
             raise NotFoundError(f"no connector instance {name!r}", name=name)
         return row
 
-    async def create(self, session: AsyncSession, actor: Principal, *, name: str, slug: str,
-                     config: dict[str, Any], enabled: bool = True) -> StoredConnector:
+    async def create(
+        self,
+        session: AsyncSession,
+        actor: Principal,
+        *,
+        name: str,
+        slug: str,
+        config: dict[str, Any],
+        enabled: bool = True,
+    ) -> StoredConnector:
         spec = self.registry.get(slug)
         plain, hidden = self._split(spec, config)
-        existing = (await session.execute(select(StoredConnector.id).where(
-            StoredConnector.tenant_id == actor.tenant_id, StoredConnector.name == name))
+        existing = (
+            await session.execute(
+                select(StoredConnector.id).where(
+                    StoredConnector.tenant_id == actor.tenant_id, StoredConnector.name == name
+                )
+            )
         ).scalar_one_or_none()
         if existing is not None:
             raise ConflictError(f"a connector instance named {name!r} exists", name=name)
         now = utcnow()
         row = StoredConnector(
-            id=new_id(), tenant_id=actor.tenant_id, name=name, slug=slug, config=plain,
-            secrets=self.box.encrypt(hidden) if hidden else None, enabled=enabled,
-            created_by=actor.user_id, created_at=now, updated_at=now)
+            id=new_id(),
+            tenant_id=actor.tenant_id,
+            name=name,
+            slug=slug,
+            config=plain,
+            secrets=self.box.encrypt(hidden) if hidden else None,
+            enabled=enabled,
+            created_by=actor.user_id,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(row)
         await session.flush()
         return row
 
-    async def update(self, session: AsyncSession, actor: Principal, name: str, *,
-                     config: dict[str, Any] | None = None, replace: bool = False,
-                     enabled: bool | None = None) -> StoredConnector:
+    async def update(
+        self,
+        session: AsyncSession,
+        actor: Principal,
+        name: str,
+        *,
+        config: dict[str, Any] | None = None,
+        replace: bool = False,
+        enabled: bool | None = None,
+    ) -> StoredConnector:
         """Merge (or replace) the config; a secret given as ``********`` keeps its value."""
         row = await self.get(session, actor.tenant_id, name)
         spec = self.registry.get(row.slug)
@@ -191,9 +235,11 @@ class ConnectorStore:
     async def build(self, row: StoredConnector, manager: ConnectorManager) -> Any:
         """A new connector instance from a stored row (the caller closes it)."""
         context = ConnectorContext(
-            tenant_id=row.tenant_id, instance_name=row.name,
+            tenant_id=row.tenant_id,
+            instance_name=row.name,
             session_factory=manager._sessions,  # same database as the manager
-            extras=manager._extras)
+            extras=manager._extras,
+        )
         return await self.registry.build(row.slug, self.full_config(row), context)
 
     async def activate(self, row: StoredConnector, manager: ConnectorManager) -> None:
@@ -202,18 +248,21 @@ class ConnectorStore:
         if not row.enabled:
             return
         spec = self.registry.get(row.slug)
-        instance = ConnectorInstance(name=row.name, slug=row.slug, tenant_id=row.tenant_id,
-                                     capabilities=spec.capabilities)
+        instance = ConnectorInstance(
+            name=row.name, slug=row.slug, tenant_id=row.tenant_id, capabilities=spec.capabilities
+        )
         try:
             instance.connector = await self.build(row, manager)
             instance.health = ConnectorHealth(status=ConnectorStatus.OK, detail="built")
         except ValidationError as exc:
             instance.problems = config_problems(exc)
-            instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
-                                              detail="invalid configuration")
+            instance.health = ConnectorHealth(
+                status=ConnectorStatus.BROKEN, detail="invalid configuration"
+            )
         except Exception as exc:  # isolate: a broken instance is reported, not fatal
-            instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
-                                              detail=type(exc).__name__)
+            instance.health = ConnectorHealth(
+                status=ConnectorStatus.BROKEN, detail=type(exc).__name__
+            )
         manager.instances[(row.tenant_id, row.name)] = instance
 
     async def deactivate(self, tenant_id: str, name: str, manager: ConnectorManager) -> None:
@@ -226,12 +275,13 @@ class ConnectorStore:
 
 
 def is_configured_in_settings(manager: ConnectorManager, tenant_id: str, name: str) -> bool:
-    return any(item.name == name and item.tenant == tenant_id
-               for item in manager._configured)
+    return any(item.name == name and item.tenant == tenant_id for item in manager._configured)
 
 
 async def load_stored_connectors(
-    manager: ConnectorManager, sessions: async_sessionmaker[AsyncSession], secret_key: SecretStr,
+    manager: ConnectorManager,
+    sessions: async_sessionmaker[AsyncSession],
+    secret_key: SecretStr,
 ) -> int:
     """Build every enabled stored instance into ``manager``; returns how many were loaded.
 
@@ -241,8 +291,13 @@ async def load_stored_connectors(
     store = ConnectorStore(manager.registry, SecretBox(secret_key))
     try:
         async with sessions() as session:
-            rows = list((await session.execute(select(StoredConnector).where(
-                StoredConnector.enabled.is_(True)))).scalars())
+            rows = list(
+                (
+                    await session.execute(
+                        select(StoredConnector).where(StoredConnector.enabled.is_(True))
+                    )
+                ).scalars()
+            )
     except Exception as exc:  # the table may not exist before `assistant db upgrade`
         log.warning("connector.store_unavailable", error=type(exc).__name__)
         return 0

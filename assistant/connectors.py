@@ -32,9 +32,12 @@ class ConnectorInstance:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "slug": self.slug, "tenant": self.tenant_id,
+            "name": self.name,
+            "slug": self.slug,
+            "tenant": self.tenant_id,
             "capabilities": sorted(c.value for c in self.capabilities),
-            "status": self.health.status.value, "detail": self.health.detail,
+            "status": self.health.status.value,
+            "detail": self.health.detail,
             "problems": self.problems,
         }
 
@@ -47,8 +50,12 @@ class ConnectorManager:
     """Owns every connector instance of the process; one bad instance never stops the rest."""
 
     def __init__(
-        self, registry: ConnectorRegistry, session_factory: async_sessionmaker[AsyncSession],
-        instances: list[ConnectorInstanceSettings], *, extras: dict[str, Any] | None = None,
+        self,
+        registry: ConnectorRegistry,
+        session_factory: async_sessionmaker[AsyncSession],
+        instances: list[ConnectorInstanceSettings],
+        *,
+        extras: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self._sessions = session_factory
@@ -63,22 +70,32 @@ class ConnectorManager:
             try:
                 spec = self.registry.get(item.slug)
                 instance.capabilities = spec.capabilities
-                context = ConnectorContext(tenant_id=item.tenant, instance_name=item.name,
-                                           session_factory=self._sessions,
-                                           extras=self._extras)
+                context = ConnectorContext(
+                    tenant_id=item.tenant,
+                    instance_name=item.name,
+                    session_factory=self._sessions,
+                    extras=self._extras,
+                )
                 instance.connector = await self.registry.build(item.slug, item.config, context)
                 instance.health = ConnectorHealth(status=ConnectorStatus.OK, detail="built")
             except ValidationError as exc:
                 instance.problems = config_problems(exc)
-                instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
-                                                  detail="invalid configuration")
+                instance.health = ConnectorHealth(
+                    status=ConnectorStatus.BROKEN, detail="invalid configuration"
+                )
             except Exception as exc:  # isolate: a broken instance is reported, not fatal
-                instance.health = ConnectorHealth(status=ConnectorStatus.BROKEN,
-                                                  detail=f"{type(exc).__name__}: {exc}")
+                instance.health = ConnectorHealth(
+                    status=ConnectorStatus.BROKEN, detail=f"{type(exc).__name__}: {exc}"
+                )
             if instance.health.status is ConnectorStatus.BROKEN:
-                log.error("connector.instance_broken", connector=item.name, slug=item.slug,
-                          tenant=item.tenant, detail=instance.health.detail,
-                          problems=instance.problems)
+                log.error(
+                    "connector.instance_broken",
+                    connector=item.name,
+                    slug=item.slug,
+                    tenant=item.tenant,
+                    detail=instance.health.detail,
+                    problems=instance.problems,
+                )
 
     async def check_all(self, timeout_s: float = 3.0) -> list[dict[str, Any]]:
         async def check(instance: ConnectorInstance) -> None:
@@ -103,7 +120,9 @@ class ConnectorManager:
                 return instance.connector
         raise UnknownConnectorError(
             f"no working {capability.value} connector for tenant {tenant_id!r}"
-            + (f" named {name!r}" if name else ""), capability=capability.value)
+            + (f" named {name!r}" if name else ""),
+            capability=capability.value,
+        )
 
     async def aclose(self) -> None:
         for instance in self.instances.values():

@@ -27,8 +27,12 @@ from integrations.sandbox.seed import (
     seed_sandbox,
 )
 
-_CATEGORY_STYLE = {"respond": "bold green", "schedule": "bold cyan", "notify": "yellow",
-                   "ignore": "dim"}
+_CATEGORY_STYLE = {
+    "respond": "bold green",
+    "schedule": "bold cyan",
+    "notify": "yellow",
+    "ignore": "dim",
+}
 _PRIORITY_STYLE = {"urgent": "bold red", "high": "red", "normal": "", "low": "dim"}
 
 
@@ -51,20 +55,31 @@ def sandbox_context(settings: Settings) -> TriageContext:
     mailbox = load_mailbox_seed(seed_dir)
     people = load_calendar_seed(seed_dir).people
     return TriageContext(
-        executive=mailbox.executive.address, internal_domains=mailbox.internal_domains,
-        vips=mailbox.vips, timezone=mailbox.executive.timezone,
+        executive=mailbox.executive.address,
+        internal_domains=mailbox.internal_domains,
+        vips=mailbox.vips,
+        timezone=mailbox.executive.timezone,
         # Only colleagues: an external sender using a colleague's name is a phishing signal.
-        people={p.address.lower(): p.name for p in people
-                if p.address.lower().rsplit("@", 1)[1] in set(mailbox.internal_domains)},
+        people={
+            p.address.lower(): p.name
+            for p in people
+            if p.address.lower().rsplit("@", 1)[1] in set(mailbox.internal_domains)
+        },
     )
 
 
 def _flags(result: TriageResult) -> str:
     flags = result.flags
-    names = [name for name, on in (("phishing", flags.phishing),
-                                   ("injection", flags.prompt_injection),
-                                   ("deadline", flags.has_deadline),
-                                   ("external", flags.external)) if on]
+    names = [
+        name
+        for name, on in (
+            ("phishing", flags.phishing),
+            ("injection", flags.prompt_injection),
+            ("deadline", flags.has_deadline),
+            ("external", flags.external),
+        )
+        if on
+    ]
     return ", ".join(names)
 
 
@@ -74,8 +89,9 @@ async def run_demo(settings: Settings, console: Console, *, reset: bool = True) 
     try:
         await upgrade(services.engine)
         tenant = settings.sandbox.tenant
-        report = await seed_sandbox(services.sessions, tenant_id=tenant,
-                                    seed_dir=settings.sandbox.seed_dir, reset=reset)
+        report = await seed_sandbox(
+            services.sessions, tenant_id=tenant, seed_dir=settings.sandbox.seed_dir, reset=reset
+        )
         connector: EmailConnector = services.connectors.get(tenant, Capability.EMAIL)
         context = sandbox_context(settings)
         cascade = TriageCascade()
@@ -84,8 +100,11 @@ async def run_demo(settings: Settings, console: Console, *, reset: bool = True) 
         labels = seed_labels(settings.sandbox.seed_dir)
         zone = ZoneInfo(context.timezone)
 
-        table = Table(title=f"Inbox of {context.executive} (week of {report.week_of})",
-                      show_lines=False, expand=True)
+        table = Table(
+            title=f"Inbox of {context.executive} (week of {report.week_of})",
+            show_lines=False,
+            expand=True,
+        )
         table.add_column("received", no_wrap=True)
         table.add_column("from", max_width=28)
         table.add_column("subject", ratio=2)
@@ -98,19 +117,24 @@ async def run_demo(settings: Settings, console: Console, *, reset: bool = True) 
             decider = result.provenance.rule_id or result.provenance.stage
             # Text, not markup: subjects and senders are untrusted and may contain "[...]".
             table.add_row(
-                when, Text(message.sender.address if message.sender else ""),
+                when,
+                Text(message.sender.address if message.sender else ""),
                 Text(message.subject),
                 Text(category, style=_CATEGORY_STYLE.get(category, "magenta")),
                 Text(result.priority.value, style=_PRIORITY_STYLE[result.priority.value]),
-                _flags(result), Text(decider or ""), Text(result.reason),
+                _flags(result),
+                Text(decider or ""),
+                Text(result.reason),
             )
         console.print(table)
 
         decided = [r for r in results if r.category is not None]
         by_category = Counter(r.category.value for r in decided if r.category)
-        agree = sum(1 for m, r in zip(messages, results, strict=True)
-                    if r.category and labels.get(m.message_id or "", {}).get("category")
-                    == r.category.value)
+        agree = sum(
+            1
+            for m, r in zip(messages, results, strict=True)
+            if r.category and labels.get(m.message_id or "", {}).get("category") == r.category.value
+        )
         console.print(
             f"{len(messages)} messages: {len(decided)} decided by rules "
             f"({len(decided) / max(len(messages), 1):.0%}), "
@@ -119,24 +143,34 @@ async def run_demo(settings: Settings, console: Console, *, reset: bool = True) 
             + ", ".join(f"{k} {v}" for k, v in sorted(by_category.items()))
         )
         if decided:
-            console.print(f"Agreement with the sandbox's own labels on decided mail: "
-                          f"{agree}/{len(decided)} ({agree / len(decided):.0%}).")
+            console.print(
+                f"Agreement with the sandbox's own labels on decided mail: "
+                f"{agree}/{len(decided)} ({agree / len(decided):.0%})."
+            )
         if settings.drafting.enabled:
-            await _proposals(services, console, connector, messages, results,
-                             labels=labels)
+            await _proposals(services, console, connector, messages, results, labels=labels)
         # The decision gate over this run, measured from what it recorded.
         from assistant.quality.demo import print_gate, store_triage
 
-        await store_triage(services, str(getattr(connector, "mailbox", "")),
-                           list(zip(messages, results, strict=True)))
+        await store_triage(
+            services,
+            str(getattr(connector, "mailbox", "")),
+            list(zip(messages, results, strict=True)),
+        )
         await print_gate(services, console, since=started)
     finally:
         await services.aclose()
 
 
-async def _proposals(services: Services, console: Console, connector: EmailConnector,
-                     messages: list[EmailMessage], results: list[TriageResult], *,
-                     labels: dict[str, dict[str, Any]]) -> None:
+async def _proposals(
+    services: Services,
+    console: Console,
+    connector: EmailConnector,
+    messages: list[EmailMessage],
+    results: list[TriageResult],
+    *,
+    labels: dict[str, dict[str, Any]],
+) -> None:
     """Drafts and meetings for the triaged inbox, proposed through governance; then the
     proposals and the review queue. Mail the pipeline left to a person is decided here as
     that person would (the demo plays them with the sandbox's own labels, shown as
@@ -152,16 +186,27 @@ async def _proposals(services: Services, console: Console, connector: EmailConne
     settings = services.settings
     tenant = settings.sandbox.tenant
     mailbox = str(getattr(connector, "mailbox", ""))
-    name = next((i.name for i in services.connectors.instances.values()
-                 if i.tenant_id == tenant and i.connector is connector), None)
+    name = next(
+        (
+            i.name
+            for i in services.connectors.instances.values()
+            if i.tenant_id == tenant and i.connector is connector
+        ),
+        None,
+    )
     try:
         calendar: Any = services.connectors.get(tenant, Capability.CALENDAR)
     except UnknownConnectorError:
         calendar = None
     correlation = f"demo-{new_id()[:12]}"
     llm = LLMClient(settings.llm, DatabaseMeter(services.sessions))
-    step = DraftingStep(build_governance(services, mode="off").actions, settings.drafting, llm,
-                        tenant_id=tenant, correlation_id=correlation)
+    step = DraftingStep(
+        build_governance(services, mode="off").actions,
+        settings.drafting,
+        llm,
+        tenant_id=tenant,
+        correlation_id=correlation,
+    )
     proposed: list[tuple[EmailMessage, Action]] = []
     by_person = 0
     try:
@@ -169,19 +214,30 @@ async def _proposals(services: Services, console: Console, connector: EmailConne
             label = labels.get(message.message_id or "", {})
             if result.category is None and label.get("category"):
                 by_person += 1
-                result = result.model_copy(update={
-                    "category": Category(label["category"]),
-                    "priority": Priority(label.get("priority", "normal")),
-                    "provenance": Provenance(stage="human"), "needs_human": False,
-                    "reason": "decided by a person (the demo uses the sandbox's label)"})
-            outcome = await step.handle(services.sessions, message, result, mailbox=mailbox,
-                                        connector=name, calendar=calendar)
+                result = result.model_copy(
+                    update={
+                        "category": Category(label["category"]),
+                        "priority": Priority(label.get("priority", "normal")),
+                        "provenance": Provenance(stage="human"),
+                        "needs_human": False,
+                        "reason": "decided by a person (the demo uses the sandbox's label)",
+                    }
+                )
+            outcome = await step.handle(
+                services.sessions,
+                message,
+                result,
+                mailbox=mailbox,
+                connector=name,
+                calendar=calendar,
+            )
             proposed += [(message, action) for action in outcome.actions]
     finally:
         await llm.aclose()
 
-    drafts = Table(title="Proposed reply drafts (governed email.draft.create; nothing sent)",
-                   expand=True)
+    drafts = Table(
+        title="Proposed reply drafts (governed email.draft.create; nothing sent)", expand=True
+    )
     drafts.add_column("to", max_width=34)
     drafts.add_column("subject", ratio=1)
     drafts.add_column("first lines", ratio=2)
@@ -190,8 +246,11 @@ async def _proposals(services: Services, console: Console, connector: EmailConne
             continue
         args = action.arguments
         to = ", ".join(str(a.get("address", "")) for a in args.get("to", []))
-        subject = args.get("subject") or (message.subject if message.subject.lower()
-                                          .startswith("re:") else f"Re: {message.subject}")
+        subject = args.get("subject") or (
+            message.subject
+            if message.subject.lower().startswith("re:")
+            else f"Re: {message.subject}"
+        )
         lines = [line for line in str(args.get("body_text", "")).splitlines() if line.strip()]
         drafts.add_row(Text(to), Text(subject), Text("\n".join(lines[:3])))
     console.print(drafts)
@@ -200,12 +259,22 @@ async def _proposals(services: Services, console: Console, connector: EmailConne
     for column in ("action", "kind", "state", "decision", "rule", "about"):
         queue.add_column(column)
     for message, action in proposed:
-        queue.add_row(action.id[:8], action.kind, action.state, action.decision or "",
-                      Text(action.policy_rule_id or ""), Text(message.subject))
+        queue.add_row(
+            action.id[:8],
+            action.kind,
+            action.state,
+            action.decision or "",
+            Text(action.policy_rule_id or ""),
+            Text(message.subject),
+        )
     console.print(queue)
     pending = sum(1 for _, a in proposed if a.state == "pending_review")
-    console.print(f"The demo decided {by_person} message(s) left for a person as that person "
-                  "would (sandbox labels); drafts and meetings follow from the categories.")
-    console.print(f"{len(proposed)} action(s) proposed under correlation id {correlation}: "
-                  f"{pending} pending review, none executed (LLM provider: "
-                  f"{settings.llm.provider.value}).")
+    console.print(
+        f"The demo decided {by_person} message(s) left for a person as that person "
+        "would (sandbox labels); drafts and meetings follow from the categories."
+    )
+    console.print(
+        f"{len(proposed)} action(s) proposed under correlation id {correlation}: "
+        f"{pending} pending review, none executed (LLM provider: "
+        f"{settings.llm.provider.value})."
+    )

@@ -71,22 +71,34 @@ def runner_mode(services: Services) -> RunnerMode:
 
 
 def build_governance(
-    services: Services, *, mode: RunnerMode | None = None, work: bool = False,
-    worker_id: str | None = None, concurrency: int | None = None,
+    services: Services,
+    *,
+    mode: RunnerMode | None = None,
+    work: bool = False,
+    worker_id: str | None = None,
+    concurrency: int | None = None,
 ) -> GovernanceRuntime:
     """Build (not start) governance for a process. ``work``: this process runs jobs."""
     settings = services.settings.governance
     policy = PolicyStore(settings.policy_file)
     # Failed actions and compensations go to their owner (email or webhook), audited.
     owners = OwnerRouter(services.sessions, services.settings, services.connectors)
-    executor = Executor(services.sessions, services.connectors, settings, worker_id=worker_id,
-                        owners=owners)
+    executor = Executor(
+        services.sessions, services.connectors, settings, worker_id=worker_id, owners=owners
+    )
     actions = ActionService(policy, executor, settings, resolver=services.connectors)
     review = ReviewService(actions)
     compensation = CompensationService(services.sessions, actions)
-    runtime = GovernanceRuntime(services=services, settings=settings, policy=policy,
-                                executor=executor, actions=actions, review=review,
-                                compensation=compensation, runner=NullRunner())
+    runtime = GovernanceRuntime(
+        services=services,
+        settings=settings,
+        policy=policy,
+        executor=executor,
+        actions=actions,
+        review=review,
+        compensation=compensation,
+        runner=NullRunner(),
+    )
     mode = mode or runner_mode(services)
     concurrency = concurrency or settings.worker_concurrency
 
@@ -100,13 +112,21 @@ def build_governance(
     runner: BackgroundRunner
     if mode == "inprocess":
         runner = InProcessRunner(
-            executor, expire=periodic, poll_interval=settings.poll_interval_seconds,
-            expiry_interval=settings.expiry_interval_seconds, concurrency=concurrency)
+            executor,
+            expire=periodic,
+            poll_interval=settings.poll_interval_seconds,
+            expiry_interval=settings.expiry_interval_seconds,
+            concurrency=concurrency,
+        )
     elif mode == "procrastinate":
         runner = ProcrastinateRunner(
-            procrastinate_conninfo(services.settings.database_url), executor,
-            expire=periodic, work=work, concurrency=concurrency,
-            poll_interval=settings.poll_interval_seconds)
+            procrastinate_conninfo(services.settings.database_url),
+            executor,
+            expire=periodic,
+            work=work,
+            concurrency=concurrency,
+            poll_interval=settings.poll_interval_seconds,
+        )
     else:
         runner = NullRunner()
     runtime.runner = runner
@@ -118,12 +138,20 @@ async def start_governance(services: Services) -> GovernanceRuntime:
     """For the app's lifespan: load the policy (fail fast), start the runner."""
     runtime = build_governance(services)
     policy = runtime.policy.current()
-    unknown = [rule for rule in policy.document.rules for pattern in rule.when.kinds
-               if not any(fnmatchcase(name, pattern) for name in registry.names())]
+    unknown = [
+        rule
+        for rule in policy.document.rules
+        for pattern in rule.when.kinds
+        if not any(fnmatchcase(name, pattern) for name in registry.names())
+    ]
     if unknown:
         log.warning("governance.policy_unknown_kinds", rules=sorted({r.id for r in unknown}))
-    log.info("governance.policy_loaded", version=policy.version, source=policy.source,
-             rules=len(policy.document.rules))
+    log.info(
+        "governance.policy_loaded",
+        version=policy.version,
+        source=policy.source,
+        rules=len(policy.document.rules),
+    )
     await _version_policy_at_start(services)
     await runtime.start()
     return runtime
@@ -139,8 +167,9 @@ async def _version_policy_at_start(services: Services) -> None:
     actor = system_principal(settings.auth.default_tenant, "startup")
     try:
         async with services.sessions() as session, session.begin():
-            version = await snapshot_policy(session, actor, settings,
-                                            "policy file as loaded at start")
+            version = await snapshot_policy(
+                session, actor, settings, "policy file as loaded at start"
+            )
     except Exception as exc:  # never block a start on the history (e.g. not migrated yet)
         log.warning("governance.policy_version_failed", error=type(exc).__name__)
         return

@@ -27,13 +27,19 @@ class Services:
 
     @classmethod
     async def build(
-        cls, settings: Settings, *, registry: ConnectorRegistry | None = None,
+        cls,
+        settings: Settings,
+        *,
+        registry: ConnectorRegistry | None = None,
         metrics: RequestMetrics | None = None,
     ) -> Services:
         # Checkpoints of the audit log are signed with this deployment's key.
         configure_audit_checkpoints(settings, load_key=True)
-        engine = create_engine(settings.database_url, echo=settings.database.echo,
-                               pool_size=settings.database.pool_size)
+        engine = create_engine(
+            settings.database_url,
+            echo=settings.database.echo,
+            pool_size=settings.database.pool_size,
+        )
         sessions = create_session_factory(engine)
         # Model settings changed under change control (a stored, versioned override).
         from assistant.change_control import apply_llm_override
@@ -41,7 +47,9 @@ class Services:
         settings = await apply_llm_override(sessions, settings)
         registry = registry or ConnectorRegistry.discover()
         connectors = ConnectorManager(
-            registry, sessions, settings.connectors,
+            registry,
+            sessions,
+            settings.connectors,
             extras={"sandbox_seed_dir": settings.sandbox.seed_dir},
         )
         await connectors.start()
@@ -58,9 +66,15 @@ class Services:
                 await connectors.aclose()
                 await engine.dispose()
             refuse_without_owners(problems)
-        return cls(settings=settings, engine=engine, sessions=sessions, registry=registry,
-                   connectors=connectors, metrics=metrics or RequestMetrics(),
-                   auth=AuthRuntime.build(settings, sessions))
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            registry=registry,
+            connectors=connectors,
+            metrics=metrics or RequestMetrics(),
+            auth=AuthRuntime.build(settings, sessions),
+        )
 
     async def aclose(self) -> None:
         await self.connectors.aclose()

@@ -60,8 +60,7 @@ async def _run(count: int, page_size: int) -> None:
 
     def connector() -> Any:
         config = ImapEmailConfig.model_validate(server.imap_config(address, timeout_s=120))
-        return build_connector(config, ConnectorContext(tenant_id="bench",
-                                                        instance_name="bench"))
+        return build_connector(config, ConnectorContext(tenant_id="bench", instance_name="bench"))
 
     # 1. Full sync through the connector alone.
     imap = connector()
@@ -86,8 +85,7 @@ async def _run(count: int, page_size: int) -> None:
     quiet_s = time.perf_counter() - started
     quiet_cmds = imap.command_count() - before
     for i in range(10):
-        await asyncio.to_thread(server.deliver, address, f"late {i}", "x",
-                                "bob@partner.example")
+        await asyncio.to_thread(server.deliver, address, f"late {i}", "x", "bob@partner.example")
     before = imap.command_count()
     started = time.perf_counter()
     late = await imap.sync("INBOX", quiet.cursor, page_size=page_size)
@@ -109,19 +107,31 @@ async def _run(count: int, page_size: int) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"mailbox: {count} messages written in {seeded_s:.1f} s; page size {page_size}")
-    print(f"full sync (connector):       {total} messages, {pages} pages, "
-          f"{full_cmds} IMAP commands, {full_s:.2f} s, {total / full_s:,.0f} msg/s")
-    print(f"full sync (into the queue):  {report.queued} queued, {ingest_s:.2f} s, "
-          f"{report.queued / ingest_s:,.0f} msg/s")
-    print(f"incremental, nothing new:    {len(quiet.messages)} messages, {quiet_cmds} IMAP "
-          f"commands, {quiet_s * 1000:.1f} ms")
-    print(f"incremental, 10 new:         {len(late.messages)} messages, {late_cmds} IMAP "
-          f"commands, {late_s * 1000:.1f} ms")
-    print(f"commands, incremental/full:  {quiet_cmds}/{full_cmds} = "
-          f"{quiet_cmds / max(full_cmds, 1):.4f} (nothing new); {late_cmds}/{full_cmds} = "
-          f"{late_cmds / max(full_cmds, 1):.4f} (10 new)")
-    print(f"time, incremental/full:      {quiet_s / full_s:.5f} (nothing new); "
-          f"{late_s / full_s:.5f} (10 new)")
+    print(
+        f"full sync (connector):       {total} messages, {pages} pages, "
+        f"{full_cmds} IMAP commands, {full_s:.2f} s, {total / full_s:,.0f} msg/s"
+    )
+    print(
+        f"full sync (into the queue):  {report.queued} queued, {ingest_s:.2f} s, "
+        f"{report.queued / ingest_s:,.0f} msg/s"
+    )
+    print(
+        f"incremental, nothing new:    {len(quiet.messages)} messages, {quiet_cmds} IMAP "
+        f"commands, {quiet_s * 1000:.1f} ms"
+    )
+    print(
+        f"incremental, 10 new:         {len(late.messages)} messages, {late_cmds} IMAP "
+        f"commands, {late_s * 1000:.1f} ms"
+    )
+    print(
+        f"commands, incremental/full:  {quiet_cmds}/{full_cmds} = "
+        f"{quiet_cmds / max(full_cmds, 1):.4f} (nothing new); {late_cmds}/{full_cmds} = "
+        f"{late_cmds / max(full_cmds, 1):.4f} (10 new)"
+    )
+    print(
+        f"time, incremental/full:      {quiet_s / full_s:.5f} (nothing new); "
+        f"{late_s / full_s:.5f} (10 new)"
+    )
 
 
 def main() -> None:

@@ -61,10 +61,12 @@ class _Counter(httpx.AsyncBaseTransport):
         self.requests += 1
         self.bytes += len(body)
         # The body is decoded already: drop the headers that described the wire form.
-        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in (
-            "content-encoding", "content-length", "transfer-encoding")]
-        return httpx.Response(response.status_code, headers=headers, content=body,
-                              request=request)
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -75,8 +77,7 @@ def ensure_database(folder: Path, invoices: int) -> Path:
     if seed.exists() and json.loads(seed.read_text()).get("extra_invoices") == invoices:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    print(f"building a trytond database with {invoices} extra invoices in {folder} ...",
-          flush=True)
+    print(f"building a trytond database with {invoices} extra invoices in {folder} ...", flush=True)
     seconds = build_database(folder, extra_invoices=invoices, timeout=3600)
     print(f"built in {seconds:.0f} s", flush=True)
     return folder
@@ -92,8 +93,8 @@ async def _fetch_all(connector: TrytonERPConnector, today: date) -> list[str]:
     offset = 0
     while True:
         rows = await connector.client.search_read(
-            "account.invoice", [], _INVOICE_FIELDS, offset=offset, limit=PAGE,
-            order=[["id", "ASC"]])
+            "account.invoice", [], _INVOICE_FIELDS, offset=offset, limit=PAGE, order=[["id", "ASC"]]
+        )
         for row in rows:
             invoice = connector._invoice(row)
             if invoice.is_overdue(today):
@@ -103,21 +104,21 @@ async def _fetch_all(connector: TrytonERPConnector, today: date) -> list[str]:
         offset += PAGE
 
 
-async def measure(url: str, database: str, login: str, password: str, runs: int
-                  ) -> dict[str, Any]:
+async def measure(url: str, database: str, login: str, password: str, runs: int) -> dict[str, Any]:
     counter = _Counter()
     http = httpx.AsyncClient(transport=counter, timeout=300)
-    config = TrytonConfig(url=url, database=database, login=login, password=password,
-                          timeout_s=300)
-    client = TrytonClient(url, database, login, password, http_client=http,
-                          connector="bench", timeout_s=300)
+    config = TrytonConfig(url=url, database=database, login=login, password=password, timeout_s=300)
+    client = TrytonClient(
+        url, database, login, password, http_client=http, connector="bench", timeout_s=300
+    )
     connector = TrytonERPConnector(client, config, name="bench")
     await client.login()
     today = date.today()
     total = await connector.client.search_count("account.invoice", [])
     results: dict[str, dict[str, list[float]]] = {
         "filtered": {"seconds": [], "requests": [], "bytes": []},
-        "fetch_all": {"seconds": [], "requests": [], "bytes": []}}
+        "fetch_all": {"seconds": [], "requests": [], "bytes": []},
+    }
     answers: dict[str, list[str]] = {}
     ways = {"filtered": _filtered, "fetch_all": _fetch_all}
     for _ in range(runs):
@@ -130,12 +131,18 @@ async def measure(url: str, database: str, login: str, password: str, runs: int
             results[name]["bytes"].append(counter.bytes - before_bytes)
     await http.aclose()
     if answers["filtered"] != answers["fetch_all"]:
-        raise SystemExit(f"the two ways disagree: {len(answers['filtered'])} vs "
-                         f"{len(answers['fetch_all'])} overdue invoices")
-    summary = {name: {"seconds": statistics.median(r["seconds"]),
-                      "requests": int(statistics.median(r["requests"])),
-                      "bytes": int(statistics.median(r["bytes"]))}
-               for name, r in results.items()}
+        raise SystemExit(
+            f"the two ways disagree: {len(answers['filtered'])} vs "
+            f"{len(answers['fetch_all'])} overdue invoices"
+        )
+    summary = {
+        name: {
+            "seconds": statistics.median(r["seconds"]),
+            "requests": int(statistics.median(r["requests"])),
+            "bytes": int(statistics.median(r["bytes"])),
+        }
+        for name, r in results.items()
+    }
     return {"invoices": total, "overdue": len(answers["filtered"]), **summary}
 
 
@@ -143,24 +150,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "assistant-bench-erp")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()) / "assistant-bench-erp"
+    )
     args = parser.parse_args(argv)
     folder = ensure_database(args.dir.resolve(), args.invoices)
-    with tempfile.TemporaryDirectory() as serve_dir, \
-            run_server(folder, Path(serve_dir)) as server:
-        report = asyncio.run(measure(server.url, server.database, server.login,
-                                     server.password, args.runs))
+    with tempfile.TemporaryDirectory() as serve_dir, run_server(folder, Path(serve_dir)) as server:
+        report = asyncio.run(
+            measure(server.url, server.database, server.login, server.password, args.runs)
+        )
     f, a = report["filtered"], report["fetch_all"]
-    print(f"trytond: {report['invoices']} invoices, {report['overdue']} overdue "
-          f"(median of {args.runs} runs)")
-    print(f"  filtered on the server: {f['seconds'] * 1000:8.1f} ms  {f['requests']:4d} "
-          f"request(s)  {f['bytes'] / 1024:9.1f} KiB")
-    print(f"  fetch all, filter here: {a['seconds'] * 1000:8.1f} ms  {a['requests']:4d} "
-          f"request(s)  {a['bytes'] / 1024:9.1f} KiB")
-    print(f"erp overdue speedup={a['seconds'] / f['seconds']:.1f}x "
-          f"requests={f['requests']}:{a['requests']} "
-          f"bytes_ratio={a['bytes'] / max(f['bytes'], 1):.1f}x")
+    print(
+        f"trytond: {report['invoices']} invoices, {report['overdue']} overdue "
+        f"(median of {args.runs} runs)"
+    )
+    print(
+        f"  filtered on the server: {f['seconds'] * 1000:8.1f} ms  {f['requests']:4d} "
+        f"request(s)  {f['bytes'] / 1024:9.1f} KiB"
+    )
+    print(
+        f"  fetch all, filter here: {a['seconds'] * 1000:8.1f} ms  {a['requests']:4d} "
+        f"request(s)  {a['bytes'] / 1024:9.1f} KiB"
+    )
+    print(
+        f"erp overdue speedup={a['seconds'] / f['seconds']:.1f}x "
+        f"requests={f['requests']}:{a['requests']} "
+        f"bytes_ratio={a['bytes'] / max(f['bytes'], 1):.1f}x"
+    )
     return 0
 
 

@@ -77,8 +77,9 @@ from governance.audit_hash import (  # noqa: E402
 from governance.audit_models import EVENTS  # noqa: E402
 from governance.checkpoints import CheckpointConfig, signing_key  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("ASSISTANT_BENCH_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "ASSISTANT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 # ----------------------------------------------------------------------- audit append
@@ -87,25 +88,44 @@ PG_ADMIN_URL = os.environ.get("ASSISTANT_BENCH_POSTGRES_URL",
 def _plain_table(metadata: MetaData) -> Table:
     """A copy of audit_events: same columns, keys and indexes; no triggers."""
     columns = [Column(c.name, c.type, nullable=c.nullable) for c in EVENTS.columns]
-    table = Table("bench_plain_events", metadata, *columns,
-                  PrimaryKeyConstraint("tenant_id", "seq", name="pk_bench_plain_events"),
-                  UniqueConstraint("event_id", name="uq_bench_plain_events_event_id"))
+    table = Table(
+        "bench_plain_events",
+        metadata,
+        *columns,
+        PrimaryKeyConstraint("tenant_id", "seq", name="pk_bench_plain_events"),
+        UniqueConstraint("event_id", name="uq_bench_plain_events_event_id"),
+    )
     for index in EVENTS.indexes:
-        Index(index.name.replace("audit_events", "bench_plain"),  # type: ignore[union-attr]
-              *[table.c[c.name] for c in index.columns])
+        Index(
+            index.name.replace("audit_events", "bench_plain"),  # type: ignore[union-attr]
+            *[table.c[c.name] for c in index.columns],
+        )
     return table
 
 
 def _events(count: int) -> list[AuditEventIn]:
-    return [AuditEventIn(
-        action=AuditAction.ACTION_APPROVED, resource_type="action", resource_id=uuid.uuid4().hex,
-        connector="sandbox-mail", action_id=uuid.uuid4().hex, reason="approved by the delegate",
-        idempotency_key=uuid.uuid4().hex,
-        payload={"kind": "email.send", "arguments": {
-            "to": ["bob@example.com"], "subject": f"Quarterly numbers {i}",
-            "body": "Hi Bob, please find the figures attached.", "api_key": "sk-live-secret"},
-            "policy": {"rule": "external-mail-needs-review", "version": 3}},
-    ) for i in range(count)]
+    return [
+        AuditEventIn(
+            action=AuditAction.ACTION_APPROVED,
+            resource_type="action",
+            resource_id=uuid.uuid4().hex,
+            connector="sandbox-mail",
+            action_id=uuid.uuid4().hex,
+            reason="approved by the delegate",
+            idempotency_key=uuid.uuid4().hex,
+            payload={
+                "kind": "email.send",
+                "arguments": {
+                    "to": ["bob@example.com"],
+                    "subject": f"Quarterly numbers {i}",
+                    "body": "Hi Bob, please find the figures attached.",
+                    "api_key": "sk-live-secret",
+                },
+                "policy": {"rule": "external-mail-needs-review", "version": 3},
+            },
+        )
+        for i in range(count)
+    ]
 
 
 async def _append_rounds(url: str, rows: int, batch: int, key_dir: Path) -> dict[str, float]:
@@ -117,9 +137,13 @@ async def _append_rounds(url: str, rows: int, batch: int, key_dir: Path) -> dict
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
         sessions = create_session_factory(engine)
-        actor = Principal(user_id="delegate@example.com", tenant_id="bench",
-                          roles=frozenset({Role.DELEGATE}), on_behalf_of="exec@example.com",
-                          source_ip="127.0.0.1")
+        actor = Principal(
+            user_id="delegate@example.com",
+            tenant_id="bench",
+            roles=frozenset({Role.DELEGATE}),
+            on_behalf_of="exec@example.com",
+            source_ip="127.0.0.1",
+        )
         config = CheckpointConfig(key_file=key_dir / "bench_ed25519.pem", every_events=1000)
         signing_key(config.key_file)  # created before timing starts
         events = _events(rows)
@@ -138,8 +162,9 @@ async def _append_rounds(url: str, rows: int, batch: int, key_dir: Path) -> dict
                 values.update(seq=plain_seq, prev_hash="", row_hash="")
                 await session.execute(sa_insert(plain), values)
 
-        async def timed(write: Callable[[AsyncSession, list[AuditEventIn]], Any],
-                        chunk: list[AuditEventIn]) -> float:
+        async def timed(
+            write: Callable[[AsyncSession, list[AuditEventIn]], Any], chunk: list[AuditEventIn]
+        ) -> float:
             started = time.perf_counter()
             async with sessions() as session:
                 await write(session, chunk)
@@ -151,7 +176,7 @@ async def _append_rounds(url: str, rows: int, batch: int, key_dir: Path) -> dict
         await timed(plain_insert, _events(batch))
         totals = {"chained": 0.0, "plain": 0.0}
         for start in range(0, rows, batch):
-            chunk = events[start:start + batch]
+            chunk = events[start : start + batch]
             totals["chained"] += await timed(chained, chunk)
             totals["plain"] += await timed(plain_insert, chunk)
         singles = {"chained": 0.0, "plain": 0.0}
@@ -160,7 +185,8 @@ async def _append_rounds(url: str, rows: int, batch: int, key_dir: Path) -> dict
             singles["chained"] += await timed(chained, [event])
             singles["plain"] += await timed(plain_insert, [event])
         return {
-            "chained_per_s": rows / totals["chained"], "plain_per_s": rows / totals["plain"],
+            "chained_per_s": rows / totals["chained"],
+            "plain_per_s": rows / totals["plain"],
             "ratio": totals["chained"] / totals["plain"],
             "single_ratio": singles["chained"] / singles["plain"],
             "single_chained_ms": singles["chained"] / single_rows * 1000,
@@ -180,19 +206,22 @@ async def _pg_admin(sql: str) -> None:
         await connection.close()
 
 
-async def measure_audit_append(backend: str, rows: int = 5000,
-                               batch: int = 100) -> dict[str, float]:
+async def measure_audit_append(
+    backend: str, rows: int = 5000, batch: int = 100
+) -> dict[str, float]:
     """Chained vs plain append on ``backend`` ("sqlite" or "postgresql")."""
     with tempfile.TemporaryDirectory() as tmp:
         if backend == "sqlite":
-            return await _append_rounds(f"sqlite+aiosqlite:///{tmp}/bench.db", rows, batch,
-                                        Path(tmp))
+            return await _append_rounds(
+                f"sqlite+aiosqlite:///{tmp}/bench.db", rows, batch, Path(tmp)
+            )
         name = f"bench_governance_{uuid.uuid4().hex[:10]}"
         await _pg_admin(f'CREATE DATABASE "{name}"')
         try:
             url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-            return await _append_rounds(url.replace("postgresql://", "postgresql+asyncpg://", 1),
-                                        rows, batch, Path(tmp))
+            return await _append_rounds(
+                url.replace("postgresql://", "postgresql+asyncpg://", 1), rows, batch, Path(tmp)
+            )
         finally:
             await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -213,8 +242,10 @@ def _generate_chain(path: Path, events: int, key_file: Path, every: int = 1000) 
     # the end (the verifier does not rely on the trigger).
     connection.execute("DROP TRIGGER audit_events_chain")
     columns = (*HASHED_FIELDS, "row_hash")
-    insert = (f"INSERT INTO audit_events ({', '.join(columns)}) "
-              f"VALUES ({', '.join('?' for _ in columns)})")
+    insert = (
+        f"INSERT INTO audit_events ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
     index = {name: i for i, name in enumerate(HASHED_FIELDS)}
     base = datetime(2026, 1, 1, tzinfo=UTC)
     prev = GENESIS_HASH
@@ -233,8 +264,10 @@ def _generate_chain(path: Path, events: int, key_file: Path, every: int = 1000) 
         values[index["occurred_at"]] = stamp
         values[index["on_behalf_of"]] = "exec@example.com"
         values[index["outcome"]] = "success"
-        values[index["payload"]] = ('{"arguments":{"api_key":"[REDACTED]","subject":"Numbers '
-                                    f'{seq}","to":["bob@example.com"]}},"kind":"email.send"}}')
+        values[index["payload"]] = (
+            '{"arguments":{"api_key":"[REDACTED]","subject":"Numbers '
+            f'{seq}","to":["bob@example.com"]}},"kind":"email.send"}}'
+        )
         values[index["prev_hash"]] = prev
         values[index["reason"]] = "approved by the delegate"
         values[index["recorded_at"]] = stamp
@@ -249,19 +282,32 @@ def _generate_chain(path: Path, events: int, key_file: Path, every: int = 1000) 
         chunk.append((*values, prev))
         if seq % every == 0:
             created = base + timedelta(milliseconds=seq)
-            signature = key.sign(checkpoint_message("bench", seq, prev, created,
-                                                    key_fingerprint)).hex()
-            checkpoints.append(("bench", seq, prev, created.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                                signature, key_fingerprint))
+            signature = key.sign(
+                checkpoint_message("bench", seq, prev, created, key_fingerprint)
+            ).hex()
+            checkpoints.append(
+                (
+                    "bench",
+                    seq,
+                    prev,
+                    created.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    signature,
+                    key_fingerprint,
+                )
+            )
         if len(chunk) >= 50_000:
             connection.executemany(insert, chunk)
             chunk.clear()
     connection.executemany(insert, chunk)
-    connection.executemany("INSERT INTO audit_checkpoints (tenant_id, seq, row_hash, "
-                           "created_at, signature, key_fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
-                           checkpoints)
-    connection.execute("INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) "
-                       "VALUES ('bench', ?, ?)", (events, prev))
+    connection.executemany(
+        "INSERT INTO audit_checkpoints (tenant_id, seq, row_hash, "
+        "created_at, signature, key_fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
+        checkpoints,
+    )
+    connection.execute(
+        "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) VALUES ('bench', ?, ?)",
+        (events, prev),
+    )
     connection.commit()
     connection.close()
 
@@ -298,22 +344,28 @@ async def measure_audit_verify(events: int = 1_000_000) -> dict[str, float]:
             for workers in (default_workers(), 1):
                 async with create_session_factory(engine)() as session:
                     started, cpu_started = time.perf_counter(), _cpu_seconds()
-                    report = await verify_chain(session, "bench", public_keys=[public],
-                                                workers=workers)
+                    report = await verify_chain(
+                        session, "bench", public_keys=[public], workers=workers
+                    )
                     timings[workers] = time.perf_counter() - started
                     cpu[workers] = _cpu_seconds() - cpu_started
                 if not report.ok or report.events != events:
-                    raise RuntimeError(f"verification failed on generated data: "
-                                       f"{report.to_dict()}")
+                    raise RuntimeError(f"verification failed on generated data: {report.to_dict()}")
         finally:
             await engine.dispose()
         workers = default_workers() if events >= PARALLEL_MIN_EVENTS else 1
-        return {"events": events, "workers": workers, "seconds": timings[default_workers()],
-                "events_per_s": events / timings[default_workers()],
-                "sequential_seconds": timings[1], "sequential_events_per_s": events / timings[1],
-                "sequential_events_per_cpu_s": events / cpu[1],
-                "cpu_seconds": cpu[default_workers()],
-                "generate_seconds": generated, "checkpoints": report.checkpoints}
+        return {
+            "events": events,
+            "workers": workers,
+            "seconds": timings[default_workers()],
+            "events_per_s": events / timings[default_workers()],
+            "sequential_seconds": timings[1],
+            "sequential_events_per_s": events / timings[1],
+            "sequential_events_per_cpu_s": events / cpu[1],
+            "cpu_seconds": cpu[default_workers()],
+            "generate_seconds": generated,
+            "checkpoints": report.checkpoints,
+        }
 
 
 # ----------------------------------------------------------------------------- policy
@@ -329,8 +381,11 @@ def _policy_inputs() -> list[Any]:
     inside = ("raj.patel@northwind.example", "marcus.chen@northwind.example")
     outside = ("greg.lawson@fabrikam.example",)
     many = tuple(f"p{i}@fabrikam.example" for i in range(25))
-    base = {"tenant": "default", "actor": "pipeline",
-            "on_behalf_of": "dana.whitfield@northwind.example"}
+    base = {
+        "tenant": "default",
+        "actor": "pipeline",
+        "on_behalf_of": "dana.whitfield@northwind.example",
+    }
     cases: list[tuple[str, dict[str, Any]]] = [
         ("email.send", {"recipients": inside, "at": day}),
         ("email.send", {"recipients": outside, "at": day}),
@@ -343,8 +398,12 @@ def _policy_inputs() -> list[Any]:
         ("erp.po.approve", {"amount": Decimal("120"), "at": day}),
         ("shell.exec", {"at": day}),
     ]
-    return [PolicyInput(kind=kind, capability=kind.split(".")[0], autonomy=Autonomy.AUTO,
-                        **base, **extra) for kind, extra in cases]
+    return [
+        PolicyInput(
+            kind=kind, capability=kind.split(".")[0], autonomy=Autonomy.AUTO, **base, **extra
+        )
+        for kind, extra in cases
+    ]
 
 
 def measure_policy(decisions: int = 200_000) -> float | None:
@@ -363,8 +422,10 @@ def measure_policy(decisions: int = 200_000) -> float | None:
             policy.evaluate(request)
     elapsed = time.perf_counter() - started
     rate = rounds * len(inputs) / elapsed
-    print(f"policy: {rounds * len(inputs)} decisions over {len(policy.rule_ids)} rules in "
-          f"{elapsed:.2f} s = {rate:,.0f} decisions/s (target 20,000)")
+    print(
+        f"policy: {rounds * len(inputs)} decisions over {len(policy.rule_ids)} rules in "
+        f"{elapsed:.2f} s = {rate:,.0f} decisions/s (target 20,000)"
+    )
     return rate
 
 
@@ -390,8 +451,8 @@ class _SandboxMail:
 
         if tenant_id not in self.mailboxes:
             self.mailboxes[tenant_id] = SandboxEmailConnector(
-                tenant_id=tenant_id, mailbox="dana@northwind.example",
-                session_factory=self.sessions)
+                tenant_id=tenant_id, mailbox="dana@northwind.example", session_factory=self.sessions
+            )
         return self.mailboxes[tenant_id]
 
 
@@ -420,15 +481,24 @@ async def measure_executor(workers: int, actions: int = 400, tenants: int = 1) -
         sessions = create_session_factory(engine)
         settings = GovernanceSettings(runner="off")
         seeder = Executor(sessions, _SandboxMail(sessions), settings, worker_id="seed")
-        service = ActionService(PolicyStore(policy=parse_policy(_EXECUTOR_POLICY)), seeder,
-                                settings)
+        service = ActionService(
+            PolicyStore(policy=parse_policy(_EXECUTOR_POLICY)), seeder, settings
+        )
         async with sessions() as session, session.begin():
             for i in range(actions):
                 proposer = system_principal(f"bench-{i % tenants}", "pipeline")
-                await service.propose(session, proposer, Proposal(
-                    kind="email.draft.create", arguments={
-                        "to": [{"address": "raj@northwind.example"}], "subject": f"n{i}",
-                        "body_text": "Benchmark."}))
+                await service.propose(
+                    session,
+                    proposer,
+                    Proposal(
+                        kind="email.draft.create",
+                        arguments={
+                            "to": [{"address": "raj@northwind.example"}],
+                            "subject": f"n{i}",
+                            "body_text": "Benchmark.",
+                        },
+                    ),
+                )
         # The sandbox creates a mailbox's change counter on its first write; two first
         # writes at once collide and one retries. Make the first writes untimed.
         from integrations.base import DraftRequest
@@ -441,8 +511,11 @@ async def measure_executor(workers: int, actions: int = 400, tenants: int = 1) -
             worker_engine = create_engine(url, pool_size=2)
             engines.append(worker_engine)
             worker_sessions = create_session_factory(worker_engine)
-            runners.append(Executor(worker_sessions, _SandboxMail(worker_sessions), settings,
-                                    worker_id=f"bench-{n}"))
+            runners.append(
+                Executor(
+                    worker_sessions, _SandboxMail(worker_sessions), settings, worker_id=f"bench-{n}"
+                )
+            )
         started = time.perf_counter()
         done = await asyncio.gather(*(r.run_due(limit=actions) for r in runners))
         elapsed = time.perf_counter() - started
@@ -452,17 +525,26 @@ async def measure_executor(workers: int, actions: int = 400, tenants: int = 1) -
         from governance.models import Action
 
         async with sessions() as session:
-            states = dict((await session.execute(select(Action.state, func.count())
-                                                 .group_by(Action.state))).all())
-            retries = (await session.execute(select(func.count()).select_from(AuditEvent)
-                                             .where(AuditEvent.action ==
-                                                    "action.retry_scheduled"))).scalar_one()
+            states = dict(
+                (
+                    await session.execute(select(Action.state, func.count()).group_by(Action.state))
+                ).all()
+            )
+            retries = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(AuditEvent)
+                    .where(AuditEvent.action == "action.retry_scheduled")
+                )
+            ).scalar_one()
         assert states == {"succeeded": actions}, states
         rate = actions / elapsed
-        print(f"  {workers} worker(s), {tenants} tenant(s): {actions} actions in "
-              f"{elapsed:.2f} s = "
-              f"{rate:.0f} actions/s (runs per worker: {', '.join(str(d) for d in done)}; "
-              f"retries: {retries})")
+        print(
+            f"  {workers} worker(s), {tenants} tenant(s): {actions} actions in "
+            f"{elapsed:.2f} s = "
+            f"{rate:.0f} actions/s (runs per worker: {', '.join(str(d) for d in done)}; "
+            f"retries: {retries})"
+        )
         return rate
     finally:
         for engine in engines:
@@ -479,9 +561,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=100, help="events per transaction")
     parser.add_argument("--verify-events", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--only", choices=["append", "verify", "policy", "executor"],
-                        action="append",
-                        help="run only these measurements (repeatable)")
+    parser.add_argument(
+        "--only",
+        choices=["append", "verify", "policy", "executor"],
+        action="append",
+        help="run only these measurements (repeatable)",
+    )
     args = parser.parse_args(argv)
     # Checkpoint log lines would time the terminal, not the code.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -491,28 +576,36 @@ def main(argv: list[str] | None = None) -> None:
 
     if "append" in only:
         ratios: list[float] = []
-        print(f"audit append: {args.rows} events per backend, transactions of {args.batch}, "
-              "chained (record) vs plain INSERT of the same rows, alternating batches")
+        print(
+            f"audit append: {args.rows} events per backend, transactions of {args.batch}, "
+            "chained (record) vs plain INSERT of the same rows, alternating batches"
+        )
         for backend in ("sqlite", *(() if args.no_postgres else ("postgresql",))):
             result = asyncio.run(measure_audit_append(backend, args.rows, args.batch))
             ratios.append(result["ratio"])
-            print(f"  {backend:<10} chained {result['chained_per_s']:7.0f} ev/s  plain "
-                  f"{result['plain_per_s']:7.0f} ev/s  ratio {result['ratio']:.2f}x  "
-                  f"(one event per transaction: {result['single_chained_ms']:.2f} ms vs "
-                  f"{result['single_plain_ms']:.2f} ms, {result['single_ratio']:.2f}x)")
+            print(
+                f"  {backend:<10} chained {result['chained_per_s']:7.0f} ev/s  plain "
+                f"{result['plain_per_s']:7.0f} ev/s  ratio {result['ratio']:.2f}x  "
+                f"(one event per transaction: {result['single_chained_ms']:.2f} ms vs "
+                f"{result['single_plain_ms']:.2f} ms, {result['single_ratio']:.2f}x)"
+            )
         chain_text = f"{max(ratios):.2f}"
 
     if "verify" in only:
         verify = asyncio.run(measure_audit_verify(args.verify_events))
-        print(f"audit verify: {verify['events']:.0f} events, {verify['checkpoints']:.0f} "
-              f"checkpoints on SQLite (generated in {verify['generate_seconds']:.1f} s)")
-        print(f"  {verify['workers']:.0f} worker processes: {verify['seconds']:.2f} s = "
-              f"{verify['events_per_s']:.0f} events/s ({verify['cpu_seconds']:.1f} CPU s in "
-              "all processes); one process: "
-              f"{verify['sequential_seconds']:.2f} s = "
-              f"{verify['sequential_events_per_s']:.0f} events/s "
-              f"({verify['sequential_events_per_cpu_s']:.0f} events per CPU second); "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"audit verify: {verify['events']:.0f} events, {verify['checkpoints']:.0f} "
+            f"checkpoints on SQLite (generated in {verify['generate_seconds']:.1f} s)"
+        )
+        print(
+            f"  {verify['workers']:.0f} worker processes: {verify['seconds']:.2f} s = "
+            f"{verify['events_per_s']:.0f} events/s ({verify['cpu_seconds']:.1f} CPU s in "
+            "all processes); one process: "
+            f"{verify['sequential_seconds']:.2f} s = "
+            f"{verify['sequential_events_per_s']:.0f} events/s "
+            f"({verify['sequential_events_per_cpu_s']:.0f} events per CPU second); "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         verify_text = f"{verify['events_per_s']:.0f}"
 
     if "policy" in only:
@@ -523,11 +616,12 @@ def main(argv: list[str] | None = None) -> None:
         print("executor on PostgreSQL: due actions run through the sandbox mailbox")
         rates = {workers: asyncio.run(measure_executor(workers)) for workers in (1, 4)}
         spread = asyncio.run(measure_executor(4, tenants=4))
-        executor_text = ",".join(f"{w}w:{r:.0f}" for w, r in rates.items()) + \
-            f",4w4t:{spread:.0f}"
+        executor_text = ",".join(f"{w}w:{r:.0f}" for w, r in rates.items()) + f",4w4t:{spread:.0f}"
 
-    print(f"governance chain_vs_plain={chain_text} verify_events_per_s={verify_text} "
-          f"policy_per_s={policy_text} executor_actions_per_s={executor_text}")
+    print(
+        f"governance chain_vs_plain={chain_text} verify_events_per_s={verify_text} "
+        f"policy_per_s={policy_text} executor_actions_per_s={executor_text}"
+    )
 
 
 if __name__ == "__main__":

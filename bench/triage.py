@@ -68,7 +68,8 @@ DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "triage" / "gaia_corpus.jsonl"
 # (assistant/evaluation/), shared with `assistant eval triage`.
 MAPPING = load_mapping()
 LABELS: dict[str, tuple[Category, Priority | None]] = {
-    label: (target.category, target.priority) for label, target in MAPPING.labels.items()}
+    label: (target.category, target.priority) for label, target in MAPPING.labels.items()
+}
 
 
 def expected(record: dict[str, Any], strict: bool) -> Category:
@@ -81,8 +82,12 @@ def prompt_text(message: EmailMessage) -> str:
 
 
 async def _scripted(message: EmailMessage, context: TriageContext) -> TriageResult:
-    return TriageResult(message_id=message.id, category=Category.NOTIFY,
-                        provenance=Provenance(stage="model", model="scripted"), confidence=0.5)
+    return TriageResult(
+        message_id=message.id,
+        category=Category.NOTIFY,
+        provenance=Provenance(stage="model", model="scripted"),
+        confidence=0.5,
+    )
 
 
 def median_ms(run: Callable[[], object], rounds: int, count: int) -> tuple[float, float]:
@@ -134,39 +139,57 @@ def main() -> None:
 
     print("\nrules")
     by_rule = Counter(res.provenance.rule_id for _, res in decided)
-    wrong = Counter(res.provenance.rule_id for r, res in decided
-                    if res.category != expected(r, strict=False))
+    wrong = Counter(
+        res.provenance.rule_id for r, res in decided if res.category != expected(r, strict=False)
+    )
     for rule_id, n in by_rule.most_common():
         print(f"  {rule_id:<28} decided {n:>3}  wrong {wrong[rule_id]:>2}")
     print(f"  decided {len(decided)}/{len(records)} = {share:.1f}%")
-    print(f"  precision {correct}/{len(decided)} = {precision:.1f}% "
-          f"(strict, category only: {pct(strict, len(decided)):.1f}%)")
-    quiet = [rules.decide(m, c.model_copy(update={"auto_reply_category": Category.IGNORE}))
-             for m, c in zip(messages, contexts, strict=True)]
-    quiet_ok = sum(1 for r, res in zip(records, quiet, strict=True)
-                   if res is not None and res.category == expected(r, strict=False))
-    print(f"  with auto_replies: ignore instead of notify: precision {quiet_ok}/{len(decided)} = "
-          f"{pct(quiet_ok, len(decided)):.1f}% (the corpus files auto-replies as FYI)")
+    print(
+        f"  precision {correct}/{len(decided)} = {precision:.1f}% "
+        f"(strict, category only: {pct(strict, len(decided)):.1f}%)"
+    )
+    quiet = [
+        rules.decide(m, c.model_copy(update={"auto_reply_category": Category.IGNORE}))
+        for m, c in zip(messages, contexts, strict=True)
+    ]
+    quiet_ok = sum(
+        1
+        for r, res in zip(records, quiet, strict=True)
+        if res is not None and res.category == expected(r, strict=False)
+    )
+    print(
+        f"  with auto_replies: ignore instead of notify: precision {quiet_ok}/{len(decided)} = "
+        f"{pct(quiet_ok, len(decided)):.1f}% (the corpus files auto-replies as FYI)"
+    )
     by_label = Counter(r["category"] for r, _ in decided)
     print("  decided by corpus label: " + ", ".join(f"{k} {v}" for k, v in by_label.items()))
     urgent = [(r, res) for r, res in decided if r["category"] == "URGENT"]
     if urgent:
-        print(f"  URGENT records decided: {len(urgent)} (priorities: "
-              + ", ".join(sorted({res.priority.value for _, res in urgent})) + ")")
+        print(
+            f"  URGENT records decided: {len(urgent)} (priorities: "
+            + ", ".join(sorted({res.priority.value for _, res in urgent}))
+            + ")"
+        )
     if args.show_errors:
         for r, res in decided:
             if res.category != expected(r, strict=False):
-                print(f"    WRONG {res.provenance.rule_id} -> {res.category}: {r['category']} "
-                      f"phishing={r['is_phishing']} | {r['sender']} | {r['subject']}")
+                print(
+                    f"    WRONG {res.provenance.rule_id} -> {res.category}: {r['category']} "
+                    f"phishing={r['is_phishing']} | {r['sender']} | {r['subject']}"
+                )
 
     flagged = [bool(res and res.flags.phishing) for res in results]
     truth = [bool(r.get("is_phishing")) for r in records]
     tp = sum(f and t for f, t in zip(flagged, truth, strict=True))
     print("\nphishing flag (vs is_phishing)")
-    print(f"  flagged {sum(flagged)}, true {sum(truth)}, both {tp}: "
-          f"precision {pct(tp, sum(flagged)):.1f}%, recall {pct(tp, sum(truth)):.1f}%")
-    spam_caught = sum(1 for r, res in decided
-                      if r["is_phishing"] and res.category is Category.IGNORE)
+    print(
+        f"  flagged {sum(flagged)}, true {sum(truth)}, both {tp}: "
+        f"precision {pct(tp, sum(flagged)):.1f}%, recall {pct(tp, sum(truth)):.1f}%"
+    )
+    spam_caught = sum(
+        1 for r, res in decided if r["is_phishing"] and res.category is Category.IGNORE
+    )
     print(f"  is_phishing records filed as ignore (flagged or as spam): {spam_caught}/{sum(truth)}")
 
     cascade = TriageCascade(rules, classifier=_scripted)
@@ -182,28 +205,43 @@ def main() -> None:
 
     # Median of rounds, per message: robust to other work on a shared machine.
     asyncio.run(run_cascade())  # warm-up (caches, lazy imports)
-    cascade_ms, cascade_wall = median_ms(lambda: asyncio.run(run_cascade()), args.rounds,
-                                         len(pairs))
+    cascade_ms, cascade_wall = median_ms(
+        lambda: asyncio.run(run_cascade()), args.rounds, len(pairs)
+    )
     rules_ms, rules_wall = median_ms(run_rules, args.rounds, len(pairs))
-    print("\noverhead (scripted zero-latency classifier in place of the model; median of "
-          f"{args.rounds} rounds over the corpus, CPU time, wall time in brackets)")
-    print(f"  cascade {cascade_ms:.3f} ms/message ({cascade_wall:.3f}), "
-          f"{1000 / cascade_ms:.0f} msgs/s")
-    print(f"  rules alone {rules_ms:.3f} ms/message ({rules_wall:.3f}); "
-          f"longest body {max(len(m.text) for m in messages)} chars")
+    print(
+        "\noverhead (scripted zero-latency classifier in place of the model; median of "
+        f"{args.rounds} rounds over the corpus, CPU time, wall time in brackets)"
+    )
+    print(
+        f"  cascade {cascade_ms:.3f} ms/message ({cascade_wall:.3f}), "
+        f"{1000 / cascade_ms:.0f} msgs/s"
+    )
+    print(
+        f"  rules alone {rules_ms:.3f} ms/message ({rules_wall:.3f}); "
+        f"longest body {max(len(m.text) for m in messages)} chars"
+    )
 
     sent = [prompt_text(m) for m, res in zip(messages, results, strict=True) if res is None]
     all_tokens = [len(prompt_text(m)) / 4 for m in messages]
-    print("\nprompt tokens (estimate: len(text) / 4 of sender + subject + body; "
-          "system prompt excluded)")
+    print(
+        "\nprompt tokens (estimate: len(text) / 4 of sender + subject + body; "
+        "system prompt excluded)"
+    )
     if sent:
-        print(f"  per message sent to the model: {sum(len(t) / 4 for t in sent) / len(sent):.0f} "
-              f"({len(sent)} messages)")
-    print(f"  per corpus message, if every one were sent: {sum(all_tokens) / len(all_tokens):.0f}; "
-          f"with the rules in front: {sum(len(t) / 4 for t in sent) / len(records):.0f}")
+        print(
+            f"  per message sent to the model: {sum(len(t) / 4 for t in sent) / len(sent):.0f} "
+            f"({len(sent)} messages)"
+        )
+    print(
+        f"  per corpus message, if every one were sent: {sum(all_tokens) / len(all_tokens):.0f}; "
+        f"with the rules in front: {sum(len(t) / 4 for t in sent) / len(records):.0f}"
+    )
 
-    print(f"\ntriage rules_share={share:.1f} rules_precision={precision:.1f} "
-          f"overhead_ms={cascade_ms:.3f} msgs_per_s={1000 / cascade_ms:.0f}")
+    print(
+        f"\ntriage rules_share={share:.1f} rules_precision={precision:.1f} "
+        f"overhead_ms={cascade_ms:.3f} msgs_per_s={1000 / cascade_ms:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -149,11 +149,13 @@ class ActionKind:
         try:
             return self.args_model.model_validate(arguments)
         except ValidationError as exc:
-            problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                        for e in exc.errors()]
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors()
+            ]
             raise ValidationFailedError(
-                f"invalid arguments for {self.name}: {len(problems)} problem(s)",
-                problems=problems) from None
+                f"invalid arguments for {self.name}: {len(problems)} problem(s)", problems=problems
+            ) from None
 
     def dump(self, arguments: BaseModel) -> dict[str, Any]:
         return arguments.model_dump(mode="json", exclude_none=True)
@@ -224,9 +226,16 @@ class EmailDraftArgs(_Args):
 
     def request(self, idempotency_key: str | None) -> DraftRequest:
         return DraftRequest(
-            mode=self.mode, reply_to_id=self.reply_to_id, to=self.to, cc=self.cc,
-            bcc=self.bcc, subject=self.subject, body_text=self.body_text,
-            body_html=self.body_html, idempotency_key=idempotency_key)
+            mode=self.mode,
+            reply_to_id=self.reply_to_id,
+            to=self.to,
+            cc=self.cc,
+            bcc=self.bcc,
+            subject=self.subject,
+            body_text=self.body_text,
+            body_html=self.body_html,
+            idempotency_key=idempotency_key,
+        )
 
 
 class EmailSendArgs(EmailDraftArgs):
@@ -315,19 +324,28 @@ async def _complete_reply(connector: Any, args: EmailDraftArgs) -> EmailDraftArg
     cc = list(args.cc)
     if args.mode is DraftMode.REPLY_ALL and not cc:
         taken = {a.address for a in to}
-        cc = [a for a in [*original.to, *original.cc]
-              if a.address != mailbox and a.address not in taken]
+        cc = [
+            a
+            for a in [*original.to, *original.cc]
+            if a.address != mailbox and a.address not in taken
+        ]
     return args.model_copy(update={"to": to, "cc": cc})
 
 
-async def _preview_email(connector: Any, args: EmailDraftArgs, ctx: PreviewContext
-                         ) -> dict[str, Any]:
+async def _preview_email(
+    connector: Any, args: EmailDraftArgs, ctx: PreviewContext
+) -> dict[str, Any]:
     preview: dict[str, Any] = {
-        "type": "email", "mode": args.mode.value,
+        "type": "email",
+        "mode": args.mode.value,
         "from": getattr(connector, "mailbox", None) if connector is not None else None,
-        "to": [a.formatted() for a in args.to], "cc": [a.formatted() for a in args.cc],
-        "bcc": [a.formatted() for a in args.bcc], "subject": args.subject or "",
-        "body_text": args.body_text, "body_html": args.body_html, "threading": None,
+        "to": [a.formatted() for a in args.to],
+        "cc": [a.formatted() for a in args.cc],
+        "bcc": [a.formatted() for a in args.bcc],
+        "subject": args.subject or "",
+        "body_text": args.body_text,
+        "body_html": args.body_html,
+        "threading": None,
     }
     if args.mode is not DraftMode.NEW and connector is not None:
         original = await connector.get_message(args.reply_to_id)
@@ -336,29 +354,41 @@ async def _preview_email(connector: Any, args: EmailDraftArgs, ctx: PreviewConte
         if not subject.lower().startswith("re:"):
             subject = f"Re: {subject}"
         preview.update(
-            to=[a.formatted() for a in completed.to], cc=[a.formatted() for a in completed.cc],
+            to=[a.formatted() for a in completed.to],
+            cc=[a.formatted() for a in completed.cc],
             subject=args.subject or subject,
             threading={
                 "in_reply_to": original.message_id,
-                "references": [*original.references,
-                               *([original.message_id] if original.message_id else [])],
-                "thread_id": original.thread_id, "original_subject": original.subject,
+                "references": [
+                    *original.references,
+                    *([original.message_id] if original.message_id else []),
+                ],
+                "thread_id": original.thread_id,
+                "original_subject": original.subject,
                 "original_from": original.sender.formatted() if original.sender else None,
-            })
+            },
+        )
     return preview
 
 
 async def _execute_draft(ctx: ExecutionContext, args: EmailDraftArgs) -> ExecutionResult:
     draft = await ctx.connector.create_draft(args.request(ctx.idempotency_key))
     return ExecutionResult(
-        external_ids={"draft_id": draft.id, "message_id": draft.message_id,
-                      "thread_id": draft.thread_id},
-        result={"subject": draft.subject, "to": [a.address for a in draft.to],
-                "cc": [a.address for a in draft.cc], "folder": draft.folder})
+        external_ids={
+            "draft_id": draft.id,
+            "message_id": draft.message_id,
+            "thread_id": draft.thread_id,
+        },
+        result={
+            "subject": draft.subject,
+            "to": [a.address for a in draft.to],
+            "cc": [a.address for a in draft.cc],
+            "folder": draft.folder,
+        },
+    )
 
 
-async def _compensate_draft(ctx: CompensationContext, args: EmailDraftArgs
-                            ) -> CompensationResult:
+async def _compensate_draft(ctx: CompensationContext, args: EmailDraftArgs) -> CompensationResult:
     await ctx.connector.delete_draft(ctx.external_ids["draft_id"])
     return CompensationResult(result={"deleted_draft_id": ctx.external_ids["draft_id"]})
 
@@ -373,15 +403,23 @@ async def _execute_send(ctx: ExecutionContext, args: EmailSendArgs) -> Execution
         await ctx.save_progress({"draft_id": draft_id, "message_id": draft.message_id})
     sent = await ctx.connector.send_draft(draft_id)
     return ExecutionResult(
-        external_ids={"draft_id": draft_id, "sent_id": sent.id, "message_id": sent.message_id,
-                      "thread_id": sent.thread_id},
-        result={"subject": sent.subject, "to": [a.address for a in sent.to],
-                "cc": [a.address for a in sent.cc], "bcc": [a.address for a in sent.bcc],
-                "sent_at": sent.date.isoformat() if sent.date else None})
+        external_ids={
+            "draft_id": draft_id,
+            "sent_id": sent.id,
+            "message_id": sent.message_id,
+            "thread_id": sent.thread_id,
+        },
+        result={
+            "subject": sent.subject,
+            "to": [a.address for a in sent.to],
+            "cc": [a.address for a in sent.cc],
+            "bcc": [a.address for a in sent.bcc],
+            "sent_at": sent.date.isoformat() if sent.date else None,
+        },
+    )
 
 
-async def _compensate_send(ctx: CompensationContext, args: EmailSendArgs
-                           ) -> CompensationResult:
+async def _compensate_send(ctx: CompensationContext, args: EmailSendArgs) -> CompensationResult:
     recipients = {
         "to": [{"address": a} for a in ctx.result.get("to", [])],
         "cc": [{"address": a} for a in ctx.result.get("cc", [])],
@@ -389,14 +427,23 @@ async def _compensate_send(ctx: CompensationContext, args: EmailSendArgs
     subject = ctx.result.get("subject") or args.subject or ""
     follow_up = FollowUp(
         kind="email.draft.create",
-        arguments={"mode": DraftMode.REPLY.value, "reply_to_id": ctx.external_ids.get("sent_id"),
-                   **recipients, "subject": f"Correction: {subject}".strip(),
-                   "body_text": "Please disregard my previous message; a correction follows."},
-        reason="a sent email cannot be unsent: a follow-up draft is proposed")
+        arguments={
+            "mode": DraftMode.REPLY.value,
+            "reply_to_id": ctx.external_ids.get("sent_id"),
+            **recipients,
+            "subject": f"Correction: {subject}".strip(),
+            "body_text": "Please disregard my previous message; a correction follows.",
+        },
+        reason="a sent email cannot be unsent: a follow-up draft is proposed",
+    )
     return CompensationResult(
-        effect_undone=False, follow_up=follow_up,
-        result={"note": "a sent email cannot be unsent",
-                "sent_message_id": ctx.external_ids.get("message_id")})
+        effect_undone=False,
+        follow_up=follow_up,
+        result={
+            "note": "a sent email cannot be unsent",
+            "sent_message_id": ctx.external_ids.get("message_id"),
+        },
+    )
 
 
 def _email_facts(args: EmailDraftArgs) -> ActionFacts:
@@ -410,9 +457,10 @@ async def _prepare_move(connector: Any, args: EmailMoveArgs) -> dict[str, Any]:
 
 async def _execute_move(ctx: ExecutionContext, args: EmailMoveArgs) -> ExecutionResult:
     moved = await ctx.connector.move_message(args.message_id, args.folder)
-    return ExecutionResult(external_ids={"message_id": moved.id},
-                           result={"from_folder": (ctx.snapshot or {}).get("folder"),
-                                   "to_folder": moved.folder})
+    return ExecutionResult(
+        external_ids={"message_id": moved.id},
+        result={"from_folder": (ctx.snapshot or {}).get("folder"), "to_folder": moved.folder},
+    )
 
 
 async def _compensate_move(ctx: CompensationContext, args: EmailMoveArgs) -> CompensationResult:
@@ -423,14 +471,19 @@ async def _compensate_move(ctx: CompensationContext, args: EmailMoveArgs) -> Com
     return CompensationResult(result={"message_id": moved.id, "folder": moved.folder})
 
 
-async def _preview_move(connector: Any, args: EmailMoveArgs, ctx: PreviewContext
-                        ) -> dict[str, Any]:
-    preview: dict[str, Any] = {"type": "move", "message_id": args.message_id,
-                               "to_folder": args.folder}
+async def _preview_move(connector: Any, args: EmailMoveArgs, ctx: PreviewContext) -> dict[str, Any]:
+    preview: dict[str, Any] = {
+        "type": "move",
+        "message_id": args.message_id,
+        "to_folder": args.folder,
+    }
     if connector is not None:
         message = await connector.get_message(args.message_id)
-        preview.update(from_folder=message.folder, subject=message.subject,
-                       sender=message.sender.formatted() if message.sender else None)
+        preview.update(
+            from_folder=message.folder,
+            subject=message.subject,
+            sender=message.sender.formatted() if message.sender else None,
+        )
     return preview
 
 
@@ -442,12 +495,25 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str | None:
 
 
 def _event_view(event: CalendarEvent, zone: ZoneInfo) -> dict[str, Any]:
-    return {"id": event.id, "subject": event.subject, "start": _local(event.start, zone),
-            "end": _local(event.end, zone), "timezone": str(zone),
-            "location": event.location, "organizer": event.organizer,
-            "attendees": [{"address": a.address, "name": a.name, "type": a.type.value,
-                           "response": a.response.value} for a in event.attendees],
-            "is_cancelled": event.is_cancelled}
+    return {
+        "id": event.id,
+        "subject": event.subject,
+        "start": _local(event.start, zone),
+        "end": _local(event.end, zone),
+        "timezone": str(zone),
+        "location": event.location,
+        "organizer": event.organizer,
+        "attendees": [
+            {
+                "address": a.address,
+                "name": a.name,
+                "type": a.type.value,
+                "response": a.response.value,
+            }
+            for a in event.attendees
+        ],
+        "is_cancelled": event.is_cancelled,
+    }
 
 
 async def _zone(connector: Any, ctx: PreviewContext) -> ZoneInfo:
@@ -464,30 +530,45 @@ async def _zone(connector: Any, ctx: PreviewContext) -> ZoneInfo:
     return ctx.timezone
 
 
-async def _preview_create(connector: Any, args: EventCreateArgs, ctx: PreviewContext
-                          ) -> dict[str, Any]:
+async def _preview_create(
+    connector: Any, args: EventCreateArgs, ctx: PreviewContext
+) -> dict[str, Any]:
     zone = await _zone(connector, ctx)
-    return {"type": "event", "subject": args.subject, "start": _local(args.start, zone),
-            "end": _local(args.end, zone), "timezone": str(zone),
-            "organizer": getattr(connector, "owner", None) if connector is not None else None,
-            "attendees": [{"address": a.address, "name": a.name, "type": a.type.value}
-                          for a in args.attendees],
-            "location": args.location, "body": args.body, "show_as": args.show_as.value,
-            "is_online_meeting": args.is_online_meeting}
+    return {
+        "type": "event",
+        "subject": args.subject,
+        "start": _local(args.start, zone),
+        "end": _local(args.end, zone),
+        "timezone": str(zone),
+        "organizer": getattr(connector, "owner", None) if connector is not None else None,
+        "attendees": [
+            {"address": a.address, "name": a.name, "type": a.type.value} for a in args.attendees
+        ],
+        "location": args.location,
+        "body": args.body,
+        "show_as": args.show_as.value,
+        "is_online_meeting": args.is_online_meeting,
+    }
 
 
 async def _execute_create(ctx: ExecutionContext, args: EventCreateArgs) -> ExecutionResult:
-    event = await ctx.connector.create_event(EventRequest(
-        **args.model_dump(), idempotency_key=ctx.idempotency_key))
-    return ExecutionResult(external_ids={"event_id": event.id, "uid": event.uid},
-                           result={"subject": event.subject, "start": event.start.isoformat(),
-                                   "end": event.end.isoformat()})
+    event = await ctx.connector.create_event(
+        EventRequest(**args.model_dump(), idempotency_key=ctx.idempotency_key)
+    )
+    return ExecutionResult(
+        external_ids={"event_id": event.id, "uid": event.uid},
+        result={
+            "subject": event.subject,
+            "start": event.start.isoformat(),
+            "end": event.end.isoformat(),
+        },
+    )
 
 
-async def _compensate_create(ctx: CompensationContext, args: EventCreateArgs
-                             ) -> CompensationResult:
-    await ctx.connector.cancel_event(ctx.external_ids["event_id"],
-                                     comment="Cancelled: this invitation was sent in error.")
+async def _compensate_create(ctx: CompensationContext, args: EventCreateArgs) -> CompensationResult:
+    await ctx.connector.cancel_event(
+        ctx.external_ids["event_id"], comment="Cancelled: this invitation was sent in error."
+    )
     return CompensationResult(result={"cancelled_event_id": ctx.external_ids["event_id"]})
 
 
@@ -510,23 +591,32 @@ def _snapshot_event(snapshot: dict[str, Any] | None) -> CalendarEvent:
 
 async def _execute_update(ctx: ExecutionContext, args: EventUpdateArgs) -> ExecutionResult:
     event = await ctx.connector.update_event(args.event_id, args.update())
-    return ExecutionResult(external_ids={"event_id": event.id},
-                           result={"changed": sorted(args.changes())})
+    return ExecutionResult(
+        external_ids={"event_id": event.id}, result={"changed": sorted(args.changes())}
+    )
 
 
-async def _compensate_update(ctx: CompensationContext, args: EventUpdateArgs
-                             ) -> CompensationResult:
+async def _compensate_update(ctx: CompensationContext, args: EventUpdateArgs) -> CompensationResult:
     before = _snapshot_event(ctx.snapshot)
-    restore = EventUpdate(subject=before.subject, start=before.start, end=before.end,
-                          timezone=before.timezone, attendees=before.attendees,
-                          location=before.location, body=before.body, show_as=before.show_as)
+    restore = EventUpdate(
+        subject=before.subject,
+        start=before.start,
+        end=before.end,
+        timezone=before.timezone,
+        attendees=before.attendees,
+        location=before.location,
+        body=before.body,
+        show_as=before.show_as,
+    )
     event = await ctx.connector.update_event(args.event_id, restore)
-    return CompensationResult(result={"restored_event_id": event.id,
-                                      "restored": sorted(args.changes())})
+    return CompensationResult(
+        result={"restored_event_id": event.id, "restored": sorted(args.changes())}
+    )
 
 
-async def _preview_update(connector: Any, args: EventUpdateArgs, ctx: PreviewContext
-                          ) -> dict[str, Any]:
+async def _preview_update(
+    connector: Any, args: EventUpdateArgs, ctx: PreviewContext
+) -> dict[str, Any]:
     zone = await _zone(connector, ctx)
     changes = args.changes()
     for key in ("start", "end"):
@@ -534,8 +624,12 @@ async def _preview_update(connector: Any, args: EventUpdateArgs, ctx: PreviewCon
             changes[key] = _local(changes[key], zone)
     if "attendees" in changes:
         changes["attendees"] = [a.address for a in args.attendees or []]
-    preview: dict[str, Any] = {"type": "event_update", "event_id": args.event_id,
-                               "changes": changes, "timezone": str(zone)}
+    preview: dict[str, Any] = {
+        "type": "event_update",
+        "event_id": args.event_id,
+        "changes": changes,
+        "timezone": str(zone),
+    }
     if connector is not None:
         preview["current"] = _event_view(await connector.get_event(args.event_id), zone)
     return preview
@@ -543,30 +637,44 @@ async def _preview_update(connector: Any, args: EventUpdateArgs, ctx: PreviewCon
 
 async def _execute_cancel(ctx: ExecutionContext, args: EventCancelArgs) -> ExecutionResult:
     await ctx.connector.cancel_event(args.event_id, comment=args.comment)
-    return ExecutionResult(external_ids={"event_id": args.event_id},
-                           result={"cancelled": True})
+    return ExecutionResult(external_ids={"event_id": args.event_id}, result={"cancelled": True})
 
 
-async def _compensate_cancel(ctx: CompensationContext, args: EventCancelArgs
-                             ) -> CompensationResult:
+async def _compensate_cancel(ctx: CompensationContext, args: EventCancelArgs) -> CompensationResult:
     # A cancelled event cannot be un-cancelled: it is created again from the copy taken
     # before the cancellation (attendees get a new invitation).
     before = _snapshot_event(ctx.snapshot)
-    event = await ctx.connector.create_event(EventRequest(
-        subject=before.subject, start=before.start, end=before.end, timezone=before.timezone,
-        attendees=[a.model_copy(update={"response": ResponseStatus.NEEDS_ACTION})
-                   for a in before.attendees],
-        location=before.location, body=before.body, show_as=before.show_as,
-        idempotency_key=ctx.idempotency_key))
-    return CompensationResult(result={"recreated_event_id": event.id,
-                                      "cancelled_event_id": args.event_id})
+    event = await ctx.connector.create_event(
+        EventRequest(
+            subject=before.subject,
+            start=before.start,
+            end=before.end,
+            timezone=before.timezone,
+            attendees=[
+                a.model_copy(update={"response": ResponseStatus.NEEDS_ACTION})
+                for a in before.attendees
+            ],
+            location=before.location,
+            body=before.body,
+            show_as=before.show_as,
+            idempotency_key=ctx.idempotency_key,
+        )
+    )
+    return CompensationResult(
+        result={"recreated_event_id": event.id, "cancelled_event_id": args.event_id}
+    )
 
 
-async def _preview_cancel(connector: Any, args: EventCancelArgs, ctx: PreviewContext
-                          ) -> dict[str, Any]:
+async def _preview_cancel(
+    connector: Any, args: EventCancelArgs, ctx: PreviewContext
+) -> dict[str, Any]:
     zone = await _zone(connector, ctx)
-    preview: dict[str, Any] = {"type": "event_cancel", "event_id": args.event_id,
-                               "comment": args.comment, "timezone": str(zone)}
+    preview: dict[str, Any] = {
+        "type": "event_cancel",
+        "event_id": args.event_id,
+        "comment": args.comment,
+        "timezone": str(zone),
+    }
     if connector is not None:
         preview["event"] = _event_view(await connector.get_event(args.event_id), zone)
     return preview
@@ -587,29 +695,38 @@ async def _prepare_respond(connector: Any, args: InviteRespondArgs) -> dict[str,
 
 
 async def _execute_respond(ctx: ExecutionContext, args: InviteRespondArgs) -> ExecutionResult:
-    event = await ctx.connector.respond_to_invite(args.event_id, args.response,
-                                                  comment=args.comment)
-    return ExecutionResult(external_ids={"event_id": event.id},
-                           result={"response": args.response.value})
+    event = await ctx.connector.respond_to_invite(
+        args.event_id, args.response, comment=args.comment
+    )
+    return ExecutionResult(
+        external_ids={"event_id": event.id}, result={"response": args.response.value}
+    )
 
 
-async def _compensate_respond(ctx: CompensationContext, args: InviteRespondArgs
-                              ) -> CompensationResult:
+async def _compensate_respond(
+    ctx: CompensationContext, args: InviteRespondArgs
+) -> CompensationResult:
     previous = (ctx.snapshot or {}).get("previous_response")
     back = _RESPONSE_BACK.get(ResponseStatus(previous)) if previous else None
     if back is None:
         raise CompensationImpossibleError(
-            f"the previous response ({previous or 'unknown'}) cannot be sent again")
+            f"the previous response ({previous or 'unknown'}) cannot be sent again"
+        )
     await ctx.connector.respond_to_invite(args.event_id, back)
     return CompensationResult(result={"restored_response": back.value})
 
 
-async def _preview_respond(connector: Any, args: InviteRespondArgs, ctx: PreviewContext
-                           ) -> dict[str, Any]:
+async def _preview_respond(
+    connector: Any, args: InviteRespondArgs, ctx: PreviewContext
+) -> dict[str, Any]:
     zone = await _zone(connector, ctx)
-    preview: dict[str, Any] = {"type": "invite_response", "event_id": args.event_id,
-                               "response": args.response.value, "comment": args.comment,
-                               "timezone": str(zone)}
+    preview: dict[str, Any] = {
+        "type": "invite_response",
+        "event_id": args.event_id,
+        "response": args.response.value,
+        "comment": args.comment,
+        "timezone": str(zone),
+    }
     if connector is not None:
         preview["event"] = _event_view(await connector.get_event(args.event_id), zone)
     return preview
@@ -619,44 +736,103 @@ async def _preview_respond(connector: Any, args: InviteRespondArgs, ctx: Preview
 
 
 def _register_builtin() -> None:
-    register_kind(ActionKind(
-        name="email.draft.create", title="Create an email draft", args_model=EmailDraftArgs,
-        risk=RiskClass.REVERSIBLE, capability=Capability.EMAIL, execute=_execute_draft,
-        compensate=_compensate_draft, facts=_email_facts, preview=_preview_email,
-        complete=_complete_reply))
-    register_kind(ActionKind(
-        name="email.send", title="Send an email", args_model=EmailSendArgs,
-        risk=RiskClass.IRREVERSIBLE, capability=Capability.EMAIL, execute=_execute_send,
-        compensate=_compensate_send, facts=_email_facts, preview=_preview_email,
-        complete=_complete_reply))
-    register_kind(ActionKind(
-        name="email.move", title="Move an email", args_model=EmailMoveArgs,
-        risk=RiskClass.REVERSIBLE, capability=Capability.EMAIL, execute=_execute_move,
-        compensate=_compensate_move, facts=lambda args: ActionFacts(recipients=()),
-        preview=_preview_move, prepare=_prepare_move))
-    register_kind(ActionKind(
-        name="calendar.event.create", title="Create a calendar event",
-        args_model=EventCreateArgs, risk=RiskClass.COMPENSABLE, capability=Capability.CALENDAR,
-        execute=_execute_create, compensate=_compensate_create,
-        facts=lambda args: _attendee_facts(args.attendees), preview=_preview_create))
-    register_kind(ActionKind(
-        name="calendar.event.update", title="Change a calendar event",
-        args_model=EventUpdateArgs, risk=RiskClass.COMPENSABLE, capability=Capability.CALENDAR,
-        execute=_execute_update, compensate=_compensate_update,
-        facts=lambda args: _attendee_facts(args.attendees), preview=_preview_update,
-        prepare=_prepare_event))
-    register_kind(ActionKind(
-        name="calendar.event.cancel", title="Cancel a calendar event",
-        args_model=EventCancelArgs, risk=RiskClass.COMPENSABLE, capability=Capability.CALENDAR,
-        execute=_execute_cancel, compensate=_compensate_cancel,
-        facts=lambda args: ActionFacts(recipients=None), preview=_preview_cancel,
-        prepare=_prepare_event))
-    register_kind(ActionKind(
-        name="calendar.invite.respond", title="Answer an invitation",
-        args_model=InviteRespondArgs, risk=RiskClass.COMPENSABLE,
-        capability=Capability.CALENDAR, execute=_execute_respond,
-        compensate=_compensate_respond, facts=lambda args: ActionFacts(recipients=None),
-        preview=_preview_respond, prepare=_prepare_respond))
+    register_kind(
+        ActionKind(
+            name="email.draft.create",
+            title="Create an email draft",
+            args_model=EmailDraftArgs,
+            risk=RiskClass.REVERSIBLE,
+            capability=Capability.EMAIL,
+            execute=_execute_draft,
+            compensate=_compensate_draft,
+            facts=_email_facts,
+            preview=_preview_email,
+            complete=_complete_reply,
+        )
+    )
+    register_kind(
+        ActionKind(
+            name="email.send",
+            title="Send an email",
+            args_model=EmailSendArgs,
+            risk=RiskClass.IRREVERSIBLE,
+            capability=Capability.EMAIL,
+            execute=_execute_send,
+            compensate=_compensate_send,
+            facts=_email_facts,
+            preview=_preview_email,
+            complete=_complete_reply,
+        )
+    )
+    register_kind(
+        ActionKind(
+            name="email.move",
+            title="Move an email",
+            args_model=EmailMoveArgs,
+            risk=RiskClass.REVERSIBLE,
+            capability=Capability.EMAIL,
+            execute=_execute_move,
+            compensate=_compensate_move,
+            facts=lambda args: ActionFacts(recipients=()),
+            preview=_preview_move,
+            prepare=_prepare_move,
+        )
+    )
+    register_kind(
+        ActionKind(
+            name="calendar.event.create",
+            title="Create a calendar event",
+            args_model=EventCreateArgs,
+            risk=RiskClass.COMPENSABLE,
+            capability=Capability.CALENDAR,
+            execute=_execute_create,
+            compensate=_compensate_create,
+            facts=lambda args: _attendee_facts(args.attendees),
+            preview=_preview_create,
+        )
+    )
+    register_kind(
+        ActionKind(
+            name="calendar.event.update",
+            title="Change a calendar event",
+            args_model=EventUpdateArgs,
+            risk=RiskClass.COMPENSABLE,
+            capability=Capability.CALENDAR,
+            execute=_execute_update,
+            compensate=_compensate_update,
+            facts=lambda args: _attendee_facts(args.attendees),
+            preview=_preview_update,
+            prepare=_prepare_event,
+        )
+    )
+    register_kind(
+        ActionKind(
+            name="calendar.event.cancel",
+            title="Cancel a calendar event",
+            args_model=EventCancelArgs,
+            risk=RiskClass.COMPENSABLE,
+            capability=Capability.CALENDAR,
+            execute=_execute_cancel,
+            compensate=_compensate_cancel,
+            facts=lambda args: ActionFacts(recipients=None),
+            preview=_preview_cancel,
+            prepare=_prepare_event,
+        )
+    )
+    register_kind(
+        ActionKind(
+            name="calendar.invite.respond",
+            title="Answer an invitation",
+            args_model=InviteRespondArgs,
+            risk=RiskClass.COMPENSABLE,
+            capability=Capability.CALENDAR,
+            execute=_execute_respond,
+            compensate=_compensate_respond,
+            facts=lambda args: ActionFacts(recipients=None),
+            preview=_preview_respond,
+            prepare=_prepare_respond,
+        )
+    )
 
 
 _register_builtin()

@@ -21,8 +21,6 @@ _PENDING = "governance.after_commit"
 _tasks: set[asyncio.Task[Any]] = set()
 
 
-
-
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
     """Run ``callback`` once the session's transaction commits; dropped on rollback.
 

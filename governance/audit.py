@@ -176,15 +176,24 @@ def _utc(value: datetime) -> datetime:
 
 def _check_size(encoded: bytes) -> bytes:
     if len(encoded) > MAX_PAYLOAD_BYTES:
-        raise ValidationFailedError("audit payload too large", size=len(encoded),
-                                    limit=MAX_PAYLOAD_BYTES)
+        raise ValidationFailedError(
+            "audit payload too large", size=len(encoded), limit=MAX_PAYLOAD_BYTES
+        )
     return encoded
 
 
 #: Column widths, checked here so that every database refuses the same events.
-_LIMITS = {"actor_id": 320, "on_behalf_of": 320, "source_ip": 64, "resource_type": 64,
-           "resource_id": 320, "connector": 200, "correlation_id": 128, "action_id": 64,
-           "idempotency_key": 320}
+_LIMITS = {
+    "actor_id": 320,
+    "on_behalf_of": 320,
+    "source_ip": 64,
+    "resource_type": 64,
+    "resource_id": 320,
+    "connector": 200,
+    "correlation_id": 128,
+    "action_id": 64,
+    "idempotency_key": 320,
+}
 #: Free text beyond this is cut (the reason is a summary; the redaction's cost grows with it).
 MAX_REASON_CHARS = 2000
 
@@ -195,8 +204,9 @@ def event_row(actor: Principal, event: AuditEventIn) -> dict[str, Any]:
     Shared by :func:`record` and the benchmark's plain-insert baseline.
     """
     if not actor.tenant_id or len(actor.tenant_id) > 64:
-        raise ValidationFailedError("an audit event needs the actor's tenant (64 characters "
-                                    "at most)")
+        raise ValidationFailedError(
+            "an audit event needs the actor's tenant (64 characters at most)"
+        )
     normalized = jsonable(event.payload)
     # Measured before redaction too, so that the redaction's regular expressions never see
     # a huge input.
@@ -240,8 +250,11 @@ def stamp(values: dict[str, Any], now: datetime) -> None:
 
 
 async def record(
-    session: AsyncSession, actor: Principal, event: AuditEventIn,
-    *, checkpoints: CheckpointConfig | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    event: AuditEventIn,
+    *,
+    checkpoints: CheckpointConfig | None = None,
 ) -> StoredEvent:
     """Append ``event`` to ``actor.tenant_id``'s chain in the caller's transaction.
 

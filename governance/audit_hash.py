@@ -26,10 +26,28 @@ GENESIS_HASH = "0" * 64
 
 #: The hashed fields, in sorted order (the canonical key order).
 HASHED_FIELDS: tuple[str, ...] = (
-    "action", "action_id", "actor_id", "actor_type", "connector", "correlation_id",
-    "event_id", "idempotency_key", "occurred_at", "on_behalf_of", "outcome", "payload",
-    "prev_hash", "reason", "recorded_at", "resource_id", "resource_type", "roles",
-    "schema_version", "seq", "source_ip", "tenant_id",
+    "action",
+    "action_id",
+    "actor_id",
+    "actor_type",
+    "connector",
+    "correlation_id",
+    "event_id",
+    "idempotency_key",
+    "occurred_at",
+    "on_behalf_of",
+    "outcome",
+    "payload",
+    "prev_hash",
+    "reason",
+    "recorded_at",
+    "resource_id",
+    "resource_type",
+    "roles",
+    "schema_version",
+    "seq",
+    "source_ip",
+    "tenant_id",
 )
 
 
@@ -68,13 +86,28 @@ def hash_row(r: Sequence[Any]) -> str:
     sorting pass (that keeps verification above 200,000 rows/s).
     """
     document = {
-        "action": r[0], "action_id": r[1], "actor_id": r[2], "actor_type": r[3],
-        "connector": r[4], "correlation_id": r[5], "event_id": r[6],
-        "idempotency_key": r[7], "occurred_at": _stored_iso(r[8]), "on_behalf_of": r[9],
-        "outcome": r[10], "payload": _Fragment(r[11]), "prev_hash": r[12], "reason": r[13],
-        "recorded_at": _stored_iso(r[14]), "resource_id": r[15], "resource_type": r[16],
-        "roles": _Fragment(r[17]), "schema_version": r[18], "seq": r[19],
-        "source_ip": r[20], "tenant_id": r[21],
+        "action": r[0],
+        "action_id": r[1],
+        "actor_id": r[2],
+        "actor_type": r[3],
+        "connector": r[4],
+        "correlation_id": r[5],
+        "event_id": r[6],
+        "idempotency_key": r[7],
+        "occurred_at": _stored_iso(r[8]),
+        "on_behalf_of": r[9],
+        "outcome": r[10],
+        "payload": _Fragment(r[11]),
+        "prev_hash": r[12],
+        "reason": r[13],
+        "recorded_at": _stored_iso(r[14]),
+        "resource_id": r[15],
+        "resource_type": r[16],
+        "roles": _Fragment(r[17]),
+        "schema_version": r[18],
+        "seq": r[19],
+        "source_ip": r[20],
+        "tenant_id": r[21],
     }
     return sha256(_dumps(document)).hexdigest()
 

@@ -60,16 +60,25 @@ def _filtered(tenant_id: str, where: AuditFilter) -> Select[AuditEvent]:
     return query
 
 
-async def query_events(session: AsyncSession, tenant_id: str, where: AuditFilter, *,
-                       after_seq: int = 0, limit: int = 100,
-                       ) -> tuple[list[AuditEvent], int | None]:
+async def query_events(
+    session: AsyncSession,
+    tenant_id: str,
+    where: AuditFilter,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+) -> tuple[list[AuditEvent], int | None]:
     """One page of ``tenant_id``'s events in seq order, after ``after_seq``.
 
     Returns the events and the cursor of the next page (None on the last page).
     """
     limit = max(1, min(limit, MAX_PAGE))
-    query = (_filtered(tenant_id, where).where(AuditEvent.seq > after_seq)
-             .order_by(AuditEvent.seq).limit(limit + 1))
+    query = (
+        _filtered(tenant_id, where)
+        .where(AuditEvent.seq > after_seq)
+        .order_by(AuditEvent.seq)
+        .limit(limit + 1)
+    )
     events = list(await session.scalars(query))
     for event in events:
         session.expunge(event)  # read-only copies: never flushed back
@@ -78,13 +87,18 @@ async def query_events(session: AsyncSession, tenant_id: str, where: AuditFilter
     return events, None
 
 
-async def stream_events(session: AsyncSession, tenant_id: str, where: AuditFilter, *,
-                        batch_size: int = 1000) -> AsyncIterator[AuditEvent]:
+async def stream_events(
+    session: AsyncSession, tenant_id: str, where: AuditFilter, *, batch_size: int = 1000
+) -> AsyncIterator[AuditEvent]:
     """Every matching event of ``tenant_id`` in seq order, fetched in keyset batches."""
     after = 0
     while True:
-        query = (_filtered(tenant_id, where).where(AuditEvent.seq > after)
-                 .order_by(AuditEvent.seq).limit(batch_size))
+        query = (
+            _filtered(tenant_id, where)
+            .where(AuditEvent.seq > after)
+            .order_by(AuditEvent.seq)
+            .limit(batch_size)
+        )
         batch = list(await session.scalars(query))
         if not batch:
             return

@@ -82,11 +82,17 @@ class RangeScan:
             elif seq != expected:
                 self.add(expected, ProblemKind.SEQ_GAP, f"events {expected}..{seq - 1} are missing")
             elif row[_PREV] != prev_hash:
-                self.add(seq, ProblemKind.CHAIN_BROKEN,
-                         "prev_hash does not match the previous event's row_hash")
+                self.add(
+                    seq,
+                    ProblemKind.CHAIN_BROKEN,
+                    "prev_hash does not match the previous event's row_hash",
+                )
             if hash_row(row) != stored:
-                self.add(seq, ProblemKind.HASH_MISMATCH,
-                         "the event's content does not match its row_hash")
+                self.add(
+                    seq,
+                    ProblemKind.HASH_MISMATCH,
+                    "the event's content does not match its row_hash",
+                )
             expected, prev_hash = seq + 1, stored
         self.expected, self.prev_hash = expected, prev_hash
         self.count += len(rows)
@@ -102,11 +108,17 @@ class RangeScan:
         assert part.first_seq is not None
         if self.expected is not None:
             if part.first_seq != self.expected:
-                self.add(self.expected, ProblemKind.SEQ_GAP,
-                         f"events {self.expected}..{part.first_seq - 1} are missing")
+                self.add(
+                    self.expected,
+                    ProblemKind.SEQ_GAP,
+                    f"events {self.expected}..{part.first_seq - 1} are missing",
+                )
             elif part.first_prev != self.prev_hash:
-                self.add(part.first_seq, ProblemKind.CHAIN_BROKEN,
-                         "prev_hash does not match the previous event's row_hash")
+                self.add(
+                    part.first_seq,
+                    ProblemKind.CHAIN_BROKEN,
+                    "prev_hash does not match the previous event's row_hash",
+                )
         for problem in part.problems:
             self.add(problem.seq, problem.kind, problem.detail)
         self.omitted += part.omitted
@@ -115,12 +127,15 @@ class RangeScan:
 
 
 def sqlite_range_query(columns: Iterable[str] = ROW_COLUMNS) -> str:
-    return (f"SELECT {', '.join(columns)} FROM audit_events WHERE tenant_id = ? "  # noqa: S608
-            "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+    return (
+        f"SELECT {', '.join(columns)} FROM audit_events WHERE tenant_id = ? "  # noqa: S608
+        "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+    )
 
 
-def scan_sqlite_range(path: str, tenant_id: str, after: int, upto: int,
-                      batch_size: int = 10_000, limit: int = 100) -> RangeScan:
+def scan_sqlite_range(
+    path: str, tenant_id: str, after: int, upto: int, batch_size: int = 10_000, limit: int = 100
+) -> RangeScan:
     """Scan events ``after < seq <= upto`` of a SQLite file, read-only (worker process)."""
     scan = RangeScan(limit=limit)
     connection = sqlite3.connect(f"file:{quote(str(Path(path)))}?mode=ro", uri=True)
@@ -137,29 +152,39 @@ def scan_sqlite_range(path: str, tenant_id: str, after: int, upto: int,
 
 
 def scan_to_json(scan: RangeScan) -> str:
-    return json.dumps({
-        "first_seq": scan.first_seq, "first_prev": scan.first_prev, "expected": scan.expected,
-        "prev_hash": scan.prev_hash, "count": scan.count, "omitted": scan.omitted,
-        "problems": [[p.seq, p.kind.value, p.detail] for p in scan.problems],
-    })
+    return json.dumps(
+        {
+            "first_seq": scan.first_seq,
+            "first_prev": scan.first_prev,
+            "expected": scan.expected,
+            "prev_hash": scan.prev_hash,
+            "count": scan.count,
+            "omitted": scan.omitted,
+            "problems": [[p.seq, p.kind.value, p.detail] for p in scan.problems],
+        }
+    )
 
 
 def scan_from_json(text: str, limit: int) -> RangeScan:
     data = json.loads(text)
     return RangeScan(
-        expected=data["expected"], prev_hash=data["prev_hash"], limit=limit,
-        first_seq=data["first_seq"], first_prev=data["first_prev"], count=data["count"],
+        expected=data["expected"],
+        prev_hash=data["prev_hash"],
+        limit=limit,
+        first_seq=data["first_seq"],
+        first_prev=data["first_prev"],
+        count=data["count"],
         omitted=data["omitted"],
-        problems=[Problem(seq, ProblemKind(kind), detail) for seq, kind, detail
-                  in data["problems"]],
+        problems=[
+            Problem(seq, ProblemKind(kind), detail) for seq, kind, detail in data["problems"]
+        ],
     )
 
 
 def main(argv: list[str]) -> None:
     """``python -m governance.audit_scan PATH TENANT AFTER UPTO BATCH LIMIT``: JSON out."""
     path, tenant_id, after, upto, batch_size, limit = argv
-    scan = scan_sqlite_range(path, tenant_id, int(after), int(upto), int(batch_size),
-                             int(limit))
+    scan = scan_sqlite_range(path, tenant_id, int(after), int(upto), int(batch_size), int(limit))
     sys.stdout.write(scan_to_json(scan))
 
 

@@ -38,8 +38,7 @@ from governance.audit_scan import (
 )
 from governance.checkpoints import fingerprint, signature_valid
 
-__all__ = ["Problem", "ProblemKind", "VerifyReport", "chain_tenants", "verify_all",
-           "verify_chain"]
+__all__ = ["Problem", "ProblemKind", "VerifyReport", "chain_tenants", "verify_all", "verify_chain"]
 
 #: Chains at least this long in a SQLite file are scanned by worker processes.
 PARALLEL_MIN_EVENTS = 200_000
@@ -74,8 +73,11 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         first = self.first_problem
         return {
-            "tenant_id": self.tenant_id, "ok": self.ok, "events": self.events,
-            "last_seq": self.last_seq, "head_seq": self.head_seq,
+            "tenant_id": self.tenant_id,
+            "ok": self.ok,
+            "events": self.events,
+            "last_seq": self.last_seq,
+            "head_seq": self.head_seq,
             "checkpoints": self.checkpoints,
             "first_bad_seq": first.seq if first else None,
             "first_problem": first.kind.value if first else None,
@@ -100,9 +102,14 @@ _CHECKPOINTS_BEYOND = text(
     "AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.tenant_id = c.tenant_id "
     "AND e.seq = c.seq) ORDER BY c.seq"
 )
-_CHECKPOINT_COLUMNS = (AuditCheckpoint.tenant_id, AuditCheckpoint.seq, AuditCheckpoint.row_hash,
-                       AuditCheckpoint.created_at, AuditCheckpoint.signature,
-                       AuditCheckpoint.key_fingerprint)
+_CHECKPOINT_COLUMNS = (
+    AuditCheckpoint.tenant_id,
+    AuditCheckpoint.seq,
+    AuditCheckpoint.row_hash,
+    AuditCheckpoint.created_at,
+    AuditCheckpoint.signature,
+    AuditCheckpoint.key_fingerprint,
+)
 
 
 def default_workers() -> int:
@@ -119,50 +126,73 @@ def _sqlite_file(session: AsyncSession) -> str | None:
     return url.database
 
 
-async def _scan_sequential(session: AsyncSession, tenant_id: str, upto: int,
-                           batch_size: int, scan: RangeScan) -> None:
+async def _scan_sequential(
+    session: AsyncSession, tenant_id: str, upto: int, batch_size: int, scan: RangeScan
+) -> None:
     after = 0
     while True:
-        rows = (await session.execute(_ROWS, {"tenant": tenant_id, "after": after,
-                                              "upto": upto, "limit": batch_size})).all()
+        rows = (
+            await session.execute(
+                _ROWS, {"tenant": tenant_id, "after": after, "upto": upto, "limit": batch_size}
+            )
+        ).all()
         if not rows:
             return
         scan.feed(rows)
         after = scan.last_seq
 
 
-async def _scan_range_process(path: str, tenant_id: str, after: int, upto: int,
-                              batch_size: int, limit: int) -> RangeScan:
+async def _scan_range_process(
+    path: str, tenant_id: str, after: int, upto: int, batch_size: int, limit: int
+) -> RangeScan:
     # A fresh interpreter that imports only the scanner: no fork of this (threaded)
     # process, and none of the application's imports.
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "governance.audit_scan", path, tenant_id, str(after), str(upto),
-        str(batch_size), str(limit), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env)
+        sys.executable,
+        "-m",
+        "governance.audit_scan",
+        path,
+        tenant_id,
+        str(after),
+        str(upto),
+        str(batch_size),
+        str(limit),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await process.communicate()
     if process.returncode != 0:
-        raise RuntimeError("audit scan worker failed: "
-                           + err.decode(errors="replace").strip()[-500:])
+        raise RuntimeError(
+            "audit scan worker failed: " + err.decode(errors="replace").strip()[-500:]
+        )
     return scan_from_json(out.decode(), limit)
 
 
-async def _scan_parallel(path: str, tenant_id: str, upto: int, batch_size: int,
-                         workers: int, scan: RangeScan) -> None:
+async def _scan_parallel(
+    path: str, tenant_id: str, upto: int, batch_size: int, workers: int, scan: RangeScan
+) -> None:
     bounds = [upto * i // workers for i in range(workers + 1)]
-    parts = await asyncio.gather(*(
-        _scan_range_process(path, tenant_id, bounds[i], bounds[i + 1], batch_size, scan.limit)
-        for i in range(workers)))
+    parts = await asyncio.gather(
+        *(
+            _scan_range_process(path, tenant_id, bounds[i], bounds[i + 1], batch_size, scan.limit)
+            for i in range(workers)
+        )
+    )
     for part in parts:
         scan.absorb(part)
 
 
 async def verify_chain(
-    session: AsyncSession, tenant_id: str, *,
-    public_keys: Iterable[Ed25519PublicKey] = (), batch_size: int = 10_000,
-    max_problems: int = 100, workers: int | None = None,
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    public_keys: Iterable[Ed25519PublicKey] = (),
+    batch_size: int = 10_000,
+    max_problems: int = 100,
+    workers: int | None = None,
     parallel_min_events: int = PARALLEL_MIN_EVENTS,
 ) -> VerifyReport:
     """Verify ``tenant_id``'s chain; ``public_keys`` are the trusted checkpoint keys.
@@ -174,14 +204,24 @@ async def verify_chain(
     """
     report = VerifyReport(tenant_id)
     trusted = {fingerprint(key): key for key in public_keys}
-    head = (await session.execute(
-        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
-        .where(AuditChainHead.tenant_id == tenant_id))).first()
+    head = (
+        await session.execute(
+            select(AuditChainHead.last_seq, AuditChainHead.last_hash).where(
+                AuditChainHead.tenant_id == tenant_id
+            )
+        )
+    ).first()
     if head is None:
         # No head: the events present are unaccounted for; verify what is there.
-        upto = int(await session.scalar(
-            select(AuditEvent.seq).where(AuditEvent.tenant_id == tenant_id)
-            .order_by(AuditEvent.seq.desc()).limit(1)) or 0)
+        upto = int(
+            await session.scalar(
+                select(AuditEvent.seq)
+                .where(AuditEvent.tenant_id == tenant_id)
+                .order_by(AuditEvent.seq.desc())
+                .limit(1)
+            )
+            or 0
+        )
     else:
         report.head_seq = upto = int(head[0])
 
@@ -197,64 +237,103 @@ async def verify_chain(
 
     if head is not None:
         if int(head[0]) > last_seq:
-            scan.add(last_seq + 1, ProblemKind.TRUNCATED_TAIL,
-                     f"the chain head is at seq {head[0]} but the last event is {last_seq}: "
-                     f"events {last_seq + 1}..{head[0]} are gone")
+            scan.add(
+                last_seq + 1,
+                ProblemKind.TRUNCATED_TAIL,
+                f"the chain head is at seq {head[0]} but the last event is {last_seq}: "
+                f"events {last_seq + 1}..{head[0]} are gone",
+            )
         elif last_seq and head[1] != last_hash:
-            scan.add(last_seq, ProblemKind.HEAD_MISMATCH,
-                     "the chain head's hash differs from the last event's row_hash")
+            scan.add(
+                last_seq,
+                ProblemKind.HEAD_MISMATCH,
+                "the chain head's hash differs from the last event's row_hash",
+            )
     elif last_seq:
         scan.add(1, ProblemKind.HEAD_MISMATCH, "events exist but the chain head is missing")
 
     params = {"tenant": tenant_id, "upto": upto}
     for seq, row_hash in await session.execute(_CHECKPOINT_MISMATCHES, params):
-        scan.add(int(seq), ProblemKind.CHECKPOINT_MISMATCH,
-                 "the checkpointed event is missing" if row_hash is None
-                 else "the checkpoint signed a different hash for this event")
+        scan.add(
+            int(seq),
+            ProblemKind.CHECKPOINT_MISMATCH,
+            "the checkpointed event is missing"
+            if row_hash is None
+            else "the checkpoint signed a different hash for this event",
+        )
     for (seq,) in await session.execute(_CHECKPOINTS_BEYOND, params):
-        scan.add(int(seq), ProblemKind.CHECKPOINT_BEYOND_TAIL,
-                 "a checkpoint signs an event that does not exist")
+        scan.add(
+            int(seq),
+            ProblemKind.CHECKPOINT_BEYOND_TAIL,
+            "a checkpoint signs an event that does not exist",
+        )
     report.checkpoints = await _verify_signatures(session, tenant_id, upto, trusted, scan)
     report.problems, report.problems_omitted = scan.problems, scan.omitted
     return report
 
 
-async def _verify_signatures(session: AsyncSession, tenant_id: str, upto: int,
-                             trusted: dict[str, Ed25519PublicKey], scan: RangeScan) -> int:
+async def _verify_signatures(
+    session: AsyncSession,
+    tenant_id: str,
+    upto: int,
+    trusted: dict[str, Ed25519PublicKey],
+    scan: RangeScan,
+) -> int:
     count, after = 0, 0
     while True:
-        batch = (await session.execute(
-            select(*_CHECKPOINT_COLUMNS)
-            .where(AuditCheckpoint.tenant_id == tenant_id, AuditCheckpoint.seq > after,
-                   AuditCheckpoint.seq <= upto)
-            .order_by(AuditCheckpoint.seq).limit(1000))).all()
+        batch = (
+            await session.execute(
+                select(*_CHECKPOINT_COLUMNS)
+                .where(
+                    AuditCheckpoint.tenant_id == tenant_id,
+                    AuditCheckpoint.seq > after,
+                    AuditCheckpoint.seq <= upto,
+                )
+                .order_by(AuditCheckpoint.seq)
+                .limit(1000)
+            )
+        ).all()
         if not batch:
             return count
         for checkpoint in batch:
             key = trusted.get(checkpoint.key_fingerprint)
             if key is None:
-                scan.add(checkpoint.seq, ProblemKind.CHECKPOINT_UNKNOWN_KEY,
-                         f"signed by key {checkpoint.key_fingerprint[:16]}..., which is not "
-                         "a trusted checkpoint key")
+                scan.add(
+                    checkpoint.seq,
+                    ProblemKind.CHECKPOINT_UNKNOWN_KEY,
+                    f"signed by key {checkpoint.key_fingerprint[:16]}..., which is not "
+                    "a trusted checkpoint key",
+                )
             elif not signature_valid(checkpoint, key):
-                scan.add(checkpoint.seq, ProblemKind.CHECKPOINT_BAD_SIGNATURE,
-                         "the checkpoint's signature does not verify")
+                scan.add(
+                    checkpoint.seq,
+                    ProblemKind.CHECKPOINT_BAD_SIGNATURE,
+                    "the checkpoint's signature does not verify",
+                )
         count += len(batch)
         after = int(batch[-1].seq)
 
 
 async def chain_tenants(session: AsyncSession) -> list[str]:
     """Every tenant that has a chain head, events or checkpoints."""
-    query = union(select(AuditChainHead.tenant_id), select(AuditEvent.tenant_id).distinct(),
-                  select(AuditCheckpoint.tenant_id).distinct())
+    query = union(
+        select(AuditChainHead.tenant_id),
+        select(AuditEvent.tenant_id).distinct(),
+        select(AuditCheckpoint.tenant_id).distinct(),
+    )
     return sorted({str(tenant) for tenant in await session.scalars(query)})
 
 
-async def verify_all(session: AsyncSession, *, public_keys: Iterable[Ed25519PublicKey] = (),
-                     tenants: Iterable[str] | None = None,
-                     workers: int | None = None) -> list[VerifyReport]:
+async def verify_all(
+    session: AsyncSession,
+    *,
+    public_keys: Iterable[Ed25519PublicKey] = (),
+    tenants: Iterable[str] | None = None,
+    workers: int | None = None,
+) -> list[VerifyReport]:
     """Verify the given tenants' chains, or every chain in the database."""
     keys = list(public_keys)
     names = list(tenants) if tenants is not None else await chain_tenants(session)
-    return [await verify_chain(session, tenant, public_keys=keys, workers=workers)
-            for tenant in names]
+    return [
+        await verify_chain(session, tenant, public_keys=keys, workers=workers) for tenant in names
+    ]

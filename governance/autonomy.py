@@ -41,8 +41,12 @@ from governance.state import ActionState
 from integrations.base import Capability
 
 #: Levels from least to most autonomous.
-ORDER: tuple[Autonomy, ...] = (Autonomy.SHADOW, Autonomy.SUGGEST, Autonomy.AUTO_WITH_UNDO,
-                               Autonomy.AUTO)
+ORDER: tuple[Autonomy, ...] = (
+    Autonomy.SHADOW,
+    Autonomy.SUGGEST,
+    Autonomy.AUTO_WITH_UNDO,
+    Autonomy.AUTO,
+)
 ANY_EXECUTIVE = "*"
 
 
@@ -73,8 +77,11 @@ class Record:
 
     def meets(self, bar: AutonomySettings) -> bool:
         rate = self.accepted_unedited
-        return (self.decisions >= bar.min_decisions and rate is not None
-                and rate >= bar.min_accepted_unedited)
+        return (
+            self.decisions >= bar.min_decisions
+            and rate is not None
+            and rate >= bar.min_accepted_unedited
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "accepted_unedited": self.accepted_unedited}
@@ -87,8 +94,9 @@ def _specificity(grant: AutonomyGrant) -> tuple[int, int, int]:
     return (grant.executive != ANY_EXECUTIVE, not is_glob, literal)
 
 
-async def grants(session: AsyncSession, tenant_id: str, executive: str | None = None
-                 ) -> list[AutonomyGrant]:
+async def grants(
+    session: AsyncSession, tenant_id: str, executive: str | None = None
+) -> list[AutonomyGrant]:
     query = select(AutonomyGrant).where(AutonomyGrant.tenant_id == tenant_id)
     if executive is not None:
         query = query.where(AutonomyGrant.executive.in_([executive.lower(), ANY_EXECUTIVE]))
@@ -96,16 +104,21 @@ async def grants(session: AsyncSession, tenant_id: str, executive: str | None = 
     return list((await session.execute(query)).scalars())
 
 
-async def matching_grant(session: AsyncSession, tenant_id: str, executive: str | None,
-                         kind: str) -> AutonomyGrant | None:
+async def matching_grant(
+    session: AsyncSession, tenant_id: str, executive: str | None, kind: str
+) -> AutonomyGrant | None:
     """The most specific grant that covers ``executive`` and ``kind``."""
-    candidates = [g for g in await grants(session, tenant_id, executive or ANY_EXECUTIVE)
-                  if fnmatch.fnmatchcase(kind.lower(), g.kind.lower())]
+    candidates = [
+        g
+        for g in await grants(session, tenant_id, executive or ANY_EXECUTIVE)
+        if fnmatch.fnmatchcase(kind.lower(), g.kind.lower())
+    ]
     return max(candidates, key=_specificity, default=None)
 
 
-async def stored_level(session: AsyncSession, tenant_id: str, executive: str | None,
-                       kind: str) -> Autonomy | None:
+async def stored_level(
+    session: AsyncSession, tenant_id: str, executive: str | None, kind: str
+) -> Autonomy | None:
     """The stored autonomy level for a proposal, or None when no grant covers it."""
     grant = await matching_grant(session, tenant_id, executive, kind)
     return Autonomy(grant.level) if grant is not None else None
@@ -113,13 +126,22 @@ async def stored_level(session: AsyncSession, tenant_id: str, executive: str | N
 
 def _kind_filter(kind: str, column: Any = Action.kind) -> Any:
     if any(ch in kind for ch in "*?"):
-        return column.like(kind.replace("%", r"\%").replace("_", r"\_")
-                           .replace("*", "%").replace("?", "_"), escape="\\")
+        return column.like(
+            kind.replace("%", r"\%").replace("_", r"\_").replace("*", "%").replace("?", "_"),
+            escape="\\",
+        )
     return column == kind
 
 
-async def measure(session: AsyncSession, tenant_id: str, executive: str, kind: str, *,
-                  window_days: int, now: datetime | None = None) -> Record:
+async def measure(
+    session: AsyncSession,
+    tenant_id: str,
+    executive: str,
+    kind: str,
+    *,
+    window_days: int,
+    now: datetime | None = None,
+) -> Record:
     """Human decisions on ``kind`` for ``executive`` in the window, and how many were
     approved without an edit (governed_actions, action_approvals, action_edits), plus the
     shadow comparisons (agreed ones count as accepted unedited)."""
@@ -131,26 +153,44 @@ async def measure(session: AsyncSession, tenant_id: str, executive: str, kind: s
         scope.append(func.lower(Action.on_behalf_of) == executive.lower())
 
     async def count(*conditions: Any) -> int:
-        return int((await session.execute(
-            select(func.count()).select_from(Action).where(*scope, *conditions))
-        ).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    select(func.count()).select_from(Action).where(*scope, *conditions)
+                )
+            ).scalar_one()
+        )
 
     approved = await count(approved_q)
     unedited = await count(approved_q, ~edited_q)
     rejected = await count(Action.state == ActionState.REJECTED.value)
     # In shadow mode the person's own action is the decision: a comparison that agreed
     # counts as accepted unedited, one that did not as a change.
-    shadow = [ShadowComparison.tenant_id == tenant_id,
-              _kind_filter(kind, ShadowComparison.kind), ShadowComparison.created_at >= since]
+    shadow = [
+        ShadowComparison.tenant_id == tenant_id,
+        _kind_filter(kind, ShadowComparison.kind),
+        ShadowComparison.created_at >= since,
+    ]
     if executive != ANY_EXECUTIVE:
         shadow.append(ShadowComparison.executive == executive.lower())
-    compared, agreed = (await session.execute(select(
-        func.count(), func.coalesce(func.sum(case((ShadowComparison.agreed.is_(True), 1),
-                                                  else_=0)), 0)).where(*shadow))).one()
-    return Record(decisions=approved + rejected + int(compared), approved=approved,
-                  approved_unedited=unedited + int(agreed), rejected=rejected,
-                  shadow_compared=int(compared), shadow_agreed=int(agreed),
-                  window_days=window_days, since=since.isoformat())
+    compared, agreed = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((ShadowComparison.agreed.is_(True), 1), else_=0)), 0),
+            ).where(*shadow)
+        )
+    ).one()
+    return Record(
+        decisions=approved + rejected + int(compared),
+        approved=approved,
+        approved_unedited=unedited + int(agreed),
+        rejected=rejected,
+        shadow_compared=int(compared),
+        shadow_agreed=int(agreed),
+        window_days=window_days,
+        since=since.isoformat(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +203,16 @@ class Change:
 
 
 async def set_level(
-    session: AsyncSession, actor: Principal, *, executive: str, kind: str, level: Autonomy,
-    reason: str, bar: AutonomySettings, default: Autonomy, now: datetime | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    executive: str,
+    kind: str,
+    level: Autonomy,
+    reason: str,
+    bar: AutonomySettings,
+    default: Autonomy,
+    now: datetime | None = None,
 ) -> Change:
     """Set the level of ``executive`` x ``kind``: a demotion (or no change) at once, a
     promotion only if the measured record meets ``bar``. Raises PromotionRefusedError
@@ -179,11 +227,17 @@ async def set_level(
     current = await matching_grant(session, actor.tenant_id, executive, kind)
     previous = Autonomy(current.level) if current is not None else default
     record_: Record | None = None
-    direction = "promotion" if rank(level) > rank(previous) else \
-        "demotion" if rank(level) < rank(previous) else "unchanged"
+    direction = (
+        "promotion"
+        if rank(level) > rank(previous)
+        else "demotion"
+        if rank(level) < rank(previous)
+        else "unchanged"
+    )
     if direction == "promotion":
-        record_ = await measure(session, actor.tenant_id, executive, kind,
-                                window_days=bar.window_days, now=now)
+        record_ = await measure(
+            session, actor.tenant_id, executive, kind, window_days=bar.window_days, now=now
+        )
         if not record_.meets(bar):
             rate = record_.accepted_unedited
             raise PromotionRefusedError(
@@ -192,42 +246,97 @@ async def set_level(
                 f"(need {bar.min_decisions}), "
                 f"{'no' if rate is None else f'{rate:.0%}'} approved unedited "
                 f"(need {bar.min_accepted_unedited:.0%})",
-                record=record_.as_dict(), previous=previous.value, requested=level.value)
-    grant = (await session.execute(select(AutonomyGrant).where(
-        AutonomyGrant.tenant_id == actor.tenant_id, AutonomyGrant.executive == executive,
-        AutonomyGrant.kind == kind))).scalar_one_or_none()
+                record=record_.as_dict(),
+                previous=previous.value,
+                requested=level.value,
+            )
+    grant = (
+        await session.execute(
+            select(AutonomyGrant).where(
+                AutonomyGrant.tenant_id == actor.tenant_id,
+                AutonomyGrant.executive == executive,
+                AutonomyGrant.kind == kind,
+            )
+        )
+    ).scalar_one_or_none()
     evidence = record_.as_dict() if record_ is not None else None
     if grant is None:
-        grant = AutonomyGrant(id=new_id(), tenant_id=actor.tenant_id, executive=executive,
-                              kind=kind, level=level.value, set_by=actor.user_id,
-                              reason=reason, evidence=evidence, updated_at=now)
+        grant = AutonomyGrant(
+            id=new_id(),
+            tenant_id=actor.tenant_id,
+            executive=executive,
+            kind=kind,
+            level=level.value,
+            set_by=actor.user_id,
+            reason=reason,
+            evidence=evidence,
+            updated_at=now,
+        )
         session.add(grant)
     else:
         grant.level, grant.set_by, grant.reason = level.value, actor.user_id, reason
         grant.evidence, grant.updated_at = evidence, now
     await session.flush()
-    await record(session, actor, AuditEventIn(
-        action=AuditAction.AUTONOMY_CHANGED, resource_type="autonomy",
-        resource_id=f"{executive}:{kind}", reason=reason, payload={
-            "executive": executive, "kind": kind, "previous": previous.value,
-            "level": level.value, "direction": direction, "record": evidence}))
-    return Change(grant=grant, previous=previous, level=level, direction=direction,
-                  record=record_)
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.AUTONOMY_CHANGED,
+            resource_type="autonomy",
+            resource_id=f"{executive}:{kind}",
+            reason=reason,
+            payload={
+                "executive": executive,
+                "kind": kind,
+                "previous": previous.value,
+                "level": level.value,
+                "direction": direction,
+                "record": evidence,
+            },
+        ),
+    )
+    return Change(grant=grant, previous=previous, level=level, direction=direction, record=record_)
 
 
-async def audit_refusal(session: AsyncSession, actor: Principal, *, executive: str, kind: str,
-                        level: Autonomy, reason: str, error: PromotionRefusedError) -> None:
+async def audit_refusal(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    executive: str,
+    kind: str,
+    level: Autonomy,
+    reason: str,
+    error: PromotionRefusedError,
+) -> None:
     """Audit a refused promotion (in a transaction of its own: the request's rolls back)."""
-    await record(session, actor, AuditEventIn(
-        action=AuditAction.AUTONOMY_PROMOTION_REFUSED, outcome=Outcome.DENIED,
-        resource_type="autonomy", resource_id=f"{executive.lower()}:{kind.lower()}",
-        reason=reason, payload={"executive": executive.lower(), "kind": kind.lower(),
-                                "requested": level.value, **error.extra}))
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.AUTONOMY_PROMOTION_REFUSED,
+            outcome=Outcome.DENIED,
+            resource_type="autonomy",
+            resource_id=f"{executive.lower()}:{kind.lower()}",
+            reason=reason,
+            payload={
+                "executive": executive.lower(),
+                "kind": kind.lower(),
+                "requested": level.value,
+                **error.extra,
+            },
+        ),
+    )
 
 
 async def record_shadow_comparison(
-    session: AsyncSession, actor: Principal, *, executive: str, kind: str, subject_id: str,
-    assistant_output: str, human_output: str,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    executive: str,
+    kind: str,
+    subject_id: str,
+    assistant_output: str,
+    human_output: str,
 ) -> ShadowComparison:
     """Keep what the assistant would have done next to what the person did (shadow mode).
 
@@ -236,34 +345,62 @@ async def record_shadow_comparison(
     """
     agreed = assistant_output.strip().lower() == human_output.strip().lower()
     row = ShadowComparison(
-        id=new_id(), tenant_id=actor.tenant_id, executive=executive.lower(), kind=kind,
-        subject_id=subject_id, assistant_output=assistant_output[:10_000],
-        human_output=human_output[:10_000], agreed=agreed,
+        id=new_id(),
+        tenant_id=actor.tenant_id,
+        executive=executive.lower(),
+        kind=kind,
+        subject_id=subject_id,
+        assistant_output=assistant_output[:10_000],
+        human_output=human_output[:10_000],
+        agreed=agreed,
         distance=normalized_edit_distance(assistant_output, human_output),
-        created_at=utcnow())
+        created_at=utcnow(),
+    )
     session.add(row)
     await session.flush()
-    await record(session, actor, AuditEventIn(
-        action=AuditAction.SHADOW_COMPARED, resource_type="shadow_comparison",
-        resource_id=row.id, payload={"executive": row.executive, "kind": kind,
-                                     "subject_id": subject_id, "agreed": agreed,
-                                     "distance": row.distance}))
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.SHADOW_COMPARED,
+            resource_type="shadow_comparison",
+            resource_id=row.id,
+            payload={
+                "executive": row.executive,
+                "kind": kind,
+                "subject_id": subject_id,
+                "agreed": agreed,
+                "distance": row.distance,
+            },
+        ),
+    )
     return row
 
 
-async def shadow_summary(session: AsyncSession, tenant_id: str, executive: str | None = None
-                         ) -> list[dict[str, Any]]:
+async def shadow_summary(
+    session: AsyncSession, tenant_id: str, executive: str | None = None
+) -> list[dict[str, Any]]:
     """Per executive and kind: comparisons, agreements and the mean edit distance."""
-    query = select(ShadowComparison.executive, ShadowComparison.kind, func.count(),
-                   func.sum(case((ShadowComparison.agreed.is_(True), 1), else_=0)),
-                   func.avg(ShadowComparison.distance)).where(
-        ShadowComparison.tenant_id == tenant_id)
+    query = select(
+        ShadowComparison.executive,
+        ShadowComparison.kind,
+        func.count(),
+        func.sum(case((ShadowComparison.agreed.is_(True), 1), else_=0)),
+        func.avg(ShadowComparison.distance),
+    ).where(ShadowComparison.tenant_id == tenant_id)
     if executive is not None:
         query = query.where(ShadowComparison.executive == executive.lower())
     query = query.group_by(ShadowComparison.executive, ShadowComparison.kind)
-    return [{"executive": e, "kind": k, "comparisons": int(n), "agreed": int(a or 0),
-             "mean_distance": None if d is None else float(d)}
-            for e, k, n, a, d in (await session.execute(query)).all()]
+    return [
+        {
+            "executive": e,
+            "kind": k,
+            "comparisons": int(n),
+            "agreed": int(a or 0),
+            "mean_distance": None if d is None else float(d),
+        }
+        for e, k, n, a, d in (await session.execute(query)).all()
+    ]
 
 
 SHADOW_DRAFT_KINDS = ("email.draft.create", "email.send")
@@ -281,7 +418,10 @@ async def _sent_messages(connector: Any) -> list[Any]:
 
 
 async def compare_shadow_drafts(
-    sessions: async_sessionmaker[AsyncSession], resolver: Any, actor: Principal, *,
+    sessions: async_sessionmaker[AsyncSession],
+    resolver: Any,
+    actor: Principal,
+    *,
     since: datetime,
 ) -> int:
     """Compare each shadow-mode reply draft with the reply the person actually sent.
@@ -293,14 +433,31 @@ async def compare_shadow_drafts(
     """
     tenant_id = actor.tenant_id
     async with sessions() as session:
-        drafts = list((await session.execute(select(Action).where(
-            Action.tenant_id == tenant_id, Action.autonomy == Autonomy.SHADOW.value,
-            Action.state == ActionState.DENIED.value,
-            Action.kind.in_(SHADOW_DRAFT_KINDS), Action.created_at >= since,
-        ).order_by(Action.created_at))).scalars())
-        done = set((await session.execute(select(ShadowComparison.subject_id).where(
-            ShadowComparison.tenant_id == tenant_id,
-            ShadowComparison.kind.in_(SHADOW_DRAFT_KINDS)))).scalars())
+        drafts = list(
+            (
+                await session.execute(
+                    select(Action)
+                    .where(
+                        Action.tenant_id == tenant_id,
+                        Action.autonomy == Autonomy.SHADOW.value,
+                        Action.state == ActionState.DENIED.value,
+                        Action.kind.in_(SHADOW_DRAFT_KINDS),
+                        Action.created_at >= since,
+                    )
+                    .order_by(Action.created_at)
+                )
+            ).scalars()
+        )
+        done = set(
+            (
+                await session.execute(
+                    select(ShadowComparison.subject_id).where(
+                        ShadowComparison.tenant_id == tenant_id,
+                        ShadowComparison.kind.in_(SHADOW_DRAFT_KINDS),
+                    )
+                )
+            ).scalars()
+        )
     pending = [d for d in drafts if d.id not in done and d.arguments.get("reply_to_id")]
     if not pending:
         return 0
@@ -317,8 +474,13 @@ async def compare_shadow_drafts(
             continue
         async with sessions() as session, session.begin():
             await record_shadow_comparison(
-                session, actor, executive=draft.on_behalf_of or "", kind=draft.kind,
-                subject_id=draft.id, assistant_output=str(draft.arguments.get("body_text", "")),
-                human_output=sent.text)
+                session,
+                actor,
+                executive=draft.on_behalf_of or "",
+                kind=draft.kind,
+                subject_id=draft.id,
+                assistant_output=str(draft.arguments.get("body_text", "")),
+                human_output=sent.text,
+            )
         recorded += 1
     return recorded

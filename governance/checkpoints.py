@@ -51,9 +51,11 @@ class CheckpointConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckpointConfig:
-        return cls(key_file=settings.audit_key_file,
-                   every_events=settings.audit.checkpoint_every_events,
-                   every_seconds=settings.audit.checkpoint_every_seconds)
+        return cls(
+            key_file=settings.audit_key_file,
+            every_events=settings.audit.checkpoint_every_events,
+            every_seconds=settings.audit.checkpoint_every_seconds,
+        )
 
 
 _configured: CheckpointConfig | None = None
@@ -70,8 +72,11 @@ def configure(config: CheckpointConfig | Settings | None, *, load_key: bool = Fa
         _configured = config
     else:
         _configured = CheckpointConfig.from_settings(config)
-    if load_key and _configured is not None and (
-            _configured.every_events > 0 or _configured.every_seconds > 0):
+    if (
+        load_key
+        and _configured is not None
+        and (_configured.every_events > 0 or _configured.every_seconds > 0)
+    ):
         signing_key(_configured.key_file)
 
 
@@ -93,7 +98,8 @@ _key_cache: dict[Path, tuple[float, Ed25519PrivateKey]] = {}
 def _write_new_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     # Written to a private temporary file, then linked into place: another process never
@@ -135,8 +141,10 @@ def signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except ValueError as exc:
-            raise ConfigurationError(f"audit checkpoint key {path} is not a PEM private key",
-                                     problems=[f"audit.checkpoint_key_file: {exc}"]) from None
+            raise ConfigurationError(
+                f"audit checkpoint key {path} is not a PEM private key",
+                problems=[f"audit.checkpoint_key_file: {exc}"],
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigurationError(f"audit checkpoint key {path} is not an Ed25519 key")
         _key_cache[path] = (mtime, key)
@@ -159,8 +167,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey | None:
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> str:
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 def fingerprint(public_key: Ed25519PublicKey) -> str:
@@ -169,13 +178,20 @@ def fingerprint(public_key: Ed25519PublicKey) -> str:
     return sha256(raw).hexdigest()
 
 
-def checkpoint_message(tenant_id: str, seq: int, row_hash: str, created_at: datetime,
-                       key_fingerprint: str) -> bytes:
+def checkpoint_message(
+    tenant_id: str, seq: int, row_hash: str, created_at: datetime, key_fingerprint: str
+) -> bytes:
     """The bytes a checkpoint signs (canonical JSON, with a purpose tag)."""
-    return canonical_json({
-        "purpose": _SIGNING_PURPOSE, "tenant_id": tenant_id, "seq": seq, "row_hash": row_hash,
-        "created_at": iso_utc(created_at), "key_fingerprint": key_fingerprint,
-    })
+    return canonical_json(
+        {
+            "purpose": _SIGNING_PURPOSE,
+            "tenant_id": tenant_id,
+            "seq": seq,
+            "row_hash": row_hash,
+            "created_at": iso_utc(created_at),
+            "key_fingerprint": key_fingerprint,
+        }
+    )
 
 
 class CheckpointLike(Protocol):
@@ -189,8 +205,13 @@ class CheckpointLike(Protocol):
 
 def signature_valid(checkpoint: CheckpointLike, public_key: Ed25519PublicKey) -> bool:
     """Whether ``checkpoint`` (a row or an ``AuditCheckpoint``) is signed by ``public_key``."""
-    message = checkpoint_message(checkpoint.tenant_id, checkpoint.seq, checkpoint.row_hash,
-                                 checkpoint.created_at, checkpoint.key_fingerprint)
+    message = checkpoint_message(
+        checkpoint.tenant_id,
+        checkpoint.seq,
+        checkpoint.row_hash,
+        checkpoint.created_at,
+        checkpoint.key_fingerprint,
+    )
     try:
         public_key.verify(bytes.fromhex(checkpoint.signature), message)
     except (InvalidSignature, ValueError):
@@ -201,35 +222,54 @@ def signature_valid(checkpoint: CheckpointLike, public_key: Ed25519PublicKey) ->
 # ------------------------------------------------------------------------ writing
 
 
-async def write_checkpoint(session: AsyncSession, tenant_id: str, seq: int, row_hash: str,
-                           config: CheckpointConfig | None = None) -> AuditCheckpoint:
+async def write_checkpoint(
+    session: AsyncSession,
+    tenant_id: str,
+    seq: int,
+    row_hash: str,
+    config: CheckpointConfig | None = None,
+) -> AuditCheckpoint:
     """Sign and insert a checkpoint of ``(seq, row_hash)``. The caller holds the chain lock."""
     config = config or current_config()
     key = signing_key(config.key_file)
     key_fingerprint = fingerprint(key.public_key())
     created_at = utcnow()
-    signature = key.sign(checkpoint_message(tenant_id, seq, row_hash, created_at,
-                                            key_fingerprint)).hex()
-    values = {"tenant_id": tenant_id, "seq": seq, "row_hash": row_hash,
-              "created_at": created_at, "signature": signature,
-              "key_fingerprint": key_fingerprint}
+    signature = key.sign(
+        checkpoint_message(tenant_id, seq, row_hash, created_at, key_fingerprint)
+    ).hex()
+    values = {
+        "tenant_id": tenant_id,
+        "seq": seq,
+        "row_hash": row_hash,
+        "created_at": created_at,
+        "signature": signature,
+        "key_fingerprint": key_fingerprint,
+    }
     await session.execute(insert(CHECKPOINTS), values)
     # The hash anchors the chain in the logs too, outside the database.
-    log.info("audit.checkpoint.created", tenant=tenant_id, seq=seq, row_hash=row_hash,
-             key_fingerprint=key_fingerprint)
+    log.info(
+        "audit.checkpoint.created",
+        tenant=tenant_id,
+        seq=seq,
+        row_hash=row_hash,
+        key_fingerprint=key_fingerprint,
+    )
     return AuditCheckpoint(**values)
 
 
 async def _last_checkpoint_seq(session: AsyncSession, tenant_id: str) -> int:
     seq = await session.scalar(
-        select(AuditCheckpoint.seq).where(AuditCheckpoint.tenant_id == tenant_id)
-        .order_by(AuditCheckpoint.seq.desc()).limit(1)
+        select(AuditCheckpoint.seq)
+        .where(AuditCheckpoint.tenant_id == tenant_id)
+        .order_by(AuditCheckpoint.seq.desc())
+        .limit(1)
     )
     return int(seq or 0)
 
 
-async def create_checkpoint(session: AsyncSession, tenant_id: str,
-                            config: CheckpointConfig | None = None) -> AuditCheckpoint | None:
+async def create_checkpoint(
+    session: AsyncSession, tenant_id: str, config: CheckpointConfig | None = None
+) -> AuditCheckpoint | None:
     """Checkpoint ``tenant_id``'s chain at its head; None when empty or already anchored.
 
     Locks the chain for the rest of the caller's transaction; flushes, never commits.
@@ -240,28 +280,35 @@ async def create_checkpoint(session: AsyncSession, tenant_id: str,
     return await write_checkpoint(session, tenant_id, last_seq, last_hash, config)
 
 
-async def checkpoint_due(session: AsyncSession, tenant_id: str,
-                         config: CheckpointConfig | None = None,
-                         now: datetime | None = None) -> bool:
+async def checkpoint_due(
+    session: AsyncSession,
+    tenant_id: str,
+    config: CheckpointConfig | None = None,
+    now: datetime | None = None,
+) -> bool:
     """True when the oldest event not yet under a checkpoint is older than T seconds."""
     config = config or current_config()
     if config.every_seconds <= 0:
         return False
     head_seq = await session.scalar(
-        select(AuditChainHead.last_seq).where(AuditChainHead.tenant_id == tenant_id))
+        select(AuditChainHead.last_seq).where(AuditChainHead.tenant_id == tenant_id)
+    )
     anchored = await _last_checkpoint_seq(session, tenant_id)
     if not head_seq or head_seq <= anchored:
         return False
     first_unanchored = await session.scalar(
-        select(AuditEvent.recorded_at).where(AuditEvent.tenant_id == tenant_id,
-                                             AuditEvent.seq == anchored + 1))
+        select(AuditEvent.recorded_at).where(
+            AuditEvent.tenant_id == tenant_id, AuditEvent.seq == anchored + 1
+        )
+    )
     if first_unanchored is None:  # the row is gone: let verification report it
         return False
     return (now or utcnow()) - first_unanchored >= timedelta(seconds=config.every_seconds)
 
 
-async def run_due_checkpoints(sessions: async_sessionmaker[AsyncSession],
-                              config: CheckpointConfig | None = None) -> int:
+async def run_due_checkpoints(
+    sessions: async_sessionmaker[AsyncSession], config: CheckpointConfig | None = None
+) -> int:
     """Checkpoint every chain that is due, one short transaction per tenant.
 
     For the background runner, every ``checkpoint_every_seconds`` or more often. Returns
@@ -276,4 +323,3 @@ async def run_due_checkpoints(sessions: async_sessionmaker[AsyncSession],
             if await checkpoint_due(session, tenant_id, config):
                 written += await create_checkpoint(session, tenant_id, config) is not None
     return written
-

@@ -46,11 +46,18 @@ def content_hash(content: Mapping[str, Any]) -> str:
 
 def describe(version: ConfigVersion) -> dict[str, Any]:
     """A version without its content (what listings and the audit log show)."""
-    return {"id": version.id, "ref": ref(version), "kind": version.kind,
-            "subject": version.subject, "number": version.number,
-            "content_hash": version.content_hash, "created_by": version.created_by,
-            "created_at": version.created_at.isoformat(), "reason": version.reason,
-            "restored_from": version.restored_from}
+    return {
+        "id": version.id,
+        "ref": ref(version),
+        "kind": version.kind,
+        "subject": version.subject,
+        "number": version.number,
+        "content_hash": version.content_hash,
+        "created_by": version.created_by,
+        "created_at": version.created_at.isoformat(),
+        "reason": version.reason,
+        "restored_from": version.restored_from,
+    }
 
 
 def ref(version: ConfigVersion) -> str:
@@ -59,17 +66,32 @@ def ref(version: ConfigVersion) -> str:
     return f"{version.kind}{subject}@{version.number}"
 
 
-async def latest(session: AsyncSession, tenant_id: str, kind: str, subject: str = ""
-                 ) -> ConfigVersion | None:
-    return (await session.execute(select(ConfigVersion).where(
-        ConfigVersion.tenant_id == tenant_id, ConfigVersion.kind == kind,
-        ConfigVersion.subject == subject).order_by(ConfigVersion.number.desc()).limit(1))
+async def latest(
+    session: AsyncSession, tenant_id: str, kind: str, subject: str = ""
+) -> ConfigVersion | None:
+    return (
+        await session.execute(
+            select(ConfigVersion)
+            .where(
+                ConfigVersion.tenant_id == tenant_id,
+                ConfigVersion.kind == kind,
+                ConfigVersion.subject == subject,
+            )
+            .order_by(ConfigVersion.number.desc())
+            .limit(1)
+        )
     ).scalar_one_or_none()
 
 
 async def record_version(
-    session: AsyncSession, actor: Principal, *, kind: str, subject: str = "",
-    content: dict[str, Any], reason: str, restored_from: str | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    kind: str,
+    subject: str = "",
+    content: dict[str, Any],
+    reason: str,
+    restored_from: str | None = None,
     now: datetime | None = None,
 ) -> ConfigVersion:
     """Record ``content`` as the next version (or return the latest when it is equal)."""
@@ -81,26 +103,61 @@ async def record_version(
     current = await latest(session, actor.tenant_id, kind, subject)
     if current is not None and current.content_hash == digest and restored_from is None:
         return current
-    number = int((await session.execute(select(func.coalesce(func.max(
-        ConfigVersion.number), 0)).where(
-        ConfigVersion.tenant_id == actor.tenant_id, ConfigVersion.kind == kind,
-        ConfigVersion.subject == subject))).scalar_one()) + 1
+    number = (
+        int(
+            (
+                await session.execute(
+                    select(func.coalesce(func.max(ConfigVersion.number), 0)).where(
+                        ConfigVersion.tenant_id == actor.tenant_id,
+                        ConfigVersion.kind == kind,
+                        ConfigVersion.subject == subject,
+                    )
+                )
+            ).scalar_one()
+        )
+        + 1
+    )
     version = ConfigVersion(
-        id=new_id(), tenant_id=actor.tenant_id, kind=kind, subject=subject, number=number,
-        content=content, content_hash=digest, created_by=actor.user_id, reason=reason,
-        restored_from=restored_from, created_at=now or utcnow())
+        id=new_id(),
+        tenant_id=actor.tenant_id,
+        kind=kind,
+        subject=subject,
+        number=number,
+        content=content,
+        content_hash=digest,
+        created_by=actor.user_id,
+        reason=reason,
+        restored_from=restored_from,
+        created_at=now or utcnow(),
+    )
     session.add(version)
     await session.flush()
-    await record(session, actor, AuditEventIn(
-        action=AuditAction.CONFIG_VERSIONED, resource_type="config_version",
-        resource_id=version.id, reason=reason,
-        payload={key: value for key, value in describe(version).items()
-                 if key not in {"reason", "created_at"}}))
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.CONFIG_VERSIONED,
+            resource_type="config_version",
+            resource_id=version.id,
+            reason=reason,
+            payload={
+                key: value
+                for key, value in describe(version).items()
+                if key not in {"reason", "created_at"}
+            },
+        ),
+    )
     return version
 
 
-async def list_versions(session: AsyncSession, tenant_id: str, *, kind: str | None = None,
-                        subject: str | None = None, limit: int = 100) -> list[ConfigVersion]:
+async def list_versions(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    kind: str | None = None,
+    subject: str | None = None,
+    limit: int = 100,
+) -> list[ConfigVersion]:
     query = select(ConfigVersion).where(ConfigVersion.tenant_id == tenant_id)
     if kind:
         query = query.where(ConfigVersion.kind == kind)
@@ -115,20 +172,29 @@ async def find_version(session: AsyncSession, tenant_id: str, reference: str) ->
     match = _REF.match(reference.strip())
     if match:
         query = select(ConfigVersion).where(
-            ConfigVersion.tenant_id == tenant_id, ConfigVersion.kind == match["kind"],
+            ConfigVersion.tenant_id == tenant_id,
+            ConfigVersion.kind == match["kind"],
             ConfigVersion.subject == (match["subject"] or ""),
-            ConfigVersion.number == int(match["number"]))
+            ConfigVersion.number == int(match["number"]),
+        )
     else:
-        query = select(ConfigVersion).where(ConfigVersion.tenant_id == tenant_id,
-                                            ConfigVersion.id == reference.strip())
+        query = select(ConfigVersion).where(
+            ConfigVersion.tenant_id == tenant_id, ConfigVersion.id == reference.strip()
+        )
     version = (await session.execute(query)).scalar_one_or_none()
     if version is None:
         raise NotFoundError(f"no configuration version {reference!r}")
     return version
 
 
-async def rollback(session: AsyncSession, actor: Principal, reference: str, *,
-                   appliers: Mapping[str, Applier], reason: str) -> ConfigVersion:
+async def rollback(
+    session: AsyncSession,
+    actor: Principal,
+    reference: str,
+    *,
+    appliers: Mapping[str, Applier],
+    reason: str,
+) -> ConfigVersion:
     """Restore the exact content of an earlier version; returns the new version."""
     target = await find_version(session, actor.tenant_id, reference)
     applier = appliers.get(target.kind)
@@ -136,11 +202,28 @@ async def rollback(session: AsyncSession, actor: Principal, reference: str, *,
         raise ValidationFailedError(f"no way to restore {target.kind} here")
     await applier(session, actor, target)
     restored = await record_version(
-        session, actor, kind=target.kind, subject=target.subject, content=target.content,
-        reason=reason, restored_from=target.id)
-    await record(session, actor, AuditEventIn(
-        action=AuditAction.CONFIG_ROLLED_BACK, resource_type="config_version",
-        resource_id=restored.id, reason=reason,
-        payload={"restored": ref(target), "restored_id": target.id, "as": ref(restored),
-                 "content_hash": target.content_hash}))
+        session,
+        actor,
+        kind=target.kind,
+        subject=target.subject,
+        content=target.content,
+        reason=reason,
+        restored_from=target.id,
+    )
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.CONFIG_ROLLED_BACK,
+            resource_type="config_version",
+            resource_id=restored.id,
+            reason=reason,
+            payload={
+                "restored": ref(target),
+                "restored_id": target.id,
+                "as": ref(restored),
+                "content_hash": target.content_hash,
+            },
+        ),
+    )
     return restored

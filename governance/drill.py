@@ -55,10 +55,14 @@ class DrillCase:
 
 async def last_drill(session: AsyncSession, tenant_id: str) -> DrillRecord | None:
     """The tenant's most recent rollback drill, or None when none ran."""
-    return (await session.execute(
-        select(DrillRecord).where(DrillRecord.tenant_id == tenant_id)
-        .order_by(DrillRecord.started_at.desc(), DrillRecord.id.desc()).limit(1)
-    )).scalar_one_or_none()
+    return (
+        await session.execute(
+            select(DrillRecord)
+            .where(DrillRecord.tenant_id == tenant_id)
+            .order_by(DrillRecord.started_at.desc(), DrillRecord.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
 
 
 # --------------------------------------------------------------------------- cases
@@ -76,8 +80,11 @@ async def _folder_ids(connector: Any, folder: str) -> list[str]:
 
 
 async def _draft_args(connector: Any, now: datetime) -> dict[str, Any]:
-    return {"to": [{"address": connector.mailbox}], "subject": "Rollback drill",
-            "body_text": "This draft is created and deleted by the rollback drill."}
+    return {
+        "to": [{"address": connector.mailbox}],
+        "subject": "Rollback drill",
+        "body_text": "This draft is created and deleted by the rollback drill.",
+    }
 
 
 async def _drafts(connector: Any, args: dict[str, Any]) -> Any:
@@ -92,8 +99,10 @@ async def _move_args(connector: Any, now: datetime) -> dict[str, Any]:
 
 
 async def _inbox_and_archive(connector: Any, args: dict[str, Any]) -> Any:
-    return {"inbox": await _folder_ids(connector, "inbox"),
-            "archive": await _folder_ids(connector, "archive")}
+    return {
+        "inbox": await _folder_ids(connector, "inbox"),
+        "archive": await _folder_ids(connector, "archive"),
+    }
 
 
 def _drill_slot(now: datetime) -> tuple[datetime, datetime]:
@@ -104,25 +113,42 @@ def _drill_slot(now: datetime) -> tuple[datetime, datetime]:
 
 async def _event_args(connector: Any, now: datetime) -> dict[str, Any]:
     start, end = _drill_slot(now)
-    return {"subject": "Rollback drill", "start": start.isoformat(),
-            "end": end.isoformat(), "timezone": "UTC"}
+    return {
+        "subject": "Rollback drill",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "timezone": "UTC",
+    }
 
 
 async def _live_events(connector: Any, args: dict[str, Any]) -> Any:
     start = datetime.fromisoformat(args["start"]) - timedelta(hours=1)
     end = datetime.fromisoformat(args["end"]) + timedelta(hours=1)
-    return sorted((e.id, e.subject, e.start.isoformat(), e.end.isoformat())
-                  for e in await connector.list_events(start, end) if not e.is_cancelled)
+    return sorted(
+        (e.id, e.subject, e.start.isoformat(), e.end.isoformat())
+        for e in await connector.list_events(start, end)
+        if not e.is_cancelled
+    )
 
 
 async def _update_args(connector: Any, now: datetime) -> dict[str, Any]:
     start, end = _drill_slot(now)
     start, end = start + timedelta(hours=1), end + timedelta(hours=1)
-    event = await connector.create_event(EventRequest(
-        subject="Rollback drill (to change)", start=start, end=end, timezone="UTC",
-        idempotency_key=f"drill-update-{new_id()}"))
-    return {"event_id": event.id, "subject": "Rollback drill (changed)",
-            "start": start.isoformat(), "end": end.isoformat()}
+    event = await connector.create_event(
+        EventRequest(
+            subject="Rollback drill (to change)",
+            start=start,
+            end=end,
+            timezone="UTC",
+            idempotency_key=f"drill-update-{new_id()}",
+        )
+    )
+    return {
+        "event_id": event.id,
+        "subject": "Rollback drill (changed)",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+    }
 
 
 async def _event_state(connector: Any, args: dict[str, Any]) -> Any:
@@ -150,16 +176,25 @@ def _is_sandbox(connector: Any) -> bool:
 
 def _drill_policy(kinds: list[str]) -> PolicyStore:
     listed = ", ".join(kinds)
-    text = (f"version: rollback-drill\ndefaults:\n  autonomy: auto\nrules:\n"
-            f"  - id: rollback-drill\n    when: {{kinds: [{listed}]}}\n    decision: allow\n")
+    text = (
+        f"version: rollback-drill\ndefaults:\n  autonomy: auto\nrules:\n"
+        f"  - id: rollback-drill\n    when: {{kinds: [{listed}]}}\n    decision: allow\n"
+    )
     return PolicyStore(policy=parse_policy(text, source="<rollback drill>"))
 
 
 async def run_drill(
-    sessions: async_sessionmaker[AsyncSession], resolver: ConnectorResolver,
-    settings: GovernanceSettings, *, tenant_id: str, executive: str, started_by: str,
-    kinds: KindRegistry = registry, cases: list[DrillCase] | None = None,
-    owners: OwnerRouting | None = None, clock: Callable[[], datetime] = utcnow,
+    sessions: async_sessionmaker[AsyncSession],
+    resolver: ConnectorResolver,
+    settings: GovernanceSettings,
+    *,
+    tenant_id: str,
+    executive: str,
+    started_by: str,
+    kinds: KindRegistry = registry,
+    cases: list[DrillCase] | None = None,
+    owners: OwnerRouting | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> DrillRecord:
     """Run the drill on the tenant's sandbox connectors and record the result."""
     cases = default_cases() if cases is None else cases
@@ -168,65 +203,147 @@ async def run_drill(
     if foreign:
         raise ValidationFailedError(
             f"the rollback drill runs on the sandbox only; the {', '.join(foreign)} "
-            "connector of this tenant is not a sandbox connector")
+            "connector of this tenant is not a sandbox connector"
+        )
     drill_id = new_id()
     started = clock()
-    config = settings.model_copy(update={
-        "hold_window_seconds": {}, "hold_compensable_seconds": 0.0,
-        "hold_reversible_seconds": 0.0, "auto_with_undo_seconds": 0.0, "max_attempts": 1})
-    executor = Executor(sessions, resolver, config, kinds=kinds, worker_id=f"drill:{drill_id}",
-                        clock=clock, owners=owners)
-    actions = ActionService(_drill_policy([c.kind for c in cases]), executor, config,
-                            kinds=kinds, resolver=resolver, clock=clock)
+    config = settings.model_copy(
+        update={
+            "hold_window_seconds": {},
+            "hold_compensable_seconds": 0.0,
+            "hold_reversible_seconds": 0.0,
+            "auto_with_undo_seconds": 0.0,
+            "max_attempts": 1,
+        }
+    )
+    executor = Executor(
+        sessions,
+        resolver,
+        config,
+        kinds=kinds,
+        worker_id=f"drill:{drill_id}",
+        clock=clock,
+        owners=owners,
+    )
+    actions = ActionService(
+        _drill_policy([c.kind for c in cases]),
+        executor,
+        config,
+        kinds=kinds,
+        resolver=resolver,
+        clock=clock,
+    )
     compensation = CompensationService(sessions, actions, clock=clock)
     actor = system_principal(tenant_id, "rollback-drill")
-    results = [await _drill_one(case, connectors[case.capability], actions, executor,
-                                compensation, actor, executive, drill_id, clock)
-               for case in cases]
+    results = [
+        await _drill_one(
+            case,
+            connectors[case.capability],
+            actions,
+            executor,
+            compensation,
+            actor,
+            executive,
+            drill_id,
+            clock,
+        )
+        for case in cases
+    ]
     drilled = {c.kind for c in cases}
     for name in kinds.names():
         kind = kinds.get(name)
-        if (name not in drilled and kind.compensate is not None
-                and kind.risk in {RiskClass.REVERSIBLE, RiskClass.COMPENSABLE}):
+        if (
+            name not in drilled
+            and kind.compensate is not None
+            and kind.risk in {RiskClass.REVERSIBLE, RiskClass.COMPENSABLE}
+        ):
             results.append({"kind": name, "ok": None, "detail": "no drill case (not drilled)"})
     failed = [r["kind"] for r in results if r["ok"] is False]
     passed = not failed and any(r["ok"] for r in results)
-    summary = (f"{sum(1 for r in results if r['ok'])} of {len(cases)} kinds executed, "
-               f"compensated and restored" if passed else
-               f"FAILED: {', '.join(failed) or 'nothing drilled'}")
-    record_row = DrillRecord(id=drill_id, tenant_id=tenant_id, started_at=started,
-                             finished_at=clock(), passed=passed, summary=summary,
-                             results=results, started_by=started_by)
+    summary = (
+        f"{sum(1 for r in results if r['ok'])} of {len(cases)} kinds executed, "
+        f"compensated and restored"
+        if passed
+        else f"FAILED: {', '.join(failed) or 'nothing drilled'}"
+    )
+    record_row = DrillRecord(
+        id=drill_id,
+        tenant_id=tenant_id,
+        started_at=started,
+        finished_at=clock(),
+        passed=passed,
+        summary=summary,
+        results=results,
+        started_by=started_by,
+    )
     async with sessions() as session, session.begin():
         session.add(record_row)
         await session.flush()
-        await record(session, actor, AuditEventIn(
-            action=AuditAction.DRILL_RUN, outcome=Outcome.SUCCESS if passed else Outcome.FAILURE,
-            resource_type="rollback_drill", resource_id=drill_id, reason=summary,
-            correlation_id=f"drill-{drill_id}",
-            # "verdict", not "passed": the redaction of secrets drops keys like pass*.
-            payload={"verdict": "passed" if passed else "failed", "started_by": started_by,
-                     "results": [{"kind": r["kind"], "ok": r["ok"]} for r in results]}))
+        await record(
+            session,
+            actor,
+            AuditEventIn(
+                action=AuditAction.DRILL_RUN,
+                outcome=Outcome.SUCCESS if passed else Outcome.FAILURE,
+                resource_type="rollback_drill",
+                resource_id=drill_id,
+                reason=summary,
+                correlation_id=f"drill-{drill_id}",
+                # "verdict", not "passed": the redaction of secrets drops keys like pass*.
+                payload={
+                    "verdict": "passed" if passed else "failed",
+                    "started_by": started_by,
+                    "results": [{"kind": r["kind"], "ok": r["ok"]} for r in results],
+                },
+            ),
+        )
     report = log.info if passed else log.error
-    report("governance.drill.finished", drill_id=drill_id, tenant=tenant_id,
-           verdict="passed" if passed else "failed", failed=failed)
+    report(
+        "governance.drill.finished",
+        drill_id=drill_id,
+        tenant=tenant_id,
+        verdict="passed" if passed else "failed",
+        failed=failed,
+    )
     return record_row
 
 
-async def _drill_one(case: DrillCase, connector: Any, actions: ActionService,
-                     executor: Executor, compensation: CompensationService, actor: Any,
-                     executive: str, drill_id: str, clock: Callable[[], datetime]
-                     ) -> dict[str, Any]:
-    result: dict[str, Any] = {"kind": case.kind, "ok": False, "action_id": None,
-                              "executed": False, "effect_visible": False,
-                              "compensated": False, "restored": False, "detail": ""}
+async def _drill_one(
+    case: DrillCase,
+    connector: Any,
+    actions: ActionService,
+    executor: Executor,
+    compensation: CompensationService,
+    actor: Any,
+    executive: str,
+    drill_id: str,
+    clock: Callable[[], datetime],
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "kind": case.kind,
+        "ok": False,
+        "action_id": None,
+        "executed": False,
+        "effect_visible": False,
+        "compensated": False,
+        "restored": False,
+        "detail": "",
+    }
     try:
         args = await case.arguments(connector, clock())
         before = await case.probe(connector, args)
         async with actions.executor.sessions() as session, session.begin():
-            action = await actions.propose(session, actor, Proposal(
-                kind=case.kind, arguments=args, on_behalf_of=executive,
-                autonomy=Autonomy.AUTO, correlation_id=f"drill-{drill_id}"))
+            action = await actions.propose(
+                session,
+                actor,
+                Proposal(
+                    kind=case.kind,
+                    arguments=args,
+                    on_behalf_of=executive,
+                    autonomy=Autonomy.AUTO,
+                    correlation_id=f"drill-{drill_id}",
+                ),
+            )
         result["action_id"] = action.id
         await executor.run_action(action.id)
         async with actions.executor.sessions() as session:
@@ -243,9 +360,15 @@ async def _drill_one(case: DrillCase, connector: Any, actions: ActionService,
             return result
         result["restored"] = await case.probe(connector, args) == before
         result["ok"] = bool(result["effect_visible"] and result["restored"])
-        result["detail"] = "restored" if result["ok"] else (
-            "the effect did not show" if not result["effect_visible"] else
-            "the state after compensation differs from the state before")
+        result["detail"] = (
+            "restored"
+            if result["ok"]
+            else (
+                "the effect did not show"
+                if not result["effect_visible"]
+                else "the state after compensation differs from the state before"
+            )
+        )
     except Exception as exc:  # one broken case fails the drill, never stops the others
         log.exception("governance.drill.case_error", kind=case.kind, error=type(exc).__name__)
         result["detail"] = f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"[:500]

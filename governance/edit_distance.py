@@ -20,8 +20,9 @@ def flatten(value: Any, path: str = "") -> list[str]:
             lines.extend(flatten(value[key], f"{path}/{key}"))
         return lines
     if isinstance(value, list):
-        return [line for index, item in enumerate(value)
-                for line in flatten(item, f"{path}/{index}")]
+        return [
+            line for index, item in enumerate(value) for line in flatten(item, f"{path}/{index}")
+        ]
     return [f"{path or '/'}: {'' if value is None else value}"]
 
 

@@ -107,10 +107,18 @@ class VendorBillArgs(_Args):
 
     def request(self, idempotency_key: str) -> VendorBillRequest:
         return VendorBillRequest(
-            vendor_id=self.vendor_id, invoice_date=self.invoice_date, due_date=self.due_date,
-            vendor_reference=self.vendor_reference, idempotency_key=idempotency_key,
-            lines=[VendorBillLine(description=line.description, quantity=line.quantity,
-                                  unit_price=line.unit_price) for line in self.lines])
+            vendor_id=self.vendor_id,
+            invoice_date=self.invoice_date,
+            due_date=self.due_date,
+            vendor_reference=self.vendor_reference,
+            idempotency_key=idempotency_key,
+            lines=[
+                VendorBillLine(
+                    description=line.description, quantity=line.quantity, unit_price=line.unit_price
+                )
+                for line in self.lines
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -127,31 +135,53 @@ class ERPActionKind(ActionKind):
 
 async def _complete_order(connector: Any, args: PurchaseOrderArgs) -> PurchaseOrderArgs:
     order: Order = await connector.get_order(OrderKind.PURCHASE, args.order_id)
-    return args.model_copy(update={
-        "amount": order.total, "currency": order.currency, "number": order.number,
-        "party_name": order.party_name, "etag": order.etag, "status": order.status})
+    return args.model_copy(
+        update={
+            "amount": order.total,
+            "currency": order.currency,
+            "number": order.number,
+            "party_name": order.party_name,
+            "etag": order.etag,
+            "status": order.status,
+        }
+    )
 
 
 def _order_facts(args: PurchaseOrderArgs) -> ActionFacts:
-    return ActionFacts(recipients=(), amount=args.amount if args.amount is not None
-                       else UNKNOWN_AMOUNT)
+    return ActionFacts(
+        recipients=(), amount=args.amount if args.amount is not None else UNKNOWN_AMOUNT
+    )
 
 
-async def _preview_order(connector: Any, args: PurchaseOrderArgs, ctx: PreviewContext
-                         ) -> dict[str, Any]:
+async def _preview_order(
+    connector: Any, args: PurchaseOrderArgs, ctx: PreviewContext
+) -> dict[str, Any]:
     preview: dict[str, Any] = {
-        "type": "erp_purchase_order", "order_id": args.order_id, "number": args.number,
-        "vendor": args.party_name, "total": str(args.amount) if args.amount is not None
-        else None, "currency": args.currency, "status_at_proposal": args.status,
-        "reason": getattr(args, "reason", None)}
+        "type": "erp_purchase_order",
+        "order_id": args.order_id,
+        "number": args.number,
+        "vendor": args.party_name,
+        "total": str(args.amount) if args.amount is not None else None,
+        "currency": args.currency,
+        "status_at_proposal": args.status,
+        "reason": getattr(args, "reason", None),
+    }
     if connector is not None:
         order = await connector.get_order(OrderKind.PURCHASE, args.order_id)
-        preview.update(status=order.status, current_total=str(order.total),
-                       changed_since_proposal=bool(args.etag and order.etag != args.etag),
-                       lines=[{"description": line.description,
-                               "quantity": str(line.quantity),
-                               "unit_price": str(line.unit_price), "amount": str(line.amount)}
-                              for line in order.lines])
+        preview.update(
+            status=order.status,
+            current_total=str(order.total),
+            changed_since_proposal=bool(args.etag and order.etag != args.etag),
+            lines=[
+                {
+                    "description": line.description,
+                    "quantity": str(line.quantity),
+                    "unit_price": str(line.unit_price),
+                    "amount": str(line.amount),
+                }
+                for line in order.lines
+            ],
+        )
     return preview
 
 
@@ -161,34 +191,44 @@ async def _prepare_order(connector: Any, args: PurchaseOrderArgs) -> dict[str, A
 
 
 def _order_result(order: Order) -> ExecutionResult:
-    return ExecutionResult(external_ids={"order_id": order.id},
-                           result={"number": order.number, "status": order.status,
-                                   "total": str(order.total), "currency": order.currency})
+    return ExecutionResult(
+        external_ids={"order_id": order.id},
+        result={
+            "number": order.number,
+            "status": order.status,
+            "total": str(order.total),
+            "currency": order.currency,
+        },
+    )
 
 
 async def _execute_approve(ctx: ExecutionContext, args: PurchaseOrderArgs) -> ExecutionResult:
-    return _order_result(await ctx.connector.approve_purchase_order(args.order_id,
-                                                                    etag=args.etag))
+    return _order_result(await ctx.connector.approve_purchase_order(args.order_id, etag=args.etag))
 
 
 async def _execute_reject(ctx: ExecutionContext, args: RejectArgs) -> ExecutionResult:
-    return _order_result(await ctx.connector.reject_purchase_order(
-        args.order_id, reason=args.reason, etag=args.etag))
+    return _order_result(
+        await ctx.connector.reject_purchase_order(args.order_id, reason=args.reason, etag=args.etag)
+    )
 
 
-async def _compensate_order(ctx: CompensationContext, args: PurchaseOrderArgs
-                            ) -> CompensationResult:
+async def _compensate_order(
+    ctx: CompensationContext, args: PurchaseOrderArgs
+) -> CompensationResult:
     before = (ctx.snapshot or {}).get("status")
     if before not in (None, OrderStatus.PENDING_APPROVAL.value):
         raise CompensationImpossibleError(
-            f"the order was {before} before the decision: reopening would not restore it")
+            f"the order was {before} before the decision: reopening would not restore it"
+        )
     try:
         order = await ctx.connector.reopen_purchase_order(args.order_id)
     except ConnectorConflictError as exc:
         raise CompensationImpossibleError(
-            f"the ERP no longer lets the order be reopened: {exc.detail}") from None
-    return CompensationResult(result={"order_id": order.id, "number": order.number,
-                                      "status": order.status})
+            f"the ERP no longer lets the order be reopened: {exc.detail}"
+        ) from None
+    return CompensationResult(
+        result={"order_id": order.id, "number": order.number, "status": order.status}
+    )
 
 
 # --------------------------------------------------------------------------- vendor bills
@@ -197,35 +237,53 @@ async def _compensate_order(ctx: CompensationContext, args: PurchaseOrderArgs
 async def _complete_bill(connector: Any, args: VendorBillArgs) -> VendorBillArgs:
     vendor = await connector.get_party(args.vendor_id)
     companies = await connector.list_companies()
-    return args.model_copy(update={"party_name": vendor.name,
-                                   "currency": companies[0].currency if companies else None})
+    return args.model_copy(
+        update={"party_name": vendor.name, "currency": companies[0].currency if companies else None}
+    )
 
 
 def _bill_facts(args: VendorBillArgs) -> ActionFacts:
     return ActionFacts(recipients=(), amount=args.total)
 
 
-async def _preview_bill(connector: Any, args: VendorBillArgs, ctx: PreviewContext
-                        ) -> dict[str, Any]:
-    return {"type": "erp_vendor_bill", "vendor_id": args.vendor_id,
-            "vendor": args.party_name, "vendor_reference": args.vendor_reference,
-            "invoice_date": args.invoice_date.isoformat() if args.invoice_date else None,
-            "due_date": args.due_date.isoformat() if args.due_date else None,
-            "currency": args.currency, "total": str(args.total),
-            "lines": [{"description": line.description, "quantity": str(line.quantity),
-                       "unit_price": str(line.unit_price),
-                       "amount": str(line.quantity * line.unit_price)} for line in args.lines]}
+async def _preview_bill(
+    connector: Any, args: VendorBillArgs, ctx: PreviewContext
+) -> dict[str, Any]:
+    return {
+        "type": "erp_vendor_bill",
+        "vendor_id": args.vendor_id,
+        "vendor": args.party_name,
+        "vendor_reference": args.vendor_reference,
+        "invoice_date": args.invoice_date.isoformat() if args.invoice_date else None,
+        "due_date": args.due_date.isoformat() if args.due_date else None,
+        "currency": args.currency,
+        "total": str(args.total),
+        "lines": [
+            {
+                "description": line.description,
+                "quantity": str(line.quantity),
+                "unit_price": str(line.unit_price),
+                "amount": str(line.quantity * line.unit_price),
+            }
+            for line in args.lines
+        ],
+    }
 
 
 async def _execute_bill(ctx: ExecutionContext, args: VendorBillArgs) -> ExecutionResult:
     bill = await ctx.connector.create_draft_vendor_bill(args.request(ctx.idempotency_key))
-    return ExecutionResult(external_ids={"invoice_id": bill.id},
-                           result={"number": bill.number, "status": bill.status,
-                                   "total": str(bill.total), "currency": bill.currency})
+    return ExecutionResult(
+        external_ids={"invoice_id": bill.id},
+        result={
+            "number": bill.number,
+            "status": bill.status,
+            "total": str(bill.total),
+            "currency": bill.currency,
+        },
+    )
 
 
-async def _compensate_bill(ctx: CompensationContext, args: VendorBillArgs
-                           ) -> CompensationResult:
+async def _compensate_bill(ctx: CompensationContext, args: VendorBillArgs) -> CompensationResult:
     invoice_id = ctx.external_ids.get("invoice_id")
     if not invoice_id:
         raise CompensationImpossibleError("the vendor bill's id was not recorded")
@@ -238,10 +296,15 @@ async def _compensate_bill(ctx: CompensationContext, args: VendorBillArgs
         return CompensationResult(result={"deleted_invoice_id": invoice_id})
     # Posted meanwhile (by an accountant): the ERP keeps it, a credit memo corrects it.
     credit = await ctx.connector.credit_vendor_bill(
-        invoice_id, reason="created in error by the assistant",
-        idempotency_key=ctx.idempotency_key)
-    return CompensationResult(result={"invoice_id": invoice_id, "credit_memo_id": credit.id,
-                                      "credit_memo_number": credit.number})
+        invoice_id, reason="created in error by the assistant", idempotency_key=ctx.idempotency_key
+    )
+    return CompensationResult(
+        result={
+            "invoice_id": invoice_id,
+            "credit_memo_id": credit.id,
+            "credit_memo_number": credit.number,
+        }
+    )
 
 
 # --------------------------------------------------------------------------- registration
@@ -251,21 +314,50 @@ def register_erp_kinds() -> None:
     """Add the ERP kinds to the process-wide registry (once)."""
     if APPROVE in registry:
         return
-    register_kind(ERPActionKind(
-        name=APPROVE, title="Approve a purchase order", args_model=PurchaseOrderArgs,
-        risk=RiskClass.COMPENSABLE, capability=Capability.ERP, execute=_execute_approve,
-        compensate=_compensate_order, facts=_order_facts, preview=_preview_order,
-        prepare=_prepare_order, complete=_complete_order))
-    register_kind(ERPActionKind(
-        name=REJECT, title="Reject a purchase order", args_model=RejectArgs,
-        risk=RiskClass.COMPENSABLE, capability=Capability.ERP, execute=_execute_reject,
-        compensate=_compensate_order, facts=_order_facts, preview=_preview_order,
-        prepare=_prepare_order, complete=_complete_order))
-    register_kind(ERPActionKind(
-        name=CREATE_BILL, title="Create a draft vendor bill", args_model=VendorBillArgs,
-        risk=RiskClass.REVERSIBLE, capability=Capability.ERP, execute=_execute_bill,
-        compensate=_compensate_bill, facts=_bill_facts, preview=_preview_bill,
-        complete=_complete_bill))
+    register_kind(
+        ERPActionKind(
+            name=APPROVE,
+            title="Approve a purchase order",
+            args_model=PurchaseOrderArgs,
+            risk=RiskClass.COMPENSABLE,
+            capability=Capability.ERP,
+            execute=_execute_approve,
+            compensate=_compensate_order,
+            facts=_order_facts,
+            preview=_preview_order,
+            prepare=_prepare_order,
+            complete=_complete_order,
+        )
+    )
+    register_kind(
+        ERPActionKind(
+            name=REJECT,
+            title="Reject a purchase order",
+            args_model=RejectArgs,
+            risk=RiskClass.COMPENSABLE,
+            capability=Capability.ERP,
+            execute=_execute_reject,
+            compensate=_compensate_order,
+            facts=_order_facts,
+            preview=_preview_order,
+            prepare=_prepare_order,
+            complete=_complete_order,
+        )
+    )
+    register_kind(
+        ERPActionKind(
+            name=CREATE_BILL,
+            title="Create a draft vendor bill",
+            args_model=VendorBillArgs,
+            risk=RiskClass.REVERSIBLE,
+            capability=Capability.ERP,
+            execute=_execute_bill,
+            compensate=_compensate_bill,
+            facts=_bill_facts,
+            preview=_preview_bill,
+            complete=_complete_bill,
+        )
+    )
 
 
 register_erp_kinds()

@@ -114,14 +114,28 @@ def audit_reason(exc: BaseException | str) -> str:
 
 
 async def route_exception(
-    session: AsyncSession, action: Action, *, state: ActionState, error: str | None,
-    owner: str, now: datetime, routing: OwnerRouting | None = None,
+    session: AsyncSession,
+    action: Action,
+    *,
+    state: ActionState,
+    error: str | None,
+    owner: str,
+    now: datetime,
+    routing: OwnerRouting | None = None,
 ) -> ActionException:
     """Put a failed action on the exception queue (same transaction as the transition);
     with ``routing``, its owner is notified once that transaction commits."""
-    row = ActionException(id=new_id(), tenant_id=action.tenant_id, action_id=action.id,
-                          kind=action.kind, state=state.value, owner=owner, error=error,
-                          status="open", created_at=now)
+    row = ActionException(
+        id=new_id(),
+        tenant_id=action.tenant_id,
+        action_id=action.id,
+        kind=action.kind,
+        state=state.value,
+        owner=owner,
+        error=error,
+        status="open",
+        created_at=now,
+    )
     session.add(row)
     await session.flush()
     if routing is not None:
@@ -129,11 +143,11 @@ async def route_exception(
     return row
 
 
-def backoff_seconds(settings: GovernanceSettings, attempt: int, retry_after: float | None
-                    ) -> float:
+def backoff_seconds(settings: GovernanceSettings, attempt: int, retry_after: float | None) -> float:
     """Exponential backoff, never sooner than the peer's Retry-After."""
-    delay = min(settings.backoff_max_seconds,
-                settings.backoff_initial_seconds * (2 ** max(0, attempt - 1)))
+    delay = min(
+        settings.backoff_max_seconds, settings.backoff_initial_seconds * (2 ** max(0, attempt - 1))
+    )
     return max(delay, retry_after or 0.0)
 
 
@@ -145,10 +159,16 @@ class Executor:
     """Runs due actions. Safe to run in several processes at once."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], resolver: ConnectorResolver,
-        settings: GovernanceSettings, *, kinds: KindRegistry = registry,
-        worker_id: str | None = None, clock: Callable[[], datetime] = utcnow,
-        notify: Notify | None = None, owners: OwnerRouting | None = None,
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        resolver: ConnectorResolver,
+        settings: GovernanceSettings,
+        *,
+        kinds: KindRegistry = registry,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        notify: Notify | None = None,
+        owners: OwnerRouting | None = None,
     ) -> None:
         self.owners = owners
         self.sessions = sessions
@@ -177,9 +197,15 @@ class Executor:
         approved_at = action.approved_at or now
         hold = hold_seconds(self.settings, kind, action.autonomy)
         not_before = approved_at + timedelta(seconds=hold)
-        await transition(session, action, S.SCHEDULED, actor=self.actor_for(action.tenant_id),
-                         now=now, values={"hold_seconds": hold, "not_before": not_before},
-                         payload={"not_before": not_before.isoformat(), "hold_seconds": hold})
+        await transition(
+            session,
+            action,
+            S.SCHEDULED,
+            actor=self.actor_for(action.tenant_id),
+            now=now,
+            values={"hold_seconds": hold, "not_before": not_before},
+            payload={"not_before": not_before.isoformat(), "hold_seconds": hold},
+        )
         if self.notify is not None:
             notify, action_id = self.notify, action.id
             after_commit(session, lambda: notify(action_id, not_before))
@@ -219,9 +245,12 @@ class Executor:
     async def _claim_once(self, action_id: str | None) -> Action | None:
         async with self.sessions() as session, session.begin():
             now = self.clock()
-            query = select(Action).where(
-                Action.state == S.SCHEDULED.value, Action.not_before <= now, not_blocked()
-            ).order_by(Action.not_before, Action.id).limit(1)
+            query = (
+                select(Action)
+                .where(Action.state == S.SCHEDULED.value, Action.not_before <= now, not_blocked())
+                .order_by(Action.not_before, Action.id)
+                .limit(1)
+            )
             if action_id is not None:
                 query = query.where(Action.id == action_id)
             if session.get_bind().dialect.name == "postgresql":
@@ -232,39 +261,53 @@ class Executor:
                 return None
             attempt = action.attempts + 1
             await transition(
-                session, action, S.EXECUTING, actor=self.actor_for(action.tenant_id), now=now,
-                values={"attempts": attempt, "claimed_by": self.worker_id, "claimed_at": now,
-                        "lease_expires_at": now + timedelta(seconds=self.settings.lease_seconds)},
-                payload={"attempt": attempt, "worker": self.worker_id})
+                session,
+                action,
+                S.EXECUTING,
+                actor=self.actor_for(action.tenant_id),
+                now=now,
+                values={
+                    "attempts": attempt,
+                    "claimed_by": self.worker_id,
+                    "claimed_at": now,
+                    "lease_expires_at": now + timedelta(seconds=self.settings.lease_seconds),
+                },
+                payload={"attempt": attempt, "worker": self.worker_id},
+            )
         return action
 
     async def _execute(self, action: Action) -> None:
-        bound = log.bind(action_id=action.id, kind=action.kind, tenant=action.tenant_id,
-                         attempt=action.attempts)
+        bound = log.bind(
+            action_id=action.id, kind=action.kind, tenant=action.tenant_id, attempt=action.attempts
+        )
         try:
             kind = self.kinds.get(action.kind)
             args = kind.args_model.model_validate(action.arguments)
             # Kill switches were checked by the claim's query (in the same statement).
-            connector = self.resolver.get(action.tenant_id, Capability(action.capability),
-                                          action.connector)
+            connector = self.resolver.get(
+                action.tenant_id, Capability(action.capability), action.connector
+            )
             if kind.prepare is not None and action.snapshot is None:
                 snapshot = await kind.prepare(connector, args)
                 await self._save(action, {"snapshot": snapshot})
 
             async def save_progress(ids: dict[str, Any]) -> None:
-                await self._save(action, {"external_ids": {**(action.external_ids or {}),
-                                                           **ids}})
+                await self._save(action, {"external_ids": {**(action.external_ids or {}), **ids}})
 
             context = ExecutionContext(
-                connector=connector, idempotency_key=execution_key(action.id),
-                snapshot=action.snapshot, progress=dict(action.external_ids or {}),
-                save_progress=save_progress)
+                connector=connector,
+                idempotency_key=execution_key(action.id),
+                snapshot=action.snapshot,
+                progress=dict(action.external_ids or {}),
+                save_progress=save_progress,
+            )
             outcome = await kind.execute(context, args)
         except ConflictError:
             bound.warning("executor.lease_lost", worker=self.worker_id)
         except RetriableConnectorError as exc:
-            bound.warning("executor.retriable_error", error=type(exc).__name__,
-                          retry_after=exc.retry_after)
+            bound.warning(
+                "executor.retriable_error", error=type(exc).__name__, retry_after=exc.retry_after
+            )
             await self._retry_or_fail(action, exc, exc.retry_after)
         except (UnknownConnectorError, ConnectorUnavailableError) as exc:
             bound.warning("executor.connector_unavailable", error=type(exc).__name__)
@@ -288,19 +331,35 @@ class Executor:
             async with self.sessions() as session, session.begin():
                 now = self.clock()
                 await transition(
-                    session, action, S.SUCCEEDED, actor=self.actor_for(action.tenant_id), now=now,
-                    values={"external_ids": external, "result": outcome.result,
-                            "finished_at": now, "claimed_by": None, "lease_expires_at": None,
-                            "last_error": None},
-                    payload={"external_ids": external, "attempt": action.attempts})
+                    session,
+                    action,
+                    S.SUCCEEDED,
+                    actor=self.actor_for(action.tenant_id),
+                    now=now,
+                    values={
+                        "external_ids": external,
+                        "result": outcome.result,
+                        "finished_at": now,
+                        "claimed_by": None,
+                        "lease_expires_at": None,
+                        "last_error": None,
+                    },
+                    payload={"external_ids": external, "attempt": action.attempts},
+                )
         except ConflictError:
             log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
             return
-        log.info("executor.succeeded", action_id=action.id, kind=action.kind,
-                 tenant=action.tenant_id, attempt=action.attempts)
+        log.info(
+            "executor.succeeded",
+            action_id=action.id,
+            kind=action.kind,
+            tenant=action.tenant_id,
+            attempt=action.attempts,
+        )
 
-    async def _retry_or_fail(self, action: Action, exc: BaseException,
-                             retry_after: float | None) -> None:
+    async def _retry_or_fail(
+        self, action: Action, exc: BaseException, retry_after: float | None
+    ) -> None:
         if action.attempts >= self.settings.max_attempts:
             await self._fail(action, exc)
             return
@@ -311,12 +370,25 @@ class Executor:
                 now = self.clock()
                 not_before = now + timedelta(seconds=delay)
                 await transition(
-                    session, action, S.SCHEDULED, actor=self.actor_for(action.tenant_id), now=now,
-                    audit_action=AuditAction.ACTION_RETRY_SCHEDULED, reason=audit_reason(exc),
-                    values={"not_before": not_before, "claimed_by": None,
-                            "lease_expires_at": None, "last_error": error},
-                    payload={"attempt": action.attempts, "delay_seconds": delay,
-                             "not_before": not_before.isoformat()})
+                    session,
+                    action,
+                    S.SCHEDULED,
+                    actor=self.actor_for(action.tenant_id),
+                    now=now,
+                    audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
+                    reason=audit_reason(exc),
+                    values={
+                        "not_before": not_before,
+                        "claimed_by": None,
+                        "lease_expires_at": None,
+                        "last_error": error,
+                    },
+                    payload={
+                        "attempt": action.attempts,
+                        "delay_seconds": delay,
+                        "not_before": not_before.isoformat(),
+                    },
+                )
                 if self.notify is not None:
                     notify, action_id = self.notify, action.id
                     after_commit(session, lambda: notify(action_id, not_before))
@@ -329,20 +401,40 @@ class Executor:
             async with self.sessions() as session, session.begin():
                 now = self.clock()
                 owner = await self.owner_for(session, action)
-                routed = await route_exception(session, action, state=S.FAILED, error=error,
-                                               owner=owner, now=now, routing=self.owners)
+                routed = await route_exception(
+                    session,
+                    action,
+                    state=S.FAILED,
+                    error=error,
+                    owner=owner,
+                    now=now,
+                    routing=self.owners,
+                )
                 await transition(
-                    session, action, S.FAILED, actor=self.actor_for(action.tenant_id), now=now,
+                    session,
+                    action,
+                    S.FAILED,
+                    actor=self.actor_for(action.tenant_id),
+                    now=now,
                     reason=audit_reason(exc),
-                    values={"last_error": error, "finished_at": now, "claimed_by": None,
-                            "lease_expires_at": None},
-                    payload={"attempt": action.attempts, "exception_id": routed.id,
-                             "owner": owner})
+                    values={
+                        "last_error": error,
+                        "finished_at": now,
+                        "claimed_by": None,
+                        "lease_expires_at": None,
+                    },
+                    payload={"attempt": action.attempts, "exception_id": routed.id, "owner": owner},
+                )
         except ConflictError:
             log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
             return
-        log.warning("executor.action_failed", action_id=action.id, kind=action.kind,
-                    tenant=action.tenant_id, owner=owner)
+        log.warning(
+            "executor.action_failed",
+            action_id=action.id,
+            kind=action.kind,
+            tenant=action.tenant_id,
+            owner=owner,
+        )
 
     # ------------------------------------------------------------------ recovery
 
@@ -350,30 +442,50 @@ class Executor:
         """Reschedule actions whose worker went silent; fail interrupted compensations."""
         now = self.clock()
         async with self.sessions() as session:
-            stale = list((await session.execute(select(Action).where(
-                Action.state.in_([S.EXECUTING.value, S.COMPENSATING.value]),
-                Action.lease_expires_at < now,
-            ).limit(100))).scalars())
+            stale = list(
+                (
+                    await session.execute(
+                        select(Action)
+                        .where(
+                            Action.state.in_([S.EXECUTING.value, S.COMPENSATING.value]),
+                            Action.lease_expires_at < now,
+                        )
+                        .limit(100)
+                    )
+                ).scalars()
+            )
         recovered = 0
         for action in stale:
             try:
                 if action.state == S.COMPENSATING:
                     await self._interrupted_compensation(action)
                 elif action.attempts >= self.settings.max_attempts:
-                    await self._fail(action, f"worker {action.claimed_by} went silent on the "
-                                             f"last attempt ({action.attempts})")
+                    await self._fail(
+                        action,
+                        f"worker {action.claimed_by} went silent on the "
+                        f"last attempt ({action.attempts})",
+                    )
                 else:
                     async with self.sessions() as session, session.begin():
                         await transition(
-                            session, action, S.SCHEDULED, actor=self.actor_for(action.tenant_id),
-                            now=now, audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
+                            session,
+                            action,
+                            S.SCHEDULED,
+                            actor=self.actor_for(action.tenant_id),
+                            now=now,
+                            audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
                             reason=f"lease of worker {action.claimed_by} expired",
-                            values={"not_before": now, "claimed_by": None,
-                                    "lease_expires_at": None},
-                            payload={"attempt": action.attempts, "recovered": True})
+                            values={
+                                "not_before": now,
+                                "claimed_by": None,
+                                "lease_expires_at": None,
+                            },
+                            payload={"attempt": action.attempts, "recovered": True},
+                        )
                 recovered += 1
-                log.warning("executor.lease_recovered", action_id=action.id,
-                            worker=action.claimed_by)
+                log.warning(
+                    "executor.lease_recovered", action_id=action.id, worker=action.claimed_by
+                )
             except ConflictError:
                 continue
         return recovered
@@ -383,11 +495,22 @@ class Executor:
             now = self.clock()
             owner = await self.owner_for(session, action)
             error = "the compensation was interrupted (its worker went silent); retry it"
-            routed = await route_exception(session, action, state=S.COMPENSATION_FAILED,
-                                           error=error, owner=owner, now=now,
-                                           routing=self.owners)
+            routed = await route_exception(
+                session,
+                action,
+                state=S.COMPENSATION_FAILED,
+                error=error,
+                owner=owner,
+                now=now,
+                routing=self.owners,
+            )
             await transition(
-                session, action, S.COMPENSATION_FAILED, actor=self.actor_for(action.tenant_id),
-                now=now, reason=error,
+                session,
+                action,
+                S.COMPENSATION_FAILED,
+                actor=self.actor_for(action.tenant_id),
+                now=now,
+                reason=error,
                 values={"claimed_by": None, "lease_expires_at": None, "last_error": error},
-                payload={"exception_id": routed.id, "owner": owner})
+                payload={"exception_id": routed.id, "owner": owner},
+            )

@@ -24,17 +24,37 @@ ALL = ""
 
 
 async def set_switch(
-    session: AsyncSession, actor: Principal, *, enabled: bool, now: datetime,
-    tenant_id: str | None = None, connector: str | None = None, reason: str | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    enabled: bool,
+    now: datetime,
+    tenant_id: str | None = None,
+    connector: str | None = None,
+    reason: str | None = None,
 ) -> KillSwitch:
     """Turn a switch on or off (created on first use); audited. Flushes, never commits."""
     tenant_key, connector_key = tenant_id or ALL, connector or ALL
-    row = (await session.execute(select(KillSwitch).where(
-        KillSwitch.tenant_id == tenant_key, KillSwitch.connector == connector_key,
-    ).with_for_update())).scalar_one_or_none()
+    row = (
+        await session.execute(
+            select(KillSwitch)
+            .where(
+                KillSwitch.tenant_id == tenant_key,
+                KillSwitch.connector == connector_key,
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
     if row is None:
-        row = KillSwitch(id=new_id(), tenant_id=tenant_key, connector=connector_key,
-                         enabled=enabled, reason=reason, set_by=actor.user_id, updated_at=now)
+        row = KillSwitch(
+            id=new_id(),
+            tenant_id=tenant_key,
+            connector=connector_key,
+            enabled=enabled,
+            reason=reason,
+            set_by=actor.user_id,
+            updated_at=now,
+        )
         session.add(row)
     else:
         row.enabled = enabled
@@ -42,18 +62,25 @@ async def set_switch(
         row.set_by = actor.user_id
         row.updated_at = now
     await session.flush()
-    scope = "global" if not tenant_id and not connector else "tenant" if not connector else \
-        "connector"
-    await audit.record(session, actor, AuditEventIn(
-        action=AuditAction.KILLSWITCH_ENABLED if enabled else AuditAction.KILLSWITCH_DISABLED,
-        resource_type="killswitch", resource_id=row.id, connector=connector,
-        reason=redact_text(reason) if reason else None,
-        payload={"scope": scope, "tenant": tenant_id or "*", "connector": connector or "*"}))
+    scope = (
+        "global" if not tenant_id and not connector else "tenant" if not connector else "connector"
+    )
+    await audit.record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.KILLSWITCH_ENABLED if enabled else AuditAction.KILLSWITCH_DISABLED,
+            resource_type="killswitch",
+            resource_id=row.id,
+            connector=connector,
+            reason=redact_text(reason) if reason else None,
+            payload={"scope": scope, "tenant": tenant_id or "*", "connector": connector or "*"},
+        ),
+    )
     return row
 
 
-async def list_switches(session: AsyncSession, *, enabled_only: bool = False
-                        ) -> list[KillSwitch]:
+async def list_switches(session: AsyncSession, *, enabled_only: bool = False) -> list[KillSwitch]:
     query = select(KillSwitch).order_by(KillSwitch.tenant_id, KillSwitch.connector)
     if enabled_only:
         query = query.where(KillSwitch.enabled.is_(True))
@@ -65,8 +92,11 @@ def not_blocked() -> ColumnElement[bool]:
     return ~exists().where(
         KillSwitch.enabled.is_(True),
         or_(KillSwitch.tenant_id == ALL, KillSwitch.tenant_id == Action.tenant_id),
-        or_(KillSwitch.connector == ALL, KillSwitch.connector == Action.capability,
-            and_(Action.connector.is_not(None), KillSwitch.connector == Action.connector)),
+        or_(
+            KillSwitch.connector == ALL,
+            KillSwitch.connector == Action.capability,
+            and_(Action.connector.is_not(None), KillSwitch.connector == Action.connector),
+        ),
     )
 
 
@@ -75,8 +105,14 @@ async def blocking_switch(
 ) -> KillSwitch | None:
     """The enabled switch that covers an action, if any."""
     names = [ALL, capability] + ([connector] if connector else [])
-    return (await session.execute(select(KillSwitch).where(
-        KillSwitch.enabled.is_(True),
-        KillSwitch.tenant_id.in_([ALL, tenant_id]),
-        KillSwitch.connector.in_(names),
-    ).limit(1))).scalar_one_or_none()
+    return (
+        await session.execute(
+            select(KillSwitch)
+            .where(
+                KillSwitch.enabled.is_(True),
+                KillSwitch.tenant_id.in_([ALL, tenant_id]),
+                KillSwitch.connector.in_(names),
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()

@@ -90,7 +90,8 @@ class ActionApproval(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("governed_actions.id", ondelete="CASCADE"), index=True)
+        String(32), ForeignKey("governed_actions.id", ondelete="CASCADE"), index=True
+    )
     approver_id: Mapped[str] = mapped_column(String(200))
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -104,7 +105,8 @@ class ActionEdit(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("governed_actions.id", ondelete="CASCADE"), index=True)
+        String(32), ForeignKey("governed_actions.id", ondelete="CASCADE"), index=True
+    )
     editor_id: Mapped[str] = mapped_column(String(200))
     patch: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -119,7 +121,8 @@ class ActionException(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("governed_actions.id", ondelete="CASCADE"), index=True)
+        String(32), ForeignKey("governed_actions.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(32))
     owner: Mapped[str] = mapped_column(String(320))
@@ -134,9 +137,7 @@ class KillSwitch(Base):
     """Stops execution: '' in ``tenant_id`` or ``connector`` means every one."""
 
     __tablename__ = "kill_switches"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "connector", name="uq_kill_switches_scope"),
-    )
+    __table_args__ = (UniqueConstraint("tenant_id", "connector", name="uq_kill_switches_scope"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64), default="")

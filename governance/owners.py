@@ -72,10 +72,18 @@ class OwnerEntry:
         """For the API: a webhook shown as scheme and host only (its path may be a token)."""
         owner = None
         if self.owner is not None:
-            owner = {**self.owner.model_dump(), "channel": channel(self.owner.contact),
-                     "contact": masked_contact(self.owner.contact)}
-        return {"scope": self.scope, "subject": self.subject, "label": self.label,
-                "source": self.source, "owner": owner}
+            owner = {
+                **self.owner.model_dump(),
+                "channel": channel(self.owner.contact),
+                "contact": masked_contact(self.owner.contact),
+            }
+        return {
+            "scope": self.scope,
+            "subject": self.subject,
+            "label": self.label,
+            "source": self.source,
+            "owner": owner,
+        }
 
 
 def channel(contact: str) -> Literal["email", "webhook"]:
@@ -107,8 +115,13 @@ def _policy_document(settings: Settings) -> tuple[str, PolicyDocument | None, st
 async def _stored(session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], OwnerRecord]:
     try:
         async with session.begin_nested():
-            rows = list((await session.execute(select(OwnerRecord).where(
-                OwnerRecord.tenant_id == tenant_id))).scalars())
+            rows = list(
+                (
+                    await session.execute(
+                        select(OwnerRecord).where(OwnerRecord.tenant_id == tenant_id)
+                    )
+                ).scalars()
+            )
     except Exception:  # before the migrations ran, only configured owners count
         log.warning("owners.stored_owners_unavailable", tenant=tenant_id)
         return {}
@@ -119,70 +132,96 @@ def _from_row(row: OwnerRecord) -> OwnerSettings:
     return OwnerSettings(person=row.person, role=row.role, contact=row.contact)
 
 
-async def connector_names(session: AsyncSession, settings: Settings, tenant_id: str
-                          ) -> list[str]:
+async def connector_names(session: AsyncSession, settings: Settings, tenant_id: str) -> list[str]:
     """Every connector instance of the tenant: from settings and from the database."""
     names = {c.name for c in settings.connectors if c.tenant == tenant_id}
     try:
         async with session.begin_nested():
-            stored = (await session.execute(select(_STORED_CONNECTORS.c.name).where(
-                _STORED_CONNECTORS.c.tenant_id == tenant_id))).scalars()
+            stored = (
+                await session.execute(
+                    select(_STORED_CONNECTORS.c.name).where(
+                        _STORED_CONNECTORS.c.tenant_id == tenant_id
+                    )
+                )
+            ).scalars()
             names.update(str(name) for name in stored)
     except Exception:  # the table may not exist before the migrations ran
         log.warning("owners.stored_connectors_unavailable", tenant=tenant_id)
     return sorted(names)
 
 
-async def owner_entries(session: AsyncSession, settings: Settings, tenant_id: str
-                        ) -> list[OwnerEntry]:
+async def owner_entries(
+    session: AsyncSession, settings: Settings, tenant_id: str
+) -> list[OwnerEntry]:
     """Everything that needs an owner in the tenant, with its effective owner."""
     stored = await _stored(session, tenant_id)
 
-    def pick(scope: Scope, subject: str, label: str, configured: OwnerSettings | None,
-             where: str) -> OwnerEntry:
+    def pick(
+        scope: Scope, subject: str, label: str, configured: OwnerSettings | None, where: str
+    ) -> OwnerEntry:
         row = stored.get((scope, subject))
         if row is not None:
             return OwnerEntry(scope, subject, label, _from_row(row), "database")
-        return OwnerEntry(scope, subject, label, configured,
-                          where if configured is not None else "")
+        return OwnerEntry(
+            scope, subject, label, configured, where if configured is not None else ""
+        )
 
     entries = [
         pick("deployment", "", "deployment", settings.owners.deployment, "settings"),
         pick("exceptions", "", "exception queue", settings.owners.exceptions, "settings"),
     ]
     path, document, problem = _policy_document(settings)
-    policy_label = f"policy ({path})" if problem is None else \
-        f"policy ({path}: cannot be loaded: {problem})"
-    entries.append(pick("policy", "", policy_label,
-                        document.owner if document is not None else None, "policy file"))
+    policy_label = (
+        f"policy ({path})" if problem is None else f"policy ({path}: cannot be loaded: {problem})"
+    )
+    entries.append(
+        pick(
+            "policy",
+            "",
+            policy_label,
+            document.owner if document is not None else None,
+            "policy file",
+        )
+    )
     configured = {c.name: c.owner for c in settings.connectors if c.tenant == tenant_id}
     for name in await connector_names(session, settings, tenant_id):
-        entries.append(pick("connector", name, f"connector {name}", configured.get(name),
-                            "settings"))
+        entries.append(
+            pick("connector", name, f"connector {name}", configured.get(name), "settings")
+        )
     return entries
 
 
 async def missing_owners(session: AsyncSession, settings: Settings, tenant_id: str) -> list[str]:
     """Human-readable names of what has no owner (empty: every owner is named)."""
-    return [entry.label for entry in await owner_entries(session, settings, tenant_id)
-            if entry.owner is None]
+    return [
+        entry.label
+        for entry in await owner_entries(session, settings, tenant_id)
+        if entry.owner is None
+    ]
 
 
 def deployment_tenants(settings: Settings) -> list[str]:
     """The tenants a deployment serves, as far as its settings tell."""
-    tenants = {settings.auth.default_tenant, settings.sandbox.tenant,
-               *(c.tenant for c in settings.connectors), *settings.auth.tenants}
+    tenants = {
+        settings.auth.default_tenant,
+        settings.sandbox.tenant,
+        *(c.tenant for c in settings.connectors),
+        *settings.auth.tenants,
+    }
     return sorted(tenants)
 
 
-async def owner_problems(sessions: async_sessionmaker[AsyncSession], settings: Settings
-                         ) -> list[str]:
+async def owner_problems(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> list[str]:
     """Every missing owner of every tenant, one line each (what production refuses)."""
     problems: list[str] = []
     async with sessions() as session:
         for tenant in deployment_tenants(settings):
-            problems.extend(f"owners: tenant {tenant}: {label} has no owner"
-                            for label in await missing_owners(session, settings, tenant))
+            problems.extend(
+                f"owners: tenant {tenant}: {label} has no owner"
+                for label in await missing_owners(session, settings, tenant)
+            )
     return problems
 
 
@@ -192,7 +231,9 @@ def refuse_without_owners(problems: list[str]) -> None:
         raise ConfigurationError(
             f"production refuses to start without owners ({len(problems)} missing); name "
             "them in settings (owners.deployment, owners.exceptions, connectors[].owner), "
-            "the policy file's owner block, or PUT /api/v1/admin/owners", problems=problems)
+            "the policy file's owner block, or PUT /api/v1/admin/owners",
+            problems=problems,
+        )
 
 
 async def check_production_owners(settings: Settings) -> None:
@@ -207,33 +248,60 @@ async def check_production_owners(settings: Settings) -> None:
     refuse_without_owners(problems)
 
 
-async def set_owner(session: AsyncSession, actor: Principal, scope: str, subject: str,
-                    owner: OwnerSettings) -> OwnerRecord:
+async def set_owner(
+    session: AsyncSession, actor: Principal, scope: str, subject: str, owner: OwnerSettings
+) -> OwnerRecord:
     """Name (or replace) the owner of one scope; audited (the webhook URL reduced)."""
     if scope not in SCOPES:
         raise ValidationFailedError(f"unknown owner scope {scope!r}; one of {list(SCOPES)}")
     if (scope == "connector") != bool(subject):
-        raise ValidationFailedError("a connector owner names its instance; other scopes "
-                                    "take no subject")
+        raise ValidationFailedError(
+            "a connector owner names its instance; other scopes take no subject"
+        )
     now = utcnow()
-    row = (await session.execute(select(OwnerRecord).where(
-        OwnerRecord.tenant_id == actor.tenant_id, OwnerRecord.scope == scope,
-        OwnerRecord.subject == subject))).scalar_one_or_none()
+    row = (
+        await session.execute(
+            select(OwnerRecord).where(
+                OwnerRecord.tenant_id == actor.tenant_id,
+                OwnerRecord.scope == scope,
+                OwnerRecord.subject == subject,
+            )
+        )
+    ).scalar_one_or_none()
     if row is None:
-        row = OwnerRecord(id=new_id(), tenant_id=actor.tenant_id, scope=scope, subject=subject,
-                          person=owner.person, role=owner.role, contact=owner.contact,
-                          updated_by=actor.user_id, updated_at=now)
+        row = OwnerRecord(
+            id=new_id(),
+            tenant_id=actor.tenant_id,
+            scope=scope,
+            subject=subject,
+            person=owner.person,
+            role=owner.role,
+            contact=owner.contact,
+            updated_by=actor.user_id,
+            updated_at=now,
+        )
         session.add(row)
     else:
         row.person, row.role, row.contact = owner.person, owner.role, owner.contact
         row.updated_by, row.updated_at = actor.user_id, now
     await session.flush()
-    await record(session, actor, AuditEventIn(
-        action=AuditAction.OWNER_SET, resource_type="owner",
-        resource_id=f"{scope}:{subject}" if subject else scope,
-        payload={"scope": scope, "subject": subject, "person": owner.person,
-                 "role": owner.role, "channel": channel(owner.contact),
-                 "contact": contact_for_audit(owner.contact)}))
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.OWNER_SET,
+            resource_type="owner",
+            resource_id=f"{scope}:{subject}" if subject else scope,
+            payload={
+                "scope": scope,
+                "subject": subject,
+                "person": owner.person,
+                "role": owner.role,
+                "channel": channel(owner.contact),
+                "contact": contact_for_audit(owner.contact),
+            },
+        ),
+    )
     return row
 
 
@@ -243,8 +311,9 @@ async def set_owner(session: AsyncSession, actor: Principal, scope: str, subject
 class NotifyError(Exception):
     """An owner could not be notified; ``retriable`` when trying again may help."""
 
-    def __init__(self, detail: str, *, retriable: bool = False,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, *, retriable: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.retriable = retriable
         self.retry_after = retry_after
@@ -268,8 +337,12 @@ class OwnerRouter:
     """Finds the owner of a failed action and notifies them after commit (audited)."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], settings: Settings,
-        resolver: Any = None, *, transport: httpx.AsyncBaseTransport | None = None,
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        resolver: Any = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
@@ -278,12 +351,14 @@ class OwnerRouter:
         self.transport = transport
         self.sleep = sleep
 
-    async def resolve(self, session: AsyncSession, action: Action
-                      ) -> tuple[OwnerEntry | None, OwnerSettings | None]:
-        entries = {(e.scope, e.subject): e
-                   for e in await owner_entries(session, self.settings, action.tenant_id)}
-        for key in (("connector", action.connector or ""), ("exceptions", ""),
-                    ("deployment", "")):
+    async def resolve(
+        self, session: AsyncSession, action: Action
+    ) -> tuple[OwnerEntry | None, OwnerSettings | None]:
+        entries = {
+            (e.scope, e.subject): e
+            for e in await owner_entries(session, self.settings, action.tenant_id)
+        }
+        for key in (("connector", action.connector or ""), ("exceptions", ""), ("deployment", "")):
             entry = entries.get(key)
             if entry is not None and entry.owner is not None:
                 return entry, entry.owner
@@ -311,70 +386,116 @@ class OwnerRouter:
             if exception is None or action is None:
                 return False
             entry, owner = await self.resolve(session, action)
-        payload: dict[str, Any] = {"exception_id": exception.id, "state": exception.state,
-                                   "kind": exception.kind}
+        payload: dict[str, Any] = {
+            "exception_id": exception.id,
+            "state": exception.state,
+            "kind": exception.kind,
+        }
         outcome, reason = Outcome.SUCCESS, None
         if owner is None or entry is None:
             outcome, reason = Outcome.FAILURE, "no owner named"
         else:
-            payload.update(owner=owner.person, role=owner.role, scope=entry.scope,
-                           channel=channel(owner.contact),
-                           contact=contact_for_audit(owner.contact))
+            payload.update(
+                owner=owner.person,
+                role=owner.role,
+                scope=entry.scope,
+                channel=channel(owner.contact),
+                contact=contact_for_audit(owner.contact),
+            )
             try:
                 attempts = await self._send(owner, action, exception)
                 payload["attempts"] = attempts
             except Exception as exc:  # any failure is audited, not raised
                 outcome, reason = Outcome.FAILURE, type(exc).__name__
                 payload["attempts"] = getattr(exc, "attempts", None)
-                log.warning("owners.notify_failed", exception_id=exception.id,
-                            tenant=action.tenant_id, error=type(exc).__name__)
+                log.warning(
+                    "owners.notify_failed",
+                    exception_id=exception.id,
+                    tenant=action.tenant_id,
+                    error=type(exc).__name__,
+                )
         async with self.sessions() as session, session.begin():
-            await record(session, system_principal(action.tenant_id, "owners"), AuditEventIn(
-                action=AuditAction.OWNER_NOTIFIED, outcome=outcome, reason=reason,
-                resource_type="action_exception", resource_id=exception.id,
-                correlation_id=action.correlation_id, connector=action.connector,
-                # action_id stays empty: an action's own events are one per transition.
-                payload={**payload, "action_id": action.id}))
+            await record(
+                session,
+                system_principal(action.tenant_id, "owners"),
+                AuditEventIn(
+                    action=AuditAction.OWNER_NOTIFIED,
+                    outcome=outcome,
+                    reason=reason,
+                    resource_type="action_exception",
+                    resource_id=exception.id,
+                    correlation_id=action.correlation_id,
+                    connector=action.connector,
+                    # action_id stays empty: an action's own events are one per transition.
+                    payload={**payload, "action_id": action.id},
+                ),
+            )
         return outcome is Outcome.SUCCESS
 
     def _message(self, action: Action, exception: ActionException) -> tuple[str, str]:
-        what = "compensation failed" if exception.state == "compensation_failed" else \
-            "action failed"
+        what = (
+            "compensation failed" if exception.state == "compensation_failed" else "action failed"
+        )
         subject = f"[assistant] {what}: {action.kind} ({action.id})"
         link = f"{self.settings.server.public_url.rstrip('/')}/api/v1/actions/{action.id}"
-        body = (f"A governed action needs its owner.\n\n"
-                f"tenant: {action.tenant_id}\naction: {action.id}\nkind: {action.kind}\n"
-                f"state: {exception.state}\non behalf of: {action.on_behalf_of or '-'}\n"
-                f"error: {exception.error or '-'}\n\n{link}\n")
+        body = (
+            f"A governed action needs its owner.\n\n"
+            f"tenant: {action.tenant_id}\naction: {action.id}\nkind: {action.kind}\n"
+            f"state: {exception.state}\non behalf of: {action.on_behalf_of or '-'}\n"
+            f"error: {exception.error or '-'}\n\n{link}\n"
+        )
         return subject, body
 
-    async def _send(self, owner: OwnerSettings, action: Action,
-                    exception: ActionException) -> int:
+    async def _send(self, owner: OwnerSettings, action: Action, exception: ActionException) -> int:
         subject, body = self._message(action, exception)
         if channel(owner.contact) == "email":
             return await self._email(owner, action, exception, subject, body)
         return await self._webhook(owner, action, exception, subject, body)
 
-    async def _email(self, owner: OwnerSettings, action: Action, exception: ActionException,
-                     subject: str, body: str) -> int:
+    async def _email(
+        self,
+        owner: OwnerSettings,
+        action: Action,
+        exception: ActionException,
+        subject: str,
+        body: str,
+    ) -> int:
         if self.resolver is None:
             raise NotifyError("no email connector to notify through")
         connector = self.resolver.get(action.tenant_id, Capability.EMAIL)
-        draft = await connector.create_draft(DraftRequest(
-            to=[EmailAddress(address=owner.contact, name=owner.person)], subject=subject,
-            body_text=body, idempotency_key=f"owner-notify-{exception.id}"))
+        draft = await connector.create_draft(
+            DraftRequest(
+                to=[EmailAddress(address=owner.contact, name=owner.person)],
+                subject=subject,
+                body_text=body,
+                idempotency_key=f"owner-notify-{exception.id}",
+            )
+        )
         await connector.send_draft(draft.id)
         return 1
 
-    async def _webhook(self, owner: OwnerSettings, action: Action, exception: ActionException,
-                       subject: str, body: str) -> int:
+    async def _webhook(
+        self,
+        owner: OwnerSettings,
+        action: Action,
+        exception: ActionException,
+        subject: str,
+        body: str,
+    ) -> int:
         config = self.settings.owners
-        document = {"event": "exception.routed", "tenant": action.tenant_id,
-                    "exception_id": exception.id, "action_id": action.id,
-                    "kind": action.kind, "state": exception.state,
-                    "on_behalf_of": action.on_behalf_of, "error": exception.error,
-                    "owner": {"person": owner.person, "role": owner.role},
-                    "subject": subject, "text": body}
+        document = {
+            "event": "exception.routed",
+            "tenant": action.tenant_id,
+            "exception_id": exception.id,
+            "action_id": action.id,
+            "kind": action.kind,
+            "state": exception.state,
+            "on_behalf_of": action.on_behalf_of,
+            "error": exception.error,
+            "owner": {"person": owner.person, "role": owner.role},
+            "subject": subject,
+            "text": body,
+        }
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -382,21 +503,30 @@ class OwnerRouter:
             backoff = min(config.notify_max_wait_s, 0.5 * 2 ** (state.attempt_number - 1))
             return min(config.notify_max_wait_s, hinted if hinted is not None else backoff)
 
-        async with httpx.AsyncClient(timeout=config.notify_timeout_s,
-                                     transport=self.transport) as client:
+        async with httpx.AsyncClient(
+            timeout=config.notify_timeout_s, transport=self.transport
+        ) as client:
             retrying = AsyncRetrying(
-                stop=stop_after_attempt(config.notify_attempts), wait=wait, sleep=self.sleep,
+                stop=stop_after_attempt(config.notify_attempts),
+                wait=wait,
+                sleep=self.sleep,
                 retry=retry_if_exception(lambda e: isinstance(e, NotifyError) and e.retriable),
-                reraise=True)
+                reraise=True,
+            )
             async for attempt in retrying:
                 with attempt:
-                    await self._post(client, owner.contact, document,
-                                     headers={"Idempotency-Key": f"owner-notify-{exception.id}"})
+                    await self._post(
+                        client,
+                        owner.contact,
+                        document,
+                        headers={"Idempotency-Key": f"owner-notify-{exception.id}"},
+                    )
             return int(retrying.statistics.get("attempt_number", 1))
 
     @staticmethod
-    async def _post(client: httpx.AsyncClient, url: str, document: dict[str, Any],
-                    headers: dict[str, str]) -> None:
+    async def _post(
+        client: httpx.AsyncClient, url: str, document: dict[str, Any], headers: dict[str, str]
+    ) -> None:
         try:
             response = await client.post(url, json=document, headers=headers)
         except httpx.TimeoutException as exc:
@@ -404,8 +534,10 @@ class OwnerRouter:
         except httpx.TransportError as exc:
             raise NotifyError("webhook unreachable", retriable=True) from exc
         if response.status_code == 429 or response.status_code >= 500:
-            raise NotifyError(f"webhook answered {response.status_code}", retriable=True,
-                              retry_after=retry_after_seconds(
-                                  response.headers.get("Retry-After"), utcnow()))
+            raise NotifyError(
+                f"webhook answered {response.status_code}",
+                retriable=True,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After"), utcnow()),
+            )
         if response.status_code >= 400:
             raise NotifyError(f"webhook answered {response.status_code}")

@@ -117,8 +117,10 @@ class When(_Strict):
     actors: list[str] | None = None
     on_behalf_of: list[str] | None = None
     recipients: Literal["any", "internal", "external"] = Field(
-        default="any", description="internal: every recipient internal; external: at least "
-        "one recipient outside the internal domains (unknown recipients count as external).")
+        default="any",
+        description="internal: every recipient internal; external: at least "
+        "one recipient outside the internal domains (unknown recipients count as external).",
+    )
     recipient_count: CountRange | None = None
     amount: AmountRange | None = None
     time_of_day: TimeWindow | None = None
@@ -142,11 +144,13 @@ class Defaults(_Strict):
 class PolicyDocument(_Strict):
     version: str | None = Field(default=None, description="Declared version label.")
     owner: OwnerSettings | None = Field(
-        default=None, description="Who owns the policy: person, role, contact.")
+        default=None, description="Who owns the policy: person, role, contact."
+    )
     internal_domains: list[str] = Field(default_factory=list)
     default_timezone: str = "UTC"
     timezones: dict[str, str] = Field(
-        default_factory=dict, description="IANA zone per executive address or tenant id.")
+        default_factory=dict, description="IANA zone per executive address or tenant id."
+    )
     defaults: Defaults = Defaults()
     rules: list[RuleModel] = Field(default_factory=list)
 
@@ -265,8 +269,9 @@ class Policy:
         chosen: _Rule | None = None
         for rule in self._rules:
             if chosen is not None:
-                traces.append(RuleTrace(rule.id, "not_evaluated",
-                                        f"rule {chosen.id!r} matched first"))
+                traces.append(
+                    RuleTrace(rule.id, "not_evaluated", f"rule {chosen.id!r} matched first")
+                )
                 continue
             if not rule.kinds.fullmatch(kind):
                 traces.append(RuleTrace(rule.id, "skipped", f"kind {request.kind} not named"))
@@ -283,24 +288,38 @@ class Policy:
             traces.append(RuleTrace(rule.id, "matched", rule.matched_reason))
         if chosen is None:
             reason = f"no rule matches kind {request.kind}: denied by default"
-            return Decision(Effect.DENY, None, self.version, reason, tuple(traces),
-                            autonomy=request.autonomy)
+            return Decision(
+                Effect.DENY, None, self.version, reason, tuple(traces), autonomy=request.autonomy
+            )
         return self._cap(chosen, request, tuple(traces))
 
     def _cap(self, rule: _Rule, request: PolicyInput, traces: tuple[RuleTrace, ...]) -> Decision:
         effect, approval, reason = rule.effect, rule.approval, rule.reason
         autonomy = request.autonomy
         if autonomy is Autonomy.SHADOW and effect is not Effect.DENY:
-            return Decision(Effect.DENY, rule.id, self.version,
-                            f"shadow mode: rule {rule.id!r} would have decided {effect.value}",
-                            traces, autonomy=autonomy, capped=True)
+            return Decision(
+                Effect.DENY,
+                rule.id,
+                self.version,
+                f"shadow mode: rule {rule.id!r} would have decided {effect.value}",
+                traces,
+                autonomy=autonomy,
+                capped=True,
+            )
         if autonomy is Autonomy.SUGGEST and effect is Effect.ALLOW:
-            return Decision(Effect.REQUIRE_APPROVAL, rule.id, self.version,
-                            f"suggest mode: rule {rule.id!r} allows, a person approves",
-                            traces, approval=self._default_approval, autonomy=autonomy,
-                            capped=True)
-        return Decision(effect, rule.id, self.version, reason, traces, approval=approval,
-                        autonomy=autonomy)
+            return Decision(
+                Effect.REQUIRE_APPROVAL,
+                rule.id,
+                self.version,
+                f"suggest mode: rule {rule.id!r} allows, a person approves",
+                traces,
+                approval=self._default_approval,
+                autonomy=autonomy,
+                capped=True,
+            )
+        return Decision(
+            effect, rule.id, self.version, reason, traces, approval=approval, autonomy=autonomy
+        )
 
     # ------------------------------------------------------------------ compilation
 
@@ -317,8 +336,11 @@ class Policy:
         checks: list[_Check] = []
         said: list[str] = [f"kind matches {', '.join(when.kinds)}"]
 
-        def by_glob(patterns: list[str] | None, name: str,
-                    get: Callable[[PolicyInput], Sequence[str | None]]) -> None:
+        def by_glob(
+            patterns: list[str] | None,
+            name: str,
+            get: Callable[[PolicyInput], Sequence[str | None]],
+        ) -> None:
             if not patterns:
                 return
             pattern = _glob(patterns)
@@ -343,13 +365,17 @@ class Policy:
             listed_levels = ", ".join(a.value for a in when.autonomy)
 
             def autonomy_check(request: PolicyInput) -> str | None:
-                return None if request.autonomy in levels else \
-                    f"autonomy {request.autonomy.value} not in {listed_levels}"
+                return (
+                    None
+                    if request.autonomy in levels
+                    else f"autonomy {request.autonomy.value} not in {listed_levels}"
+                )
 
             checks.append(autonomy_check)
             said.append(f"autonomy in {listed_levels}")
 
         if when.recipients == "internal":
+
             def internal_check(request: PolicyInput) -> str | None:
                 if request.recipients is None:
                     return "recipients unknown"
@@ -359,6 +385,7 @@ class Policy:
             checks.append(internal_check)
             said.append("every recipient internal")
         elif when.recipients == "external":
+
             def external_check(request: PolicyInput) -> str | None:
                 if request.recipients is None:
                     return None
@@ -383,8 +410,10 @@ class Policy:
                 return None
 
             checks.append(count_check)
-            said.append(f"recipients in [{low if low is not None else 0}, "
-                        f"{high if high is not None else 'any'}]")
+            said.append(
+                f"recipients in [{low if low is not None else 0}, "
+                f"{high if high is not None else 'any'}]"
+            )
 
         if when.amount is not None:
             amount_low, amount_high = when.amount.min, when.amount.max
@@ -408,11 +437,11 @@ class Policy:
             wraps = after > before
 
             def time_check(request: PolicyInput) -> str | None:
-                local = request.at.astimezone(self.timezone_for(request.on_behalf_of,
-                                                                request.tenant))
+                local = request.at.astimezone(
+                    self.timezone_for(request.on_behalf_of, request.tenant)
+                )
                 clock = local.time()
-                inside = (clock >= after or clock < before) if wraps else \
-                    (after <= clock < before)
+                inside = (clock >= after or clock < before) if wraps else (after <= clock < before)
                 if days is not None and local.weekday() not in days:
                     inside = False
                 if inside != outside:
@@ -421,22 +450,33 @@ class Policy:
                 return f"local time {local:%a %H:%M} {local.tzname()} is {where} the window"
 
             checks.append(time_check)
-            said.append(("outside" if outside else "inside") +
-                        f" {after:%H:%M}-{before:%H:%M}" +
-                        (f" on {','.join(window.days)}" if window.days else ""))
+            said.append(
+                ("outside" if outside else "inside")
+                + f" {after:%H:%M}-{before:%H:%M}"
+                + (f" on {','.join(window.days)}" if window.days else "")
+            )
 
         approval = None
         if rule.decision is Effect.REQUIRE_APPROVAL:
             approval = _approval_spec(rule.approval or self.document.defaults.approval)
         reason = rule.reason or rule.description or f"rule {rule.id}: {rule.decision.value}"
-        return _Rule(id=rule.id, effect=rule.decision, approval=approval, reason=reason,
-                     kinds=_glob(when.kinds), checks=tuple(checks),
-                     matched_reason="; ".join(said))
+        return _Rule(
+            id=rule.id,
+            effect=rule.decision,
+            approval=approval,
+            reason=reason,
+            kinds=_glob(when.kinds),
+            checks=tuple(checks),
+            matched_reason="; ".join(said),
+        )
 
 
 def _approval_spec(approval: Approval) -> ApprovalSpec:
-    return ApprovalSpec(roles=frozenset(approval.roles), approvals=approval.approvals,
-                        ttl_seconds=approval.ttl.total_seconds())
+    return ApprovalSpec(
+        roles=frozenset(approval.roles),
+        approvals=approval.approvals,
+        ttl_seconds=approval.ttl.total_seconds(),
+    )
 
 
 # --------------------------------------------------------------------------- loading
@@ -466,12 +506,15 @@ def _semantic_problems(raw: dict[str, Any], known_kinds: set[str] | None) -> lis
         kinds_raw = when.get("kinds")
         kinds: list[Any] = kinds_raw if isinstance(kinds_raw, list) else []
         if rule.get("decision") == Effect.ALLOW and any(k in {"*", "*.*"} for k in kinds):
-            problems.append(f"{where}.when.kinds: an allow rule must name kinds "
-                            "(a bare '*' would allow kinds nobody reviewed)")
+            problems.append(
+                f"{where}.when.kinds: an allow rule must name kinds "
+                "(a bare '*' would allow kinds nobody reviewed)"
+            )
         if known_kinds is not None:
             for pattern in kinds:
                 if isinstance(pattern, str) and not any(
-                        fnmatch.fnmatchcase(k, pattern.lower()) for k in known_kinds):
+                    fnmatch.fnmatchcase(k, pattern.lower()) for k in known_kinds
+                ):
                     problems.append(f"{where}.when.kinds: {pattern!r} names no known kind")
         if rule.get("decision") != Effect.REQUIRE_APPROVAL and rule.get("approval"):
             problems.append(f"{where}.approval: only require_approval rules take approval")
@@ -488,19 +531,23 @@ def _semantic_problems(raw: dict[str, Any], known_kinds: set[str] | None) -> lis
     return problems
 
 
-def parse_policy(text: str, *, source: str = "<memory>",
-                 known_kinds: set[str] | None = None) -> Policy:
+def parse_policy(
+    text: str, *, source: str = "<memory>", known_kinds: set[str] | None = None
+) -> Policy:
     """Parse and compile; one :class:`ConfigurationError` lists every problem found."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{source}: not valid YAML",
-                                 problems=[f"{source}: {exc}"]) from None
+        raise ConfigurationError(
+            f"{source}: not valid YAML", problems=[f"{source}: {exc}"]
+        ) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigurationError(f"{source}: the policy file must hold a mapping",
-                                 problems=[f"{source}: top level is not a mapping"])
+        raise ConfigurationError(
+            f"{source}: the policy file must hold a mapping",
+            problems=[f"{source}: top level is not a mapping"],
+        )
     problems: list[str] = []
     document: PolicyDocument | None = None
     try:
@@ -511,8 +558,10 @@ def parse_policy(text: str, *, source: str = "<memory>",
             problems.append(f"{where}: {error['msg']}")
     problems.extend(_semantic_problems(raw, known_kinds))
     if problems or document is None:
-        raise ConfigurationError(f"{source}: {len(problems)} policy error(s)",
-                                 problems=[f"{source}: {p}" for p in problems])
+        raise ConfigurationError(
+            f"{source}: {len(problems)} policy error(s)",
+            problems=[f"{source}: {p}" for p in problems],
+        )
     policy = Policy(document=document, content_hash=content_hash(raw), source=source)
     policy._compile()
     return policy
@@ -521,10 +570,10 @@ def parse_policy(text: str, *, source: str = "<memory>",
 def load_policy(path: Path, *, known_kinds: set[str] | None = None) -> Policy:
     """Read, validate and compile a policy file."""
     if not path.is_file():
-        raise ConfigurationError(f"policy file not found: {path}",
-                                 problems=[f"policy file not found: {path}"])
-    return parse_policy(path.read_text(encoding="utf-8"), source=str(path),
-                        known_kinds=known_kinds)
+        raise ConfigurationError(
+            f"policy file not found: {path}", problems=[f"policy file not found: {path}"]
+        )
+    return parse_policy(path.read_text(encoding="utf-8"), source=str(path), known_kinds=known_kinds)
 
 
 def default_policy_path() -> Path:
@@ -541,16 +590,22 @@ def default_policy_path() -> Path:
 class PolicyStore:
     """The deployment's current policy: loaded on first use, reloaded on request."""
 
-    def __init__(self, path: Path | None = None, *, policy: Policy | None = None,
-                 known_kinds: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        policy: Policy | None = None,
+        known_kinds: set[str] | None = None,
+    ) -> None:
         self.path = path
         self.known_kinds = known_kinds
         self._policy = policy
 
     def current(self) -> Policy:
         if self._policy is None:
-            self._policy = load_policy(self.path or default_policy_path(),
-                                       known_kinds=self.known_kinds)
+            self._policy = load_policy(
+                self.path or default_policy_path(), known_kinds=self.known_kinds
+            )
         return self._policy
 
     def reload(self) -> Policy:

@@ -19,9 +19,7 @@ class OwnerRecord(Base):
     """
 
     __tablename__ = "owners"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "scope", "subject", name="uq_owners_scope"),
-    )
+    __table_args__ = (UniqueConstraint("tenant_id", "scope", "subject", name="uq_owners_scope"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
@@ -81,8 +79,9 @@ class ConfigVersion(Base):
 
     __tablename__ = "config_versions"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "kind", "subject", "number",
-                         name="uq_config_versions_number"),
+        UniqueConstraint(
+            "tenant_id", "kind", "subject", "number", name="uq_config_versions_number"
+        ),
         Index("ix_config_versions_kind", "tenant_id", "kind", "subject", "created_at"),
     )
 

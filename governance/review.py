@@ -72,53 +72,65 @@ class BulkResult:
 class ReviewService:
     """Decisions on PENDING_REVIEW actions, in the caller's transaction."""
 
-    def __init__(self, actions: ActionService, *, clock: Callable[[], datetime] = utcnow
-                 ) -> None:
+    def __init__(self, actions: ActionService, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.actions = actions
         self.clock = clock
 
     # ------------------------------------------------------------------ reading
 
     async def pending(
-        self, session: AsyncSession, principal: Principal, *, owner: str | None = None,
-        kind: str | None = None, older_than_seconds: float | None = None, limit: int = 50,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        older_than_seconds: float | None = None,
+        limit: int = 50,
         offset: int = 0,
     ) -> list[Action]:
         created_before = None
         if older_than_seconds is not None:
             created_before = self.clock() - timedelta(seconds=older_than_seconds)
         return await self.actions.list(
-            session, principal, states=[S.PENDING_REVIEW], kind=kind, owner=owner,
-            created_before=created_before, limit=limit, offset=offset)
+            session,
+            principal,
+            states=[S.PENDING_REVIEW],
+            kind=kind,
+            owner=owner,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
 
     async def preview(self, action: Action) -> dict[str, Any]:
         """The action as it would happen: the email as sent, the event as created."""
         kind = self.actions.kinds.get(action.kind)
         args = kind.args_model.model_validate(action.arguments)
-        zone = self.actions.policy.current().timezone_for(action.on_behalf_of,
-                                                           action.tenant_id)
+        zone = self.actions.policy.current().timezone_for(action.on_behalf_of, action.tenant_id)
         context = PreviewContext(timezone=zone, on_behalf_of=action.on_behalf_of)
         try:
             connector = self.actions.connector_for(action)
             return await kind.preview(connector, args, context)
         except (ConnectorError, UnknownConnectorError, ConnectorUnavailableError) as exc:
             preview = await kind.preview(None, args, context)
-            preview["warning"] = f"preview without the mailbox or calendar: " \
-                                 f"{type(exc).__name__}"
+            preview["warning"] = f"preview without the mailbox or calendar: {type(exc).__name__}"
             return preview
 
     # ------------------------------------------------------------------ decisions
 
-    async def _pending(self, session: AsyncSession, principal: Principal, action_id: str
-                       ) -> Action:
+    async def _pending(self, session: AsyncSession, principal: Principal, action_id: str) -> Action:
         action = await self.actions.get(session, principal, action_id)
         if action.state != S.PENDING_REVIEW:
             raise IllegalTransitionError(
                 f"action {action.id} is {action.state}, not pending review",
-                action_id=action.id, state=action.state)
+                action_id=action.id,
+                state=action.state,
+            )
         if action.review_expires_at is not None and action.review_expires_at <= self.clock():
-            raise ConflictError(f"the review of action {action.id} has expired",
-                                action_id=action.id)
+            raise ConflictError(
+                f"the review of action {action.id} has expired", action_id=action.id
+            )
         return action
 
     def _ensure_can_approve(self, principal: Principal, action: Action) -> None:
@@ -128,63 +140,122 @@ class ReviewService:
         if not principal.has(*allowed):
             raise PermissionDeniedError(
                 "approving this action needs one of the roles: "
-                + ", ".join(sorted(r.value for r in allowed)), action_id=action.id)
+                + ", ".join(sorted(r.value for r in allowed)),
+                action_id=action.id,
+            )
         if not is_system(principal) and principal.user_id == action.actor_id:
-            raise PermissionDeniedError("nobody approves their own request",
-                                        action_id=action.id)
+            raise PermissionDeniedError("nobody approves their own request", action_id=action.id)
 
     async def _approvals(self, session: AsyncSession, action: Action) -> int:
-        return int((await session.execute(select(func.count()).select_from(ActionApproval)
-                                          .where(ActionApproval.action_id == action.id)
-                                          )).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    select(func.count())
+                    .select_from(ActionApproval)
+                    .where(ActionApproval.action_id == action.id)
+                )
+            ).scalar_one()
+        )
 
-    async def _add_approval(self, session: AsyncSession, principal: Principal,
-                            action: Action) -> int:
-        already = (await session.execute(select(ActionApproval.id).where(
-            ActionApproval.action_id == action.id,
-            ActionApproval.approver_id == principal.user_id))).first()
+    async def _add_approval(
+        self, session: AsyncSession, principal: Principal, action: Action
+    ) -> int:
+        already = (
+            await session.execute(
+                select(ActionApproval.id).where(
+                    ActionApproval.action_id == action.id,
+                    ActionApproval.approver_id == principal.user_id,
+                )
+            )
+        ).first()
         if already:
-            raise ConflictError("you have already approved this action; a second "
-                                "approver is needed", action_id=action.id)
-        session.add(ActionApproval(
-            id=new_id(), tenant_id=action.tenant_id, action_id=action.id,
-            approver_id=principal.user_id, roles=sorted(r.value for r in principal.roles),
-            created_at=self.clock()))
+            raise ConflictError(
+                "you have already approved this action; a second approver is needed",
+                action_id=action.id,
+            )
+        session.add(
+            ActionApproval(
+                id=new_id(),
+                tenant_id=action.tenant_id,
+                action_id=action.id,
+                approver_id=principal.user_id,
+                roles=sorted(r.value for r in principal.roles),
+                created_at=self.clock(),
+            )
+        )
         await session.flush()
         return await self._approvals(session, action)
 
-    async def approve(self, session: AsyncSession, principal: Principal, action_id: str,
-                      comment: str | None = None) -> Action:
+    async def approve(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action_id: str,
+        comment: str | None = None,
+    ) -> Action:
         action = await self._pending(session, principal, action_id)
         self._ensure_can_approve(principal, action)
         count = await self._add_approval(session, principal, action)
-        await self._after_approval(session, principal, action, count,
-                                   AuditAction.ACTION_APPROVED, comment, {})
+        await self._after_approval(
+            session, principal, action, count, AuditAction.ACTION_APPROVED, comment, {}
+        )
         return action
 
     async def _after_approval(
-        self, session: AsyncSession, principal: Principal, action: Action, count: int,
-        audit_action: AuditAction, comment: str | None, extra: dict[str, Any],
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action: Action,
+        count: int,
+        audit_action: AuditAction,
+        comment: str | None,
+        extra: dict[str, Any],
         values: dict[str, Any] | None = None,
     ) -> None:
         now = self.clock()
         required = max(1, action.approvals_required)
-        payload = {"approvals": count, "required": required, "final": count >= required,
-                   **extra}
+        payload = {"approvals": count, "required": required, "final": count >= required, **extra}
         if count >= required:
-            await transition(session, action, S.APPROVED, actor=principal, now=now,
-                             audit_action=audit_action, reason=comment, payload=payload,
-                             values={**(values or {}), "approved_at": now})
+            await transition(
+                session,
+                action,
+                S.APPROVED,
+                actor=principal,
+                now=now,
+                audit_action=audit_action,
+                reason=comment,
+                payload=payload,
+                values={**(values or {}), "approved_at": now},
+            )
             await self.actions.executor.schedule(session, action)
         else:
-            await transition(session, action, S.PENDING_REVIEW, actor=principal, now=now,
-                             audit_action=audit_action, reason=comment, payload=payload,
-                             values=values)
-        log.info("review.approved", action_id=action.id, approvals=count, required=required,
-                 final=count >= required)
+            await transition(
+                session,
+                action,
+                S.PENDING_REVIEW,
+                actor=principal,
+                now=now,
+                audit_action=audit_action,
+                reason=comment,
+                payload=payload,
+                values=values,
+            )
+        log.info(
+            "review.approved",
+            action_id=action.id,
+            approvals=count,
+            required=required,
+            final=count >= required,
+        )
 
-    async def edit(self, session: AsyncSession, principal: Principal, action_id: str,
-                   arguments: dict[str, Any], comment: str | None = None) -> Action:
+    async def edit(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action_id: str,
+        arguments: dict[str, Any],
+        comment: str | None = None,
+    ) -> Action:
         """Replace the arguments (re-validated), record the patch, approve the result."""
         action = await self._pending(session, principal, action_id)
         self._ensure_can_approve(principal, action)
@@ -192,8 +263,9 @@ class ReviewService:
         args = kind.validate(arguments)
         if kind.complete is not None and self.actions.resolver is not None:
             # Failing that, recipients stay unknown: the policy treats them as external.
-            with contextlib.suppress(ConnectorError, UnknownConnectorError,
-                                     ConnectorUnavailableError):
+            with contextlib.suppress(
+                ConnectorError, UnknownConnectorError, ConnectorUnavailableError
+            ):
                 args = await kind.complete(self.actions.connector_for(action), args)
         new_arguments = kind.dump(args)
         patch = jsonpatch.make_patch(action.arguments, new_arguments).patch
@@ -203,31 +275,53 @@ class ReviewService:
         # The edit may change what the policy sees (an added external recipient): ask again.
         policy = self.actions.policy.current()
         facts = kind.facts(args)
-        decision = policy.evaluate(PolicyInput(
-            kind=kind.name, tenant=action.tenant_id, actor=action.actor_id, at=self.clock(),
-            capability=action.capability, connector=action.connector,
-            on_behalf_of=action.on_behalf_of, recipients=facts.recipients,
-            amount=facts.amount, autonomy=Autonomy(action.autonomy)))
+        decision = policy.evaluate(
+            PolicyInput(
+                kind=kind.name,
+                tenant=action.tenant_id,
+                actor=action.actor_id,
+                at=self.clock(),
+                capability=action.capability,
+                connector=action.connector,
+                on_behalf_of=action.on_behalf_of,
+                recipients=facts.recipients,
+                amount=facts.amount,
+                autonomy=Autonomy(action.autonomy),
+            )
+        )
         if decision.effect is Effect.DENY:
             raise ValidationFailedError(
                 f"the policy denies the edited action: {decision.reason}",
-                rule=decision.rule_id, policy_version=decision.policy_version)
+                rule=decision.rule_id,
+                policy_version=decision.policy_version,
+            )
         if decision.effect is Effect.REQUIRE_APPROVAL and decision.approval is not None:
             values.update(
                 approvals_required=max(action.approvals_required, decision.approval.approvals),
                 approver_roles=sorted(r.value for r in decision.approval.roles),
-                policy_rule_id=decision.rule_id, policy_version=decision.policy_version,
-                decision_reason=decision.reason, explanation=decision.explanation_dicts())
+                policy_rule_id=decision.rule_id,
+                policy_version=decision.policy_version,
+                decision_reason=decision.reason,
+                explanation=decision.explanation_dicts(),
+            )
         if "approver_roles" in values and not principal.has(
-                *(Role(r) for r in values["approver_roles"])):
-            raise PermissionDeniedError("the edited action needs another approver role",
-                                        action_id=action.id)
-        session.add(ActionEdit(id=new_id(), tenant_id=action.tenant_id, action_id=action.id,
-                               editor_id=principal.user_id, patch=patch,
-                               created_at=self.clock()))
+            *(Role(r) for r in values["approver_roles"])
+        ):
+            raise PermissionDeniedError(
+                "the edited action needs another approver role", action_id=action.id
+            )
+        session.add(
+            ActionEdit(
+                id=new_id(),
+                tenant_id=action.tenant_id,
+                action_id=action.id,
+                editor_id=principal.user_id,
+                patch=patch,
+                created_at=self.clock(),
+            )
+        )
         # Approvals were given to the previous wording.
-        await session.execute(delete(ActionApproval).where(
-            ActionApproval.action_id == action.id))
+        await session.execute(delete(ActionApproval).where(ActionApproval.action_id == action.id))
         await session.flush()
         count = await self._add_approval(session, principal, action)
         paths = sorted({op["path"] for op in patch})
@@ -235,13 +329,20 @@ class ReviewService:
         # distance is measured here, where both wordings are known, for quality monitoring.
         distance = normalized_edit_distance(action.arguments, new_arguments)
         await self._after_approval(
-            session, principal, action, count, AuditAction.ACTION_EDITED, comment,
+            session,
+            principal,
+            action,
+            count,
+            AuditAction.ACTION_EDITED,
+            comment,
             {"changed_paths": paths, "operations": len(patch), "edit_distance": distance},
-            values=values)
+            values=values,
+        )
         return action
 
-    async def reject(self, session: AsyncSession, principal: Principal, action_id: str,
-                     reason: str) -> Action:
+    async def reject(
+        self, session: AsyncSession, principal: Principal, action_id: str, reason: str
+    ) -> Action:
         if not reason or not reason.strip():
             raise ValidationFailedError("a rejection needs a reason")
         action = await self._pending(session, principal, action_id)
@@ -249,50 +350,71 @@ class ReviewService:
             raise PermissionDeniedError("auditors decide nothing", action_id=action.id)
         allowed = {Role(r) for r in action.approver_roles or []} | {Role.ADMIN}
         if not principal.has(*allowed) and not is_system(principal):
-            raise PermissionDeniedError("rejecting this action needs an approver role",
-                                        action_id=action.id)
+            raise PermissionDeniedError(
+                "rejecting this action needs an approver role", action_id=action.id
+            )
         now = self.clock()
-        await transition(session, action, S.REJECTED, actor=principal, now=now, reason=reason,
-                         values={"finished_at": now, "result": {"review": "rejected"}})
+        await transition(
+            session,
+            action,
+            S.REJECTED,
+            actor=principal,
+            now=now,
+            reason=reason,
+            values={"finished_at": now, "result": {"review": "rejected"}},
+        )
         log.info("review.rejected", action_id=action.id)
         return action
 
-    async def cancel(self, session: AsyncSession, principal: Principal, action_id: str,
-                     reason: str | None = None) -> Action:
+    async def cancel(
+        self, session: AsyncSession, principal: Principal, action_id: str, reason: str | None = None
+    ) -> Action:
         action = await self._pending(session, principal, action_id)
-        if principal.has(Role.AUDITOR) and not principal.has(Role.ADMIN, Role.DELEGATE,
-                                                              Role.EXECUTIVE):
+        if principal.has(Role.AUDITOR) and not principal.has(
+            Role.ADMIN, Role.DELEGATE, Role.EXECUTIVE
+        ):
             raise PermissionDeniedError("auditors decide nothing", action_id=action.id)
         ensure_can_manage(principal, action)
         now = self.clock()
-        await transition(session, action, S.CANCELLED, actor=principal, now=now,
-                         reason=reason or "cancelled in review", values={"finished_at": now})
+        await transition(
+            session,
+            action,
+            S.CANCELLED,
+            actor=principal,
+            now=now,
+            reason=reason or "cancelled in review",
+            values={"finished_at": now},
+        )
         return action
 
-    async def bulk(self, session: AsyncSession, principal: Principal, items: list[BulkItem]
-                   ) -> list[BulkResult]:
+    async def bulk(
+        self, session: AsyncSession, principal: Principal, items: list[BulkItem]
+    ) -> list[BulkResult]:
         """Each item in its own savepoint: one failure does not undo the others."""
         results: list[BulkResult] = []
         for item in items:
             try:
                 async with session.begin_nested():
                     action = await self.decide(session, principal, item)
-                results.append(BulkResult(action_id=item.action_id, ok=True,
-                                          state=action.state))
+                results.append(BulkResult(action_id=item.action_id, ok=True, state=action.state))
             except AssistantError as exc:
-                results.append(BulkResult(action_id=item.action_id, ok=False,
-                                          error=type(exc).__name__, detail=exc.detail))
+                results.append(
+                    BulkResult(
+                        action_id=item.action_id,
+                        ok=False,
+                        error=type(exc).__name__,
+                        detail=exc.detail,
+                    )
+                )
         return results
 
-    async def decide(self, session: AsyncSession, principal: Principal, item: BulkItem
-                     ) -> Action:
+    async def decide(self, session: AsyncSession, principal: Principal, item: BulkItem) -> Action:
         if item.decision == "approve":
             return await self.approve(session, principal, item.action_id, item.reason)
         if item.decision == "edit":
             if item.arguments is None:
                 raise ValidationFailedError("an edit needs arguments")
-            return await self.edit(session, principal, item.action_id, item.arguments,
-                                   item.reason)
+            return await self.edit(session, principal, item.action_id, item.arguments, item.reason)
         if item.decision == "reject":
             return await self.reject(session, principal, item.action_id, item.reason or "")
         return await self.cancel(session, principal, item.action_id, item.reason)
@@ -302,18 +424,31 @@ class ReviewService:
     async def expire_due(self, session: AsyncSession, *, limit: int = 500) -> int:
         """Close reviews past their TTL (PENDING_REVIEW -> EXPIRED); flushes."""
         now = self.clock()
-        due = list((await session.execute(select(Action).where(
-            Action.state == S.PENDING_REVIEW.value, Action.review_expires_at <= now,
-        ).limit(limit))).scalars())
+        due = list(
+            (
+                await session.execute(
+                    select(Action)
+                    .where(
+                        Action.state == S.PENDING_REVIEW.value,
+                        Action.review_expires_at <= now,
+                    )
+                    .limit(limit)
+                )
+            ).scalars()
+        )
         expired = 0
         for action in due:
             try:
                 async with session.begin_nested():
                     await transition(
-                        session, action, S.EXPIRED,
-                        actor=system_principal(action.tenant_id, "review-expiry"), now=now,
+                        session,
+                        action,
+                        S.EXPIRED,
+                        actor=system_principal(action.tenant_id, "review-expiry"),
+                        now=now,
                         reason="no decision before the review expired",
-                        values={"finished_at": now})
+                        values={"finished_at": now},
+                    )
                 expired += 1
             except ConflictError:
                 continue

@@ -29,8 +29,15 @@ QUEUE = "governance"
 EXECUTE_TASK = "governance.execute_action"
 TICK_TASK = "governance.tick"
 
-__all__ = ["BackgroundRunner", "InProcessRunner", "NullRunner", "ProcrastinateRunner",
-           "after_commit", "drain_notifications", "procrastinate_conninfo"]
+__all__ = [
+    "BackgroundRunner",
+    "InProcessRunner",
+    "NullRunner",
+    "ProcrastinateRunner",
+    "after_commit",
+    "drain_notifications",
+    "procrastinate_conninfo",
+]
 
 
 class BackgroundRunner(Protocol):
@@ -59,8 +66,13 @@ class InProcessRunner:
     """Polls for due actions in this process; ``notify`` wakes it early."""
 
     def __init__(
-        self, executor: Executor, *, expire: Expire | None = None,
-        poll_interval: float = 1.0, expiry_interval: float = 30.0, concurrency: int = 1,
+        self,
+        executor: Executor,
+        *,
+        expire: Expire | None = None,
+        poll_interval: float = 1.0,
+        expiry_interval: float = 30.0,
+        concurrency: int = 1,
     ) -> None:
         self.executor = executor
         self.expire = expire
@@ -73,12 +85,18 @@ class InProcessRunner:
 
     async def start(self) -> None:
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._work(), name=f"governance-worker-{i}")
-                       for i in range(self.concurrency)]
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"governance-worker-{i}")
+            for i in range(self.concurrency)
+        ]
         if self.expire is not None:
             self._tasks.append(asyncio.create_task(self._expiry(), name="governance-expiry"))
-        log.info("runner.started", runner="inprocess", worker=self.executor.worker_id,
-                 concurrency=self.concurrency)
+        log.info(
+            "runner.started",
+            runner="inprocess",
+            worker=self.executor.worker_id,
+            concurrency=self.concurrency,
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -131,8 +149,14 @@ class ProcrastinateRunner:
     """Jobs in PostgreSQL. ``work=False`` only defers (the API process); workers run them."""
 
     def __init__(
-        self, conninfo: str, executor: Executor | None, *, expire: Expire | None = None,
-        work: bool = False, concurrency: int = 1, tick_cron: str = "* * * * * */5",
+        self,
+        conninfo: str,
+        executor: Executor | None,
+        *,
+        expire: Expire | None = None,
+        work: bool = False,
+        concurrency: int = 1,
+        tick_cron: str = "* * * * * */5",
         poll_interval: float = 1.0,
     ) -> None:
         import procrastinate
@@ -142,8 +166,7 @@ class ProcrastinateRunner:
         self.work = work
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-            conninfo=conninfo))
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
         self._worker: asyncio.Task[None] | None = None
         self._opened = False
 
@@ -180,14 +203,20 @@ class ProcrastinateRunner:
         self._opened = True
         await self.ensure_schema()
         if self.work:
-            self._worker = asyncio.create_task(self.app.run_worker_async(
-                queues=[QUEUE], concurrency=self.concurrency, wait=True,
-                install_signal_handlers=False,
-                # Jobs deferred for later (the hold window) are found by polling, not NOTIFY.
-                fetch_job_polling_interval=self.poll_interval,
-                name=self.executor.worker_id if self.executor else "governance"))
-        log.info("runner.started", runner="procrastinate", work=self.work,
-                 concurrency=self.concurrency)
+            self._worker = asyncio.create_task(
+                self.app.run_worker_async(
+                    queues=[QUEUE],
+                    concurrency=self.concurrency,
+                    wait=True,
+                    install_signal_handlers=False,
+                    # Jobs deferred for later (the hold window) are found by polling, not NOTIFY.
+                    fetch_job_polling_interval=self.poll_interval,
+                    name=self.executor.worker_id if self.executor else "governance",
+                )
+            )
+        log.info(
+            "runner.started", runner="procrastinate", work=self.work, concurrency=self.concurrency
+        )
 
     async def stop(self) -> None:
         if self._worker is not None:
@@ -201,9 +230,9 @@ class ProcrastinateRunner:
         log.info("runner.stopped", runner="procrastinate")
 
     async def notify(self, action_id: str, when: datetime) -> None:
-        await self.app.configure_task(EXECUTE_TASK, queue=QUEUE, schedule_at=when,
-                                      lock=f"action:{action_id}").defer_async(
-            action_id=action_id)
+        await self.app.configure_task(
+            EXECUTE_TASK, queue=QUEUE, schedule_at=when, lock=f"action:{action_id}"
+        ).defer_async(action_id=action_id)
 
     async def wait(self) -> None:
         """Block until the worker stops (``assistant worker``)."""

@@ -62,8 +62,7 @@ def is_system(principal: Principal) -> bool:
 
 def sees_everything(principal: Principal) -> bool:
     """The system, and admins and auditors not acting for anyone, see the whole tenant."""
-    return is_system(principal) or (principal.on_behalf_of is None
-                                     and principal.has(*_VIEW_ALL))
+    return is_system(principal) or (principal.on_behalf_of is None and principal.has(*_VIEW_ALL))
 
 
 def visibility(principal: Principal) -> ColumnElement[bool]:
@@ -73,8 +72,9 @@ def visibility(principal: Principal) -> ColumnElement[bool]:
     tenant = Action.tenant_id == principal.tenant_id
     if sees_everything(principal):
         return tenant & true()
-    return tenant & or_(Action.on_behalf_of == principal.acting_for,
-                        Action.actor_id == principal.user_id)
+    return tenant & or_(
+        Action.on_behalf_of == principal.acting_for, Action.actor_id == principal.user_id
+    )
 
 
 def ensure_can_manage(principal: Principal, action: Action) -> None:
@@ -87,8 +87,8 @@ def ensure_can_manage(principal: Principal, action: Action) -> None:
     if principal.has(Role.ADMIN) and principal.on_behalf_of is None:
         return
     if principal.user_id == action.actor_id or (
-            action.on_behalf_of is not None
-            and principal.acting_for == action.on_behalf_of):
+        action.on_behalf_of is not None and principal.acting_for == action.on_behalf_of
+    ):
         return
     raise PermissionDeniedError("you may not change this action", action_id=action.id)
 
@@ -100,8 +100,13 @@ class ActionService:
     """Propose, list, read and undo governed actions."""
 
     def __init__(
-        self, policy: PolicyStore, executor: Executor, settings: GovernanceSettings, *,
-        kinds: KindRegistry = registry, resolver: ConnectorResolver | None = None,
+        self,
+        policy: PolicyStore,
+        executor: Executor,
+        settings: GovernanceSettings,
+        *,
+        kinds: KindRegistry = registry,
+        resolver: ConnectorResolver | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.policy = policy
@@ -114,107 +119,190 @@ class ActionService:
     def connector_for(self, action: Action) -> Any:
         if self.resolver is None:
             raise ConnectorUnavailableError("no connector resolver configured")
-        return self.resolver.get(action.tenant_id, Capability(action.capability),
-                                 action.connector)
+        return self.resolver.get(action.tenant_id, Capability(action.capability), action.connector)
 
-    async def propose(self, session: AsyncSession, principal: Principal,
-                      proposal: Proposal) -> Action:
+    async def propose(
+        self, session: AsyncSession, principal: Principal, proposal: Proposal
+    ) -> Action:
         """Store a new action and apply the policy to it (flushes, never commits)."""
         kind = self.kinds.get(proposal.kind)
         args = kind.validate(proposal.arguments)
         if kind.complete is not None and self.resolver is not None:
             try:
-                connector = self.resolver.get(principal.tenant_id, kind.capability,
-                                              proposal.connector)
+                connector = self.resolver.get(
+                    principal.tenant_id, kind.capability, proposal.connector
+                )
                 args = await kind.complete(connector, args)
             except (ConnectorError, UnknownConnectorError, ConnectorUnavailableError) as exc:
                 # Left incomplete, the policy treats the recipients as unknown (external).
-                log.warning("action.complete_failed", kind=kind.name,
-                            error=type(exc).__name__)
+                log.warning("action.complete_failed", kind=kind.name, error=type(exc).__name__)
         arguments = kind.dump(args)
         if proposal.dedupe_key:
-            existing = await self._by_dedupe_key(session, principal.tenant_id,
-                                                 proposal.dedupe_key)
+            existing = await self._by_dedupe_key(session, principal.tenant_id, proposal.dedupe_key)
             if existing is not None:
                 return existing
         policy = self.policy.current()
         now = self.clock()
         on_behalf_of = proposal.on_behalf_of or (
-            None if is_system(principal) else principal.acting_for)
+            None if is_system(principal) else principal.acting_for
+        )
         # The proposal's own level, else the level stored for this executive and kind
         # (governance.autonomy), else the policy's default.
-        autonomy = proposal.autonomy or await stored_level(
-            session, principal.tenant_id, on_behalf_of, kind.name) or policy.default_autonomy
+        autonomy = (
+            proposal.autonomy
+            or await stored_level(session, principal.tenant_id, on_behalf_of, kind.name)
+            or policy.default_autonomy
+        )
         action = Action(
-            id=new_id(), tenant_id=principal.tenant_id, kind=kind.name,
-            capability=kind.capability.value, connector=proposal.connector,
-            risk=kind.risk.value, state=S.PROPOSED.value, version=1, arguments=arguments,
-            actor_id=principal.user_id, actor_type=principal.actor_type.value,
+            id=new_id(),
+            tenant_id=principal.tenant_id,
+            kind=kind.name,
+            capability=kind.capability.value,
+            connector=proposal.connector,
+            risk=kind.risk.value,
+            state=S.PROPOSED.value,
+            version=1,
+            arguments=arguments,
+            actor_id=principal.user_id,
+            actor_type=principal.actor_type.value,
             on_behalf_of=on_behalf_of or None,
-            correlation_id=proposal.correlation_id, dedupe_key=proposal.dedupe_key,
-            autonomy=autonomy.value, parent_id=proposal.parent_id, approvals_required=0,
-            approver_roles=[], hold_seconds=0.0, attempts=0, external_ids={},
-            created_at=now, updated_at=now,
+            correlation_id=proposal.correlation_id,
+            dedupe_key=proposal.dedupe_key,
+            autonomy=autonomy.value,
+            parent_id=proposal.parent_id,
+            approvals_required=0,
+            approver_roles=[],
+            hold_seconds=0.0,
+            attempts=0,
+            external_ids={},
+            created_at=now,
+            updated_at=now,
         )
         try:
             async with session.begin_nested():
-                await record_proposed(session, action, principal, payload={
-                    "autonomy": autonomy.value, "risk": kind.risk.value,
-                    "on_behalf_of": action.on_behalf_of, "parent_id": proposal.parent_id})
+                await record_proposed(
+                    session,
+                    action,
+                    principal,
+                    payload={
+                        "autonomy": autonomy.value,
+                        "risk": kind.risk.value,
+                        "on_behalf_of": action.on_behalf_of,
+                        "parent_id": proposal.parent_id,
+                    },
+                )
         except IntegrityError:
             if not proposal.dedupe_key:
                 raise
-            existing = await self._by_dedupe_key(session, principal.tenant_id,
-                                                 proposal.dedupe_key)
+            existing = await self._by_dedupe_key(session, principal.tenant_id, proposal.dedupe_key)
             if existing is None:
                 raise
             return existing
 
         facts = kind.facts(args)
-        decision = policy.evaluate(PolicyInput(
-            kind=kind.name, tenant=principal.tenant_id, actor=principal.user_id, at=now,
-            capability=kind.capability.value, connector=proposal.connector,
-            on_behalf_of=action.on_behalf_of, recipients=facts.recipients,
-            amount=facts.amount, autonomy=autonomy))
+        decision = policy.evaluate(
+            PolicyInput(
+                kind=kind.name,
+                tenant=principal.tenant_id,
+                actor=principal.user_id,
+                at=now,
+                capability=kind.capability.value,
+                connector=proposal.connector,
+                on_behalf_of=action.on_behalf_of,
+                recipients=facts.recipients,
+                amount=facts.amount,
+                autonomy=autonomy,
+            )
+        )
         values: dict[str, Any] = {
-            "decision": decision.effect.value, "policy_rule_id": decision.rule_id,
-            "policy_version": decision.policy_version, "decision_reason": decision.reason,
+            "decision": decision.effect.value,
+            "policy_rule_id": decision.rule_id,
+            "policy_version": decision.policy_version,
+            "decision_reason": decision.reason,
             "explanation": decision.explanation_dicts(),
         }
-        payload: dict[str, Any] = {"decision": decision.effect.value, "rule": decision.rule_id,
-                   "policy_version": decision.policy_version, "capped": decision.capped,
-                   "autonomy": autonomy.value}
+        payload: dict[str, Any] = {
+            "decision": decision.effect.value,
+            "rule": decision.rule_id,
+            "policy_version": decision.policy_version,
+            "capped": decision.capped,
+            "autonomy": autonomy.value,
+        }
         policy_actor = system_principal(principal.tenant_id, "policy")
         if decision.effect is Effect.DENY:
-            await transition(session, action, S.DENIED, actor=policy_actor, now=now,
-                             values=values, reason=decision.reason, payload=payload)
+            await transition(
+                session,
+                action,
+                S.DENIED,
+                actor=policy_actor,
+                now=now,
+                values=values,
+                reason=decision.reason,
+                payload=payload,
+            )
         elif decision.effect is Effect.REQUIRE_APPROVAL:
             assert decision.approval is not None
             expires = now + timedelta(seconds=decision.approval.ttl_seconds)
-            values.update(approvals_required=decision.approval.approvals,
-                          approver_roles=sorted(r.value for r in decision.approval.roles),
-                          review_expires_at=expires)
-            payload.update(approvals_required=decision.approval.approvals,
-                           approver_roles=values["approver_roles"],
-                           expires_at=expires.isoformat())
-            await transition(session, action, S.PENDING_REVIEW, actor=policy_actor, now=now,
-                             values=values, reason=decision.reason, payload=payload)
+            values.update(
+                approvals_required=decision.approval.approvals,
+                approver_roles=sorted(r.value for r in decision.approval.roles),
+                review_expires_at=expires,
+            )
+            payload.update(
+                approvals_required=decision.approval.approvals,
+                approver_roles=values["approver_roles"],
+                expires_at=expires.isoformat(),
+            )
+            await transition(
+                session,
+                action,
+                S.PENDING_REVIEW,
+                actor=policy_actor,
+                now=now,
+                values=values,
+                reason=decision.reason,
+                payload=payload,
+            )
         else:
             values["approved_at"] = now
-            await transition(session, action, S.APPROVED, actor=policy_actor, now=now,
-                             values=values, reason=decision.reason, payload=payload)
+            await transition(
+                session,
+                action,
+                S.APPROVED,
+                actor=policy_actor,
+                now=now,
+                values=values,
+                reason=decision.reason,
+                payload=payload,
+            )
             await self.executor.schedule(session, action)
-        log.info("action.proposed", action_id=action.id, kind=kind.name,
-                 tenant=principal.tenant_id, state=action.state, rule=decision.rule_id)
+        log.info(
+            "action.proposed",
+            action_id=action.id,
+            kind=kind.name,
+            tenant=principal.tenant_id,
+            state=action.state,
+            rule=decision.rule_id,
+        )
         return action
 
-    async def _by_dedupe_key(self, session: AsyncSession, tenant_id: str, key: str
-                             ) -> Action | None:
-        return (await session.execute(select(Action).where(
-            Action.tenant_id == tenant_id, Action.dedupe_key == key))).scalar_one_or_none()
+    async def _by_dedupe_key(
+        self, session: AsyncSession, tenant_id: str, key: str
+    ) -> Action | None:
+        return (
+            await session.execute(
+                select(Action).where(Action.tenant_id == tenant_id, Action.dedupe_key == key)
+            )
+        ).scalar_one_or_none()
 
-    async def get(self, session: AsyncSession, principal: Principal, action_id: str,
-                  *, for_update: bool = False) -> Action:
+    async def get(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action_id: str,
+        *,
+        for_update: bool = False,
+    ) -> Action:
         """One action of the principal's tenant that they may see; 404 otherwise."""
         query = select(Action).where(Action.id == action_id, visibility(principal))
         if for_update:
@@ -225,10 +313,17 @@ class ActionService:
         return action
 
     async def list(
-        self, session: AsyncSession, principal: Principal, *,
-        states: Sequence[ActionState] | None = None, kind: str | None = None,
-        correlation_id: str | None = None, owner: str | None = None,
-        created_before: datetime | None = None, limit: int = 50, offset: int = 0,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        states: Sequence[ActionState] | None = None,
+        kind: str | None = None,
+        correlation_id: str | None = None,
+        owner: str | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[Action]:
         query = select(Action).where(visibility(principal))
         if states:
@@ -244,8 +339,9 @@ class ActionService:
         query = query.order_by(Action.created_at.desc(), Action.id).limit(limit).offset(offset)
         return list((await session.execute(query)).scalars())
 
-    async def undo(self, session: AsyncSession, principal: Principal, action_id: str,
-                   reason: str | None = None) -> Action:
+    async def undo(
+        self, session: AsyncSession, principal: Principal, action_id: str, reason: str | None = None
+    ) -> Action:
         """Cancel an action that has not run: inside its hold window, or still in review."""
         action = await self.get(session, principal, action_id)
         ensure_can_manage(principal, action)
@@ -253,11 +349,23 @@ class ActionService:
             hint = " (it ran: roll it back instead)" if action.state == S.SUCCEEDED else ""
             raise IllegalTransitionError(
                 f"action {action.id} is {action.state}: only scheduled or pending actions "
-                f"can be undone{hint}", action_id=action.id, state=action.state)
+                f"can be undone{hint}",
+                action_id=action.id,
+                state=action.state,
+            )
         now = self.clock()
-        await transition(session, action, S.CANCELLED, actor=principal, now=now,
-                         reason=reason or "undone", values={"finished_at": now},
-                         payload={"undo": True, "inside_hold_window": bool(
-                             action.not_before and now < action.not_before)})
+        await transition(
+            session,
+            action,
+            S.CANCELLED,
+            actor=principal,
+            now=now,
+            reason=reason or "undone",
+            values={"finished_at": now},
+            payload={
+                "undo": True,
+                "inside_hold_window": bool(action.not_before and now < action.not_before),
+            },
+        )
         log.info("action.undone", action_id=action.id, tenant=action.tenant_id)
         return action

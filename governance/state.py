@@ -56,8 +56,7 @@ S = ActionState
 #: Every allowed move; anything else raises :class:`IllegalTransitionError`.
 TRANSITIONS: dict[ActionState, frozenset[ActionState]] = {
     S.PROPOSED: frozenset({S.DENIED, S.PENDING_REVIEW, S.APPROVED}),
-    S.PENDING_REVIEW: frozenset({S.PENDING_REVIEW, S.APPROVED, S.REJECTED, S.EXPIRED,
-                                 S.CANCELLED}),
+    S.PENDING_REVIEW: frozenset({S.PENDING_REVIEW, S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED}),
     S.APPROVED: frozenset({S.SCHEDULED}),
     S.SCHEDULED: frozenset({S.EXECUTING, S.CANCELLED}),
     S.EXECUTING: frozenset({S.SUCCEEDED, S.FAILED, S.SCHEDULED}),
@@ -108,20 +107,34 @@ def arguments_digest(arguments: dict[str, Any]) -> str:
 
 
 def _event(
-    action: Action, audit_action: AuditAction, *, previous: str | None, target: str,
-    reason: str | None, outcome: Outcome, payload: dict[str, Any] | None,
+    action: Action,
+    audit_action: AuditAction,
+    *,
+    previous: str | None,
+    target: str,
+    reason: str | None,
+    outcome: Outcome,
+    payload: dict[str, Any] | None,
 ) -> AuditEventIn:
     body: dict[str, Any] = {
-        "from": previous, "to": target, "version": action.version, "kind": action.kind,
+        "from": previous,
+        "to": target,
+        "version": action.version,
+        "kind": action.kind,
         "arguments_digest": arguments_digest(action.arguments),
     }
     body.update(payload or {})
     return AuditEventIn(
-        action=audit_action, outcome=outcome, resource_type="action", resource_id=action.id,
+        action=audit_action,
+        outcome=outcome,
+        resource_type="action",
+        resource_id=action.id,
         connector=action.connector or action.capability,
         reason=redact_text(reason)[:2000] if reason else None,
-        correlation_id=action.correlation_id, action_id=action.id,
-        idempotency_key=execution_key(action.id), payload=body,
+        correlation_id=action.correlation_id,
+        action_id=action.id,
+        idempotency_key=execution_key(action.id),
+        payload=body,
     )
 
 
@@ -131,7 +144,9 @@ def execution_key(action_id: str) -> str:
 
 
 async def record_proposed(
-    session: AsyncSession, action: Action, actor: Principal,
+    session: AsyncSession,
+    action: Action,
+    actor: Principal,
     payload: dict[str, Any] | None = None,
 ) -> None:
     """Insert a new PROPOSED action (version 1) and its audit event."""
@@ -139,16 +154,33 @@ async def record_proposed(
         raise IllegalTransitionError("a new action starts PROPOSED at version 1")
     session.add(action)
     await session.flush()
-    await audit.record(session, actor, _event(
-        action, AuditAction.ACTION_PROPOSED, previous=None, target=S.PROPOSED, reason=None,
-        outcome=Outcome.SUCCESS, payload=payload))
+    await audit.record(
+        session,
+        actor,
+        _event(
+            action,
+            AuditAction.ACTION_PROPOSED,
+            previous=None,
+            target=S.PROPOSED,
+            reason=None,
+            outcome=Outcome.SUCCESS,
+            payload=payload,
+        ),
+    )
 
 
 async def transition(
-    session: AsyncSession, action: Action, target: ActionState, *, actor: Principal,
-    now: datetime, values: dict[str, Any] | None = None,
-    audit_action: AuditAction | None = None, reason: str | None = None,
-    outcome: Outcome | None = None, payload: dict[str, Any] | None = None,
+    session: AsyncSession,
+    action: Action,
+    target: ActionState,
+    *,
+    actor: Principal,
+    now: datetime,
+    values: dict[str, Any] | None = None,
+    audit_action: AuditAction | None = None,
+    reason: str | None = None,
+    outcome: Outcome | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> Action:
     """Move ``action`` to ``target`` by compare-and-set, with its one audit event.
 
@@ -160,9 +192,15 @@ async def transition(
     if target not in TRANSITIONS[current]:
         raise IllegalTransitionError(
             f"action {action.id} cannot go from {current.value} to {target.value}",
-            action_id=action.id, state=current.value)
-    changes: dict[str, Any] = {"state": target.value, "version": action.version + 1,
-                               "updated_at": now, **(values or {})}
+            action_id=action.id,
+            state=current.value,
+        )
+    changes: dict[str, Any] = {
+        "state": target.value,
+        "version": action.version + 1,
+        "updated_at": now,
+        **(values or {}),
+    }
     result = await session.execute(
         update(Action)
         .where(Action.id == action.id, Action.version == action.version)
@@ -170,21 +208,38 @@ async def transition(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ConflictError(f"action {action.id} changed concurrently; reload and retry",
-                            action_id=action.id)
+        raise ConflictError(
+            f"action {action.id} changed concurrently; reload and retry", action_id=action.id
+        )
     for key, value in changes.items():
         set_committed(action, key, value)
     if outcome is None:
-        outcome = Outcome.FAILURE if target in {S.FAILED, S.COMPENSATION_FAILED} else (
-            Outcome.DENIED if target is S.DENIED else Outcome.SUCCESS)
-    await audit.record(session, actor, _event(
-        action, audit_action or DEFAULT_AUDIT[target], previous=current.value,
-        target=target.value, reason=reason, outcome=outcome, payload=payload))
+        outcome = (
+            Outcome.FAILURE
+            if target in {S.FAILED, S.COMPENSATION_FAILED}
+            else (Outcome.DENIED if target is S.DENIED else Outcome.SUCCESS)
+        )
+    await audit.record(
+        session,
+        actor,
+        _event(
+            action,
+            audit_action or DEFAULT_AUDIT[target],
+            previous=current.value,
+            target=target.value,
+            reason=reason,
+            outcome=outcome,
+            payload=payload,
+        ),
+    )
     return action
 
 
 async def update_fields(
-    session: AsyncSession, action: Action, values: dict[str, Any], *,
+    session: AsyncSession,
+    action: Action,
+    values: dict[str, Any],
+    *,
     claimed_by: str | None = None,
 ) -> None:
     """Change bookkeeping columns without a transition (no version bump, no audit).
@@ -195,7 +250,9 @@ async def update_fields(
     if claimed_by is not None:
         conditions.append(Action.claimed_by == claimed_by)
     result = await session.execute(
-        update(Action).where(*conditions).values(**values)
+        update(Action)
+        .where(*conditions)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -309,8 +309,10 @@ class WorkingHours(_Model):
     """Recurring working hours in the person's own time zone."""
 
     timezone: str = "UTC"
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4],
-                            description="ISO weekdays minus one: 0=Monday ... 6=Sunday.")
+    days: list[int] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4],
+        description="ISO weekdays minus one: 0=Monday ... 6=Sunday.",
+    )
     start: time = time(9, 0)
     end: time = time(17, 0)
 
@@ -506,8 +508,12 @@ class Invoice(_Model):
 
     def is_overdue(self, on: date) -> bool:
         """Posted, not fully paid, and due before ``on``."""
-        return (self.status == InvoiceStatus.OPEN and self.amount_due > 0
-                and self.due_date is not None and self.due_date < on)
+        return (
+            self.status == InvoiceStatus.OPEN
+            and self.amount_due > 0
+            and self.due_date is not None
+            and self.due_date < on
+        )
 
 
 class InvoiceQuery(_Model):
@@ -516,8 +522,9 @@ class InvoiceQuery(_Model):
     min_amount: Decimal | None = None
     overdue_on: date | None = Field(default=None, description="Due before this date, unpaid.")
     unpaid_only: bool = False
-    reference: str | None = Field(default=None,
-                                  description="The ERP's invoice number or the vendor's own.")
+    reference: str | None = Field(
+        default=None, description="The ERP's invoice number or the vendor's own."
+    )
     limit: int = Field(default=100, ge=1, le=10_000)
 
 
@@ -549,8 +556,12 @@ class ERPConnector(Protocol):
         ...
 
     async def find_parties(
-        self, *, name: str | None = None, email: str | None = None,
-        role: PartyRole | None = None, limit: int = 20,
+        self,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        role: PartyRole | None = None,
+        limit: int = 20,
     ) -> list[Party]:
         """Vendors and customers by (partial) name or email address/domain."""
         ...
@@ -560,8 +571,13 @@ class ERPConnector(Protocol):
         ...
 
     async def list_orders(
-        self, kind: OrderKind, *, party_id: str | None = None, number: str | None = None,
-        status: str | None = None, limit: int = 100,
+        self,
+        kind: OrderKind,
+        *,
+        party_id: str | None = None,
+        number: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
     ) -> list[Order]:
         """Purchase or sales orders, with lines."""
         ...
@@ -600,8 +616,9 @@ class ERPConnector(Protocol):
         """One invoice (payable or receivable) by id; ``ConnectorNotFoundError`` if gone."""
         ...
 
-    async def credit_vendor_bill(self, invoice_id: str, *, reason: str | None = None,
-                                 idempotency_key: str | None = None) -> Invoice:
+    async def credit_vendor_bill(
+        self, invoice_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Invoice:
         """A corrective credit memo for a posted vendor bill (compensation once posted);
         returns the credit memo. The same key returns the same memo."""
         ...

@@ -83,8 +83,14 @@ def wall_time(moment: datetime, tz_name: str) -> datetime:
 
 
 def build_vevent(
-    request: EventRequest, *, uid: str, organizer: str, sequence: int = 0,
-    rrule: str | None = None, exdates: Iterable[datetime] = (), stamp: datetime | None = None,
+    request: EventRequest,
+    *,
+    uid: str,
+    organizer: str,
+    sequence: int = 0,
+    rrule: str | None = None,
+    exdates: Iterable[datetime] = (),
+    stamp: datetime | None = None,
 ) -> icalendar.Event:
     """A VEVENT for ``request``, written in the request's own time zone."""
     event = icalendar.Event()
@@ -147,7 +153,10 @@ def event_timezone(component: icalendar.Event, default_tz: str = "UTC") -> str:
 
 
 def apply_update(
-    component: icalendar.Event, update: EventUpdate, *, default_tz: str = "UTC",
+    component: icalendar.Event,
+    update: EventUpdate,
+    *,
+    default_tz: str = "UTC",
     stamp: datetime | None = None,
 ) -> None:
     """Change a VEVENT in place; other properties (RRULE, alarms, X-props) are kept.
@@ -200,7 +209,8 @@ def set_partstat(component: icalendar.Event, address: str, response: ResponseSta
 def is_series(calendar: icalendar.Calendar) -> bool:
     """True when the calendar holds a recurring series (RRULE, RDATE or overrides)."""
     return any(
-        c.get("rrule") is not None or c.get("rdate") is not None
+        c.get("rrule") is not None
+        or c.get("rdate") is not None
         or c.get("recurrence-id") is not None
         for c in calendar.walk("VEVENT")
     )
@@ -249,8 +259,7 @@ def parse_calendar(data: str | bytes) -> icalendar.Calendar:
             pass
         unique = f"{tzid} {hashlib.sha256(block.encode()).hexdigest()[:12]}"
         text = re.sub(rf"TZID=(\"?){re.escape(tzid)}\1(?=[:;])", f'TZID="{unique}"', text)
-        text = re.sub(rf"^TZID:{re.escape(tzid)}(\r?)$", rf"TZID:{unique}\1", text,
-                      flags=re.M)
+        text = re.sub(rf"^TZID:{re.escape(tzid)}(\r?)$", rf"TZID:{unique}\1", text, flags=re.M)
     return icalendar.Calendar.from_ical(text)
 
 
@@ -266,7 +275,11 @@ def wrap_calendar(*components: icalendar.Event) -> icalendar.Calendar:
 
 
 def event_from_component(
-    component: icalendar.Event, *, calendar_id: str, event_id: str, default_tz: str = "UTC",
+    component: icalendar.Event,
+    *,
+    calendar_id: str,
+    event_id: str,
+    default_tz: str = "UTC",
     series_id: str | None = None,
 ) -> CalendarEvent:
     """Our CalendarEvent from one (expanded) VEVENT."""
@@ -284,17 +297,21 @@ def event_from_component(
     attendees = []
     for prop in _as_list(component.get("attendee")):
         params = getattr(prop, "params", {})
-        attendee_type = _ROLE_TO_TYPE.get(str(params.get("ROLE", "REQ-PARTICIPANT")).upper(),
-                                          AttendeeType.REQUIRED)
+        attendee_type = _ROLE_TO_TYPE.get(
+            str(params.get("ROLE", "REQ-PARTICIPANT")).upper(), AttendeeType.REQUIRED
+        )
         if str(params.get("CUTYPE", "")).upper() in {"RESOURCE", "ROOM"}:
             attendee_type = AttendeeType.RESOURCE
-        attendees.append(Attendee(
-            address=_strip_mailto(prop),
-            name=str(params["CN"]) if "CN" in params else None,
-            type=attendee_type,
-            response=_PARTSTAT_TO_RESPONSE.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(),
-                                               ResponseStatus.NEEDS_ACTION),
-        ))
+        attendees.append(
+            Attendee(
+                address=_strip_mailto(prop),
+                name=str(params["CN"]) if "CN" in params else None,
+                type=attendee_type,
+                response=_PARTSTAT_TO_RESPONSE.get(
+                    str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), ResponseStatus.NEEDS_ACTION
+                ),
+            )
+        )
     busystatus = str(component.get("x-microsoft-cdo-busystatus", "")).upper()
     if busystatus in _BUSYSTATUS:
         show_as = _BUSYSTATUS[busystatus]
@@ -332,9 +349,7 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def expand(
-    calendar: icalendar.Calendar, start: datetime, end: datetime
-) -> list[icalendar.Event]:
+def expand(calendar: icalendar.Calendar, start: datetime, end: datetime) -> list[icalendar.Event]:
     """Occurrences overlapping [start, end): RRULE, RDATE, EXDATE and RECURRENCE-ID applied.
 
     Occurrences of a series keep the master's RRULE and carry a RECURRENCE-ID; a single
@@ -342,14 +357,16 @@ def expand(
     every component it returns, which would make a single event look like an occurrence).
     """
     recurring = {
-        str(c.get("uid")) for c in calendar.walk("VEVENT")
-        if c.get("rrule") is not None or c.get("rdate") is not None
+        str(c.get("uid"))
+        for c in calendar.walk("VEVENT")
+        if c.get("rrule") is not None
+        or c.get("rdate") is not None
         or c.get("recurrence-id") is not None
     }
     occurrences = []
-    for component in recurring_ical_events.of(
-        calendar, keep_recurrence_attributes=True
-    ).between(start, end):
+    for component in recurring_ical_events.of(calendar, keep_recurrence_attributes=True).between(
+        start, end
+    ):
         if str(component.get("uid")) not in recurring:
             component.pop("recurrence-id", None)
         occurrences.append(component)

@@ -29,16 +29,47 @@ IDEMPOTENCY_HEADER = "X-Assistant-Idempotency-Key"
 _MSGID = re.compile(r"<[^<>\s]+>")
 _WS = re.compile(r"\s+")
 # Headers modelled as fields of EmailMessage; everything else worth keeping goes to headers.
-_MODELLED = frozenset({
-    "from", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "in-reply-to",
-    "references", "list-unsubscribe", "list-id", "auto-submitted", "precedence",
-})
-_KEPT = frozenset({
-    "content-type", "return-path", "sender", "authentication-results", "received-spf",
-    "arc-authentication-results", "feedback-id", "list-post", "list-help", "list-archive",
-    "list-unsubscribe-post", "importance", "priority", "thread-topic", "thread-index",
-    "delivered-to", "organization", "user-agent", "mime-version",
-})
+_MODELLED = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "list-unsubscribe",
+        "list-id",
+        "auto-submitted",
+        "precedence",
+    }
+)
+_KEPT = frozenset(
+    {
+        "content-type",
+        "return-path",
+        "sender",
+        "authentication-results",
+        "received-spf",
+        "arc-authentication-results",
+        "feedback-id",
+        "list-post",
+        "list-help",
+        "list-archive",
+        "list-unsubscribe-post",
+        "importance",
+        "priority",
+        "thread-topic",
+        "thread-index",
+        "delivered-to",
+        "organization",
+        "user-agent",
+        "mime-version",
+    }
+)
 _MAX_HEADER_VALUE = 500
 _MAX_KEPT_HEADERS = 60
 _MAX_REFERENCES = 20
@@ -246,18 +277,26 @@ class _Bodies:
             return
         disposition = part.get_content_disposition()
         filename = _filename(part)
-        is_body = (content_type in ("text/plain", "text/html") and disposition != "attachment"
-                   and not (filename and disposition != "inline"))
+        is_body = (
+            content_type in ("text/plain", "text/html")
+            and disposition != "attachment"
+            and not (filename and disposition != "inline")
+        )
         if is_body:
             text = _decode_text(part)
             (self.text if content_type == "text/plain" else self.html).append(text)
             return
         content_id = part.get("content-id")
-        self.attachments.append(Attachment(
-            filename=filename, content_type=content_type, size=_payload_size(part),
-            content_id=_clean(str(content_id)).strip("<>") or None if content_id else None,
-            is_inline=disposition == "inline" or (disposition is None and content_id is not None),
-        ))
+        self.attachments.append(
+            Attachment(
+                filename=filename,
+                content_type=content_type,
+                size=_payload_size(part),
+                content_id=_clean(str(content_id)).strip("<>") or None if content_id else None,
+                is_inline=disposition == "inline"
+                or (disposition is None and content_id is not None),
+            )
+        )
 
     def _alternative(self, parts: list[Message]) -> None:
         # Keep the plain and the HTML version of the same content, and nothing twice.
@@ -297,8 +336,9 @@ def parse_mime(raw: bytes) -> MimeMessage:
     return message
 
 
-def derive_thread_id(message_id: str | None, in_reply_to: str | None,
-                     references: Sequence[str]) -> str | None:
+def derive_thread_id(
+    message_id: str | None, in_reply_to: str | None, references: Sequence[str]
+) -> str | None:
     """Thread root from References (RFC 5322 3.6.4): the first one, else the parent, else self."""
     if references:
         return references[0]
@@ -306,8 +346,13 @@ def derive_thread_id(message_id: str | None, in_reply_to: str | None,
 
 
 def parse_message(
-    raw: bytes, *, id: str, folder: str, flags: Iterable[str] = (),
-    thread_id: str | None = None, is_draft: bool | None = None,
+    raw: bytes,
+    *,
+    id: str,
+    folder: str,
+    flags: Iterable[str] = (),
+    thread_id: str | None = None,
+    is_draft: bool | None = None,
     received: datetime | None = None,
 ) -> EmailMessage:
     """An :class:`EmailMessage` from raw RFC 5322 bytes; tolerant of malformed input."""
@@ -330,17 +375,28 @@ def parse_message(
     flag_list = list(dict.fromkeys(flags))
     date = _date(msg) or received
     return EmailMessage(
-        id=id, message_id=message_id,
+        id=id,
+        message_id=message_id,
         thread_id=thread_id or derive_thread_id(message_id, in_reply_to, references),
-        folder=folder, subject=_header(msg, "subject") or "",
+        folder=folder,
+        subject=_header(msg, "subject") or "",
         sender=senders[0] if senders else None,
-        reply_to=_addresses(msg, "reply-to"), to=_addresses(msg, "to"),
-        cc=_addresses(msg, "cc"), bcc=_addresses(msg, "bcc"),
-        date=date, text=_normalise_text(text), html=html,
-        attachments=bodies.attachments, in_reply_to=in_reply_to, references=references,
-        list_unsubscribe=_header(msg, "list-unsubscribe"), list_id=_header(msg, "list-id"),
-        auto_submitted=_header(msg, "auto-submitted"), precedence=_header(msg, "precedence"),
-        headers=_kept_headers(msg), flags=flag_list,
+        reply_to=_addresses(msg, "reply-to"),
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
+        bcc=_addresses(msg, "bcc"),
+        date=date,
+        text=_normalise_text(text),
+        html=html,
+        attachments=bodies.attachments,
+        in_reply_to=in_reply_to,
+        references=references,
+        list_unsubscribe=_header(msg, "list-unsubscribe"),
+        list_id=_header(msg, "list-id"),
+        auto_submitted=_header(msg, "auto-submitted"),
+        precedence=_header(msg, "precedence"),
+        headers=_kept_headers(msg),
+        flags=flag_list,
         is_draft=is_draft if is_draft is not None else "draft" in flag_list,
     )
 
@@ -363,7 +419,7 @@ def reply_threading(original: EmailMessage) -> tuple[str | None, list[str]]:
         parents = [original.in_reply_to]
     refs = [r for r in parents if r != original.message_id] + [original.message_id]
     if len(refs) > _MAX_REFERENCES:  # keep the root and the most recent ancestors
-        refs = [refs[0], *refs[-(_MAX_REFERENCES - 1):]]
+        refs = [refs[0], *refs[-(_MAX_REFERENCES - 1) :]]
     return original.message_id, refs
 
 
@@ -395,11 +451,19 @@ def _address(value: EmailAddress) -> Address:
 
 
 def build_message(
-    *, sender: EmailAddress, to: Sequence[EmailAddress] = (), cc: Sequence[EmailAddress] = (),
-    bcc: Sequence[EmailAddress] = (), subject: str = "", body_text: str,
-    body_html: str | None = None, in_reply_to: str | None = None,
-    references: Sequence[str] = (), message_id: str | None = None,
-    date: datetime | None = None, extra_headers: dict[str, str] | None = None,
+    *,
+    sender: EmailAddress,
+    to: Sequence[EmailAddress] = (),
+    cc: Sequence[EmailAddress] = (),
+    bcc: Sequence[EmailAddress] = (),
+    subject: str = "",
+    body_text: str,
+    body_html: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    message_id: str | None = None,
+    date: datetime | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> MimeMessage:
     """A MIME message (text, plus an HTML alternative when given) with threading headers."""
     message = MimeMessage(policy=policy.SMTP)

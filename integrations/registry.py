@@ -65,9 +65,7 @@ class ConnectorRegistry:
     def with_capability(self, capability: Capability) -> list[ConnectorSpec]:
         return [s for s in self.specs.values() if capability in s.capabilities]
 
-    async def build(
-        self, slug: str, raw_config: dict[str, Any], context: ConnectorContext
-    ) -> Any:
+    async def build(self, slug: str, raw_config: dict[str, Any], context: ConnectorContext) -> Any:
         """Validate ``raw_config`` and build a new instance for ``context.tenant_id``."""
         spec = self.get(slug)
         config = spec.validate_config(raw_config)

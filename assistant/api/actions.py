@@ -76,8 +76,9 @@ class ProposeIn(BaseModel):
     correlation_id: str | None = Field(default=None, max_length=128)
     connector: str | None = Field(default=None, description="Connector instance name.")
     autonomy: Autonomy | None = None
-    dedupe_key: str | None = Field(default=None, max_length=200,
-                                   description="Proposing twice with one key returns the first.")
+    dedupe_key: str | None = Field(
+        default=None, max_length=200, description="Proposing twice with one key returns the first."
+    )
 
 
 class ReasonIn(BaseModel):
@@ -105,10 +106,16 @@ class RollbackOut(BaseModel):
 
     @classmethod
     def of(cls, outcome: RollbackOutcome) -> RollbackOut:
-        return cls(action_id=outcome.action_id, kind=outcome.kind, ok=outcome.ok,
-                   state=outcome.state, detail=outcome.detail,
-                   effect_undone=outcome.effect_undone,
-                   follow_up_action_id=outcome.follow_up_action_id, result=outcome.result)
+        return cls(
+            action_id=outcome.action_id,
+            kind=outcome.kind,
+            ok=outcome.ok,
+            state=outcome.state,
+            detail=outcome.detail,
+            effect_undone=outcome.effect_undone,
+            follow_up_action_id=outcome.follow_up_action_id,
+            result=outcome.result,
+        )
 
 
 class ExceptionOut(BaseModel):
@@ -125,71 +132,108 @@ class ExceptionOut(BaseModel):
 
 
 @router.post("", status_code=201, summary="Propose an action (it goes through the policy)")
-async def propose(body: ProposeIn, principal: Proposer, session: SessionDep,
-                  governance: GovernanceDep) -> ActionOut:
+async def propose(
+    body: ProposeIn, principal: Proposer, session: SessionDep, governance: GovernanceDep
+) -> ActionOut:
     on_behalf_of = body.on_behalf_of or principal.acting_for
     if on_behalf_of != principal.acting_for:
         raise PermissionDeniedError("you propose for yourself or the executive you act for")
-    action = await governance.actions.propose(session, principal, Proposal(
-        kind=body.kind, arguments=body.arguments, on_behalf_of=on_behalf_of,
-        correlation_id=body.correlation_id, connector=body.connector, autonomy=body.autonomy,
-        dedupe_key=body.dedupe_key))
+    action = await governance.actions.propose(
+        session,
+        principal,
+        Proposal(
+            kind=body.kind,
+            arguments=body.arguments,
+            on_behalf_of=on_behalf_of,
+            correlation_id=body.correlation_id,
+            connector=body.connector,
+            autonomy=body.autonomy,
+            dedupe_key=body.dedupe_key,
+        ),
+    )
     return ActionOut.model_validate(action)
 
 
 @router.get("", summary="List actions of the tenant")
 async def list_actions(
-    principal: Reader, session: SessionDep, governance: GovernanceDep,
+    principal: Reader,
+    session: SessionDep,
+    governance: GovernanceDep,
     state: Annotated[list[ActionState] | None, Query()] = None,
-    kind: str | None = None, correlation_id: str | None = None, owner: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    kind: str | None = None,
+    correlation_id: str | None = None,
+    owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[ActionOut]:
-    rows = await governance.actions.list(session, principal, states=state, kind=kind,
-                                         correlation_id=correlation_id, owner=owner,
-                                         limit=limit, offset=offset)
+    rows = await governance.actions.list(
+        session,
+        principal,
+        states=state,
+        kind=kind,
+        correlation_id=correlation_id,
+        owner=owner,
+        limit=limit,
+        offset=offset,
+    )
     return [ActionOut.model_validate(row) for row in rows]
 
 
 @router.get("/exceptions", summary="The exception queue: failed actions and compensations")
 async def list_exceptions(
-    principal: ExceptionReader, session: SessionDep, owner: str | None = None,
-    status: str = "open", limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    principal: ExceptionReader,
+    session: SessionDep,
+    owner: str | None = None,
+    status: str = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ExceptionOut]:
-    query = select(ActionException).where(ActionException.tenant_id == principal.tenant_id,
-                                          ActionException.status == status)
+    query = select(ActionException).where(
+        ActionException.tenant_id == principal.tenant_id, ActionException.status == status
+    )
     if owner:
         query = query.where(ActionException.owner == owner)
-    rows = (await session.execute(query.order_by(ActionException.created_at.desc())
-                                  .limit(limit))).scalars()
+    rows = (
+        await session.execute(query.order_by(ActionException.created_at.desc()).limit(limit))
+    ).scalars()
     return [ExceptionOut.model_validate(row) for row in rows]
 
 
 @router.post("/rollback", summary="Roll back every action of a correlation id, newest first")
-async def rollback_correlation(body: CorrelationRollbackIn, principal: Compensator,
-                               governance: GovernanceDep) -> list[RollbackOut]:
+async def rollback_correlation(
+    body: CorrelationRollbackIn, principal: Compensator, governance: GovernanceDep
+) -> list[RollbackOut]:
     outcomes = await governance.compensation.rollback_correlation(
-        principal, body.correlation_id, body.reason)
+        principal, body.correlation_id, body.reason
+    )
     return [RollbackOut.of(o) for o in outcomes]
 
 
 @router.get("/{action_id}", summary="One action, with its policy decision and explanation")
-async def get_action(action_id: str, principal: Reader, session: SessionDep,
-                     governance: GovernanceDep) -> ActionOut:
-    return ActionOut.model_validate(await governance.actions.get(session, principal,
-                                                                 action_id))
+async def get_action(
+    action_id: str, principal: Reader, session: SessionDep, governance: GovernanceDep
+) -> ActionOut:
+    return ActionOut.model_validate(await governance.actions.get(session, principal, action_id))
 
 
 @router.post("/{action_id}/undo", summary="Undo inside the hold window (or while in review)")
-async def undo(action_id: str, principal: Canceller, session: SessionDep,
-               governance: GovernanceDep, body: ReasonIn | None = None) -> ActionOut:
-    action = await governance.actions.undo(session, principal, action_id,
-                                           body.reason if body else None)
+async def undo(
+    action_id: str,
+    principal: Canceller,
+    session: SessionDep,
+    governance: GovernanceDep,
+    body: ReasonIn | None = None,
+) -> ActionOut:
+    action = await governance.actions.undo(
+        session, principal, action_id, body.reason if body else None
+    )
     return ActionOut.model_validate(action)
 
 
 @router.post("/{action_id}/rollback", summary="Compensate an executed action")
-async def rollback(action_id: str, principal: Compensator, governance: GovernanceDep,
-                   body: ReasonIn | None = None) -> RollbackOut:
-    outcome = await governance.compensation.rollback(principal, action_id,
-                                                     body.reason if body else None)
+async def rollback(
+    action_id: str, principal: Compensator, governance: GovernanceDep, body: ReasonIn | None = None
+) -> RollbackOut:
+    outcome = await governance.compensation.rollback(
+        principal, action_id, body.reason if body else None
+    )
     return RollbackOut.of(outcome)

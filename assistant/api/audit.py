@@ -53,23 +53,37 @@ class AuditEventOut(BaseModel):
     @classmethod
     def of(cls, event: AuditEvent) -> AuditEventOut:
         return cls(
-            tenant_id=event.tenant_id, seq=event.seq, event_id=event.event_id,
-            occurred_at=event.occurred_at, recorded_at=event.recorded_at,
-            actor_type=event.actor_type, actor_id=event.actor_id,
-            on_behalf_of=event.on_behalf_of, roles=event.roles, source_ip=event.source_ip,
-            action=event.action, resource_type=event.resource_type,
-            resource_id=event.resource_id, connector=event.connector, outcome=event.outcome,
-            reason=event.reason, correlation_id=event.correlation_id,
-            action_id=event.action_id, idempotency_key=event.idempotency_key,
-            payload=event.payload, schema_version=event.schema_version,
-            prev_hash=event.prev_hash, row_hash=event.row_hash,
+            tenant_id=event.tenant_id,
+            seq=event.seq,
+            event_id=event.event_id,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
+            actor_type=event.actor_type,
+            actor_id=event.actor_id,
+            on_behalf_of=event.on_behalf_of,
+            roles=event.roles,
+            source_ip=event.source_ip,
+            action=event.action,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            connector=event.connector,
+            outcome=event.outcome,
+            reason=event.reason,
+            correlation_id=event.correlation_id,
+            action_id=event.action_id,
+            idempotency_key=event.idempotency_key,
+            payload=event.payload,
+            schema_version=event.schema_version,
+            prev_hash=event.prev_hash,
+            row_hash=event.row_hash,
         )
 
 
 class AuditEventPage(BaseModel):
     items: list[AuditEventOut]
     next_cursor: int | None = Field(
-        description="Pass as after_seq for the next page; null on the last page.")
+        description="Pass as after_seq for the next page; null on the last page."
+    )
 
 
 class ProblemOut(BaseModel):
@@ -93,14 +107,20 @@ class VerifyOut(BaseModel):
 
 @router.get("/events", response_model=AuditEventPage)
 async def list_events(
-    principal: Auditor, session: SessionDep,
-    since: Annotated[datetime | None, Query(
-        description="Events that occurred at or after this time (UTC if no offset).")] = None,
-    until: Annotated[datetime | None, Query(
-        description="Events that occurred before this time (UTC if no offset).")] = None,
+    principal: Auditor,
+    session: SessionDep,
+    since: Annotated[
+        datetime | None,
+        Query(description="Events that occurred at or after this time (UTC if no offset)."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        Query(description="Events that occurred before this time (UTC if no offset)."),
+    ] = None,
     actor: Annotated[str | None, Query(description="Actor id.")] = None,
-    action: Annotated[list[AuditAction] | None, Query(
-        description="Action(s); repeat for several.")] = None,
+    action: Annotated[
+        list[AuditAction] | None, Query(description="Action(s); repeat for several.")
+    ] = None,
     resource_type: str | None = None,
     resource_id: str | None = None,
     outcome: Outcome | None = None,
@@ -111,13 +131,19 @@ async def list_events(
 ) -> AuditEventPage:
     """The caller's tenant's audit events, oldest first, filtered, one keyset page."""
     where = AuditFilter(
-        since=since, until=until, actor_id=actor,
-        actions=[a.value for a in action or ()], resource_type=resource_type,
-        resource_id=resource_id, outcome=outcome.value if outcome else None,
-        correlation_id=correlation_id, action_id=action_id,
+        since=since,
+        until=until,
+        actor_id=actor,
+        actions=[a.value for a in action or ()],
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome=outcome.value if outcome else None,
+        correlation_id=correlation_id,
+        action_id=action_id,
     )
-    events, cursor = await query_events(session, principal.tenant_id, where,
-                                        after_seq=after_seq, limit=limit)
+    events, cursor = await query_events(
+        session, principal.tenant_id, where, after_seq=after_seq, limit=limit
+    )
     return AuditEventPage(items=[AuditEventOut.of(e) for e in events], next_cursor=cursor)
 
 
@@ -125,6 +151,7 @@ async def list_events(
 async def verify(principal: Auditor, session: SessionDep, settings: SettingsDep) -> VerifyOut:
     """Verify the caller's tenant's chain: hashes, seqs, checkpoints, the tail."""
     public_key = load_public_key(settings.audit_key_file)
-    report = await verify_chain(session, principal.tenant_id,
-                                public_keys=[public_key] if public_key else [])
+    report = await verify_chain(
+        session, principal.tenant_id, public_keys=[public_key] if public_key else []
+    )
     return VerifyOut.model_validate(report.to_dict())

@@ -59,7 +59,8 @@ class MeOut(BaseModel):
     display_name: str | None
     permissions: list[str]
     delegations: list[DelegationOut] = Field(
-        default_factory=list, description="Executives who let this user act for them.")
+        default_factory=list, description="Executives who let this user act for them."
+    )
 
 
 class UserOut(BaseModel):
@@ -132,7 +133,8 @@ class DelegationCreate(BaseModel):
 
     delegate_id: str = Field(min_length=1, max_length=64)
     scopes: list[str] | None = Field(
-        default=None, description=f"Default: all of {sorted(p.value for p in DELEGABLE)}.")
+        default=None, description=f"Default: all of {sorted(p.value for p in DELEGABLE)}."
+    )
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -181,64 +183,96 @@ button{{margin-top:1rem;padding:.5rem 1rem}}.error{{color:#b00020}}</style></hea
 <button type="submit">Sign in</button></form></body></html>"""
 
 
-def _login_page(auth: AuthRuntime, *, next_path: str, tenant: str, username: str = "",
-                message: str | None = None, status_code: int = 200,
-                headers: dict[str, str] | None = None) -> HTMLResponse:
+def _login_page(
+    auth: AuthRuntime,
+    *,
+    next_path: str,
+    tenant: str,
+    username: str = "",
+    message: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     auth_settings = auth.settings
     csrf = secrets.token_urlsafe(24)
     body = _PAGE.format(
-        csrf=csrf, next=html.escape(next_path), tenant=html.escape(tenant),
+        csrf=csrf,
+        next=html.escape(next_path),
+        tenant=html.escape(tenant),
         username=html.escape(username),
         message=f'<p class="error" role="alert">{html.escape(message)}</p>' if message else "",
     )
     response = HTMLResponse(body, status_code=status_code, headers=headers)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src "
-                                                   "'unsafe-inline'; form-action 'self'")
-    sessions.set_cookie(response, auth_settings, CSRF_COOKIE, csrf,
-                        max_age=SIGNIN_STATE_MAX_AGE, path="/auth")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    )
+    sessions.set_cookie(
+        response, auth_settings, CSRF_COOKIE, csrf, max_age=SIGNIN_STATE_MAX_AGE, path="/auth"
+    )
     return response
 
 
 def _error_page(message: str, status_code: int) -> HTMLResponse:
     return HTMLResponse(
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in "
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in '
         f"failed</title></head><body><h1>Sign-in failed</h1><p>{html.escape(message)}</p>"
-        f"<p><a href=\"/auth/login\">Try again</a></p></body></html>",
-        status_code=status_code, headers={"Cache-Control": "no-store"})
+        f'<p><a href="/auth/login">Try again</a></p></body></html>',
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
-@router.get("/auth/login", summary="Sign in: a password form (local) or Entra (entra mode)",
-            response_class=HTMLResponse)
-async def login(request: Request, auth: AuthDep,
-                next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+@router.get(
+    "/auth/login",
+    summary="Sign in: a password form (local) or Entra (entra mode)",
+    response_class=HTMLResponse,
+)
+async def login(
+    request: Request, auth: AuthDep, next: Annotated[str | None, Query(max_length=2000)] = None
+) -> Response:
     next_path = _safe_next(next)
     if auth.entra is None:
-        return _login_page(auth, next_path=next_path,
-                           tenant=auth.settings.auth.default_tenant)
+        return _login_page(auth, next_path=next_path, tenant=auth.settings.auth.default_tenant)
     redirect_uri = f"{auth.settings.server.public_url.rstrip('/')}/auth/callback"
     flow = await auth.entra.begin_sign_in(redirect_uri)
     response = RedirectResponse(flow["auth_uri"], status_code=302)
     sealed = auth.sealer.seal(json.dumps({"flow": flow, "next": next_path}).encode())
-    sessions.set_cookie(response, auth.settings, SIGNIN_STATE_COOKIE, sealed,
-                        max_age=SIGNIN_STATE_MAX_AGE, path="/auth")
+    sessions.set_cookie(
+        response,
+        auth.settings,
+        SIGNIN_STATE_COOKIE,
+        sealed,
+        max_age=SIGNIN_STATE_MAX_AGE,
+        path="/auth",
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def _signed_in(auth: AuthRuntime, cookie_value: str, next_path: str) -> RedirectResponse:
     response = RedirectResponse(next_path, status_code=303)
-    sessions.set_cookie(response, auth.settings, auth.settings.auth.session_cookie,
-                        cookie_value, max_age=auth.settings.auth.session_ttl_s)
+    sessions.set_cookie(
+        response,
+        auth.settings,
+        auth.settings.auth.session_cookie,
+        cookie_value,
+        max_age=auth.settings.auth.session_ttl_s,
+    )
     sessions.clear_cookie(response, auth.settings, CSRF_COOKIE, path="/auth")
     sessions.clear_cookie(response, auth.settings, SIGNIN_STATE_COOKIE, path="/auth")
     return response
 
 
-@router.post("/auth/password", summary="Sign in with a user name and password (local mode)",
-             response_class=HTMLResponse)
+@router.post(
+    "/auth/password",
+    summary="Sign in with a user name and password (local mode)",
+    response_class=HTMLResponse,
+)
 async def password_sign_in(
-    request: Request, auth: AuthDep, session: SessionDep,
+    request: Request,
+    auth: AuthDep,
+    session: SessionDep,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[SecretStr, Form(max_length=1024)],
     csrf: Annotated[str, Form(max_length=200)],
@@ -251,29 +285,57 @@ async def password_sign_in(
     next_path = _safe_next(next)
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf):
-        return _login_page(auth, next_path=next_path, tenant=tenant_id, username=username,
-                           message="The form expired; please sign in again.", status_code=400)
+        return _login_page(
+            auth,
+            next_path=next_path,
+            tenant=tenant_id,
+            username=username,
+            message="The form expired; please sign in again.",
+            status_code=400,
+        )
     source = request.client.host if request.client else "unknown"
     result = await users.password_sign_in(
-        session, auth.settings.auth, tenant_id=tenant_id, username=username.strip(),
-        password=password.get_secret_value(), source=source)
+        session,
+        auth.settings.auth,
+        tenant_id=tenant_id,
+        username=username.strip(),
+        password=password.get_secret_value(),
+        source=source,
+    )
     if result.outcome is users.SignInOutcome.RATE_LIMITED:
-        return _login_page(auth, next_path=next_path, tenant=tenant_id, username=username,
-                           message="Too many failed attempts; try again later.",
-                           status_code=429, headers={"Retry-After": str(result.retry_after)})
+        return _login_page(
+            auth,
+            next_path=next_path,
+            tenant=tenant_id,
+            username=username,
+            message="Too many failed attempts; try again later.",
+            status_code=429,
+            headers={"Retry-After": str(result.retry_after)},
+        )
     if result.outcome is not users.SignInOutcome.OK or result.user is None:
-        return _login_page(auth, next_path=next_path, tenant=tenant_id, username=username,
-                           message="Wrong user name or password, or the account is locked.",
-                           status_code=401)
+        return _login_page(
+            auth,
+            next_path=next_path,
+            tenant=tenant_id,
+            username=username,
+            message="Wrong user name or password, or the account is locked.",
+            status_code=401,
+        )
     value = await sessions.create_session(
-        session, auth.settings, tenant_id=tenant_id, user_id=result.user.id,
-        roles=result.roles, source="local",
-        display_name=result.user.display_name or result.user.username)
+        session,
+        auth.settings,
+        tenant_id=tenant_id,
+        user_id=result.user.id,
+        roles=result.roles,
+        source="local",
+        display_name=result.user.display_name or result.user.username,
+    )
     return _signed_in(auth, value, next_path)
 
 
-@router.get("/auth/callback", summary="Where Entra returns after sign-in",
-            response_class=HTMLResponse)
+@router.get(
+    "/auth/callback", summary="Where Entra returns after sign-in", response_class=HTMLResponse
+)
 async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Response:
     if auth.entra is None:
         raise NotFoundError("no Entra sign-in in local mode")
@@ -282,9 +344,14 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
     state = request.cookies.get(SIGNIN_STATE_COOKIE)
 
     async def failed(reason: str, tenant_id: str = default_tenant) -> HTMLResponse:
-        await audit(session, anonymous(tenant_id, source), AuditAction.AUTH_SIGNIN_FAILED,
-                    outcome=Outcome.FAILURE, reason=reason,
-                    payload={"method": "entra", "source": source})
+        await audit(
+            session,
+            anonymous(tenant_id, source),
+            AuditAction.AUTH_SIGNIN_FAILED,
+            outcome=Outcome.FAILURE,
+            reason=reason,
+            payload={"method": "entra", "source": source},
+        )
         log.info("auth.signin.failed", method="entra", reason=reason)
         response = _error_page("The sign-in could not be completed.", 401)
         sessions.clear_cookie(response, auth.settings, SIGNIN_STATE_COOKIE, path="/auth")
@@ -301,27 +368,50 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         return await failed(f"entra error: {params['error'][:100]}")
     try:
         result = await auth.entra.finish_sign_in(saved["flow"], params)
-        verified = await auth.validator.validate(result["id_token"],
-                                                 audiences=[auth.entra.client_id])
+        verified = await auth.validator.validate(
+            result["id_token"], audiences=[auth.entra.client_id]
+        )
     except EntraTokenError as exc:
         return await failed(f"{exc.detail} ({exc.reason})")
     except TokenRejectedError as exc:
         return await failed(f"id token rejected: {exc.reason}", exc.tenant_id or default_tenant)
     claims = verified.claims
-    actor = Principal(user_id=verified.subject, tenant_id=verified.tenant_id,
-                      roles=verified.roles, source_ip=source)
+    actor = Principal(
+        user_id=verified.subject,
+        tenant_id=verified.tenant_id,
+        roles=verified.roles,
+        source_ip=source,
+    )
     username = str(claims.get("preferred_username") or claims.get("email") or verified.subject)
     await users.upsert_directory_user(
-        session, actor, tenant_id=verified.tenant_id, user_id=verified.subject,
-        username=username, display_name=verified.display_name,
-        email=str(claims["email"]) if claims.get("email") else None)
+        session,
+        actor,
+        tenant_id=verified.tenant_id,
+        user_id=verified.subject,
+        username=username,
+        display_name=verified.display_name,
+        email=str(claims["email"]) if claims.get("email") else None,
+    )
     value = await sessions.create_session(
-        session, auth.settings, tenant_id=verified.tenant_id, user_id=verified.subject,
-        roles=verified.roles, source="entra", display_name=verified.display_name)
-    await audit(session, actor, AuditAction.AUTH_SIGNIN_SUCCEEDED, resource_type="user",
-                resource_id=verified.subject, payload={"method": "entra", "source": source})
-    log.info("auth.signin.succeeded", tenant=verified.tenant_id, user=verified.subject,
-             method="entra")
+        session,
+        auth.settings,
+        tenant_id=verified.tenant_id,
+        user_id=verified.subject,
+        roles=verified.roles,
+        source="entra",
+        display_name=verified.display_name,
+    )
+    await audit(
+        session,
+        actor,
+        AuditAction.AUTH_SIGNIN_SUCCEEDED,
+        resource_type="user",
+        resource_id=verified.subject,
+        payload={"method": "entra", "source": source},
+    )
+    log.info(
+        "auth.signin.succeeded", tenant=verified.tenant_id, user=verified.subject, method="entra"
+    )
     return _signed_in(auth, value, _safe_next(saved.get("next")))
 
 
@@ -331,10 +421,16 @@ async def logout(request: Request, auth: AuthDep, session: SessionDep) -> Respon
     if cookie:
         row = await sessions.revoke_session(session, cookie)
         if row is not None:
-            await audit(session, Principal(user_id=row.user_id, tenant_id=row.tenant_id,
-                                           source_ip=request.client.host if request.client
-                                           else None),
-                        AuditAction.AUTH_SIGNOUT, resource_type="session")
+            await audit(
+                session,
+                Principal(
+                    user_id=row.user_id,
+                    tenant_id=row.tenant_id,
+                    source_ip=request.client.host if request.client else None,
+                ),
+                AuditAction.AUTH_SIGNOUT,
+                resource_type="session",
+            )
     response = RedirectResponse("/auth/login", status_code=303)
     sessions.clear_cookie(response, auth.settings, auth.settings.auth.session_cookie)
     return response
@@ -344,19 +440,25 @@ async def logout(request: Request, auth: AuthDep, session: SessionDep) -> Respon
 
 
 @router.get("/api/v1/me", summary="Who the caller is and what it may do")
-async def me(principal: Annotated[Principal, require(Permission.ME_READ)],
-             session: SessionDep) -> MeOut:
+async def me(
+    principal: Annotated[Principal, require(Permission.ME_READ)], session: SessionDep
+) -> MeOut:
     received: list[DelegationOut] = []
     if principal.actor_type is ActorType.USER:
-        grants = await users.list_delegations(session, principal.tenant_id,
-                                              user_id=principal.user_id)
-        received = [DelegationOut.model_validate(g) for g in grants
-                    if g.delegate_id == principal.user_id]
+        grants = await users.list_delegations(
+            session, principal.tenant_id, user_id=principal.user_id
+        )
+        received = [
+            DelegationOut.model_validate(g) for g in grants if g.delegate_id == principal.user_id
+        ]
     return MeOut(
-        user_id=principal.user_id, tenant_id=principal.tenant_id,
-        roles=sorted(principal.roles), actor_type=principal.actor_type,
+        user_id=principal.user_id,
+        tenant_id=principal.tenant_id,
+        roles=sorted(principal.roles),
+        actor_type=principal.actor_type,
         auth_method=str(getattr(principal, "auth_method", "")) or None,
-        on_behalf_of=principal.on_behalf_of, display_name=principal.display_name,
+        on_behalf_of=principal.on_behalf_of,
+        display_name=principal.display_name,
         permissions=sorted(p.value for p in effective_permissions(principal)),
         delegations=received,
     )
@@ -373,35 +475,52 @@ def _user_out(user: User, roles: frozenset[Role]) -> UserOut:
 
 
 @router.get("/api/v1/users", summary="Users of the tenant")
-async def list_users(principal: Annotated[Principal, require(Permission.USERS_READ)],
-                     session: SessionDep) -> list[UserOut]:
+async def list_users(
+    principal: Annotated[Principal, require(Permission.USERS_READ)], session: SessionDep
+) -> list[UserOut]:
     roles = await users.roles_by_user(session, principal.tenant_id)
-    return [_user_out(user, roles.get(user.id, frozenset()))
-            for user in await users.list_users(session, principal.tenant_id)]
+    return [
+        _user_out(user, roles.get(user.id, frozenset()))
+        for user in await users.list_users(session, principal.tenant_id)
+    ]
 
 
 @router.post("/api/v1/users", status_code=201, summary="Create a user (local sign-in)")
-async def create_user(body: UserCreate,
-                      principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
-                      session: SessionDep) -> UserOut:
+async def create_user(
+    body: UserCreate,
+    principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
+    session: SessionDep,
+) -> UserOut:
     user = await users.create_user(
-        session, principal, tenant_id=principal.tenant_id, username=body.username,
-        roles=body.roles, display_name=body.display_name, email=body.email,
-        password=body.password.get_secret_value() if body.password else None)
+        session,
+        principal,
+        tenant_id=principal.tenant_id,
+        username=body.username,
+        roles=body.roles,
+        display_name=body.display_name,
+        email=body.email,
+        password=body.password.get_secret_value() if body.password else None,
+    )
     return _user_out(user, frozenset(body.roles))
 
 
 @router.get("/api/v1/users/{user_id}", summary="One user of the tenant")
-async def get_user(user_id: str, principal: Annotated[Principal, require(Permission.USERS_READ)],
-                   session: SessionDep) -> UserOut:
+async def get_user(
+    user_id: str,
+    principal: Annotated[Principal, require(Permission.USERS_READ)],
+    session: SessionDep,
+) -> UserOut:
     user = await users.get_user(session, principal.tenant_id, user_id)
     return _user_out(user, await users.roles_of(session, principal.tenant_id, user.id))
 
 
 @router.patch("/api/v1/users/{user_id}", summary="Rename, disable, enable or unlock a user")
-async def patch_user(user_id: str, body: UserPatch,
-                     principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
-                     session: SessionDep) -> UserOut:
+async def patch_user(
+    user_id: str,
+    body: UserPatch,
+    principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
+    session: SessionDep,
+) -> UserOut:
     user = await users.get_user(session, principal.tenant_id, user_id)
     changes: dict[str, Any] = {}
     if body.display_name is not None:
@@ -419,15 +538,24 @@ async def patch_user(user_id: str, body: UserPatch,
     if changes:
         user.updated_at = utcnow()
         await session.flush()
-        await audit(session, principal, AuditAction.AUTH_ROLE_CHANGED, resource_type="user",
-                    resource_id=user.id, payload={"change": changes})
+        await audit(
+            session,
+            principal,
+            AuditAction.AUTH_ROLE_CHANGED,
+            resource_type="user",
+            resource_id=user.id,
+            payload={"change": changes},
+        )
     return _user_out(user, await users.roles_of(session, principal.tenant_id, user.id))
 
 
 @router.put("/api/v1/users/{user_id}/roles", summary="Replace a user's roles")
-async def put_roles(user_id: str, body: RolesIn,
-                    principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
-                    session: SessionDep) -> UserOut:
+async def put_roles(
+    user_id: str,
+    body: RolesIn,
+    principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
+    session: SessionDep,
+) -> UserOut:
     user = await users.get_user(session, principal.tenant_id, user_id)
     roles = await users.set_roles(session, principal, user, body.roles)
     return _user_out(user, roles)
@@ -437,28 +565,41 @@ async def put_roles(user_id: str, body: RolesIn,
 
 
 @router.get("/api/v1/api-keys", summary="API keys of the tenant's service accounts")
-async def list_api_keys(principal: Annotated[Principal, require(Permission.APIKEYS_MANAGE)],
-                        session: SessionDep) -> list[ApiKeyOut]:
-    return [ApiKeyOut.model_validate(row)
-            for row in await apikeys.list_api_keys(session, principal.tenant_id)]
+async def list_api_keys(
+    principal: Annotated[Principal, require(Permission.APIKEYS_MANAGE)], session: SessionDep
+) -> list[ApiKeyOut]:
+    return [
+        ApiKeyOut.model_validate(row)
+        for row in await apikeys.list_api_keys(session, principal.tenant_id)
+    ]
 
 
-@router.post("/api/v1/api-keys", status_code=201,
-             summary="Create an API key (the key is shown once)")
-async def create_api_key(body: ApiKeyCreate,
-                         principal: Annotated[Principal, require(Permission.APIKEYS_MANAGE)],
-                         session: SessionDep) -> ApiKeyCreated:
+@router.post(
+    "/api/v1/api-keys", status_code=201, summary="Create an API key (the key is shown once)"
+)
+async def create_api_key(
+    body: ApiKeyCreate,
+    principal: Annotated[Principal, require(Permission.APIKEYS_MANAGE)],
+    session: SessionDep,
+) -> ApiKeyCreated:
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    row, key = await apikeys.create_api_key(session, principal, tenant_id=principal.tenant_id,
-                                            name=body.name, roles=body.roles,
-                                            expires_at=expires)
+    row, key = await apikeys.create_api_key(
+        session,
+        principal,
+        tenant_id=principal.tenant_id,
+        name=body.name,
+        roles=body.roles,
+        expires_at=expires,
+    )
     return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
 
 
 @router.delete("/api/v1/api-keys/{key_id}", summary="Revoke an API key")
-async def revoke_api_key(key_id: str,
-                         principal: Annotated[Principal, require(Permission.APIKEYS_MANAGE)],
-                         session: SessionDep) -> ApiKeyOut:
+async def revoke_api_key(
+    key_id: str,
+    principal: Annotated[Principal, require(Permission.APIKEYS_MANAGE)],
+    session: SessionDep,
+) -> ApiKeyOut:
     row: ApiKey = await apikeys.find_api_key(session, principal.tenant_id, key_id)
     return ApiKeyOut.model_validate(await apikeys.revoke_api_key(session, principal, row))
 
@@ -466,33 +607,46 @@ async def revoke_api_key(key_id: str,
 # ---------------------------------------------------------------------------- delegations
 
 
-@router.get("/api/v1/delegations",
-            summary="Delegations: an executive's own; the whole tenant's for admins, auditors")
+@router.get(
+    "/api/v1/delegations",
+    summary="Delegations: an executive's own; the whole tenant's for admins, auditors",
+)
 async def list_delegations(
-    principal: Annotated[Principal, require(Permission.DELEGATIONS_READ)], session: SessionDep,
+    principal: Annotated[Principal, require(Permission.DELEGATIONS_READ)],
+    session: SessionDep,
     include_revoked: bool = False,
 ) -> list[DelegationOut]:
     oversight = principal.has(Role.ADMIN, Role.AUDITOR)
     rows = await users.list_delegations(
-        session, principal.tenant_id, user_id=None if oversight else principal.user_id,
-        include_revoked=include_revoked)
+        session,
+        principal.tenant_id,
+        user_id=None if oversight else principal.user_id,
+        include_revoked=include_revoked,
+    )
     return [DelegationOut.model_validate(row) for row in rows]
 
 
-@router.post("/api/v1/delegations", status_code=201,
-             summary="Let a delegate act for you (executives, for themselves only)")
+@router.post(
+    "/api/v1/delegations",
+    status_code=201,
+    summary="Let a delegate act for you (executives, for themselves only)",
+)
 async def grant_delegation(
     body: DelegationCreate,
-    principal: Annotated[Principal, require(Permission.DELEGATIONS_GRANT)], session: SessionDep,
+    principal: Annotated[Principal, require(Permission.DELEGATIONS_GRANT)],
+    session: SessionDep,
 ) -> DelegationOut:
     try:
         executive = await users.get_user(session, principal.tenant_id, principal.user_id)
     except NotFoundError:
-        raise NotFoundError("your user is not registered here yet: sign in on the web "
-                            "once, or ask an admin to add you") from None
+        raise NotFoundError(
+            "your user is not registered here yet: sign in on the web "
+            "once, or ask an admin to add you"
+        ) from None
     delegate = await users.get_user(session, principal.tenant_id, body.delegate_id)
-    grant: Delegation = await users.grant_delegation(session, principal, executive=executive,
-                                                     delegate=delegate, scopes=body.scopes)
+    grant: Delegation = await users.grant_delegation(
+        session, principal, executive=executive, delegate=delegate, scopes=body.scopes
+    )
     return DelegationOut.model_validate(grant)
 
 
@@ -503,6 +657,7 @@ async def revoke_delegation(
     session: SessionDep,
 ) -> DelegationOut:
     only = None if principal.has(Role.ADMIN) else principal.user_id
-    grant = await users.revoke_delegation(session, principal, principal.tenant_id,
-                                          delegation_id, only_executive=only)
+    grant = await users.revoke_delegation(
+        session, principal, principal.tenant_id, delegation_id, only_executive=only
+    )
     return DelegationOut.model_validate(grant)

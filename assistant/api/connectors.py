@@ -45,9 +45,13 @@ class ConnectorIn(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
     owner: OwnerSettings | None = Field(
-        default=None, description="Who owns the instance: person, role, contact.")
-    reason: str = Field(default="connector created", max_length=500,
-                        description="Why (kept in the configuration's version history).")
+        default=None, description="Who owns the instance: person, role, contact."
+    )
+    reason: str = Field(
+        default="connector created",
+        max_length=500,
+        description="Why (kept in the configuration's version history).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -61,28 +65,49 @@ class ConnectorPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config: dict[str, Any] | None = Field(
-        default=None, description="Merged into the stored config; '********' keeps a secret.")
+        default=None, description="Merged into the stored config; '********' keeps a secret."
+    )
     replace: bool = Field(default=False, description="Replace the config instead of merging.")
     enabled: bool | None = None
     owner: OwnerSettings | None = Field(
-        default=None, description="Who owns the instance: person, role, contact.")
-    reason: str = Field(default="connector updated", max_length=500,
-                        description="Why (kept in the configuration's version history).")
+        default=None, description="Who owns the instance: person, role, contact."
+    )
+    reason: str = Field(
+        default="connector updated",
+        max_length=500,
+        description="Why (kept in the configuration's version history).",
+    )
 
 
 def _store(services: Services) -> ConnectorStore:
     return ConnectorStore(services.registry, SecretBox(services.settings.secret_key))
 
 
-async def _audit(session: Any, actor: Principal, action: AuditAction, name: str,
-                 outcome: Outcome = Outcome.SUCCESS, **payload: Any) -> None:
-    await record(session, actor, AuditEventIn(
-        action=action, outcome=outcome, resource_type="connector", resource_id=name,
-        connector=name, payload=payload))
+async def _audit(
+    session: Any,
+    actor: Principal,
+    action: AuditAction,
+    name: str,
+    outcome: Outcome = Outcome.SUCCESS,
+    **payload: Any,
+) -> None:
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=action,
+            outcome=outcome,
+            resource_type="connector",
+            resource_id=name,
+            connector=name,
+            payload=payload,
+        ),
+    )
 
 
-async def _audit_refusal(services: Services, actor: Principal, action: AuditAction,
-                         name: str, **payload: Any) -> None:
+async def _audit_refusal(
+    services: Services, actor: Principal, action: AuditAction, name: str, **payload: Any
+) -> None:
     """Audit refused input in its own transaction: the request's is rolled back."""
     async with services.sessions() as session, session.begin():
         await _audit(session, actor, action, name, Outcome.FAILURE, **payload)
@@ -91,24 +116,39 @@ async def _audit_refusal(services: Services, actor: Principal, action: AuditActi
 @router.get("/types")
 async def connector_types(services: ServicesDep, _: Admin) -> list[dict[str, Any]]:
     """Every connector type this deployment can build, with the JSON schema of its config."""
-    return [{"slug": spec.slug, "kind": spec.kind, "title": spec.title,
-             "capabilities": sorted(c.value for c in spec.capabilities),
-             "description": spec.description,
-             "secret_fields": sorted(secret_fields(spec.config_model)),
-             "config_schema": spec.config_model.model_json_schema()}
-            for spec in sorted(services.registry.specs.values(), key=lambda s: s.slug)]
+    return [
+        {
+            "slug": spec.slug,
+            "kind": spec.kind,
+            "title": spec.title,
+            "capabilities": sorted(c.value for c in spec.capabilities),
+            "description": spec.description,
+            "secret_fields": sorted(secret_fields(spec.config_model)),
+            "config_schema": spec.config_model.model_json_schema(),
+        }
+        for spec in sorted(services.registry.specs.values(), key=lambda s: s.slug)
+    ]
 
 
 @router.get("")
-async def list_connectors(services: ServicesDep, session: SessionDep,
-                          actor: Admin) -> list[dict[str, Any]]:
+async def list_connectors(
+    services: ServicesDep, session: SessionDep, actor: Admin
+) -> list[dict[str, Any]]:
     """Instances of the caller's tenant: from settings (read-only) and from the database."""
     store = _store(services)
-    listed = [{"name": i.name, "slug": i.slug, "enabled": True, "source": "settings",
-               "config": None, "status": i.health.status.value}
-              for i in services.connectors.instances.values()
-              if i.tenant_id == actor.tenant_id
-              and is_configured_in_settings(services.connectors, actor.tenant_id, i.name)]
+    listed = [
+        {
+            "name": i.name,
+            "slug": i.slug,
+            "enabled": True,
+            "source": "settings",
+            "config": None,
+            "status": i.health.status.value,
+        }
+        for i in services.connectors.instances.values()
+        if i.tenant_id == actor.tenant_id
+        and is_configured_in_settings(services.connectors, actor.tenant_id, i.name)
+    ]
     for row in await store.list(session, actor.tenant_id):
         described = store.describe(row)
         live = services.connectors.instances.get((row.tenant_id, row.name))
@@ -118,17 +158,25 @@ async def list_connectors(services: ServicesDep, session: SessionDep,
 
 
 @router.post("", status_code=201)
-async def create_connector(body: ConnectorIn, services: ServicesDep, session: SessionDep,
-                           actor: Admin) -> dict[str, Any]:
+async def create_connector(
+    body: ConnectorIn, services: ServicesDep, session: SessionDep, actor: Admin
+) -> dict[str, Any]:
     if is_configured_in_settings(services.connectors, actor.tenant_id, body.name):
         raise ConflictError(f"{body.name!r} is defined in the settings", name=body.name)
     store = _store(services)
     try:
-        row = await store.create(session, actor, name=body.name, slug=body.slug,
-                                 config=body.config, enabled=body.enabled)
+        row = await store.create(
+            session, actor, name=body.name, slug=body.slug, config=body.config, enabled=body.enabled
+        )
     except ValidationFailedError as exc:
-        await _audit_refusal(services, actor, AuditAction.CONNECTOR_CREATED, body.name,
-                             slug=body.slug, problems=len(exc.extra.get("problems", [])))
+        await _audit_refusal(
+            services,
+            actor,
+            AuditAction.CONNECTOR_CREATED,
+            body.name,
+            slug=body.slug,
+            problems=len(exc.extra.get("problems", [])),
+        )
         raise
     await _audit(session, actor, AuditAction.CONNECTOR_CREATED, row.name, slug=row.slug)
     if body.owner is not None:
@@ -140,25 +188,39 @@ async def create_connector(body: ConnectorIn, services: ServicesDep, session: Se
 
 
 @router.get("/{name}")
-async def get_connector(name: str, services: ServicesDep, session: SessionDep,
-                        actor: Admin) -> dict[str, Any]:
+async def get_connector(
+    name: str, services: ServicesDep, session: SessionDep, actor: Admin
+) -> dict[str, Any]:
     store = _store(services)
     return store.describe(await store.get(session, actor.tenant_id, name))
 
 
 @router.patch("/{name}")
-async def update_connector(name: str, body: ConnectorPatch, services: ServicesDep,
-                           session: SessionDep, actor: Admin) -> dict[str, Any]:
+async def update_connector(
+    name: str, body: ConnectorPatch, services: ServicesDep, session: SessionDep, actor: Admin
+) -> dict[str, Any]:
     store = _store(services)
     try:
-        row = await store.update(session, actor, name, config=body.config,
-                                 replace=body.replace, enabled=body.enabled)
+        row = await store.update(
+            session, actor, name, config=body.config, replace=body.replace, enabled=body.enabled
+        )
     except ValidationFailedError as exc:
-        await _audit_refusal(services, actor, AuditAction.CONNECTOR_UPDATED, name,
-                             problems=len(exc.extra.get("problems", [])))
+        await _audit_refusal(
+            services,
+            actor,
+            AuditAction.CONNECTOR_UPDATED,
+            name,
+            problems=len(exc.extra.get("problems", [])),
+        )
         raise
-    await _audit(session, actor, AuditAction.CONNECTOR_UPDATED, name,
-                 fields=sorted(body.config or {}), enabled=row.enabled)
+    await _audit(
+        session,
+        actor,
+        AuditAction.CONNECTOR_UPDATED,
+        name,
+        fields=sorted(body.config or {}),
+        enabled=row.enabled,
+    )
     if body.owner is not None:
         await set_owner(session, actor, "connector", name, body.owner)
     await snapshot_connector(session, actor, name, row, body.reason)
@@ -167,8 +229,9 @@ async def update_connector(name: str, body: ConnectorPatch, services: ServicesDe
 
 
 @router.delete("/{name}", status_code=204)
-async def delete_connector(name: str, services: ServicesDep, session: SessionDep,
-                           actor: Admin) -> Response:
+async def delete_connector(
+    name: str, services: ServicesDep, session: SessionDep, actor: Admin
+) -> Response:
     store = _store(services)
     await store.delete(session, actor, name)
     await _audit(session, actor, AuditAction.CONNECTOR_DELETED, name)
@@ -178,8 +241,9 @@ async def delete_connector(name: str, services: ServicesDep, session: SessionDep
 
 
 @router.post("/{name}/test")
-async def test_connector(name: str, services: ServicesDep, session: SessionDep,
-                         actor: Admin) -> dict[str, Any]:
+async def test_connector(
+    name: str, services: ServicesDep, session: SessionDep, actor: Admin
+) -> dict[str, Any]:
     """Build a fresh instance from the stored config and run its check()."""
     store = _store(services)
     row = await store.get(session, actor.tenant_id, name)
@@ -194,7 +258,12 @@ async def test_connector(name: str, services: ServicesDep, session: SessionDep,
             health = ConnectorHealth(status=ConnectorStatus.DOWN, detail="timeout")
         finally:
             await connector.aclose()
-    await _audit(session, actor, AuditAction.CONNECTOR_TESTED, name,
-                 Outcome.SUCCESS if health.status is ConnectorStatus.OK else Outcome.FAILURE,
-                 status=health.status.value)
+    await _audit(
+        session,
+        actor,
+        AuditAction.CONNECTOR_TESTED,
+        name,
+        Outcome.SUCCESS if health.status is ConnectorStatus.OK else Outcome.FAILURE,
+        status=health.status.value,
+    )
     return {"name": name, **health.model_dump(mode="json")}

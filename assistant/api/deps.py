@@ -73,8 +73,9 @@ def require(*permissions: Permission) -> Any:
     ``dependencies=[require(P.X)]``."""
     needed = frozenset(permissions)
 
-    async def check_permissions(request: Request, principal: PrincipalDep,
-                                services: ServicesDep) -> Principal:
+    async def check_permissions(
+        request: Request, principal: PrincipalDep, services: ServicesDep
+    ) -> Principal:
         missing = needed - effective_permissions(principal)
         if missing or not needed:
             if services.auth is not None:
@@ -90,12 +91,14 @@ def RequireRole(*roles: Role) -> Any:  # noqa: N802  (reads like the type it gua
     Prefer :func:`require` with a permission: roles are the matrix's business."""
     wanted = frozenset(roles)
 
-    async def check_role(request: Request, principal: PrincipalDep,
-                         services: ServicesDep) -> Principal:
+    async def check_role(
+        request: Request, principal: PrincipalDep, services: ServicesDep
+    ) -> Principal:
         if not principal.roles & wanted:
             if services.auth is not None:
-                await services.auth.audit_access_denied(request, principal,
-                                                        [f"role:{r.value}" for r in wanted])
+                await services.auth.audit_access_denied(
+                    request, principal, [f"role:{r.value}" for r in wanted]
+                )
             raise PermissionDeniedError("you may not do this")
         return principal
 

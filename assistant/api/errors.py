@@ -16,9 +16,16 @@ from assistant.core.logging import redact_value
 log = structlog.stdlib.get_logger(__name__)
 
 _HTTP_ERROR_NAMES = {
-    400: "BadRequest", 401: "AuthenticationError", 403: "PermissionDeniedError",
-    404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict",
-    413: "PayloadTooLarge", 415: "UnsupportedMediaType", 429: "TooManyRequests",
+    400: "BadRequest",
+    401: "AuthenticationError",
+    403: "PermissionDeniedError",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    429: "TooManyRequests",
 }
 
 
@@ -30,15 +37,21 @@ def _correlation(request: Request) -> dict[str, Any]:
 async def _assistant_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AssistantError)
     level = log.warning if exc.status_code < 500 else log.error
-    level("request.error", error=type(exc).__name__, detail=exc.detail, path=request.url.path,
-          status=exc.status_code)
+    level(
+        "request.error",
+        error=type(exc).__name__,
+        detail=exc.detail,
+        path=request.url.path,
+        status=exc.status_code,
+    )
     body = redact_value(exc.to_body())
     headers = {}
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         headers["Retry-After"] = str(int(retry_after))
-    return JSONResponse(body | _correlation(request), status_code=exc.status_code,
-                        headers=headers or None)
+    return JSONResponse(
+        body | _correlation(request), status_code=exc.status_code, headers=headers or None
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -49,8 +62,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     log.info("request.invalid", path=request.url.path, errors=len(errors))
     return JSONResponse(
-        {"error": "RequestValidationError",
-         "detail": f"{len(errors)} problem(s) in the request", "errors": errors}
+        {
+            "error": "RequestValidationError",
+            "detail": f"{len(errors)} problem(s) in the request",
+            "errors": errors,
+        }
         | _correlation(request),
         status_code=422,
     )
@@ -60,16 +76,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return JSONResponse({"error": name, "detail": detail} | _correlation(request),
-                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        {"error": name, "detail": detail} | _correlation(request),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # The body names no exception text: it may hold secrets or internals. The log has it.
     log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
     return JSONResponse(
-        {"error": "InternalError", "detail": "an internal error occurred; quote the "
-         "correlation id to the operators"} | _correlation(request),
+        {
+            "error": "InternalError",
+            "detail": "an internal error occurred; quote the correlation id to the operators",
+        }
+        | _correlation(request),
         status_code=500,
     )
 

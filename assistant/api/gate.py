@@ -31,8 +31,10 @@ router = APIRouter(tags=["gate"])
 GateReader = Annotated[Principal, require(Permission.GATE_READ)]
 QualityReader = Annotated[Principal, require(Permission.QUALITY_READ)]
 QualityManager = Annotated[Principal, require(Permission.QUALITY_MANAGE)]
-PeriodQuery = Annotated[str, Query(description="Back from now: hours (h), days (d) or weeks "
-                                               "(w), e.g. 30d.", max_length=8)]
+PeriodQuery = Annotated[
+    str,
+    Query(description="Back from now: hours (h), days (d) or weeks (w), e.g. 30d.", max_length=8),
+]
 
 
 class ReportFormat(StrEnum):
@@ -95,8 +97,11 @@ class EvaluateOut(BaseModel):
 
 @router.get("/api/v1/gate/report", response_model=None)
 async def report(
-    principal: GateReader, session: SessionDep, settings: SettingsDep,
-    period: PeriodQuery = "30d", format: ReportFormat = ReportFormat.JSON,
+    principal: GateReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    period: PeriodQuery = "30d",
+    format: ReportFormat = ReportFormat.JSON,
 ) -> Any:
     """GO, NO-GO or REVISE with every criterion's value, threshold and verdict (audited)."""
     now = utcnow()
@@ -105,15 +110,18 @@ async def report(
         return PlainTextResponse(to_markdown(result), media_type="text/markdown")
     if format is ReportFormat.HTML:
         # The page carries no script; forbid any anyway.
-        return HTMLResponse(to_html(result), headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+        return HTMLResponse(
+            to_html(result),
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
     body: dict[str, Any] = result.to_dict()
     return body
 
 
 @router.get("/api/v1/quality/summary")
-async def quality_summary(principal: QualityReader, session: SessionDep,
-                          period: PeriodQuery = "30d") -> dict[str, Any]:
+async def quality_summary(
+    principal: QualityReader, session: SessionDep, period: PeriodQuery = "30d"
+) -> dict[str, Any]:
     """Acceptance, edit and rejection rates per kind, edit distance, rejection reasons,
     triage corrections per category, execution errors."""
     result = await measure(session, principal.tenant_id, parse_period(period, utcnow()))
@@ -121,58 +129,78 @@ async def quality_summary(principal: QualityReader, session: SessionDep,
 
 
 @router.get("/api/v1/quality/costs")
-async def quality_costs(principal: QualityReader, session: SessionDep, settings: SettingsDep,
-                        period: PeriodQuery = "30d") -> dict[str, Any]:
+async def quality_costs(
+    principal: QualityReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    period: PeriodQuery = "30d",
+) -> dict[str, Any]:
     """Total cost, cost per item, run-rate, projection, time saved and ROI."""
     window = parse_period(period, utcnow())
     quality = await measure(session, principal.tenant_id, window)
-    cost = await measure_cost(session, settings.costs, principal.tenant_id, window,
-                              quality.handled_items)
+    cost = await measure_cost(
+        session, settings.costs, principal.tenant_id, window, quality.handled_items
+    )
     return cost.to_dict()
 
 
 @router.get("/api/v1/quality/alerts", response_model=list[AlertOut])
-async def alerts(principal: QualityReader, session: SessionDep,
-                 status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
-                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertOut]:
+async def alerts(
+    principal: QualityReader,
+    session: SessionDep,
+    status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AlertOut]:
     """Drift alerts, newest first."""
     rows = await monitor.list_alerts(session, principal.tenant_id, status=status, limit=limit)
     return [AlertOut.of(r) for r in rows]
 
 
 @router.get("/api/v1/quality/spot-checks", response_model=list[SpotCheckOut])
-async def spot_checks(principal: QualityReader, session: SessionDep,
-                      status: Annotated[str | None, Query(pattern="^(open|checked)$")] = None,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> list[SpotCheckOut]:
+async def spot_checks(
+    principal: QualityReader,
+    session: SessionDep,
+    status: Annotated[str | None, Query(pattern="^(open|checked)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SpotCheckOut]:
     """The spot-check queue of sampled auto-approved actions, oldest first."""
-    rows = await monitor.list_spot_checks(session, principal.tenant_id, status=status,
-                                          limit=limit, offset=offset)
+    rows = await monitor.list_spot_checks(
+        session, principal.tenant_id, status=status, limit=limit, offset=offset
+    )
     return [SpotCheckOut.of(r) for r in rows]
 
 
 @router.post("/api/v1/quality/spot-checks/{check_id}/verdict", response_model=SpotCheckOut)
-async def spot_check_verdict(check_id: str, body: VerdictIn, principal: QualityManager,
-                             session: SessionDep) -> SpotCheckOut:
+async def spot_check_verdict(
+    check_id: str, body: VerdictIn, principal: QualityManager, session: SessionDep
+) -> SpotCheckOut:
     """Record a person's verdict on a sampled action (once; audited)."""
-    row = await monitor.record_verdict(session, principal, check_id, body.verdict, body.note,
-                                       now=utcnow())
+    row = await monitor.record_verdict(
+        session, principal, check_id, body.verdict, body.note, now=utcnow()
+    )
     return SpotCheckOut.of(row)
 
 
 @router.post("/api/v1/quality/evaluate", response_model=EvaluateOut)
-async def evaluate(principal: QualityManager, session: SessionDep, settings: SettingsDep,
-                   period: PeriodQuery = "30d") -> EvaluateOut:
+async def evaluate(
+    principal: QualityManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    period: PeriodQuery = "30d",
+) -> EvaluateOut:
     """Sample the period's auto-approved actions into the spot-check queue, and raise or
     resolve drift alerts over the rolling window (audited)."""
     now = utcnow()
-    sampled = await monitor.sample_spot_checks(session, settings.quality, principal,
-                                               parse_period(period, now), now=now)
+    sampled = await monitor.sample_spot_checks(
+        session, settings.quality, principal, parse_period(period, now), now=now
+    )
     owner = await monitor.alert_owner(session, settings, principal.tenant_id)
-    changes = await monitor.evaluate_alerts(session, settings.quality, principal, now=now,
-                                            owner=owner)
+    changes = await monitor.evaluate_alerts(
+        session, settings.quality, principal, now=now, owner=owner
+    )
     return EvaluateOut(
         sampled=[SpotCheckOut.of(r) for r in sampled],
         raised=[AlertOut.of(c.alert) for c in changes if c.change == "raised"],
-        resolved=[AlertOut.of(c.alert) for c in changes if c.change == "resolved"])
-
+        resolved=[AlertOut.of(c.alert) for c in changes if c.change == "resolved"],
+    )

@@ -34,8 +34,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         head = head_revision(services.settings.database_url)
         at_head = current == head
         ready = ready and at_head
-        checks["migrations"] = {"status": "ok" if at_head else "behind",
-                                "current": current, "head": head}
+        checks["migrations"] = {
+            "status": "ok" if at_head else "behind",
+            "current": current,
+            "head": head,
+        }
     else:
         checks["migrations"] = {"status": "unknown"}
     connectors = await services.connectors.check_all()

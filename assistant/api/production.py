@@ -35,39 +35,62 @@ VersionsReader = Annotated[Principal, require(Permission.POLICIES_READ)]
 
 class OwnerIn(OwnerSettings):
     scope: str = Field(description=f"One of {', '.join(SCOPES)}.")
-    subject: str = Field(default="", max_length=128,
-                         description="The connector instance's name (scope connector only).")
+    subject: str = Field(
+        default="",
+        max_length=128,
+        description="The connector instance's name (scope connector only).",
+    )
 
 
 class AutonomyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    executive: str = Field(min_length=1, max_length=320,
-                           description="The executive's address, or * for every executive.")
-    kind: str = Field(min_length=1, max_length=100,
-                      description="Action kind or glob, e.g. email.draft.create or email.*.")
+    executive: str = Field(
+        min_length=1,
+        max_length=320,
+        description="The executive's address, or * for every executive.",
+    )
+    kind: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Action kind or glob, e.g. email.draft.create or email.*.",
+    )
     level: Autonomy
     reason: str = Field(min_length=1, max_length=2000, description="Why (audited).")
 
 
 def _grant(grant: AutonomyGrant) -> dict[str, Any]:
-    return {"executive": grant.executive, "kind": grant.kind, "level": grant.level,
-            "set_by": grant.set_by, "reason": grant.reason, "evidence": grant.evidence,
-            "updated_at": grant.updated_at.isoformat()}
+    return {
+        "executive": grant.executive,
+        "kind": grant.kind,
+        "level": grant.level,
+        "set_by": grant.set_by,
+        "reason": grant.reason,
+        "evidence": grant.evidence,
+        "updated_at": grant.updated_at.isoformat(),
+    }
 
 
 @router.get("/api/v1/admin/owners")
-async def list_owners(session: SessionDep, settings: SettingsDep,
-                      actor: OwnersReader) -> dict[str, Any]:
+async def list_owners(
+    session: SessionDep, settings: SettingsDep, actor: OwnersReader
+) -> dict[str, Any]:
     """Everything that needs an owner in the caller's tenant, and what is missing."""
     entries = await owner_entries(session, settings, actor.tenant_id)
-    return {"owners": [e.public() for e in entries],
-            "missing": await missing_owners(session, settings, actor.tenant_id)}
+    return {
+        "owners": [e.public() for e in entries],
+        "missing": await missing_owners(session, settings, actor.tenant_id),
+    }
 
 
 @router.put("/api/v1/admin/owners")
-async def put_owner(body: OwnerIn, services: ServicesDep, session: SessionDep,
-                    settings: SettingsDep, actor: OwnersManager) -> dict[str, Any]:
+async def put_owner(
+    body: OwnerIn,
+    services: ServicesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: OwnersManager,
+) -> dict[str, Any]:
     """Name (or replace) the owner of the deployment, the exception queue, the policy or a
     connector instance."""
     owner = OwnerSettings(person=body.person, role=body.role, contact=body.contact)
@@ -76,51 +99,86 @@ async def put_owner(body: OwnerIn, services: ServicesDep, session: SessionDep,
     except ValidationFailedError as refused:
         # The request's transaction rolls back: the refusal is audited in its own.
         async with services.sessions() as own, own.begin():
-            await record(own, actor, AuditEventIn(
-                action=AuditAction.OWNER_SET, outcome=Outcome.FAILURE,
-                resource_type="owner", reason=refused.detail,
-                payload={"scope": body.scope[:40], "subject": body.subject}))
+            await record(
+                own,
+                actor,
+                AuditEventIn(
+                    action=AuditAction.OWNER_SET,
+                    outcome=Outcome.FAILURE,
+                    resource_type="owner",
+                    reason=refused.detail,
+                    payload={"scope": body.scope[:40], "subject": body.subject},
+                ),
+            )
         raise
     return await list_owners(session, settings, actor)
 
 
 @router.get("/api/v1/autonomy")
-async def list_autonomy(session: SessionDep, settings: SettingsDep, actor: AutonomyReader,
-                        executive: Annotated[str | None, Query(max_length=320)] = None,
-                        ) -> dict[str, Any]:
+async def list_autonomy(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: AutonomyReader,
+    executive: Annotated[str | None, Query(max_length=320)] = None,
+) -> dict[str, Any]:
     """Stored levels: an executive sees their own (and those for every executive); admins
     and auditors see anyone's."""
     sees_all = actor.on_behalf_of is None and actor.has(Role.ADMIN, Role.AUDITOR)
     whose = executive if sees_all else actor.acting_for
     rows = await autonomy.grants(session, actor.tenant_id, whose)
-    return {"grants": [_grant(g) for g in rows],
-            "shadow": await autonomy.shadow_summary(session, actor.tenant_id, whose),
-            "bar": settings.autonomy.model_dump()}
+    return {
+        "grants": [_grant(g) for g in rows],
+        "shadow": await autonomy.shadow_summary(session, actor.tenant_id, whose),
+        "bar": settings.autonomy.model_dump(),
+    }
 
 
 @router.put("/api/v1/admin/autonomy")
-async def put_autonomy(body: AutonomyIn, services: ServicesDep, session: SessionDep,
-                       settings: SettingsDep, actor: AutonomyManager) -> dict[str, Any]:
+async def put_autonomy(
+    body: AutonomyIn,
+    services: ServicesDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: AutonomyManager,
+) -> dict[str, Any]:
     """Set a level: lowering is immediate; raising needs the measured record (409 if not)."""
     default = load_policy(policy_path(settings)).default_autonomy
     try:
         change = await autonomy.set_level(
-            session, actor, executive=body.executive, kind=body.kind, level=body.level,
-            reason=body.reason, bar=settings.autonomy, default=default)
+            session,
+            actor,
+            executive=body.executive,
+            kind=body.kind,
+            level=body.level,
+            reason=body.reason,
+            bar=settings.autonomy,
+            default=default,
+        )
     except autonomy.PromotionRefusedError as refused:
         async with services.sessions() as own, own.begin():
-            await autonomy.audit_refusal(own, actor, executive=body.executive,
-                                         kind=body.kind, level=body.level,
-                                         reason=body.reason, error=refused)
+            await autonomy.audit_refusal(
+                own,
+                actor,
+                executive=body.executive,
+                kind=body.kind,
+                level=body.level,
+                reason=body.reason,
+                error=refused,
+            )
         raise
-    return {**_grant(change.grant), "previous": change.previous.value,
-            "direction": change.direction,
-            "record": change.record.as_dict() if change.record else None}
+    return {
+        **_grant(change.grant),
+        "previous": change.previous.value,
+        "direction": change.direction,
+        "record": change.record.as_dict() if change.record else None,
+    }
 
 
 @router.get("/api/v1/admin/config/versions")
-async def config_versions(session: SessionDep, actor: VersionsReader,
-                          kind: Annotated[str | None, Query(max_length=20)] = None,
-                          ) -> list[dict[str, Any]]:
+async def config_versions(
+    session: SessionDep,
+    actor: VersionsReader,
+    kind: Annotated[str | None, Query(max_length=20)] = None,
+) -> list[dict[str, Any]]:
     """The version history of policies, prompts, model settings and connectors."""
     return [describe(v) for v in await list_versions(session, actor.tenant_id, kind=kind)]

@@ -105,71 +105,132 @@ class BulkOut(BaseModel):
 
 @router.get("", summary="Pending actions (filter by executive, kind, age)")
 async def pending(
-    principal: Reader, session: SessionDep, governance: GovernanceDep,
+    principal: Reader,
+    session: SessionDep,
+    governance: GovernanceDep,
     owner: str | None = Query(default=None, description="The executive the action is for."),
     kind: str | None = Query(default=None, description="Kind; '*' as a wildcard."),
     older_than_seconds: Annotated[float | None, Query(ge=0)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[ReviewItemOut]:
-    rows = await governance.review.pending(session, principal, owner=owner, kind=kind,
-                                           older_than_seconds=older_than_seconds,
-                                           limit=limit, offset=offset)
+    rows = await governance.review.pending(
+        session,
+        principal,
+        owner=owner,
+        kind=kind,
+        older_than_seconds=older_than_seconds,
+        limit=limit,
+        offset=offset,
+    )
     now = utcnow()
-    return [ReviewItemOut.model_validate(
-        {**ActionOut.model_validate(row).model_dump(),
-         "age_seconds": (now - row.created_at).total_seconds()}) for row in rows]
+    return [
+        ReviewItemOut.model_validate(
+            {
+                **ActionOut.model_validate(row).model_dump(),
+                "age_seconds": (now - row.created_at).total_seconds(),
+            }
+        )
+        for row in rows
+    ]
 
 
 @router.post("/bulk", summary="Several decisions; each item's result is reported")
-async def bulk(body: BulkIn, principal: Decider, session: SessionDep,
-               governance: GovernanceDep) -> BulkOut:
-    results = await governance.review.bulk(session, principal, [
-        BulkItem(action_id=i.action_id, decision=i.decision, reason=i.reason,
-                 arguments=i.arguments) for i in body.items])
-    return BulkOut(results=[BulkResultOut(action_id=r.action_id, ok=r.ok, state=r.state,
-                                          error=r.error, detail=r.detail) for r in results])
+async def bulk(
+    body: BulkIn, principal: Decider, session: SessionDep, governance: GovernanceDep
+) -> BulkOut:
+    results = await governance.review.bulk(
+        session,
+        principal,
+        [
+            BulkItem(
+                action_id=i.action_id, decision=i.decision, reason=i.reason, arguments=i.arguments
+            )
+            for i in body.items
+        ],
+    )
+    return BulkOut(
+        results=[
+            BulkResultOut(
+                action_id=r.action_id, ok=r.ok, state=r.state, error=r.error, detail=r.detail
+            )
+            for r in results
+        ]
+    )
 
 
 @router.get("/{action_id}", summary="One action with a preview of what would happen")
-async def detail(action_id: str, principal: Reader, session: SessionDep,
-                 governance: GovernanceDep) -> ReviewDetailOut:
+async def detail(
+    action_id: str, principal: Reader, session: SessionDep, governance: GovernanceDep
+) -> ReviewDetailOut:
     action = await governance.actions.get(session, principal, action_id)
-    approvals = (await session.execute(select(ActionApproval).where(
-        ActionApproval.action_id == action.id).order_by(ActionApproval.created_at))).scalars()
-    edits = (await session.execute(select(ActionEdit).where(
-        ActionEdit.action_id == action.id).order_by(ActionEdit.created_at))).scalars()
+    approvals = (
+        await session.execute(
+            select(ActionApproval)
+            .where(ActionApproval.action_id == action.id)
+            .order_by(ActionApproval.created_at)
+        )
+    ).scalars()
+    edits = (
+        await session.execute(
+            select(ActionEdit)
+            .where(ActionEdit.action_id == action.id)
+            .order_by(ActionEdit.created_at)
+        )
+    ).scalars()
     return ReviewDetailOut(
-        action=ActionOut.model_validate(action), preview=await governance.review.preview(action),
+        action=ActionOut.model_validate(action),
+        preview=await governance.review.preview(action),
         approvals=[ApprovalOut.model_validate(a) for a in approvals],
-        edits=[EditOut.model_validate(e) for e in edits])
+        edits=[EditOut.model_validate(e) for e in edits],
+    )
 
 
 @router.post("/{action_id}/approve", summary="Approve (one of N for four-eyes rules)")
-async def approve(action_id: str, principal: Decider, session: SessionDep,
-                  governance: GovernanceDep, body: CommentIn | None = None) -> ActionOut:
-    action = await governance.review.approve(session, principal, action_id,
-                                             body.comment if body else None)
+async def approve(
+    action_id: str,
+    principal: Decider,
+    session: SessionDep,
+    governance: GovernanceDep,
+    body: CommentIn | None = None,
+) -> ActionOut:
+    action = await governance.review.approve(
+        session, principal, action_id, body.comment if body else None
+    )
     return ActionOut.model_validate(action)
 
 
 @router.post("/{action_id}/edit", summary="Edit the arguments and approve the result")
-async def edit(action_id: str, body: EditIn, principal: Decider, session: SessionDep,
-               governance: GovernanceDep) -> ActionOut:
-    action = await governance.review.edit(session, principal, action_id, body.arguments,
-                                          body.comment)
+async def edit(
+    action_id: str, body: EditIn, principal: Decider, session: SessionDep, governance: GovernanceDep
+) -> ActionOut:
+    action = await governance.review.edit(
+        session, principal, action_id, body.arguments, body.comment
+    )
     return ActionOut.model_validate(action)
 
 
 @router.post("/{action_id}/reject", summary="Reject, with a reason")
-async def reject(action_id: str, body: RejectIn, principal: Decider, session: SessionDep,
-                 governance: GovernanceDep) -> ActionOut:
+async def reject(
+    action_id: str,
+    body: RejectIn,
+    principal: Decider,
+    session: SessionDep,
+    governance: GovernanceDep,
+) -> ActionOut:
     return ActionOut.model_validate(
-        await governance.review.reject(session, principal, action_id, body.reason))
+        await governance.review.reject(session, principal, action_id, body.reason)
+    )
 
 
 @router.post("/{action_id}/cancel", summary="Withdraw a pending action")
-async def cancel(action_id: str, principal: Decider, session: SessionDep,
-                 governance: GovernanceDep, body: CancelIn | None = None) -> ActionOut:
+async def cancel(
+    action_id: str,
+    principal: Decider,
+    session: SessionDep,
+    governance: GovernanceDep,
+    body: CancelIn | None = None,
+) -> ActionOut:
     return ActionOut.model_validate(
-        await governance.review.cancel(session, principal, action_id,
-                                       body.reason if body else None))
+        await governance.review.cancel(session, principal, action_id, body.reason if body else None)
+    )

@@ -21,12 +21,18 @@ Scheduler = Annotated[Principal, require(Permission.CALENDAR_READ)]
 
 
 @router.post("/find", response_model=ScheduleResult)
-async def find(body: ScheduleConstraints, principal: Scheduler,
-               services: ServicesDep) -> ScheduleResult:
+async def find(
+    body: ScheduleConstraints, principal: Scheduler, services: ServicesDep
+) -> ScheduleResult:
     """Slots that fit every required participant and the executive (the organizer, whose
     calendar the tenant's calendar connector reads). Reads calendars; proposes nothing."""
     calendar = services.connectors.get(principal.tenant_id, Capability.CALENDAR)
     result = await find_meeting_slots(calendar, body)
-    log.info("schedule.find", tenant=principal.tenant_id, acting_for=principal.acting_for,
-             feasible=result.feasible, slots=len(result.slots))
+    log.info(
+        "schedule.find",
+        tenant=principal.tenant_id,
+        acting_for=principal.acting_for,
+        feasible=result.feasible,
+        slots=len(result.slots),
+    )
     return result

@@ -24,12 +24,17 @@ class CorrectionsOut(BaseModel):
     metrics: dict[str, Any]
 
 
-@router.post("/{message_id:path}/correction", status_code=status.HTTP_201_CREATED,
-             response_model=CorrectionOut)
+@router.post(
+    "/{message_id:path}/correction",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CorrectionOut,
+)
 async def correct_triage(
-    message_id: str, body: CorrectionIn, principal: Corrector, session: SessionDep,
-    mailbox: Annotated[str | None, Query(description="Mailbox, when the id is ambiguous.")
-                       ] = None,
+    message_id: str,
+    body: CorrectionIn,
+    principal: Corrector,
+    session: SessionDep,
+    mailbox: Annotated[str | None, Query(description="Mailbox, when the id is ambiguous.")] = None,
 ) -> CorrectionOut:
     """Record the caller's triage of a message; it replaces the stored one (audited)."""
     row = await store.correct(session, principal, message_id, body, mailbox=mailbox)
@@ -38,12 +43,16 @@ async def correct_triage(
 
 @router.get("/corrections", response_model=CorrectionsOut)
 async def list_corrections(
-    principal: Reader, session: SessionDep,
+    principal: Reader,
+    session: SessionDep,
     review_status: Annotated[ReviewStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CorrectionsOut:
     """The tenant's corrections, newest first, with correction metrics by stage."""
-    rows = await store.list_corrections(session, principal.tenant_id, status=review_status,
-                                        limit=limit)
-    return CorrectionsOut(items=[CorrectionOut.of(r) for r in rows],
-                          metrics=await store.correction_metrics(session, principal.tenant_id))
+    rows = await store.list_corrections(
+        session, principal.tenant_id, status=review_status, limit=limit
+    )
+    return CorrectionsOut(
+        items=[CorrectionOut.of(r) for r in rows],
+        metrics=await store.correction_metrics(session, principal.tenant_id),
+    )

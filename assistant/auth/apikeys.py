@@ -53,8 +53,13 @@ def generate_key() -> tuple[str, str]:
 
 
 async def create_api_key(
-    session: AsyncSession, actor: Principal, *, tenant_id: str, name: str,
-    roles: Iterable[Role], expires_at: datetime | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    tenant_id: str,
+    name: str,
+    roles: Iterable[Role],
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key (audited). The full key is returned once and never stored."""
     chosen = sorted({Role(role).value for role in roles})
@@ -65,29 +70,51 @@ async def create_api_key(
     if not name.strip():
         raise ValidationFailedError("an API key needs a name")
     prefix, key = generate_key()
-    row = ApiKey(id=new_id(), tenant_id=tenant_id, name=name.strip(), prefix=prefix,
-                 key_hash=_hash(key), roles=chosen, created_by=actor.user_id,
-                 created_at=utcnow(), expires_at=expires_at)
+    row = ApiKey(
+        id=new_id(),
+        tenant_id=tenant_id,
+        name=name.strip(),
+        prefix=prefix,
+        key_hash=_hash(key),
+        roles=chosen,
+        created_by=actor.user_id,
+        created_at=utcnow(),
+        expires_at=expires_at,
+    )
     session.add(row)
     await session.flush()
-    await audit(session, actor, AuditAction.AUTH_APIKEY_CREATED, resource_type="api_key",
-                resource_id=row.id, payload={"prefix": prefix, "name": row.name,
-                                             "roles": chosen,
-                                             "expires_at": expires_at.isoformat()
-                                             if expires_at else None})
+    await audit(
+        session,
+        actor,
+        AuditAction.AUTH_APIKEY_CREATED,
+        resource_type="api_key",
+        resource_id=row.id,
+        payload={
+            "prefix": prefix,
+            "name": row.name,
+            "roles": chosen,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     log.info("auth.apikey.created", tenant=tenant_id, prefix=prefix, roles=chosen)
     return row, key
 
 
 async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
-    return list(await session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id)
-                                      .order_by(ApiKey.created_at)))
+    return list(
+        await session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+        )
+    )
 
 
 async def find_api_key(session: AsyncSession, tenant_id: str, ref: str) -> ApiKey:
     """A key of the tenant by id or by prefix."""
-    row = await session.scalar(select(ApiKey).where(
-        ApiKey.tenant_id == tenant_id, (ApiKey.id == ref) | (ApiKey.prefix == ref)))
+    row = await session.scalar(
+        select(ApiKey).where(
+            ApiKey.tenant_id == tenant_id, (ApiKey.id == ref) | (ApiKey.prefix == ref)
+        )
+    )
     if row is None:
         raise NotFoundError("no such API key")
     return row
@@ -98,8 +125,14 @@ async def revoke_api_key(session: AsyncSession, actor: Principal, row: ApiKey) -
         row.revoked_at = utcnow()
         row.revoked_by = actor.user_id
         await session.flush()
-        await audit(session, actor, AuditAction.AUTH_APIKEY_REVOKED, resource_type="api_key",
-                    resource_id=row.id, payload={"prefix": row.prefix, "name": row.name})
+        await audit(
+            session,
+            actor,
+            AuditAction.AUTH_APIKEY_REVOKED,
+            resource_type="api_key",
+            resource_id=row.id,
+            payload={"prefix": row.prefix, "name": row.name},
+        )
         log.info("auth.apikey.revoked", tenant=row.tenant_id, prefix=row.prefix)
     return row
 
@@ -111,15 +144,26 @@ async def verify_api_key(session: AsyncSession, presented: str) -> ApiKey:
         raise TokenRejectedError("malformed API key", "invalid API key")
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if row is None or not hmac.compare_digest(row.key_hash, _hash(presented)):
-        raise TokenRejectedError("unknown API key", "invalid API key",
-                                 tenant_id=row.tenant_id if row else None,
-                                 subject=f"apikey:{parts[1]}")
+        raise TokenRejectedError(
+            "unknown API key",
+            "invalid API key",
+            tenant_id=row.tenant_id if row else None,
+            subject=f"apikey:{parts[1]}",
+        )
     if row.revoked_at is not None:
-        raise TokenRejectedError("revoked API key", "invalid API key",
-                                 tenant_id=row.tenant_id, subject=f"apikey:{row.prefix}")
+        raise TokenRejectedError(
+            "revoked API key",
+            "invalid API key",
+            tenant_id=row.tenant_id,
+            subject=f"apikey:{row.prefix}",
+        )
     if row.expires_at is not None and row.expires_at <= utcnow():
-        raise TokenRejectedError("expired API key", "invalid API key",
-                                 tenant_id=row.tenant_id, subject=f"apikey:{row.prefix}")
+        raise TokenRejectedError(
+            "expired API key",
+            "invalid API key",
+            tenant_id=row.tenant_id,
+            subject=f"apikey:{row.prefix}",
+        )
     return row
 
 
@@ -130,8 +174,9 @@ async def touch_last_used(sessions: async_sessionmaker[AsyncSession], row: ApiKe
         return
     try:
         async with sessions() as session:
-            await session.execute(update(ApiKey).where(ApiKey.id == row.id)
-                                  .values(last_used_at=now))
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+            )
             await session.commit()
     except Exception as exc:  # bookkeeping must not fail the request
         log.warning("auth.apikey.touch_failed", prefix=row.prefix, error=type(exc).__name__)

@@ -21,20 +21,37 @@ def anonymous(tenant_id: str, source_ip: str | None = None) -> Principal:
 
 
 async def audit(
-    session: AsyncSession, actor: Principal, action: AuditAction, *,
-    outcome: Outcome = Outcome.SUCCESS, resource_type: str | None = None,
-    resource_id: str | None = None, reason: str | None = None,
-    payload: dict[str, Any] | None = None, correlation_id: str | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    action: AuditAction,
+    *,
+    outcome: Outcome = Outcome.SUCCESS,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    reason: str | None = None,
+    payload: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
 ) -> None:
     """Record in the caller's transaction: the change and its audit row commit together."""
-    await record(session, actor, AuditEventIn(
-        action=action, outcome=outcome, resource_type=resource_type, resource_id=resource_id,
-        reason=reason, payload=payload or {}, correlation_id=correlation_id,
-    ))
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=action,
+            outcome=outcome,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            reason=reason,
+            payload=payload or {},
+            correlation_id=correlation_id,
+        ),
+    )
 
 
 async def audit_detached(
-    sessions: async_sessionmaker[AsyncSession], actor: Principal, action: AuditAction,
+    sessions: async_sessionmaker[AsyncSession],
+    actor: Principal,
+    action: AuditAction,
     **fields: Any,
 ) -> None:
     """Record in a transaction of its own, for refusals whose request transaction rolls

@@ -19,9 +19,12 @@ _NONCE = 12
 
 def derive_key(secret: SecretStr, purpose: str, length: int = 32) -> bytes:
     """A sub-key of the deployment secret for one ``purpose``."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
-                info=f"executive-assistant/{purpose}".encode()).derive(
-        secret.get_secret_value().encode())
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=length,
+        salt=None,
+        info=f"executive-assistant/{purpose}".encode(),
+    ).derive(secret.get_secret_value().encode())
 
 
 class SecretBox:
@@ -52,5 +55,6 @@ class CookieSealer:
         try:
             return self._fernet.decrypt(token.encode("ascii"), ttl=max_age_s)
         except (InvalidToken, UnicodeEncodeError):
-            raise AuthenticationError("the sign-in state is missing, expired or altered; "
-                                      "start the sign-in again") from None
+            raise AuthenticationError(
+                "the sign-in state is missing, expired or altered; start the sign-in again"
+            ) from None

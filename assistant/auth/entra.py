@@ -38,8 +38,9 @@ T = TypeVar("T")
 
 
 class _TenantApp:
-    def __init__(self, app: msal.ConfidentialClientApplication,
-                 cache: msal.SerializableTokenCache) -> None:
+    def __init__(
+        self, app: msal.ConfidentialClientApplication, cache: msal.SerializableTokenCache
+    ) -> None:
         self.app = app
         self.cache = cache
         self.loaded_at: datetime | None = None
@@ -49,8 +50,12 @@ class _TenantApp:
 class EntraClient:
     """One msal application per directory (tid), created on first use."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 directory: TenantDirectory) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        directory: TenantDirectory,
+    ) -> None:
         entra = settings.auth.entra
         if not entra.client_id or entra.client_secret is None:
             raise ConfigurationError("entra mode needs auth.entra.client_id and client_secret")
@@ -77,13 +82,17 @@ class EntraClient:
         entra = self._settings.auth.entra
         return entra.login_tenant or self._directory.tid_of(self._settings.auth.default_tenant)
 
-    def _build(self, tid: str, cache: msal.SerializableTokenCache
-               ) -> msal.ConfidentialClientApplication:
+    def _build(
+        self, tid: str, cache: msal.SerializableTokenCache
+    ) -> msal.ConfidentialClientApplication:
         entra = self._settings.auth.entra
         assert entra.client_secret is not None
         return msal.ConfidentialClientApplication(
-            self._client_id, client_credential=entra.client_secret.get_secret_value(),
-            authority=self.authority(tid), token_cache=cache, http_client=self._http_client(),
+            self._client_id,
+            client_credential=entra.client_secret.get_secret_value(),
+            authority=self.authority(tid),
+            token_cache=cache,
+            http_client=self._http_client(),
             instance_discovery=entra.instance_discovery,
         )
 
@@ -110,8 +119,9 @@ class EntraClient:
                     app = await asyncio.to_thread(self._build, tid, cache)
                 except ValueError as exc:
                     log.error("auth.entra.authority_failed", tid=tid, error=type(exc).__name__)
-                    raise EntraTokenError("the Entra authority cannot be reached or is "
-                                          "unknown") from None
+                    raise EntraTokenError(
+                        "the Entra authority cannot be reached or is unknown"
+                    ) from None
                 tenant_app = self._apps[cache_key] = _TenantApp(app, cache)
             return tenant_app
 
@@ -135,8 +145,7 @@ class EntraClient:
         async with self._sessions() as session:
             row = await session.get(MsalTokenCache, cache_key)
             if row is None:
-                session.add(MsalTokenCache(tenant_id=cache_key, ciphertext=sealed,
-                                           updated_at=now))
+                session.add(MsalTokenCache(tenant_id=cache_key, ciphertext=sealed, updated_at=now))
             else:
                 row.ciphertext = sealed
                 row.updated_at = now
@@ -144,8 +153,9 @@ class EntraClient:
         tenant_app.cache.has_state_changed = False
         tenant_app.loaded_at = now
 
-    async def _call(self, cache_key: str, tid: str,
-                    call: Callable[[msal.ConfidentialClientApplication], T]) -> T:
+    async def _call(
+        self, cache_key: str, tid: str, call: Callable[[msal.ConfidentialClientApplication], T]
+    ) -> T:
         tenant_app = await self._app(cache_key, tid)
         async with tenant_app.lock:
             await self._load(cache_key, tenant_app)
@@ -164,14 +174,17 @@ class EntraClient:
             # POST would not carry. The code is single-use and useless without the PKCE
             # verifier, which never leaves the server-sealed cookie.
             flow: dict[str, Any] = app.initiate_auth_code_flow(
-                scopes, redirect_uri=redirect_uri, response_mode="query")
+                scopes, redirect_uri=redirect_uri, response_mode="query"
+            )
             return flow
 
         return await self._call(self.login_cache_key(), self._login_tid(), initiate)
 
-    async def finish_sign_in(self, flow: dict[str, Any], auth_response: dict[str, str]
-                             ) -> dict[str, Any]:
+    async def finish_sign_in(
+        self, flow: dict[str, Any], auth_response: dict[str, str]
+    ) -> dict[str, Any]:
         """Redeem the code; msal checks state and nonce. Raises on any mismatch or error."""
+
         def redeem(app: msal.ConfidentialClientApplication) -> dict[str, Any]:
             result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, auth_response)
             return result
@@ -179,11 +192,13 @@ class EntraClient:
         try:
             result = await self._call(self.login_cache_key(), self._login_tid(), redeem)
         except (ValueError, RuntimeError) as exc:  # state or nonce mismatch
-            raise EntraTokenError("the sign-in response does not match its request",
-                                  reason=type(exc).__name__) from None
+            raise EntraTokenError(
+                "the sign-in response does not match its request", reason=type(exc).__name__
+            ) from None
         if "error" in result or "id_token" not in result:
-            raise EntraTokenError("Entra refused the sign-in",
-                                  reason=str(result.get("error", "no id_token")))
+            raise EntraTokenError(
+                "Entra refused the sign-in", reason=str(result.get("error", "no id_token"))
+            )
         return result
 
     # ------------------------------------------------------------------ connectors
@@ -198,14 +213,16 @@ class EntraClient:
 
         return self._token(await self._call(tenant_id, tid, acquire), "client credentials")
 
-    async def acquire_on_behalf_of(self, tenant_id: str, user_assertion: str,
-                                   scopes: list[str]) -> str:
+    async def acquire_on_behalf_of(
+        self, tenant_id: str, user_assertion: str, scopes: list[str]
+    ) -> str:
         """A token for a downstream API acting as the user whose token is ``user_assertion``."""
         tid = self._directory.tid_of(tenant_id)
 
         def acquire(app: msal.ConfidentialClientApplication) -> dict[str, Any]:
             result: dict[str, Any] = app.acquire_token_on_behalf_of(
-                user_assertion=user_assertion, scopes=scopes)
+                user_assertion=user_assertion, scopes=scopes
+            )
             return result
 
         return self._token(await self._call(tenant_id, tid, acquire), "on-behalf-of")
@@ -216,6 +233,8 @@ class EntraClient:
         if not isinstance(token, str):
             # error codes are safe to log; descriptions may echo request details
             log.warning("auth.entra.token_failed", flow=flow, error=result.get("error"))
-            raise EntraTokenError(f"Entra refused the {flow} token request",
-                                  reason=str(result.get("error", "unknown")))
+            raise EntraTokenError(
+                f"Entra refused the {flow} token request",
+                reason=str(result.get("error", "unknown")),
+            )
         return token

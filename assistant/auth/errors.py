@@ -9,8 +9,14 @@ class TokenRejectedError(AuthenticationError):
     """A bearer token or API key that does not authenticate; ``reason`` is a short code for
     the audit row (never the token)."""
 
-    def __init__(self, reason: str, detail: str | None = None, *,
-                 tenant_id: str | None = None, subject: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str | None = None,
+        *,
+        tenant_id: str | None = None,
+        subject: str | None = None,
+    ) -> None:
         super().__init__(detail or f"invalid credentials: {reason}")
         self.reason = reason
         self.tenant_id = tenant_id

@@ -43,8 +43,14 @@ class LocalIssuer:
         return self.keystore.jwks()
 
     def mint(
-        self, *, user_id: str, tenant_id: str, roles: Iterable[Role], ttl_s: int | None = None,
-        username: str | None = None, display_name: str | None = None,
+        self,
+        *,
+        user_id: str,
+        tenant_id: str,
+        roles: Iterable[Role],
+        ttl_s: int | None = None,
+        username: str | None = None,
+        display_name: str | None = None,
         audience: str | None = None,
     ) -> str:
         """A signed access token; ``tid`` is the tenant, ``roles`` the user's roles."""
@@ -68,5 +74,6 @@ class LocalIssuer:
         if display_name:
             claims["name"] = display_name
         key = self.keystore.current()
-        return jwt.encode(claims, key.private_key, algorithm="RS256",
-                          headers={"kid": key.kid, "typ": "JWT"})
+        return jwt.encode(
+            claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"}
+        )

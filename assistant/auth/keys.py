@@ -38,15 +38,22 @@ class SigningKey:
 
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
-        return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
-                "n": jwk["n"], "e": jwk["e"]}
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "n": jwk["n"],
+            "e": jwk["e"],
+        }
 
 
 def thumbprint(private_key: rsa.RSAPrivateKey) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url): a stable kid derived from the key."""
     jwk = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
-    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]},
-                           separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
+    )
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -81,9 +88,11 @@ class LocalKeyStore:
         except (ValueError, TypeError):
             raise ConfigurationError(
                 f"the local issuer key {path} cannot be opened with the current secret_key",
-                problems=[f"{path}: encrypted with another secret_key; restore that secret or "
-                          "delete the file to generate a new key (signed-in users must sign "
-                          "in again)"],
+                problems=[
+                    f"{path}: encrypted with another secret_key; restore that secret or "
+                    "delete the file to generate a new key (signed-in users must sign "
+                    "in again)"
+                ],
             ) from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError(f"{path}: not an RSA private key")
@@ -108,7 +117,8 @@ class LocalKeyStore:
         created = max([int(time.time()), *(self._created(p) + 1 for p in self._files())])
         path = self.directory / f"{created:012d}-{kid}.pem"
         pem = private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(self._password),
         )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -60,50 +60,106 @@ class Permission(StrEnum):
 
 
 #: Permissions that change nothing. Auditors hold only these.
-READ_ONLY: Final = frozenset({
-    Permission.ME_READ, Permission.MAIL_READ, Permission.CALENDAR_READ, Permission.ERP_READ,
-    Permission.TRIAGE_READ, Permission.ACTIONS_READ, Permission.REVIEW_READ,
-    Permission.DELEGATIONS_READ, Permission.CONNECTORS_READ, Permission.POLICIES_READ,
-    Permission.OWNERS_READ, Permission.EXCEPTIONS_READ, Permission.USERS_READ,
-    Permission.AUDIT_READ, Permission.AUDIT_EXPORT, Permission.METRICS_READ,
-    Permission.GATE_READ, Permission.QUALITY_READ, Permission.AUTONOMY_READ,
-})
+READ_ONLY: Final = frozenset(
+    {
+        Permission.ME_READ,
+        Permission.MAIL_READ,
+        Permission.CALENDAR_READ,
+        Permission.ERP_READ,
+        Permission.TRIAGE_READ,
+        Permission.ACTIONS_READ,
+        Permission.REVIEW_READ,
+        Permission.DELEGATIONS_READ,
+        Permission.CONNECTORS_READ,
+        Permission.POLICIES_READ,
+        Permission.OWNERS_READ,
+        Permission.EXCEPTIONS_READ,
+        Permission.USERS_READ,
+        Permission.AUDIT_READ,
+        Permission.AUDIT_EXPORT,
+        Permission.METRICS_READ,
+        Permission.GATE_READ,
+        Permission.QUALITY_READ,
+        Permission.AUTONOMY_READ,
+    }
+)
 
 #: What an executive may let a delegate do on their behalf (the most a grant can hold).
-DELEGABLE: Final = frozenset({
-    Permission.MAIL_READ, Permission.CALENDAR_READ, Permission.ERP_READ,
-    Permission.TRIAGE_READ, Permission.TRIAGE_CORRECT, Permission.DRAFTS_WRITE,
-    Permission.ACTIONS_READ, Permission.ACTIONS_PROPOSE, Permission.ACTIONS_CANCEL,
-    Permission.REVIEW_READ, Permission.REVIEW_DECIDE,
-})
+DELEGABLE: Final = frozenset(
+    {
+        Permission.MAIL_READ,
+        Permission.CALENDAR_READ,
+        Permission.ERP_READ,
+        Permission.TRIAGE_READ,
+        Permission.TRIAGE_CORRECT,
+        Permission.DRAFTS_WRITE,
+        Permission.ACTIONS_READ,
+        Permission.ACTIONS_PROPOSE,
+        Permission.ACTIONS_CANCEL,
+        Permission.REVIEW_READ,
+        Permission.REVIEW_DECIDE,
+    }
+)
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
-    Role.EXECUTIVE: frozenset({
-        Permission.ME_READ, *DELEGABLE, Permission.ACTIONS_COMPENSATE,
-        Permission.DELEGATIONS_GRANT, Permission.DELEGATIONS_READ,
-        Permission.DELEGATIONS_REVOKE, Permission.AUTONOMY_READ,
-    }),
+    Role.EXECUTIVE: frozenset(
+        {
+            Permission.ME_READ,
+            *DELEGABLE,
+            Permission.ACTIONS_COMPENSATE,
+            Permission.DELEGATIONS_GRANT,
+            Permission.DELEGATIONS_READ,
+            Permission.DELEGATIONS_REVOKE,
+            Permission.AUTONOMY_READ,
+        }
+    ),
     # Applies only while acting for an executive, narrowed to the grant's scopes.
     Role.DELEGATE: frozenset({Permission.ME_READ, *DELEGABLE}),
-    Role.ADMIN: frozenset({
-        Permission.ME_READ, Permission.ACTIONS_READ,
-        Permission.CONNECTORS_READ, Permission.CONNECTORS_MANAGE,
-        Permission.POLICIES_READ, Permission.POLICIES_MANAGE,
-        Permission.OWNERS_READ, Permission.OWNERS_MANAGE,
-        Permission.EXCEPTIONS_READ, Permission.EXCEPTIONS_RESOLVE,
-        Permission.KILLSWITCH_MANAGE, Permission.USERS_READ, Permission.USERS_MANAGE,
-        Permission.APIKEYS_MANAGE, Permission.DELEGATIONS_READ, Permission.DELEGATIONS_REVOKE,
-        Permission.AUDIT_READ, Permission.METRICS_READ,
-        Permission.GATE_READ, Permission.QUALITY_READ, Permission.QUALITY_MANAGE,
-        Permission.AUTONOMY_READ, Permission.AUTONOMY_MANAGE,
-    }),
-    Role.AUDITOR: frozenset({
-        Permission.ME_READ, Permission.ACTIONS_READ, Permission.AUDIT_READ,
-        Permission.AUDIT_EXPORT, Permission.METRICS_READ, Permission.CONNECTORS_READ,
-        Permission.POLICIES_READ, Permission.OWNERS_READ, Permission.EXCEPTIONS_READ,
-        Permission.USERS_READ, Permission.DELEGATIONS_READ,
-        Permission.GATE_READ, Permission.QUALITY_READ, Permission.AUTONOMY_READ,
-    }),
+    Role.ADMIN: frozenset(
+        {
+            Permission.ME_READ,
+            Permission.ACTIONS_READ,
+            Permission.CONNECTORS_READ,
+            Permission.CONNECTORS_MANAGE,
+            Permission.POLICIES_READ,
+            Permission.POLICIES_MANAGE,
+            Permission.OWNERS_READ,
+            Permission.OWNERS_MANAGE,
+            Permission.EXCEPTIONS_READ,
+            Permission.EXCEPTIONS_RESOLVE,
+            Permission.KILLSWITCH_MANAGE,
+            Permission.USERS_READ,
+            Permission.USERS_MANAGE,
+            Permission.APIKEYS_MANAGE,
+            Permission.DELEGATIONS_READ,
+            Permission.DELEGATIONS_REVOKE,
+            Permission.AUDIT_READ,
+            Permission.METRICS_READ,
+            Permission.GATE_READ,
+            Permission.QUALITY_READ,
+            Permission.QUALITY_MANAGE,
+            Permission.AUTONOMY_READ,
+            Permission.AUTONOMY_MANAGE,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            Permission.ME_READ,
+            Permission.ACTIONS_READ,
+            Permission.AUDIT_READ,
+            Permission.AUDIT_EXPORT,
+            Permission.METRICS_READ,
+            Permission.CONNECTORS_READ,
+            Permission.POLICIES_READ,
+            Permission.OWNERS_READ,
+            Permission.EXCEPTIONS_READ,
+            Permission.USERS_READ,
+            Permission.DELEGATIONS_READ,
+            Permission.GATE_READ,
+            Permission.QUALITY_READ,
+            Permission.AUTONOMY_READ,
+        }
+    ),
 }
 
 
@@ -115,8 +171,9 @@ def effective_permissions(principal: Principal) -> frozenset[Permission]:
     """
     if principal.on_behalf_of is not None:
         scopes: frozenset[str] | None = getattr(principal, "delegated_scopes", None)
-        granted = DELEGABLE if scopes is None else frozenset(
-            p for p in DELEGABLE if p.value in scopes)
+        granted = (
+            DELEGABLE if scopes is None else frozenset(p for p in DELEGABLE if p.value in scopes)
+        )
         return frozenset({Permission.ME_READ, *granted})
     held: set[Permission] = set()
     for role in principal.roles:

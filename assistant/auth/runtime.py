@@ -59,8 +59,7 @@ class AuthRuntime:
     entra: EntraClient | None = None
 
     @classmethod
-    def build(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]
-              ) -> AuthRuntime:
+    def build(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> AuthRuntime:
         local: LocalIssuer | None = None
         sources: dict[str, KeySource] = {}
         if settings.auth.mode == "local":
@@ -69,30 +68,48 @@ class AuthRuntime:
             sources[local.issuer] = LocalKeySource(keystore, settings)
         directory = TenantDirectory(settings, local.issuer if local else None)
         validator = TokenValidator(settings, directory, sources)
-        entra = EntraClient(settings, sessions, directory) if settings.auth.mode == "entra" \
-            else None
-        return cls(settings=settings, sessions=sessions, directory=directory,
-                   validator=validator, sealer=CookieSealer(settings.secret_key, "cookies"),
-                   local_issuer=local, entra=entra)
+        entra = (
+            EntraClient(settings, sessions, directory) if settings.auth.mode == "entra" else None
+        )
+        return cls(
+            settings=settings,
+            sessions=sessions,
+            directory=directory,
+            validator=validator,
+            sealer=CookieSealer(settings.secret_key, "cookies"),
+            local_issuer=local,
+            entra=entra,
+        )
 
     @property
     def issuer(self) -> str:
         return self.local_issuer.issuer if self.local_issuer else local_issuer_url(self.settings)
 
-    def mint(self, user_id: str, tenant_id: str, roles: Iterable[Role], *,
-             ttl_s: int | None = None, username: str | None = None,
-             display_name: str | None = None) -> str:
+    def mint(
+        self,
+        user_id: str,
+        tenant_id: str,
+        roles: Iterable[Role],
+        *,
+        ttl_s: int | None = None,
+        username: str | None = None,
+        display_name: str | None = None,
+    ) -> str:
         """A local access token (local mode only)."""
         if self.local_issuer is None:
             raise AuthenticationError("local tokens exist only in local mode")
-        return self.local_issuer.mint(user_id=user_id, tenant_id=self.directory.tid_of(tenant_id),
-                                      roles=roles, ttl_s=ttl_s, username=username,
-                                      display_name=display_name)
+        return self.local_issuer.mint(
+            user_id=user_id,
+            tenant_id=self.directory.tid_of(tenant_id),
+            roles=roles,
+            ttl_s=ttl_s,
+            username=username,
+            display_name=display_name,
+        )
 
     # ---------------------------------------------------------------- authentication
 
-    async def authenticate(self, request: Request, session: AsyncSession
-                           ) -> AuthenticatedPrincipal:
+    async def authenticate(self, request: Request, session: AsyncSession) -> AuthenticatedPrincipal:
         """The caller of ``request``, or AuthenticationError / PermissionDeniedError."""
         source_ip = request.client.host if request.client else None
         authorization = request.headers.get("authorization")
@@ -102,8 +119,9 @@ class AuthRuntime:
                 scheme, _, credentials = authorization.partition(" ")
                 credentials = credentials.strip()
                 if scheme.lower() != "bearer" or not credentials:
-                    raise TokenRejectedError("unsupported authorization scheme",
-                                             "use Authorization: Bearer <token>")
+                    raise TokenRejectedError(
+                        "unsupported authorization scheme", "use Authorization: Bearer <token>"
+                    )
                 if looks_like_api_key(credentials):
                     principal = await self._from_api_key(session, credentials, source_ip)
                 else:
@@ -113,38 +131,48 @@ class AuthRuntime:
             else:
                 cookie = request.cookies.get(self.settings.auth.session_cookie)
                 if not cookie:
-                    raise AuthenticationError("authentication required: send a bearer token "
-                                              "or an API key, or sign in at /auth/login")
+                    raise AuthenticationError(
+                        "authentication required: send a bearer token "
+                        "or an API key, or sign in at /auth/login"
+                    )
                 principal = await self._from_session(request, session, cookie, source_ip)
         except TokenRejectedError as exc:
             await self._audit_rejection(request, exc, source_ip)
             raise
         principal = await self._delegation(request, session, principal)
-        structlog.contextvars.bind_contextvars(tenant=principal.tenant_id,
-                                               user=principal.user_id)
+        structlog.contextvars.bind_contextvars(tenant=principal.tenant_id, user=principal.user_id)
         return principal
 
     async def _from_jwt(self, token: str, source_ip: str | None) -> AuthenticatedPrincipal:
         verified = await self.validator.validate(token)
         return AuthenticatedPrincipal(
-            user_id=verified.subject, tenant_id=verified.tenant_id, roles=verified.roles,
+            user_id=verified.subject,
+            tenant_id=verified.tenant_id,
+            roles=verified.roles,
             actor_type=ActorType.SERVICE if verified.is_app else ActorType.USER,
-            display_name=verified.display_name, source_ip=source_ip,
+            display_name=verified.display_name,
+            source_ip=source_ip,
             auth_method=AuthMethod.BEARER,
         )
 
-    async def _from_api_key(self, session: AsyncSession, presented: str,
-                            source_ip: str | None) -> AuthenticatedPrincipal:
+    async def _from_api_key(
+        self, session: AsyncSession, presented: str, source_ip: str | None
+    ) -> AuthenticatedPrincipal:
         row = await verify_api_key(session, presented)
         await touch_last_used(self.sessions, row)
         return AuthenticatedPrincipal(
-            user_id=f"apikey:{row.prefix}", tenant_id=row.tenant_id,
-            roles=parse_roles(row.roles), actor_type=ActorType.SERVICE, display_name=row.name,
-            source_ip=source_ip, auth_method=AuthMethod.API_KEY,
+            user_id=f"apikey:{row.prefix}",
+            tenant_id=row.tenant_id,
+            roles=parse_roles(row.roles),
+            actor_type=ActorType.SERVICE,
+            display_name=row.name,
+            source_ip=source_ip,
+            auth_method=AuthMethod.API_KEY,
         )
 
-    async def _from_session(self, request: Request, session: AsyncSession, cookie: str,
-                            source_ip: str | None) -> AuthenticatedPrincipal:
+    async def _from_session(
+        self, request: Request, session: AsyncSession, cookie: str, source_ip: str | None
+    ) -> AuthenticatedPrincipal:
         row = await find_session(session, cookie)
         if row is None:
             raise AuthenticationError("the session has ended; sign in again at /auth/login")
@@ -160,8 +188,12 @@ class AuthRuntime:
             roles = await roles_of(session, row.tenant_id, row.user_id)
             display_name = user.display_name or user.username
         return AuthenticatedPrincipal(
-            user_id=row.user_id, tenant_id=row.tenant_id, roles=roles,
-            display_name=display_name, source_ip=source_ip, auth_method=AuthMethod.SESSION,
+            user_id=row.user_id,
+            tenant_id=row.tenant_id,
+            roles=roles,
+            display_name=display_name,
+            source_ip=source_ip,
+            auth_method=AuthMethod.SESSION,
         )
 
     def _check_origin(self, request: Request) -> None:
@@ -169,53 +201,82 @@ class AuthRuntime:
         origin = request.headers.get("origin")
         if origin is None:  # not a browser's cross-origin request
             return
-        allowed = {_origin(self.settings.server.public_url), _origin(str(request.base_url)),
-                   *(_origin(o) for o in self.settings.server.cors_origins if o != "*")}
+        allowed = {
+            _origin(self.settings.server.public_url),
+            _origin(str(request.base_url)),
+            *(_origin(o) for o in self.settings.server.cors_origins if o != "*"),
+        }
         if origin.lower() not in allowed:
             raise PermissionDeniedError("cross-site request refused")
 
-    async def _delegation(self, request: Request, session: AsyncSession,
-                          principal: AuthenticatedPrincipal) -> AuthenticatedPrincipal:
+    async def _delegation(
+        self, request: Request, session: AsyncSession, principal: AuthenticatedPrincipal
+    ) -> AuthenticatedPrincipal:
         executive_id = request.headers.get(ON_BEHALF_OF_HEADER)
         if not executive_id:
             return principal
         executive_id = executive_id.strip()
         grant = None
         if principal.actor_type is ActorType.USER and executive_id != principal.user_id:
-            grant = await active_delegation(session, principal.tenant_id, executive_id,
-                                            principal.user_id)
+            grant = await active_delegation(
+                session, principal.tenant_id, executive_id, principal.user_id
+            )
         if grant is None:
             await audit_detached(
-                self.sessions, principal, AuditAction.AUTH_ACCESS_DENIED,
-                outcome=Outcome.DENIED, reason="no delegation from that executive",
-                resource_type="user", resource_id=executive_id[:64],
-                correlation_id=getattr(request.state, "correlation_id", None))
+                self.sessions,
+                principal,
+                AuditAction.AUTH_ACCESS_DENIED,
+                outcome=Outcome.DENIED,
+                reason="no delegation from that executive",
+                resource_type="user",
+                resource_id=executive_id[:64],
+                correlation_id=getattr(request.state, "correlation_id", None),
+            )
             raise PermissionDeniedError("you hold no delegation from that executive")
         return AuthenticatedPrincipal(
-            user_id=principal.user_id, tenant_id=principal.tenant_id,
-            roles=frozenset({Role.DELEGATE}), actor_type=principal.actor_type,
-            on_behalf_of=grant.executive_id, display_name=principal.display_name,
-            source_ip=principal.source_ip, auth_method=principal.auth_method,
+            user_id=principal.user_id,
+            tenant_id=principal.tenant_id,
+            roles=frozenset({Role.DELEGATE}),
+            actor_type=principal.actor_type,
+            on_behalf_of=grant.executive_id,
+            display_name=principal.display_name,
+            source_ip=principal.source_ip,
+            auth_method=principal.auth_method,
             delegated_scopes=frozenset(grant.scopes),
         )
 
-    async def _audit_rejection(self, request: Request, exc: TokenRejectedError,
-                               source_ip: str | None) -> None:
+    async def _audit_rejection(
+        self, request: Request, exc: TokenRejectedError, source_ip: str | None
+    ) -> None:
         tenant = exc.tenant_id or self.settings.auth.default_tenant
-        log.info("auth.credentials.rejected", reason=exc.reason, tenant=tenant,
-                 source=source_ip, path=request.url.path)
+        log.info(
+            "auth.credentials.rejected",
+            reason=exc.reason,
+            tenant=tenant,
+            source=source_ip,
+            path=request.url.path,
+        )
         await audit_detached(
-            self.sessions, anonymous(tenant, source_ip), AuditAction.AUTH_TOKEN_REJECTED,
-            outcome=Outcome.DENIED, reason=exc.reason,
-            payload={"claimed_subject": exc.subject, "path": request.url.path,
-                     "source": source_ip},
-            correlation_id=getattr(request.state, "correlation_id", None))
+            self.sessions,
+            anonymous(tenant, source_ip),
+            AuditAction.AUTH_TOKEN_REJECTED,
+            outcome=Outcome.DENIED,
+            reason=exc.reason,
+            payload={"claimed_subject": exc.subject, "path": request.url.path, "source": source_ip},
+            correlation_id=getattr(request.state, "correlation_id", None),
+        )
 
-    async def audit_access_denied(self, request: Request, principal: Principal,
-                                  needed: Iterable[str]) -> None:
+    async def audit_access_denied(
+        self, request: Request, principal: Principal, needed: Iterable[str]
+    ) -> None:
         await audit_detached(
-            self.sessions, principal, AuditAction.AUTH_ACCESS_DENIED, outcome=Outcome.DENIED,
-            reason="missing permission", resource_type="route",
+            self.sessions,
+            principal,
+            AuditAction.AUTH_ACCESS_DENIED,
+            outcome=Outcome.DENIED,
+            reason="missing permission",
+            resource_type="route",
             resource_id=f"{request.method} {request.url.path}"[:200],
             payload={"needed": sorted(needed)},
-            correlation_id=getattr(request.state, "correlation_id", None))
+            correlation_id=getattr(request.state, "correlation_id", None),
+        )

@@ -32,17 +32,30 @@ def cookie_secure(settings: Settings) -> bool:
 
 
 async def create_session(
-    session: AsyncSession, settings: Settings, *, tenant_id: str, user_id: str,
-    roles: Iterable[Role], source: str, display_name: str | None = None,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    user_id: str,
+    roles: Iterable[Role],
+    source: str,
+    display_name: str | None = None,
 ) -> str:
     """A new session; returns the cookie value (shown once, stored only as a hash)."""
     value = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(WebSession(
-        id=_digest(value), tenant_id=tenant_id, user_id=user_id, source=source,
-        roles=sorted(Role(role).value for role in roles), display_name=display_name,
-        created_at=now, expires_at=now + timedelta(seconds=settings.auth.session_ttl_s),
-    ))
+    session.add(
+        WebSession(
+            id=_digest(value),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            source=source,
+            roles=sorted(Role(role).value for role in roles),
+            display_name=display_name,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.auth.session_ttl_s),
+        )
+    )
     await session.flush()
     return value
 
@@ -64,23 +77,49 @@ async def revoke_session(session: AsyncSession, value: str) -> WebSession | None
 
 
 async def revoke_user_sessions(session: AsyncSession, tenant_id: str, user_id: str) -> None:
-    await session.execute(update(WebSession).where(
-        WebSession.tenant_id == tenant_id, WebSession.user_id == user_id,
-        WebSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    await session.execute(
+        update(WebSession)
+        .where(
+            WebSession.tenant_id == tenant_id,
+            WebSession.user_id == user_id,
+            WebSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
 
 
-def set_cookie(response: Response, settings: Settings, name: str, value: str, *,
-               max_age: int, path: str = "/") -> None:
-    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True,
-                        secure=cookie_secure(settings), samesite=settings.auth.cookie_samesite)
+def set_cookie(
+    response: Response, settings: Settings, name: str, value: str, *, max_age: int, path: str = "/"
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        secure=cookie_secure(settings),
+        samesite=settings.auth.cookie_samesite,
+    )
 
 
 def clear_cookie(response: Response, settings: Settings, name: str, path: str = "/") -> None:
-    response.delete_cookie(name, path=path, httponly=True, secure=cookie_secure(settings),
-                           samesite=settings.auth.cookie_samesite)
+    response.delete_cookie(
+        name,
+        path=path,
+        httponly=True,
+        secure=cookie_secure(settings),
+        samesite=settings.auth.cookie_samesite,
+    )
 
 
 async def live_sessions(session: AsyncSession, tenant_id: str, user_id: str) -> list[WebSession]:
-    return list(await session.scalars(select(WebSession).where(
-        WebSession.tenant_id == tenant_id, WebSession.user_id == user_id,
-        WebSession.revoked_at.is_(None), WebSession.expires_at > utcnow())))
+    return list(
+        await session.scalars(
+            select(WebSession).where(
+                WebSession.tenant_id == tenant_id,
+                WebSession.user_id == user_id,
+                WebSession.revoked_at.is_(None),
+                WebSession.expires_at > utcnow(),
+            )
+        )
+    )

@@ -50,8 +50,9 @@ class LocalJWKSClient(PyJWKClient):
     caching, kid matching and refresh-on-unknown-kid as for a remote issuer."""
 
     def __init__(self, keystore: LocalKeyStore, *, lifespan: float, cooldown: float) -> None:
-        super().__init__("https://local-issuer.invalid/jwks", lifespan=lifespan,
-                         cooldown_duration=cooldown)
+        super().__init__(
+            "https://local-issuer.invalid/jwks", lifespan=lifespan, cooldown_duration=cooldown
+        )
         self._keystore = keystore
 
     def fetch_data(self) -> Any:
@@ -64,8 +65,7 @@ class LocalJWKSClient(PyJWKClient):
 class LocalKeySource:
     def __init__(self, keystore: LocalKeyStore, settings: Settings) -> None:
         # Reading local files is cheap: no cooldown, so a key rotated by the CLI is seen at once.
-        self._client = LocalJWKSClient(keystore, lifespan=settings.auth.jwks_cache_s,
-                                       cooldown=0)
+        self._client = LocalJWKSClient(keystore, lifespan=settings.auth.jwks_cache_s, cooldown=0)
 
     async def signing_key(self, kid: str) -> PyJWK:
         return await asyncio.to_thread(self._client.get_signing_key, kid)
@@ -84,23 +84,26 @@ class RemoteKeySource:
     async def _discover(self) -> PyJWKClient:
         url = f"{self.issuer}/.well-known/openid-configuration"
         try:
-            async with httpx.AsyncClient(verify=self._context,
-                                         timeout=self._settings.auth.http_timeout_s) as http:
+            async with httpx.AsyncClient(
+                verify=self._context, timeout=self._settings.auth.http_timeout_s
+            ) as http:
                 response = await http.get(url)
                 response.raise_for_status()
                 document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("auth.discovery.failed", issuer=self.issuer, error=type(exc).__name__)
             raise ServiceUnavailableError("the token issuer cannot be reached") from None
-        if document.get("issuer") != self.issuer or not isinstance(document.get("jwks_uri"),
-                                                                   str):
-            log.warning("auth.discovery.mismatch", issuer=self.issuer,
-                        advertised=document.get("issuer"))
+        if document.get("issuer") != self.issuer or not isinstance(document.get("jwks_uri"), str):
+            log.warning(
+                "auth.discovery.mismatch", issuer=self.issuer, advertised=document.get("issuer")
+            )
             raise ServiceUnavailableError("the token issuer's configuration is inconsistent")
         return PyJWKClient(
-            document["jwks_uri"], lifespan=self._settings.auth.jwks_cache_s,
+            document["jwks_uri"],
+            lifespan=self._settings.auth.jwks_cache_s,
             cooldown_duration=self._settings.auth.jwks_refresh_cooldown_s,
-            timeout=self._settings.auth.http_timeout_s, ssl_context=self._context,
+            timeout=self._settings.auth.http_timeout_s,
+            ssl_context=self._context,
         )
 
     async def signing_key(self, kid: str) -> PyJWK:
@@ -135,8 +138,9 @@ class VerifiedToken:
 
 
 class TokenValidator:
-    def __init__(self, settings: Settings, directory: TenantDirectory,
-                 sources: dict[str, KeySource]) -> None:
+    def __init__(
+        self, settings: Settings, directory: TenantDirectory, sources: dict[str, KeySource]
+    ) -> None:
         self._settings = settings
         self.directory = directory
         self._sources = sources
@@ -156,8 +160,9 @@ class TokenValidator:
             self._sources[issuer] = source
         return source
 
-    async def validate(self, token: str, *, audiences: Iterable[str] | None = None
-                       ) -> VerifiedToken:
+    async def validate(
+        self, token: str, *, audiences: Iterable[str] | None = None
+    ) -> VerifiedToken:
         """Verify ``token`` completely, or raise :class:`TokenRejectedError`."""
         try:
             header = jwt.get_unverified_header(token)
@@ -182,17 +187,20 @@ class TokenValidator:
         if tenant_id is None:
             raise TokenRejectedError("unknown tenant", **hint)
         if issuer not in self.directory.allowed_issuers(tenant_id):
-            raise TokenRejectedError("issuer not allowed for the tenant", tenant_id=tenant_id,
-                                     **hint)
+            raise TokenRejectedError(
+                "issuer not allowed for the tenant", tenant_id=tenant_id, **hint
+            )
         try:
             key = await self._source(issuer).signing_key(kid)
         except PyJWKClientError:
-            raise TokenRejectedError("unknown signing key", tenant_id=tenant_id,
-                                     **hint) from None
+            raise TokenRejectedError("unknown signing key", tenant_id=tenant_id, **hint) from None
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key.key, algorithms=self._algorithms,
-                audience=list(audiences or self.default_audiences()), issuer=issuer,
+                token,
+                key.key,
+                algorithms=self._algorithms,
+                audience=list(audiences or self.default_audiences()),
+                issuer=issuer,
                 leeway=self._settings.auth.leeway_s,
                 options={"require": REQUIRED_CLAIMS, "verify_iat": False},
             )
@@ -205,11 +213,17 @@ class TokenValidator:
         except jwt.InvalidIssuerError:
             raise TokenRejectedError("wrong issuer", tenant_id=tenant_id, **hint) from None
         except jwt.MissingRequiredClaimError as exc:
-            raise TokenRejectedError(f"missing claim {exc.claim}", tenant_id=tenant_id,
-                                     **hint) from None
+            raise TokenRejectedError(
+                f"missing claim {exc.claim}", tenant_id=tenant_id, **hint
+            ) from None
         except (jwt.InvalidTokenError, ValueError):
             raise TokenRejectedError("bad signature", tenant_id=tenant_id, **hint) from None
         roles_claim = claims.get("roles") or []
         roles = parse_roles(roles_claim if isinstance(roles_claim, list) else [])
-        return VerifiedToken(claims=claims, issuer=issuer, tenant_id=tenant_id,
-                             subject=str(claims.get("oid") or claims["sub"]), roles=roles)
+        return VerifiedToken(
+            claims=claims,
+            issuer=issuer,
+            tenant_id=tenant_id,
+            subject=str(claims.get("oid") or claims["sub"]),
+            roles=roles,
+        )

@@ -33,33 +33,36 @@ def _sorted_roles(roles: Iterable[Role]) -> list[str]:
 
 
 async def get_user(session: AsyncSession, tenant_id: str, user_id: str) -> User:
-    user = await session.scalar(select(User).where(User.tenant_id == tenant_id,
-                                                   User.id == user_id))
+    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
     if user is None:
         raise NotFoundError("no such user")
     return user
 
 
 async def find_user(session: AsyncSession, tenant_id: str, username: str) -> User | None:
-    return await session.scalar(select(User).where(User.tenant_id == tenant_id,
-                                                   User.username == username))
+    return await session.scalar(
+        select(User).where(User.tenant_id == tenant_id, User.username == username)
+    )
 
 
 async def list_users(session: AsyncSession, tenant_id: str) -> list[User]:
-    rows = await session.scalars(select(User).where(User.tenant_id == tenant_id)
-                                 .order_by(User.username))
+    rows = await session.scalars(
+        select(User).where(User.tenant_id == tenant_id).order_by(User.username)
+    )
     return list(rows)
 
 
 async def roles_of(session: AsyncSession, tenant_id: str, user_id: str) -> frozenset[Role]:
-    rows = await session.scalars(select(RoleGrant.role).where(
-        RoleGrant.tenant_id == tenant_id, RoleGrant.user_id == user_id))
+    rows = await session.scalars(
+        select(RoleGrant.role).where(RoleGrant.tenant_id == tenant_id, RoleGrant.user_id == user_id)
+    )
     return frozenset(Role(role) for role in rows)
 
 
 async def roles_by_user(session: AsyncSession, tenant_id: str) -> dict[str, frozenset[Role]]:
-    rows = await session.execute(select(RoleGrant.user_id, RoleGrant.role).where(
-        RoleGrant.tenant_id == tenant_id))
+    rows = await session.execute(
+        select(RoleGrant.user_id, RoleGrant.role).where(RoleGrant.tenant_id == tenant_id)
+    )
     result: dict[str, set[Role]] = {}
     for user_id, role in rows:
         result.setdefault(user_id, set()).add(Role(role))
@@ -67,9 +70,17 @@ async def roles_by_user(session: AsyncSession, tenant_id: str) -> dict[str, froz
 
 
 async def create_user(
-    session: AsyncSession, actor: Principal, *, tenant_id: str, username: str,
-    roles: Iterable[Role], password: str | None = None, display_name: str | None = None,
-    email: str | None = None, source: str = "local", user_id: str | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    tenant_id: str,
+    username: str,
+    roles: Iterable[Role],
+    password: str | None = None,
+    display_name: str | None = None,
+    email: str | None = None,
+    source: str = "local",
+    user_id: str | None = None,
 ) -> User:
     """A new user with its roles (audited). The password, if any, is stored as a hash."""
     username = username.strip()
@@ -81,21 +92,40 @@ async def create_user(
         raise ValidationFailedError(problem)
     now = utcnow()
     user = User(
-        id=user_id or new_id(), tenant_id=tenant_id, username=username,
-        display_name=display_name, email=email, source=source,
+        id=user_id or new_id(),
+        tenant_id=tenant_id,
+        username=username,
+        display_name=display_name,
+        email=email,
+        source=source,
         password_hash=hash_password(password) if password is not None else None,
-        disabled=False, failed_logins=0, created_at=now, updated_at=now,
+        disabled=False,
+        failed_logins=0,
+        created_at=now,
+        updated_at=now,
     )
     session.add(user)
     await session.flush()  # before its role grants (no ORM relationship orders them)
     role_list = _sorted_roles(roles)
     for role in role_list:
-        session.add(RoleGrant(user_id=user.id, role=role, tenant_id=tenant_id,
-                              granted_by=actor.user_id, granted_at=now))
+        session.add(
+            RoleGrant(
+                user_id=user.id,
+                role=role,
+                tenant_id=tenant_id,
+                granted_by=actor.user_id,
+                granted_at=now,
+            )
+        )
     await session.flush()
-    await audit(session, actor, AuditAction.AUTH_USER_CREATED, resource_type="user",
-                resource_id=user.id, payload={"username": username, "roles": role_list,
-                                              "source": source})
+    await audit(
+        session,
+        actor,
+        AuditAction.AUTH_USER_CREATED,
+        resource_type="user",
+        resource_id=user.id,
+        payload={"username": username, "roles": role_list, "source": source},
+    )
     log.info("auth.user.created", tenant=tenant_id, user=user.id, roles=role_list)
     return user
 
@@ -109,8 +139,11 @@ async def set_roles(
     if before == after:
         return after
     if Role.ADMIN in before and Role.ADMIN not in after:
-        admins = await session.scalar(select(func.count()).select_from(RoleGrant).where(
-            RoleGrant.tenant_id == user.tenant_id, RoleGrant.role == Role.ADMIN.value))
+        admins = await session.scalar(
+            select(func.count())
+            .select_from(RoleGrant)
+            .where(RoleGrant.tenant_id == user.tenant_id, RoleGrant.role == Role.ADMIN.value)
+        )
         if (admins or 0) <= 1:
             raise ConflictError("this is the tenant's last admin; make another admin first")
     now = utcnow()
@@ -119,15 +152,32 @@ async def set_roles(
         if grant is not None:
             await session.delete(grant)
     for role in after - before:
-        session.add(RoleGrant(user_id=user.id, role=role.value, tenant_id=user.tenant_id,
-                              granted_by=actor.user_id, granted_at=now))
+        session.add(
+            RoleGrant(
+                user_id=user.id,
+                role=role.value,
+                tenant_id=user.tenant_id,
+                granted_by=actor.user_id,
+                granted_at=now,
+            )
+        )
     user.updated_at = now
     await session.flush()
-    await audit(session, actor, AuditAction.AUTH_ROLE_CHANGED, resource_type="user",
-                resource_id=user.id, payload={"before": _sorted_roles(before),
-                                              "after": _sorted_roles(after)})
-    log.info("auth.user.roles_changed", tenant=user.tenant_id, user=user.id,
-             before=_sorted_roles(before), after=_sorted_roles(after))
+    await audit(
+        session,
+        actor,
+        AuditAction.AUTH_ROLE_CHANGED,
+        resource_type="user",
+        resource_id=user.id,
+        payload={"before": _sorted_roles(before), "after": _sorted_roles(after)},
+    )
+    log.info(
+        "auth.user.roles_changed",
+        tenant=user.tenant_id,
+        user=user.id,
+        before=_sorted_roles(before),
+        after=_sorted_roles(after),
+    )
     return after
 
 
@@ -142,18 +192,31 @@ async def set_password(session: AsyncSession, user: User, password: str) -> None
 
 
 async def upsert_directory_user(
-    session: AsyncSession, actor: Principal, *, tenant_id: str, user_id: str, username: str,
-    display_name: str | None, email: str | None,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    tenant_id: str,
+    user_id: str,
+    username: str,
+    display_name: str | None,
+    email: str | None,
 ) -> User:
     """An Entra user seen at sign-in, recorded so that delegations can name it."""
-    user = await session.scalar(select(User).where(User.tenant_id == tenant_id,
-                                                   User.id == user_id))
+    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
     if user is None:
         if await find_user(session, tenant_id, username) is not None:
             username = f"{username}#{user_id[:8]}"
-        return await create_user(session, actor, tenant_id=tenant_id, username=username,
-                                 roles=(), display_name=display_name, email=email,
-                                 source="entra", user_id=user_id)
+        return await create_user(
+            session,
+            actor,
+            tenant_id=tenant_id,
+            username=username,
+            roles=(),
+            display_name=display_name,
+            email=email,
+            source="entra",
+            user_id=user_id,
+        )
     user.display_name = display_name or user.display_name
     user.email = email or user.email
     user.updated_at = utcnow()
@@ -179,8 +242,13 @@ class SignInResult:
 
 
 async def password_sign_in(
-    session: AsyncSession, settings: AuthSettings, *, tenant_id: str, username: str,
-    password: str, source: str,
+    session: AsyncSession,
+    settings: AuthSettings,
+    *,
+    tenant_id: str,
+    username: str,
+    password: str,
+    source: str,
 ) -> SignInResult:
     """Check a password; record the attempt, count failures, lock after repeated ones.
 
@@ -190,16 +258,26 @@ async def password_sign_in(
     now = utcnow()
     window_start = now - timedelta(seconds=settings.signin_rate_window_s)
     recent_failures = await session.scalar(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.source == source, LoginAttempt.succeeded.is_(False),
-            LoginAttempt.attempted_at >= window_start))
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(
+            LoginAttempt.source == source,
+            LoginAttempt.succeeded.is_(False),
+            LoginAttempt.attempted_at >= window_start,
+        )
+    )
     actor = anonymous(tenant_id, source)
     if (recent_failures or 0) >= settings.signin_rate_limit:
-        await audit(session, actor, AuditAction.AUTH_SIGNIN_FAILED, outcome=Outcome.DENIED,
-                    reason="rate limited", payload={"username": username, "source": source})
+        await audit(
+            session,
+            actor,
+            AuditAction.AUTH_SIGNIN_FAILED,
+            outcome=Outcome.DENIED,
+            reason="rate limited",
+            payload={"username": username, "source": source},
+        )
         log.warning("auth.signin.rate_limited", tenant=tenant_id, source=source)
-        return SignInResult(SignInOutcome.RATE_LIMITED,
-                            retry_after=settings.signin_rate_window_s)
+        return SignInResult(SignInOutcome.RATE_LIMITED, retry_after=settings.signin_rate_window_s)
     user = await find_user(session, tenant_id, username)
     reason: str | None = None
     if user is None or user.disabled or user.password_hash is None:
@@ -214,20 +292,37 @@ async def password_sign_in(
         if user.failed_logins >= settings.lockout_threshold:
             user.locked_until = now + timedelta(seconds=settings.lockout_s)
             user.failed_logins = 0
-            await audit(session, Principal(user_id=user.id, tenant_id=tenant_id,
-                                           source_ip=source),
-                        AuditAction.AUTH_LOCKOUT, outcome=Outcome.DENIED,
-                        resource_type="user", resource_id=user.id,
-                        reason=f"{settings.lockout_threshold} failed sign-ins",
-                        payload={"locked_until": user.locked_until.isoformat()})
+            await audit(
+                session,
+                Principal(user_id=user.id, tenant_id=tenant_id, source_ip=source),
+                AuditAction.AUTH_LOCKOUT,
+                outcome=Outcome.DENIED,
+                resource_type="user",
+                resource_id=user.id,
+                reason=f"{settings.lockout_threshold} failed sign-ins",
+                payload={"locked_until": user.locked_until.isoformat()},
+            )
             log.warning("auth.signin.locked_out", tenant=tenant_id, user=user.id)
-    session.add(LoginAttempt(tenant_id=tenant_id, username=username[:200], source=source,
-                             succeeded=reason is None, attempted_at=now))
+    session.add(
+        LoginAttempt(
+            tenant_id=tenant_id,
+            username=username[:200],
+            source=source,
+            succeeded=reason is None,
+            attempted_at=now,
+        )
+    )
     if reason is not None or user is None:
-        await audit(session, actor, AuditAction.AUTH_SIGNIN_FAILED, outcome=Outcome.FAILURE,
-                    resource_type="user", resource_id=user.id if user else None,
-                    reason=reason, payload={"username": username, "source": source,
-                                            "method": "password"})
+        await audit(
+            session,
+            actor,
+            AuditAction.AUTH_SIGNIN_FAILED,
+            outcome=Outcome.FAILURE,
+            resource_type="user",
+            resource_id=user.id if user else None,
+            reason=reason,
+            payload={"username": username, "source": source, "method": "password"},
+        )
         log.info("auth.signin.failed", tenant=tenant_id, reason=reason, source=source)
         await session.flush()
         return SignInResult(SignInOutcome.FAILED)
@@ -238,10 +333,14 @@ async def password_sign_in(
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     roles = await roles_of(session, tenant_id, user.id)
-    await audit(session, Principal(user_id=user.id, tenant_id=tenant_id, roles=roles,
-                                   source_ip=source),
-                AuditAction.AUTH_SIGNIN_SUCCEEDED, resource_type="user", resource_id=user.id,
-                payload={"method": "password", "source": source})
+    await audit(
+        session,
+        Principal(user_id=user.id, tenant_id=tenant_id, roles=roles, source_ip=source),
+        AuditAction.AUTH_SIGNIN_SUCCEEDED,
+        resource_type="user",
+        resource_id=user.id,
+        payload={"method": "password", "source": source},
+    )
     await session.flush()
     log.info("auth.signin.succeeded", tenant=tenant_id, user=user.id, method="password")
     return SignInResult(SignInOutcome.OK, user=user, roles=roles)
@@ -255,7 +354,11 @@ def default_delegate_scopes() -> list[str]:
 
 
 async def grant_delegation(
-    session: AsyncSession, actor: Principal, *, executive: User, delegate: User,
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    executive: User,
+    delegate: User,
     scopes: Iterable[str] | None = None,
 ) -> Delegation:
     """``executive`` lets ``delegate`` act for them within ``scopes`` (audited)."""
@@ -268,7 +371,8 @@ async def grant_delegation(
     if unknown or not chosen:
         raise ValidationFailedError(
             f"scopes must be a non-empty subset of {default_delegate_scopes()}; "
-            f"not delegable: {unknown}")
+            f"not delegable: {unknown}"
+        )
     if Role.EXECUTIVE not in await roles_of(session, executive.tenant_id, executive.id):
         raise ValidationFailedError("only an executive's data can be delegated")
     existing = await active_delegation(session, executive.tenant_id, executive.id, delegate.id)
@@ -276,56 +380,93 @@ async def grant_delegation(
     if existing is not None:
         existing.revoked_at = now
         existing.revoked_by = actor.user_id
-    grant = Delegation(id=new_id(), tenant_id=executive.tenant_id, executive_id=executive.id,
-                       delegate_id=delegate.id, scopes=chosen, granted_by=actor.user_id,
-                       granted_at=now)
+    grant = Delegation(
+        id=new_id(),
+        tenant_id=executive.tenant_id,
+        executive_id=executive.id,
+        delegate_id=delegate.id,
+        scopes=chosen,
+        granted_by=actor.user_id,
+        granted_at=now,
+    )
     session.add(grant)
     await session.flush()
-    await audit(session, actor, AuditAction.AUTH_ROLE_CHANGED, resource_type="delegation",
-                resource_id=grant.id, payload={"executive": executive.id,
-                                               "delegate": delegate.id, "scopes": chosen,
-                                               "change": "granted"})
+    await audit(
+        session,
+        actor,
+        AuditAction.AUTH_ROLE_CHANGED,
+        resource_type="delegation",
+        resource_id=grant.id,
+        payload={
+            "executive": executive.id,
+            "delegate": delegate.id,
+            "scopes": chosen,
+            "change": "granted",
+        },
+    )
     return grant
 
 
 async def active_delegation(
     session: AsyncSession, tenant_id: str, executive_id: str, delegate_id: str
 ) -> Delegation | None:
-    return await session.scalar(select(Delegation).where(
-        Delegation.tenant_id == tenant_id, Delegation.executive_id == executive_id,
-        Delegation.delegate_id == delegate_id, Delegation.revoked_at.is_(None)))
+    return await session.scalar(
+        select(Delegation).where(
+            Delegation.tenant_id == tenant_id,
+            Delegation.executive_id == executive_id,
+            Delegation.delegate_id == delegate_id,
+            Delegation.revoked_at.is_(None),
+        )
+    )
 
 
 async def list_delegations(
-    session: AsyncSession, tenant_id: str, *, user_id: str | None = None,
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    user_id: str | None = None,
     include_revoked: bool = False,
 ) -> list[Delegation]:
     """A tenant's delegations; with ``user_id``, those it granted or received."""
     query = select(Delegation).where(Delegation.tenant_id == tenant_id)
     if user_id is not None:
-        query = query.where((Delegation.executive_id == user_id)
-                            | (Delegation.delegate_id == user_id))
+        query = query.where(
+            (Delegation.executive_id == user_id) | (Delegation.delegate_id == user_id)
+        )
     if not include_revoked:
         query = query.where(Delegation.revoked_at.is_(None))
     return list(await session.scalars(query.order_by(Delegation.granted_at)))
 
 
 async def revoke_delegation(
-    session: AsyncSession, actor: Principal, tenant_id: str, delegation_id: str,
-    *, only_executive: str | None = None,
+    session: AsyncSession,
+    actor: Principal,
+    tenant_id: str,
+    delegation_id: str,
+    *,
+    only_executive: str | None = None,
 ) -> Delegation:
-    grant = await session.scalar(select(Delegation).where(
-        Delegation.tenant_id == tenant_id, Delegation.id == delegation_id))
+    grant = await session.scalar(
+        select(Delegation).where(Delegation.tenant_id == tenant_id, Delegation.id == delegation_id)
+    )
     if grant is None or (only_executive is not None and grant.executive_id != only_executive):
         raise NotFoundError("no such delegation")
     if grant.revoked_at is None:
         grant.revoked_at = utcnow()
         grant.revoked_by = actor.user_id
         await session.flush()
-        await audit(session, actor, AuditAction.AUTH_ROLE_CHANGED, resource_type="delegation",
-                    resource_id=grant.id, payload={"executive": grant.executive_id,
-                                                   "delegate": grant.delegate_id,
-                                                   "change": "revoked"})
+        await audit(
+            session,
+            actor,
+            AuditAction.AUTH_ROLE_CHANGED,
+            resource_type="delegation",
+            resource_id=grant.id,
+            payload={
+                "executive": grant.executive_id,
+                "delegate": grant.delegate_id,
+                "change": "revoked",
+            },
+        )
     return grant
 
 

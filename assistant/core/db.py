@@ -138,7 +138,9 @@ async def upgrade(engine: AsyncEngine, target: str = "head") -> None:
     """Apply migrations up to ``target`` through the given engine."""
     async with engine.begin() as connection:
         await connection.run_sync(
-            _run_alembic, alembic_config(str(engine.url.render_as_string(False))), "upgrade",
+            _run_alembic,
+            alembic_config(str(engine.url.render_as_string(False))),
+            "upgrade",
             target,
         )
 
@@ -146,7 +148,9 @@ async def upgrade(engine: AsyncEngine, target: str = "head") -> None:
 async def downgrade(engine: AsyncEngine, target: str) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(
-            _run_alembic, alembic_config(str(engine.url.render_as_string(False))), "downgrade",
+            _run_alembic,
+            alembic_config(str(engine.url.render_as_string(False))),
+            "downgrade",
             target,
         )
 

@@ -25,9 +25,20 @@ SECRET_KEY_PATTERN = re.compile(
     re.IGNORECASE,
 )
 # Keys that match the pattern above but are not secret.
-_NOT_SECRET_KEYS = frozenset({"token_type", "tokens", "input_tokens", "output_tokens",
-                              "cached_tokens", "total_tokens", "prompt_tokens",
-                              "completion_tokens", "session_id_hash", "max_tokens"})
+_NOT_SECRET_KEYS = frozenset(
+    {
+        "token_type",
+        "tokens",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "total_tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "session_id_hash",
+        "max_tokens",
+    }
+)
 
 _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # JWTs (three base64url segments, header starting with eyJ)
@@ -35,13 +46,16 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization schemes
     (re.compile(r"(?i)\b(bearer|basic|negotiate)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     # key=value and key: value pairs in free text (query strings, dumped headers, DSNs)
-    (re.compile(
-        r"(?i)\b([A-Za-z_-]*(?:password|passwd|secret|token|api[_-]?key|apikey|client_secret)"
-        r"[A-Za-z_-]*)(\"?\s*[=:]\s*\"?)([^\s\"'&,;}]+)"), r"\1\2" + REDACTED),
+    (
+        re.compile(
+            r"(?i)\b([A-Za-z_-]*(?:password|passwd|secret|token|api[_-]?key|apikey|client_secret)"
+            r"[A-Za-z_-]*)(\"?\s*[=:]\s*\"?)([^\s\"'&,;}]+)"
+        ),
+        r"\1\2" + REDACTED,
+    ),
     # user:password@ in URLs
     # (scheme bounded in length: an unbounded one backtracks quadratically on long words)
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://[^:/@\s]+):([^@\s]+)@"),
-     r"\1:" + REDACTED + "@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://[^:/@\s]+):([^@\s]+)@"), r"\1:" + REDACTED + "@"),
     # well-known key prefixes (OpenAI sk-, our own ea_ API keys)
     (re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|ea_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,})"), REDACTED),
 )
@@ -144,8 +158,16 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     handler._assistant_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore", "msal",
-                 "alembic", "sqlalchemy.engine"):
+    for name in (
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "httpx",
+        "httpcore",
+        "msal",
+        "alembic",
+        "sqlalchemy.engine",
+    ):
         lib_logger = logging.getLogger(name)
         lib_logger.handlers.clear()
         lib_logger.propagate = True

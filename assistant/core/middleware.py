@@ -59,12 +59,16 @@ class RequestMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "assistant_http_requests_total", "HTTP requests by method, route and status.",
-            ["method", "route", "status"], registry=self.registry,
+            "assistant_http_requests_total",
+            "HTTP requests by method, route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "assistant_http_request_duration_seconds", "HTTP request latency by route.",
-            ["method", "route", "status"], registry=self.registry,
+            "assistant_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["method", "route", "status"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 

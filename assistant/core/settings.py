@@ -98,7 +98,8 @@ class ModelPrice(BaseModel):
 
     input: float = Field(ge=0, description="Uncached input tokens.")
     cached_input: float | None = Field(
-        default=None, ge=0, description="Cached input tokens (default: the input price).")
+        default=None, ge=0, description="Cached input tokens (default: the input price)."
+    )
     output: float = Field(ge=0, description="Output tokens.")
 
 
@@ -111,8 +112,9 @@ class LLMSettings(BaseModel):
     model_config = ConfigDict(validate_default=True)
 
     provider: LLMProvider = Field(
-        default=LLMProvider.NONE, description="none (rules only), openai, azure_openai or "
-        "openai_compatible (vLLM, Ollama, llama.cpp, LM Studio)."
+        default=LLMProvider.NONE,
+        description="none (rules only), openai, azure_openai or "
+        "openai_compatible (vLLM, Ollama, llama.cpp, LM Studio).",
     )
     api_key: SecretStr | None = Field(default=None, description="API key of the provider.")
     base_url: str | None = Field(default=None, description="Base URL (openai_compatible).")
@@ -122,33 +124,52 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries on 429/5xx/timeouts.")
     retry_initial_s: float = Field(
-        default=1.0, gt=0, description="First retry delay; doubles per attempt. A Retry-After "
-        "from the provider replaces it.")
+        default=1.0,
+        gt=0,
+        description="First retry delay; doubles per attempt. A Retry-After "
+        "from the provider replaces it.",
+    )
     retry_max_s: float = Field(
-        default=60.0, gt=0, description="Longest wait between retries, Retry-After included.")
+        default=60.0, gt=0, description="Longest wait between retries, Retry-After included."
+    )
     max_output_tokens: int = Field(
-        default=1024, ge=1, description="Output-token limit of a call (tasks may override "
-        "it); answers whose reported usage exceeds it are rejected.")
+        default=1024,
+        ge=1,
+        description="Output-token limit of a call (tasks may override "
+        "it); answers whose reported usage exceeds it are rejected.",
+    )
     output_token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
-        default="auto", description="Request field carrying the limit. auto: "
+        default="auto",
+        description="Request field carrying the limit. auto: "
         "max_completion_tokens for openai and azure_openai, max_tokens for openai_compatible "
-        "(llama.cpp and others ignore max_completion_tokens).")
+        "(llama.cpp and others ignore max_completion_tokens).",
+    )
     structured_output: Literal["auto", "function_calling", "json_schema"] = Field(
-        default="auto", description="How structured answers are requested. auto: json_schema "
-        "for openai and azure_openai, function_calling for openai_compatible.")
+        default="auto",
+        description="How structured answers are requested. auto: json_schema "
+        "for openai and azure_openai, function_calling for openai_compatible.",
+    )
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
     concurrency: int = Field(
-        default=4, ge=1, le=256, description="Requests in flight at once per provider.")
+        default=4, ge=1, le=256, description="Requests in flight at once per provider."
+    )
     malformed_retries: int = Field(
-        default=1, ge=0, le=5, description="Re-asks after an answer that does not fit the "
-        "schema, before the item goes to a person.")
+        default=1,
+        ge=0,
+        le=5,
+        description="Re-asks after an answer that does not fit the "
+        "schema, before the item goes to a person.",
+    )
     tasks: dict[str, LLMTaskSettings] = Field(
-        default_factory=dict, description="Per task (triage, drafting): model, "
-        "max_output_tokens, temperature overrides, e.g. ASSISTANT_LLM__TASKS__TRIAGE__MODEL.")
+        default_factory=dict,
+        description="Per task (triage, drafting): model, "
+        "max_output_tokens, temperature overrides, e.g. ASSISTANT_LLM__TASKS__TRIAGE__MODEL.",
+    )
     prices: dict[str, ModelPrice] = Field(
         default_factory=_default_prices,
         description="USD per 1M tokens by model: input, cached_input, output. Models not "
-        "listed are metered at cost 0 and logged.")
+        "listed are metered at cost 0 and logged.",
+    )
 
     def for_task(self, task: str) -> LLMTaskSettings:
         """The task's overrides resolved against the defaults above."""
@@ -171,80 +192,139 @@ class DraftingSettings(BaseModel):
     """Reply drafts: the executive's voice, and whether the pipeline proposes drafts."""
 
     enabled: bool = Field(
-        default=True, description="Propose a reply draft for `respond` mail and the meeting "
-        "flow for `schedule` mail after triage (every draft is a governed action).")
+        default=True,
+        description="Propose a reply draft for `respond` mail and the meeting "
+        "flow for `schedule` mail after triage (every draft is a governed action).",
+    )
     signature: str = Field(
-        default="", max_length=500, description="Closing and name the drafts end with "
-        "(empty: none).")
+        default="",
+        max_length=500,
+        description="Closing and name the drafts end with (empty: none).",
+    )
     tone: str = Field(
-        default="warm, concise and professional", max_length=200,
-        description="How the executive writes, in a few words (given to the model).")
+        default="warm, concise and professional",
+        max_length=200,
+        description="How the executive writes, in a few words (given to the model).",
+    )
     language: str = Field(
-        default="en", max_length=35, description="Language of the drafts (BCP 47 code or "
-        "name, e.g. en, de, fr).")
+        default="en",
+        max_length=35,
+        description="Language of the drafts (BCP 47 code or name, e.g. en, de, fr).",
+    )
     reply_all: bool = Field(
-        default=False, description="Reply to everyone on the thread, not only the sender.")
+        default=False, description="Reply to everyone on the thread, not only the sender."
+    )
     max_body_chars: int = Field(
-        default=4000, ge=200, le=50_000, description="Longest draft body kept; longer model "
-        "output is cut.")
+        default=4000,
+        ge=200,
+        le=50_000,
+        description="Longest draft body kept; longer model output is cut.",
+    )
 
 
 class QualitySettings(BaseModel):
     """Quality monitoring: spot checks of auto-approved actions and drift alerts."""
 
     spot_check_share: float = Field(
-        default=0.1, ge=0.0, le=1.0, description="Share of auto-approved actions sampled "
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of auto-approved actions sampled "
         "into the spot-check queue (by a hash of the action id, so the sample is "
-        "reproducible).")
+        "reproducible).",
+    )
     window_days: int = Field(
-        default=7, ge=1, le=365, description="Rolling window (days) over which drift "
-        "alerts measure each rate.")
+        default=7,
+        ge=1,
+        le=365,
+        description="Rolling window (days) over which drift alerts measure each rate.",
+    )
     min_samples: int = Field(
-        default=20, ge=1, description="Fewest decisions in the window before a rate can "
-        "raise an alert (fewer: too noisy to judge).")
+        default=20,
+        ge=1,
+        description="Fewest decisions in the window before a rate can "
+        "raise an alert (fewer: too noisy to judge).",
+    )
     max_rejection_rate: float = Field(
-        default=0.2, ge=0.0, le=1.0, description="Alert when the share of reviewed "
-        "actions of a kind that people reject exceeds this.")
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Alert when the share of reviewed "
+        "actions of a kind that people reject exceeds this.",
+    )
     max_edit_rate: float = Field(
-        default=0.4, ge=0.0, le=1.0, description="Alert when the share of reviewed "
-        "actions of a kind that people edit before approving exceeds this.")
+        default=0.4,
+        ge=0.0,
+        le=1.0,
+        description="Alert when the share of reviewed "
+        "actions of a kind that people edit before approving exceeds this.",
+    )
     max_triage_correction_rate: float = Field(
-        default=0.15, ge=0.0, le=1.0, description="Alert when the share of triage "
-        "results people correct exceeds this.")
+        default=0.15,
+        ge=0.0,
+        le=1.0,
+        description="Alert when the share of triage results people correct exceeds this.",
+    )
     max_error_rate: float = Field(
-        default=0.05, ge=0.0, le=1.0, description="Alert when the share of executed "
-        "actions that fail exceeds this.")
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Alert when the share of executed actions that fail exceeds this.",
+    )
 
 
 class CostSettings(BaseModel):
     """Total cost of running the assistant, and the time it saves (amounts in USD)."""
 
     infrastructure_monthly: float = Field(
-        default=0.0, ge=0.0, description="Hosting, database, storage and network per month.")
+        default=0.0, ge=0.0, description="Hosting, database, storage and network per month."
+    )
     support_monthly: float = Field(
-        default=0.0, ge=0.0, description="People time for support and operations per month.")
+        default=0.0, ge=0.0, description="People time for support and operations per month."
+    )
     maintenance_monthly: float = Field(
-        default=0.0, ge=0.0, description="Upgrades, connector and policy upkeep per month.")
+        default=0.0, ge=0.0, description="Upgrades, connector and policy upkeep per month."
+    )
     model_updates_monthly: float = Field(
-        default=0.0, ge=0.0, description="Prompt and model evaluation and updates per month.")
+        default=0.0, ge=0.0, description="Prompt and model evaluation and updates per month."
+    )
     target_monthly_items: int = Field(
-        default=1000, ge=0, description="Items a month the production deployment is "
-        "expected to handle (the projection's volume).")
+        default=1000,
+        ge=0,
+        description="Items a month the production deployment is "
+        "expected to handle (the projection's volume).",
+    )
     minutes_saved_per_item: float = Field(
-        default=2.0, ge=0.0, description="Minutes of a person's time one handled item saves.")
+        default=2.0, ge=0.0, description="Minutes of a person's time one handled item saves."
+    )
     loaded_hourly_cost: float = Field(
-        default=100.0, ge=0.0, description="Loaded cost of one hour of that person's time.")
+        default=100.0, ge=0.0, description="Loaded cost of one hour of that person's time."
+    )
 
     @property
     def fixed_monthly(self) -> float:
-        return (self.infrastructure_monthly + self.support_monthly
-                + self.maintenance_monthly + self.model_updates_monthly)
+        return (
+            self.infrastructure_monthly
+            + self.support_monthly
+            + self.maintenance_monthly
+            + self.model_updates_monthly
+        )
 
 
 #: The decision gate's criteria, in report order.
-GATE_CRITERIA = ("volume", "triage_accuracy", "action_acceptance", "error_rate",
-                 "exception_rate", "cost_per_item", "monthly_run_rate", "roi",
-                 "owners_named", "rollback_drill", "audit_chain")
+GATE_CRITERIA = (
+    "volume",
+    "triage_accuracy",
+    "action_acceptance",
+    "error_rate",
+    "exception_rate",
+    "cost_per_item",
+    "monthly_run_rate",
+    "roi",
+    "owners_named",
+    "rollback_drill",
+    "audit_chain",
+)
 
 
 class GateSettings(BaseModel):
@@ -255,36 +335,60 @@ class GateSettings(BaseModel):
     """
 
     min_volume: int = Field(
-        default=200, ge=0, description="Fewest items handled (triaged messages plus "
-        "proposed actions) in the period.")
+        default=200,
+        ge=0,
+        description="Fewest items handled (triaged messages plus proposed actions) in the period.",
+    )
     min_triage_accuracy: float = Field(
-        default=0.9, ge=0.0, le=1.0, description="Least share of triage results people "
-        "did not correct.")
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="Least share of triage results people did not correct.",
+    )
     min_action_acceptance: float = Field(
-        default=0.8, ge=0.0, le=1.0, description="Least share of reviewed actions people "
-        "approved (edited or not).")
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="Least share of reviewed actions people approved (edited or not).",
+    )
     max_error_rate: float = Field(
-        default=0.02, ge=0.0, le=1.0, description="Most share of executed actions that "
-        "failed.")
+        default=0.02, ge=0.0, le=1.0, description="Most share of executed actions that failed."
+    )
     max_exception_rate: float = Field(
-        default=0.02, ge=0.0, le=1.0, description="Most exceptions (failed actions and "
-        "compensations) per proposed action.")
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="Most exceptions (failed actions and compensations) per proposed action.",
+    )
     max_cost_per_item: float = Field(
-        default=0.5, ge=0.0, description="Most total cost (LLM plus prorated fixed costs) "
-        "per handled item.")
+        default=0.5,
+        ge=0.0,
+        description="Most total cost (LLM plus prorated fixed costs) per handled item.",
+    )
     max_monthly_run_rate: float = Field(
-        default=5000.0, ge=0.0, description="Most projected monthly cost at the target "
-        "volume.")
+        default=5000.0, ge=0.0, description="Most projected monthly cost at the target volume."
+    )
     min_roi: float = Field(
-        default=0.0, description="Least return on investment at the target volume "
-        "((value of time saved - cost) / cost; 0 = break even).")
+        default=0.0,
+        description="Least return on investment at the target volume "
+        "((value of time saved - cost) / cost; 0 = break even).",
+    )
     drill_max_age_days: int = Field(
-        default=30, ge=1, description="The last rollback drill must have passed within "
-        "this many days.")
+        default=30,
+        ge=1,
+        description="The last rollback drill must have passed within this many days.",
+    )
     hard: list[str] = Field(
-        default_factory=lambda: ["triage_accuracy", "action_acceptance", "error_rate",
-                                 "owners_named", "rollback_drill", "audit_chain"],
-        description="Criteria whose failure answers NO-GO (the others answer REVISE).")
+        default_factory=lambda: [
+            "triage_accuracy",
+            "action_acceptance",
+            "error_rate",
+            "owners_named",
+            "rollback_drill",
+            "audit_chain",
+        ],
+        description="Criteria whose failure answers NO-GO (the others answer REVISE).",
+    )
 
     @field_validator("hard")
     @classmethod
@@ -299,7 +403,8 @@ class GovernanceSettings(BaseModel):
     """Governed actions: policy file, hold windows, retries, background runner."""
 
     policy_file: Path | None = Field(
-        default=None, description="Policy YAML. Default: config/policies.yaml, else "
+        default=None,
+        description="Policy YAML. Default: config/policies.yaml, else "
         "config/policies.example.yaml.",
     )
     hold_window_seconds: dict[str, float] = Field(
@@ -307,27 +412,35 @@ class GovernanceSettings(BaseModel):
         description="Hold window per action kind (undo is possible inside it).",
     )
     hold_irreversible_seconds: float = Field(
-        default=30.0, ge=0, description="Hold window of irreversible kinds not listed above.")
+        default=30.0, ge=0, description="Hold window of irreversible kinds not listed above."
+    )
     hold_compensable_seconds: float = Field(
-        default=0.0, ge=0, description="Hold window of compensable kinds not listed above.")
+        default=0.0, ge=0, description="Hold window of compensable kinds not listed above."
+    )
     hold_reversible_seconds: float = Field(
-        default=0.0, ge=0, description="Hold window of reversible kinds not listed above.")
+        default=0.0, ge=0, description="Hold window of reversible kinds not listed above."
+    )
     auto_with_undo_seconds: float = Field(
-        default=30.0, ge=0, description="Least hold window under autonomy auto_with_undo.")
+        default=30.0, ge=0, description="Least hold window under autonomy auto_with_undo."
+    )
     max_attempts: int = Field(default=5, ge=1, le=100, description="Executions before FAILED.")
     backoff_initial_seconds: float = Field(default=2.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
     lease_seconds: float = Field(
-        default=120.0, gt=0, description="A claimed action whose worker is silent this long "
+        default=120.0,
+        gt=0,
+        description="A claimed action whose worker is silent this long "
         "is recovered by another worker.",
     )
     runner: Literal["auto", "inprocess", "procrastinate", "off"] = Field(
-        default="auto", description="Background work: auto (procrastinate on PostgreSQL, "
+        default="auto",
+        description="Background work: auto (procrastinate on PostgreSQL, "
         "in-process otherwise), inprocess, procrastinate, or off (tests).",
     )
     poll_interval_seconds: float = Field(default=1.0, gt=0, description="Runner poll period.")
     expiry_interval_seconds: float = Field(
-        default=30.0, gt=0, description="How often expired reviews are closed.")
+        default=30.0, gt=0, description="How often expired reviews are closed."
+    )
     worker_concurrency: int = Field(default=1, ge=1, le=64, description="Jobs per worker.")
 
 
@@ -342,8 +455,11 @@ class OwnerSettings(BaseModel):
     person: str = Field(min_length=1, max_length=200, description="The owner's name.")
     role: str = Field(min_length=1, max_length=200, description="Their role, e.g. IT lead.")
     contact: str = Field(
-        min_length=3, max_length=500, description="An email address (notified through the "
-        "tenant's own email connector) or an http(s) webhook URL.")
+        min_length=3,
+        max_length=500,
+        description="An email address (notified through the "
+        "tenant's own email connector) or an http(s) webhook URL.",
+    )
 
     @field_validator("contact")
     @classmethod
@@ -359,45 +475,62 @@ class OwnersSettings(BaseModel):
     their own: `connectors[].owner`, the policy file's `owner:` block)."""
 
     deployment: OwnerSettings | None = Field(
-        default=None, description="Owner of the deployment as a whole (JSON: person, role, "
-        "contact).")
+        default=None,
+        description="Owner of the deployment as a whole (JSON: person, role, contact).",
+    )
     exceptions: OwnerSettings | None = Field(
-        default=None, description="Owner of the exception queue: failed actions and failed "
-        "compensations are routed to them (JSON: person, role, contact).")
+        default=None,
+        description="Owner of the exception queue: failed actions and failed "
+        "compensations are routed to them (JSON: person, role, contact).",
+    )
     notify_timeout_s: float = Field(
-        default=10.0, gt=0, description="Timeout of one webhook call to an owner.")
+        default=10.0, gt=0, description="Timeout of one webhook call to an owner."
+    )
     notify_attempts: int = Field(
-        default=4, ge=1, le=10, description="Webhook attempts (429, 5xx and timeouts retry).")
+        default=4, ge=1, le=10, description="Webhook attempts (429, 5xx and timeouts retry)."
+    )
     notify_max_wait_s: float = Field(
-        default=30.0, ge=0, description="Longest wait between webhook attempts, Retry-After "
-        "included.")
+        default=30.0,
+        ge=0,
+        description="Longest wait between webhook attempts, Retry-After included.",
+    )
 
 
 class AutonomySettings(BaseModel):
     """The bar an action kind's measured record must meet before its autonomy is raised."""
 
     window_days: int = Field(
-        default=90, ge=1, le=3650, description="Decisions counted over this many days.")
+        default=90, ge=1, le=3650, description="Decisions counted over this many days."
+    )
     min_decisions: int = Field(
-        default=50, ge=0, description="Fewest human decisions (approved or rejected) on the "
-        "kind before a promotion.")
+        default=50,
+        ge=0,
+        description="Fewest human decisions (approved or rejected) on the kind before a promotion.",
+    )
     min_accepted_unedited: float = Field(
-        default=0.9, ge=0.0, le=1.0, description="Least share of those decisions approved "
-        "without an edit.")
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="Least share of those decisions approved without an edit.",
+    )
 
 
 class AuditSettings(BaseModel):
     """The tamper-evident audit log: signed checkpoints of each tenant's hash chain."""
 
     checkpoint_key_file: Path | None = Field(
-        default=None, description="Ed25519 private key (PEM) that signs checkpoints; kept "
+        default=None,
+        description="Ed25519 private key (PEM) that signs checkpoints; kept "
         "outside the database, created with mode 0600 on first use. Default: "
         "<data_dir>/audit_ed25519.pem.",
     )
     checkpoint_every_events: int = Field(
-        default=1000, ge=0, description="Sign a checkpoint every N events of a tenant (0: off).")
+        default=1000, ge=0, description="Sign a checkpoint every N events of a tenant (0: off)."
+    )
     checkpoint_every_seconds: int = Field(
-        default=300, ge=0, description="Sign a checkpoint of a chain that grew when the last "
+        default=300,
+        ge=0,
+        description="Sign a checkpoint of a chain that grew when the last "
         "one is older than this (background runner; 0: off).",
     )
 
@@ -408,21 +541,25 @@ class ConnectorInstanceSettings(BaseModel):
     tenant: str = Field(default="default", description="Tenant the instance belongs to.")
     config: dict[str, Any] = Field(default_factory=dict, description="Connector's own settings.")
     owner: OwnerSettings | None = Field(
-        default=None, description="Who owns this instance (person, role, contact).")
+        default=None, description="Who owns this instance (person, role, contact)."
+    )
 
 
 #: JWS algorithms a deployment may allow: asymmetric only (never "none", never HMAC).
-ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                   "ES256", "ES384", "ES512", "EdDSA"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 class TenantAuthSettings(BaseModel):
     tid: str | None = Field(
-        default=None, description="Value of the tokens' `tid` claim for this tenant (the Entra "
+        default=None,
+        description="Value of the tokens' `tid` claim for this tenant (the Entra "
         "directory id). Default: the tenant's own name.",
     )
     allowed_issuers: list[str] = Field(
-        default_factory=list, description="Token issuers trusted for this tenant. Default: the "
+        default_factory=list,
+        description="Token issuers trusted for this tenant. Default: the "
         "local issuer (local mode) or <entra.authority_host>/<tid>/v2.0 (entra mode).",
     )
 
@@ -435,22 +572,26 @@ class EntraSettings(BaseModel):
         description="Entra authority host (sovereign clouds: their own host).",
     )
     instance_discovery: bool = Field(
-        default=True, description="Let msal check the authority host with Microsoft; false for "
+        default=True,
+        description="Let msal check the authority host with Microsoft; false for "
         "hosts Microsoft does not know (private clouds, test issuers).",
     )
     login_tenant: str | None = Field(
-        default=None, description="Directory used for web sign-in: a tid, or 'organizations' "
+        default=None,
+        description="Directory used for web sign-in: a tid, or 'organizations' "
         "for a multi-tenant app. Default: the default tenant's tid.",
     )
     scopes: list[str] = Field(
-        default_factory=list, description="Scopes requested at sign-in besides openid and "
+        default_factory=list,
+        description="Scopes requested at sign-in besides openid and "
         "profile, e.g. api://<client-id>/access_as_user or Mail.Read.",
     )
 
 
 class AuthSettings(BaseModel):
     mode: Literal["local", "entra"] = Field(
-        default="local", description="local: built-in issuer and passwords; entra: Microsoft "
+        default="local",
+        description="local: built-in issuer and passwords; entra: Microsoft "
         "Entra ID sign-in and tokens.",
     )
     issuer: str | None = Field(
@@ -465,11 +606,13 @@ class AuthSettings(BaseModel):
         default_factory=lambda: ["RS256"], description="Accepted JWS algorithms (asymmetric)."
     )
     leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
-    token_ttl_s: int = Field(default=900, ge=60, le=86400,
-                             description="Lifetime of local access tokens.")
+    token_ttl_s: int = Field(
+        default=900, ge=60, le=86400, description="Lifetime of local access tokens."
+    )
     default_tenant: str = Field(default="default", description="Tenant of sign-in forms and CLI.")
     tenants: dict[str, TenantAuthSettings] = Field(
-        default_factory=dict, description="Per tenant: its `tid` and its allowed issuers.",
+        default_factory=dict,
+        description="Per tenant: its `tid` and its allowed issuers.",
     )
     jwks_cache_s: float = Field(default=300, gt=0, description="How long JWKS are cached.")
     jwks_refresh_cooldown_s: float = Field(
@@ -481,7 +624,8 @@ class AuthSettings(BaseModel):
     http_timeout_s: float = Field(default=10, gt=0, description="Timeout of calls to issuers.")
     session_cookie: str = Field(default="ea_session", description="Web session cookie name.")
     cookie_secure: bool | None = Field(
-        default=None, description="Secure cookies. Default: on, except plain-http development.",
+        default=None,
+        description="Secure cookies. Default: on, except plain-http development.",
     )
     cookie_samesite: Literal["lax", "strict"] = Field(
         default="lax", description="SameSite of the session cookie."
@@ -508,9 +652,14 @@ class AuthSettings(BaseModel):
     @model_validator(mode="after")
     def _entra_needs_client(self) -> AuthSettings:
         if self.mode == "entra":
-            missing = [name for name, value in (("entra.client_id", self.entra.client_id),
-                                                ("entra.client_secret", self.entra.client_secret))
-                       if not value]
+            missing = [
+                name
+                for name, value in (
+                    ("entra.client_id", self.entra.client_id),
+                    ("entra.client_secret", self.entra.client_secret),
+                )
+                if not value
+            ]
             if not self.tenants:
                 missing.append("tenants (each tenant with its tid)")
             if missing:
@@ -600,8 +749,10 @@ class Settings(BaseSettings):
         problems: list[str] = []
         secret = self.secret_key.get_secret_value()
         if secret == INSECURE_SECRET:
-            problems.append("secret_key: the development default is set; "
-                            "set ASSISTANT_SECRET_KEY to a random value of 32+ characters")
+            problems.append(
+                "secret_key: the development default is set; "
+                "set ASSISTANT_SECRET_KEY to a random value of 32+ characters"
+            )
         elif len(secret) < 32:
             problems.append("secret_key: shorter than 32 characters")
         if self.debug:
@@ -612,9 +763,11 @@ class Settings(BaseSettings):
             problems.append("server.cors_origins: '*' allows any site")
         if self.auth.cookie_secure is False:
             problems.append("auth.cookie_secure: session cookies must be Secure in production")
-        if self.llm.provider is not LLMProvider.NONE and self.llm.provider in {
-            LLMProvider.OPENAI, LLMProvider.AZURE_OPENAI
-        } and self.llm.api_key is None:
+        if (
+            self.llm.provider is not LLMProvider.NONE
+            and self.llm.provider in {LLMProvider.OPENAI, LLMProvider.AZURE_OPENAI}
+            and self.llm.api_key is None
+        ):
             problems.append(f"llm.api_key: required for provider {self.llm.provider.value}")
         return problems
 
@@ -634,16 +787,21 @@ def load_settings(**overrides: Any) -> Settings:
     if config_file:
         path = Path(config_file)
         if not path.is_file():
-            raise ConfigurationError(f"{CONFIG_FILE_ENV}: no such file: {config_file}",
-                                     problems=[f"config file not found: {config_file}"])
+            raise ConfigurationError(
+                f"{CONFIG_FILE_ENV}: no such file: {config_file}",
+                problems=[f"config file not found: {config_file}"],
+            )
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ConfigurationError("the configuration file is not valid YAML",
-                                     problems=[f"{config_file}: {exc}"]) from exc
+            raise ConfigurationError(
+                "the configuration file is not valid YAML", problems=[f"{config_file}: {exc}"]
+            ) from exc
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigurationError("the configuration file must hold a mapping",
-                                     problems=[f"{config_file}: top level is not a mapping"])
+            raise ConfigurationError(
+                "the configuration file must hold a mapping",
+                problems=[f"{config_file}: top level is not a mapping"],
+            )
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

@@ -39,14 +39,26 @@ _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 # Short acknowledgements per language (primary subtag); English otherwise.
 _TEMPLATES: dict[str, tuple[str, str, str]] = {
-    "en": ("Hi {name},", "there",
-           'Thank you for your message about "{topic}". I will get back to you shortly.'),
-    "de": ("Hallo {name},", "zusammen",
-           "vielen Dank für Ihre Nachricht zu „{topic}“. Ich melde mich in Kürze bei Ihnen."),
-    "fr": ("Bonjour {name},", "à tous",
-           "Merci pour votre message concernant « {topic} ». Je reviens vers vous rapidement."),
-    "es": ("Hola {name},", "a todos",
-           "Gracias por su mensaje sobre «{topic}». Le responderé en breve."),
+    "en": (
+        "Hi {name},",
+        "there",
+        'Thank you for your message about "{topic}". I will get back to you shortly.',
+    ),
+    "de": (
+        "Hallo {name},",
+        "zusammen",
+        "vielen Dank für Ihre Nachricht zu „{topic}“. Ich melde mich in Kürze bei Ihnen.",
+    ),
+    "fr": (
+        "Bonjour {name},",
+        "à tous",
+        "Merci pour votre message concernant « {topic} ». Je reviens vers vous rapidement.",
+    ),
+    "es": (
+        "Hola {name},",
+        "a todos",
+        "Gracias por su mensaje sobre «{topic}». Le responderé en breve.",
+    ),
 }
 
 
@@ -74,9 +86,11 @@ class DraftProposal:
 
     @property
     def usage(self) -> Usage:
-        return Usage(input=sum(c.usage.input for c in self.calls),
-                     cached=sum(c.usage.cached for c in self.calls),
-                     output=sum(c.usage.output for c in self.calls))
+        return Usage(
+            input=sum(c.usage.input for c in self.calls),
+            cached=sum(c.usage.cached for c in self.calls),
+            output=sum(c.usage.output for c in self.calls),
+        )
 
     def arguments(self) -> dict[str, Any]:
         """The action's arguments (recipients left to governance: taken from the thread)."""
@@ -96,8 +110,13 @@ def template_body(message: EmailMessage, voice: DraftingSettings) -> str:
     greeting, nobody, line = _TEMPLATES.get(_language(voice.language), _TEMPLATES["en"])
     name = (message.sender.name or "").strip().split(" ")[0] if message.sender else ""
     topic = _PREFIX.sub("", message.subject or "").strip()[:120] or "-"
-    parts = [TEMPLATE_MARKER, "", greeting.format(name=name or nobody), "",
-             line.format(topic=topic)]
+    parts = [
+        TEMPLATE_MARKER,
+        "",
+        greeting.format(name=name or nobody),
+        "",
+        line.format(topic=topic),
+    ]
     if voice.signature.strip():
         parts += ["", voice.signature.strip()]
     return "\n".join(parts)
@@ -125,41 +144,53 @@ def clean_body(text: str, voice: DraftingSettings) -> tuple[str, bool]:
 
 
 def _voice(voice: DraftingSettings) -> str:
-    return "\n".join([
-        f"- Tone: {voice.tone}.",
-        f"- Language: {voice.language} (write the whole reply in it).",
-        f"- Signature to end with: {voice.signature.strip() or '(none: end with the greeting)'}",
-    ])
+    return "\n".join(
+        [
+            f"- Tone: {voice.tone}.",
+            f"- Language: {voice.language} (write the whole reply in it).",
+            "- Signature to end with: "
+            f"{voice.signature.strip() or '(none: end with the greeting)'}",
+        ]
+    )
 
 
 def _context(message: EmailMessage, triage: TriageResult) -> str:
     # Only what we decided ourselves; the triage summary came from the mail and stays out.
     actions = ", ".join(triage.requested_actions) or "(none listed)"
-    return "\n".join([
-        f"Category: {triage.category.value if triage.category else 'undecided'}; "
-        f"priority: {triage.priority.value}; deadline mentioned: "
-        f"{'yes' if triage.flags.has_deadline else 'no'}",
-        f"The sender asks for: {actions}",
-        "The reply goes to the thread's participants; you do not choose them.",
-    ])
+    return "\n".join(
+        [
+            f"Category: {triage.category.value if triage.category else 'undecided'}; "
+            f"priority: {triage.priority.value}; deadline mentioned: "
+            f"{'yes' if triage.flags.has_deadline else 'no'}",
+            f"The sender asks for: {actions}",
+            "The reply goes to the thread's participants; you do not choose them.",
+        ]
+    )
 
 
 def _check(message: EmailMessage, triage: TriageResult) -> None:
     if triage.message_id != message.id:
         raise NotDraftableError("the triage result is for another message")
     if triage.category is not Category.RESPOND:
-        raise NotDraftableError("only mail triaged as respond gets a reply draft",
-                                category=triage.category)
+        raise NotDraftableError(
+            "only mail triaged as respond gets a reply draft", category=triage.category
+        )
     if triage.flags.phishing or triage.flags.prompt_injection:
         raise NotDraftableError("the message is flagged as suspicious")
     if message.sender is None:
         raise NotDraftableError("the message has no sender to answer")
 
 
-async def draft_reply(message: EmailMessage, triage: TriageResult, voice: DraftingSettings,
-                      llm: LLMClient | None, *, tenant_id: str,
-                      correlation_id: str | None = None,
-                      prompt: Prompt | str = DEFAULT_PROMPT) -> DraftProposal:
+async def draft_reply(
+    message: EmailMessage,
+    triage: TriageResult,
+    voice: DraftingSettings,
+    llm: LLMClient | None,
+    *,
+    tenant_id: str,
+    correlation_id: str | None = None,
+    prompt: Prompt | str = DEFAULT_PROMPT,
+) -> DraftProposal:
     """A reply draft for a message triaged ``respond``.
 
     With ``llm`` (enabled), the model writes the body under ``prompt``; otherwise, or when
@@ -173,14 +204,19 @@ async def draft_reply(message: EmailMessage, triage: TriageResult, voice: Drafti
     if llm is not None and llm.enabled:
         loaded = load_prompt(prompt) if isinstance(prompt, str) else prompt
         try:
-            answer = await llm.text(loaded, {"voice": _voice(voice),
-                                             "context": _context(message, triage),
-                                             "email": render_email(message)},
-                                    task=TASK, tenant_id=tenant_id,
-                                    correlation_id=correlation_id)
+            answer = await llm.text(
+                loaded,
+                {
+                    "voice": _voice(voice),
+                    "context": _context(message, triage),
+                    "email": render_email(message),
+                },
+                task=TASK,
+                tenant_id=tenant_id,
+                correlation_id=correlation_id,
+            )
         except LLMError as exc:
-            log.warning("drafting.model_failed", message_id=message.id,
-                        error=type(exc).__name__)
+            log.warning("drafting.model_failed", message_id=message.id, error=type(exc).__name__)
             notes.append(f"the model call failed ({type(exc).__name__}): template used")
         else:
             body, cut = clean_body(answer.value, voice)
@@ -188,20 +224,39 @@ async def draft_reply(message: EmailMessage, triage: TriageResult, voice: Drafti
                 known = {a.address for a in message.participants}
                 strangers = {a.lower() for a in _ADDRESS.findall(body)} - known
                 if strangers:
-                    notes.append(f"the body names {len(strangers)} address(es) not on the "
-                                 "thread; they are not recipients")
+                    notes.append(
+                        f"the body names {len(strangers)} address(es) not on the "
+                        "thread; they are not recipients"
+                    )
                 if cut or answer.truncated:
                     notes.append("the model's answer was cut at the length limit")
-                log.info("drafting.drafted", message_id=message.id, source="model",
-                         model=answer.model, prompt=answer.prompt, chars=len(body))
+                log.info(
+                    "drafting.drafted",
+                    message_id=message.id,
+                    source="model",
+                    model=answer.model,
+                    prompt=answer.prompt,
+                    chars=len(body),
+                )
                 return DraftProposal(
-                    message_id=message.id, source="model", subject=subject,
+                    message_id=message.id,
+                    source="model",
+                    subject=subject,
                     args=EmailDraftArgs(mode=mode, reply_to_id=message.id, body_text=body),
-                    model=answer.model, prompt_version=answer.prompt, calls=answer.calls,
-                    truncated=cut or answer.truncated, notes=notes)
+                    model=answer.model,
+                    prompt_version=answer.prompt,
+                    calls=answer.calls,
+                    truncated=cut or answer.truncated,
+                    notes=notes,
+                )
             notes.append("the model's answer was empty: template used")
     log.info("drafting.drafted", message_id=message.id, source="template")
     return DraftProposal(
-        message_id=message.id, source="template", subject=subject, notes=notes,
-        args=EmailDraftArgs(mode=mode, reply_to_id=message.id,
-                            body_text=template_body(message, voice)))
+        message_id=message.id,
+        source="template",
+        subject=subject,
+        notes=notes,
+        args=EmailDraftArgs(
+            mode=mode, reply_to_id=message.id, body_text=template_body(message, voice)
+        ),
+    )

@@ -36,15 +36,30 @@ def dedupe_key(tenant_id: str, mailbox: str, message_id: str) -> str:
     return f"reply-draft:{tenant_id}:{mailbox.lower()}:{message_id}"
 
 
-async def propose_draft(session: AsyncSession, actions: ActionService, principal: Principal,
-                        proposal: DraftProposal, *, mailbox: str,
-                        on_behalf_of: str | None = None, correlation_id: str | None = None,
-                        connector: str | None = None) -> Action:
+async def propose_draft(
+    session: AsyncSession,
+    actions: ActionService,
+    principal: Principal,
+    proposal: DraftProposal,
+    *,
+    mailbox: str,
+    on_behalf_of: str | None = None,
+    correlation_id: str | None = None,
+    connector: str | None = None,
+) -> Action:
     """Propose ``proposal`` as a governed ``email.draft.create`` (flushes, never commits)."""
-    return await actions.propose(session, principal, Proposal(
-        kind=DRAFT_KIND, arguments=proposal.arguments(), on_behalf_of=on_behalf_of,
-        correlation_id=correlation_id, connector=connector,
-        dedupe_key=dedupe_key(principal.tenant_id, mailbox, proposal.message_id)))
+    return await actions.propose(
+        session,
+        principal,
+        Proposal(
+            kind=DRAFT_KIND,
+            arguments=proposal.arguments(),
+            on_behalf_of=on_behalf_of,
+            correlation_id=correlation_id,
+            connector=connector,
+            dedupe_key=dedupe_key(principal.tenant_id, mailbox, proposal.message_id),
+        ),
+    )
 
 
 @dataclass
@@ -60,9 +75,16 @@ class StepOutcome:
 class DraftingStep:
     """The post-triage step of one run: one correlation id, one proposer (the pipeline)."""
 
-    def __init__(self, actions: ActionService, settings: DraftingSettings,
-                 llm: LLMClient | None, *, tenant_id: str, correlation_id: str | None,
-                 principal: Principal | None = None) -> None:
+    def __init__(
+        self,
+        actions: ActionService,
+        settings: DraftingSettings,
+        llm: LLMClient | None,
+        *,
+        tenant_id: str,
+        correlation_id: str | None,
+        principal: Principal | None = None,
+    ) -> None:
         self.actions = actions
         self.settings = settings
         self.llm = llm if llm is not None and llm.enabled else None
@@ -70,42 +92,79 @@ class DraftingStep:
         self.correlation_id = correlation_id
         self.principal = principal or system_principal(tenant_id, "pipeline")
 
-    async def handle(self, sessions: async_sessionmaker[AsyncSession], message: EmailMessage,
-                     triage: TriageResult, *, mailbox: str, connector: str | None = None,
-                     calendar: Any = None) -> StepOutcome:
+    async def handle(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        message: EmailMessage,
+        triage: TriageResult,
+        *,
+        mailbox: str,
+        connector: str | None = None,
+        calendar: Any = None,
+    ) -> StepOutcome:
         """Propose the next step for ``message``. Never raises for one message's trouble:
         the outcome says why nothing was proposed."""
         if not self.settings.enabled:
             return StepOutcome("skipped", reason="drafting is disabled")
         if triage.category is Category.RESPOND:
-            return await self._reply(sessions, message, triage, mailbox=mailbox,
-                                     connector=connector)
+            return await self._reply(
+                sessions, message, triage, mailbox=mailbox, connector=connector
+            )
         if triage.category is Category.SCHEDULE:
-            return await self._meeting(sessions, message, triage, mailbox=mailbox,
-                                       calendar=calendar)
+            return await self._meeting(
+                sessions, message, triage, mailbox=mailbox, calendar=calendar
+            )
         return StepOutcome("skipped", reason="nothing to answer")
 
-    async def _reply(self, sessions: async_sessionmaker[AsyncSession], message: EmailMessage,
-                     triage: TriageResult, *, mailbox: str, connector: str | None
-                     ) -> StepOutcome:
+    async def _reply(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        message: EmailMessage,
+        triage: TriageResult,
+        *,
+        mailbox: str,
+        connector: str | None,
+    ) -> StepOutcome:
         try:
-            proposal = await draft_reply(message, triage, self.settings, self.llm,
-                                         tenant_id=self.tenant_id,
-                                         correlation_id=self.correlation_id)
+            proposal = await draft_reply(
+                message,
+                triage,
+                self.settings,
+                self.llm,
+                tenant_id=self.tenant_id,
+                correlation_id=self.correlation_id,
+            )
         except NotDraftableError as exc:
             return StepOutcome("skipped", reason=exc.detail)
         async with sessions() as session, session.begin():
-            action = await propose_draft(session, self.actions, self.principal, proposal,
-                                         mailbox=mailbox, on_behalf_of=mailbox,
-                                         correlation_id=self.correlation_id,
-                                         connector=connector)
-        log.info("drafting.proposed", message_id=message.id, action_id=action.id,
-                 state=action.state, source=proposal.source)
+            action = await propose_draft(
+                session,
+                self.actions,
+                self.principal,
+                proposal,
+                mailbox=mailbox,
+                on_behalf_of=mailbox,
+                correlation_id=self.correlation_id,
+                connector=connector,
+            )
+        log.info(
+            "drafting.proposed",
+            message_id=message.id,
+            action_id=action.id,
+            state=action.state,
+            source=proposal.source,
+        )
         return StepOutcome("draft", actions=[action], draft=proposal)
 
-    async def _meeting(self, sessions: async_sessionmaker[AsyncSession],
-                       message: EmailMessage, triage: TriageResult, *, mailbox: str,
-                       calendar: Any) -> StepOutcome:
+    async def _meeting(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        message: EmailMessage,
+        triage: TriageResult,
+        *,
+        mailbox: str,
+        calendar: Any,
+    ) -> StepOutcome:
         try:
             from assistant.scheduling.meeting_flow import propose_meeting
         except ImportError:  # the scheduling flow is optional for this step
@@ -114,11 +173,18 @@ class DraftingStep:
             return StepOutcome("skipped", reason="no calendar connector")
         try:
             async with sessions() as session, session.begin():
-                plan = await propose_meeting(session, self.actions, self.principal,
-                                             message=message, triage=triage,
-                                             calendar=calendar, on_behalf_of=mailbox)
+                plan = await propose_meeting(
+                    session,
+                    self.actions,
+                    self.principal,
+                    message=message,
+                    triage=triage,
+                    calendar=calendar,
+                    on_behalf_of=mailbox,
+                )
         except AssistantError as exc:
             return StepOutcome("skipped", reason=exc.detail)
         proposed = [a for a in (plan.event_action, plan.reply_action) if a is not None]
-        return StepOutcome("meeting", actions=proposed,
-                           reason=None if proposed else "no common free slot")
+        return StepOutcome(
+            "meeting", actions=proposed, reason=None if proposed else "no common free slot"
+        )

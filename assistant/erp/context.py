@@ -28,17 +28,41 @@ from integrations.base import (
     PartyRole,
 )
 
-PUBLIC_MAIL_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
-    "yahoo.com", "yahoo.co.uk", "icloud.com", "me.com", "aol.com", "proton.me",
-    "protonmail.com", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com", "zoho.com",
-    "yandex.com", "fastmail.com", "hey.com",
-})
+PUBLIC_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.com",
+        "zoho.com",
+        "yandex.com",
+        "fastmail.com",
+        "hey.com",
+    }
+)
 
-_PO = re.compile(r"\b(?:PO|P\.O\.|purchase\s+order)\s*(?:no\.?|number|#)?\s*#?\s*(\d{3,12})\b",
-                 re.IGNORECASE)
-_INVOICE = re.compile(r"\binv(?:oice)?\.?\s*(?:no\.?|number|#)?\s*#?\s*"
-                      r"([A-Z0-9](?:[A-Z0-9/-]{0,30}[A-Z0-9])?)\b", re.IGNORECASE)
+_PO = re.compile(
+    r"\b(?:PO|P\.O\.|purchase\s+order)\s*(?:no\.?|number|#)?\s*#?\s*(\d{3,12})\b", re.IGNORECASE
+)
+_INVOICE = re.compile(
+    r"\binv(?:oice)?\.?\s*(?:no\.?|number|#)?\s*#?\s*"
+    r"([A-Z0-9](?:[A-Z0-9/-]{0,30}[A-Z0-9])?)\b",
+    re.IGNORECASE,
+)
 _CODE = re.compile(r"\b([A-Z]{2,6}-\d{2,10})\b")
 _MAX_REFERENCES = 8
 
@@ -71,15 +95,18 @@ class ERPContext(BaseModel):
     mentioned_orders: list[Order] = Field(default_factory=list)
     open_invoices: list[Invoice] = Field(default_factory=list)
     open_orders: list[Order] = Field(default_factory=list)
-    references: list[str] = Field(default_factory=list, description="Tokens found in the "
-                                  "message that looked like document numbers.")
+    references: list[str] = Field(
+        default_factory=list,
+        description="Tokens found in the message that looked like document numbers.",
+    )
     overdue_total: Decimal = Decimal(0)
     open_total: Decimal = Decimal(0)
     summary: str = ""
 
 
-async def match_party(connector: ERPConnector, address: str
-                      ) -> tuple[Party, Literal["address", "domain"]] | None:
+async def match_party(
+    connector: ERPConnector, address: str
+) -> tuple[Party, Literal["address", "domain"]] | None:
     """The one party this address belongs to, and how it matched; None if unknown or
     ambiguous."""
     address = address.strip().lower()
@@ -93,8 +120,11 @@ async def match_party(connector: ERPConnector, address: str
     domain = address.rsplit("@", 1)[1]
     if domain in PUBLIC_MAIL_DOMAINS:
         return None
-    by_domain = [p for p in await connector.find_parties(email=f"@{domain}", limit=3)
-                 if domain in p.email_domains]
+    by_domain = [
+        p
+        for p in await connector.find_parties(email=f"@{domain}", limit=3)
+        if domain in p.email_domains
+    ]
     return (by_domain[0], "domain") if len(by_domain) == 1 else None
 
 
@@ -107,8 +137,10 @@ def _summary(context: ERPContext, today: date) -> str:
     currency = next((i.currency for i in context.open_invoices), "USD")
     parts = [f"{party.name} ({party.role.value})"]
     if context.open_invoices:
-        parts.append(f"{len(context.open_invoices)} open invoice(s), "
-                     f"{_money(context.open_total, currency)} due")
+        parts.append(
+            f"{len(context.open_invoices)} open invoice(s), "
+            f"{_money(context.open_total, currency)} due"
+        )
         if context.overdue_total:
             parts.append(f"{_money(context.overdue_total, currency)} overdue")
     for invoice in context.mentioned_invoices[:3]:
@@ -124,9 +156,16 @@ def _summary(context: ERPContext, today: date) -> str:
     return "; ".join(parts)
 
 
-async def erp_context(connector: ERPConnector, sender: str, *, subject: str = "",
-                      text: str = "", today: date | None = None, connector_name: str | None = None,
-                      limit: int = 10) -> ERPContext | None:
+async def erp_context(
+    connector: ERPConnector,
+    sender: str,
+    *,
+    subject: str = "",
+    text: str = "",
+    today: date | None = None,
+    connector_name: str | None = None,
+    limit: int = 10,
+) -> ERPContext | None:
     """The ERP context of a message from ``sender``; None when the sender is not a party."""
     today = today or date.today()
     matched = await match_party(connector, sender)
@@ -136,28 +175,38 @@ async def erp_context(connector: ERPConnector, sender: str, *, subject: str = ""
     invoice_refs, order_numbers = extract_references(subject, text)
     mentioned_invoices: list[Invoice] = []
     for reference in invoice_refs:
-        for invoice in await connector.list_invoices(InvoiceQuery(
-                party_id=party.id, reference=reference, limit=3)):
+        for invoice in await connector.list_invoices(
+            InvoiceQuery(party_id=party.id, reference=reference, limit=3)
+        ):
             if invoice.id not in {i.id for i in mentioned_invoices}:
                 mentioned_invoices.append(invoice)
-    open_invoices = await connector.list_invoices(InvoiceQuery(party_id=party.id,
-                                                               unpaid_only=True, limit=limit))
+    open_invoices = await connector.list_invoices(
+        InvoiceQuery(party_id=party.id, unpaid_only=True, limit=limit)
+    )
     kind = OrderKind.PURCHASE if party.role is PartyRole.VENDOR else OrderKind.SALE
     mentioned_orders: list[Order] = []
     for number in order_numbers:
-        mentioned_orders += [o for o in await connector.list_orders(kind, number=number,
-                                                                    party_id=party.id, limit=2)
-                             if o.id not in {m.id for m in mentioned_orders}]
-    open_orders = [o for o in await connector.list_orders(kind, party_id=party.id, limit=limit)
-                   if o.status in (OrderStatus.PENDING_APPROVAL, OrderStatus.APPROVED,
-                                   OrderStatus.PROCESSING)]
+        mentioned_orders += [
+            o
+            for o in await connector.list_orders(kind, number=number, party_id=party.id, limit=2)
+            if o.id not in {m.id for m in mentioned_orders}
+        ]
+    open_orders = [
+        o
+        for o in await connector.list_orders(kind, party_id=party.id, limit=limit)
+        if o.status in (OrderStatus.PENDING_APPROVAL, OrderStatus.APPROVED, OrderStatus.PROCESSING)
+    ]
     context = ERPContext(
-        connector=connector_name, party=party, match=how,
-        mentioned_invoices=mentioned_invoices, mentioned_orders=mentioned_orders,
-        open_invoices=open_invoices, open_orders=open_orders,
+        connector=connector_name,
+        party=party,
+        match=how,
+        mentioned_invoices=mentioned_invoices,
+        mentioned_orders=mentioned_orders,
+        open_invoices=open_invoices,
+        open_orders=open_orders,
         references=[*invoice_refs, *order_numbers],
-        overdue_total=sum((i.amount_due for i in open_invoices if i.is_overdue(today)),
-                          Decimal(0)),
-        open_total=sum((i.amount_due for i in open_invoices), Decimal(0)))
+        overdue_total=sum((i.amount_due for i in open_invoices if i.is_overdue(today)), Decimal(0)),
+        open_total=sum((i.amount_due for i in open_invoices), Decimal(0)),
+    )
     context.summary = _summary(context, today)
     return context

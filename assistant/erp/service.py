@@ -62,25 +62,38 @@ class ERPReader:
 
     def connector(self, principal: Principal, name: str | None = None) -> ERPConnector:
         """The caller's tenant's ERP connector, once the caller may read the ERP."""
-        if principal.actor_type is not ActorType.SYSTEM and not can(principal,
-                                                                    Permission.ERP_READ):
+        if principal.actor_type is not ActorType.SYSTEM and not can(principal, Permission.ERP_READ):
             raise PermissionDeniedError("you may not read the ERP")
         connector: ERPConnector = self.resolver.get(principal.tenant_id, Capability.ERP, name)
         return connector
 
-    async def companies(self, principal: Principal, *, connector: str | None = None
-                        ) -> list[Company]:
+    async def companies(
+        self, principal: Principal, *, connector: str | None = None
+    ) -> list[Company]:
         return await self.connector(principal, connector).list_companies()
 
-    async def parties(self, principal: Principal, *, name: str | None = None,
-                      email: str | None = None, role: PartyRole | None = None,
-                      limit: int = 20, connector: str | None = None) -> list[Party]:
+    async def parties(
+        self,
+        principal: Principal,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        role: PartyRole | None = None,
+        limit: int = 20,
+        connector: str | None = None,
+    ) -> list[Party]:
         return await self.connector(principal, connector).find_parties(
-            name=name, email=email, role=role, limit=limit)
+            name=name, email=email, role=role, limit=limit
+        )
 
-    async def resolve_party(self, principal: Principal, text: str, *,
-                            role: PartyRole | None = None, connector: str | None = None
-                            ) -> Party:
+    async def resolve_party(
+        self,
+        principal: Principal,
+        text: str,
+        *,
+        role: PartyRole | None = None,
+        connector: str | None = None,
+    ) -> Party:
         """One party from a name (partial), an address, an ``@domain`` or an id."""
         erp = self.connector(principal, connector)
         text = text.strip()
@@ -98,66 +111,116 @@ class ERPReader:
         if not found:
             raise NotFoundError(f"no party matches {text!r}")
         if len(found) > 1:
-            raise ValidationFailedError(f"{text!r} matches several parties",
-                                        problems=[p.name for p in found])
+            raise ValidationFailedError(
+                f"{text!r} matches several parties", problems=[p.name for p in found]
+            )
         return found[0]
 
-    async def overdue(self, principal: Principal, *, kind: InvoiceKind | None = None,
-                      min_amount: Decimal | None = None, on: date | None = None,
-                      party_id: str | None = None, limit: int = 500,
-                      connector: str | None = None) -> OverdueReport:
+    async def overdue(
+        self,
+        principal: Principal,
+        *,
+        kind: InvoiceKind | None = None,
+        min_amount: Decimal | None = None,
+        on: date | None = None,
+        party_id: str | None = None,
+        limit: int = 500,
+        connector: str | None = None,
+    ) -> OverdueReport:
         """Invoices due before ``on`` (default today) and not fully paid."""
         on = on or self.today()
-        invoices = await self.connector(principal, connector).list_invoices(InvoiceQuery(
-            kind=kind, min_amount=min_amount, overdue_on=on, party_id=party_id,
-            limit=limit))
+        invoices = await self.connector(principal, connector).list_invoices(
+            InvoiceQuery(
+                kind=kind, min_amount=min_amount, overdue_on=on, party_id=party_id, limit=limit
+            )
+        )
         totals: dict[str, Decimal] = {}
         for invoice in invoices:
-            totals[invoice.currency] = totals.get(invoice.currency, Decimal(0)) + \
-                invoice.amount_due
+            totals[invoice.currency] = totals.get(invoice.currency, Decimal(0)) + invoice.amount_due
         oldest = min((i.due_date for i in invoices if i.due_date), default=None)
-        return OverdueReport(on=on, kind=kind, min_amount=min_amount, count=len(invoices),
-                             totals=totals, invoices=invoices,
-                             oldest_days=(on - oldest).days if oldest else None,
-                             truncated=len(invoices) >= limit)
+        return OverdueReport(
+            on=on,
+            kind=kind,
+            min_amount=min_amount,
+            count=len(invoices),
+            totals=totals,
+            invoices=invoices,
+            oldest_days=(on - oldest).days if oldest else None,
+            truncated=len(invoices) >= limit,
+        )
 
-    async def invoices(self, principal: Principal, query: InvoiceQuery, *,
-                       connector: str | None = None) -> list[Invoice]:
+    async def invoices(
+        self, principal: Principal, query: InvoiceQuery, *, connector: str | None = None
+    ) -> list[Invoice]:
         return await self.connector(principal, connector).list_invoices(query)
 
-    async def orders(self, principal: Principal, kind: OrderKind, *,
-                     number: str | None = None, party_id: str | None = None,
-                     status: str | None = None, limit: int = 50,
-                     connector: str | None = None) -> list[Order]:
+    async def orders(
+        self,
+        principal: Principal,
+        kind: OrderKind,
+        *,
+        number: str | None = None,
+        party_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        connector: str | None = None,
+    ) -> list[Order]:
         return await self.connector(principal, connector).list_orders(
-            kind, number=number, party_id=party_id, status=status, limit=limit)
+            kind, number=number, party_id=party_id, status=status, limit=limit
+        )
 
-    async def purchase_order(self, principal: Principal, number: str, *,
-                             connector: str | None = None) -> Order:
+    async def purchase_order(
+        self, principal: Principal, number: str, *, connector: str | None = None
+    ) -> Order:
         """A purchase order by its number ("1043", "PO 1043", "PO-1043")."""
         cleaned = number.strip()
         for prefix in ("PO-", "PO ", "PO#", "PO"):
-            if cleaned.upper().startswith(prefix) and cleaned[len(prefix):].strip():
-                cleaned = cleaned[len(prefix):].strip()
+            if cleaned.upper().startswith(prefix) and cleaned[len(prefix) :].strip():
+                cleaned = cleaned[len(prefix) :].strip()
                 break
-        orders = await self.orders(principal, OrderKind.PURCHASE, number=cleaned, limit=2,
-                                   connector=connector)
+        orders = await self.orders(
+            principal, OrderKind.PURCHASE, number=cleaned, limit=2, connector=connector
+        )
         if not orders:
             raise NotFoundError(f"no purchase order {cleaned}")
         return orders[0]
 
-    async def context(self, principal: Principal, sender: str, *, subject: str = "",
-                      text: str = "", connector: str | None = None) -> ERPContext | None:
+    async def context(
+        self,
+        principal: Principal,
+        sender: str,
+        *,
+        subject: str = "",
+        text: str = "",
+        connector: str | None = None,
+    ) -> ERPContext | None:
         """What the ERP knows about a message's sender (None: not a known party)."""
-        return await erp_context(self.connector(principal, connector), sender,
-                                 subject=subject, text=text, today=self.today(),
-                                 connector_name=connector)
+        return await erp_context(
+            self.connector(principal, connector),
+            sender,
+            subject=subject,
+            text=text,
+            today=self.today(),
+            connector_name=connector,
+        )
 
 
 def invoice_rows(invoices: Sequence[Invoice], today: date) -> list[dict[str, Any]]:
     """Invoices as flat rows for tables and tools."""
-    return [{"id": i.id, "number": i.number, "reference": i.reference, "kind": i.kind.value,
-             "party": i.party_name, "invoice_date": i.invoice_date, "due_date": i.due_date,
-             "days_overdue": (today - i.due_date).days if i.is_overdue(today) and i.due_date
-             else 0, "total": i.total, "amount_due": i.amount_due, "currency": i.currency,
-             "status": i.status} for i in invoices]
+    return [
+        {
+            "id": i.id,
+            "number": i.number,
+            "reference": i.reference,
+            "kind": i.kind.value,
+            "party": i.party_name,
+            "invoice_date": i.invoice_date,
+            "due_date": i.due_date,
+            "days_overdue": (today - i.due_date).days if i.is_overdue(today) and i.due_date else 0,
+            "total": i.total,
+            "amount_due": i.amount_due,
+            "currency": i.currency,
+            "status": i.status,
+        }
+        for i in invoices
+    ]

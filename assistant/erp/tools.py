@@ -26,10 +26,10 @@ class _Args(BaseModel):
 
 
 class OverdueArgs(_Args):
-    kind: InvoiceKind | None = Field(default=None, description="payable or receivable; "
-                                     "none: both")
-    min_amount: Decimal | None = Field(default=None, ge=0, description="Invoice total at "
-                                       "least this much.")
+    kind: InvoiceKind | None = Field(default=None, description="payable or receivable; none: both")
+    min_amount: Decimal | None = Field(
+        default=None, ge=0, description="Invoice total at least this much."
+    )
 
 
 class PurchaseOrderArgs(_Args):
@@ -71,16 +71,17 @@ def _dump(value: Any) -> Any:
 
 
 async def _overdue(reader: ERPReader, principal: Principal, args: OverdueArgs) -> Any:
-    report = await reader.overdue(principal, kind=args.kind, min_amount=args.min_amount,
-                                  limit=200)
-    return {"on": report.on.isoformat(), "count": report.count,
-            "totals": {k: str(v) for k, v in report.totals.items()},
-            "oldest_days": report.oldest_days,
-            "invoices": _dump(invoice_rows(report.invoices, report.on))}
+    report = await reader.overdue(principal, kind=args.kind, min_amount=args.min_amount, limit=200)
+    return {
+        "on": report.on.isoformat(),
+        "count": report.count,
+        "totals": {k: str(v) for k, v in report.totals.items()},
+        "oldest_days": report.oldest_days,
+        "invoices": _dump(invoice_rows(report.invoices, report.on)),
+    }
 
 
-async def _purchase_order(reader: ERPReader, principal: Principal, args: PurchaseOrderArgs
-                          ) -> Any:
+async def _purchase_order(reader: ERPReader, principal: Principal, args: PurchaseOrderArgs) -> Any:
     return _dump(await reader.purchase_order(principal, args.number))
 
 
@@ -92,9 +93,17 @@ async def _invoices(reader: ERPReader, principal: Principal, args: InvoicesArgs)
     party_id = None
     if args.party:
         party_id = (await reader.resolve_party(principal, args.party)).id
-    invoices = await reader.invoices(principal, InvoiceQuery(
-        kind=args.kind, party_id=party_id, reference=args.reference,
-        unpaid_only=args.unpaid_only, min_amount=args.min_amount, limit=args.limit))
+    invoices = await reader.invoices(
+        principal,
+        InvoiceQuery(
+            kind=args.kind,
+            party_id=party_id,
+            reference=args.reference,
+            unpaid_only=args.unpaid_only,
+            min_amount=args.min_amount,
+            limit=args.limit,
+        ),
+    )
     return _dump(invoice_rows(invoices, reader.today()))
 
 
@@ -105,20 +114,38 @@ async def _open_orders(reader: ERPReader, principal: Principal, args: PartyArgs)
 
 
 ERP_TOOLS: tuple[ERPTool, ...] = (
-    ERPTool("erp_overdue_invoices", "Invoices past their due date and not fully paid, with "
-            "totals; payable (we owe) or receivable (owed to us).", OverdueArgs, _overdue),
-    ERPTool("erp_purchase_order", "One purchase order by its number: vendor, status, total "
-            "and lines.", PurchaseOrderArgs, _purchase_order),
+    ERPTool(
+        "erp_overdue_invoices",
+        "Invoices past their due date and not fully paid, with "
+        "totals; payable (we owe) or receivable (owed to us).",
+        OverdueArgs,
+        _overdue,
+    ),
+    ERPTool(
+        "erp_purchase_order",
+        "One purchase order by its number: vendor, status, total and lines.",
+        PurchaseOrderArgs,
+        _purchase_order,
+    ),
     ERPTool("erp_party", "A vendor or customer by name or email address.", PartyArgs, _party),
-    ERPTool("erp_invoices", "Invoices filtered by party, kind, reference, amount or unpaid.",
-            InvoicesArgs, _invoices),
-    ERPTool("erp_orders_of_party", "Purchase orders of a vendor or sales orders of a "
-            "customer.", PartyArgs, _open_orders),
+    ERPTool(
+        "erp_invoices",
+        "Invoices filtered by party, kind, reference, amount or unpaid.",
+        InvoicesArgs,
+        _invoices,
+    ),
+    ERPTool(
+        "erp_orders_of_party",
+        "Purchase orders of a vendor or sales orders of a customer.",
+        PartyArgs,
+        _open_orders,
+    ),
 )
 
 
-async def run_tool(reader: ERPReader, principal: Principal, name: str,
-                   arguments: dict[str, Any]) -> Any:
+async def run_tool(
+    reader: ERPReader, principal: Principal, name: str, arguments: dict[str, Any]
+) -> Any:
     """Validate ``arguments`` against the tool's schema and run it (read-only)."""
     tool = next((t for t in ERP_TOOLS if t.name == name), None)
     if tool is None:
@@ -134,8 +161,11 @@ def langchain_tools(reader: ERPReader, principal: Principal) -> list[Any]:
         async def call(**kwargs: Any) -> Any:
             return await tool.run(reader, principal, tool.args_model.model_validate(kwargs))
 
-        return StructuredTool.from_function(coroutine=call, name=tool.name,
-                                            description=tool.description,
-                                            args_schema=tool.args_model)
+        return StructuredTool.from_function(
+            coroutine=call,
+            name=tool.name,
+            description=tool.description,
+            args_schema=tool.args_model,
+        )
 
     return [bind(tool) for tool in ERP_TOOLS]

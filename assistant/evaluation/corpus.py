@@ -41,7 +41,8 @@ class LabelMapping(BaseModel):
     name: str = "mapping"
     labels: dict[str, LabelTarget]
     phishing: Category | None = Field(
-        default=Category.IGNORE, description="Expected category of is_phishing records.")
+        default=Category.IGNORE, description="Expected category of is_phishing records."
+    )
 
     def expected(self, record: dict[str, Any], *, strict: bool = False) -> Category:
         """The category a record should get; ``strict`` ignores the phishing override."""
@@ -53,8 +54,10 @@ class LabelMapping(BaseModel):
         return self.labels[label].category
 
     def describe(self) -> list[str]:
-        lines = [f"{label} -> {t.category.value}" + (f"/{t.priority.value}" if t.priority else "")
-                 for label, t in self.labels.items()]
+        lines = [
+            f"{label} -> {t.category.value}" + (f"/{t.priority.value}" if t.priority else "")
+            for label, t in self.labels.items()
+        ]
         if self.phishing is not None:
             lines.append(f"is_phishing -> {self.phishing.value} (whatever the label)")
         return lines
@@ -68,8 +71,9 @@ def load_mapping(path: str | Path | None = None) -> LabelMapping:
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}", problems=[f"{path}: {exc}"]) from exc
     except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigurationError(f"invalid label mapping {path}",
-                                 problems=[f"{path}: {exc}"]) from exc
+        raise ConfigurationError(
+            f"invalid label mapping {path}", problems=[f"{path}: {exc}"]
+        ) from exc
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
@@ -90,9 +94,22 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 _HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{1,40}):[ \t]*(.*)$")
-_KNOWN = {"list-unsubscribe", "list-id", "precedence", "auto-submitted", "reply-to",
-          "content-type", "in-reply-to", "references", "message-id", "from", "to", "cc",
-          "subject", "date"}
+_KNOWN = {
+    "list-unsubscribe",
+    "list-id",
+    "precedence",
+    "auto-submitted",
+    "reply-to",
+    "content-type",
+    "in-reply-to",
+    "references",
+    "message-id",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+}
 
 
 def split_headers(body: str) -> tuple[dict[str, str], str]:
@@ -148,15 +165,21 @@ def to_message(record: dict[str, Any]) -> EmailMessage:
     sender = _address(headers.pop("from", "") or record.get("sender") or "")
     date = datetime.fromisoformat(record["date"]) if record.get("date") else None
     return EmailMessage(
-        id=record["id"], folder="inbox",
+        id=record["id"],
+        folder="inbox",
         subject=headers.pop("subject", record.get("subject") or ""),
-        sender=sender, reply_to=_addresses(headers.pop("reply-to", None)),
-        to=_addresses(record.get("to")), cc=_addresses(record.get("cc")),
-        date=date if date is None or date.tzinfo else None, text=body,
+        sender=sender,
+        reply_to=_addresses(headers.pop("reply-to", None)),
+        to=_addresses(record.get("to")),
+        cc=_addresses(record.get("cc")),
+        date=date if date is None or date.tzinfo else None,
+        text=body,
         in_reply_to=headers.pop("in-reply-to", None),
         list_unsubscribe=headers.pop("list-unsubscribe", None),
-        list_id=headers.pop("list-id", None), auto_submitted=headers.pop("auto-submitted", None),
-        precedence=headers.pop("precedence", None), headers=headers,
+        list_id=headers.pop("list-id", None),
+        auto_submitted=headers.pop("auto-submitted", None),
+        precedence=headers.pop("precedence", None),
+        headers=headers,
     )
 
 

@@ -98,10 +98,17 @@ def _macro_f1(per_class: dict[str, ClassScores]) -> float:
     return round(sum(present) / len(present), 4) if present else 0.0
 
 
-async def evaluate(records: list[dict[str, Any]], mapping: LabelMapping,
-                   cascade: TriageCascade, *, calls: list[LLMCallRecord],
-                   dataset: str = "", provider: str = "none", model: str | None = None,
-                   prompt: str | None = None) -> EvalReport:
+async def evaluate(
+    records: list[dict[str, Any]],
+    mapping: LabelMapping,
+    cascade: TriageCascade,
+    *,
+    calls: list[LLMCallRecord],
+    dataset: str = "",
+    provider: str = "none",
+    model: str | None = None,
+    prompt: str | None = None,
+) -> EvalReport:
     """Run ``cascade`` over ``records``. ``calls`` is the list a MemoryMeter fills: the
     report reads tokens and cost from it."""
     pairs: list[tuple[str, str]] = []
@@ -138,25 +145,37 @@ async def evaluate(records: list[dict[str, Any]], mapping: LabelMapping,
     total = len(records)
     per_class = _scores(pairs)
     columns = [*CLASSES, UNDECIDED] + ([ERROR] if errors else [])
-    confusion = {e: {p: sum(1 for x, y in pairs if x == e and y == p) for p in columns}
-                 for e in CLASSES}
+    confusion = {
+        e: {p: sum(1 for x, y in pairs if x == e and y == p) for p in columns} for e in CLASSES
+    }
     mine = calls[first_call:]
     tokens_in = sum(c.usage.input for c in mine)
     tokens_cached = sum(c.usage.cached for c in mine)
     tokens_out = sum(c.usage.output for c in mine)
     cost = round(sum(c.cost_usd for c in mine), 6)
     return EvalReport(
-        dataset=dataset, mapping=mapping.name, mapping_lines=mapping.describe(),
-        provider=provider, model=model, prompt=prompt, messages=total,
+        dataset=dataset,
+        mapping=mapping.name,
+        mapping_lines=mapping.describe(),
+        provider=provider,
+        model=model,
+        prompt=prompt,
+        messages=total,
         accuracy=round(sum(e == p for e, p in pairs) / total, 4) if total else 0.0,
         accuracy_strict=round(strict_hits / total, 4) if total else 0.0,
         macro_f1=_macro_f1(per_class),
-        per_class=per_class, confusion=confusion, decided_by=dict(decided_by),
+        per_class=per_class,
+        confusion=confusion,
+        decided_by=dict(decided_by),
         share={k: round(v / total, 4) for k, v in decided_by.items()} if total else {},
-        needs_human=needs_human, errors=errors,
+        needs_human=needs_human,
+        errors=errors,
         urgent_recall=round(urgent_hit / urgent_total, 4) if urgent_total else None,
-        llm_calls=len(mine), input_tokens=tokens_in, cached_tokens=tokens_cached,
-        output_tokens=tokens_out, cost_usd=cost,
+        llm_calls=len(mine),
+        input_tokens=tokens_in,
+        cached_tokens=tokens_cached,
+        output_tokens=tokens_out,
+        cost_usd=cost,
         latency_ms_p50=round(percentile(latencies, 50), 3),
         latency_ms_p95=round(percentile(latencies, 95), 3),
         tokens_per_message=round((tokens_in + tokens_out) / total, 2) if total else 0.0,
@@ -166,33 +185,43 @@ async def evaluate(records: list[dict[str, Any]], mapping: LabelMapping,
 
 def render_text(report: EvalReport) -> str:
     """The report as aligned plain text."""
-    out = [f"dataset: {report.dataset} ({report.messages} messages)",
-           f"pipeline: provider={report.provider}"
-           + (f" model={report.model} prompt={report.prompt}" if report.model else
-              " (rules only)"),
-           f"label mapping ({report.mapping}): " + "; ".join(report.mapping_lines),
-           "",
-           f"accuracy {report.accuracy:.4f}  (label mapping only, phishing not overridden: "
-           f"{report.accuracy_strict:.4f})  macro-F1 {report.macro_f1:.4f} (classes present)",
-           "",
-           f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
+    out = [
+        f"dataset: {report.dataset} ({report.messages} messages)",
+        f"pipeline: provider={report.provider}"
+        + (f" model={report.model} prompt={report.prompt}" if report.model else " (rules only)"),
+        f"label mapping ({report.mapping}): " + "; ".join(report.mapping_lines),
+        "",
+        f"accuracy {report.accuracy:.4f}  (label mapping only, phishing not overridden: "
+        f"{report.accuracy_strict:.4f})  macro-F1 {report.macro_f1:.4f} (classes present)",
+        "",
+        f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}",
+    ]
     for cls, s in report.per_class.items():
         out.append(f"{cls:<10}{s.precision:>10.4f}{s.recall:>8.4f}{s.f1:>8.4f}{s.support:>9}")
     columns = list(next(iter(report.confusion.values())).keys())
-    out += ["", "confusion (rows expected, columns predicted)",
-            f"{'':<10}" + "".join(f"{c:>10}" for c in columns)]
+    out += [
+        "",
+        "confusion (rows expected, columns predicted)",
+        f"{'':<10}" + "".join(f"{c:>10}" for c in columns),
+    ]
     for expected, row in report.confusion.items():
         out.append(f"{expected:<10}" + "".join(f"{row[c]:>10}" for c in columns))
-    share = ", ".join(f"{k} {v * 100:.1f}% ({report.decided_by[k]})"
-                      for k, v in sorted(report.share.items()))
-    out += ["", f"decided by: {share}",
-            f"needs a person: {report.needs_human}; errors: {report.errors}"]
+    share = ", ".join(
+        f"{k} {v * 100:.1f}% ({report.decided_by[k]})" for k, v in sorted(report.share.items())
+    )
+    out += [
+        "",
+        f"decided by: {share}",
+        f"needs a person: {report.needs_human}; errors: {report.errors}",
+    ]
     if report.urgent_recall is not None:
         out.append(f"URGENT records given priority urgent or high: {report.urgent_recall:.4f}")
-    out += [f"model calls {report.llm_calls}; tokens in {report.input_tokens} (cached "
-            f"{report.cached_tokens}) out {report.output_tokens}; per message "
-            f"{report.tokens_per_message:.1f} tokens, ${report.cost_per_message_usd:.6f}; "
-            f"total ${report.cost_usd:.6f}",
-            f"latency per message: p50 {report.latency_ms_p50:.3f} ms, "
-            f"p95 {report.latency_ms_p95:.3f} ms"]
+    out += [
+        f"model calls {report.llm_calls}; tokens in {report.input_tokens} (cached "
+        f"{report.cached_tokens}) out {report.output_tokens}; per message "
+        f"{report.tokens_per_message:.1f} tokens, ${report.cost_per_message_usd:.6f}; "
+        f"total ${report.cost_usd:.6f}",
+        f"latency per message: p50 {report.latency_ms_p50:.3f} ms, "
+        f"p95 {report.latency_ms_p95:.3f} ms",
+    ]
     return "\n".join(out)

@@ -16,8 +16,9 @@ from integrations.base import Capability
 
 log = structlog.stdlib.get_logger(__name__)
 
-mail_app = typer.Typer(help="Mail ingestion: sync mailboxes into the triage queue.",
-                       no_args_is_help=True)
+mail_app = typer.Typer(
+    help="Mail ingestion: sync mailboxes into the triage queue.", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -26,10 +27,14 @@ def email_targets(services: Any, tenant: str | None, name: str | None) -> list[A
     """Working email connector instances, optionally one tenant's or one by name."""
     from assistant.ingestion.service import IngestionTarget
 
-    return [IngestionTarget(tenant_id=i.tenant_id, name=i.name, connector=i.connector)
-            for i in services.connectors.instances.values()
-            if Capability.EMAIL in i.capabilities and i.connector is not None
-            and (tenant is None or i.tenant_id == tenant) and (name is None or i.name == name)]
+    return [
+        IngestionTarget(tenant_id=i.tenant_id, name=i.name, connector=i.connector)
+        for i in services.connectors.instances.values()
+        if Capability.EMAIL in i.capabilities
+        and i.connector is not None
+        and (tenant is None or i.tenant_id == tenant)
+        and (name is None or i.name == name)
+    ]
 
 
 class _SlowIngestor:
@@ -49,14 +54,19 @@ class _SlowIngestor:
 
 @mail_app.command("sync")
 def sync(
-    connector: Annotated[str | None, typer.Option(
-        "--connector", help="Only this connector instance (default: every mailbox).")] = None,
+    connector: Annotated[
+        str | None,
+        typer.Option("--connector", help="Only this connector instance (default: every mailbox)."),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     page_size: Annotated[int, typer.Option(min=1, max=1000, help="Messages per page.")] = 100,
-    baseline: Annotated[bool, typer.Option(
-        help="On a mailbox's first sync, record what is there without queueing it.")] = False,
-    page_delay: Annotated[float, typer.Option(
-        min=0, help="Seconds to wait between pages (throttle).")] = 0.0,
+    baseline: Annotated[
+        bool,
+        typer.Option(help="On a mailbox's first sync, record what is there without queueing it."),
+    ] = False,
+    page_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait between pages (throttle).")
+    ] = 0.0,
 ) -> None:
     """Sync mailboxes from their stored cursors and queue new mail for triage."""
     from assistant.cli import _settings
@@ -71,8 +81,9 @@ def sync(
             targets = email_targets(services, tenant, connector)
             if not targets:
                 return []
-            ingestor = MailIngestor(services.sessions, page_size=page_size,
-                                    initial="baseline" if baseline else "queue")
+            ingestor = MailIngestor(
+                services.sessions, page_size=page_size, initial="baseline" if baseline else "queue"
+            )
             reports = []
             for target in targets:
                 if page_delay:
@@ -84,17 +95,37 @@ def sync(
 
     reports = asyncio.run(go())
     if not reports:
-        err_console.print("[red]no working email connector[/red]"
-                          + (f" named {connector!r}" if connector else ""))
+        err_console.print(
+            "[red]no working email connector[/red]" + (f" named {connector!r}" if connector else "")
+        )
         raise typer.Exit(2)
     table = Table(title="mail sync")
-    for column in ("connector", "folder", "pages", "fetched", "queued", "duplicates",
-                   "removed", "resync", "seconds", "error"):
+    for column in (
+        "connector",
+        "folder",
+        "pages",
+        "fetched",
+        "queued",
+        "duplicates",
+        "removed",
+        "resync",
+        "seconds",
+        "error",
+    ):
         table.add_column(column)
     for r in reports:
-        table.add_row(r.connector, r.folder, str(r.pages), str(r.fetched), str(r.queued),
-                      str(r.duplicates), str(r.removed), "yes" if r.full_resync else "",
-                      f"{r.seconds:.2f}", r.error or "")
+        table.add_row(
+            r.connector,
+            r.folder,
+            str(r.pages),
+            str(r.fetched),
+            str(r.queued),
+            str(r.duplicates),
+            str(r.removed),
+            "yes" if r.full_resync else "",
+            f"{r.seconds:.2f}",
+            r.error or "",
+        )
     console.print(table)
     if any(r.error for r in reports):
         raise typer.Exit(1)
@@ -123,8 +154,13 @@ def watch(
                 loop.add_signal_handler(sig, stop.set)
         try:
             targets = email_targets(services, tenant, connector)
-            await run_worker(MailIngestor(services.sessions), services.sessions, targets, stop,
-                             poll_interval_s=poll_interval)
+            await run_worker(
+                MailIngestor(services.sessions),
+                services.sessions,
+                targets,
+                stop,
+                poll_interval_s=poll_interval,
+            )
         finally:
             await services.aclose()
 

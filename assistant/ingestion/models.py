@@ -41,11 +41,18 @@ class TriageQueueItem(Base):
 
     __tablename__ = "mail_triage_queue"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "connector", "provider_id",
-                         name="uq_mail_triage_queue_provider_id"),
-        Index("uq_mail_triage_queue_message_id", "tenant_id", "connector", "message_id",
-              unique=True, sqlite_where=text("message_id IS NOT NULL"),
-              postgresql_where=text("message_id IS NOT NULL")),
+        UniqueConstraint(
+            "tenant_id", "connector", "provider_id", name="uq_mail_triage_queue_provider_id"
+        ),
+        Index(
+            "uq_mail_triage_queue_message_id",
+            "tenant_id",
+            "connector",
+            "message_id",
+            unique=True,
+            sqlite_where=text("message_id IS NOT NULL"),
+            postgresql_where=text("message_id IS NOT NULL"),
+        ),
         Index("ix_mail_triage_queue_status", "tenant_id", "status", "id"),
     )
 
@@ -69,9 +76,7 @@ class MailSubscription(Base):
     """A Graph change-notification subscription; only a hash of its clientState is kept."""
 
     __tablename__ = "mail_subscriptions"
-    __table_args__ = (
-        Index("ix_mail_subscriptions_connector", "tenant_id", "connector", "folder"),
-    )
+    __table_args__ = (Index("ix_mail_subscriptions_connector", "tenant_id", "connector", "folder"),)
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))

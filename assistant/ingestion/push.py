@@ -60,29 +60,52 @@ async def graph_mail_notification(request: Request, session: SessionDep) -> Resp
         sub = await session.get(MailSubscription, str(item.get("subscriptionId", "")))
         state = str(item.get("clientState") or "")
         if sub is None or not hmac.compare_digest(sub.client_state_hash, _hash(state)):
-            log.warning("ingestion.notification_rejected",
-                        subscription=str(item.get("subscriptionId", ""))[:64])
+            log.warning(
+                "ingestion.notification_rejected",
+                subscription=str(item.get("subscriptionId", ""))[:64],
+            )
             continue
         await request_sync(session, sub.tenant_id, sub.connector, sub.folder)
         accepted += 1
-    log.info("ingestion.notifications", received=len(items) if isinstance(items, list) else 0,
-             accepted=accepted)
+    log.info(
+        "ingestion.notifications",
+        received=len(items) if isinstance(items, list) else 0,
+        accepted=accepted,
+    )
     # 202 quickly: Graph retries slow or failing endpoints and then drops them.
     return Response(status_code=202)
 
 
 async def ensure_subscription(
-    sessions: async_sessionmaker[AsyncSession], connector: Any, *, tenant_id: str, name: str,
-    folder: str, notification_url: str, now: datetime | None = None,
-    minutes: int = SUBSCRIPTION_MINUTES, renew_before: timedelta = RENEW_BEFORE,
+    sessions: async_sessionmaker[AsyncSession],
+    connector: Any,
+    *,
+    tenant_id: str,
+    name: str,
+    folder: str,
+    notification_url: str,
+    now: datetime | None = None,
+    minutes: int = SUBSCRIPTION_MINUTES,
+    renew_before: timedelta = RENEW_BEFORE,
 ) -> MailSubscription:
     """Create the folder's subscription, or renew it when it is close to expiry."""
     now = now or utcnow()
     async with sessions() as session:
-        current = (await session.execute(select(MailSubscription).where(
-            MailSubscription.tenant_id == tenant_id, MailSubscription.connector == name,
-            MailSubscription.folder == folder).order_by(MailSubscription.expires_at.desc())
-        )).scalars().first()
+        current = (
+            (
+                await session.execute(
+                    select(MailSubscription)
+                    .where(
+                        MailSubscription.tenant_id == tenant_id,
+                        MailSubscription.connector == name,
+                        MailSubscription.folder == folder,
+                    )
+                    .order_by(MailSubscription.expires_at.desc())
+                )
+            )
+            .scalars()
+            .first()
+        )
     if current is not None and current.expires_at - now > renew_before:
         return current
     if current is not None:
@@ -99,11 +122,18 @@ async def ensure_subscription(
             log.info("ingestion.subscription_renewed", connector=name, folder=folder)
             return current
     client_state = secrets.token_urlsafe(32)
-    created = await connector.subscribe(notification_url, client_state, folder=folder,
-                                        minutes=minutes)
-    row = MailSubscription(id=created.id, tenant_id=tenant_id, connector=name, folder=folder,
-                           client_state_hash=_hash(client_state), expires_at=created.expiration,
-                           created_at=now)
+    created = await connector.subscribe(
+        notification_url, client_state, folder=folder, minutes=minutes
+    )
+    row = MailSubscription(
+        id=created.id,
+        tenant_id=tenant_id,
+        connector=name,
+        folder=folder,
+        client_state_hash=_hash(client_state),
+        expires_at=created.expiration,
+        created_at=now,
+    )
     async with sessions() as session, session.begin():
         if current is not None:
             stale = await session.get(MailSubscription, current.id)

@@ -17,8 +17,9 @@ log = structlog.stdlib.get_logger(__name__)
 _SUBSCRIPTION_CHECK_S = 1800.0
 
 
-async def _idle_loop(ingestor: MailIngestor, target: IngestionTarget, folder: str,
-                     stop: asyncio.Event) -> None:
+async def _idle_loop(
+    ingestor: MailIngestor, target: IngestionTarget, folder: str, stop: asyncio.Event
+) -> None:
     connector: Any = target.connector  # an IMAP connector: it has watch()
     async with contextlib.aclosing(connector.watch(folder)) as pushes:
         async for _ in pushes:
@@ -27,8 +28,9 @@ async def _idle_loop(ingestor: MailIngestor, target: IngestionTarget, folder: st
             await ingestor.sync_target(target)
 
 
-async def _poll_loop(ingestor: MailIngestor, targets: list[IngestionTarget],
-                     stop: asyncio.Event, interval_s: float) -> None:
+async def _poll_loop(
+    ingestor: MailIngestor, targets: list[IngestionTarget], stop: asyncio.Event, interval_s: float
+) -> None:
     while not stop.is_set():
         for target in targets:
             await ingestor.sync_target(target)
@@ -36,8 +38,12 @@ async def _poll_loop(ingestor: MailIngestor, targets: list[IngestionTarget],
             await asyncio.wait_for(stop.wait(), interval_s)
 
 
-async def _requested_loop(ingestor: MailIngestor, targets: list[IngestionTarget],
-                          stop: asyncio.Event, interval_s: float = 1.0) -> None:
+async def _requested_loop(
+    ingestor: MailIngestor,
+    targets: list[IngestionTarget],
+    stop: asyncio.Event,
+    interval_s: float = 1.0,
+) -> None:
     by_key = {(t.tenant_id, t.name): t for t in targets}
     while not stop.is_set():
         for tenant_id, name, folder in await ingestor.requested():
@@ -48,23 +54,38 @@ async def _requested_loop(ingestor: MailIngestor, targets: list[IngestionTarget]
             await asyncio.wait_for(stop.wait(), interval_s)
 
 
-async def _subscription_loop(sessions: async_sessionmaker[AsyncSession],
-                             target: IngestionTarget, folder: str, url: str,
-                             stop: asyncio.Event) -> None:
+async def _subscription_loop(
+    sessions: async_sessionmaker[AsyncSession],
+    target: IngestionTarget,
+    folder: str,
+    url: str,
+    stop: asyncio.Event,
+) -> None:
     while not stop.is_set():
         try:
-            await ensure_subscription(sessions, target.connector, tenant_id=target.tenant_id,
-                                      name=target.name, folder=folder, notification_url=url)
+            await ensure_subscription(
+                sessions,
+                target.connector,
+                tenant_id=target.tenant_id,
+                name=target.name,
+                folder=folder,
+                notification_url=url,
+            )
         except Exception as exc:  # polling covers the gap; try again later
-            log.warning("ingestion.subscription_failed", connector=target.name,
-                        error=type(exc).__name__)
+            log.warning(
+                "ingestion.subscription_failed", connector=target.name, error=type(exc).__name__
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), _SUBSCRIPTION_CHECK_S)
 
 
 async def run_worker(
-    ingestor: MailIngestor, sessions: async_sessionmaker[AsyncSession],
-    targets: list[IngestionTarget], stop: asyncio.Event, *, poll_interval_s: float = 300.0,
+    ingestor: MailIngestor,
+    sessions: async_sessionmaker[AsyncSession],
+    targets: list[IngestionTarget],
+    stop: asyncio.Event,
+    *,
+    poll_interval_s: float = 300.0,
 ) -> None:
     """Until ``stop``: IDLE for IMAP, subscriptions and notifications for Graph, polling."""
     tasks: list[asyncio.Task[Any]] = [
@@ -81,8 +102,9 @@ async def run_worker(
             tasks.append(asyncio.create_task(_idle_loop(ingestor, target, folder, stop)))
         url = getattr(target.connector, "notification_url", None)
         if url and hasattr(target.connector, "subscribe"):
-            tasks.append(asyncio.create_task(
-                _subscription_loop(sessions, target, folder, url, stop)))
+            tasks.append(
+                asyncio.create_task(_subscription_loop(sessions, target, folder, url, stop))
+            )
     await stop.wait()
     for task in tasks:
         task.cancel()

@@ -43,8 +43,10 @@ log = structlog.stdlib.get_logger(__name__)
 S = TypeVar("S", bound=BaseModel)
 V = TypeVar("V")
 
-_REASK = ("Your previous answer could not be used: it did not match the required schema. "
-          "Answer again, calling the tool once with every required field.")
+_REASK = (
+    "Your previous answer could not be used: it did not match the required schema. "
+    "Answer again, calling the tool once with every required field."
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,11 @@ class LLMAnswer(Generic[V]):
 
     @property
     def usage(self) -> Usage:
-        return Usage(input=sum(c.usage.input for c in self.calls),
-                     cached=sum(c.usage.cached for c in self.calls),
-                     output=sum(c.usage.output for c in self.calls))
+        return Usage(
+            input=sum(c.usage.input for c in self.calls),
+            cached=sum(c.usage.cached for c in self.calls),
+            output=sum(c.usage.output for c in self.calls),
+        )
 
 
 @dataclass
@@ -77,9 +81,11 @@ def usage_of(message: Any) -> Usage:
     """Token counts from LangChain's ``usage_metadata`` (filled from the API's usage block)."""
     meta = getattr(message, "usage_metadata", None) or {}
     details = meta.get("input_token_details") or {}
-    return Usage(input=int(meta.get("input_tokens") or 0),
-                 cached=int(details.get("cache_read") or 0),
-                 output=int(meta.get("output_tokens") or 0))
+    return Usage(
+        input=int(meta.get("input_tokens") or 0),
+        cached=int(details.get("cache_read") or 0),
+        output=int(meta.get("output_tokens") or 0),
+    )
 
 
 def _usage_of_completion(completion: Any) -> Usage:
@@ -87,21 +93,32 @@ def _usage_of_completion(completion: Any) -> Usage:
     if usage is None:
         return Usage()
     details = getattr(usage, "prompt_tokens_details", None)
-    return Usage(input=usage.prompt_tokens or 0,
-                 cached=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
-                 output=usage.completion_tokens or 0)
+    return Usage(
+        input=usage.prompt_tokens or 0,
+        cached=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+        output=usage.completion_tokens or 0,
+    )
 
 
-def _structured_runnable(chat: BaseChatModel, schema: type[BaseModel],
-                         method: str) -> Runnable[Any, Any]:
+def _structured_runnable(
+    chat: BaseChatModel, schema: type[BaseModel], method: str
+) -> Runnable[Any, Any]:
     """The chat model bound to ask for ``schema``; the answer is parsed by
     :func:`parse_structured`, so that a malformed answer keeps its usage block and can be
     asked again (the SDK's own parser would raise and lose both)."""
     if method == "json_schema":
         tool = openai.pydantic_function_tool(schema)["function"]
-        return chat.bind(response_format={"type": "json_schema", "json_schema": {
-            "name": tool["name"], "description": tool.get("description", ""),
-            "schema": tool["parameters"], "strict": True}})
+        return chat.bind(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": tool["name"],
+                    "description": tool.get("description", ""),
+                    "schema": tool["parameters"],
+                    "strict": True,
+                },
+            }
+        )
     return chat.bind_tools([schema], tool_choice=schema.__name__, parallel_tool_calls=False)
 
 
@@ -140,8 +157,9 @@ def _correlation_id(given: str | None) -> str | None:
 class LLMClient:
     """Calls models for named tasks under the deployment's limits, metering every call."""
 
-    def __init__(self, settings: LLMSettings, meter: Meter, *,
-                 limits: ConcurrencyLimits | None = None) -> None:
+    def __init__(
+        self, settings: LLMSettings, meter: Meter, *, limits: ConcurrencyLimits | None = None
+    ) -> None:
         self.settings = settings
         self.meter = meter
         self.limits = limits or ConcurrencyLimits(settings.concurrency)
@@ -174,18 +192,30 @@ class LLMClient:
             spec = resolve_task(self.settings, task)
             if self._http is None:
                 # One pool per client; the per-request timeout is the SDK's, set per task.
-                self._http = httpx.AsyncClient(limits=httpx.Limits(
-                    max_connections=self.settings.concurrency * 2,
-                    max_keepalive_connections=self.settings.concurrency))
-            self._models[task] = (spec, build_chat_model(self.settings, spec,
-                                                         http_client=self._http))
+                self._http = httpx.AsyncClient(
+                    limits=httpx.Limits(
+                        max_connections=self.settings.concurrency * 2,
+                        max_keepalive_connections=self.settings.concurrency,
+                    )
+                )
+            self._models[task] = (
+                spec,
+                build_chat_model(self.settings, spec, http_client=self._http),
+            )
         return self._models[task]
 
     # ------------------------------------------------------------------ public
 
-    async def structured(self, schema: type[S], prompt: Prompt, variables: Mapping[str, str],
-                         *, task: str, tenant_id: str,
-                         correlation_id: str | None = None) -> LLMAnswer[S]:
+    async def structured(
+        self,
+        schema: type[S],
+        prompt: Prompt,
+        variables: Mapping[str, str],
+        *,
+        task: str,
+        tenant_id: str,
+        correlation_id: str | None = None,
+    ) -> LLMAnswer[S]:
         """An answer validated against ``schema``.
 
         Raises LLMMalformedOutputError (still malformed after ``malformed_retries`` re-asks),
@@ -198,62 +228,122 @@ class LLMClient:
         correlation = _correlation_id(correlation_id)
         calls: list[LLMCallRecord] = []
         for ask in range(self.settings.malformed_retries + 1):
-            exchange = await self._exchange(runnable, messages, spec, prompt, tenant_id,
-                                            correlation, calls)
+            exchange = await self._exchange(
+                runnable, messages, spec, prompt, tenant_id, correlation, calls
+            )
             raw: AIMessage = exchange.result
             usage = usage_of(raw)
             problem = self._limit_problem(raw, usage, spec)
             if problem is not None:
-                calls.append(await self._meter(spec, prompt, usage, exchange, problem,
-                                               tenant_id, correlation,
-                                               over_limit=problem is CallOutcome.OVER_LIMIT))
+                calls.append(
+                    await self._meter(
+                        spec,
+                        prompt,
+                        usage,
+                        exchange,
+                        problem,
+                        tenant_id,
+                        correlation,
+                        over_limit=problem is CallOutcome.OVER_LIMIT,
+                    )
+                )
                 raise LLMOutputLimitError(self._limit_detail(problem, spec))
             parsed, error_type = parse_structured(raw, schema)
             if parsed is not None:
-                calls.append(await self._meter(spec, prompt, usage, exchange, CallOutcome.OK,
-                                               tenant_id, correlation))
-                return LLMAnswer(value=parsed, model=spec.model, prompt=prompt.ref,
-                                 calls=tuple(calls))
+                calls.append(
+                    await self._meter(
+                        spec, prompt, usage, exchange, CallOutcome.OK, tenant_id, correlation
+                    )
+                )
+                return LLMAnswer(
+                    value=parsed, model=spec.model, prompt=prompt.ref, calls=tuple(calls)
+                )
             if usage.output >= spec.max_output_tokens:
                 # Cut at the limit (some servers still say finish_reason=tool_calls): asking
                 # again would be cut again.
-                calls.append(await self._meter(spec, prompt, usage, exchange,
-                                               CallOutcome.TRUNCATED, tenant_id, correlation,
-                                               error_type=error_type))
+                calls.append(
+                    await self._meter(
+                        spec,
+                        prompt,
+                        usage,
+                        exchange,
+                        CallOutcome.TRUNCATED,
+                        tenant_id,
+                        correlation,
+                        error_type=error_type,
+                    )
+                )
                 raise LLMOutputLimitError(self._limit_detail(CallOutcome.TRUNCATED, spec))
-            calls.append(await self._meter(spec, prompt, usage, exchange, CallOutcome.MALFORMED,
-                                           tenant_id, correlation, error_type=error_type))
-            log.warning("llm.answer.malformed", task=task, prompt=prompt.ref, model=spec.model,
-                        ask=ask + 1, error_type=error_type)
+            calls.append(
+                await self._meter(
+                    spec,
+                    prompt,
+                    usage,
+                    exchange,
+                    CallOutcome.MALFORMED,
+                    tenant_id,
+                    correlation,
+                    error_type=error_type,
+                )
+            )
+            log.warning(
+                "llm.answer.malformed",
+                task=task,
+                prompt=prompt.ref,
+                model=spec.model,
+                ask=ask + 1,
+                error_type=error_type,
+            )
             if ask == 0:
                 messages = [*messages, HumanMessage(_REASK)]
         raise LLMMalformedOutputError(
-            f"the model's answer did not fit the schema after {len(calls)} tries")
+            f"the model's answer did not fit the schema after {len(calls)} tries"
+        )
 
-    async def text(self, prompt: Prompt, variables: Mapping[str, str], *, task: str,
-                   tenant_id: str, correlation_id: str | None = None) -> LLMAnswer[str]:
+    async def text(
+        self,
+        prompt: Prompt,
+        variables: Mapping[str, str],
+        *,
+        task: str,
+        tenant_id: str,
+        correlation_id: str | None = None,
+    ) -> LLMAnswer[str]:
         """A plain-text answer. An answer cut at the limit is returned with
         ``truncated=True``; usage above the limit raises LLMOutputLimitError."""
         spec, chat = self._model(task)
         correlation = _correlation_id(correlation_id)
         calls: list[LLMCallRecord] = []
-        exchange = await self._exchange(chat, prompt.render(**variables), spec, prompt,
-                                        tenant_id, correlation, calls)
+        exchange = await self._exchange(
+            chat, prompt.render(**variables), spec, prompt, tenant_id, correlation, calls
+        )
         message: AIMessage = exchange.result
         usage = usage_of(message)
         problem = self._limit_problem(message, usage, spec)
         if problem is CallOutcome.OVER_LIMIT:
-            await self._meter(spec, prompt, usage, exchange, problem, tenant_id, correlation,
-                              over_limit=True)
+            await self._meter(
+                spec, prompt, usage, exchange, problem, tenant_id, correlation, over_limit=True
+            )
             raise LLMOutputLimitError(self._limit_detail(problem, spec))
         outcome = problem or CallOutcome.OK
-        calls.append(await self._meter(spec, prompt, usage, exchange, outcome, tenant_id,
-                                       correlation))
-        content = message.content if isinstance(message.content, str) else "".join(
-            str(part.get("text", "")) if isinstance(part, dict) else str(part)
-            for part in message.content)
-        return LLMAnswer(value=content, model=spec.model, prompt=prompt.ref, calls=tuple(calls),
-                         truncated=problem is CallOutcome.TRUNCATED)
+        calls.append(
+            await self._meter(spec, prompt, usage, exchange, outcome, tenant_id, correlation)
+        )
+        content = (
+            message.content
+            if isinstance(message.content, str)
+            else "".join(
+                str(part.get("text", "")) if isinstance(part, dict) else str(part)
+                for part in message.content
+            )
+        )
+        return LLMAnswer(
+            value=content,
+            model=spec.model,
+            prompt=prompt.ref,
+            calls=tuple(calls),
+            truncated=problem is CallOutcome.TRUNCATED,
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -269,13 +359,22 @@ class LLMClient:
     @staticmethod
     def _limit_detail(problem: CallOutcome, spec: TaskModel) -> str:
         if problem is CallOutcome.OVER_LIMIT:
-            return (f"the provider ignored the output limit of {spec.max_output_tokens} "
-                    "tokens; the answer was discarded")
+            return (
+                f"the provider ignored the output limit of {spec.max_output_tokens} "
+                "tokens; the answer was discarded"
+            )
         return f"the answer was cut at the output limit of {spec.max_output_tokens} tokens"
 
-    async def _exchange(self, runnable: Any, messages: Sequence[BaseMessage], spec: TaskModel,
-                        prompt: Prompt, tenant_id: str, correlation: str | None,
-                        calls: list[LLMCallRecord]) -> _Exchange:
+    async def _exchange(
+        self,
+        runnable: Any,
+        messages: Sequence[BaseMessage],
+        spec: TaskModel,
+        prompt: Prompt,
+        tenant_id: str,
+        correlation: str | None,
+        calls: list[LLMCallRecord],
+    ) -> _Exchange:
         """Invoke with the concurrency slot, per-attempt timeout and retries. Failures are
         metered here and raised as typed errors."""
         started = time.perf_counter()
@@ -283,15 +382,22 @@ class LLMClient:
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning("llm.call.retry", task=spec.task, model=spec.model,
-                        attempt=state.attempt_number, error_type=type(exc).__name__,
-                        status=getattr(exc, "status_code", None),
-                        wait_s=round(state.upcoming_sleep, 3))
+            log.warning(
+                "llm.call.retry",
+                task=spec.task,
+                model=spec.model,
+                attempt=state.attempt_number,
+                error_type=type(exc).__name__,
+                status=getattr(exc, "status_code", None),
+                wait_s=round(state.upcoming_sleep, 3),
+            )
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=wait_retry_after(self.settings.retry_initial_s, self.settings.retry_max_s),
-            retry=retry_if_exception(is_retriable), reraise=True, before_sleep=before_sleep,
+            retry=retry_if_exception(is_retriable),
+            reraise=True,
+            before_sleep=before_sleep,
         )
         try:
             async for attempt in retrying:
@@ -305,48 +411,109 @@ class LLMClient:
             usage = _usage_of_completion(exc.completion)
             over = usage.output > spec.max_output_tokens
             outcome = CallOutcome.OVER_LIMIT if over else CallOutcome.TRUNCATED
-            calls.append(await self._meter(spec, prompt, usage, exchange, outcome, tenant_id,
-                                           correlation, over_limit=over))
+            calls.append(
+                await self._meter(
+                    spec, prompt, usage, exchange, outcome, tenant_id, correlation, over_limit=over
+                )
+            )
             raise LLMOutputLimitError(self._limit_detail(outcome, spec)) from None
         except Exception as exc:
             exchange = _Exchange(None, attempts, (time.perf_counter() - started) * 1000)
             error: LLMError
             if is_retriable(exc):
-                outcome, error = CallOutcome.UNAVAILABLE, LLMUnavailableError(
-                    f"the model provider did not answer after {attempts} attempt(s)",
-                    error_type=type(exc).__name__)
+                outcome, error = (
+                    CallOutcome.UNAVAILABLE,
+                    LLMUnavailableError(
+                        f"the model provider did not answer after {attempts} attempt(s)",
+                        error_type=type(exc).__name__,
+                    ),
+                )
             elif isinstance(exc, openai.APIStatusError):
-                outcome, error = CallOutcome.REFUSED, LLMRequestError(
-                    f"the model provider refused the request (HTTP {exc.status_code})")
+                outcome, error = (
+                    CallOutcome.REFUSED,
+                    LLMRequestError(
+                        f"the model provider refused the request (HTTP {exc.status_code})"
+                    ),
+                )
             elif isinstance(exc, openai.OpenAIError):
-                outcome, error = CallOutcome.REFUSED, LLMRequestError(
-                    f"the model call failed ({type(exc).__name__})")
+                outcome, error = (
+                    CallOutcome.REFUSED,
+                    LLMRequestError(f"the model call failed ({type(exc).__name__})"),
+                )
             else:
-                outcome, error = CallOutcome.ERROR, LLMError(
-                    f"the model call failed ({type(exc).__name__})")
-            calls.append(await self._meter(spec, prompt, Usage(), exchange, outcome, tenant_id,
-                                           correlation, error_type=type(exc).__name__))
-            log.warning("llm.call.failed", task=spec.task, model=spec.model, attempts=attempts,
-                        outcome=outcome.value, error_type=type(exc).__name__)
+                outcome, error = (
+                    CallOutcome.ERROR,
+                    LLMError(f"the model call failed ({type(exc).__name__})"),
+                )
+            calls.append(
+                await self._meter(
+                    spec,
+                    prompt,
+                    Usage(),
+                    exchange,
+                    outcome,
+                    tenant_id,
+                    correlation,
+                    error_type=type(exc).__name__,
+                )
+            )
+            log.warning(
+                "llm.call.failed",
+                task=spec.task,
+                model=spec.model,
+                attempts=attempts,
+                outcome=outcome.value,
+                error_type=type(exc).__name__,
+            )
             raise error from None
         return _Exchange(result, attempts, (time.perf_counter() - started) * 1000)
 
-    async def _meter(self, spec: TaskModel, prompt: Prompt, usage: Usage, exchange: _Exchange,
-                     outcome: CallOutcome, tenant_id: str, correlation: str | None, *,
-                     error_type: str | None = None, over_limit: bool = False) -> LLMCallRecord:
+    async def _meter(
+        self,
+        spec: TaskModel,
+        prompt: Prompt,
+        usage: Usage,
+        exchange: _Exchange,
+        outcome: CallOutcome,
+        tenant_id: str,
+        correlation: str | None,
+        *,
+        error_type: str | None = None,
+        over_limit: bool = False,
+    ) -> LLMCallRecord:
         cost = cost_usd(self.settings.prices, spec.model, usage)
         if cost is None and (usage.input or usage.output):
             log.warning("llm.price.missing", model=spec.model)
         record = LLMCallRecord(
-            id=new_id(), tenant_id=tenant_id, occurred_at=utcnow(), correlation_id=correlation,
-            provider=spec.provider.value, model=spec.model, task=spec.task,
-            prompt_name=prompt.name, prompt_version=prompt.ref, usage=usage,
-            latency_ms=exchange.latency_ms, cost_usd=cost or 0.0, attempts=exchange.attempts,
-            outcome=outcome, error_type=error_type, over_limit=over_limit,
+            id=new_id(),
+            tenant_id=tenant_id,
+            occurred_at=utcnow(),
+            correlation_id=correlation,
+            provider=spec.provider.value,
+            model=spec.model,
+            task=spec.task,
+            prompt_name=prompt.name,
+            prompt_version=prompt.ref,
+            usage=usage,
+            latency_ms=exchange.latency_ms,
+            cost_usd=cost or 0.0,
+            attempts=exchange.attempts,
+            outcome=outcome,
+            error_type=error_type,
+            over_limit=over_limit,
         )
         await self.meter.record(record)
-        log.info("llm.call", task=spec.task, model=spec.model, prompt=prompt.ref,
-                 outcome=outcome.value, input_tokens=usage.input, cached_tokens=usage.cached,
-                 output_tokens=usage.output, latency_ms=round(exchange.latency_ms, 1),
-                 cost_usd=record.cost_usd, attempts=exchange.attempts)
+        log.info(
+            "llm.call",
+            task=spec.task,
+            model=spec.model,
+            prompt=prompt.ref,
+            outcome=outcome.value,
+            input_tokens=usage.input,
+            cached_tokens=usage.cached,
+            output_tokens=usage.output,
+            latency_ms=round(exchange.latency_ms, 1),
+            cost_usd=record.cost_usd,
+            attempts=exchange.attempts,
+        )
         return record

@@ -60,11 +60,15 @@ def resolve_task(settings: LLMSettings, task: str) -> TaskModel:
         LLMProvider.OPENAI_COMPATIBLE: settings.base_url or "",
     }[settings.provider]
     return TaskModel(
-        task=task, provider=settings.provider, model=own.model or settings.model,
+        task=task,
+        provider=settings.provider,
+        model=own.model or settings.model,
         endpoint=f"{settings.provider.value}:{endpoint}",
         max_output_tokens=own.max_output_tokens or settings.max_output_tokens,
         temperature=settings.temperature if own.temperature is None else own.temperature,
-        token_param=token_param, structured_method=method, timeout_s=settings.timeout_s,
+        token_param=token_param,
+        structured_method=method,
+        timeout_s=settings.timeout_s,
     )
 
 
@@ -78,14 +82,17 @@ def configuration_problems(settings: LLMSettings) -> list[str]:
             problems.append("llm.azure_endpoint: required for provider azure_openai")
         if not settings.api_version:
             problems.append("llm.api_version: required for provider azure_openai")
-    if settings.provider in (LLMProvider.OPENAI, LLMProvider.AZURE_OPENAI) \
-            and settings.api_key is None:
+    if (
+        settings.provider in (LLMProvider.OPENAI, LLMProvider.AZURE_OPENAI)
+        and settings.api_key is None
+    ):
         problems.append(f"llm.api_key: required for provider {settings.provider.value}")
     return problems
 
 
-def build_chat_model(settings: LLMSettings, task: TaskModel, *,
-                     http_client: httpx.AsyncClient | None = None) -> BaseChatModel:
+def build_chat_model(
+    settings: LLMSettings, task: TaskModel, *, http_client: httpx.AsyncClient | None = None
+) -> BaseChatModel:
     """A LangChain chat model for ``task``; no network I/O happens here.
 
     Pass the owner's ``http_client``: LangChain's default one is cached per process and
@@ -101,15 +108,26 @@ def build_chat_model(settings: LLMSettings, task: TaskModel, *,
         from langchain_openai import AzureChatOpenAI
 
         return AzureChatOpenAI(
-            azure_endpoint=settings.azure_endpoint, api_version=settings.api_version,
-            azure_deployment=task.model, model=task.model, api_key=key,
-            timeout=task.timeout_s, max_retries=0, temperature=task.temperature,
-            extra_body=limit, http_async_client=http_client,
+            azure_endpoint=settings.azure_endpoint,
+            api_version=settings.api_version,
+            azure_deployment=task.model,
+            model=task.model,
+            api_key=key,
+            timeout=task.timeout_s,
+            max_retries=0,
+            temperature=task.temperature,
+            extra_body=limit,
+            http_async_client=http_client,
         )
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(
-        model=task.model, api_key=key, base_url=settings.base_url, timeout=task.timeout_s,
-        max_retries=0, temperature=task.temperature, extra_body=limit,
+        model=task.model,
+        api_key=key,
+        base_url=settings.base_url,
+        timeout=task.timeout_s,
+        max_retries=0,
+        temperature=task.temperature,
+        extra_body=limit,
         http_async_client=http_client,
     )

@@ -68,12 +68,19 @@ class LLMCallRecord:
     def audit_payload(self) -> dict[str, object]:
         """What the audit event carries: counts and names only."""
         return {
-            "call_id": self.id, "provider": self.provider, "model": self.model,
-            "task": self.task, "prompt": self.prompt_version,
-            "input_tokens": self.usage.input, "cached_tokens": self.usage.cached,
-            "output_tokens": self.usage.output, "latency_ms": round(self.latency_ms, 1),
-            "cost_usd": self.cost_usd, "attempts": self.attempts,
-            "outcome": self.outcome.value, "error_type": self.error_type,
+            "call_id": self.id,
+            "provider": self.provider,
+            "model": self.model,
+            "task": self.task,
+            "prompt": self.prompt_version,
+            "input_tokens": self.usage.input,
+            "cached_tokens": self.usage.cached,
+            "output_tokens": self.usage.output,
+            "latency_ms": round(self.latency_ms, 1),
+            "cost_usd": self.cost_usd,
+            "attempts": self.attempts,
+            "outcome": self.outcome.value,
+            "error_type": self.error_type,
             "over_limit": self.over_limit,
         }
 
@@ -94,8 +101,9 @@ def cost_usd(prices: Mapping[str, ModelPrice], model: str, usage: Usage) -> floa
         return None
     cached = min(usage.cached, usage.input)
     cached_price = price.input if price.cached_input is None else price.cached_input
-    total = ((usage.input - cached) * price.input + cached * cached_price
-             + usage.output * price.output) / 1_000_000
+    total = (
+        (usage.input - cached) * price.input + cached * cached_price + usage.output * price.output
+    ) / 1_000_000
     return round(total, 8)
 
 
@@ -117,12 +125,23 @@ class MemoryMeter:
 
 def _row(call: LLMCallRecord) -> LLMCallRow:
     return LLMCallRow(
-        id=call.id, tenant_id=call.tenant_id, occurred_at=call.occurred_at,
-        correlation_id=call.correlation_id, provider=call.provider, model=call.model,
-        task=call.task, prompt_name=call.prompt_name, prompt_version=call.prompt_version,
-        input_tokens=call.usage.input, cached_tokens=call.usage.cached,
-        output_tokens=call.usage.output, latency_ms=call.latency_ms, cost_usd=call.cost_usd,
-        attempts=call.attempts, outcome=call.outcome.value, error_type=call.error_type,
+        id=call.id,
+        tenant_id=call.tenant_id,
+        occurred_at=call.occurred_at,
+        correlation_id=call.correlation_id,
+        provider=call.provider,
+        model=call.model,
+        task=call.task,
+        prompt_name=call.prompt_name,
+        prompt_version=call.prompt_version,
+        input_tokens=call.usage.input,
+        cached_tokens=call.usage.cached,
+        output_tokens=call.usage.output,
+        latency_ms=call.latency_ms,
+        cost_usd=call.cost_usd,
+        attempts=call.attempts,
+        outcome=call.outcome.value,
+        error_type=call.error_type,
         over_limit=call.over_limit,
     )
 
@@ -133,12 +152,20 @@ async def record_in_session(session: AsyncSession, call: LLMCallRecord) -> None:
 
     session.add(_row(call))
     await session.flush()
-    await record(session, system_principal(call.tenant_id, "llm"), AuditEventIn(
-        action=AuditAction.LLM_CALL,
-        outcome=Outcome.SUCCESS if call.outcome is CallOutcome.OK else Outcome.FAILURE,
-        resource_type="llm_call", resource_id=call.id, correlation_id=call.correlation_id,
-        reason=call.outcome.value, payload=call.audit_payload(), occurred_at=call.occurred_at,
-    ))
+    await record(
+        session,
+        system_principal(call.tenant_id, "llm"),
+        AuditEventIn(
+            action=AuditAction.LLM_CALL,
+            outcome=Outcome.SUCCESS if call.outcome is CallOutcome.OK else Outcome.FAILURE,
+            resource_type="llm_call",
+            resource_id=call.id,
+            correlation_id=call.correlation_id,
+            reason=call.outcome.value,
+            payload=call.audit_payload(),
+            occurred_at=call.occurred_at,
+        ),
+    )
 
 
 class DatabaseMeter:
@@ -182,14 +209,17 @@ class SpendSummary:
         return asdict(self)
 
 
-async def spend(session: AsyncSession, tenant_id: str, *,
-                since: datetime | None = None) -> SpendSummary:
+async def spend(
+    session: AsyncSession, tenant_id: str, *, since: datetime | None = None
+) -> SpendSummary:
     """Totals of the tenant's ledger (optionally since a time)."""
-    query = select(func.count(), func.coalesce(func.sum(LLMCallRow.input_tokens), 0),
-                   func.coalesce(func.sum(LLMCallRow.cached_tokens), 0),
-                   func.coalesce(func.sum(LLMCallRow.output_tokens), 0),
-                   func.coalesce(func.sum(LLMCallRow.cost_usd), 0.0)
-                   ).where(LLMCallRow.tenant_id == tenant_id)
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(LLMCallRow.input_tokens), 0),
+        func.coalesce(func.sum(LLMCallRow.cached_tokens), 0),
+        func.coalesce(func.sum(LLMCallRow.output_tokens), 0),
+        func.coalesce(func.sum(LLMCallRow.cost_usd), 0.0),
+    ).where(LLMCallRow.tenant_id == tenant_id)
     if since is not None:
         query = query.where(LLMCallRow.occurred_at >= since)
     calls, inp, cached, out, cost = (await session.execute(query)).one()

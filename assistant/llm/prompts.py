@@ -64,15 +64,18 @@ class Prompt:
         missing = set(self.variables) - set(values)
         unknown = set(values) - set(self.variables)
         if missing or unknown:
-            raise ValueError(f"prompt {self.ref}: missing {sorted(missing)}, "
-                             f"unknown {sorted(unknown)}")
+            raise ValueError(
+                f"prompt {self.ref}: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
         nonce = secrets.token_hex(6)
         rendered = {
             key: delimit(value, key, nonce) if self.variables[key] == "untrusted" else value
             for key, value in values.items()
         }
-        return [SystemMessage(Template(self.system).substitute(rendered)),
-                HumanMessage(Template(self.user).substitute(rendered))]
+        return [
+            SystemMessage(Template(self.system).substitute(rendered)),
+            HumanMessage(Template(self.user).substitute(rendered)),
+        ]
 
 
 def delimit(text: str, kind: str, nonce: str | None = None) -> str:
@@ -80,8 +83,7 @@ def delimit(text: str, kind: str, nonce: str | None = None) -> str:
     inside defused, so that the content cannot close the block early."""
     nonce = nonce or secrets.token_hex(6)
     safe = _MARKER.sub("[marker removed]", text)
-    return (f'<{UNTRUSTED_TAG} id="{nonce}" kind="{kind}">\n{safe}\n'
-            f'</{UNTRUSTED_TAG} id="{nonce}">')
+    return f'<{UNTRUSTED_TAG} id="{nonce}" kind="{kind}">\n{safe}\n</{UNTRUSTED_TAG} id="{nonce}">'
 
 
 def _load_file(path: Path) -> Prompt:
@@ -92,21 +94,29 @@ def _load_file(path: Path) -> Prompt:
     try:
         data = _PromptFile.model_validate(yaml.safe_load(raw_text))
     except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigurationError(f"invalid prompt file {path.name}",
-                                 problems=[f"{path.name}: {exc}"]) from exc
+        raise ConfigurationError(
+            f"invalid prompt file {path.name}", problems=[f"{path.name}: {exc}"]
+        ) from exc
     if (data.name, data.version) != (match["name"], int(match["version"])):
         raise ConfigurationError(f"{path.name} declares {data.name}@{data.version}")
     for template in (data.system, data.user):
-        named = {m.group("named") or m.group("braced")
-                 for m in Template.pattern.finditer(template)
-                 if m.group("named") or m.group("braced")}
+        named = {
+            m.group("named") or m.group("braced")
+            for m in Template.pattern.finditer(template)
+            if m.group("named") or m.group("braced")
+        }
         undeclared = named - set(data.variables)
         if undeclared:
-            raise ConfigurationError(f"{path.name} uses undeclared variables "
-                                     f"{sorted(undeclared)}")
-    return Prompt(name=data.name, version=data.version, description=data.description,
-                  variables=data.variables, system=data.system, user=data.user,
-                  sha256=hashlib.sha256(raw_text.encode()).hexdigest())
+            raise ConfigurationError(f"{path.name} uses undeclared variables {sorted(undeclared)}")
+    return Prompt(
+        name=data.name,
+        version=data.version,
+        description=data.description,
+        variables=data.variables,
+        system=data.system,
+        user=data.user,
+        sha256=hashlib.sha256(raw_text.encode()).hexdigest(),
+    )
 
 
 def available(directory: Path = PROMPTS_DIR) -> list[str]:
@@ -122,8 +132,11 @@ def load_prompt(ref: str, directory: Path = PROMPTS_DIR) -> Prompt:
         raise ConfigurationError(f"not a prompt reference: {ref!r} (name or name@version)")
     name, version = match["name"], match["version"]
     if version is None:
-        versions = [int(m["version"]) for p in directory.glob(f"{name}@*.yaml")
-                    if (m := _FILE.match(p.name))]
+        versions = [
+            int(m["version"])
+            for p in directory.glob(f"{name}@*.yaml")
+            if (m := _FILE.match(p.name))
+        ]
         if not versions:
             raise ConfigurationError(f"no prompt named {name!r} in {directory}")
         version = str(max(versions))

@@ -98,10 +98,15 @@ class CostReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "currency": "USD", "period_days": _round(self.period_days), "items": self.items,
-            "llm_calls": self.llm_calls, "llm_cost": _round(self.llm_cost),
-            "fixed_monthly": _round(self.fixed_monthly), "fixed_cost": _round(self.fixed_cost),
-            "total_cost": _round(self.total_cost), "cost_per_item": _round(self.cost_per_item),
+            "currency": "USD",
+            "period_days": _round(self.period_days),
+            "items": self.items,
+            "llm_calls": self.llm_calls,
+            "llm_cost": _round(self.llm_cost),
+            "fixed_monthly": _round(self.fixed_monthly),
+            "fixed_cost": _round(self.fixed_cost),
+            "total_cost": _round(self.total_cost),
+            "cost_per_item": _round(self.cost_per_item),
             "llm_cost_per_item": _round(self.llm_cost_per_item),
             "monthly_run_rate": _round(self.monthly_run_rate),
             "target_monthly_items": self.target_monthly_items,
@@ -111,28 +116,40 @@ class CostReport:
             "hours_saved": _round(self.hours_saved),
             "value_saved": _round(self.value_saved(self.items)),
             "roi": _round(self.roi),
-            "projected_monthly_value_saved": _round(
-                self.value_saved(self.target_monthly_items)),
+            "projected_monthly_value_saved": _round(self.value_saved(self.target_monthly_items)),
             "projected_roi": _round(self.projected_roi),
         }
 
 
-def cost_report(costs: CostSettings, *, period_days: float, items: int, llm_cost: float,
-                llm_calls: int = 0) -> CostReport:
+def cost_report(
+    costs: CostSettings, *, period_days: float, items: int, llm_cost: float, llm_calls: int = 0
+) -> CostReport:
     """The arithmetic alone, from figures already measured."""
     return CostReport(
-        period_days=period_days, items=items, llm_cost=llm_cost, llm_calls=llm_calls,
-        fixed_monthly=costs.fixed_monthly, target_monthly_items=costs.target_monthly_items,
+        period_days=period_days,
+        items=items,
+        llm_cost=llm_cost,
+        llm_calls=llm_calls,
+        fixed_monthly=costs.fixed_monthly,
+        target_monthly_items=costs.target_monthly_items,
         minutes_saved_per_item=costs.minutes_saved_per_item,
-        loaded_hourly_cost=costs.loaded_hourly_cost)
+        loaded_hourly_cost=costs.loaded_hourly_cost,
+    )
 
 
-async def measure_cost(session: AsyncSession, costs: CostSettings, tenant_id: str,
-                       period: Period, items: int) -> CostReport:
+async def measure_cost(
+    session: AsyncSession, costs: CostSettings, tenant_id: str, period: Period, items: int
+) -> CostReport:
     """The tenant's cost over ``period`` for ``items`` handled."""
-    total, calls = (await session.execute(
-        select(func.coalesce(func.sum(LLMCallRow.cost_usd), 0.0), func.count())
-        .where(LLMCallRow.tenant_id == tenant_id, LLMCallRow.occurred_at >= period.start,
-               LLMCallRow.occurred_at < period.end))).one()
-    return cost_report(costs, period_days=period.days, items=items, llm_cost=float(total),
-                       llm_calls=int(calls))
+    total, calls = (
+        await session.execute(
+            select(func.coalesce(func.sum(LLMCallRow.cost_usd), 0.0), func.count()).where(
+                LLMCallRow.tenant_id == tenant_id,
+                LLMCallRow.occurred_at >= period.start,
+                LLMCallRow.occurred_at < period.end,
+            )
+        )
+    ).one()
+    return cost_report(
+        costs, period_days=period.days, items=items, llm_cost=float(total), llm_calls=int(calls)
+    )

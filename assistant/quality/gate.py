@@ -47,11 +47,15 @@ class Decision(StrEnum):
 EXIT_CODES: dict[Decision, int] = {Decision.GO: 0, Decision.NO_GO: 1, Decision.REVISE: 3}
 
 TITLES = {
-    "volume": "Volume handled", "triage_accuracy": "Triage accuracy vs people",
-    "action_acceptance": "Actions accepted by people", "error_rate": "Execution error rate",
-    "exception_rate": "Exception rate", "cost_per_item": "Cost per item",
+    "volume": "Volume handled",
+    "triage_accuracy": "Triage accuracy vs people",
+    "action_acceptance": "Actions accepted by people",
+    "error_rate": "Execution error rate",
+    "exception_rate": "Exception rate",
+    "cost_per_item": "Cost per item",
     "monthly_run_rate": "Projected monthly cost at target volume",
-    "roi": "ROI at target volume", "owners_named": "Owners named (number missing)",
+    "roi": "ROI at target volume",
+    "owners_named": "Owners named (number missing)",
     "rollback_drill": "Last rollback drill passed (days ago)",
     "audit_chain": "Audit chain verified (1 = yes)",
 }
@@ -74,9 +78,16 @@ class Criterion:
         return TITLES.get(self.name, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "value": self.value,
-                "threshold": self.threshold, "comparator": self.comparator,
-                "verdict": self.verdict.value, "hard": self.hard, "detail": self.detail}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "value": self.value,
+            "threshold": self.threshold,
+            "comparator": self.comparator,
+            "verdict": self.verdict.value,
+            "hard": self.hard,
+            "detail": self.detail,
+        }
 
 
 def judge(value: float | int | None, threshold: float | int, comparator: str) -> Verdict:
@@ -119,50 +130,116 @@ def evaluate(settings: Settings, evidence: Evidence, *, now: datetime) -> list[C
     overall = quality.overall()
     made: dict[str, Criterion] = {}
 
-    def add(name: str, value: float | int | None, threshold: float | int, comparator: str,
-            detail: str, verdict: Verdict | None = None) -> None:
+    def add(
+        name: str,
+        value: float | int | None,
+        threshold: float | int,
+        comparator: str,
+        detail: str,
+        verdict: Verdict | None = None,
+    ) -> None:
         made[name] = Criterion(
-            name=name, value=None if value is None else round(value, 6), threshold=threshold,
+            name=name,
+            value=None if value is None else round(value, 6),
+            threshold=threshold,
             comparator=comparator,
-            verdict=verdict or judge(value, threshold, comparator), hard=name in hard,
-            detail=detail)
+            verdict=verdict or judge(value, threshold, comparator),
+            hard=name in hard,
+            detail=detail,
+        )
 
     triage = quality.triage
-    add("volume", quality.handled_items, gate.min_volume, ">=",
-        f"{triage.results} messages triaged, {quality.execution.proposed} actions proposed")
-    add("triage_accuracy", triage.accuracy, gate.min_triage_accuracy, ">=",
-        f"{triage.corrected} of {triage.decided} triage decisions corrected by people")
-    add("action_acceptance", overall.accepted_rate, gate.min_action_acceptance, ">=",
+    add(
+        "volume",
+        quality.handled_items,
+        gate.min_volume,
+        ">=",
+        f"{triage.results} messages triaged, {quality.execution.proposed} actions proposed",
+    )
+    add(
+        "triage_accuracy",
+        triage.accuracy,
+        gate.min_triage_accuracy,
+        ">=",
+        f"{triage.corrected} of {triage.decided} triage decisions corrected by people",
+    )
+    add(
+        "action_acceptance",
+        overall.accepted_rate,
+        gate.min_action_acceptance,
+        ">=",
         f"{overall.counts['approved_unedited']} approved as proposed, "
         f"{overall.counts['approved_edited']} edited, {overall.counts['rejected']} rejected, "
         f"{overall.counts['expired']} expired, {overall.counts['cancelled']} cancelled "
-        f"of {overall.reviewed} reviewed")
+        f"of {overall.reviewed} reviewed",
+    )
     execution = quality.execution
-    add("error_rate", execution.error_rate, gate.max_error_rate, "<=",
-        f"{execution.failed} of {execution.executed} executed actions failed")
-    add("exception_rate", execution.exception_rate, gate.max_exception_rate, "<=",
-        f"{execution.exceptions} exceptions for {execution.proposed} proposed actions")
-    add("cost_per_item", cost.cost_per_item, gate.max_cost_per_item, "<=",
+    add(
+        "error_rate",
+        execution.error_rate,
+        gate.max_error_rate,
+        "<=",
+        f"{execution.failed} of {execution.executed} executed actions failed",
+    )
+    add(
+        "exception_rate",
+        execution.exception_rate,
+        gate.max_exception_rate,
+        "<=",
+        f"{execution.exceptions} exceptions for {execution.proposed} proposed actions",
+    )
+    add(
+        "cost_per_item",
+        cost.cost_per_item,
+        gate.max_cost_per_item,
+        "<=",
         f"total {cost.total_cost:.2f} USD (LLM {cost.llm_cost:.2f}, fixed "
-        f"{cost.fixed_cost:.2f}) for {cost.items} items")
-    add("monthly_run_rate", cost.projected_monthly_cost, gate.max_monthly_run_rate, "<=",
+        f"{cost.fixed_cost:.2f}) for {cost.items} items",
+    )
+    add(
+        "monthly_run_rate",
+        cost.projected_monthly_cost,
+        gate.max_monthly_run_rate,
+        "<=",
         f"at {cost.target_monthly_items} items a month; current run-rate "
-        f"{cost.monthly_run_rate:.2f} USD a month")
-    add("roi", cost.projected_roi, gate.min_roi, ">=",
-        "no cost recorded or configured" if cost.projected_roi is None else
-        f"value of time saved {cost.value_saved(cost.target_monthly_items):.2f} USD a month "
-        f"against {cost.projected_monthly_cost or 0:.2f} USD")
+        f"{cost.monthly_run_rate:.2f} USD a month",
+    )
+    add(
+        "roi",
+        cost.projected_roi,
+        gate.min_roi,
+        ">=",
+        "no cost recorded or configured"
+        if cost.projected_roi is None
+        else f"value of time saved {cost.value_saved(cost.target_monthly_items):.2f} USD a month "
+        f"against {cost.projected_monthly_cost or 0:.2f} USD",
+    )
     missing = evidence.missing_owners
-    add("owners_named", len(missing), 0, "<=",
-        "every owner named" if not missing else "missing: " + ", ".join(missing[:10])
-        + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+    add(
+        "owners_named",
+        len(missing),
+        0,
+        "<=",
+        "every owner named"
+        if not missing
+        else "missing: "
+        + ", ".join(missing[:10])
+        + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""),
+    )
     drill_verdict, drill_detail = _drill(evidence, gate.drill_max_age_days, now)
-    age = (None if evidence.drill_finished_at is None
-           else (now - evidence.drill_finished_at).total_seconds() / 86400)
-    add("rollback_drill", age, gate.drill_max_age_days, "<=", drill_detail,
-        verdict=drill_verdict)
-    add("audit_chain", 1 if evidence.audit_ok else 0, 1, ">=",
-        evidence.audit_detail or f"{evidence.audit_events} events verified")
+    age = (
+        None
+        if evidence.drill_finished_at is None
+        else (now - evidence.drill_finished_at).total_seconds() / 86400
+    )
+    add("rollback_drill", age, gate.drill_max_age_days, "<=", drill_detail, verdict=drill_verdict)
+    add(
+        "audit_chain",
+        1 if evidence.audit_ok else 0,
+        1,
+        ">=",
+        evidence.audit_detail or f"{evidence.audit_events} events verified",
+    )
     return [made[name] for name in GATE_CRITERIA]
 
 
@@ -173,8 +250,7 @@ def _drill(evidence: Evidence, max_age_days: int, now: datetime) -> tuple[Verdic
     if not evidence.drill_passed:
         return Verdict.FAIL, f"the last drill ({when}) failed: {evidence.drill_summary}"
     if now - evidence.drill_finished_at > timedelta(days=max_age_days):
-        return Verdict.FAIL, f"the last drill passed on {when}, more than {max_age_days} " \
-                             "days ago"
+        return Verdict.FAIL, f"the last drill passed on {when}, more than {max_age_days} days ago"
     return Verdict.PASS, f"passed on {when}: {evidence.drill_summary}"
 
 
@@ -199,22 +275,28 @@ class GateReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "tenant_id": self.tenant_id, "decision": self.decision.value,
+            "tenant_id": self.tenant_id,
+            "decision": self.decision.value,
             "generated_at": self.generated_at.isoformat(),
-            "period": {"label": self.period.label, "start": self.period.start.isoformat(),
-                       "end": self.period.end.isoformat()},
+            "period": {
+                "label": self.period.label,
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+            },
             "criteria": [c.to_dict() for c in self.criteria],
-            "quality": self.quality.to_dict(), "cost": self.cost.to_dict(),
+            "quality": self.quality.to_dict(),
+            "cost": self.cost.to_dict(),
             "series": [p.to_dict() for p in self.series],
-            "open_alerts": self.open_alerts, "spot_checks": self.spot_checks,
+            "open_alerts": self.open_alerts,
+            "spot_checks": self.spot_checks,
             "rule": "NO-GO if a hard criterion fails; REVISE if a soft one fails or any "
-                    "has no data; GO if all pass",
+            "has no data; GO if all pass",
         }
 
 
-
-async def gather(session: AsyncSession, settings: Settings, tenant_id: str, period: Period
-                 ) -> Evidence:
+async def gather(
+    session: AsyncSession, settings: Settings, tenant_id: str, period: Period
+) -> Evidence:
     """Measure everything the gate needs from the database (and the audit chain)."""
     from governance.audit_verify import verify_chain
     from governance.checkpoints import load_public_key
@@ -229,17 +311,21 @@ async def gather(session: AsyncSession, settings: Settings, tenant_id: str, peri
     verified = await verify_chain(session, tenant_id, public_keys=[key] if key else [])
     first = verified.first_problem
     return Evidence(
-        quality=quality, cost=cost, missing_owners=missing,
+        quality=quality,
+        cost=cost,
+        missing_owners=missing,
         drill_passed=None if drill is None else drill.passed,
         drill_finished_at=None if drill is None else drill.finished_at,
         drill_summary="" if drill is None else drill.summary,
-        audit_ok=verified.ok, audit_events=verified.events,
-        audit_detail="" if first is None else
-        f"first bad seq {first.seq}: {first.kind.value}")
+        audit_ok=verified.ok,
+        audit_events=verified.events,
+        audit_detail="" if first is None else f"first bad seq {first.seq}: {first.kind.value}",
+    )
 
 
-async def gate_report(session: AsyncSession, settings: Settings, actor: Principal,
-                      period: Period, *, now: datetime) -> GateReport:
+async def gate_report(
+    session: AsyncSession, settings: Settings, actor: Principal, period: Period, *, now: datetime
+) -> GateReport:
     """Evaluate the gate for ``actor``'s tenant over ``period`` and audit the answer."""
     tenant_id = actor.tenant_id
     evidence = await gather(session, settings, tenant_id, period)
@@ -247,16 +333,39 @@ async def gate_report(session: AsyncSession, settings: Settings, actor: Principa
     decision = decide(criteria)
     alerts = await list_alerts(session, tenant_id, status="open")
     report = GateReport(
-        tenant_id=tenant_id, period=period, generated_at=now, decision=decision,
-        criteria=criteria, quality=evidence.quality, cost=evidence.cost,
+        tenant_id=tenant_id,
+        period=period,
+        generated_at=now,
+        decision=decision,
+        criteria=criteria,
+        quality=evidence.quality,
+        cost=evidence.cost,
         series=await series(session, tenant_id, period),
-        open_alerts=[{"metric": a.metric, "kind": a.kind, "value": a.value,
-                      "threshold": a.threshold, "raised_at": a.raised_at.isoformat()}
-                     for a in alerts],
-        spot_checks=await spot_check_summary(session, tenant_id))
-    await audit.record(session, actor, AuditEventIn(
-        action=AuditAction.GATE_REPORTED, resource_type="gate", resource_id=period.label,
-        payload={"decision": decision.value, "period": period.label,
-                 "failed": [c.name for c in criteria if c.verdict is Verdict.FAIL],
-                 "no_data": [c.name for c in criteria if c.verdict is Verdict.NO_DATA]}))
+        open_alerts=[
+            {
+                "metric": a.metric,
+                "kind": a.kind,
+                "value": a.value,
+                "threshold": a.threshold,
+                "raised_at": a.raised_at.isoformat(),
+            }
+            for a in alerts
+        ],
+        spot_checks=await spot_check_summary(session, tenant_id),
+    )
+    await audit.record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.GATE_REPORTED,
+            resource_type="gate",
+            resource_id=period.label,
+            payload={
+                "decision": decision.value,
+                "period": period.label,
+                "failed": [c.name for c in criteria if c.verdict is Verdict.FAIL],
+                "no_data": [c.name for c in criteria if c.verdict is Verdict.NO_DATA],
+            },
+        ),
+    )
     return report

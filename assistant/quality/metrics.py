@@ -37,11 +37,21 @@ from governance.audit import AuditAction
 from governance.audit_models import AuditEvent
 from governance.models import Action, ActionEdit, ActionException
 
-OUTCOMES = ("approved_unedited", "approved_edited", "auto_approved", "rejected", "expired",
-            "cancelled", "undone", "denied", "pending")
+OUTCOMES = (
+    "approved_unedited",
+    "approved_edited",
+    "auto_approved",
+    "rejected",
+    "expired",
+    "cancelled",
+    "undone",
+    "denied",
+    "pending",
+)
 REVIEWED = ("approved_unedited", "approved_edited", "rejected", "expired", "cancelled")
-EXECUTED_STATES = frozenset({"succeeded", "failed", "compensating", "compensated",
-                             "compensation_failed"})
+EXECUTED_STATES = frozenset(
+    {"succeeded", "failed", "compensating", "compensated", "compensation_failed"}
+)
 #: Triage results the pipeline left to a person have no predicted category.
 DEFERRED = "(person)"
 
@@ -51,8 +61,7 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 6) if denominator else None
 
 
-def classify(state: str, decision: str | None, approved_at: datetime | None,
-             edited: bool) -> str:
+def classify(state: str, decision: str | None, approved_at: datetime | None, edited: bool) -> str:
     """The outcome of one action (see the module docstring)."""
     if state == "denied":
         return "denied"
@@ -84,14 +93,17 @@ class KindQuality:
 
     @property
     def accepted_rate(self) -> float | None:
-        return ratio(self.counts["approved_unedited"] + self.counts["approved_edited"],
-                     self.reviewed)
+        return ratio(
+            self.counts["approved_unedited"] + self.counts["approved_edited"], self.reviewed
+        )
 
     def to_dict(self) -> dict[str, Any]:
         distances = self.edit_distances
         return {
-            "kind": self.kind, "proposed": sum(self.counts.values()),
-            "reviewed": self.reviewed, "counts": dict(self.counts),
+            "kind": self.kind,
+            "proposed": sum(self.counts.values()),
+            "reviewed": self.reviewed,
+            "counts": dict(self.counts),
             "acceptance_rate": self.rate("approved_unedited"),
             "edit_rate": self.rate("approved_edited"),
             "rejection_rate": self.rate("rejected"),
@@ -130,16 +142,25 @@ class TriageQuality:
     def to_dict(self) -> dict[str, Any]:
         categories = sorted(set(self.predicted) | set(self.corrected_by_category))
         return {
-            "results": self.results, "decided": self.decided, "deferred": self.deferred,
-            "corrected": self.corrected, "accuracy": self.accuracy,
+            "results": self.results,
+            "decided": self.decided,
+            "deferred": self.deferred,
+            "corrected": self.corrected,
+            "accuracy": self.accuracy,
             "correction_rate": ratio(self.corrected, self.decided),
             "by_category": [
-                {"category": c, "predicted": self.predicted[c],
-                 "corrected": self.corrected_by_category[c],
-                 "correction_rate": ratio(self.corrected_by_category[c], self.predicted[c])}
-                for c in categories],
-            "confusion": [{"predicted": p, "corrected_to": c, "count": n}
-                          for (p, c), n in sorted(self.confusion.items())],
+                {
+                    "category": c,
+                    "predicted": self.predicted[c],
+                    "corrected": self.corrected_by_category[c],
+                    "correction_rate": ratio(self.corrected_by_category[c], self.predicted[c]),
+                }
+                for c in categories
+            ],
+            "confusion": [
+                {"predicted": p, "corrected_to": c, "count": n}
+                for (p, c), n in sorted(self.confusion.items())
+            ],
         }
 
 
@@ -160,10 +181,15 @@ class ExecutionQuality:
         return ratio(self.exceptions, self.proposed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"proposed": self.proposed, "executed": self.executed, "failed": self.failed,
-                "compensation_failed": self.compensation_failed,
-                "exceptions": self.exceptions, "error_rate": self.error_rate,
-                "exception_rate": self.exception_rate}
+        return {
+            "proposed": self.proposed,
+            "executed": self.executed,
+            "failed": self.failed,
+            "compensation_failed": self.compensation_failed,
+            "exceptions": self.exceptions,
+            "error_rate": self.error_rate,
+            "exception_rate": self.exception_rate,
+        }
 
 
 @dataclass
@@ -191,13 +217,17 @@ class QualityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "period": {"start": self.period.start.isoformat(),
-                       "end": self.period.end.isoformat(), "label": self.period.label},
+            "period": {
+                "start": self.period.start.isoformat(),
+                "end": self.period.end.isoformat(),
+                "label": self.period.label,
+            },
             "handled_items": self.handled_items,
             "overall": self.overall().to_dict(),
             "by_kind": [self.kinds[k].to_dict() for k in sorted(self.kinds)],
-            "rejection_reasons": [{"reason": r, "count": n}
-                                  for r, n in self.rejection_reasons.most_common()],
+            "rejection_reasons": [
+                {"reason": r, "count": n} for r, n in self.rejection_reasons.most_common()
+            ],
             "triage": self.triage.to_dict(),
             "execution": self.execution.to_dict(),
         }
@@ -218,21 +248,45 @@ class ActionFacts:
         return classify(self.state, self.decision, self.approved_at, self.edited)
 
 
-async def action_facts(session: AsyncSession, tenant_id: str, period: Period
-                       ) -> list[ActionFacts]:
+async def action_facts(session: AsyncSession, tenant_id: str, period: Period) -> list[ActionFacts]:
     """The period's actions, with whether a person edited each."""
-    rows = (await session.execute(
-        select(Action.id, Action.kind, Action.state, Action.decision, Action.approved_at,
-               Action.created_at)
-        .where(Action.tenant_id == tenant_id, Action.created_at >= period.start,
-               Action.created_at < period.end))).all()
-    edited = set((await session.execute(
-        select(ActionEdit.action_id).where(ActionEdit.tenant_id == tenant_id,
-                                           ActionEdit.created_at >= period.start)
-        .distinct())).scalars())
-    return [ActionFacts(id=r.id, kind=r.kind, state=r.state, decision=r.decision,
-                        approved_at=r.approved_at, created_at=r.created_at,
-                        edited=r.id in edited) for r in rows]
+    rows = (
+        await session.execute(
+            select(
+                Action.id,
+                Action.kind,
+                Action.state,
+                Action.decision,
+                Action.approved_at,
+                Action.created_at,
+            ).where(
+                Action.tenant_id == tenant_id,
+                Action.created_at >= period.start,
+                Action.created_at < period.end,
+            )
+        )
+    ).all()
+    edited = set(
+        (
+            await session.execute(
+                select(ActionEdit.action_id)
+                .where(ActionEdit.tenant_id == tenant_id, ActionEdit.created_at >= period.start)
+                .distinct()
+            )
+        ).scalars()
+    )
+    return [
+        ActionFacts(
+            id=r.id,
+            kind=r.kind,
+            state=r.state,
+            decision=r.decision,
+            approved_at=r.approved_at,
+            created_at=r.created_at,
+            edited=r.id in edited,
+        )
+        for r in rows
+    ]
 
 
 def normalize_reason(reason: str | None) -> str:
@@ -241,31 +295,51 @@ def normalize_reason(reason: str | None) -> str:
     return text[:120] or "(no reason given)"
 
 
-async def _decision_events(session: AsyncSession, tenant_id: str, period: Period,
-                           action: AuditAction) -> list[AuditEvent]:
+async def _decision_events(
+    session: AsyncSession, tenant_id: str, period: Period, action: AuditAction
+) -> list[AuditEvent]:
     # Decisions come after the proposal, so nothing before the period's start matters.
-    return list((await session.execute(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id,
-                                 AuditEvent.action == action.value,
-                                 AuditEvent.occurred_at >= period.start)
-        .order_by(AuditEvent.seq))).scalars())
+    return list(
+        (
+            await session.execute(
+                select(AuditEvent)
+                .where(
+                    AuditEvent.tenant_id == tenant_id,
+                    AuditEvent.action == action.value,
+                    AuditEvent.occurred_at >= period.start,
+                )
+                .order_by(AuditEvent.seq)
+            )
+        ).scalars()
+    )
 
 
-async def triage_quality(session: AsyncSession, tenant_id: str, period: Period
-                         ) -> TriageQuality:
-    results = (await session.execute(
-        select(TriageResultRow.id, TriageResultRow.category, TriageResultRow.stage)
-        .where(TriageResultRow.tenant_id == tenant_id,
-               TriageResultRow.created_at >= period.start,
-               TriageResultRow.created_at < period.end))).all()
-    corrections = (await session.execute(
-        select(TriageCorrectionRow.result_id, TriageCorrectionRow.original_category,
-               TriageCorrectionRow.category)
-        .join(TriageResultRow, TriageResultRow.id == TriageCorrectionRow.result_id)
-        .where(TriageCorrectionRow.tenant_id == tenant_id,
-               TriageResultRow.created_at >= period.start,
-               TriageResultRow.created_at < period.end)
-        .order_by(TriageCorrectionRow.created_at))).all()
+async def triage_quality(session: AsyncSession, tenant_id: str, period: Period) -> TriageQuality:
+    results = (
+        await session.execute(
+            select(TriageResultRow.id, TriageResultRow.category, TriageResultRow.stage).where(
+                TriageResultRow.tenant_id == tenant_id,
+                TriageResultRow.created_at >= period.start,
+                TriageResultRow.created_at < period.end,
+            )
+        )
+    ).all()
+    corrections = (
+        await session.execute(
+            select(
+                TriageCorrectionRow.result_id,
+                TriageCorrectionRow.original_category,
+                TriageCorrectionRow.category,
+            )
+            .join(TriageResultRow, TriageResultRow.id == TriageCorrectionRow.result_id)
+            .where(
+                TriageCorrectionRow.tenant_id == tenant_id,
+                TriageResultRow.created_at >= period.start,
+                TriageResultRow.created_at < period.end,
+            )
+            .order_by(TriageCorrectionRow.created_at)
+        )
+    ).all()
     # The first correction holds what the pipeline predicted; the last, what people settled on.
     first: dict[str, str | None] = {}
     last: dict[str, str] = {}
@@ -286,19 +360,29 @@ async def triage_quality(session: AsyncSession, tenant_id: str, period: Period
     return quality
 
 
-async def execution_quality(session: AsyncSession, tenant_id: str, period: Period,
-                            facts: list[ActionFacts]) -> ExecutionQuality:
-    exceptions = int((await session.execute(
-        select(func.count()).select_from(ActionException)
-        .where(ActionException.tenant_id == tenant_id,
-               ActionException.created_at >= period.start,
-               ActionException.created_at < period.end))).scalar_one())
+async def execution_quality(
+    session: AsyncSession, tenant_id: str, period: Period, facts: list[ActionFacts]
+) -> ExecutionQuality:
+    exceptions = int(
+        (
+            await session.execute(
+                select(func.count())
+                .select_from(ActionException)
+                .where(
+                    ActionException.tenant_id == tenant_id,
+                    ActionException.created_at >= period.start,
+                    ActionException.created_at < period.end,
+                )
+            )
+        ).scalar_one()
+    )
     return ExecutionQuality(
         proposed=len(facts),
         executed=sum(1 for f in facts if f.state in EXECUTED_STATES),
         failed=sum(1 for f in facts if f.state == "failed"),
         compensation_failed=sum(1 for f in facts if f.state == "compensation_failed"),
-        exceptions=exceptions)
+        exceptions=exceptions,
+    )
 
 
 async def measure(session: AsyncSession, tenant_id: str, period: Period) -> QualityReport:
@@ -315,14 +399,16 @@ async def measure(session: AsyncSession, tenant_id: str, period: Period) -> Qual
         if edited is not None and isinstance(distance, int | float):
             kinds[edited.kind].edit_distances.append(float(distance))
     reasons: Counter[str] = Counter()
-    for event in await _decision_events(session, tenant_id, period,
-                                        AuditAction.ACTION_REJECTED):
+    for event in await _decision_events(session, tenant_id, period, AuditAction.ACTION_REJECTED):
         if (event.action_id or "") in by_id:
             reasons[normalize_reason(event.reason)] += 1
     return QualityReport(
-        period=period, kinds=kinds, rejection_reasons=reasons,
+        period=period,
+        kinds=kinds,
+        rejection_reasons=reasons,
         triage=await triage_quality(session, tenant_id, period),
-        execution=await execution_quality(session, tenant_id, period, facts))
+        execution=await execution_quality(session, tenant_id, period, facts),
+    )
 
 
 @dataclass
@@ -339,13 +425,16 @@ class SeriesPoint:
     llm_cost: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), "reviewed": self.reviewed,
-                "acceptance_rate": ratio(self.accepted, self.reviewed),
-                "edit_rate": ratio(self.edited, self.reviewed),
-                "rejection_rate": ratio(self.rejected, self.reviewed),
-                "triaged": self.triaged,
-                "triage_correction_rate": ratio(self.corrected, self.triaged),
-                "llm_cost": round(self.llm_cost, 6)}
+        return {
+            "start": self.start.isoformat(),
+            "reviewed": self.reviewed,
+            "acceptance_rate": ratio(self.accepted, self.reviewed),
+            "edit_rate": ratio(self.edited, self.reviewed),
+            "rejection_rate": ratio(self.rejected, self.reviewed),
+            "triaged": self.triaged,
+            "triage_correction_rate": ratio(self.corrected, self.triaged),
+            "llm_cost": round(self.llm_cost, 6),
+        }
 
 
 async def series(session: AsyncSession, tenant_id: str, period: Period) -> list[SeriesPoint]:
@@ -369,23 +458,38 @@ async def series(session: AsyncSession, tenant_id: str, period: Period) -> list[
         point.accepted += fact.outcome == "approved_unedited"
         point.edited += fact.outcome == "approved_edited"
         point.rejected += fact.outcome == "rejected"
-    corrected_ids = set((await session.execute(
-        select(TriageCorrectionRow.result_id).where(
-            TriageCorrectionRow.tenant_id == tenant_id,
-            TriageCorrectionRow.created_at >= period.start))).scalars())
-    for result_id, created_at in (await session.execute(
+    corrected_ids = set(
+        (
+            await session.execute(
+                select(TriageCorrectionRow.result_id).where(
+                    TriageCorrectionRow.tenant_id == tenant_id,
+                    TriageCorrectionRow.created_at >= period.start,
+                )
+            )
+        ).scalars()
+    )
+    for result_id, created_at in (
+        await session.execute(
             select(TriageResultRow.id, TriageResultRow.created_at).where(
                 TriageResultRow.tenant_id == tenant_id,
                 TriageResultRow.created_at >= period.start,
-                TriageResultRow.created_at < period.end))).all():
+                TriageResultRow.created_at < period.end,
+            )
+        )
+    ).all():
         point = slot(created_at)
         if point is not None:
             point.triaged += 1
             point.corrected += result_id in corrected_ids
-    for occurred_at, cost in (await session.execute(
+    for occurred_at, cost in (
+        await session.execute(
             select(LLMCallRow.occurred_at, LLMCallRow.cost_usd).where(
-                LLMCallRow.tenant_id == tenant_id, LLMCallRow.occurred_at >= period.start,
-                LLMCallRow.occurred_at < period.end))).all():
+                LLMCallRow.tenant_id == tenant_id,
+                LLMCallRow.occurred_at >= period.start,
+                LLMCallRow.occurred_at < period.end,
+            )
+        )
+    ).all():
         point = slot(occurred_at)
         if point is not None:
             point.llm_cost += float(cost or 0.0)

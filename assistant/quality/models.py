@@ -36,9 +36,7 @@ class QualityAlertRow(Base):
     """A rate that drifted past its threshold over the rolling window."""
 
     __tablename__ = "quality_alerts"
-    __table_args__ = (
-        Index("ix_quality_alerts_open", "tenant_id", "status", "metric", "kind"),
-    )
+    __table_args__ = (Index("ix_quality_alerts_open", "tenant_id", "status", "metric", "kind"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))

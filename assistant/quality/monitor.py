@@ -45,41 +45,73 @@ def sample_bucket(tenant_id: str, action_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-async def sample_spot_checks(session: AsyncSession, settings: QualitySettings,
-                             actor: Principal, period: Period, *, now: datetime
-                             ) -> list[SpotCheckRow]:
+async def sample_spot_checks(
+    session: AsyncSession,
+    settings: QualitySettings,
+    actor: Principal,
+    period: Period,
+    *,
+    now: datetime,
+) -> list[SpotCheckRow]:
     """Queue the period's auto-approved actions that fall in the sample; returns the new
     rows (those sampled before are kept, not duplicated). Flushes; audits each."""
     tenant_id = actor.tenant_id
-    facts = [f for f in await action_facts(session, tenant_id, period)
-             if f.outcome == "auto_approved"]
-    already = set((await session.execute(
-        select(SpotCheckRow.action_id).where(SpotCheckRow.tenant_id == tenant_id))).scalars())
+    facts = [
+        f for f in await action_facts(session, tenant_id, period) if f.outcome == "auto_approved"
+    ]
+    already = set(
+        (
+            await session.execute(
+                select(SpotCheckRow.action_id).where(SpotCheckRow.tenant_id == tenant_id)
+            )
+        ).scalars()
+    )
     added: list[SpotCheckRow] = []
     for fact in sorted(facts, key=lambda f: f.id):
         bucket = sample_bucket(tenant_id, fact.id)
         if fact.id in already or bucket >= settings.spot_check_share:
             continue
-        row = SpotCheckRow(id=new_id(), tenant_id=tenant_id, action_id=fact.id,
-                           kind=fact.kind, sample_bucket=bucket, status="open",
-                           sampled_at=now)
+        row = SpotCheckRow(
+            id=new_id(),
+            tenant_id=tenant_id,
+            action_id=fact.id,
+            kind=fact.kind,
+            sample_bucket=bucket,
+            status="open",
+            sampled_at=now,
+        )
         session.add(row)
         added.append(row)
     await session.flush()
     for row in added:
-        await audit.record(session, actor, AuditEventIn(
-            action=AuditAction.QUALITY_SPOT_CHECK_SAMPLED, resource_type="spot_check",
-            resource_id=row.id, action_id=row.action_id,
-            payload={"kind": row.kind, "share": settings.spot_check_share,
-                     "bucket": round(row.sample_bucket, 6)}))
+        await audit.record(
+            session,
+            actor,
+            AuditEventIn(
+                action=AuditAction.QUALITY_SPOT_CHECK_SAMPLED,
+                resource_type="spot_check",
+                resource_id=row.id,
+                action_id=row.action_id,
+                payload={
+                    "kind": row.kind,
+                    "share": settings.spot_check_share,
+                    "bucket": round(row.sample_bucket, 6),
+                },
+            ),
+        )
     if added:
         log.info("quality.spot_checks.sampled", tenant=tenant_id, count=len(added))
     return added
 
 
-async def list_spot_checks(session: AsyncSession, tenant_id: str, *,
-                           status: str | None = None, limit: int = 100, offset: int = 0
-                           ) -> list[SpotCheckRow]:
+async def list_spot_checks(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[SpotCheckRow]:
     query = select(SpotCheckRow).where(SpotCheckRow.tenant_id == tenant_id)
     if status is not None:
         query = query.where(SpotCheckRow.status == status)
@@ -87,9 +119,15 @@ async def list_spot_checks(session: AsyncSession, tenant_id: str, *,
     return list((await session.execute(query)).scalars())
 
 
-async def record_verdict(session: AsyncSession, actor: Principal, check_id: str,
-                         verdict: SpotVerdict, note: str | None, *, now: datetime
-                         ) -> SpotCheckRow:
+async def record_verdict(
+    session: AsyncSession,
+    actor: Principal,
+    check_id: str,
+    verdict: SpotVerdict,
+    note: str | None,
+    *,
+    now: datetime,
+) -> SpotCheckRow:
     """A person's verdict on a sampled action (once); audited."""
     row = await session.get(SpotCheckRow, check_id)
     if row is None or row.tenant_id != actor.tenant_id:
@@ -99,19 +137,30 @@ async def record_verdict(session: AsyncSession, actor: Principal, check_id: str,
     row.status, row.verdict, row.note = "checked", verdict.value, note
     row.checked_by, row.checked_at = actor.user_id, now
     await session.flush()
-    await audit.record(session, actor, AuditEventIn(
-        action=AuditAction.QUALITY_SPOT_CHECK_RECORDED, resource_type="spot_check",
-        resource_id=row.id, action_id=row.action_id, reason=note,
-        payload={"kind": row.kind, "verdict": verdict.value}))
+    await audit.record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.QUALITY_SPOT_CHECK_RECORDED,
+            resource_type="spot_check",
+            resource_id=row.id,
+            action_id=row.action_id,
+            reason=note,
+            payload={"kind": row.kind, "verdict": verdict.value},
+        ),
+    )
     return row
 
 
 async def spot_check_summary(session: AsyncSession, tenant_id: str) -> dict[str, int]:
     """How many sampled actions wait for a person, were checked, and were found wrong."""
-    rows = (await session.execute(
-        select(SpotCheckRow.status, SpotCheckRow.verdict, func.count())
-        .where(SpotCheckRow.tenant_id == tenant_id)
-        .group_by(SpotCheckRow.status, SpotCheckRow.verdict))).all()
+    rows = (
+        await session.execute(
+            select(SpotCheckRow.status, SpotCheckRow.verdict, func.count())
+            .where(SpotCheckRow.tenant_id == tenant_id)
+            .group_by(SpotCheckRow.status, SpotCheckRow.verdict)
+        )
+    ).all()
     summary = {"open": 0, "checked": 0, "wrong": 0}
     for status, verdict, count in rows:
         summary["open" if status == "open" else "checked"] += int(count)
@@ -141,33 +190,63 @@ class Reading:
         return self.value is not None and self.value > self.threshold
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "kind": self.kind, "value": self.value,
-                "samples": self.samples, "threshold": self.threshold,
-                "breached": self.breached}
+        return {
+            "metric": self.metric,
+            "kind": self.kind,
+            "value": self.value,
+            "samples": self.samples,
+            "threshold": self.threshold,
+            "breached": self.breached,
+        }
 
 
 def readings(report: QualityReport, settings: QualitySettings) -> list[Reading]:
     """Every monitored rate of ``report``; too few samples read as no value."""
+
     def gated(value: float | None, samples: int) -> float | None:
         return value if samples >= settings.min_samples else None
 
     found: list[Reading] = []
     for kind in sorted(report.kinds):
         quality = report.kinds[kind]
-        found.append(Reading("rejection_rate", kind,
-                             gated(quality.rate("rejected"), quality.reviewed),
-                             quality.reviewed, settings.max_rejection_rate))
-        found.append(Reading("edit_rate", kind,
-                             gated(quality.rate("approved_edited"), quality.reviewed),
-                             quality.reviewed, settings.max_edit_rate))
+        found.append(
+            Reading(
+                "rejection_rate",
+                kind,
+                gated(quality.rate("rejected"), quality.reviewed),
+                quality.reviewed,
+                settings.max_rejection_rate,
+            )
+        )
+        found.append(
+            Reading(
+                "edit_rate",
+                kind,
+                gated(quality.rate("approved_edited"), quality.reviewed),
+                quality.reviewed,
+                settings.max_edit_rate,
+            )
+        )
     triage = report.triage
-    found.append(Reading("triage_correction_rate", "",
-                         gated(1 - triage.accuracy if triage.accuracy is not None else None,
-                               triage.decided), triage.decided,
-                         settings.max_triage_correction_rate))
+    found.append(
+        Reading(
+            "triage_correction_rate",
+            "",
+            gated(1 - triage.accuracy if triage.accuracy is not None else None, triage.decided),
+            triage.decided,
+            settings.max_triage_correction_rate,
+        )
+    )
     execution = report.execution
-    found.append(Reading("error_rate", "", gated(execution.error_rate, execution.executed),
-                         execution.executed, settings.max_error_rate))
+    found.append(
+        Reading(
+            "error_rate",
+            "",
+            gated(execution.error_rate, execution.executed),
+            execution.executed,
+            settings.max_error_rate,
+        )
+    )
     return found
 
 
@@ -177,13 +256,11 @@ class AlertChange:
     alert: QualityAlertRow
 
 
-async def alert_owner(session: AsyncSession, settings: Settings, tenant_id: str
-                      ) -> str | None:
+async def alert_owner(session: AsyncSession, settings: Settings, tenant_id: str) -> str | None:
     """Who quality alerts go to: the exception queue's owner, else the deployment's."""
     from governance.owners import owner_entries
 
-    entries = {(e.scope, e.subject): e for e in await owner_entries(session, settings,
-                                                                     tenant_id)}
+    entries = {(e.scope, e.subject): e for e in await owner_entries(session, settings, tenant_id)}
     for key in (("exceptions", ""), ("deployment", "")):
         entry = entries.get(key)
         if entry is not None and entry.owner is not None:
@@ -191,27 +268,49 @@ async def alert_owner(session: AsyncSession, settings: Settings, tenant_id: str
     return None
 
 
-async def evaluate_alerts(session: AsyncSession, settings: QualitySettings, actor: Principal,
-                          *, now: datetime, owner: str | None = None) -> list[AlertChange]:
+async def evaluate_alerts(
+    session: AsyncSession,
+    settings: QualitySettings,
+    actor: Principal,
+    *,
+    now: datetime,
+    owner: str | None = None,
+) -> list[AlertChange]:
     """Measure the rolling window; raise alerts for rates past their threshold and resolve
     those back within it. A raised alert names ``owner`` (see :func:`alert_owner`) as the
     person it is routed to. Flushes; audits each change."""
     tenant_id = actor.tenant_id
-    window = Period(start=now - timedelta(days=settings.window_days), end=now,
-                    label=f"{settings.window_days}d")
+    window = Period(
+        start=now - timedelta(days=settings.window_days), end=now, label=f"{settings.window_days}d"
+    )
     report = await measure(session, tenant_id, window)
-    open_alerts = {(a.metric, a.kind): a for a in (await session.execute(
-        select(QualityAlertRow).where(QualityAlertRow.tenant_id == tenant_id,
-                                      QualityAlertRow.status == "open"))).scalars()}
+    open_alerts = {
+        (a.metric, a.kind): a
+        for a in (
+            await session.execute(
+                select(QualityAlertRow).where(
+                    QualityAlertRow.tenant_id == tenant_id, QualityAlertRow.status == "open"
+                )
+            )
+        ).scalars()
+    }
     changes: list[AlertChange] = []
     for reading in readings(report, settings):
         existing = open_alerts.get((reading.metric, reading.kind))
         if reading.breached and existing is None and reading.value is not None:
             alert = QualityAlertRow(
-                id=new_id(), tenant_id=tenant_id, metric=reading.metric, kind=reading.kind,
-                value=reading.value, threshold=reading.threshold, samples=reading.samples,
-                window_days=settings.window_days, status="open", raised_at=now,
-                routed_to=owner)
+                id=new_id(),
+                tenant_id=tenant_id,
+                metric=reading.metric,
+                kind=reading.kind,
+                value=reading.value,
+                threshold=reading.threshold,
+                samples=reading.samples,
+                window_days=settings.window_days,
+                status="open",
+                raised_at=now,
+                routed_to=owner,
+            )
             session.add(alert)
             changes.append(AlertChange("raised", alert))
         elif existing is not None and reading.judged and not reading.breached:
@@ -221,23 +320,47 @@ async def evaluate_alerts(session: AsyncSession, settings: QualitySettings, acto
     for change in changes:
         alert = change.alert
         raised = change.change == "raised"
-        await audit.record(session, actor, AuditEventIn(
-            action=AuditAction.QUALITY_ALERT_RAISED if raised
-            else AuditAction.QUALITY_ALERT_RESOLVED,
-            resource_type="quality_alert", resource_id=alert.id,
-            payload={"metric": alert.metric, "kind": alert.kind, "value": alert.value,
-                     "threshold": alert.threshold, "samples": alert.samples,
-                     "window_days": alert.window_days, "routed_to": alert.routed_to}))
-        log.warning("quality.alert." + change.change, tenant=tenant_id, metric=alert.metric,
-                    kind=alert.kind, value=alert.value, threshold=alert.threshold)
+        await audit.record(
+            session,
+            actor,
+            AuditEventIn(
+                action=AuditAction.QUALITY_ALERT_RAISED
+                if raised
+                else AuditAction.QUALITY_ALERT_RESOLVED,
+                resource_type="quality_alert",
+                resource_id=alert.id,
+                payload={
+                    "metric": alert.metric,
+                    "kind": alert.kind,
+                    "value": alert.value,
+                    "threshold": alert.threshold,
+                    "samples": alert.samples,
+                    "window_days": alert.window_days,
+                    "routed_to": alert.routed_to,
+                },
+            ),
+        )
+        log.warning(
+            "quality.alert." + change.change,
+            tenant=tenant_id,
+            metric=alert.metric,
+            kind=alert.kind,
+            value=alert.value,
+            threshold=alert.threshold,
+        )
     return changes
 
 
-async def list_alerts(session: AsyncSession, tenant_id: str, *, status: str | None = None,
-                      limit: int = 100) -> list[QualityAlertRow]:
+async def list_alerts(
+    session: AsyncSession, tenant_id: str, *, status: str | None = None, limit: int = 100
+) -> list[QualityAlertRow]:
     query = select(QualityAlertRow).where(QualityAlertRow.tenant_id == tenant_id)
     if status is not None:
         query = query.where(QualityAlertRow.status == status)
-    return list((await session.execute(
-        query.order_by(QualityAlertRow.raised_at.desc(), QualityAlertRow.id).limit(limit)
-    )).scalars())
+    return list(
+        (
+            await session.execute(
+                query.order_by(QualityAlertRow.raised_at.desc(), QualityAlertRow.id).limit(limit)
+            )
+        ).scalars()
+    )

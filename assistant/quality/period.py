@@ -47,7 +47,8 @@ def parse_period(text: str, now: datetime) -> Period:
     match = _PERIOD.match(text or "")
     if not match or int(match.group(1)) == 0:
         raise ValidationFailedError(
-            f"period {text!r}: expected a number and a unit h, d or w, e.g. 30d")
+            f"period {text!r}: expected a number and a unit h, d or w, e.g. 30d"
+        )
     span = _UNIT[match.group(2)] * int(match.group(1))
     if span > timedelta(days=3660):
         raise ValidationFailedError(f"period {text!r}: at most ten years")

@@ -125,8 +125,9 @@ async def _trusted_addresses(message: EmailMessage, calendar: CalendarConnector)
     return trusted
 
 
-def _constraints(meeting: MeetingConstraints | None, sender: str, others: list[str],
-                 now: datetime) -> ScheduleConstraints:
+def _constraints(
+    meeting: MeetingConstraints | None, sender: str, others: list[str], now: datetime
+) -> ScheduleConstraints:
     zone = _valid_zone(meeting.timezone if meeting else None)
     start = _localize(meeting.window_start if meeting else None, zone)
     end = _localize(meeting.window_end if meeting else None, zone)
@@ -136,10 +137,16 @@ def _constraints(meeting: MeetingConstraints | None, sender: str, others: list[s
         start = end  # a window wholly in the past: let the service say so
     return ScheduleConstraints(
         participants=[ParticipantSpec(address=a) for a in [sender, *others]],
-        duration_minutes=(meeting.duration_minutes if meeting and meeting.duration_minutes
-                          else DEFAULT_DURATION),
-        window_start=start, window_end=end, days=DEFAULT_DAYS, timezone=zone,
-        max_results=OFFERED_SLOTS, on_unknown="assume_free")
+        duration_minutes=(
+            meeting.duration_minutes if meeting and meeting.duration_minutes else DEFAULT_DURATION
+        ),
+        window_start=start,
+        window_end=end,
+        days=DEFAULT_DAYS,
+        timezone=zone,
+        max_results=OFFERED_SLOTS,
+        on_unknown="assume_free",
+    )
 
 
 def _local(slot: CandidateSlot, address: str) -> LocalSlot | None:
@@ -147,15 +154,26 @@ def _local(slot: CandidateSlot, address: str) -> LocalSlot | None:
 
 
 def _when(item: LocalSlot) -> str:
-    return (f"{item.start.strftime('%a %d %b, %H:%M')}-{item.end.strftime('%H:%M')} "
-            f"({item.timezone})")
+    return (
+        f"{item.start.strftime('%a %d %b, %H:%M')}-{item.end.strftime('%H:%M')} ({item.timezone})"
+    )
 
 
-def reply_body(plan_slots: list[CandidateSlot], *, sender: EmailAddress, organizer: str,
-               organizer_name: str | None, duration: int) -> str:
+def reply_body(
+    plan_slots: list[CandidateSlot],
+    *,
+    sender: EmailAddress,
+    organizer: str,
+    organizer_name: str | None,
+    duration: int,
+) -> str:
     """The reply offering times, each in the sender's zone and the executive's."""
-    lines = [f"Hi {(sender.name or '').split(' ')[0] or 'there'},", "",
-             f"Thanks for your message. These times would work for {duration} minutes:", ""]
+    lines = [
+        f"Hi {(sender.name or '').split(' ')[0] or 'there'},",
+        "",
+        f"Thanks for your message. These times would work for {duration} minutes:",
+        "",
+    ]
     for index, slot in enumerate(plan_slots, 1):
         theirs, ours = _local(slot, sender.address), _local(slot, organizer)
         parts = [_when(x) for x in (theirs, ours) if x is not None]
@@ -163,18 +181,27 @@ def reply_body(plan_slots: list[CandidateSlot], *, sender: EmailAddress, organiz
             parts = parts[:1]
         lines.append(f"  {index}. " + " / ".join(parts))
     # Matches the proposed event, which holds the first slot.
-    lines += ["", "I will send an invitation for the first one unless another suits you "
-              "better.", "",
-              "Best regards,"]
+    lines += [
+        "",
+        "I will send an invitation for the first one unless another suits you better.",
+        "",
+        "Best regards,",
+    ]
     if organizer_name:
         lines.append(organizer_name)
     return "\n".join(lines)
 
 
 async def propose_meeting(
-    session: AsyncSession, actions: ActionService, principal: Principal, *,
-    message: EmailMessage, triage: TriageResult, calendar: CalendarConnector,
-    on_behalf_of: str | None = None, now: datetime | None = None,
+    session: AsyncSession,
+    actions: ActionService,
+    principal: Principal,
+    *,
+    message: EmailMessage,
+    triage: TriageResult,
+    calendar: CalendarConnector,
+    on_behalf_of: str | None = None,
+    now: datetime | None = None,
 ) -> MeetingPlan:
     """Find slots for a triaged meeting request and propose the event and the reply.
 
@@ -182,8 +209,9 @@ async def propose_meeting(
     ``result.relaxations`` say why, for a person to decide.
     """
     if triage.category is not Category.SCHEDULE:
-        raise NotAMeetingRequestError("the message is not triaged as a meeting request",
-                                      category=triage.category)
+        raise NotAMeetingRequestError(
+            "the message is not triaged as a meeting request", category=triage.category
+        )
     if triage.flags.phishing or triage.flags.prompt_injection:
         raise NotAMeetingRequestError("the message is flagged as suspicious")
     if message.sender is None:
@@ -192,8 +220,7 @@ async def propose_meeting(
     organizer = calendar.owner.lower()
     sender = message.sender.address.lower()
     trusted = await _trusted_addresses(message, calendar)
-    mentioned = [a.strip().lower() for a in (triage.meeting.participants
-                                             if triage.meeting else [])]
+    mentioned = [a.strip().lower() for a in (triage.meeting.participants if triage.meeting else [])]
     others: list[str] = []
     ignored: list[str] = []
     for address in mentioned:
@@ -204,19 +231,32 @@ async def propose_meeting(
         log.warning("meeting.participants_ignored", message_id=message.id, count=len(ignored))
     names = {a.address.lower(): a.name for a in message.participants if a.name}
     correlation = correlation_for(principal.tenant_id, message.id)
-    attendees = [Attendee(address=a, name=names.get(a), type=AttendeeType.REQUIRED)
-                 for a in [sender, *others]]
+    attendees = [
+        Attendee(address=a, name=names.get(a), type=AttendeeType.REQUIRED)
+        for a in [sender, *others]
+    ]
     try:
         constraints = _constraints(triage.meeting, sender, others, now)
         result = await find_meeting_slots(calendar, constraints, now=now, names=names)
     except InvalidScheduleRequestError as exc:
         constraints = _constraints(None, sender, others, now)
-        result = ScheduleResult(organizer=organizer, reference_timezone="UTC",
-                                window_start=now, window_end=now, feasible=False, slots=[],
-                                blocking=[exc.detail])
-    plan = MeetingPlan(message_id=message.id, correlation_id=correlation,
-                       constraints=constraints, result=result, attendees=attendees,
-                       ignored_participants=ignored)
+        result = ScheduleResult(
+            organizer=organizer,
+            reference_timezone="UTC",
+            window_start=now,
+            window_end=now,
+            feasible=False,
+            slots=[],
+            blocking=[exc.detail],
+        )
+    plan = MeetingPlan(
+        message_id=message.id,
+        correlation_id=correlation,
+        constraints=constraints,
+        result=result,
+        attendees=attendees,
+        ignored_participants=ignored,
+    )
     if not result.feasible:
         log.info("meeting.no_slot", message_id=message.id, blocking=len(result.blocking))
         return plan
@@ -225,23 +265,55 @@ async def propose_meeting(
     organizer_zone = result.participant_timezones.get(organizer, result.reference_timezone)
     title = meeting_title(message.subject, message.sender)
     event = EventCreateArgs(
-        subject=title, start=best.start, end=best.end, timezone=organizer_zone,
+        subject=title,
+        start=best.start,
+        end=best.end,
+        timezone=organizer_zone,
         attendees=attendees,
-        body=f"Requested by {message.sender.formatted()} by email ({message.subject!r}).")
-    plan.event_action = await actions.propose(session, principal, Proposal(
-        kind="calendar.event.create", arguments=event.model_dump(mode="json"),
-        on_behalf_of=on_behalf_of, correlation_id=correlation, autonomy=Autonomy.SUGGEST,
-        dedupe_key=f"{correlation}:event"))
+        body=f"Requested by {message.sender.formatted()} by email ({message.subject!r}).",
+    )
+    plan.event_action = await actions.propose(
+        session,
+        principal,
+        Proposal(
+            kind="calendar.event.create",
+            arguments=event.model_dump(mode="json"),
+            on_behalf_of=on_behalf_of,
+            correlation_id=correlation,
+            autonomy=Autonomy.SUGGEST,
+            dedupe_key=f"{correlation}:event",
+        ),
+    )
     reply = EmailDraftArgs(
-        mode=DraftMode.REPLY, reply_to_id=message.id,
-        body_text=reply_body(plan.offered, sender=message.sender, organizer=organizer,
-                             organizer_name=names.get(organizer),
-                             duration=constraints.duration_minutes))
-    plan.reply_action = await actions.propose(session, principal, Proposal(
-        kind="email.draft.create", arguments=reply.model_dump(mode="json", exclude_none=True),
-        on_behalf_of=on_behalf_of, correlation_id=correlation, autonomy=Autonomy.SUGGEST,
-        dedupe_key=f"{correlation}:reply"))
-    log.info("meeting.proposed", message_id=message.id, correlation_id=correlation,
-             event_action=plan.event_action.id, event_state=plan.event_action.state,
-             reply_action=plan.reply_action.id, reply_state=plan.reply_action.state)
+        mode=DraftMode.REPLY,
+        reply_to_id=message.id,
+        body_text=reply_body(
+            plan.offered,
+            sender=message.sender,
+            organizer=organizer,
+            organizer_name=names.get(organizer),
+            duration=constraints.duration_minutes,
+        ),
+    )
+    plan.reply_action = await actions.propose(
+        session,
+        principal,
+        Proposal(
+            kind="email.draft.create",
+            arguments=reply.model_dump(mode="json", exclude_none=True),
+            on_behalf_of=on_behalf_of,
+            correlation_id=correlation,
+            autonomy=Autonomy.SUGGEST,
+            dedupe_key=f"{correlation}:reply",
+        ),
+    )
+    log.info(
+        "meeting.proposed",
+        message_id=message.id,
+        correlation_id=correlation,
+        event_action=plan.event_action.id,
+        event_state=plan.event_action.state,
+        reply_action=plan.reply_action.id,
+        reply_state=plan.reply_action.state,
+    )
     return plan

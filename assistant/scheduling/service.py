@@ -61,8 +61,9 @@ class UnknownParticipantsError(AssistantError):
     status_code = 400
 
     def __init__(self, addresses: Sequence[str]) -> None:
-        super().__init__(f"the calendar does not know {', '.join(addresses)}",
-                         unknown=list(addresses))
+        super().__init__(
+            f"the calendar does not know {', '.join(addresses)}", unknown=list(addresses)
+        )
         self.addresses = list(addresses)
 
 
@@ -83,14 +84,21 @@ class ScheduleConstraints(BaseModel):
     participants: list[ParticipantSpec] = Field(min_length=1, max_length=50)
     duration_minutes: int = Field(gt=0, le=7 * 24 * 60)
     window_start: AwareDatetime | None = Field(
-        default=None, description="Default: now. Give both ends, or neither.")
+        default=None, description="Default: now. Give both ends, or neither."
+    )
     window_end: AwareDatetime | None = Field(
-        default=None, description="Default: window_start + days.")
-    days: int = Field(default=DEFAULT_DAYS, ge=1, le=366,
-                      description="Window length when window_end is not given.")
+        default=None, description="Default: window_start + days."
+    )
+    days: int = Field(
+        default=DEFAULT_DAYS,
+        ge=1,
+        le=366,
+        description="Window length when window_end is not given.",
+    )
     timezone: str | None = Field(
-        default=None, description="IANA zone of earliest/latest and the start grid; "
-        "default: the organizer's.")
+        default=None,
+        description="IANA zone of earliest/latest and the start grid; default: the organizer's.",
+    )
     earliest: time | None = Field(default=None, description="No start before (local).")
     latest: time | None = Field(default=None, description="No end after (local).")
     buffer_before: int = Field(default=0, ge=0, le=240, description="minutes")
@@ -101,7 +109,8 @@ class ScheduleConstraints(BaseModel):
     prefer_time: time | None = None
     tentative_is_busy: bool = True
     include_organizer: bool = Field(
-        default=True, description="Fit the organizer's (the executive's) calendar too.")
+        default=True, description="Fit the organizer's (the executive's) calendar too."
+    )
     on_unknown: UnknownPolicy = "error"
 
 
@@ -125,40 +134,58 @@ def _zone(name: str, what: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidScheduleRequestError(f"unknown IANA time zone {name!r} ({what})",
-                                          field=what) from None
+        raise InvalidScheduleRequestError(
+            f"unknown IANA time zone {name!r} ({what})", field=what
+        ) from None
 
 
 def _window(c: ScheduleConstraints, now: datetime) -> tuple[datetime, datetime]:
     start = c.window_start or now
     end = c.window_end or start + timedelta(days=c.days)
     if end <= start:
-        raise InvalidScheduleRequestError("window_end must be after window_start",
-                                          field="window_end")
+        raise InvalidScheduleRequestError(
+            "window_end must be after window_start", field="window_end"
+        )
     return start, end
 
 
 def _busy(fb: FreeBusy) -> list[BusyInterval]:
-    mapping = {ConnectorShowAs.BUSY: ShowAs.BUSY, ConnectorShowAs.OOF: ShowAs.OOF,
-               ConnectorShowAs.TENTATIVE: ShowAs.TENTATIVE}
+    mapping = {
+        ConnectorShowAs.BUSY: ShowAs.BUSY,
+        ConnectorShowAs.OOF: ShowAs.OOF,
+        ConnectorShowAs.TENTATIVE: ShowAs.TENTATIVE,
+    }
     # free and working-elsewhere time is available for meetings.
-    return [BusyInterval(start=b.start, end=b.end, show_as=mapping[b.show_as])
-            for b in fb.busy if b.show_as in mapping and b.end > b.start]
+    return [
+        BusyInterval(start=b.start, end=b.end, show_as=mapping[b.show_as])
+        for b in fb.busy
+        if b.show_as in mapping and b.end > b.start
+    ]
 
 
 def _participant(fb: FreeBusy, *, required: bool, name: str | None = None) -> Participant:
     hours = fb.working_hours
     if hours is None:
-        return Participant(address=fb.person, name=name, required=required,
-                           timezone=fb.timezone, busy=_busy(fb))
+        return Participant(
+            address=fb.person, name=name, required=required, timezone=fb.timezone, busy=_busy(fb)
+        )
     window = DailyWindow(days=tuple(hours.days), start=hours.start, end=hours.end)
-    return Participant(address=fb.person, name=name, required=required,
-                       timezone=hours.timezone, working_hours=[window], busy=_busy(fb))
+    return Participant(
+        address=fb.person,
+        name=name,
+        required=required,
+        timezone=hours.timezone,
+        working_hours=[window],
+        busy=_busy(fb),
+    )
 
 
 async def find_meeting_slots(
-    calendar: CalendarConnector, constraints: ScheduleConstraints, *,
-    now: datetime | None = None, names: dict[str, str] | None = None,
+    calendar: CalendarConnector,
+    constraints: ScheduleConstraints,
+    *,
+    now: datetime | None = None,
+    names: dict[str, str] | None = None,
 ) -> ScheduleResult:
     """Read everyone's free/busy through ``calendar`` and rank slots that fit them all.
 
@@ -186,9 +213,13 @@ async def find_meeting_slots(
     if unknown and constraints.on_unknown == "error":
         raise UnknownParticipantsError(unknown)
     organizer_fb = by_person.get(organizer)
-    organizer_zone = (organizer_fb.working_hours.timezone
-                      if organizer_fb and organizer_fb.working_hours
-                      else organizer_fb.timezone if organizer_fb else "UTC")
+    organizer_zone = (
+        organizer_fb.working_hours.timezone
+        if organizer_fb and organizer_fb.working_hours
+        else organizer_fb.timezone
+        if organizer_fb
+        else "UTC"
+    )
     assumed_zone = constraints.timezone or organizer_zone
     warnings: list[str] = []
     participants: list[Participant] = []
@@ -196,36 +227,64 @@ async def find_meeting_slots(
     for address, required in specs.items():
         fb = by_person.get(address)
         if fb is None or fb.error is not None:
-            participants.append(Participant(
-                address=address, name=names.get(address), required=required,
-                timezone=assumed_zone, working_hours=[ASSUMED_WORKING_HOURS]))
-            warnings.append(f"{address}: calendar not available; assumed free "
-                            f"{ASSUMED_WORKING_HOURS.describe()} {assumed_zone}")
+            participants.append(
+                Participant(
+                    address=address,
+                    name=names.get(address),
+                    required=required,
+                    timezone=assumed_zone,
+                    working_hours=[ASSUMED_WORKING_HOURS],
+                )
+            )
+            warnings.append(
+                f"{address}: calendar not available; assumed free "
+                f"{ASSUMED_WORKING_HOURS.describe()} {assumed_zone}"
+            )
             continue
         participants.append(_participant(fb, required=required, name=names.get(address)))
     try:
         request = SchedulingRequest(
-            participants=participants, duration=timedelta(minutes=constraints.duration_minutes),
-            window_start=start, window_end=end, timezone=constraints.timezone,
-            earliest=constraints.earliest, latest=constraints.latest,
-            granularity=constraints.granularity, buffer_before=constraints.buffer_before,
+            participants=participants,
+            duration=timedelta(minutes=constraints.duration_minutes),
+            window_start=start,
+            window_end=end,
+            timezone=constraints.timezone,
+            earliest=constraints.earliest,
+            latest=constraints.latest,
+            granularity=constraints.granularity,
+            buffer_before=constraints.buffer_before,
             buffer_after=constraints.buffer_after,
             tentative_is_busy=constraints.tentative_is_busy,
-            preferences=Preferences(keep_lunch_free=constraints.keep_lunch_free,
-                                    prefer_time=constraints.prefer_time),
-            max_results=constraints.max_results)
+            preferences=Preferences(
+                keep_lunch_free=constraints.keep_lunch_free, prefer_time=constraints.prefer_time
+            ),
+            max_results=constraints.max_results,
+        )
     except ValidationError as exc:
         problems = [str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors()]
         raise InvalidScheduleRequestError("; ".join(problems), problems=problems) from None
     result = find_slots(request)
-    log.info("scheduling.find", organizer=organizer, participants=len(participants),
-             unknown=len(unknown), feasible=result.feasible, slots=len(result.slots))
+    log.info(
+        "scheduling.find",
+        organizer=organizer,
+        participants=len(participants),
+        unknown=len(unknown),
+        feasible=result.feasible,
+        slots=len(result.slots),
+    )
     return ScheduleResult(
-        organizer=organizer, reference_timezone=result.reference_timezone,
-        window_start=start, window_end=end, feasible=result.feasible, slots=result.slots,
-        blocking=result.blocking, relaxations=result.relaxations, unknown_participants=unknown,
+        organizer=organizer,
+        reference_timezone=result.reference_timezone,
+        window_start=start,
+        window_end=end,
+        feasible=result.feasible,
+        slots=result.slots,
+        blocking=result.blocking,
+        relaxations=result.relaxations,
+        unknown_participants=unknown,
         participant_timezones={p.address: p.timezone for p in participants},
-        warnings=warnings)
+        warnings=warnings,
+    )
 
 
 def constraints_from(values: dict[str, Any]) -> ScheduleConstraints:

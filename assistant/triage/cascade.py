@@ -20,8 +20,9 @@ class TriageCascade:
     propagate: the caller's job retries or fails loudly, and no mail is silently filed.
     """
 
-    def __init__(self, rules: RuleTriage | None = None,
-                 classifier: TriageClassifier | None = None) -> None:
+    def __init__(
+        self, rules: RuleTriage | None = None, classifier: TriageClassifier | None = None
+    ) -> None:
         self.rules = rules or RuleTriage()
         self.classifier = classifier
 
@@ -34,6 +35,7 @@ class TriageCascade:
             return self.rules.undecided(message, context, signals=signals)
         proposed = await self.classifier(message, context)
         if proposed is None:
-            return self.rules.undecided(message, context, signals=signals,
-                                        reason="the classifier abstained")
+            return self.rules.undecided(
+                message, context, signals=signals, reason="the classifier abstained"
+            )
         return self.rules.complete(proposed, message, context, signals=signals)

@@ -111,7 +111,8 @@ class TriageRulesConfig(_Model):
     version: Literal[1] = 1
     internal_domains: tuple[str, ...] = ()
     auto_replies: Literal[Category.NOTIFY, Category.IGNORE] = Field(
-        default=Category.NOTIFY, description="Out-of-office replies: notify (low) or ignore.")
+        default=Category.NOTIFY, description="Out-of-office replies: notify (low) or ignore."
+    )
     vips: tuple[VipEntry, ...] = ()
     rules: tuple[SenderRule, ...] = ()
 
@@ -153,8 +154,10 @@ def parse_triage_rules(raw: Any, *, source: str = "triage rules") -> TriageRules
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigurationError(f"{source}: top level is not a mapping",
-                                 problems=[f"{source}: top level is not a mapping"])
+        raise ConfigurationError(
+            f"{source}: top level is not a mapping",
+            problems=[f"{source}: top level is not a mapping"],
+        )
     try:
         return TriageRulesConfig.model_validate(raw)
     except ValidationError as exc:

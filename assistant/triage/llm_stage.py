@@ -40,15 +40,27 @@ MAX_BODY_CHARS = 6000
 
 #: What a triage may say the sender asks for. Descriptive only: drafting and scheduling
 #: decide what to propose, and governance decides what runs.
-ALLOWED_ACTIONS = frozenset({
-    "reply", "schedule_meeting", "respond_to_invitation", "review_document", "approve",
-    "provide_information", "make_payment", "sign_document", "attend_event", "follow_up",
-    "report_phishing",
-})
+ALLOWED_ACTIONS = frozenset(
+    {
+        "reply",
+        "schedule_meeting",
+        "respond_to_invitation",
+        "review_document",
+        "approve",
+        "provide_information",
+        "make_payment",
+        "sign_document",
+        "attend_event",
+        "follow_up",
+        "report_phishing",
+    }
+)
 #: Words in a refused action that mean the content tried to steer the assistant.
-_STEERING = re.compile(r"forward|send|e-?mail\s+to|bcc|cc\b|recipient|@|export|share|"
-                       r"transfer|wire|delete|password|credential|ignore|instruction|tool",
-                       re.IGNORECASE)
+_STEERING = re.compile(
+    r"forward|send|e-?mail\s+to|bcc|cc\b|recipient|@|export|share|"
+    r"transfer|wire|delete|password|credential|ignore|instruction|tool",
+    re.IGNORECASE,
+)
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -104,8 +116,15 @@ def _action_name(raw: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", raw.strip().lower()).strip("_")
 
 
-def sanitize(answer: TriageAnswer, message: EmailMessage, context: TriageContext, *,
-             model: str, prompt_version: str, min_confidence: float = 0.5) -> TriageResult:
+def sanitize(
+    answer: TriageAnswer,
+    message: EmailMessage,
+    context: TriageContext,
+    *,
+    model: str,
+    prompt_version: str,
+    min_confidence: float = 0.5,
+) -> TriageResult:
     """The model's proposal, held to the output contract (see the module docstring)."""
     notes: list[str] = []
     injection = answer.prompt_injection
@@ -145,7 +164,9 @@ def sanitize(answer: TriageAnswer, message: EmailMessage, context: TriageContext
             participants=participants,
             duration_minutes=duration if duration and 0 < duration <= 24 * 60 else None,
             window_description=(answer.meeting.window or "")[:200] or None,
-            window_start=start, window_end=end, timezone=_zone(answer.meeting.timezone),
+            window_start=start,
+            window_end=end,
+            timezone=_zone(answer.meeting.timezone),
         )
     else:
         strangers = 0
@@ -169,20 +190,29 @@ def sanitize(answer: TriageAnswer, message: EmailMessage, context: TriageContext
     reason = answer.reason.strip()[:300]
     if notes:
         reason = f"{reason} [sanitized: {'; '.join(notes)}]".strip()
-        log.warning("triage.model.sanitized", message_id=message.id, notes=notes,
-                    injection=injection)
+        log.warning(
+            "triage.model.sanitized", message_id=message.id, notes=notes, injection=injection
+        )
     return TriageResult(
-        message_id=message.id, category=category, priority=priority,
-        flags=TriageFlags(phishing=answer.phishing, has_deadline=answer.has_deadline,
-                          prompt_injection=injection),
-        summary=answer.summary, reason=reason, requested_actions=kept, meeting=meeting,
+        message_id=message.id,
+        category=category,
+        priority=priority,
+        flags=TriageFlags(
+            phishing=answer.phishing, has_deadline=answer.has_deadline, prompt_injection=injection
+        ),
+        summary=answer.summary,
+        reason=reason,
+        requested_actions=kept,
+        meeting=meeting,
         provenance=Provenance(stage="model", model=model, prompt_version=prompt_version),
-        confidence=confidence, needs_human=needs_human,
+        confidence=confidence,
+        needs_human=needs_human,
     )
 
 
 def render_email(message: EmailMessage, max_body: int = MAX_BODY_CHARS) -> str:
     """The message as the model sees it (inside the untrusted block)."""
+
     def people(addresses: list[EmailAddress]) -> str:
         return ", ".join(a.formatted() for a in addresses) or "(none)"
 
@@ -190,15 +220,19 @@ def render_email(message: EmailMessage, max_body: int = MAX_BODY_CHARS) -> str:
     body = message.text
     if len(body) > max_body:
         body = body[:max_body] + "\n[... truncated]"
-    lines = [f"From: {sender}", f"To: {people(message.to)}",
-             f"Cc: {people(message.cc)}",
-             f"Date: {message.date.isoformat() if message.date else '(unknown)'}",
-             f"Subject: {message.subject}"]
+    lines = [
+        f"From: {sender}",
+        f"To: {people(message.to)}",
+        f"Cc: {people(message.cc)}",
+        f"Date: {message.date.isoformat() if message.date else '(unknown)'}",
+        f"Subject: {message.subject}",
+    ]
     if message.reply_to:
         lines.insert(1, f"Reply-To: {people(message.reply_to)}")
     if message.attachments:
-        lines.append("Attachments: " + ", ".join(a.filename or a.content_type
-                                                  for a in message.attachments))
+        lines.append(
+            "Attachments: " + ", ".join(a.filename or a.content_type for a in message.attachments)
+        )
     return "\n".join(lines) + "\n\n" + body
 
 
@@ -206,12 +240,14 @@ def render_context(message: EmailMessage, context: TriageContext, rules: RuleTri
     """What we know for sure (trusted): whose mailbox, which zone, what the rules saw."""
     signals = rules.signals(message, context)
     domains = ", ".join(sorted(context.internal_domains)) or "(none)"
-    return "\n".join([
-        f"Executive: {context.executive} (time zone {context.timezone})",
-        f"Internal domains: {domains}",
-        f"Sender is external: {'yes' if signals.external else 'no'}; "
-        f"sender is a VIP: {'yes' if signals.vip else 'no'}",
-    ])
+    return "\n".join(
+        [
+            f"Executive: {context.executive} (time zone {context.timezone})",
+            f"Internal domains: {domains}",
+            f"Sender is external: {'yes' if signals.external else 'no'}; "
+            f"sender is a VIP: {'yes' if signals.vip else 'no'}",
+        ]
+    )
 
 
 class LLMTriageClassifier:
@@ -222,8 +258,15 @@ class LLMTriageClassifier:
     as the cascade expects: the message stays untriaged and is tried again later.
     """
 
-    def __init__(self, client: LLMClient, *, tenant_id: str, prompt: Prompt | str = DEFAULT_PROMPT,
-                 rules: RuleTriage | None = None, min_confidence: float = 0.5) -> None:
+    def __init__(
+        self,
+        client: LLMClient,
+        *,
+        tenant_id: str,
+        prompt: Prompt | str = DEFAULT_PROMPT,
+        rules: RuleTriage | None = None,
+        min_confidence: float = 0.5,
+    ) -> None:
         self.client = client
         self.tenant_id = tenant_id
         self.prompt = load_prompt(prompt) if isinstance(prompt, str) else prompt
@@ -231,26 +274,35 @@ class LLMTriageClassifier:
         self.min_confidence = min_confidence
 
     async def __call__(self, message: EmailMessage, context: TriageContext) -> TriageResult:
-        variables = {"context": render_context(message, context, self.rules),
-                     "email": render_email(message)}
+        variables = {
+            "context": render_context(message, context, self.rules),
+            "email": render_email(message),
+        }
         model = self.client.task_model(TASK).model
         try:
-            answer = await self.client.structured(TriageAnswer, self.prompt, variables,
-                                                  task=TASK, tenant_id=self.tenant_id)
-        except LLMOutputError as exc:
-            log.warning("triage.model.escalated", message_id=message.id,
-                        error=type(exc).__name__)
-            return TriageResult(
-                message_id=message.id, category=None, priority=Priority.NORMAL,
-                summary=_fallback_summary(message),
-                reason=f"the model's answer was unusable ({type(exc).__name__}); "
-                       "a person decides",
-                provenance=Provenance(stage="model", model=model,
-                                      prompt_version=self.prompt.ref),
-                confidence=0.0, needs_human=True,
+            answer = await self.client.structured(
+                TriageAnswer, self.prompt, variables, task=TASK, tenant_id=self.tenant_id
             )
-        return sanitize(answer.value, message, context, model=answer.model,
-                        prompt_version=self.prompt.ref, min_confidence=self.min_confidence)
+        except LLMOutputError as exc:
+            log.warning("triage.model.escalated", message_id=message.id, error=type(exc).__name__)
+            return TriageResult(
+                message_id=message.id,
+                category=None,
+                priority=Priority.NORMAL,
+                summary=_fallback_summary(message),
+                reason=f"the model's answer was unusable ({type(exc).__name__}); a person decides",
+                provenance=Provenance(stage="model", model=model, prompt_version=self.prompt.ref),
+                confidence=0.0,
+                needs_human=True,
+            )
+        return sanitize(
+            answer.value,
+            message,
+            context,
+            model=answer.model,
+            prompt_version=self.prompt.ref,
+            min_confidence=self.min_confidence,
+        )
 
 
 def _fallback_summary(message: EmailMessage) -> str:

@@ -7,23 +7,77 @@ from functools import lru_cache
 
 # Second-level public suffixes common enough to matter; a full Public Suffix List is not
 # needed to tell "acme.co.uk" from "acme-login.co.uk".
-_TWO_LEVEL_SUFFIXES = frozenset({
-    "co.uk", "org.uk", "ac.uk", "gov.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp",
-    "ne.jp", "co.kr", "co.in", "co.za", "com.br", "com.cn", "com.mx", "com.sg", "com.tw",
-    "com.hk", "com.tr", "com.ar", "co.il", "com.my", "co.id",
-})
+_TWO_LEVEL_SUFFIXES = frozenset(
+    {
+        "co.uk",
+        "org.uk",
+        "ac.uk",
+        "gov.uk",
+        "com.au",
+        "net.au",
+        "org.au",
+        "co.nz",
+        "co.jp",
+        "ne.jp",
+        "co.kr",
+        "co.in",
+        "co.za",
+        "com.br",
+        "com.cn",
+        "com.mx",
+        "com.sg",
+        "com.tw",
+        "com.hk",
+        "com.tr",
+        "com.ar",
+        "co.il",
+        "com.my",
+        "co.id",
+    }
+)
 
 # Characters that render like Latin letters: Cyrillic, Greek, Armenian and small-capital
 # letters (escaped, so that this file does not itself confuse a reader), digits, symbols.
 # Lower case is applied first, so "I" for "l" folds through "i".
-_CONFUSABLES = str.maketrans({
-    "\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0443": "y",
-    "\u0445": "x", "\u0456": "l", "\u0458": "j", "\u0455": "s", "\u0501": "d", "\u04bb": "h",
-    "\u04cf": "l", "\u0261": "g", "\u0578": "n", "\u057d": "u", "\u1d20": "v", "\u051d": "w",
-    "\u03b1": "a", "\u03bf": "o", "\u03bd": "v", "\u03c1": "p", "\u03c4": "t", "\u03ba": "k",
-    "\u03b9": "l", "\u03b5": "e",
-    "0": "o", "1": "l", "3": "e", "5": "s", "7": "t", "|": "l", "i": "l", "-": "", "_": "",
-})
+_CONFUSABLES = str.maketrans(
+    {
+        "\u0430": "a",
+        "\u0435": "e",
+        "\u043e": "o",
+        "\u0440": "p",
+        "\u0441": "c",
+        "\u0443": "y",
+        "\u0445": "x",
+        "\u0456": "l",
+        "\u0458": "j",
+        "\u0455": "s",
+        "\u0501": "d",
+        "\u04bb": "h",
+        "\u04cf": "l",
+        "\u0261": "g",
+        "\u0578": "n",
+        "\u057d": "u",
+        "\u1d20": "v",
+        "\u051d": "w",
+        "\u03b1": "a",
+        "\u03bf": "o",
+        "\u03bd": "v",
+        "\u03c1": "p",
+        "\u03c4": "t",
+        "\u03ba": "k",
+        "\u03b9": "l",
+        "\u03b5": "e",
+        "0": "o",
+        "1": "l",
+        "3": "e",
+        "5": "s",
+        "7": "t",
+        "|": "l",
+        "i": "l",
+        "-": "",
+        "_": "",
+    }
+)
 _MULTI = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 
 
@@ -83,8 +137,9 @@ def is_within(domain: str, parents: frozenset[str] | set[str]) -> bool:
     return any(domain == p or domain.endswith("." + p) for p in parents)
 
 
-def lookalike(domain: str, internal: frozenset[str], *,
-              typos: bool = True) -> tuple[str, bool] | None:
+def lookalike(
+    domain: str, internal: frozenset[str], *, typos: bool = True
+) -> tuple[str, bool] | None:
     """(reason, strong) when ``domain`` imitates one of ``internal``, else None.
 
     Strong: a homoglyph or typo of the name, the name embedded in another domain, or the

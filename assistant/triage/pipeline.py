@@ -64,8 +64,9 @@ class TriageRunReport:
         return data
 
 
-def build_classifier(settings: Settings, meter: Meter, tenant_id: str
-                     ) -> LLMTriageClassifier | None:
+def build_classifier(
+    settings: Settings, meter: Meter, tenant_id: str
+) -> LLMTriageClassifier | None:
     """The model stage for ``tenant_id``; None with provider ``none`` (rules only)."""
     client = LLMClient(settings.llm, meter)
     if not client.enabled:
@@ -73,27 +74,43 @@ def build_classifier(settings: Settings, meter: Meter, tenant_id: str
     return LLMTriageClassifier(client, tenant_id=tenant_id)
 
 
-async def run_triage(services: Any, *, tenant_id: str,
-                     context_for: Callable[[Any], TriageContext],
-                     since: datetime | None = None, sync: bool = True,
-                     limit: int | None = None, rules: RuleTriage | None = None,
-                     drafting: bool | None = None, actions: Any = None
-                     ) -> TriageRunReport:
+async def run_triage(
+    services: Any,
+    *,
+    tenant_id: str,
+    context_for: Callable[[Any], TriageContext],
+    since: datetime | None = None,
+    sync: bool = True,
+    limit: int | None = None,
+    rules: RuleTriage | None = None,
+    drafting: bool | None = None,
+    actions: Any = None,
+) -> TriageRunReport:
     """One pass over the tenant's mail. ``context_for(connector_instance)`` gives the triage
     context of each mailbox. ``drafting`` (default: the setting) proposes drafts and
     meetings after triage through ``actions`` (default: the deployment's ActionService)."""
     report = TriageRunReport()
     # One correlation id per run ties its ledger rows and audit events together.
-    run_id = structlog.contextvars.get_contextvars().get("correlation_id") or \
-        f"triage-run-{new_id()[:12]}"
+    run_id = (
+        structlog.contextvars.get_contextvars().get("correlation_id")
+        or f"triage-run-{new_id()[:12]}"
+    )
     with structlog.contextvars.bound_contextvars(correlation_id=run_id):
         step = None
         if services.settings.drafting.enabled if drafting is None else drafting:
             step = _drafting_step(services, tenant_id, run_id, actions)
         try:
-            return await _run(services, report, tenant_id=tenant_id,
-                              context_for=context_for, since=since, sync=sync, limit=limit,
-                              rules=rules, step=step)
+            return await _run(
+                services,
+                report,
+                tenant_id=tenant_id,
+                context_for=context_for,
+                since=since,
+                sync=sync,
+                limit=limit,
+                rules=rules,
+                step=step,
+            )
         finally:
             if step is not None and step.llm is not None:
                 await step.llm.aclose()
@@ -112,26 +129,40 @@ def _drafting_step(services: Any, tenant_id: str, run_id: str, actions: Any) -> 
     return DraftingStep(actions, settings, llm, tenant_id=tenant_id, correlation_id=run_id)
 
 
-async def _run(services: Any, report: TriageRunReport, *, tenant_id: str,
-               context_for: Callable[[Any], TriageContext], since: datetime | None,
-               sync: bool, limit: int | None, rules: RuleTriage | None,
-               step: Any = None) -> TriageRunReport:
+async def _run(
+    services: Any,
+    report: TriageRunReport,
+    *,
+    tenant_id: str,
+    context_for: Callable[[Any], TriageContext],
+    since: datetime | None,
+    sync: bool,
+    limit: int | None,
+    rules: RuleTriage | None,
+    step: Any = None,
+) -> TriageRunReport:
     from assistant.ingestion.models import QueueStatus, TriageQueueItem
     from assistant.ingestion.service import IngestionTarget, MailIngestor, claim, complete
 
-    instances = [i for i in services.connectors.instances.values()
-                 if i.tenant_id == tenant_id and Capability.EMAIL in i.capabilities
-                 and i.connector is not None]
+    instances = [
+        i
+        for i in services.connectors.instances.values()
+        if i.tenant_id == tenant_id
+        and Capability.EMAIL in i.capabilities
+        and i.connector is not None
+    ]
     if sync:
         ingestor = MailIngestor(services.sessions)
         for instance in instances:
-            for sync_report in await ingestor.sync_target(IngestionTarget(
-                    tenant_id=tenant_id, name=instance.name, connector=instance.connector)):
+            for sync_report in await ingestor.sync_target(
+                IngestionTarget(
+                    tenant_id=tenant_id, name=instance.name, connector=instance.connector
+                )
+            ):
                 report.synced.append(sync_report.as_dict())
     by_name = {i.name: i for i in instances}
     contexts = {i.name: context_for(i) for i in instances}
-    classifier = build_classifier(services.settings, DatabaseMeter(services.sessions),
-                                  tenant_id)
+    classifier = build_classifier(services.settings, DatabaseMeter(services.sessions), tenant_id)
     cascade = TriageCascade(rules, classifier=classifier)
     slots = asyncio.Semaphore(services.settings.llm.concurrency)
     calendar = _calendar(services, tenant_id) if step is not None else None
@@ -168,17 +199,31 @@ async def _run(services: Any, report: TriageRunReport, *, tenant_id: str,
                 held_back.append((item.id, True))
             return
         async with services.sessions() as session, session.begin():
-            await save_result(session, tenant_id=tenant_id, mailbox=mailbox, result=result,
-                              sender=message.sender.address if message.sender else None,
-                              message_date=message.date)
+            await save_result(
+                session,
+                tenant_id=tenant_id,
+                mailbox=mailbox,
+                result=result,
+                sender=message.sender.address if message.sender else None,
+                message_date=message.date,
+            )
             await complete(session, item.id)
         report.triaged += 1
         report.needs_human += result.needs_human
         report.by_stage[result.provenance.stage] += 1
         report.by_category[result.category.value if result.category else "undecided"] += 1
         if step is not None:
-            await _propose(step, report, services, slots, message, result, mailbox=mailbox,
-                           connector=instance.name, calendar=calendar)
+            await _propose(
+                step,
+                report,
+                services,
+                slots,
+                message,
+                result,
+                mailbox=mailbox,
+                connector=instance.name,
+                calendar=calendar,
+            )
 
     try:
         while limit is None or report.claimed < limit:
@@ -197,14 +242,23 @@ async def _run(services: Any, report: TriageRunReport, *, tenant_id: str,
         if held_back:
             async with services.sessions() as session, session.begin():
                 for queue_id, attempt in held_back:
-                    values: dict[str, Any] = {"status": QueueStatus.PENDING.value,
-                                              "claimed_at": None, "claimed_by": None}
+                    values: dict[str, Any] = {
+                        "status": QueueStatus.PENDING.value,
+                        "claimed_at": None,
+                        "claimed_by": None,
+                    }
                     if not attempt:
                         values["attempts"] = TriageQueueItem.attempts - 1
-                    await session.execute(update(TriageQueueItem).where(
-                        TriageQueueItem.id == queue_id).values(**values))
-    log.info("triage.run.done", tenant=tenant_id,
-             **{k: v for k, v in report.as_dict().items() if k != "synced"})
+                    await session.execute(
+                        update(TriageQueueItem)
+                        .where(TriageQueueItem.id == queue_id)
+                        .values(**values)
+                    )
+    log.info(
+        "triage.run.done",
+        tenant=tenant_id,
+        **{k: v for k, v in report.as_dict().items() if k != "synced"},
+    )
     return report
 
 
@@ -217,18 +271,32 @@ def _calendar(services: Any, tenant_id: str) -> Any:
         return None
 
 
-async def _propose(step: Any, report: TriageRunReport, services: Any,
-                   slots: asyncio.Semaphore, message: EmailMessage, result: Any, *,
-                   mailbox: str, connector: str, calendar: Any) -> None:
+async def _propose(
+    step: Any,
+    report: TriageRunReport,
+    services: Any,
+    slots: asyncio.Semaphore,
+    message: EmailMessage,
+    result: Any,
+    *,
+    mailbox: str,
+    connector: str,
+    calendar: Any,
+) -> None:
     """The post-triage step for one stored result; its failure never undoes the triage."""
     try:
         async with slots:
-            outcome = await step.handle(services.sessions, message, result, mailbox=mailbox,
-                                        connector=connector, calendar=calendar)
+            outcome = await step.handle(
+                services.sessions,
+                message,
+                result,
+                mailbox=mailbox,
+                connector=connector,
+                calendar=calendar,
+            )
     except Exception as exc:  # one message's proposal must not stop the run
         report.proposals_failed += 1
-        log.warning("triage.run.proposal_failed", message_id=message.id,
-                    error=type(exc).__name__)
+        log.warning("triage.run.proposal_failed", message_id=message.id, error=type(exc).__name__)
         return
     if outcome.kind == "draft":
         report.drafts += 1

@@ -87,16 +87,21 @@ class _Derived:
         brand_names = sorted({name for name, _ in map(split_domain, domains) if len(name) >= 3})
         brands = tuple(
             (name, re.compile(r"(?:^|[^a-z0-9])" + re.escape(name) + r"(?:[^a-z0-9]|$)"))
-            for name in brand_names)
+            for name in brand_names
+        )
         owners: dict[str, set[str]] = {}
         for address, name in people.items():
             folded = _fold(name)
             if len(folded.split()) >= 2:  # a first name alone is no evidence
                 owners.setdefault(folded, set()).add(address.lower())
         alternatives = "|".join(re.escape(d) for d in sorted(domains)) or "(?!)"
-        return cls(domains=domains, people=people, brands=brands,
-                   names={name: frozenset(addrs) for name, addrs in owners.items()},
-                   own_address=re.compile(r"[\w.+-]+@(?:[\w-]+\.)*(?:" + alternatives + r")\b"))
+        return cls(
+            domains=domains,
+            people=people,
+            brands=brands,
+            names={name: frozenset(addrs) for name, addrs in owners.items()},
+            own_address=re.compile(r"[\w.+-]+@(?:[\w-]+\.)*(?:" + alternatives + r")\b"),
+        )
 
 
 class TriageContext(BaseModel):
@@ -107,26 +112,32 @@ class TriageContext(BaseModel):
     executive: str = Field(description="Address of the executive whose mail is triaged.")
     internal_domains: frozenset[str] = Field(
         default=frozenset(),
-        description="Own domains, subdomains included; default: the executive's domain.")
+        description="Own domains, subdomains included; default: the executive's domain.",
+    )
     vips: frozenset[str] = Field(default=frozenset(), description="VIP sender addresses.")
     people: dict[str, str] = Field(
-        default_factory=dict, description="Known people (colleagues, VIPs): address -> name. "
-        "Mail using one of these names from another address is flagged as impersonation.")
+        default_factory=dict,
+        description="Known people (colleagues, VIPs): address -> name. "
+        "Mail using one of these names from another address is flagged as impersonation.",
+    )
     timezone: str = Field(default="UTC", description="IANA zone of the executive.")
     rules: tuple[SenderRule, ...] = ()
     # Out-of-office replies carry a return date and a stand-in that scheduling can use, so
     # by default they are surfaced (low) rather than dropped; IGNORE files them away.
     auto_reply_category: Category = Field(
-        default=Category.NOTIFY, description="notify or ignore: automatic (out-of-office) "
-        "replies.")
+        default=Category.NOTIFY, description="notify or ignore: automatic (out-of-office) replies."
+    )
 
     _derived: _Derived | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
     def _default_domains(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("internal_domains") and "@" in str(
-                data.get("executive", "")):
+        if (
+            isinstance(data, dict)
+            and not data.get("internal_domains")
+            and "@" in str(data.get("executive", ""))
+        ):
             data = {**data, "internal_domains": {str(data["executive"]).rsplit("@", 1)[1]}}
         return data
 
@@ -165,16 +176,25 @@ class TriageContext(BaseModel):
         # Derived from the fields on first use and rebuilt if model_copy(update=...) swapped
         # them: model_copy skips validation, so nothing computed at init can be trusted.
         derived = self._derived
-        if derived is None or derived.domains is not self.internal_domains \
-                or derived.people is not self.people:
+        if (
+            derived is None
+            or derived.domains is not self.internal_domains
+            or derived.people is not self.people
+        ):
             derived = _Derived.build(self.internal_domains, self.people)
             self._derived = derived
         return derived
 
     @classmethod
-    def from_config(cls, config: TriageRulesConfig, *, executive: str, timezone: str = "UTC",
-                    internal_domains: frozenset[str] | set[str] = frozenset(),
-                    people: dict[str, str] | None = None) -> TriageContext:
+    def from_config(
+        cls,
+        config: TriageRulesConfig,
+        *,
+        executive: str,
+        timezone: str = "UTC",
+        internal_domains: frozenset[str] | set[str] = frozenset(),
+        people: dict[str, str] | None = None,
+    ) -> TriageContext:
         """Context from the admin's YAML plus what the deployment knows about the mailbox."""
         directory = dict(people or {})
         for vip in config.vips:
@@ -184,7 +204,9 @@ class TriageContext(BaseModel):
             executive=executive,
             internal_domains=frozenset(internal_domains) | frozenset(config.internal_domains),
             vips=frozenset(v.address for v in config.vips),
-            people=directory, timezone=timezone, rules=config.rules,
+            people=directory,
+            timezone=timezone,
+            rules=config.rules,
             auto_reply_category=config.auto_replies,
         )
 
@@ -226,9 +248,12 @@ class MessageSignals:
     spam_evidence: tuple[str, ...]
 
     def flags(self) -> TriageFlags:
-        return TriageFlags(phishing=self.phishing is not None, external=self.external,
-                           has_deadline=self.has_deadline,
-                           prompt_injection=self.injection is not None)
+        return TriageFlags(
+            phishing=self.phishing is not None,
+            external=self.external,
+            has_deadline=self.has_deadline,
+            prompt_injection=self.injection is not None,
+        )
 
 
 @dataclass(frozen=True)
@@ -248,8 +273,9 @@ def _text_of(message: EmailMessage) -> _Text:
     fresh = raw[: quote.start()] if quote else raw
     subject = _lower(message.subject or "")
     body = _lower(raw)
-    return _Text(raw=raw, subject=subject, body=body, fresh=_lower(fresh),
-                 full=f"{subject}\n{body}")
+    return _Text(
+        raw=raw, subject=subject, body=body, fresh=_lower(fresh), full=f"{subject}\n{body}"
+    )
 
 
 def _lower(text: str) -> str:
@@ -305,8 +331,9 @@ def _spam_score(message: EmailMessage, text: _Text, domain: str) -> tuple[int, t
     return score, tuple(evidence)
 
 
-def _phishing(message: EmailMessage, text: _Text, ctx: TriageContext, domain: str,
-              external: bool) -> tuple[RuleId, str] | None:
+def _phishing(
+    message: EmailMessage, text: _Text, ctx: TriageContext, domain: str, external: bool
+) -> tuple[RuleId, str] | None:
     if not external:
         return None
     similar = lookalike(domain, ctx.internal_domains)
@@ -324,8 +351,10 @@ def _phishing(message: EmailMessage, text: _Text, ctx: TriageContext, domain: st
     link = lex.LINK.search(text.body) is not None
     lure = lex.CREDENTIAL_LURE.search(text.full) or lex.PAYMENT_LURE.search(text.full)
     if lure and link:
-        return RuleId.PHISHING_LURE, f"asks for credentials or money ({lure.group(0)!r}), " \
-            "with a link"
+        return (
+            RuleId.PHISHING_LURE,
+            f"asks for credentials or money ({lure.group(0)!r}), with a link",
+        )
     fee = lex.ADVANCE_FEE.search(text.full)
     if fee and (link or lure):
         return RuleId.PHISHING_ADVANCE_FEE, f"prize or inheritance bait ({fee.group(0)!r})"
@@ -334,8 +363,10 @@ def _phishing(message: EmailMessage, text: _Text, ctx: TriageContext, domain: st
     if impersonation:
         weak.append(impersonation[0])
     # Same registrable domain (news.shop.example -> shop.example) is the same organisation.
-    if any(split_domain(a.domain) != split_domain(domain) and not ctx.is_internal(a.domain)
-           for a in message.reply_to):
+    if any(
+        split_domain(a.domain) != split_domain(domain) and not ctx.is_internal(a.domain)
+        for a in message.reply_to
+    ):
         weak.append("reply-to goes to another domain")
     if lure:
         weak.append(f"lure {lure.group(0)!r}")
@@ -365,10 +396,16 @@ def _analyze(message: EmailMessage, ctx: TriageContext) -> tuple[MessageSignals,
         # Instructions to an AI from outside are an attack on the mailbox, not mail.
         phishing = RuleId.INJECTION, f"an outside sender instructs an AI: {injection[:80]!r}"
     signals = MessageSignals(
-        sender=sender, domain=domain, external=external, vip=sender in ctx.vips,
+        sender=sender,
+        domain=domain,
+        external=external,
+        vip=sender in ctx.vips,
         has_deadline=lex.DEADLINE.search(head) is not None,
         obligation=lex.OBLIGATION.search(head) is not None,
-        injection=injection, phishing=phishing, spam_score=score, spam_evidence=evidence,
+        injection=injection,
+        phishing=phishing,
+        spam_score=score,
+        spam_evidence=evidence,
     )
     return signals, text
 
@@ -385,8 +422,9 @@ def _calendar_method(message: EmailMessage, text: _Text) -> str | None:
         found = m.group(1).upper() if m else ""
     for att in message.attachments:
         name = (att.filename or "").lower()
-        if att.content_type.lower().startswith(("text/calendar", "application/ics")) \
-                or name.endswith(".ics"):
+        if att.content_type.lower().startswith(
+            ("text/calendar", "application/ics")
+        ) or name.endswith(".ics"):
             m = lex.CT_METHOD.search(att.content_type)
             found = m.group(1).upper() if m else (found or "")
     if "BEGIN:VCALENDAR" in text.raw:
@@ -412,7 +450,10 @@ def _meeting(message: EmailMessage, text: _Text, ctx: TriageContext) -> MeetingC
     duration = int((end - start).total_seconds() // 60) if start and end and end > start else None
     return MeetingConstraints(
         participants=[a.address for a in message.participants],
-        duration_minutes=duration, window_start=start, window_end=end, timezone=zone_name,
+        duration_minutes=duration,
+        window_start=start,
+        window_end=end,
+        timezone=zone_name,
     )
 
 
@@ -426,8 +467,9 @@ class RuleTriage:
         """A confident decision, or None to hand the message to the next stage."""
         return self.evaluate(message, context)[0]
 
-    def evaluate(self, message: EmailMessage,
-                 context: TriageContext) -> tuple[TriageResult | None, MessageSignals]:
+    def evaluate(
+        self, message: EmailMessage, context: TriageContext
+    ) -> tuple[TriageResult | None, MessageSignals]:
         """The decision (or None) together with the signals it was made from."""
         signals, text = _analyze(message, context)
         result = self._decide(message, context, signals, text)
@@ -439,127 +481,229 @@ class RuleTriage:
         """What the rules notice about a message, for stages that decide after them."""
         return _analyze(message, context)[0]
 
-    def undecided(self, message: EmailMessage, context: TriageContext, *,
-                  reason: str = "no rule was confident; a person decides",
-                  signals: MessageSignals | None = None) -> TriageResult:
+    def undecided(
+        self,
+        message: EmailMessage,
+        context: TriageContext,
+        *,
+        reason: str = "no rule was confident; a person decides",
+        signals: MessageSignals | None = None,
+    ) -> TriageResult:
         """The result for mail no stage could decide: no category, routed to a person."""
         signals = signals or _analyze(message, context)[0]
         return TriageResult(
-            message_id=message.id, category=None,
-            priority=Priority.HIGH if signals.vip else Priority.NORMAL, flags=signals.flags(),
-            summary=_summary(message), reason=reason,
-            provenance=Provenance(stage="rule", rule_id=RuleId.UNDECIDED), confidence=0.0,
+            message_id=message.id,
+            category=None,
+            priority=Priority.HIGH if signals.vip else Priority.NORMAL,
+            flags=signals.flags(),
+            summary=_summary(message),
+            reason=reason,
+            provenance=Provenance(stage="rule", rule_id=RuleId.UNDECIDED),
+            confidence=0.0,
             needs_human=True,
         )
 
-    def complete(self, result: TriageResult, message: EmailMessage, context: TriageContext, *,
-                 signals: MessageSignals | None = None) -> TriageResult:
+    def complete(
+        self,
+        result: TriageResult,
+        message: EmailMessage,
+        context: TriageContext,
+        *,
+        signals: MessageSignals | None = None,
+    ) -> TriageResult:
         """Fold the rules' facts into a later stage's result: flags OR-ed, VIPs raised."""
         signals = signals or _analyze(message, context)[0]
-        flags = result.flags.model_copy(update={
-            "external": signals.external,
-            "has_deadline": result.flags.has_deadline or signals.has_deadline,
-        })
+        flags = result.flags.model_copy(
+            update={
+                "external": signals.external,
+                "has_deadline": result.flags.has_deadline or signals.has_deadline,
+            }
+        )
         priority = result.priority
         if signals.vip and result.category is not Category.IGNORE and not flags.phishing:
             priority = priority.raised()
-        return result.model_copy(update={"message_id": message.id, "flags": flags,
-                                         "priority": priority})
+        return result.model_copy(
+            update={"message_id": message.id, "flags": flags, "priority": priority}
+        )
 
     # ----------------------------------------------------------------- internals
 
-    def _decide(self, message: EmailMessage, ctx: TriageContext, s: MessageSignals,
-                text: _Text) -> TriageResult | None:
-        def result(category: Category, priority: Priority, rule_id: str, reason: str,
-                   confidence: float, **extra: Any) -> TriageResult:
+    def _decide(
+        self, message: EmailMessage, ctx: TriageContext, s: MessageSignals, text: _Text
+    ) -> TriageResult | None:
+        def result(
+            category: Category,
+            priority: Priority,
+            rule_id: str,
+            reason: str,
+            confidence: float,
+            **extra: Any,
+        ) -> TriageResult:
             return TriageResult(
-                message_id=message.id, category=category, priority=priority, flags=s.flags(),
-                summary=_summary(message), reason=reason,
+                message_id=message.id,
+                category=category,
+                priority=priority,
+                flags=s.flags(),
+                summary=_summary(message),
+                reason=reason,
                 provenance=Provenance(stage="rule", rule_id=str(rule_id)),
-                confidence=confidence, **extra,
+                confidence=confidence,
+                **extra,
             )
 
         if s.phishing is not None:
             rule_id, why = s.phishing
             # Reporting is the only action, and it is the rule's, not the content's.
-            return result(Category.IGNORE, Priority.HIGH, rule_id, f"likely phishing: {why}",
-                          0.9, requested_actions=["report_phishing"],
-                          needs_human=s.injection is not None)
+            return result(
+                Category.IGNORE,
+                Priority.HIGH,
+                rule_id,
+                f"likely phishing: {why}",
+                0.9,
+                requested_actions=["report_phishing"],
+                needs_human=s.injection is not None,
+            )
         if s.injection is not None:
             # From inside (a colleague forwarding or discussing one): nothing in it may drive
             # an action, so a person reviews it and the category never asks for a reply.
-            return result(Category.NOTIFY, Priority.NORMAL, RuleId.INJECTION,
-                          f"text tries to instruct an AI assistant: {s.injection[:80]!r}", 0.9,
-                          needs_human=True)
+            return result(
+                Category.NOTIFY,
+                Priority.NORMAL,
+                RuleId.INJECTION,
+                f"text tries to instruct an AI assistant: {s.injection[:80]!r}",
+                0.9,
+                needs_human=True,
+            )
 
         for rule in ctx.rules:
             if rule.matches(s.sender, s.domain, message.subject or ""):
                 note = f": {rule.description}" if rule.description else ""
-                return result(rule.category, rule.priority, f"admin:{rule.id}",
-                              f"admin rule {rule.id}{note}", 1.0)
+                return result(
+                    rule.category,
+                    rule.priority,
+                    f"admin:{rule.id}",
+                    f"admin rule {rule.id}{note}",
+                    1.0,
+                )
 
         method = _calendar_method(message, text)
         if method is not None:
             if method in ("", "REQUEST", "ADD", "PUBLISH"):
-                return result(Category.SCHEDULE, Priority.NORMAL, RuleId.CALENDAR_REQUEST,
-                              "calendar invitation attached", 0.95,
-                              requested_actions=["respond_to_invitation"],
-                              meeting=_meeting(message, text, ctx))
+                return result(
+                    Category.SCHEDULE,
+                    Priority.NORMAL,
+                    RuleId.CALENDAR_REQUEST,
+                    "calendar invitation attached",
+                    0.95,
+                    requested_actions=["respond_to_invitation"],
+                    meeting=_meeting(message, text, ctx),
+                )
             priority = Priority.NORMAL if method == "CANCEL" else Priority.LOW
-            return result(Category.NOTIFY, priority, RuleId.CALENDAR_UPDATE,
-                          f"calendar {method.lower()}: nothing to answer", 0.95)
+            return result(
+                Category.NOTIFY,
+                priority,
+                RuleId.CALENDAR_UPDATE,
+                f"calendar {method.lower()}: nothing to answer",
+                0.95,
+            )
 
         auto = (message.auto_submitted or "").strip().lower()
         if self._auto_reply(message, text, auto):
-            return result(ctx.auto_reply_category, Priority.LOW, RuleId.AUTO_REPLY,
-                          "automatic reply (out of office)", 0.95)
+            return result(
+                ctx.auto_reply_category,
+                Priority.LOW,
+                RuleId.AUTO_REPLY,
+                "automatic reply (out of office)",
+                0.95,
+            )
 
         precedence = (message.precedence or "").strip().lower()
         if message.folder.lower() in JUNK_FOLDERS or precedence == "junk":
-            return result(Category.IGNORE, Priority.LOW, RuleId.BULK_JUNK,
-                          "in the junk folder or marked Precedence: junk", 0.95)
+            return result(
+                Category.IGNORE,
+                Priority.LOW,
+                RuleId.BULK_JUNK,
+                "in the junk folder or marked Precedence: junk",
+                0.95,
+            )
         listed = bool(message.list_unsubscribe or message.list_id) or precedence in ("bulk", "list")
         # Internal lists (team aliases, announcements) can carry real requests: not decided.
         if listed and s.external and not s.obligation:
-            return result(Category.IGNORE, Priority.LOW, RuleId.BULK_HEADERS,
-                          "bulk mail (list headers)", 0.95)
+            return result(
+                Category.IGNORE, Priority.LOW, RuleId.BULK_HEADERS, "bulk mail (list headers)", 0.95
+            )
 
         local = s.sender.split("@", 1)[0]
-        if s.external and not s.obligation and lex.MARKETING_LOCAL.fullmatch(local) and (
+        if (
+            s.external
+            and not s.obligation
+            and lex.MARKETING_LOCAL.fullmatch(local)
+            and (
                 "bulk_footer" in s.spam_evidence
-                or any(h in message.headers for h in lex.ESP_HEADERS)):
-            return result(Category.IGNORE, Priority.LOW, RuleId.BULK_MARKETING,
-                          "marketing sender with an unsubscribe footer", 0.9)
+                or any(h in message.headers for h in lex.ESP_HEADERS)
+            )
+        ):
+            return result(
+                Category.IGNORE,
+                Priority.LOW,
+                RuleId.BULK_MARKETING,
+                "marketing sender with an unsubscribe footer",
+                0.9,
+            )
 
         threshold = SPAM_THRESHOLD + (REPLY_SPAM_MARGIN if message.in_reply_to else 0)
         if s.external and s.spam_score >= threshold:
-            return result(Category.IGNORE, Priority.LOW, RuleId.SPAM_CONTENT,
-                          "spam content: " + ", ".join(s.spam_evidence), 0.9)
+            return result(
+                Category.IGNORE,
+                Priority.LOW,
+                RuleId.SPAM_CONTENT,
+                "spam content: " + ", ".join(s.spam_evidence),
+                0.9,
+            )
 
-        if s.external and not message.in_reply_to and lex.OFFER.search(text.full) \
-                and lex.PRESSURE.search(text.full):
-            return result(Category.IGNORE, Priority.LOW, RuleId.PROMOTION,
-                          "sales offer under time pressure", 0.85)
+        if (
+            s.external
+            and not message.in_reply_to
+            and lex.OFFER.search(text.full)
+            and lex.PRESSURE.search(text.full)
+        ):
+            return result(
+                Category.IGNORE,
+                Priority.LOW,
+                RuleId.PROMOTION,
+                "sales offer under time pressure",
+                0.85,
+            )
 
-        automated = (auto.startswith("auto-generated") or lex.NO_REPLY_LOCAL.fullmatch(local)
-                     or "x-auto-response-suppress" in message.headers)
+        automated = (
+            auto.startswith("auto-generated")
+            or lex.NO_REPLY_LOCAL.fullmatch(local)
+            or "x-auto-response-suppress" in message.headers
+        )
         if automated and not s.obligation and not s.has_deadline:
             priority = Priority.NORMAL if lex.ALERT_SUBJECT.search(text.subject) else Priority.LOW
-            return result(Category.NOTIFY, priority, RuleId.AUTOMATED,
-                          "automated notification", 0.85)
+            return result(
+                Category.NOTIFY, priority, RuleId.AUTOMATED, "automated notification", 0.85
+            )
         return None
 
     @staticmethod
     def _auto_reply(message: EmailMessage, text: _Text, auto: str) -> bool:
-        if auto.startswith("auto-replied") or "x-autoreply" in message.headers \
-                or "x-autorespond" in message.headers:
+        if (
+            auto.startswith("auto-replied")
+            or "x-autoreply" in message.headers
+            or "x-autorespond" in message.headers
+        ):
             return True
         if lex.AUTO_REPLY_SUBJECT.match(text.subject) or lex.AUTO_REPLY_OPENING.match(text.fresh):
             return True
         # Without headers or a subject marker, only the full out-of-office formula counts:
         # a person writing "I'm out of the office tomorrow" is not an auto-reply.
-        return bool(lex.OOO_STATEMENT.search(text.fresh[:600]) and lex.OOO_RETURN.search(text.fresh)
-                    and lex.OOO_ABSENCE.search(text.fresh))
+        return bool(
+            lex.OOO_STATEMENT.search(text.fresh[:600])
+            and lex.OOO_RETURN.search(text.fresh)
+            and lex.OOO_ABSENCE.search(text.fresh)
+        )
 
 
 def _summary(message: EmailMessage) -> str:

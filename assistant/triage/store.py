@@ -44,8 +44,7 @@ log = structlog.stdlib.get_logger(__name__)
 class TriageResultRow(Base):
     __tablename__ = "triage_results"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "mailbox", "message_id",
-                         name="uq_triage_results_message"),
+        UniqueConstraint("tenant_id", "mailbox", "message_id", name="uq_triage_results_message"),
         Index("ix_triage_results_tenant_created", "tenant_id", "created_at"),
     )
 
@@ -80,14 +79,13 @@ class ReviewStatus(StrEnum):
 
 class TriageCorrectionRow(Base):
     __tablename__ = "triage_corrections"
-    __table_args__ = (
-        Index("ix_triage_corrections_tenant_created", "tenant_id", "created_at"),
-    )
+    __table_args__ = (Index("ix_triage_corrections_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     result_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("triage_results.id", ondelete="CASCADE"))
+        String(32), ForeignKey("triage_results.id", ondelete="CASCADE")
+    )
     mailbox: Mapped[str] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(512))
     sender: Mapped[str | None] = mapped_column(String(320), nullable=True)
@@ -150,19 +148,36 @@ class CorrectionOut(BaseModel):
 # --------------------------------------------------------------------------- results
 
 
-async def save_result(session: AsyncSession, *, tenant_id: str, mailbox: str,
-                      result: TriageResult, sender: str | None = None,
-                      message_date: datetime | None = None) -> TriageResultRow:
+async def save_result(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    mailbox: str,
+    result: TriageResult,
+    sender: str | None = None,
+    message_date: datetime | None = None,
+) -> TriageResultRow:
     """Store (or replace) the triage of a message and audit it (``triage.decided``)."""
     from governance.audit import AuditAction, AuditEventIn, record
 
     now = utcnow()
-    row = (await session.execute(select(TriageResultRow).where(
-        TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox == mailbox,
-        TriageResultRow.message_id == result.message_id))).scalar_one_or_none()
+    row = (
+        await session.execute(
+            select(TriageResultRow).where(
+                TriageResultRow.tenant_id == tenant_id,
+                TriageResultRow.mailbox == mailbox,
+                TriageResultRow.message_id == result.message_id,
+            )
+        )
+    ).scalar_one_or_none()
     if row is None:
-        row = TriageResultRow(id=new_id(), tenant_id=tenant_id, mailbox=mailbox,
-                              message_id=result.message_id, created_at=now)
+        row = TriageResultRow(
+            id=new_id(),
+            tenant_id=tenant_id,
+            mailbox=mailbox,
+            message_id=result.message_id,
+            created_at=now,
+        )
         session.add(row)
     provenance = result.provenance
     row.sender = sender
@@ -178,37 +193,57 @@ async def save_result(session: AsyncSession, *, tenant_id: str, mailbox: str,
     row.result = result.model_dump(mode="json")
     row.updated_at = now
     await session.flush()
-    await record(session, system_principal(tenant_id, "triage"), AuditEventIn(
-        action=AuditAction.TRIAGE_DECIDED, resource_type="triage_result", resource_id=row.id,
-        payload={"message_id": result.message_id, "mailbox": mailbox,
-                 "category": row.category, "priority": row.priority,
-                 "needs_human": row.needs_human, "confidence": row.confidence,
-                 "stage": row.stage, "rule_id": row.rule_id, "model": row.model,
-                 "prompt_version": row.prompt_version,
-                 "flags": result.flags.model_dump()},
-    ))
+    await record(
+        session,
+        system_principal(tenant_id, "triage"),
+        AuditEventIn(
+            action=AuditAction.TRIAGE_DECIDED,
+            resource_type="triage_result",
+            resource_id=row.id,
+            payload={
+                "message_id": result.message_id,
+                "mailbox": mailbox,
+                "category": row.category,
+                "priority": row.priority,
+                "needs_human": row.needs_human,
+                "confidence": row.confidence,
+                "stage": row.stage,
+                "rule_id": row.rule_id,
+                "model": row.model,
+                "prompt_version": row.prompt_version,
+                "flags": result.flags.model_dump(),
+            },
+        ),
+    )
     return row
 
 
-async def triaged_ids(session: AsyncSession, tenant_id: str, mailbox: str,
-                      message_ids: Iterable[str]) -> set[str]:
+async def triaged_ids(
+    session: AsyncSession, tenant_id: str, mailbox: str, message_ids: Iterable[str]
+) -> set[str]:
     """Which of ``message_ids`` already have a stored triage."""
     wanted = list(message_ids)
     found: set[str] = set()
     for start in range(0, len(wanted), 500):  # stay under bind-parameter limits
-        chunk = wanted[start:start + 500]
-        rows = await session.execute(select(TriageResultRow.message_id).where(
-            TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox == mailbox,
-            TriageResultRow.message_id.in_(chunk)))
+        chunk = wanted[start : start + 500]
+        rows = await session.execute(
+            select(TriageResultRow.message_id).where(
+                TriageResultRow.tenant_id == tenant_id,
+                TriageResultRow.mailbox == mailbox,
+                TriageResultRow.message_id.in_(chunk),
+            )
+        )
         found.update(rows.scalars())
     return found
 
 
-async def get_result(session: AsyncSession, tenant_id: str, message_id: str,
-                     mailbox: str | None = None) -> TriageResultRow:
+async def get_result(
+    session: AsyncSession, tenant_id: str, message_id: str, mailbox: str | None = None
+) -> TriageResultRow:
     """The stored triage of a message in the tenant; NotFoundError otherwise."""
-    query = select(TriageResultRow).where(TriageResultRow.tenant_id == tenant_id,
-                                          TriageResultRow.message_id == message_id)
+    query = select(TriageResultRow).where(
+        TriageResultRow.tenant_id == tenant_id, TriageResultRow.message_id == message_id
+    )
     if mailbox is not None:
         query = query.where(TriageResultRow.mailbox == mailbox)
     rows = list((await session.execute(query.limit(2))).scalars())
@@ -219,19 +254,29 @@ async def get_result(session: AsyncSession, tenant_id: str, message_id: str,
     return rows[0]
 
 
-async def list_results(session: AsyncSession, tenant_id: str, *,
-                       limit: int = 100) -> list[TriageResultRow]:
-    rows = await session.execute(select(TriageResultRow).where(
-        TriageResultRow.tenant_id == tenant_id).order_by(
-        TriageResultRow.created_at.desc()).limit(limit))
+async def list_results(
+    session: AsyncSession, tenant_id: str, *, limit: int = 100
+) -> list[TriageResultRow]:
+    rows = await session.execute(
+        select(TriageResultRow)
+        .where(TriageResultRow.tenant_id == tenant_id)
+        .order_by(TriageResultRow.created_at.desc())
+        .limit(limit)
+    )
     return list(rows.scalars())
 
 
 # --------------------------------------------------------------------------- corrections
 
 
-async def correct(session: AsyncSession, principal: Principal, message_id: str,
-                  correction: CorrectionIn, *, mailbox: str | None = None) -> TriageCorrectionRow:
+async def correct(
+    session: AsyncSession,
+    principal: Principal,
+    message_id: str,
+    correction: CorrectionIn,
+    *,
+    mailbox: str | None = None,
+) -> TriageCorrectionRow:
     """Record a person's triage, make it the stored one, audit it (``triage.corrected``)."""
     from governance.audit import AuditAction, AuditEventIn, record
 
@@ -241,21 +286,38 @@ async def correct(session: AsyncSession, principal: Principal, message_id: str,
     flags = old.flags
     if correction.phishing is not None:
         flags = flags.model_copy(update={"phishing": correction.phishing})
-    fixed = old.model_copy(update={
-        "category": correction.category, "priority": priority, "flags": flags,
-        "needs_human": False, "confidence": 1.0,
-        "reason": f"corrected by {principal.user_id}",
-        "provenance": Provenance(stage="human"),
-    })
+    fixed = old.model_copy(
+        update={
+            "category": correction.category,
+            "priority": priority,
+            "flags": flags,
+            "needs_human": False,
+            "confidence": 1.0,
+            "reason": f"corrected by {principal.user_id}",
+            "provenance": Provenance(stage="human"),
+        }
+    )
     now = utcnow()
     entry = TriageCorrectionRow(
-        id=new_id(), tenant_id=principal.tenant_id, result_id=row.id, mailbox=row.mailbox,
-        message_id=row.message_id, sender=row.sender, corrected_by=principal.user_id,
-        on_behalf_of=principal.on_behalf_of, created_at=now,
-        original_category=row.category, original_priority=row.priority,
-        original_stage=row.stage, original_rule_id=row.rule_id, original_model=row.model,
-        original_prompt_version=row.prompt_version, category=correction.category.value,
-        priority=priority.value, phishing=correction.phishing, note=correction.note,
+        id=new_id(),
+        tenant_id=principal.tenant_id,
+        result_id=row.id,
+        mailbox=row.mailbox,
+        message_id=row.message_id,
+        sender=row.sender,
+        corrected_by=principal.user_id,
+        on_behalf_of=principal.on_behalf_of,
+        created_at=now,
+        original_category=row.category,
+        original_priority=row.priority,
+        original_stage=row.stage,
+        original_rule_id=row.rule_id,
+        original_model=row.model,
+        original_prompt_version=row.prompt_version,
+        category=correction.category.value,
+        priority=priority.value,
+        phishing=correction.phishing,
+        note=correction.note,
         review_status=ReviewStatus.PENDING.value,
     )
     session.add(entry)
@@ -267,36 +329,58 @@ async def correct(session: AsyncSession, principal: Principal, message_id: str,
     row.result = fixed.model_dump(mode="json")
     row.updated_at = now
     await session.flush()
-    await record(session, principal, AuditEventIn(
-        action=AuditAction.TRIAGE_CORRECTED, resource_type="triage_correction",
-        resource_id=entry.id,
-        payload={"message_id": row.message_id, "mailbox": row.mailbox,
-                 "from": {"category": entry.original_category,
-                          "priority": entry.original_priority, "stage": entry.original_stage,
-                          "rule_id": entry.original_rule_id, "model": entry.original_model,
-                          "prompt_version": entry.original_prompt_version},
-                 "to": {"category": entry.category, "priority": entry.priority,
-                        "phishing": entry.phishing}},
-    ))
-    log.info("triage.corrected", tenant=principal.tenant_id, correction=entry.id,
-             original_stage=entry.original_stage, original=entry.original_category,
-             corrected=entry.category)
+    await record(
+        session,
+        principal,
+        AuditEventIn(
+            action=AuditAction.TRIAGE_CORRECTED,
+            resource_type="triage_correction",
+            resource_id=entry.id,
+            payload={
+                "message_id": row.message_id,
+                "mailbox": row.mailbox,
+                "from": {
+                    "category": entry.original_category,
+                    "priority": entry.original_priority,
+                    "stage": entry.original_stage,
+                    "rule_id": entry.original_rule_id,
+                    "model": entry.original_model,
+                    "prompt_version": entry.original_prompt_version,
+                },
+                "to": {
+                    "category": entry.category,
+                    "priority": entry.priority,
+                    "phishing": entry.phishing,
+                },
+            },
+        ),
+    )
+    log.info(
+        "triage.corrected",
+        tenant=principal.tenant_id,
+        correction=entry.id,
+        original_stage=entry.original_stage,
+        original=entry.original_category,
+        corrected=entry.category,
+    )
     return entry
 
 
-async def list_corrections(session: AsyncSession, tenant_id: str, *,
-                           status: ReviewStatus | None = None,
-                           limit: int = 100) -> list[TriageCorrectionRow]:
+async def list_corrections(
+    session: AsyncSession, tenant_id: str, *, status: ReviewStatus | None = None, limit: int = 100
+) -> list[TriageCorrectionRow]:
     query = select(TriageCorrectionRow).where(TriageCorrectionRow.tenant_id == tenant_id)
     if status is not None:
         query = query.where(TriageCorrectionRow.review_status == status.value)
-    rows = await session.execute(query.order_by(TriageCorrectionRow.created_at.desc(),
-                                                TriageCorrectionRow.id).limit(limit))
+    rows = await session.execute(
+        query.order_by(TriageCorrectionRow.created_at.desc(), TriageCorrectionRow.id).limit(limit)
+    )
     return list(rows.scalars())
 
 
-async def review_correction(session: AsyncSession, principal: Principal, correction_id: str,
-                            status: ReviewStatus) -> TriageCorrectionRow:
+async def review_correction(
+    session: AsyncSession, principal: Principal, correction_id: str, status: ReviewStatus
+) -> TriageCorrectionRow:
     """Mark a correction as reviewed. Accepting one changes nothing by itself: it makes it
     eligible for :func:`rules_from_corrections` (an admin commits the YAML) or for the
     few-shot set of a new prompt version."""
@@ -321,10 +405,15 @@ def rules_from_corrections(rows: Iterable[TriageCorrectionRow]) -> dict[str, Any
             latest[row.sender.lower()] = row
     rules = []
     for sender, row in sorted(latest.items()):
-        rules.append({"id": f"correction-{row.id[:12]}",
-                      "description": f"from correction {row.id} by {row.corrected_by}",
-                      "senders": [sender], "category": row.category,
-                      "priority": row.priority})
+        rules.append(
+            {
+                "id": f"correction-{row.id[:12]}",
+                "description": f"from correction {row.id} by {row.corrected_by}",
+                "senders": [sender],
+                "category": row.category,
+                "priority": row.priority,
+            }
+        )
     return {"rules": rules}
 
 
@@ -332,16 +421,24 @@ async def correction_metrics(session: AsyncSession, tenant_id: str) -> dict[str,
     """How often each stage was corrected, and into what: the feedback half of the
     pilot metrics."""
     decided: Counter[str] = Counter()
-    rows = await session.execute(select(TriageResultRow.stage, func.count()).where(
-        TriageResultRow.tenant_id == tenant_id).group_by(TriageResultRow.stage))
+    rows = await session.execute(
+        select(TriageResultRow.stage, func.count())
+        .where(TriageResultRow.tenant_id == tenant_id)
+        .group_by(TriageResultRow.stage)
+    )
     for stage, count in rows.all():
         decided[str(stage)] += int(count)
-    corrections = await session.execute(select(
-        TriageCorrectionRow.result_id, TriageCorrectionRow.original_stage,
-        TriageCorrectionRow.original_category, TriageCorrectionRow.category,
-        TriageCorrectionRow.review_status,
-    ).where(TriageCorrectionRow.tenant_id == tenant_id).order_by(
-        TriageCorrectionRow.created_at, TriageCorrectionRow.id))
+    corrections = await session.execute(
+        select(
+            TriageCorrectionRow.result_id,
+            TriageCorrectionRow.original_stage,
+            TriageCorrectionRow.original_category,
+            TriageCorrectionRow.category,
+            TriageCorrectionRow.review_status,
+        )
+        .where(TriageCorrectionRow.tenant_id == tenant_id)
+        .order_by(TriageCorrectionRow.created_at, TriageCorrectionRow.id)
+    )
     by_stage: Counter[str] = Counter()
     changes: Counter[str] = Counter()
     review: Counter[str] = Counter()
@@ -361,7 +458,9 @@ async def correction_metrics(session: AsyncSession, tenant_id: str) -> dict[str,
         "corrections_by_stage": dict(by_stage),
         "correction_rate_by_stage": {
             stage: round(by_stage[stage] / originally[stage], 4)
-            for stage in sorted(by_stage) if originally.get(stage)},
+            for stage in sorted(by_stage)
+            if originally.get(stage)
+        },
         "changes": dict(changes.most_common()),
         "review": dict(review),
     }

@@ -8,5 +8,10 @@ from integrations.businesscentral.erp import (
     build_connector,
 )
 
-__all__ = ["BC_SCOPE", "ERP_SPEC", "BusinessCentralConfig", "BusinessCentralERPConnector",
-           "build_connector"]
+__all__ = [
+    "BC_SCOPE",
+    "ERP_SPEC",
+    "BusinessCentralConfig",
+    "BusinessCentralERPConnector",
+    "build_connector",
+]

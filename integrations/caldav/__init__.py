@@ -16,8 +16,11 @@ async def _build_calendar(config: CalDAVCalendarConfig, context: ConnectorContex
 
 
 CALENDAR_SPEC = ConnectorSpec(
-    slug="caldav.calendar", kind="caldav", title="CalDAV calendars",
-    config_model=CalDAVCalendarConfig, capabilities=frozenset({Capability.CALENDAR}),
+    slug="caldav.calendar",
+    kind="caldav",
+    title="CalDAV calendars",
+    config_model=CalDAVCalendarConfig,
+    capabilities=frozenset({Capability.CALENDAR}),
     factory=_build_calendar,
     description="Calendars on a CalDAV server; recurrences expanded locally, free/busy "
     "computed from colleagues' events, incremental sync by sync-token.",

@@ -79,12 +79,15 @@ class CalDAVPerson(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     calendar_url: str | None = Field(
-        default=None, title="Calendar URL",
-        description="Absolute, or relative to the server URL. Default: the URL template.")
+        default=None,
+        title="Calendar URL",
+        description="Absolute, or relative to the server URL. Default: the URL template.",
+    )
     name: str | None = Field(default=None, title="Display name")
     timezone: str = Field(default="UTC", title="Time zone", description="IANA name.")
     working_hours: WorkingHours | None = Field(
-        default=None, title="Working hours", description="Default: the connector's.")
+        default=None, title="Working hours", description="Default: the connector's."
+    )
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
@@ -97,23 +100,34 @@ class CalDAVCalendarConfig(BaseModel):
     url: str = Field(title="Server URL", description="Base URL of the CalDAV server.")
     username: str = Field(title="User name")
     password: SecretStr = Field(title="Password or app password")
-    owner: str | None = Field(default=None, title="Owner address",
-                              description="The owner's email address; default: the user name.")
+    owner: str | None = Field(
+        default=None,
+        title="Owner address",
+        description="The owner's email address; default: the user name.",
+    )
     calendar_url: str | None = Field(
-        default=None, title="Owner's calendar URL",
+        default=None,
+        title="Owner's calendar URL",
         description="Absolute or relative to the server URL; default: the principal's first "
-        "calendar.")
+        "calendar.",
+    )
     timezone: str = Field(default="UTC", title="Owner's time zone", description="IANA name.")
     working_hours: WorkingHours = Field(
-        default_factory=WorkingHours, title="Working hours",
-        description="The owner's, and the default for colleagues (in their own zone).")
+        default_factory=WorkingHours,
+        title="Working hours",
+        description="The owner's, and the default for colleagues (in their own zone).",
+    )
     people: dict[str, CalDAVPerson] = Field(
-        default_factory=dict, title="Colleagues",
-        description="Email address -> calendar, for free/busy and shared calendars.")
+        default_factory=dict,
+        title="Colleagues",
+        description="Email address -> calendar, for free/busy and shared calendars.",
+    )
     calendar_url_template: str | None = Field(
-        default=None, title="Calendar URL template",
+        default=None,
+        title="Calendar URL template",
         description="For people not listed, e.g. '{url}/{address}/calendar/'; placeholders "
-        "{url}, {address}, {local} (the part before @).")
+        "{url}, {address}, {local} (the part before @).",
+    )
     timeout_s: int = Field(default=30, ge=1, le=600, title="Request timeout (s)")
     verify_tls: bool = Field(default=True, title="Verify TLS certificates")
 
@@ -188,7 +202,10 @@ class CalDAVCalendarConnector:
     """
 
     def __init__(
-        self, config: CalDAVCalendarConfig, *, name: str = "caldav-calendar",
+        self,
+        config: CalDAVCalendarConfig,
+        *,
+        name: str = "caldav-calendar",
         client: Any | None = None,
     ) -> None:
         self.config = config
@@ -196,12 +213,15 @@ class CalDAVCalendarConnector:
         self.owner = (config.owner or config.username).strip().lower()
         # caldav's domain objects are typed for both its sync and async modes: Any here.
         self._client: Any = client or aio.AsyncDAVClient(
-            url=config.url, username=config.username,
-            password=config.password.get_secret_value(), timeout=config.timeout_s,
+            url=config.url,
+            username=config.username,
+            password=config.password.get_secret_value(),
+            timeout=config.timeout_s,
             ssl_verify_cert=config.verify_tls,
         )
         self._owner_url: str | None = (
-            self._absolute(config.calendar_url) if config.calendar_url else None)
+            self._absolute(config.calendar_url) if config.calendar_url else None
+        )
         self._mirrors: dict[str, _Mirror] = {}
         self._discover_lock = asyncio.Lock()
         # One request at a time on the shared session: concurrent first requests race in
@@ -219,8 +239,11 @@ class CalDAVCalendarConnector:
         if isinstance(exc, ConnectorError):
             return exc
         if isinstance(exc, dav_error.RateLimitError):
-            return RetriableConnectorError(f"CalDAV {action}: rate limited", connector=self.name,
-                                           retry_after=exc.retry_after_seconds)
+            return RetriableConnectorError(
+                f"CalDAV {action}: rate limited",
+                connector=self.name,
+                retry_after=exc.retry_after_seconds,
+            )
         if isinstance(exc, dav_error.AuthorizationError):
             what = "credentials refused" if exc.status == 401 else "access denied"
             return ConnectorAuthError(f"CalDAV {action}: {what}", connector=self.name)
@@ -229,15 +252,19 @@ class CalDAVCalendarConnector:
         if isinstance(exc, dav_error.DAVError):
             status = exc.status or 0
             if status >= 500 or status in (408, 425):
-                return RetriableConnectorError(f"CalDAV {action}: server answered {status}",
-                                               connector=self.name)
-            return FatalConnectorError(f"CalDAV {action} failed: {type(exc).__name__}",
-                                       connector=self.name)
+                return RetriableConnectorError(
+                    f"CalDAV {action}: server answered {status}", connector=self.name
+                )
+            return FatalConnectorError(
+                f"CalDAV {action} failed: {type(exc).__name__}", connector=self.name
+            )
         if isinstance(exc, (OSError, TimeoutError)):
-            return RetriableConnectorError(f"CalDAV {action}: {type(exc).__name__}",
-                                           connector=self.name)
-        return FatalConnectorError(f"CalDAV {action} failed: {type(exc).__name__}",
-                                   connector=self.name)
+            return RetriableConnectorError(
+                f"CalDAV {action}: {type(exc).__name__}", connector=self.name
+            )
+        return FatalConnectorError(
+            f"CalDAV {action} failed: {type(exc).__name__}", connector=self.name
+        )
 
     async def _raw(self, call: Callable[[], Awaitable[T]]) -> T:
         async with self._io_lock:
@@ -257,25 +284,28 @@ class CalDAVCalendarConnector:
         if status == 404:
             raise ConnectorNotFoundError(f"CalDAV {action}: not found", connector=self.name)
         if status == 412:
-            raise ConnectorConflictError(f"CalDAV {action}: changed on the server",
-                                         connector=self.name)
+            raise ConnectorConflictError(
+                f"CalDAV {action}: changed on the server", connector=self.name
+            )
         if status >= 500:
-            raise RetriableConnectorError(f"CalDAV {action}: server answered {status}",
-                                          connector=self.name)
-        raise FatalConnectorError(f"CalDAV {action}: server answered {status}",
-                                  connector=self.name)
+            raise RetriableConnectorError(
+                f"CalDAV {action}: server answered {status}", connector=self.name
+            )
+        raise FatalConnectorError(f"CalDAV {action}: server answered {status}", connector=self.name)
 
     async def _owner_calendar_url(self) -> str:
         if self._owner_url is not None:
             return self._owner_url
         async with self._discover_lock:
             if self._owner_url is None:
+
                 async def discover() -> str:
                     principal = await self._client.get_principal()
                     calendars = await principal.get_calendars()
                     if not calendars:
-                        raise ConnectorNotFoundError("the CalDAV principal has no calendar",
-                                                     connector=self.name)
+                        raise ConnectorNotFoundError(
+                            "the CalDAV principal has no calendar", connector=self.name
+                        )
                     return self._absolute(str(calendars[0].url))
 
                 self._owner_url = await self._call("discovery", discover)
@@ -290,9 +320,11 @@ class CalDAVCalendarConnector:
             return self._absolute(person.calendar_url)
         template = self.config.calendar_url_template
         if template:
-            return self._absolute(template.format(
-                url=self.config.url.rstrip("/"), address=address,
-                local=address.split("@", 1)[0]))
+            return self._absolute(
+                template.format(
+                    url=self.config.url.rstrip("/"), address=address, local=address.split("@", 1)[0]
+                )
+            )
         return None
 
     def _person_timezone(self, address: str) -> str:
@@ -303,8 +335,9 @@ class CalDAVCalendarConnector:
 
     def _working_hours(self, address: str) -> WorkingHours:
         person = self.config.people.get(address)
-        hours = (person.working_hours if person and person.working_hours
-                 else self.config.working_hours)
+        hours = (
+            person.working_hours if person and person.working_hours else self.config.working_hours
+        )
         return hours.model_copy(update={"timezone": self._person_timezone(address)})
 
     # ------------------------------------------------------------------ the mirror
@@ -321,16 +354,23 @@ class CalDAVCalendarConnector:
             calendar: Any = aio.Calendar(client=self._client, url=url)
             token = mirror.token
             try:
-                collection = await self._raw(lambda: calendar.get_objects_by_sync_token(
-                    sync_token=token, load_objects=False, disable_fallback=True))
+                collection = await self._raw(
+                    lambda: calendar.get_objects_by_sync_token(
+                        sync_token=token, load_objects=False, disable_fallback=True
+                    )
+                )
             except dav_error.DAVError as exc:
                 if token is None or _VALID_SYNC_TOKEN not in exc.preconditions:
                     raise self._error(exc, "sync") from None
                 # RFC 6578 3.2: the token expired; start again from nothing.
                 log.info("connector.calendar.sync_token_expired", connector=self.name)
                 token = None
-                collection = await self._call("sync", lambda: calendar.get_objects_by_sync_token(
-                    sync_token=None, load_objects=False, disable_fallback=True))
+                collection = await self._call(
+                    "sync",
+                    lambda: calendar.get_objects_by_sync_token(
+                        sync_token=None, load_objects=False, disable_fallback=True
+                    ),
+                )
             except Exception as exc:
                 raise self._error(exc, "sync") from None
             full = token is None
@@ -341,8 +381,11 @@ class CalDAVCalendarConnector:
                 if name not in deleted:
                     listed[name] = (obj.url, obj.props.get("{DAV:}getetag"))
             current = {} if full else dict(mirror.resources)
-            removed = [n for n in mirror.resources if n not in listed] if full else \
-                [n for n in deleted if n in mirror.resources]
+            removed = (
+                [n for n in mirror.resources if n not in listed]
+                if full
+                else [n for n in deleted if n in mirror.resources]
+            )
             for name in deleted:
                 current.pop(name, None)
             stale = []
@@ -354,26 +397,39 @@ class CalDAVCalendarConnector:
                     stale.append(obj_url)
             changed: list[str] = []
             for batch_start in range(0, len(stale), _MULTIGET_BATCH):
-                batch = stale[batch_start:batch_start + _MULTIGET_BATCH]
+                batch = stale[batch_start : batch_start + _MULTIGET_BATCH]
                 loaded: list[Any] = await self._call(
-                    "multiget", lambda b=batch: calendar.multiget(b))  # type: ignore[misc]
+                    "multiget",
+                    lambda b=batch: calendar.multiget(b),  # type: ignore[misc]
+                )
                 for obj in loaded:
                     name = _name_of(obj.url)
                     try:
                         parsed = ical.parse_calendar(obj.data)
                     except ValueError:
-                        log.warning("connector.calendar.unparsable_object", connector=self.name,
-                                    resource=name)
+                        log.warning(
+                            "connector.calendar.unparsable_object",
+                            connector=self.name,
+                            resource=name,
+                        )
                         continue
-                    current[name] = _Resource(name=name, url=str(obj.url),
-                                              etag=obj.props.get("{DAV:}getetag"),
-                                              calendar=parsed)
+                    current[name] = _Resource(
+                        name=name,
+                        url=str(obj.url),
+                        etag=obj.props.get("{DAV:}getetag"),
+                        calendar=parsed,
+                    )
                     changed.append(name)
             mirror.resources = current
             mirror.token = str(collection.sync_token) if collection.sync_token else None
             if changed or removed:
-                log.debug("connector.calendar.synced", connector=self.name,
-                          changed=len(changed), removed=len(removed), full=full)
+                log.debug(
+                    "connector.calendar.synced",
+                    connector=self.name,
+                    changed=len(changed),
+                    removed=len(removed),
+                    full=full,
+                )
             return mirror, changed, removed, full
 
     async def sync_calendar(self, calendar_id: str | None = None) -> CalendarChanges:
@@ -384,9 +440,12 @@ class CalDAVCalendarConnector:
             raise ConnectorNotFoundError(f"no calendar {address!r}", connector=self.name)
         mirror, changed, removed, full = await self._sync(url)
         return CalendarChanges(
-            calendar_id=address, token=mirror.token, full=full,
+            calendar_id=address,
+            token=mirror.token,
+            full=full,
             changed=[f"{address}/{n}" for n in changed],
-            removed=[f"{address}/{n}" for n in removed])
+            removed=[f"{address}/{n}" for n in removed],
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -394,37 +453,59 @@ class CalDAVCalendarConnector:
         started = time.perf_counter()
         try:
             url = await self._owner_calendar_url()
-            response = await self._call("check", lambda: self._client.propfind(
-                url, props=["displayname"], depth=0))
+            response = await self._call(
+                "check", lambda: self._client.propfind(url, props=["displayname"], depth=0)
+            )
             self._check_status("check", response.status, ok=(200, 207))
         except ConnectorError as exc:
             status = ConnectorStatus.DOWN
             return ConnectorHealth(status=status, detail=f"{type(exc).__name__}: {exc.detail}")
         except Exception as exc:  # check() reports, never raises
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
-        return ConnectorHealth(status=ConnectorStatus.OK,
-                               latency_ms=(time.perf_counter() - started) * 1000)
+        return ConnectorHealth(
+            status=ConnectorStatus.OK, latency_ms=(time.perf_counter() - started) * 1000
+        )
 
     async def list_calendars(self) -> list[CalendarInfo]:
-        calendars = [CalendarInfo(id=self.owner, name=self.owner, owner=self.owner,
-                                  timezone=self.config.timezone, can_edit=True)]
+        calendars = [
+            CalendarInfo(
+                id=self.owner,
+                name=self.owner,
+                owner=self.owner,
+                timezone=self.config.timezone,
+                can_edit=True,
+            )
+        ]
         for address, person in sorted(self.config.people.items()):
             if address != self.owner:
-                calendars.append(CalendarInfo(id=address, name=person.name or address,
-                                              owner=address, timezone=person.timezone,
-                                              can_edit=False))
+                calendars.append(
+                    CalendarInfo(
+                        id=address,
+                        name=person.name or address,
+                        owner=address,
+                        timezone=person.timezone,
+                        can_edit=False,
+                    )
+                )
         return calendars
 
     def _events_of(
-        self, resource: _Resource, address: str, start: datetime, end: datetime,
+        self,
+        resource: _Resource,
+        address: str,
+        start: datetime,
+        end: datetime,
     ) -> list[CalendarEvent]:
         base_id = f"{address}/{resource.name}"
         series = ical.is_series(resource.calendar)
         tz = self._person_timezone(address)
         return [
             ical.event_from_component(
-                component, calendar_id=address, event_id=ical.occurrence_id(base_id, component),
-                default_tz=tz, series_id=base_id if series else None,
+                component,
+                calendar_id=address,
+                event_id=ical.occurrence_id(base_id, component),
+                default_tz=tz,
+                series_id=base_id if series else None,
             ).model_copy(update={"etag": resource.etag})
             for component in ical.expand(resource.calendar, start, end)
         ]
@@ -464,8 +545,11 @@ class CalDAVCalendarConnector:
         for component in ical.expand(resource.calendar, moment, moment + timedelta(seconds=1)):
             if ical.occurrence_id(base_id, component) == event_id:
                 event = ical.event_from_component(
-                    component, calendar_id=address, event_id=event_id,
-                    default_tz=self._person_timezone(address), series_id=base_id,
+                    component,
+                    calendar_id=address,
+                    event_id=event_id,
+                    default_tz=self._person_timezone(address),
+                    series_id=base_id,
                 ).model_copy(update={"etag": resource.etag})
                 return event, component
         return None
@@ -482,7 +566,9 @@ class CalDAVCalendarConnector:
             raise ConnectorNotFoundError(f"no event {event_id!r}", connector=self.name)
         base_id = f"{address}/{resource.name}"
         return ical.event_from_component(
-            master, calendar_id=address, event_id=base_id,
+            master,
+            calendar_id=address,
+            event_id=base_id,
             default_tz=self._person_timezone(address),
             series_id=base_id if ical.is_series(resource.calendar) else None,
         ).model_copy(update={"etag": resource.etag})
@@ -498,12 +584,18 @@ class CalDAVCalendarConnector:
         busy = [
             BusyInterval(start=max(e.start, start), end=min(e.end, end), show_as=e.show_as)
             for e in events
-            if e.show_as is not ShowAs.FREE and not e.is_cancelled
-            and not any(a.address == address and a.response is ResponseStatus.DECLINED
-                        for a in e.attendees)
+            if e.show_as is not ShowAs.FREE
+            and not e.is_cancelled
+            and not any(
+                a.address == address and a.response is ResponseStatus.DECLINED for a in e.attendees
+            )
         ]
-        return FreeBusy(person=address, timezone=self._person_timezone(address),
-                        working_hours=self._working_hours(address), busy=busy)
+        return FreeBusy(
+            person=address,
+            timezone=self._person_timezone(address),
+            working_hours=self._working_hours(address),
+            busy=busy,
+        )
 
     async def get_free_busy(
         self, people: Sequence[str], start: datetime, end: datetime
@@ -512,12 +604,14 @@ class CalDAVCalendarConnector:
 
     # ------------------------------------------------------------------ writes
 
-    async def _put(self, resource_url: str, calendar: icalendar.Calendar,
-                   headers: dict[str, str], action: str) -> int:
+    async def _put(
+        self, resource_url: str, calendar: icalendar.Calendar, headers: dict[str, str], action: str
+    ) -> int:
         body = calendar.to_ical().decode()
         try:
-            response = await self._raw(lambda: self._client.put(
-                resource_url, body, {**_ICAL_HEADERS, **headers}))
+            response = await self._raw(
+                lambda: self._client.put(resource_url, body, {**_ICAL_HEADERS, **headers})
+            )
         except dav_error.DAVError as exc:
             if _NO_UID_CONFLICT in exc.preconditions:
                 return 409  # RFC 4791 5.3.2.1: that UID lives under another name
@@ -531,37 +625,47 @@ class CalDAVCalendarConnector:
             raise FatalConnectorError("an event must end after it starts", connector=self.name)
         address = (request.calendar_id or self.owner).lower()
         if address != self.owner:
-            raise FatalConnectorError("CalDAV writes only to the owner's calendar",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                "CalDAV writes only to the owner's calendar", connector=self.name
+            )
         url = await self._owner_calendar_url()
         uid = f"{request.idempotency_key or uuid.uuid4().hex}@assistant"
         name = f"{uid}.ics"
         component = ical.build_vevent(request, uid=uid, organizer=self.owner)
-        status = await self._put(url + quote(name, safe="@"), ical.wrap_calendar(component),
-                                 {"If-None-Match": "*"}, "create")
+        status = await self._put(
+            url + quote(name, safe="@"),
+            ical.wrap_calendar(component),
+            {"If-None-Match": "*"},
+            "create",
+        )
         replayed = status in (409, 412)  # the same key was used before: the event exists
         if not replayed:
             self._check_status("create", status, ok=(200, 201, 204))
         mirror, *_ = await self._sync(url)
         existing = mirror.resources.get(name) or next(
-            (r for r in mirror.resources.values() if r.uid == uid), None)
+            (r for r in mirror.resources.values() if r.uid == uid), None
+        )
         if existing is None:
-            raise ConnectorConflictError("the created event did not come back from the server",
-                                         connector=self.name)
+            raise ConnectorConflictError(
+                "the created event did not come back from the server", connector=self.name
+            )
         if replayed:
             log.info("connector.calendar.create_replayed", connector=self.name)
         else:
-            log.info("connector.calendar.event_created", connector=self.name,
-                     attendees=len(request.attendees))
+            log.info(
+                "connector.calendar.event_created",
+                connector=self.name,
+                attendees=len(request.attendees),
+            )
         return await self.get_event(f"{self.owner}/{existing.name}")
 
     def _require_organizer(self, resource: _Resource, action: str) -> None:
         master = resource.master()
         organizer = master.get("organizer") if master is not None else None
-        if organizer is not None and str(organizer).lower().removeprefix("mailto:") != \
-                self.owner:
-            raise FatalConnectorError(f"only the organiser can {action} an event",
-                                      connector=self.name)
+        if organizer is not None and str(organizer).lower().removeprefix("mailto:") != self.owner:
+            raise FatalConnectorError(
+                f"only the organiser can {action} an event", connector=self.name
+            )
 
     async def _write_back(self, address: str, resource: _Resource, action: str) -> None:
         resource.calendar.add_missing_timezones()
@@ -584,8 +688,11 @@ class CalDAVCalendarConnector:
         """The override VEVENT for an expanded occurrence, created from it when missing."""
         rid = component.decoded("recurrence-id")
         for existing in resource.calendar.walk("VEVENT"):
-            if isinstance(existing, icalendar.Event) and existing.get("recurrence-id") \
-                    is not None and existing.decoded("recurrence-id") == rid:
+            if (
+                isinstance(existing, icalendar.Event)
+                and existing.get("recurrence-id") is not None
+                and existing.decoded("recurrence-id") == rid
+            ):
                 return existing
         override: icalendar.Event = icalendar.Event()
         for key, value in component.property_items(recursive=False):
@@ -600,15 +707,15 @@ class CalDAVCalendarConnector:
         async def attempt() -> CalendarEvent:
             address, resource, moment = await self._resource(event_id)
             if address != self.owner:
-                raise FatalConnectorError("CalDAV writes only to the owner's calendar",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "CalDAV writes only to the owner's calendar", connector=self.name
+                )
             self._require_organizer(resource, "update")
             tz = self._person_timezone(address)
             if moment is not None:
                 found = self._occurrence(resource, address, event_id, moment)
                 if found is None:
-                    raise ConnectorNotFoundError(f"no occurrence {event_id!r}",
-                                                 connector=self.name)
+                    raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=self.name)
                 target = self._override_for(resource, found[1])
             else:
                 master = resource.master()
@@ -617,18 +724,24 @@ class CalDAVCalendarConnector:
                 target = master
             ical.apply_update(target, update, default_tz=tz)
             new_start = ical.event_from_component(
-                target, calendar_id=address, event_id=event_id, default_tz=tz)
+                target, calendar_id=address, event_id=event_id, default_tz=tz
+            )
             if new_start.end <= new_start.start:
-                raise FatalConnectorError("an event must end after it starts",
-                                          connector=self.name)
+                raise FatalConnectorError("an event must end after it starts", connector=self.name)
             await self._write_back(address, resource, "update")
-            log.info("connector.calendar.event_updated", connector=self.name,
-                     occurrence=moment is not None)
+            log.info(
+                "connector.calendar.event_updated",
+                connector=self.name,
+                occurrence=moment is not None,
+            )
             if moment is None:
                 return await self.get_event(event_id)
             base_id = f"{address}/{resource.name}"
-            return await self.get_event(ical.occurrence_id(base_id, target) if target.get(
-                "recurrence-id") is not None else event_id)
+            return await self.get_event(
+                ical.occurrence_id(base_id, target)
+                if target.get("recurrence-id") is not None
+                else event_id
+            )
 
         return await self._with_retry_on_conflict(attempt)
 
@@ -639,14 +752,16 @@ class CalDAVCalendarConnector:
             except ConnectorNotFoundError:
                 return  # cancelling twice is not an error
             if address != self.owner:
-                raise FatalConnectorError("CalDAV writes only to the owner's calendar",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "CalDAV writes only to the owner's calendar", connector=self.name
+                )
             self._require_organizer(resource, "cancel")
             if moment is None:
                 # A scheduling server (RFC 6638) turns the organiser's DELETE into CANCELs.
                 headers = {"If-Match": resource.etag} if resource.etag else {}
-                response = await self._call("cancel", lambda: self._client.delete(
-                    resource.url, headers))
+                response = await self._call(
+                    "cancel", lambda: self._client.delete(resource.url, headers)
+                )
                 self._check_status("cancel", int(response.status), ok=(200, 204, 404))
                 await self._sync(await self._owner_calendar_url())
                 log.info("connector.calendar.event_cancelled", connector=self.name)
@@ -659,8 +774,11 @@ class CalDAVCalendarConnector:
             tz = ZoneInfo(ical.event_timezone(master, self._person_timezone(address)))
             master.add("exdate", rid.astimezone(tz) if isinstance(rid, datetime) else rid)
             for component in list(resource.calendar.subcomponents):
-                if component.name == "VEVENT" and component.get("recurrence-id") is not None \
-                        and component.decoded("recurrence-id") == rid:
+                if (
+                    component.name == "VEVENT"
+                    and component.get("recurrence-id") is not None
+                    and component.decoded("recurrence-id") == rid
+                ):
                     resource.calendar.subcomponents.remove(component)
             master["sequence"] = int(master.get("sequence", 0)) + 1
             await self._write_back(address, resource, "cancel")
@@ -674,30 +792,33 @@ class CalDAVCalendarConnector:
         async def attempt() -> CalendarEvent:
             address, resource, moment = await self._resource(event_id)
             if address != self.owner:
-                raise FatalConnectorError("only the owner's invitations can be answered",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "only the owner's invitations can be answered", connector=self.name
+                )
             partstat = _INVITE_TO_RESPONSE[response]
             if moment is not None:
                 found = self._occurrence(resource, address, event_id, moment)
                 if found is None:
-                    raise ConnectorNotFoundError(f"no occurrence {event_id!r}",
-                                                 connector=self.name)
+                    raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=self.name)
                 targets = [self._override_for(resource, found[1])]
             else:
-                targets = [c for c in resource.calendar.walk("VEVENT")
-                           if isinstance(c, icalendar.Event)]
+                targets = [
+                    c for c in resource.calendar.walk("VEVENT") if isinstance(c, icalendar.Event)
+                ]
             answered = [ical.set_partstat(t, self.owner, partstat) for t in targets]
             if not any(answered):
-                raise FatalConnectorError("the owner is not invited to this event",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "the owner is not invited to this event", connector=self.name
+                )
             if comment:
                 for target in targets:
                     target.pop("comment", None)
                     target.add("comment", comment)
             # The attendee's PUT is what a scheduling server (RFC 6638) turns into a REPLY.
             await self._write_back(address, resource, "respond")
-            log.info("connector.calendar.invite_answered", connector=self.name,
-                     response=response.value)
+            log.info(
+                "connector.calendar.invite_answered", connector=self.name, response=response.value
+            )
             return await self.get_event(event_id)
 
         return await self._with_retry_on_conflict(attempt)
@@ -706,5 +827,6 @@ class CalDAVCalendarConnector:
         try:
             await self._client.close()
         except Exception as exc:  # closing must not mask the caller's own error
-            log.debug("connector.calendar.close_failed", connector=self.name,
-                      error=type(exc).__name__)
+            log.debug(
+                "connector.calendar.close_failed", connector=self.name, error=type(exc).__name__
+            )

@@ -46,8 +46,15 @@ _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]")
 # aioimaplib strips the response name ("LIST", "STATUS", "SEARCH") from untagged lines.
 _LIST = re.compile(rb'^\(([^)]*)\) (NIL|"(?:[^"\\]|\\.)*") (.+)$')
 _STATUS = re.compile(rb"^.*\(([A-Z0-9 ]*)\)\s*$")
-_TRANSIENT = (OSError, asyncio.TimeoutError, TimeoutError, aioimaplib.Abort,
-              aioimaplib.CommandTimeout, aioimaplib.IncompleteRead, ConnectionError)
+_TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    TimeoutError,
+    aioimaplib.Abort,
+    aioimaplib.CommandTimeout,
+    aioimaplib.IncompleteRead,
+    ConnectionError,
+)
 
 
 def quote(value: str) -> str:
@@ -72,7 +79,7 @@ def decode_mailbox_name(name: str) -> str:
             if end == -1:
                 out.append(name[i:])
                 break
-            chunk = name[i + 1:end]
+            chunk = name[i + 1 : end]
             if not chunk:
                 out.append("&")
             else:
@@ -80,7 +87,7 @@ def decode_mailbox_name(name: str) -> str:
                 try:
                     out.append(base64.b64decode(padded).decode("utf-16-be"))
                 except ValueError:
-                    out.append(name[i:end + 1])
+                    out.append(name[i : end + 1])
             i = end + 1
         else:
             out.append(name[i])
@@ -178,8 +185,11 @@ class ImapConnection:
 
     @property
     def alive(self) -> bool:
-        return (self.client is not None and not self._lost
-                and self.client.get_state() in ("AUTH", "SELECTED"))
+        return (
+            self.client is not None
+            and not self._lost
+            and self.client.get_state() in ("AUTH", "SELECTED")
+        )
 
     @property
     def lost(self) -> bool:
@@ -204,13 +214,15 @@ class ImapConnection:
         self.selected = None
         try:
             if ep.security == "tls":
-                self.client = aioimaplib.IMAP4_SSL(ep.host, ep.port, ssl_context=context,
-                                                   timeout=ep.timeout_s)
+                self.client = aioimaplib.IMAP4_SSL(
+                    ep.host, ep.port, ssl_context=context, timeout=ep.timeout_s
+                )
                 self.client.protocol.conn_lost_cb = self._on_lost
                 await self.client.wait_hello_from_server()
             else:
-                self.client = aioimaplib.IMAP4(ep.host, ep.port, timeout=ep.timeout_s,
-                                               conn_lost_cb=self._on_lost)
+                self.client = aioimaplib.IMAP4(
+                    ep.host, ep.port, timeout=ep.timeout_s, conn_lost_cb=self._on_lost
+                )
                 await self.client.wait_hello_from_server()
                 await self._starttls(context)
             await self._authenticate()
@@ -218,31 +230,42 @@ class ImapConnection:
                 await self.client.enable("CONDSTORE")
         except ssl.SSLError as exc:
             await self.close()
-            raise FatalConnectorError(f"IMAP TLS failed: {exc.reason}",
-                                      connector=self.connector) from None
+            raise FatalConnectorError(
+                f"IMAP TLS failed: {exc.reason}", connector=self.connector
+            ) from None
         except ConnectorError:
             await self.close()
             raise
         except _TRANSIENT as exc:
             await self.close()
-            raise RetriableConnectorError(f"IMAP connect failed ({type(exc).__name__})",
-                                          connector=self.connector) from None
-        log.debug("imap.connected", connector=self.connector, host=ep.host,
-                  condstore=self.has("CONDSTORE"))
+            raise RetriableConnectorError(
+                f"IMAP connect failed ({type(exc).__name__})", connector=self.connector
+            ) from None
+        log.debug(
+            "imap.connected",
+            connector=self.connector,
+            host=ep.host,
+            condstore=self.has("CONDSTORE"),
+        )
 
     async def _starttls(self, context: ssl.SSLContext) -> None:
         protocol = self.client.protocol
         if not self.has("STARTTLS"):
-            raise FatalConnectorError("the IMAP server does not offer STARTTLS",
-                                      connector=self.connector)
-        response = await asyncio.wait_for(protocol.execute(
-            aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)),
-            self.endpoint.timeout_s)
+            raise FatalConnectorError(
+                "the IMAP server does not offer STARTTLS", connector=self.connector
+            )
+        response = await asyncio.wait_for(
+            protocol.execute(
+                aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+            ),
+            self.endpoint.timeout_s,
+        )
         if response.result != "OK":
             raise FatalConnectorError("STARTTLS refused", connector=self.connector)
         loop = asyncio.get_running_loop()
-        transport = await loop.start_tls(protocol.transport, protocol, context,
-                                         server_hostname=self.endpoint.host)
+        transport = await loop.start_tls(
+            protocol.transport, protocol, context, server_hostname=self.endpoint.host
+        )
         protocol.transport = transport
         await asyncio.wait_for(protocol.capability(), self.endpoint.timeout_s)  # RFC 3501 6.2.1
 
@@ -265,8 +288,11 @@ class ImapConnection:
             return
         try:
             # LOGOUT would queue behind a pending IDLE: skip it then, and on dead links.
-            if (client.get_state() in ("AUTH", "SELECTED") and not self._lost
-                    and not client.has_pending_idle()):
+            if (
+                client.get_state() in ("AUTH", "SELECTED")
+                and not self._lost
+                and not client.has_pending_idle()
+            ):
                 await asyncio.wait_for(client.logout(), 2)
         except Exception:  # closing is best effort
             log.debug("imap.logout_failed", connector=self.connector)
@@ -283,8 +309,9 @@ class ImapConnection:
         detail = text.decode("utf-8", "replace")[:300]
         if b"NONEXISTENT" in text or b"doesn't exist" in text.lower():
             raise ConnectorNotFoundError(f"IMAP {what}: {detail}", connector=self.connector)
-        raise FatalConnectorError(f"IMAP {what} answered {response.result}: {detail}",
-                                  connector=self.connector)
+        raise FatalConnectorError(
+            f"IMAP {what} answered {response.result}: {detail}", connector=self.connector
+        )
 
     async def run(self, what: str, call: Awaitable[Any]) -> Any:
         """Await one aioimaplib call; transport trouble becomes a retriable error."""
@@ -293,8 +320,9 @@ class ImapConnection:
             response = await call
         except _TRANSIENT as exc:
             self._lost = True
-            raise RetriableConnectorError(f"IMAP {what} failed ({type(exc).__name__})",
-                                          connector=self.connector) from None
+            raise RetriableConnectorError(
+                f"IMAP {what} failed ({type(exc).__name__})", connector=self.connector
+            ) from None
         return self._check(response, what)
 
     async def select(self, mailbox: str, *, force: bool = True) -> MailboxState | None:
@@ -315,11 +343,16 @@ class ImapConnection:
             if match:
                 exists = int(match.group(1))
         if b"UIDVALIDITY" not in codes:
-            raise FatalConnectorError("the IMAP server sent no UIDVALIDITY",
-                                      connector=self.connector)
-        return MailboxState(name=mailbox, uidvalidity=codes[b"UIDVALIDITY"],
-                            uidnext=codes.get(b"UIDNEXT"),
-                            highestmodseq=codes.get(b"HIGHESTMODSEQ"), exists=exists)
+            raise FatalConnectorError(
+                "the IMAP server sent no UIDVALIDITY", connector=self.connector
+            )
+        return MailboxState(
+            name=mailbox,
+            uidvalidity=codes[b"UIDVALIDITY"],
+            uidnext=codes.get(b"UIDNEXT"),
+            highestmodseq=codes.get(b"HIGHESTMODSEQ"),
+            exists=exists,
+        )
 
     async def uid_search(self, *criteria: str) -> list[int]:
         response = await self.run("SEARCH", self.client.uid_search(*criteria, charset=None))
@@ -358,12 +391,19 @@ class ImapConnection:
                     return parse_uid_set(match.group(3).decode())[0]
         return None
 
-    async def append(self, mailbox: str, raw: bytes, flags: list[str],
-                     date: datetime | None = None) -> tuple[int, int] | None:
+    async def append(
+        self, mailbox: str, raw: bytes, flags: list[str], date: datetime | None = None
+    ) -> tuple[int, int] | None:
         """APPEND; (uidvalidity, uid) of the new message when the server has UIDPLUS."""
-        response = await self.run("APPEND", self.client.append(
-            raw, mailbox=quote(mailbox), flags=f"({' '.join(flags)})" if flags else None,
-            date=date))
+        response = await self.run(
+            "APPEND",
+            self.client.append(
+                raw,
+                mailbox=quote(mailbox),
+                flags=f"({' '.join(flags)})" if flags else None,
+                date=date,
+            ),
+        )
         for line in response.lines:
             if isinstance(line, bytes):
                 match = _APPENDUID.search(line)
@@ -380,10 +420,13 @@ class ImapConnection:
             match = _LIST.match(line)
             if match:
                 delimiter = match.group(2)
-                found.append(ListedMailbox(
-                    name=unquote(match.group(3)),
-                    attributes={a.decode().lower() for a in match.group(1).split()},
-                    delimiter=None if delimiter == b"NIL" else unquote(delimiter)))
+                found.append(
+                    ListedMailbox(
+                        name=unquote(match.group(3)),
+                        attributes={a.decode().lower() for a in match.group(1).split()},
+                        delimiter=None if delimiter == b"NIL" else unquote(delimiter),
+                    )
+                )
         return found
 
     async def status(self, mailbox: str, items: str = "(MESSAGES UNSEEN)") -> dict[str, int]:
@@ -393,8 +436,11 @@ class ImapConnection:
                 match = _STATUS.match(line)
                 if match:
                     parts = match.group(1).split()
-                    return {parts[i].decode().lower(): int(parts[i + 1])
-                            for i in range(0, len(parts) - 1, 2) if parts[i + 1].isdigit()}
+                    return {
+                        parts[i].decode().lower(): int(parts[i + 1])
+                        for i in range(0, len(parts) - 1, 2)
+                        if parts[i + 1].isdigit()
+                    }
         return {}
 
     async def noop(self) -> None:
@@ -435,13 +481,16 @@ def parse_fetch(lines: list[Any]) -> list[FetchedMessage]:
                 when = parsedate_to_datetime(_internaldate_to_rfc2822(internal.group(1).decode()))
             except (TypeError, ValueError):
                 when = None
-        fetched.append(FetchedMessage(
-            uid=int(uid.group(1)),
-            flags=flags.group(1).decode("utf-8", "replace").split() if flags else [],
-            raw=raw, internaldate=when,
-            modseq=int(modseq.group(1)) if modseq else None,
-            size=int(size.group(1)) if size else None,
-        ))
+        fetched.append(
+            FetchedMessage(
+                uid=int(uid.group(1)),
+                flags=flags.group(1).decode("utf-8", "replace").split() if flags else [],
+                raw=raw,
+                internaldate=when,
+                modseq=int(modseq.group(1)) if modseq else None,
+                size=int(size.group(1)) if size else None,
+            )
+        )
     return fetched
 
 

@@ -73,28 +73,55 @@ T = TypeVar("T")
 
 _CURSOR_PREFIX = "imap1:"
 _IDLE_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectorError, OSError, TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout,
+    ConnectorError,
+    OSError,
+    TimeoutError,
+    aioimaplib.Abort,
+    aioimaplib.CommandTimeout,
 )
 _FETCH_ITEMS = "(UID FLAGS INTERNALDATE BODY.PEEK[])"
-_SYSTEM_FLAGS = {"\\seen": "seen", "\\answered": "answered", "\\flagged": "flagged",
-                 "\\deleted": "deleted", "\\draft": "draft"}
+_SYSTEM_FLAGS = {
+    "\\seen": "seen",
+    "\\answered": "answered",
+    "\\flagged": "flagged",
+    "\\deleted": "deleted",
+    "\\draft": "draft",
+}
 _FLAG_NAMES = frozenset(_SYSTEM_FLAGS.values())
 _KEYWORD = re.compile(r"^[A-Za-z0-9$_.\-]{1,64}$")
-_ROLE_ATTRIBUTES = {"\\sent": FolderRole.SENT, "\\drafts": FolderRole.DRAFTS,
-                    "\\trash": FolderRole.TRASH, "\\junk": FolderRole.JUNK,
-                    "\\archive": FolderRole.ARCHIVE}
+_ROLE_ATTRIBUTES = {
+    "\\sent": FolderRole.SENT,
+    "\\drafts": FolderRole.DRAFTS,
+    "\\trash": FolderRole.TRASH,
+    "\\junk": FolderRole.JUNK,
+    "\\archive": FolderRole.ARCHIVE,
+}
 _ROLE_NAMES = {
-    "sent": FolderRole.SENT, "sent items": FolderRole.SENT, "sent mail": FolderRole.SENT,
-    "sent messages": FolderRole.SENT, "drafts": FolderRole.DRAFTS, "draft": FolderRole.DRAFTS,
-    "trash": FolderRole.TRASH, "deleted items": FolderRole.TRASH,
-    "deleted messages": FolderRole.TRASH, "junk": FolderRole.JUNK, "spam": FolderRole.JUNK,
-    "junk e-mail": FolderRole.JUNK, "archive": FolderRole.ARCHIVE, "archives": FolderRole.ARCHIVE,
+    "sent": FolderRole.SENT,
+    "sent items": FolderRole.SENT,
+    "sent mail": FolderRole.SENT,
+    "sent messages": FolderRole.SENT,
+    "drafts": FolderRole.DRAFTS,
+    "draft": FolderRole.DRAFTS,
+    "trash": FolderRole.TRASH,
+    "deleted items": FolderRole.TRASH,
+    "deleted messages": FolderRole.TRASH,
+    "junk": FolderRole.JUNK,
+    "spam": FolderRole.JUNK,
+    "junk e-mail": FolderRole.JUNK,
+    "archive": FolderRole.ARCHIVE,
+    "archives": FolderRole.ARCHIVE,
 }
 
 
 def _imap_flag(name: str) -> str:
-    return {"seen": "\\Seen", "answered": "\\Answered", "flagged": "\\Flagged",
-            "deleted": "\\Deleted", "draft": "\\Draft"}.get(name, name)
+    return {
+        "seen": "\\Seen",
+        "answered": "\\Answered",
+        "flagged": "\\Flagged",
+        "deleted": "\\Deleted",
+        "draft": "\\Draft",
+    }.get(name, name)
 
 
 def _our_flags(flags: Sequence[str]) -> list[str]:
@@ -117,10 +144,17 @@ class _Cursor:
     target_modseq: int | None  # HIGHESTMODSEQ the current pass will reach
 
     def encode(self) -> str:
-        body = json.dumps({
-            "uv": self.uidvalidity, "ms": self.modseq, "un": self.uidnext,
-            "k": uid_set(self.known), "p": uid_set(self.pending), "tms": self.target_modseq,
-        }, separators=(",", ":")).encode()
+        body = json.dumps(
+            {
+                "uv": self.uidvalidity,
+                "ms": self.modseq,
+                "un": self.uidnext,
+                "k": uid_set(self.known),
+                "p": uid_set(self.pending),
+                "tms": self.target_modseq,
+            },
+            separators=(",", ":"),
+        ).encode()
         return _CURSOR_PREFIX + base64.urlsafe_b64encode(zlib.compress(body)).decode()
 
     @classmethod
@@ -128,15 +162,21 @@ class _Cursor:
         try:
             if not cursor.startswith(_CURSOR_PREFIX):
                 raise ValueError("prefix")
-            data = json.loads(zlib.decompress(base64.urlsafe_b64decode(
-                cursor[len(_CURSOR_PREFIX):].encode())))
-            return cls(uidvalidity=int(data["uv"]), modseq=data.get("ms"),
-                       uidnext=data.get("un"), known=set(parse_uid_set(data.get("k", ""))),
-                       pending=set(parse_uid_set(data.get("p", ""))),
-                       target_modseq=data.get("tms"))
+            data = json.loads(
+                zlib.decompress(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :].encode()))
+            )
+            return cls(
+                uidvalidity=int(data["uv"]),
+                modseq=data.get("ms"),
+                uidnext=data.get("un"),
+                known=set(parse_uid_set(data.get("k", ""))),
+                pending=set(parse_uid_set(data.get("p", ""))),
+                target_modseq=data.get("tms"),
+            )
         except (ValueError, KeyError, TypeError, zlib.error):
-            raise CursorExpiredError("unrecognised sync cursor; resync",
-                                     connector=connector) from None
+            raise CursorExpiredError(
+                "unrecognised sync cursor; resync", connector=connector
+            ) from None
 
 
 def _split_id(message_id: str, connector: str) -> tuple[str, int, int]:
@@ -151,8 +191,14 @@ class ImapEmailConnector:
     """A mailbox on an IMAP server, sending through SMTP submission."""
 
     def __init__(
-        self, *, mailbox: str, imap: ImapEndpoint, smtp: SmtpEndpoint, name: str = "imap",
-        folder_roles: dict[str, FolderRole] | None = None, save_sent_copy: bool = True,
+        self,
+        *,
+        mailbox: str,
+        imap: ImapEndpoint,
+        smtp: SmtpEndpoint,
+        name: str = "imap",
+        folder_roles: dict[str, FolderRole] | None = None,
+        save_sent_copy: bool = True,
     ) -> None:
         self.mailbox = mailbox.lower()
         self.name = name
@@ -182,8 +228,7 @@ class ImapEmailConnector:
             await self._conn.close()
             self._conn = None
 
-    async def _with(self, op: Callable[[ImapConnection], Awaitable[T]], *,
-                    retry: bool = True) -> T:
+    async def _with(self, op: Callable[[ImapConnection], Awaitable[T]], *, retry: bool = True) -> T:
         """Run ``op`` on the connection; reconnect once after a transport failure."""
         attempts = 2 if retry else 1
         for attempt in range(attempts):
@@ -213,8 +258,9 @@ class ImapEmailConnector:
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=exc.detail)
         except Exception as exc:  # check() reports, never raises
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
-        return ConnectorHealth(status=ConnectorStatus.OK,
-                               latency_ms=(time.perf_counter() - started) * 1000)
+        return ConnectorHealth(
+            status=ConnectorStatus.OK, latency_ms=(time.perf_counter() - started) * 1000
+        )
 
     def _role(self, name: str, attributes: set[str]) -> FolderRole:
         if name in self._role_overrides:
@@ -234,10 +280,15 @@ class ImapEmailConnector:
                 if "\\noselect" in listed.attributes or "\\nonexistent" in listed.attributes:
                     continue
                 status = await conn.status(listed.name)
-                folders.append(Folder(
-                    id=listed.name, name=decode_mailbox_name(listed.name),
-                    role=self._role(listed.name, listed.attributes),
-                    total=status.get("messages"), unread=status.get("unseen")))
+                folders.append(
+                    Folder(
+                        id=listed.name,
+                        name=decode_mailbox_name(listed.name),
+                        role=self._role(listed.name, listed.attributes),
+                        total=status.get("messages"),
+                        unread=status.get("unseen"),
+                    )
+                )
             return folders
 
         folders = await self._with(op)
@@ -258,8 +309,7 @@ class ImapEmailConnector:
         for folder in self._folders:
             if folder.role is role:
                 return folder.id
-        raise FatalConnectorError(f"the mailbox has no {role.value} folder",
-                                  connector=self.name)
+        raise FatalConnectorError(f"the mailbox has no {role.value} folder", connector=self.name)
 
     async def _known_folder(self, folder: str) -> None:
         if self._folders is None or folder not in {f.id for f in self._folders}:
@@ -270,17 +320,22 @@ class ImapEmailConnector:
 
     # ------------------------------------------------------------------ reading
 
-    def _message(self, folder: str, state_uv: int, fetched: FetchedMessage,
-                 drafts: str | None = None) -> EmailMessage:
+    def _message(
+        self, folder: str, state_uv: int, fetched: FetchedMessage, drafts: str | None = None
+    ) -> EmailMessage:
         flags = _our_flags(fetched.flags)
         return parse_message(
-            fetched.raw or b"", id=f"{folder}/{state_uv}/{fetched.uid}", folder=folder,
-            flags=flags, is_draft="draft" in flags or (drafts is not None and folder == drafts),
+            fetched.raw or b"",
+            id=f"{folder}/{state_uv}/{fetched.uid}",
+            folder=folder,
+            flags=flags,
+            is_draft="draft" in flags or (drafts is not None and folder == drafts),
             received=fetched.internaldate,
         )
 
-    async def _fetch(self, conn: ImapConnection, folder: str, uv: int,
-                     uids: Sequence[int]) -> list[EmailMessage]:
+    async def _fetch(
+        self, conn: ImapConnection, folder: str, uv: int, uids: Sequence[int]
+    ) -> list[EmailMessage]:
         if not uids:
             return []
         fetched = await conn.uid_fetch(uid_set(list(uids)), _FETCH_ITEMS)
@@ -294,17 +349,20 @@ class ImapEmailConnector:
             return None
         return next((f.id for f in self._folders if f.role is FolderRole.DRAFTS), None)
 
-    async def _select_checked(self, conn: ImapConnection, folder: str, uv: int,
-                              message_id: str) -> MailboxState:
+    async def _select_checked(
+        self, conn: ImapConnection, folder: str, uv: int, message_id: str
+    ) -> MailboxState:
         try:
             state = await conn.select(folder)
         except (ConnectorNotFoundError, FatalConnectorError):
-            raise ConnectorNotFoundError(f"no message {message_id!r}",
-                                         connector=self.name) from None
+            raise ConnectorNotFoundError(
+                f"no message {message_id!r}", connector=self.name
+            ) from None
         assert state is not None
         if state.uidvalidity != uv:
-            raise ConnectorNotFoundError(f"no message {message_id!r} (UIDVALIDITY changed)",
-                                         connector=self.name)
+            raise ConnectorNotFoundError(
+                f"no message {message_id!r} (UIDVALIDITY changed)", connector=self.name
+            )
         return state
 
     async def get_message(self, message_id: str) -> EmailMessage:
@@ -332,18 +390,21 @@ class ImapEmailConnector:
             try:
                 state = await conn.select(folder)
             except FatalConnectorError:
-                raise ConnectorNotFoundError(f"no folder {folder!r}",
-                                             connector=self.name) from None
+                raise ConnectorNotFoundError(f"no folder {folder!r}", connector=self.name) from None
             assert state is not None
             if previous is not None and previous.uidvalidity != state.uidvalidity:
                 raise CursorExpiredError("UIDVALIDITY changed; resync", connector=self.name)
             condstore = state.highestmodseq is not None
             # Nothing changed: one round trip. EXISTS is compared too, because CONDSTORE
             # alone does not oblige a server to raise HIGHESTMODSEQ on expunge.
-            if (previous is not None and not previous.pending and condstore
-                    and previous.modseq == state.highestmodseq
-                    and previous.uidnext == state.uidnext
-                    and len(previous.known) == state.exists):
+            if (
+                previous is not None
+                and not previous.pending
+                and condstore
+                and previous.modseq == state.highestmodseq
+                and previous.uidnext == state.uidnext
+                and len(previous.known) == state.exists
+            ):
                 return SyncBatch(cursor=previous.encode())
             current = set(await conn.uid_search("ALL")) if state.exists else set()
             if previous is None:
@@ -371,19 +432,28 @@ class ImapEmailConnector:
             pending -= set(page)
             more = bool(pending)
             next_cursor = _Cursor(
-                uidvalidity=state.uidvalidity, modseq=modseq if more else target,
-                uidnext=state.uidnext, known=known, pending=pending, target_modseq=target)
+                uidvalidity=state.uidvalidity,
+                modseq=modseq if more else target,
+                uidnext=state.uidnext,
+                known=known,
+                pending=pending,
+                target_modseq=target,
+            )
             return SyncBatch(
                 messages=messages,
                 removed_ids=[f"{folder}/{state.uidvalidity}/{u}" for u in sorted(removed)],
-                cursor=next_cursor.encode(), more=more, full_resync=previous is None)
+                cursor=next_cursor.encode(),
+                more=more,
+                full_resync=previous is None,
+            )
 
         return await self._with(op)
 
     # ------------------------------------------------------------------ drafts
 
-    async def _find_by_header(self, conn: ImapConnection, folder: str, header: str,
-                              value: str) -> tuple[int, int] | None:
+    async def _find_by_header(
+        self, conn: ImapConnection, folder: str, header: str, value: str
+    ) -> tuple[int, int] | None:
         state = await conn.select(folder)
         assert state is not None
         uids = await conn.uid_search("HEADER", header, quote(value))
@@ -415,10 +485,18 @@ class ImapEmailConnector:
             subject = request.subject or reply_subject(original.subject)
             in_reply_to, references = reply_threading(original)
         extra = {IDEMPOTENCY_HEADER: request.idempotency_key} if request.idempotency_key else {}
-        mime = build_message(sender=me, to=to, cc=cc, bcc=request.bcc, subject=subject,
-                             body_text=request.body_text, body_html=request.body_html,
-                             in_reply_to=in_reply_to, references=references,
-                             extra_headers=extra)
+        mime = build_message(
+            sender=me,
+            to=to,
+            cc=cc,
+            bcc=request.bcc,
+            subject=subject,
+            body_text=request.body_text,
+            body_html=request.body_html,
+            in_reply_to=in_reply_to,
+            references=references,
+            extra_headers=extra,
+        )
         raw = to_bytes(mime)
         message_id = str(mime["Message-ID"])
 
@@ -427,14 +505,16 @@ class ImapEmailConnector:
             if appended is None:  # no UIDPLUS: find it by its Message-ID
                 appended = await self._find_by_header(conn, drafts, "Message-ID", message_id)
             if appended is None:
-                raise FatalConnectorError("the draft was stored but cannot be found",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "the draft was stored but cannot be found", connector=self.name
+                )
             return appended
 
         uv, uid = await self._with(append, retry=False)
         log.info("imap.draft_created", connector=self.name, mode=request.mode.value)
-        return parse_message(raw, id=f"{drafts}/{uv}/{uid}", folder=drafts,
-                             flags=["draft", "seen"], is_draft=True)
+        return parse_message(
+            raw, id=f"{drafts}/{uv}/{uid}", folder=drafts, flags=["draft", "seen"], is_draft=True
+        )
 
     async def send_draft(self, draft_id: str) -> EmailMessage:
         folder, uv, uid = _split_id(draft_id, self.name)
@@ -468,16 +548,22 @@ class ImapEmailConnector:
         if placed is None:
             del mime["Date"]
             mime["Date"] = format_datetime(datetime.now(UTC))
-            await submit(self._smtp, for_transmission(mime), sender=self.mailbox,
-                         recipients=recipients, connector=self.name)
+            await submit(
+                self._smtp,
+                for_transmission(mime),
+                sender=self.mailbox,
+                recipients=recipients,
+                connector=self.name,
+            )
             log.info("imap.sent", connector=self.name, recipients=len(recipients))
             if self._save_sent_copy:
                 raw = to_bytes(mime)
 
                 async def save(conn: ImapConnection) -> tuple[int, int] | None:
                     appended = await conn.append(sent, raw, ["\\Seen"])
-                    return appended or await self._find_by_header(conn, sent, "Message-ID",
-                                                                  message_id)
+                    return appended or await self._find_by_header(
+                        conn, sent, "Message-ID", message_id
+                    )
 
                 placed = await self._with(save, retry=False)
             else:
@@ -486,8 +572,9 @@ class ImapEmailConnector:
         if draft.in_reply_to:
             await self._mark_answered(draft.in_reply_to)
         if placed is None:
-            raise FatalConnectorError("sent, but the copy in Sent cannot be found",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                "sent, but the copy in Sent cannot be found", connector=self.name
+            )
         return await self.get_message(f"{sent}/{placed[0]}/{placed[1]}")
 
     async def _expunge(self, folder: str, uv: int, uid: int) -> bool:
@@ -547,8 +634,9 @@ class ImapEmailConnector:
                 uids = await conn.uid_search("HEADER", "Message-ID", quote(original.message_id))
                 new_uid = uids[-1] if uids else None
             if new_uid is None:
-                raise FatalConnectorError("moved, but the message cannot be found",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "moved, but the message cannot be found", connector=self.name
+                )
             return f"{folder}/{state.uidvalidity}/{new_uid}"
 
         new_id = await self._with(op, retry=False)
@@ -577,7 +665,11 @@ class ImapEmailConnector:
     # ------------------------------------------------------------------ push
 
     async def watch(
-        self, folder: str, *, idle_timeout_s: float = 25 * 60, poll_interval_s: float = 60.0,
+        self,
+        folder: str,
+        *,
+        idle_timeout_s: float = 25 * 60,
+        poll_interval_s: float = 60.0,
         max_backoff_s: float = 60.0,
     ) -> AsyncIterator[None]:
         """Yield whenever ``folder`` may have changed: IMAP IDLE on a dedicated connection.
@@ -612,8 +704,13 @@ class ImapEmailConnector:
                     failures += 1
                     delay = min(max_backoff_s, 2 ** min(failures, 10) * 0.25)
                     delay *= random.uniform(0.5, 1.0)
-                    log.info("imap.idle_reconnect", connector=self.name, failures=failures,
-                             error=type(exc).__name__, delay_s=round(delay, 2))
+                    log.info(
+                        "imap.idle_reconnect",
+                        connector=self.name,
+                        failures=failures,
+                        error=type(exc).__name__,
+                        delay_s=round(delay, 2),
+                    )
                     if conn is not None:
                         await conn.close()
                         conn = None
@@ -633,16 +730,20 @@ class ImapEmailConnector:
         lines = pushed if isinstance(pushed, list) else []
         bye = any(isinstance(line, bytes | bytearray) and b"BYE" in line for line in lines)
         if bye or conn.lost:
-            raise RetriableConnectorError("the IMAP server closed the IDLE session",
-                                          connector=self.name)
+            raise RetriableConnectorError(
+                "the IMAP server closed the IDLE session", connector=self.name
+            )
         if client.has_pending_idle():
             client.idle_done()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(idle, 5)
         if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
             return False
-        return any(isinstance(line, bytes | bytearray) and (
-            b"EXISTS" in line or b"EXPUNGE" in line or b"FETCH" in line) for line in lines)
+        return any(
+            isinstance(line, bytes | bytearray)
+            and (b"EXISTS" in line or b"EXPUNGE" in line or b"FETCH" in line)
+            for line in lines
+        )
 
     async def aclose(self) -> None:
         async with self._lock:

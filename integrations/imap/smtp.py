@@ -33,15 +33,22 @@ class SmtpEndpoint:
 
 
 async def submit(
-    endpoint: SmtpEndpoint, message: MimeMessage, *, sender: str, recipients: Sequence[str],
+    endpoint: SmtpEndpoint,
+    message: MimeMessage,
+    *,
+    sender: str,
+    recipients: Sequence[str],
     connector: str = "imap",
 ) -> list[str]:
     """Submit ``message``; returns the recipients the server refused (when not all were)."""
     if not recipients:
         raise FatalConnectorError("the message has no recipients", connector=connector)
     smtp = aiosmtplib.SMTP(
-        hostname=endpoint.host, port=endpoint.port, timeout=endpoint.timeout_s,
-        use_tls=endpoint.security == "tls", start_tls=endpoint.security == "starttls",
+        hostname=endpoint.host,
+        port=endpoint.port,
+        timeout=endpoint.timeout_s,
+        use_tls=endpoint.security == "tls",
+        start_tls=endpoint.security == "starttls",
         tls_context=client_ssl_context(endpoint.ca_file),
     )
     try:
@@ -50,20 +57,25 @@ async def submit(
             await smtp.auth_xoauth2(endpoint.username, await endpoint.token_provider())
         else:
             await smtp.login(endpoint.username, endpoint.password or "")
-        refused, _ = await smtp.send_message(message, sender=sender,
-                                             recipients=list(recipients))
+        refused, _ = await smtp.send_message(message, sender=sender, recipients=list(recipients))
     except aiosmtplib.SMTPAuthenticationError:
         raise ConnectorAuthError("SMTP authentication failed", connector=connector) from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
-        raise FatalConnectorError(f"SMTP refused every recipient ({len(exc.recipients)})",
-                                  connector=connector) from None
+        raise FatalConnectorError(
+            f"SMTP refused every recipient ({len(exc.recipients)})", connector=connector
+        ) from None
     except aiosmtplib.SMTPResponseException as exc:
         error = RetriableConnectorError if 400 <= exc.code < 500 else FatalConnectorError
         raise error(f"SMTP answered {exc.code}", connector=connector) from None
-    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError,
-            aiosmtplib.SMTPServerDisconnected, OSError) as exc:
-        raise RetriableConnectorError(f"SMTP failed ({type(exc).__name__})",
-                                      connector=connector) from None
+    except (
+        aiosmtplib.SMTPConnectError,
+        aiosmtplib.SMTPTimeoutError,
+        aiosmtplib.SMTPServerDisconnected,
+        OSError,
+    ) as exc:
+        raise RetriableConnectorError(
+            f"SMTP failed ({type(exc).__name__})", connector=connector
+        ) from None
     finally:
         if smtp.is_connected:
             try:

@@ -25,8 +25,16 @@ GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 # msal error codes after which retrying with the same credentials is pointless.
-_FATAL_CODES = frozenset({"invalid_client", "unauthorized_client", "invalid_grant",
-                          "invalid_scope", "invalid_request", "unsupported_grant_type"})
+_FATAL_CODES = frozenset(
+    {
+        "invalid_client",
+        "unauthorized_client",
+        "invalid_grant",
+        "invalid_scope",
+        "invalid_request",
+        "unsupported_grant_type",
+    }
+)
 
 
 class ClientCredentialsTokenProvider:
@@ -38,15 +46,21 @@ class ClientCredentialsTokenProvider:
     """
 
     def __init__(
-        self, *, tenant_id: str, client_id: str, client_secret: SecretStr | str,
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        client_secret: SecretStr | str,
         authority_host: str = DEFAULT_AUTHORITY_HOST,
         scopes: Sequence[str] = (GRAPH_DEFAULT_SCOPE,),
-        http_client: Any = None, connector: str = "msgraph",
+        http_client: Any = None,
+        connector: str = "msgraph",
     ) -> None:
         self._tenant_id = tenant_id
         self._client_id = client_id
-        self._secret = (client_secret if isinstance(client_secret, SecretStr)
-                        else SecretStr(client_secret))
+        self._secret = (
+            client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        )
         self._authority = f"{authority_host.rstrip('/')}/{tenant_id}"
         self._scopes = list(scopes)
         self._http_client = http_client
@@ -62,8 +76,11 @@ class ClientCredentialsTokenProvider:
             kwargs["http_client"] = self._http_client
         is_public_cloud = self._authority.startswith(DEFAULT_AUTHORITY_HOST)
         return msal.ConfidentialClientApplication(
-            self._client_id, client_credential=self._secret.get_secret_value(),
-            authority=self._authority, instance_discovery=is_public_cloud, **kwargs,
+            self._client_id,
+            client_credential=self._secret.get_secret_value(),
+            authority=self._authority,
+            instance_discovery=is_public_cloud,
+            **kwargs,
         )
 
     def _acquire(self) -> dict[str, Any]:
@@ -77,17 +94,20 @@ class ClientCredentialsTokenProvider:
             try:
                 result = await asyncio.to_thread(self._acquire)
             except ValueError as exc:  # msal: authority discovery failed
-                raise ConnectorAuthError(f"token authority unusable: {exc}",
-                                         connector=self._connector) from None
+                raise ConnectorAuthError(
+                    f"token authority unusable: {exc}", connector=self._connector
+                ) from None
             except OSError as exc:
-                raise RetriableConnectorError(f"token endpoint unreachable: {type(exc).__name__}",
-                                              connector=self._connector) from None
+                raise RetriableConnectorError(
+                    f"token endpoint unreachable: {type(exc).__name__}", connector=self._connector
+                ) from None
         token = result.get("access_token")
         if token:
             return str(token)
         code = str(result.get("error", "unknown_error"))
-        log.warning("msgraph.token_failed", connector=self._connector, error=code,
-                    tenant=self._tenant_id)
+        log.warning(
+            "msgraph.token_failed", connector=self._connector, error=code, tenant=self._tenant_id
+        )
         if code in _FATAL_CODES:
             raise ConnectorAuthError(f"token request refused: {code}", connector=self._connector)
         raise RetriableConnectorError(f"token request failed: {code}", connector=self._connector)
@@ -102,8 +122,9 @@ def requests_session_trusting(ca_file: str) -> Any:
     import requests
 
     class _PinnedSession(requests.Session):
-        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                       cert: Any) -> Any:
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
             merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
             merged["verify"] = self.verify
             return merged

@@ -60,20 +60,38 @@ log = structlog.stdlib.get_logger(__name__)
 _PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 _SCHEDULE_BATCH = 20
 _SHOW_AS = {
-    "free": ShowAs.FREE, "tentative": ShowAs.TENTATIVE, "busy": ShowAs.BUSY,
-    "oof": ShowAs.OOF, "workingelsewhere": ShowAs.WORKING_ELSEWHERE, "unknown": ShowAs.BUSY,
+    "free": ShowAs.FREE,
+    "tentative": ShowAs.TENTATIVE,
+    "busy": ShowAs.BUSY,
+    "oof": ShowAs.OOF,
+    "workingelsewhere": ShowAs.WORKING_ELSEWHERE,
+    "unknown": ShowAs.BUSY,
 }
-_SHOW_AS_OUT = {ShowAs.FREE: "free", ShowAs.TENTATIVE: "tentative", ShowAs.BUSY: "busy",
-                ShowAs.OOF: "oof", ShowAs.WORKING_ELSEWHERE: "workingElsewhere"}
+_SHOW_AS_OUT = {
+    ShowAs.FREE: "free",
+    ShowAs.TENTATIVE: "tentative",
+    ShowAs.BUSY: "busy",
+    ShowAs.OOF: "oof",
+    ShowAs.WORKING_ELSEWHERE: "workingElsewhere",
+}
 _RESPONSE = {
-    "none": ResponseStatus.NEEDS_ACTION, "notresponded": ResponseStatus.NEEDS_ACTION,
-    "organizer": ResponseStatus.ORGANIZER, "accepted": ResponseStatus.ACCEPTED,
-    "tentativelyaccepted": ResponseStatus.TENTATIVE, "declined": ResponseStatus.DECLINED,
+    "none": ResponseStatus.NEEDS_ACTION,
+    "notresponded": ResponseStatus.NEEDS_ACTION,
+    "organizer": ResponseStatus.ORGANIZER,
+    "accepted": ResponseStatus.ACCEPTED,
+    "tentativelyaccepted": ResponseStatus.TENTATIVE,
+    "declined": ResponseStatus.DECLINED,
 }
-_ATTENDEE_TYPE = {"required": AttendeeType.REQUIRED, "optional": AttendeeType.OPTIONAL,
-                  "resource": AttendeeType.RESOURCE}
-_INVITE_ACTION = {InviteResponse.ACCEPT: "accept", InviteResponse.TENTATIVE: "tentativelyAccept",
-                  InviteResponse.DECLINE: "decline"}
+_ATTENDEE_TYPE = {
+    "required": AttendeeType.REQUIRED,
+    "optional": AttendeeType.OPTIONAL,
+    "resource": AttendeeType.RESOURCE,
+}
+_INVITE_ACTION = {
+    InviteResponse.ACCEPT: "accept",
+    InviteResponse.TENTATIVE: "tentativelyAccept",
+    InviteResponse.DECLINE: "decline",
+}
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -93,9 +111,11 @@ class GraphCalendarConfig(BaseModel):
 
     mailbox: str = Field(title="Mailbox", description="The owner's address (UPN).")
     auth: Literal["client_credentials", "token", "context"] = Field(
-        default="client_credentials", title="Authentication",
+        default="client_credentials",
+        title="Authentication",
         description="client_credentials: app-only (msal); token: a pre-issued token; "
-        "context: a token provider the application injects (on-behalf-of, delegated).")
+        "context: a token provider the application injects (on-behalf-of, delegated).",
+    )
     tenant_id: str | None = Field(default=None, title="Tenant id")
     client_id: str | None = Field(default=None, title="Client (application) id")
     client_secret: SecretStr | None = Field(default=None, title="Client secret")
@@ -104,15 +124,19 @@ class GraphCalendarConfig(BaseModel):
     authority_host: str = Field(default=DEFAULT_AUTHORITY_HOST, title="Authority host")
     timeout_s: float = Field(default=30.0, gt=0, le=600, title="Request timeout (s)")
     max_attempts: int = Field(default=5, ge=1, le=20, title="Attempts per request")
-    availability_interval_min: int = Field(default=15, ge=5, le=1440,
-                                           title="getSchedule interval (minutes)")
+    availability_interval_min: int = Field(
+        default=15, ge=5, le=1440, title="getSchedule interval (minutes)"
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> GraphCalendarConfig:
         missing = []
         if self.auth == "client_credentials":
-            missing = [name for name in ("tenant_id", "client_id", "client_secret")
-                       if getattr(self, name) is None]
+            missing = [
+                name
+                for name in ("tenant_id", "client_id", "client_secret")
+                if getattr(self, name) is None
+            ]
         elif self.auth == "token" and self.access_token is None:
             missing = ["access_token"]
         if missing:
@@ -133,8 +157,9 @@ class MeetingTimeSuggestion(BaseModel):
 
 class MeetingTimes(BaseModel):
     suggestions: list[MeetingTimeSuggestion] = Field(default_factory=list)
-    empty_reason: str | None = Field(default=None,
-                                     description="Why there is no suggestion, when there is none.")
+    empty_reason: str | None = Field(
+        default=None, description="Why there is no suggestion, when there is none."
+    )
 
 
 def parse_graph_datetime(value: dict[str, Any] | None, default_tz: str = "UTC") -> datetime:
@@ -163,8 +188,10 @@ def graph_datetime(moment: datetime, zone: str) -> dict[str, str]:
     wall = ical.wall_time(moment, zone)
     if wall.tzinfo is UTC:
         return {"dateTime": wall.replace(tzinfo=None).isoformat(), "timeZone": "UTC"}
-    return {"dateTime": wall.replace(tzinfo=None).isoformat(),
-            "timeZone": _IANA_TO_WINDOWS.get(zone, zone)}
+    return {
+        "dateTime": wall.replace(tzinfo=None).isoformat(),
+        "timeZone": _IANA_TO_WINDOWS.get(zone, zone),
+    }
 
 
 def _parse_time(value: str | None, default: time) -> time:
@@ -186,8 +213,13 @@ class GraphCalendarConnector:
     """
 
     def __init__(
-        self, client: GraphClient, *, mailbox: str, name: str = "msgraph-calendar",
-        availability_interval_min: int = 15, owns_client: bool = True,
+        self,
+        client: GraphClient,
+        *,
+        mailbox: str,
+        name: str = "msgraph-calendar",
+        availability_interval_min: int = 15,
+        owns_client: bool = True,
     ) -> None:
         self.owner = mailbox.strip().lower()
         self.name = name
@@ -208,8 +240,7 @@ class GraphCalendarConnector:
             return address.lower(), graph_id
         return self.owner, event_id
 
-    def _event(self, data: dict[str, Any], address: str,
-               default_tz: str = "UTC") -> CalendarEvent:
+    def _event(self, data: dict[str, Any], address: str, default_tz: str = "UTC") -> CalendarEvent:
         graph_id = str(data["id"])
         event_id = graph_id if address == self.owner else f"{address}/{graph_id}"
         try:
@@ -220,12 +251,16 @@ class GraphCalendarConnector:
             Attendee(
                 address=str(a["emailAddress"]["address"]),
                 name=a["emailAddress"].get("name") or None,
-                type=_ATTENDEE_TYPE.get(str(a.get("type", "required")).lower(),
-                                        AttendeeType.REQUIRED),
-                response=_RESPONSE.get(str((a.get("status") or {}).get("response", "none"))
-                                       .lower(), ResponseStatus.NEEDS_ACTION),
+                type=_ATTENDEE_TYPE.get(
+                    str(a.get("type", "required")).lower(), AttendeeType.REQUIRED
+                ),
+                response=_RESPONSE.get(
+                    str((a.get("status") or {}).get("response", "none")).lower(),
+                    ResponseStatus.NEEDS_ACTION,
+                ),
             )
-            for a in data.get("attendees") or [] if (a.get("emailAddress") or {}).get("address")
+            for a in data.get("attendees") or []
+            if (a.get("emailAddress") or {}).get("address")
         ]
         organizer = ((data.get("organizer") or {}).get("emailAddress") or {}).get("address")
         series = data.get("seriesMasterId")
@@ -251,9 +286,13 @@ class GraphCalendarConnector:
             show_as=_SHOW_AS.get(str(data.get("showAs", "busy")).lower(), ShowAs.BUSY),
             is_cancelled=bool(data.get("isCancelled")),
             series_id=(series if address == self.owner else f"{address}/{series}")
-            if series else None,
-            recurrence_id=datetime.fromisoformat(str(original).replace("Z", "+00:00"))
-            .astimezone(UTC) if original else None,
+            if series
+            else None,
+            recurrence_id=datetime.fromisoformat(str(original).replace("Z", "+00:00")).astimezone(
+                UTC
+            )
+            if original
+            else None,
             etag=data.get("@odata.etag") or data.get("changeKey"),
         )
 
@@ -264,12 +303,14 @@ class GraphCalendarConnector:
         try:
             await self._graph.get_json(f"{self._user(self.owner)}/mailboxSettings")
         except ConnectorError as exc:
-            return ConnectorHealth(status=ConnectorStatus.DOWN,
-                                   detail=f"{type(exc).__name__}: {exc.detail}")
+            return ConnectorHealth(
+                status=ConnectorStatus.DOWN, detail=f"{type(exc).__name__}: {exc.detail}"
+            )
         except Exception as exc:  # check() reports, never raises
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
-        return ConnectorHealth(status=ConnectorStatus.OK,
-                               latency_ms=(time_module.perf_counter() - started) * 1000)
+        return ConnectorHealth(
+            status=ConnectorStatus.OK, latency_ms=(time_module.perf_counter() - started) * 1000
+        )
 
     async def mailbox_settings(self, address: str | None = None) -> tuple[str, WorkingHours]:
         """(IANA time zone, working hours) of a mailbox, from ``mailboxSettings``."""
@@ -293,24 +334,36 @@ class GraphCalendarConnector:
             zone = ical.resolve_timezone((data.get("timeZone") or {}).get("name"), default_zone)
         except ValueError:  # a customTimeZone with only offsets: fall back to the mailbox's
             zone = default_zone
-        days = [_DAYS.index(str(d).lower()) for d in data.get("daysOfWeek") or []
-                if str(d).lower() in _DAYS]
-        return WorkingHours(timezone=zone, days=sorted(days),
-                            start=_parse_time(data.get("startTime"), time(9, 0)),
-                            end=_parse_time(data.get("endTime"), time(17, 0)))
+        days = [
+            _DAYS.index(str(d).lower())
+            for d in data.get("daysOfWeek") or []
+            if str(d).lower() in _DAYS
+        ]
+        return WorkingHours(
+            timezone=zone,
+            days=sorted(days),
+            start=_parse_time(data.get("startTime"), time(9, 0)),
+            end=_parse_time(data.get("endTime"), time(17, 0)),
+        )
 
     async def list_calendars(self) -> list[CalendarInfo]:
         zone, _ = await self.mailbox_settings()
         calendars = []
         async for item in self._graph.items(f"{self._user(self.owner)}/calendars"):
             default = bool(item.get("isDefaultCalendar"))
-            calendars.append(CalendarInfo(
-                id=self.owner if default else str(item["id"]), name=item.get("name") or "",
-                owner=str(((item.get("owner") or {}).get("address")) or self.owner).lower(),
-                timezone=zone, can_edit=bool(item.get("canEdit", True))))
+            calendars.append(
+                CalendarInfo(
+                    id=self.owner if default else str(item["id"]),
+                    name=item.get("name") or "",
+                    owner=str(((item.get("owner") or {}).get("address")) or self.owner).lower(),
+                    timezone=zone,
+                    can_edit=bool(item.get("canEdit", True)),
+                )
+            )
         if not any(c.id == self.owner for c in calendars):
-            calendars.insert(0, CalendarInfo(id=self.owner, name="Calendar", owner=self.owner,
-                                             timezone=zone))
+            calendars.insert(
+                0, CalendarInfo(id=self.owner, name="Calendar", owner=self.owner, timezone=zone)
+            )
         return calendars
 
     def _calendar_path(self, calendar_id: str | None) -> tuple[str, str]:
@@ -325,12 +378,12 @@ class GraphCalendarConnector:
         self, start: datetime, end: datetime, *, calendar_id: str | None = None
     ) -> list[CalendarEvent]:
         address, prefix = self._calendar_path(calendar_id)
-        params = {"startDateTime": _utc_param(start), "endDateTime": _utc_param(end),
-                  "$top": "100"}
+        params = {"startDateTime": _utc_param(start), "endDateTime": _utc_param(end), "$top": "100"}
         events = [
             self._event(item, address)
-            async for item in self._graph.items(f"{prefix}/calendarView", params=params,
-                                                headers={"Prefer": _PREFER})
+            async for item in self._graph.items(
+                f"{prefix}/calendarView", params=params, headers={"Prefer": _PREFER}
+            )
         ]
         events.sort(key=lambda e: (e.start, e.id))
         return events
@@ -338,8 +391,8 @@ class GraphCalendarConnector:
     async def get_event(self, event_id: str) -> CalendarEvent:
         address, graph_id = self._split_id(event_id)
         data = await self._graph.get_json(
-            f"{self._user(address)}/events/{quote(graph_id, safe='')}",
-            headers={"Prefer": _PREFER})
+            f"{self._user(address)}/events/{quote(graph_id, safe='')}", headers={"Prefer": _PREFER}
+        )
         return self._event(data, address)
 
     async def get_free_busy(
@@ -348,25 +401,31 @@ class GraphCalendarConnector:
         wanted = [p.strip().lower() for p in people]
         found: dict[str, FreeBusy] = {}
         for batch_start in range(0, len(wanted), _SCHEDULE_BATCH):
-            batch = list(dict.fromkeys(wanted[batch_start:batch_start + _SCHEDULE_BATCH]))
+            batch = list(dict.fromkeys(wanted[batch_start : batch_start + _SCHEDULE_BATCH]))
             data = await self._graph.post_json(
                 f"{self._user(self.owner)}/calendar/getSchedule",
-                {"schedules": batch,
-                 "startTime": {"dateTime": _utc_param(start)[:-1], "timeZone": "UTC"},
-                 "endTime": {"dateTime": _utc_param(end)[:-1], "timeZone": "UTC"},
-                 "availabilityViewInterval": self._interval},
-                headers={"Prefer": 'outlook.timezone="UTC"'})
+                {
+                    "schedules": batch,
+                    "startTime": {"dateTime": _utc_param(start)[:-1], "timeZone": "UTC"},
+                    "endTime": {"dateTime": _utc_param(end)[:-1], "timeZone": "UTC"},
+                    "availabilityViewInterval": self._interval,
+                },
+                headers={"Prefer": 'outlook.timezone="UTC"'},
+            )
             for item in data.get("value", []):
                 found[str(item.get("scheduleId", "")).lower()] = await self._schedule(item)
-        return [found.get(p) or FreeBusy(person=p, error="not returned by getSchedule")
-                for p in wanted]
+        return [
+            found.get(p) or FreeBusy(person=p, error="not returned by getSchedule") for p in wanted
+        ]
 
     async def _schedule(self, item: dict[str, Any]) -> FreeBusy:
         person = str(item.get("scheduleId", "")).lower()
         error = item.get("error")
         if error:
-            return FreeBusy(person=person, error=str(error.get("responseCode")
-                                                     or error.get("message") or "error"))
+            return FreeBusy(
+                person=person,
+                error=str(error.get("responseCode") or error.get("message") or "error"),
+            )
         hours_data = item.get("workingHours")
         hours: WorkingHours | None = None
         if hours_data:
@@ -381,47 +440,78 @@ class GraphCalendarConnector:
             show_as = _SHOW_AS.get(str(entry.get("status", "busy")).lower(), ShowAs.BUSY)
             if show_as is ShowAs.FREE:
                 continue
-            busy.append(BusyInterval(start=parse_graph_datetime(entry.get("start")),
-                                     end=parse_graph_datetime(entry.get("end")),
-                                     show_as=show_as))
+            busy.append(
+                BusyInterval(
+                    start=parse_graph_datetime(entry.get("start")),
+                    end=parse_graph_datetime(entry.get("end")),
+                    show_as=show_as,
+                )
+            )
         busy.sort(key=lambda b: b.start)
-        return FreeBusy(person=person, timezone=hours.timezone if hours else "UTC",
-                        working_hours=hours, busy=busy)
+        return FreeBusy(
+            person=person,
+            timezone=hours.timezone if hours else "UTC",
+            working_hours=hours,
+            busy=busy,
+        )
 
     async def find_meeting_times(
-        self, attendees: Sequence[str], start: datetime, end: datetime, duration: timedelta,
-        *, max_candidates: int = 20, minimum_attendee_percentage: float = 100.0,
+        self,
+        attendees: Sequence[str],
+        start: datetime,
+        end: datetime,
+        duration: timedelta,
+        *,
+        max_candidates: int = 20,
+        minimum_attendee_percentage: float = 100.0,
     ) -> MeetingTimes:
         """Slots Exchange proposes (``findMeetingTimes``; a delegated token is required)."""
         minutes = int(duration.total_seconds() // 60)
         data = await self._graph.post_json(
             f"{self._user(self.owner)}/findMeetingTimes",
-            {"attendees": [{"type": "required", "emailAddress": {"address": a}}
-                           for a in attendees],
-             "timeConstraint": {"activityDomain": "work", "timeSlots": [{
-                 "start": {"dateTime": _utc_param(start)[:-1], "timeZone": "UTC"},
-                 "end": {"dateTime": _utc_param(end)[:-1], "timeZone": "UTC"}}]},
-             "meetingDuration": f"PT{minutes // 60}H{minutes % 60}M",
-             "maxCandidates": max_candidates, "isOrganizerOptional": False,
-             "returnSuggestionReasons": True,
-             "minimumAttendeePercentage": minimum_attendee_percentage},
-            headers={"Prefer": 'outlook.timezone="UTC"'})
+            {
+                "attendees": [
+                    {"type": "required", "emailAddress": {"address": a}} for a in attendees
+                ],
+                "timeConstraint": {
+                    "activityDomain": "work",
+                    "timeSlots": [
+                        {
+                            "start": {"dateTime": _utc_param(start)[:-1], "timeZone": "UTC"},
+                            "end": {"dateTime": _utc_param(end)[:-1], "timeZone": "UTC"},
+                        }
+                    ],
+                },
+                "meetingDuration": f"PT{minutes // 60}H{minutes % 60}M",
+                "maxCandidates": max_candidates,
+                "isOrganizerOptional": False,
+                "returnSuggestionReasons": True,
+                "minimumAttendeePercentage": minimum_attendee_percentage,
+            },
+            headers={"Prefer": 'outlook.timezone="UTC"'},
+        )
         suggestions = []
         for item in data.get("meetingTimeSuggestions") or []:
             slot = item.get("meetingTimeSlot") or {}
-            suggestions.append(MeetingTimeSuggestion(
-                start=parse_graph_datetime(slot.get("start")).astimezone(UTC),
-                end=parse_graph_datetime(slot.get("end")).astimezone(UTC),
-                confidence=float(item.get("confidence", 0)),
-                organizer_availability=str(item.get("organizerAvailability", "unknown")),
-                attendee_availability={
-                    str(a["attendee"]["emailAddress"]["address"]).lower(): str(
-                        a.get("availability", "unknown"))
-                    for a in item.get("attendeeAvailability") or []},
-                reason=item.get("suggestionReason") or None))
+            suggestions.append(
+                MeetingTimeSuggestion(
+                    start=parse_graph_datetime(slot.get("start")).astimezone(UTC),
+                    end=parse_graph_datetime(slot.get("end")).astimezone(UTC),
+                    confidence=float(item.get("confidence", 0)),
+                    organizer_availability=str(item.get("organizerAvailability", "unknown")),
+                    attendee_availability={
+                        str(a["attendee"]["emailAddress"]["address"]).lower(): str(
+                            a.get("availability", "unknown")
+                        )
+                        for a in item.get("attendeeAvailability") or []
+                    },
+                    reason=item.get("suggestionReason") or None,
+                )
+            )
         suggestions.sort(key=lambda s: s.start)
-        return MeetingTimes(suggestions=suggestions,
-                            empty_reason=data.get("emptySuggestionsReason") or None)
+        return MeetingTimes(
+            suggestions=suggestions, empty_reason=data.get("emptySuggestionsReason") or None
+        )
 
     # ------------------------------------------------------------------ writes
 
@@ -430,8 +520,9 @@ class GraphCalendarConnector:
             raise FatalConnectorError("an event must end after it starts", connector=self.name)
         address, prefix = self._calendar_path(request.calendar_id)
         if address != self.owner:
-            raise FatalConnectorError("Graph writes only to the owner's calendars",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                "Graph writes only to the owner's calendars", connector=self.name
+            )
         body: dict[str, Any] = {
             "subject": request.subject,
             "start": graph_datetime(request.start, request.timezone),
@@ -448,8 +539,11 @@ class GraphCalendarConnector:
             # Graph answers a repeated transactionId with the event it already created.
             body["transactionId"] = request.idempotency_key
         data = await self._graph.post_json(f"{prefix}/events", body, headers={"Prefer": _PREFER})
-        log.info("connector.calendar.event_created", connector=self.name,
-                 attendees=len(request.attendees))
+        log.info(
+            "connector.calendar.event_created",
+            connector=self.name,
+            attendees=len(request.attendees),
+        )
         return self._event(data, address)
 
     @staticmethod
@@ -462,25 +556,24 @@ class GraphCalendarConnector:
     async def _current(self, event_id: str) -> tuple[str, str, dict[str, Any]]:
         address, graph_id = self._split_id(event_id)
         data = await self._graph.get_json(
-            f"{self._user(address)}/events/{quote(graph_id, safe='')}",
-            headers={"Prefer": _PREFER})
+            f"{self._user(address)}/events/{quote(graph_id, safe='')}", headers={"Prefer": _PREFER}
+        )
         return address, graph_id, data
 
     async def update_event(self, event_id: str, update: EventUpdate) -> CalendarEvent:
         address, graph_id, data = await self._current(event_id)
         if address != self.owner or data.get("isOrganizer") is False:
-            raise FatalConnectorError("only the organiser can update an event",
-                                      connector=self.name)
+            raise FatalConnectorError("only the organiser can update an event", connector=self.name)
         current = self._event(data, address)
         body: dict[str, Any] = {}
         if update.start or update.end or update.timezone:
             zone = update.timezone or current.timezone
             start = update.start or current.start
-            end = update.end or (start + (current.end - current.start) if update.start
-                                 else current.end)
+            end = update.end or (
+                start + (current.end - current.start) if update.start else current.end
+            )
             if end <= start:
-                raise FatalConnectorError("an event must end after it starts",
-                                          connector=self.name)
+                raise FatalConnectorError("an event must end after it starts", connector=self.name)
             body["start"] = graph_datetime(start, zone)
             body["end"] = graph_datetime(end, zone)
         if update.subject is not None:
@@ -496,10 +589,11 @@ class GraphCalendarConnector:
         if not body:
             return current
         updated = await self._graph.patch_json(
-            f"{self._user(address)}/events/{quote(graph_id, safe='')}", body,
-            headers={"Prefer": _PREFER})
-        log.info("connector.calendar.event_updated", connector=self.name,
-                 fields=sorted(body))
+            f"{self._user(address)}/events/{quote(graph_id, safe='')}",
+            body,
+            headers={"Prefer": _PREFER},
+        )
+        log.info("connector.calendar.event_updated", connector=self.name, fields=sorted(body))
         return self._event(updated, address)
 
     async def cancel_event(self, event_id: str, comment: str | None = None) -> None:
@@ -510,34 +604,38 @@ class GraphCalendarConnector:
         if data.get("isCancelled"):
             return
         if address != self.owner or data.get("isOrganizer") is False:
-            raise FatalConnectorError("only the organiser can cancel; decline instead",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                "only the organiser can cancel; decline instead", connector=self.name
+            )
         path = f"{self._user(address)}/events/{quote(graph_id, safe='')}"
         try:
             if data.get("attendees"):
                 # Sends the cancellation to the attendees and removes the meeting.
-                await self._graph.request("POST", f"{path}/cancel",
-                                          json={"Comment": comment or ""})
+                await self._graph.request("POST", f"{path}/cancel", json={"Comment": comment or ""})
             else:
                 await self._graph.delete(path, missing_ok=True)
         except ConnectorNotFoundError:
             return
-        log.info("connector.calendar.event_cancelled", connector=self.name,
-                 attendees=len(data.get("attendees") or []))
+        log.info(
+            "connector.calendar.event_cancelled",
+            connector=self.name,
+            attendees=len(data.get("attendees") or []),
+        )
 
     async def respond_to_invite(
         self, event_id: str, response: InviteResponse, comment: str | None = None
     ) -> CalendarEvent:
         address, graph_id = self._split_id(event_id)
         if address != self.owner:
-            raise FatalConnectorError("only the owner's invitations can be answered",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                "only the owner's invitations can be answered", connector=self.name
+            )
         await self._graph.request(
-            "POST", f"{self._user(address)}/events/{quote(graph_id, safe='')}/"
-            f"{_INVITE_ACTION[response]}",
-            json={"comment": comment or "", "sendResponse": True})
-        log.info("connector.calendar.invite_answered", connector=self.name,
-                 response=response.value)
+            "POST",
+            f"{self._user(address)}/events/{quote(graph_id, safe='')}/{_INVITE_ACTION[response]}",
+            json={"comment": comment or "", "sendResponse": True},
+        )
+        log.info("connector.calendar.invite_answered", connector=self.name, response=response.value)
         return await self.get_event(event_id)
 
     async def aclose(self) -> None:
@@ -550,30 +648,46 @@ def _token_provider(config: GraphCalendarConfig, context: ConnectorContext) -> T
         provider = context.extras.get("msgraph_token_provider")
         if provider is None:
             raise ConnectorUnavailableError(
-                "auth=context needs a token provider injected as msgraph_token_provider")
+                "auth=context needs a token provider injected as msgraph_token_provider"
+            )
         return provider
     if config.auth == "token":
         assert config.access_token is not None  # checked by the config model
         return static_token_provider(config.access_token)
     assert config.tenant_id and config.client_id and config.client_secret
     return ClientCredentialsTokenProvider(
-        tenant_id=config.tenant_id, client_id=config.client_id,
-        client_secret=config.client_secret, authority_host=config.authority_host,
-        connector=context.instance_name)
+        tenant_id=config.tenant_id,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        authority_host=config.authority_host,
+        connector=context.instance_name,
+    )
 
 
-async def _build_calendar(config: GraphCalendarConfig,
-                          context: ConnectorContext) -> GraphCalendarConnector:
-    client = GraphClient(_token_provider(config, context), base_url=config.base_url,
-                         connector=context.instance_name, max_attempts=config.max_attempts,
-                         timeout_s=config.timeout_s)
-    return GraphCalendarConnector(client, mailbox=config.mailbox, name=context.instance_name,
-                                  availability_interval_min=config.availability_interval_min)
+async def _build_calendar(
+    config: GraphCalendarConfig, context: ConnectorContext
+) -> GraphCalendarConnector:
+    client = GraphClient(
+        _token_provider(config, context),
+        base_url=config.base_url,
+        connector=context.instance_name,
+        max_attempts=config.max_attempts,
+        timeout_s=config.timeout_s,
+    )
+    return GraphCalendarConnector(
+        client,
+        mailbox=config.mailbox,
+        name=context.instance_name,
+        availability_interval_min=config.availability_interval_min,
+    )
 
 
 CALENDAR_SPEC = ConnectorSpec(
-    slug="msgraph.calendar", kind="microsoft365", title="Microsoft 365 calendar (Graph)",
-    config_model=GraphCalendarConfig, capabilities=frozenset({Capability.CALENDAR}),
+    slug="msgraph.calendar",
+    kind="microsoft365",
+    title="Microsoft 365 calendar (Graph)",
+    config_model=GraphCalendarConfig,
+    capabilities=frozenset({Capability.CALENDAR}),
     factory=_build_calendar,
     description="Exchange Online calendars over Microsoft Graph: calendarView, getSchedule, "
     "findMeetingTimes (delegated), events with transactionId, cancel and responses.",

@@ -83,7 +83,8 @@ def map_error(response: httpx.Response, *, connector: str) -> ConnectorError:
         detail += f": {message}"
     if status in _RETRIABLE_STATUS:
         return RetriableConnectorError(
-            detail, connector=connector,
+            detail,
+            connector=connector,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     if status in (401, 403):
@@ -105,9 +106,15 @@ class GraphClient:
     """
 
     def __init__(
-        self, token_provider: TokenProvider, *, base_url: str = GRAPH_BASE_URL,
-        http_client: httpx.AsyncClient | None = None, connector: str = "msgraph",
-        max_attempts: int = 5, max_retry_wait_s: float = 120.0, timeout_s: float = 30.0,
+        self,
+        token_provider: TokenProvider,
+        *,
+        base_url: str = GRAPH_BASE_URL,
+        http_client: httpx.AsyncClient | None = None,
+        connector: str = "msgraph",
+        max_attempts: int = 5,
+        max_retry_wait_s: float = 120.0,
+        timeout_s: float = 30.0,
         owns_http: bool | None = None,
     ) -> None:
         self._token_provider = token_provider
@@ -134,8 +141,14 @@ class GraphClient:
         return float(self._backoff(state))
 
     async def _send_once(
-        self, method: str, url: str, *, params: Mapping[str, Any] | None,
-        json: Any, headers: Mapping[str, str] | None, content: bytes | str | None,
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        content: bytes | str | None,
     ) -> httpx.Response:
         token = await self._token_provider()
         all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -143,53 +156,80 @@ class GraphClient:
         self.requests += 1
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, url, params=params, json=json,
-                                                headers=all_headers, content=content)
+            response = await self._http.request(
+                method, url, params=params, json=json, headers=all_headers, content=content
+            )
         except httpx.TimeoutException as exc:
-            raise RetriableConnectorError(f"Graph {method} timed out ({type(exc).__name__})",
-                                          connector=self.connector) from None
+            raise RetriableConnectorError(
+                f"Graph {method} timed out ({type(exc).__name__})", connector=self.connector
+            ) from None
         except httpx.TransportError as exc:
-            raise RetriableConnectorError(f"Graph {method} failed ({type(exc).__name__})",
-                                          connector=self.connector) from None
+            raise RetriableConnectorError(
+                f"Graph {method} failed ({type(exc).__name__})", connector=self.connector
+            ) from None
         if response.status_code >= 400:
             error = map_error(response, connector=self.connector)
-            log.info("msgraph.request_failed", connector=self.connector, method=method,
-                     status=response.status_code, error=type(error).__name__,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
+            log.info(
+                "msgraph.request_failed",
+                connector=self.connector,
+                method=method,
+                status=response.status_code,
+                error=type(error).__name__,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             raise error
         return response
 
     async def request(
-        self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
-        json: Any = None, headers: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
         content: bytes | str | None = None,
     ) -> httpx.Response:
         """Send one request, retrying transient failures; raise a typed error otherwise."""
         url = self.url(path_or_url)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetriableConnectorError),
-            stop=stop_after_attempt(self._max_attempts), wait=self._wait, reraise=True,
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send_once(method, url, params=params, json=json,
-                                             headers=headers, content=content)
+                return await self._send_once(
+                    method, url, params=params, json=json, headers=headers, content=content
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_json(
-        self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+        self,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         response = await self.request("GET", path_or_url, params=params, headers=headers)
         return _json(response)
 
     async def post_json(
-        self, path_or_url: str, json: Any = None, *, headers: Mapping[str, str] | None = None,
+        self,
+        path_or_url: str,
+        json: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         return _json(await self.request("POST", path_or_url, json=json, headers=headers))
 
     async def patch_json(
-        self, path_or_url: str, json: Any, *, headers: Mapping[str, str] | None = None,
+        self,
+        path_or_url: str,
+        json: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         return _json(await self.request("PATCH", path_or_url, json=json, headers=headers))
 
@@ -201,7 +241,10 @@ class GraphClient:
                 raise
 
     async def pages(
-        self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+        self,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every page of a collection, following ``@odata.nextLink`` (params go on page 1)."""
@@ -215,7 +258,10 @@ class GraphClient:
             url = str(next_link) if next_link else None
 
     async def items(
-        self, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+        self,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every item of a collection across pages."""

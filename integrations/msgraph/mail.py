@@ -66,20 +66,56 @@ _CURSOR_PREFIX = "graph1:"
 IDEMPOTENCY_PROPERTY = "String {8c7e1b1e-5d5f-4f3a-9a8e-6b0b7f3e2a11} Name AssistantIdempotencyKey"
 _IN_REPLY_TO = "String 0x1042"  # PidTagInReplyToId
 _REFERENCES = "String 0x1039"  # PidTagInternetReferences
-_SELECT = ",".join([
-    "id", "internetMessageId", "conversationId", "parentFolderId", "subject", "from",
-    "sender", "replyTo", "toRecipients", "ccRecipients", "bccRecipients", "receivedDateTime",
-    "sentDateTime", "body", "hasAttachments", "isRead", "isDraft", "flag", "categories",
-    "internetMessageHeaders",
-])
-_EXPAND_EXTENDED = (f"singleValueExtendedProperties($filter=id eq '{_IN_REPLY_TO}' or "
-                    f"id eq '{_REFERENCES}' or id eq '{IDEMPOTENCY_PROPERTY}')")
-_WELL_KNOWN = {"inbox": FolderRole.INBOX, "sentitems": FolderRole.SENT,
-               "drafts": FolderRole.DRAFTS, "archive": FolderRole.ARCHIVE,
-               "deleteditems": FolderRole.TRASH, "junkemail": FolderRole.JUNK}
-_KEPT_HEADERS = ("list-id", "list-unsubscribe", "list-unsubscribe-post", "auto-submitted",
-                 "precedence", "in-reply-to", "references", "return-path",
-                 "authentication-results", "received-spf", "feedback-id", "content-type")
+_SELECT = ",".join(
+    [
+        "id",
+        "internetMessageId",
+        "conversationId",
+        "parentFolderId",
+        "subject",
+        "from",
+        "sender",
+        "replyTo",
+        "toRecipients",
+        "ccRecipients",
+        "bccRecipients",
+        "receivedDateTime",
+        "sentDateTime",
+        "body",
+        "hasAttachments",
+        "isRead",
+        "isDraft",
+        "flag",
+        "categories",
+        "internetMessageHeaders",
+    ]
+)
+_EXPAND_EXTENDED = (
+    f"singleValueExtendedProperties($filter=id eq '{_IN_REPLY_TO}' or "
+    f"id eq '{_REFERENCES}' or id eq '{IDEMPOTENCY_PROPERTY}')"
+)
+_WELL_KNOWN = {
+    "inbox": FolderRole.INBOX,
+    "sentitems": FolderRole.SENT,
+    "drafts": FolderRole.DRAFTS,
+    "archive": FolderRole.ARCHIVE,
+    "deleteditems": FolderRole.TRASH,
+    "junkemail": FolderRole.JUNK,
+}
+_KEPT_HEADERS = (
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "auto-submitted",
+    "precedence",
+    "in-reply-to",
+    "references",
+    "return-path",
+    "authentication-results",
+    "received-spf",
+    "feedback-id",
+    "content-type",
+)
 _SETTABLE = frozenset({"seen", "flagged"})
 # How long send may take to show the message in Sent Items before we stop waiting.
 _SENT_POLL_S = (0.2, 0.5, 1.0, 2.0)
@@ -101,32 +137,41 @@ class GraphMailConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mailbox: str = Field(title="Mailbox", description="The mailbox's address (UPN).")
-    user_id: str | None = Field(default=None, title="User id",
-                                description="Graph user id or UPN; default: the mailbox.")
+    user_id: str | None = Field(
+        default=None, title="User id", description="Graph user id or UPN; default: the mailbox."
+    )
     auth: Literal["client_credentials", "token", "context"] = Field(
-        default="client_credentials", title="Authentication",
+        default="client_credentials",
+        title="Authentication",
         description="client_credentials: app-only (msal); token: a pre-issued token; "
-        "context: a token provider the application injects (on-behalf-of, delegated).")
+        "context: a token provider the application injects (on-behalf-of, delegated).",
+    )
     tenant_id: str | None = Field(default=None, title="Tenant id")
     client_id: str | None = Field(default=None, title="Client (application) id")
     client_secret: SecretStr | None = Field(default=None, title="Client secret")
     access_token: SecretStr | None = Field(default=None, title="Access token")
     base_url: str = Field(default=GRAPH_BASE_URL, title="Graph base URL")
     authority_host: str = Field(default=DEFAULT_AUTHORITY_HOST, title="Authority host")
-    ca_file: Path | None = Field(default=None, title="CA file",
-                                 description="Extra CA certificates to trust (PEM).")
+    ca_file: Path | None = Field(
+        default=None, title="CA file", description="Extra CA certificates to trust (PEM)."
+    )
     timeout_s: float = Field(default=30.0, gt=0, le=600, title="Request timeout (s)")
     max_attempts: int = Field(default=5, ge=1, le=20, title="Attempts per request")
     notification_url: str | None = Field(
-        default=None, title="Notification URL",
-        description="Public HTTPS URL of /webhooks/msgraph/mail for push; none: polling.")
+        default=None,
+        title="Notification URL",
+        description="Public HTTPS URL of /webhooks/msgraph/mail for push; none: polling.",
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> GraphMailConfig:
         missing: list[str] = []
         if self.auth == "client_credentials":
-            missing = [name for name in ("tenant_id", "client_id", "client_secret")
-                       if getattr(self, name) is None]
+            missing = [
+                name
+                for name in ("tenant_id", "client_id", "client_secret")
+                if getattr(self, name) is None
+            ]
         elif self.auth == "token" and self.access_token is None:
             missing = ["access_token"]
         if missing:
@@ -154,8 +199,10 @@ def _addresses(items: list[dict[str, Any]] | None) -> list[EmailAddress]:
 
 
 def _recipients(addresses: Sequence[EmailAddress]) -> list[dict[str, Any]]:
-    return [{"emailAddress": {"address": a.address, **({"name": a.name} if a.name else {})}}
-            for a in addresses]
+    return [
+        {"emailAddress": {"address": a.address, **({"name": a.name} if a.name else {})}}
+        for a in addresses
+    ]
 
 
 def _when(value: str | None) -> datetime | None:
@@ -182,39 +229,59 @@ def _flags(item: dict[str, Any]) -> list[str]:
 
 def to_email_message(item: dict[str, Any]) -> EmailMessage:
     """An :class:`EmailMessage` from a Graph message resource."""
-    headers = {str(h.get("name", "")).lower(): str(h.get("value", ""))
-               for h in item.get("internetMessageHeaders") or []}
-    extended = {str(p.get("id", "")).lower(): str(p.get("value", ""))
-                for p in item.get("singleValueExtendedProperties") or []}
+    headers = {
+        str(h.get("name", "")).lower(): str(h.get("value", ""))
+        for h in item.get("internetMessageHeaders") or []
+    }
+    extended = {
+        str(p.get("id", "")).lower(): str(p.get("value", ""))
+        for p in item.get("singleValueExtendedProperties") or []
+    }
     body = item.get("body") or {}
     content = str(body.get("content") or "")
     is_html = str(body.get("contentType", "")).lower() == "html"
-    in_reply_to = next(iter(message_ids(headers.get("in-reply-to")
-                                        or extended.get(_IN_REPLY_TO.lower()))), None)
+    in_reply_to = next(
+        iter(message_ids(headers.get("in-reply-to") or extended.get(_IN_REPLY_TO.lower()))), None
+    )
     references = message_ids(headers.get("references") or extended.get(_REFERENCES.lower()))
     message_id = item.get("internetMessageId")
     attachments = [
-        Attachment(filename=a.get("name"), content_type=a.get("contentType") or
-                   "application/octet-stream", size=int(a.get("size") or 0),
-                   content_id=a.get("contentId"), is_inline=bool(a.get("isInline")))
-        for a in item.get("attachments") or []]
+        Attachment(
+            filename=a.get("name"),
+            content_type=a.get("contentType") or "application/octet-stream",
+            size=int(a.get("size") or 0),
+            content_id=a.get("contentId"),
+            is_inline=bool(a.get("isInline")),
+        )
+        for a in item.get("attachments") or []
+    ]
     return EmailMessage(
-        id=item["id"], message_id=message_id,
-        thread_id=item.get("conversationId") or derive_thread_id(message_id, in_reply_to,
-                                                                 references),
-        folder=item.get("parentFolderId") or "", subject=item.get("subject") or "",
+        id=item["id"],
+        message_id=message_id,
+        thread_id=item.get("conversationId")
+        or derive_thread_id(message_id, in_reply_to, references),
+        folder=item.get("parentFolderId") or "",
+        subject=item.get("subject") or "",
         sender=_address(item.get("from")) or _address(item.get("sender")),
-        reply_to=_addresses(item.get("replyTo")), to=_addresses(item.get("toRecipients")),
-        cc=_addresses(item.get("ccRecipients")), bcc=_addresses(item.get("bccRecipients")),
+        reply_to=_addresses(item.get("replyTo")),
+        to=_addresses(item.get("toRecipients")),
+        cc=_addresses(item.get("ccRecipients")),
+        bcc=_addresses(item.get("bccRecipients")),
         date=_when(item.get("receivedDateTime") or item.get("sentDateTime")),
         text=(html_to_text(content) if is_html else content).replace("\r\n", "\n").strip(),
-        html=content if is_html else None, attachments=attachments,
-        in_reply_to=in_reply_to, references=references,
-        list_unsubscribe=headers.get("list-unsubscribe"), list_id=headers.get("list-id"),
-        auto_submitted=headers.get("auto-submitted"), precedence=headers.get("precedence"),
-        headers={k: v[:500] for k, v in headers.items() if k in _KEPT_HEADERS
-                 or k.startswith("x-")},
-        flags=_flags(item), is_draft=bool(item.get("isDraft")),
+        html=content if is_html else None,
+        attachments=attachments,
+        in_reply_to=in_reply_to,
+        references=references,
+        list_unsubscribe=headers.get("list-unsubscribe"),
+        list_id=headers.get("list-id"),
+        auto_submitted=headers.get("auto-submitted"),
+        precedence=headers.get("precedence"),
+        headers={
+            k: v[:500] for k, v in headers.items() if k in _KEPT_HEADERS or k.startswith("x-")
+        },
+        flags=_flags(item),
+        is_draft=bool(item.get("isDraft")),
     )
 
 
@@ -224,9 +291,16 @@ def to_email_message(item: dict[str, Any]) -> EmailMessage:
 class GraphEmailConnector:
     """A Microsoft 365 mailbox through Microsoft Graph."""
 
-    def __init__(self, client: GraphClient, *, mailbox: str, user_id: str | None = None,
-                 name: str = "msgraph-mail", owns_client: bool = True,
-                 notification_url: str | None = None) -> None:
+    def __init__(
+        self,
+        client: GraphClient,
+        *,
+        mailbox: str,
+        user_id: str | None = None,
+        name: str = "msgraph-mail",
+        owns_client: bool = True,
+        notification_url: str | None = None,
+    ) -> None:
         self.mailbox = mailbox.lower()
         self.notification_url = notification_url
         self.name = name
@@ -254,32 +328,39 @@ class GraphEmailConnector:
     async def check(self) -> ConnectorHealth:
         started = time.perf_counter()
         try:
-            await self._graph.get_json(self._path("mailFolders/inbox"),
-                                       params={"$select": "id"})
+            await self._graph.get_json(self._path("mailFolders/inbox"), params={"$select": "id"})
         except ConnectorAuthError:
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail="authentication failed")
         except ConnectorError as exc:
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=exc.detail)
         except Exception as exc:  # check() reports, never raises
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
-        return ConnectorHealth(status=ConnectorStatus.OK,
-                               latency_ms=(time.perf_counter() - started) * 1000)
+        return ConnectorHealth(
+            status=ConnectorStatus.OK, latency_ms=(time.perf_counter() - started) * 1000
+        )
 
     async def list_folders(self) -> list[Folder]:
         roles: dict[str, FolderRole] = {}
         for well_known, role in _WELL_KNOWN.items():
             try:
-                found = await self._graph.get_json(self._path(f"mailFolders/{well_known}"),
-                                                   params={"$select": "id"})
+                found = await self._graph.get_json(
+                    self._path(f"mailFolders/{well_known}"), params={"$select": "id"}
+                )
             except ConnectorNotFoundError:
                 continue  # e.g. no archive folder yet
             roles[str(found["id"])] = role
         folders = [
-            Folder(id=str(item["id"]), name=str(item.get("displayName", "")),
-                   role=roles.get(str(item["id"]), FolderRole.OTHER),
-                   total=item.get("totalItemCount"), unread=item.get("unreadItemCount"))
-            async for item in self._graph.items(self._path("mailFolders"), params={
-                "$top": "100", "$select": "id,displayName,totalItemCount,unreadItemCount"})
+            Folder(
+                id=str(item["id"]),
+                name=str(item.get("displayName", "")),
+                role=roles.get(str(item["id"]), FolderRole.OTHER),
+                total=item.get("totalItemCount"),
+                unread=item.get("unreadItemCount"),
+            )
+            async for item in self._graph.items(
+                self._path("mailFolders"),
+                params={"$top": "100", "$select": "id,displayName,totalItemCount,unreadItemCount"},
+            )
         ]
         self._folders = folders
         self._roles = {role: folder_id for folder_id, role in roles.items()}
@@ -289,8 +370,9 @@ class GraphEmailConnector:
         if role not in self._roles:
             await self.list_folders()
         if role not in self._roles:
-            raise FatalConnectorError(f"the mailbox has no {role.value} folder",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                f"the mailbox has no {role.value} folder", connector=self.name
+            )
         return self._roles[role]
 
     # ------------------------------------------------------------------ reading
@@ -301,7 +383,8 @@ class GraphEmailConnector:
         item = await self._graph.get_json(
             self._path(f"messages/{quote(message_id, safe='')}"),
             params={"$select": _SELECT, "$expand": _EXPAND_EXTENDED},
-            headers=self._prefer())
+            headers=self._prefer(),
+        )
         message = to_email_message(item)
         if item.get("hasAttachments"):
             message.attachments = await self._attachments(message_id)
@@ -310,8 +393,12 @@ class GraphEmailConnector:
     async def _attachments(self, message_id: str) -> list[Attachment]:
         item = await self._graph.get_json(
             self._path(f"messages/{quote(message_id, safe='')}"),
-            params={"$select": "id", "$expand": "attachments($select=name,contentType,size,"
-                    "isInline)"}, headers=self._prefer())
+            params={
+                "$select": "id",
+                "$expand": "attachments($select=name,contentType,size,isInline)",
+            },
+            headers=self._prefer(),
+        )
         return to_email_message({"id": item["id"], **item}).attachments
 
     def _encode_cursor(self, folder: str, link: str) -> str:
@@ -322,17 +409,19 @@ class GraphEmailConnector:
         try:
             if not cursor.startswith(_CURSOR_PREFIX):
                 raise ValueError("prefix")
-            data = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX):]))
+            data = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
             link = str(data["u"])
             if data["f"] != folder:
                 raise ValueError("folder")
         except (ValueError, KeyError, TypeError):
-            raise CursorExpiredError("unrecognised sync cursor; resync",
-                                     connector=self.name) from None
+            raise CursorExpiredError(
+                "unrecognised sync cursor; resync", connector=self.name
+            ) from None
         # Never send our token to a host the cursor names: it must be Graph's.
         if not link.startswith(self._graph.base_url + "/"):
-            raise CursorExpiredError("sync cursor for another endpoint; resync",
-                                     connector=self.name)
+            raise CursorExpiredError(
+                "sync cursor for another endpoint; resync", connector=self.name
+            )
         return link
 
     async def sync(
@@ -368,11 +457,16 @@ class GraphEmailConnector:
         delta_link = page.get("@odata.deltaLink")
         link = str(next_link or delta_link or "")
         if not link:
-            raise FatalConnectorError("Graph delta answered without a next or delta link",
-                                      connector=self.name)
-        return SyncBatch(messages=messages, removed_ids=removed,
-                         cursor=self._encode_cursor(folder, link), more=bool(next_link),
-                         full_resync=cursor is None)
+            raise FatalConnectorError(
+                "Graph delta answered without a next or delta link", connector=self.name
+            )
+        return SyncBatch(
+            messages=messages,
+            removed_ids=removed,
+            cursor=self._encode_cursor(folder, link),
+            more=bool(next_link),
+            full_resync=cursor is None,
+        )
 
     # ------------------------------------------------------------------ drafts
 
@@ -381,10 +475,14 @@ class GraphEmailConnector:
         value = key.replace("'", "''")
         found = await self._graph.get_json(
             self._path(f"mailFolders/{quote(drafts, safe='')}/messages"),
-            params={"$filter": f"singleValueExtendedProperties/any(ep: ep/id eq "
-                    f"'{IDEMPOTENCY_PROPERTY}' and ep/value eq '{value}')",
-                    "$select": "id", "$top": "1"},
-            headers=self._prefer())
+            params={
+                "$filter": f"singleValueExtendedProperties/any(ep: ep/id eq "
+                f"'{IDEMPOTENCY_PROPERTY}' and ep/value eq '{value}')",
+                "$select": "id",
+                "$top": "1",
+            },
+            headers=self._prefer(),
+        )
         items = found.get("value") or []
         return str(items[0]["id"]) if items else None
 
@@ -395,9 +493,13 @@ class GraphEmailConnector:
                 return await self.get_message(existing)
         body: dict[str, Any] = {
             "contentType": "html" if request.body_html else "text",
-            "content": request.body_html or request.body_text}
-        extended = ([{"id": IDEMPOTENCY_PROPERTY, "value": request.idempotency_key}]
-                    if request.idempotency_key else [])
+            "content": request.body_html or request.body_text,
+        }
+        extended = (
+            [{"id": IDEMPOTENCY_PROPERTY, "value": request.idempotency_key}]
+            if request.idempotency_key
+            else []
+        )
         message: dict[str, Any] = {"body": body}
         if request.to:
             message["toRecipients"] = _recipients(request.to)
@@ -409,8 +511,9 @@ class GraphEmailConnector:
             message["singleValueExtendedProperties"] = extended
         if request.mode is DraftMode.NEW:
             message["subject"] = request.subject or ""
-            created = await self._graph.post_json(self._path("messages"), message,
-                                                  headers=self._prefer())
+            created = await self._graph.post_json(
+                self._path("messages"), message, headers=self._prefer()
+            )
         else:
             if not request.reply_to_id:
                 raise FatalConnectorError("a reply needs reply_to_id", connector=self.name)
@@ -421,7 +524,9 @@ class GraphEmailConnector:
             # fills the recipients; ours override only when given.
             created = await self._graph.post_json(
                 self._path(f"messages/{quote(request.reply_to_id, safe='')}/{action}"),
-                {"message": message}, headers=self._prefer())
+                {"message": message},
+                headers=self._prefer(),
+            )
         log.info("msgraph.draft_created", connector=self.name, mode=request.mode.value)
         draft = await self.get_message(str(created["id"]))
         if request.mode is DraftMode.REPLY_ALL and not request.cc:
@@ -434,9 +539,12 @@ class GraphEmailConnector:
             return draft
         await self._graph.patch_json(
             self._path(f"messages/{quote(draft.id, safe='')}"),
-            {"toRecipients": _recipients([a for a in draft.to if a.address != self.mailbox]),
-             "ccRecipients": _recipients([a for a in draft.cc if a.address != self.mailbox])},
-            headers=self._prefer())
+            {
+                "toRecipients": _recipients([a for a in draft.to if a.address != self.mailbox]),
+                "ccRecipients": _recipients([a for a in draft.cc if a.address != self.mailbox]),
+            },
+            headers=self._prefer(),
+        )
         return await self.get_message(draft.id)
 
     async def send_draft(self, draft_id: str) -> EmailMessage:
@@ -448,10 +556,14 @@ class GraphEmailConnector:
             raise FatalConnectorError("only drafts can be sent", connector=self.name)
         if not (draft.to or draft.cc or draft.bcc):
             raise FatalConnectorError("the draft has no recipients", connector=self.name)
-        await self._graph.request("POST", self._path(f"messages/{quote(draft_id, safe='')}/send"),
-                                  headers=self._prefer())
-        log.info("msgraph.sent", connector=self.name,
-                 recipients=len(draft.to) + len(draft.cc) + len(draft.bcc))
+        await self._graph.request(
+            "POST", self._path(f"messages/{quote(draft_id, safe='')}/send"), headers=self._prefer()
+        )
+        log.info(
+            "msgraph.sent",
+            connector=self.name,
+            recipients=len(draft.to) + len(draft.cc) + len(draft.bcc),
+        )
         # Sending is asynchronous on Exchange: wait briefly for the copy in Sent Items.
         for delay in (0.0, *_SENT_POLL_S):
             if delay:
@@ -472,8 +584,9 @@ class GraphEmailConnector:
             return
         if not draft.is_draft:
             raise FatalConnectorError("not a draft (already sent?)", connector=self.name)
-        await self._graph.delete(self._path(f"messages/{quote(draft_id, safe='')}"),
-                                 missing_ok=True)
+        await self._graph.delete(
+            self._path(f"messages/{quote(draft_id, safe='')}"), missing_ok=True
+        )
 
     # ------------------------------------------------------------------ changes
 
@@ -481,7 +594,9 @@ class GraphEmailConnector:
         try:
             moved = await self._graph.post_json(
                 self._path(f"messages/{quote(message_id, safe='')}/move"),
-                {"destinationId": folder}, headers=self._prefer())
+                {"destinationId": folder},
+                headers=self._prefer(),
+            )
         except ConnectorNotFoundError:
             await self.get_message(message_id)  # which one is missing: message or folder?
             raise ConnectorNotFoundError(f"no folder {folder!r}", connector=self.name) from None
@@ -503,17 +618,23 @@ class GraphEmailConnector:
         if labels_add or labels_remove:
             current = await self.get_message(message_id)
             existing = [f for f in current.flags if f not in {"seen", "flagged", "draft"}]
-            patch["categories"] = [c for c in dict.fromkeys([*existing, *labels_add])
-                                   if c.lower() not in labels_remove]
+            patch["categories"] = [
+                c for c in dict.fromkeys([*existing, *labels_add]) if c.lower() not in labels_remove
+            ]
         if patch:
-            await self._graph.patch_json(self._path(f"messages/{quote(message_id, safe='')}"),
-                                         patch, headers=self._prefer())
+            await self._graph.patch_json(
+                self._path(f"messages/{quote(message_id, safe='')}"), patch, headers=self._prefer()
+            )
         return await self.get_message(message_id)
 
     # ------------------------------------------------------------------ push
 
     async def subscribe(
-        self, notification_url: str, client_state: str, *, folder: str = "inbox",
+        self,
+        notification_url: str,
+        client_state: str,
+        *,
+        folder: str = "inbox",
         minutes: int = 4230,
     ) -> GraphSubscription:
         """Create a change-notification subscription for new mail in ``folder``.
@@ -523,29 +644,38 @@ class GraphEmailConnector:
         most 10080 minutes; renew them before they expire.
         """
         expiration = datetime.now(UTC) + timedelta(minutes=minutes)
-        created = await self._graph.post_json("subscriptions", {
-            "changeType": "created", "notificationUrl": notification_url,
-            "resource": f"users/{self._user}/mailFolders('{folder}')/messages",
-            "expirationDateTime": expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
-            "clientState": client_state, "latestSupportedTlsVersion": "v1_2",
-        })
+        created = await self._graph.post_json(
+            "subscriptions",
+            {
+                "changeType": "created",
+                "notificationUrl": notification_url,
+                "resource": f"users/{self._user}/mailFolders('{folder}')/messages",
+                "expirationDateTime": expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+                "clientState": client_state,
+                "latestSupportedTlsVersion": "v1_2",
+            },
+        )
         log.info("msgraph.subscribed", connector=self.name, subscription=created.get("id"))
-        return GraphSubscription(id=str(created["id"]), resource=str(created["resource"]),
-                                 expiration=_when(str(created["expirationDateTime"]))
-                                 or expiration, client_state=client_state)
+        return GraphSubscription(
+            id=str(created["id"]),
+            resource=str(created["resource"]),
+            expiration=_when(str(created["expirationDateTime"])) or expiration,
+            client_state=client_state,
+        )
 
-    async def renew_subscription(self, subscription_id: str, *,
-                                 minutes: int = 4230) -> datetime:
+    async def renew_subscription(self, subscription_id: str, *, minutes: int = 4230) -> datetime:
         """Push the expiry of a subscription out; ``ConnectorNotFoundError`` if it is gone."""
         expiration = datetime.now(UTC) + timedelta(minutes=minutes)
         renewed = await self._graph.patch_json(
             f"subscriptions/{quote(subscription_id, safe='')}",
-            {"expirationDateTime": expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")})
+            {"expirationDateTime": expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")},
+        )
         return _when(str(renewed.get("expirationDateTime"))) or expiration
 
     async def unsubscribe(self, subscription_id: str) -> None:
-        await self._graph.delete(f"subscriptions/{quote(subscription_id, safe='')}",
-                                 missing_ok=True)
+        await self._graph.delete(
+            f"subscriptions/{quote(subscription_id, safe='')}", missing_ok=True
+        )
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -560,7 +690,8 @@ def _token_provider(config: GraphMailConfig, context: ConnectorContext) -> Token
         provider = context.extras.get("msgraph_token_provider")
         if provider is None:
             raise ConnectorUnavailableError(
-                "auth=context needs a token provider injected as msgraph_token_provider")
+                "auth=context needs a token provider injected as msgraph_token_provider"
+            )
         return provider
     if config.auth == "token":
         assert config.access_token is not None  # checked by the config model
@@ -568,9 +699,13 @@ def _token_provider(config: GraphMailConfig, context: ConnectorContext) -> Token
     assert config.tenant_id and config.client_id and config.client_secret
     http_client = requests_session_trusting(str(config.ca_file)) if config.ca_file else None
     return ClientCredentialsTokenProvider(
-        tenant_id=config.tenant_id, client_id=config.client_id,
-        client_secret=config.client_secret, authority_host=config.authority_host,
-        http_client=http_client, connector=context.instance_name)
+        tenant_id=config.tenant_id,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        authority_host=config.authority_host,
+        http_client=http_client,
+        connector=context.instance_name,
+    )
 
 
 def build_connector(config: GraphMailConfig, context: ConnectorContext) -> GraphEmailConnector:
@@ -579,13 +714,22 @@ def build_connector(config: GraphMailConfig, context: ConnectorContext) -> Graph
     if config.ca_file is not None:
         verify = ssl.create_default_context(cafile=str(config.ca_file))
     http = httpx.AsyncClient(timeout=config.timeout_s, verify=verify)
-    client = GraphClient(_token_provider(config, context), base_url=config.base_url,
-                         http_client=http, connector=context.instance_name,
-                         max_attempts=config.max_attempts, timeout_s=config.timeout_s,
-                         owns_http=True)
-    return GraphEmailConnector(client, mailbox=config.mailbox, user_id=config.user_id,
-                               name=context.instance_name,
-                               notification_url=config.notification_url)
+    client = GraphClient(
+        _token_provider(config, context),
+        base_url=config.base_url,
+        http_client=http,
+        connector=context.instance_name,
+        max_attempts=config.max_attempts,
+        timeout_s=config.timeout_s,
+        owns_http=True,
+    )
+    return GraphEmailConnector(
+        client,
+        mailbox=config.mailbox,
+        user_id=config.user_id,
+        name=context.instance_name,
+        notification_url=config.notification_url,
+    )
 
 
 async def _build(config: GraphMailConfig, context: ConnectorContext) -> GraphEmailConnector:
@@ -593,12 +737,21 @@ async def _build(config: GraphMailConfig, context: ConnectorContext) -> GraphEma
 
 
 EMAIL_SPEC = ConnectorSpec(
-    slug="msgraph.email", kind="microsoft365", title="Microsoft 365 mailbox (Graph)",
-    config_model=GraphMailConfig, capabilities=frozenset({Capability.EMAIL}),
+    slug="msgraph.email",
+    kind="microsoft365",
+    title="Microsoft 365 mailbox (Graph)",
+    config_model=GraphMailConfig,
+    capabilities=frozenset({Capability.EMAIL}),
     factory=_build,
     description="Exchange Online mail over Microsoft Graph: delta sync, drafts then send, "
     "change notifications with polling as the fallback.",
 )
 
-__all__ = ["EMAIL_SPEC", "GraphEmailConnector", "GraphMailConfig", "GraphSubscription",
-           "build_connector", "to_email_message"]
+__all__ = [
+    "EMAIL_SPEC",
+    "GraphEmailConnector",
+    "GraphMailConfig",
+    "GraphSubscription",
+    "build_connector",
+    "to_email_message",
+]

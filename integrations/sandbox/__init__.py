@@ -16,20 +16,26 @@ class SandboxEmailConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mailbox: str | None = Field(
-        default=None, title="Mailbox", description="Address of the mailbox; default: the "
-        "executive of the seed files.",
+        default=None,
+        title="Mailbox",
+        description="Address of the mailbox; default: the executive of the seed files.",
     )
-    seed_dir: Path | None = Field(default=None, title="Seed folder",
-                                  description="Folder of mailbox.yaml and calendars.yaml.")
+    seed_dir: Path | None = Field(
+        default=None, title="Seed folder", description="Folder of mailbox.yaml and calendars.yaml."
+    )
 
 
 class SandboxCalendarConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    owner: str | None = Field(default=None, title="Owner",
-                              description="Whose calendar it writes to; default: the executive.")
-    seed_dir: Path | None = Field(default=None, title="Seed folder",
-                                  description="Folder of mailbox.yaml and calendars.yaml.")
+    owner: str | None = Field(
+        default=None,
+        title="Owner",
+        description="Whose calendar it writes to; default: the executive.",
+    )
+    seed_dir: Path | None = Field(
+        default=None, title="Seed folder", description="Folder of mailbox.yaml and calendars.yaml."
+    )
 
 
 def _executive(seed_dir: Path | None, context: ConnectorContext) -> str:
@@ -47,27 +53,37 @@ def _sessions(context: ConnectorContext) -> object:
 
 async def _build_email(config: SandboxEmailConfig, context: ConnectorContext) -> object:
     return SandboxEmailConnector(
-        tenant_id=context.tenant_id, mailbox=config.mailbox or _executive(config.seed_dir, context),
-        session_factory=_sessions(context), name=context.instance_name,  # type: ignore[arg-type]
+        tenant_id=context.tenant_id,
+        mailbox=config.mailbox or _executive(config.seed_dir, context),
+        session_factory=_sessions(context),  # type: ignore[arg-type]
+        name=context.instance_name,
     )
 
 
 async def _build_calendar(config: SandboxCalendarConfig, context: ConnectorContext) -> object:
     return SandboxCalendarConnector(
-        tenant_id=context.tenant_id, owner=config.owner or _executive(config.seed_dir, context),
-        session_factory=_sessions(context), name=context.instance_name,  # type: ignore[arg-type]
+        tenant_id=context.tenant_id,
+        owner=config.owner or _executive(config.seed_dir, context),
+        session_factory=_sessions(context),  # type: ignore[arg-type]
+        name=context.instance_name,
     )
 
 
 EMAIL_SPEC = ConnectorSpec(
-    slug="sandbox.email", kind="sandbox", title="Sandbox mailbox",
-    config_model=SandboxEmailConfig, capabilities=frozenset({Capability.EMAIL}),
+    slug="sandbox.email",
+    kind="sandbox",
+    title="Sandbox mailbox",
+    config_model=SandboxEmailConfig,
+    capabilities=frozenset({Capability.EMAIL}),
     factory=_build_email,
     description="A mailbox in the application's own database, seeded with a working week.",
 )
 CALENDAR_SPEC = ConnectorSpec(
-    slug="sandbox.calendar", kind="sandbox", title="Sandbox calendars",
-    config_model=SandboxCalendarConfig, capabilities=frozenset({Capability.CALENDAR}),
+    slug="sandbox.calendar",
+    kind="sandbox",
+    title="Sandbox calendars",
+    config_model=SandboxCalendarConfig,
+    capabilities=frozenset({Capability.CALENDAR}),
     factory=_build_calendar,
     description="Calendars of the sandbox's people, in the application's own database.",
 )

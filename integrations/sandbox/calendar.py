@@ -57,7 +57,11 @@ class SandboxCalendarConnector:
     """Calendars of the sandbox's people, kept in the application database."""
 
     def __init__(
-        self, *, tenant_id: str, owner: str, session_factory: async_sessionmaker[AsyncSession],
+        self,
+        *,
+        tenant_id: str,
+        owner: str,
+        session_factory: async_sessionmaker[AsyncSession],
         name: str = "sandbox-calendar",
     ) -> None:
         self.tenant_id = tenant_id
@@ -72,26 +76,55 @@ class SandboxCalendarConnector:
                 await session.execute(select(func.count()).select_from(SandboxPerson))
         except Exception as exc:  # check() reports, never raises
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
-        return ConnectorHealth(status=ConnectorStatus.OK,
-                               latency_ms=(time.perf_counter() - started) * 1000)
+        return ConnectorHealth(
+            status=ConnectorStatus.OK, latency_ms=(time.perf_counter() - started) * 1000
+        )
 
     async def list_calendars(self) -> list[CalendarInfo]:
         async with self._sessions() as session:
-            people = (await session.execute(select(SandboxPerson).where(
-                SandboxPerson.tenant_id == self.tenant_id).order_by(SandboxPerson.address)
-            )).scalars().all()
-        return [CalendarInfo(id=p.address, name=p.name, owner=p.address, timezone=p.timezone,
-                             can_edit=p.address == self.owner) for p in people]
+            people = (
+                (
+                    await session.execute(
+                        select(SandboxPerson)
+                        .where(SandboxPerson.tenant_id == self.tenant_id)
+                        .order_by(SandboxPerson.address)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [
+            CalendarInfo(
+                id=p.address,
+                name=p.name,
+                owner=p.address,
+                timezone=p.timezone,
+                can_edit=p.address == self.owner,
+            )
+            for p in people
+        ]
 
     async def _rows_for(self, session: AsyncSession, person: str) -> list[SandboxEvent]:
-        rows = (await session.execute(select(SandboxEvent).where(
-            SandboxEvent.tenant_id == self.tenant_id, SandboxEvent.cancelled.is_(False)
-        ))).scalars().all()
+        rows = (
+            (
+                await session.execute(
+                    select(SandboxEvent).where(
+                        SandboxEvent.tenant_id == self.tenant_id, SandboxEvent.cancelled.is_(False)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         # An invitation lands on every attendee's calendar, as Exchange and CalDAV deliver it.
         return [r for r in rows if r.owner == person or person in (r.attendees or [])]
 
     async def _expand(
-        self, rows: Sequence[SandboxEvent], start: datetime, end: datetime, calendar_id: str,
+        self,
+        rows: Sequence[SandboxEvent],
+        start: datetime,
+        end: datetime,
+        calendar_id: str,
         default_tz: str,
     ) -> list[CalendarEvent]:
         events: list[CalendarEvent] = []
@@ -99,8 +132,10 @@ class SandboxCalendarConnector:
             cal = icalendar.Calendar.from_ical(row.ical)
             for component in ical.expand(cal, start, end):
                 event = ical.event_from_component(
-                    component, calendar_id=calendar_id,
-                    event_id=ical.occurrence_id(row.id, component), default_tz=default_tz,
+                    component,
+                    calendar_id=calendar_id,
+                    event_id=ical.occurrence_id(row.id, component),
+                    default_tz=default_tz,
                     series_id=row.id if component.get("rrule") is not None else None,
                 )
                 events.append(event)
@@ -130,8 +165,13 @@ class SandboxCalendarConnector:
         component = _vevent(row)
         if occurrence:
             moment = datetime.strptime(occurrence, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-            matches = [e for e in await self._expand([row], moment, moment.replace(
-                second=1), row.owner, "UTC") if e.id == event_id]
+            matches = [
+                e
+                for e in await self._expand(
+                    [row], moment, moment.replace(second=1), row.owner, "UTC"
+                )
+                if e.id == event_id
+            ]
             if not matches:
                 raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=self.name)
             event = matches[0]
@@ -154,37 +194,59 @@ class SandboxCalendarConnector:
                 busy = [
                     BusyInterval(start=e.start, end=e.end, show_as=e.show_as)
                     for e in events
-                    if e.show_as is not ShowAs.FREE and not e.is_cancelled
+                    if e.show_as is not ShowAs.FREE
+                    and not e.is_cancelled
                     and not self._declined(e, person.address)
                 ]
-                results.append(FreeBusy(person=person.address, timezone=person.timezone,
-                                        working_hours=working_hours_from_row(person), busy=busy))
+                results.append(
+                    FreeBusy(
+                        person=person.address,
+                        timezone=person.timezone,
+                        working_hours=working_hours_from_row(person),
+                        busy=busy,
+                    )
+                )
         return results
 
     @staticmethod
     def _declined(event: CalendarEvent, address: str) -> bool:
-        return any(a.address == address and a.response is ResponseStatus.DECLINED
-                   for a in event.attendees)
+        return any(
+            a.address == address and a.response is ResponseStatus.DECLINED for a in event.attendees
+        )
 
     async def create_event(self, request: EventRequest) -> CalendarEvent:
         if request.end <= request.start:
             raise FatalConnectorError("an event must end after it starts", connector=self.name)
         owner = (request.calendar_id or self.owner).lower()
         if owner != self.owner:
-            raise FatalConnectorError("the sandbox writes only to the owner's calendar",
-                                      connector=self.name)
-        uid = f"{request.idempotency_key}@assistant" if request.idempotency_key else \
-            f"{new_id()}@assistant"
+            raise FatalConnectorError(
+                "the sandbox writes only to the owner's calendar", connector=self.name
+            )
+        uid = (
+            f"{request.idempotency_key}@assistant"
+            if request.idempotency_key
+            else f"{new_id()}@assistant"
+        )
         async with self._sessions() as session, session.begin():
-            existing = (await session.execute(select(SandboxEvent).where(
-                SandboxEvent.tenant_id == self.tenant_id, SandboxEvent.owner == owner,
-                SandboxEvent.uid == uid))).scalar_one_or_none()
+            existing = (
+                await session.execute(
+                    select(SandboxEvent).where(
+                        SandboxEvent.tenant_id == self.tenant_id,
+                        SandboxEvent.owner == owner,
+                        SandboxEvent.uid == uid,
+                    )
+                )
+            ).scalar_one_or_none()
             if existing is not None:  # same idempotency key, same event
-                return ical.event_from_component(_vevent(existing), calendar_id=owner,
-                                                 event_id=existing.id)
+                return ical.event_from_component(
+                    _vevent(existing), calendar_id=owner, event_id=existing.id
+                )
             component = ical.build_vevent(request, uid=uid, organizer=owner)
             row = SandboxEvent(
-                id=new_id(), tenant_id=self.tenant_id, owner=owner, uid=uid,
+                id=new_id(),
+                tenant_id=self.tenant_id,
+                owner=owner,
+                uid=uid,
                 ical=ical.wrap_calendar(component).to_ical().decode(),
                 attendees=[a.address.lower() for a in request.attendees],
                 updated_at=datetime.now(UTC),
@@ -201,32 +263,36 @@ class SandboxCalendarConnector:
 
     async def update_event(self, event_id: str, update: EventUpdate) -> CalendarEvent:
         if "::" in event_id:
-            raise FatalConnectorError("the sandbox updates whole series, not one occurrence",
-                                      connector=self.name)
+            raise FatalConnectorError(
+                "the sandbox updates whole series, not one occurrence", connector=self.name
+            )
         async with self._sessions() as session, session.begin():
             row = await self._owned_row(session, event_id)
             if row.owner != self.owner:
-                raise FatalConnectorError("only the organiser can update an event",
-                                          connector=self.name)
-            current = ical.event_from_component(_vevent(row), calendar_id=row.owner,
-                                                event_id=row.id)
+                raise FatalConnectorError(
+                    "only the organiser can update an event", connector=self.name
+                )
+            current = ical.event_from_component(
+                _vevent(row), calendar_id=row.owner, event_id=row.id
+            )
             changes: dict[str, Any] = update.model_dump(exclude_none=True)
             merged = EventRequest(
                 subject=changes.get("subject", current.subject),
-                start=update.start or current.start, end=update.end or current.end,
+                start=update.start or current.start,
+                end=update.end or current.end,
                 timezone=changes.get("timezone", current.timezone),
-                attendees=update.attendees if update.attendees is not None
-                else current.attendees,
+                attendees=update.attendees if update.attendees is not None else current.attendees,
                 location=changes.get("location", current.location),
                 body=changes.get("body", current.body),
                 show_as=update.show_as or current.show_as,
             )
             if merged.end <= merged.start:
-                raise FatalConnectorError("an event must end after it starts",
-                                          connector=self.name)
+                raise FatalConnectorError("an event must end after it starts", connector=self.name)
             old = _vevent(row)
             component = ical.build_vevent(
-                merged, uid=row.uid, organizer=row.owner,
+                merged,
+                uid=row.uid,
+                organizer=row.owner,
                 sequence=int(old.get("sequence", 0)) + 1,
                 rrule=_as_text(old["rrule"].to_ical()) if old.get("rrule") else None,
             )
@@ -243,8 +309,9 @@ class SandboxCalendarConnector:
             except ConnectorNotFoundError:
                 return
             if row.owner != self.owner:
-                raise FatalConnectorError("only the organiser can cancel; decline instead",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "only the organiser can cancel; decline instead", connector=self.name
+                )
             if occurrence:
                 cal = icalendar.Calendar.from_ical(row.ical)
                 master = next(iter(cal.walk("VEVENT")))
@@ -263,12 +330,14 @@ class SandboxCalendarConnector:
             cal = icalendar.Calendar.from_ical(row.ical)
             component = next(iter(cal.walk("VEVENT")))
             attendees = component.get("attendee")
-            attendees = attendees if isinstance(attendees, list) else [attendees] if attendees \
-                else []
+            attendees = (
+                attendees if isinstance(attendees, list) else [attendees] if attendees else []
+            )
             mine = [a for a in attendees if str(a).lower() == f"mailto:{self.owner}"]
             if not mine:
-                raise FatalConnectorError("the owner is not invited to this event",
-                                          connector=self.name)
+                raise FatalConnectorError(
+                    "the owner is not invited to this event", connector=self.name
+                )
             for attendee in mine:
                 attendee.params["PARTSTAT"] = _INVITE_TO_PARTSTAT[response]
             row.ical = cal.to_ical().decode()

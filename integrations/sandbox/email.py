@@ -32,8 +32,12 @@ from integrations.errors import (
 from integrations.sandbox.models import SandboxMailboxState, SandboxMessage, SandboxTombstone
 
 FOLDERS: tuple[FolderRole, ...] = (
-    FolderRole.INBOX, FolderRole.SENT, FolderRole.DRAFTS, FolderRole.ARCHIVE,
-    FolderRole.TRASH, FolderRole.JUNK,
+    FolderRole.INBOX,
+    FolderRole.SENT,
+    FolderRole.DRAFTS,
+    FolderRole.ARCHIVE,
+    FolderRole.TRASH,
+    FolderRole.JUNK,
 )
 _CURSOR_PREFIX = "sbx1:"
 _FLAG_NAMES = frozenset({"seen", "flagged", "answered", "deleted", "draft"})
@@ -65,7 +69,11 @@ class SandboxEmailConnector:
     """A mailbox kept in the application database (the embedded default)."""
 
     def __init__(
-        self, *, tenant_id: str, mailbox: str, session_factory: async_sessionmaker[AsyncSession],
+        self,
+        *,
+        tenant_id: str,
+        mailbox: str,
+        session_factory: async_sessionmaker[AsyncSession],
         name: str = "sandbox-mail",
     ) -> None:
         self.tenant_id = tenant_id
@@ -89,8 +97,15 @@ class SandboxEmailConnector:
     ) -> None:
         seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
         if folder != row.folder:
-            session.add(SandboxTombstone(tenant_id=self.tenant_id, mailbox=self.mailbox,
-                                         folder=row.folder, message_ref=row.id, change_seq=seq))
+            session.add(
+                SandboxTombstone(
+                    tenant_id=self.tenant_id,
+                    mailbox=self.mailbox,
+                    folder=row.folder,
+                    message_ref=row.id,
+                    change_seq=seq,
+                )
+            )
         data["folder"] = folder
         row.folder = folder
         row.change_seq = seq
@@ -106,23 +121,37 @@ class SandboxEmailConnector:
         started = time.perf_counter()
         try:
             async with self._sessions() as session:
-                await session.execute(select(func.count()).select_from(SandboxMessage).where(
-                    SandboxMessage.tenant_id == self.tenant_id))
+                await session.execute(
+                    select(func.count())
+                    .select_from(SandboxMessage)
+                    .where(SandboxMessage.tenant_id == self.tenant_id)
+                )
         except Exception as exc:  # check() reports, never raises
             return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
-        return ConnectorHealth(status=ConnectorStatus.OK,
-                               latency_ms=(time.perf_counter() - started) * 1000)
+        return ConnectorHealth(
+            status=ConnectorStatus.OK, latency_ms=(time.perf_counter() - started) * 1000
+        )
 
     async def list_folders(self) -> list[Folder]:
         async with self._sessions() as session:
-            counts = dict((await session.execute(
-                select(SandboxMessage.folder, func.count()).where(
-                    SandboxMessage.tenant_id == self.tenant_id,
-                    SandboxMessage.mailbox == self.mailbox,
-                ).group_by(SandboxMessage.folder)
-            )).all())
-        return [Folder(id=role.value, name=role.value.title(), role=role,
-                       total=counts.get(role.value, 0)) for role in FOLDERS]
+            counts = dict(
+                (
+                    await session.execute(
+                        select(SandboxMessage.folder, func.count())
+                        .where(
+                            SandboxMessage.tenant_id == self.tenant_id,
+                            SandboxMessage.mailbox == self.mailbox,
+                        )
+                        .group_by(SandboxMessage.folder)
+                    )
+                ).all()
+            )
+        return [
+            Folder(
+                id=role.value, name=role.value.title(), role=role, total=counts.get(role.value, 0)
+            )
+            for role in FOLDERS
+        ]
 
     async def sync(
         self, folder: str, cursor: str | None = None, *, page_size: int = 100
@@ -130,35 +159,60 @@ class SandboxEmailConnector:
         self._check_folder(folder)
         since = self._parse_cursor(cursor)
         async with self._sessions() as session:
-            current = (await session.execute(select(SandboxMailboxState.change_seq).where(
-                SandboxMailboxState.tenant_id == self.tenant_id,
-                SandboxMailboxState.mailbox == self.mailbox))).scalar_one_or_none() or 0
+            current = (
+                await session.execute(
+                    select(SandboxMailboxState.change_seq).where(
+                        SandboxMailboxState.tenant_id == self.tenant_id,
+                        SandboxMailboxState.mailbox == self.mailbox,
+                    )
+                )
+            ).scalar_one_or_none() or 0
             if since > current:
-                raise CursorExpiredError("the sync cursor is ahead of the mailbox; resync",
-                                         connector=self.name)
-            rows = list((await session.execute(
-                select(SandboxMessage).where(
-                    SandboxMessage.tenant_id == self.tenant_id,
-                    SandboxMessage.mailbox == self.mailbox,
-                    SandboxMessage.folder == folder,
-                    SandboxMessage.change_seq > since,
-                ).order_by(SandboxMessage.change_seq).limit(page_size + 1)
-            )).scalars())
+                raise CursorExpiredError(
+                    "the sync cursor is ahead of the mailbox; resync", connector=self.name
+                )
+            rows = list(
+                (
+                    await session.execute(
+                        select(SandboxMessage)
+                        .where(
+                            SandboxMessage.tenant_id == self.tenant_id,
+                            SandboxMessage.mailbox == self.mailbox,
+                            SandboxMessage.folder == folder,
+                            SandboxMessage.change_seq > since,
+                        )
+                        .order_by(SandboxMessage.change_seq)
+                        .limit(page_size + 1)
+                    )
+                ).scalars()
+            )
             more = len(rows) > page_size
             rows = rows[:page_size]
             upto = rows[-1].change_seq if more else current
-            gone = set((await session.execute(
-                select(SandboxTombstone.message_ref).where(
-                    SandboxTombstone.tenant_id == self.tenant_id,
-                    SandboxTombstone.mailbox == self.mailbox,
-                    SandboxTombstone.folder == folder,
-                    SandboxTombstone.change_seq > since,
-                    SandboxTombstone.change_seq <= upto,
-                ))).scalars())
+            gone = set(
+                (
+                    await session.execute(
+                        select(SandboxTombstone.message_ref).where(
+                            SandboxTombstone.tenant_id == self.tenant_id,
+                            SandboxTombstone.mailbox == self.mailbox,
+                            SandboxTombstone.folder == folder,
+                            SandboxTombstone.change_seq > since,
+                            SandboxTombstone.change_seq <= upto,
+                        )
+                    )
+                ).scalars()
+            )
             if gone:
                 # A message that left and came back is present, not removed.
-                back = set((await session.execute(select(SandboxMessage.id).where(
-                    SandboxMessage.id.in_(gone), SandboxMessage.folder == folder))).scalars())
+                back = set(
+                    (
+                        await session.execute(
+                            select(SandboxMessage.id).where(
+                                SandboxMessage.id.in_(gone), SandboxMessage.folder == folder
+                            )
+                        )
+                    ).scalars()
+                )
                 gone -= back
         return SyncBatch(
             messages=[self._message(row) for row in rows],
@@ -175,19 +229,28 @@ class SandboxEmailConnector:
     async def create_draft(self, request: DraftRequest) -> EmailMessage:
         async with self._sessions() as session, session.begin():
             if request.idempotency_key:
-                existing = (await session.execute(select(SandboxMessage).where(
-                    SandboxMessage.tenant_id == self.tenant_id,
-                    SandboxMessage.mailbox == self.mailbox,
-                    SandboxMessage.idempotency_key == request.idempotency_key,
-                ))).scalar_one_or_none()
+                existing = (
+                    await session.execute(
+                        select(SandboxMessage).where(
+                            SandboxMessage.tenant_id == self.tenant_id,
+                            SandboxMessage.mailbox == self.mailbox,
+                            SandboxMessage.idempotency_key == request.idempotency_key,
+                        )
+                    )
+                ).scalar_one_or_none()
                 if existing is not None:
                     return self._message(existing)
             data = await self._draft_data(session, request)
             seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
             row = SandboxMessage(
-                id=new_id(), tenant_id=self.tenant_id, mailbox=self.mailbox,
-                folder=FolderRole.DRAFTS.value, change_seq=seq, message_id=data["message_id"],
-                idempotency_key=request.idempotency_key, data=data,
+                id=new_id(),
+                tenant_id=self.tenant_id,
+                mailbox=self.mailbox,
+                folder=FolderRole.DRAFTS.value,
+                change_seq=seq,
+                message_id=data["message_id"],
+                idempotency_key=request.idempotency_key,
+                data=data,
                 created_at=datetime.now(UTC),
             )
             session.add(row)
@@ -208,20 +271,34 @@ class SandboxEmailConnector:
             if not to:
                 to = list(original.reply_to or ([original.sender] if original.sender else []))
                 if request.mode is DraftMode.REPLY_ALL and not cc:
-                    cc = [a for a in [*original.to, *original.cc]
-                          if a.address != self.mailbox and a.address not in
-                          {t.address for t in to}]
+                    cc = [
+                        a
+                        for a in [*original.to, *original.cc]
+                        if a.address != self.mailbox and a.address not in {t.address for t in to}
+                    ]
             subject = request.subject or _reply_subject(original.subject)
             in_reply_to = original.message_id
-            references = [*original.references,
-                          *([original.message_id] if original.message_id else [])]
+            references = [
+                *original.references,
+                *([original.message_id] if original.message_id else []),
+            ]
             thread_id = original.thread_id or thread_id
         message_id = f"<{new_id()}@sandbox.{self._domain()}>"
         return EmailMessage(
-            id="pending", message_id=message_id, thread_id=thread_id,
-            folder=FolderRole.DRAFTS.value, subject=subject, sender=me, to=to, cc=cc,
-            bcc=list(request.bcc), date=datetime.now(UTC), text=request.body_text,
-            html=request.body_html, in_reply_to=in_reply_to, references=references,
+            id="pending",
+            message_id=message_id,
+            thread_id=thread_id,
+            folder=FolderRole.DRAFTS.value,
+            subject=subject,
+            sender=me,
+            to=to,
+            cc=cc,
+            bcc=list(request.bcc),
+            date=datetime.now(UTC),
+            text=request.body_text,
+            html=request.body_html,
+            in_reply_to=in_reply_to,
+            references=references,
             is_draft=True,
         ).model_dump(mode="json", exclude={"id"})
 
@@ -235,15 +312,26 @@ class SandboxEmailConnector:
             data = dict(row.data)
             if not (data.get("to") or data.get("cc") or data.get("bcc")):
                 raise FatalConnectorError("the draft has no recipients", connector=self.name)
-            data.update(is_draft=False, date=datetime.now(UTC).isoformat(),
-                        flags=sorted({*data.get("flags", []), "seen"}))
+            data.update(
+                is_draft=False,
+                date=datetime.now(UTC).isoformat(),
+                flags=sorted({*data.get("flags", []), "seen"}),
+            )
             await self._relocate(session, row, FolderRole.SENT.value, data)
             if data.get("in_reply_to"):
-                original = (await session.execute(select(SandboxMessage).where(
-                    SandboxMessage.tenant_id == self.tenant_id,
-                    SandboxMessage.mailbox == self.mailbox,
-                    SandboxMessage.message_id == data["in_reply_to"],
-                ))).scalars().first()
+                original = (
+                    (
+                        await session.execute(
+                            select(SandboxMessage).where(
+                                SandboxMessage.tenant_id == self.tenant_id,
+                                SandboxMessage.mailbox == self.mailbox,
+                                SandboxMessage.message_id == data["in_reply_to"],
+                            )
+                        )
+                    )
+                    .scalars()
+                    .first()
+                )
                 if original is not None:
                     flagged = dict(original.data)
                     flagged["flags"] = sorted({*flagged.get("flags", []), "answered"})
@@ -260,8 +348,15 @@ class SandboxEmailConnector:
             if row.folder != FolderRole.DRAFTS.value:
                 raise FatalConnectorError("not a draft (already sent?)", connector=self.name)
             seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
-            session.add(SandboxTombstone(tenant_id=self.tenant_id, mailbox=self.mailbox,
-                                         folder=row.folder, message_ref=row.id, change_seq=seq))
+            session.add(
+                SandboxTombstone(
+                    tenant_id=self.tenant_id,
+                    mailbox=self.mailbox,
+                    folder=row.folder,
+                    message_ref=row.id,
+                    change_seq=seq,
+                )
+            )
             await session.execute(delete(SandboxMessage).where(SandboxMessage.id == row.id))
 
     async def move_message(self, message_id: str, folder: str) -> EmailMessage:
@@ -294,8 +389,13 @@ class SandboxEmailConnector:
             data["folder"] = folder
             data.setdefault("date", datetime.now(UTC).isoformat())
             row = SandboxMessage(
-                id=new_id(), tenant_id=self.tenant_id, mailbox=self.mailbox, folder=folder,
-                change_seq=seq, message_id=message.message_id, data=data,
+                id=new_id(),
+                tenant_id=self.tenant_id,
+                mailbox=self.mailbox,
+                folder=folder,
+                change_seq=seq,
+                message_id=message.message_id,
+                data=data,
                 created_at=datetime.now(UTC),
             )
             session.add(row)
@@ -314,6 +414,6 @@ class SandboxEmailConnector:
     def _parse_cursor(self, cursor: str | None) -> int:
         if cursor is None:
             return 0
-        if not cursor.startswith(_CURSOR_PREFIX) or not cursor[len(_CURSOR_PREFIX):].isdigit():
+        if not cursor.startswith(_CURSOR_PREFIX) or not cursor[len(_CURSOR_PREFIX) :].isdigit():
             raise CursorExpiredError("unrecognised sync cursor; resync", connector=self.name)
-        return int(cursor[len(_CURSOR_PREFIX):])
+        return int(cursor[len(_CURSOR_PREFIX) :])

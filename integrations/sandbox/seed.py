@@ -149,8 +149,12 @@ class _Shifter:
 
 
 async def seed_sandbox(
-    session_factory: async_sessionmaker[AsyncSession], *, tenant_id: str,
-    seed_dir: Path | None = None, now: datetime | None = None, reset: bool = False,
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: str,
+    seed_dir: Path | None = None,
+    now: datetime | None = None,
+    reset: bool = False,
 ) -> SeedReport:
     """Seed the sandbox mailbox and calendars for ``tenant_id`` (once, unless ``reset``)."""
     seed_dir = seed_dir or default_seed_dir()
@@ -163,81 +167,135 @@ async def seed_sandbox(
     shift_cal = _Shifter(calendar_seed.anchor_week, now, executive.timezone)
 
     async with session_factory() as session, session.begin():
-        already = (await session.execute(select(SandboxMessage.id).where(
-            SandboxMessage.tenant_id == tenant_id, SandboxMessage.seed_key.is_not(None)
-        ).limit(1))).first()
+        already = (
+            await session.execute(
+                select(SandboxMessage.id)
+                .where(SandboxMessage.tenant_id == tenant_id, SandboxMessage.seed_key.is_not(None))
+                .limit(1)
+            )
+        ).first()
         if already and not reset:
             return SeedReport(0, 0, 0, skipped=True, week_of=shift_mail.week_of)
-        for table in (SandboxMessage, SandboxTombstone, SandboxMailboxState, SandboxEvent,
-                      SandboxPerson):
+        for table in (
+            SandboxMessage,
+            SandboxTombstone,
+            SandboxMailboxState,
+            SandboxEvent,
+            SandboxPerson,
+        ):
             await session.execute(delete(table).where(table.tenant_id == tenant_id))
 
         threads: dict[str, str] = {}
         for item in sorted(mailbox_seed.messages, key=lambda m: (m.date, m.key)):
             when = shift_mail(item.date, item.tz or executive.timezone)
-            root = item.references[0] if item.references else (item.in_reply_to or
-                                                                item.message_id)
+            root = item.references[0] if item.references else (item.in_reply_to or item.message_id)
             thread_id = threads.setdefault(root, new_id())
             threads.setdefault(item.message_id, thread_id)
             headers = {k.lower(): v for k, v in item.headers.items()}
             message = EmailMessage(
-                id="seed", message_id=item.message_id, thread_id=thread_id, folder=item.folder,
-                subject=item.subject, sender=item.sender, reply_to=item.reply_to, to=item.to,
-                cc=item.cc, date=when.astimezone(UTC), text=item.text or "", html=item.html,
-                attachments=item.attachments, in_reply_to=item.in_reply_to,
+                id="seed",
+                message_id=item.message_id,
+                thread_id=thread_id,
+                folder=item.folder,
+                subject=item.subject,
+                sender=item.sender,
+                reply_to=item.reply_to,
+                to=item.to,
+                cc=item.cc,
+                date=when.astimezone(UTC),
+                text=item.text or "",
+                html=item.html,
+                attachments=item.attachments,
+                in_reply_to=item.in_reply_to,
                 references=item.references,
                 list_unsubscribe=headers.pop("list-unsubscribe", None),
                 list_id=headers.pop("list-id", None),
                 auto_submitted=headers.pop("auto-submitted", None),
-                precedence=headers.pop("precedence", None), headers=headers,
-                flags=item.flags, is_draft=item.folder == "drafts",
+                precedence=headers.pop("precedence", None),
+                headers=headers,
+                flags=item.flags,
+                is_draft=item.folder == "drafts",
             )
             if not message.text and message.html:
                 from integrations.mime import html_to_text
 
                 message.text = html_to_text(message.html)
             seq = await bump_change_seq(session, tenant_id, mailbox)
-            session.add(SandboxMessage(
-                id=new_id(), tenant_id=tenant_id, mailbox=mailbox, folder=item.folder,
-                change_seq=seq, message_id=item.message_id, seed_key=item.key,
-                data=message.model_dump(mode="json", exclude={"id"}),
-                created_at=datetime.now(UTC),
-            ))
+            session.add(
+                SandboxMessage(
+                    id=new_id(),
+                    tenant_id=tenant_id,
+                    mailbox=mailbox,
+                    folder=item.folder,
+                    change_seq=seq,
+                    message_id=item.message_id,
+                    seed_key=item.key,
+                    data=message.model_dump(mode="json", exclude={"id"}),
+                    created_at=datetime.now(UTC),
+                )
+            )
 
         zones = {p.address.lower(): p.timezone for p in calendar_seed.people}
         for person in calendar_seed.people:
-            session.add(SandboxPerson(tenant_id=tenant_id, address=person.address.lower(),
-                                      name=person.name, timezone=person.timezone,
-                                      working_hours=person.working_hours))
+            session.add(
+                SandboxPerson(
+                    tenant_id=tenant_id,
+                    address=person.address.lower(),
+                    name=person.name,
+                    timezone=person.timezone,
+                    working_hours=person.working_hours,
+                )
+            )
         for event in calendar_seed.events:
             owner = event.owner.lower()
             tz = event.tz or zones.get(owner, executive.timezone)
             request = EventRequest(
-                subject=event.subject, start=shift_cal(event.start, tz),
-                end=shift_cal(event.end, tz), timezone=tz, attendees=event.attendees,
-                location=event.location, body=event.body, show_as=ShowAs(event.show_as),
+                subject=event.subject,
+                start=shift_cal(event.start, tz),
+                end=shift_cal(event.end, tz),
+                timezone=tz,
+                attendees=event.attendees,
+                location=event.location,
+                body=event.body,
+                show_as=ShowAs(event.show_as),
             )
             uid = f"{event.key}@sandbox"
             component = ical.build_vevent(
-                request, uid=uid, organizer=owner, rrule=event.rrule,
+                request,
+                uid=uid,
+                organizer=owner,
+                rrule=event.rrule,
                 exdates=[shift_cal(x, tz) for x in event.exdates],
             )
             if event.all_day:
                 component.pop("dtstart")
                 component.pop("dtend")
                 component.add("dtstart", request.start.date())
-                component.add("dtend", request.end.date() if request.end.date() >
-                              request.start.date() else request.start.date() + timedelta(days=1))
-            session.add(SandboxEvent(
-                id=new_id(), tenant_id=tenant_id, owner=owner, uid=uid,
-                ical=ical.wrap_calendar(component).to_ical().decode(),
-                attendees=[a.address.lower() for a in event.attendees], seed_key=event.key,
-                updated_at=datetime.now(UTC),
-            ))
+                component.add(
+                    "dtend",
+                    request.end.date()
+                    if request.end.date() > request.start.date()
+                    else request.start.date() + timedelta(days=1),
+                )
+            session.add(
+                SandboxEvent(
+                    id=new_id(),
+                    tenant_id=tenant_id,
+                    owner=owner,
+                    uid=uid,
+                    ical=ical.wrap_calendar(component).to_ical().decode(),
+                    attendees=[a.address.lower() for a in event.attendees],
+                    seed_key=event.key,
+                    updated_at=datetime.now(UTC),
+                )
+            )
         await session.flush()
     return SeedReport(
-        messages=len(mailbox_seed.messages), people=len(calendar_seed.people),
-        events=len(calendar_seed.events), skipped=False, week_of=shift_mail.week_of,
+        messages=len(mailbox_seed.messages),
+        people=len(calendar_seed.people),
+        events=len(calendar_seed.events),
+        skipped=False,
+        week_of=shift_mail.week_of,
     )
 
 

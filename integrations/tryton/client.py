@@ -52,12 +52,18 @@ def encode(value: Any) -> Any:
     if isinstance(value, Decimal):
         return {"__class__": "Decimal", "decimal": str(value)}
     if isinstance(value, datetime):
-        return {"__class__": "datetime", "year": value.year, "month": value.month,
-                "day": value.day, "hour": value.hour, "minute": value.minute,
-                "second": value.second, "microsecond": value.microsecond}
+        return {
+            "__class__": "datetime",
+            "year": value.year,
+            "month": value.month,
+            "day": value.day,
+            "hour": value.hour,
+            "minute": value.minute,
+            "second": value.second,
+            "microsecond": value.microsecond,
+        }
     if isinstance(value, date):
-        return {"__class__": "date", "year": value.year, "month": value.month,
-                "day": value.day}
+        return {"__class__": "date", "year": value.year, "month": value.month, "day": value.day}
     if isinstance(value, list | tuple):
         return [encode(v) for v in value]
     if isinstance(value, dict):
@@ -74,8 +80,15 @@ def decode(value: Any) -> Any:
         if kind == "date":
             return date(value["year"], value["month"], value["day"])
         if kind == "datetime":
-            return datetime(value["year"], value["month"], value["day"], value["hour"],
-                            value["minute"], value["second"], value.get("microsecond", 0))
+            return datetime(
+                value["year"],
+                value["month"],
+                value["day"],
+                value["hour"],
+                value["minute"],
+                value["second"],
+                value.get("microsecond", 0),
+            )
         if kind == "bytes":
             return base64.decodebytes(value["base64"].encode())
         return {k: decode(v) for k, v in value.items()}
@@ -95,16 +108,18 @@ def map_rpc_error(error: Any, *, method: str, connector: str) -> ConnectorError:
     kind = error[0] if isinstance(error, list | tuple) and error else str(error)
     args = error[1] if isinstance(error, list | tuple) and len(error) > 1 else None
     if kind == "ConcurrencyException":
-        return ConnectorConflictError(f"Tryton {method}: the record changed meanwhile",
-                                      connector=connector)
+        return ConnectorConflictError(
+            f"Tryton {method}: the record changed meanwhile", connector=connector
+        )
     if kind in ("UserError", "UserWarning"):
         parts = args if isinstance(args, list | tuple) else [args]
         text = " - ".join(str(p) for p in parts[:2] if p and not isinstance(p, list | dict))
         return TrytonUserError(f"Tryton {method}: {text[:300]}", connector=connector)
     # Anything else is a server-side crash (the server already retried lock errors): its
     # first element is the message. Retrying the same call would crash the same way.
-    return FatalConnectorError(f"Tryton {method} failed on the server: {str(kind)[:200]}",
-                               connector=connector)
+    return FatalConnectorError(
+        f"Tryton {method} failed on the server: {str(kind)[:200]}", connector=connector
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -122,10 +137,19 @@ class TrytonClient:
     """
 
     def __init__(
-        self, url: str, database: str, login: str, password: SecretStr | str, *,
-        http_client: httpx.AsyncClient | None = None, connector: str = "tryton",
-        language: str = "en", max_attempts: int = 4, timeout_s: float = 30.0,
-        max_retry_wait_s: float = 60.0, owns_http: bool | None = None,
+        self,
+        url: str,
+        database: str,
+        login: str,
+        password: SecretStr | str,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        connector: str = "tryton",
+        language: str = "en",
+        max_attempts: int = 4,
+        timeout_s: float = 30.0,
+        max_retry_wait_s: float = 60.0,
+        owns_http: bool | None = None,
     ) -> None:
         self.url = f"{url.rstrip('/')}/{database}/"
         self.database = database
@@ -155,35 +179,49 @@ class TrytonClient:
         try:
             response = await self._http.post(self.url, json=payload, headers=headers)
         except httpx.TimeoutException as exc:
-            raise RetriableConnectorError(f"Tryton {method} timed out ({type(exc).__name__})",
-                                          connector=self.connector) from None
+            raise RetriableConnectorError(
+                f"Tryton {method} timed out ({type(exc).__name__})", connector=self.connector
+            ) from None
         except httpx.TransportError as exc:
-            raise RetriableConnectorError(f"Tryton {method} failed ({type(exc).__name__})",
-                                          connector=self.connector) from None
+            raise RetriableConnectorError(
+                f"Tryton {method} failed ({type(exc).__name__})", connector=self.connector
+            ) from None
         status = response.status_code
         if status >= 400:
-            log.info("tryton.request_failed", connector=self.connector, method=method,
-                     status=status, ms=round((time.perf_counter() - started) * 1000, 1))
+            log.info(
+                "tryton.request_failed",
+                connector=self.connector,
+                method=method,
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             if status in _RETRIABLE_STATUS:
-                raise RetriableConnectorError(f"Tryton {method} answered {status}",
-                                              connector=self.connector,
-                                              retry_after=_retry_after(response))
+                raise RetriableConnectorError(
+                    f"Tryton {method} answered {status}",
+                    connector=self.connector,
+                    retry_after=_retry_after(response),
+                )
             if status == 401:
-                raise _SessionExpiredError(f"Tryton {method} answered 401",
-                                           connector=self.connector)
+                raise _SessionExpiredError(
+                    f"Tryton {method} answered 401", connector=self.connector
+                )
             if status == 403:
-                raise ConnectorAuthError(f"Tryton {method} answered 403 (not allowed)",
-                                         connector=self.connector)
+                raise ConnectorAuthError(
+                    f"Tryton {method} answered 403 (not allowed)", connector=self.connector
+                )
             if status == 404:
-                raise ConnectorNotFoundError(f"Tryton database {self.database!r} not found",
-                                             connector=self.connector)
-            raise FatalConnectorError(f"Tryton {method} answered {status}",
-                                      connector=self.connector)
+                raise ConnectorNotFoundError(
+                    f"Tryton database {self.database!r} not found", connector=self.connector
+                )
+            raise FatalConnectorError(
+                f"Tryton {method} answered {status}", connector=self.connector
+            )
         try:
             body = response.json()
         except ValueError:
-            raise RetriableConnectorError(f"Tryton {method} answered non-JSON",
-                                          connector=self.connector) from None
+            raise RetriableConnectorError(
+                f"Tryton {method} answered non-JSON", connector=self.connector
+            ) from None
         if body.get("error") is not None:
             raise map_rpc_error(body["error"], method=method, connector=self.connector)
         return decode(body.get("result"))
@@ -195,11 +233,15 @@ class TrytonClient:
             return min(error.retry_after, self._max_retry_wait_s)
         return float(self._backoff(state))
 
-    async def _with_retries(self, method: str, params: Sequence[Any], *,
-                            authenticated: bool) -> Any:
-        retrying = AsyncRetrying(retry=retry_if_exception_type(RetriableConnectorError),
-                                 stop=stop_after_attempt(self._max_attempts),
-                                 wait=self._wait, reraise=True)
+    async def _with_retries(
+        self, method: str, params: Sequence[Any], *, authenticated: bool
+    ) -> Any:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RetriableConnectorError),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            reraise=True,
+        )
         async for attempt in retrying:
             with attempt:
                 return await self._post(method, params, authenticated=authenticated)
@@ -210,26 +252,29 @@ class TrytonClient:
     async def login(self) -> None:
         """Open a session and load the user's preferences as the base context."""
         try:
-            result = await self._with_retries("common.db.login", [
-                self.login_name, {"password": self._password.get_secret_value()},
-                self.language], authenticated=False)
+            result = await self._with_retries(
+                "common.db.login",
+                [self.login_name, {"password": self._password.get_secret_value()}, self.language],
+                authenticated=False,
+            )
         except _SessionExpiredError:
-            raise ConnectorAuthError("Tryton refused the login", connector=self.connector
-                                     ) from None
+            raise ConnectorAuthError("Tryton refused the login", connector=self.connector) from None
         if not isinstance(result, list) or len(result) < 2 or not result[0]:
             raise ConnectorAuthError("Tryton refused the login", connector=self.connector)
         user_id, session = result[0], result[1]
         token = base64.b64encode(f"{self.login_name}:{user_id}:{session}".encode()).decode()
         self._auth = f"Session {token}"
-        preferences = await self._with_retries("model.res.user.get_preferences",
-                                               [True, {}], authenticated=True)
-        self.context = {k: v for k, v in (preferences or {}).items()
-                        if k in {"company", "companies", "language", "employee",
-                                 "employees", "company_filter"}}
+        preferences = await self._with_retries(
+            "model.res.user.get_preferences", [True, {}], authenticated=True
+        )
+        self.context = {
+            k: v
+            for k, v in (preferences or {}).items()
+            if k in {"company", "companies", "language", "employee", "employees", "company_filter"}
+        }
         log.info("tryton.logged_in", connector=self.connector, database=self.database)
 
-    async def call(self, name: str, *args: Any, context: Mapping[str, Any] | None = None
-                   ) -> Any:
+    async def call(self, name: str, *args: Any, context: Mapping[str, Any] | None = None) -> Any:
         """``model.X.method`` / ``wizard.X.execute`` with ``args`` then the context."""
         if self._auth is None:
             await self.login()
@@ -240,36 +285,46 @@ class TrytonClient:
             await self.login()  # sessions expire; one fresh login, then the call again
             full_context = {**self.context, **(context or {})}
             try:
-                return await self._with_retries(name, [*args, full_context],
-                                                authenticated=True)
+                return await self._with_retries(name, [*args, full_context], authenticated=True)
             except _SessionExpiredError:
-                raise ConnectorAuthError("Tryton refused the session",
-                                         connector=self.connector) from None
+                raise ConnectorAuthError(
+                    "Tryton refused the session", connector=self.connector
+                ) from None
 
-    async def model(self, model: str, method: str, *args: Any,
-                    context: Mapping[str, Any] | None = None) -> Any:
+    async def model(
+        self, model: str, method: str, *args: Any, context: Mapping[str, Any] | None = None
+    ) -> Any:
         return await self.call(f"model.{model}.{method}", *args, context=context)
 
     async def search_read(
-        self, model: str, domain: list[Any], fields: Sequence[str], *, offset: int = 0,
-        limit: int | None = None, order: list[list[str]] | None = None,
+        self,
+        model: str,
+        domain: list[Any],
+        fields: Sequence[str],
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        order: list[list[str]] | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        result = await self.model(model, "search_read", domain, offset, limit, order,
-                                  list(fields), context=context)
+        result = await self.model(
+            model, "search_read", domain, offset, limit, order, list(fields), context=context
+        )
         return list(result or [])
 
     async def search_count(self, model: str, domain: list[Any]) -> int:
         return int(await self.model(model, "search_count", domain))
 
-    async def run_wizard(self, name: str, state: str, data: dict[str, Any], *,
-                         model: str, ids: list[int]) -> Any:
+    async def run_wizard(
+        self, name: str, state: str, data: dict[str, Any], *, model: str, ids: list[int]
+    ) -> Any:
         """Create a wizard session, run ``state`` with the form ``data``, delete it."""
         context = {"active_model": model, "active_id": ids[0], "active_ids": ids}
         session_id, _start, _end = await self.call(f"wizard.{name}.create", context=context)
         try:
-            return await self.call(f"wizard.{name}.execute", session_id, data, state,
-                                   context=context)
+            return await self.call(
+                f"wizard.{name}.execute", session_id, data, state, context=context
+            )
         finally:
             await self.call(f"wizard.{name}.delete", session_id, context=context)
 
@@ -277,8 +332,9 @@ class TrytonClient:
         """``common.server.version`` (answered without a session)."""
         root = self.url.rsplit("/", 2)[0] + "/"
         self.requests += 1
-        response = await self._http.post(root, json={
-            "method": "common.server.version", "params": [], "id": 0})
+        response = await self._http.post(
+            root, json={"method": "common.server.version", "params": [], "id": 0}
+        )
         response.raise_for_status()
         return str(response.json().get("result"))
 

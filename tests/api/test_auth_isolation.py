@@ -33,12 +33,15 @@ async def _markers(services: Any, tenant: str) -> tuple[list[str], list[str]]:
         for table in Base.metadata.sorted_tables:
             if "tenant_id" not in table.c:
                 continue
-            columns = [c for c in table.c if c.name != "tenant_id"
-                       and isinstance(c.type, String)
-                       and (c.primary_key or c.unique or c.name in {"id", "prefix"})]
+            columns = [
+                c
+                for c in table.c
+                if c.name != "tenant_id"
+                and isinstance(c.type, String)
+                and (c.primary_key or c.unique or c.name in {"id", "prefix"})
+            ]
             for column in columns:
-                values = await session.scalars(select(column).where(
-                    table.c.tenant_id == tenant))
+                values = await session.scalars(select(column).where(table.c.tenant_id == tenant))
                 ids = [v for v in values if isinstance(v, str) and len(v) >= MIN_MARKER]
                 found += ids
                 sample += ids[:SAMPLE_PER_COLUMN]
@@ -48,19 +51,33 @@ async def _markers(services: Any, tenant: str) -> tuple[list[str], list[str]]:
 async def test_no_endpoint_shows_another_tenants_data(
     client: httpx.AsyncClient, services: Any, seeded: Any
 ) -> None:
-    exec_a, exec_a_headers = await create_user_with_token(services, "tenant-a-exec",
-                                                          Role.EXECUTIVE)
+    exec_a, exec_a_headers = await create_user_with_token(services, "tenant-a-exec", Role.EXECUTIVE)
     delegate_a, _ = await create_user_with_token(services, "tenant-a-delegate", Role.DELEGATE)
     _, admin_a = await create_user_with_token(services, "tenant-a-admin", Role.ADMIN)
-    assert (await client.post("/api/v1/api-keys", headers=admin_a,
-                              json={"name": "a-key", "roles": ["auditor"]})).status_code == 201
-    assert (await client.post("/api/v1/delegations", headers=exec_a_headers,
-                              json={"delegate_id": delegate_a})).status_code == 201
+    assert (
+        await client.post(
+            "/api/v1/api-keys", headers=admin_a, json={"name": "a-key", "roles": ["auditor"]}
+        )
+    ).status_code == 201
+    assert (
+        await client.post(
+            "/api/v1/delegations", headers=exec_a_headers, json={"delegate_id": delegate_a}
+        )
+    ).status_code == 201
     # Whatever other routers keep per tenant (a governed action, when it validates).
-    await client.post("/api/v1/actions", headers=exec_a_headers, json={
-        "kind": "email.draft.create", "arguments": {
-            "mode": "new", "to": [{"address": "someone@example.com"}], "subject": "tenant a",
-            "body_text": "tenant a"}})
+    await client.post(
+        "/api/v1/actions",
+        headers=exec_a_headers,
+        json={
+            "kind": "email.draft.create",
+            "arguments": {
+                "mode": "new",
+                "to": [{"address": "someone@example.com"}],
+                "subject": "tenant a",
+                "body_text": "tenant a",
+            },
+        },
+    )
 
     markers, sample = await _markers(services, "default")
     assert exec_a in sample and len(markers) > 10
@@ -68,20 +85,28 @@ async def test_no_endpoint_shows_another_tenants_data(
     callers: dict[str, dict[str, str]] = {}
     for role in (Role.EXECUTIVE, Role.ADMIN, Role.AUDITOR):
         _, callers[role.value] = await create_user_with_token(
-            services, f"tenant-b-{role.value}", role, tenant="other")
-    b_exec_id, b_exec = await create_user_with_token(services, "tenant-b-boss", Role.EXECUTIVE,
-                                                     tenant="other")
+            services, f"tenant-b-{role.value}", role, tenant="other"
+        )
+    b_exec_id, b_exec = await create_user_with_token(
+        services, "tenant-b-boss", Role.EXECUTIVE, tenant="other"
+    )
     b_delegate_id, b_delegate = await create_user_with_token(
-        services, "tenant-b-assistant", Role.DELEGATE, tenant="other")
-    assert (await client.post("/api/v1/delegations", headers=b_exec,
-                              json={"delegate_id": b_delegate_id})).status_code == 201
+        services, "tenant-b-assistant", Role.DELEGATE, tenant="other"
+    )
+    assert (
+        await client.post(
+            "/api/v1/delegations", headers=b_exec, json={"delegate_id": b_delegate_id}
+        )
+    ).status_code == 201
     callers["delegate"] = b_delegate | {"X-On-Behalf-Of": b_exec_id}
 
     schema = (await client.get("/openapi.json")).json()
     # Lists first: item requests below name tenant A's ids, and refusals are audited in
     # tenant B with the path the caller sent (its own input, not a leak).
-    routes = sorted((path for path, item in schema["paths"].items() if "get" in item),
-                    key=lambda path: ("{" in path, path))
+    routes = sorted(
+        (path for path, item in schema["paths"].items() if "get" in item),
+        key=lambda path: ("{" in path, path),
+    )
     leaks: list[str] = []
     checked = 0
     for path in routes:
@@ -95,8 +120,7 @@ async def test_no_endpoint_shows_another_tenants_data(
                     leaks.append(f"GET {path} as {name} of 'other' shows {shown[:3]}")
                 continue
             for marker in sample:
-                response = await client.get(re.sub(r"\{[^}]+\}", marker, path),
-                                            headers=headers)
+                response = await client.get(re.sub(r"\{[^}]+\}", marker, path), headers=headers)
                 checked += 1
                 if response.status_code == 200 and marker in response.text:
                     leaks.append(f"GET {path} as {name} of 'other' returns {marker}")

@@ -27,25 +27,43 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, sandbox={"seed_dir": SEED_DIR},
-                    auth={"lockout_threshold": 3, "lockout_s": 600, "signin_rate_limit": 6})
+    return Settings(
+        data_dir=data_dir,
+        sandbox={"seed_dir": SEED_DIR},
+        auth={"lockout_threshold": 3, "lockout_s": 600, "signin_rate_limit": 6},
+    )
 
 
 async def audit_rows(services: Any, tenant: str = "default") -> list[AuditEvent]:
     async with services.sessions() as session:
-        return list(await session.scalars(select(AuditEvent).where(
-            AuditEvent.tenant_id == tenant).order_by(AuditEvent.seq)))
+        return list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.tenant_id == tenant).order_by(AuditEvent.seq)
+            )
+        )
 
 
-async def sign_in(client: httpx.AsyncClient, username: str, password: str,
-                  tenant: str = "default", next_path: str = "/api/v1/me") -> httpx.Response:
+async def sign_in(
+    client: httpx.AsyncClient,
+    username: str,
+    password: str,
+    tenant: str = "default",
+    next_path: str = "/api/v1/me",
+) -> httpx.Response:
     page = await client.get("/auth/login", params={"next": next_path})
     assert page.status_code == 200 and "<form" in page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
-    return await client.post("/auth/password", data={
-        "username": username, "password": password, "csrf": csrf.group(1), "tenant": tenant,
-        "next": next_path})
+    return await client.post(
+        "/auth/password",
+        data={
+            "username": username,
+            "password": password,
+            "csrf": csrf.group(1),
+            "tenant": tenant,
+            "next": next_path,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- users
@@ -53,9 +71,16 @@ async def sign_in(client: httpx.AsyncClient, username: str, password: str,
 
 async def test_users_and_roles(client: httpx.AsyncClient, services: Any) -> None:
     admin_id, admin = await create_user_with_token(services, "root", Role.ADMIN)
-    created = await client.post("/api/v1/users", headers=admin, json={
-        "username": "alice", "display_name": "Alice", "roles": ["executive"],
-        "password": PASSWORD})
+    created = await client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={
+            "username": "alice",
+            "display_name": "Alice",
+            "roles": ["executive"],
+            "password": PASSWORD,
+        },
+    )
     assert created.status_code == 201, created.text
     alice = created.json()
     assert alice["roles"] == ["executive"] and "password" not in created.text
@@ -63,18 +88,25 @@ async def test_users_and_roles(client: httpx.AsyncClient, services: Any) -> None
 
     duplicate = await client.post("/api/v1/users", headers=admin, json={"username": "alice"})
     assert duplicate.status_code == 409
-    short = await client.post("/api/v1/users", headers=admin,
-                              json={"username": "bob", "password": "short"})
+    short = await client.post(
+        "/api/v1/users", headers=admin, json={"username": "bob", "password": "short"}
+    )
     assert short.status_code == 422 and "short" not in short.text
 
     listed = (await client.get("/api/v1/users", headers=admin)).json()
-    assert {u["username"]: u["roles"] for u in listed} == {"root": ["admin"],
-                                                          "alice": ["executive"]}
-    changed = await client.put(f"/api/v1/users/{alice['id']}/roles", headers=admin,
-                               json={"roles": ["executive", "auditor"]})
+    assert {u["username"]: u["roles"] for u in listed} == {
+        "root": ["admin"],
+        "alice": ["executive"],
+    }
+    changed = await client.put(
+        f"/api/v1/users/{alice['id']}/roles",
+        headers=admin,
+        json={"roles": ["executive", "auditor"]},
+    )
     assert changed.json()["roles"] == ["auditor", "executive"]
-    last_admin = await client.put(f"/api/v1/users/{admin_id}/roles", headers=admin,
-                                  json={"roles": []})
+    last_admin = await client.put(
+        f"/api/v1/users/{admin_id}/roles", headers=admin, json={"roles": []}
+    )
     assert last_admin.status_code == 409
     assert (await client.get("/api/v1/users/nope", headers=admin)).status_code == 404
 
@@ -86,8 +118,9 @@ async def test_users_and_roles(client: httpx.AsyncClient, services: Any) -> None
     assert (await client.get("/api/v1/users", headers=executive)).status_code == 403
     _, auditor = await create_user_with_token(services, "audrey", Role.AUDITOR)
     assert (await client.get("/api/v1/users", headers=auditor)).status_code == 200
-    assert (await client.put(f"/api/v1/users/{alice['id']}/roles", headers=auditor,
-                             json={"roles": []})).status_code == 403
+    assert (
+        await client.put(f"/api/v1/users/{alice['id']}/roles", headers=auditor, json={"roles": []})
+    ).status_code == 403
     denied = [e for e in await audit_rows(services) if e.action == "auth.access.denied"]
     assert len(denied) == 2 and denied[-1].outcome == "denied"
 
@@ -100,44 +133,51 @@ async def test_delegations(client: httpx.AsyncClient, services: Any) -> None:
     bob_id, bob = await create_user_with_token(services, "bob", Role.EXECUTIVE)
     dave_id, dave = await create_user_with_token(services, "dave", Role.DELEGATE)
     _, admin = await create_user_with_token(services, "root", Role.ADMIN)
-    acme_exec_id, _ = await create_user_with_token(services, "zed", Role.EXECUTIVE,
-                                                   tenant="acme")
+    acme_exec_id, _ = await create_user_with_token(services, "zed", Role.EXECUTIVE, tenant="acme")
 
     alone = (await client.get("/api/v1/me", headers=dave)).json()
     assert alone["permissions"] == ["me.read"]  # a delegate acting for nobody sees itself
 
-    granted = await client.post("/api/v1/delegations", headers=alice, json={
-        "delegate_id": dave_id, "scopes": ["review.read", "review.decide", "triage.read"]})
+    granted = await client.post(
+        "/api/v1/delegations",
+        headers=alice,
+        json={"delegate_id": dave_id, "scopes": ["review.read", "review.decide", "triage.read"]},
+    )
     assert granted.status_code == 201, granted.text
-    assert (await client.post("/api/v1/delegations", headers=admin,
-                              json={"delegate_id": dave_id})).status_code == 403
-    assert (await client.post("/api/v1/delegations", headers=alice, json={
-        "delegate_id": dave_id, "scopes": ["users.manage"]})).status_code == 422
+    assert (
+        await client.post("/api/v1/delegations", headers=admin, json={"delegate_id": dave_id})
+    ).status_code == 403
+    assert (
+        await client.post(
+            "/api/v1/delegations",
+            headers=alice,
+            json={"delegate_id": dave_id, "scopes": ["users.manage"]},
+        )
+    ).status_code == 422
 
     acting = await client.get("/api/v1/me", headers=dave | {"X-On-Behalf-Of": alice_id})
     assert acting.status_code == 200, acting.text
     body = acting.json()
     assert body["on_behalf_of"] == alice_id and body["roles"] == ["delegate"]
     assert body["permissions"] == ["me.read", "review.decide", "review.read", "triage.read"]
-    assert [d["executive_id"] for d in alone["delegations"] + body["delegations"]] == \
-        [alice_id]
+    assert [d["executive_id"] for d in alone["delegations"] + body["delegations"]] == [alice_id]
 
     for executive_id in (bob_id, acme_exec_id, "nobody"):
-        refused = await client.get("/api/v1/me",
-                                   headers=dave | {"X-On-Behalf-Of": executive_id})
+        refused = await client.get("/api/v1/me", headers=dave | {"X-On-Behalf-Of": executive_id})
         assert refused.status_code == 403
     # acting for an executive does not carry one's own roles over
-    assert (await client.get("/api/v1/delegations",
-                             headers=dave | {"X-On-Behalf-Of": alice_id})).status_code == 403
+    assert (
+        await client.get("/api/v1/delegations", headers=dave | {"X-On-Behalf-Of": alice_id})
+    ).status_code == 403
 
     assert len((await client.get("/api/v1/delegations", headers=bob)).json()) == 0
     assert len((await client.get("/api/v1/delegations", headers=alice)).json()) == 1
     assert len((await client.get("/api/v1/delegations", headers=admin)).json()) == 1
     grant_id = granted.json()["id"]
-    assert (await client.delete(f"/api/v1/delegations/{grant_id}",
-                                headers=bob)).status_code == 404
-    assert (await client.delete(f"/api/v1/delegations/{grant_id}",
-                                headers=admin)).status_code == 200
+    assert (await client.delete(f"/api/v1/delegations/{grant_id}", headers=bob)).status_code == 404
+    assert (
+        await client.delete(f"/api/v1/delegations/{grant_id}", headers=admin)
+    ).status_code == 200
     after = await client.get("/api/v1/me", headers=dave | {"X-On-Behalf-Of": alice_id})
     assert after.status_code == 403
 
@@ -148,8 +188,9 @@ async def test_delegations(client: httpx.AsyncClient, services: Any) -> None:
 async def test_password_sign_in_session_and_sign_out(
     client: httpx.AsyncClient, services: Any
 ) -> None:
-    user_id, admin = await create_user_with_token(services, "alice", Role.EXECUTIVE,
-                                                  Role.ADMIN, password=PASSWORD)
+    user_id, admin = await create_user_with_token(
+        services, "alice", Role.EXECUTIVE, Role.ADMIN, password=PASSWORD
+    )
     page = await client.get("/auth/login")
     assert "ea_csrf=" in page.headers["set-cookie"]
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
@@ -166,18 +207,26 @@ async def test_password_sign_in_session_and_sign_out(
     assert me.json()["auth_method"] == "session"
 
     # cookie-authenticated writes from another site are refused
-    cross = await client.post("/api/v1/api-keys", json={"name": "k", "roles": ["auditor"]},
-                              headers={"Origin": "https://evil.example"})
+    cross = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "k", "roles": ["auditor"]},
+        headers={"Origin": "https://evil.example"},
+    )
     assert cross.status_code == 403
-    same = await client.post("/api/v1/api-keys", json={"name": "k", "roles": ["auditor"]},
-                             headers={"Origin": "http://testserver"})
+    same = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "k", "roles": ["auditor"]},
+        headers={"Origin": "http://testserver"},
+    )
     assert same.status_code == 201
 
     # a role change applies to the running session at once
-    await client.put(f"/api/v1/users/{user_id}/roles", headers=admin,
-                     json={"roles": ["executive", "admin", "auditor"]})
-    assert (await client.get("/api/v1/me")).json()["roles"] == ["admin", "auditor",
-                                                                "executive"]
+    await client.put(
+        f"/api/v1/users/{user_id}/roles",
+        headers=admin,
+        json={"roles": ["executive", "admin", "auditor"]},
+    )
+    assert (await client.get("/api/v1/me")).json()["roles"] == ["admin", "auditor", "executive"]
 
     out = await client.post("/auth/logout")
     assert out.status_code == 303 and out.headers["location"] == "/auth/login"
@@ -194,15 +243,14 @@ async def test_open_redirects_and_forged_forms_are_refused(
     await create_user_with_token(services, "alice", Role.EXECUTIVE, password=PASSWORD)
     done = await sign_in(client, "alice", PASSWORD, next_path="//evil.example/x")
     assert done.headers["location"] == "/api/v1/me"
-    forged = await client.post("/auth/password", data={
-        "username": "alice", "password": PASSWORD, "csrf": "guess"})
+    forged = await client.post(
+        "/auth/password", data={"username": "alice", "password": PASSWORD, "csrf": "guess"}
+    )
     assert forged.status_code == 400
 
 
-async def test_lockout_after_repeated_failures(client: httpx.AsyncClient,
-                                               services: Any) -> None:
-    user_id, admin = await create_user_with_token(services, "alice", Role.ADMIN,
-                                                  password=PASSWORD)
+async def test_lockout_after_repeated_failures(client: httpx.AsyncClient, services: Any) -> None:
+    user_id, admin = await create_user_with_token(services, "alice", Role.ADMIN, password=PASSWORD)
     for _ in range(3):
         assert (await sign_in(client, "alice", "wrong password!!")).status_code == 401
     locked = await sign_in(client, "alice", PASSWORD)
@@ -215,8 +263,7 @@ async def test_lockout_after_repeated_failures(client: httpx.AsyncClient,
     failures = [e.reason for e in rows if e.action == "auth.signin.failed"]
     assert failures == ["wrong password"] * 3 + ["account locked", "unknown user"]
 
-    unlocked = await client.patch(f"/api/v1/users/{user_id}", headers=admin,
-                                  json={"unlock": True})
+    unlocked = await client.patch(f"/api/v1/users/{user_id}", headers=admin, json={"unlock": True})
     assert unlocked.status_code == 200 and unlocked.json()["locked"] is False
     assert (await sign_in(client, "alice", PASSWORD)).status_code == 303
 
@@ -229,14 +276,13 @@ async def test_rate_limit_per_source(client: httpx.AsyncClient, services: Any) -
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
 
 
-async def test_disabled_users_lose_their_sessions(client: httpx.AsyncClient,
-                                                  services: Any) -> None:
-    alice_id, _ = await create_user_with_token(services, "alice", Role.EXECUTIVE,
-                                               password=PASSWORD)
+async def test_disabled_users_lose_their_sessions(client: httpx.AsyncClient, services: Any) -> None:
+    alice_id, _ = await create_user_with_token(services, "alice", Role.EXECUTIVE, password=PASSWORD)
     _, admin = await create_user_with_token(services, "root", Role.ADMIN)
     assert (await sign_in(client, "alice", PASSWORD)).status_code == 303
-    disabled = await client.patch(f"/api/v1/users/{alice_id}", headers=admin,
-                                  json={"disabled": True})
+    disabled = await client.patch(
+        f"/api/v1/users/{alice_id}", headers=admin, json={"disabled": True}
+    )
     assert disabled.status_code == 200 and disabled.json()["disabled"] is True
     assert (await client.get("/api/v1/me")).status_code == 401
     assert (await sign_in(client, "alice", PASSWORD)).status_code == 401
@@ -246,14 +292,20 @@ def test_cookie_security(data_dir: Path) -> None:
     from assistant.auth.sessions import cookie_secure
 
     assert cookie_secure(Settings(data_dir=data_dir)) is False  # http://127.0.0.1 dev
-    assert cookie_secure(Settings(data_dir=data_dir,
-                                  server={"public_url": "https://ea.example"})) is True
+    assert (
+        cookie_secure(Settings(data_dir=data_dir, server={"public_url": "https://ea.example"}))
+        is True
+    )
     assert cookie_secure(Settings(data_dir=data_dir, environment="production")) is True
     from assistant.core.settings import load_settings
 
     with pytest.raises(Exception, match="cookie_secure"):
-        load_settings(data_dir=data_dir, environment="production",
-                      secret_key="x" * 40, auth={"cookie_secure": False})
+        load_settings(
+            data_dir=data_dir,
+            environment="production",
+            secret_key="x" * 40,
+            auth={"cookie_secure": False},
+        )
 
 
 # ---------------------------------------------------------------------------- secrets
@@ -262,8 +314,9 @@ def test_cookie_security(data_dir: Path) -> None:
 @contextmanager
 def rendered_logs() -> Iterator[io.StringIO]:
     """What the app's own log handler renders (after redaction), in a buffer."""
-    handler = next(h for h in logging.getLogger().handlers
-                   if getattr(h, "_assistant_handler", False))
+    handler = next(
+        h for h in logging.getLogger().handlers if getattr(h, "_assistant_handler", False)
+    )
     assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
     previous = handler.setStream(buffer)
@@ -274,7 +327,9 @@ def rendered_logs() -> Iterator[io.StringIO]:
 
 
 async def test_no_secret_reaches_logs_or_audit_rows(
-    client: httpx.AsyncClient, services: Any, settings: Settings,
+    client: httpx.AsyncClient,
+    services: Any,
+    settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -283,18 +338,30 @@ async def test_no_secret_reaches_logs_or_audit_rows(
 
 
 async def _exercise_every_credential(
-    client: httpx.AsyncClient, services: Any, settings: Settings, rendered: io.StringIO,
+    client: httpx.AsyncClient,
+    services: Any,
+    settings: Settings,
+    rendered: io.StringIO,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, admin = await create_user_with_token(services, "root", Role.ADMIN, password=PASSWORD)
-    secrets_seen: list[str] = [PASSWORD, admin["Authorization"].split()[1],
-                               settings.secret_key.get_secret_value()]
+    secrets_seen: list[str] = [
+        PASSWORD,
+        admin["Authorization"].split()[1],
+        settings.secret_key.get_secret_value(),
+    ]
     other_password = "another secret password 42"
-    created = await client.post("/api/v1/users", headers=admin, json={
-        "username": "alice", "roles": ["executive"], "password": other_password})
+    created = await client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"username": "alice", "roles": ["executive"], "password": other_password},
+    )
     assert created.status_code == 201
-    key = (await client.post("/api/v1/api-keys", headers=admin,
-                             json={"name": "ci", "roles": ["auditor"]})).json()["key"]
+    key = (
+        await client.post(
+            "/api/v1/api-keys", headers=admin, json={"name": "ci", "roles": ["auditor"]}
+        )
+    ).json()["key"]
     secrets_seen += [other_password, key]
     await client.get("/api/v1/me", headers={"X-API-Key": key})
     await client.get("/api/v1/me", headers={"X-API-Key": key[:-3] + "xyz"})
@@ -320,8 +387,7 @@ async def _exercise_every_credential(
     for secret in secrets_seen:
         assert secret not in logs
         assert secret not in stored
-    assert all(u.password_hash is None or u.password_hash.startswith("$argon2id$")
-               for u in users)
+    assert all(u.password_hash is None or u.password_hash.startswith("$argon2id$") for u in users)
 
 
 async def test_the_as_role_helper(client: httpx.AsyncClient, as_role: Any) -> None:
@@ -329,8 +395,7 @@ async def test_the_as_role_helper(client: httpx.AsyncClient, as_role: Any) -> No
     assert principal.tenant_id == "acme"
     assert (await client.get("/api/v1/users")).status_code == 200
     assert (await client.post("/api/v1/users", json={"username": "x"})).status_code == 403
-    as_role(client, Role.DELEGATE, on_behalf_of="boss",
-            delegated_scopes=frozenset({"review.read"}))
+    as_role(client, Role.DELEGATE, on_behalf_of="boss", delegated_scopes=frozenset({"review.read"}))
     me = (await client.get("/api/v1/me")).json()
     assert me["permissions"] == ["me.read", "review.read"] and me["on_behalf_of"] == "boss"
     as_role(client)

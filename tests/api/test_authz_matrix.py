@@ -22,8 +22,12 @@ WRITE_METHODS = {"post", "put", "patch", "delete"}
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str]]:
-    return sorted((method.upper(), path) for path, item in schema["paths"].items()
-                  for method in item if method in {"get", *WRITE_METHODS})
+    return sorted(
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in {"get", *WRITE_METHODS}
+    )
 
 
 def _fill(path: str) -> str:
@@ -39,8 +43,9 @@ async def test_every_route_has_an_entry_and_no_entry_is_stale(
     operations = {f"{m} {p}" for m, p in _operations((await client.get("/openapi.json")).json())}
     missing = sorted(operations - set(ROUTE_PERMISSIONS))
     stale = sorted(set(ROUTE_PERMISSIONS) - operations)
-    assert not missing, ("routes without an entry in assistant/auth/permissions.py "
-                         f"ROUTE_PERMISSIONS: {missing}")
+    assert not missing, (
+        f"routes without an entry in assistant/auth/permissions.py ROUTE_PERMISSIONS: {missing}"
+    )
     assert not stale, f"ROUTE_PERMISSIONS names routes that do not exist: {stale}"
 
 
@@ -50,13 +55,17 @@ async def test_every_route_for_every_role(client: httpx.AsyncClient, services: A
         _, headers = await create_user_with_token(services, f"the-{role.value}", role)
         callers[role.value] = (headers, ROLE_PERMISSIONS[role])
     exec_id, exec_headers = await create_user_with_token(services, "the-boss", Role.EXECUTIVE)
-    delegate_id, delegate_headers = await create_user_with_token(services, "the-assistant",
-                                                                 Role.DELEGATE)
-    granted = await client.post("/api/v1/delegations", headers=exec_headers,
-                                json={"delegate_id": delegate_id})
+    delegate_id, delegate_headers = await create_user_with_token(
+        services, "the-assistant", Role.DELEGATE
+    )
+    granted = await client.post(
+        "/api/v1/delegations", headers=exec_headers, json={"delegate_id": delegate_id}
+    )
     assert granted.status_code == 201, granted.text
-    callers["delegate"] = (delegate_headers | {"X-On-Behalf-Of": exec_id},
-                           frozenset({Permission.ME_READ, *DELEGABLE}))
+    callers["delegate"] = (
+        delegate_headers | {"X-On-Behalf-Of": exec_id},
+        frozenset({Permission.ME_READ, *DELEGABLE}),
+    )
     _, nobody = await create_user_with_token(services, "the-nobody")
     callers["no role"] = (nobody, frozenset())
     callers["anonymous"] = ({}, frozenset())
@@ -70,8 +79,11 @@ async def test_every_route_for_every_role(client: httpx.AsyncClient, services: A
         for name, (headers, held) in callers.items():
             client.cookies.clear()
             response = await client.request(
-                method, _fill(path), headers=headers,
-                json={} if method.lower() in WRITE_METHODS else None)
+                method,
+                _fill(path),
+                headers=headers,
+                json={} if method.lower() in WRITE_METHODS else None,
+            )
             status = response.status_code
             if rule is Access.PUBLIC or rule in held:
                 if status in (401, 403):
@@ -79,8 +91,9 @@ async def test_every_route_for_every_role(client: httpx.AsyncClient, services: A
             else:
                 expected = 401 if name == "anonymous" else 403
                 if status != expected:
-                    problems.append(f"{method} {path} as {name}: {status}, "
-                                    f"expected {expected} ({rule.value})")
+                    problems.append(
+                        f"{method} {path} as {name}: {status}, expected {expected} ({rule.value})"
+                    )
     assert not problems, "\n".join(problems)
 
 

@@ -22,17 +22,35 @@ async def _auto_approved(sessions: async_sessionmaker[AsyncSession], count: int)
     now = utcnow() - timedelta(hours=1)
     async with sessions() as session, session.begin():
         for _ in range(count):
-            session.add(Action(
-                id=new_id(), tenant_id="default", kind="email.move", capability="email",
-                risk="reversible", state="succeeded", version=5, arguments={},
-                actor_id="pipeline", actor_type="system", autonomy="auto", decision="allow",
-                approvals_required=0, approver_roles=[], approved_at=now, hold_seconds=0,
-                attempts=1, external_ids={}, created_at=now, updated_at=now))
+            session.add(
+                Action(
+                    id=new_id(),
+                    tenant_id="default",
+                    kind="email.move",
+                    capability="email",
+                    risk="reversible",
+                    state="succeeded",
+                    version=5,
+                    arguments={},
+                    actor_id="pipeline",
+                    actor_type="system",
+                    autonomy="auto",
+                    decision="allow",
+                    approvals_required=0,
+                    approver_roles=[],
+                    approved_at=now,
+                    hold_seconds=0,
+                    attempts=1,
+                    external_ids={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
 
 
 async def test_auditor_and_admin_read_the_report_in_every_format(
-        client: httpx.AsyncClient, as_role: Any,
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    client: httpx.AsyncClient, as_role: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     as_role(client, Role.AUDITOR, user_id="ava")
     response = await client.get(REPORT, params={"period": "7d", "format": "json"})
     assert response.status_code == 200, response.text
@@ -53,31 +71,51 @@ async def test_auditor_and_admin_read_the_report_in_every_format(
     assert "<svg" in page.text and "<script" not in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     async with sessions() as session:
-        reported = list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "gate.reported").order_by(AuditEvent.seq))).scalars())
+        reported = list(
+            (
+                await session.execute(
+                    select(AuditEvent)
+                    .where(AuditEvent.action == "gate.reported")
+                    .order_by(AuditEvent.seq)
+                )
+            ).scalars()
+        )
     assert [e.actor_id for e in reported] == ["ava", "ava", "admin-user"]
 
 
 async def test_executive_and_delegate_may_not_read_the_gate(
-        client: httpx.AsyncClient, as_role: Any,
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    client: httpx.AsyncClient, as_role: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     for role in (Role.EXECUTIVE, Role.DELEGATE):
         as_role(client, role)
-        for path in (REPORT, "/api/v1/quality/summary", "/api/v1/quality/costs",
-                     "/api/v1/quality/spot-checks"):
+        for path in (
+            REPORT,
+            "/api/v1/quality/summary",
+            "/api/v1/quality/costs",
+            "/api/v1/quality/spot-checks",
+        ):
             response = await client.get(path)
             assert response.status_code == 403, (role, path)
             assert response.json()["error"] == "PermissionDeniedError"
     async with sessions() as session:
-        denied = list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "auth.access.denied"))).scalars())
-        reported = list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "gate.reported"))).scalars())
+        denied = list(
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.action == "auth.access.denied")
+                )
+            ).scalars()
+        )
+        reported = list(
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.action == "gate.reported")
+                )
+            ).scalars()
+        )
     assert len(denied) == 8 and reported == []  # refused, audited, and no report made
 
 
-async def test_bad_period_and_format_are_refused(client: httpx.AsyncClient,
-                                                 as_role: Any) -> None:
+async def test_bad_period_and_format_are_refused(client: httpx.AsyncClient, as_role: Any) -> None:
     as_role(client, Role.AUDITOR)
     bad = await client.get(REPORT, params={"period": "forever"})
     assert bad.status_code == 422
@@ -89,8 +127,8 @@ async def test_bad_period_and_format_are_refused(client: httpx.AsyncClient,
 
 
 async def test_admin_samples_spot_checks_and_records_a_verdict(
-        client: httpx.AsyncClient, as_role: Any,
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    client: httpx.AsyncClient, as_role: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     await _auto_approved(sessions, 60)
     as_role(client, Role.AUDITOR)
     refused = await client.post("/api/v1/quality/evaluate")
@@ -110,8 +148,7 @@ async def test_admin_samples_spot_checks_and_records_a_verdict(
     assert done.status_code == 200 and done.json()["checked_by"] == "root"
     twice = await client.post(url, json={"verdict": "wrong"})
     assert twice.status_code == 409 and twice.json()["error"] == "ConflictError"
-    missing = await client.post("/api/v1/quality/spot-checks/nope/verdict",
-                                json={"verdict": "ok"})
+    missing = await client.post("/api/v1/quality/spot-checks/nope/verdict", json={"verdict": "ok"})
     assert missing.status_code == 404
     as_role(client, Role.AUDITOR)
     summary = (await client.get("/api/v1/quality/summary", params={"period": "1d"})).json()
@@ -123,6 +160,11 @@ async def test_admin_samples_spot_checks_and_records_a_verdict(
     gate = (await client.get(REPORT, params={"period": "1d"})).json()
     assert gate["spot_checks"] == {"open": len(sampled) - 1, "checked": 1, "wrong": 0}
     async with sessions() as session:
-        actions = set((await session.execute(select(AuditEvent.action).where(
-            AuditEvent.action.like("quality.%")))).scalars())
+        actions = set(
+            (
+                await session.execute(
+                    select(AuditEvent.action).where(AuditEvent.action.like("quality.%"))
+                )
+            ).scalars()
+        )
     assert actions == {"quality.spot_check.sampled", "quality.spot_check.recorded"}

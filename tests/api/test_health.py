@@ -35,8 +35,7 @@ async def test_readyz_ready(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200, body
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["migrations"]["status"] == "ok"
-    assert {c["name"] for c in body["checks"]["connectors"]} == {"sandbox-mail",
-                                                                 "sandbox-calendar"}
+    assert {c["name"] for c in body["checks"]["connectors"]} == {"sandbox-mail", "sandbox-calendar"}
 
 
 async def test_readyz_not_ready_when_migrations_behind(
@@ -99,8 +98,9 @@ async def test_error_shapes(client: httpx.AsyncClient) -> None:
     assert missing.status_code == 404
     assert missing.json()["error"] == "NotFound" and "detail" in missing.json()
 
-    malformed = await client.post("/_test/echo", content=b"{not json",
-                                  headers={"content-type": "application/json"})
+    malformed = await client.post(
+        "/_test/echo", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert malformed.status_code == 422
     assert malformed.json()["error"] == "RequestValidationError"
 

@@ -20,31 +20,52 @@ MARCUS = "marcus.chen@northwind.example"
 
 async def _audit(sessions: async_sessionmaker[AsyncSession], action: str) -> list[AuditEvent]:
     async with sessions() as session:
-        return list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == action).order_by(AuditEvent.seq))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
+                )
+            ).scalars()
+        )
 
 
 async def test_admins_name_owners_and_auditors_read_them(
-        client: httpx.AsyncClient, as_role: Any,
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    client: httpx.AsyncClient, as_role: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     as_role(client, Role.AUDITOR)
     listed = (await client.get(OWNERS)).json()
-    assert listed["missing"] == ["deployment", "exception queue", "connector sandbox-calendar",
-                                 "connector sandbox-mail"]
+    assert listed["missing"] == [
+        "deployment",
+        "exception queue",
+        "connector sandbox-calendar",
+        "connector sandbox-mail",
+    ]
     policy = next(o for o in listed["owners"] if o["scope"] == "policy")
     assert policy["source"] == "policy file" and policy["owner"]["person"]
-    refused = await client.put(OWNERS, json={"scope": "deployment", "person": "A",
-                                             "role": "B", "contact": "a@northwind.example"})
+    refused = await client.put(
+        OWNERS,
+        json={"scope": "deployment", "person": "A", "role": "B", "contact": "a@northwind.example"},
+    )
     assert refused.status_code == 403
 
     as_role(client, Role.ADMIN, user_id="ada")
     hook = "https://hooks.northwind.example/services/T0/very-secret-token"
-    for body in ({"scope": "deployment", "person": "Dana Whitfield", "role": "COO",
-                  "contact": "dana@northwind.example"},
-                 {"scope": "exceptions", "person": "Ops desk", "role": "IT operations",
-                  "contact": hook},
-                 {"scope": "connector", "subject": "sandbox-mail", "person": "Mail team",
-                  "role": "messaging", "contact": "mail@northwind.example"}):
+    for body in (
+        {
+            "scope": "deployment",
+            "person": "Dana Whitfield",
+            "role": "COO",
+            "contact": "dana@northwind.example",
+        },
+        {"scope": "exceptions", "person": "Ops desk", "role": "IT operations", "contact": hook},
+        {
+            "scope": "connector",
+            "subject": "sandbox-mail",
+            "person": "Mail team",
+            "role": "messaging",
+            "contact": "mail@northwind.example",
+        },
+    ):
         answer = await client.put(OWNERS, json=body)
         assert answer.status_code == 200, answer.text
     assert answer.json()["missing"] == ["connector sandbox-calendar"]
@@ -58,30 +79,39 @@ async def test_admins_name_owners_and_auditors_read_them(
 
 
 async def test_bad_owners_are_refused_with_the_reason_and_audited(
-        client: httpx.AsyncClient, as_role: Any,
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    client: httpx.AsyncClient, as_role: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     as_role(client, Role.ADMIN)
-    bad_scope = await client.put(OWNERS, json={"scope": "universe", "person": "A",
-                                               "role": "B", "contact": "a@northwind.example"})
+    bad_scope = await client.put(
+        OWNERS,
+        json={"scope": "universe", "person": "A", "role": "B", "contact": "a@northwind.example"},
+    )
     assert bad_scope.status_code == 422
     assert bad_scope.json()["error"] == "ValidationFailedError"
     assert "unknown owner scope" in bad_scope.json()["detail"]
-    no_subject = await client.put(OWNERS, json={"scope": "connector", "person": "A",
-                                                "role": "B", "contact": "a@northwind.example"})
+    no_subject = await client.put(
+        OWNERS,
+        json={"scope": "connector", "person": "A", "role": "B", "contact": "a@northwind.example"},
+    )
     assert no_subject.status_code == 422 and "names its instance" in no_subject.json()["detail"]
-    bad_contact = await client.put(OWNERS, json={"scope": "deployment", "person": "A",
-                                                 "role": "B", "contact": "ring twice"})
+    bad_contact = await client.put(
+        OWNERS, json={"scope": "deployment", "person": "A", "role": "B", "contact": "ring twice"}
+    )
     assert bad_contact.status_code == 422 and bad_contact.json()["error"]
     refusals = await _audit(sessions, "owner.set")
     assert [e.outcome for e in refusals] == ["failure", "failure"]
 
 
 async def test_promotion_needs_the_record_demotion_does_not(
-        client: httpx.AsyncClient, as_role: Any,
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+    client: httpx.AsyncClient, as_role: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     as_role(client, Role.ADMIN, user_id="ada")
-    promote = {"executive": DANA, "kind": "email.draft.create", "level": "auto",
-               "reason": "she approves everything"}
+    promote = {
+        "executive": DANA,
+        "kind": "email.draft.create",
+        "level": "auto",
+        "reason": "she approves everything",
+    }
     refused = await client.put(AUTONOMY, json=promote)
     assert refused.status_code == 409
     body = refused.json()
@@ -91,12 +121,15 @@ async def test_promotion_needs_the_record_demotion_does_not(
     [audited] = await _audit(sessions, "autonomy.promotion_refused")
     assert audited.outcome == "denied" and audited.reason == "she approves everything"
 
-    demote = await client.put(AUTONOMY, json={**promote, "level": "shadow",
-                                              "reason": "new in the role"})
+    demote = await client.put(
+        AUTONOMY, json={**promote, "level": "shadow", "reason": "new in the role"}
+    )
     assert demote.status_code == 200, demote.text
     assert (demote.json()["previous"], demote.json()["direction"]) == ("suggest", "demotion")
-    everyone = await client.put(AUTONOMY, json={"executive": "*", "kind": "calendar.*",
-                                                "level": "shadow", "reason": "pilot week"})
+    everyone = await client.put(
+        AUTONOMY,
+        json={"executive": "*", "kind": "calendar.*", "level": "shadow", "reason": "pilot week"},
+    )
     assert everyone.status_code == 200
     bad = await client.put(AUTONOMY, json={**promote, "level": "reckless"})
     assert bad.status_code == 422 and bad.json()["error"]
@@ -107,7 +140,9 @@ async def test_promotion_needs_the_record_demotion_does_not(
     as_role(client, Role.EXECUTIVE, user_id=DANA)
     mine = (await client.get("/api/v1/autonomy")).json()
     assert sorted((g["executive"], g["kind"], g["level"]) for g in mine["grants"]) == [
-        ("*", "calendar.*", "shadow"), (DANA, "email.draft.create", "shadow")]
+        ("*", "calendar.*", "shadow"),
+        (DANA, "email.draft.create", "shadow"),
+    ]
     assert mine["bar"]["min_decisions"] == 50
     as_role(client, Role.EXECUTIVE, user_id=MARCUS)
     theirs = (await client.get("/api/v1/autonomy", params={"executive": DANA})).json()

@@ -38,12 +38,16 @@ async def wait_for_state(client: httpx.AsyncClient, action_id: str, state: str) 
 
 
 async def test_lifespan_runner_executes_approved_actions(
-        data_dir: Path, seeded_template: Path, tmp_path: Path) -> None:
+    data_dir: Path, seeded_template: Path, tmp_path: Path
+) -> None:
     copy_template(seeded_template, data_dir)
     policy = tmp_path / "policies.yaml"
     policy.write_text(TEST_POLICY)
-    settings = Settings(data_dir=data_dir, sandbox={"seed_dir": SEED_DIR}, governance={
-        "runner": "inprocess", "policy_file": policy, "poll_interval_seconds": 0.05})
+    settings = Settings(
+        data_dir=data_dir,
+        sandbox={"seed_dir": SEED_DIR},
+        governance={"runner": "inprocess", "policy_file": policy, "poll_interval_seconds": 0.05},
+    )
     app = create_app(settings)
     async with LifespanManager(app):
         assert app.state.governance.started
@@ -51,16 +55,30 @@ async def test_lifespan_runner_executes_approved_actions(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             http.app = app  # type: ignore[attr-defined]
             as_role(http, Role.EXECUTIVE, user_id=EXECUTIVE)
-            draft = await http.post("/api/v1/actions", json={
-                "kind": "email.draft.create", "arguments": {
-                    "to": [{"address": COLLEAGUE}], "subject": "Agenda", "body_text": "Draft."}})
+            draft = await http.post(
+                "/api/v1/actions",
+                json={
+                    "kind": "email.draft.create",
+                    "arguments": {
+                        "to": [{"address": COLLEAGUE}],
+                        "subject": "Agenda",
+                        "body_text": "Draft.",
+                    },
+                },
+            )
             assert draft.status_code == 201, draft.text
             done = await wait_for_state(http, draft.json()["id"], "succeeded")
             assert done["external_ids"]["draft_id"]
 
-            pending = (await http.post("/api/v1/actions", json={
-                "kind": "email.send",
-                "arguments": {"to": [{"address": OUTSIDER}], "body_text": "Hi."}})).json()
+            pending = (
+                await http.post(
+                    "/api/v1/actions",
+                    json={
+                        "kind": "email.send",
+                        "arguments": {"to": [{"address": OUTSIDER}], "body_text": "Hi."},
+                    },
+                )
+            ).json()
             assert pending["state"] == "pending_review"
             as_role(http, Role.DELEGATE, user_id="jordan", on_behalf_of=EXECUTIVE)
             approved = await http.post(f"/api/v1/review/{pending['id']}/approve")

@@ -11,8 +11,10 @@ from assistant.core.principal import Role
 URL = "/api/v1/schedule/find"
 SOPHIE = "sophie.turner@northwind.example"
 DANA = "dana.whitfield@northwind.example"
-THURSDAY = {"window_start": "2026-11-26T14:00:00+00:00",
-            "window_end": "2026-11-26T17:00:00+00:00"}  # 2-5pm London (GMT in November)
+THURSDAY = {
+    "window_start": "2026-11-26T14:00:00+00:00",
+    "window_end": "2026-11-26T17:00:00+00:00",
+}  # 2-5pm London (GMT in November)
 
 
 def body(**extra: Any) -> dict[str, Any]:
@@ -20,14 +22,14 @@ def body(**extra: Any) -> dict[str, Any]:
 
 
 async def test_the_executive_gets_slots_in_everyones_zone(
-        client: httpx.AsyncClient, seeded: Any, as_role: Any) -> None:
+    client: httpx.AsyncClient, seeded: Any, as_role: Any
+) -> None:
     as_role(client, Role.EXECUTIVE, user_id="dana")
     response = await client.post(URL, json=body())
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["organizer"] == DANA and result["feasible"] is True
-    assert result["participant_timezones"] == {DANA: "America/New_York",
-                                               SOPHIE: "Europe/London"}
+    assert result["participant_timezones"] == {DANA: "America/New_York", SOPHIE: "Europe/London"}
     first = result["slots"][0]
     assert (first["start"], first["end"]) == ("2026-11-26T16:30:00Z", "2026-11-26T17:00:00Z")
     local = {item["address"]: item for item in first["local"]}
@@ -36,14 +38,16 @@ async def test_the_executive_gets_slots_in_everyones_zone(
 
 
 async def test_a_delegate_acting_for_the_executive_may_search(
-        client: httpx.AsyncClient, seeded: Any, as_role: Any) -> None:
+    client: httpx.AsyncClient, seeded: Any, as_role: Any
+) -> None:
     as_role(client, Role.DELEGATE, user_id="assistant", on_behalf_of="dana")
     response = await client.post(URL, json=body())
     assert response.status_code == 200, response.text
 
 
 async def test_admins_and_auditors_may_not_read_calendars(
-        client: httpx.AsyncClient, seeded: Any, as_role: Any) -> None:
+    client: httpx.AsyncClient, seeded: Any, as_role: Any
+) -> None:
     for role in (Role.ADMIN, Role.AUDITOR):
         as_role(client, role)
         response = await client.post(URL, json=body())
@@ -69,7 +73,8 @@ NONSENSICAL = [
 
 
 async def test_malformed_is_422_and_nonsensical_is_a_typed_400(
-        client: httpx.AsyncClient, seeded: Any, as_role: Any) -> None:
+    client: httpx.AsyncClient, seeded: Any, as_role: Any
+) -> None:
     as_role(client, Role.EXECUTIVE, user_id="dana")
     for payload in MALFORMED:
         response = await client.post(URL, json=payload)
@@ -83,10 +88,14 @@ async def test_malformed_is_422_and_nonsensical_is_a_typed_400(
 
 
 async def test_unknown_participants_are_named_or_assumed_free(
-        client: httpx.AsyncClient, seeded: Any, as_role: Any) -> None:
+    client: httpx.AsyncClient, seeded: Any, as_role: Any
+) -> None:
     as_role(client, Role.EXECUTIVE, user_id="dana")
-    people = [{"address": SOPHIE}, {"address": "Pat@Partner.example"},
-              {"address": "kim@partner.example", "required": False}]
+    people = [
+        {"address": SOPHIE},
+        {"address": "Pat@Partner.example"},
+        {"address": "kim@partner.example", "required": False},
+    ]
     response = await client.post(URL, json=body(participants=people))
     assert response.status_code == 400
     assert response.json()["error"] == "UnknownParticipantsError"
@@ -96,16 +105,21 @@ async def test_unknown_participants_are_named_or_assumed_free(
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["feasible"] and result["unknown_participants"] == [
-        "pat@partner.example", "kim@partner.example"]
+        "pat@partner.example",
+        "kim@partner.example",
+    ]
     assert len(result["warnings"]) == 2 and "assumed free" in result["warnings"][0]
 
 
 async def test_no_slot_answers_why_and_what_would_help(
-        client: httpx.AsyncClient, seeded: Any, as_role: Any) -> None:
+    client: httpx.AsyncClient, seeded: Any, as_role: Any
+) -> None:
     as_role(client, Role.EXECUTIVE, user_id="dana")
     # Sophie's pricing committee, 15:30-16:30 London: nothing fits inside it.
-    response = await client.post(URL, json=body(window_start="2026-11-26T15:30:00+00:00",
-                                                window_end="2026-11-26T16:30:00+00:00"))
+    response = await client.post(
+        URL,
+        json=body(window_start="2026-11-26T15:30:00+00:00", window_end="2026-11-26T16:30:00+00:00"),
+    )
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["feasible"] is False and result["slots"] == []

@@ -36,8 +36,9 @@ AddInvitation = Callable[[str, datetime, datetime], Awaitable[str]]
 
 
 def _request(subject: str, start: datetime, minutes: int = 30, **extra: Any) -> EventRequest:
-    return EventRequest(subject=subject, start=start, end=start + timedelta(minutes=minutes),
-                        **extra)
+    return EventRequest(
+        subject=subject, start=start, end=start + timedelta(minutes=minutes), **extra
+    )
 
 
 class CalendarContract:
@@ -47,22 +48,32 @@ class CalendarContract:
         owners = {c.owner for c in await calendar_connector.list_calendars()}
         assert calendar_connector.owner in owners
 
-    async def test_create_get_list_round_trip(self, calendar_connector: CalendarConnector,
-                                              colleague: str) -> None:
+    async def test_create_get_list_round_trip(
+        self, calendar_connector: CalendarConnector, colleague: str
+    ) -> None:
         start = BASE + timedelta(days=1)
-        created = await calendar_connector.create_event(_request(
-            "Contract sync", start, 45, timezone="Europe/London",
-            attendees=[Attendee(address=colleague)], location="Room 4",
-            idempotency_key=uuid.uuid4().hex))
+        created = await calendar_connector.create_event(
+            _request(
+                "Contract sync",
+                start,
+                45,
+                timezone="Europe/London",
+                attendees=[Attendee(address=colleague)],
+                location="Room 4",
+                idempotency_key=uuid.uuid4().hex,
+            )
+        )
         assert created.start == start and created.end == start + timedelta(minutes=45)
         fetched = await calendar_connector.get_event(created.id)
         assert fetched.subject == "Contract sync"
         assert colleague in {a.address for a in fetched.attendees}
-        listed = await calendar_connector.list_events(start - timedelta(hours=1),
-                                                      start + timedelta(hours=2))
+        listed = await calendar_connector.list_events(
+            start - timedelta(hours=1), start + timedelta(hours=2)
+        )
         assert created.id in {e.id for e in listed}
-        before = await calendar_connector.list_events(start - timedelta(hours=3),
-                                                      start - timedelta(hours=1))
+        before = await calendar_connector.list_events(
+            start - timedelta(hours=3), start - timedelta(hours=1)
+        )
         assert created.id not in {e.id for e in before}
 
     async def test_wall_time_in_the_request_zone(
@@ -71,8 +82,9 @@ class CalendarContract:
         from zoneinfo import ZoneInfo
 
         local = datetime(2027, 3, 10, 10, 0, tzinfo=ZoneInfo("Asia/Singapore"))
-        created = await calendar_connector.create_event(_request(
-            "Singapore morning", local, timezone="Asia/Singapore"))
+        created = await calendar_connector.create_event(
+            _request("Singapore morning", local, timezone="Asia/Singapore")
+        )
         assert created.start == datetime(2027, 3, 10, 2, 0, tzinfo=UTC)
 
     async def test_idempotency_key_creates_once(
@@ -92,8 +104,9 @@ class CalendarContract:
         start = BASE + timedelta(days=3)
         created = await calendar_connector.create_event(_request("Movable", start))
         later = start + timedelta(hours=2)
-        updated = await calendar_connector.update_event(created.id, EventUpdate(
-            subject="Moved", start=later, end=later + timedelta(minutes=30)))
+        updated = await calendar_connector.update_event(
+            created.id, EventUpdate(subject="Moved", start=later, end=later + timedelta(minutes=30))
+        )
         assert updated.subject == "Moved" and updated.start == later
         fetched = await calendar_connector.get_event(created.id)
         assert fetched.start == later
@@ -105,16 +118,16 @@ class CalendarContract:
         created = await calendar_connector.create_event(_request("Cancel me", start))
         await calendar_connector.cancel_event(created.id, "no longer needed")
         await calendar_connector.cancel_event(created.id)
-        listed = await calendar_connector.list_events(start - timedelta(hours=1),
-                                                      start + timedelta(hours=1))
+        listed = await calendar_connector.list_events(
+            start - timedelta(hours=1), start + timedelta(hours=1)
+        )
         assert all(e.id != created.id or e.is_cancelled for e in listed)
 
-    async def test_end_before_start_is_refused(
-        self, calendar_connector: CalendarConnector
-    ) -> None:
+    async def test_end_before_start_is_refused(self, calendar_connector: CalendarConnector) -> None:
         with pytest.raises((FatalConnectorError, ValidationError)):
-            await calendar_connector.create_event(EventRequest(
-                subject="Backwards", start=BASE, end=BASE - timedelta(minutes=5)))
+            await calendar_connector.create_event(
+                EventRequest(subject="Backwards", start=BASE, end=BASE - timedelta(minutes=5))
+            )
 
     async def test_missing_event_is_typed(self, calendar_connector: CalendarConnector) -> None:
         with pytest.raises(ConnectorNotFoundError):
@@ -126,25 +139,31 @@ class CalendarContract:
         start = BASE + timedelta(days=8)
         await calendar_connector.create_event(_request("Busy block", start, 60))
         [mine, theirs] = await calendar_connector.get_free_busy(
-            [calendar_connector.owner, colleague], start - timedelta(hours=2),
-            start + timedelta(hours=3))
+            [calendar_connector.owner, colleague],
+            start - timedelta(hours=2),
+            start + timedelta(hours=3),
+        )
         assert mine.person == calendar_connector.owner
         assert theirs.person == colleague.lower()
-        assert any(b.start <= start and b.end >= start + timedelta(minutes=60)
-                   for b in mine.busy)
+        assert any(b.start <= start and b.end >= start + timedelta(minutes=60) for b in mine.busy)
         assert mine.working_hours is not None
 
     async def test_recurrence_is_expanded(
         self, calendar_connector: CalendarConnector, add_recurring_event: AddRecurring
     ) -> None:
         start = BASE + timedelta(days=14)
-        await add_recurring_event("Weekly contract", start, "FREQ=WEEKLY;COUNT=4",
-                                  [start + timedelta(weeks=1)])
-        listed = await calendar_connector.list_events(start - timedelta(hours=1),
-                                                      start + timedelta(weeks=5))
+        await add_recurring_event(
+            "Weekly contract", start, "FREQ=WEEKLY;COUNT=4", [start + timedelta(weeks=1)]
+        )
+        listed = await calendar_connector.list_events(
+            start - timedelta(hours=1), start + timedelta(weeks=5)
+        )
         occurrences = [e for e in listed if e.subject == "Weekly contract"]
         assert [e.start for e in occurrences] == [
-            start, start + timedelta(weeks=2), start + timedelta(weeks=3)]
+            start,
+            start + timedelta(weeks=2),
+            start + timedelta(weeks=3),
+        ]
         assert len({e.id for e in occurrences}) == 3
 
     async def test_respond_to_invitation(

@@ -33,8 +33,9 @@ def _subject(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
 
 
-async def _starts(connector: CalendarConnector, subject: str, start: datetime,
-                  end: datetime) -> list[datetime]:
+async def _starts(
+    connector: CalendarConnector, subject: str, start: datetime, end: datetime
+) -> list[datetime]:
     events = await connector.list_events(start, end)
     return [e.start for e in events if e.subject == subject]
 
@@ -120,12 +121,20 @@ END:VCALENDAR
 
 
 class CalendarTimezoneCases:
-    async def _create(self, connector: CalendarConnector, subject: str, start: datetime,
-                      zone: str, minutes: int = 30) -> None:
+    async def _create(
+        self,
+        connector: CalendarConnector,
+        subject: str,
+        start: datetime,
+        zone: str,
+        minutes: int = 30,
+    ) -> None:
         start = start.astimezone(UTC)  # aware arithmetic on wall times drops fold
-        await connector.create_event(EventRequest(
-            subject=subject, start=start, end=start + timedelta(minutes=minutes),
-            timezone=zone))
+        await connector.create_event(
+            EventRequest(
+                subject=subject, start=start, end=start + timedelta(minutes=minutes), timezone=zone
+            )
+        )
 
     async def test_new_york_across_spring_forward(
         self, calendar_connector: CalendarConnector
@@ -135,9 +144,10 @@ class CalendarTimezoneCases:
         after = datetime(2027, 3, 14, 3, 30, tzinfo=NEW_YORK)  # EDT, UTC-4
         for start in (before, after):
             await self._create(calendar_connector, subject, start, "America/New_York")
-        assert await _starts(calendar_connector, subject, utc(2027, 3, 14),
-                             utc(2027, 3, 15)) == [utc(2027, 3, 14, 6, 30),
-                                                   utc(2027, 3, 14, 7, 30)]
+        assert await _starts(calendar_connector, subject, utc(2027, 3, 14), utc(2027, 3, 15)) == [
+            utc(2027, 3, 14, 6, 30),
+            utc(2027, 3, 14, 7, 30),
+        ]
 
     async def test_london_fall_back_both_one_thirties(
         self, calendar_connector: CalendarConnector
@@ -147,31 +157,42 @@ class CalendarTimezoneCases:
         second = datetime(2027, 10, 31, 1, 30, fold=1, tzinfo=LONDON)  # GMT, 01:30Z
         for start in (first, second):
             await self._create(calendar_connector, subject, start, "Europe/London", 20)
-        assert await _starts(calendar_connector, subject, utc(2027, 10, 30),
-                             utc(2027, 11, 1)) == [utc(2027, 10, 31, 0, 30),
-                                                   utc(2027, 10, 31, 1, 30)]
+        assert await _starts(calendar_connector, subject, utc(2027, 10, 30), utc(2027, 11, 1)) == [
+            utc(2027, 10, 31, 0, 30),
+            utc(2027, 10, 31, 1, 30),
+        ]
 
-    async def test_lord_howe_half_hour_shift(
-        self, calendar_connector: CalendarConnector
-    ) -> None:
+    async def test_lord_howe_half_hour_shift(self, calendar_connector: CalendarConnector) -> None:
         subject = _subject("Lord Howe")
         for day in (3, 4, 5):  # the shift back to +10:30 is at 02:00 on the 4th
-            await self._create(calendar_connector, subject,
-                               datetime(2027, 4, day, 9, 0, tzinfo=LORD_HOWE),
-                               "Australia/Lord_Howe")
-        assert await _starts(calendar_connector, subject, utc(2027, 4, 1),
-                             utc(2027, 4, 6)) == [utc(2027, 4, 2, 22, 0),
-                                                  utc(2027, 4, 3, 22, 30),
-                                                  utc(2027, 4, 4, 22, 30)]
+            await self._create(
+                calendar_connector,
+                subject,
+                datetime(2027, 4, day, 9, 0, tzinfo=LORD_HOWE),
+                "Australia/Lord_Howe",
+            )
+        assert await _starts(calendar_connector, subject, utc(2027, 4, 1), utc(2027, 4, 6)) == [
+            utc(2027, 4, 2, 22, 0),
+            utc(2027, 4, 3, 22, 30),
+            utc(2027, 4, 4, 22, 30),
+        ]
 
     async def test_series_with_exdate_rdate_and_moved_occurrence(
         self, calendar_connector: CalendarConnector, put_series: PutSeries
     ) -> None:
         subject = _subject("Series")
-        await put_series(SERIES.format(uid=f"{uuid.uuid4().hex}@contract", subject=subject,
-                                       organizer=calendar_connector.owner))
-        events = [e for e in await calendar_connector.list_events(
-            utc(2027, 2, 28), utc(2027, 4, 5)) if e.subject.startswith(subject)]
+        await put_series(
+            SERIES.format(
+                uid=f"{uuid.uuid4().hex}@contract",
+                subject=subject,
+                organizer=calendar_connector.owner,
+            )
+        )
+        events = [
+            e
+            for e in await calendar_connector.list_events(utc(2027, 2, 28), utc(2027, 4, 5))
+            if e.subject.startswith(subject)
+        ]
         assert [(e.start, e.subject) for e in events] == [
             (utc(2027, 3, 1, 14, 0), subject),  # EST
             (utc(2027, 3, 16, 15, 0), f"{subject} (moved)"),  # EDT, moved a day
@@ -182,8 +203,13 @@ class CalendarTimezoneCases:
         assert events[1].end - events[1].start == timedelta(hours=1)
         assert len({e.id for e in events}) == 5
         # The moved occurrence is found at its new time only.
-        assert not [e for e in await calendar_connector.list_events(
-            utc(2027, 3, 15, 12), utc(2027, 3, 15, 15)) if e.subject.startswith(subject)]
+        assert not [
+            e
+            for e in await calendar_connector.list_events(
+                utc(2027, 3, 15, 12), utc(2027, 3, 15, 15)
+            )
+            if e.subject.startswith(subject)
+        ]
         fetched = await calendar_connector.get_event(events[1].id)
         assert fetched.start == utc(2027, 3, 16, 15, 0)
 
@@ -191,10 +217,15 @@ class CalendarTimezoneCases:
         self, calendar_connector: CalendarConnector, put_series: PutSeries
     ) -> None:
         subject = _subject("Custom zone")
-        await put_series(CUSTOM_ZONE_SERIES.format(
-            uid=f"{uuid.uuid4().hex}@contract", subject=subject,
-            organizer=calendar_connector.owner))
-        assert await _starts(calendar_connector, subject, utc(2027, 4, 1),
-                             utc(2027, 4, 7)) == [utc(2027, 4, 2, 22, 0),
-                                                  utc(2027, 4, 3, 22, 30),
-                                                  utc(2027, 4, 4, 22, 30)]
+        await put_series(
+            CUSTOM_ZONE_SERIES.format(
+                uid=f"{uuid.uuid4().hex}@contract",
+                subject=subject,
+                organizer=calendar_connector.owner,
+            )
+        )
+        assert await _starts(calendar_connector, subject, utc(2027, 4, 1), utc(2027, 4, 7)) == [
+            utc(2027, 4, 2, 22, 0),
+            utc(2027, 4, 3, 22, 30),
+            utc(2027, 4, 4, 22, 30),
+        ]

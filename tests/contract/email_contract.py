@@ -34,9 +34,9 @@ async def _folder(connector: EmailConnector, role: FolderRole) -> str:
     return next(f.id for f in folders if f.role is role)
 
 
-async def _all(connector: EmailConnector, folder: str, page_size: int = 100) -> tuple[
-    list[EmailMessage], str
-]:
+async def _all(
+    connector: EmailConnector, folder: str, page_size: int = 100
+) -> tuple[list[EmailMessage], str]:
     messages: list[EmailMessage] = []
     cursor = None
     while True:
@@ -105,9 +105,12 @@ class EmailContract:
 
     async def test_new_draft_is_idempotent(self, email_connector: EmailConnector) -> None:
         key = uuid.uuid4().hex
-        request = DraftRequest(to=[EmailAddress(address="bob@partner.example")],
-                               subject="Contract draft", body_text="Draft body",
-                               idempotency_key=key)
+        request = DraftRequest(
+            to=[EmailAddress(address="bob@partner.example")],
+            subject="Contract draft",
+            body_text="Draft body",
+            idempotency_key=key,
+        )
         draft = await email_connector.create_draft(request)
         again = await email_connector.create_draft(request)
         assert draft.id == again.id
@@ -121,8 +124,9 @@ class EmailContract:
     async def test_reply_threads_correctly(self, email_connector: EmailConnector) -> None:
         inbox = await _folder(email_connector, FolderRole.INBOX)
         original = next(m for m in (await _all(email_connector, inbox))[0] if m.message_id)
-        reply = await email_connector.create_draft(DraftRequest(
-            mode=DraftMode.REPLY, reply_to_id=original.id, body_text="Thanks, noted."))
+        reply = await email_connector.create_draft(
+            DraftRequest(mode=DraftMode.REPLY, reply_to_id=original.id, body_text="Thanks, noted.")
+        )
         assert reply.in_reply_to == original.message_id
         assert reply.references[-1] == original.message_id
         assert reply.subject.lower().startswith("re:")
@@ -133,16 +137,24 @@ class EmailContract:
     async def test_reply_all_keeps_everyone_but_me(self, email_connector: EmailConnector) -> None:
         inbox = await _folder(email_connector, FolderRole.INBOX)
         original = next(m for m in (await _all(email_connector, inbox))[0] if m.cc)
-        reply = await email_connector.create_draft(DraftRequest(
-            mode=DraftMode.REPLY_ALL, reply_to_id=original.id, body_text="All: agreed."))
+        reply = await email_connector.create_draft(
+            DraftRequest(
+                mode=DraftMode.REPLY_ALL, reply_to_id=original.id, body_text="All: agreed."
+            )
+        )
         everyone = {a.address for a in [*reply.to, *reply.cc]}
         assert email_connector.mailbox.lower() not in everyone
         assert {a.address for a in original.cc} - {email_connector.mailbox.lower()} <= everyone
 
     async def test_send_moves_draft_to_sent_once(self, email_connector: EmailConnector) -> None:
-        draft = await email_connector.create_draft(DraftRequest(
-            to=[EmailAddress(address="carol@partner.example")], subject="Contract send",
-            body_text="Sent by the contract suite.", idempotency_key=uuid.uuid4().hex))
+        draft = await email_connector.create_draft(
+            DraftRequest(
+                to=[EmailAddress(address="carol@partner.example")],
+                subject="Contract send",
+                body_text="Sent by the contract suite.",
+                idempotency_key=uuid.uuid4().hex,
+            )
+        )
         sent = await email_connector.send_draft(draft.id)
         sent_folder = await _folder(email_connector, FolderRole.SENT)
         assert sent.folder == sent_folder
@@ -158,16 +170,17 @@ class EmailContract:
     async def test_send_without_recipients_is_refused(
         self, email_connector: EmailConnector
     ) -> None:
-        draft = await email_connector.create_draft(DraftRequest(subject="Nobody",
-                                                                body_text="x"))
+        draft = await email_connector.create_draft(DraftRequest(subject="Nobody", body_text="x"))
         with pytest.raises(FatalConnectorError):
             await email_connector.send_draft(draft.id)
         await email_connector.delete_draft(draft.id)
 
     async def test_delete_draft_twice_is_fine(self, email_connector: EmailConnector) -> None:
-        draft = await email_connector.create_draft(DraftRequest(
-            to=[EmailAddress(address="dan@partner.example")], subject="To delete",
-            body_text="x"))
+        draft = await email_connector.create_draft(
+            DraftRequest(
+                to=[EmailAddress(address="dan@partner.example")], subject="To delete", body_text="x"
+            )
+        )
         await email_connector.delete_draft(draft.id)
         await email_connector.delete_draft(draft.id)
         with pytest.raises(ConnectorNotFoundError):

@@ -97,8 +97,7 @@ class ERPContract:
 
     async def test_role_filter(self, erp_connector: ERPConnector) -> None:
         vendors = {p.name for p in await erp_connector.find_parties(role=PartyRole.VENDOR)}
-        customers = {p.name for p in await erp_connector.find_parties(
-            role=PartyRole.CUSTOMER)}
+        customers = {p.name for p in await erp_connector.find_parties(role=PartyRole.CUSTOMER)}
         assert {p.name for p in erp_seed.PARTIES if p.role == "vendor"} <= vendors
         assert {p.name for p in erp_seed.PARTIES if p.role == "customer"} <= customers
         assert not vendors & customers
@@ -117,15 +116,17 @@ class ERPContract:
     # ------------------------------------------------------------------ orders
 
     async def test_purchase_orders_awaiting_approval(self, erp_connector: ERPConnector) -> None:
-        pending = await erp_connector.list_orders(OrderKind.PURCHASE,
-                                                  status=OrderStatus.PENDING_APPROVAL)
+        pending = await erp_connector.list_orders(
+            OrderKind.PURCHASE, status=OrderStatus.PENDING_APPROVAL
+        )
         by_number = {o.number: o for o in pending}
         servers = by_number[erp_seed.po_number("po-servers")]
         assert servers.party_name == "Contoso Ltd"
         assert servers.total == Decimal("12500")
         assert servers.status == OrderStatus.PENDING_APPROVAL
         assert [(line.description, line.quantity, line.amount) for line in servers.lines] == [
-            ("Rack servers", Decimal(5), Decimal(12500))]
+            ("Rack servers", Decimal(5), Decimal(12500))
+        ]
         assert erp_seed.po_number("po-consulting") in by_number
         assert erp_seed.po_number("po-chairs") not in by_number  # approved already
         assert all(o.status == OrderStatus.PENDING_APPROVAL for o in pending)
@@ -134,7 +135,8 @@ class ERPContract:
         number = erp_seed.po_number("po-chairs")
         found = await erp_connector.list_orders(OrderKind.PURCHASE, number=number)
         assert [(o.number, o.status, o.total) for o in found] == [
-            (number, OrderStatus.APPROVED, Decimal(3000))]
+            (number, OrderStatus.APPROVED, Decimal(3000))
+        ]
         again = await erp_connector.get_order(OrderKind.PURCHASE, found[0].id)
         assert again.number == number and again.etag
         contoso = await _vendor_id(erp_connector, "Contoso")
@@ -143,8 +145,9 @@ class ERPContract:
         assert {erp_seed.po_number("po-servers"), number} <= numbers
         assert all(o.party_id == contoso for o in of_contoso)
         with pytest.raises(ConnectorNotFoundError):
-            await erp_connector.get_order(OrderKind.PURCHASE,
-                                          await self.missing_id(erp_connector, found[0].id))
+            await erp_connector.get_order(
+                OrderKind.PURCHASE, await self.missing_id(erp_connector, found[0].id)
+            )
 
     async def test_sales_orders(self, erp_connector: ERPConnector) -> None:
         sales = await erp_connector.list_orders(OrderKind.SALE)
@@ -157,8 +160,7 @@ class ERPContract:
     async def test_overdue_payables_and_receivables(self, erp_connector: ERPConnector) -> None:
         today = date.today()
         for kind in (InvoiceKind.PAYABLE, InvoiceKind.RECEIVABLE):
-            overdue = await erp_connector.list_invoices(InvoiceQuery(kind=kind,
-                                                                     overdue_on=today))
+            overdue = await erp_connector.list_invoices(InvoiceQuery(kind=kind, overdue_on=today))
             got = {_key(i.kind.value, i.party_name, i.total) for i in overdue}
             assert got == _seeded(erp_seed.overdue(kind.value, today))
             for invoice in overdue:
@@ -167,10 +169,12 @@ class ERPContract:
 
     async def test_overdue_over_an_amount(self, erp_connector: ERPConnector) -> None:
         today = date.today()
-        big = await erp_connector.list_invoices(InvoiceQuery(
-            kind=InvoiceKind.PAYABLE, overdue_on=today, min_amount=Decimal(10000)))
+        big = await erp_connector.list_invoices(
+            InvoiceQuery(kind=InvoiceKind.PAYABLE, overdue_on=today, min_amount=Decimal(10000))
+        )
         assert {_key(i.kind.value, i.party_name, i.total) for i in big} == _seeded(
-            erp_seed.overdue("payable", today, min_amount=Decimal(10000)))
+            erp_seed.overdue("payable", today, min_amount=Decimal(10000))
+        )
 
     async def test_invoice_facts(self, erp_connector: ERPConnector) -> None:
         today = date.today()
@@ -190,11 +194,11 @@ class ERPContract:
             if seed.status != "draft":
                 assert invoice.amount_due == seed.amount_due, seed.key
 
-    async def test_unpaid_party_and_reference_filters(self, erp_connector: ERPConnector
-                                                      ) -> None:
+    async def test_unpaid_party_and_reference_filters(self, erp_connector: ERPConnector) -> None:
         fabrikam = await _vendor_id(erp_connector, "Fabrikam")
-        unpaid = await erp_connector.list_invoices(InvoiceQuery(party_id=fabrikam,
-                                                                unpaid_only=True))
+        unpaid = await erp_connector.list_invoices(
+            InvoiceQuery(party_id=fabrikam, unpaid_only=True)
+        )
         assert [(i.party_name, i.total) for i in unpaid] == [("Fabrikam Inc", Decimal(11000))]
         by_ref = await erp_connector.list_invoices(InvoiceQuery(reference="CON-7781"))
         assert [(i.reference, i.total) for i in by_ref] == [("CON-7781", Decimal(15000))]
@@ -258,11 +262,17 @@ class ERPContract:
         vendor = await _vendor_id(erp_connector, "Litware")
         key = uuid.uuid4().hex
         request = VendorBillRequest(
-            vendor_id=vendor, vendor_reference=f"LIT-{key[:6]}",
-            invoice_date=date.today(), due_date=date.today() + timedelta(days=30),
-            lines=[VendorBillLine(description="Toner cartridges", quantity=Decimal(3),
-                                  unit_price=Decimal("80"))],
-            idempotency_key=key)
+            vendor_id=vendor,
+            vendor_reference=f"LIT-{key[:6]}",
+            invoice_date=date.today(),
+            due_date=date.today() + timedelta(days=30),
+            lines=[
+                VendorBillLine(
+                    description="Toner cartridges", quantity=Decimal(3), unit_price=Decimal("80")
+                )
+            ],
+            idempotency_key=key,
+        )
         bill = await erp_connector.create_draft_vendor_bill(request)
         again = await erp_connector.create_draft_vendor_bill(request)
         assert again.id == bill.id
@@ -282,17 +292,23 @@ class ERPContract:
     ) -> None:
         vendor = await _vendor_id(erp_connector, "Litware")
         key = uuid.uuid4().hex
-        bill = await erp_connector.create_draft_vendor_bill(VendorBillRequest(
-            vendor_id=vendor, vendor_reference=f"LIT-{key[:6]}", invoice_date=date.today(),
-            lines=[VendorBillLine(description="Workshop catering", unit_price=Decimal(640))],
-            idempotency_key=key))
+        bill = await erp_connector.create_draft_vendor_bill(
+            VendorBillRequest(
+                vendor_id=vendor,
+                vendor_reference=f"LIT-{key[:6]}",
+                invoice_date=date.today(),
+                lines=[VendorBillLine(description="Workshop catering", unit_price=Decimal(640))],
+                idempotency_key=key,
+            )
+        )
         await post_vendor_bill(bill.id)
         posted = await erp_connector.get_invoice(bill.id)
         assert posted.is_posted and posted.status == InvoiceStatus.OPEN
         with pytest.raises(ConnectorConflictError):
             await erp_connector.delete_draft_vendor_bill(bill.id)
-        credit = await erp_connector.credit_vendor_bill(bill.id, reason="entered twice",
-                                                        idempotency_key=f"{key}-credit")
+        credit = await erp_connector.credit_vendor_bill(
+            bill.id, reason="entered twice", idempotency_key=f"{key}-credit"
+        )
         assert credit.id != bill.id and credit.is_posted
         assert abs(credit.total) == Decimal(640) and credit.party_id == vendor
         again = await erp_connector.credit_vendor_bill(bill.id, idempotency_key=f"{key}-credit")

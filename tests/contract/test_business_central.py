@@ -56,18 +56,25 @@ def bc(bc_tls: tuple[Path, Path, Path]) -> Iterator[BusinessCentralEmulator]:
 
 def bc_config(emulator: BusinessCentralEmulator, ca_file: Path, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "tenant_id": emulator.tenant_id, "environment": emulator.environment,
-        "company_name": "Northwind Holdings", "client_id": emulator.client_id,
-        "client_secret": emulator.client_secret, "base_url": f"{emulator.base_url}/v2.0",
-        "authority_host": emulator.base_url, "ca_file": str(ca_file),
-        "approval_api": APPROVALS_ROUTE, "expense_account": "6100", "max_attempts": 4,
+        "tenant_id": emulator.tenant_id,
+        "environment": emulator.environment,
+        "company_name": "Northwind Holdings",
+        "client_id": emulator.client_id,
+        "client_secret": emulator.client_secret,
+        "base_url": f"{emulator.base_url}/v2.0",
+        "authority_host": emulator.base_url,
+        "ca_file": str(ca_file),
+        "approval_api": APPROVALS_ROUTE,
+        "expense_account": "6100",
+        "max_attempts": 4,
     }
     config.update(extra)
     return config
 
 
-def _connector(emulator: BusinessCentralEmulator, ca_file: Path, **extra: Any
-               ) -> BusinessCentralERPConnector:
+def _connector(
+    emulator: BusinessCentralEmulator, ca_file: Path, **extra: Any
+) -> BusinessCentralERPConnector:
     config = BusinessCentralConfig.model_validate(bc_config(emulator, ca_file, **extra))
     return build_connector(config, ConnectorContext(tenant_id="t1", instance_name="bc-test"))
 
@@ -76,8 +83,9 @@ class TestBusinessCentralContract(ERPContract):
     payable_amount_due_exact = False  # the standard API shows no partial payments of bills
 
     @pytest.fixture
-    async def erp_connector(self, bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
-                            ) -> AsyncIterator[BusinessCentralERPConnector]:
+    async def erp_connector(
+        self, bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+    ) -> AsyncIterator[BusinessCentralERPConnector]:
         connector = _connector(bc, bc_tls[0])
         yield connector
         await connector.aclose()
@@ -97,12 +105,16 @@ class TestBusinessCentralContract(ERPContract):
         return post
 
 
-async def test_entry_point_and_token_reuse(bc: BusinessCentralEmulator,
-                                           bc_tls: tuple[Path, Path, Path]) -> None:
+async def test_entry_point_and_token_reuse(
+    bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+) -> None:
     registry = ConnectorRegistry.discover()
     assert registry.get("businesscentral.erp") is ERP_SPEC
-    connector = await registry.build("businesscentral.erp", bc_config(bc, bc_tls[0]),
-                                     ConnectorContext(tenant_id="t1", instance_name="bc"))
+    connector = await registry.build(
+        "businesscentral.erp",
+        bc_config(bc, bc_tls[0]),
+        ConnectorContext(tenant_id="t1", instance_name="bc"),
+    )
     try:
         before = bc.token_requests
         assert (await connector.check()).status is ConnectorStatus.OK
@@ -113,16 +125,18 @@ async def test_entry_point_and_token_reuse(bc: BusinessCentralEmulator,
         await connector.aclose()
 
 
-async def test_bad_secret_and_bad_token(bc: BusinessCentralEmulator,
-                                        bc_tls: tuple[Path, Path, Path]) -> None:
+async def test_bad_secret_and_bad_token(
+    bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+) -> None:
     wrong = _connector(bc, bc_tls[0], client_secret="wrong-secret")
     try:
         health = await wrong.check()
         assert health.status is ConnectorStatus.DOWN and "wrong-secret" not in health.detail
     finally:
         await wrong.aclose()
-    stale = _connector(bc, bc_tls[0], auth="token", access_token="not-a-token",
-                       client_id=None, client_secret=None)
+    stale = _connector(
+        bc, bc_tls[0], auth="token", access_token="not-a-token", client_id=None, client_secret=None
+    )
     try:
         with pytest.raises(ConnectorAuthError):
             await stale.list_companies()
@@ -130,8 +144,9 @@ async def test_bad_secret_and_bad_token(bc: BusinessCentralEmulator,
         await stale.aclose()
 
 
-async def test_429_is_retried_after_retry_after(bc: BusinessCentralEmulator,
-                                                bc_tls: tuple[Path, Path, Path]) -> None:
+async def test_429_is_retried_after_retry_after(
+    bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+) -> None:
     connector = _connector(bc, bc_tls[0])
     try:
         await connector.check()
@@ -146,8 +161,9 @@ async def test_429_is_retried_after_retry_after(bc: BusinessCentralEmulator,
         await connector.aclose()
 
 
-async def test_pages_follow_next_link(bc: BusinessCentralEmulator,
-                                      bc_tls: tuple[Path, Path, Path]) -> None:
+async def test_pages_follow_next_link(
+    bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+) -> None:
     paged = _connector(bc, bc_tls[0], page_size=2)
     whole = _connector(bc, bc_tls[0])
     try:
@@ -163,8 +179,9 @@ async def test_pages_follow_next_link(bc: BusinessCentralEmulator,
         await whole.aclose()
 
 
-async def test_etag_mismatch_on_delete_is_a_conflict(bc: BusinessCentralEmulator,
-                                                     bc_tls: tuple[Path, Path, Path]) -> None:
+async def test_etag_mismatch_on_delete_is_a_conflict(
+    bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+) -> None:
     connector = _connector(bc, bc_tls[0])
     try:
         order_id = bc.new_purchase_order("Contoso Ltd", Decimal(10))
@@ -178,7 +195,8 @@ async def test_etag_mismatch_on_delete_is_a_conflict(bc: BusinessCentralEmulator
 
 
 async def test_without_an_approval_api_approving_is_refused(
-        bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]) -> None:
+    bc: BusinessCentralEmulator, bc_tls: tuple[Path, Path, Path]
+) -> None:
     connector = _connector(bc, bc_tls[0], approval_api=None)
     try:
         order_id = bc.new_purchase_order("Fabrikam Inc", Decimal(100))

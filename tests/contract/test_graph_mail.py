@@ -32,22 +32,33 @@ graph = graph_fixtures.graph
 graph_tls = graph_fixtures.graph_tls
 
 
-def _connector(emulator: GraphMailEmulator, ca_file: Path, box: Mailbox,
-               **extra: Any) -> GraphEmailConnector:
+def _connector(
+    emulator: GraphMailEmulator, ca_file: Path, box: Mailbox, **extra: Any
+) -> GraphEmailConnector:
     config = GraphMailConfig.model_validate(graph_config(emulator, ca_file, box, **extra))
     return build_connector(config, ConnectorContext(tenant_id="t1", instance_name="graph-test"))
 
 
 def _seed(emulator: GraphMailEmulator) -> Mailbox:
     box = emulator.add_mailbox(f"exec-{uuid.uuid4().hex[:6]}@contoso.example", "Exec")
-    emulator.deliver(box, "Quarterly numbers", "Please find the numbers below.",
-                     "alice@partner.example")
-    emulator.deliver(box, "Board meeting", "Can we meet on Thursday?", "bob@partner.example",
-                     cc=["carol@partner.example", box.address])
-    emulator.deliver(box, "Newsletter", "", "news@vendor.example",
-                     html="<p>Big <b>news</b></p><p><a href='https://v.example/u'>Unsub</a></p>",
-                     headers={"List-Unsubscribe": "<mailto:unsub@vendor.example>",
-                              "Precedence": "bulk"})
+    emulator.deliver(
+        box, "Quarterly numbers", "Please find the numbers below.", "alice@partner.example"
+    )
+    emulator.deliver(
+        box,
+        "Board meeting",
+        "Can we meet on Thursday?",
+        "bob@partner.example",
+        cc=["carol@partner.example", box.address],
+    )
+    emulator.deliver(
+        box,
+        "Newsletter",
+        "",
+        "news@vendor.example",
+        html="<p>Big <b>news</b></p><p><a href='https://v.example/u'>Unsub</a></p>",
+        headers={"List-Unsubscribe": "<mailto:unsub@vendor.example>", "Precedence": "bulk"},
+    )
     return box
 
 
@@ -74,9 +85,9 @@ class TestGraphEmail(EmailContract):
 
 
 @pytest.fixture
-async def seeded(graph: GraphMailEmulator,
-                 graph_tls: tuple[Path, Path, Path]) -> AsyncIterator[tuple[Mailbox,
-                                                                            GraphEmailConnector]]:
+async def seeded(
+    graph: GraphMailEmulator, graph_tls: tuple[Path, Path, Path]
+) -> AsyncIterator[tuple[Mailbox, GraphEmailConnector]]:
     box = _seed(graph)
     connector = _connector(graph, graph_tls[0], box)
     yield box, connector
@@ -145,22 +156,30 @@ async def test_flag_only_change_is_completed_by_a_get(
     assert {"seen", "important"} <= set(changed.messages[0].flags)
 
 
-async def test_reply_all_is_threaded_by_graph(
-    seeded: tuple[Mailbox, GraphEmailConnector]
-) -> None:
+async def test_reply_all_is_threaded_by_graph(seeded: tuple[Mailbox, GraphEmailConnector]) -> None:
     box, connector = seeded
     messages = (await connector.sync(box.well_known["inbox"])).messages
     board = next(m for m in messages if m.subject == "Board meeting")
-    reply = await connector.create_draft(DraftRequest(
-        mode=DraftMode.REPLY_ALL, reply_to_id=board.id, body_text="Thursday works.",
-        idempotency_key="reply-1"))
+    reply = await connector.create_draft(
+        DraftRequest(
+            mode=DraftMode.REPLY_ALL,
+            reply_to_id=board.id,
+            body_text="Thursday works.",
+            idempotency_key="reply-1",
+        )
+    )
     assert reply.thread_id == board.thread_id
     assert reply.in_reply_to == board.message_id
     assert [a.address for a in reply.to] == ["bob@partner.example"]
     assert [a.address for a in reply.cc] == ["carol@partner.example"]
-    again = await connector.create_draft(DraftRequest(
-        mode=DraftMode.REPLY_ALL, reply_to_id=board.id, body_text="Thursday works.",
-        idempotency_key="reply-1"))
+    again = await connector.create_draft(
+        DraftRequest(
+            mode=DraftMode.REPLY_ALL,
+            reply_to_id=board.id,
+            body_text="Thursday works.",
+            idempotency_key="reply-1",
+        )
+    )
     assert again.id == reply.id
     sent = await connector.send_draft(reply.id)
     assert sent.id == reply.id and sent.folder == box.well_known["sentitems"]
@@ -186,8 +205,9 @@ async def test_spec_factory_and_config_errors_all_at_once(
 
     box = graph.add_mailbox("spec@contoso.example")
     raw = graph_config(graph, graph_tls[0], box)
-    connector = await EMAIL_SPEC.factory(EMAIL_SPEC.validate_config(raw),
-                                         ConnectorContext(tenant_id="t", instance_name="g"))
+    connector = await EMAIL_SPEC.factory(
+        EMAIL_SPEC.validate_config(raw), ConnectorContext(tenant_id="t", instance_name="g")
+    )
     try:
         roles = {f.role for f in await connector.list_folders()}
         assert FolderRole.ARCHIVE in roles
@@ -199,15 +219,19 @@ async def test_spec_factory_and_config_errors_all_at_once(
 
 
 async def test_cursor_for_another_host_is_refused(
-    seeded: tuple[Mailbox, GraphEmailConnector]
+    seeded: tuple[Mailbox, GraphEmailConnector],
 ) -> None:
     import base64
     import json
 
     box, connector = seeded
     inbox = box.well_known["inbox"]
-    forged = "graph1:" + base64.urlsafe_b64encode(json.dumps(
-        {"f": inbox, "u": "https://attacker.example/steal"}).encode()).decode()
+    forged = (
+        "graph1:"
+        + base64.urlsafe_b64encode(
+            json.dumps({"f": inbox, "u": "https://attacker.example/steal"}).encode()
+        ).decode()
+    )
     with pytest.raises(CursorExpiredError):
         await connector.sync(inbox, forged)
 
@@ -220,9 +244,15 @@ async def test_attachment_metadata(
     with graph.lock:
         stored = box.messages[message["id"]]
         stored["hasAttachments"] = True
-        stored["attachments"] = [{"id": "att1", "name": "invoice.pdf",
-                                  "contentType": "application/pdf", "size": 48213,
-                                  "isInline": False}]
+        stored["attachments"] = [
+            {
+                "id": "att1",
+                "name": "invoice.pdf",
+                "contentType": "application/pdf",
+                "size": 48213,
+                "isInline": False,
+            }
+        ]
     fetched = await connector.get_message(message["id"])
     assert [(a.filename, a.size) for a in fetched.attachments] == [("invoice.pdf", 48213)]
     await asyncio.sleep(0)

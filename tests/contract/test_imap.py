@@ -29,21 +29,36 @@ def _connector(server: MailServer, address: str, **extra: Any) -> ImapEmailConne
 
 
 async def _seed(server: MailServer, address: str) -> None:
-    await asyncio.to_thread(server.deliver, address, "Quarterly numbers",
-                            "Please find the numbers below.", "alice@partner.example")
-    await asyncio.to_thread(server.deliver, address, "Board meeting",
-                            "Can we meet on Thursday?", "bob@partner.example",
-                            cc=["carol@partner.example", address])
-    await asyncio.to_thread(server.deliver, address, "Newsletter", "Unsubscribe below.",
-                            "news@vendor.example",
-                            headers={"List-Unsubscribe": "<mailto:unsub@vendor.example>",
-                                     "Precedence": "bulk"})
+    await asyncio.to_thread(
+        server.deliver,
+        address,
+        "Quarterly numbers",
+        "Please find the numbers below.",
+        "alice@partner.example",
+    )
+    await asyncio.to_thread(
+        server.deliver,
+        address,
+        "Board meeting",
+        "Can we meet on Thursday?",
+        "bob@partner.example",
+        cc=["carol@partner.example", address],
+    )
+    await asyncio.to_thread(
+        server.deliver,
+        address,
+        "Newsletter",
+        "Unsubscribe below.",
+        "news@vendor.example",
+        headers={"List-Unsubscribe": "<mailto:unsub@vendor.example>", "Precedence": "bulk"},
+    )
 
 
 class TestImapEmail(EmailContract):
     @pytest.fixture
     async def email_connector(
-        self, mail_server: MailServer  # noqa: F811
+        self,
+        mail_server: MailServer,
     ) -> AsyncIterator[ImapEmailConnector]:
         address = mail_server.add_user()
         await _seed(mail_server, address)
@@ -52,10 +67,11 @@ class TestImapEmail(EmailContract):
         await connector.aclose()
 
     @pytest.fixture
-    def deliver(self, email_connector: ImapEmailConnector, mail_server: MailServer):  # type: ignore[no-untyped-def]  # noqa: F811
+    def deliver(self, email_connector: ImapEmailConnector, mail_server: MailServer):  # type: ignore[no-untyped-def]
         async def deliver(subject: str, text: str, sender: str) -> None:
-            await asyncio.to_thread(mail_server.deliver, email_connector.mailbox, subject,
-                                    text, sender)
+            await asyncio.to_thread(
+                mail_server.deliver, email_connector.mailbox, subject, text, sender
+            )
 
         return deliver
 
@@ -64,17 +80,19 @@ class TestImapEmail(EmailContract):
 
 
 @pytest.fixture
-async def mailbox(mail_server: MailServer) -> str:  # noqa: F811
+async def mailbox(mail_server: MailServer) -> str:
     address = mail_server.add_user()
     await _seed(mail_server, address)
     return address
 
 
-async def test_starttls_and_spec_factory(mail_server: MailServer, mailbox: str) -> None:  # noqa: F811
-    raw = mail_server.imap_config(mailbox, imap_port=mail_server.imap_port,
-                                  imap_security="starttls")
-    connector = await EMAIL_SPEC.factory(EMAIL_SPEC.validate_config(raw),
-                                         ConnectorContext(tenant_id="t1", instance_name="x"))
+async def test_starttls_and_spec_factory(mail_server: MailServer, mailbox: str) -> None:
+    raw = mail_server.imap_config(
+        mailbox, imap_port=mail_server.imap_port, imap_security="starttls"
+    )
+    connector = await EMAIL_SPEC.factory(
+        EMAIL_SPEC.validate_config(raw), ConnectorContext(tenant_id="t1", instance_name="x")
+    )
     try:
         assert (await connector.check()).status.value == "ok"
         batch = await connector.sync("INBOX")
@@ -83,7 +101,7 @@ async def test_starttls_and_spec_factory(mail_server: MailServer, mailbox: str) 
         await connector.aclose()
 
 
-async def test_xoauth2_for_imap_and_smtp(mail_server: MailServer, mailbox: str) -> None:  # noqa: F811
+async def test_xoauth2_for_imap_and_smtp(mail_server: MailServer, mailbox: str) -> None:
     token = mail_server.issue_token(mailbox)
     calls = 0
 
@@ -94,13 +112,21 @@ async def test_xoauth2_for_imap_and_smtp(mail_server: MailServer, mailbox: str) 
 
     raw = mail_server.imap_config(mailbox, auth="xoauth2", password=None)
     config = ImapEmailConfig.model_validate(raw)
-    connector = build_connector(config, ConnectorContext(
-        tenant_id="t1", instance_name="oauth", extras={"token_providers": {"oauth": provider}}))
+    connector = build_connector(
+        config,
+        ConnectorContext(
+            tenant_id="t1", instance_name="oauth", extras={"token_providers": {"oauth": provider}}
+        ),
+    )
     try:
         assert (await connector.check()).status.value == "ok"
-        draft = await connector.create_draft(DraftRequest(
-            to=[EmailAddress(address="dana@partner.example")], subject="via oauth",
-            body_text="Sent with XOAUTH2."))
+        draft = await connector.create_draft(
+            DraftRequest(
+                to=[EmailAddress(address="dana@partner.example")],
+                subject="via oauth",
+                body_text="Sent with XOAUTH2.",
+            )
+        )
         await connector.send_draft(draft.id)
     finally:
         await connector.aclose()
@@ -110,7 +136,8 @@ async def test_xoauth2_for_imap_and_smtp(mail_server: MailServer, mailbox: str) 
 
 
 async def test_wrong_password_is_reported_not_raised(
-    mail_server: MailServer, mailbox: str  # noqa: F811
+    mail_server: MailServer,
+    mailbox: str,
 ) -> None:
     connector = _connector(mail_server, mailbox, password="wrong")
     health = await connector.check()
@@ -120,7 +147,8 @@ async def test_wrong_password_is_reported_not_raised(
 
 
 async def test_untrusted_certificate_is_refused(
-    mail_server: MailServer, mailbox: str  # noqa: F811
+    mail_server: MailServer,
+    mailbox: str,
 ) -> None:
     connector = _connector(mail_server, mailbox, ca_file=None)
     with pytest.raises(FatalConnectorError):
@@ -128,14 +156,23 @@ async def test_untrusted_certificate_is_refused(
 
 
 async def test_uidvalidity_change_expires_the_cursor(
-    mail_server: MailServer, mailbox: str  # noqa: F811
+    mail_server: MailServer,
+    mailbox: str,
 ) -> None:
     connector = _connector(mail_server, mailbox)
     try:
         batch = await connector.sync("INBOX")
         await connector.aclose()  # a new session sees the new UIDVALIDITY
-        await asyncio.to_thread(mail_server.doveadm, "mailbox", "update", "-u", mailbox,
-                                "--uid-validity", "4242", "INBOX")
+        await asyncio.to_thread(
+            mail_server.doveadm,
+            "mailbox",
+            "update",
+            "-u",
+            mailbox,
+            "--uid-validity",
+            "4242",
+            "INBOX",
+        )
         with pytest.raises(CursorExpiredError):
             await connector.sync("INBOX", batch.cursor)
         again = await connector.sync("INBOX")
@@ -145,7 +182,8 @@ async def test_uidvalidity_change_expires_the_cursor(
 
 
 async def test_flag_change_is_seen_by_incremental_sync(
-    mail_server: MailServer, mailbox: str  # noqa: F811
+    mail_server: MailServer,
+    mailbox: str,
 ) -> None:
     connector = _connector(mail_server, mailbox)
     try:
@@ -162,7 +200,8 @@ async def test_flag_change_is_seen_by_incremental_sync(
 
 
 async def test_parsed_headers_and_reply_all_threading(
-    mail_server: MailServer, mailbox: str  # noqa: F811
+    mail_server: MailServer,
+    mailbox: str,
 ) -> None:
     connector = _connector(mail_server, mailbox)
     try:
@@ -171,8 +210,11 @@ async def test_parsed_headers_and_reply_all_threading(
         assert news.list_unsubscribe == "<mailto:unsub@vendor.example>"
         assert news.precedence == "bulk"
         board = messages["Board meeting"]
-        reply = await connector.create_draft(DraftRequest(
-            mode=DraftMode.REPLY_ALL, reply_to_id=board.id, body_text="Thursday works."))
+        reply = await connector.create_draft(
+            DraftRequest(
+                mode=DraftMode.REPLY_ALL, reply_to_id=board.id, body_text="Thursday works."
+            )
+        )
         assert [a.address for a in reply.to] == ["bob@partner.example"]
         assert [a.address for a in reply.cc] == ["carol@partner.example"]
         sent = await connector.send_draft(reply.id)
@@ -187,7 +229,8 @@ async def test_parsed_headers_and_reply_all_threading(
 
 
 async def test_idle_pushes_new_mail_and_survives_a_kick(
-    mail_server: MailServer, mailbox: str  # noqa: F811
+    mail_server: MailServer,
+    mailbox: str,
 ) -> None:
     connector = _connector(mail_server, mailbox)
     events: asyncio.Queue[None] = asyncio.Queue()
@@ -201,8 +244,9 @@ async def test_idle_pushes_new_mail_and_survives_a_kick(
     try:
         await asyncio.wait_for(events.get(), 20)  # the initial catch-up
         await asyncio.sleep(0.3)  # let IDLE start
-        await asyncio.to_thread(mail_server.deliver, mailbox, "pushed", "by IDLE",
-                                "erin@partner.example")
+        await asyncio.to_thread(
+            mail_server.deliver, mailbox, "pushed", "by IDLE", "erin@partner.example"
+        )
         await asyncio.wait_for(events.get(), 20)
         while not events.empty():
             events.get_nowait()
@@ -217,7 +261,7 @@ async def test_idle_pushes_new_mail_and_survives_a_kick(
         await connector.aclose()
 
 
-async def test_server_outage_is_retriable(mail_server: MailServer, mailbox: str) -> None:  # noqa: F811
+async def test_server_outage_is_retriable(mail_server: MailServer, mailbox: str) -> None:
     connector = _connector(mail_server, mailbox, imap_port=1)  # nothing listens on port 1
     with pytest.raises(RetriableConnectorError):
         await connector.list_folders()
@@ -229,20 +273,22 @@ def test_config_errors_are_reported_together() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError) as caught:
-        ImapEmailConfig.model_validate({"address": "nobody", "imap_port": 0,
-                                        "imap_security": "plain"})
+        ImapEmailConfig.model_validate(
+            {"address": "nobody", "imap_port": 0, "imap_security": "plain"}
+        )
     fields = {e["loc"][0] for e in caught.value.errors()}
     assert {"address", "imap_host", "imap_port", "imap_security"} <= fields
 
 
-async def test_drafts_folder_role(mail_server: MailServer, mailbox: str) -> None:  # noqa: F811
+async def test_drafts_folder_role(mail_server: MailServer, mailbox: str) -> None:
     connector = _connector(mail_server, mailbox)
     try:
         roles = {f.role: f.id for f in await connector.list_folders()}
         assert roles[FolderRole.DRAFTS] == "Drafts" and roles[FolderRole.ARCHIVE] == "Archive"
         key = uuid.uuid4().hex
-        draft = await connector.create_draft(DraftRequest(subject="k", body_text="x",
-                                                          idempotency_key=key))
+        draft = await connector.create_draft(
+            DraftRequest(subject="k", body_text="x", idempotency_key=key)
+        )
         assert draft.folder == "Drafts" and draft.is_draft
     finally:
         await connector.aclose()

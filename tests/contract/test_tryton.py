@@ -26,18 +26,26 @@ pytestmark = pytest.mark.tryton
 
 
 def tryton_config(server: TrytonServer, **extra: Any) -> TrytonConfig:
-    return TrytonConfig.model_validate({
-        "url": server.url, "database": server.database, "login": server.login,
-        "password": server.password, **extra})
+    return TrytonConfig.model_validate(
+        {
+            "url": server.url,
+            "database": server.database,
+            "login": server.login,
+            "password": server.password,
+            **extra,
+        }
+    )
 
 
 def _connector(server: TrytonServer, **extra: Any) -> TrytonERPConnector:
-    return build_connector(tryton_config(server, **extra),
-                           ConnectorContext(tenant_id="t1", instance_name="tryton-test"))
+    return build_connector(
+        tryton_config(server, **extra),
+        ConnectorContext(tenant_id="t1", instance_name="tryton-test"),
+    )
 
 
 @pytest.fixture(scope="module")
-def rpc(tryton_server: TrytonServer) -> Iterator[TrytonRPC]:  # noqa: F811
+def rpc(tryton_server: TrytonServer) -> Iterator[TrytonRPC]:
     client = TrytonRPC(tryton_server)
     yield client
     client.close()
@@ -45,8 +53,10 @@ def rpc(tryton_server: TrytonServer) -> Iterator[TrytonRPC]:  # noqa: F811
 
 class TestTrytonContract(ERPContract):
     @pytest.fixture
-    async def erp_connector(self, tryton_server: TrytonServer  # noqa: F811
-                            ) -> AsyncIterator[TrytonERPConnector]:
+    async def erp_connector(
+        self,
+        tryton_server: TrytonServer,
+    ) -> AsyncIterator[TrytonERPConnector]:
         connector = _connector(tryton_server)
         yield connector
         await connector.aclose()
@@ -54,7 +64,7 @@ class TestTrytonContract(ERPContract):
     @pytest.fixture
     def new_purchase_order(self, rpc: TrytonRPC) -> Any:
         async def make(vendor_name: str, amount: Decimal) -> str:
-            vendor, = rpc.search_read("party.party", [("name", "=", vendor_name)], ["id"])
+            (vendor,) = rpc.search_read("party.party", [("name", "=", vendor_name)], ["id"])
             return str(new_purchase_order(rpc, vendor["id"], amount))
 
         return make
@@ -67,21 +77,25 @@ class TestTrytonContract(ERPContract):
         return post
 
 
-async def test_entry_point_builds_the_connector(tryton_server: TrytonServer  # noqa: F811
-                                                ) -> None:
+async def test_entry_point_builds_the_connector(
+    tryton_server: TrytonServer,
+) -> None:
     registry = ConnectorRegistry.discover()
     assert registry.get("tryton.erp") is ERP_SPEC
-    connector = await registry.build("tryton.erp", tryton_config(tryton_server).model_dump(
-        mode="json") | {"password": tryton_server.password},
-        ConnectorContext(tenant_id="t1", instance_name="erp"))
+    connector = await registry.build(
+        "tryton.erp",
+        tryton_config(tryton_server).model_dump(mode="json") | {"password": tryton_server.password},
+        ConnectorContext(tenant_id="t1", instance_name="erp"),
+    )
     try:
         assert (await connector.check()).status is ConnectorStatus.OK
     finally:
         await connector.aclose()
 
 
-async def test_wrong_password_is_an_auth_error(tryton_server: TrytonServer  # noqa: F811
-                                               ) -> None:
+async def test_wrong_password_is_an_auth_error(
+    tryton_server: TrytonServer,
+) -> None:
     connector = _connector(tryton_server, password="not-the-password")
     try:
         health = await connector.check()
@@ -93,8 +107,9 @@ async def test_wrong_password_is_an_auth_error(tryton_server: TrytonServer  # no
         await connector.aclose()
 
 
-async def test_expired_session_logs_in_again(tryton_server: TrytonServer  # noqa: F811
-                                             ) -> None:
+async def test_expired_session_logs_in_again(
+    tryton_server: TrytonServer,
+) -> None:
     connector = _connector(tryton_server)
     try:
         await connector.list_companies()
@@ -103,7 +118,8 @@ async def test_expired_session_logs_in_again(tryton_server: TrytonServer  # noqa
             response = await http.post(
                 f"{tryton_server.url}/{tryton_server.database}/",
                 json={"method": "common.db.logout", "params": [], "id": 1},
-                headers={"Authorization": connector.client._auth or ""})
+                headers={"Authorization": connector.client._auth or ""},
+            )
             assert response.status_code == 200
         before = connector.client.requests
         companies = await connector.list_companies()
@@ -112,11 +128,13 @@ async def test_expired_session_logs_in_again(tryton_server: TrytonServer  # noqa
         await connector.aclose()
 
 
-async def test_processed_order_cannot_be_reopened(tryton_server: TrytonServer,  # noqa: F811
-                                                  rpc: TrytonRPC) -> None:
+async def test_processed_order_cannot_be_reopened(
+    tryton_server: TrytonServer,
+    rpc: TrytonRPC,
+) -> None:
     """Once the queue worker processed an approved order, Tryton keeps it: the compensator
     gets a conflict, not a silent success."""
-    vendor, = rpc.search_read("party.party", [("name", "=", "Contoso Ltd")], ["id"])
+    (vendor,) = rpc.search_read("party.party", [("name", "=", "Contoso Ltd")], ["id"])
     order_id = new_purchase_order(rpc, vendor["id"], Decimal(300))
     connector = _connector(tryton_server)
     try:

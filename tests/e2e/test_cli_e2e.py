@@ -29,8 +29,15 @@ def _free_port() -> int:
 
 
 def test_demo_prints_the_processed_inbox(tmp_path: Path) -> None:
-    result = subprocess.run([str(ASSISTANT), "demo"], cwd=REPO, env=_env(tmp_path),
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(ASSISTANT), "demo"],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "Inbox of dana.whitfield@northwind.example" in out
@@ -46,11 +53,22 @@ def test_demo_prints_the_processed_inbox(tmp_path: Path) -> None:
 
 def test_serve_answers_healthz(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    subprocess.run([str(ASSISTANT), "db", "upgrade"], cwd=REPO, env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(ASSISTANT), "db", "upgrade"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     port = _free_port()
-    server = subprocess.Popen([str(ASSISTANT), "serve", "--port", str(port)], cwd=REPO,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [str(ASSISTANT), "serve", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -13,9 +13,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ASSISTANT = Path(sys.executable).parent / "assistant"
-CRITERIA = ["volume", "triage_accuracy", "action_acceptance", "error_rate", "exception_rate",
-            "cost_per_item", "monthly_run_rate", "roi", "owners_named", "rollback_drill",
-            "audit_chain"]
+CRITERIA = [
+    "volume",
+    "triage_accuracy",
+    "action_acceptance",
+    "error_rate",
+    "exception_rate",
+    "cost_per_item",
+    "monthly_run_rate",
+    "roi",
+    "owners_named",
+    "rollback_drill",
+    "audit_chain",
+]
 EXIT = {"GO": 0, "NO-GO": 1, "REVISE": 3}
 
 
@@ -26,8 +36,15 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ASSISTANT), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=180, check=False)
+    return subprocess.run(
+        [str(ASSISTANT), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def _check_report(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
@@ -67,10 +84,15 @@ def test_demo_ends_with_the_gate_and_the_report_reads_its_records(tmp_path: Path
 
 @pytest.mark.postgres
 def test_gate_report_json_on_postgres(tmp_path: Path, postgres_database: str) -> None:
-    env = _env(tmp_path, ASSISTANT_DATABASE__URL=postgres_database.replace(
-        "postgresql://", "postgresql+asyncpg://", 1))
+    env = _env(
+        tmp_path,
+        ASSISTANT_DATABASE__URL=postgres_database.replace(
+            "postgresql://", "postgresql+asyncpg://", 1
+        ),
+    )
     assert _run("db", "upgrade", env=env).returncode == 0
-    result = _run("gate", "report", "--format", "json", "--tenant",
-                  f"gate-{uuid.uuid4().hex[:8]}", env=env)
+    result = _run(
+        "gate", "report", "--format", "json", "--tenant", f"gate-{uuid.uuid4().hex[:8]}", env=env
+    )
     report = _check_report(result)
     assert report["decision"] == "NO-GO"  # nothing measured, no drill: never a GO

@@ -53,9 +53,13 @@ from tests.fixtures import erp_seed
 
 BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 APPROVALS_ROUTE = "northwind/approvals/v1.0"
-_LINES = {"purchaseOrders": "purchaseOrderLines", "salesOrders": "salesOrderLines",
-          "purchaseInvoices": "purchaseInvoiceLines", "salesInvoices": "salesInvoiceLines",
-          "purchaseCreditMemos": "purchaseCreditMemoLines"}
+_LINES = {
+    "purchaseOrders": "purchaseOrderLines",
+    "salesOrders": "salesOrderLines",
+    "purchaseInvoices": "purchaseInvoiceLines",
+    "salesInvoices": "salesInvoiceLines",
+    "purchaseCreditMemos": "purchaseCreditMemoLines",
+}
 _SETS = ("vendors", "customers", *_LINES)
 
 
@@ -63,10 +67,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _error(status: int, code: str, message: str,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def _num(value: Decimal) -> float | int:
@@ -76,10 +82,12 @@ def _num(value: Decimal) -> float | int:
 # --------------------------------------------------------------------------- $filter
 
 
-_TOKEN = re.compile(r"\s*(?:(\()|(\))|(,)|('(?:[^']|'')*')|"
-                    r"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})|"
-                    r"([A-Za-z_][\w/]*)|(-?\d{4}-\d{2}-\d{2}(?![\d:T]))|"
-                    r"(-?\d+(?:\.\d+)?))")
+_TOKEN = re.compile(
+    r"\s*(?:(\()|(\))|(,)|('(?:[^']|'')*')|"
+    r"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})|"
+    r"([A-Za-z_][\w/]*)|(-?\d{4}-\d{2}-\d{2}(?![\d:T]))|"
+    r"(-?\d+(?:\.\d+)?))"
+)
 
 
 class FilterError(ValueError):
@@ -94,7 +102,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             break
         match = _TOKEN.match(text, pos)
         if not match:
-            raise FilterError(f"cannot parse $filter at {text[pos:pos + 20]!r}")
+            raise FilterError(f"cannot parse $filter at {text[pos : pos + 20]!r}")
         pos = match.end()
         lpar, rpar, comma, string, guid, name, day, number = match.groups()
         if lpar:
@@ -134,8 +142,9 @@ def _compare(left: Any, op: str, right: Any) -> bool:
     if left is None or right is None:
         return False
     try:
-        return {"lt": left < right, "le": left <= right, "gt": left > right,
-                "ge": left >= right}[op]
+        return {"lt": left < right, "le": left <= right, "gt": left > right, "ge": left >= right}[
+            op
+        ]
     except TypeError:
         raise FilterError(f"cannot compare {left!r} {op} {right!r}") from None
 
@@ -215,8 +224,11 @@ def _matches(tree: Any, row: dict[str, Any]) -> bool:
         _, fn, name, literal = tree
         value = str(row.get(name) or "").lower()
         needle = str(literal).lower()
-        return {"contains": needle in value, "startswith": value.startswith(needle),
-                "endswith": value.endswith(needle)}[fn]
+        return {
+            "contains": needle in value,
+            "startswith": value.startswith(needle),
+            "endswith": value.endswith(needle),
+        }[fn]
     _, name, op, literal = tree
     if name not in row:
         raise FilterError(f"Could not find a property named '{name}'")
@@ -232,7 +244,8 @@ class BCCompany:
     name: str
     currency: str = "USD"
     tables: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {name: {} for name in _SETS})
+        default_factory=lambda: {name: {} for name in _SETS}
+    )
     lines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -245,9 +258,15 @@ class BCCompany:
 class BusinessCentralEmulator:
     """State and app of the emulator; ``serve()`` runs it with uvicorn over HTTPS."""
 
-    def __init__(self, *, tenant_id: str = "northwind-tenant", environment: str = "production",
-                 client_id: str = "bc-app-id", client_secret: str = "bc-app-secret",  # noqa: S107
-                 page_size: int = 20000) -> None:
+    def __init__(
+        self,
+        *,
+        tenant_id: str = "northwind-tenant",
+        environment: str = "production",
+        client_id: str = "bc-app-id",
+        client_secret: str = "bc-app-secret",  # noqa: S107
+        page_size: int = 20000,
+    ) -> None:
         self.tenant_id = tenant_id
         self.environment = environment
         self.client_id = client_id
@@ -283,23 +302,25 @@ class BusinessCentralEmulator:
             self.tokens.add(token)
         return token
 
-    def new_purchase_order(self, vendor_name: str, amount: Decimal,
-                           description: str = "Contract test order") -> str:
+    def new_purchase_order(
+        self, vendor_name: str, amount: Decimal, description: str = "Contract test order"
+    ) -> str:
         """A purchase order sent for approval (status In Review), as a buyer would."""
         with self.lock:
             company = self.seed_company
-            vendor = next(v for v in company.tables["vendors"].values()
-                          if v["displayName"] == vendor_name)
-            order = self._purchase_order(company, vendor, "In Review",
-                                         [(description, Decimal(1), Decimal(amount))])
+            vendor = next(
+                v for v in company.tables["vendors"].values() if v["displayName"] == vendor_name
+            )
+            order = self._purchase_order(
+                company, vendor, "In Review", [(description, Decimal(1), Decimal(amount))]
+            )
             return str(order["id"])
 
     def post_purchase_invoice(self, invoice_id: str) -> None:
         """Post a draft purchase invoice, as an accountant would."""
         with self.lock:
             company = self.seed_company
-            self._post(company, "purchaseInvoices", company.tables["purchaseInvoices"][
-                invoice_id])
+            self._post(company, "purchaseInvoices", company.tables["purchaseInvoices"][invoice_id])
 
     # ------------------------------------------------------------------ model
 
@@ -315,43 +336,77 @@ class BusinessCentralEmulator:
         row["@odata.etag"] = f'W/"{base64.b64encode(raw.encode()).decode()}"'
         row["lastModifiedDateTime"] = _now()
 
-    def _party(self, company: BCCompany, set_name: str, number: str, name: str,
-               email: str) -> dict[str, Any]:
-        row = {"id": str(uuid.uuid4()), "number": number, "displayName": name,
-               "type": "Company", "addressLine1": "", "addressLine2": "", "city": "",
-               "state": "", "country": "US", "postalCode": "", "phoneNumber": "",
-               "email": email, "website": "", "taxRegistrationNumber": "",
-               "currencyId": "00000000-0000-0000-0000-000000000000", "currencyCode": "USD",
-               "paymentTermsId": "", "paymentMethodId": "", "taxLiable": False,
-               "blocked": " ", "balance": 0}
+    def _party(
+        self, company: BCCompany, set_name: str, number: str, name: str, email: str
+    ) -> dict[str, Any]:
+        row = {
+            "id": str(uuid.uuid4()),
+            "number": number,
+            "displayName": name,
+            "type": "Company",
+            "addressLine1": "",
+            "addressLine2": "",
+            "city": "",
+            "state": "",
+            "country": "US",
+            "postalCode": "",
+            "phoneNumber": "",
+            "email": email,
+            "website": "",
+            "taxRegistrationNumber": "",
+            "currencyId": "00000000-0000-0000-0000-000000000000",
+            "currencyCode": "USD",
+            "paymentTermsId": "",
+            "paymentMethodId": "",
+            "taxLiable": False,
+            "blocked": " ",
+            "balance": 0,
+        }
         self._touch(row)
         company.tables[set_name][row["id"]] = row
         return row
 
-    def _set_lines(self, company: BCCompany, set_name: str, document: dict[str, Any],
-                   lines: list[tuple[str, Decimal, Decimal]]) -> None:
+    def _set_lines(
+        self,
+        company: BCCompany,
+        set_name: str,
+        document: dict[str, Any],
+        lines: list[tuple[str, Decimal, Decimal]],
+    ) -> None:
         rows = []
         for seq, (description, quantity, price) in enumerate(lines, start=1):
             amount = quantity * price
-            row = {"id": str(uuid.uuid4()), "documentId": document["id"],
-                   "sequence": seq * 10000, "itemId": "00000000-0000-0000-0000-000000000000",
-                   "accountId": "00000000-0000-0000-0000-000000000000",
-                   "lineType": "Account", "lineObjectNumber": "6100",
-                   "description": description, "unitOfMeasureCode": "",
-                   "quantity": _num(quantity), "discountAmount": 0, "discountPercent": 0,
-                   "amountExcludingTax": _num(amount), "taxCode": "", "taxPercent": 0,
-                   "totalTaxAmount": 0, "amountIncludingTax": _num(amount),
-                   "netAmount": _num(amount)}
-            row["directUnitCost" if set_name.startswith("purchase") else "unitPrice"] = _num(
-                price)
+            row = {
+                "id": str(uuid.uuid4()),
+                "documentId": document["id"],
+                "sequence": seq * 10000,
+                "itemId": "00000000-0000-0000-0000-000000000000",
+                "accountId": "00000000-0000-0000-0000-000000000000",
+                "lineType": "Account",
+                "lineObjectNumber": "6100",
+                "description": description,
+                "unitOfMeasureCode": "",
+                "quantity": _num(quantity),
+                "discountAmount": 0,
+                "discountPercent": 0,
+                "amountExcludingTax": _num(amount),
+                "taxCode": "",
+                "taxPercent": 0,
+                "totalTaxAmount": 0,
+                "amountIncludingTax": _num(amount),
+                "netAmount": _num(amount),
+            }
+            row["directUnitCost" if set_name.startswith("purchase") else "unitPrice"] = _num(price)
             self._touch(row)
             rows.append(row)
         company.lines[document["id"]] = rows
         self._totals(company, document)
 
     def _totals(self, company: BCCompany, document: dict[str, Any]) -> None:
-        total = sum((Decimal(str(r["amountIncludingTax"]))
-                     for r in company.lines.get(document["id"], [])), Decimal(0))
+        total = sum(
+            (Decimal(str(r["amountIncludingTax"])) for r in company.lines.get(document["id"], [])),
+            Decimal(0),
+        )
         document["totalAmountExcludingTax"] = _num(total)
         document["totalTaxAmount"] = 0
         document["totalAmountIncludingTax"] = _num(total)
@@ -359,18 +414,35 @@ class BusinessCentralEmulator:
             document["remainingAmount"] = _num(total)
         self._touch(document)
 
-    def _purchase_order(self, company: BCCompany, vendor: dict[str, Any], status: str,
-                        lines: list[tuple[str, Decimal, Decimal]]) -> dict[str, Any]:
-        row = {"id": str(uuid.uuid4()),
-               "number": company.next_number("", erp_seed.FIRST_PO_NUMBER),
-               "orderDate": self.today.isoformat(), "postingDate": self.today.isoformat(),
-               "vendorId": vendor["id"], "vendorNumber": vendor["number"],
-               "vendorName": vendor["displayName"], "payToName": vendor["displayName"],
-               "payToVendorId": vendor["id"], "payToVendorNumber": vendor["number"],
-               "currencyId": "00000000-0000-0000-0000-000000000000", "currencyCode": "USD",
-               "pricesIncludeTax": False, "paymentTermsId": "", "purchaser": "",
-               "requestedReceiptDate": "0001-01-01", "discountAmount": 0,
-               "discountAppliedBeforeTax": True, "fullyReceived": False, "status": status}
+    def _purchase_order(
+        self,
+        company: BCCompany,
+        vendor: dict[str, Any],
+        status: str,
+        lines: list[tuple[str, Decimal, Decimal]],
+    ) -> dict[str, Any]:
+        row = {
+            "id": str(uuid.uuid4()),
+            "number": company.next_number("", erp_seed.FIRST_PO_NUMBER),
+            "orderDate": self.today.isoformat(),
+            "postingDate": self.today.isoformat(),
+            "vendorId": vendor["id"],
+            "vendorNumber": vendor["number"],
+            "vendorName": vendor["displayName"],
+            "payToName": vendor["displayName"],
+            "payToVendorId": vendor["id"],
+            "payToVendorNumber": vendor["number"],
+            "currencyId": "00000000-0000-0000-0000-000000000000",
+            "currencyCode": "USD",
+            "pricesIncludeTax": False,
+            "paymentTermsId": "",
+            "purchaser": "",
+            "requestedReceiptDate": "0001-01-01",
+            "discountAmount": 0,
+            "discountAppliedBeforeTax": True,
+            "fullyReceived": False,
+            "status": status,
+        }
         company.tables["purchaseOrders"][row["id"]] = row
         self._set_lines(company, "purchaseOrders", row, lines)
         return row
@@ -383,8 +455,8 @@ class BusinessCentralEmulator:
             counters[seed_party.role] += 10000
             set_name = "vendors" if seed_party.role == "vendor" else "customers"
             parties[seed_party.key] = self._party(
-                company, set_name, str(counters[seed_party.role]), seed_party.name,
-                seed_party.email)
+                company, set_name, str(counters[seed_party.role]), seed_party.name, seed_party.email
+            )
         status_of = {"draft": "Draft", "pending_approval": "In Review", "approved": "Open"}
         for seed_order in erp_seed.ORDERS:
             lines = [(x.description, x.quantity, x.unit_price) for x in seed_order.lines]
@@ -394,63 +466,117 @@ class BusinessCentralEmulator:
                     continue  # numbered last, after the ones that were sent for approval
                 self._purchase_order(company, party, status_of[seed_order.status], lines)
             else:
-                row = {"id": str(uuid.uuid4()), "number": company.next_number("S-ORD", 101001),
-                       "externalDocumentNumber": "", "orderDate": self.today.isoformat(),
-                       "postingDate": self.today.isoformat(), "customerId": party["id"],
-                       "customerNumber": party["number"], "customerName": party["displayName"],
-                       "currencyCode": "USD", "pricesIncludeTax": False,
-                       "fullyShipped": False, "status": status_of[seed_order.status]}
+                row = {
+                    "id": str(uuid.uuid4()),
+                    "number": company.next_number("S-ORD", 101001),
+                    "externalDocumentNumber": "",
+                    "orderDate": self.today.isoformat(),
+                    "postingDate": self.today.isoformat(),
+                    "customerId": party["id"],
+                    "customerNumber": party["number"],
+                    "customerName": party["displayName"],
+                    "currencyCode": "USD",
+                    "pricesIncludeTax": False,
+                    "fullyShipped": False,
+                    "status": status_of[seed_order.status],
+                }
                 company.tables["salesOrders"][row["id"]] = row
                 self._set_lines(company, "salesOrders", row, lines)
         for seed_order in erp_seed.ORDERS:
             if seed_order.kind == "purchase" and seed_order.status == "draft":
-                self._purchase_order(company, parties[seed_order.party], "Draft", [
-                    (x.description, x.quantity, x.unit_price) for x in seed_order.lines])
+                self._purchase_order(
+                    company,
+                    parties[seed_order.party],
+                    "Draft",
+                    [(x.description, x.quantity, x.unit_price) for x in seed_order.lines],
+                )
         for seed_invoice in erp_seed.INVOICES:
             party = parties[seed_invoice.party]
             payable = seed_invoice.kind == "payable"
             set_name = "purchaseInvoices" if payable else "salesInvoices"
             status = {"draft": "Draft", "open": "Open", "paid": "Paid"}[seed_invoice.status]
-            row = self._invoice_row(company, set_name, party, seed_invoice.invoice_date(
-                self.today), seed_invoice.due_date(self.today), seed_invoice.reference or "")
+            row = self._invoice_row(
+                company,
+                set_name,
+                party,
+                seed_invoice.invoice_date(self.today),
+                seed_invoice.due_date(self.today),
+                seed_invoice.reference or "",
+            )
             company.tables[set_name][row["id"]] = row
-            self._set_lines(company, set_name, row, [
-                (seed_invoice.description, Decimal(1), seed_invoice.amount)])
+            self._set_lines(
+                company,
+                set_name,
+                row,
+                [(seed_invoice.description, Decimal(1), seed_invoice.amount)],
+            )
             row["status"] = status
             if not payable:
                 row["remainingAmount"] = _num(seed_invoice.amount_due)
             self._touch(row)
         return company
 
-    def _invoice_row(self, company: BCCompany, set_name: str, party: dict[str, Any],
-                     invoice_date: date | None, due_date: date | None,
-                     reference: str) -> dict[str, Any]:
+    def _invoice_row(
+        self,
+        company: BCCompany,
+        set_name: str,
+        party: dict[str, Any],
+        invoice_date: date | None,
+        due_date: date | None,
+        reference: str,
+    ) -> dict[str, Any]:
         day = (invoice_date or self.today).isoformat()
         due = (due_date or invoice_date or self.today).isoformat()
         if set_name == "purchaseInvoices":
-            return {"id": str(uuid.uuid4()), "number": company.next_number("PI", 108001),
-                    "invoiceDate": day, "postingDate": day, "dueDate": due,
-                    "vendorInvoiceNumber": reference, "vendorId": party["id"],
-                    "vendorNumber": party["number"], "vendorName": party["displayName"],
-                    "payToName": party["displayName"], "payToVendorId": party["id"],
-                    "currencyCode": "USD", "pricesIncludeTax": False, "discountAmount": 0,
-                    "status": "Draft"}
-        return {"id": str(uuid.uuid4()), "number": company.next_number("S-INV", 103001),
-                "externalDocumentNumber": reference, "invoiceDate": day, "postingDate": day,
-                "dueDate": due, "customerId": party["id"], "customerNumber": party["number"],
-                "customerName": party["displayName"], "currencyCode": "USD",
-                "pricesIncludeTax": False, "discountAmount": 0, "remainingAmount": 0,
-                "status": "Draft"}
+            return {
+                "id": str(uuid.uuid4()),
+                "number": company.next_number("PI", 108001),
+                "invoiceDate": day,
+                "postingDate": day,
+                "dueDate": due,
+                "vendorInvoiceNumber": reference,
+                "vendorId": party["id"],
+                "vendorNumber": party["number"],
+                "vendorName": party["displayName"],
+                "payToName": party["displayName"],
+                "payToVendorId": party["id"],
+                "currencyCode": "USD",
+                "pricesIncludeTax": False,
+                "discountAmount": 0,
+                "status": "Draft",
+            }
+        return {
+            "id": str(uuid.uuid4()),
+            "number": company.next_number("S-INV", 103001),
+            "externalDocumentNumber": reference,
+            "invoiceDate": day,
+            "postingDate": day,
+            "dueDate": due,
+            "customerId": party["id"],
+            "customerNumber": party["number"],
+            "customerName": party["displayName"],
+            "currencyCode": "USD",
+            "pricesIncludeTax": False,
+            "discountAmount": 0,
+            "remainingAmount": 0,
+            "status": "Draft",
+        }
 
     def _post(self, company: BCCompany, set_name: str, row: dict[str, Any]) -> Response | None:
         if row["status"] not in ("Draft", "In Review"):
-            return _error(400, "Application_DialogException",
-                          f"The document {row['number']} is already posted.")
+            return _error(
+                400,
+                "Application_DialogException",
+                f"The document {row['number']} is already posted.",
+            )
         if not company.lines.get(row["id"]):
             return _error(400, "Application_DialogException", "There is nothing to post.")
         if set_name == "purchaseInvoices" and not row.get("vendorInvoiceNumber"):
-            return _error(400, "Application_FieldValidationException",
-                          "Vendor Invoice No. must have a value in Purchase Header.")
+            return _error(
+                400,
+                "Application_FieldValidationException",
+                "Vendor Invoice No. must have a value in Purchase Header.",
+            )
         row["status"] = "Open"
         if "remainingAmount" in row:
             row["remainingAmount"] = row["totalAmountIncludingTax"]
@@ -459,20 +585,29 @@ class BusinessCentralEmulator:
 
     # ------------------------------------------------------------------ querying
 
-    def _shape(self, company: BCCompany, set_name: str, row: dict[str, Any],
-               select: list[str] | None, expand: list[str]) -> dict[str, Any]:
+    def _shape(
+        self,
+        company: BCCompany,
+        set_name: str,
+        row: dict[str, Any],
+        select: list[str] | None,
+        expand: list[str],
+    ) -> dict[str, Any]:
         out = {k: v for k, v in row.items() if not k.startswith("_")}
         if select:
             out = {k: v for k, v in out.items() if k in select or k == "@odata.etag"}
         for name in expand:
             if name != _LINES.get(set_name):
                 raise FilterError(f"Could not find a property named '{name}'")
-            out[name] = [{k: v for k, v in line.items() if not k.startswith("_")}
-                         for line in company.lines.get(row["id"], [])]
+            out[name] = [
+                {k: v for k, v in line.items() if not k.startswith("_")}
+                for line in company.lines.get(row["id"], [])
+            ]
         return out
 
-    def _query(self, company: BCCompany, set_name: str, request: Request,
-               base: str) -> JSONResponse:
+    def _query(
+        self, company: BCCompany, set_name: str, request: Request, base: str
+    ) -> JSONResponse:
         params = request.query_params
         rows = list(company.tables[set_name].values())
         if "$filter" in params:
@@ -481,28 +616,29 @@ class BusinessCentralEmulator:
         if "$orderby" in params:
             for clause in reversed(params["$orderby"].split(",")):
                 name, _, direction = clause.strip().partition(" ")
-                rows.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n) or ""),
-                          reverse=direction.lower() == "desc")
+                rows.sort(
+                    key=lambda r, n=name: (r.get(n) is None, r.get(n) or ""),
+                    reverse=direction.lower() == "desc",
+                )
         if "$top" in params:
-            rows = rows[:int(params["$top"])]
+            rows = rows[: int(params["$top"])]
         page = self.page_size
         prefer = request.headers.get("Prefer", "")
         match = re.search(r"odata\.maxpagesize=(\d+)", prefer)
         if match:
             page = min(page, int(match.group(1)))
         skip = int(params.get("$skiptoken", "0") or 0)
-        chunk = rows[skip:skip + page]
+        chunk = rows[skip : skip + page]
         select = params["$select"].split(",") if "$select" in params else None
         expand = params["$expand"].split(",") if "$expand" in params else []
         body: dict[str, Any] = {
             "@odata.context": f"{base}/$metadata#companies({company.id})/{set_name}",
-            "value": [self._shape(company, set_name, r, select, expand) for r in chunk]}
+            "value": [self._shape(company, set_name, r, select, expand) for r in chunk],
+        }
         if skip + page < len(rows):
-            kept = [f"{k}={quote(v, safe='')}" for k, v in params.items()
-                    if k != "$skiptoken"]
+            kept = [f"{k}={quote(v, safe='')}" for k, v in params.items() if k != "$skiptoken"]
             kept.append(f"$skiptoken={skip + page}")
-            body["@odata.nextLink"] = (f"{base}/companies({company.id})/{set_name}?"
-                                       + "&".join(kept))
+            body["@odata.nextLink"] = f"{base}/companies({company.id})/{set_name}?" + "&".join(kept)
         return JSONResponse(body)
 
     # ------------------------------------------------------------------ app
@@ -515,29 +651,49 @@ class BusinessCentralEmulator:
         @app.get("/{tenant}/v2.0/.well-known/openid-configuration")
         async def discovery(tenant: str) -> dict[str, Any]:
             base = f"{emulator.base_url}/{tenant}"
-            return {"issuer": f"{base}/v2.0", "token_endpoint": f"{base}/oauth2/v2.0/token",
-                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                    "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                    "jwks_uri": f"{base}/discovery/v2.0/keys",
-                    "response_types_supported": ["code", "token"],
-                    "subject_types_supported": ["pairwise"],
-                    "id_token_signing_alg_values_supported": ["RS256"]}
+            return {
+                "issuer": f"{base}/v2.0",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
 
         @app.post("/{tenant}/oauth2/v2.0/token")
         async def token(tenant: str, request: Request) -> JSONResponse:
             form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
             emulator.token_requests += 1
-            if (tenant != emulator.tenant_id or form.get("client_id") != emulator.client_id
-                    or form.get("client_secret") != emulator.client_secret):
-                return JSONResponse({"error": "invalid_client", "error_description":
-                                     "AADSTS7000215: Invalid client secret provided."},
-                                    status_code=401)
+            if (
+                tenant != emulator.tenant_id
+                or form.get("client_id") != emulator.client_id
+                or form.get("client_secret") != emulator.client_secret
+            ):
+                return JSONResponse(
+                    {
+                        "error": "invalid_client",
+                        "error_description": "AADSTS7000215: Invalid client secret provided.",
+                    },
+                    status_code=401,
+                )
             if BC_SCOPE not in form.get("scope", "").split():
-                return JSONResponse({"error": "invalid_scope", "error_description":
-                                     "AADSTS70011: The provided scope is not valid."},
-                                    status_code=400)
-            return JSONResponse({"token_type": "Bearer", "expires_in": 3599,
-                                 "ext_expires_in": 3599, "access_token": emulator.issue_token()})
+                return JSONResponse(
+                    {
+                        "error": "invalid_scope",
+                        "error_description": "AADSTS70011: The provided scope is not valid.",
+                    },
+                    status_code=400,
+                )
+            return JSONResponse(
+                {
+                    "token_type": "Bearer",
+                    "expires_in": 3599,
+                    "ext_expires_in": 3599,
+                    "access_token": emulator.issue_token(),
+                }
+            )
 
         @app.middleware("http")
         async def gate(request: Request, call_next: Any) -> Any:
@@ -548,18 +704,23 @@ class BusinessCentralEmulator:
                 fault = emulator.faults.pop(0) if emulator.faults else None
             if fault is not None:
                 status, retry_after = fault
-                return _error(status, "Application_TooManyRequests" if status == 429
-                              else "ServiceUnavailable",
-                              "Too many requests reached. Please try again later."
-                              if status == 429 else "The service is temporarily unavailable.",
-                              headers={"Retry-After": str(int(retry_after))})
+                return _error(
+                    status,
+                    "Application_TooManyRequests" if status == 429 else "ServiceUnavailable",
+                    "Too many requests reached. Please try again later."
+                    if status == 429
+                    else "The service is temporarily unavailable.",
+                    headers={"Retry-After": str(int(retry_after))},
+                )
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer ") or header[7:] not in emulator.tokens:
-                return _error(401, "Authentication_InvalidCredentials",
-                              "The server has rejected the client credentials.")
+                return _error(
+                    401,
+                    "Authentication_InvalidCredentials",
+                    "The server has rejected the client credentials.",
+                )
             parts = request.url.path.split("/")
-            if len(parts) < 4 or parts[2] != emulator.tenant_id or \
-                    parts[3] != emulator.environment:
+            if len(parts) < 4 or parts[2] != emulator.tenant_id or parts[3] != emulator.environment:
                 return _error(404, "NoEnvironment", "The environment does not exist.")
             try:
                 return await call_next(request)
@@ -569,24 +730,30 @@ class BusinessCentralEmulator:
         def company_of(company_id: str) -> BCCompany | Response:
             company = emulator.companies.get(company_id.lower())
             if company is None:
-                return _error(404, "Internal_CompanyNotFound",
-                              f"Cannot find company {company_id}.")
+                return _error(404, "Internal_CompanyNotFound", f"Cannot find company {company_id}.")
             return company
 
         def not_found(set_name: str) -> Response:
-            return _error(404, "Internal_RecordNotFound",
-                          f"The {set_name} does not exist. Identification fields and values: "
-                          "Id")
+            return _error(
+                404,
+                "Internal_RecordNotFound",
+                f"The {set_name} does not exist. Identification fields and values: Id",
+            )
 
-        def check_if_match(request: Request, row: dict[str, Any], *, required: bool
-                           ) -> Response | None:
+        def check_if_match(
+            request: Request, row: dict[str, Any], *, required: bool
+        ) -> Response | None:
             value = request.headers.get("If-Match")
             if value is None:
-                return _error(428, "Request_IfMatchMissing",
-                              "The If-Match header is required.") if required else None
+                return (
+                    _error(428, "Request_IfMatchMissing", "The If-Match header is required.")
+                    if required
+                    else None
+                )
             if value != "*" and value != row["@odata.etag"]:
-                return _error(412, "Request_EntityChanged",
-                              "Another user has already changed the record.")
+                return _error(
+                    412, "Request_EntityChanged", "Another user has already changed the record."
+                )
             return None
 
         def api_base(request: Request) -> str:
@@ -594,23 +761,41 @@ class BusinessCentralEmulator:
 
         @app.get(prefix + "/v2.0/companies")
         async def list_companies(request: Request) -> Any:
-            return {"@odata.context": f"{api_base(request)}/$metadata#companies",
-                    "value": [{"id": c.id, "systemVersion": "24.0.16410.0", "timestamp": 1,
-                               "name": c.name, "displayName": c.name,
-                               "businessProfileId": "", "systemCreatedAt": _now(),
-                               "systemCreatedBy": str(uuid.UUID(int=0)),
-                               "systemModifiedAt": _now(),
-                               "systemModifiedBy": str(uuid.UUID(int=0))}
-                              for c in emulator.companies.values()]}
+            return {
+                "@odata.context": f"{api_base(request)}/$metadata#companies",
+                "value": [
+                    {
+                        "id": c.id,
+                        "systemVersion": "24.0.16410.0",
+                        "timestamp": 1,
+                        "name": c.name,
+                        "displayName": c.name,
+                        "businessProfileId": "",
+                        "systemCreatedAt": _now(),
+                        "systemCreatedBy": str(uuid.UUID(int=0)),
+                        "systemModifiedAt": _now(),
+                        "systemModifiedBy": str(uuid.UUID(int=0)),
+                    }
+                    for c in emulator.companies.values()
+                ],
+            }
 
         @app.get(prefix + "/v2.0/companies({company_id})/companyInformation")
         async def company_information(company_id: str) -> Any:
             company = company_of(company_id)
             if isinstance(company, Response):
                 return company
-            return {"value": [{"id": company.id, "displayName": company.name,
-                               "currencyCode": company.currency, "country": "US",
-                               "lastModifiedDateTime": _now()}]}
+            return {
+                "value": [
+                    {
+                        "id": company.id,
+                        "displayName": company.name,
+                        "currencyCode": company.currency,
+                        "country": "US",
+                        "lastModifiedDateTime": _now(),
+                    }
+                ]
+            }
 
         @app.get(prefix + "/v2.0/companies({company_id})/{set_name}({key})")
         async def get_one(company_id: str, set_name: str, key: str, request: Request) -> Any:
@@ -635,8 +820,12 @@ class BusinessCentralEmulator:
                 row = company.tables.get(set_name, {}).get(key.lower())
                 if row is None or _LINES.get(set_name) != lines:
                     return not_found(set_name)
-                return {"value": [{k: v for k, v in line.items() if not k.startswith("_")}
-                                  for line in company.lines.get(row["id"], [])]}
+                return {
+                    "value": [
+                        {k: v for k, v in line.items() if not k.startswith("_")}
+                        for line in company.lines.get(row["id"], [])
+                    ]
+                }
 
         @app.get(prefix + "/v2.0/companies({company_id})/{set_name}")
         async def list_set(company_id: str, set_name: str, request: Request) -> Any:
@@ -658,46 +847,64 @@ class BusinessCentralEmulator:
                 if set_name == "purchaseInvoices":
                     vendor = company.tables["vendors"].get(str(body.get("vendorId", "")).lower())
                     if vendor is None:
-                        return _error(400, "Internal_RecordNotFound",
-                                      "The vendor does not exist.")
+                        return _error(400, "Internal_RecordNotFound", "The vendor does not exist.")
                     row = emulator._invoice_row(
-                        company, set_name, vendor,
-                        date.fromisoformat(body["invoiceDate"]) if body.get("invoiceDate")
+                        company,
+                        set_name,
+                        vendor,
+                        date.fromisoformat(body["invoiceDate"])
+                        if body.get("invoiceDate")
                         else None,
                         date.fromisoformat(body["dueDate"]) if body.get("dueDate") else None,
-                        body.get("vendorInvoiceNumber", ""))
+                        body.get("vendorInvoiceNumber", ""),
+                    )
                     if not body.get("dueDate"):
-                        row["dueDate"] = (date.fromisoformat(row["invoiceDate"]) + timedelta(
-                            days=erp_seed.NET_DAYS)).isoformat()
+                        row["dueDate"] = (
+                            date.fromisoformat(row["invoiceDate"])
+                            + timedelta(days=erp_seed.NET_DAYS)
+                        ).isoformat()
                 elif set_name == "purchaseCreditMemos":
                     vendor = company.tables["vendors"].get(str(body.get("vendorId", "")).lower())
                     if vendor is None:
-                        return _error(400, "Internal_RecordNotFound",
-                                      "The vendor does not exist.")
+                        return _error(400, "Internal_RecordNotFound", "The vendor does not exist.")
                     invoice = company.tables["purchaseInvoices"].get(
-                        str(body.get("invoiceId", "")).lower())
+                        str(body.get("invoiceId", "")).lower()
+                    )
                     day = body.get("creditMemoDate") or emulator.today.isoformat()
-                    row = {"id": str(uuid.uuid4()), "number": company.next_number("PCM", 1001),
-                           "creditMemoDate": day, "postingDate": day, "dueDate": day,
-                           "vendorId": vendor["id"], "vendorNumber": vendor["number"],
-                           "vendorName": vendor["displayName"],
-                           "invoiceId": invoice["id"] if invoice else
-                           "00000000-0000-0000-0000-000000000000",
-                           "invoiceNumber": invoice["number"] if invoice else "",
-                           "currencyCode": "USD", "pricesIncludeTax": False,
-                           "status": "Draft"}
+                    row = {
+                        "id": str(uuid.uuid4()),
+                        "number": company.next_number("PCM", 1001),
+                        "creditMemoDate": day,
+                        "postingDate": day,
+                        "dueDate": day,
+                        "vendorId": vendor["id"],
+                        "vendorNumber": vendor["number"],
+                        "vendorName": vendor["displayName"],
+                        "invoiceId": invoice["id"]
+                        if invoice
+                        else "00000000-0000-0000-0000-000000000000",
+                        "invoiceNumber": invoice["number"] if invoice else "",
+                        "currencyCode": "USD",
+                        "pricesIncludeTax": False,
+                        "status": "Draft",
+                    }
                 else:
-                    return _error(405, "BadRequest_MethodNotAllowed",
-                                  f"POST is not allowed on {set_name} here.")
+                    return _error(
+                        405,
+                        "BadRequest_MethodNotAllowed",
+                        f"POST is not allowed on {set_name} here.",
+                    )
                 company.tables[set_name][row["id"]] = row
                 company.lines[row["id"]] = []
                 emulator._totals(company, row)
-                return JSONResponse(emulator._shape(company, set_name, row, None, []),
-                                    status_code=201)
+                return JSONResponse(
+                    emulator._shape(company, set_name, row, None, []), status_code=201
+                )
 
         @app.post(prefix + "/v2.0/companies({company_id})/{set_name}({key})/{lines}")
-        async def create_line(company_id: str, set_name: str, key: str, lines: str,
-                              request: Request) -> Any:
+        async def create_line(
+            company_id: str, set_name: str, key: str, lines: str, request: Request
+        ) -> Any:
             company = company_of(company_id)
             if isinstance(company, Response):
                 return company
@@ -710,58 +917,83 @@ class BusinessCentralEmulator:
                 if row is None or _LINES.get(set_name) != lines:
                     return not_found(set_name)
                 if row["status"] not in ("Draft",):
-                    return _error(400, "Application_DialogException",
-                                  "Status must be equal to 'Open' in Purchase Header.")
+                    return _error(
+                        400,
+                        "Application_DialogException",
+                        "Status must be equal to 'Open' in Purchase Header.",
+                    )
                 if body.get("lineType") == "Account" and not body.get("lineObjectNumber"):
-                    return _error(400, "Application_FieldValidationException",
-                                  "No. must have a value in Purchase Line.")
+                    return _error(
+                        400,
+                        "Application_FieldValidationException",
+                        "No. must have a value in Purchase Line.",
+                    )
                 quantity = Decimal(str(body.get("quantity", 1)))
                 price = Decimal(str(body.get("directUnitCost", body.get("unitPrice", 0))))
                 existing = company.lines.setdefault(row["id"], [])
-                line = {"id": str(uuid.uuid4()), "documentId": row["id"],
-                        "sequence": (len(existing) + 1) * 10000,
-                        "lineType": body.get("lineType", "Comment"),
-                        "lineObjectNumber": body.get("lineObjectNumber", ""),
-                        "description": body.get("description", ""), "quantity": _num(quantity),
-                        "directUnitCost": _num(price),
-                        "amountExcludingTax": _num(quantity * price),
-                        "amountIncludingTax": _num(quantity * price), "totalTaxAmount": 0,
-                        "netAmount": _num(quantity * price)}
+                line = {
+                    "id": str(uuid.uuid4()),
+                    "documentId": row["id"],
+                    "sequence": (len(existing) + 1) * 10000,
+                    "lineType": body.get("lineType", "Comment"),
+                    "lineObjectNumber": body.get("lineObjectNumber", ""),
+                    "description": body.get("description", ""),
+                    "quantity": _num(quantity),
+                    "directUnitCost": _num(price),
+                    "amountExcludingTax": _num(quantity * price),
+                    "amountIncludingTax": _num(quantity * price),
+                    "totalTaxAmount": 0,
+                    "netAmount": _num(quantity * price),
+                }
                 emulator._touch(line)
                 existing.append(line)
                 emulator._totals(company, row)
-                return JSONResponse({k: v for k, v in line.items() if not k.startswith("_")},
-                                    status_code=201)
+                return JSONResponse(
+                    {k: v for k, v in line.items() if not k.startswith("_")}, status_code=201
+                )
 
-        async def bound_action(company: BCCompany, set_name: str, row: dict[str, Any] | None,
-                               action: str, request: Request) -> Any:
+        async def bound_action(
+            company: BCCompany,
+            set_name: str,
+            row: dict[str, Any] | None,
+            action: str,
+            request: Request,
+        ) -> Any:
             if row is None:
                 return not_found(set_name)
             problem = check_if_match(request, row, required=False)
             if problem is not None:
                 return problem
             name = action.removeprefix("Microsoft.NAV.")
-            if name == "post" and set_name in ("purchaseInvoices", "salesInvoices",
-                                               "purchaseCreditMemos"):
+            if name == "post" and set_name in (
+                "purchaseInvoices",
+                "salesInvoices",
+                "purchaseCreditMemos",
+            ):
                 failed = emulator._post(company, set_name, row)
                 return failed or Response(status_code=204)
             if name == "cancel" and set_name == "salesInvoices":
                 if row["status"] != "Open":
-                    return _error(400, "Application_DialogException",
-                                  "Only open invoices can be cancelled.")
+                    return _error(
+                        400, "Application_DialogException", "Only open invoices can be cancelled."
+                    )
                 row["status"] = "Canceled"
                 row["remainingAmount"] = 0
                 emulator._touch(row)
                 return Response(status_code=204)
             if name == "receiveAndInvoice" and set_name == "purchaseOrders":
                 if row["status"] != "Open":
-                    return _error(400, "Application_DialogException",
-                                  "Status must be equal to 'Released' in Purchase Header.")
+                    return _error(
+                        400,
+                        "Application_DialogException",
+                        "Status must be equal to 'Released' in Purchase Header.",
+                    )
                 row["fullyReceived"] = True
                 emulator._touch(row)
                 return Response(status_code=204)
-            return _error(400, "BadRequest_MethodNotFound",
-                          f"The action {action} is not bound to {set_name}.")
+            return _error(
+                400, "BadRequest_MethodNotFound", f"The action {action} is not bound to {set_name}."
+            )
 
         @app.patch(prefix + "/v2.0/companies({company_id})/{set_name}({key})")
         async def patch(company_id: str, set_name: str, key: str, request: Request) -> Any:
@@ -776,8 +1008,14 @@ class BusinessCentralEmulator:
                 problem = check_if_match(request, row, required=True)
                 if problem is not None:
                     return problem
-                read_only = {"id", "number", "status", "lastModifiedDateTime",
-                             "totalAmountIncludingTax", "remainingAmount"}
+                read_only = {
+                    "id",
+                    "number",
+                    "status",
+                    "lastModifiedDateTime",
+                    "totalAmountIncludingTax",
+                    "remainingAmount",
+                }
                 bad = sorted(set(body) & read_only)
                 if bad:
                     return _error(400, "BadRequest", f"The property '{bad[0]}' is read-only.")
@@ -798,8 +1036,9 @@ class BusinessCentralEmulator:
                 if problem is not None:
                     return problem
                 if row.get("status") not in (None, "Draft"):
-                    return _error(400, "Application_DialogException",
-                                  "You cannot delete a posted document.")
+                    return _error(
+                        400, "Application_DialogException", "You cannot delete a posted document."
+                    )
                 del company.tables[set_name][row["id"]]
                 company.lines.pop(row["id"], None)
                 return Response(status_code=204)
@@ -818,19 +1057,28 @@ class BusinessCentralEmulator:
                 problem = check_if_match(request, row, required=False)
                 if problem is not None:
                     return problem
-                moves = {"Microsoft.NAV.approve": ({"In Review"}, "Open"),
-                         "Microsoft.NAV.reject": ({"In Review"}, "Draft"),
-                         "Microsoft.NAV.reopen": ({"Draft", "Open"}, "In Review")}
+                moves = {
+                    "Microsoft.NAV.approve": ({"In Review"}, "Open"),
+                    "Microsoft.NAV.reject": ({"In Review"}, "Draft"),
+                    "Microsoft.NAV.reopen": ({"Draft", "Open"}, "In Review"),
+                }
                 if action not in moves:
-                    return _error(400, "BadRequest_MethodNotFound",
-                                  f"The action {action} is not bound to purchaseOrders.")
+                    return _error(
+                        400,
+                        "BadRequest_MethodNotFound",
+                        f"The action {action} is not bound to purchaseOrders.",
+                    )
                 allowed, target = moves[action]
                 if row["status"] not in allowed:
-                    return _error(400, "Application_DialogException",
-                                  f"The purchase order {row['number']} is {row['status']}.")
+                    return _error(
+                        400,
+                        "Application_DialogException",
+                        f"The purchase order {row['number']} is {row['status']}.",
+                    )
                 if action == "Microsoft.NAV.reopen" and row.get("fullyReceived"):
-                    return _error(400, "Application_DialogException",
-                                  "A received order cannot be reopened.")
+                    return _error(
+                        400, "Application_DialogException", "A received order cannot be reopened."
+                    )
                 row["status"] = target
                 emulator._touch(row)
                 return Response(status_code=204)
@@ -845,9 +1093,16 @@ class BusinessCentralEmulator:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
-                                ssl_certfile=str(cert_file), ssl_keyfile=str(key_file),
-                                lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ssl_certfile=str(cert_file),
+            ssl_keyfile=str(key_file),
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -35,15 +35,28 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 OLSON_TO_WINDOWS = {v: k for k, v in WINDOWS_TO_OLSON.items()}
 _SHOW_AS = {"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}
-_VIEW_CODE = {"free": "0", "workingElsewhere": "0", "tentative": "1", "busy": "2", "oof": "3",
-              "unknown": "2"}
-_RESPONSE_TO_PARTSTAT = {"accepted": "ACCEPTED", "tentativelyAccepted": "TENTATIVE",
-                         "declined": "DECLINED", "none": "NEEDS-ACTION",
-                         "notResponded": "NEEDS-ACTION"}
-_PARTSTAT_TO_RESPONSE = {"ACCEPTED": "accepted", "TENTATIVE": "tentativelyAccepted",
-                         "DECLINED": "declined", "NEEDS-ACTION": "none"}
-_ACTIONS = {"accept": "accepted", "tentativelyAccept": "tentativelyAccepted",
-            "decline": "declined"}
+_VIEW_CODE = {
+    "free": "0",
+    "workingElsewhere": "0",
+    "tentative": "1",
+    "busy": "2",
+    "oof": "3",
+    "unknown": "2",
+}
+_RESPONSE_TO_PARTSTAT = {
+    "accepted": "ACCEPTED",
+    "tentativelyAccepted": "TENTATIVE",
+    "declined": "DECLINED",
+    "none": "NEEDS-ACTION",
+    "notResponded": "NEEDS-ACTION",
+}
+_PARTSTAT_TO_RESPONSE = {
+    "ACCEPTED": "accepted",
+    "TENTATIVE": "tentativelyAccepted",
+    "DECLINED": "declined",
+    "NEEDS-ACTION": "none",
+}
+_ACTIONS = {"accept": "accepted", "tentativelyAccept": "tentativelyAccepted", "decline": "declined"}
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -64,15 +77,29 @@ def _parse_dtz(value: dict[str, Any]) -> datetime:
 
 def _format_dtz(moment: datetime, zone_name: str) -> dict[str, str]:
     local = moment.astimezone(_zone(zone_name))
-    return {"dateTime": local.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
-            "timeZone": zone_name}
+    return {
+        "dateTime": local.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+        "timeZone": zone_name,
+    }
 
 
-def _graph_error(status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "innerError": {
-        "request-id": str(uuid.uuid4()), "date": datetime.now(UTC).isoformat()}}},
-        status_code=status, headers=headers)
+def _graph_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "request-id": str(uuid.uuid4()),
+                    "date": datetime.now(UTC).isoformat(),
+                },
+            }
+        },
+        status_code=status,
+        headers=headers,
+    )
 
 
 def _aware(value: date | datetime, tz: ZoneInfo) -> datetime:
@@ -117,8 +144,10 @@ class StoredEvent:
 
     @property
     def is_series(self) -> bool:
-        return any(c.get("rrule") or c.get("rdate") or c.get("recurrence-id")
-                   for c in self.calendar.walk("VEVENT"))
+        return any(
+            c.get("rrule") or c.get("rdate") or c.get("recurrence-id")
+            for c in self.calendar.walk("VEVENT")
+        )
 
 
 class GraphCalendarEmulator:
@@ -165,9 +194,13 @@ class GraphCalendarEmulator:
         master = next(c for c in calendar.walk("VEVENT") if c.get("recurrence-id") is None)
         zone = getattr(master.decoded("dtstart").tzinfo, "key", None) or "UTC"
         with self._lock:
-            stored = StoredEvent(id=self._new_id(), mailbox=mailbox.lower(), calendar=calendar,
-                                 start_zone=OLSON_TO_WINDOWS.get(zone, zone),
-                                 end_zone=OLSON_TO_WINDOWS.get(zone, zone))
+            stored = StoredEvent(
+                id=self._new_id(),
+                mailbox=mailbox.lower(),
+                calendar=calendar,
+                start_zone=OLSON_TO_WINDOWS.get(zone, zone),
+                end_zone=OLSON_TO_WINDOWS.get(zone, zone),
+            )
             self.events[stored.id] = stored
             return stored.id
 
@@ -183,10 +216,12 @@ class GraphCalendarEmulator:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=server.run, name="graph-calendar-emulator",
-                                  daemon=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            )
+        )
+        thread = threading.Thread(target=server.run, name="graph-calendar-emulator", daemon=True)
         thread.start()
         deadline = time_module.monotonic() + 10
         while not server.started:
@@ -218,7 +253,8 @@ class GraphCalendarEmulator:
             rid = component.decoded("recurrence-id")
             is_exception = any(
                 c.get("recurrence-id") is not None and c.decoded("recurrence-id") == rid
-                for c in stored.calendar.walk("VEVENT"))
+                for c in stored.calendar.walk("VEVENT")
+            )
             out.append((component, "exception" if is_exception else "occurrence"))
         return out
 
@@ -238,12 +274,14 @@ class GraphCalendarEmulator:
             return stored, None
         return stored, datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
-    def _component_for(self, stored: StoredEvent, original: datetime | None
-                       ) -> icalendar.Event | None:
+    def _component_for(
+        self, stored: StoredEvent, original: datetime | None
+    ) -> icalendar.Event | None:
         if original is None:
             return stored.master
-        for component, _ in self._occurrences(stored, original - timedelta(days=1),
-                                              original + timedelta(days=2)):
+        for component, _ in self._occurrences(
+            stored, original - timedelta(days=1), original + timedelta(days=2)
+        ):
             rid = component.decoded("recurrence-id")
             if _aware(rid, ZoneInfo("UTC")).astimezone(UTC) == original:
                 return component
@@ -251,8 +289,13 @@ class GraphCalendarEmulator:
 
     def _status(self, stored: StoredEvent, component: icalendar.Event) -> str:
         status = str(component.get("x-microsoft-cdo-busystatus", "")).strip()
-        mapping = {"FREE": "free", "TENTATIVE": "tentative", "BUSY": "busy", "OOF": "oof",
-                   "WORKINGELSEWHERE": "workingElsewhere"}
+        mapping = {
+            "FREE": "free",
+            "TENTATIVE": "tentative",
+            "BUSY": "busy",
+            "OOF": "oof",
+            "WORKINGELSEWHERE": "workingElsewhere",
+        }
         if status.upper() in mapping:
             return mapping[status.upper()]
         return "free" if str(component.get("transp", "")).upper() == "TRANSPARENT" else "busy"
@@ -264,7 +307,8 @@ class GraphCalendarEmulator:
         for attendee in self._as_list(component.get("attendee")):
             if str(attendee).lower().removeprefix("mailto:") == stored.mailbox:
                 return _PARTSTAT_TO_RESPONSE.get(
-                    str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper(), "none")
+                    str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper(), "none"
+                )
         return "none"
 
     @staticmethod
@@ -273,8 +317,9 @@ class GraphCalendarEmulator:
             return []
         return value if isinstance(value, list) else [value]
 
-    def _to_graph(self, stored: StoredEvent, component: icalendar.Event, kind: str,
-                  zone: str | None) -> dict[str, Any]:
+    def _to_graph(
+        self, stored: StoredEvent, component: icalendar.Event, kind: str, zone: str | None
+    ) -> dict[str, Any]:
         """The Graph JSON of one event or occurrence, times in ``zone`` (default UTC)."""
         tz_name = zone or "UTC"
         dtstart = component.decoded("dtstart")
@@ -286,23 +331,37 @@ class GraphCalendarEmulator:
             end = start + component.decoded("duration")
         else:
             end = start + timedelta(days=1 if all_day else 0)
-        event_id = stored.id if kind in ("singleInstance", "seriesMaster") else \
-            self._occurrence_id(stored, component)
-        organizer = str(component.get("organizer", "")).removeprefix("mailto:").lower() or \
-            stored.mailbox
+        event_id = (
+            stored.id
+            if kind in ("singleInstance", "seriesMaster")
+            else self._occurrence_id(stored, component)
+        )
+        organizer = (
+            str(component.get("organizer", "")).removeprefix("mailto:").lower() or stored.mailbox
+        )
         attendees = []
         for prop in self._as_list(component.get("attendee")):
             role = str(prop.params.get("ROLE", "REQ-PARTICIPANT")).upper()
             cutype = str(prop.params.get("CUTYPE", "")).upper()
-            attendees.append({
-                "type": "resource" if cutype in ("RESOURCE", "ROOM") else
-                "optional" if role in ("OPT-PARTICIPANT", "NON-PARTICIPANT") else "required",
-                "status": {"response": _PARTSTAT_TO_RESPONSE.get(
-                    str(prop.params.get("PARTSTAT", "NEEDS-ACTION")).upper(), "none"),
-                    "time": "0001-01-01T00:00:00Z"},
-                "emailAddress": {"name": str(prop.params.get("CN", "")) or None,
-                                 "address": str(prop).removeprefix("mailto:").lower()},
-            })
+            attendees.append(
+                {
+                    "type": "resource"
+                    if cutype in ("RESOURCE", "ROOM")
+                    else "optional"
+                    if role in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
+                    else "required",
+                    "status": {
+                        "response": _PARTSTAT_TO_RESPONSE.get(
+                            str(prop.params.get("PARTSTAT", "NEEDS-ACTION")).upper(), "none"
+                        ),
+                        "time": "0001-01-01T00:00:00Z",
+                    },
+                    "emailAddress": {
+                        "name": str(prop.params.get("CN", "")) or None,
+                        "address": str(prop).removeprefix("mailto:").lower(),
+                    },
+                }
+            )
         body = str(component.get("description", ""))
         data: dict[str, Any] = {
             "@odata.etag": f'W/"{stored.change_key}"',
@@ -328,8 +387,10 @@ class GraphCalendarEmulator:
             "location": {"displayName": str(component.get("location", ""))},
             "organizer": {"emailAddress": {"name": organizer, "address": organizer}},
             "attendees": attendees,
-            "responseStatus": {"response": self._my_response(stored, component),
-                               "time": "0001-01-01T00:00:00Z"},
+            "responseStatus": {
+                "response": self._my_response(stored, component),
+                "time": "0001-01-01T00:00:00Z",
+            },
             "isOnlineMeeting": stored.is_online_meeting,
             "recurrence": None,
         }
@@ -338,8 +399,14 @@ class GraphCalendarEmulator:
             data["originalStart"] = rid.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if kind == "seriesMaster":
             rrule = component.get("rrule")
-            data["recurrence"] = {"pattern": {"type": str(rrule.get("FREQ", [""])[0]).lower()},
-                                  "range": {"type": "noEnd"}} if rrule else None
+            data["recurrence"] = (
+                {
+                    "pattern": {"type": str(rrule.get("FREQ", [""])[0]).lower()},
+                    "range": {"type": "noEnd"},
+                }
+                if rrule
+                else None
+            )
         return data
 
     @staticmethod
@@ -347,8 +414,9 @@ class GraphCalendarEmulator:
         match = re.search(r'outlook\.timezone="([^"]+)"', request.headers.get("prefer", ""))
         return match.group(1) if match else None
 
-    def _event_json(self, stored: StoredEvent, original: datetime | None,
-                    zone: str | None) -> dict[str, Any] | None:
+    def _event_json(
+        self, stored: StoredEvent, original: datetime | None, zone: str | None
+    ) -> dict[str, Any] | None:
         if original is None:
             kind = "seriesMaster" if stored.is_series else "singleInstance"
             return self._to_graph(stored, stored.master, kind, zone)
@@ -356,14 +424,17 @@ class GraphCalendarEmulator:
         if component is None:
             return None
         rid = component.decoded("recurrence-id")
-        is_exception = any(c.get("recurrence-id") is not None
-                           and c.decoded("recurrence-id") == rid
-                           for c in stored.calendar.walk("VEVENT"))
-        return self._to_graph(stored, component, "exception" if is_exception else "occurrence",
-                              zone)
+        is_exception = any(
+            c.get("recurrence-id") is not None and c.decoded("recurrence-id") == rid
+            for c in stored.calendar.walk("VEVENT")
+        )
+        return self._to_graph(
+            stored, component, "exception" if is_exception else "occurrence", zone
+        )
 
-    def _busy_items(self, mailbox: str, start: datetime, end: datetime
-                    ) -> list[tuple[datetime, datetime, str, str]]:
+    def _busy_items(
+        self, mailbox: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime, str, str]]:
         items = []
         for stored in self._events_of(mailbox):
             if stored.is_cancelled:
@@ -377,16 +448,19 @@ class GraphCalendarEmulator:
                     continue
                 if data["responseStatus"]["response"] == "none" and status == "busy":
                     status = "tentative"  # an unanswered invitation shows as tentative
-                items.append((_parse_dtz(data["start"]), _parse_dtz(data["end"]), status,
-                              data["subject"]))
+                items.append(
+                    (_parse_dtz(data["start"]), _parse_dtz(data["end"]), status, data["subject"])
+                )
         items.sort()
         return items
 
     def _working_hours(self, box: Mailbox) -> dict[str, Any]:
-        return {"daysOfWeek": list(box.working_days),
-                "startTime": box.working_start.strftime("%H:%M:%S.0000000"),
-                "endTime": box.working_end.strftime("%H:%M:%S.0000000"),
-                "timeZone": {"name": box.timezone}}
+        return {
+            "daysOfWeek": list(box.working_days),
+            "startTime": box.working_start.strftime("%H:%M:%S.0000000"),
+            "endTime": box.working_end.strftime("%H:%M:%S.0000000"),
+            "timeZone": {"name": box.timezone},
+        }
 
     def _deliver_invitations(self, stored: StoredEvent) -> None:
         """Put a copy of a meeting in each invited mailbox the emulator holds."""
@@ -396,9 +470,13 @@ class GraphCalendarEmulator:
                 continue
             if any(e.mailbox == address and e.uid == stored.uid for e in self.events.values()):
                 continue
-            copy = StoredEvent(id=self._new_id(), mailbox=address,
-                               calendar=icalendar.Calendar.from_ical(stored.calendar.to_ical()),
-                               start_zone=stored.start_zone, end_zone=stored.end_zone)
+            copy = StoredEvent(
+                id=self._new_id(),
+                mailbox=address,
+                calendar=icalendar.Calendar.from_ical(stored.calendar.to_ical()),
+                start_zone=stored.start_zone,
+                end_zone=stored.end_zone,
+            )
             self.events[copy.id] = copy
 
     def _copies(self, stored: StoredEvent) -> list[StoredEvent]:
@@ -417,22 +495,29 @@ class GraphCalendarEmulator:
                 if emulator.throttle_next > 0:
                     emulator.throttle_next -= 1
                     emulator.throttled += 1
-                    return _graph_error(429, "ApplicationThrottled",
-                                        "Application is over its MailboxConcurrency limit.",
-                                        {"Retry-After": str(emulator.retry_after)})
+                    return _graph_error(
+                        429,
+                        "ApplicationThrottled",
+                        "Application is over its MailboxConcurrency limit.",
+                        {"Retry-After": str(emulator.retry_after)},
+                    )
                 header = request.headers.get("authorization", "")
                 token = header.removeprefix("Bearer ").strip()
                 if not header.startswith("Bearer ") or token not in emulator.tokens:
-                    return _graph_error(401, "InvalidAuthenticationToken",
-                                        "Access token validation failure. Invalid audience.")
+                    return _graph_error(
+                        401,
+                        "InvalidAuthenticationToken",
+                        "Access token validation failure. Invalid audience.",
+                    )
                 request.state.token_kind = emulator.tokens[token]
             return await call_next(request)
 
         def mailbox_or_404(user: str) -> Mailbox | JSONResponse:
             box = emulator.mailboxes.get(user.lower())
             if box is None:
-                return _graph_error(404, "ErrorInvalidUser",
-                                    f"The requested user '{user}' is invalid.")
+                return _graph_error(
+                    404, "ErrorInvalidUser", f"The requested user '{user}' is invalid."
+                )
             return box
 
         @app.get("/v1.0/users/{user}/mailboxSettings")
@@ -441,12 +526,16 @@ class GraphCalendarEmulator:
                 box = mailbox_or_404(user)
                 if isinstance(box, JSONResponse):
                     return box
-                return JSONResponse({
-                    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/"
-                    "mailboxSettings",
-                    "timeZone": box.timezone, "dateFormat": "M/d/yyyy", "timeFormat": "h:mm tt",
-                    "workingHours": emulator._working_hours(box),
-                })
+                return JSONResponse(
+                    {
+                        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/"
+                        "mailboxSettings",
+                        "timeZone": box.timezone,
+                        "dateFormat": "M/d/yyyy",
+                        "timeFormat": "h:mm tt",
+                        "workingHours": emulator._working_hours(box),
+                    }
+                )
 
         @app.get("/v1.0/users/{user}/calendars")
         async def calendars(user: str) -> Response:
@@ -454,19 +543,31 @@ class GraphCalendarEmulator:
                 box = mailbox_or_404(user)
                 if isinstance(box, JSONResponse):
                     return box
-                return JSONResponse({"value": [{
-                    "id": "AAMkCalendar" + box.address, "name": "Calendar",
-                    "canEdit": True, "isDefaultCalendar": True,
-                    "owner": {"name": box.name, "address": box.address}}]})
+                return JSONResponse(
+                    {
+                        "value": [
+                            {
+                                "id": "AAMkCalendar" + box.address,
+                                "name": "Calendar",
+                                "canEdit": True,
+                                "isDefaultCalendar": True,
+                                "owner": {"name": box.name, "address": box.address},
+                            }
+                        ]
+                    }
+                )
 
         @app.get("/v1.0/users/{user}/calendarView")
         @app.get("/v1.0/users/{user}/calendar/calendarView")
         async def calendar_view(user: str, request: Request) -> Response:
             params = request.query_params
             if "startDateTime" not in params or "endDateTime" not in params:
-                return _graph_error(400, "ErrorInvalidParameter",
-                                    "This request requires a time window specified by the "
-                                    "query string parameters StartDateTime and EndDateTime.")
+                return _graph_error(
+                    400,
+                    "ErrorInvalidParameter",
+                    "This request requires a time window specified by the "
+                    "query string parameters StartDateTime and EndDateTime.",
+                )
             start = datetime.fromisoformat(params["startDateTime"].replace("Z", "+00:00"))
             end = datetime.fromisoformat(params["endDateTime"].replace("Z", "+00:00"))
             if start.tzinfo is None:
@@ -485,13 +586,16 @@ class GraphCalendarEmulator:
                     for component, kind in emulator._occurrences(stored, start, end):
                         items.append(emulator._to_graph(stored, component, kind, zone))
             items.sort(key=lambda e: (_parse_dtz(e["start"]), e["id"]))
-            page = items[skip:skip + top]
+            page = items[skip : skip + top]
             body: dict[str, Any] = {
                 "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/"
-                "calendarView", "value": page}
+                "calendarView",
+                "value": page,
+            }
             if skip + top < len(items):
-                body["@odata.nextLink"] = str(request.url.include_query_params(
-                    **{"$skip": skip + top, "$top": top}))
+                body["@odata.nextLink"] = str(
+                    request.url.include_query_params(**{"$skip": skip + top, "$top": top})
+                )
             headers = {"Preference-Applied": f'outlook.timezone="{zone}"'} if zone else None
             return JSONResponse(body, headers=headers)
 
@@ -499,15 +603,18 @@ class GraphCalendarEmulator:
         async def get_event(user: str, event_id: str, request: Request) -> Response:
             with emulator._lock:
                 found = emulator._find(user.lower(), event_id)
-                data = emulator._event_json(*found, emulator._prefer_zone(request)) \
-                    if found else None
+                data = (
+                    emulator._event_json(*found, emulator._prefer_zone(request)) if found else None
+                )
             if data is None:
-                return _graph_error(404, "ErrorItemNotFound",
-                                    "The specified object was not found in the store.")
+                return _graph_error(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
             return JSONResponse(data)
 
-        def build_component(body: dict[str, Any], organizer: str, uid: str
-                            ) -> tuple[icalendar.Event, str, str]:
+        def build_component(
+            body: dict[str, Any], organizer: str, uid: str
+        ) -> tuple[icalendar.Event, str, str]:
             start_zone = body["start"].get("timeZone") or "UTC"
             end_zone = body["end"].get("timeZone") or "UTC"
             event = icalendar.Event()
@@ -526,8 +633,9 @@ class GraphCalendarEmulator:
             set_attendees(event, body.get("attendees") or [], organizer)
             return event, start_zone, end_zone
 
-        def set_attendees(event: icalendar.Event, attendees: list[dict[str, Any]],
-                          organizer: str) -> None:
+        def set_attendees(
+            event: icalendar.Event, attendees: list[dict[str, Any]], organizer: str
+        ) -> None:
             event.pop("attendee", None)
             event.pop("organizer", None)
             if attendees:
@@ -538,8 +646,7 @@ class GraphCalendarEmulator:
                 if attendee["emailAddress"].get("name"):
                     prop.params["CN"] = attendee["emailAddress"]["name"]
                 kind = attendee.get("type", "required")
-                prop.params["ROLE"] = "OPT-PARTICIPANT" if kind == "optional" else \
-                    "REQ-PARTICIPANT"
+                prop.params["ROLE"] = "OPT-PARTICIPANT" if kind == "optional" else "REQ-PARTICIPANT"
                 if kind == "resource":
                     prop.params["CUTYPE"] = "RESOURCE"
                 prop.params["PARTSTAT"] = "NEEDS-ACTION"
@@ -551,8 +658,9 @@ class GraphCalendarEmulator:
                     try:
                         _parse_dtz(body[key])
                     except (KeyError, ValueError, TypeError):
-                        return _graph_error(400, "ErrorInvalidRequest",
-                                            f"Invalid {key} dateTimeTimeZone.")
+                        return _graph_error(
+                            400, "ErrorInvalidRequest", f"Invalid {key} dateTimeTimeZone."
+                        )
                 elif not partial:
                     return _graph_error(400, "ErrorInvalidRequest", f"{key} is required.")
             if body.get("showAs", "busy") not in _SHOW_AS:
@@ -578,18 +686,24 @@ class GraphCalendarEmulator:
                             data = emulator._event_json(existing, None, zone)
                             return JSONResponse(data, status_code=201)
                 if _parse_dtz(body["end"]) < _parse_dtz(body["start"]):
-                    return _graph_error(400, "ErrorInvalidRequest",
-                                        "The end of the event is before its start.")
+                    return _graph_error(
+                        400, "ErrorInvalidRequest", "The end of the event is before its start."
+                    )
                 uid = "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper()
                 component, start_zone, end_zone = build_component(body, box.address, uid)
                 calendar = icalendar.Calendar()
                 calendar.add("prodid", "-//Graph emulator//EN")
                 calendar.add("version", "2.0")
                 calendar.add_component(component)
-                stored = StoredEvent(id=emulator._new_id(), mailbox=box.address,
-                                     calendar=calendar, start_zone=start_zone,
-                                     end_zone=end_zone, transaction_id=transaction_id,
-                                     is_online_meeting=bool(body.get("isOnlineMeeting")))
+                stored = StoredEvent(
+                    id=emulator._new_id(),
+                    mailbox=box.address,
+                    calendar=calendar,
+                    start_zone=start_zone,
+                    end_zone=end_zone,
+                    transaction_id=transaction_id,
+                    is_online_meeting=bool(body.get("isOnlineMeeting")),
+                )
                 emulator.events[stored.id] = stored
                 emulator._deliver_invitations(stored)
                 data = emulator._event_json(stored, None, zone)
@@ -604,18 +718,21 @@ class GraphCalendarEmulator:
             with emulator._lock:
                 found = emulator._find(user.lower(), event_id)
                 if found is None:
-                    return _graph_error(404, "ErrorItemNotFound",
-                                        "The specified object was not found in the store.")
+                    return _graph_error(
+                        404, "ErrorItemNotFound", "The specified object was not found in the store."
+                    )
                 stored, original = found
                 component = emulator._component_for(stored, original)
                 if component is None:
                     return _graph_error(404, "ErrorItemNotFound", "No such occurrence.")
                 if original is not None:
                     # Editing one occurrence makes it an exception (a RECURRENCE-ID override).
-                    overrides = [c for c in stored.calendar.walk("VEVENT")
-                                 if c.get("recurrence-id") is not None
-                                 and c.decoded("recurrence-id") ==
-                                 component.decoded("recurrence-id")]
+                    overrides = [
+                        c
+                        for c in stored.calendar.walk("VEVENT")
+                        if c.get("recurrence-id") is not None
+                        and c.decoded("recurrence-id") == component.decoded("recurrence-id")
+                    ]
                     if overrides:
                         component = overrides[0]
                     else:
@@ -647,22 +764,25 @@ class GraphCalendarEmulator:
                     for name in ("x-microsoft-cdo-busystatus", "transp"):
                         component.pop(name, None)
                     component.add("x-microsoft-cdo-busystatus", body["showAs"].upper())
-                    component.add("transp", "TRANSPARENT" if body["showAs"] == "free"
-                                  else "OPAQUE")
+                    component.add("transp", "TRANSPARENT" if body["showAs"] == "free" else "OPAQUE")
                 if "attendees" in body:
                     set_attendees(component, body["attendees"], stored.mailbox)
                 start = _aware(component.decoded("dtstart"), ZoneInfo("UTC"))
                 end = _aware(component.decoded("dtend"), ZoneInfo("UTC"))
                 if end < start:
-                    return _graph_error(400, "ErrorInvalidRequest",
-                                        "The end of the event is before its start.")
+                    return _graph_error(
+                        400, "ErrorInvalidRequest", "The end of the event is before its start."
+                    )
                 component["sequence"] = int(component.get("sequence", 0)) + 1
                 stored.change_key = uuid.uuid4().hex
                 emulator._deliver_invitations(stored)
-                new_id = event_id if original is None else \
-                    emulator._occurrence_id(stored, component)
-                data = emulator._event_json(*emulator._find(user.lower(), new_id) or (stored, None),
-                                            emulator._prefer_zone(request))
+                new_id = (
+                    event_id if original is None else emulator._occurrence_id(stored, component)
+                )
+                data = emulator._event_json(
+                    *emulator._find(user.lower(), new_id) or (stored, None),
+                    emulator._prefer_zone(request),
+                )
             return JSONResponse(data)
 
         def remove_occurrence(stored: StoredEvent, original: datetime) -> None:
@@ -672,8 +792,11 @@ class GraphCalendarEmulator:
             rid = component.decoded("recurrence-id")
             stored.master.add("exdate", rid)
             for sub in list(stored.calendar.subcomponents):
-                if sub.name == "VEVENT" and sub.get("recurrence-id") is not None and \
-                        sub.decoded("recurrence-id") == rid:
+                if (
+                    sub.name == "VEVENT"
+                    and sub.get("recurrence-id") is not None
+                    and sub.decoded("recurrence-id") == rid
+                ):
                     stored.calendar.subcomponents.remove(sub)
 
         @app.delete("/v1.0/users/{user}/events/{event_id}")
@@ -681,8 +804,9 @@ class GraphCalendarEmulator:
             with emulator._lock:
                 found = emulator._find(user.lower(), event_id)
                 if found is None:
-                    return _graph_error(404, "ErrorItemNotFound",
-                                        "The specified object was not found in the store.")
+                    return _graph_error(
+                        404, "ErrorItemNotFound", "The specified object was not found in the store."
+                    )
                 stored, original = found
                 if original is None:
                     del emulator.events[stored.id]
@@ -696,13 +820,17 @@ class GraphCalendarEmulator:
             with emulator._lock:
                 found = emulator._find(user.lower(), event_id)
                 if found is None:
-                    return _graph_error(404, "ErrorItemNotFound",
-                                        "The specified object was not found in the store.")
+                    return _graph_error(
+                        404, "ErrorItemNotFound", "The specified object was not found in the store."
+                    )
                 stored, original = found
                 if emulator._my_response(stored, stored.master) != "organizer":
-                    return _graph_error(400, "ErrorInvalidRequest",
-                                        "Your request can't be completed. Only the meeting "
-                                        "organizer can cancel the meeting.")
+                    return _graph_error(
+                        400,
+                        "ErrorInvalidRequest",
+                        "Your request can't be completed. Only the meeting "
+                        "organizer can cancel the meeting.",
+                    )
                 for copy in emulator._copies(stored):
                     if original is None:
                         copy.is_cancelled = True
@@ -724,17 +852,24 @@ class GraphCalendarEmulator:
             with emulator._lock:
                 found = emulator._find(user.lower(), event_id)
                 if found is None:
-                    return _graph_error(404, "ErrorItemNotFound",
-                                        "The specified object was not found in the store.")
+                    return _graph_error(
+                        404, "ErrorItemNotFound", "The specified object was not found in the store."
+                    )
                 stored, original = found
                 if emulator._my_response(stored, stored.master) == "organizer":
-                    return _graph_error(400, "ErrorInvalidRequest",
-                                        "Your request can't be completed. You can't respond "
-                                        "to a meeting you organized.")
+                    return _graph_error(
+                        400,
+                        "ErrorInvalidRequest",
+                        "Your request can't be completed. You can't respond "
+                        "to a meeting you organized.",
+                    )
                 partstat = _RESPONSE_TO_PARTSTAT[_ACTIONS[action]]
                 for target in [stored, *emulator._copies(stored)]:
-                    components = [target.master] if original is None else \
-                        [c for c in target.calendar.walk("VEVENT")]
+                    components = (
+                        [target.master]
+                        if original is None
+                        else [c for c in target.calendar.walk("VEVENT")]
+                    )
                     for component in components:
                         for prop in emulator._as_list(component.get("attendee")):
                             if str(prop).lower().removeprefix("mailto:") == user.lower():
@@ -761,10 +896,17 @@ class GraphCalendarEmulator:
                 for schedule in schedules:
                     box = emulator.mailboxes.get(schedule.lower())
                     if box is None:
-                        out.append({"scheduleId": schedule, "availabilityView": "",
-                                    "scheduleItems": [], "error": {
-                                        "message": "The user or resource was not found.",
-                                        "responseCode": "ErrorMailRecipientNotFound"}})
+                        out.append(
+                            {
+                                "scheduleId": schedule,
+                                "availabilityView": "",
+                                "scheduleItems": [],
+                                "error": {
+                                    "message": "The user or resource was not found.",
+                                    "responseCode": "ErrorMailRecipientNotFound",
+                                },
+                            }
+                        )
                         continue
                     items = emulator._busy_items(box.address, start, end)
                     view = []
@@ -774,30 +916,47 @@ class GraphCalendarEmulator:
                         codes = [_VIEW_CODE[s] for a, b, s, _ in items if a < slot_end and b > slot]
                         view.append(max(codes) if codes else "0")
                         slot = slot_end
-                    out.append({
-                        "scheduleId": schedule, "availabilityView": "".join(view),
-                        "scheduleItems": [{
-                            "isPrivate": False, "status": s, "subject": subject,
-                            "location": "", "start": _format_dtz(a, zone),
-                            "end": _format_dtz(b, zone)} for a, b, s, subject in items],
-                        "workingHours": emulator._working_hours(box),
-                    })
-            return JSONResponse({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata"
-                                 "#Collection(microsoft.graph.scheduleInformation)",
-                                 "value": out})
+                    out.append(
+                        {
+                            "scheduleId": schedule,
+                            "availabilityView": "".join(view),
+                            "scheduleItems": [
+                                {
+                                    "isPrivate": False,
+                                    "status": s,
+                                    "subject": subject,
+                                    "location": "",
+                                    "start": _format_dtz(a, zone),
+                                    "end": _format_dtz(b, zone),
+                                }
+                                for a, b, s, subject in items
+                            ],
+                            "workingHours": emulator._working_hours(box),
+                        }
+                    )
+            return JSONResponse(
+                {
+                    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata"
+                    "#Collection(microsoft.graph.scheduleInformation)",
+                    "value": out,
+                }
+            )
 
         @app.post("/v1.0/users/{user}/findMeetingTimes")
         async def find_meeting_times(user: str, request: Request) -> Response:
             if request.state.token_kind != "delegated":
-                return _graph_error(403, "ErrorAccessDenied",
-                                    "Access is denied. Check credentials and try again.")
+                return _graph_error(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
             body = await request.json()
             match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", body.get("meetingDuration", "PT30M"))
             if not match:
                 return _graph_error(400, "ErrorInvalidRequest", "Invalid meetingDuration.")
             duration = timedelta(hours=int(match.group(1) or 0), minutes=int(match.group(2) or 0))
-            slots = [(_parse_dtz(s["start"]), _parse_dtz(s["end"]))
-                     for s in (body.get("timeConstraint") or {}).get("timeSlots", [])]
+            slots = [
+                (_parse_dtz(s["start"]), _parse_dtz(s["end"]))
+                for s in (body.get("timeConstraint") or {}).get("timeSlots", [])
+            ]
             minimum = float(body.get("minimumAttendeePercentage", 50))
             max_candidates = int(body.get("maxCandidates", 20))
             zone = emulator._prefer_zone(request) or "UTC"
@@ -805,8 +964,9 @@ class GraphCalendarEmulator:
                 organizer = mailbox_or_404(user)
                 if isinstance(organizer, JSONResponse):
                     return organizer
-                attendees = [a["emailAddress"]["address"].lower()
-                             for a in body.get("attendees", [])]
+                attendees = [
+                    a["emailAddress"]["address"].lower() for a in body.get("attendees", [])
+                ]
                 tz = _zone(organizer.timezone)
                 suggestions = []
                 for slot_start, slot_end in slots:
@@ -815,46 +975,66 @@ class GraphCalendarEmulator:
                     minute = candidate.minute % 30
                     if minute or candidate.second:
                         candidate += timedelta(minutes=30 - minute) - timedelta(
-                            seconds=candidate.second)
+                            seconds=candidate.second
+                        )
                     while candidate + duration <= slot_end:
                         local = candidate.astimezone(tz)
-                        in_hours = (_DAYS[local.weekday()] in organizer.working_days
-                                    and organizer.working_start <= local.time()
-                                    and (local + duration).time() <= organizer.working_end
-                                    and (local + duration).date() == local.date())
+                        in_hours = (
+                            _DAYS[local.weekday()] in organizer.working_days
+                            and organizer.working_start <= local.time()
+                            and (local + duration).time() <= organizer.working_end
+                            and (local + duration).date() == local.date()
+                        )
                         if in_hours:
+
                             def free(address: str, start: datetime = candidate) -> str:
                                 if address not in emulator.mailboxes:
                                     return "unknown"
-                                busy = [s for a, b, s, _ in emulator._busy_items(
-                                    address, start, start + duration)]
+                                busy = [
+                                    s
+                                    for a, b, s, _ in emulator._busy_items(
+                                        address, start, start + duration
+                                    )
+                                ]
                                 return busy[0] if busy else "free"
+
                             availability = {a: free(a) for a in attendees}
                             free_count = sum(1 for v in availability.values() if v == "free")
-                            confidence = 100.0 * free_count / len(attendees) if attendees \
-                                else 100.0
+                            confidence = 100.0 * free_count / len(attendees) if attendees else 100.0
                             organizer_availability = free(organizer.address)
                             if confidence >= minimum and organizer_availability == "free":
-                                suggestions.append({
-                                    "confidence": confidence,
-                                    "organizerAvailability": organizer_availability,
-                                    "suggestionReason": "Suggested because it is one of the "
-                                    "nearest times when all attendees are available.",
-                                    "meetingTimeSlot": {
-                                        "start": _format_dtz(candidate, zone),
-                                        "end": _format_dtz(candidate + duration, zone)},
-                                    "attendeeAvailability": [{
-                                        "attendee": {"type": "required",
-                                                     "emailAddress": {"address": a}},
-                                        "availability": v} for a, v in availability.items()],
-                                    "locations": [],
-                                })
+                                suggestions.append(
+                                    {
+                                        "confidence": confidence,
+                                        "organizerAvailability": organizer_availability,
+                                        "suggestionReason": "Suggested because it is one of the "
+                                        "nearest times when all attendees are available.",
+                                        "meetingTimeSlot": {
+                                            "start": _format_dtz(candidate, zone),
+                                            "end": _format_dtz(candidate + duration, zone),
+                                        },
+                                        "attendeeAvailability": [
+                                            {
+                                                "attendee": {
+                                                    "type": "required",
+                                                    "emailAddress": {"address": a},
+                                                },
+                                                "availability": v,
+                                            }
+                                            for a, v in availability.items()
+                                        ],
+                                        "locations": [],
+                                    }
+                                )
                         candidate += step
             suggestions = suggestions[:max_candidates]
-            return JSONResponse({
-                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata"
-                "#microsoft.graph.meetingTimeSuggestionsResult",
-                "emptySuggestionsReason": "" if suggestions else "attendeesUnavailable",
-                "meetingTimeSuggestions": suggestions})
+            return JSONResponse(
+                {
+                    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata"
+                    "#microsoft.graph.meetingTimeSuggestionsResult",
+                    "emptySuggestionsReason": "" if suggestions else "attendeesUnavailable",
+                    "meetingTimeSuggestions": suggestions,
+                }
+            )
 
         return app

@@ -42,15 +42,29 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-WELL_KNOWN = {"inbox": "Inbox", "drafts": "Drafts", "sentitems": "Sent Items",
-              "deleteditems": "Deleted Items", "junkemail": "Junk Email",
-              "archive": "Archive"}
+WELL_KNOWN = {
+    "inbox": "Inbox",
+    "drafts": "Drafts",
+    "sentitems": "Sent Items",
+    "deleteditems": "Deleted Items",
+    "junkemail": "Junk Email",
+    "archive": "Archive",
+}
 _MAX_SUBSCRIPTION_MINUTES = 10080
-_MINIMAL_UPDATE = ("id", "@odata.etag", "changeKey", "isRead", "flag", "categories",
-                   "parentFolderId")
+_MINIMAL_UPDATE = (
+    "id",
+    "@odata.etag",
+    "changeKey",
+    "isRead",
+    "flag",
+    "categories",
+    "parentFolderId",
+)
 _EXT_FILTER = re.compile(
     r"singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id eq '([^']+)' and "
-    r"\1/value eq '((?:[^']|'')*)'\s*\)", re.IGNORECASE)
+    r"\1/value eq '((?:[^']|'')*)'\s*\)",
+    re.IGNORECASE,
+)
 _ID_FILTER = re.compile(r"internetMessageId eq '((?:[^']|'')*)'", re.IGNORECASE)
 
 
@@ -58,11 +72,20 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _error(status: int, code: str, message: str,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "innerError": {
-        "request-id": str(uuid.uuid4()), "date": _now()}}}, status_code=status,
-        headers=headers)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {"request-id": str(uuid.uuid4()), "date": _now()},
+            }
+        },
+        status_code=status,
+        headers=headers,
+    )
 
 
 def _recipient(address: str, name: str | None = None) -> dict[str, Any]:
@@ -118,8 +141,13 @@ class Subscription:
 class GraphMailEmulator:
     """State and app of the emulator; ``serve()`` runs it with uvicorn over HTTPS."""
 
-    def __init__(self, *, tenant_id: str = "contoso-tenant", client_id: str = "app-id",
-                 client_secret: str = "app-secret") -> None:  # noqa: S107
+    def __init__(
+        self,
+        *,
+        tenant_id: str = "contoso-tenant",
+        client_id: str = "app-id",
+        client_secret: str = "app-secret",
+    ) -> None:  # noqa: S107
         self.tenant_id = tenant_id
         self.client_id = client_id
         self.client_secret = client_secret
@@ -140,14 +168,22 @@ class GraphMailEmulator:
 
     def add_mailbox(self, address: str, name: str | None = None) -> Mailbox:
         with self.lock:
-            box = Mailbox(user_id=str(uuid.uuid4()), address=address.lower(),
-                          name=name or address.split("@")[0].title())
+            box = Mailbox(
+                user_id=str(uuid.uuid4()),
+                address=address.lower(),
+                name=name or address.split("@")[0].title(),
+            )
             for key, display in WELL_KNOWN.items():
                 folder_id = _new_id("AQMk")
                 box.folders[folder_id] = {
-                    "id": folder_id, "displayName": display, "parentFolderId": "root",
-                    "childFolderCount": 0, "unreadItemCount": 0, "totalItemCount": 0,
-                    "isHidden": False}
+                    "id": folder_id,
+                    "displayName": display,
+                    "parentFolderId": "root",
+                    "childFolderCount": 0,
+                    "unreadItemCount": 0,
+                    "totalItemCount": 0,
+                    "isHidden": False,
+                }
                 box.well_known[key] = folder_id
             self.mailboxes[box.user_id] = box
             return box
@@ -169,26 +205,45 @@ class GraphMailEmulator:
             self.epoch += 1
             self.rounds.clear()
 
-    def deliver(self, box: Mailbox, subject: str, text: str, sender: str, *,
-                cc: list[str] | None = None, html: str | None = None,
-                headers: dict[str, str] | None = None, folder: str = "inbox",
-                internet_message_id: str | None = None) -> dict[str, Any]:
+    def deliver(
+        self,
+        box: Mailbox,
+        subject: str,
+        text: str,
+        sender: str,
+        *,
+        cc: list[str] | None = None,
+        html: str | None = None,
+        headers: dict[str, str] | None = None,
+        folder: str = "inbox",
+        internet_message_id: str | None = None,
+    ) -> dict[str, Any]:
         """Mail arriving from outside (what Exchange's transport does)."""
         with self.lock:
             message_id = internet_message_id or f"<{uuid.uuid4().hex}@{sender.split('@')[1]}>"
-            all_headers = [{"name": "Message-ID", "value": message_id},
-                           {"name": "From", "value": sender},
-                           {"name": "To", "value": box.address}]
+            all_headers = [
+                {"name": "Message-ID", "value": message_id},
+                {"name": "From", "value": sender},
+                {"name": "To", "value": box.address},
+            ]
             for name, value in (headers or {}).items():
                 all_headers.append({"name": name, "value": value})
             in_reply_to = (headers or {}).get("In-Reply-To")
             message = self._message(
-                box, folder_id=box.well_known[folder], subject=subject,
+                box,
+                folder_id=box.well_known[folder],
+                subject=subject,
                 body={"contentType": "html" if html else "text", "content": html or text},
-                sender=sender, to=[box.address], cc=cc or [], is_draft=False,
-                internet_message_id=message_id, headers=all_headers,
-                conversation_id=None if not in_reply_to else self._conversation_of(
-                    box, in_reply_to))
+                sender=sender,
+                to=[box.address],
+                cc=cc or [],
+                is_draft=False,
+                internet_message_id=message_id,
+                headers=all_headers,
+                conversation_id=None
+                if not in_reply_to
+                else self._conversation_of(box, in_reply_to),
+            )
             self._record(box, message["id"], message["parentFolderId"], "upsert")
             created = dict(message)
         self._notify(box, created, "created")
@@ -202,27 +257,51 @@ class GraphMailEmulator:
                 return str(message["conversationId"])
         return None
 
-    def _message(self, box: Mailbox, *, folder_id: str, subject: str, body: dict[str, Any],
-                 sender: str, to: list[str], cc: list[str], is_draft: bool,
-                 internet_message_id: str, headers: list[dict[str, str]] | None = None,
-                 conversation_id: str | None = None, bcc: list[str] | None = None,
-                 extended: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def _message(
+        self,
+        box: Mailbox,
+        *,
+        folder_id: str,
+        subject: str,
+        body: dict[str, Any],
+        sender: str,
+        to: list[str],
+        cc: list[str],
+        is_draft: bool,
+        internet_message_id: str,
+        headers: list[dict[str, str]] | None = None,
+        conversation_id: str | None = None,
+        bcc: list[str] | None = None,
+        extended: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
         message_id = _new_id()
         now = _now()
         message: dict[str, Any] = {
-            "id": message_id, "@odata.etag": f'W/"{uuid.uuid4().hex}"',
-            "changeKey": uuid.uuid4().hex, "createdDateTime": now, "lastModifiedDateTime": now,
-            "receivedDateTime": now, "sentDateTime": None if is_draft else now,
-            "hasAttachments": False, "internetMessageId": internet_message_id,
-            "subject": subject, "bodyPreview": str(body.get("content", ""))[:255],
-            "importance": "normal", "parentFolderId": folder_id,
+            "id": message_id,
+            "@odata.etag": f'W/"{uuid.uuid4().hex}"',
+            "changeKey": uuid.uuid4().hex,
+            "createdDateTime": now,
+            "lastModifiedDateTime": now,
+            "receivedDateTime": now,
+            "sentDateTime": None if is_draft else now,
+            "hasAttachments": False,
+            "internetMessageId": internet_message_id,
+            "subject": subject,
+            "bodyPreview": str(body.get("content", ""))[:255],
+            "importance": "normal",
+            "parentFolderId": folder_id,
             "conversationId": conversation_id or _new_id("AAQk"),
-            "isRead": is_draft, "isDraft": is_draft, "body": body,
-            "sender": _recipient(sender), "from": _recipient(sender),
+            "isRead": is_draft,
+            "isDraft": is_draft,
+            "body": body,
+            "sender": _recipient(sender),
+            "from": _recipient(sender),
             "toRecipients": [_recipient(a) for a in to],
             "ccRecipients": [_recipient(a) for a in cc],
-            "bccRecipients": [_recipient(a) for a in bcc or []], "replyTo": [],
-            "flag": {"flagStatus": "notFlagged"}, "categories": [],
+            "bccRecipients": [_recipient(a) for a in bcc or []],
+            "replyTo": [],
+            "flag": {"flagStatus": "notFlagged"},
+            "categories": [],
             "internetMessageHeaders": headers or [],
             "singleValueExtendedProperties": extended or [],
             "attachments": [],
@@ -248,8 +327,9 @@ class GraphMailEmulator:
         self._record(box, message["id"], old, "removed")
         self._record(box, message["id"], folder_id, "upsert")
 
-    def _shape(self, message: dict[str, Any], select: list[str] | None,
-               expand: str | None) -> dict[str, Any]:
+    def _shape(
+        self, message: dict[str, Any], select: list[str] | None, expand: str | None
+    ) -> dict[str, Any]:
         hidden = {"internetMessageHeaders", "singleValueExtendedProperties", "attachments"}
         if select:
             keys = {"id", "@odata.etag", *select}
@@ -260,12 +340,15 @@ class GraphMailEmulator:
             if expand.startswith("attachments"):
                 shaped["attachments"] = [
                     {"@odata.type": "#microsoft.graph.fileAttachment", **a}
-                    for a in message["attachments"]]
+                    for a in message["attachments"]
+                ]
             elif expand.startswith("singleValueExtendedProperties"):
                 wanted = re.findall(r"id eq '([^']+)'", expand)
                 shaped["singleValueExtendedProperties"] = [
-                    p for p in message["singleValueExtendedProperties"]
-                    if not wanted or p["id"] in wanted]
+                    p
+                    for p in message["singleValueExtendedProperties"]
+                    if not wanted or p["id"] in wanted
+                ]
         return shaped
 
     # ------------------------------------------------------------------ notifications
@@ -273,24 +356,37 @@ class GraphMailEmulator:
     def _notify(self, box: Mailbox, message: dict[str, Any], change_type: str) -> None:
         now = datetime.now(UTC)
         with self.lock:
-            targets = [s for s in self.subscriptions.values()
-                       if s.user_id == box.user_id and change_type in s.change_type.split(",")
-                       and s.expiration > now
-                       and s.folder_id in (None, message["parentFolderId"])]
+            targets = [
+                s
+                for s in self.subscriptions.values()
+                if s.user_id == box.user_id
+                and change_type in s.change_type.split(",")
+                and s.expiration > now
+                and s.folder_id in (None, message["parentFolderId"])
+            ]
         for sub in targets:
-            payload = {"value": [{
-                "subscriptionId": sub.id,
-                "subscriptionExpirationDateTime": sub.expiration.isoformat(),
-                "changeType": change_type, "clientState": sub.client_state,
-                "resource": f"Users/{box.user_id}/Messages/{message['id']}",
-                "resourceData": {"@odata.type": "#Microsoft.Graph.Message",
-                                 "@odata.id": f"Users/{box.user_id}/Messages/{message['id']}",
-                                 "@odata.etag": message["@odata.etag"],
-                                 "id": message["id"]},
-                "tenantId": self.tenant_id}]}
+            payload = {
+                "value": [
+                    {
+                        "subscriptionId": sub.id,
+                        "subscriptionExpirationDateTime": sub.expiration.isoformat(),
+                        "changeType": change_type,
+                        "clientState": sub.client_state,
+                        "resource": f"Users/{box.user_id}/Messages/{message['id']}",
+                        "resourceData": {
+                            "@odata.type": "#Microsoft.Graph.Message",
+                            "@odata.id": f"Users/{box.user_id}/Messages/{message['id']}",
+                            "@odata.etag": message["@odata.etag"],
+                            "id": message["id"],
+                        },
+                        "tenantId": self.tenant_id,
+                    }
+                ]
+            }
             self.notifications.append(payload)
-            threading.Thread(target=self._post, args=(sub.notification_url, payload),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._post, args=(sub.notification_url, payload), daemon=True
+            ).start()
 
     def _post(self, url: str, payload: dict[str, Any]) -> None:
         with contextlib.suppress(httpx.HTTPError):
@@ -305,27 +401,43 @@ class GraphMailEmulator:
         @app.get("/{tenant}/v2.0/.well-known/openid-configuration")
         async def discovery(tenant: str) -> dict[str, Any]:
             base = f"{emulator.base_url.rsplit('/v1.0', 1)[0]}/{tenant}"
-            return {"issuer": f"{base}/v2.0", "token_endpoint": f"{base}/oauth2/v2.0/token",
-                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                    "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                    "jwks_uri": f"{base}/discovery/v2.0/keys",
-                    "response_types_supported": ["code", "token"],
-                    "subject_types_supported": ["pairwise"],
-                    "id_token_signing_alg_values_supported": ["RS256"]}
+            return {
+                "issuer": f"{base}/v2.0",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
 
         @app.post("/{tenant}/oauth2/v2.0/token")
         async def token(tenant: str, request: Request) -> JSONResponse:
             form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
             emulator.token_requests += 1
-            if (tenant != emulator.tenant_id or form.get("client_id") != emulator.client_id
-                    or form.get("client_secret") != emulator.client_secret):
-                return JSONResponse({"error": "invalid_client", "error_description":
-                                     "AADSTS7000215: Invalid client secret provided."},
-                                    status_code=401)
+            if (
+                tenant != emulator.tenant_id
+                or form.get("client_id") != emulator.client_id
+                or form.get("client_secret") != emulator.client_secret
+            ):
+                return JSONResponse(
+                    {
+                        "error": "invalid_client",
+                        "error_description": "AADSTS7000215: Invalid client secret provided.",
+                    },
+                    status_code=401,
+                )
             if form.get("grant_type") != "client_credentials":
                 return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-            return JSONResponse({"token_type": "Bearer", "expires_in": 3599,
-                                 "ext_expires_in": 3599, "access_token": emulator.issue_token()})
+            return JSONResponse(
+                {
+                    "token_type": "Bearer",
+                    "expires_in": 3599,
+                    "ext_expires_in": 3599,
+                    "access_token": emulator.issue_token(),
+                }
+            )
 
         @app.middleware("http")
         async def graph_gate(request: Request, call_next: Any) -> Any:
@@ -337,13 +449,17 @@ class GraphMailEmulator:
             if fault is not None:
                 status, retry_after = fault
                 code = "TooManyRequests" if status == 429 else "ServiceUnavailable"
-                return _error(status, code, "Application is over its MailboxConcurrency limit."
-                              if status == 429 else "The service is temporarily unavailable.",
-                              headers={"Retry-After": str(int(retry_after))})
+                return _error(
+                    status,
+                    code,
+                    "Application is over its MailboxConcurrency limit."
+                    if status == 429
+                    else "The service is temporarily unavailable.",
+                    headers={"Retry-After": str(int(retry_after))},
+                )
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer ") or header[7:] not in emulator.tokens:
-                return _error(401, "InvalidAuthenticationToken",
-                              "Access token validation failure.")
+                return _error(401, "InvalidAuthenticationToken", "Access token validation failure.")
             return await call_next(request)
 
         def mailbox(user: str) -> Mailbox | None:
@@ -384,14 +500,16 @@ class GraphMailEmulator:
             with emulator.lock:
                 folders = [dict(f) for f in box.folders.values()]
                 for folder in folders:
-                    inside = [m for m in box.messages.values()
-                              if m["parentFolderId"] == folder["id"]]
+                    inside = [
+                        m for m in box.messages.values() if m["parentFolderId"] == folder["id"]
+                    ]
                     folder["totalItemCount"] = len(inside)
                     folder["unreadItemCount"] = sum(1 for m in inside if not m["isRead"])
-            body: dict[str, Any] = {"value": folders[skip:skip + top]}
+            body: dict[str, Any] = {"value": folders[skip : skip + top]}
             if skip + top < len(folders):
-                body["@odata.nextLink"] = (f"{emulator.base_url}/users/{user}/mailFolders"
-                                           f"?$top={top}&$skip={skip + top}")
+                body["@odata.nextLink"] = (
+                    f"{emulator.base_url}/users/{user}/mailFolders?$top={top}&$skip={skip + top}"
+                )
             return body
 
         @app.get("/v1.0/users/{user}/mailFolders/{ref}")
@@ -417,40 +535,52 @@ class GraphMailEmulator:
                     round_id, _, offset_text = params["$skiptoken"].partition(".")
                     current = emulator.rounds.get(round_id)
                     if current is None or current.epoch != emulator.epoch:
-                        return _error(410, "SyncStateNotFound",
-                                      "The sync state generation is not valid.")
+                        return _error(
+                            410, "SyncStateNotFound", "The sync state generation is not valid."
+                        )
                     offset = int(offset_text or 0)
                 elif "$deltatoken" in params:
                     seq_text, _, epoch_text = params["$deltatoken"].partition(".")
-                    if (not seq_text.isdigit() or not epoch_text.isdigit()
-                            or int(epoch_text) != emulator.epoch or int(seq_text) > box.seq):
-                        return _error(410, "SyncStateNotFound",
-                                      "The sync state generation is not valid.")
+                    if (
+                        not seq_text.isdigit()
+                        or not epoch_text.isdigit()
+                        or int(epoch_text) != emulator.epoch
+                        or int(seq_text) > box.seq
+                    ):
+                        return _error(
+                            410, "SyncStateNotFound", "The sync state generation is not valid."
+                        )
                     round_id, offset = uuid.uuid4().hex, 0
-                    current = Round(fid, emulator._changes_since(box, fid, int(seq_text),
-                                                                 select_of(request)),
-                                    box.seq, emulator.epoch)
+                    current = Round(
+                        fid,
+                        emulator._changes_since(box, fid, int(seq_text), select_of(request)),
+                        box.seq,
+                        emulator.epoch,
+                    )
                     emulator.rounds[round_id] = current
                 else:
                     round_id, offset = uuid.uuid4().hex, 0
-                    items = [emulator._shape(m, select_of(request), None)
-                             for m in sorted(box.messages.values(),
-                                             key=lambda m: m["receivedDateTime"])
-                             if m["parentFolderId"] == fid]
+                    items = [
+                        emulator._shape(m, select_of(request), None)
+                        for m in sorted(box.messages.values(), key=lambda m: m["receivedDateTime"])
+                        if m["parentFolderId"] == fid
+                    ]
                     for item in items:
                         item["@odata.type"] = "#microsoft.graph.message"
                     current = Round(fid, items, box.seq, emulator.epoch)
                     emulator.rounds[round_id] = current
-                page = current.items[offset:offset + size]
+                page = current.items[offset : offset + size]
                 path = f"{emulator.base_url}/users/{user}/mailFolders/{ref}/messages/delta"
                 body: dict[str, Any] = {
                     "@odata.context": f"{emulator.base_url}/$metadata#Collection(message)",
-                    "value": page}
+                    "value": page,
+                }
                 if offset + size < len(current.items):
                     body["@odata.nextLink"] = f"{path}?$skiptoken={round_id}.{offset + size}"
                 else:
-                    body["@odata.deltaLink"] = (f"{path}?$deltatoken={current.end_seq}."
-                                                f"{current.epoch}")
+                    body["@odata.deltaLink"] = (
+                        f"{path}?$deltatoken={current.end_seq}.{current.epoch}"
+                    )
                     emulator.rounds.pop(round_id, None)
             return body
 
@@ -466,8 +596,9 @@ class GraphMailEmulator:
                 message = find(box, message_id) if box else None
                 if message is None:
                     return not_found()
-                return emulator._shape(message, select_of(request),
-                                       request.query_params.get("$expand"))
+                return emulator._shape(
+                    message, select_of(request), request.query_params.get("$expand")
+                )
 
         @app.get("/v1.0/users/{user}/mailFolders/{ref}/messages")
         @app.get("/v1.0/users/{user}/messages")
@@ -478,23 +609,30 @@ class GraphMailEmulator:
                 return not_found()
             flt = request.query_params.get("$filter", "")
             with emulator.lock:
-                found = [m for m in box.messages.values()
-                         if fid is None or m["parentFolderId"] == fid]
+                found = [
+                    m for m in box.messages.values() if fid is None or m["parentFolderId"] == fid
+                ]
                 ext = _EXT_FILTER.search(flt)
                 ident = _ID_FILTER.search(flt)
                 if ext:
                     prop_id, value = ext.group(2), ext.group(3).replace("''", "'")
-                    found = [m for m in found if any(
-                        p["id"].lower() == prop_id.lower() and p["value"] == value
-                        for p in m["singleValueExtendedProperties"])]
+                    found = [
+                        m
+                        for m in found
+                        if any(
+                            p["id"].lower() == prop_id.lower() and p["value"] == value
+                            for p in m["singleValueExtendedProperties"]
+                        )
+                    ]
                 elif ident:
                     value = ident.group(1).replace("''", "'")
                     found = [m for m in found if m.get("internetMessageId") == value]
                 elif flt:
                     return _error(400, "ErrorInvalidUrlQueryFilter", "Unsupported filter.")
                 top = int(request.query_params.get("$top", "10"))
-                return {"value": [emulator._shape(m, select_of(request), None)
-                                  for m in found[:top]]}
+                return {
+                    "value": [emulator._shape(m, select_of(request), None) for m in found[:top]]
+                }
 
         def recipients(items: list[dict[str, Any]] | None) -> list[str]:
             return [str(i["emailAddress"]["address"]) for i in items or []]
@@ -511,13 +649,18 @@ class GraphMailEmulator:
                 if target is None:
                     return not_found()
                 message = emulator._message(
-                    box, folder_id=target, subject=data.get("subject", ""),
+                    box,
+                    folder_id=target,
+                    subject=data.get("subject", ""),
                     body=data.get("body") or {"contentType": "text", "content": ""},
-                    sender=box.address, to=recipients(data.get("toRecipients")),
+                    sender=box.address,
+                    to=recipients(data.get("toRecipients")),
                     cc=recipients(data.get("ccRecipients")),
-                    bcc=recipients(data.get("bccRecipients")), is_draft=True,
+                    bcc=recipients(data.get("bccRecipients")),
+                    is_draft=True,
                     internet_message_id=f"<{uuid.uuid4().hex}@emulator.outlook.com>",
-                    extended=data.get("singleValueExtendedProperties"))
+                    extended=data.get("singleValueExtendedProperties"),
+                )
                 emulator._record(box, message["id"], target, "upsert")
                 return JSONResponse(emulator._shape(message, None, None), status_code=201)
 
@@ -533,31 +676,46 @@ class GraphMailEmulator:
                 overrides = data.get("message") or {}
                 reply_all = request.url.path.endswith("createReplyAll")
                 sender = original["from"]["emailAddress"]["address"]
-                to = ([r["emailAddress"]["address"] for r in original["replyTo"]] or [sender])
+                to = [r["emailAddress"]["address"] for r in original["replyTo"]] or [sender]
                 cc: list[str] = []
                 if reply_all:
                     everyone = recipients(original["toRecipients"]) + recipients(
-                        original["ccRecipients"])
-                    cc = [a for a in dict.fromkeys(everyone) if a not in to
-                          and a != box.address]
-                parent_refs = next((h["value"] for h in original["internetMessageHeaders"]
-                                    if h["name"].lower() == "references"), "")
+                        original["ccRecipients"]
+                    )
+                    cc = [a for a in dict.fromkeys(everyone) if a not in to and a != box.address]
+                parent_refs = next(
+                    (
+                        h["value"]
+                        for h in original["internetMessageHeaders"]
+                        if h["name"].lower() == "references"
+                    ),
+                    "",
+                )
                 references = f"{parent_refs} {original['internetMessageId']}".strip()
-                extended = [{"id": "String 0x1042", "value": original["internetMessageId"]},
-                            {"id": "String 0x1039", "value": references},
-                            *(overrides.get("singleValueExtendedProperties") or [])]
+                extended = [
+                    {"id": "String 0x1042", "value": original["internetMessageId"]},
+                    {"id": "String 0x1039", "value": references},
+                    *(overrides.get("singleValueExtendedProperties") or []),
+                ]
                 subject = original["subject"]
-                body = overrides.get("body") or {"contentType": "html",
-                                                 "content": data.get("comment", "")}
+                body = overrides.get("body") or {
+                    "contentType": "html",
+                    "content": data.get("comment", ""),
+                }
                 message = emulator._message(
-                    box, folder_id=box.well_known["drafts"],
+                    box,
+                    folder_id=box.well_known["drafts"],
                     subject=subject if subject.lower().startswith("re:") else f"RE: {subject}",
-                    body=body, sender=box.address,
+                    body=body,
+                    sender=box.address,
                     to=recipients(overrides.get("toRecipients")) or to,
                     cc=recipients(overrides.get("ccRecipients")) or cc,
-                    bcc=recipients(overrides.get("bccRecipients")), is_draft=True,
+                    bcc=recipients(overrides.get("bccRecipients")),
+                    is_draft=True,
                     internet_message_id=f"<{uuid.uuid4().hex}@emulator.outlook.com>",
-                    conversation_id=original["conversationId"], extended=extended)
+                    conversation_id=original["conversationId"],
+                    extended=extended,
+                )
                 emulator._record(box, message["id"], message["parentFolderId"], "upsert")
                 return JSONResponse(emulator._shape(message, None, None), status_code=201)
 
@@ -569,8 +727,17 @@ class GraphMailEmulator:
                 message = find(box, message_id) if box else None
                 if box is None or message is None:
                     return not_found()
-                allowed = {"isRead", "flag", "categories", "subject", "body", "toRecipients",
-                           "ccRecipients", "bccRecipients", "importance"}
+                allowed = {
+                    "isRead",
+                    "flag",
+                    "categories",
+                    "subject",
+                    "body",
+                    "toRecipients",
+                    "ccRecipients",
+                    "bccRecipients",
+                    "importance",
+                }
                 unknown = set(data) - allowed
                 if unknown:
                     return _error(400, "ErrorInvalidProperty", f"Cannot update {unknown}.")
@@ -590,10 +757,12 @@ class GraphMailEmulator:
                     return not_found()
                 if not message["isDraft"]:
                     return _error(400, "ErrorInvalidOperation", "The item is not a draft.")
-                if not (message["toRecipients"] or message["ccRecipients"]
-                        or message["bccRecipients"]):
-                    return _error(400, "ErrorInvalidRecipients",
-                                  "At least one recipient isn't valid.")
+                if not (
+                    message["toRecipients"] or message["ccRecipients"] or message["bccRecipients"]
+                ):
+                    return _error(
+                        400, "ErrorInvalidRecipients", "At least one recipient isn't valid."
+                    )
                 message["isDraft"] = False
                 message["sentDateTime"] = _now()
                 message["isRead"] = True
@@ -629,15 +798,19 @@ class GraphMailEmulator:
         async def subscribe(request: Request) -> Any:
             data = await request.json()
             resource = str(data.get("resource", ""))
-            match = re.match(r"^/?(?:users|Users)/([^/]+)/(?:mailFolders\('([^']+)'\)/)?"
-                             r"messages$", resource)
+            match = re.match(
+                r"^/?(?:users|Users)/([^/]+)/(?:mailFolders\('([^']+)'\)/)?"
+                r"messages$",
+                resource,
+            )
             box = mailbox(match.group(1)) if match else None
             if match is None or box is None:
                 return _error(400, "ExtensionError", "Unsupported resource.")
             fid = folder_id(box, match.group(2)) if match.group(2) else None
             try:
                 expiration = datetime.fromisoformat(
-                    str(data["expirationDateTime"]).replace("Z", "+00:00"))
+                    str(data["expirationDateTime"]).replace("Z", "+00:00")
+                )
             except (KeyError, ValueError):
                 return _error(400, "InvalidRequest", "expirationDateTime is required.")
             limit = datetime.now(UTC) + timedelta(minutes=_MAX_SUBSCRIPTION_MINUTES)
@@ -647,19 +820,32 @@ class GraphMailEmulator:
             token = uuid.uuid4().hex
             try:  # the validation handshake: echo the token within 10 s, as text/plain
                 async with httpx.AsyncClient(timeout=10) as http:
-                    answer = await http.post(f"{url}{'&' if '?' in url else '?'}"
-                                             f"validationToken={quote(token)}")
+                    answer = await http.post(
+                        f"{url}{'&' if '?' in url else '?'}validationToken={quote(token)}"
+                    )
             except httpx.HTTPError:
                 return _error(400, "InvalidRequest", "Subscription validation request failed.")
-            if answer.status_code != 200 or answer.text != token or not answer.headers.get(
-                    "content-type", "").startswith("text/plain"):
-                return _error(400, "InvalidRequest",
-                              "Subscription validation request failed. Response must exactly "
-                              "match validationToken query parameter.")
-            sub = Subscription(id=str(uuid.uuid4()), user_id=box.user_id, resource=resource,
-                               folder_id=fid, change_type=str(data.get("changeType", "created")),
-                               notification_url=url, client_state=data.get("clientState"),
-                               expiration=expiration)
+            if (
+                answer.status_code != 200
+                or answer.text != token
+                or not answer.headers.get("content-type", "").startswith("text/plain")
+            ):
+                return _error(
+                    400,
+                    "InvalidRequest",
+                    "Subscription validation request failed. Response must exactly "
+                    "match validationToken query parameter.",
+                )
+            sub = Subscription(
+                id=str(uuid.uuid4()),
+                user_id=box.user_id,
+                resource=resource,
+                folder_id=fid,
+                change_type=str(data.get("changeType", "created")),
+                notification_url=url,
+                client_state=data.get("clientState"),
+                expiration=expiration,
+            )
             with emulator.lock:
                 emulator.subscriptions[sub.id] = sub
             return JSONResponse(_subscription_json(sub), status_code=201)
@@ -672,7 +858,8 @@ class GraphMailEmulator:
                 if sub is None:
                     return _error(404, "ResourceNotFound", "The object was not found.")
                 expiration = datetime.fromisoformat(
-                    str(data["expirationDateTime"]).replace("Z", "+00:00"))
+                    str(data["expirationDateTime"]).replace("Z", "+00:00")
+                )
                 if expiration > datetime.now(UTC) + timedelta(minutes=_MAX_SUBSCRIPTION_MINUTES):
                     return _error(400, "InvalidRequest", "Subscription expiration is too far.")
                 sub.expiration = expiration
@@ -687,8 +874,9 @@ class GraphMailEmulator:
 
         return app
 
-    def _changes_since(self, box: Mailbox, folder_id: str, seq: int,
-                       select: list[str] | None) -> list[dict[str, Any]]:
+    def _changes_since(
+        self, box: Mailbox, folder_id: str, seq: int, select: list[str] | None
+    ) -> list[dict[str, Any]]:
         latest: dict[str, str] = {}
         for change in box.changes:
             if change.seq <= seq or change.folder_id != folder_id:
@@ -701,14 +889,27 @@ class GraphMailEmulator:
         for message_id, kind in latest.items():
             message = box.messages.get(message_id)
             if kind == "removed" or message is None or message["parentFolderId"] != folder_id:
-                items.append({"@odata.type": "#microsoft.graph.message", "id": message_id,
-                              "@removed": {"reason": "deleted"}})
+                items.append(
+                    {
+                        "@odata.type": "#microsoft.graph.message",
+                        "id": message_id,
+                        "@removed": {"reason": "deleted"},
+                    }
+                )
             elif kind == "update":  # the documented quirk: few properties on a flag change
-                items.append({"@odata.type": "#microsoft.graph.message",
-                              **{k: message[k] for k in _MINIMAL_UPDATE if k in message}})
+                items.append(
+                    {
+                        "@odata.type": "#microsoft.graph.message",
+                        **{k: message[k] for k in _MINIMAL_UPDATE if k in message},
+                    }
+                )
             else:
-                items.append({"@odata.type": "#microsoft.graph.message",
-                              **self._shape(message, select, None)})
+                items.append(
+                    {
+                        "@odata.type": "#microsoft.graph.message",
+                        **self._shape(message, select, None),
+                    }
+                )
         return items
 
     # ------------------------------------------------------------------ serving
@@ -719,9 +920,16 @@ class GraphMailEmulator:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
-                                ssl_certfile=str(cert_file), ssl_keyfile=str(key_file),
-                                lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ssl_certfile=str(cert_file),
+            ssl_keyfile=str(key_file),
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -739,12 +947,18 @@ class GraphMailEmulator:
 
 
 def _subscription_json(sub: Subscription) -> dict[str, Any]:
-    return {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
-            "id": sub.id, "resource": sub.resource, "changeType": sub.change_type,
-            "clientState": sub.client_state, "notificationUrl": sub.notification_url,
-            "expirationDateTime": sub.expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
-            "applicationId": "app-id", "creatorId": str(uuid.uuid4()),
-            "latestSupportedTlsVersion": "v1_2"}
+    return {
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+        "id": sub.id,
+        "resource": sub.resource,
+        "changeType": sub.change_type,
+        "clientState": sub.client_state,
+        "notificationUrl": sub.notification_url,
+        "expirationDateTime": sub.expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+        "applicationId": "app-id",
+        "creatorId": str(uuid.uuid4()),
+        "latestSupportedTlsVersion": "v1_2",
+    }
 
 
 __all__ = ["GraphMailEmulator", "Mailbox"]

@@ -100,26 +100,46 @@ class FakeEntra:
 
     @staticmethod
     def _new_key() -> _Key:
-        return _Key(kid=uuid.uuid4().hex[:16],
-                    private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _Key(
+            kid=uuid.uuid4().hex[:16],
+            private_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        )
 
     def issuer(self, tid: str) -> str:
         return f"{self.base_url}/{tid}/v2.0"
 
-    def add_user(self, tid: str, username: str, name: str, app_roles: list[str] | None = None,
-                 oid: str | None = None) -> FakeUser:
-        user = FakeUser(oid=oid or str(uuid.uuid4()), tid=tid, username=username, name=name,
-                        app_roles=list(app_roles or []))
+    def add_user(
+        self,
+        tid: str,
+        username: str,
+        name: str,
+        app_roles: list[str] | None = None,
+        oid: str | None = None,
+    ) -> FakeUser:
+        user = FakeUser(
+            oid=oid or str(uuid.uuid4()),
+            tid=tid,
+            username=username,
+            name=name,
+            app_roles=list(app_roles or []),
+        )
         self.users[user.oid] = user
         return user
 
-    def register_app(self, tid: str, client_id: str | None = None,
-                     app_permissions: list[str] | None = None,
-                     redirect_uris: list[str] | None = None) -> FakeApp:
-        app = FakeApp(client_id=client_id or str(uuid.uuid4()),
-                      client_secret=secrets.token_urlsafe(24), tid=tid,
-                      app_permissions=list(app_permissions or []),
-                      redirect_uris=list(redirect_uris or []))
+    def register_app(
+        self,
+        tid: str,
+        client_id: str | None = None,
+        app_permissions: list[str] | None = None,
+        redirect_uris: list[str] | None = None,
+    ) -> FakeApp:
+        app = FakeApp(
+            client_id=client_id or str(uuid.uuid4()),
+            client_secret=secrets.token_urlsafe(24),
+            tid=tid,
+            app_permissions=list(app_permissions or []),
+            redirect_uris=list(redirect_uris or []),
+        )
         self.apps[app.client_id] = app
         return app
 
@@ -133,8 +153,7 @@ class FakeEntra:
 
     def unpublished_key(self) -> _Key:
         """A key that signs but never appears in the JWKS."""
-        return _Key(kid="never-published", private_key=self._new_key().private_key,
-                    published=False)
+        return _Key(kid="never-published", private_key=self._new_key().private_key, published=False)
 
     @property
     def signing_key(self) -> _Key:
@@ -147,26 +166,56 @@ class FakeEntra:
         from cryptography.hazmat.primitives import serialization
 
         return self.signing_key.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     # ------------------------------------------------------------------ tokens
 
-    def token(self, claims: dict[str, Any], *, key: _Key | None = None,
-              headers: dict[str, Any] | None = None, algorithm: str = "RS256") -> str:
+    def token(
+        self,
+        claims: dict[str, Any],
+        *,
+        key: _Key | None = None,
+        headers: dict[str, Any] | None = None,
+        algorithm: str = "RS256",
+    ) -> str:
         """Sign ``claims`` as this issuer would (tests also forge bad tokens with it)."""
         key = key or self.signing_key
-        return jwt.encode(claims, key.private_key, algorithm=algorithm,
-                          headers={"kid": key.kid, "typ": "JWT", **(headers or {})})
+        return jwt.encode(
+            claims,
+            key.private_key,
+            algorithm=algorithm,
+            headers={"kid": key.kid, "typ": "JWT", **(headers or {})},
+        )
 
-    def user_token(self, user: FakeUser, audience: str, *, lifetime: int = 3600,
-                   scp: str = "access_as_user", **extra: Any) -> str:
+    def user_token(
+        self,
+        user: FakeUser,
+        audience: str,
+        *,
+        lifetime: int = 3600,
+        scp: str = "access_as_user",
+        **extra: Any,
+    ) -> str:
         """An access token for ``user``, as the authorization code flow would give one."""
         now = int(time.time())
-        claims = {"iss": self.issuer(user.tid), "aud": audience, "tid": user.tid,
-                  "oid": user.oid, "sub": f"sub-{user.oid}", "name": user.name,
-                  "preferred_username": user.username, "roles": user.app_roles, "scp": scp,
-                  "iat": now, "nbf": now, "exp": now + lifetime, "ver": "2.0",
-                  "uti": uuid.uuid4().hex, "azp": next(iter(self.apps), "unknown")}
+        claims = {
+            "iss": self.issuer(user.tid),
+            "aud": audience,
+            "tid": user.tid,
+            "oid": user.oid,
+            "sub": f"sub-{user.oid}",
+            "name": user.name,
+            "preferred_username": user.username,
+            "roles": user.app_roles,
+            "scp": scp,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "ver": "2.0",
+            "uti": uuid.uuid4().hex,
+            "azp": next(iter(self.apps), "unknown"),
+        }
         claims.update(extra)
         return self.token(claims)
 
@@ -175,8 +224,12 @@ class FakeEntra:
         key = next(k for k in self._keys if k.kid == header.get("kid"))
         unverified = jwt.decode(assertion, options={"verify_signature": False})
         claims: dict[str, Any] = jwt.decode(
-            assertion, key.private_key.public_key(), algorithms=["RS256"],
-            audience=[client_id, f"api://{client_id}"], issuer=self.issuer(unverified["tid"]))
+            assertion,
+            key.private_key.public_key(),
+            algorithms=["RS256"],
+            audience=[client_id, f"api://{client_id}"],
+            issuer=self.issuer(unverified["tid"]),
+        )
         return claims
 
     @staticmethod
@@ -209,8 +262,7 @@ class FakeEntra:
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post",
-                                                      "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
             "tenant_region_scope": "EU",
         }
 
@@ -226,12 +278,20 @@ class FakeEntra:
             params = {"error": "access_denied", "state": query.get("state", "")}
         else:
             code = secrets.token_urlsafe(24)
-            self._codes[code] = {"user": user, "client_id": app.client_id, "tid": tid,
-                                 "redirect_uri": redirect_uri, "nonce": query.get("nonce"),
-                                 "challenge": query["code_challenge"],
-                                 "scope": query.get("scope", "").split()}
-            params = {"code": code, "state": query.get("state", ""),
-                      "session_state": uuid.uuid4().hex}
+            self._codes[code] = {
+                "user": user,
+                "client_id": app.client_id,
+                "tid": tid,
+                "redirect_uri": redirect_uri,
+                "nonce": query.get("nonce"),
+                "challenge": query["code_challenge"],
+                "scope": query.get("scope", "").split(),
+            }
+            params = {
+                "code": code,
+                "state": query.get("state", ""),
+                "session_state": uuid.uuid4().hex,
+            }
             if query.get("client_info") == "1":
                 params["client_info"] = self._client_info(user)
         return 302, {"Location": f"{redirect_uri}?{urlencode(params)}"}, b""
@@ -240,18 +300,26 @@ class FakeEntra:
     def _client_info(user: FakeUser) -> str:
         return _b64url(json.dumps({"uid": user.oid, "utid": user.tid}).encode())
 
-    def _error(self, error: str, description: str, status: int = 400
-               ) -> tuple[int, dict[str, Any]]:
-        return status, {"error": error, "error_description": description,
-                        "error_codes": [70000], "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ"),
-                        "trace_id": uuid.uuid4().hex, "correlation_id": str(uuid.uuid4())}
+    def _error(self, error: str, description: str, status: int = 400) -> tuple[int, dict[str, Any]]:
+        return status, {
+            "error": error,
+            "error_description": description,
+            "error_codes": [70000],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ"),
+            "trace_id": uuid.uuid4().hex,
+            "correlation_id": str(uuid.uuid4()),
+        }
 
-    def _token_endpoint(self, tid: str, form: dict[str, str], basic: tuple[str, str] | None
-                        ) -> tuple[int, dict[str, Any]]:
-        self.token_requests.append({k: v for k, v in form.items()
-                                    if k in {"grant_type", "scope", "client_id"}})
-        client_id, client_secret = basic or (form.get("client_id", ""),
-                                             form.get("client_secret", ""))
+    def _token_endpoint(
+        self, tid: str, form: dict[str, str], basic: tuple[str, str] | None
+    ) -> tuple[int, dict[str, Any]]:
+        self.token_requests.append(
+            {k: v for k, v in form.items() if k in {"grant_type", "scope", "client_id"}}
+        )
+        client_id, client_secret = basic or (
+            form.get("client_id", ""),
+            form.get("client_secret", ""),
+        )
         app = self.apps.get(client_id)
         if app is None or not secrets.compare_digest(app.client_secret, client_secret):
             return self._error("invalid_client", "AADSTS7000215: Invalid client secret.", 401)
@@ -262,12 +330,26 @@ class FakeEntra:
             if len(scopes) != 1 or not scopes[0].endswith("/.default"):
                 return self._error("invalid_scope", "AADSTS1002012: scope must be .default")
             resource = scopes[0].removesuffix("/.default").removeprefix("api://")
-            claims = {"iss": self.issuer(tid), "aud": resource, "tid": tid,
-                      "oid": f"sp-{app.client_id}", "sub": f"sp-{app.client_id}",
-                      "azp": app.client_id, "roles": app.app_permissions, "idtyp": "app",
-                      "iat": now, "nbf": now, "exp": now + 3599, "ver": "2.0"}
-            return 200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                         "access_token": self.token(claims)}
+            claims = {
+                "iss": self.issuer(tid),
+                "aud": resource,
+                "tid": tid,
+                "oid": f"sp-{app.client_id}",
+                "sub": f"sp-{app.client_id}",
+                "azp": app.client_id,
+                "roles": app.app_permissions,
+                "idtyp": "app",
+                "iat": now,
+                "nbf": now,
+                "exp": now + 3599,
+                "ver": "2.0",
+            }
+            return 200, {
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
+                "access_token": self.token(claims),
+            }
         if grant == "authorization_code":
             entry = self._codes.pop(form.get("code", ""), None)
             if entry is None or entry["client_id"] != client_id:
@@ -279,32 +361,53 @@ class FakeEntra:
                 return self._error("invalid_grant", "AADSTS501481: code_verifier mismatch")
             user: FakeUser = entry["user"]
             resource, names = self._resource(entry["scope"])
-            id_claims = {"iss": self.issuer(user.tid), "aud": client_id, "tid": user.tid,
-                         "oid": user.oid, "sub": f"sub-{user.oid}", "name": user.name,
-                         "preferred_username": user.username, "roles": user.app_roles,
-                         "nonce": entry["nonce"], "iat": now, "nbf": now, "exp": now + 3600,
-                         "ver": "2.0"}
+            id_claims = {
+                "iss": self.issuer(user.tid),
+                "aud": client_id,
+                "tid": user.tid,
+                "oid": user.oid,
+                "sub": f"sub-{user.oid}",
+                "name": user.name,
+                "preferred_username": user.username,
+                "roles": user.app_roles,
+                "nonce": entry["nonce"],
+                "iat": now,
+                "nbf": now,
+                "exp": now + 3600,
+                "ver": "2.0",
+            }
             access = self.user_token(user, resource, scp=" ".join(names) or "User.Read")
-            return 200, {"token_type": "Bearer", "scope": " ".join(entry["scope"]),
-                         "expires_in": 3600, "ext_expires_in": 3600, "access_token": access,
-                         "refresh_token": secrets.token_urlsafe(32),
-                         "id_token": self.token(id_claims),
-                         "client_info": self._client_info(user)}
+            return 200, {
+                "token_type": "Bearer",
+                "scope": " ".join(entry["scope"]),
+                "expires_in": 3600,
+                "ext_expires_in": 3600,
+                "access_token": access,
+                "refresh_token": secrets.token_urlsafe(32),
+                "id_token": self.token(id_claims),
+                "client_info": self._client_info(user),
+            }
         if grant == OBO_GRANT:
             if form.get("requested_token_use") != "on_behalf_of":
-                return self._error("invalid_request", "requested_token_use must be "
-                                   "on_behalf_of")
+                return self._error("invalid_request", "requested_token_use must be on_behalf_of")
             try:
                 claims = self._verify_assertion(form.get("assertion", ""), client_id)
             except Exception as exc:
-                return self._error("invalid_grant", f"AADSTS50013: assertion failed "
-                                   f"signature validation ({type(exc).__name__})")
+                return self._error(
+                    "invalid_grant",
+                    f"AADSTS50013: assertion failed signature validation ({type(exc).__name__})",
+                )
             resource, names = self._resource(scopes)
             user = self.users[str(claims["oid"])]
             access = self.user_token(user, resource, scp=" ".join(names))
-            return 200, {"token_type": "Bearer", "scope": " ".join(scopes), "expires_in": 3600,
-                         "ext_expires_in": 3600, "access_token": access,
-                         "refresh_token": secrets.token_urlsafe(32)}
+            return 200, {
+                "token_type": "Bearer",
+                "scope": " ".join(scopes),
+                "expires_in": 3600,
+                "ext_expires_in": 3600,
+                "access_token": access,
+                "refresh_token": secrets.token_urlsafe(32),
+            }
         return self._error("unsupported_grant_type", f"AADSTS70003: {grant}")
 
     # ------------------------------------------------------------------ HTTP
@@ -325,9 +428,14 @@ class FakeEntra:
                 self.wfile.write(body)
 
             def _json(self, status: int, data: dict[str, Any]) -> None:
-                self._send(status, json.dumps(data).encode(),
-                           {"Content-Type": "application/json; charset=utf-8",
-                            "Cache-Control": "no-store"})
+                self._send(
+                    status,
+                    json.dumps(data).encode(),
+                    {
+                        "Content-Type": "application/json; charset=utf-8",
+                        "Cache-Control": "no-store",
+                    },
+                )
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
@@ -351,8 +459,7 @@ class FakeEntra:
                 fake.requests.append(("POST", parts.path))
                 segments = parts.path.strip("/").split("/")
                 length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[0] for k, v in
-                        parse_qs(self.rfile.read(length).decode()).items()}
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 basic = None
                 authorization = self.headers.get("Authorization", "")
                 if authorization.lower().startswith("basic "):
@@ -376,8 +483,7 @@ class FakeEntra:
         server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self.base_url = f"https://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-entra",
-                                        daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-entra", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

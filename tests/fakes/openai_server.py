@@ -83,11 +83,16 @@ class FakeOpenAI:
         self._generation = 0  # requests left over from an earlier test do not count
         self._lock = threading.Lock()
         self.base_url = ""
-        self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self._completions, methods=["POST"]),
-            Route("/openai/deployments/{deployment}/chat/completions", self._completions,
-                  methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route(
+                    "/openai/deployments/{deployment}/chat/completions",
+                    self._completions,
+                    methods=["POST"],
+                ),
+            ]
+        )
 
     # ------------------------------------------------------------------ test API
 
@@ -132,9 +137,17 @@ class FakeOpenAI:
             if answer.status != 200:
                 kind = "rate_limit_error" if answer.status == 429 else "server_error"
                 return JSONResponse(
-                    {"error": {"message": answer.error_message, "type": kind, "param": None,
-                               "code": None}},
-                    status_code=answer.status, headers=answer.headers)
+                    {
+                        "error": {
+                            "message": answer.error_message,
+                            "type": kind,
+                            "param": None,
+                            "code": None,
+                        }
+                    },
+                    status_code=answer.status,
+                    headers=answer.headers,
+                )
             return JSONResponse(_completion(body, answer), headers=answer.headers)
         finally:
             with self._lock:
@@ -153,16 +166,25 @@ def _count_words(body: dict[str, Any]) -> int:
 
 
 def _completion(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
-    text = answer.arguments if isinstance(answer.arguments, str) else (
-        json.dumps(answer.arguments) if answer.arguments is not None else None)
+    text = (
+        answer.arguments
+        if isinstance(answer.arguments, str)
+        else (json.dumps(answer.arguments) if answer.arguments is not None else None)
+    )
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
     finish = answer.finish_reason
     choice = body.get("tool_choice")
     if body.get("tools") and text is not None:
-        name = (choice.get("function", {}).get("name") if isinstance(choice, dict) else None) \
-            or body["tools"][0]["function"]["name"]
-        message["tool_calls"] = [{"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
-                                  "function": {"name": name, "arguments": text}}]
+        name = (
+            choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        ) or body["tools"][0]["function"]["name"]
+        message["tool_calls"] = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": name, "arguments": text},
+            }
+        ]
         finish = finish or "tool_calls"
     else:
         message["content"] = answer.content if answer.content is not None else (text or "")
@@ -174,8 +196,7 @@ def _completion(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
         "created": int(time.time()),
         "model": body.get("model", "fake-model"),
         "system_fingerprint": "fp_fake",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                     "logprobs": None}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
         "usage": {
             "prompt_tokens": prompt,
             "completion_tokens": answer.completion_tokens,
@@ -196,8 +217,14 @@ def _free_port() -> int:
 def _openai_server() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI()
     port = _free_port()
-    config = uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        fake.app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fake-openai", daemon=True)
     thread.start()

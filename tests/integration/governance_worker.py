@@ -40,8 +40,9 @@ async def main(url: str, marker: Path) -> None:
     sessions = create_session_factory(engine)
     resolver = SandboxResolver(sessions)
     resolver.email = StallingMailbox(resolver.email, marker)  # type: ignore[assignment]
-    executor = Executor(sessions, resolver, GovernanceSettings(lease_seconds=30),
-                        worker_id="doomed-worker")
+    executor = Executor(
+        sessions, resolver, GovernanceSettings(lease_seconds=30), worker_id="doomed-worker"
+    )
     await executor.run_due()
 
 

@@ -26,17 +26,35 @@ async def seeded_audit(services: Any) -> None:
     async with services.sessions() as session:
         for i in range(12):
             actor = (alice, bob, system)[i % 3]
-            await record(session, actor, AuditEventIn(
-                action=(AuditAction.ACTION_PROPOSED, AuditAction.ACTION_APPROVED,
-                        AuditAction.ACTION_FAILED)[i % 3],
-                outcome=Outcome.FAILURE if i % 3 == 2 else Outcome.SUCCESS,
-                resource_type="action", resource_id=f"act-{i // 3}",
-                correlation_id=f"corr-{i // 6}", occurred_at=T0 + timedelta(hours=i),
-                payload={"i": i, "password": "hunter2"}))
+            await record(
+                session,
+                actor,
+                AuditEventIn(
+                    action=(
+                        AuditAction.ACTION_PROPOSED,
+                        AuditAction.ACTION_APPROVED,
+                        AuditAction.ACTION_FAILED,
+                    )[i % 3],
+                    outcome=Outcome.FAILURE if i % 3 == 2 else Outcome.SUCCESS,
+                    resource_type="action",
+                    resource_id=f"act-{i // 3}",
+                    correlation_id=f"corr-{i // 6}",
+                    occurred_at=T0 + timedelta(hours=i),
+                    payload={"i": i, "password": "hunter2"},
+                ),
+            )
         for _ in range(4):
-            await record(session, mallory, AuditEventIn(
-                action=AuditAction.ACTION_PROPOSED, correlation_id="corr-0",
-                resource_type="action", resource_id="act-0", occurred_at=T0))
+            await record(
+                session,
+                mallory,
+                AuditEventIn(
+                    action=AuditAction.ACTION_PROPOSED,
+                    correlation_id="corr-0",
+                    resource_type="action",
+                    resource_id="act-0",
+                    occurred_at=T0,
+                ),
+            )
         await session.commit()
 
 
@@ -45,7 +63,9 @@ async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Res
 
 
 async def test_auditor_lists_own_tenant_events_in_order(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
 ) -> None:
     as_role(client, Role.AUDITOR, tenant="acme")
     response = await _get(client, "/api/v1/audit/events")
@@ -59,20 +79,31 @@ async def test_auditor_lists_own_tenant_events_in_order(
     assert first["roles"] == ["delegate"] and len(first["row_hash"]) == 64
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"actor": "bob"}, [2, 5, 8, 11]),
-    ({"action": ["action.failed", "action.proposed"]}, [1, 3, 4, 6, 7, 9, 10, 12]),
-    ({"resource_type": "action", "resource_id": "act-1"}, [4, 5, 6]),
-    ({"outcome": "failure"}, [3, 6, 9, 12]),
-    ({"correlation_id": "corr-1"}, [7, 8, 9, 10, 11, 12]),
-    ({"since": (T0 + timedelta(hours=3)).isoformat(),
-      "until": (T0 + timedelta(hours=6)).isoformat()}, [4, 5, 6]),
-    ({"since": "2026-11-02T18:00:00"}, [10, 11, 12]),  # no offset: UTC
-    ({"actor": "bob", "outcome": "failure"}, []),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"actor": "bob"}, [2, 5, 8, 11]),
+        ({"action": ["action.failed", "action.proposed"]}, [1, 3, 4, 6, 7, 9, 10, 12]),
+        ({"resource_type": "action", "resource_id": "act-1"}, [4, 5, 6]),
+        ({"outcome": "failure"}, [3, 6, 9, 12]),
+        ({"correlation_id": "corr-1"}, [7, 8, 9, 10, 11, 12]),
+        (
+            {
+                "since": (T0 + timedelta(hours=3)).isoformat(),
+                "until": (T0 + timedelta(hours=6)).isoformat(),
+            },
+            [4, 5, 6],
+        ),
+        ({"since": "2026-11-02T18:00:00"}, [10, 11, 12]),  # no offset: UTC
+        ({"actor": "bob", "outcome": "failure"}, []),
+    ],
+)
 async def test_filters(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
-    params: dict[str, Any], expected: list[int],
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
+    params: dict[str, Any],
+    expected: list[int],
 ) -> None:
     as_role(client, Role.AUDITOR, tenant="acme")
     response = await _get(client, "/api/v1/audit/events", **params)
@@ -81,7 +112,9 @@ async def test_filters(
 
 
 async def test_keyset_pagination(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
 ) -> None:
     as_role(client, Role.ADMIN, tenant="acme")
     seen: list[int] = []
@@ -104,22 +137,33 @@ async def test_keyset_pagination(
 
 
 async def test_bad_parameters_are_422(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
 ) -> None:
     as_role(client, Role.AUDITOR, tenant="acme")
-    for params in ({"limit": 501}, {"limit": 0}, {"after_seq": -1}, {"action": "made.up"},
-                   {"outcome": "maybe"}, {"since": "yesterday"}):
+    for params in (
+        {"limit": 501},
+        {"limit": 0},
+        {"after_seq": -1},
+        {"action": "made.up"},
+        {"outcome": "maybe"},
+        {"since": "yesterday"},
+    ):
         response = await _get(client, "/api/v1/audit/events", **params)
         assert response.status_code == 422, params
 
 
 async def test_tenants_never_see_each_other(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
 ) -> None:
     as_role(client, Role.AUDITOR, tenant="globex")
     body = (await _get(client, "/api/v1/audit/events", correlation_id="corr-0")).json()
-    assert [(e["tenant_id"], e["seq"]) for e in body["items"]] == [("globex", s)
-                                                                  for s in range(1, 5)]
+    assert [(e["tenant_id"], e["seq"]) for e in body["items"]] == [
+        ("globex", s) for s in range(1, 5)
+    ]
     body = (await _get(client, "/api/v1/audit/events", actor="alice")).json()
     assert body["items"] == []
     verify = (await _get(client, "/api/v1/audit/verify")).json()
@@ -127,7 +171,9 @@ async def test_tenants_never_see_each_other(
 
 
 async def test_only_auditors_and_admins(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
 ) -> None:
     for roles in ((Role.EXECUTIVE,), (Role.DELEGATE,), ()):
         as_role(client, *roles, tenant="initech")
@@ -141,7 +187,9 @@ async def test_only_auditors_and_admins(
 
 
 async def test_verify_reports_tampering(
-    client: httpx.AsyncClient, as_role: Callable[..., Any], seeded_audit: None,
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    seeded_audit: None,
     engine: AsyncEngine,
 ) -> None:
     as_role(client, Role.AUDITOR, tenant="acme")
@@ -150,7 +198,8 @@ async def test_verify_reports_tampering(
     async with engine.begin() as connection:
         await connection.exec_driver_sql("DROP TRIGGER audit_events_no_update")
         await connection.exec_driver_sql(
-            "UPDATE audit_events SET actor_id = 'nobody' WHERE tenant_id = 'acme' AND seq = 6")
+            "UPDATE audit_events SET actor_id = 'nobody' WHERE tenant_id = 'acme' AND seq = 6"
+        )
     body = (await _get(client, "/api/v1/audit/verify")).json()
     assert body["ok"] is False and body["first_bad_seq"] == 6
     assert body["first_problem"] == "hash_mismatch"

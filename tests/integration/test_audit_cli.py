@@ -41,10 +41,15 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         async with create_session_factory(engine)() as session:
             for tenant, count in (("acme", 12), ("globex", 3)):
                 for i in range(count):
-                    await record(session, Principal(user_id="alice", tenant_id=tenant),
-                                 AuditEventIn(action=AuditAction.LLM_CALL,
-                                              occurred_at=T0 + timedelta(hours=i),
-                                              payload={"i": i, "note": "ünïcode \"q\"\n"}))
+                    await record(
+                        session,
+                        Principal(user_id="alice", tenant_id=tenant),
+                        AuditEventIn(
+                            action=AuditAction.LLM_CALL,
+                            occurred_at=T0 + timedelta(hours=i),
+                            payload={"i": i, "note": 'ünïcode "q"\n'},
+                        ),
+                    )
             await session.commit()
         await engine.dispose()
 
@@ -69,12 +74,16 @@ def test_verify_ok(deployment: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", "--tenant", "globex", "--json"])
     assert result.exit_code == 0, result.output
     assert [(r["tenant_id"], r["ok"], r["events"]) for r in json.loads(result.stdout)] == [
-        ("globex", True, 3)]
+        ("globex", True, 3)
+    ]
 
 
 def test_verify_tampered_exits_1_with_the_first_bad_seq(deployment: Path) -> None:
-    _sql(deployment, "DROP TRIGGER audit_events_no_update",
-         "UPDATE audit_events SET outcome = 'denied' WHERE tenant_id = 'acme' AND seq = 3")
+    _sql(
+        deployment,
+        "DROP TRIGGER audit_events_no_update",
+        "UPDATE audit_events SET outcome = 'denied' WHERE tenant_id = 'acme' AND seq = 3",
+    )
     result = runner.invoke(app, ["audit", "verify"])
     assert result.exit_code == 1, result.output
     assert "tenant acme: TAMPERED first bad seq 3: hash_mismatch" in result.stdout
@@ -85,8 +94,7 @@ def test_verify_tampered_exits_1_with_the_first_bad_seq(deployment: Path) -> Non
 def test_verify_with_an_untrusted_key_fails(deployment: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.pem"
     signing_key(other)
-    result = runner.invoke(app, ["audit", "verify", "--tenant", "acme", "--public-key",
-                                 str(other)])
+    result = runner.invoke(app, ["audit", "verify", "--tenant", "acme", "--public-key", str(other)])
     assert result.exit_code == 1
     assert "checkpoint_unknown_key" in result.stdout
 
@@ -118,13 +126,25 @@ def test_export_jsonl_can_be_verified_offline(deployment: Path, tmp_path: Path) 
 
 
 def test_export_csv_time_range_to_stdout(deployment: Path) -> None:
-    result = runner.invoke(app, ["audit", "export", "--format", "csv", "--tenant", "acme",
-                                 "--since", "2026-11-02T11:00:00+00:00",
-                                 "--until", "2026-11-02T14:00:00"])
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "--tenant",
+            "acme",
+            "--since",
+            "2026-11-02T11:00:00+00:00",
+            "--until",
+            "2026-11-02T14:00:00",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [int(r["seq"]) for r in rows] == [3, 4, 5]
-    assert json.loads(rows[0]["payload"]) == {"i": 2, "note": "ünïcode \"q\"\n"}
+    assert json.loads(rows[0]["payload"]) == {"i": 2, "note": 'ünïcode "q"\n'}
     bad = runner.invoke(app, ["audit", "export", "--since", "last tuesday"])
     assert bad.exit_code == 2
 

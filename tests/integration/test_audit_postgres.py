@@ -46,27 +46,37 @@ def _actor(tenant: str) -> Principal:
 async def _append(engine: AsyncEngine, tenant: str, config: CheckpointConfig, count: int) -> None:
     async with create_session_factory(engine)() as session:
         for i in range(count):
-            await record(session, _actor(tenant), AuditEventIn(
-                action=AuditAction.ACTION_SUCCEEDED, payload={"i": i, "token": "abc"}),
-                checkpoints=config)
+            await record(
+                session,
+                _actor(tenant),
+                AuditEventIn(action=AuditAction.ACTION_SUCCEEDED, payload={"i": i, "token": "abc"}),
+                checkpoints=config,
+            )
         await session.commit()
 
 
 async def _verify(engine: AsyncEngine, tenant: str, config: CheckpointConfig):  # type: ignore[no-untyped-def]
     async with create_session_factory(engine)() as session:
-        return await verify_chain(session, tenant,
-                                  public_keys=[signing_key(config.key_file).public_key()])
+        return await verify_chain(
+            session, tenant, public_keys=[signing_key(config.key_file).public_key()]
+        )
 
 
 async def test_concurrent_appends_make_one_gapless_chain(
-    pg: AsyncEngine, tenant: str, config: CheckpointConfig,
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
 ) -> None:
     sessions = create_session_factory(pg)
 
     async def append(i: int) -> int:
         async with sessions() as session:
-            event = await record(session, _actor(tenant), AuditEventIn(
-                action=AuditAction.LLM_CALL, payload={"i": i}), checkpoints=config)
+            event = await record(
+                session,
+                _actor(tenant),
+                AuditEventIn(action=AuditAction.LLM_CALL, payload={"i": i}),
+                checkpoints=config,
+            )
             await session.commit()
             return event.seq
 
@@ -78,14 +88,19 @@ async def test_concurrent_appends_make_one_gapless_chain(
 
 
 async def test_update_delete_truncate_are_refused(
-    pg: AsyncEngine, tenant: str, config: CheckpointConfig,
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
 ) -> None:
     await _append(pg, tenant, config, 10)
-    for statement in (f"UPDATE audit_events SET reason = 'x' WHERE tenant_id = '{tenant}'",
-                      f"DELETE FROM audit_events WHERE tenant_id = '{tenant}'",
-                      f"UPDATE audit_checkpoints SET row_hash = 'x' WHERE tenant_id = '{tenant}'",
-                      f"DELETE FROM audit_checkpoints WHERE tenant_id = '{tenant}'",
-                      "TRUNCATE audit_events", "TRUNCATE audit_checkpoints"):
+    for statement in (
+        f"UPDATE audit_events SET reason = 'x' WHERE tenant_id = '{tenant}'",
+        f"DELETE FROM audit_events WHERE tenant_id = '{tenant}'",
+        f"UPDATE audit_checkpoints SET row_hash = 'x' WHERE tenant_id = '{tenant}'",
+        f"DELETE FROM audit_checkpoints WHERE tenant_id = '{tenant}'",
+        "TRUNCATE audit_events",
+        "TRUNCATE audit_checkpoints",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             async with pg.begin() as connection:
                 await connection.exec_driver_sql(statement)
@@ -93,7 +108,9 @@ async def test_update_delete_truncate_are_refused(
 
 
 async def test_insert_off_the_chain_head_is_refused(
-    pg: AsyncEngine, tenant: str, config: CheckpointConfig,
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
 ) -> None:
     await _append(pg, tenant, config, 2)
     with pytest.raises(DBAPIError, match="does not follow the chain head"):
@@ -103,24 +120,30 @@ async def test_insert_off_the_chain_head_is_refused(
                 "occurred_at, recorded_at, actor_type, actor_id, on_behalf_of, roles, source_ip, "
                 "action, resource_type, resource_id, connector, outcome, reason, correlation_id, "
                 "action_id, idempotency_key, payload, schema_version, prev_hash, row_hash "
-                f"FROM audit_events WHERE tenant_id = '{tenant}' AND seq = 2")
+                f"FROM audit_events WHERE tenant_id = '{tenant}' AND seq = 2"
+            )
 
 
 async def test_application_role_may_append_but_not_update(
-    pg: AsyncEngine, tenant: str, config: CheckpointConfig,
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
 ) -> None:
     async with pg.connect() as connection:
         transaction = await connection.begin()
         await connection.exec_driver_sql("SET LOCAL ROLE assistant_app")
         session = AsyncSession(bind=connection)
-        event = await record(session, _actor(tenant), AuditEventIn(action=AuditAction.LLM_CALL),
-                             checkpoints=config)
+        event = await record(
+            session, _actor(tenant), AuditEventIn(action=AuditAction.LLM_CALL), checkpoints=config
+        )
         assert event.seq == 1
         await transaction.commit()
-    for statement in (f"UPDATE audit_events SET reason = 'x' WHERE tenant_id = '{tenant}'",
-                      f"DELETE FROM audit_events WHERE tenant_id = '{tenant}'",
-                      "TRUNCATE audit_events",
-                      "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"):
+    for statement in (
+        f"UPDATE audit_events SET reason = 'x' WHERE tenant_id = '{tenant}'",
+        f"DELETE FROM audit_events WHERE tenant_id = '{tenant}'",
+        "TRUNCATE audit_events",
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+    ):
         async with pg.connect() as connection:
             transaction = await connection.begin()
             await connection.exec_driver_sql("SET LOCAL ROLE assistant_app")
@@ -131,29 +154,39 @@ async def test_application_role_may_append_but_not_update(
 
 
 async def test_tampering_is_found_on_postgres(
-    pg: AsyncEngine, tenant: str, config: CheckpointConfig,
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
 ) -> None:
     await _append(pg, tenant, config, 25)
     async with pg.begin() as connection:
         # What an attacker with the owner's rights could do: switch the guard off, edit, and
         # switch it on again.
         await connection.exec_driver_sql(
-            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"
+        )
         await connection.exec_driver_sql(
             "UPDATE audit_events SET payload = '{\"i\":1000}' "
-            f"WHERE tenant_id = '{tenant}' AND seq = 7")
+            f"WHERE tenant_id = '{tenant}' AND seq = 7"
+        )
         await connection.exec_driver_sql(
-            f"DELETE FROM audit_events WHERE tenant_id = '{tenant}' AND (seq = 12 OR seq > 22)")
+            f"DELETE FROM audit_events WHERE tenant_id = '{tenant}' AND (seq = 12 OR seq > 22)"
+        )
         await connection.exec_driver_sql(
-            "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only")
+            "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"
+        )
     report = await _verify(pg, tenant, config)
     assert report.first_bad_seq == 7
     found = {(p.seq, p.kind) for p in report.problems}
-    assert found == {(7, ProblemKind.HASH_MISMATCH), (12, ProblemKind.SEQ_GAP),
-                     (23, ProblemKind.TRUNCATED_TAIL)}
+    assert found == {
+        (7, ProblemKind.HASH_MISMATCH),
+        (12, ProblemKind.SEQ_GAP),
+        (23, ProblemKind.TRUNCATED_TAIL),
+    }
     async with pg.connect() as connection:
-        kept = await connection.execute(text(
-            "SELECT count(*) FROM audit_events WHERE tenant_id = :t"), {"t": tenant})
+        kept = await connection.execute(
+            text("SELECT count(*) FROM audit_events WHERE tenant_id = :t"), {"t": tenant}
+        )
         assert kept.scalar_one() == 21
 
 
@@ -175,15 +208,22 @@ async def test_migration_shares_the_cluster_role(postgres_url: str) -> None:
             for engine in engines:
                 await upgrade(engine)
             await downgrade(engines[0], "base")
-            assert await admin.fetchval(
-                "SELECT count(*) FROM pg_roles WHERE rolname = 'assistant_app'") == 1
+            assert (
+                await admin.fetchval(
+                    "SELECT count(*) FROM pg_roles WHERE rolname = 'assistant_app'"
+                )
+                == 1
+            )
             await upgrade(engines[0])
             for engine in engines:
                 async with engine.connect() as connection:
-                    granted = await connection.execute(text(
-                        "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) "
-                        "FROM information_schema.role_table_grants "
-                        "WHERE grantee = 'assistant_app' AND table_name = 'audit_events'"))
+                    granted = await connection.execute(
+                        text(
+                            "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) "
+                            "FROM information_schema.role_table_grants "
+                            "WHERE grantee = 'assistant_app' AND table_name = 'audit_events'"
+                        )
+                    )
                     assert granted.scalar_one() == "INSERT,SELECT"
                 await downgrade(engine, "base")
         finally:

@@ -43,8 +43,9 @@ def policy_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path, policy_file: Path) -> Settings:
-    return Settings(data_dir=data_dir, sandbox={"seed_dir": SEED_DIR},
-                    governance={"policy_file": policy_file})
+    return Settings(
+        data_dir=data_dir, sandbox={"seed_dir": SEED_DIR}, governance={"policy_file": policy_file}
+    )
 
 
 def _bytes(path: Path) -> bytes:
@@ -57,27 +58,36 @@ def _edit(path: Path, old: str, new: str, appended: str) -> None:
 
 async def _events(sessions: async_sessionmaker[AsyncSession], action: str) -> list[AuditEvent]:
     async with sessions() as session:
-        return list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == action).order_by(AuditEvent.seq))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
+                )
+            ).scalars()
+        )
 
 
 async def test_a_policy_rollback_restores_the_exact_earlier_file(
-        sessions: async_sessionmaker[AsyncSession], settings: Settings,
-        policy_file: Path) -> None:
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, policy_file: Path
+) -> None:
     original = _bytes(policy_file)
     async with sessions() as session, session.begin():
         first = await snapshot_policy(session, ADMIN, settings, "initial policy")
         again = await snapshot_policy(session, ADMIN, settings, "nothing changed")
     assert again.id == first.id  # equal content records nothing new
-    _edit(policy_file, '"2026-11-24.1"', '"2026-12-01"',
-          "\n# a comment that only the exact text keeps\n")
+    _edit(
+        policy_file,
+        '"2026-11-24.1"',
+        '"2026-12-01"',
+        "\n# a comment that only the exact text keeps\n",
+    )
     async with sessions() as session, session.begin():
         second = await snapshot_policy(session, ADMIN, settings, "december rules")
-    assert (first.number, second.number) == (1, 2) and first.content_hash != \
-        second.content_hash
+    assert (first.number, second.number) == (1, 2) and first.content_hash != second.content_hash
     async with sessions() as session, session.begin():
-        restored = await rollback(session, ADMIN, "policy@1", appliers=appliers(settings),
-                                  reason="december rules misfire")
+        restored = await rollback(
+            session, ADMIN, "policy@1", appliers=appliers(settings), reason="december rules misfire"
+        )
     assert _bytes(policy_file) == original
     assert (restored.number, restored.restored_from) == (3, first.id)
     assert restored.content_hash == first.content_hash and restored.created_by == "ada"
@@ -86,18 +96,22 @@ async def test_a_policy_rollback_restores_the_exact_earlier_file(
     assert json.loads(rolled.payload_json)["restored"] == "policy@1"
     assert len(await _events(sessions, "config.versioned")) == 3
     async with sessions() as session:
-        assert [v.number for v in await list_versions(session, "default", kind="policy")] == \
-            [3, 2, 1]
+        assert [v.number for v in await list_versions(session, "default", kind="policy")] == [
+            3,
+            2,
+            1,
+        ]
 
 
 async def test_a_broken_policy_version_is_never_written_back(
-        sessions: async_sessionmaker[AsyncSession], settings: Settings,
-        policy_file: Path) -> None:
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, policy_file: Path
+) -> None:
     from governance.config_versions import record_version
 
     async with sessions() as session, session.begin():
-        await record_version(session, ADMIN, kind="policy", content={"text": "rules: [1"},
-                             reason="typo")
+        await record_version(
+            session, ADMIN, kind="policy", content={"text": "rules: [1"}, reason="typo"
+        )
     before = _bytes(policy_file)
     with pytest.raises(ConfigurationError):
         async with sessions() as session, session.begin():
@@ -112,8 +126,8 @@ async def test_a_broken_policy_version_is_never_written_back(
 
 
 async def test_prompt_files_are_restored_exactly(
-        sessions: async_sessionmaker[AsyncSession], settings: Settings,
-        tmp_path: Path) -> None:
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
     from assistant.llm.prompts import PROMPTS_DIR
 
     prompts = tmp_path / "prompts"
@@ -124,13 +138,19 @@ async def test_prompt_files_are_restored_exactly(
     (prompts / "triage@99.yaml").write_text("name: triage\nversion: 99\n")
     async with sessions() as session, session.begin():
         await snapshot_prompts(session, ADMIN, "experiment", directory=prompts)
-        await rollback(session, ADMIN, "prompts@1", reason="experiment failed",
-                       appliers=appliers(settings, prompts_dir=prompts))
+        await rollback(
+            session,
+            ADMIN,
+            "prompts@1",
+            reason="experiment failed",
+            appliers=appliers(settings, prompts_dir=prompts),
+        )
     assert {p.name: p.read_bytes() for p in prompts.iterdir()} == before
 
 
 async def test_model_settings_are_a_versioned_override(
-        sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
     async with sessions() as session, session.begin():
         await set_llm_override(session, ADMIN, settings, {"model": "gpt-4o"}, "quality")
         await set_llm_override(session, ADMIN, settings, {"temperature": 0.7}, "creative")
@@ -153,25 +173,44 @@ def _imap(password: str, host: str) -> dict[str, Any]:
 
 
 async def test_a_connector_rollback_restores_the_row_and_keeps_secrets_encrypted(
-        client: Any, as_role: Any, sessions: async_sessionmaker[AsyncSession],
-        settings: Settings) -> None:
+    client: Any, as_role: Any, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
     as_role(client, Role.ADMIN, user_id="ada")
-    created = await client.post("/api/v1/admin/connectors", json={
-        "name": "crm-mail", "slug": "imap.email", "config": _imap("first-Secret", "a.example"),
-        "owner": {"person": "CRM team", "role": "sales ops",
-                  "contact": "crm@northwind.example"}, "reason": "CRM mailbox"})
+    created = await client.post(
+        "/api/v1/admin/connectors",
+        json={
+            "name": "crm-mail",
+            "slug": "imap.email",
+            "config": _imap("first-Secret", "a.example"),
+            "owner": {
+                "person": "CRM team",
+                "role": "sales ops",
+                "contact": "crm@northwind.example",
+            },
+            "reason": "CRM mailbox",
+        },
+    )
     assert created.status_code == 201, created.text
-    changed = await client.patch("/api/v1/admin/connectors/crm-mail", json={
-        "config": _imap("second-Secret", "b.example"), "reason": "new host"})
+    changed = await client.patch(
+        "/api/v1/admin/connectors/crm-mail",
+        json={"config": _imap("second-Secret", "b.example"), "reason": "new host"},
+    )
     assert changed.status_code == 200, changed.text
-    versions = (await client.get("/api/v1/admin/config/versions",
-                                 params={"kind": "connector"})).json()
+    versions = (
+        await client.get("/api/v1/admin/config/versions", params={"kind": "connector"})
+    ).json()
     assert [(v["ref"], v["reason"], v["created_by"]) for v in versions] == [
-        ("connector:crm-mail@2", "new host", "ada"), ("connector:crm-mail@1", "CRM mailbox",
-                                                      "ada")]
+        ("connector:crm-mail@2", "new host", "ada"),
+        ("connector:crm-mail@1", "CRM mailbox", "ada"),
+    ]
     async with sessions() as session, session.begin():
-        await rollback(session, ADMIN, "connector:crm-mail@1", appliers=appliers(settings),
-                       reason="host b is down")
+        await rollback(
+            session,
+            ADMIN,
+            "connector:crm-mail@1",
+            appliers=appliers(settings),
+            reason="host b is down",
+        )
     box = SecretBox(settings.secret_key)
     async with sessions() as session:
         row = (await session.execute(select(StoredConnector))).scalar_one()
@@ -180,24 +219,31 @@ async def test_a_connector_rollback_restores_the_row_and_keeps_secrets_encrypted
     assert row.config["imap_host"] == "a.example"
     assert box.decrypt(row.secrets or "") == {"password": "first-Secret"}
     everything = json.dumps([v.content for v in stored]) + "".join(
-        f"{e.payload_json}{e.reason}" for e in audit)
+        f"{e.payload_json}{e.reason}" for e in audit
+    )
     assert "first-Secret" not in everything and "second-Secret" not in everything
     owners = (await client.get("/api/v1/admin/owners")).json()
     assert {"scope": "connector", "subject": "crm-mail"}.items() <= next(
-        o for o in owners["owners"] if o["subject"] == "crm-mail").items()
+        o for o in owners["owners"] if o["subject"] == "crm-mail"
+    ).items()
     # Deleting is versioned too, and a rollback brings the row back.
     assert (await client.delete("/api/v1/admin/connectors/crm-mail")).status_code == 204
     async with sessions() as session, session.begin():
-        await rollback(session, ADMIN, "connector:crm-mail@2", appliers=appliers(settings),
-                       reason="deleted by mistake")
+        await rollback(
+            session,
+            ADMIN,
+            "connector:crm-mail@2",
+            appliers=appliers(settings),
+            reason="deleted by mistake",
+        )
     async with sessions() as session:
         back = (await session.execute(select(StoredConnector))).scalar_one()
     assert back.config["imap_host"] == "b.example"
 
 
 def test_the_cli_lists_versions_and_rolls_back_in_one_step(
-        data_dir: Path, policy_file: Path, monkeypatch: pytest.MonkeyPatch,
-        engine: Any) -> None:
+    data_dir: Path, policy_file: Path, monkeypatch: pytest.MonkeyPatch, engine: Any
+) -> None:
     from assistant.cli import app
 
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))

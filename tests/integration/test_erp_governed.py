@@ -107,28 +107,39 @@ def rpc(tryton_server: TrytonServer) -> Iterator[TrytonRPC]:
 
 @pytest.fixture
 async def tryton(tryton_server: TrytonServer) -> AsyncIterator[TrytonERPConnector]:
-    connector = build_tryton(TrytonConfig(
-        url=tryton_server.url, database=tryton_server.database, login=tryton_server.login,
-        password=tryton_server.password), ConnectorContext(tenant_id=TENANT,
-                                                           instance_name="tryton"))
+    connector = build_tryton(
+        TrytonConfig(
+            url=tryton_server.url,
+            database=tryton_server.database,
+            login=tryton_server.login,
+            password=tryton_server.password,
+        ),
+        ConnectorContext(tenant_id=TENANT, instance_name="tryton"),
+    )
     yield connector
     await connector.aclose()
 
 
 def _harness(sessions: async_sessionmaker[AsyncSession], clock: Clock, erp: Any) -> Harness:
-    return build_harness(sessions, clock, resolver=ERPResolver(sessions, erp),
-                         policy_text=ERP_POLICY, hold_compensable_seconds=60,
-                         hold_reversible_seconds=10)
+    return build_harness(
+        sessions,
+        clock,
+        resolver=ERPResolver(sessions, erp),
+        policy_text=ERP_POLICY,
+        hold_compensable_seconds=60,
+        hold_reversible_seconds=10,
+    )
 
 
 @pytest.fixture
-def harness(seeded_db: async_sessionmaker[AsyncSession], clock: Clock,
-            tryton: TrytonERPConnector) -> Harness:
+def harness(
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock, tryton: TrytonERPConnector
+) -> Harness:
     return _harness(seeded_db, clock, tryton)
 
 
 def _po(rpc: TrytonRPC, vendor: str, amount: str) -> str:
-    party, = rpc.search_read("party.party", [("name", "=", vendor)], ["id"])
+    (party,) = rpc.search_read("party.party", [("name", "=", vendor)], ["id"])
     return str(new_purchase_order(rpc, party["id"], Decimal(amount)))
 
 
@@ -149,7 +160,8 @@ def test_erp_kinds_are_registered() -> None:
 
 
 async def test_large_approval_waits_for_two_approvers(
-        harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector) -> None:
+    harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector
+) -> None:
     order_id = _po(rpc, "Contoso Ltd", "12500")
     # A proposer cannot lower the amount the policy sees: it comes from the ERP.
     action = await harness.propose(APPROVE, {"order_id": order_id, "amount": "10"})
@@ -180,7 +192,8 @@ async def test_small_approval_needs_one(harness: Harness, rpc: TrytonRPC) -> Non
 
 
 async def test_rejected_write_changes_nothing(
-        harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector) -> None:
+    harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector
+) -> None:
     order_id = _po(rpc, "Litware Supplies", "15000")
     before = await tryton.get_order(OrderKind.PURCHASE, order_id)
     action = await harness.propose(APPROVE, {"order_id": order_id})
@@ -189,28 +202,27 @@ async def test_rejected_write_changes_nothing(
     assert (await harness.load(action.id)).state == S.REJECTED
     await _run(harness, 3600)
     after = await tryton.get_order(OrderKind.PURCHASE, order_id)
-    assert (after.status, after.etag, after.total) == (before.status, before.etag,
-                                                       before.total)
+    assert (after.status, after.etag, after.total) == (before.status, before.etag, before.total)
 
 
 async def test_compensated_approval_and_rejection_are_reversed(
-        harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector) -> None:
+    harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector
+) -> None:
     approved_id = _po(rpc, "Contoso Ltd", "2000")
     rejected_id = _po(rpc, "Fabrikam Inc", "3000")
-    approve = await harness.propose(APPROVE, {"order_id": approved_id},
-                                    correlation_id="erp-batch")
-    reject = await harness.propose(REJECT, {"order_id": rejected_id, "reason": "duplicate"},
-                                   correlation_id="erp-batch")
+    approve = await harness.propose(APPROVE, {"order_id": approved_id}, correlation_id="erp-batch")
+    reject = await harness.propose(
+        REJECT, {"order_id": rejected_id, "reason": "duplicate"}, correlation_id="erp-batch"
+    )
     await _approve(harness, approve.id, EXEC)
     await _approve(harness, reject.id, EXEC)
     await _run(harness)
-    assert (await tryton.get_order(OrderKind.PURCHASE, approved_id)).status == \
-        OrderStatus.APPROVED
-    assert (await tryton.get_order(OrderKind.PURCHASE, rejected_id)).status == \
-        OrderStatus.CANCELLED
+    assert (await tryton.get_order(OrderKind.PURCHASE, approved_id)).status == OrderStatus.APPROVED
+    assert (await tryton.get_order(OrderKind.PURCHASE, rejected_id)).status == OrderStatus.CANCELLED
 
-    outcomes = await harness.compensation.rollback_correlation(EXEC, "erp-batch",
-                                                               reason="wrong batch")
+    outcomes = await harness.compensation.rollback_correlation(
+        EXEC, "erp-batch", reason="wrong batch"
+    )
     assert all(o.ok for o in outcomes), [o.detail for o in outcomes]
     for order_id in (approved_id, rejected_id):
         order = await tryton.get_order(OrderKind.PURCHASE, order_id)
@@ -219,11 +231,17 @@ async def test_compensated_approval_and_rejection_are_reversed(
 
 
 async def test_compensated_vendor_bill_is_deleted(
-        harness: Harness, tryton: TrytonERPConnector) -> None:
+    harness: Harness, tryton: TrytonERPConnector
+) -> None:
     vendor = (await tryton.find_parties(name="Litware", role=PartyRole.VENDOR))[0]
-    action = await harness.propose(CREATE_BILL, {
-        "vendor_id": vendor.id, "vendor_reference": "LIT-GOV-1",
-        "lines": [{"description": "Paper", "quantity": "10", "unit_price": "12.5"}]})
+    action = await harness.propose(
+        CREATE_BILL,
+        {
+            "vendor_id": vendor.id,
+            "vendor_reference": "LIT-GOV-1",
+            "lines": [{"description": "Paper", "quantity": "10", "unit_price": "12.5"}],
+        },
+    )
     assert action.state == S.SCHEDULED and action.policy_rule_id == "draft-bills"
     await _run(harness, 11)
     done = await harness.load(action.id)
@@ -239,7 +257,8 @@ async def test_compensated_vendor_bill_is_deleted(
 
 
 async def test_processed_order_compensation_fails_visibly(
-        harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector) -> None:
+    harness: Harness, rpc: TrytonRPC, tryton: TrytonERPConnector
+) -> None:
     order_id = _po(rpc, "Contoso Ltd", "400")
     action = await harness.propose(APPROVE, {"order_id": order_id})
     await _approve(harness, action.id, EXEC)
@@ -249,15 +268,18 @@ async def test_processed_order_compensation_fails_visibly(
     assert not outcome.ok
     assert (await harness.load(action.id)).state == S.COMPENSATION_FAILED
     assert (await tryton.get_order(OrderKind.PURCHASE, order_id)).status in (
-        OrderStatus.PROCESSING, OrderStatus.DONE)
+        OrderStatus.PROCESSING,
+        OrderStatus.DONE,
+    )
 
 
 # --------------------------------------------------------------------------- etags (BC)
 
 
 @pytest.fixture(scope="module")
-def bc_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
-        BusinessCentralEmulator, Path]]:
+def bc_emulator(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[BusinessCentralEmulator, Path]]:
     root = tmp_path_factory.mktemp("bc-gov-tls")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
@@ -270,15 +292,26 @@ def bc_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 
 
 async def test_order_changed_after_review_is_not_approved(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock,
-        bc_emulator: tuple[BusinessCentralEmulator, Path]) -> None:
+    seeded_db: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    bc_emulator: tuple[BusinessCentralEmulator, Path],
+) -> None:
     emulator, ca_file = bc_emulator
-    connector = build_bc(BusinessCentralConfig(
-        tenant_id=emulator.tenant_id, company_name="Northwind Holdings",
-        client_id=emulator.client_id, client_secret=emulator.client_secret,
-        base_url=f"{emulator.base_url}/v2.0", authority_host=emulator.base_url,
-        ca_file=ca_file, approval_api=APPROVALS_ROUTE, expense_account="6100",
-        max_attempts=2), ConnectorContext(tenant_id=TENANT, instance_name="bc"))
+    connector = build_bc(
+        BusinessCentralConfig(
+            tenant_id=emulator.tenant_id,
+            company_name="Northwind Holdings",
+            client_id=emulator.client_id,
+            client_secret=emulator.client_secret,
+            base_url=f"{emulator.base_url}/v2.0",
+            authority_host=emulator.base_url,
+            ca_file=ca_file,
+            approval_api=APPROVALS_ROUTE,
+            expense_account="6100",
+            max_attempts=2,
+        ),
+        ConnectorContext(tenant_id=TENANT, instance_name="bc"),
+    )
     try:
         harness = _harness(seeded_db, clock, connector)
         order_id = emulator.new_purchase_order("Contoso Ltd", Decimal(900))
@@ -286,9 +319,11 @@ async def test_order_changed_after_review_is_not_approved(
         await _approve(harness, action.id, EXEC)
         # The buyer edits the order after the review (BC gives it a new etag).
         order = await connector.get_order(OrderKind.PURCHASE, order_id)
-        await connector.client.patch_json(await connector._path(f"purchaseOrders({order_id})"),
-                                          {"purchaser": "JR"},
-                                          headers={"If-Match": order.etag or "*"})
+        await connector.client.patch_json(
+            await connector._path(f"purchaseOrders({order_id})"),
+            {"purchaser": "JR"},
+            headers={"If-Match": order.etag or "*"},
+        )
         await _run(harness)
         failed = await harness.load(action.id)
         assert failed.state == S.FAILED

@@ -48,41 +48,61 @@ def harness(seeded_db: async_sessionmaker[AsyncSession], clock: Clock) -> Harnes
 
 
 def internal_mail(subject: str = "Standup notes", **extra: Any) -> dict[str, Any]:
-    return {"to": [{"address": COLLEAGUE}], "subject": subject,
-            "body_text": "Notes attached.", **extra}
+    return {
+        "to": [{"address": COLLEAGUE}],
+        "subject": subject,
+        "body_text": "Notes attached.",
+        **extra,
+    }
 
 
 def meeting(subject: str = "Ops sync", hours: int = 30) -> dict[str, Any]:
     start = FIXED_NOW + timedelta(hours=hours)
-    return {"subject": subject, "start": start.isoformat(),
-            "end": (start + timedelta(minutes=30)).isoformat(),
-            "timezone": "America/New_York", "attendees": [{"address": COLLEAGUE}]}
+    return {
+        "subject": subject,
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=30)).isoformat(),
+        "timezone": "America/New_York",
+        "attendees": [{"address": COLLEAGUE}],
+    }
 
 
-async def messages_with_key(sessions: async_sessionmaker[AsyncSession], action_id: str
-                            ) -> list[SandboxMessage]:
+async def messages_with_key(
+    sessions: async_sessionmaker[AsyncSession], action_id: str
+) -> list[SandboxMessage]:
     async with sessions() as session:
-        return list((await session.execute(select(SandboxMessage).where(
-            SandboxMessage.idempotency_key == execution_key(action_id)))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(SandboxMessage).where(
+                        SandboxMessage.idempotency_key == execution_key(action_id)
+                    )
+                )
+            ).scalars()
+        )
 
 
-async def events_for(sessions: async_sessionmaker[AsyncSession], action_id: str,
-                     suffix: str = "") -> list[SandboxEvent]:
+async def events_for(
+    sessions: async_sessionmaker[AsyncSession], action_id: str, suffix: str = ""
+) -> list[SandboxEvent]:
     uid = f"{execution_key(action_id)}{suffix}@assistant"
     async with sessions() as session:
-        return list((await session.execute(select(SandboxEvent).where(
-            SandboxEvent.uid == uid))).scalars())
+        return list(
+            (await session.execute(select(SandboxEvent).where(SandboxEvent.uid == uid))).scalars()
+        )
 
 
 async def seeded_message(sessions: async_sessionmaker[AsyncSession], key: str) -> SandboxMessage:
     async with sessions() as session:
-        row = (await session.execute(select(SandboxMessage).where(
-            SandboxMessage.seed_key == key))).scalar_one()
+        row = (
+            await session.execute(select(SandboxMessage).where(SandboxMessage.seed_key == key))
+        ).scalar_one()
         return row
 
 
 async def test_allowed_send_waits_out_the_hold_window_then_sends(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     action = await harness.propose("email.send", internal_mail())
     assert action.state == S.SCHEDULED
     assert action.policy_rule_id == "internal-mail"
@@ -102,12 +122,15 @@ async def test_allowed_send_waits_out_the_hold_window_then_sends(
     # one audit event per transition: proposed, approved, scheduled, executing, succeeded
     assert await harness.audit_count(action.id) == done.version == 5
     assert await harness.audit_actions(action.id) == [
-        "action.proposed", "action.approved", "action.scheduled", "action.executing",
-        "action.succeeded"]
+        "action.proposed",
+        "action.approved",
+        "action.scheduled",
+        "action.executing",
+        "action.succeeded",
+    ]
 
 
-async def test_undo_inside_the_window_reaches_no_connector(
-        harness: Harness, clock: Clock) -> None:
+async def test_undo_inside_the_window_reaches_no_connector(harness: Harness, clock: Clock) -> None:
     mail = await harness.propose("email.send", internal_mail())
     event = await harness.propose("calendar.event.create", meeting())
     assert event.state == S.SCHEDULED  # due now (0 s hold), but no worker ran yet
@@ -122,9 +145,18 @@ async def test_undo_inside_the_window_reaches_no_connector(
     assert await messages_with_key(harness.sessions, mail.id) == []
     assert await events_for(harness.sessions, event.id) == []
     async with harness.sessions() as session:
-        drafts = (await session.execute(select(SandboxMessage).where(
-            SandboxMessage.folder.in_(["drafts", "sent"]),
-            SandboxMessage.seed_key.is_(None)))).scalars().all()
+        drafts = (
+            (
+                await session.execute(
+                    select(SandboxMessage).where(
+                        SandboxMessage.folder.in_(["drafts", "sent"]),
+                        SandboxMessage.seed_key.is_(None),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert drafts == []
 
 
@@ -137,7 +169,8 @@ async def test_undo_after_execution_is_refused(harness: Harness, clock: Clock) -
 
 
 async def test_replaying_an_approved_action_five_times_has_one_effect(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     action = await harness.propose("email.send", internal_mail())
     clock.advance(31)
     # Five deliveries of the same job, at once and then again.
@@ -179,14 +212,16 @@ class FlakyEmail:
 
 
 class FlakyResolver(SandboxResolver):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], failures: int,
-                 retry_after: float | None) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], failures: int, retry_after: float | None
+    ) -> None:
         super().__init__(sessions)
         self.email = FlakyEmail(self.email, failures, retry_after)  # type: ignore[assignment]
 
 
 async def test_retriable_errors_back_off_and_honour_retry_after(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
     resolver = FlakyResolver(seeded_db, failures=2, retry_after=120)
     harness = build_harness(seeded_db, clock, resolver=resolver, max_attempts=5)
     action = await harness.propose("email.draft.create", internal_mail())
@@ -207,7 +242,8 @@ async def test_retriable_errors_back_off_and_honour_retry_after(
 
 
 async def test_after_max_attempts_the_action_fails_into_the_exception_queue(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
     resolver = FlakyResolver(seeded_db, failures=10, retry_after=None)
     harness = build_harness(seeded_db, clock, resolver=resolver, max_attempts=3)
     action = await harness.propose("email.draft.create", internal_mail())
@@ -223,16 +259,20 @@ async def test_after_max_attempts_the_action_fails_into_the_exception_queue(
     assert delays == [1.0, 2.0]  # exponential backoff from backoff_initial_seconds
     assert resolver.email.calls == 3
     async with harness.sessions() as session:
-        routed = (await session.execute(select(ActionException).where(
-            ActionException.action_id == action.id))).scalar_one()
+        routed = (
+            await session.execute(
+                select(ActionException).where(ActionException.action_id == action.id)
+            )
+        ).scalar_one()
     assert routed.owner == "unassigned"  # routing to owners: tests/integration/test_owners.py
     assert routed.state == "failed" and "RetriableConnectorError" in (routed.error or "")
     assert await harness.audit_count(action.id) == failed.version
 
 
 async def test_fatal_error_fails_at_once(harness: Harness, clock: Clock) -> None:
-    action = await harness.propose("email.move", {"message_id": "no-such-message",
-                                                  "folder": "archive"})
+    action = await harness.propose(
+        "email.move", {"message_id": "no-such-message", "folder": "archive"}
+    )
     await harness.executor.run_due()
     failed = await harness.load(action.id)
     assert failed.state == S.FAILED and failed.attempts == 1
@@ -240,7 +280,8 @@ async def test_fatal_error_fails_at_once(harness: Harness, clock: Clock) -> None
 
 
 async def test_kill_switch_holds_actions_in_scheduled_without_losing_them(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     admin = person("ops-admin", Role.ADMIN)
     mail = await harness.propose("email.draft.create", internal_mail())
     event = await harness.propose("calendar.event.create", meeting())
@@ -252,15 +293,17 @@ async def test_kill_switch_holds_actions_in_scheduled_without_losing_them(
     # Narrow it to the mail connector of this tenant: the calendar runs, the mail waits.
     async with harness.sessions() as session, session.begin():
         await set_switch(session, admin, enabled=False, now=clock.now)
-        await set_switch(session, admin, enabled=True, now=clock.now, tenant_id=TENANT,
-                         connector="email")
+        await set_switch(
+            session, admin, enabled=True, now=clock.now, tenant_id=TENANT, connector="email"
+        )
     assert await harness.executor.run_due() == 1
     assert (await harness.load(event.id)).state == S.SUCCEEDED
     assert (await harness.load(mail.id)).state == S.SCHEDULED
 
     async with harness.sessions() as session, session.begin():
-        await set_switch(session, admin, enabled=False, now=clock.now, tenant_id=TENANT,
-                         connector="email")
+        await set_switch(
+            session, admin, enabled=False, now=clock.now, tenant_id=TENANT, connector="email"
+        )
     assert await harness.executor.run_due() == 1
     assert (await harness.load(mail.id)).state == S.SUCCEEDED
 
@@ -281,7 +324,8 @@ async def test_expired_lease_is_recovered_and_runs_once(harness: Harness, clock:
 
 
 async def test_rollback_of_a_correlation_id_in_reverse_order(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     inbox = await seeded_message(harness.sessions, "m02")
     draft = await harness.propose("email.draft.create", internal_mail(), correlation_id="c-1")
     await harness.executor.run_due()
@@ -289,15 +333,17 @@ async def test_rollback_of_a_correlation_id_in_reverse_order(
     event = await harness.propose("calendar.event.create", meeting(), correlation_id="c-1")
     await harness.executor.run_due()
     clock.advance(1)
-    move = await harness.propose("email.move", {"message_id": inbox.id, "folder": "archive"},
-                                 correlation_id="c-1")
+    move = await harness.propose(
+        "email.move", {"message_id": inbox.id, "folder": "archive"}, correlation_id="c-1"
+    )
     await harness.executor.run_due()
     for action in (draft, event, move):
         assert (await harness.load(action.id)).state == S.SUCCEEDED
     assert (await harness.resolver.email.get_message(inbox.id)).folder == "archive"
 
     outcomes = await harness.compensation.rollback_correlation(
-        person(EXECUTIVE, Role.EXECUTIVE), "c-1")
+        person(EXECUTIVE, Role.EXECUTIVE), "c-1"
+    )
     assert [o.action_id for o in outcomes] == [move.id, event.id, draft.id]  # newest first
     assert all(o.ok and o.effect_undone for o in outcomes)
     for action in (draft, event, move):
@@ -311,7 +357,8 @@ async def test_rollback_of_a_correlation_id_in_reverse_order(
 
 
 async def test_rolling_back_a_sent_email_proposes_a_follow_up(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     action = await harness.propose("email.send", internal_mail(subject="Budget"))
     clock.advance(31)
     await harness.executor.run_due()
@@ -337,9 +384,15 @@ async def test_update_cancel_and_respond_are_compensated(harness: Harness, clock
     original = await calendar.get_event(event_id)
 
     new_start = original.start + timedelta(hours=2)
-    update = await harness.propose("calendar.event.update", {
-        "event_id": event_id, "subject": "Board prep (moved)", "start": new_start.isoformat(),
-        "end": (new_start + timedelta(minutes=45)).isoformat()})
+    update = await harness.propose(
+        "calendar.event.update",
+        {
+            "event_id": event_id,
+            "subject": "Board prep (moved)",
+            "start": new_start.isoformat(),
+            "end": (new_start + timedelta(minutes=45)).isoformat(),
+        },
+    )
     await harness.executor.run_due()
     assert (await calendar.get_event(event_id)).subject == "Board prep (moved)"
     assert (await harness.load(update.id)).snapshot["event"]["subject"] == "Board prep"
@@ -347,7 +400,10 @@ async def test_update_cancel_and_respond_are_compensated(harness: Harness, clock
     assert result.ok
     restored = await calendar.get_event(event_id)
     assert (restored.subject, restored.start, restored.end) == (
-        original.subject, original.start, original.end)
+        original.subject,
+        original.start,
+        original.end,
+    )
 
     # cancel needs two approvers (four-eyes rule of the test policy)
     cancel = await harness.propose("calendar.event.cancel", {"event_id": event_id})
@@ -355,8 +411,9 @@ async def test_update_cancel_and_respond_are_compensated(harness: Harness, clock
     async with harness.sessions() as session, session.begin():
         await harness.review.approve(session, person(EXECUTIVE, Role.EXECUTIVE), cancel.id)
     async with harness.sessions() as session, session.begin():
-        await harness.review.approve(session, person("jordan", Role.DELEGATE,
-                                                     on_behalf_of=EXECUTIVE), cancel.id)
+        await harness.review.approve(
+            session, person("jordan", Role.DELEGATE, on_behalf_of=EXECUTIVE), cancel.id
+        )
     await harness.executor.run_due()
     assert (await calendar.get_event(event_id)).is_cancelled
     result = await harness.compensation.rollback(person(EXECUTIVE, Role.EXECUTIVE), cancel.id)
@@ -367,23 +424,25 @@ async def test_update_cancel_and_respond_are_compensated(harness: Harness, clock
 
     # respond: Dana declines Raj's weekly, then the rollback accepts again
     async with harness.sessions() as session:
-        weekly = (await session.execute(select(SandboxEvent).where(
-            SandboxEvent.seed_key == "e06"))).scalar_one()
-    respond = await harness.propose("calendar.invite.respond", {
-        "event_id": weekly.id, "response": InviteResponse.DECLINE.value})
+        weekly = (
+            await session.execute(select(SandboxEvent).where(SandboxEvent.seed_key == "e06"))
+        ).scalar_one()
+    respond = await harness.propose(
+        "calendar.invite.respond", {"event_id": weekly.id, "response": InviteResponse.DECLINE.value}
+    )
     await harness.executor.run_due()
 
     def dana(event: Any) -> ResponseStatus:
         return next(a.response for a in event.attendees if a.address == EXECUTIVE)
 
     assert dana(await calendar.get_event(weekly.id)) is ResponseStatus.DECLINED
-    assert (await harness.compensation.rollback(person(EXECUTIVE, Role.EXECUTIVE),
-                                                respond.id)).ok
+    assert (await harness.compensation.rollback(person(EXECUTIVE, Role.EXECUTIVE), respond.id)).ok
     assert dana(await calendar.get_event(weekly.id)) is ResponseStatus.ACCEPTED
 
 
 async def test_failed_compensation_goes_to_the_exception_queue(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     draft = await harness.propose("email.draft.create", internal_mail())
     await harness.executor.run_due()
     draft_id = (await harness.load(draft.id)).external_ids["draft_id"]
@@ -393,22 +452,26 @@ async def test_failed_compensation_goes_to_the_exception_queue(
     row = await harness.load(draft.id)
     assert row.state == S.COMPENSATION_FAILED
     async with harness.sessions() as session:
-        routed = (await session.execute(select(ActionException).where(
-            ActionException.action_id == draft.id))).scalar_one()
+        routed = (
+            await session.execute(
+                select(ActionException).where(ActionException.action_id == draft.id)
+            )
+        ).scalar_one()
     assert routed.state == "compensation_failed"
     assert routed.owner == "unassigned"  # routing to owners: tests/integration/test_owners.py
     assert await harness.audit_count(draft.id) == row.version
 
 
 async def test_external_reply_recipients_come_from_the_original(
-        harness: Harness, clock: Clock) -> None:
+    harness: Harness, clock: Clock
+) -> None:
     original = await seeded_message(harness.sessions, "m02")
-    action = await harness.propose("email.send", {"mode": "reply", "reply_to_id": original.id,
-                                                  "body_text": "Thanks, will do."})
+    action = await harness.propose(
+        "email.send", {"mode": "reply", "reply_to_id": original.id, "body_text": "Thanks, will do."}
+    )
     sender = original.data["sender"]["address"]
     assert action.arguments["to"][0]["address"] == sender
-    expected_rule = "internal-mail" if sender.endswith("@northwind.example") else \
-        "external-mail"
+    expected_rule = "internal-mail" if sender.endswith("@northwind.example") else "external-mail"
     assert action.policy_rule_id == expected_rule
 
 
@@ -430,20 +493,27 @@ def log_buffer() -> Any:
 
 
 async def test_policy_denial_and_secret_arguments_stay_out_of_audit_and_logs(
-        harness: Harness, clock: Clock, log_buffer: Any) -> None:
+    harness: Harness, clock: Clock, log_buffer: Any
+) -> None:
     from governance.audit_models import AuditEvent
 
     secret = "zq7-unguessable-token-4f1b9c"  # no pattern a redactor would know
     mass = [{"address": f"person{i}@fabrikam.example"} for i in range(25)]
-    denied = await harness.propose("email.send", {"to": mass, "subject": secret,
-                                                  "body_text": f"code {secret}"})
+    denied = await harness.propose(
+        "email.send", {"to": mass, "subject": secret, "body_text": f"code {secret}"}
+    )
     assert denied.state == S.DENIED and denied.policy_rule_id == "deny-mass-mail"
-    pending = await harness.propose("email.send", {"to": [{"address": OUTSIDER}],
-                                                   "subject": "Quote", "body_text": secret})
+    pending = await harness.propose(
+        "email.send", {"to": [{"address": OUTSIDER}], "subject": "Quote", "body_text": secret}
+    )
     assert pending.state == S.PENDING_REVIEW
     async with harness.sessions() as session, session.begin():
-        await harness.review.edit(session, person(EXECUTIVE, Role.EXECUTIVE), pending.id, {
-            "to": [{"address": OUTSIDER}], "subject": "Quote", "body_text": f"{secret}!"})
+        await harness.review.edit(
+            session,
+            person(EXECUTIVE, Role.EXECUTIVE),
+            pending.id,
+            {"to": [{"address": OUTSIDER}], "subject": "Quote", "body_text": f"{secret}!"},
+        )
     clock.advance(31)
     await harness.executor.run_due()
     bad = await harness.propose("email.move", {"message_id": secret, "folder": "archive"})
@@ -460,14 +530,24 @@ async def test_policy_denial_and_secret_arguments_stay_out_of_audit_and_logs(
 
 
 async def test_system_actor_for_automatic_transitions(harness: Harness) -> None:
-    action = await harness.propose("email.draft.create", internal_mail(),
-                                   actor=system_principal(TENANT, "pipeline"))
+    action = await harness.propose(
+        "email.draft.create", internal_mail(), actor=system_principal(TENANT, "pipeline")
+    )
     await harness.executor.run_due()
     from governance.audit_models import AuditEvent
 
     async with harness.sessions() as session:
-        actors = (await session.execute(select(AuditEvent.actor_id).where(
-            AuditEvent.action_id == action.id).order_by(AuditEvent.seq))).scalars().all()
+        actors = (
+            (
+                await session.execute(
+                    select(AuditEvent.actor_id)
+                    .where(AuditEvent.action_id == action.id)
+                    .order_by(AuditEvent.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert actors[0] == "pipeline"
     assert actors[1] == "policy"
     assert all(a.startswith("executor:") for a in actors[2:])

@@ -50,15 +50,26 @@ def draft_args(i: int) -> dict[str, Any]:
 
 async def effects(sessions: async_sessionmaker[AsyncSession], action_id: str) -> int:
     async with sessions() as session:
-        return int((await session.execute(select(func.count()).select_from(SandboxMessage)
-                                          .where(SandboxMessage.idempotency_key ==
-                                                 execution_key(action_id)))).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    select(func.count())
+                    .select_from(SandboxMessage)
+                    .where(SandboxMessage.idempotency_key == execution_key(action_id))
+                )
+            ).scalar_one()
+        )
 
 
 async def executions(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     async with sessions() as session:
-        rows = (await session.execute(select(AuditEvent.action_id, func.count()).where(
-            AuditEvent.action == "action.executing").group_by(AuditEvent.action_id))).all()
+        rows = (
+            await session.execute(
+                select(AuditEvent.action_id, func.count())
+                .where(AuditEvent.action == "action.executing")
+                .group_by(AuditEvent.action_id)
+            )
+        ).all()
     return {str(a): int(n) for a, n in rows}
 
 
@@ -66,7 +77,8 @@ async def executions(sessions: async_sessionmaker[AsyncSession]) -> dict[str, in
 
 
 async def test_worker_killed_mid_execution_completes_exactly_once(
-        seeded_template: Path, tmp_path: Path) -> None:
+    seeded_template: Path, tmp_path: Path
+) -> None:
     url = copy_template(seeded_template, tmp_path)
     engine = create_engine(url)
     sessions = create_session_factory(engine)
@@ -78,8 +90,14 @@ async def test_worker_killed_mid_execution_completes_exactly_once(
 
         marker = tmp_path / "effect-done"
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.integration.governance_worker", url, str(marker),
-            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+            sys.executable,
+            "-m",
+            "tests.integration.governance_worker",
+            url,
+            str(marker),
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
         try:
             for _ in range(600):  # the worker writes the marker after the external effect
                 if marker.exists() or process.returncode is not None:
@@ -132,22 +150,29 @@ async def pg_sessions(pg_url: str) -> AsyncIterator[async_sessionmaker[AsyncSess
     async with engine.begin() as connection:  # each test starts from empty tables
         await connection.exec_driver_sql(
             "TRUNCATE governed_actions, sandbox_messages, sandbox_mailbox_state, "
-            "sandbox_tombstones CASCADE")
+            "sandbox_tombstones CASCADE"
+        )
     yield create_session_factory(engine)
     await engine.dispose()
 
 
 @pytest.mark.postgres
 async def test_two_workers_racing_execute_each_action_exactly_once(
-        pg_url: str, pg_sessions: async_sessionmaker[AsyncSession]) -> None:
+    pg_url: str, pg_sessions: async_sessionmaker[AsyncSession]
+) -> None:
     clock = Clock(utcnow())
     harness = build_harness(pg_sessions, clock)
     ids = []
     async with pg_sessions() as session, session.begin():
         proposer = system_principal(TENANT, "pipeline")
         for i in range(200):
-            action = await harness.actions.propose(session, proposer, Proposal(
-                kind="email.draft.create", arguments=draft_args(i), on_behalf_of=EXECUTIVE))
+            action = await harness.actions.propose(
+                session,
+                proposer,
+                Proposal(
+                    kind="email.draft.create", arguments=draft_args(i), on_behalf_of=EXECUTIVE
+                ),
+            )
             ids.append(action.id)
 
     # The sandbox creates its mailbox's change counter on first write, and two first
@@ -156,19 +181,28 @@ async def test_two_workers_racing_execute_each_action_exactly_once(
 
     engines = [create_engine(pg_url, pool_size=4) for _ in range(2)]
     try:
-        workers = [build_harness(create_session_factory(e), clock, worker_id=f"racer-{n}")
-                   for n, e in enumerate(engines)]
+        workers = [
+            build_harness(create_session_factory(e), clock, worker_id=f"racer-{n}")
+            for n, e in enumerate(engines)
+        ]
         done = await asyncio.gather(*(w.executor.run_due(limit=1000) for w in workers))
     finally:
         for engine in engines:
             await engine.dispose()
     assert sum(done) == 200
     async with pg_sessions() as session:
-        states = dict((await session.execute(select(Action.state, func.count()).group_by(
-            Action.state))).all())
-        claimed_by = dict((await session.execute(select(AuditEvent.actor_id, func.count())
-                                                 .where(AuditEvent.action == "action.succeeded")
-                                                 .group_by(AuditEvent.actor_id))).all())
+        states = dict(
+            (await session.execute(select(Action.state, func.count()).group_by(Action.state))).all()
+        )
+        claimed_by = dict(
+            (
+                await session.execute(
+                    select(AuditEvent.actor_id, func.count())
+                    .where(AuditEvent.action == "action.succeeded")
+                    .group_by(AuditEvent.actor_id)
+                )
+            ).all()
+        )
     assert states == {S.SUCCEEDED.value: 200}
     runs = await executions(pg_sessions)
     assert runs == {action_id: 1 for action_id in ids}
@@ -179,11 +213,18 @@ async def test_two_workers_racing_execute_each_action_exactly_once(
 
 @pytest.mark.postgres
 async def test_procrastinate_runner_runs_deferred_jobs_once(
-        pg_url: str, pg_sessions: async_sessionmaker[AsyncSession]) -> None:
+    pg_url: str, pg_sessions: async_sessionmaker[AsyncSession]
+) -> None:
     clock = Clock(utcnow())
     harness = build_harness(pg_sessions, clock)
-    runner = ProcrastinateRunner(procrastinate_conninfo(pg_url), harness.executor, work=True,
-                                 concurrency=2, tick_cron="0 0 1 1 *", poll_interval=0.2)
+    runner = ProcrastinateRunner(
+        procrastinate_conninfo(pg_url),
+        harness.executor,
+        work=True,
+        concurrency=2,
+        tick_cron="0 0 1 1 *",
+        poll_interval=0.2,
+    )
     harness.executor.notify = runner.notify
     await runner.start()
     try:
@@ -197,9 +238,14 @@ async def test_procrastinate_runner_runs_deferred_jobs_once(
             await asyncio.sleep(0.05)
         for _ in range(200):  # and let the duplicate jobs finish too
             async with pg_sessions() as session:
-                pending = (await session.execute(text(
-                    "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-                ))).scalar_one()
+                pending = (
+                    await session.execute(
+                        text(
+                            "SELECT count(*) FROM procrastinate_jobs "
+                            "WHERE status IN ('todo', 'doing')"
+                        )
+                    )
+                ).scalar_one()
             if pending == 0:
                 break
             await asyncio.sleep(0.05)

@@ -45,19 +45,24 @@ def _connector(server: MailServer, address: str, **extra: Any) -> ImapEmailConne
 
 async def _deliver(server: MailServer, address: str, count: int, prefix: str = "m") -> None:
     for i in range(count):
-        await asyncio.to_thread(server.deliver, address, f"{prefix} {i}", f"body {i}",
-                                "alice@partner.example")
+        await asyncio.to_thread(
+            server.deliver, address, f"{prefix} {i}", f"body {i}", "alice@partner.example"
+        )
 
 
 async def _queued(sessions: async_sessionmaker[AsyncSession], tenant: str) -> list[str]:
     async with sessions() as session:
-        rows = await session.execute(select(TriageQueueItem.message["subject"].as_string())
-                                     .where(TriageQueueItem.tenant_id == tenant))
+        rows = await session.execute(
+            select(TriageQueueItem.message["subject"].as_string()).where(
+                TriageQueueItem.tenant_id == tenant
+            )
+        )
         return sorted(str(r[0]) for r in rows)
 
 
 async def test_sync_queues_each_message_once(
-    db: async_sessionmaker[AsyncSession], mail_server: MailServer  # noqa: F811
+    db: async_sessionmaker[AsyncSession],
+    mail_server: MailServer,
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     address = mail_server.add_user()
@@ -78,7 +83,8 @@ async def test_sync_queues_each_message_once(
 
 
 async def test_moved_message_is_not_queued_twice_and_resync_adds_nothing(
-    db: async_sessionmaker[AsyncSession], mail_server: MailServer  # noqa: F811
+    db: async_sessionmaker[AsyncSession],
+    mail_server: MailServer,
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     address = mail_server.add_user()
@@ -93,8 +99,16 @@ async def test_moved_message_is_not_queued_twice_and_resync_adds_nothing(
         assert archive.fetched == 1 and archive.duplicates == 1 and archive.queued == 0
         # A new UIDVALIDITY invalidates the cursor: the full resync queues only new mail.
         await connector.aclose()
-        await asyncio.to_thread(mail_server.doveadm, "mailbox", "update", "-u", address,
-                                "--uid-validity", "777", "INBOX")
+        await asyncio.to_thread(
+            mail_server.doveadm,
+            "mailbox",
+            "update",
+            "-u",
+            address,
+            "--uid-validity",
+            "777",
+            "INBOX",
+        )
         await _deliver(mail_server, address, 1, prefix="after")
         resync = await ingestor.sync_folder(tenant, "imap", connector, "INBOX")
         assert resync.full_resync and resync.queued == 1 and resync.duplicates == 2
@@ -104,7 +118,8 @@ async def test_moved_message_is_not_queued_twice_and_resync_adds_nothing(
 
 
 async def test_outage_mid_sync_loses_nothing(
-    db: async_sessionmaker[AsyncSession], mail_server: MailServer  # noqa: F811
+    db: async_sessionmaker[AsyncSession],
+    mail_server: MailServer,
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     address = mail_server.add_user()
@@ -126,7 +141,8 @@ async def test_outage_mid_sync_loses_nothing(
 
 
 async def test_baseline_then_claim_and_complete(
-    db: async_sessionmaker[AsyncSession], mail_server: MailServer  # noqa: F811
+    db: async_sessionmaker[AsyncSession],
+    mail_server: MailServer,
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     address = mail_server.add_user()
@@ -150,13 +166,18 @@ async def test_baseline_then_claim_and_complete(
         assert (await queue_counts(session, tenant)).get("done") == 1
         cursor = await session.get(MailCursor, (tenant, "imap", "INBOX"))
         assert cursor is not None and cursor.cursor and cursor.full_sync_at is not None
-        total = await session.scalar(select(func.count()).select_from(TriageQueueItem).where(
-            TriageQueueItem.tenant_id == tenant))
+        total = await session.scalar(
+            select(func.count())
+            .select_from(TriageQueueItem)
+            .where(TriageQueueItem.tenant_id == tenant)
+        )
         assert total == 3
 
 
 async def test_sync_command_runs_by_hand(
-    mail_server: MailServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    mail_server: MailServer,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import yaml
     from typer.testing import CliRunner
@@ -166,10 +187,20 @@ async def test_sync_command_runs_by_hand(
     address = mail_server.add_user()
     await _deliver(mail_server, address, 2)
     config = tmp_path / "assistant.yaml"
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "connectors": [{"name": "work-mail", "slug": "imap.email",
-                        "config": mail_server.imap_config(address)}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "connectors": [
+                    {
+                        "name": "work-mail",
+                        "slug": "imap.email",
+                        "config": mail_server.imap_config(address),
+                    }
+                ],
+            }
+        )
+    )
     monkeypatch.setenv("ASSISTANT_CONFIG_FILE", str(config))
     from assistant.core.settings import get_settings
 
@@ -177,13 +208,13 @@ async def test_sync_command_runs_by_hand(
     runner = CliRunner()
     upgraded = await asyncio.to_thread(runner.invoke, app, ["db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output
-    result = await asyncio.to_thread(runner.invoke, app,
-                                     ["mail", "sync", "--connector", "work-mail"])
+    result = await asyncio.to_thread(
+        runner.invoke, app, ["mail", "sync", "--connector", "work-mail"]
+    )
     assert result.exit_code == 0, result.output
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'assistant.db'}")
     try:
-        assert sorted(await _queued(create_session_factory(engine), "default")) == [
-            "m 0", "m 1"]
+        assert sorted(await _queued(create_session_factory(engine), "default")) == ["m 0", "m 1"]
     finally:
         await engine.dispose()
     missing = await asyncio.to_thread(runner.invoke, app, ["mail", "sync", "--connector", "x"])
@@ -191,7 +222,8 @@ async def test_sync_command_runs_by_hand(
 
 
 async def test_worker_ingests_on_idle_push(
-    db: async_sessionmaker[AsyncSession], mail_server: MailServer  # noqa: F811
+    db: async_sessionmaker[AsyncSession],
+    mail_server: MailServer,
 ) -> None:
     from assistant.ingestion.service import IngestionTarget
     from assistant.ingestion.worker import run_worker
@@ -202,8 +234,9 @@ async def test_worker_ingests_on_idle_push(
     connector = _connector(mail_server, address)
     stop = asyncio.Event()
     target = IngestionTarget(tenant_id=tenant, name="imap", connector=connector)
-    worker = asyncio.create_task(run_worker(MailIngestor(db), db, [target], stop,
-                                            poll_interval_s=3600))
+    worker = asyncio.create_task(
+        run_worker(MailIngestor(db), db, [target], stop, poll_interval_s=3600)
+    )
     try:
         deadline = asyncio.get_running_loop().time() + 30
         while await _queued(db, tenant) != ["before 0"]:

@@ -33,25 +33,52 @@ def _start(config: Path, db_url: str, name: str, *extra: str) -> subprocess.Pope
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(ASSISTANT_CONFIG_FILE=str(config), ASSISTANT_DATABASE__URL=db_url)
     return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "assistant.cli", "mail", "sync", "--connector", name,
-         "--page-size", "5", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "assistant.cli",
+            "mail",
+            "sync",
+            "--connector",
+            name,
+            "--page-size",
+            "5",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def test_killed_sync_resumes_without_loss_or_duplicates(
-    mail_server: MailServer, db_url: str, tmp_path: Path  # noqa: F811
+    mail_server: MailServer,
+    db_url: str,
+    tmp_path: Path,
 ) -> None:
     tenant = "default"
     address = mail_server.add_user()
     for i in range(MESSAGES):
-        await asyncio.to_thread(mail_server.deliver, address, f"kill {i:02d}", "x",
-                                "alice@partner.example")
+        await asyncio.to_thread(
+            mail_server.deliver, address, f"kill {i:02d}", "x", "alice@partner.example"
+        )
     name = f"work-mail-{address.split('@')[0]}"
     config = tmp_path / "assistant.yaml"
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "connectors": [{"name": name, "slug": "imap.email", "tenant": tenant,
-                        "config": mail_server.imap_config(address)}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "connectors": [
+                    {
+                        "name": name,
+                        "slug": "imap.email",
+                        "tenant": tenant,
+                        "config": mail_server.imap_config(address),
+                    }
+                ],
+            }
+        )
+    )
     engine = create_engine(db_url)
     await upgrade(engine)
     sessions = create_session_factory(engine)
@@ -60,7 +87,9 @@ async def test_killed_sync_resumes_without_loss_or_duplicates(
         async with sessions() as session:
             result = await session.execute(
                 select(TriageQueueItem.message["subject"].as_string()).where(
-                    TriageQueueItem.tenant_id == tenant, TriageQueueItem.connector == name))
+                    TriageQueueItem.tenant_id == tenant, TriageQueueItem.connector == name
+                )
+            )
             return [str(r[0]) for r in result]
 
     try:
@@ -83,8 +112,11 @@ async def test_killed_sync_resumes_without_loss_or_duplicates(
         assert kills == 1
         assert sorted(subjects) == [f"kill {i:02d}" for i in range(MESSAGES)]
         async with sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(TriageQueueItem)
-                                         .where(TriageQueueItem.connector == name))
+            total = await session.scalar(
+                select(func.count())
+                .select_from(TriageQueueItem)
+                .where(TriageQueueItem.connector == name)
+            )
         assert total == MESSAGES
     finally:
         await engine.dispose()

@@ -72,10 +72,26 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-             "--model_alias", "smollm2", "--verbose", "false"],
-            stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--model_alias",
+                "smollm2",
+                "--verbose",
+                "false",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 180
@@ -86,8 +102,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("llama.cpp server did not start:\n"
-                            + log.read_text(errors="replace")[-3000:])
+                pytest.fail(
+                    "llama.cpp server did not start:\n" + log.read_text(errors="replace")[-3000:]
+                )
             time.sleep(0.5)
         yield base
     finally:
@@ -101,30 +118,40 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _settings(base_url: str, **overrides: object) -> LLMSettings:
     values: dict[str, object] = {
-        "provider": "openai_compatible", "base_url": base_url, "model": "smollm2",
-        "max_output_tokens": LIMIT, "timeout_s": 600, "max_retries": 0,
-        "malformed_retries": 0, "prices": {"smollm2": {"input": 0.1, "output": 0.2}}}
+        "provider": "openai_compatible",
+        "base_url": base_url,
+        "model": "smollm2",
+        "max_output_tokens": LIMIT,
+        "timeout_s": 600,
+        "max_retries": 0,
+        "malformed_retries": 0,
+        "prices": {"smollm2": {"input": 0.1, "output": 0.2}},
+    }
     values.update(overrides)
     return LLMSettings(**values)  # type: ignore[arg-type]
 
 
 async def test_triage_call_through_a_real_server(
-        llama_server: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+    llama_server: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     memory = MemoryMeter()
     client = LLMClient(_settings(llama_server), FanOutMeter(memory, DatabaseMeter(sessions)))
     message = EmailMessage(
-        id="m-1", folder="inbox", subject="Budget review on Thursday?",
+        id="m-1",
+        folder="inbox",
+        subject="Budget review on Thursday?",
         sender=EmailAddress(address="bob@partner.example", name="Bob"),
         to=[EmailAddress(address="dana@northwind.example")],
-        text="Hi Dana, could we meet for 30 minutes on Thursday to go over the Q3 budget?")
+        text="Hi Dana, could we meet for 30 minutes on Thursday to go over the Q3 budget?",
+    )
     async with client:
         result = await LLMTriageClassifier(client, tenant_id="acme")(
-            message, TriageContext(executive="dana@northwind.example"))
+            message, TriageContext(executive="dana@northwind.example")
+        )
     # Schema-valid, whatever the model thought; a malformed answer escalates instead.
     assert isinstance(TriageResult.model_validate(result.model_dump()), TriageResult)
     assert result.provenance.stage == "model"
-    assert (result.provenance.model, result.provenance.prompt_version) == ("smollm2",
-                                                                         "triage@1")
+    assert (result.provenance.model, result.provenance.prompt_version) == ("smollm2", "triage@1")
     assert result.category is None or result.category in set(Category)
     assert memory.calls, "no call was metered"
     for call in memory.calls:
@@ -136,8 +163,9 @@ async def test_triage_call_through_a_real_server(
     for call in memory.calls:
         row = rows[call.id]
         assert (row.input_tokens, row.output_tokens) == (call.usage.input, call.usage.output)
-        assert row.cost_usd == pytest.approx((call.usage.input * 0.1
-                                              + call.usage.output * 0.2) / 1e6)
+        assert row.cost_usd == pytest.approx(
+            (call.usage.input * 0.1 + call.usage.output * 0.2) / 1e6
+        )
 
 
 async def test_output_limit_holds(llama_server: str) -> None:
@@ -146,7 +174,9 @@ async def test_output_limit_holds(llama_server: str) -> None:
         answer = await client.text(
             load_prompt("triage@1"),
             {"context": "none", "email": "Write a very long story about the sea."},
-            task="drafting", tenant_id="acme")
+            task="drafting",
+            tenant_id="acme",
+        )
     [call] = memory.calls
     assert call.usage.output <= 8 and call.usage.input > 0
     assert answer.truncated and call.outcome is CallOutcome.TRUNCATED

@@ -54,48 +54,72 @@ def harness(seeded_db: async_sessionmaker[AsyncSession]) -> Harness:
 
 async def seeded(harness: Harness, key: str) -> EmailMessage:
     async with harness.sessions() as session:
-        row = (await session.execute(select(SandboxMessage).where(
-            SandboxMessage.seed_key == key))).scalar_one()
+        row = (
+            await session.execute(select(SandboxMessage).where(SandboxMessage.seed_key == key))
+        ).scalar_one()
     message: EmailMessage = await harness.resolver.email.get_message(row.id)
     return message
 
 
-def triaged(message: EmailMessage, *, category: Category = Category.SCHEDULE,
-            **meeting: Any) -> TriageResult:
+def triaged(
+    message: EmailMessage, *, category: Category = Category.SCHEDULE, **meeting: Any
+) -> TriageResult:
     """What the LLM stage would hand over for m14."""
-    values: dict[str, Any] = {"participants": [SOPHIE], "duration_minutes": 30,
-                              "window_description": "Thursday 2-5pm London time",
-                              "window_start": THURSDAY_2PM, "window_end": THURSDAY_5PM,
-                              "timezone": "Europe/London"}
+    values: dict[str, Any] = {
+        "participants": [SOPHIE],
+        "duration_minutes": 30,
+        "window_description": "Thursday 2-5pm London time",
+        "window_start": THURSDAY_2PM,
+        "window_end": THURSDAY_5PM,
+        "timezone": "Europe/London",
+    }
     values.update(meeting)
-    return TriageResult(message_id=message.id, category=category,
-                        meeting=MeetingConstraints(**values),
-                        provenance=Provenance(stage="model", model="m",
-                                              prompt_version="triage@1"), confidence=0.9)
+    return TriageResult(
+        message_id=message.id,
+        category=category,
+        meeting=MeetingConstraints(**values),
+        provenance=Provenance(stage="model", model="m", prompt_version="triage@1"),
+        confidence=0.9,
+    )
 
 
-async def run_flow(harness: Harness, message: EmailMessage, triage: TriageResult
-                   ) -> MeetingPlan:
+async def run_flow(harness: Harness, message: EmailMessage, triage: TriageResult) -> MeetingPlan:
     async with harness.sessions() as session, session.begin():
         return await propose_meeting(
-            session, harness.actions, system_principal(TENANT, "pipeline"), message=message,
-            triage=triage, calendar=harness.resolver.calendar, on_behalf_of=EXECUTIVE,
-            now=FIXED_NOW)
+            session,
+            harness.actions,
+            system_principal(TENANT, "pipeline"),
+            message=message,
+            triage=triage,
+            calendar=harness.resolver.calendar,
+            on_behalf_of=EXECUTIVE,
+            now=FIXED_NOW,
+        )
 
 
-async def created_by_assistant(harness: Harness) -> tuple[list[SandboxEvent],
-                                                         list[SandboxMessage]]:
+async def created_by_assistant(harness: Harness) -> tuple[list[SandboxEvent], list[SandboxMessage]]:
     async with harness.sessions() as session:
-        events = list((await session.execute(select(SandboxEvent).where(
-            SandboxEvent.uid.like("%@assistant")))).scalars())
-        drafts = list((await session.execute(select(SandboxMessage).where(
-            SandboxMessage.folder.in_(["drafts", "sent"]),
-            SandboxMessage.seed_key.is_(None)))).scalars())
+        events = list(
+            (
+                await session.execute(
+                    select(SandboxEvent).where(SandboxEvent.uid.like("%@assistant"))
+                )
+            ).scalars()
+        )
+        drafts = list(
+            (
+                await session.execute(
+                    select(SandboxMessage).where(
+                        SandboxMessage.folder.in_(["drafts", "sent"]),
+                        SandboxMessage.seed_key.is_(None),
+                    )
+                )
+            ).scalars()
+        )
     return events, drafts
 
 
-async def test_m14_becomes_one_event_and_one_reply_waiting_for_review(
-        harness: Harness) -> None:
+async def test_m14_becomes_one_event_and_one_reply_waiting_for_review(harness: Harness) -> None:
     message = await seeded(harness, "m14")
     plan = await run_flow(harness, message, triaged(message))
 
@@ -104,7 +128,8 @@ async def test_m14_becomes_one_event_and_one_reply_waiting_for_review(
     assert plan.result.feasible and plan.offered
     window = (THURSDAY_2PM.replace(tzinfo=LONDON), THURSDAY_5PM.replace(tzinfo=LONDON))
     free_busy = await harness.resolver.calendar.get_free_busy(
-        [EXECUTIVE, SOPHIE], window[0] - timedelta(days=1), window[1] + timedelta(days=1))
+        [EXECUTIVE, SOPHIE], window[0] - timedelta(days=1), window[1] + timedelta(days=1)
+    )
     for slot in plan.result.slots:
         assert slot.end - slot.start == timedelta(minutes=30)
         assert window[0] <= slot.start and slot.end <= window[1]
@@ -158,8 +183,14 @@ async def test_m14_becomes_one_event_and_one_reply_waiting_for_review(
     assert events[0].owner == EXECUTIVE and SOPHIE in (events[0].attendees or [])
     assert drafts[0].folder == "drafts"  # a draft: still not sent
     async with harness.sessions() as session:
-        states = {a.kind: a.state for a in (await session.execute(select(Action).where(
-            Action.correlation_id == event.correlation_id))).scalars()}
+        states = {
+            a.kind: a.state
+            for a in (
+                await session.execute(
+                    select(Action).where(Action.correlation_id == event.correlation_id)
+                )
+            ).scalars()
+        }
     assert states == {"calendar.event.create": S.SUCCEEDED, "email.draft.create": S.SUCCEEDED}
 
 
@@ -177,9 +208,15 @@ async def test_participants_only_from_the_thread_or_the_calendar(harness: Harnes
 async def test_no_slot_proposes_nothing_and_says_why(harness: Harness) -> None:
     message = await seeded(harness, "m14")
     # Only Sophie's pricing committee hour: she is busy throughout.
-    plan = await run_flow(harness, message, triaged(
-        message, window_start=datetime(2026, 11, 26, 15, 30),
-        window_end=datetime(2026, 11, 26, 16, 30)))
+    plan = await run_flow(
+        harness,
+        message,
+        triaged(
+            message,
+            window_start=datetime(2026, 11, 26, 15, 30),
+            window_end=datetime(2026, 11, 26, 16, 30),
+        ),
+    )
     assert not plan.result.feasible and plan.result.blocking
     assert plan.event_action is None and plan.reply_action is None
     async with harness.sessions() as session:
@@ -187,7 +224,8 @@ async def test_no_slot_proposes_nothing_and_says_why(harness: Harness) -> None:
 
 
 async def test_without_extracted_constraints_the_sender_and_defaults_are_used(
-        harness: Harness) -> None:
+    harness: Harness,
+) -> None:
     message = await seeded(harness, "m14")
     triage = triaged(message).model_copy(update={"meeting": None})
     plan = await run_flow(harness, message, triage)
@@ -203,7 +241,8 @@ async def test_only_schedule_requests_that_are_not_suspicious(harness: Harness) 
         await run_flow(harness, message, triaged(message, category=Category.RESPOND))
     suspicious = triaged(message)
     suspicious = suspicious.model_copy(
-        update={"flags": suspicious.flags.model_copy(update={"phishing": True})})
+        update={"flags": suspicious.flags.model_copy(update={"phishing": True})}
+    )
     with pytest.raises(NotAMeetingRequestError):
         await run_flow(harness, message, suspicious)
 

@@ -33,21 +33,33 @@ GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 
 @pytest.fixture
 def entra_app(fake_entra: FakeEntra) -> Any:
-    return fake_entra.register_app(TID_A, client_id=CLIENT_ID, app_permissions=["Mail.Read"],
-                                   redirect_uris=[f"{PUBLIC_URL}/auth/callback"])
+    return fake_entra.register_app(
+        TID_A,
+        client_id=CLIENT_ID,
+        app_permissions=["Mail.Read"],
+        redirect_uris=[f"{PUBLIC_URL}/auth/callback"],
+    )
 
 
 @pytest.fixture
 def settings(data_dir: Path, fake_entra: FakeEntra, entra_app: Any) -> Settings:
     return Settings(
-        data_dir=data_dir, sandbox={"seed_dir": SEED_DIR}, server={"public_url": PUBLIC_URL},
+        data_dir=data_dir,
+        sandbox={"seed_dir": SEED_DIR},
+        server={"public_url": PUBLIC_URL},
         auth={
-            "mode": "entra", "default_tenant": "contoso",
+            "mode": "entra",
+            "default_tenant": "contoso",
             "tenants": {"contoso": {"tid": TID_A}, "fabrikam": {"tid": TID_B}},
-            "ca_bundle": str(fake_entra.ca_path), "jwks_refresh_cooldown_s": 0,
-            "entra": {"client_id": CLIENT_ID, "client_secret": entra_app.client_secret,
-                      "authority_host": fake_entra.base_url, "instance_discovery": False,
-                      "scopes": [f"api://{CLIENT_ID}/access_as_user"]},
+            "ca_bundle": str(fake_entra.ca_path),
+            "jwks_refresh_cooldown_s": 0,
+            "entra": {
+                "client_id": CLIENT_ID,
+                "client_secret": entra_app.client_secret,
+                "authority_host": fake_entra.base_url,
+                "instance_discovery": False,
+                "scopes": [f"api://{CLIENT_ID}/access_as_user"],
+            },
         },
     )
 
@@ -74,8 +86,11 @@ def bearer(token: str) -> dict[str, str]:
 
 async def audit_actions(services: Any, tenant: str) -> list[AuditEvent]:
     async with services.sessions() as session:
-        return list(await session.scalars(select(AuditEvent).where(
-            AuditEvent.tenant_id == tenant).order_by(AuditEvent.seq)))
+        return list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.tenant_id == tenant).order_by(AuditEvent.seq)
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- msal flows
@@ -103,20 +118,27 @@ async def test_client_credentials_cached_encrypted_per_tenant(
     # A new process loads the encrypted cache: no new request to Entra.
     restarted = EntraClient(settings, services.sessions, services.auth.directory)
     assert await restarted.acquire_for_client("contoso", [GRAPH_DEFAULT]) == token
-    assert len([r for r in fake_entra.token_requests
-                if r["grant_type"] == "client_credentials"]) == 1
+    assert (
+        len([r for r in fake_entra.token_requests if r["grant_type"] == "client_credentials"]) == 1
+    )
 
     # Another tenant has a cache of its own.
     other = await entra.acquire_for_client("fabrikam", [GRAPH_DEFAULT])
     assert jwt.decode(other, options={"verify_signature": False})["tid"] == TID_B
 
     # With another secret the cache cannot be opened: a fresh token is fetched.
-    rotated = settings.model_copy(update={"secret_key": settings.secret_key.__class__(
-        "another-secret-of-at-least-thirty-two-chars")})
+    rotated = settings.model_copy(
+        update={
+            "secret_key": settings.secret_key.__class__(
+                "another-secret-of-at-least-thirty-two-chars"
+            )
+        }
+    )
     fresh = EntraClient(rotated, services.sessions, services.auth.directory)
     await fresh.acquire_for_client("contoso", [GRAPH_DEFAULT])
-    assert len([r for r in fake_entra.token_requests
-                if r["grant_type"] == "client_credentials"]) == 3
+    assert (
+        len([r for r in fake_entra.token_requests if r["grant_type"] == "client_credentials"]) == 3
+    )
 
 
 async def test_on_behalf_of_acts_as_the_signed_in_executive(
@@ -129,15 +151,20 @@ async def test_on_behalf_of_acts_as_the_signed_in_executive(
     assert me.json()["roles"] == ["executive"]
 
     graph = await services.auth.entra.acquire_on_behalf_of(
-        "contoso", user_token, ["https://graph.microsoft.com/Mail.Read"])
+        "contoso", user_token, ["https://graph.microsoft.com/Mail.Read"]
+    )
     claims = jwt.decode(graph, options={"verify_signature": False})
     assert claims["oid"] == alice.oid and claims["aud"] == "https://graph.microsoft.com"
     assert claims["scp"] == "Mail.Read"
-    assert any(r["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
-               for r in fake_entra.token_requests)
+    assert any(
+        r["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        for r in fake_entra.token_requests
+    )
 
-    forged = fake_entra.token(jwt.decode(user_token, options={"verify_signature": False}),
-                              key=fake_entra.unpublished_key())
+    forged = fake_entra.token(
+        jwt.decode(user_token, options={"verify_signature": False}),
+        key=fake_entra.unpublished_key(),
+    )
     with pytest.raises(EntraTokenError) as refused:
         await services.auth.entra.acquire_on_behalf_of("contoso", forged, ["User.Read"])
     assert forged not in str(refused.value.detail)
@@ -152,8 +179,7 @@ async def _authorize(fake_entra: FakeEntra, location: str) -> dict[str, str]:
         response = await browser.get(location)
     assert response.status_code == 302, response.text
     callback = urlsplit(response.headers["location"])
-    assert f"{callback.scheme}://{callback.netloc}{callback.path}" == \
-        f"{PUBLIC_URL}/auth/callback"
+    assert f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{PUBLIC_URL}/auth/callback"
     return {k: v[0] for k, v in parse_qs(callback.query).items()}
 
 
@@ -175,17 +201,25 @@ async def test_sign_in_end_to_end(
     done = await client.get("/auth/callback", params=params)
     assert done.status_code == 303, done.text
     assert done.headers["location"] == "/api/v1/me"
-    session_cookie = next(c for c in done.headers.get_list("set-cookie")
-                          if c.startswith("ea_session="))
+    session_cookie = next(
+        c for c in done.headers.get_list("set-cookie") if c.startswith("ea_session=")
+    )
     assert "HttpOnly" in session_cookie and "Secure" in session_cookie
     assert "samesite=lax" in session_cookie.lower()
 
     me = await client.get("/api/v1/me")
     assert me.status_code == 200, me.text
     assert me.json() | {"permissions": None, "delegations": None} == {
-        "user_id": alice.oid, "tenant_id": "contoso", "roles": ["executive"],
-        "actor_type": "user", "auth_method": "session", "on_behalf_of": None,
-        "display_name": "Alice Exec", "permissions": None, "delegations": None}
+        "user_id": alice.oid,
+        "tenant_id": "contoso",
+        "roles": ["executive"],
+        "actor_type": "user",
+        "auth_method": "session",
+        "on_behalf_of": None,
+        "display_name": "Alice Exec",
+        "permissions": None,
+        "delegations": None,
+    }
     async with services.sessions() as session:
         user = await session.get(User, alice.oid)
         assert user is not None and user.source == "entra"
@@ -216,8 +250,9 @@ async def test_sign_in_refuses_a_forged_state_and_a_missing_state(
     client.cookies.clear()
     no_state = await client.get("/auth/callback", params=params)
     assert no_state.status_code == 401
-    failures = [e for e in await audit_actions(services, "contoso")
-                if e.action == "auth.signin.failed"]
+    failures = [
+        e for e in await audit_actions(services, "contoso") if e.action == "auth.signin.failed"
+    ]
     assert len(failures) == 2
     assert all(params["code"] not in (e.payload_json + (e.reason or "")) for e in failures)
 
@@ -228,9 +263,17 @@ async def test_sign_in_refuses_a_forged_state_and_a_missing_state(
 def _claims(fake: FakeEntra, user: FakeUser, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": fake.issuer(user.tid), "aud": CLIENT_ID, "tid": user.tid, "oid": user.oid,
-        "sub": f"sub-{user.oid}", "roles": user.app_roles, "iat": now, "nbf": now,
-        "exp": now + 600, "ver": "2.0", "name": user.name,
+        "iss": fake.issuer(user.tid),
+        "aud": CLIENT_ID,
+        "tid": user.tid,
+        "oid": user.oid,
+        "sub": f"sub-{user.oid}",
+        "roles": user.app_roles,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "ver": "2.0",
+        "name": user.name,
     }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
@@ -253,8 +296,9 @@ def _hs256_with_public_key(fake: FakeEntra, claims: dict[str, Any]) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    signing_input = (f"{part({'alg': 'HS256', 'typ': 'JWT', 'kid': fake.signing_key.kid})}."
-                     f"{part(claims)}")
+    signing_input = (
+        f"{part({'alg': 'HS256', 'typ': 'JWT', 'kid': fake.signing_key.kid})}.{part(claims)}"
+    )
     signature = hmac.new(fake.public_pem(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
@@ -268,22 +312,28 @@ async def test_bearer_token_negatives(
     assert (await client.get("/api/v1/me", headers=bearer(good))).status_code == 200
     cases = {
         "wrong aud": fake_entra.token(_claims(fake_entra, alice, aud="api://someone-else")),
-        "wrong iss": fake_entra.token(_claims(fake_entra, alice,
-                                              iss="https://evil.example/v2.0")),
-        "expired": fake_entra.token(_claims(fake_entra, alice, iat=now - 7200,
-                                            nbf=now - 7200, exp=now - 3600)),
+        "wrong iss": fake_entra.token(_claims(fake_entra, alice, iss="https://evil.example/v2.0")),
+        "expired": fake_entra.token(
+            _claims(fake_entra, alice, iat=now - 7200, nbf=now - 7200, exp=now - 3600)
+        ),
         "nbf in the future": fake_entra.token(_claims(fake_entra, alice, nbf=now + 3600)),
-        "unknown kid": fake_entra.token(_claims(fake_entra, alice),
-                                        key=fake_entra.unpublished_key()),
+        "unknown kid": fake_entra.token(
+            _claims(fake_entra, alice), key=fake_entra.unpublished_key()
+        ),
         "alg none": _unsigned(_claims(fake_entra, alice), fake_entra.signing_key.kid),
-        "HS256 with the public key": _hs256_with_public_key(fake_entra,
-                                                            _claims(fake_entra, alice)),
+        "HS256 with the public key": _hs256_with_public_key(fake_entra, _claims(fake_entra, alice)),
         # fabrikam's issuer may not speak for contoso's directory
-        "role from another tenant": fake_entra.token(_claims(
-            fake_entra, fabrikam_admin, tid=TID_A)),
-        "unknown directory": fake_entra.token(_claims(
-            fake_entra, alice, tid="cccccccc-0000-4000-8000-00000000000c",
-            iss=fake_entra.issuer("cccccccc-0000-4000-8000-00000000000c"))),
+        "role from another tenant": fake_entra.token(
+            _claims(fake_entra, fabrikam_admin, tid=TID_A)
+        ),
+        "unknown directory": fake_entra.token(
+            _claims(
+                fake_entra,
+                alice,
+                tid="cccccccc-0000-4000-8000-00000000000c",
+                iss=fake_entra.issuer("cccccccc-0000-4000-8000-00000000000c"),
+            )
+        ),
     }
     for name, token in cases.items():
         response = await client.get("/api/v1/me", headers=bearer(token))
@@ -296,11 +346,18 @@ async def test_bearer_token_negatives(
     me = await client.get("/api/v1/me", headers=bearer(eve))
     assert me.status_code == 200 and me.json()["tenant_id"] == "fabrikam"
 
-    rejected = [e for e in await audit_actions(services, "contoso")
-                if e.action == "auth.token.rejected"]
+    rejected = [
+        e for e in await audit_actions(services, "contoso") if e.action == "auth.token.rejected"
+    ]
     assert {e.reason for e in rejected} == {
-        "wrong audience", "untrusted issuer", "expired", "not yet valid",
-        "unknown signing key", "algorithm not allowed", "issuer not allowed for the tenant"}
+        "wrong audience",
+        "untrusted issuer",
+        "expired",
+        "not yet valid",
+        "unknown signing key",
+        "algorithm not allowed",
+        "issuer not allowed for the tenant",
+    }
     stored = " ".join(e.payload_json + (e.reason or "") for e in rejected)
     assert all(token not in stored for token in cases.values())
 

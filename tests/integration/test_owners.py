@@ -55,14 +55,25 @@ def owner(name: str, contact: str) -> OwnerSettings:
 
 def named_settings(data_dir: Path, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "data_dir": data_dir, "sandbox": {"seed_dir": SEED_DIR},
-        "owners": {"deployment": owner("Dana Whitfield", "dana@northwind.example"),
-                   "exceptions": owner("Ops desk", "ops@northwind.example")},
+        "data_dir": data_dir,
+        "sandbox": {"seed_dir": SEED_DIR},
+        "owners": {
+            "deployment": owner("Dana Whitfield", "dana@northwind.example"),
+            "exceptions": owner("Ops desk", "ops@northwind.example"),
+        },
         "connectors": [
-            {"name": "sandbox-mail", "slug": "sandbox.email",
-             "owner": owner("Mail team", "mail@northwind.example")},
-            {"name": "sandbox-calendar", "slug": "sandbox.calendar",
-             "owner": owner("Calendar team", "https://hooks.northwind.example/cal")}]}
+            {
+                "name": "sandbox-mail",
+                "slug": "sandbox.email",
+                "owner": owner("Mail team", "mail@northwind.example"),
+            },
+            {
+                "name": "sandbox-calendar",
+                "slug": "sandbox.calendar",
+                "owner": owner("Calendar team", "https://hooks.northwind.example/cal"),
+            },
+        ],
+    }
     values.update(extra)
     return values
 
@@ -92,8 +103,7 @@ async def test_a_missing_owner_blocks_production_start(data_dir: Path, engine: A
     values["connectors"][1].pop("owner")
     with pytest.raises(ConfigurationError) as one:
         await Services.build(Settings(**values))
-    assert one.value.problems == [
-        "owners: tenant default: connector sandbox-calendar has no owner"]
+    assert one.value.problems == ["owners: tenant default: connector sandbox-calendar has no owner"]
 
     services = await Services.build(Settings(**named_settings(data_dir, **PRODUCTION)))
     async with services.sessions() as session:
@@ -102,18 +112,22 @@ async def test_a_missing_owner_blocks_production_start(data_dir: Path, engine: A
 
 
 def test_serve_refuses_in_production_and_lists_every_missing_owner(
-        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from assistant.cli import app
 
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "production")
     monkeypatch.setenv("ASSISTANT_SECRET_KEY", "s" * 40)
-    monkeypatch.setenv("ASSISTANT_OWNERS__DEPLOYMENT", json.dumps(
-        {"person": "Dana", "role": "COO", "contact": "dana@northwind.example"}))
+    monkeypatch.setenv(
+        "ASSISTANT_OWNERS__DEPLOYMENT",
+        json.dumps({"person": "Dana", "role": "COO", "contact": "dana@northwind.example"}),
+    )
     result = CliRunner().invoke(app, ["serve", "--port", "1"])
     assert result.exit_code == 2, result.output
     assert "production refuses to start without owners (3 missing)" in " ".join(
-        result.output.split())
+        result.output.split()
+    )
     for missing in ("exception queue", "connector sandbox-mail", "connector sandbox-calendar"):
         assert f"{missing} has no owner" in result.output
     assert "deployment has no owner" not in result.output
@@ -127,22 +141,36 @@ def test_the_example_policy_names_its_owner() -> None:
 
 
 async def test_stored_owners_and_stored_connectors_count(
-        seeded_db: async_sessionmaker[AsyncSession], data_dir: Path) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], data_dir: Path
+) -> None:
     from sqlalchemy import text
 
     settings = Settings(**named_settings(data_dir))
     async with seeded_db() as session, session.begin():
-        await session.execute(text(
-            "INSERT INTO connector_instances (id, tenant_id, name, slug, config, enabled, "
-            "created_by, created_at, updated_at) VALUES ('c1', 'default', 'crm-mail', "
-            "'imap.email', '{}', 1, 'ada', '2026-11-24', '2026-11-24')"))
+        await session.execute(
+            text(
+                "INSERT INTO connector_instances (id, tenant_id, name, slug, config, enabled, "
+                "created_by, created_at, updated_at) VALUES ('c1', 'default', 'crm-mail', "
+                "'imap.email', '{}', 1, 'ada', '2026-11-24', '2026-11-24')"
+            )
+        )
         assert await missing_owners(session, settings, TENANT) == ["connector crm-mail"]
-        await set_owner(session, person("ada", Role.ADMIN), "connector", "crm-mail",
-                        owner("CRM team", "crm@northwind.example"))
+        await set_owner(
+            session,
+            person("ada", Role.ADMIN),
+            "connector",
+            "crm-mail",
+            owner("CRM team", "crm@northwind.example"),
+        )
         assert await missing_owners(session, settings, TENANT) == []
         with pytest.raises(Exception, match="unknown owner scope"):
-            await set_owner(session, person("ada", Role.ADMIN), "everything", "",
-                            owner("x", "x@northwind.example"))
+            await set_owner(
+                session,
+                person("ada", Role.ADMIN),
+                "everything",
+                "",
+                owner("x", "x@northwind.example"),
+            )
 
 
 # --------------------------------------------------------------------------- routing
@@ -159,8 +187,13 @@ class Hook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received.append({"path": self.path, "json": json.loads(body),
-                                      "key": self.headers.get("Idempotency-Key")})
+                hook.received.append(
+                    {
+                        "path": self.path,
+                        "json": json.loads(body),
+                        "key": self.headers.get("Idempotency-Key"),
+                    }
+                )
                 status, headers = hook.statuses[min(len(hook.received), len(hook.statuses)) - 1]
                 self.send_response(status)
                 for name, value in headers.items():
@@ -189,10 +222,16 @@ def clock() -> Clock:
     return Clock(FIXED_NOW)
 
 
-def routed_harness(sessions: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path,
-                   contact: str, waits: list[float] | None = None) -> Harness:
-    settings = Settings(data_dir=data_dir, owners={
-        "exceptions": owner("Ops desk", contact), "notify_attempts": 3})
+def routed_harness(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    data_dir: Path,
+    contact: str,
+    waits: list[float] | None = None,
+) -> Harness:
+    settings = Settings(
+        data_dir=data_dir, owners={"exceptions": owner("Ops desk", contact), "notify_attempts": 3}
+    )
     resolver = SandboxResolver(sessions)
 
     async def sleep(seconds: float) -> None:
@@ -203,8 +242,9 @@ def routed_harness(sessions: async_sessionmaker[AsyncSession], clock: Clock, dat
 
 
 async def _fail_a_move(harness: Harness) -> str:
-    action = await harness.propose("email.move", {"message_id": "no-such-message",
-                                                  "folder": "archive"})
+    action = await harness.propose(
+        "email.move", {"message_id": "no-such-message", "folder": "archive"}
+    )
     await harness.executor.run_due()
     await drain_notifications()
     assert (await harness.load(action.id)).state == ActionState.FAILED
@@ -213,8 +253,15 @@ async def _fail_a_move(harness: Harness) -> str:
 
 async def _notified(sessions: async_sessionmaker[AsyncSession]) -> list[AuditEvent]:
     async with sessions() as session:
-        return list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "owner.notified").order_by(AuditEvent.seq))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(AuditEvent)
+                    .where(AuditEvent.action == "owner.notified")
+                    .order_by(AuditEvent.seq)
+                )
+            ).scalars()
+        )
 
 
 async def _all_audit_text(sessions: async_sessionmaker[AsyncSession]) -> str:
@@ -224,7 +271,8 @@ async def _all_audit_text(sessions: async_sessionmaker[AsyncSession]) -> str:
 
 
 async def test_a_failed_action_is_posted_to_the_owners_webhook_honouring_retry_after(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path
+) -> None:
     waits: list[float] = []
     with Hook([(429, {"Retry-After": "7"}), (200, {})]) as hook:
         harness = routed_harness(seeded_db, clock, data_dir, hook.url, waits)
@@ -248,7 +296,8 @@ async def test_a_failed_action_is_posted_to_the_owners_webhook_honouring_retry_a
 
 
 async def test_a_webhook_that_keeps_failing_is_audited_as_a_failed_routing(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path
+) -> None:
     waits: list[float] = []
     with Hook([(503, {})]) as hook:
         harness = routed_harness(seeded_db, clock, data_dir, hook.url, waits)
@@ -260,12 +309,15 @@ async def test_a_webhook_that_keeps_failing_is_audited_as_a_failed_routing(
 
 
 async def test_failures_and_failed_compensations_are_emailed_through_the_tenants_mailbox(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path
+) -> None:
     harness = routed_harness(seeded_db, clock, data_dir, "ops@northwind.example")
     failed_id = await _fail_a_move(harness)
 
-    draft = await harness.propose("email.draft.create", {
-        "to": [{"address": EXECUTIVE}], "subject": "Notes", "body_text": "Hello"})
+    draft = await harness.propose(
+        "email.draft.create",
+        {"to": [{"address": EXECUTIVE}], "subject": "Notes", "body_text": "Hello"},
+    )
     await harness.executor.run_due()
     draft_id = (await harness.load(draft.id)).external_ids["draft_id"]
     await harness.resolver.email.send_draft(draft_id)  # sent by hand: it cannot be deleted
@@ -276,31 +328,37 @@ async def test_failures_and_failed_compensations_are_emailed_through_the_tenants
     sent = (await harness.resolver.email.sync("sent")).messages
     to_owner = [m for m in sent if [a.address for a in m.to] == ["ops@northwind.example"]]
     subjects = sorted(m.subject or "" for m in to_owner)
-    assert subjects == [f"[assistant] action failed: email.move ({failed_id})",
-                        f"[assistant] compensation failed: email.draft.create ({draft.id})"]
+    assert subjects == [
+        f"[assistant] action failed: email.move ({failed_id})",
+        f"[assistant] compensation failed: email.draft.create ({draft.id})",
+    ]
     events = await _notified(seeded_db)
     assert [(e.outcome, json.loads(e.payload_json)["state"]) for e in events] == [
-        ("success", "failed"), ("success", "compensation_failed")]
+        ("success", "failed"),
+        ("success", "compensation_failed"),
+    ]
     assert all(json.loads(e.payload_json)["channel"] == "email" for e in events)
 
 
 async def test_without_any_owner_the_routing_failure_is_audited(
-        seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path) -> None:
+    seeded_db: async_sessionmaker[AsyncSession], clock: Clock, data_dir: Path
+) -> None:
     resolver = SandboxResolver(seeded_db)
     router = OwnerRouter(seeded_db, Settings(data_dir=data_dir), resolver)
     harness = build_harness(seeded_db, clock, resolver=resolver, owners=router)
     await _fail_a_move(harness)
     async with seeded_db() as session:
-        assert (await session.execute(select(ActionException.owner))).scalar_one() == \
-            "unassigned"
+        assert (await session.execute(select(ActionException.owner))).scalar_one() == "unassigned"
     [event] = await _notified(seeded_db)
     assert event.outcome == "failure" and event.reason == "no owner named"
 
 
 def test_contacts_in_the_audit_log_and_retry_after() -> None:
     assert contact_for_audit("ops@northwind.example") == "ops@northwind.example"
-    assert contact_for_audit("https://hooks.slack.example/services/T0/B0/XyZ?x=1") == \
-        "https://hooks.slack.example"
+    assert (
+        contact_for_audit("https://hooks.slack.example/services/T0/B0/XyZ?x=1")
+        == "https://hooks.slack.example"
+    )
     assert retry_after_seconds("12", FIXED_NOW) == 12.0
     assert retry_after_seconds("Tue, 24 Nov 2026 14:00:30 GMT", FIXED_NOW) == 30.0
     assert retry_after_seconds("soon", FIXED_NOW) is None

@@ -30,7 +30,8 @@ def mail(subject: str, body: str) -> dict[str, Any]:
 
 
 async def test_review_decisions_become_rates_distance_and_reasons(
-        seeded_template: Path, tmp_path: Path) -> None:
+    seeded_template: Path, tmp_path: Path
+) -> None:
     from assistant.core.db import create_engine, create_session_factory
 
     engine = create_engine(copy_template(seeded_template, tmp_path))
@@ -40,19 +41,19 @@ async def test_review_decisions_become_rates_distance_and_reasons(
         harness = build_harness(sessions, clock)
         dana = person(EXECUTIVE, Role.EXECUTIVE)
         body = "Thanks for the quote; we will confirm the order on Monday."
-        ids = [(await harness.propose("email.send", mail(f"Quote {i}", body))).id
-               for i in range(4)]
+        ids = [(await harness.propose("email.send", mail(f"Quote {i}", body))).id for i in range(4)]
         async with sessions() as session, session.begin():
             await harness.review.approve(session, dana, ids[0])
-            await harness.review.edit(session, dana, ids[1], mail(
-                "Quote 1", body.replace("Monday", "Tuesday")))
-            await harness.review.edit(session, dana, ids[2], mail(
-                "Quote 2", "No, thank you."))
+            await harness.review.edit(
+                session, dana, ids[1], mail("Quote 1", body.replace("Monday", "Tuesday"))
+            )
+            await harness.review.edit(session, dana, ids[2], mail("Quote 2", "No, thank you."))
             await harness.review.reject(session, dana, ids[3], "Too pushy.")
         async with sessions() as session:
             # the period ends just after the clock: its end is excluded
-            report = await measure(session, TENANT,
-                                   parse_period("1d", clock.now + timedelta(seconds=1)))
+            report = await measure(
+                session, TENANT, parse_period("1d", clock.now + timedelta(seconds=1))
+            )
     finally:
         await engine.dispose()
     sends = report.kinds["email.send"]

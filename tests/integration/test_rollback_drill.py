@@ -33,24 +33,39 @@ __all__ = ["seeded_db", "seeded_template"]  # fixtures
 
 
 async def _drill(sessions: async_sessionmaker[AsyncSession], **extra: Any) -> Any:
-    return await run_drill(sessions, SandboxResolver(sessions), governance_settings(),
-                           tenant_id=TENANT, executive=EXECUTIVE, started_by="ada",
-                           clock=Clock(FIXED_NOW), **extra)
+    return await run_drill(
+        sessions,
+        SandboxResolver(sessions),
+        governance_settings(),
+        tenant_id=TENANT,
+        executive=EXECUTIVE,
+        started_by="ada",
+        clock=Clock(FIXED_NOW),
+        **extra,
+    )
 
 
 async def _drill_events(sessions: async_sessionmaker[AsyncSession]) -> list[AuditEvent]:
     async with sessions() as session:
-        return list((await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "drill.run"))).scalars())
+        return list(
+            (
+                await session.execute(select(AuditEvent).where(AuditEvent.action == "drill.run"))
+            ).scalars()
+        )
 
 
 async def test_the_drill_passes_and_leaves_the_sandbox_as_it_was(
-        seeded_db: async_sessionmaker[AsyncSession]) -> None:
+    seeded_db: async_sessionmaker[AsyncSession],
+) -> None:
     drill = await _drill(seeded_db)
     assert drill.passed, drill.results
     drilled = {r["kind"]: r for r in drill.results if r["ok"] is not None}
-    assert set(drilled) == {"email.draft.create", "email.move", "calendar.event.create",
-                            "calendar.event.update"}
+    assert set(drilled) == {
+        "email.draft.create",
+        "email.move",
+        "calendar.event.create",
+        "calendar.event.update",
+    }
     for result in drilled.values():
         assert result["executed"] and result["effect_visible"] and result["compensated"]
         assert result["restored"]
@@ -65,7 +80,8 @@ async def test_the_drill_passes_and_leaves_the_sandbox_as_it_was(
 
 
 async def test_a_broken_compensator_fails_the_drill_loudly(
-        seeded_db: async_sessionmaker[AsyncSession]) -> None:
+    seeded_db: async_sessionmaker[AsyncSession],
+) -> None:
     async def broken(ctx: CompensationContext, args: Any) -> CompensationResult:
         raise RuntimeError("the compensator lost its connector")
 
@@ -82,8 +98,11 @@ async def test_a_broken_compensator_fails_the_drill_loudly(
     assert failed["executed"] and not failed["compensated"] and failed["ok"] is False
     assert "RuntimeError" in failed["detail"]
     # The others still ran and passed; the failed compensation is on the exception queue.
-    assert all(r["ok"] for r in drill.results
-               if r["kind"] in {"email.draft.create", "email.move", "calendar.event.update"})
+    assert all(
+        r["ok"]
+        for r in drill.results
+        if r["kind"] in {"email.draft.create", "email.move", "calendar.event.update"}
+    )
     async with seeded_db() as session:
         queued = (await session.execute(select(ActionException))).scalar_one()
         assert (await last_drill(session, TENANT)) is not None
@@ -93,19 +112,27 @@ async def test_a_broken_compensator_fails_the_drill_loudly(
 
 
 async def test_the_drill_refuses_connectors_other_than_the_sandbox(
-        seeded_db: async_sessionmaker[AsyncSession]) -> None:
+    seeded_db: async_sessionmaker[AsyncSession],
+) -> None:
     class Elsewhere:
         def get(self, tenant_id: str, capability: Any, name: str | None = None) -> Any:
             return object()  # a connector from anywhere but integrations.sandbox
 
     with pytest.raises(ValidationFailedError, match="runs on the sandbox only"):
-        await run_drill(seeded_db, Elsewhere(), governance_settings(), tenant_id=TENANT,
-                        executive=EXECUTIVE, started_by="ada")
+        await run_drill(
+            seeded_db,
+            Elsewhere(),
+            governance_settings(),
+            tenant_id=TENANT,
+            executive=EXECUTIVE,
+            started_by="ada",
+        )
     assert await _drill_events(seeded_db) == []
 
 
 def test_the_cli_exits_non_zero_when_the_sandbox_cannot_be_restored(
-        data_dir: Path, monkeypatch: pytest.MonkeyPatch, engine: Any) -> None:
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, engine: Any
+) -> None:
     from assistant.cli import app
 
     # Migrated but never seeded: the sandbox has no inbox to move and no calendar.

@@ -8,7 +8,8 @@ from assistant.erp.context import extract_references
 def test_finds_invoice_and_po_numbers() -> None:
     invoices, orders = extract_references(
         "Re: unpaid invoice CON-7781",
-        "Our invoice no. 2 is overdue, and PO 1043 / purchase order #1040 too. Ref INV-2201.")
+        "Our invoice no. 2 is overdue, and PO 1043 / purchase order #1040 too. Ref INV-2201.",
+    )
     assert invoices == ["CON-7781", "2", "INV-2201"]
     assert orders == ["1043", "1040"]
 

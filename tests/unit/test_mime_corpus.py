@@ -41,8 +41,10 @@ def test_rfc2047_headers_and_list_headers() -> None:
     m = parse_message((CORPUS / "rfc2047_headers.eml").read_bytes(), id="1", folder="INBOX")
     assert m.subject == "Réunion de budget — jeudi"
     assert m.sender is not None and m.sender.name == "José García"
-    assert [(a.address, a.name) for a in m.to] == [("elody@example.com", "Élody Müller"),
-                                                    ("ops@example.com", "Team, Ops")]
+    assert [(a.address, a.name) for a in m.to] == [
+        ("elody@example.com", "Élody Müller"),
+        ("ops@example.com", "Team, Ops"),
+    ]
     assert m.cc == []  # "undisclosed-recipients:;" is a group with nobody in it
     assert "réunion budgétaire est déplacée à jeudi — merci" in m.text
     assert m.in_reply_to == "<root@example.com>"
@@ -76,8 +78,7 @@ def test_html_only_mail_becomes_clean_text() -> None:
 
 
 def test_wrong_missing_unknown_charsets_and_a_malformed_date() -> None:
-    m = parse_message((CORPUS / "wrong_charsets_bad_date.eml").read_bytes(), id="4",
-                      folder="INBOX")
+    m = parse_message((CORPUS / "wrong_charsets_bad_date.eml").read_bytes(), id="4", folder="INBOX")
     assert "naïve UTF-8 inside" in m.text
     assert "Unknown charset, still readable text." in m.text
     assert "Straße München" in m.text
@@ -89,8 +90,12 @@ def test_wrong_missing_unknown_charsets_and_a_malformed_date() -> None:
 
 
 def test_truncated_multipart_and_broken_encoded_words() -> None:
-    m = parse_message((CORPUS / "truncated_multipart.eml").read_bytes(), id="5",
-                      folder="INBOX", received=datetime(2026, 1, 1, tzinfo=UTC))
+    m = parse_message(
+        (CORPUS / "truncated_multipart.eml").read_bytes(),
+        id="5",
+        folder="INBOX",
+        received=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     assert "survives a boundary that never closes" in m.text
     assert m.date is not None and m.date.tzinfo is not None
 
@@ -102,33 +107,41 @@ def test_a_20_mb_attachment(tmp_path: Path) -> None:
     message["Subject"] = "Large drawing"
     message.set_content("The drawings are attached.")
     payload = os.urandom(20 * 1024 * 1024)
-    message.add_attachment(payload, maintype="application", subtype="octet-stream",
-                           filename="drawings.dwg")
+    message.add_attachment(
+        payload, maintype="application", subtype="octet-stream", filename="drawings.dwg"
+    )
     raw = message.as_bytes()
     (tmp_path / "big.eml").write_bytes(raw)
     parsed = parse_message((tmp_path / "big.eml").read_bytes(), id="6", folder="INBOX")
     assert parsed.text == "The drawings are attached."
-    assert [(a.filename, a.size) for a in parsed.attachments] == [("drawings.dwg",
-                                                                   len(payload))]
+    assert [(a.filename, a.size) for a in parsed.attachments] == [("drawings.dwg", len(payload))]
 
 
 def test_build_reply_threading_round_trip() -> None:
-    original = parse_message((CORPUS / "rfc2047_headers.eml").read_bytes(), id="1",
-                             folder="INBOX")
+    original = parse_message((CORPUS / "rfc2047_headers.eml").read_bytes(), id="1", folder="INBOX")
     in_reply_to, references = reply_threading(original)
     to, cc = reply_recipients(original, DraftMode.REPLY_ALL, "elody@example.com")
     assert [a.address for a in to] == ["jose@exemple.fr"]
     assert [a.address for a in cc] == ["ops@example.com"]
     built = build_message(
-        sender=EmailAddress(address="elody@example.com", name="Élody Müller"), to=to, cc=cc,
-        bcc=[EmailAddress(address="secret@example.com")], subject="Re: Réunion",
-        body_text="Confirmé — à jeudi.", body_html="<p>Confirmé — à jeudi.</p>",
-        in_reply_to=in_reply_to, references=references,
-        extra_headers={"X-Assistant-Idempotency-Key": "k1"})
+        sender=EmailAddress(address="elody@example.com", name="Élody Müller"),
+        to=to,
+        cc=cc,
+        bcc=[EmailAddress(address="secret@example.com")],
+        subject="Re: Réunion",
+        body_text="Confirmé — à jeudi.",
+        body_html="<p>Confirmé — à jeudi.</p>",
+        in_reply_to=in_reply_to,
+        references=references,
+        extra_headers={"X-Assistant-Idempotency-Key": "k1"},
+    )
     again = parse_message(to_bytes(built), id="r", folder="Drafts")
     assert again.in_reply_to == "<rfc2047-1@exemple.fr>"
-    assert again.references == ["<root@example.com>", "<second@example.com>",
-                                "<rfc2047-1@exemple.fr>"]
+    assert again.references == [
+        "<root@example.com>",
+        "<second@example.com>",
+        "<rfc2047-1@exemple.fr>",
+    ]
     assert again.subject == "Re: Réunion" and again.text == "Confirmé — à jeudi."
     assert again.sender is not None and again.sender.name == "Élody Müller"
     assert [a.address for a in again.bcc] == ["secret@example.com"]

@@ -15,8 +15,7 @@ def test_readme_documents_every_setting() -> None:
     block = re.search(r"<!-- settings:begin -->\n(.*?)\n<!-- settings:end -->", text, re.S)
     assert block, "README lost its settings markers"
     assert block.group(1).strip() == settings_reference_markdown().strip(), (
-        "README configuration table is stale: regenerate it with "
-        "`assistant config reference`"
+        "README configuration table is stale: regenerate it with `assistant config reference`"
     )
 
 

@@ -26,8 +26,9 @@ def test_secrets_never_reach_log_lines(fmt: str, capsys: pytest.CaptureFixture[s
     log.info(f"free text with token {SECRET_JWT} and Bearer {CLIENT_SECRET}")
     log.warning("nested", payload={"headers": {"Authorization": f"Basic {PASSWORD}"}})
     # third-party lines through the stdlib, formatted with %-args
-    logging.getLogger("httpx").info("GET %s?client_secret=%s", "https://login.example/token",
-                                    CLIENT_SECRET)
+    logging.getLogger("httpx").info(
+        "GET %s?client_secret=%s", "https://login.example/token", CLIENT_SECRET
+    )
     logging.getLogger("msal").info("token response: access_token=%s", SECRET_JWT)
     try:
         raise RuntimeError(f"db failed: postgresql://app:{PASSWORD}@db/prod")

@@ -23,12 +23,14 @@ def test_installed_entry_points_load() -> None:
 
 
 def test_broken_connector_is_isolated() -> None:
-    registry = ConnectorRegistry.discover([
-        _ep("sandbox.email", "integrations.sandbox:EMAIL_SPEC"),
-        _ep("broken.import", "integrations.no_such_module:SPEC"),
-        _ep("broken.type", "integrations.base:Capability"),
-        _ep("wrong.name", "integrations.sandbox:CALENDAR_SPEC"),
-    ])
+    registry = ConnectorRegistry.discover(
+        [
+            _ep("sandbox.email", "integrations.sandbox:EMAIL_SPEC"),
+            _ep("broken.import", "integrations.no_such_module:SPEC"),
+            _ep("broken.type", "integrations.base:Capability"),
+            _ep("wrong.name", "integrations.sandbox:CALENDAR_SPEC"),
+        ]
+    )
     assert set(registry.specs) == {"sandbox.email"}
     assert set(registry.broken) == {"broken.import", "broken.type", "wrong.name"}
     assert "ModuleNotFoundError" in registry.broken["broken.import"]
@@ -49,6 +51,9 @@ async def test_build_validates_config_all_at_once() -> None:
 
     registry = ConnectorRegistry.discover()
     with pytest.raises(ValidationError) as caught:
-        await registry.build("sandbox.email", {"mailbox": 1, "extra": True},
-                             ConnectorContext(tenant_id="t", instance_name="x"))
+        await registry.build(
+            "sandbox.email",
+            {"mailbox": 1, "extra": True},
+            ConnectorContext(tenant_id="t", instance_name="x"),
+        )
     assert caught.value.error_count() == 2

@@ -36,8 +36,11 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_users_token_and_api_keys(cli_env: Path) -> None:
-    result = runner.invoke(app, ["users", "add", "alice", "--role", "executive",
-                                 "--password-stdin"], input="a long enough password\n")
+    result = runner.invoke(
+        app,
+        ["users", "add", "alice", "--role", "executive", "--password-stdin"],
+        input="a long enough password\n",
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["users", "add", "alice", "--role", "admin"])
     assert result.exit_code == 1 and "already exists" in result.output
@@ -65,8 +68,9 @@ def test_users_token_and_api_keys(cli_env: Path) -> None:
     assert "revoked" in runner.invoke(app, ["apikeys", "list"]).output
 
 
-def test_commands_refuse_an_unmigrated_database(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commands_refuse_an_unmigrated_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
     result = runner.invoke(app, ["users", "list"])
     assert result.exit_code == 2 and "db upgrade" in result.output

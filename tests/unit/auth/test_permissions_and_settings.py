@@ -17,7 +17,10 @@ from assistant.core.settings import Settings, load_settings
 
 def test_roles_from_entra_app_roles() -> None:
     assert parse_roles(["Executive", "Admin", " auditor ", "Superuser", 3]) == {
-        Role.EXECUTIVE, Role.ADMIN, Role.AUDITOR}
+        Role.EXECUTIVE,
+        Role.ADMIN,
+        Role.AUDITOR,
+    }
 
 
 def test_deny_by_default() -> None:
@@ -33,18 +36,27 @@ def test_deny_by_default() -> None:
 
 def test_a_delegate_holds_only_what_it_was_granted() -> None:
     granted = AuthenticatedPrincipal(
-        user_id="d", tenant_id="t", roles=frozenset({Role.DELEGATE}), on_behalf_of="e",
-        delegated_scopes=frozenset({"review.read", "users.manage"}))
+        user_id="d",
+        tenant_id="t",
+        roles=frozenset({Role.DELEGATE}),
+        on_behalf_of="e",
+        delegated_scopes=frozenset({"review.read", "users.manage"}),
+    )
     assert effective_permissions(granted) == {Permission.ME_READ, Permission.REVIEW_READ}
     # an executive acting for another executive is only that one's delegate
     both = AuthenticatedPrincipal(
-        user_id="d", tenant_id="t", roles=frozenset({Role.EXECUTIVE, Role.ADMIN}),
-        on_behalf_of="e", delegated_scopes=frozenset({"mail.read"}))
+        user_id="d",
+        tenant_id="t",
+        roles=frozenset({Role.EXECUTIVE, Role.ADMIN}),
+        on_behalf_of="e",
+        delegated_scopes=frozenset({"mail.read"}),
+    )
     assert effective_permissions(both) == {Permission.ME_READ, Permission.MAIL_READ}
     idle = Principal(user_id="d", tenant_id="t", roles=frozenset({Role.DELEGATE}))
     assert effective_permissions(idle) == {Permission.ME_READ}
-    plain = Principal(user_id="d", tenant_id="t", roles=frozenset({Role.DELEGATE}),
-                      on_behalf_of="e")
+    plain = Principal(
+        user_id="d", tenant_id="t", roles=frozenset({Role.DELEGATE}), on_behalf_of="e"
+    )
     assert effective_permissions(plain) == {Permission.ME_READ, *DELEGABLE}
 
 
@@ -67,9 +79,14 @@ def test_tenant_directory(data_dir: Path) -> None:
     assert directory.tenant_for("default", "https://other.example") is None
     assert directory.tid_of("acme") == "t-acme" and directory.tid_of("default") == "default"
 
-    entra = Settings(data_dir=data_dir, auth={
-        "mode": "entra", "tenants": {"acme": {"tid": "t-acme"}},
-        "entra": {"client_id": "c", "client_secret": "s"}})
+    entra = Settings(
+        data_dir=data_dir,
+        auth={
+            "mode": "entra",
+            "tenants": {"acme": {"tid": "t-acme"}},
+            "entra": {"client_id": "c", "client_secret": "s"},
+        },
+    )
     directory = TenantDirectory(entra, None)
     issuer = "https://login.microsoftonline.com/t-acme/v2.0"
     assert directory.allowed_issuers("acme") == {issuer}
@@ -85,8 +102,8 @@ def _problems(**overrides: object) -> str:
 
 def test_settings_guard_rails(data_dir: Path) -> None:
     for algorithms in (["none"], ["HS256"], []):
-        assert "auth.algorithms" in _problems(data_dir=data_dir,
-                                              auth={"algorithms": algorithms})
+        assert "auth.algorithms" in _problems(data_dir=data_dir, auth={"algorithms": algorithms})
     assert "entra.client_id" in _problems(data_dir=data_dir, auth={"mode": "entra"})
-    assert "tenants" in _problems(data_dir=data_dir, auth={
-        "mode": "entra", "entra": {"client_id": "c", "client_secret": "s"}})
+    assert "tenants" in _problems(
+        data_dir=data_dir, auth={"mode": "entra", "entra": {"client_id": "c", "client_secret": "s"}}
+    )

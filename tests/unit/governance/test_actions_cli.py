@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.core.clock import utcnow
 from assistant.core.db import create_engine, create_session_factory
 from governance.models import Action
-from tests.conftest import FIXED_NOW, SEED_DIR
+from tests.conftest import SEED_DIR
 from tests.fixtures.governance import (
     EXECUTIVE,
     OUTSIDER,
@@ -44,7 +45,9 @@ def _propose(folder: Path, kind: str, arguments: dict[str, object]) -> str:
     async def go() -> str:
         engine = create_engine(f"sqlite+aiosqlite:///{folder / 'assistant.db'}")
         try:
-            harness = build_harness(create_session_factory(engine), Clock(FIXED_NOW))
+            # The CLI decides on the wall clock, so the proposal is made on it too: a fixed
+            # date would let the review expire once the real date moves past its TTL.
+            harness = build_harness(create_session_factory(engine), Clock(utcnow()))
             return (await harness.propose(kind, arguments)).id
         finally:
             await engine.dispose()
@@ -68,8 +71,11 @@ def _state(folder: Path, action_id: str) -> str:
 
 def test_list_show_approve_undo(data_dir: Path) -> None:
     runner = CliRunner()
-    action_id = _propose(data_dir, "email.send", {"to": [{"address": OUTSIDER}],
-                                                  "subject": "Quote", "body_text": "x"})
+    action_id = _propose(
+        data_dir,
+        "email.send",
+        {"to": [{"address": OUTSIDER}], "subject": "Quote", "body_text": "x"},
+    )
     listed = runner.invoke(app, ["actions", "list", "--state", "pending_review"])
     assert listed.exit_code == 0, listed.output
     assert action_id[:8] in listed.output
@@ -80,11 +86,24 @@ def test_list_show_approve_undo(data_dir: Path) -> None:
     assert body["policy_rule_id"] == "external-mail"
     assert body["preview"]["to"] == [OUTSIDER]
 
-    auditor = runner.invoke(app, ["actions", "approve", action_id, "--as", "audrey",
-                                  "--role", "auditor"])
+    auditor = runner.invoke(
+        app, ["actions", "approve", action_id, "--as", "audrey", "--role", "auditor"]
+    )
     assert auditor.exit_code == 1 and "auditors approve nothing" in auditor.output
-    approved = runner.invoke(app, ["actions", "approve", action_id, "--as", "jordan",
-                                   "--role", "delegate", "--for", EXECUTIVE])
+    approved = runner.invoke(
+        app,
+        [
+            "actions",
+            "approve",
+            action_id,
+            "--as",
+            "jordan",
+            "--role",
+            "delegate",
+            "--for",
+            EXECUTIVE,
+        ],
+    )
     assert approved.exit_code == 0, approved.output
     assert "scheduled" in approved.output
     undone = runner.invoke(app, ["actions", "undo", action_id])
@@ -94,17 +113,32 @@ def test_list_show_approve_undo(data_dir: Path) -> None:
 
 def test_reject_rollback_and_kill_switch(data_dir: Path) -> None:
     runner = CliRunner()
-    action_id = _propose(data_dir, "email.send", {"to": [{"address": OUTSIDER}],
-                                                  "body_text": "x"})
-    rejected = runner.invoke(app, ["actions", "reject", action_id, "--reason", "no",
-                                   "--as", EXECUTIVE, "--role", "executive"])
+    action_id = _propose(data_dir, "email.send", {"to": [{"address": OUTSIDER}], "body_text": "x"})
+    rejected = runner.invoke(
+        app,
+        [
+            "actions",
+            "reject",
+            action_id,
+            "--reason",
+            "no",
+            "--as",
+            EXECUTIVE,
+            "--role",
+            "executive",
+        ],
+    )
     assert rejected.exit_code == 0 and "rejected" in rejected.output
     assert runner.invoke(app, ["actions", "rollback"]).exit_code == 2
     rolled = runner.invoke(app, ["actions", "rollback", action_id])
     assert rolled.exit_code == 0 and "nothing to roll back" in rolled.output
 
-    assert runner.invoke(app, ["killswitch", "on", "--tenant", "default",
-                               "--reason", "drill"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["killswitch", "on", "--tenant", "default", "--reason", "drill"]
+        ).exit_code
+        == 0
+    )
     status = runner.invoke(app, ["killswitch", "status"])
     assert "ON" in status.output and "drill" in status.output
     assert runner.invoke(app, ["killswitch", "off", "--tenant", "default"]).exit_code == 0

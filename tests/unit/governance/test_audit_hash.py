@@ -24,14 +24,28 @@ from governance.audit_hash import (
 
 def _fields(**overrides: object) -> dict[str, object]:
     fields: dict[str, object] = {
-        "action": "action.proposed", "action_id": "a1", "actor_id": "alice", "actor_type": "user",
-        "connector": None, "correlation_id": "c1", "event_id": "e1", "idempotency_key": None,
-        "occurred_at": datetime(2026, 11, 24, 14, 0, tzinfo=UTC), "on_behalf_of": None,
-        "outcome": "success", "payload": '{"a":[1,2.5,"ü"],"b":null}', "prev_hash": GENESIS_HASH,
-        "reason": "because \"quoted\"\n", "recorded_at": datetime(2026, 11, 24, 14, 0, 1, 5,
-                                                                 tzinfo=UTC),
-        "resource_id": None, "resource_type": "action", "roles": '["admin"]',
-        "schema_version": 1, "seq": 1, "source_ip": "10.0.0.1", "tenant_id": "t1",
+        "action": "action.proposed",
+        "action_id": "a1",
+        "actor_id": "alice",
+        "actor_type": "user",
+        "connector": None,
+        "correlation_id": "c1",
+        "event_id": "e1",
+        "idempotency_key": None,
+        "occurred_at": datetime(2026, 11, 24, 14, 0, tzinfo=UTC),
+        "on_behalf_of": None,
+        "outcome": "success",
+        "payload": '{"a":[1,2.5,"ü"],"b":null}',
+        "prev_hash": GENESIS_HASH,
+        "reason": 'because "quoted"\n',
+        "recorded_at": datetime(2026, 11, 24, 14, 0, 1, 5, tzinfo=UTC),
+        "resource_id": None,
+        "resource_type": "action",
+        "roles": '["admin"]',
+        "schema_version": 1,
+        "seq": 1,
+        "source_ip": "10.0.0.1",
+        "tenant_id": "t1",
     }
     fields.update(overrides)
     return fields
@@ -55,10 +69,12 @@ def test_row_hash_is_sha256_of_sorted_compact_json() -> None:
 
 def test_stored_sqlite_text_and_datetimes_hash_alike() -> None:
     as_datetimes = _fields()
-    as_text = _fields(occurred_at="2026-11-24 14:00:00.000000",
-                      recorded_at="2026-11-24 14:00:01.000005")
-    other_zone = _fields(occurred_at=datetime(2026, 11, 24, 15, 0,
-                                              tzinfo=timezone(timedelta(hours=1))))
+    as_text = _fields(
+        occurred_at="2026-11-24 14:00:00.000000", recorded_at="2026-11-24 14:00:01.000005"
+    )
+    other_zone = _fields(
+        occurred_at=datetime(2026, 11, 24, 15, 0, tzinfo=timezone(timedelta(hours=1)))
+    )
     assert hash_fields(as_datetimes) == hash_fields(as_text) == hash_fields(other_zone)
     assert hash_row([as_text[name] for name in HASHED_FIELDS]) == hash_fields(as_datetimes)
 
@@ -92,15 +108,27 @@ class Secretive(BaseModel):
 
 
 def test_jsonable_is_deterministic_and_plain() -> None:
-    value = jsonable({
-        1: {"b", "a"}, "when": datetime(2026, 1, 1, tzinfo=UTC), "amount": Decimal("12.50"),
-        "color": Color.RED, "nan": float("nan"), "big": 2**70, "model": Secretive(
-            user="u", password=SecretStr("hunter2")), "tuple": (1, 2),
-    })
+    value = jsonable(
+        {
+            1: {"b", "a"},
+            "when": datetime(2026, 1, 1, tzinfo=UTC),
+            "amount": Decimal("12.50"),
+            "color": Color.RED,
+            "nan": float("nan"),
+            "big": 2**70,
+            "model": Secretive(user="u", password=SecretStr("hunter2")),
+            "tuple": (1, 2),
+        }
+    )
     assert value == {
-        "1": ["a", "b"], "when": "2026-01-01T00:00:00.000000+00:00", "amount": "12.50",
-        "color": "red", "nan": "nan", "big": str(2**70),
-        "model": {"user": "u", "password": "**********"}, "tuple": [1, 2],
+        "1": ["a", "b"],
+        "when": "2026-01-01T00:00:00.000000+00:00",
+        "amount": "12.50",
+        "color": "red",
+        "nan": "nan",
+        "big": str(2**70),
+        "model": {"user": "u", "password": "**********"},
+        "tuple": [1, 2],
     }
     assert canonical_json(value) == canonical_json(jsonable(value))
 

@@ -85,66 +85,135 @@ def policy():  # type: ignore[no-untyped-def]
     return parse_policy(POLICY)
 
 
-def ask(kind: str, *, at: datetime = DAY, recipients: tuple[str, ...] | None = INTERNAL,
-        autonomy: Autonomy = Autonomy.AUTO, **extra: object) -> PolicyInput:
-    values: dict[str, object] = {"tenant": "default", "actor": "pipeline",
-                                 "capability": kind.split(".")[0]}
+def ask(
+    kind: str,
+    *,
+    at: datetime = DAY,
+    recipients: tuple[str, ...] | None = INTERNAL,
+    autonomy: Autonomy = Autonomy.AUTO,
+    **extra: object,
+) -> PolicyInput:
+    values: dict[str, object] = {
+        "tenant": "default",
+        "actor": "pipeline",
+        "capability": kind.split(".")[0],
+    }
     values.update(extra)
-    return PolicyInput(kind=kind, at=at, recipients=recipients, autonomy=autonomy,
-                       **values)  # type: ignore[arg-type]
+    return PolicyInput(kind=kind, at=at, recipients=recipients, autonomy=autonomy, **values)  # type: ignore[arg-type]
 
 
 CASES = [
     ("internal mail is allowed", ask("email.send"), Effect.ALLOW, "internal-mail"),
-    ("external mail needs approval", ask("email.send", recipients=EXTERNAL),
-     Effect.REQUIRE_APPROVAL, "external-mail"),
-    ("unknown recipients count as external", ask("email.send", recipients=None),
-     Effect.REQUIRE_APPROVAL, "external-mail"),
-    ("a subdomain is internal", ask("email.send", recipients=("x@eu.northwind.example",)),
-     Effect.ALLOW, "internal-mail"),
-    ("bulk external mail is denied first",
-     ask("email.send", recipients=tuple(f"p{i}@x.example" for i in range(20))),
-     Effect.DENY, "deny-bulk"),
-    ("19 external recipients are not bulk",
-     ask("email.send", recipients=tuple(f"p{i}@x.example" for i in range(19))),
-     Effect.REQUIRE_APPROVAL, "external-mail"),
-    ("external mail at night in New York", ask("email.send", at=NIGHT, recipients=EXTERNAL),
-     Effect.DENY, "after-hours"),
-    ("the executive's own zone decides night", ask(
-        "email.send", at=datetime(2026, 11, 24, 22, 0, tzinfo=UTC), recipients=EXTERNAL,
-        on_behalf_of="sophie@northwind.example"), Effect.DENY, "after-hours"),
-    ("17:00 New York is daytime there", ask(
-        "email.send", at=datetime(2026, 11, 24, 22, 0, tzinfo=UTC), recipients=EXTERNAL),
-     Effect.REQUIRE_APPROVAL, "external-mail"),
-    ("tenant and actor globs", ask("email.send", recipients=EXTERNAL, tenant="acme-eu",
-                                   actor="ceo@acme.example"), Effect.ALLOW, "ceo-only-tenant"),
-    ("a glob that does not match the tenant", ask("email.send", recipients=EXTERNAL,
-                                                  tenant="other", actor="ceo@acme.example"),
-     Effect.REQUIRE_APPROVAL, "external-mail"),
-    ("large amount: four-eyes", ask("erp.po.approve", amount=Decimal("25000")),
-     Effect.REQUIRE_APPROVAL, "big-amounts"),
+    (
+        "external mail needs approval",
+        ask("email.send", recipients=EXTERNAL),
+        Effect.REQUIRE_APPROVAL,
+        "external-mail",
+    ),
+    (
+        "unknown recipients count as external",
+        ask("email.send", recipients=None),
+        Effect.REQUIRE_APPROVAL,
+        "external-mail",
+    ),
+    (
+        "a subdomain is internal",
+        ask("email.send", recipients=("x@eu.northwind.example",)),
+        Effect.ALLOW,
+        "internal-mail",
+    ),
+    (
+        "bulk external mail is denied first",
+        ask("email.send", recipients=tuple(f"p{i}@x.example" for i in range(20))),
+        Effect.DENY,
+        "deny-bulk",
+    ),
+    (
+        "19 external recipients are not bulk",
+        ask("email.send", recipients=tuple(f"p{i}@x.example" for i in range(19))),
+        Effect.REQUIRE_APPROVAL,
+        "external-mail",
+    ),
+    (
+        "external mail at night in New York",
+        ask("email.send", at=NIGHT, recipients=EXTERNAL),
+        Effect.DENY,
+        "after-hours",
+    ),
+    (
+        "the executive's own zone decides night",
+        ask(
+            "email.send",
+            at=datetime(2026, 11, 24, 22, 0, tzinfo=UTC),
+            recipients=EXTERNAL,
+            on_behalf_of="sophie@northwind.example",
+        ),
+        Effect.DENY,
+        "after-hours",
+    ),
+    (
+        "17:00 New York is daytime there",
+        ask("email.send", at=datetime(2026, 11, 24, 22, 0, tzinfo=UTC), recipients=EXTERNAL),
+        Effect.REQUIRE_APPROVAL,
+        "external-mail",
+    ),
+    (
+        "tenant and actor globs",
+        ask("email.send", recipients=EXTERNAL, tenant="acme-eu", actor="ceo@acme.example"),
+        Effect.ALLOW,
+        "ceo-only-tenant",
+    ),
+    (
+        "a glob that does not match the tenant",
+        ask("email.send", recipients=EXTERNAL, tenant="other", actor="ceo@acme.example"),
+        Effect.REQUIRE_APPROVAL,
+        "external-mail",
+    ),
+    (
+        "large amount: four-eyes",
+        ask("erp.po.approve", amount=Decimal("25000")),
+        Effect.REQUIRE_APPROVAL,
+        "big-amounts",
+    ),
     ("small amount", ask("erp.po.approve", amount=Decimal("99.50")), Effect.ALLOW, "erp-small"),
-    ("no amount does not match an amount rule", ask("erp.po.approve"), Effect.ALLOW,
-     "erp-small"),
-    ("weekend meeting", ask("calendar.event.create", at=SATURDAY), Effect.REQUIRE_APPROVAL,
-     "weekend-meetings"),
-    ("connector glob", ask("calendar.event.cancel", connector="msgraph-calendar"),
-     Effect.ALLOW, "graph-calendar"),
-    ("capability does not match a connector glob", ask("calendar.event.cancel"),
-     Effect.DENY, None),
-    ("on behalf of", ask("calendar.event.create", on_behalf_of="dana@northwind.example"),
-     Effect.ALLOW, "for-dana"),
-    ("autonomy condition holds", ask("email.move", autonomy=Autonomy.AUTO), Effect.ALLOW,
-     "auto-only"),
-    ("autonomy condition fails: nothing else names the kind",
-     ask("email.move", autonomy=Autonomy.AUTO_WITH_UNDO), Effect.DENY, None),
+    ("no amount does not match an amount rule", ask("erp.po.approve"), Effect.ALLOW, "erp-small"),
+    (
+        "weekend meeting",
+        ask("calendar.event.create", at=SATURDAY),
+        Effect.REQUIRE_APPROVAL,
+        "weekend-meetings",
+    ),
+    (
+        "connector glob",
+        ask("calendar.event.cancel", connector="msgraph-calendar"),
+        Effect.ALLOW,
+        "graph-calendar",
+    ),
+    ("capability does not match a connector glob", ask("calendar.event.cancel"), Effect.DENY, None),
+    (
+        "on behalf of",
+        ask("calendar.event.create", on_behalf_of="dana@northwind.example"),
+        Effect.ALLOW,
+        "for-dana",
+    ),
+    (
+        "autonomy condition holds",
+        ask("email.move", autonomy=Autonomy.AUTO),
+        Effect.ALLOW,
+        "auto-only",
+    ),
+    (
+        "autonomy condition fails: nothing else names the kind",
+        ask("email.move", autonomy=Autonomy.AUTO_WITH_UNDO),
+        Effect.DENY,
+        None,
+    ),
     ("a kind no rule names is denied", ask("erp-like.thing"), Effect.DENY, None),
     ("an unregistered kind is denied", ask("shell.exec"), Effect.DENY, None),
 ]
 
 
-@pytest.mark.parametrize(("name", "request_", "effect", "rule"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "request_", "effect", "rule"), CASES, ids=[c[0] for c in CASES])
 def test_decisions(policy, name, request_, effect, rule) -> None:  # type: ignore[no-untyped-def]
     decision = policy.evaluate(request_)
     assert (decision.effect, decision.rule_id) == (effect, rule), decision.explanation
@@ -187,23 +256,26 @@ def test_default_approval_when_the_rule_names_none(policy) -> None:  # type: ign
     assert decision.approval.roles == frozenset({Role.EXECUTIVE})
 
 
-@pytest.mark.parametrize(("autonomy", "effect", "capped"), [
-    (Autonomy.SHADOW, Effect.DENY, True),
-    (Autonomy.SUGGEST, Effect.REQUIRE_APPROVAL, True),
-    (Autonomy.AUTO_WITH_UNDO, Effect.ALLOW, False),
-    (Autonomy.AUTO, Effect.ALLOW, False),
-])
+@pytest.mark.parametrize(
+    ("autonomy", "effect", "capped"),
+    [
+        (Autonomy.SHADOW, Effect.DENY, True),
+        (Autonomy.SUGGEST, Effect.REQUIRE_APPROVAL, True),
+        (Autonomy.AUTO_WITH_UNDO, Effect.ALLOW, False),
+        (Autonomy.AUTO, Effect.ALLOW, False),
+    ],
+)
 def test_autonomy_caps_the_rule(policy, autonomy, effect, capped) -> None:  # type: ignore[no-untyped-def]
     decision = policy.evaluate(ask("email.send", autonomy=autonomy))
-    assert (decision.effect, decision.capped, decision.rule_id) == (effect, capped,
-                                                                    "internal-mail")
+    assert (decision.effect, decision.capped, decision.rule_id) == (effect, capped, "internal-mail")
     if autonomy is Autonomy.SHADOW:
         assert "would have decided allow" in decision.reason
 
 
 def test_shadow_keeps_a_deny(policy) -> None:  # type: ignore[no-untyped-def]
-    decision = policy.evaluate(ask("email.send", at=NIGHT, recipients=EXTERNAL,
-                                   autonomy=Autonomy.SHADOW))
+    decision = policy.evaluate(
+        ask("email.send", at=NIGHT, recipients=EXTERNAL, autonomy=Autonomy.SHADOW)
+    )
     assert decision.effect is Effect.DENY and not decision.capped
 
 
@@ -231,7 +303,8 @@ def test_version_is_declared_label_plus_content_hash() -> None:
 
 def test_loading_reports_every_error_at_once() -> None:
     with pytest.raises(ConfigurationError) as caught:
-        parse_policy("""
+        parse_policy(
+            """
 default_timezone: Mars/Olympus
 rules:
   - {id: dup, when: {kinds: [email.send]}, decision: allow}
@@ -244,12 +317,20 @@ rules:
     decision: require_approval
     approval: {roles: [auditor], approvals: 9}
   - {id: nope, when: {kinds: [ema1l.send]}, decision: deny}
-""", known_kinds=set(registry.names()))
+""",
+            known_kinds=set(registry.names()),
+        )
     problems = "\n".join(caught.value.problems)
-    for expected in ("duplicate rule id 'dup'", "an allow rule must name kinds",
-                     "rules.3.decision", "rules.4.when.kinds", "auditors approve nothing",
-                     "rules.5.approval.approvals", "unknown time zone 'Mars/Olympus'",
-                     "'ema1l.send' names no known kind"):
+    for expected in (
+        "duplicate rule id 'dup'",
+        "an allow rule must name kinds",
+        "rules.3.decision",
+        "rules.4.when.kinds",
+        "auditors approve nothing",
+        "rules.5.approval.approvals",
+        "unknown time zone 'Mars/Olympus'",
+        "'ema1l.send' names no known kind",
+    ):
         assert expected in problems, problems
     assert len(caught.value.problems) >= 8
 
@@ -267,9 +348,17 @@ def test_the_example_policy_loads_and_names_only_known_kinds() -> None:
     assert policy.version.startswith("2026-11-24.1@sha256:")
     assert policy.default_autonomy is Autonomy.SUGGEST
     # mail to an outsider during the day goes to a person; drafts are fine
-    assert policy.evaluate(ask("email.send", recipients=EXTERNAL, autonomy=Autonomy.AUTO,
-                               on_behalf_of="dana.whitfield@northwind.example")
-                           ).rule_id == "external-mail"
+    assert (
+        policy.evaluate(
+            ask(
+                "email.send",
+                recipients=EXTERNAL,
+                autonomy=Autonomy.AUTO,
+                on_behalf_of="dana.whitfield@northwind.example",
+            )
+        ).rule_id
+        == "external-mail"
+    )
     assert policy.evaluate(ask("email.draft.create")).effect is Effect.ALLOW
 
 

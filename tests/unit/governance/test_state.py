@@ -59,14 +59,17 @@ def test_arguments_digest_is_canonical() -> None:
     assert arguments_digest({"a": 1}) != arguments_digest({"a": 2})
 
 
-async def test_compare_and_set_refuses_a_stale_version(seeded_template: Path,
-                                                       tmp_path: Path) -> None:
+async def test_compare_and_set_refuses_a_stale_version(
+    seeded_template: Path, tmp_path: Path
+) -> None:
     engine = create_engine(copy_template(seeded_template, tmp_path))
     sessions = create_session_factory(engine)
     try:
         harness = build_harness(sessions, Clock(FIXED_NOW))
-        action = await harness.propose("email.draft.create", {
-            "to": [{"address": "raj.patel@northwind.example"}], "body_text": "x"})
+        action = await harness.propose(
+            "email.draft.create",
+            {"to": [{"address": "raj.patel@northwind.example"}], "body_text": "x"},
+        )
         assert action.state == S.SCHEDULED
         first = await harness.load(action.id)
         stale = await harness.load(action.id)
@@ -85,8 +88,13 @@ async def test_compare_and_set_refuses_a_stale_version(seeded_template: Path,
         row = await harness.load(action.id)
         assert (row.state, row.version) == (S.CANCELLED, first.version)
         async with sessions() as session:
-            events = (await session.execute(select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.action_id == action.id))).scalar_one()
+            events = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(AuditEvent)
+                    .where(AuditEvent.action_id == action.id)
+                )
+            ).scalar_one()
             assert events == row.version
             assert (await session.get(Action, action.id)) is not None
     finally:

@@ -71,8 +71,12 @@ def _mail(to: list[str], subject: str = "Update") -> dict[str, Any]:
 
 def _meeting() -> dict[str, Any]:
     start = "2026-11-26T15:00:00+00:00"
-    return {"subject": "Sync", "start": start, "end": "2026-11-26T15:30:00+00:00",
-            "attendees": [{"address": COLLEAGUE}]}
+    return {
+        "subject": "Sync",
+        "start": start,
+        "end": "2026-11-26T15:30:00+00:00",
+        "attendees": [{"address": COLLEAGUE}],
+    }
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -95,11 +99,20 @@ class Lifecycle(RuleBasedStateMachine):
 
     async def _seeded_ids(self) -> dict[str, str]:
         async with self.sessions() as session:
-            message = (await session.execute(select(SandboxMessage.id).where(
-                SandboxMessage.seed_key == "m02"))).scalar_one()
-            events = dict((await session.execute(select(SandboxEvent.seed_key, SandboxEvent.id)
-                                                 .where(SandboxEvent.seed_key.in_(
-                                                     ["e05", "e06"])))).all())
+            message = (
+                await session.execute(
+                    select(SandboxMessage.id).where(SandboxMessage.seed_key == "m02")
+                )
+            ).scalar_one()
+            events = dict(
+                (
+                    await session.execute(
+                        select(SandboxEvent.seed_key, SandboxEvent.id).where(
+                            SandboxEvent.seed_key.in_(["e05", "e06"])
+                        )
+                    )
+                ).all()
+            )
         return {"message": message, **events}
 
     def teardown(self) -> None:
@@ -115,8 +128,10 @@ class Lifecycle(RuleBasedStateMachine):
             "move-missing": ("email.move", {"message_id": "gone", "folder": "archive"}),
             "meeting": ("calendar.event.create", _meeting()),
             "cancel-event": ("calendar.event.cancel", {"event_id": self.seeded["e05"]}),
-            "decline": ("calendar.invite.respond", {"event_id": self.seeded["e06"],
-                                                    "response": "decline"}),
+            "decline": (
+                "calendar.invite.respond",
+                {"event_id": self.seeded["e06"], "response": "decline"},
+            ),
         }[name]
 
     async def _version(self, action_id: str) -> tuple[str, int]:
@@ -137,9 +152,23 @@ class Lifecycle(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules
 
-    @rule(target=actions, name=st.sampled_from(
-        ["internal-send", "external-send", "mass-send", "draft", "move", "move-missing",
-         "meeting", "cancel-event", "decline"]), proposer=st.sampled_from(sorted(PROPOSERS)))
+    @rule(
+        target=actions,
+        name=st.sampled_from(
+            [
+                "internal-send",
+                "external-send",
+                "mass-send",
+                "draft",
+                "move",
+                "move-missing",
+                "meeting",
+                "cancel-event",
+                "decline",
+            ]
+        ),
+        proposer=st.sampled_from(sorted(PROPOSERS)),
+    )
     def propose(self, name: str, proposer: str) -> str:
         kind, arguments = self.proposal(name)
         action = self.run(self.h.propose(kind, arguments, actor=PROPOSERS[proposer]))
@@ -158,8 +187,11 @@ class Lifecycle(RuleBasedStateMachine):
             changed["subject"] = f"{changed['subject']} (edited)"
         self.attempt(action_id, self._decide("edit", PEOPLE[who], action_id, changed))
 
-    @rule(action_id=actions, who=st.sampled_from(sorted(PEOPLE)),
-          how=st.sampled_from(["reject", "cancel", "undo"]))
+    @rule(
+        action_id=actions,
+        who=st.sampled_from(sorted(PEOPLE)),
+        how=st.sampled_from(["reject", "cancel", "undo"]),
+    )
     def withdraw(self, action_id: str, who: str, how: str) -> None:
         async def undo() -> None:
             async with self.sessions() as session, session.begin():
@@ -220,8 +252,13 @@ class Lifecycle(RuleBasedStateMachine):
 
         async def go() -> None:
             async with self.sessions() as session, session.begin():
-                await set_switch(session, PEOPLE["admin"], enabled=self.switch_on,
-                                 now=self.clock.now, tenant_id=TENANT)
+                await set_switch(
+                    session,
+                    PEOPLE["admin"],
+                    enabled=self.switch_on,
+                    now=self.clock.now,
+                    tenant_id=TENANT,
+                )
 
         self.run(go())
 
@@ -233,8 +270,9 @@ class Lifecycle(RuleBasedStateMachine):
 
         async def go() -> None:
             async with self.sessions() as session, session.begin():
-                await transition(session, action, target_state, actor=PEOPLE["admin"],
-                                 now=self.clock.now)
+                await transition(
+                    session, action, target_state, actor=PEOPLE["admin"], now=self.clock.now
+                )
 
         with pytest.raises(IllegalTransitionError):
             self.run(go())
@@ -249,9 +287,17 @@ class Lifecycle(RuleBasedStateMachine):
     async def _check(self) -> None:
         async with self.sessions() as session:
             actions = {a.id: a for a in (await session.execute(select(Action))).scalars()}
-            events = (await session.execute(select(AuditEvent).where(
-                AuditEvent.action_id.in_(list(actions))).order_by(AuditEvent.seq))
-            ).scalars().all()
+            events = (
+                (
+                    await session.execute(
+                        select(AuditEvent)
+                        .where(AuditEvent.action_id.in_(list(actions)))
+                        .order_by(AuditEvent.seq)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         trail: dict[str, list[dict[str, Any]]] = {a: [] for a in actions}
         for event in events:
             trail[event.action_id].append(event.payload)  # type: ignore[index]
@@ -270,8 +316,12 @@ def test_lifecycle_state_machine(seeded_template: Path) -> None:
     try:
         run_state_machine_as_test(
             lambda: Lifecycle(seeded_template, loop),
-            settings=settings(max_examples=25, stateful_step_count=30, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow,
-                                                     HealthCheck.filter_too_much]))
+            settings=settings(
+                max_examples=25,
+                stateful_step_count=30,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
     finally:
         loop.close()

@@ -39,16 +39,23 @@ def client(settings: LLMSettings) -> tuple[LLMClient, MemoryMeter]:
 
 
 async def ask(llm: LLMClient) -> Verdict:
-    answer = await llm.structured(Verdict, PROMPT, VARS, task="triage", tenant_id="t1",
-                                  correlation_id="corr-1")
+    answer = await llm.structured(
+        Verdict, PROMPT, VARS, task="triage", tenant_id="t1", correlation_id="corr-1"
+    )
     return answer.value
 
 
 @pytest.mark.parametrize("method", ["function_calling", "json_schema"])
 async def test_structured_answer_and_usage(openai_server: FakeOpenAI, method: str) -> None:
     llm, meter = client(fake_llm(openai_server, structured_output=method))
-    openai_server.script(Answer(arguments={"label": "ok", "score": 3}, prompt_tokens=1200,
-                                cached_tokens=1000, completion_tokens=17))
+    openai_server.script(
+        Answer(
+            arguments={"label": "ok", "score": 3},
+            prompt_tokens=1200,
+            cached_tokens=1000,
+            completion_tokens=17,
+        )
+    )
     assert await ask(llm) == Verdict(label="ok", score=3)
     body = openai_server.last
     if method == "function_calling":
@@ -76,8 +83,12 @@ async def test_openai_compatible_sends_max_tokens(openai_server: FakeOpenAI) -> 
 
 
 async def test_openai_sends_max_completion_tokens(openai_server: FakeOpenAI) -> None:
-    settings = LLMSettings(provider="openai", api_key="sk-test",
-                           base_url=f"{openai_server.base_url}/v1", max_output_tokens=250)
+    settings = LLMSettings(
+        provider="openai",
+        api_key="sk-test",
+        base_url=f"{openai_server.base_url}/v1",
+        max_output_tokens=250,
+    )
     llm, _ = client(settings)
     openai_server.script(Answer(arguments={"label": "a", "score": 1}))
     await ask(llm)
@@ -88,9 +99,14 @@ async def test_openai_sends_max_completion_tokens(openai_server: FakeOpenAI) -> 
 
 
 async def test_azure_deployment_url_and_limit(openai_server: FakeOpenAI) -> None:
-    settings = LLMSettings(provider="azure_openai", api_key="azure-key",
-                           azure_endpoint=openai_server.base_url, api_version="2024-10-21",
-                           model="my-deployment", max_output_tokens=111)
+    settings = LLMSettings(
+        provider="azure_openai",
+        api_key="azure-key",
+        azure_endpoint=openai_server.base_url,
+        api_version="2024-10-21",
+        model="my-deployment",
+        max_output_tokens=111,
+    )
     llm, meter = client(settings)
     openai_server.script(Answer(arguments={"label": "a", "score": 1}))
     await ask(llm)
@@ -101,9 +117,13 @@ async def test_azure_deployment_url_and_limit(openai_server: FakeOpenAI) -> None
 
 
 async def test_model_per_task(openai_server: FakeOpenAI) -> None:
-    settings = fake_llm(openai_server, tasks={"triage": {"model": "small-model",
-                                                         "max_output_tokens": 64},
-                                              "drafting": {"model": "big-model"}})
+    settings = fake_llm(
+        openai_server,
+        tasks={
+            "triage": {"model": "small-model", "max_output_tokens": 64},
+            "drafting": {"model": "big-model"},
+        },
+    )
     llm, meter = client(settings)
     openai_server.script(Answer(arguments={"label": "a", "score": 1}), Answer(content="Dear"))
     await ask(llm)
@@ -116,8 +136,11 @@ async def test_model_per_task(openai_server: FakeOpenAI) -> None:
 
 async def test_429_honours_retry_after_then_succeeds(openai_server: FakeOpenAI) -> None:
     llm, meter = client(fake_llm(openai_server, max_retries=3))
-    openai_server.script(Answer.rate_limited("0"), Answer.rate_limited("0"),
-                         Answer(arguments={"label": "late", "score": 2}))
+    openai_server.script(
+        Answer.rate_limited("0"),
+        Answer.rate_limited("0"),
+        Answer(arguments={"label": "late", "score": 2}),
+    )
     assert (await ask(llm)).label == "late"
     assert len(openai_server.requests) == 3
     [call] = meter.calls
@@ -137,8 +160,10 @@ async def test_500_until_retries_run_out(openai_server: FakeOpenAI) -> None:
 
 async def test_timeout_is_retried_then_reported(openai_server: FakeOpenAI) -> None:
     llm, meter = client(fake_llm(openai_server, timeout_s=0.3, max_retries=1))
-    openai_server.script(Answer(arguments={"label": "slow", "score": 1}, delay_s=3),
-                         Answer(arguments={"label": "slow", "score": 1}, delay_s=3))
+    openai_server.script(
+        Answer(arguments={"label": "slow", "score": 1}, delay_s=3),
+        Answer(arguments={"label": "slow", "score": 1}, delay_s=3),
+    )
     with pytest.raises(LLMUnavailableError):
         await ask(llm)
     assert meter.calls[0].outcome is CallOutcome.UNAVAILABLE
@@ -147,8 +172,10 @@ async def test_timeout_is_retried_then_reported(openai_server: FakeOpenAI) -> No
 
 async def test_timeout_then_success(openai_server: FakeOpenAI) -> None:
     llm, meter = client(fake_llm(openai_server, timeout_s=0.3, max_retries=1))
-    openai_server.script(Answer(arguments={"label": "x", "score": 1}, delay_s=3),
-                         Answer(arguments={"label": "fast", "score": 1}))
+    openai_server.script(
+        Answer(arguments={"label": "x", "score": 1}, delay_s=3),
+        Answer(arguments={"label": "fast", "score": 1}),
+    )
     assert (await ask(llm)).label == "fast"
     assert meter.calls[0].attempts == 2
 
@@ -166,8 +193,9 @@ async def test_client_error_is_not_retried(openai_server: FakeOpenAI) -> None:
 @pytest.mark.parametrize("method", ["function_calling", "json_schema"])
 async def test_malformed_answer_is_asked_again(openai_server: FakeOpenAI, method: str) -> None:
     llm, meter = client(fake_llm(openai_server, structured_output=method))
-    openai_server.script(Answer(arguments='{"label": "cut", "sco'),
-                         Answer(arguments={"label": "fixed", "score": 5}))
+    openai_server.script(
+        Answer(arguments='{"label": "cut", "sco'), Answer(arguments={"label": "fixed", "score": 5})
+    )
     assert (await ask(llm)).label == "fixed"
     assert [c.outcome for c in meter.calls] == [CallOutcome.MALFORMED, CallOutcome.OK]
     # The malformed answer's usage is still metered.
@@ -178,8 +206,9 @@ async def test_malformed_answer_is_asked_again(openai_server: FakeOpenAI, method
 
 async def test_malformed_twice_raises_typed_error(openai_server: FakeOpenAI) -> None:
     llm, meter = client(fake_llm(openai_server))
-    openai_server.script(Answer(arguments="not json at all"),
-                         Answer(arguments={"label": "missing score"}))
+    openai_server.script(
+        Answer(arguments="not json at all"), Answer(arguments={"label": "missing score"})
+    )
     with pytest.raises(LLMMalformedOutputError):
         await ask(llm)
     assert [c.outcome for c in meter.calls] == [CallOutcome.MALFORMED] * 2
@@ -198,10 +227,10 @@ async def test_usage_over_the_limit_is_rejected(openai_server: FakeOpenAI) -> No
 
 @pytest.mark.parametrize("method", ["function_calling", "json_schema"])
 async def test_answer_cut_at_the_limit(openai_server: FakeOpenAI, method: str) -> None:
-    llm, meter = client(fake_llm(openai_server, max_output_tokens=50,
-                                 structured_output=method))
-    openai_server.script(Answer(arguments='{"label": "trunc', completion_tokens=50,
-                                finish_reason="length"))
+    llm, meter = client(fake_llm(openai_server, max_output_tokens=50, structured_output=method))
+    openai_server.script(
+        Answer(arguments='{"label": "trunc', completion_tokens=50, finish_reason="length")
+    )
     with pytest.raises(LLMOutputLimitError):
         await ask(llm)
     assert meter.calls[0].outcome is CallOutcome.TRUNCATED

@@ -23,14 +23,26 @@ GAIA = Path(__file__).resolve().parents[4] / "shared" / "data" / "triage" / "gai
 
 
 def record(i: int, label: str, body: str, **extra: Any) -> dict[str, Any]:
-    return {"id": f"r{i}", "sender": "Pat <pat@partner.example>", "to": ["ceo@acme.com"],
-            "cc": None, "subject": f"Subject {i}", "date": "2026-05-07T09:15:00Z",
-            "body": body, "category": label, "is_phishing": False, **extra}
+    return {
+        "id": f"r{i}",
+        "sender": "Pat <pat@partner.example>",
+        "to": ["ceo@acme.com"],
+        "cc": None,
+        "subject": f"Subject {i}",
+        "date": "2026-05-07T09:15:00Z",
+        "body": body,
+        "category": label,
+        "is_phishing": False,
+        **extra,
+    }
 
 
 RECORDS = [
-    record(1, "PROMOTIONAL", "List-Unsubscribe: <mailto:u@shop.example>\nPrecedence: bulk\n\n"
-           "Deals of the week"),
+    record(
+        1,
+        "PROMOTIONAL",
+        "List-Unsubscribe: <mailto:u@shop.example>\nPrecedence: bulk\n\nDeals of the week",
+    ),
     record(2, "NEEDS_RESPONSE", "Could you send me the contract by Friday?"),
     record(3, "FYI", "The office is closed on Monday."),
 ]
@@ -40,11 +52,13 @@ def test_mapping_and_conversion(tmp_path: Path) -> None:
     mapping = load_mapping()
     assert mapping.expected({"category": "URGENT"}) is Category.RESPOND
     assert mapping.expected({"category": "FYI", "is_phishing": True}) is Category.IGNORE
-    assert mapping.expected({"category": "FYI", "is_phishing": True},
-                            strict=True) is Category.NOTIFY
+    assert (
+        mapping.expected({"category": "FYI", "is_phishing": True}, strict=True) is Category.NOTIFY
+    )
     custom = tmp_path / "m.yaml"
-    custom.write_text("name: custom\nlabels:\n  FYI: {category: ignore}\nphishing: null\n",
-                      encoding="utf-8")
+    custom.write_text(
+        "name: custom\nlabels:\n  FYI: {category: ignore}\nphishing: null\n", encoding="utf-8"
+    )
     other = load_mapping(custom)
     assert other.expected({"category": "FYI", "is_phishing": True}) is Category.IGNORE
     with pytest.raises(ConfigurationError):
@@ -77,17 +91,30 @@ async def test_rules_only_report() -> None:
 async def test_model_report_counts_tokens(openai_server: FakeOpenAI) -> None:
     meter = MemoryMeter()
     classifier = LLMTriageClassifier(LLMClient(fake_llm(openai_server), meter), tenant_id="e")
-    base = {"priority": "normal", "summary": "s", "reason": "r", "phishing": False,
-            "has_deadline": False, "prompt_injection": False, "requested_actions": [],
-            "meeting": None, "confidence": 0.9}
+    base = {
+        "priority": "normal",
+        "summary": "s",
+        "reason": "r",
+        "phishing": False,
+        "has_deadline": False,
+        "prompt_injection": False,
+        "requested_actions": [],
+        "meeting": None,
+        "confidence": 0.9,
+    }
     openai_server.script(
-        Answer(arguments={**base, "category": "respond"}, prompt_tokens=1000,
-               completion_tokens=50),
-        Answer(arguments={**base, "category": "notify"}, prompt_tokens=1000,
-               completion_tokens=50))
-    report = await evaluate(RECORDS, load_mapping(), TriageCascade(classifier=classifier),
-                            calls=meter.calls, provider="openai_compatible",
-                            model="fake-model", prompt="triage@1")
+        Answer(arguments={**base, "category": "respond"}, prompt_tokens=1000, completion_tokens=50),
+        Answer(arguments={**base, "category": "notify"}, prompt_tokens=1000, completion_tokens=50),
+    )
+    report = await evaluate(
+        RECORDS,
+        load_mapping(),
+        TriageCascade(classifier=classifier),
+        calls=meter.calls,
+        provider="openai_compatible",
+        model="fake-model",
+        prompt="triage@1",
+    )
     assert report.accuracy == 1.0 and report.decided_by == {"rule": 1, "model": 2}
     assert (report.llm_calls, report.input_tokens, report.output_tokens) == (2, 2000, 100)
     assert report.tokens_per_message == pytest.approx(2100 / 3, abs=0.01)

@@ -25,36 +25,51 @@ SECRET_BODY = "the merger code name is BLUEBIRD"
 
 
 def test_cost_from_the_price_table() -> None:
-    prices = {"gpt-4o-mini": ModelPrice(input=0.15, cached_input=0.075, output=0.6),
-              "plain": ModelPrice(input=1.0, output=2.0)}
+    prices = {
+        "gpt-4o-mini": ModelPrice(input=0.15, cached_input=0.075, output=0.6),
+        "plain": ModelPrice(input=1.0, output=2.0),
+    }
     usage = Usage(input=10_000, cached=4_000, output=1_000)
     assert cost_usd(prices, "gpt-4o-mini", usage) == round(
-        (6_000 * 0.15 + 4_000 * 0.075 + 1_000 * 0.6) / 1e6, 8)
+        (6_000 * 0.15 + 4_000 * 0.075 + 1_000 * 0.6) / 1e6, 8
+    )
     # a dated model name falls back to its listed prefix; no cached price: the input price
     assert cost_usd(prices, "gpt-4o-mini-2024-07-18", usage) == cost_usd(
-        prices, "gpt-4o-mini", usage)
+        prices, "gpt-4o-mini", usage
+    )
     assert cost_usd(prices, "plain", usage) == (10_000 * 1.0 + 1_000 * 2.0) / 1e6
     assert cost_usd(prices, "unknown", usage) is None
 
 
 async def test_ledger_row_and_audit_event_without_content(
-        openai_server: FakeOpenAI, sessions: async_sessionmaker[AsyncSession]) -> None:
+    openai_server: FakeOpenAI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     llm = LLMClient(fake_llm(openai_server), DatabaseMeter(sessions))
-    openai_server.script(Answer(content="Draft reply", prompt_tokens=500, cached_tokens=100,
-                                completion_tokens=42))
+    openai_server.script(
+        Answer(content="Draft reply", prompt_tokens=500, cached_tokens=100, completion_tokens=42)
+    )
     async with llm:
-        await llm.text(load_prompt("triage@1"), {"context": "c", "email": SECRET_BODY},
-                       task="drafting", tenant_id="acme", correlation_id="req-42")
+        await llm.text(
+            load_prompt("triage@1"),
+            {"context": "c", "email": SECRET_BODY},
+            task="drafting",
+            tenant_id="acme",
+            correlation_id="req-42",
+        )
     async with sessions() as session:
         row = (await session.execute(select(LLMCallRow))).scalar_one()
         assert (row.input_tokens, row.cached_tokens, row.output_tokens) == (500, 100, 42)
-        assert (row.provider, row.model, row.task) == ("openai_compatible", "fake-model",
-                                                       "drafting")
+        assert (row.provider, row.model, row.task) == (
+            "openai_compatible",
+            "fake-model",
+            "drafting",
+        )
         assert (row.prompt_name, row.prompt_version) == ("triage", "triage@1")
         assert row.correlation_id == "req-42" and row.outcome == "ok"
         assert row.cost_usd == (400 * 1.0 + 100 * 0.5 + 42 * 2.0) / 1e6
-        event = (await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "llm.call"))).scalar_one()
+        event = (
+            await session.execute(select(AuditEvent).where(AuditEvent.action == "llm.call"))
+        ).scalar_one()
         assert event.tenant_id == "acme" and event.correlation_id == "req-42"
         assert event.payload["input_tokens"] == 500 and event.payload["call_id"] == row.id
         assert event.actor_type == "system"
@@ -67,14 +82,16 @@ async def test_ledger_row_and_audit_event_without_content(
 async def _run(settings: Settings, **kwargs: Any) -> Any:
     services = await Services.build(settings)
     try:
-        return await run_triage(services, tenant_id="default",
-                                context_for=lambda _: sandbox_context(settings), **kwargs)
+        return await run_triage(
+            services, tenant_id="default", context_for=lambda _: sandbox_context(settings), **kwargs
+        )
     finally:
         await services.aclose()
 
 
-async def test_triage_run_rules_only(settings: Settings,
-                                     seeded: async_sessionmaker[AsyncSession]) -> None:
+async def test_triage_run_rules_only(
+    settings: Settings, seeded: async_sessionmaker[AsyncSession]
+) -> None:
     report = await _run(settings)
     assert report.synced and report.synced[0]["queued"] == report.claimed > 0
     assert report.triaged == report.claimed and report.failed == 0
@@ -85,21 +102,36 @@ async def test_triage_run_rules_only(settings: Settings,
         rows = list((await session.execute(select(TriageResultRow))).scalars())
         assert len(rows) == report.triaged
         assert all(r.mailbox == "dana.whitfield@northwind.example" for r in rows)
-        decided = (await session.execute(select(AuditEvent).where(
-            AuditEvent.action == "triage.decided"))).scalars().all()
+        decided = (
+            (await session.execute(select(AuditEvent).where(AuditEvent.action == "triage.decided")))
+            .scalars()
+            .all()
+        )
         assert len(decided) == report.triaged
     again = await _run(settings)
     assert again.claimed == 0 and again.triaged == 0  # nothing new, nothing twice
 
 
-async def test_triage_run_with_the_model(openai_server: FakeOpenAI, settings: Settings,
-                                         seeded: async_sessionmaker[AsyncSession]) -> None:
+async def test_triage_run_with_the_model(
+    openai_server: FakeOpenAI, settings: Settings, seeded: async_sessionmaker[AsyncSession]
+) -> None:
     with_llm = settings.model_copy(update={"llm": fake_llm(openai_server)})
-    openai_server.default = Answer(arguments={
-        "category": "respond", "priority": "normal", "summary": "asks something",
-        "reason": "question", "phishing": False, "has_deadline": False,
-        "prompt_injection": False, "requested_actions": ["reply"], "meeting": None,
-        "confidence": 0.9}, prompt_tokens=300, completion_tokens=30)
+    openai_server.default = Answer(
+        arguments={
+            "category": "respond",
+            "priority": "normal",
+            "summary": "asks something",
+            "reason": "question",
+            "phishing": False,
+            "has_deadline": False,
+            "prompt_injection": False,
+            "requested_actions": ["reply"],
+            "meeting": None,
+            "confidence": 0.9,
+        },
+        prompt_tokens=300,
+        completion_tokens=30,
+    )
     report = await _run(with_llm, drafting=False)  # triage calls only (drafting: own tests)
     assert report.by_stage["model"] == len(openai_server.requests) > 0
     async with seeded() as session:
@@ -108,24 +140,37 @@ async def test_triage_run_with_the_model(openai_server: FakeOpenAI, settings: Se
         assert {c.output_tokens for c in calls} == {30}
         [run_id] = {c.correlation_id for c in calls}  # one id ties the run together
         assert run_id is not None and run_id.startswith("triage-run-")
-        model_rows = (await session.execute(select(TriageResultRow).where(
-            TriageResultRow.stage == "model"))).scalars().all()
+        model_rows = (
+            (await session.execute(select(TriageResultRow).where(TriageResultRow.stage == "model")))
+            .scalars()
+            .all()
+        )
         assert {r.prompt_version for r in model_rows} == {"triage@1"}
         assert {r.model for r in model_rows} == {"fake-model"}
 
 
 async def test_triage_run_keeps_failed_and_older_mail_queued(
-        openai_server: FakeOpenAI, settings: Settings,
-        seeded: async_sessionmaker[AsyncSession]) -> None:
+    openai_server: FakeOpenAI, settings: Settings, seeded: async_sessionmaker[AsyncSession]
+) -> None:
     down = settings.model_copy(update={"llm": fake_llm(openai_server, max_retries=0)})
     openai_server.default = Answer.server_error()
     report = await _run(down)
     assert report.failed > 0 and report.by_stage["model"] == 0
     # the provider is back: the failed messages are triaged on the next run
-    openai_server.default = Answer(arguments={
-        "category": "notify", "priority": "low", "summary": "s", "reason": "r",
-        "phishing": False, "has_deadline": False, "prompt_injection": False,
-        "requested_actions": [], "meeting": None, "confidence": 0.9})
+    openai_server.default = Answer(
+        arguments={
+            "category": "notify",
+            "priority": "low",
+            "summary": "s",
+            "reason": "r",
+            "phishing": False,
+            "has_deadline": False,
+            "prompt_injection": False,
+            "requested_actions": [],
+            "meeting": None,
+            "confidence": 0.9,
+        }
+    )
     later = await _run(down)
     assert later.by_stage["model"] == report.failed and later.failed == 0
     future = await _run(settings, since=datetime(2100, 1, 1, tzinfo=UTC))

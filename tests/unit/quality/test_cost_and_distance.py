@@ -12,10 +12,15 @@ from governance.edit_distance import flatten, normalized_edit_distance
 
 
 def test_cost_per_item_run_rate_projection_and_roi() -> None:
-    costs = CostSettings(infrastructure_monthly=300.0, support_monthly=400.0,
-                         maintenance_monthly=200.0, model_updates_monthly=100.0,
-                         target_monthly_items=5000, minutes_saved_per_item=3.0,
-                         loaded_hourly_cost=120.0)
+    costs = CostSettings(
+        infrastructure_monthly=300.0,
+        support_monthly=400.0,
+        maintenance_monthly=200.0,
+        model_updates_monthly=100.0,
+        target_monthly_items=5000,
+        minutes_saved_per_item=3.0,
+        loaded_hourly_cost=120.0,
+    )
     assert costs.fixed_monthly == 1000.0
     report = cost_report(costs, period_days=DAYS_PER_MONTH, items=1000, llm_cost=50.0)
     assert report.fixed_cost == pytest.approx(1000.0)  # one month exactly
@@ -46,31 +51,37 @@ def test_no_items_or_no_cost_have_no_ratio() -> None:
 
 
 def test_edit_distance_is_normalized() -> None:
-    draft = {"to": [{"address": "a@x.example"}], "subject": "Quote",
-             "body_text": "Thanks, we will send the quote on Monday."}
+    draft = {
+        "to": [{"address": "a@x.example"}],
+        "subject": "Quote",
+        "body_text": "Thanks, we will send the quote on Monday.",
+    }
     assert normalized_edit_distance(draft, dict(draft)) == 0.0
     small = normalized_edit_distance(draft, {**draft, "subject": "Quote (revised)"})
     large = normalized_edit_distance(draft, {**draft, "body_text": "No."})
     assert 0.0 < small < large < 1.0
     assert normalized_edit_distance({"a": "x"}, {"b": "y"}) > 0.3
-    assert normalized_edit_distance({}, {"body": "entirely new text"}) == pytest.approx(1.0,
-                                                                                        abs=0.2)
+    assert normalized_edit_distance({}, {"body": "entirely new text"}) == pytest.approx(
+        1.0, abs=0.2
+    )
     assert flatten({"b": [1, {"c": None}], "a": "x"}) == ["/a: x", "/b/0: 1", "/b/1/c: "]
 
 
-@pytest.mark.parametrize(("state", "decision", "approved", "edited", "outcome"), [
-    ("succeeded", "require_approval", True, False, "approved_unedited"),
-    ("scheduled", "require_approval", True, True, "approved_edited"),
-    ("succeeded", "allow", True, False, "auto_approved"),
-    ("cancelled", "allow", True, False, "undone"),
-    ("cancelled", "require_approval", False, False, "cancelled"),
-    ("rejected", "require_approval", False, False, "rejected"),
-    ("expired", "require_approval", False, False, "expired"),
-    ("denied", "deny", False, False, "denied"),
-    ("pending_review", "require_approval", False, False, "pending"),
-])
-def test_outcomes(state: str, decision: str, approved: bool, edited: bool,
-                  outcome: str) -> None:
+@pytest.mark.parametrize(
+    ("state", "decision", "approved", "edited", "outcome"),
+    [
+        ("succeeded", "require_approval", True, False, "approved_unedited"),
+        ("scheduled", "require_approval", True, True, "approved_edited"),
+        ("succeeded", "allow", True, False, "auto_approved"),
+        ("cancelled", "allow", True, False, "undone"),
+        ("cancelled", "require_approval", False, False, "cancelled"),
+        ("rejected", "require_approval", False, False, "rejected"),
+        ("expired", "require_approval", False, False, "expired"),
+        ("denied", "deny", False, False, "denied"),
+        ("pending_review", "require_approval", False, False, "pending"),
+    ],
+)
+def test_outcomes(state: str, decision: str, approved: bool, edited: bool, outcome: str) -> None:
     from datetime import UTC, datetime
 
     approved_at = datetime(2026, 1, 1, tzinfo=UTC) if approved else None

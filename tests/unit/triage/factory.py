@@ -26,20 +26,30 @@ def address(raw: str) -> EmailAddress:
     return EmailAddress(address=addr, name=name or None)
 
 
-def message(sender: str = "Pat Partner <pat@partner.example>", subject: str = "Hello",
-            text: str = "Hi, see you next week.", **fields: Any) -> EmailMessage:
+def message(
+    sender: str = "Pat Partner <pat@partner.example>",
+    subject: str = "Hello",
+    text: str = "Hi, see you next week.",
+    **fields: Any,
+) -> EmailMessage:
     """An inbox message to the executive; ``fields`` override any EmailMessage field."""
     reply_to = [address(a) for a in fields.pop("reply_to", [])]
     return EmailMessage(
-        id=fields.pop("id", "msg-1"), folder=fields.pop("folder", "inbox"), subject=subject,
-        sender=address(sender), to=[EmailAddress(address=EXECUTIVE)], text=text,
-        reply_to=reply_to, **fields,
+        id=fields.pop("id", "msg-1"),
+        folder=fields.pop("folder", "inbox"),
+        subject=subject,
+        sender=address(sender),
+        to=[EmailAddress(address=EXECUTIVE)],
+        text=text,
+        reply_to=reply_to,
+        **fields,
     )
 
 
 def ics(method: str = "REQUEST") -> Attachment:
-    return Attachment(filename="invite.ics", content_type=f"text/calendar; method={method}",
-                      size=900)
+    return Attachment(
+        filename="invite.ics", content_type=f"text/calendar; method={method}", size=900
+    )
 
 
 def decide(msg: EmailMessage, context: TriageContext = CONTEXT) -> TriageResult | None:

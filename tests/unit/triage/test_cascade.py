@@ -48,7 +48,8 @@ async def test_rules_decide_before_the_classifier_is_asked() -> None:
         return None
 
     result = await TriageCascade(classifier=classifier).triage(
-        message(attachments=[ics()]), CONTEXT)
+        message(attachments=[ics()]), CONTEXT
+    )
     assert result.category is Category.SCHEDULE
     assert calls == []
 
@@ -56,10 +57,14 @@ async def test_rules_decide_before_the_classifier_is_asked() -> None:
 async def test_classifier_decides_what_the_rules_leave() -> None:
     async def classifier(msg: EmailMessage, ctx: TriageContext) -> TriageResult | None:
         return TriageResult(
-            message_id="whatever", category=Category.RESPOND, priority=Priority.NORMAL,
-            summary="Asks for 10 minutes on Q3", reason="direct question",
+            message_id="whatever",
+            category=Category.RESPOND,
+            priority=Priority.NORMAL,
+            summary="Asks for 10 minutes on Q3",
+            reason="direct question",
             provenance=Provenance(stage="model", model="m", prompt_version="triage@1"),
-            confidence=0.8)
+            confidence=0.8,
+        )
 
     vip = UNDECIDABLE[2]
     result = await TriageCascade(classifier=classifier).triage(vip, CONTEXT)
@@ -73,9 +78,13 @@ async def test_classifier_decides_what_the_rules_leave() -> None:
 
 async def test_classifier_flags_are_merged_with_the_rules() -> None:
     async def classifier(msg: EmailMessage, ctx: TriageContext) -> TriageResult | None:
-        return TriageResult(message_id=msg.id, category=Category.NOTIFY,
-                            flags=TriageFlags(external=False, has_deadline=False),
-                            provenance=Provenance(stage="model"), confidence=0.6)
+        return TriageResult(
+            message_id=msg.id,
+            category=Category.NOTIFY,
+            flags=TriageFlags(external=False, has_deadline=False),
+            provenance=Provenance(stage="model"),
+            confidence=0.6,
+        )
 
     msg = message(text="Can you send the figures by Friday?")
     result = await TriageCascade(classifier=classifier).triage(msg, CONTEXT)

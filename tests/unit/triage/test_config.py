@@ -24,13 +24,18 @@ def test_example_file_loads() -> None:
     config = load_triage_rules(EXAMPLE)
     assert isinstance(config, TriageRulesConfig)
     assert [r.id for r in config.rules] == [
-        "board-secretary", "auditor-requests", "payroll-reports", "travel-agency",
-        "trade-newsletters"]
+        "board-secretary",
+        "auditor-requests",
+        "payroll-reports",
+        "travel-agency",
+        "trade-newsletters",
+    ]
     assert config.rules[0].category is Category.RESPOND
     assert config.rules[0].priority is Priority.HIGH
     assert "example.com" in config.internal_domains
-    ctx = TriageContext.from_config(config, executive="ceo@example.com",
-                                    internal_domains={"example.net"})
+    ctx = TriageContext.from_config(
+        config, executive="ceo@example.com", internal_domains={"example.net"}
+    )
     assert ctx.internal_domains == {"example.com", "example-group.co.uk", "example.net"}
     assert ctx.vips == {"chair@board.example.org", "cfo@example.com"}
     assert ctx.people["cfo@example.com"] == "Grace Hopper"
@@ -97,11 +102,14 @@ def test_bad_file_reports_every_error_at_once(tmp_path: Path) -> None:
     assert len(problems) >= len(EXPECTED_PROBLEMS)
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("rules: [unclosed", "not valid YAML"),
-    ("- just\n- a list\n", "not a mapping"),
-    ("version: 2\n", "version"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("rules: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "not a mapping"),
+        ("version: 2\n", "version"),
+    ],
+)
 def test_unusable_files(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_triage_rules(_write(tmp_path, text))
@@ -125,9 +133,19 @@ def test_duplicates_alone_are_reported() -> None:
 
 
 def test_rule_matching() -> None:
-    config = parse_triage_rules({"rules": [
-        {"id": "r", "domains": ["Example.COM"], "subject": "^\\[board\\]",
-         "category": "respond", "priority": "urgent"}]})
+    config = parse_triage_rules(
+        {
+            "rules": [
+                {
+                    "id": "r",
+                    "domains": ["Example.COM"],
+                    "subject": "^\\[board\\]",
+                    "category": "respond",
+                    "priority": "urgent",
+                }
+            ]
+        }
+    )
     rule = config.rules[0]
     assert rule.domains == ("example.com",)
     assert rule.matches("x@eu.example.com", "eu.example.com", "[BOARD] minutes")

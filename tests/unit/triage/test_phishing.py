@@ -22,9 +22,13 @@ LOOKALIKES: list[tuple[str, bool | None]] = [
     ("globexcrop.com", True),  # transposition
     ("globexxcorp.com", True),  # insertion
     ("acme.org", False),  # same name, unrelated suffix: weak only
-    ("acme.com", None), ("eu.acme.com", None), ("partner.example", None),
+    ("acme.com", None),
+    ("eu.acme.com", None),
+    ("partner.example", None),
     ("acne.com", None),  # short names have honest neighbours
-    ("acmeist.com", None), ("globex.com", None), ("gmail.com", None),
+    ("acmeist.com", None),
+    ("globex.com", None),
+    ("gmail.com", None),
 ]
 
 
@@ -42,62 +46,131 @@ def test_lookalike_helpers() -> None:
 
 
 PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
-    ("look-alike sender", {"sender": "IT Desk <it@acrne.com>", "text": "New policy attached."},
-     RuleId.PHISHING_LOOKALIKE),
-    ("look-alike reply-to", {"reply_to": ["billing@acme-payments.com"], "text": "Invoice."},
-     RuleId.PHISHING_LOOKALIKE),
-    ("internal person's name, outside address",
-     {"sender": "Jane Doe <jane.doe.acme@gmail.com>", "text": "Are you at your desk?"},
-     RuleId.PHISHING_IMPERSONATION),
-    ("VIP's name, another address",
-     {"sender": "Ada Lovelace <ada.l@outlook.com>", "text": "Quick favour."},
-     RuleId.PHISHING_IMPERSONATION),
-    ("internal address in the display name",
-     {"sender": '"jane.doe@acme.com" <x@mailer.example>', "text": "See attached."},
-     RuleId.PHISHING_IMPERSONATION),
-    ("credential lure with link",
-     {"sender": "Security <sec@mail-service.example>", "subject": "Account suspended",
-      "text": "Your account has been suspended. Verify your account at https://x.example/login"},
-     RuleId.PHISHING_LURE),
-    ("payment lure with link",
-     {"sender": "Billing <billing@invoices.example>", "subject": "Overdue",
-      "text": "Invoice INV-1 is now overdue. Click here to settle the balance."},
-     RuleId.PHISHING_LURE),
-    ("gift cards", {"sender": "Boss <boss.private@protonmail.com>",
-                    "text": "Buy gift cards for the team, send codes: www.example.com"},
-     RuleId.PHISHING_LURE),
-    ("advance fee", {"sender": "Dr X <x@trust.example>", "subject": "Inheritance",
-                     "text": "You are the beneficiary of an unclaimed inheritance. "
-                             "Reply with your bank details."}, RuleId.PHISHING_ADVANCE_FEE),
-    ("prize with link", {"sender": "Prizes <p@win.example>",
-                         "text": "Congratulations, you have been selected as grand prize "
-                                 "winner! http://claim.example"}, RuleId.PHISHING_ADVANCE_FEE),
-    ("brand in name, reply-to elsewhere",
-     {"sender": "ACME Payroll <payroll@hr-portal.example>", "reply_to": ["a@other.example"],
-      "text": "Please review the attached payslip."}, RuleId.PHISHING_COMBINED),
+    (
+        "look-alike sender",
+        {"sender": "IT Desk <it@acrne.com>", "text": "New policy attached."},
+        RuleId.PHISHING_LOOKALIKE,
+    ),
+    (
+        "look-alike reply-to",
+        {"reply_to": ["billing@acme-payments.com"], "text": "Invoice."},
+        RuleId.PHISHING_LOOKALIKE,
+    ),
+    (
+        "internal person's name, outside address",
+        {"sender": "Jane Doe <jane.doe.acme@gmail.com>", "text": "Are you at your desk?"},
+        RuleId.PHISHING_IMPERSONATION,
+    ),
+    (
+        "VIP's name, another address",
+        {"sender": "Ada Lovelace <ada.l@outlook.com>", "text": "Quick favour."},
+        RuleId.PHISHING_IMPERSONATION,
+    ),
+    (
+        "internal address in the display name",
+        {"sender": '"jane.doe@acme.com" <x@mailer.example>', "text": "See attached."},
+        RuleId.PHISHING_IMPERSONATION,
+    ),
+    (
+        "credential lure with link",
+        {
+            "sender": "Security <sec@mail-service.example>",
+            "subject": "Account suspended",
+            "text": "Your account has been suspended. Verify your account at https://x.example/login",
+        },
+        RuleId.PHISHING_LURE,
+    ),
+    (
+        "payment lure with link",
+        {
+            "sender": "Billing <billing@invoices.example>",
+            "subject": "Overdue",
+            "text": "Invoice INV-1 is now overdue. Click here to settle the balance.",
+        },
+        RuleId.PHISHING_LURE,
+    ),
+    (
+        "gift cards",
+        {
+            "sender": "Boss <boss.private@protonmail.com>",
+            "text": "Buy gift cards for the team, send codes: www.example.com",
+        },
+        RuleId.PHISHING_LURE,
+    ),
+    (
+        "advance fee",
+        {
+            "sender": "Dr X <x@trust.example>",
+            "subject": "Inheritance",
+            "text": "You are the beneficiary of an unclaimed inheritance. "
+            "Reply with your bank details.",
+        },
+        RuleId.PHISHING_ADVANCE_FEE,
+    ),
+    (
+        "prize with link",
+        {
+            "sender": "Prizes <p@win.example>",
+            "text": "Congratulations, you have been selected as grand prize "
+            "winner! http://claim.example",
+        },
+        RuleId.PHISHING_ADVANCE_FEE,
+    ),
+    (
+        "brand in name, reply-to elsewhere",
+        {
+            "sender": "ACME Payroll <payroll@hr-portal.example>",
+            "reply_to": ["a@other.example"],
+            "text": "Please review the attached payslip.",
+        },
+        RuleId.PHISHING_COMBINED,
+    ),
     # Negatives.
-    ("same lure from inside", {"sender": "it@acme.com", "subject": "Password",
-                               "text": "Your password expires in 3 days: https://sso.acme.com"},
-     None),
-    ("name collision, different person",
-     {"sender": "Jane Smith <jane@gmail.com>", "text": "Lunch?"}, None),
-    ("the VIP from their own address",
-     {"sender": "Ada Lovelace <chair@board.example.org>", "text": "Board pack attached."}, None),
-    ("brand in name only", {"sender": "ACME Alumni <hello@alumni.example>",
-                            "text": "Reunion photos are up."}, None),
-    ("reply-to elsewhere only", {"sender": "pat@partner.example",
-                                 "reply_to": ["pat@partner-mail.example"], "text": "Notes."},
-     None),
-    ("lure words without a link", {"sender": "pat@partner.example",
-                                   "text": "Did you verify your account on the new portal?"},
-     None),
-    ("same name, other suffix only", {"sender": "info@acme.org", "text": "Annual report."},
-     None),
+    (
+        "same lure from inside",
+        {
+            "sender": "it@acme.com",
+            "subject": "Password",
+            "text": "Your password expires in 3 days: https://sso.acme.com",
+        },
+        None,
+    ),
+    (
+        "name collision, different person",
+        {"sender": "Jane Smith <jane@gmail.com>", "text": "Lunch?"},
+        None,
+    ),
+    (
+        "the VIP from their own address",
+        {"sender": "Ada Lovelace <chair@board.example.org>", "text": "Board pack attached."},
+        None,
+    ),
+    (
+        "brand in name only",
+        {"sender": "ACME Alumni <hello@alumni.example>", "text": "Reunion photos are up."},
+        None,
+    ),
+    (
+        "reply-to elsewhere only",
+        {
+            "sender": "pat@partner.example",
+            "reply_to": ["pat@partner-mail.example"],
+            "text": "Notes.",
+        },
+        None,
+    ),
+    (
+        "lure words without a link",
+        {"sender": "pat@partner.example", "text": "Did you verify your account on the new portal?"},
+        None,
+    ),
+    ("same name, other suffix only", {"sender": "info@acme.org", "text": "Annual report."}, None),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "expected"), PHISHING_CASES,
-                         ids=[c[0] for c in PHISHING_CASES])
+@pytest.mark.parametrize(
+    ("case", "fields", "expected"), PHISHING_CASES, ids=[c[0] for c in PHISHING_CASES]
+)
 def test_phishing(case: str, fields: dict[str, Any], expected: str | None) -> None:
     result = decide(message(**fields))
     if expected is None:
@@ -108,13 +181,13 @@ def test_phishing(case: str, fields: dict[str, Any], expected: str | None) -> No
     assert result.flags.phishing and result.flags.external
     assert (result.category, result.priority) == (Category.IGNORE, Priority.HIGH)
     # Never answered: no reply among the requested actions, whatever the rule.
-    assert not any("reply" in action or "respond" in action
-                   for action in result.requested_actions)
+    assert not any("reply" in action or "respond" in action for action in result.requested_actions)
 
 
 def test_admin_trust_does_not_cover_forged_identity() -> None:
-    trusted = SenderRule(id="vendor", domains=("mailer.example",), category="respond",
-                         priority="high")
+    trusted = SenderRule(
+        id="vendor", domains=("mailer.example",), category="respond", priority="high"
+    )
     ctx = CONTEXT.model_copy(update={"rules": (trusted,)})
     forged = message(sender='"jane.doe@acme.com" <x@mailer.example>', text="Wire the funds.")
     honest = message(sender="ops@mailer.example", text="Statement attached.")
@@ -126,7 +199,10 @@ def test_admin_trust_does_not_cover_forged_identity() -> None:
 
 def test_phishing_to_a_vip_is_not_raised_or_lowered() -> None:
     msg = message(sender="Ada Lovelace <ada.l@outlook.com>", text="Quick favour.")
-    ctx = TriageContext(executive="chair@board.example.org", internal_domains={"acme.com"},
-                        people=dict(CONTEXT.people))
+    ctx = TriageContext(
+        executive="chair@board.example.org",
+        internal_domains={"acme.com"},
+        people=dict(CONTEXT.people),
+    )
     result = decide(msg, ctx)
     assert result is not None and result.priority is Priority.HIGH

@@ -16,26 +16,64 @@ ADMIN = TriageContext.from_config(load_triage_rules(EXAMPLE_RULES), executive="c
 # --------------------------------------------------------------------------- admin rules
 
 ADMIN_CASES: list[tuple[str, dict[str, Any], str | None, Category | None, Priority | None]] = [
-    ("exact sender", {"sender": "secretary@board.example.org", "subject": "Papers"},
-     "admin:board-secretary", Category.RESPOND, Priority.HIGH),
-    ("domain", {"sender": "run@payroll-provider.example"}, "admin:payroll-reports",
-     Category.NOTIFY, Priority.LOW),
-    ("subdomain", {"sender": "eu@mail.payroll-provider.example"}, "admin:payroll-reports",
-     Category.NOTIFY, Priority.LOW),
-    ("subject regex hit", {"sender": "a@auditfirm.example", "subject": "PBC list for Q3"},
-     "admin:auditor-requests", Category.RESPOND, Priority.HIGH),
-    ("subject regex miss", {"sender": "a@auditfirm.example", "subject": "Lunch?"},
-     None, None, None),
+    (
+        "exact sender",
+        {"sender": "secretary@board.example.org", "subject": "Papers"},
+        "admin:board-secretary",
+        Category.RESPOND,
+        Priority.HIGH,
+    ),
+    (
+        "domain",
+        {"sender": "run@payroll-provider.example"},
+        "admin:payroll-reports",
+        Category.NOTIFY,
+        Priority.LOW,
+    ),
+    (
+        "subdomain",
+        {"sender": "eu@mail.payroll-provider.example"},
+        "admin:payroll-reports",
+        Category.NOTIFY,
+        Priority.LOW,
+    ),
+    (
+        "subject regex hit",
+        {"sender": "a@auditfirm.example", "subject": "PBC list for Q3"},
+        "admin:auditor-requests",
+        Category.RESPOND,
+        Priority.HIGH,
+    ),
+    (
+        "subject regex miss",
+        {"sender": "a@auditfirm.example", "subject": "Lunch?"},
+        None,
+        None,
+        None,
+    ),
     ("other sender at the domain owner", {"sender": "other@board.example.org"}, None, None, None),
-    ("look-alike of a listed domain", {"sender": "x@payroll-provider.example.net"},
-     None, None, None),
+    (
+        "look-alike of a listed domain",
+        {"sender": "x@payroll-provider.example.net"},
+        None,
+        None,
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "expected_id", "category", "priority"), ADMIN_CASES,
-                         ids=[c[0] for c in ADMIN_CASES])
-def test_admin_rules(case: str, fields: dict[str, Any], expected_id: str | None,
-                     category: Category | None, priority: Priority | None) -> None:
+@pytest.mark.parametrize(
+    ("case", "fields", "expected_id", "category", "priority"),
+    ADMIN_CASES,
+    ids=[c[0] for c in ADMIN_CASES],
+)
+def test_admin_rules(
+    case: str,
+    fields: dict[str, Any],
+    expected_id: str | None,
+    category: Category | None,
+    priority: Priority | None,
+) -> None:
     result = decide(message(**fields), ADMIN)
     if expected_id is None:
         assert result is None
@@ -54,22 +92,29 @@ BULK_CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("precedence list", {"precedence": "list"}, RuleId.BULK_HEADERS),
     ("precedence junk", {"precedence": "junk"}, RuleId.BULK_JUNK),
     ("junk folder", {"folder": "junk"}, RuleId.BULK_JUNK),
-    ("marketing sender with footer",
-     {"sender": "newsletter@shop.example", "text": "Our spring range.\nUnsubscribe here."},
-     RuleId.BULK_MARKETING),
-    ("marketing sender, ESP header",
-     {"sender": "news@shop.example", "headers": {"x-campaign": "spring"}}, RuleId.BULK_MARKETING),
+    (
+        "marketing sender with footer",
+        {"sender": "newsletter@shop.example", "text": "Our spring range.\nUnsubscribe here."},
+        RuleId.BULK_MARKETING,
+    ),
+    (
+        "marketing sender, ESP header",
+        {"sender": "news@shop.example", "headers": {"x-campaign": "spring"}},
+        RuleId.BULK_MARKETING,
+    ),
     # Negatives: internal lists carry real requests; an obligation needs a reader.
     ("internal list", {"sender": "team@acme.com", "list_id": "<team.acme.com>"}, None),
-    ("list with an obligation", {"list_id": "<club.example>",
-                                 "text": "Please confirm your attendance by Friday."}, None),
+    (
+        "list with an obligation",
+        {"list_id": "<club.example>", "text": "Please confirm your attendance by Friday."},
+        None,
+    ),
     ("marketing sender, no bulk evidence", {"sender": "news@shop.example"}, None),
     ("plain mail", {}, None),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "expected"), BULK_CASES,
-                         ids=[c[0] for c in BULK_CASES])
+@pytest.mark.parametrize(("case", "fields", "expected"), BULK_CASES, ids=[c[0] for c in BULK_CASES])
 def test_bulk_mail(case: str, fields: dict[str, Any], expected: str | None) -> None:
     result = decide(message(**fields))
     assert (result.provenance.rule_id if result else None) == expected
@@ -79,31 +124,47 @@ def test_bulk_mail(case: str, fields: dict[str, Any], expected: str | None) -> N
 
 # --------------------------------------------------------------------------- auto-replies
 
-_OOO = ("I am currently out of the office and will return on June 2. For urgent matters "
-        "please contact Sam (sam@partner.example).")
+_OOO = (
+    "I am currently out of the office and will return on June 2. For urgent matters "
+    "please contact Sam (sam@partner.example)."
+)
 AUTO_REPLY_CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("auto-submitted header", {"auto_submitted": "auto-replied"}, True),
     ("x-autoreply header", {"headers": {"x-autoreply": "yes"}}, True),
     ("subject automatic reply", {"subject": "Automatic reply: Budget"}, True),
     ("subject out of office", {"subject": "Out of Office: back Monday"}, True),
     ("subject auto-reply", {"subject": "Auto-Reply: Q3 numbers"}, True),
-    ("body opening", {"subject": "Re: Find a time",
-                      "text": "Auto-Reply: Out of Office\n\nBack on May 16."}, True),
+    (
+        "body opening",
+        {"subject": "Re: Find a time", "text": "Auto-Reply: Out of Office\n\nBack on May 16."},
+        True,
+    ),
     ("body formula only", {"subject": "Re: Budget", "text": _OOO}, True),
-    ("curly apostrophe", {"text": "I\u2019m out of the office and will return on Monday. "
-                                  "In my absence, contact Sam."}, True),
+    (
+        "curly apostrophe",
+        {
+            "text": "I\u2019m out of the office and will return on Monday. "
+            "In my absence, contact Sam."
+        },
+        True,
+    ),
     # Negatives: a person mentioning an absence, and an auto-reply quoted below a reply.
-    ("person out tomorrow", {"text": "I'm out of the office tomorrow, can we meet Friday?"},
-     False),
-    ("quoted auto-reply", {"subject": "Re: Find a time",
-                           "text": "Tuesday works.\n\nOn Mon, 2 Jun 2025, Bob wrote:\n> " + _OOO},
-     False),
+    ("person out tomorrow", {"text": "I'm out of the office tomorrow, can we meet Friday?"}, False),
+    (
+        "quoted auto-reply",
+        {
+            "subject": "Re: Find a time",
+            "text": "Tuesday works.\n\nOn Mon, 2 Jun 2025, Bob wrote:\n> " + _OOO,
+        },
+        False,
+    ),
     ("auto-submitted no", {"auto_submitted": "no"}, False),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "is_auto"), AUTO_REPLY_CASES,
-                         ids=[c[0] for c in AUTO_REPLY_CASES])
+@pytest.mark.parametrize(
+    ("case", "fields", "is_auto"), AUTO_REPLY_CASES, ids=[c[0] for c in AUTO_REPLY_CASES]
+)
 def test_auto_replies(case: str, fields: dict[str, Any], is_auto: bool) -> None:
     result = decide(message(**fields))
     if not is_auto:
@@ -127,33 +188,58 @@ def test_auto_replies_can_be_filed_away() -> None:
 # --------------------------------------------------------------------------- automated
 
 AUTOMATED_CASES: list[tuple[str, dict[str, Any], Priority | None]] = [
-    ("auto-generated", {"auto_submitted": "auto-generated", "subject": "Weekly report"},
-     Priority.LOW),
-    ("no-reply sender", {"sender": "no-reply@saas.example", "subject": "Your export is ready"},
-     Priority.LOW),
+    (
+        "auto-generated",
+        {"auto_submitted": "auto-generated", "subject": "Weekly report"},
+        Priority.LOW,
+    ),
+    (
+        "no-reply sender",
+        {"sender": "no-reply@saas.example", "subject": "Your export is ready"},
+        Priority.LOW,
+    ),
     ("noreply sender", {"sender": "noreply@saas.example", "subject": "Receipt"}, Priority.LOW),
-    ("notifications sender", {"sender": "notifications@git.example", "subject": "New comment"},
-     Priority.LOW),
-    ("auto-response-suppress", {"headers": {"x-auto-response-suppress": "All"},
-                                "subject": "Build finished"}, Priority.LOW),
-    ("alert subject", {"sender": "alerts@monitor.example", "subject": "Backup FAILED"},
-     Priority.NORMAL),
-    ("internal robot", {"sender": "noreply@acme.com", "subject": "Expense approved"},
-     Priority.LOW),
+    (
+        "notifications sender",
+        {"sender": "notifications@git.example", "subject": "New comment"},
+        Priority.LOW,
+    ),
+    (
+        "auto-response-suppress",
+        {"headers": {"x-auto-response-suppress": "All"}, "subject": "Build finished"},
+        Priority.LOW,
+    ),
+    (
+        "alert subject",
+        {"sender": "alerts@monitor.example", "subject": "Backup FAILED"},
+        Priority.NORMAL,
+    ),
+    ("internal robot", {"sender": "noreply@acme.com", "subject": "Expense approved"}, Priority.LOW),
     # Negatives: an automated mail that asks for something is left to the next stage.
-    ("no-reply with a deadline", {"sender": "noreply@training.example",
-                                  "subject": "Courses",
-                                  "text": "Compliance training must be done by June 30."}, None),
-    ("no-reply with consequences", {"sender": "alerts@bank.example",
-                                    "text": "Review your transactions to avoid a fee."}, None),
+    (
+        "no-reply with a deadline",
+        {
+            "sender": "noreply@training.example",
+            "subject": "Courses",
+            "text": "Compliance training must be done by June 30.",
+        },
+        None,
+    ),
+    (
+        "no-reply with consequences",
+        {"sender": "alerts@bank.example", "text": "Review your transactions to avoid a fee."},
+        None,
+    ),
     ("person", {"sender": "sam@partner.example", "subject": "Report"}, None),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "priority"), AUTOMATED_CASES,
-                         ids=[c[0] for c in AUTOMATED_CASES])
-def test_automated_notifications(case: str, fields: dict[str, Any],
-                                 priority: Priority | None) -> None:
+@pytest.mark.parametrize(
+    ("case", "fields", "priority"), AUTOMATED_CASES, ids=[c[0] for c in AUTOMATED_CASES]
+)
+def test_automated_notifications(
+    case: str, fields: dict[str, Any], priority: Priority | None
+) -> None:
     result = decide(message(**fields))
     if priority is None:
         assert result is None
@@ -165,32 +251,80 @@ def test_automated_notifications(case: str, fields: dict[str, Any],
 
 # --------------------------------------------------------------------------- calendar
 
-_ICS_BODY = ("BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nDTSTART:20260602T130000Z\n"
-             "DTEND:20260602T133000Z\nSUMMARY:Sync\nEND:VEVENT\nEND:VCALENDAR\n")
+_ICS_BODY = (
+    "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nDTSTART:20260602T130000Z\n"
+    "DTEND:20260602T133000Z\nSUMMARY:Sync\nEND:VEVENT\nEND:VCALENDAR\n"
+)
 CALENDAR_CASES: list[tuple[str, dict[str, Any], str | None, Category | None, Priority | None]] = [
-    ("ics attachment request", {"attachments": [ics("REQUEST")]}, RuleId.CALENDAR_REQUEST,
-     Category.SCHEDULE, Priority.NORMAL),
-    ("ics without method", {"attachments": [ics("").model_copy(
-        update={"content_type": "application/ics"})]}, RuleId.CALENDAR_REQUEST,
-     Category.SCHEDULE, Priority.NORMAL),
-    ("content-type header", {"headers": {"content-type": "text/calendar; method=REQUEST"}},
-     RuleId.CALENDAR_REQUEST, Category.SCHEDULE, Priority.NORMAL),
-    ("ics in the body", {"text": _ICS_BODY}, RuleId.CALENDAR_REQUEST, Category.SCHEDULE,
-     Priority.NORMAL),
-    ("cancel", {"attachments": [ics("CANCEL")]}, RuleId.CALENDAR_UPDATE, Category.NOTIFY,
-     Priority.NORMAL),
-    ("reply (accepted)", {"subject": "Accepted: Sync", "attachments": [ics("REPLY")]},
-     RuleId.CALENDAR_UPDATE, Category.NOTIFY, Priority.LOW),
+    (
+        "ics attachment request",
+        {"attachments": [ics("REQUEST")]},
+        RuleId.CALENDAR_REQUEST,
+        Category.SCHEDULE,
+        Priority.NORMAL,
+    ),
+    (
+        "ics without method",
+        {"attachments": [ics("").model_copy(update={"content_type": "application/ics"})]},
+        RuleId.CALENDAR_REQUEST,
+        Category.SCHEDULE,
+        Priority.NORMAL,
+    ),
+    (
+        "content-type header",
+        {"headers": {"content-type": "text/calendar; method=REQUEST"}},
+        RuleId.CALENDAR_REQUEST,
+        Category.SCHEDULE,
+        Priority.NORMAL,
+    ),
+    (
+        "ics in the body",
+        {"text": _ICS_BODY},
+        RuleId.CALENDAR_REQUEST,
+        Category.SCHEDULE,
+        Priority.NORMAL,
+    ),
+    (
+        "cancel",
+        {"attachments": [ics("CANCEL")]},
+        RuleId.CALENDAR_UPDATE,
+        Category.NOTIFY,
+        Priority.NORMAL,
+    ),
+    (
+        "reply (accepted)",
+        {"subject": "Accepted: Sync", "attachments": [ics("REPLY")]},
+        RuleId.CALENDAR_UPDATE,
+        Category.NOTIFY,
+        Priority.LOW,
+    ),
     ("invitation word only", {"subject": "Invitation: lunch next week?"}, None, None, None),
-    ("pdf attachment", {"attachments": [ics().model_copy(
-        update={"filename": "a.pdf", "content_type": "application/pdf"})]}, None, None, None),
+    (
+        "pdf attachment",
+        {
+            "attachments": [
+                ics().model_copy(update={"filename": "a.pdf", "content_type": "application/pdf"})
+            ]
+        },
+        None,
+        None,
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "expected", "category", "priority"), CALENDAR_CASES,
-                         ids=[c[0] for c in CALENDAR_CASES])
-def test_calendar_invitations(case: str, fields: dict[str, Any], expected: str | None,
-                              category: Category | None, priority: Priority | None) -> None:
+@pytest.mark.parametrize(
+    ("case", "fields", "expected", "category", "priority"),
+    CALENDAR_CASES,
+    ids=[c[0] for c in CALENDAR_CASES],
+)
+def test_calendar_invitations(
+    case: str,
+    fields: dict[str, Any],
+    expected: str | None,
+    category: Category | None,
+    priority: Priority | None,
+) -> None:
     result = decide(message(**fields))
     assert (result.provenance.rule_id if result else None) == expected
     if result is not None:
@@ -209,6 +343,7 @@ def test_invitation_carries_meeting_constraints() -> None:
 
 
 # --------------------------------------------------------------------------- VIPs
+
 
 def test_vip_raises_priority_of_a_decision() -> None:
     plain = decide(message(attachments=[ics()]))
@@ -230,44 +365,115 @@ def test_vip_does_not_raise_ignored_mail() -> None:
 # --------------------------------------------------------------------------- spam, offers
 
 SPAM_CASES: list[tuple[str, dict[str, Any], str | None]] = [
-    ("pharma spam", {"sender": "Mo <mo@pills-deals.biz>", "subject": "cheap meds",
-                     "text": "Buy viagra, cialis and xanax online, no prescription needed! "
-                             "Click here: http://x.example"}, RuleId.SPAM_CONTENT),
-    ("obfuscated drug names", {"sender": "contact.4417@mail.example", "subject": "re : hi",
-                               "text": "v 1 a g r a and c i a l i s at lowest prices, "
-                                       "shipped discreetly"}, RuleId.SPAM_CONTENT),
-    ("replica watches", {"sender": "z@watch.example", "subject": "gift",
-                         "text": "Replica rolex wrist watches at unbeatable prices! "
-                                 "To remove yourself reply REMOVE."}, RuleId.SPAM_CONTENT),
-    ("mortgage", {"sender": "a@refi-now.top", "subject": "low rates",
-                  "text": "Refinance your mortgage today. Bad credit ok. Click here."},
-     RuleId.SPAM_CONTENT),
-    ("ad disclosure", {"sender": "spa@clinic.example", "subject": "coupon",
-                       "text": "Laser offer. This e-mail message is an advertisement and/or "
-                               "solicitation. Unsubscribe."}, RuleId.SPAM_CONTENT),
-    ("sales under pressure", {"sender": "sam@tools.example", "subject": "2 hours left",
-                              "text": "Our suite is 40% off until noon. Lock in your rate "
-                                      "before it resets."}, RuleId.PROMOTION),
-    ("sponsorship push", {"sender": "kim@events.example", "subject": "Last chance",
-                          "text": "The platinum sponsorship tier closes today."},
-     RuleId.PROMOTION),
+    (
+        "pharma spam",
+        {
+            "sender": "Mo <mo@pills-deals.biz>",
+            "subject": "cheap meds",
+            "text": "Buy viagra, cialis and xanax online, no prescription needed! "
+            "Click here: http://x.example",
+        },
+        RuleId.SPAM_CONTENT,
+    ),
+    (
+        "obfuscated drug names",
+        {
+            "sender": "contact.4417@mail.example",
+            "subject": "re : hi",
+            "text": "v 1 a g r a and c i a l i s at lowest prices, shipped discreetly",
+        },
+        RuleId.SPAM_CONTENT,
+    ),
+    (
+        "replica watches",
+        {
+            "sender": "z@watch.example",
+            "subject": "gift",
+            "text": "Replica rolex wrist watches at unbeatable prices! "
+            "To remove yourself reply REMOVE.",
+        },
+        RuleId.SPAM_CONTENT,
+    ),
+    (
+        "mortgage",
+        {
+            "sender": "a@refi-now.top",
+            "subject": "low rates",
+            "text": "Refinance your mortgage today. Bad credit ok. Click here.",
+        },
+        RuleId.SPAM_CONTENT,
+    ),
+    (
+        "ad disclosure",
+        {
+            "sender": "spa@clinic.example",
+            "subject": "coupon",
+            "text": "Laser offer. This e-mail message is an advertisement and/or "
+            "solicitation. Unsubscribe.",
+        },
+        RuleId.SPAM_CONTENT,
+    ),
+    (
+        "sales under pressure",
+        {
+            "sender": "sam@tools.example",
+            "subject": "2 hours left",
+            "text": "Our suite is 40% off until noon. Lock in your rate before it resets.",
+        },
+        RuleId.PROMOTION,
+    ),
+    (
+        "sponsorship push",
+        {
+            "sender": "kim@events.example",
+            "subject": "Last chance",
+            "text": "The platinum sponsorship tier closes today.",
+        },
+        RuleId.PROMOTION,
+    ),
     # Negatives.
-    ("same spam from inside", {"sender": "it@acme.com", "subject": "spam sample",
-                               "text": "FYI, we got: buy viagra, cialis online, no prescription."
-                                       " Click here http://x.example"}, None),
-    ("doctor's note", {"sender": "dr@clinic.example", "subject": "Your prescription",
-                       "text": "Your prescription is ready for pickup on Monday."}, None),
-    ("vendor quote, no pressure", {"sender": "sam@tools.example", "subject": "Quote",
-                                   "text": "As discussed, the quote includes a 10% discount."},
-     None),
-    ("offer in a real thread", {"sender": "sam@tools.example", "subject": "Re: pricing",
-                                "in_reply_to": "<a@b>",
-                                "text": "We can do 20% off if you sign today."}, None),
+    (
+        "same spam from inside",
+        {
+            "sender": "it@acme.com",
+            "subject": "spam sample",
+            "text": "FYI, we got: buy viagra, cialis online, no prescription."
+            " Click here http://x.example",
+        },
+        None,
+    ),
+    (
+        "doctor's note",
+        {
+            "sender": "dr@clinic.example",
+            "subject": "Your prescription",
+            "text": "Your prescription is ready for pickup on Monday.",
+        },
+        None,
+    ),
+    (
+        "vendor quote, no pressure",
+        {
+            "sender": "sam@tools.example",
+            "subject": "Quote",
+            "text": "As discussed, the quote includes a 10% discount.",
+        },
+        None,
+    ),
+    (
+        "offer in a real thread",
+        {
+            "sender": "sam@tools.example",
+            "subject": "Re: pricing",
+            "in_reply_to": "<a@b>",
+            "text": "We can do 20% off if you sign today.",
+        },
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "expected"), SPAM_CASES,
-                         ids=[c[0] for c in SPAM_CASES])
+@pytest.mark.parametrize(("case", "fields", "expected"), SPAM_CASES, ids=[c[0] for c in SPAM_CASES])
 def test_spam_and_promotions(case: str, fields: dict[str, Any], expected: str | None) -> None:
     result = decide(message(**fields))
     assert (result.provenance.rule_id if result else None) == expected
@@ -278,13 +484,20 @@ def test_spam_and_promotions(case: str, fields: dict[str, Any], expected: str | 
 # --------------------------------------------------------------------------- flags
 
 DEADLINES = [
-    ("Can you send it by Friday?", True), ("Need this by EOD.", True),
-    ("The deadline is next week.", True), ("Payment due June 5.", True),
-    ("Reply no later than the 3rd.", True), ("Please confirm by 3pm.", True),
-    ("Decision needed by 14:00.", True), ("Before 11 AM please.", True),
-    ("by end of day", True), ("within 2 hours", True),
-    ("By the way, nice talk.", False), ("Delayed due to the weather.", False),
-    ("Friday was great.", False), ("Sent by Sam.", False),
+    ("Can you send it by Friday?", True),
+    ("Need this by EOD.", True),
+    ("The deadline is next week.", True),
+    ("Payment due June 5.", True),
+    ("Reply no later than the 3rd.", True),
+    ("Please confirm by 3pm.", True),
+    ("Decision needed by 14:00.", True),
+    ("Before 11 AM please.", True),
+    ("by end of day", True),
+    ("within 2 hours", True),
+    ("By the way, nice talk.", False),
+    ("Delayed due to the weather.", False),
+    ("Friday was great.", False),
+    ("Sent by Sam.", False),
 ]
 
 
@@ -293,8 +506,12 @@ def test_has_deadline(text: str, expected: bool) -> None:
     assert RULES.signals(message(text=text), CONTEXT).has_deadline is expected
 
 
-EXTERNAL = [("pat@partner.example", True), ("jane.doe@acme.com", False),
-            ("ops@eu.acme.com", False), ("bob@globexcorp.com", False)]
+EXTERNAL = [
+    ("pat@partner.example", True),
+    ("jane.doe@acme.com", False),
+    ("ops@eu.acme.com", False),
+    ("bob@globexcorp.com", False),
+]
 
 
 @pytest.mark.parametrize(("sender", "external"), EXTERNAL, ids=[e[0] for e in EXTERNAL])
