@@ -63,10 +63,8 @@ from integrations.errors import (
 )
 from integrations.msgraph.auth import (
     DEFAULT_AUTHORITY_HOST,
-    ClientCredentialsTokenProvider,
     TokenProvider,
-    requests_session_trusting,
-    static_token_provider,
+    token_provider_for,
 )
 from integrations.msgraph.client import GraphClient
 
@@ -651,26 +649,12 @@ class BusinessCentralERPConnector:
 
 
 def _token_provider(config: BusinessCentralConfig, context: ConnectorContext) -> TokenProvider:
-    if config.auth == "context":
-        provider = context.extras.get("bc_token_provider")
-        if provider is None:
-            raise ConnectorUnavailableError(
-                "auth=context needs a token provider injected as bc_token_provider"
-            )
-        return provider
-    if config.auth == "token":
-        assert config.access_token is not None  # checked by the config model
-        return static_token_provider(config.access_token)
-    assert config.client_id and config.client_secret
-    http_client = requests_session_trusting(str(config.ca_file)) if config.ca_file else None
-    return ClientCredentialsTokenProvider(
-        tenant_id=config.tenant_id,
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        authority_host=config.authority_host,
+    return token_provider_for(
+        config,
+        context,
+        context_key="bc_token_provider",
         scopes=(BC_SCOPE,),
-        http_client=http_client,
-        connector=context.instance_name,
+        ca_file=str(config.ca_file) if config.ca_file else None,
     )
 
 

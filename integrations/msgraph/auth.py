@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import structlog
 from pydantic import SecretStr
 
-from integrations.errors import ConnectorAuthError, RetriableConnectorError
+from integrations.base import ConnectorContext
+from integrations.errors import (
+    ConnectorAuthError,
+    ConnectorUnavailableError,
+    RetriableConnectorError,
+)
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -142,3 +147,55 @@ def static_token_provider(token: SecretStr | str) -> TokenProvider:
         return value
 
     return provide
+
+
+class EntraAuthConfig(Protocol):
+    """The authentication fields shared by the Graph and Business Central config models."""
+
+    @property
+    def auth(self) -> Literal["client_credentials", "token", "context"]: ...
+    @property
+    def access_token(self) -> SecretStr | None: ...
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def client_secret(self) -> SecretStr | None: ...
+    @property
+    def authority_host(self) -> str: ...
+
+
+def token_provider_for(
+    config: EntraAuthConfig,
+    context: ConnectorContext,
+    *,
+    context_key: str,
+    scopes: Sequence[str] = (GRAPH_DEFAULT_SCOPE,),
+    ca_file: str | None = None,
+) -> TokenProvider:
+    """The token provider a connector's ``auth`` setting names.
+
+    ``context``: a provider injected by the host under ``context_key`` (on-behalf-of);
+    ``token``: a pre-issued token; ``client_credentials``: msal app-only tokens.
+    """
+    if config.auth == "context":
+        provider = context.extras.get(context_key)
+        if provider is None:
+            raise ConnectorUnavailableError(
+                f"auth=context needs a token provider injected as {context_key}"
+            )
+        return provider
+    if config.auth == "token":
+        assert config.access_token is not None  # checked by the config model
+        return static_token_provider(config.access_token)
+    assert config.tenant_id and config.client_id and config.client_secret
+    return ClientCredentialsTokenProvider(
+        tenant_id=config.tenant_id,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        authority_host=config.authority_host,
+        scopes=scopes,
+        http_client=requests_session_trusting(ca_file) if ca_file else None,
+        connector=context.instance_name,
+    )

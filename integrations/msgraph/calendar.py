@@ -44,14 +44,12 @@ from integrations.base import (
 from integrations.errors import (
     ConnectorError,
     ConnectorNotFoundError,
-    ConnectorUnavailableError,
     FatalConnectorError,
 )
 from integrations.msgraph.auth import (
     DEFAULT_AUTHORITY_HOST,
-    ClientCredentialsTokenProvider,
     TokenProvider,
-    static_token_provider,
+    token_provider_for,
 )
 from integrations.msgraph.client import GRAPH_BASE_URL, GraphClient
 
@@ -644,24 +642,7 @@ class GraphCalendarConnector:
 
 
 def _token_provider(config: GraphCalendarConfig, context: ConnectorContext) -> TokenProvider:
-    if config.auth == "context":
-        provider = context.extras.get("msgraph_token_provider")
-        if provider is None:
-            raise ConnectorUnavailableError(
-                "auth=context needs a token provider injected as msgraph_token_provider"
-            )
-        return provider
-    if config.auth == "token":
-        assert config.access_token is not None  # checked by the config model
-        return static_token_provider(config.access_token)
-    assert config.tenant_id and config.client_id and config.client_secret
-    return ClientCredentialsTokenProvider(
-        tenant_id=config.tenant_id,
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        authority_host=config.authority_host,
-        connector=context.instance_name,
-    )
+    return token_provider_for(config, context, context_key="msgraph_token_provider")
 
 
 async def _build_calendar(

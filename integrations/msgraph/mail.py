@@ -45,17 +45,14 @@ from integrations.errors import (
     ConnectorAuthError,
     ConnectorError,
     ConnectorNotFoundError,
-    ConnectorUnavailableError,
     CursorExpiredError,
     FatalConnectorError,
 )
 from integrations.mime import derive_thread_id, html_to_text, message_ids
 from integrations.msgraph.auth import (
     DEFAULT_AUTHORITY_HOST,
-    ClientCredentialsTokenProvider,
     TokenProvider,
-    requests_session_trusting,
-    static_token_provider,
+    token_provider_for,
 )
 from integrations.msgraph.client import GRAPH_BASE_URL, GraphClient
 
@@ -686,25 +683,11 @@ class GraphEmailConnector:
 
 
 def _token_provider(config: GraphMailConfig, context: ConnectorContext) -> TokenProvider:
-    if config.auth == "context":
-        provider = context.extras.get("msgraph_token_provider")
-        if provider is None:
-            raise ConnectorUnavailableError(
-                "auth=context needs a token provider injected as msgraph_token_provider"
-            )
-        return provider
-    if config.auth == "token":
-        assert config.access_token is not None  # checked by the config model
-        return static_token_provider(config.access_token)
-    assert config.tenant_id and config.client_id and config.client_secret
-    http_client = requests_session_trusting(str(config.ca_file)) if config.ca_file else None
-    return ClientCredentialsTokenProvider(
-        tenant_id=config.tenant_id,
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        authority_host=config.authority_host,
-        http_client=http_client,
-        connector=context.instance_name,
+    return token_provider_for(
+        config,
+        context,
+        context_key="msgraph_token_provider",
+        ca_file=str(config.ca_file) if config.ca_file else None,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.fakes.serving import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ASSISTANT = Path(sys.executable).parent / "assistant"
@@ -20,12 +21,6 @@ def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(ASSISTANT_DATA_DIR=str(data_dir), COLUMNS="200", NO_COLOR="1")
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_demo_prints_the_processed_inbox(tmp_path: Path) -> None:
@@ -61,7 +56,7 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
         capture_output=True,
         timeout=60,
     )
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(ASSISTANT), "serve", "--port", str(port)],
         cwd=REPO,

@@ -33,9 +33,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,10 +43,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from tests.fakes.serving import serve_app
 from tests.fixtures import erp_seed
 
 BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
@@ -1090,33 +1088,11 @@ class BusinessCentralEmulator:
     @contextlib.contextmanager
     def serve(self, *, cert_file: Path, key_file: Path) -> Iterator[str]:
         """Run over HTTPS with uvicorn in a thread; yield the API root (…/api/v2.0)."""
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ssl_certfile=str(cert_file),
-            ssl_keyfile=str(key_file),
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the Business Central emulator did not start")
-            time.sleep(0.02)
-        self.base_url = f"https://127.0.0.1:{port}"
-        try:
+        with serve_app(
+            self.app, name="Business Central emulator", cert_file=cert_file, key_file=key_file
+        ) as port:
+            self.base_url = f"https://127.0.0.1:{port}"
             yield self.api_root
-        finally:
-            server.should_exit = True
-            thread.join(10)
 
 
 __all__ = ["APPROVALS_ROUTE", "BC_SCOPE", "BusinessCentralEmulator"]

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import threading
-import time as time_module
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,10 +26,11 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from tests.fakes.serving import serve_app
 
 OLSON_TO_WINDOWS = {v: k for k, v in WINDOWS_TO_OLSON.items()}
 _SHOW_AS = {"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}
@@ -213,27 +212,9 @@ class GraphCalendarEmulator:
     @contextlib.contextmanager
     def serve(self) -> Iterator[str]:
         """Run the app with uvicorn in a thread; yield its base URL (ending in /v1.0)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-            )
-        )
-        thread = threading.Thread(target=server.run, name="graph-calendar-emulator", daemon=True)
-        thread.start()
-        deadline = time_module.monotonic() + 10
-        while not server.started:
-            if time_module.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the Graph emulator did not start")
-            time_module.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}/v1.0"
-        try:
+        with serve_app(self.app, name="Graph calendar emulator") as port:
+            self.base_url = f"http://127.0.0.1:{port}/v1.0"
             yield self.base_url
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
 
     # ------------------------------------------------------------------ helpers
 

