@@ -28,7 +28,7 @@ from assistant.core.clock import utcnow
 from assistant.core.errors import AssistantError, ConflictError, ValidationFailedError
 from assistant.core.principal import Principal, system_principal
 from governance.actions import CompensationContext, CompensationResult
-from governance.executor import audit_reason, error_text, route_exception
+from governance.executor import audit_reason, error_text
 from governance.models import Action
 from governance.service import ActionService, Proposal, ensure_can_manage, visibility
 from governance.state import ActionState, execution_key, transition
@@ -274,27 +274,13 @@ class CompensationService:
         error = error_text(exc)
         try:
             async with self.sessions() as session, session.begin():
-                now = self.clock()
-                executor = self.actions.executor
-                owner = await executor.owner_for(session, action)
-                routed = await route_exception(
-                    session,
-                    action,
-                    state=S.COMPENSATION_FAILED,
-                    error=error,
-                    owner=owner,
-                    now=now,
-                    routing=executor.owners,
-                )
-                await transition(
+                owner = await self.actions.executor.fail_to_owner(
                     session,
                     action,
                     S.COMPENSATION_FAILED,
-                    actor=self.actions.executor.actor_for(action.tenant_id),
-                    now=now,
+                    error=error,
                     reason=audit_reason(exc),
-                    values={"last_error": error, "claimed_by": None, "lease_expires_at": None},
-                    payload={"exception_id": routed.id, "owner": owner},
+                    values={"claimed_by": None, "lease_expires_at": None},
                 )
         except ConflictError as conflict:
             return RollbackOutcome(

@@ -188,6 +188,39 @@ class Executor:
             return UNASSIGNED_OWNER
         return await self.owners.owner_for(session, action)
 
+    async def fail_to_owner(
+        self,
+        session: AsyncSession,
+        action: Action,
+        state: ActionState,
+        *,
+        error: str,
+        reason: str,
+        values: dict[str, Any],
+        payload: dict[str, Any] | None = None,
+    ) -> str:
+        """Move ``action`` to a failure ``state`` and route the exception to its owner.
+
+        Both happen in the caller's transaction, so the exception row, the state change
+        and its audit event commit together. Returns the owner it was routed to.
+        """
+        now = self.clock()
+        owner = await self.owner_for(session, action)
+        routed = await route_exception(
+            session, action, state=state, error=error, owner=owner, now=now, routing=self.owners
+        )
+        await transition(
+            session,
+            action,
+            state,
+            actor=self.actor_for(action.tenant_id),
+            now=now,
+            reason=reason,
+            values={**values, "last_error": error},
+            payload={**(payload or {}), "exception_id": routed.id, "owner": owner},
+        )
+        return owner
+
     # ------------------------------------------------------------------ scheduling
 
     async def schedule(self, session: AsyncSession, action: Action) -> Action:
@@ -400,30 +433,14 @@ class Executor:
         try:
             async with self.sessions() as session, session.begin():
                 now = self.clock()
-                owner = await self.owner_for(session, action)
-                routed = await route_exception(
-                    session,
-                    action,
-                    state=S.FAILED,
-                    error=error,
-                    owner=owner,
-                    now=now,
-                    routing=self.owners,
-                )
-                await transition(
+                owner = await self.fail_to_owner(
                     session,
                     action,
                     S.FAILED,
-                    actor=self.actor_for(action.tenant_id),
-                    now=now,
+                    error=error,
                     reason=audit_reason(exc),
-                    values={
-                        "last_error": error,
-                        "finished_at": now,
-                        "claimed_by": None,
-                        "lease_expires_at": None,
-                    },
-                    payload={"attempt": action.attempts, "exception_id": routed.id, "owner": owner},
+                    values={"finished_at": now, "claimed_by": None, "lease_expires_at": None},
+                    payload={"attempt": action.attempts},
                 )
         except ConflictError:
             log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
@@ -491,26 +508,13 @@ class Executor:
         return recovered
 
     async def _interrupted_compensation(self, action: Action) -> None:
+        error = "the compensation was interrupted (its worker went silent); retry it"
         async with self.sessions() as session, session.begin():
-            now = self.clock()
-            owner = await self.owner_for(session, action)
-            error = "the compensation was interrupted (its worker went silent); retry it"
-            routed = await route_exception(
-                session,
-                action,
-                state=S.COMPENSATION_FAILED,
-                error=error,
-                owner=owner,
-                now=now,
-                routing=self.owners,
-            )
-            await transition(
+            await self.fail_to_owner(
                 session,
                 action,
                 S.COMPENSATION_FAILED,
-                actor=self.actor_for(action.tenant_id),
-                now=now,
+                error=error,
                 reason=error,
-                values={"claimed_by": None, "lease_expires_at": None, "last_error": error},
-                payload={"exception_id": routed.id, "owner": owner},
+                values={"claimed_by": None, "lease_expires_at": None},
             )
