@@ -21,6 +21,7 @@ from assistant.api import review as review_api
 from assistant.api import schedule as schedule_api
 from assistant.api import triage as triage_api
 from assistant.api.errors import install_error_handlers
+from assistant.cli_support import log_format
 from assistant.core.logging import configure_logging
 from assistant.core.middleware import CorrelationIdMiddleware, MetricsMiddleware, RequestMetrics
 from assistant.core.settings import Settings, get_settings
@@ -28,12 +29,6 @@ from assistant.ingestion import push as mail_push
 from assistant.services import Services
 
 log = structlog.stdlib.get_logger(__name__)
-
-
-def log_format(settings: Settings) -> str:
-    if settings.log.format != "auto":
-        return settings.log.format
-    return "json" if settings.is_production else "console"
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

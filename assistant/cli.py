@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from assistant import __version__
+from assistant.cli_support import settings_or_exit
 from assistant.core.errors import ConfigurationError
 from assistant.core.settings import Settings, load_settings
 
@@ -79,16 +80,6 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
-
-
 def _version(value: bool) -> None:
     if value:
         console.print(f"assistant {__version__}")
@@ -118,7 +109,7 @@ def serve(
     from assistant.app import create_app
     from governance.owners import check_production_owners
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         _run(check_production_owners(settings))
     except ConfigurationError as exc:
@@ -143,7 +134,7 @@ def db_upgrade(target: Annotated[str, typer.Argument(help="Revision.")] = "head"
     """Apply migrations up to TARGET (default: head)."""
     from assistant.core.db import create_engine, current_revision, upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> str | None:
         engine = create_engine(settings.database_url)
@@ -161,7 +152,7 @@ def db_downgrade(target: Annotated[str, typer.Argument(help="Revision or 'base'.
     """Revert migrations down to TARGET."""
     from assistant.core.db import create_engine, current_revision, downgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> str | None:
         engine = create_engine(settings.database_url)
@@ -179,7 +170,7 @@ def db_current() -> None:
     """Print the current and head revisions; exit 1 when behind."""
     from assistant.core.db import create_engine, current_revision, head_revision
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> str | None:
         engine = create_engine(settings.database_url)
@@ -288,7 +279,7 @@ def sandbox_seed(
     from assistant.core.db import create_engine, create_session_factory, upgrade
     from integrations.sandbox.seed import seed_sandbox
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> Any:
         engine = create_engine(settings.database_url)
@@ -320,7 +311,7 @@ def demo(
     """One shot: seed the sandbox, run the inbox through the pipeline, print the result."""
     from assistant.demo import run_demo
 
-    settings = _settings()
+    settings = settings_or_exit()
     _run(run_demo(settings, console, reset=reset))
 
 

@@ -14,10 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.cli_support import settings_or_exit
 from assistant.core.clock import utcnow
-from assistant.core.errors import AssistantError, ConfigurationError
+from assistant.core.errors import AssistantError
 from assistant.core.principal import Principal, Role
-from assistant.core.settings import Settings, load_settings
+from assistant.core.settings import Settings
 
 T = TypeVar("T")
 
@@ -41,16 +42,6 @@ RoleOpt = Annotated[
     typer.Option("--role", help="Roles of that user (repeatable; default: admin)."),
 ]
 ForOpt = Annotated[str | None, typer.Option("--for", help="The executive a delegate acts for.")]
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
 
 
 def _principal(
@@ -150,7 +141,7 @@ def actions_list(
     """List actions, newest first."""
     from governance.state import ActionState
 
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, None, [Role.AUDITOR])
     states = [ActionState(s) for s in state or []]
 
@@ -190,7 +181,7 @@ def actions_show(
     preview: Annotated[bool, typer.Option(help="Render the preview (reads the mailbox).")] = False,
 ) -> None:
     """One action as JSON: arguments, policy decision and explanation, execution."""
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, None, [Role.AUDITOR])
 
     async def work(runtime: Any) -> dict[str, Any]:
@@ -215,7 +206,7 @@ def actions_approve(
     comment: Annotated[str | None, typer.Option(help="Comment.")] = None,
 ) -> None:
     """Approve a pending action (as --as with --role, for --for)."""
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> Any:
@@ -237,7 +228,7 @@ def actions_reject(
     acting_for: ForOpt = None,
 ) -> None:
     """Reject a pending action with a reason."""
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> Any:
@@ -258,7 +249,7 @@ def actions_undo(
     acting_for: ForOpt = None,
 ) -> None:
     """Cancel an action inside its hold window (or still in review)."""
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> Any:
@@ -289,7 +280,7 @@ def actions_rollback(
     if bool(action_id) == bool(correlation):
         err_console.print("give an action id or --correlation (one of them)")
         raise typer.Exit(2)
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, user, role, acting_for)
 
     async def work(runtime: Any) -> list[Any]:
@@ -315,7 +306,7 @@ def actions_rollback(
 def _switch(enabled: bool, tenant: str | None, connector: str | None, reason: str | None) -> None:
     from governance.killswitch import set_switch
 
-    settings = _settings()
+    settings = settings_or_exit()
     principal = _principal(settings, tenant, None, [Role.ADMIN])
 
     async def work(runtime: Any) -> Any:
@@ -375,7 +366,7 @@ def killswitch_status() -> None:
     """Every kill switch and whether it is on."""
     from governance.killswitch import list_switches
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def work(runtime: Any) -> list[Any]:
         async with runtime.services.sessions() as session:
@@ -407,12 +398,10 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
 ) -> None:
     """Run due actions, retries, lease recovery and review expiry until stopped."""
-    from assistant.core.logging import configure_logging
     from assistant.governance_app import build_governance, runner_mode
     from assistant.services import Services
 
-    settings = _settings()
-    configure_logging(settings.log.level, "json" if settings.is_production else "console")
+    settings = settings_or_exit(configure_logs=True)
 
     async def go() -> None:
         services = await Services.build(settings)

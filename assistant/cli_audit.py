@@ -17,8 +17,8 @@ import orjson
 import typer
 from rich.console import Console
 
-from assistant.core.errors import ConfigurationError
-from assistant.core.settings import Settings, load_settings
+from assistant.cli_support import settings_or_exit
+from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,16 +35,6 @@ err_console = Console(stderr=True)
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -91,7 +81,7 @@ def verify(
     from governance.audit_verify import VerifyReport, verify_all
     from governance.checkpoints import load_public_key
 
-    settings = _settings()
+    settings = settings_or_exit()
     key = load_public_key(public_key or settings.audit_key_file)
     if public_key is not None and key is None:
         err_console.print(f"[red]no such key file[/red]: {public_key}")
@@ -231,7 +221,7 @@ def export(
     from governance.audit_query import AuditFilter, stream_events
     from governance.audit_verify import chain_tenants
 
-    settings = _settings()
+    settings = settings_or_exit()
     where = AuditFilter(since=_parse_time(since, "--since"), until=_parse_time(until, "--until"))
     target: AbstractContextManager[IO[str]] = (
         output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
@@ -310,7 +300,7 @@ def checkpoint(
         create_checkpoint,
     )
 
-    settings = _settings()
+    settings = settings_or_exit()
     config = CheckpointConfig.from_settings(settings)
 
     async def go() -> list[tuple[str, int]]:
@@ -343,7 +333,7 @@ def public_key() -> None:
     """Print the checkpoint verification key (PEM) and its fingerprint, for auditors."""
     from governance.checkpoints import fingerprint, load_public_key, public_key_pem
 
-    settings = _settings()
+    settings = settings_or_exit()
     key = load_public_key(settings.audit_key_file)
     if key is None:
         err_console.print(

@@ -20,9 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.core.errors import AssistantError, ConfigurationError
+from assistant.cli_support import settings_or_exit
+from assistant.core.errors import AssistantError
 from assistant.core.principal import Principal, Role
-from assistant.core.settings import Settings, load_settings
+from assistant.core.settings import Settings
 from assistant.erp.service import ERPReader, invoice_rows
 from integrations.base import InvoiceKind, InvoiceQuery, OrderKind, PartyRole
 
@@ -51,16 +52,6 @@ RoleOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
-
-
 @contextlib.asynccontextmanager
 async def _reader(settings: Settings) -> AsyncIterator[ERPReader]:
     from assistant.services import Services
@@ -78,7 +69,7 @@ def _ask(
     roles: list[Role] | None,
     question: Callable[[ERPReader, Principal], Awaitable[T]],
 ) -> T:
-    settings = _settings()
+    settings = settings_or_exit()
     principal = Principal(
         user_id=user or f"cli:{getpass.getuser()}",
         tenant_id=tenant or settings.sandbox.tenant,

@@ -7,7 +7,6 @@ configuration error, so that a pipeline can act on the answer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +15,9 @@ import orjson
 import typer
 from rich.console import Console
 
-from assistant.core.errors import AssistantError, ConfigurationError
-from assistant.core.settings import Settings, load_settings
+from assistant.cli_support import settings_or_exit
+from assistant.core.errors import AssistantError
+from assistant.core.settings import Settings
 
 gate_app = typer.Typer(help="The go / no-go decision gate.", no_args_is_help=True)
 quality_app = typer.Typer(
@@ -31,28 +31,6 @@ class OutputFormat(StrEnum):
     MD = "md"
     JSON = "json"
     HTML = "html"
-
-
-def _settings() -> Settings:
-    from assistant.core.logging import configure_logging
-
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
-    # Log lines go to stderr: stdout carries only the report.
-    fmt = (
-        settings.log.format
-        if settings.log.format != "auto"
-        else ("json" if settings.is_production else "console")
-    )
-    configure_logging(settings.log.level, fmt)
-    # Alembic announces its plugins at INFO when first imported; that is not news here.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    return settings
 
 
 async def render_gate(
@@ -105,7 +83,7 @@ def report(
 ) -> None:
     """Evaluate the gate: GO (exit 0), NO-GO (exit 1) or REVISE (exit 3), with every
     criterion's measured value, threshold and verdict."""
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     try:
         text, code = asyncio.run(
             render_gate(
@@ -137,7 +115,7 @@ def check(
 ) -> None:
     """Sample auto-approved actions into the spot-check queue; raise or resolve drift
     alerts over the rolling window. Exits 1 while any alert is open."""
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
 
     async def go() -> tuple[int, list[str], int]:
         from assistant.core.clock import utcnow

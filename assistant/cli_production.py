@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assistant.cli_actions import AsOpt, TenantOpt, _principal, _settings
+from assistant.cli_actions import AsOpt, TenantOpt, _principal
+from assistant.cli_support import settings_or_exit
 from assistant.core.errors import AssistantError
 from assistant.core.principal import Principal, Role
 from assistant.core.settings import OwnerSettings, Settings
@@ -70,7 +71,7 @@ def owners_show(tenant: TenantOpt = None) -> None:
     """Everything that needs an owner, its owner, and what is missing."""
     from governance.owners import masked_contact, owner_entries
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant, None)
 
     async def work(services: Any) -> list[Any]:
@@ -111,7 +112,7 @@ def owners_set(
 
     from governance.owners import set_owner
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant, user)
     try:
         owner = OwnerSettings(person=person, role=role, contact=contact)
@@ -138,7 +139,7 @@ def autonomy_show(
     """Stored levels, and the bar a promotion must meet."""
     from governance.autonomy import grants
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant, None)
 
     async def work(services: Any) -> list[Any]:
@@ -179,7 +180,7 @@ def autonomy_set(
     from governance import autonomy
     from governance.policy import load_policy
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant, user)
 
     async def work(services: Any) -> Any:
@@ -227,7 +228,7 @@ def autonomy_compare_shadow(
     from assistant.core.clock import utcnow
     from governance.autonomy import compare_shadow_drafts, shadow_summary
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _principal(settings, tenant, "shadow-compare", [Role.ADMIN])
 
     async def work(services: Any) -> tuple[int, list[dict[str, Any]]]:
@@ -263,7 +264,7 @@ def drill_rollback(
     from governance.owners import OwnerRouter
     from integrations.base import Capability
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant, user)
 
     async def work(services: Any) -> Any:
@@ -304,7 +305,7 @@ def config_versions(
     """List configuration versions, newest first."""
     from governance.config_versions import describe, list_versions
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant, None)
 
     async def work(services: Any) -> list[dict[str, Any]]:
@@ -341,7 +342,7 @@ def config_record(
     """Record the current policy file or prompt files as a new version (if changed)."""
     from assistant.change_control import snapshot_policy, snapshot_prompts
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, settings.auth.default_tenant, user)
     if kind not in {"policy", "prompts"}:
         err_console.print(
@@ -374,7 +375,7 @@ def config_set_llm(
     from assistant.change_control import set_llm_override
     from governance.config_versions import ref
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, settings.auth.default_tenant, user)
     parsed: dict[str, Any] = {}
     for item in values:
@@ -412,7 +413,7 @@ def rollback_config(
     from assistant.change_control import appliers
     from governance.config_versions import ref, rollback
 
-    settings = _settings()
+    settings = settings_or_exit()
     actor = _admin(settings, tenant or settings.auth.default_tenant, user)
 
     async def work(services: Any) -> Any:

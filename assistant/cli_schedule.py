@@ -99,16 +99,14 @@ def find(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Rank slots that fit the executive's calendar and every --with participant's."""
-    from assistant.cli import _settings
-    from assistant.core.logging import configure_logging
+    from assistant.cli_support import settings_or_exit
     from assistant.services import Services
     from integrations.base import Capability
 
     if not with_ and not optional:
         raise typer.BadParameter("name at least one participant", param_hint="--with")
-    settings = _settings()
     # Log lines go to stderr: stdout carries only the table or the JSON.
-    configure_logging(settings.log.level, "json" if settings.is_production else "console")
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.sandbox.tenant
     values: dict[str, Any] = {
         "participants": [{"address": a} for a in with_]

@@ -80,12 +80,12 @@ def run(
     ] = None,
 ) -> None:
     """Sync the inbox through the ingestion queue and triage every message not yet triaged."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.core.db import current_revision, head_revision
     from assistant.services import Services
     from assistant.triage.pipeline import run_triage
 
-    settings = _settings()
+    settings = settings_or_exit()
     since_at = _since(since)
     tenant_id = tenant or settings.sandbox.tenant
 
@@ -148,7 +148,7 @@ def corrections_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Corrections with their metrics (what was corrected, by which stage)."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.triage.store import (
         CorrectionOut,
         ReviewStatus,
@@ -156,7 +156,7 @@ def corrections_list(
         list_corrections,
     )
 
-    settings = _settings()
+    settings = settings_or_exit()
     tenant_id = tenant or settings.sandbox.tenant
 
     async def go() -> tuple[list[CorrectionOut], dict[str, Any]]:
@@ -198,11 +198,11 @@ def corrections_review(
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the sandbox's).")] = None,
 ) -> None:
     """Accept a correction as a rule candidate or few-shot candidate, or dismiss it."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.core.principal import Principal, Role
     from assistant.triage.store import ReviewStatus, review_correction
 
-    settings = _settings()
+    settings = settings_or_exit()
     principal = Principal(
         user_id=reviewer, tenant_id=tenant or settings.sandbox.tenant, roles=frozenset({Role.ADMIN})
     )
@@ -225,10 +225,10 @@ def corrections_export_rules(
 ) -> None:
     """Print admin rules (triage rules YAML) from corrections accepted as rules; an admin
     reviews them and commits them to the rules file (versioned with the deployment)."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.triage.store import ReviewStatus, list_corrections, rules_from_corrections
 
-    settings = _settings()
+    settings = settings_or_exit()
     tenant_id = tenant or settings.sandbox.tenant
 
     async def go() -> dict[str, Any]:
@@ -262,7 +262,7 @@ def eval_triage(
     ] = False,
 ) -> None:
     """Run the configured triage pipeline over a labelled corpus and print its scores."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.core.errors import ConfigurationError
     from assistant.evaluation.corpus import load_mapping, load_records
     from assistant.evaluation.triage_eval import evaluate, render_text
@@ -270,7 +270,7 @@ def eval_triage(
     from assistant.triage.cascade import TriageCascade
     from assistant.triage.pipeline import build_classifier
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         label_mapping = load_mapping(mapping)
         records = load_records(dataset)[:limit]

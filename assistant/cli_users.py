@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistant.core.errors import AssistantError, ConfigurationError
-from assistant.core.logging import configure_logging
+from assistant.cli_support import settings_or_exit
+from assistant.core.errors import AssistantError
 from assistant.core.principal import Principal, Role
-from assistant.core.settings import Settings, load_settings
+from assistant.core.settings import Settings
 
 T = TypeVar("T")
 
@@ -32,24 +32,6 @@ TenantOption = Annotated[
     str | None, typer.Option("--tenant", help="Tenant (default: auth.default_tenant).")
 ]
 RolesOption = Annotated[list[Role], typer.Option("--role", help="A role; repeat for several.")]
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc.detail}")
-        for problem in exc.problems:
-            err_console.print(f"  - {problem}")
-        raise typer.Exit(2) from None
-    # Log lines go to stderr: stdout carries only what a script captures (a token, a key).
-    fmt = (
-        settings.log.format
-        if settings.log.format != "auto"
-        else ("json" if settings.is_production else "console")
-    )
-    configure_logging(settings.log.level, fmt)
-    return settings
 
 
 def _cli_actor(tenant_id: str) -> Principal:
@@ -120,7 +102,7 @@ def users_add(
     """Add a user with one or more roles (executive, delegate, admin, auditor)."""
     from assistant.auth import users
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
     password = _read_password(password_stdin)
 
@@ -149,7 +131,7 @@ def users_list(tenant: TenantOption = None) -> None:
     """List the tenant's users and their roles."""
     from assistant.auth import users
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
 
     async def work(session: AsyncSession) -> list[tuple[str, str, str, str, str]]:
@@ -185,7 +167,7 @@ def users_role(
     """Grant or take away roles."""
     from assistant.auth import users
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
 
     async def work(session: AsyncSession) -> frozenset[Role]:
@@ -209,7 +191,7 @@ def users_password(
     """Set a user's password, read from standard input (also clears a lockout)."""
     from assistant.auth import users
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
     password = _read_password(True)
     assert password is not None
@@ -244,7 +226,7 @@ def token(
     from assistant.auth.keys import LocalKeyStore
     from assistant.auth.tenants import TenantDirectory
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     if settings.auth.mode != "local":
         err_console.print("[red]tokens are issued by Entra in entra mode[/red]")
         raise typer.Exit(2)
@@ -293,7 +275,7 @@ def apikeys_create(
     from assistant.auth import apikeys
     from assistant.core.clock import utcnow
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
@@ -321,7 +303,7 @@ def apikeys_list(tenant: TenantOption = None) -> None:
     """List the tenant's API keys (prefixes only)."""
     from assistant.auth import apikeys
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
 
     def when(value: object) -> str:
@@ -357,7 +339,7 @@ def apikeys_revoke(
     """Revoke an API key: it stops working at once."""
     from assistant.auth import apikeys
 
-    settings = _settings()
+    settings = settings_or_exit(configure_logs=True)
     tenant_id = tenant or settings.auth.default_tenant
 
     async def work(session: AsyncSession) -> None:

@@ -69,11 +69,11 @@ def sync(
     ] = 0.0,
 ) -> None:
     """Sync mailboxes from their stored cursors and queue new mail for triage."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.ingestion.service import MailIngestor
     from assistant.services import Services
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> list[Any]:
         services = await Services.build(settings)
@@ -138,12 +138,12 @@ def watch(
     poll_interval: Annotated[float, typer.Option(min=1, help="Polling fallback (s).")] = 300.0,
 ) -> None:
     """Run ingestion continuously: IMAP IDLE, Graph notifications, polling as the fallback."""
-    from assistant.cli import _settings
+    from assistant.cli_support import settings_or_exit
     from assistant.ingestion.service import MailIngestor
     from assistant.ingestion.worker import run_worker
     from assistant.services import Services
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> None:
         services = await Services.build(settings)
