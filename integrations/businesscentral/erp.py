@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field
 
 from integrations.base import (
     Capability,
@@ -62,7 +62,7 @@ from integrations.errors import (
     FatalConnectorError,
 )
 from integrations.msgraph.auth import (
-    DEFAULT_AUTHORITY_HOST,
+    EntraAuthConfig,
     TokenProvider,
     token_provider_for,
 )
@@ -124,10 +124,8 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-class BusinessCentralConfig(BaseModel):
+class BusinessCentralConfig(EntraAuthConfig):
     """A Business Central environment and company, and how to get tokens for it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     tenant_id: str = Field(title="Entra tenant id")
     environment: str = Field(default="production", title="Environment name")
@@ -135,21 +133,11 @@ class BusinessCentralConfig(BaseModel):
     company_name: str | None = Field(
         default=None, title="Company name", description="Used when company_id is not set."
     )
-    auth: Literal["client_credentials", "token", "context"] = Field(
-        default="client_credentials",
-        title="Authentication",
-        description="client_credentials: app-only (msal); token: a pre-issued token; "
-        "context: a token provider the application injects (bc_token_provider).",
-    )
-    client_id: str | None = Field(default=None, title="Client (application) id")
-    client_secret: SecretStr | None = Field(default=None, title="Client secret")
-    access_token: SecretStr | None = Field(default=None, title="Access token")
     base_url: str = Field(
         default=BC_BASE_URL,
         title="API base URL",
         description="Up to /v2.0; the tenant and environment follow.",
     )
-    authority_host: str = Field(default=DEFAULT_AUTHORITY_HOST, title="Authority host")
     ca_file: Path | None = Field(default=None, title="CA file")
     approval_api: str | None = Field(
         default=None,
@@ -169,21 +157,6 @@ class BusinessCentralConfig(BaseModel):
         title="Page size",
         description="Prefer: odata.maxpagesize; none: BC's own.",
     )
-    timeout_s: float = Field(default=30.0, gt=0, le=600, title="Request timeout (s)")
-    max_attempts: int = Field(default=5, ge=1, le=20, title="Attempts per request")
-
-    @model_validator(mode="after")
-    def _credentials(self) -> BusinessCentralConfig:
-        missing: list[str] = []
-        if self.auth == "client_credentials":
-            missing = [
-                name for name in ("client_id", "client_secret") if getattr(self, name) is None
-            ]
-        elif self.auth == "token" and self.access_token is None:
-            missing = ["access_token"]
-        if missing:
-            raise ValueError(f"auth={self.auth} needs {', '.join(missing)}")
-        return self
 
     @property
     def api_root(self) -> str:

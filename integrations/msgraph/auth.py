@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import structlog
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from integrations.base import ConnectorContext
 from integrations.errors import (
@@ -149,21 +149,43 @@ def static_token_provider(token: SecretStr | str) -> TokenProvider:
     return provide
 
 
-class EntraAuthConfig(Protocol):
-    """The authentication fields shared by the Graph and Business Central config models."""
+class EntraAuthConfig(BaseModel):
+    """How a Microsoft connector (Graph, Business Central) gets its tokens.
 
-    @property
-    def auth(self) -> Literal["client_credentials", "token", "context"]: ...
-    @property
-    def access_token(self) -> SecretStr | None: ...
-    @property
-    def tenant_id(self) -> str | None: ...
-    @property
-    def client_id(self) -> str | None: ...
-    @property
-    def client_secret(self) -> SecretStr | None: ...
-    @property
-    def authority_host(self) -> str: ...
+    The connector config models extend it, so the fields, their validation and the
+    token provider they lead to are the same for every Microsoft connector.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: Literal["client_credentials", "token", "context"] = Field(
+        default="client_credentials",
+        title="Authentication",
+        description="client_credentials: app-only (msal); token: a pre-issued token; "
+        "context: a token provider the application injects (on-behalf-of, delegated).",
+    )
+    tenant_id: str | None = Field(default=None, title="Tenant id")
+    client_id: str | None = Field(default=None, title="Client (application) id")
+    client_secret: SecretStr | None = Field(default=None, title="Client secret")
+    access_token: SecretStr | None = Field(default=None, title="Access token")
+    authority_host: str = Field(default=DEFAULT_AUTHORITY_HOST, title="Authority host")
+    timeout_s: float = Field(default=30.0, gt=0, le=600, title="Request timeout (s)")
+    max_attempts: int = Field(default=5, ge=1, le=20, title="Attempts per request")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EntraAuthConfig:
+        missing: list[str] = []
+        if self.auth == "client_credentials":
+            missing = [
+                name
+                for name in ("tenant_id", "client_id", "client_secret")
+                if getattr(self, name) is None
+            ]
+        elif self.auth == "token" and self.access_token is None:
+            missing = ["access_token"]
+        if missing:
+            raise ValueError(f"auth={self.auth} needs {', '.join(missing)}")
+        return self
 
 
 def token_provider_for(

@@ -15,11 +15,11 @@ import re
 import time as time_module
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field
 
 from integrations import ical
 from integrations.base import (
@@ -47,7 +47,7 @@ from integrations.errors import (
     FatalConnectorError,
 )
 from integrations.msgraph.auth import (
-    DEFAULT_AUTHORITY_HOST,
+    EntraAuthConfig,
     TokenProvider,
     token_provider_for,
 )
@@ -102,44 +102,14 @@ def _windows_zones() -> dict[str, str]:
 _IANA_TO_WINDOWS = _windows_zones()
 
 
-class GraphCalendarConfig(BaseModel):
+class GraphCalendarConfig(EntraAuthConfig):
     """A Microsoft 365 mailbox's calendar, and how to get tokens for it."""
 
-    model_config = ConfigDict(extra="forbid")
-
     mailbox: str = Field(title="Mailbox", description="The owner's address (UPN).")
-    auth: Literal["client_credentials", "token", "context"] = Field(
-        default="client_credentials",
-        title="Authentication",
-        description="client_credentials: app-only (msal); token: a pre-issued token; "
-        "context: a token provider the application injects (on-behalf-of, delegated).",
-    )
-    tenant_id: str | None = Field(default=None, title="Tenant id")
-    client_id: str | None = Field(default=None, title="Client (application) id")
-    client_secret: SecretStr | None = Field(default=None, title="Client secret")
-    access_token: SecretStr | None = Field(default=None, title="Access token")
     base_url: str = Field(default=GRAPH_BASE_URL, title="Graph base URL")
-    authority_host: str = Field(default=DEFAULT_AUTHORITY_HOST, title="Authority host")
-    timeout_s: float = Field(default=30.0, gt=0, le=600, title="Request timeout (s)")
-    max_attempts: int = Field(default=5, ge=1, le=20, title="Attempts per request")
     availability_interval_min: int = Field(
         default=15, ge=5, le=1440, title="getSchedule interval (minutes)"
     )
-
-    @model_validator(mode="after")
-    def _credentials(self) -> GraphCalendarConfig:
-        missing = []
-        if self.auth == "client_credentials":
-            missing = [
-                name
-                for name in ("tenant_id", "client_id", "client_secret")
-                if getattr(self, name) is None
-            ]
-        elif self.auth == "token" and self.access_token is None:
-            missing = ["access_token"]
-        if missing:
-            raise ValueError(f"auth={self.auth} needs {', '.join(missing)}")
-        return self
 
 
 class MeetingTimeSuggestion(BaseModel):

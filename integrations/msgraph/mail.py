@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from integrations.base import (
     Attachment,
@@ -50,7 +50,7 @@ from integrations.errors import (
 )
 from integrations.mime import derive_thread_id, html_to_text, message_ids
 from integrations.msgraph.auth import (
-    DEFAULT_AUTHORITY_HOST,
+    EntraAuthConfig,
     TokenProvider,
     token_provider_for,
 )
@@ -128,52 +128,22 @@ class GraphSubscription:
     client_state: str | None = None
 
 
-class GraphMailConfig(BaseModel):
+class GraphMailConfig(EntraAuthConfig):
     """A Microsoft 365 mailbox, and how to get tokens for it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     mailbox: str = Field(title="Mailbox", description="The mailbox's address (UPN).")
     user_id: str | None = Field(
         default=None, title="User id", description="Graph user id or UPN; default: the mailbox."
     )
-    auth: Literal["client_credentials", "token", "context"] = Field(
-        default="client_credentials",
-        title="Authentication",
-        description="client_credentials: app-only (msal); token: a pre-issued token; "
-        "context: a token provider the application injects (on-behalf-of, delegated).",
-    )
-    tenant_id: str | None = Field(default=None, title="Tenant id")
-    client_id: str | None = Field(default=None, title="Client (application) id")
-    client_secret: SecretStr | None = Field(default=None, title="Client secret")
-    access_token: SecretStr | None = Field(default=None, title="Access token")
     base_url: str = Field(default=GRAPH_BASE_URL, title="Graph base URL")
-    authority_host: str = Field(default=DEFAULT_AUTHORITY_HOST, title="Authority host")
     ca_file: Path | None = Field(
         default=None, title="CA file", description="Extra CA certificates to trust (PEM)."
     )
-    timeout_s: float = Field(default=30.0, gt=0, le=600, title="Request timeout (s)")
-    max_attempts: int = Field(default=5, ge=1, le=20, title="Attempts per request")
     notification_url: str | None = Field(
         default=None,
         title="Notification URL",
         description="Public HTTPS URL of /webhooks/msgraph/mail for push; none: polling.",
     )
-
-    @model_validator(mode="after")
-    def _credentials(self) -> GraphMailConfig:
-        missing: list[str] = []
-        if self.auth == "client_credentials":
-            missing = [
-                name
-                for name in ("tenant_id", "client_id", "client_secret")
-                if getattr(self, name) is None
-            ]
-        elif self.auth == "token" and self.access_token is None:
-            missing = ["access_token"]
-        if missing:
-            raise ValueError(f"auth={self.auth} needs {', '.join(missing)}")
-        return self
 
 
 # --------------------------------------------------------------------------- mapping
