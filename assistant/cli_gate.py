@@ -119,18 +119,21 @@ def check(
 
     async def go() -> tuple[int, list[str], int]:
         from assistant.core.clock import utcnow
-        from assistant.core.db import create_engine, create_session_factory
         from assistant.core.principal import system_principal
         from assistant.quality import monitor
         from assistant.quality.period import parse_period
+        from assistant.services import Services
+        from governance.aftercommit import drain_notifications
         from governance.checkpoints import configure
+        from governance.owners import OwnerRouter
 
         now = utcnow()
         actor = system_principal(tenant or settings.sandbox.tenant, "quality-check")
         configure(settings)
-        engine = create_engine(settings.database_url)
+        services = await Services.build(settings)
         try:
-            async with create_session_factory(engine)() as session:
+            router = OwnerRouter(services.sessions, settings, services.connectors)
+            async with services.sessions() as session:
                 sampled = await monitor.sample_spot_checks(
                     session, settings.quality, actor, parse_period(period, now), now=now
                 )
@@ -138,10 +141,15 @@ def check(
                 changes = await monitor.evaluate_alerts(
                     session, settings.quality, actor, now=now, owner=owner
                 )
+                for change in changes:
+                    if change.change == "raised":
+                        notice = monitor.alert_notice(change.alert, settings)
+                        router.notify_after_commit(session, notice)
                 still_open = await monitor.list_alerts(session, actor.tenant_id, status="open")
                 await session.commit()
+            await drain_notifications()  # the owners hear of raised alerts before we exit
         finally:
-            await engine.dispose()
+            await services.aclose()
         lines = [
             f"{c.change}: {c.alert.metric} {c.alert.kind} {c.alert.value:.3f} "
             f"(threshold {c.alert.threshold:.3f}, {c.alert.samples} samples; owner "

@@ -6,8 +6,9 @@ block) may be replaced through the admin API; those rows take precedence. Produc
 refuses to start while any owner is missing (:func:`owner_problems`).
 
 Failed actions and failed compensations are routed to an owner (the action's connector
-instance's owner, else the exception queue's, else the deployment's): after the
-transaction that queued the exception commits, :class:`OwnerRouter` emails them through
+instance's owner, else the exception queue's, else the deployment's), and so are quality
+alerts (the exception queue's owner, else the deployment's): after the transaction that
+queued the exception or raised the alert commits, :class:`OwnerRouter` emails them through
 the tenant's own email connector or POSTs to their webhook (retrying 429, 5xx and
 timeouts, honouring ``Retry-After``), and audits the routing, failed or not. A webhook URL
 may carry a token, so the audit log keeps only its scheme and host.
@@ -333,8 +334,29 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class OwnerNotice:
+    """Something an owner must hear about: a failed action, a drifting quality rate.
+
+    ``key`` is the idempotency key (one notice per subject, kept across retries);
+    ``document`` is the webhook's JSON body (the owner, subject and text are added);
+    ``audit`` is what the ``owner.notified`` audit event records besides the routing.
+    """
+
+    tenant_id: str
+    key: str
+    subject: str
+    body: str
+    document: dict[str, Any]
+    resource_type: str
+    resource_id: str
+    audit: dict[str, Any]
+    connector: str | None = None
+    correlation_id: str | None = None
+
+
 class OwnerRouter:
-    """Finds the owner of a failed action and notifies them after commit (audited)."""
+    """Finds the owner of a failure or an alert and notifies them after commit (audited)."""
 
     def __init__(
         self,
@@ -351,14 +373,14 @@ class OwnerRouter:
         self.transport = transport
         self.sleep = sleep
 
-    async def resolve(
-        self, session: AsyncSession, action: Action
+    async def resolve_owner(
+        self, session: AsyncSession, tenant_id: str, connector: str | None = None
     ) -> tuple[OwnerEntry | None, OwnerSettings | None]:
+        """The connector instance's owner, else the exception queue's, else the deployment's."""
         entries = {
-            (e.scope, e.subject): e
-            for e in await owner_entries(session, self.settings, action.tenant_id)
+            (e.scope, e.subject): e for e in await owner_entries(session, self.settings, tenant_id)
         }
-        for key in (("connector", action.connector or ""), ("exceptions", ""), ("deployment", "")):
+        for key in (("connector", connector or ""), ("exceptions", ""), ("deployment", "")):
             entry = entries.get(key)
             if entry is not None and entry.owner is not None:
                 return entry, entry.owner
@@ -366,7 +388,7 @@ class OwnerRouter:
 
     async def owner_for(self, session: AsyncSession, action: Action) -> str:
         """The owner's name as the exception queue keeps it."""
-        _, owner = await self.resolve(session, action)
+        _, owner = await self.resolve_owner(session, action.tenant_id, action.connector)
         return owner.person if owner is not None else UNASSIGNED
 
     def routed(self, session: AsyncSession, exception: ActionException) -> None:
@@ -378,6 +400,14 @@ class OwnerRouter:
 
         after_commit(session, notify)
 
+    def notify_after_commit(self, session: AsyncSession, notice: OwnerNotice) -> None:
+        """Deliver ``notice`` once the session's transaction commits (dropped on rollback)."""
+
+        async def notify() -> None:
+            await self.deliver_notice(notice)
+
+        after_commit(session, notify)
+
     async def deliver(self, exception_id: str) -> bool:
         """Notify the owner of one queued exception; audit the outcome. True on success."""
         async with self.sessions() as session:
@@ -385,12 +415,13 @@ class OwnerRouter:
             action = await session.get(Action, exception.action_id) if exception else None
             if exception is None or action is None:
                 return False
-            entry, owner = await self.resolve(session, action)
-        payload: dict[str, Any] = {
-            "exception_id": exception.id,
-            "state": exception.state,
-            "kind": exception.kind,
-        }
+        return await self.deliver_notice(self._exception_notice(action, exception))
+
+    async def deliver_notice(self, notice: OwnerNotice) -> bool:
+        """Send ``notice`` to its owner by email or webhook; audit the outcome, failed or not."""
+        async with self.sessions() as session:
+            entry, owner = await self.resolve_owner(session, notice.tenant_id, notice.connector)
+        payload: dict[str, Any] = dict(notice.audit)
         outcome, reason = Outcome.SUCCESS, None
         if owner is None or entry is None:
             outcome, reason = Outcome.FAILURE, "no owner named"
@@ -403,36 +434,35 @@ class OwnerRouter:
                 contact=contact_for_audit(owner.contact),
             )
             try:
-                attempts = await self._send(owner, action, exception)
-                payload["attempts"] = attempts
+                payload["attempts"] = await self._send(owner, notice)
             except Exception as exc:  # any failure is audited, not raised
                 outcome, reason = Outcome.FAILURE, type(exc).__name__
                 payload["attempts"] = getattr(exc, "attempts", None)
                 log.warning(
                     "owners.notify_failed",
-                    exception_id=exception.id,
-                    tenant=action.tenant_id,
+                    resource_type=notice.resource_type,
+                    resource_id=notice.resource_id,
+                    tenant=notice.tenant_id,
                     error=type(exc).__name__,
                 )
         async with self.sessions() as session, session.begin():
             await record(
                 session,
-                system_principal(action.tenant_id, "owners"),
+                system_principal(notice.tenant_id, "owners"),
                 AuditEventIn(
                     action=AuditAction.OWNER_NOTIFIED,
                     outcome=outcome,
                     reason=reason,
-                    resource_type="action_exception",
-                    resource_id=exception.id,
-                    correlation_id=action.correlation_id,
-                    connector=action.connector,
-                    # action_id stays empty: an action's own events are one per transition.
-                    payload={**payload, "action_id": action.id},
+                    resource_type=notice.resource_type,
+                    resource_id=notice.resource_id,
+                    correlation_id=notice.correlation_id,
+                    connector=notice.connector,
+                    payload=payload,
                 ),
             )
         return outcome is Outcome.SUCCESS
 
-    def _message(self, action: Action, exception: ActionException) -> tuple[str, str]:
+    def _exception_notice(self, action: Action, exception: ActionException) -> OwnerNotice:
         what = (
             "compensation failed" if exception.state == "compensation_failed" else "action failed"
         )
@@ -444,57 +474,61 @@ class OwnerRouter:
             f"state: {exception.state}\non behalf of: {action.on_behalf_of or '-'}\n"
             f"error: {exception.error or '-'}\n\n{link}\n"
         )
-        return subject, body
+        return OwnerNotice(
+            tenant_id=action.tenant_id,
+            key=f"owner-notify-{exception.id}",
+            subject=subject,
+            body=body,
+            document={
+                "event": "exception.routed",
+                "tenant": action.tenant_id,
+                "exception_id": exception.id,
+                "action_id": action.id,
+                "kind": action.kind,
+                "state": exception.state,
+                "on_behalf_of": action.on_behalf_of,
+                "error": exception.error,
+            },
+            resource_type="action_exception",
+            resource_id=exception.id,
+            # action_id rides in the payload: an action's own events are one per transition.
+            audit={
+                "exception_id": exception.id,
+                "state": exception.state,
+                "kind": exception.kind,
+                "action_id": action.id,
+            },
+            connector=action.connector,
+            correlation_id=action.correlation_id,
+        )
 
-    async def _send(self, owner: OwnerSettings, action: Action, exception: ActionException) -> int:
-        subject, body = self._message(action, exception)
+    async def _send(self, owner: OwnerSettings, notice: OwnerNotice) -> int:
         if channel(owner.contact) == "email":
-            return await self._email(owner, action, exception, subject, body)
-        return await self._webhook(owner, action, exception, subject, body)
+            return await self._email(owner, notice)
+        return await self._webhook(owner, notice)
 
-    async def _email(
-        self,
-        owner: OwnerSettings,
-        action: Action,
-        exception: ActionException,
-        subject: str,
-        body: str,
-    ) -> int:
+    async def _email(self, owner: OwnerSettings, notice: OwnerNotice) -> int:
         if self.resolver is None:
             raise NotifyError("no email connector to notify through")
-        connector = self.resolver.get(action.tenant_id, Capability.EMAIL)
+        connector = self.resolver.get(notice.tenant_id, Capability.EMAIL)
         draft = await connector.create_draft(
             DraftRequest(
                 to=[EmailAddress(address=owner.contact, name=owner.person)],
-                subject=subject,
-                body_text=body,
-                idempotency_key=f"owner-notify-{exception.id}",
+                subject=notice.subject,
+                body_text=notice.body,
+                idempotency_key=notice.key,
             )
         )
         await connector.send_draft(draft.id)
         return 1
 
-    async def _webhook(
-        self,
-        owner: OwnerSettings,
-        action: Action,
-        exception: ActionException,
-        subject: str,
-        body: str,
-    ) -> int:
+    async def _webhook(self, owner: OwnerSettings, notice: OwnerNotice) -> int:
         config = self.settings.owners
         document = {
-            "event": "exception.routed",
-            "tenant": action.tenant_id,
-            "exception_id": exception.id,
-            "action_id": action.id,
-            "kind": action.kind,
-            "state": exception.state,
-            "on_behalf_of": action.on_behalf_of,
-            "error": exception.error,
+            **notice.document,
             "owner": {"person": owner.person, "role": owner.role},
-            "subject": subject,
-            "text": body,
+            "subject": notice.subject,
+            "text": notice.body,
         }
 
         def wait(state: RetryCallState) -> float:
@@ -516,10 +550,7 @@ class OwnerRouter:
             async for attempt in retrying:
                 with attempt:
                     await self._post(
-                        client,
-                        owner.contact,
-                        document,
-                        headers={"Idempotency-Key": f"owner-notify-{exception.id}"},
+                        client, owner.contact, document, headers={"Idempotency-Key": notice.key}
                     )
             return int(retrying.statistics.get("attempt_number", 1))
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.api.deps import SessionDep, SettingsDep, require
+from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.principal import Principal
@@ -186,11 +186,15 @@ async def spot_check_verdict(
 async def evaluate(
     principal: QualityManager,
     session: SessionDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     period: PeriodQuery = "30d",
 ) -> EvaluateOut:
     """Sample the period's auto-approved actions into the spot-check queue, and raise or
-    resolve drift alerts over the rolling window (audited)."""
+    resolve drift alerts over the rolling window (audited); a raised alert is sent to its
+    owner once the request's transaction commits."""
+    from governance.owners import OwnerRouter
+
+    settings = services.settings
     now = utcnow()
     sampled = await monitor.sample_spot_checks(
         session, settings.quality, principal, parse_period(period, now), now=now
@@ -199,6 +203,10 @@ async def evaluate(
     changes = await monitor.evaluate_alerts(
         session, settings.quality, principal, now=now, owner=owner
     )
+    router = OwnerRouter(services.sessions, settings, services.connectors)
+    for change in changes:
+        if change.change == "raised":
+            router.notify_after_commit(session, monitor.alert_notice(change.alert, settings))
     return EvaluateOut(
         sampled=[SpotCheckOut.of(r) for r in sampled],
         raised=[AlertOut.of(c.alert) for c in changes if c.change == "raised"],

@@ -30,6 +30,7 @@ from assistant.quality.models import QualityAlertRow, SpotCheckRow
 from assistant.quality.period import Period
 from governance import audit
 from governance.audit import AuditAction, AuditEventIn
+from governance.owners import OwnerNotice
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -266,6 +267,38 @@ async def alert_owner(session: AsyncSession, settings: Settings, tenant_id: str)
         if entry is not None and entry.owner is not None:
             return entry.owner.person
     return None
+
+
+def alert_notice(alert: QualityAlertRow, settings: Settings) -> OwnerNotice:
+    """What the owner is told when ``alert`` is raised (email or webhook, audited)."""
+    what = alert.metric.replace("_", " ")
+    subject = f"[assistant] quality alert: {what} for {alert.kind} ({alert.value:.3f})"
+    link = f"{settings.server.public_url.rstrip('/')}/api/v1/quality/alerts"
+    body = (
+        f"A quality rate drifted past its threshold over the last {alert.window_days} days.\n\n"
+        f"tenant: {alert.tenant_id}\nmetric: {alert.metric}\nkind: {alert.kind}\n"
+        f"value: {alert.value:.3f} (threshold {alert.threshold:.3f}, "
+        f"{alert.samples} samples)\n\n{link}\n"
+    )
+    facts = {
+        "alert_id": alert.id,
+        "metric": alert.metric,
+        "kind": alert.kind,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "samples": alert.samples,
+        "window_days": alert.window_days,
+    }
+    return OwnerNotice(
+        tenant_id=alert.tenant_id,
+        key=f"quality-alert-{alert.id}",
+        subject=subject,
+        body=body,
+        document={"event": "quality.alert.raised", "tenant": alert.tenant_id, **facts},
+        resource_type="quality_alert",
+        resource_id=alert.id,
+        audit=facts,
+    )
 
 
 async def evaluate_alerts(

@@ -6,8 +6,6 @@ Routing runs against a real local HTTP server (webhook) and the sandbox mailbox 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +40,10 @@ from tests.fixtures.governance import (
     seeded_db,
     seeded_template,
 )
+from tests.fixtures.webhook import SECRET_PATH, Hook
 
 __all__ = ["seeded_db", "seeded_template"]  # fixtures
 
-SECRET_PATH = "hooks/T0KEN-s3cr3t-path"
 PRODUCTION = {"environment": "production", "secret_key": "p" * 40}
 
 
@@ -174,47 +172,6 @@ async def test_stored_owners_and_stored_connectors_count(
 
 
 # --------------------------------------------------------------------------- routing
-
-
-class Hook:
-    """A local webhook receiver that answers from a script of statuses."""
-
-    def __init__(self, statuses: list[tuple[int, dict[str, str]]]) -> None:
-        self.statuses = statuses
-        self.received: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received.append(
-                    {
-                        "path": self.path,
-                        "json": json.loads(body),
-                        "key": self.headers.get("Idempotency-Key"),
-                    }
-                )
-                status, headers = hook.statuses[min(len(hook.received), len(hook.statuses)) - 1]
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/{SECRET_PATH}?sig=abc123"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Hook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -505,3 +505,63 @@ async def test_alerts_are_routed_to_the_exception_queue_owner(
             )
         ).scalar_one()
     assert event.payload["routed_to"] == "Olu Ops"
+
+
+async def test_a_raised_alert_reaches_its_owner_after_commit_and_the_delivery_is_audited(
+    db: async_sessionmaker[AsyncSession], tenant: str, tmp_path: Path
+) -> None:
+    from governance.aftercommit import drain_notifications
+    from governance.owners import OwnerRouter
+    from tests.fixtures.webhook import SECRET_PATH, Hook
+
+    await prepare(db, tenant, {"email.send": [("rejected", {})] * 5})
+    quality = QualitySettings(min_samples=5)
+    with Hook([(503, {"Retry-After": "2"}), (200, {})]) as hook:
+        ops = {"person": "Olu Ops", "role": "IT lead", "contact": hook.url}
+        settings = Settings(data_dir=tmp_path, owners={"exceptions": ops})
+        waits: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        router = OwnerRouter(db, settings, sleep=sleep)
+        # a transaction that rolls back notifies nobody
+        async with db() as session:
+            changes = await monitor.evaluate_alerts(
+                session, quality, system_principal(tenant), now=NOW, owner="Olu Ops"
+            )
+            router.notify_after_commit(session, monitor.alert_notice(changes[0].alert, settings))
+            await session.rollback()
+        await drain_notifications()
+        assert hook.received == []
+        async with db() as session, session.begin():
+            changes = await monitor.evaluate_alerts(
+                session, quality, system_principal(tenant), now=NOW, owner="Olu Ops"
+            )
+            [alert] = [c.alert for c in changes]
+            router.notify_after_commit(session, monitor.alert_notice(alert, settings))
+        await drain_notifications()
+    assert len(hook.received) == 2 and waits == [2.0]  # the 503's Retry-After was honoured
+    delivered = hook.received[-1]
+    assert delivered["key"] == f"quality-alert-{alert.id}" == hook.received[0]["key"]
+    document = delivered["json"]
+    assert document["event"] == "quality.alert.raised" and document["alert_id"] == alert.id
+    assert document["metric"] == "rejection_rate" and document["kind"] == "email.send"
+    assert document["owner"] == {"person": "Olu Ops", "role": "IT lead"}
+    assert "rejection rate for email.send" in document["subject"]
+    async with db() as session:
+        [event] = (
+            (
+                await session.execute(
+                    select(AuditEvent).where(
+                        AuditEvent.tenant_id == tenant, AuditEvent.action == "owner.notified"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert event.outcome == "success" and event.resource_type == "quality_alert"
+    assert event.resource_id == alert.id and event.payload["attempts"] == 2
+    assert event.payload["metric"] == "rejection_rate" and event.payload["channel"] == "webhook"
+    assert SECRET_PATH not in event.payload_json and "abc123" not in event.payload_json
