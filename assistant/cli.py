@@ -214,9 +214,25 @@ def collect_config_problems(settings: Settings) -> list[str]:
     return problems
 
 
+async def _production_owner_problems(settings: Settings) -> list[str]:
+    """What production start would refuse for lack of owners (stored owners included)."""
+    from assistant.core.db import create_engine, create_session_factory
+    from governance.owners import owner_problems
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await owner_problems(create_session_factory(engine), settings)
+    except Exception as exc:  # an unreachable or unmigrated database is a finding, not a crash
+        return [f"owners: not checked, the database could not be read ({type(exc).__name__})"]
+    finally:
+        await engine.dispose()
+
+
 @config_app.command("check")
 def config_check() -> None:
-    """Validate settings, the YAML file and every connector's config; list all errors."""
+    """Validate settings, the YAML file and every connector's config; list all errors.
+
+    In production it also lists every missing owner, as production start would."""
     problems: list[str] = []
     settings: Settings | None = None
     try:
@@ -225,6 +241,8 @@ def config_check() -> None:
         problems.extend(exc.problems)
     if settings is not None:
         problems.extend(collect_config_problems(settings))
+        if settings.is_production:
+            problems.extend(asyncio.run(_production_owner_problems(settings)))
     if problems:
         err_console.print(f"[red]{len(problems)} configuration error(s)[/red]")
         for problem in problems:

@@ -321,3 +321,27 @@ def test_contacts_in_the_audit_log_and_retry_after() -> None:
     assert retry_after_seconds("soon", FIXED_NOW) is None
     with pytest.raises(ValueError, match="email address or an http"):
         OwnerSettings(person="x", role="y", contact="call me")
+
+
+def test_config_check_in_production_lists_missing_owners(
+    data_dir: Path, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.cli import app
+
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "production")
+    monkeypatch.setenv("ASSISTANT_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv(
+        "ASSISTANT_OWNERS__EXCEPTIONS",
+        json.dumps({"person": "Ops", "role": "IT", "contact": "ops@northwind.example"}),
+    )
+    checked = CliRunner().invoke(app, ["config", "check"])
+    assert checked.exit_code == 2, checked.output
+    output = " ".join(checked.output.split())
+    assert "3 configuration error(s)" in output
+    for missing in ("deployment", "connector sandbox-mail", "connector sandbox-calendar"):
+        assert f"tenant default: {missing} has no owner" in output
+    assert "exception queue has no owner" not in output
+
+    monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "development")  # owners are not required there
+    assert CliRunner().invoke(app, ["config", "check"]).exit_code == 0
