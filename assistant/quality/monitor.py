@@ -269,6 +269,17 @@ async def alert_owner(session: AsyncSession, settings: Settings, tenant_id: str)
     return None
 
 
+def _alert_facts(alert: QualityAlertRow) -> dict[str, Any]:
+    return {
+        "metric": alert.metric,
+        "kind": alert.kind,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "samples": alert.samples,
+        "window_days": alert.window_days,
+    }
+
+
 def alert_notice(alert: QualityAlertRow, settings: Settings) -> OwnerNotice:
     """What the owner is told when ``alert`` is raised (email or webhook, audited)."""
     what = alert.metric.replace("_", " ")
@@ -280,15 +291,7 @@ def alert_notice(alert: QualityAlertRow, settings: Settings) -> OwnerNotice:
         f"value: {alert.value:.3f} (threshold {alert.threshold:.3f}, "
         f"{alert.samples} samples)\n\n{link}\n"
     )
-    facts = {
-        "alert_id": alert.id,
-        "metric": alert.metric,
-        "kind": alert.kind,
-        "value": alert.value,
-        "threshold": alert.threshold,
-        "samples": alert.samples,
-        "window_days": alert.window_days,
-    }
+    facts = {"alert_id": alert.id, **_alert_facts(alert)}
     return OwnerNotice(
         tenant_id=alert.tenant_id,
         key=f"quality-alert-{alert.id}",
@@ -363,12 +366,7 @@ async def evaluate_alerts(
                 resource_type="quality_alert",
                 resource_id=alert.id,
                 payload={
-                    "metric": alert.metric,
-                    "kind": alert.kind,
-                    "value": alert.value,
-                    "threshold": alert.threshold,
-                    "samples": alert.samples,
-                    "window_days": alert.window_days,
+                    **_alert_facts(alert),
                     "routed_to": alert.routed_to,
                 },
             ),
