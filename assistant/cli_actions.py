@@ -401,7 +401,7 @@ def worker(
     from assistant.governance_app import build_governance, runner_mode
     from assistant.services import Services
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
 
     async def go() -> None:
         services = await Services.build(settings)

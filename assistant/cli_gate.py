@@ -83,7 +83,7 @@ def report(
 ) -> None:
     """Evaluate the gate: GO (exit 0), NO-GO (exit 1) or REVISE (exit 3), with every
     criterion's measured value, threshold and verdict."""
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     try:
         text, code = asyncio.run(
             render_gate(
@@ -115,7 +115,7 @@ def check(
 ) -> None:
     """Sample auto-approved actions into the spot-check queue; raise or resolve drift
     alerts over the rolling window. Exits 1 while any alert is open."""
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
 
     async def go() -> tuple[int, list[str], int]:
         from assistant.core.clock import utcnow

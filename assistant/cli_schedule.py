@@ -106,7 +106,7 @@ def find(
     if not with_ and not optional:
         raise typer.BadParameter("name at least one participant", param_hint="--with")
     # Log lines go to stderr: stdout carries only the table or the JSON.
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.sandbox.tenant
     values: dict[str, Any] = {
         "participants": [{"address": a} for a in with_]

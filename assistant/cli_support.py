@@ -20,11 +20,12 @@ def log_format(settings: Settings) -> str:
     return "json" if settings.is_production else "console"
 
 
-def settings_or_exit(*, configure_logs: bool = False) -> Settings:
-    """Load the settings; on a configuration error print every problem and exit 2.
+def settings_or_exit() -> Settings:
+    """Load the settings and set up logging; on a configuration error print every problem
+    and exit 2.
 
-    ``configure_logs`` sets up logging for commands whose stdout carries a result a
-    script captures (a token, a report): log lines then go to stderr only.
+    Log lines go through the redacting pipeline to stderr, so that stdout carries only
+    what a command prints (a table, a token, a JSON report a script parses).
     """
     try:
         settings = load_settings()
@@ -33,10 +34,9 @@ def settings_or_exit(*, configure_logs: bool = False) -> Settings:
         for problem in exc.problems:
             err_console.print(f"  - {problem}")
         raise typer.Exit(2) from None
-    if configure_logs:
-        from assistant.core.logging import configure_logging
+    from assistant.core.logging import configure_logging
 
-        configure_logging(settings.log.level, log_format(settings))
-        # Alembic announces its plugins at INFO when first imported; that is not news here.
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    configure_logging(settings.log.level, log_format(settings))
+    # Alembic announces its plugins at INFO when first imported; that is not news here.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return settings

@@ -102,7 +102,7 @@ def users_add(
     """Add a user with one or more roles (executive, delegate, admin, auditor)."""
     from assistant.auth import users
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
     password = _read_password(password_stdin)
 
@@ -131,7 +131,7 @@ def users_list(tenant: TenantOption = None) -> None:
     """List the tenant's users and their roles."""
     from assistant.auth import users
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
 
     async def work(session: AsyncSession) -> list[tuple[str, str, str, str, str]]:
@@ -167,7 +167,7 @@ def users_role(
     """Grant or take away roles."""
     from assistant.auth import users
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
 
     async def work(session: AsyncSession) -> frozenset[Role]:
@@ -191,7 +191,7 @@ def users_password(
     """Set a user's password, read from standard input (also clears a lockout)."""
     from assistant.auth import users
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
     password = _read_password(True)
     assert password is not None
@@ -226,7 +226,7 @@ def token(
     from assistant.auth.keys import LocalKeyStore
     from assistant.auth.tenants import TenantDirectory
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     if settings.auth.mode != "local":
         err_console.print("[red]tokens are issued by Entra in entra mode[/red]")
         raise typer.Exit(2)
@@ -275,7 +275,7 @@ def apikeys_create(
     from assistant.auth import apikeys
     from assistant.core.clock import utcnow
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
@@ -303,7 +303,7 @@ def apikeys_list(tenant: TenantOption = None) -> None:
     """List the tenant's API keys (prefixes only)."""
     from assistant.auth import apikeys
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
 
     def when(value: object) -> str:
@@ -339,7 +339,7 @@ def apikeys_revoke(
     """Revoke an API key: it stops working at once."""
     from assistant.auth import apikeys
 
-    settings = settings_or_exit(configure_logs=True)
+    settings = settings_or_exit()
     tenant_id = tenant or settings.auth.default_tenant
 
     async def work(session: AsyncSession) -> None:

@@ -113,6 +113,33 @@ def _redact_positional_args(_: Any, __: str, event_dict: EventDict) -> EventDict
     return event_dict
 
 
+class _CurrentStderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever ``sys.stderr`` is when a line is emitted, unless a stream was set.
+
+    CLI runners and test harnesses swap ``sys.stderr``; a handler holding the stream it
+    was created with would write into a closed, swapped-out buffer afterwards.
+    ``setStream(buffer)`` pins a stream; ``setStream(None)`` follows ``sys.stderr`` again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pinned: Any = None  # the base __init__ stored sys.stderr through the setter
+
+    @property
+    def stream(self) -> Any:
+        pinned = getattr(self, "_pinned", None)
+        return pinned if pinned is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._pinned = value
+
+    def setStream(self, stream: Any) -> Any:  # noqa: N802 - the stdlib's name
+        self.flush()
+        previous, self._pinned = self._pinned, stream
+        return previous
+
+
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     """Route structlog and stdlib logging through one redacting pipeline."""
     shared: list[Processor] = [
@@ -149,7 +176,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -156,7 +156,7 @@ def test_cli_query_overdue_po_and_party(
     runner = CliRunner()
     result = runner.invoke(app, ["erp", "query", "overdue", "--kind", "receivable", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # log lines go to stderr
     assert {i["party_name"] for i in report["invoices"]} == {"Adventure Works", "Tailspin Toys"}
     result = runner.invoke(app, ["erp", "query", "po", "1042"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

@@ -256,7 +256,7 @@ def test_the_cli_lists_versions_and_rolls_back_in_one_step(
     assert runner.invoke(app, ["config", "record", "policy", "--reason", "v2"]).exit_code == 0
     listed = runner.invoke(app, ["config", "versions", "--kind", "policy", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert [v["ref"] for v in json.loads(listed.output)] == ["policy@2", "policy@1"]
+    assert [v["ref"] for v in json.loads(listed.stdout)] == ["policy@2", "policy@1"]
     result = runner.invoke(app, ["rollback", "config", "--to", "policy@1", "--reason", "undo"])
     assert result.exit_code == 0, result.output
     assert _bytes(policy_file) == original

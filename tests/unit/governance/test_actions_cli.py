@@ -82,7 +82,7 @@ def test_list_show_approve_undo(data_dir: Path) -> None:
 
     shown = runner.invoke(app, ["actions", "show", action_id, "--preview"])
     assert shown.exit_code == 0, shown.output
-    body = json.loads(shown.output)
+    body = json.loads(shown.stdout)
     assert body["policy_rule_id"] == "external-mail"
     assert body["preview"]["to"] == [OUTSIDER]
 

@@ -126,10 +126,60 @@ def test_cli_on_the_gaia_corpus() -> None:
         pytest.skip(f"the shared GAIA corpus is not at {GAIA}")
     result = CliRunner().invoke(app, ["eval", "triage", "--dataset", str(GAIA), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["messages"] == 307 and report["provider"] == "none"
     assert sum(report["decided_by"].values()) == 307
     assert set(report["confusion"]) == {"respond", "schedule", "notify", "ignore"}
     assert report["llm_calls"] == 0
     text = CliRunner().invoke(app, ["eval", "triage", "--dataset", str(GAIA), "--limit", "20"])
     assert text.exit_code == 0 and "confusion" in text.output and "p95" in text.output
+
+
+def test_cli_json_report_stays_parseable_while_model_calls_log(
+    openai_server: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A real process: stdout carries only the JSON; log lines go, redacted, to stderr."""
+    import os
+    import subprocess
+    import sys
+
+    dataset = tmp_path / "corpus.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    answer = {
+        "priority": "normal",
+        "summary": "s",
+        "reason": "r",
+        "phishing": False,
+        "has_deadline": False,
+        "prompt_injection": False,
+        "requested_actions": [],
+        "meeting": None,
+        "confidence": 0.9,
+    }
+    openai_server.script(
+        Answer(arguments={**answer, "category": "respond"}),
+        Answer(arguments={**answer, "category": "notify"}),
+    )
+    api_key = "sk-test-DO-NOT-LOG-0123456789"
+    env = {
+        **os.environ,
+        "ASSISTANT_DATA_DIR": str(tmp_path / "data"),
+        "ASSISTANT_LLM__PROVIDER": "openai_compatible",
+        "ASSISTANT_LLM__BASE_URL": f"{openai_server.base_url}/v1",
+        "ASSISTANT_LLM__MODEL": "fake-model",
+        "ASSISTANT_LLM__API_KEY": api_key,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "eval", "triage", "--dataset", str(dataset)]
+        + ["--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)  # nothing but the report
+    assert report["llm_calls"] == 2 and report["accuracy"] == 1.0
+    assert "llm.call" in done.stderr  # the model calls were logged, on stderr
+    assert api_key not in done.stdout + done.stderr
