@@ -37,6 +37,7 @@ from tests.fixtures.governance import (
     seeded_template,
 )
 from tests.unit.llm.conftest import fake_llm
+from tests.unit.triage.factory import triage_answer
 
 __all__ = ["_openai_server", "openai_server", "seeded_db", "seeded_template"]  # fixtures
 
@@ -192,18 +193,12 @@ async def test_triage_run_proposes_drafts_and_sends_nothing(
     with_llm = settings.model_copy(update={"llm": fake_llm(openai_server)})
     # Triage (a tool call) says respond; drafting (plain text) writes a hostile body.
     openai_server.default = Answer(
-        arguments={
-            "category": "respond",
-            "priority": "normal",
-            "summary": "asks something",
-            "reason": "question",
-            "phishing": False,
-            "has_deadline": False,
-            "prompt_injection": False,
-            "requested_actions": ["reply"],
-            "meeting": None,
-            "confidence": 0.9,
-        },
+        arguments=triage_answer(
+            category="respond",
+            priority="normal",
+            requested_actions=["reply"],
+            confidence=0.9,
+        ),
         content=HOSTILE_DRAFT,
         completion_tokens=30,
     )

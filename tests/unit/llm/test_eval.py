@@ -18,6 +18,7 @@ from assistant.triage import Category, TriageCascade
 from assistant.triage.llm_stage import LLMTriageClassifier
 from tests.fakes.openai_server import Answer, FakeOpenAI
 from tests.unit.llm.conftest import fake_llm
+from tests.unit.triage.factory import triage_answer
 
 GAIA = Path(__file__).resolve().parents[4] / "shared" / "data" / "triage" / "gaia_corpus.jsonl"
 
@@ -91,20 +92,17 @@ async def test_rules_only_report() -> None:
 async def test_model_report_counts_tokens(openai_server: FakeOpenAI) -> None:
     meter = MemoryMeter()
     classifier = LLMTriageClassifier(LLMClient(fake_llm(openai_server), meter), tenant_id="e")
-    base = {
-        "priority": "normal",
-        "summary": "s",
-        "reason": "r",
-        "phishing": False,
-        "has_deadline": False,
-        "prompt_injection": False,
-        "requested_actions": [],
-        "meeting": None,
-        "confidence": 0.9,
-    }
     openai_server.script(
-        Answer(arguments={**base, "category": "respond"}, prompt_tokens=1000, completion_tokens=50),
-        Answer(arguments={**base, "category": "notify"}, prompt_tokens=1000, completion_tokens=50),
+        Answer(
+            arguments=triage_answer(category="respond", requested_actions=[], confidence=0.9),
+            prompt_tokens=1000,
+            completion_tokens=50,
+        ),
+        Answer(
+            arguments=triage_answer(category="notify", requested_actions=[], confidence=0.9),
+            prompt_tokens=1000,
+            completion_tokens=50,
+        ),
     )
     report = await evaluate(
         RECORDS,
@@ -145,20 +143,9 @@ def test_cli_json_report_stays_parseable_while_model_calls_log(
 
     dataset = tmp_path / "corpus.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
-    answer = {
-        "priority": "normal",
-        "summary": "s",
-        "reason": "r",
-        "phishing": False,
-        "has_deadline": False,
-        "prompt_injection": False,
-        "requested_actions": [],
-        "meeting": None,
-        "confidence": 0.9,
-    }
     openai_server.script(
-        Answer(arguments={**answer, "category": "respond"}),
-        Answer(arguments={**answer, "category": "notify"}),
+        Answer(arguments=triage_answer(category="respond", requested_actions=[], confidence=0.9)),
+        Answer(arguments=triage_answer(category="notify", requested_actions=[], confidence=0.9)),
     )
     api_key = "sk-test-DO-NOT-LOG-0123456789"
     env = {

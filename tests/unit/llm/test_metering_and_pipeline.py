@@ -20,6 +20,7 @@ from assistant.triage.store import TriageResultRow
 from governance.audit_models import AuditEvent
 from tests.fakes.openai_server import Answer, FakeOpenAI
 from tests.unit.llm.conftest import fake_llm
+from tests.unit.triage.factory import triage_answer
 
 SECRET_BODY = "the merger code name is BLUEBIRD"
 
@@ -117,18 +118,12 @@ async def test_triage_run_with_the_model(
 ) -> None:
     with_llm = settings.model_copy(update={"llm": fake_llm(openai_server)})
     openai_server.default = Answer(
-        arguments={
-            "category": "respond",
-            "priority": "normal",
-            "summary": "asks something",
-            "reason": "question",
-            "phishing": False,
-            "has_deadline": False,
-            "prompt_injection": False,
-            "requested_actions": ["reply"],
-            "meeting": None,
-            "confidence": 0.9,
-        },
+        arguments=triage_answer(
+            category="respond",
+            priority="normal",
+            requested_actions=["reply"],
+            confidence=0.9,
+        ),
         prompt_tokens=300,
         completion_tokens=30,
     )
@@ -158,18 +153,12 @@ async def test_triage_run_keeps_failed_and_older_mail_queued(
     assert report.failed > 0 and report.by_stage["model"] == 0
     # the provider is back: the failed messages are triaged on the next run
     openai_server.default = Answer(
-        arguments={
-            "category": "notify",
-            "priority": "low",
-            "summary": "s",
-            "reason": "r",
-            "phishing": False,
-            "has_deadline": False,
-            "prompt_injection": False,
-            "requested_actions": [],
-            "meeting": None,
-            "confidence": 0.9,
-        }
+        arguments=triage_answer(
+            category="notify",
+            priority="low",
+            requested_actions=[],
+            confidence=0.9,
+        )
     )
     later = await _run(down)
     assert later.by_stage["model"] == report.failed and later.failed == 0

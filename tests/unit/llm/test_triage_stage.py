@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from assistant.core.settings import LLMSettings
 from assistant.llm import LLMClient, LLMUnavailableError, MemoryMeter
 from assistant.triage import Category, Priority, TriageCascade
-from assistant.triage.llm_stage import ALLOWED_ACTIONS, LLMTriageClassifier, TriageAnswer
+from assistant.triage.llm_stage import ALLOWED_ACTIONS, LLMTriageClassifier
 from tests.fakes.openai_server import Answer, FakeOpenAI
 from tests.unit.llm.conftest import fake_llm
-from tests.unit.triage.factory import CONTEXT, EXECUTIVE, message
+from tests.unit.triage.factory import CONTEXT, EXECUTIVE, message, triage_answer
 
 BODY = "Hi, can we find 45 minutes next week to go through the Q3 numbers? Thanks, Pat"
 
 
-def answer(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "category": "respond",
-        "priority": "normal",
-        "summary": "Pat asks for the Q3 numbers",
-        "reason": "a direct question",
-        "phishing": False,
-        "has_deadline": False,
-        "prompt_injection": False,
-        "requested_actions": ["reply"],
-        "meeting": None,
-        "confidence": 0.8,
-    }
-    base.update(overrides)
-    TriageAnswer.model_validate(base)  # the script itself must follow the contract
-    return base
+answer = triage_answer
 
 
 def cascade(settings: LLMSettings) -> tuple[TriageCascade, MemoryMeter]:

@@ -6,6 +6,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from assistant.triage import RuleTriage, TriageContext, TriageResult
+from assistant.triage.llm_stage import TriageAnswer
 from integrations.base import Attachment, EmailAddress, EmailMessage
 
 EXECUTIVE = "ceo@acme.com"
@@ -59,3 +60,22 @@ def decide(msg: EmailMessage, context: TriageContext = CONTEXT) -> TriageResult 
 def rule_id(msg: EmailMessage, context: TriageContext = CONTEXT) -> str | None:
     result = decide(msg, context)
     return result.provenance.rule_id if result else None
+
+
+def triage_answer(**overrides: Any) -> dict[str, Any]:
+    """A model's triage answer (the tool-call arguments a scripted server returns)."""
+    answer: dict[str, Any] = {
+        "category": "respond",
+        "priority": "normal",
+        "summary": "Pat asks for the Q3 numbers",
+        "reason": "a direct question",
+        "phishing": False,
+        "has_deadline": False,
+        "prompt_injection": False,
+        "requested_actions": ["reply"],
+        "meeting": None,
+        "confidence": 0.8,
+        **overrides,
+    }
+    TriageAnswer.model_validate(answer)  # the script itself must follow the contract
+    return answer
