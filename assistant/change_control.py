@@ -1,7 +1,7 @@
 """What change control versions, and how each kind is restored (governance.config_versions).
 
 * ``policy``: the policy file's exact text. Restoring rewrites the file (after checking
-  that it parses); a running service reads it at its next start.
+  that it parses); a running service's PolicyStore notices the change within a second.
 * ``prompts``: the prompt files (``name@version.yaml``, immutable by design) as texts;
   restoring rewrites the directory to exactly that set.
 * ``llm``: a database-held override of model settings (model, temperature, output limit,

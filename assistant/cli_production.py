@@ -423,9 +423,10 @@ def rollback_config(
             )
 
     version = _run(settings, work)
+    when = "within a second" if version.kind == "policy" else "at its next start"
     console.print(
         f"restored {to} as {ref(version)} ({version.content_hash}); a running "
-        "service picks it up at its next start"
+        f"service picks it up {when}"
     )
 
 

@@ -19,6 +19,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import time as time_module
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -28,12 +29,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from assistant.core.errors import ConfigurationError
 from assistant.core.principal import Role
 from assistant.core.settings import OwnerSettings
+
+log = structlog.stdlib.get_logger(__name__)
 
 
 class Autonomy(StrEnum):
@@ -588,7 +592,14 @@ def default_policy_path() -> Path:
 
 
 class PolicyStore:
-    """The deployment's current policy: loaded on first use, reloaded on request."""
+    """The deployment's current policy: loaded on first use, then kept in step with its file.
+
+    ``current()`` looks at the file's size and modification time at most once every
+    ``check_interval_s``; when they changed (an admin's edit, `assistant rollback config`)
+    the file is loaded again. A file that no longer parses is refused: the policy in force
+    stays, and the failure is logged, so a bad edit never leaves the service without one.
+    A store given a ``policy`` object (no file) never reloads.
+    """
 
     def __init__(
         self,
@@ -596,17 +607,62 @@ class PolicyStore:
         *,
         policy: Policy | None = None,
         known_kinds: set[str] | None = None,
+        check_interval_s: float = 1.0,
+        monotonic: Callable[[], float] = time_module.monotonic,
     ) -> None:
         self.path = path
         self.known_kinds = known_kinds
         self._policy = policy
+        self._watch = policy is None
+        self._check_interval_s = check_interval_s
+        self._monotonic = monotonic
+        self._signature: tuple[int, int] | None = None
+        self._checked_at = 0.0
+
+    def _file(self) -> Path:
+        return self.path or default_policy_path()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self._file().stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
 
     def current(self) -> Policy:
         if self._policy is None:
-            self._policy = load_policy(
-                self.path or default_policy_path(), known_kinds=self.known_kinds
-            )
+            signature = self._stat()
+            self._policy = load_policy(self._file(), known_kinds=self.known_kinds)
+            self._signature, self._checked_at = signature, self._monotonic()
+            return self._policy
+        if self._watch and self._monotonic() - self._checked_at >= self._check_interval_s:
+            self._checked_at = self._monotonic()
+            signature = self._stat()
+            if signature is not None and signature != self._signature:
+                self._signature = signature
+                self._reload_changed_file()
         return self._policy
+
+    def _reload_changed_file(self) -> None:
+        previous = self._policy
+        try:
+            loaded = load_policy(self._file(), known_kinds=self.known_kinds)
+        except ConfigurationError as exc:
+            log.error(
+                "policy.reload_refused",
+                source=str(self._file()),
+                kept=previous.version if previous else None,
+                problems=exc.problems[:5],
+            )
+            return
+        self._policy = loaded
+        if previous is None or loaded.version != previous.version:
+            log.warning(
+                "policy.reloaded",
+                source=loaded.source,
+                version=loaded.version,
+                previous=previous.version if previous else None,
+            )
 
     def reload(self) -> Policy:
         self._policy = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -362,17 +363,50 @@ def test_the_example_policy_loads_and_names_only_known_kinds() -> None:
     assert policy.evaluate(ask("email.draft.create")).effect is Effect.ALLOW
 
 
+def _rule(rule_id: str) -> str:
+    return f"rules:\n  - {{id: {rule_id}, when: {{kinds: [email.send]}}, decision: deny}}\n"
+
+
+def _rewrite(path: Path, text: str, bump_ns: int) -> None:
+    # A distinct mtime even on file systems with coarse timestamps.
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + bump_ns, before + bump_ns))
+
+
 def test_store_loads_once_and_reloads(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("rules:\n  - {id: a, when: {kinds: [email.send]}, decision: deny}\n")
-    store = PolicyStore(path)
+    path.write_text(_rule("a"))
+    store = PolicyStore(path, monotonic=lambda: 0.0)  # the watch interval never elapses
     first = store.current()
     assert store.current() is first
-    path.write_text("rules:\n  - {id: b, when: {kinds: [email.send]}, decision: deny}\n")
+    _rewrite(path, _rule("b"), 10**9)
     assert store.current() is first
     assert store.reload().rule_ids == ["b"]
     with pytest.raises(ConfigurationError, match="not found"):
         PolicyStore(tmp_path / "missing.yaml").current()
+
+
+def test_store_follows_its_file_and_refuses_a_broken_edit(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(_rule("a"))
+    now = [0.0]
+    store = PolicyStore(path, monotonic=lambda: now[0], check_interval_s=1.0)
+    first = store.current()
+    _rewrite(path, _rule("b"), 10**9)
+    now[0] = 0.5
+    assert store.current() is first  # looked at no more than once a second
+    now[0] = 1.0
+    assert store.current().rule_ids == ["b"]  # a rollback or an edit takes effect
+    _rewrite(path, "rules: [ {id: c, when: ", 2 * 10**9)
+    now[0] = 2.0
+    assert store.current().rule_ids == ["b"]  # a file that does not parse is refused
+    _rewrite(path, _rule("c"), 3 * 10**9)
+    now[0] = 3.0
+    assert store.current().rule_ids == ["c"]
+    pinned = PolicyStore(policy=first, monotonic=lambda: now[0])
+    now[0] = 10.0
+    assert pinned.current() is first  # a store given a policy object never reloads
 
 
 def test_evaluation_is_fast_enough_to_be_called_per_proposal(policy) -> None:  # type: ignore[no-untyped-def]
