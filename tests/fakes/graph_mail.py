@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from tests.fakes.entra_token import add_token_endpoint
 from tests.fakes.serving import serve_app
 
 WELL_KNOWN = {
@@ -397,46 +398,9 @@ class GraphMailEmulator:
         app = FastAPI()
         emulator = self
 
-        @app.get("/{tenant}/v2.0/.well-known/openid-configuration")
-        async def discovery(tenant: str) -> dict[str, Any]:
-            base = f"{emulator.base_url.rsplit('/v1.0', 1)[0]}/{tenant}"
-            return {
-                "issuer": f"{base}/v2.0",
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                "jwks_uri": f"{base}/discovery/v2.0/keys",
-                "response_types_supported": ["code", "token"],
-                "subject_types_supported": ["pairwise"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }
-
-        @app.post("/{tenant}/oauth2/v2.0/token")
-        async def token(tenant: str, request: Request) -> JSONResponse:
-            form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-            emulator.token_requests += 1
-            if (
-                tenant != emulator.tenant_id
-                or form.get("client_id") != emulator.client_id
-                or form.get("client_secret") != emulator.client_secret
-            ):
-                return JSONResponse(
-                    {
-                        "error": "invalid_client",
-                        "error_description": "AADSTS7000215: Invalid client secret provided.",
-                    },
-                    status_code=401,
-                )
-            if form.get("grant_type") != "client_credentials":
-                return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-            return JSONResponse(
-                {
-                    "token_type": "Bearer",
-                    "expires_in": 3599,
-                    "ext_expires_in": 3599,
-                    "access_token": emulator.issue_token(),
-                }
-            )
+        add_token_endpoint(
+            app, emulator, authority_root=lambda: emulator.base_url.rsplit("/v1.0", 1)[0]
+        )
 
         @app.middleware("http")
         async def graph_gate(request: Request, call_next: Any) -> Any:
