@@ -5,12 +5,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt build-constraints.txt ./
 COPY assistant ./assistant
 COPY governance ./governance
 COPY integrations ./integrations
-# The same install step as the Makefile, plus the PostgreSQL driver for production.
-RUN pip install --quiet ".[postgres]"
+# The same install step as the Makefile (pip and every package from the lock), plus the
+# PostgreSQL driver for production.
+RUN pip install --quiet pip==26.3 && \
+    pip install --quiet --constraint constraints.txt --build-constraint build-constraints.txt ".[postgres]"
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

@@ -11,14 +11,10 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
-import openai
 import structlog
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -37,6 +33,13 @@ from assistant.llm.factory import TaskModel, build_chat_model, resolve_task
 from assistant.llm.limits import ConcurrencyLimits, is_retriable, wait_retry_after
 from assistant.llm.metering import CallOutcome, LLMCallRecord, Meter, Usage, cost_usd
 from assistant.llm.prompts import Prompt
+
+if TYPE_CHECKING:
+    # openai and langchain_core cost ~2 s of imports; they load on the first model call,
+    # so that a service without an LLM (the embedded default) starts fast.
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.runnables import Runnable
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -107,6 +110,8 @@ def _structured_runnable(
     :func:`parse_structured`, so that a malformed answer keeps its usage block and can be
     asked again (the SDK's own parser would raise and lose both)."""
     if method == "json_schema":
+        import openai
+
         tool = openai.pydantic_function_tool(schema)["function"]
         return chat.bind(
             response_format={
@@ -295,6 +300,8 @@ class LLMClient:
                 error_type=error_type,
             )
             if ask == 0:
+                from langchain_core.messages import HumanMessage
+
                 messages = [*messages, HumanMessage(_REASK)]
         raise LLMMalformedOutputError(
             f"the model's answer did not fit the schema after {len(calls)} tries"
@@ -377,6 +384,8 @@ class LLMClient:
     ) -> _Exchange:
         """Invoke with the concurrency slot, per-attempt timeout and retries. Failures are
         metered here and raised as typed errors."""
+        import openai
+
         started = time.perf_counter()
         attempts = 0
 

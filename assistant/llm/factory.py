@@ -9,15 +9,17 @@ servers such as llama.cpp, which ignore ``max_completion_tokens``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
-from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
 from assistant.core.errors import ConfigurationError
 from assistant.core.settings import LLMProvider, LLMSettings
 from assistant.llm.errors import LLMDisabledError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 #: openai_compatible servers often need no key, but the SDK insists on one.
 _NO_KEY = "not-needed"

@@ -9,7 +9,6 @@ from datetime import UTC
 from typing import Any
 
 import httpx
-import openai
 from tenacity import RetryCallState
 from tenacity.wait import wait_base
 
@@ -34,6 +33,8 @@ class ConcurrencyLimits:
 
 def is_retriable(exc: BaseException) -> bool:
     """429, 408/409, 5xx, timeouts and connection errors are worth another attempt."""
+    import openai  # loaded with the first model call, not at start-up
+
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError | TimeoutError):
         return True
     if isinstance(exc, openai.APIStatusError):

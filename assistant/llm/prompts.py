@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 _REF = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)(?:@(?P<version>[1-9][0-9]*))?$")
@@ -61,6 +63,9 @@ class Prompt:
 
     def render(self, **values: str) -> list[BaseMessage]:
         """System and user messages, untrusted variables delimited as data."""
+        # langchain_core.messages alone takes ~1 s to import: only callers of a model pay it.
+        from langchain_core.messages import HumanMessage, SystemMessage
+
         missing = set(self.variables) - set(values)
         unknown = set(values) - set(self.variables)
         if missing or unknown:

@@ -26,8 +26,6 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import structlog
-from caldav import aio
-from caldav.lib import error as dav_error
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from integrations import ical
@@ -211,6 +209,10 @@ class CalDAVCalendarConnector:
         self.config = config
         self.name = name
         self.owner = (config.owner or config.username).strip().lower()
+        # caldav (with niquests) takes ~1 s to import: loaded when a CalDAV connector is built,
+        # not when connectors are discovered at start-up.
+        from caldav import aio
+
         # caldav's domain objects are typed for both its sync and async modes: Any here.
         self._client: Any = client or aio.AsyncDAVClient(
             url=config.url,
@@ -236,6 +238,8 @@ class CalDAVCalendarConnector:
 
     def _error(self, exc: BaseException, action: str) -> ConnectorError:
         """A typed connector error for a caldav or transport failure (never the password)."""
+        from caldav.lib import error as dav_error
+
         if isinstance(exc, ConnectorError):
             return exc
         if isinstance(exc, dav_error.RateLimitError):
@@ -349,6 +353,9 @@ class CalDAVCalendarConnector:
 
     async def _sync(self, url: str) -> tuple[_Mirror, list[str], list[str], bool]:
         """Bring the mirror of ``url`` up to date; (mirror, changed, removed, full)."""
+        from caldav import aio
+        from caldav.lib import error as dav_error
+
         mirror = self._mirror(url)
         async with mirror.lock:
             calendar: Any = aio.Calendar(client=self._client, url=url)
@@ -607,6 +614,8 @@ class CalDAVCalendarConnector:
     async def _put(
         self, resource_url: str, calendar: icalendar.Calendar, headers: dict[str, str], action: str
     ) -> int:
+        from caldav.lib import error as dav_error
+
         body = calendar.to_ical().decode()
         try:
             response = await self._raw(

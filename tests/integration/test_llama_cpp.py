@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -53,9 +54,29 @@ def _model_path() -> Path | None:
     return path if path.is_file() else None
 
 
+@dataclass
+class LlamaServer:
+    """A llama.cpp server process and where it logs."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def crash_report(self) -> str | None:
+        """Why the server is gone (exit code, last log lines), or None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        tail = self.log.read_text(errors="replace").splitlines()[-40:]
+        signal_note = f" (killed by signal {-code})" if code < 0 else ""
+        return f"the llama.cpp server exited with code {code}{signal_note}; last log lines:\n" + (
+            "\n".join(tail) or "(empty log)"
+        )
+
+
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL (…/v1) of a llama.cpp server on a free loopback port."""
+def _llama_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A llama.cpp server on a free loopback port, for the whole session."""
     if importlib.util.find_spec("llama_cpp") is None:
         require_or_skip("llama-cpp-python is not installed (pip install .[dev])")
     model = _model_path()
@@ -86,21 +107,26 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}/v1"
+    server = LlamaServer(f"http://127.0.0.1:{port}/v1", process, log)
     try:
         deadline = time.monotonic() + 180
         while True:
             try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                if httpx.get(f"{server.base}/models", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
+            crashed = server.crash_report()
+            if crashed is not None:
+                pytest.fail(f"llama.cpp server did not start: {crashed}", pytrace=False)
+            if time.monotonic() > deadline:
                 pytest.fail(
-                    "llama.cpp server did not start:\n" + log.read_text(errors="replace")[-3000:]
+                    "llama.cpp server did not answer within 180 s; last log lines:\n"
+                    + log.read_text(errors="replace")[-3000:],
+                    pytrace=False,
                 )
             time.sleep(0.5)
-        yield base
+        yield server
     finally:
         process.terminate()
         try:
@@ -108,6 +134,35 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture
+def llama_server(_llama_process: LlamaServer) -> Iterator[str]:
+    """Base URL (…/v1) of the running server. A server that crashes during a test is
+    reported as such, with its exit code and log, not as the client's connection error."""
+    crashed = _llama_process.crash_report()
+    if crashed is not None:
+        pytest.fail(f"before this test: {crashed}", pytrace=False)
+    yield _llama_process.base
+    crashed = _llama_process.crash_report()
+    if crashed is not None:
+        pytest.fail(f"during this test: {crashed}", pytrace=False)
+
+
+def test_a_crashed_server_is_reported_with_its_exit_code_and_log(tmp_path: Path) -> None:
+    """The report a test gets when the model server dies under it (as 0.3.36 did, exit 139
+    in a shell: SIGSEGV), checked on a process that crashes the same way."""
+    log = tmp_path / "server.log"
+    crash = "import os, signal; print('llama_model_loader: loaded', flush=True); "
+    crash += "os.kill(os.getpid(), signal.SIGSEGV)"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", crash], stdout=out, stderr=out)
+    server = LlamaServer("http://127.0.0.1:9/v1", process, log)
+    process.wait(timeout=30)
+    report = server.crash_report()
+    assert report is not None
+    assert "exited with code -11 (killed by signal 11)" in report
+    assert "llama_model_loader: loaded" in report
 
 
 def _settings(base_url: str, **overrides: object) -> LLMSettings:
