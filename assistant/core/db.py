@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +22,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    # alembic (with mako and pygments) is a quarter of a second of imports that serving
+    # needs only for the readiness check: it loads there, or when migrations run.
+    from alembic.config import Config
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -110,17 +112,25 @@ async def session_scope(
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
+@lru_cache(maxsize=8)
 def head_revision(url: str) -> str | None:
+    """The newest migration shipped with this code (it cannot change while it runs)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
 def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -130,6 +140,8 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 def _run_alembic(connection: Connection, config: Config, action: str, target: str) -> None:
+    from alembic import command
+
     config.attributes["connection"] = connection
     getattr(command, action)(config, target)
 

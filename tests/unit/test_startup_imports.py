@@ -1,7 +1,8 @@
 """`assistant serve` on the embedded default must not pay for what it does not use.
 
 openai with langchain_core (~2 s of imports), msal with requests (Entra mode only) and
-caldav with niquests (a CalDAV connector only) once made up most of the service's start-up;
+caldav with niquests (a CalDAV connector only) and alembic (migrations and the readiness
+check) once made up most of the service's start-up;
 they load on first use. A fresh interpreter shows what importing the CLI and the app pulls in.
 """
 
@@ -11,7 +12,15 @@ import json
 import subprocess
 import sys
 
-DEFERRED = ("openai", "langchain_core", "langchain_openai", "langsmith", "msal", "caldav")
+DEFERRED = (
+    "openai",
+    "langchain_core",
+    "langchain_openai",
+    "langsmith",
+    "msal",
+    "caldav",
+    "alembic",
+)
 
 
 def test_the_cli_and_the_app_load_without_the_heavy_optional_clients() -> None:
