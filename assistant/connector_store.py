@@ -307,3 +307,46 @@ async def load_stored_connectors(
             continue
         await store.activate(row, manager)
     return len(rows)
+
+
+async def bind_executive(
+    session: AsyncSession, actor: Principal, *, tenant_id: str, connector: str, executive_id: str
+) -> bool:
+    """Bind ``connector`` to the executive ``executive_id`` (a user of the tenant holding
+    the executive role); audited. Returns False when the binding already existed."""
+    from assistant.auth.models import User
+    from assistant.auth.users import roles_of
+    from assistant.connector_models import ConnectorExecutive
+    from assistant.core.principal import Role
+    from governance.audit import AuditAction, AuditEventIn, record
+
+    user = await session.get(User, executive_id)
+    if user is None or user.tenant_id != tenant_id:
+        raise NotFoundError("no such user in this tenant")
+    if Role.EXECUTIVE not in await roles_of(session, tenant_id, executive_id):
+        raise ValidationFailedError("a connector serves executives: that user is not one")
+    existing = await session.get(ConnectorExecutive, (tenant_id, connector, executive_id))
+    if existing is not None:
+        return False
+    session.add(
+        ConnectorExecutive(
+            tenant_id=tenant_id,
+            connector=connector,
+            executive_id=executive_id,
+            bound_by=actor.user_id,
+            bound_at=utcnow(),
+        )
+    )
+    await session.flush()
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.CONNECTOR_UPDATED,
+            resource_type="connector",
+            resource_id=connector,
+            connector=connector,
+            payload={"bound_executive": executive_id},
+        ),
+    )
+    return True

@@ -67,6 +67,7 @@ class AuditAction(StrEnum):
     AUTH_SIGNOUT = "auth.signout"
     AUTH_TOKEN_REJECTED = "auth.token.rejected"  # noqa: S105
     AUTH_ACCESS_DENIED = "auth.access.denied"
+    GOVERNANCE_REFUSED = "governance.refused"
     AUTH_USER_CREATED = "auth.user.created"
     AUTH_ROLE_CHANGED = "auth.role.changed"
     AUTH_APIKEY_CREATED = "auth.apikey.created"

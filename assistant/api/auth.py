@@ -110,6 +110,7 @@ class ApiKeyOut(BaseModel):
     prefix: str
     roles: list[Role]
     created_by: str
+    owner_id: str | None = None
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -126,6 +127,11 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    personal: bool = Field(
+        default=False,
+        description="The key is yours and acts as you (only roles you hold); otherwise a "
+        "service account's key, which acts for no executive.",
+    )
 
 
 class DelegationCreate(BaseModel):
@@ -590,6 +596,7 @@ async def create_api_key(
         name=body.name,
         roles=body.roles,
         expires_at=expires,
+        personal=body.personal,
     )
     return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
 
