@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -29,6 +30,7 @@ from assistant.core.errors import (
     ConfigurationError,
     ConflictError,
     NotFoundError,
+    SecretRequiredError,
     ValidationFailedError,
 )
 from assistant.core.ids import new_id
@@ -204,7 +206,10 @@ class ConnectorStore:
         replace: bool = False,
         enabled: bool | None = None,
     ) -> StoredConnector:
-        """Merge (or replace) the config; a secret given as ``********`` keeps its value."""
+        """Merge (or replace) the config; a secret given as ``********`` keeps its value,
+        except when the destination changes (:func:`destination_changes`): then every
+        stored secret must be entered again, so that no secret follows a connector to a
+        host its owner did not send it to."""
         row = await self.get(session, actor.tenant_id, name)
         spec = self.registry.get(row.slug)
         if config is not None:
@@ -217,6 +222,19 @@ class ConnectorStore:
                     else:
                         del merged[key]
             plain, hidden = self._split(spec, merged)
+            moved = destination_changes(row.config, plain)
+            stored_secrets = set(self.box.decrypt(row.secrets)) if row.secrets else set()
+            entered = {k for k, v in config.items() if v is not None and v != MASK}
+            missing = sorted(stored_secrets - entered)
+            if moved and missing:
+                raise SecretRequiredError(
+                    "changing where the connector connects ("
+                    + ", ".join(moved)
+                    + ") needs its secrets entered again: "
+                    + ", ".join(missing),
+                    changed=moved,
+                    secrets=missing,
+                )
             row.config = plain
             row.secrets = self.box.encrypt(hidden) if hidden else None
         if enabled is not None:
@@ -272,6 +290,21 @@ class ConnectorStore:
                 await instance.connector.aclose()
             except Exception:  # closing must not block the change
                 log.warning("connector.close_failed", connector=name, tenant=tenant_id)
+
+
+#: Config keys that say where (and how safely) a connector connects: a change to one of
+#: them redirects the stored secret. Matched on the key's name, so a new connector's
+#: ``url``, ``*_host`` or ``tenant_id`` is covered without listing it here.
+_DESTINATION_KEY = re.compile(r"url|host|port|endpoint|authority|tenant|server|ca_file|verify_tls")
+
+
+def destination_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The destination keys whose value differs between two plain configs."""
+    return sorted(
+        key
+        for key in set(before) | set(after)
+        if _DESTINATION_KEY.search(key) and before.get(key) != after.get(key)
+    )
 
 
 def is_configured_in_settings(manager: ConnectorManager, tenant_id: str, name: str) -> bool:

@@ -31,6 +31,7 @@ from assistant.core.clock import utcnow
 from assistant.core.errors import (
     AssistantError,
     ConflictError,
+    DuplicateApprovalError,
     OwnershipError,
     PermissionDeniedError,
     SeparationOfDutiesError,
@@ -188,7 +189,7 @@ class ReviewService:
             )
         ).first()
         if already:
-            raise ConflictError(
+            raise DuplicateApprovalError(
                 "you have already approved this action; a second approver is needed",
                 action_id=action.id,
             )

@@ -88,3 +88,10 @@ class SecretRequiredError(ConflictError):
     """A connector's destination changed without its secret being entered again."""
 
     audit_refusal = True
+
+
+class DuplicateApprovalError(ConflictError):
+    """The same person approves twice (with another credential or again): four-eyes
+    counts people."""
+
+    audit_refusal = True
