@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -17,6 +18,19 @@ router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
 
 Reader = Annotated[Principal, require(Permission.TRIAGE_READ)]
 Corrector = Annotated[Principal, require(Permission.TRIAGE_CORRECT)]
+
+
+class InboxItem(BaseModel):
+    message_id: str
+    mailbox: str
+    sender: str | None
+    message_date: datetime | None
+    category: str | None
+    priority: str
+    needs_human: bool
+    stage: str
+    summary: str | None
+    reason: str | None
 
 
 class CorrectionsOut(BaseModel):
@@ -43,6 +57,38 @@ async def correct_triage(
     own = services.connectors.mailboxes_of(principal.tenant_id, principal.acting_for)
     row = await store.correct(session, principal, message_id, body, mailbox=mailbox, mailboxes=own)
     return CorrectionOut.of(row)
+
+
+@router.get("/inbox", response_model=list[InboxItem])
+async def inbox(
+    principal: Reader,
+    session: SessionDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[InboxItem]:
+    """The triaged messages of the caller's executive's own mailboxes (the mailboxes whose
+    connectors are bound to her), newest first."""
+    ensure_acts_for(principal, principal.acting_for, Permission.TRIAGE_READ)
+    own = services.connectors.mailboxes_of(principal.tenant_id, principal.acting_for)
+    rows = await store.list_results(session, principal.tenant_id, limit=limit, mailboxes=own)
+    items = []
+    for row in rows:
+        result = row.to_result()
+        items.append(
+            InboxItem(
+                message_id=row.message_id,
+                mailbox=row.mailbox,
+                sender=row.sender,
+                message_date=row.message_date,
+                category=row.category,
+                priority=row.priority,
+                needs_human=row.needs_human,
+                stage=row.stage,
+                summary=result.summary,
+                reason=result.reason,
+            )
+        )
+    return items
 
 
 @router.get("/corrections", response_model=CorrectionsOut)

@@ -260,13 +260,18 @@ async def get_result(
 
 
 async def list_results(
-    session: AsyncSession, tenant_id: str, *, limit: int = 100
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    limit: int = 100,
+    mailboxes: Iterable[str] | None = None,
 ) -> list[TriageResultRow]:
+    """Stored triage results, newest first; only those of ``mailboxes`` when given."""
+    query = select(TriageResultRow).where(TriageResultRow.tenant_id == tenant_id)
+    if mailboxes is not None:
+        query = query.where(TriageResultRow.mailbox.in_(list(mailboxes)))
     rows = await session.execute(
-        select(TriageResultRow)
-        .where(TriageResultRow.tenant_id == tenant_id)
-        .order_by(TriageResultRow.created_at.desc())
-        .limit(limit)
+        query.order_by(TriageResultRow.created_at.desc(), TriageResultRow.id).limit(limit)
     )
     return list(rows.scalars())
 
