@@ -209,6 +209,9 @@ def event_row(actor: Principal, event: AuditEventIn) -> dict[str, Any]:
             "an audit event needs the actor's tenant (64 characters at most)"
         )
     normalized = jsonable(event.payload)
+    if actor.credential and isinstance(normalized, dict):
+        # The row names the person; this says which of their keys acted (never the key).
+        normalized = {**normalized, "credential": actor.credential}
     # Measured before redaction too, so that the redaction's regular expressions never see
     # a huge input.
     _check_size(canonical_json(normalized))

@@ -97,6 +97,12 @@ class ReviewService:
         created_before = None
         if older_than_seconds is not None:
             created_before = self.clock() - timedelta(seconds=older_than_seconds)
+        if not is_system(principal):
+            # A review queue is the executive's own: an admin who is also an executive
+            # reviews hers, not the tenant's (reading every action is GET /actions).
+            if owner is not None and owner != principal.acting_for:
+                return []
+            owner = principal.acting_for
         return await self.actions.list(
             session,
             principal,

@@ -23,6 +23,7 @@ from assistant.core.errors import (
     AutonomyRaiseError,
     NoConnectorForExecutiveError,
     NotFoundError,
+    OwnershipError,
     PermissionDeniedError,
 )
 from assistant.core.ids import new_id
@@ -87,19 +88,24 @@ def visibility(principal: Principal) -> ColumnElement[bool]:
 
 
 def ensure_can_manage(principal: Principal, action: Action) -> None:
-    """Undo, cancel, roll back: the system, admins, the proposer, and the executive the
-    action is for (or their delegate). Auditors change nothing."""
+    """Undo, cancel, roll back: the system, the proposer, and the executive the action is
+    for (or her delegate). An admin who is nothing else may stop any action (the
+    operator's console; the API gives admins no such route); an admin who is also an
+    executive is an executive here, and another executive's action is not hers. Auditors
+    change nothing."""
     if is_system(principal):
         return
     if principal.roles and principal.roles <= {Role.AUDITOR}:
         raise PermissionDeniedError("auditors change nothing", action_id=action.id)
-    if principal.has(Role.ADMIN) and principal.on_behalf_of is None:
+    if principal.user_id == action.actor_id or principal.acts_for(action.on_behalf_of):
         return
-    if principal.user_id == action.actor_id or (
-        action.on_behalf_of is not None and principal.acting_for == action.on_behalf_of
+    if (
+        principal.has(Role.ADMIN)
+        and principal.on_behalf_of is None
+        and not principal.has(Role.EXECUTIVE, Role.DELEGATE)
     ):
         return
-    raise PermissionDeniedError("you may not change this action", action_id=action.id)
+    raise OwnershipError("you may not change this action", action_id=action.id)
 
 
 # --------------------------------------------------------------------------- service

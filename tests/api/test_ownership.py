@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from assistant.auth import users
+from assistant.auth.permissions import DELEGABLE
 from assistant.auth.runtime import UserStateCache
 from assistant.connector_store import bind_executive
-from assistant.core.principal import Principal, Role, system_principal
+from assistant.core.principal import ActorType, Principal, Role, system_principal
 from assistant.core.settings import AutonomySettings, Settings
 from governance.audit_models import AuditEvent
 from governance.autonomy import set_level
@@ -428,3 +429,126 @@ async def test_moving_a_connector_needs_its_secret_again(
     assert again.status_code == 200 and again.json()["config"]["password"] == "********"
     events = await refusals(services)
     assert all("s3cret" not in e.payload_json for e in events)
+
+
+# ------------------------------------------------------------------ the per-person matrix
+
+
+def persons() -> dict[str, dict[str, Any]]:
+    """Who calls, as ``as_role`` arguments: the executive A (the sandbox is hers), another
+    executive B, A's delegate holding each single scope, an admin, an auditor, and a
+    service account's API key (it acts for nobody)."""
+    people: dict[str, dict[str, Any]] = {
+        "executive A": {"roles": (Role.EXECUTIVE,), "user_id": EXECUTIVE},
+        "executive B": {"roles": (Role.EXECUTIVE,), "user_id": OTHER_EXECUTIVE},
+        "admin": {"roles": (Role.ADMIN,), "user_id": "ada"},
+        "admin and executive": {"roles": (Role.ADMIN, Role.EXECUTIVE), "user_id": "boss"},
+        "auditor": {"roles": (Role.AUDITOR,), "user_id": "audrey"},
+        "service key": {
+            "roles": (Role.EXECUTIVE,),
+            "user_id": "apikey:svc",
+            "actor_type": ActorType.SERVICE,
+        },
+    }
+    for scope in sorted(DELEGABLE):
+        people[f"A's delegate with {scope.value}"] = {
+            "roles": (Role.DELEGATE,),
+            "user_id": DELEGATE,
+            "on_behalf_of": EXECUTIVE,
+            "delegated_scopes": frozenset({scope.value}),
+        }
+    return people
+
+
+#: Who may do what on executive A's data: nobody else, whatever their roles.
+EXPECTED: dict[str, set[str]] = {
+    "see A's review queue": {"executive A", "A's delegate with review.read"},
+    "read A's action": {
+        "executive A",
+        "A's delegate with actions.read",
+        "admin",
+        "admin and executive",
+        "auditor",
+    },
+    "approve A's action": {"executive A", "A's delegate with review.decide"},
+    "undo A's action": {"executive A", "A's delegate with actions.cancel"},
+    "propose for A": {"executive A", "A's delegate with actions.propose"},
+    "correct A's triage": {"executive A", "A's delegate with triage.correct"},
+    "list A's corrections": {"executive A", "A's delegate with triage.read"},
+    "read A's inbox": {"executive A", "A's delegate with triage.read"},
+    "find slots in A's calendar": {"executive A", "A's delegate with calendar.read"},
+}
+
+
+async def test_every_person_on_executive_as_data(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    await _store(services.sessions, "m-matrix")
+    async with services.sessions() as session, session.begin():
+        from assistant.triage import store
+        from assistant.triage.store import CorrectionIn
+
+        a = Principal(user_id=EXECUTIVE, tenant_id=TENANT, roles=frozenset({Role.EXECUTIVE}))
+        await store.correct(
+            session, a, "m-matrix", CorrectionIn(category="notify"), mailboxes={EXECUTIVE}
+        )
+    find = {
+        "participants": [{"address": COLLEAGUE}],
+        "duration_minutes": 30,
+        "window_start": "2026-11-26T14:00:00Z",
+        "window_end": "2026-11-26T17:00:00Z",
+    }
+
+    async def attempt(operation: str) -> bool:
+        if operation in {"see A's review queue", "read A's action"}:
+            pending = await pipeline_proposes(runtime, "email.send", mail(OUTSIDER))
+            if operation == "read A's action":
+                return (await client.get(f"{ACTIONS}/{pending.id}")).status_code == 200
+            listed = await client.get(REVIEW)
+            return listed.status_code == 200 and pending.id in {a["id"] for a in listed.json()}
+        if operation in {"approve A's action", "undo A's action"}:
+            pending = await pipeline_proposes(runtime, "email.send", mail(OUTSIDER))
+            verb = "approve" if operation == "approve A's action" else "undo"
+            url = (
+                f"{REVIEW}/{pending.id}/approve"
+                if verb == "approve"
+                else f"{ACTIONS}/{pending.id}/undo"
+            )
+            return (await client.post(url)).status_code == 200
+        if operation == "propose for A":
+            body = {
+                "kind": "email.draft.create",
+                "arguments": mail(COLLEAGUE),
+                "on_behalf_of": EXECUTIVE,
+            }
+            return (await client.post(ACTIONS, json=body)).status_code == 201
+        if operation == "correct A's triage":
+            url = "/api/v1/triage/m-matrix/correction"
+            return (await client.post(url, json={"category": "respond"})).status_code == 201
+        if operation == "list A's corrections":
+            listed = await client.get("/api/v1/triage/corrections")
+            return listed.status_code == 200 and any(
+                c["message_id"] == "m-matrix" for c in listed.json()["items"]
+            )
+        if operation == "read A's inbox":
+            listed = await client.get("/api/v1/triage/inbox")
+            return listed.status_code == 200 and any(
+                m["message_id"] == "m-matrix" for m in listed.json()
+            )
+        assert operation == "find slots in A's calendar"
+        return (await client.post("/api/v1/schedule/find", json=find)).status_code == 200
+
+    problems = []
+    for operation, expected in EXPECTED.items():
+        allowed = set()
+        for name, who in persons().items():
+            roles = who.pop("roles")
+            as_role(client, *roles, **who)
+            if await attempt(operation):
+                allowed.add(name)
+        if allowed != expected:
+            problems.append(
+                f"{operation}: also {sorted(allowed - expected)}, not {sorted(expected - allowed)}"
+            )
+    assert not problems, "\n".join(problems)
