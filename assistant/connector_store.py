@@ -383,3 +383,43 @@ async def bind_executive(
         ),
     )
     return True
+
+
+async def set_executives(
+    session: AsyncSession,
+    actor: Principal,
+    manager: ConnectorManager,
+    *,
+    tenant_id: str,
+    connector: str,
+    executive_ids: list[str],
+) -> tuple[str, ...]:
+    """Replace the stored executives of ``connector`` (each an executive of the tenant);
+    the live instance follows (settings' executives stay). Audited per binding."""
+    from sqlalchemy import delete
+
+    from assistant.connector_models import ConnectorExecutive
+
+    await session.execute(
+        delete(ConnectorExecutive).where(
+            ConnectorExecutive.tenant_id == tenant_id, ConnectorExecutive.connector == connector
+        )
+    )
+    chosen = list(dict.fromkeys(executive_ids))
+    for executive_id in chosen:
+        await bind_executive(
+            session, actor, tenant_id=tenant_id, connector=connector, executive_id=executive_id
+        )
+    instance = manager.instances.get((tenant_id, connector))
+    if instance is not None:
+        configured = next(
+            (
+                list(c.executives)
+                for c in manager._configured
+                if c.tenant == tenant_id and c.name == connector
+            ),
+            [],
+        )
+        instance.executives = tuple(configured + [e for e in chosen if e not in configured])
+        return instance.executives
+    return tuple(chosen)

@@ -20,7 +20,12 @@ from assistant.auth import apikeys, sessions, users
 from assistant.auth.audit import anonymous, audit
 from assistant.auth.errors import EntraTokenError, TokenRejectedError
 from assistant.auth.models import ApiKey, Delegation, User
-from assistant.auth.permissions import DELEGABLE, Permission, effective_permissions
+from assistant.auth.permissions import (
+    DELEGABLE,
+    Permission,
+    effective_permissions,
+    executive_scopes,
+)
 from assistant.auth.runtime import CSRF_COOKIE, SIGNIN_STATE_COOKIE, AuthRuntime
 from assistant.core.clock import utcnow
 from assistant.core.errors import ConflictError, NotFoundError
@@ -60,6 +65,11 @@ class MeOut(BaseModel):
     permissions: list[str]
     delegations: list[DelegationOut] = Field(
         default_factory=list, description="Executives who let this user act for them."
+    )
+    executives: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The executive this request acts for, with the permissions held on "
+        "her data (empty for admins, auditors and service keys).",
     )
 
 
@@ -467,6 +477,10 @@ async def me(
         display_name=principal.display_name,
         permissions=sorted(p.value for p in effective_permissions(principal)),
         delegations=received,
+        executives={
+            executive: sorted(p.value for p in held)
+            for executive, held in executive_scopes(principal).items()
+        },
     )
 
 

@@ -552,3 +552,29 @@ async def test_every_person_on_executive_as_data(
                 f"{operation}: also {sorted(allowed - expected)}, not {sorted(expected - allowed)}"
             )
     assert not problems, "\n".join(problems)
+
+
+async def test_admins_bind_a_connector_to_its_executives(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    dana_id, _ = await create_user_with_token(services, "dana", Role.EXECUTIVE)
+    auditor_id, _ = await create_user_with_token(services, "audrey", Role.AUDITOR)
+    as_role(client, Role.ADMIN, user_id="ada")
+    base = "/api/v1/admin/connectors"
+    config = {"url": "https://dav.northwind.example/", "username": "d", "password": "pw-123456"}
+    body = {"name": "dav", "slug": "caldav.calendar", "config": config, "executives": [dana_id]}
+    created = await client.post(base, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["executives"] == [dana_id]
+    assert services.connectors.instances[(TENANT, "dav")].serves(dana_id)
+    # Only executives of the tenant are bound; nothing changes on a refusal.
+    refused = await client.patch(f"{base}/dav", json={"executives": [auditor_id]})
+    assert refused.status_code == 422, refused.text
+    shared = await client.patch(f"{base}/dav", json={"executives": [dana_id, dana_id]})
+    assert shared.status_code == 200 and shared.json()["executives"] == [dana_id]
+    me = await client.get("/api/v1/me")
+    assert me.json()["executives"] == {}  # an admin acts for nobody
+    as_role(client, Role.EXECUTIVE, user_id=dana_id)
+    mine = (await client.get("/api/v1/me")).json()["executives"]
+    assert list(mine) == [dana_id] and "review.decide" in mine[dana_id]
