@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The sandbox executive of the quick start, and where the embedded default keeps its data.
+EXECUTIVE ?= dana
+DATA_DIR ?= .assistant
 
 # Every install takes its versions from the lock: constraints.txt pins every package the
 # project and its dev extras pull in, build-constraints.txt the build back-ends of what is
@@ -52,13 +55,22 @@ system-deps:
 
 run: install
 	$(BIN)/assistant db upgrade
-	$(BIN)/assistant sandbox seed
+	$(BIN)/assistant sandbox seed --executive $(EXECUTIVE)
+	$(BIN)/assistant triage run > /dev/null
+	@mkdir -p $(DATA_DIR)
+	$(BIN)/assistant demo --no-reset > $(DATA_DIR)/demo.txt
 	@echo ""
 	@echo "  Executive Assistant on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
 	@echo "  Health: http://$(HOST):$(PORT)/healthz   Readiness: http://$(HOST):$(PORT)/readyz"
 	@echo ""
-	@echo "  Authenticate (local mode). Once, in another terminal, create a user:"
-	@echo "    $(BIN)/assistant users add admin --role admin --role executive --password-stdin"
+	@echo "  The sandbox is the assistant of executive '$(EXECUTIVE)' (executive role only, not an admin):"
+	@echo "    TOKEN=\$$($(BIN)/assistant token $(EXECUTIVE))"
+	@echo "    curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/triage/inbox   # her inbox"
+	@echo "    curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/review          # her review queue"
+	@echo "  (the demo's output is in $(DATA_DIR)/demo.txt)"
+	@echo ""
+	@echo "  Admins. Once, in another terminal, create a user:"
+	@echo "    $(BIN)/assistant users add admin --role admin --password-stdin"
 	@echo "    (type a password of 12+ characters, then Enter), and sign in at http://$(HOST):$(PORT)/auth/login"
 	@echo "  API calls: a 15-minute token of the built-in issuer:"
 	@echo "    TOKEN=\$$($(BIN)/assistant token admin)"

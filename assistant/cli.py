@@ -288,10 +288,45 @@ def config_reference(
 # ---------------------------------------------------------------------------- sandbox
 
 
+async def _bind_sandbox_executive(session: Any, settings: Settings, name: str) -> str:
+    """The user ``name`` (created, executive only, when missing) bound to every sandbox
+    connector of the sandbox's tenant; returns her id."""
+    from assistant.auth import users
+    from assistant.connector_store import bind_executive
+    from assistant.core.errors import AssistantError
+    from assistant.core.principal import Principal, Role
+
+    tenant = settings.sandbox.tenant
+    operator = Principal(user_id="cli:sandbox", tenant_id=tenant, roles=frozenset({Role.ADMIN}))
+    try:
+        user = await users.find_user(session, tenant, name)
+        if user is None:
+            user = await users.create_user(
+                session, operator, tenant_id=tenant, username=name, roles=[Role.EXECUTIVE]
+            )
+        for item in settings.connectors:
+            if item.tenant == tenant and item.slug.startswith("sandbox."):
+                await bind_executive(
+                    session, operator, tenant_id=tenant, connector=item.name, executive_id=user.id
+                )
+    except AssistantError as exc:
+        err_console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from exc
+    return str(user.id)
+
+
 @sandbox_app.command("seed")
 def sandbox_seed(
     reset: Annotated[bool, typer.Option(help="Replace existing sandbox data.")] = False,
     seed_dir: Annotated[Path | None, typer.Option(help="Folder of the seed files.")] = None,
+    executive: Annotated[
+        str | None,
+        typer.Option(
+            help="User name of the executive whose assistant the sandbox is: created with "
+            "the executive role only if missing, and the sandbox mailbox and calendar are "
+            "bound to her (she sees her inbox and review queue without being an admin)."
+        ),
+    ] = None,
 ) -> None:
     """Seed the sandbox mailbox and calendars with a working week (the current one)."""
     from assistant.core.db import create_engine, create_session_factory, upgrade
@@ -299,20 +334,29 @@ def sandbox_seed(
 
     settings = settings_or_exit()
 
-    async def go() -> Any:
+    async def go() -> tuple[Any, str | None]:
         engine = create_engine(settings.database_url)
         try:
             await upgrade(engine)
-            return await seed_sandbox(
-                create_session_factory(engine),
+            sessions = create_session_factory(engine)
+            report = await seed_sandbox(
+                sessions,
                 tenant_id=settings.sandbox.tenant,
                 seed_dir=seed_dir or settings.sandbox.seed_dir,
                 reset=reset,
             )
+            bound = None
+            if executive is not None:
+                async with sessions() as session:
+                    bound = await _bind_sandbox_executive(session, settings, executive)
+                    await session.commit()
+            return report, bound
         finally:
             await engine.dispose()
 
-    report = _run(go())
+    report, bound = _run(go())
+    if bound is not None:
+        console.print(f"sandbox mailbox and calendar bound to executive {executive} ({bound})")
     if report.skipped:
         console.print("sandbox already seeded (use --reset to start over)")
     else:

@@ -27,3 +27,16 @@ class StoredConnector(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConnectorExecutive(Base):
+    """One executive (a user id of the tenant) a connector instance serves. A personal
+    mailbox names one; a shared mailbox names each of its executives explicitly."""
+
+    __tablename__ = "connector_executives"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(128), primary_key=True)
+    executive_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bound_by: Mapped[str] = mapped_column(String(200))
+    bound_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -29,6 +30,7 @@ from assistant.core.errors import (
     ConfigurationError,
     ConflictError,
     NotFoundError,
+    SecretRequiredError,
     ValidationFailedError,
 )
 from assistant.core.ids import new_id
@@ -204,7 +206,10 @@ class ConnectorStore:
         replace: bool = False,
         enabled: bool | None = None,
     ) -> StoredConnector:
-        """Merge (or replace) the config; a secret given as ``********`` keeps its value."""
+        """Merge (or replace) the config; a secret given as ``********`` keeps its value,
+        except when the destination changes (:func:`destination_changes`): then every
+        stored secret must be entered again, so that no secret follows a connector to a
+        host its owner did not send it to."""
         row = await self.get(session, actor.tenant_id, name)
         spec = self.registry.get(row.slug)
         if config is not None:
@@ -217,6 +222,19 @@ class ConnectorStore:
                     else:
                         del merged[key]
             plain, hidden = self._split(spec, merged)
+            moved = destination_changes(row.config, plain)
+            stored_secrets = set(self.box.decrypt(row.secrets)) if row.secrets else set()
+            entered = {k for k, v in config.items() if v is not None and v != MASK}
+            missing = sorted(stored_secrets - entered)
+            if moved and missing:
+                raise SecretRequiredError(
+                    "changing where the connector connects ("
+                    + ", ".join(moved)
+                    + ") needs its secrets entered again: "
+                    + ", ".join(missing),
+                    changed=moved,
+                    secrets=missing,
+                )
             row.config = plain
             row.secrets = self.box.encrypt(hidden) if hidden else None
         if enabled is not None:
@@ -274,6 +292,21 @@ class ConnectorStore:
                 log.warning("connector.close_failed", connector=name, tenant=tenant_id)
 
 
+#: Config keys that say where (and how safely) a connector connects: a change to one of
+#: them redirects the stored secret. Matched on the key's name, so a new connector's
+#: ``url``, ``*_host`` or ``tenant_id`` is covered without listing it here.
+_DESTINATION_KEY = re.compile(r"url|host|port|endpoint|authority|tenant|server|ca_file|verify_tls")
+
+
+def destination_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The destination keys whose value differs between two plain configs."""
+    return sorted(
+        key
+        for key in set(before) | set(after)
+        if _DESTINATION_KEY.search(key) and before.get(key) != after.get(key)
+    )
+
+
 def is_configured_in_settings(manager: ConnectorManager, tenant_id: str, name: str) -> bool:
     return any(item.name == name and item.tenant == tenant_id for item in manager._configured)
 
@@ -307,3 +340,86 @@ async def load_stored_connectors(
             continue
         await store.activate(row, manager)
     return len(rows)
+
+
+async def bind_executive(
+    session: AsyncSession, actor: Principal, *, tenant_id: str, connector: str, executive_id: str
+) -> bool:
+    """Bind ``connector`` to the executive ``executive_id`` (a user of the tenant holding
+    the executive role); audited. Returns False when the binding already existed."""
+    from assistant.auth.models import User
+    from assistant.auth.users import roles_of
+    from assistant.connector_models import ConnectorExecutive
+    from assistant.core.principal import Role
+    from governance.audit import AuditAction, AuditEventIn, record
+
+    user = await session.get(User, executive_id)
+    if user is None or user.tenant_id != tenant_id:
+        raise NotFoundError("no such user in this tenant")
+    if Role.EXECUTIVE not in await roles_of(session, tenant_id, executive_id):
+        raise ValidationFailedError("a connector serves executives: that user is not one")
+    existing = await session.get(ConnectorExecutive, (tenant_id, connector, executive_id))
+    if existing is not None:
+        return False
+    session.add(
+        ConnectorExecutive(
+            tenant_id=tenant_id,
+            connector=connector,
+            executive_id=executive_id,
+            bound_by=actor.user_id,
+            bound_at=utcnow(),
+        )
+    )
+    await session.flush()
+    await record(
+        session,
+        actor,
+        AuditEventIn(
+            action=AuditAction.CONNECTOR_UPDATED,
+            resource_type="connector",
+            resource_id=connector,
+            connector=connector,
+            payload={"bound_executive": executive_id},
+        ),
+    )
+    return True
+
+
+async def set_executives(
+    session: AsyncSession,
+    actor: Principal,
+    manager: ConnectorManager,
+    *,
+    tenant_id: str,
+    connector: str,
+    executive_ids: list[str],
+) -> tuple[str, ...]:
+    """Replace the stored executives of ``connector`` (each an executive of the tenant);
+    the live instance follows (settings' executives stay). Audited per binding."""
+    from sqlalchemy import delete
+
+    from assistant.connector_models import ConnectorExecutive
+
+    await session.execute(
+        delete(ConnectorExecutive).where(
+            ConnectorExecutive.tenant_id == tenant_id, ConnectorExecutive.connector == connector
+        )
+    )
+    chosen = list(dict.fromkeys(executive_ids))
+    for executive_id in chosen:
+        await bind_executive(
+            session, actor, tenant_id=tenant_id, connector=connector, executive_id=executive_id
+        )
+    instance = manager.instances.get((tenant_id, connector))
+    if instance is not None:
+        configured = next(
+            (
+                list(c.executives)
+                for c in manager._configured
+                if c.tenant == tenant_id and c.name == connector
+            ),
+            [],
+        )
+        instance.executives = tuple(configured + [e for e in chosen if e not in configured])
+        return instance.executives
+    return tuple(chosen)

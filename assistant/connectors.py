@@ -29,12 +29,36 @@ class ConnectorInstance:
         default_factory=lambda: ConnectorHealth(status=ConnectorStatus.DOWN, detail="not built")
     )
     problems: list[str] = field(default_factory=list)
+    #: User ids of the executives this instance serves (settings and stored bindings).
+    executives: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str | None:
+        """The mailbox or calendar address the connector reads, when it has one."""
+        value = getattr(self.connector, "mailbox", None) or getattr(self.connector, "owner", None)
+        return value.lower() if isinstance(value, str) else None
+
+    def serves(self, executive: str) -> bool:
+        """Bound instances serve exactly their executives. An unbound one serves the
+        executive whose id is its own address (how the embedded default and the pipeline
+        name the sandbox's executive), or, having no address (an ERP company), every
+        executive of its tenant."""
+        if self.executives:
+            return executive in self.executives
+        address = self.address
+        return address is None or address == executive.lower()
+
+    def primary_executive(self) -> str | None:
+        """Whom the pipeline files this mailbox's proposals under: the first executive
+        bound, else the instance's own address."""
+        return self.executives[0] if self.executives else self.address
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "slug": self.slug,
             "tenant": self.tenant_id,
+            "executives": list(self.executives),
             "capabilities": sorted(c.value for c in self.capabilities),
             "status": self.health.status.value,
             "detail": self.health.detail,
@@ -65,7 +89,12 @@ class ConnectorManager:
 
     async def start(self) -> None:
         for item in self._configured:
-            instance = ConnectorInstance(name=item.name, slug=item.slug, tenant_id=item.tenant)
+            instance = ConnectorInstance(
+                name=item.name,
+                slug=item.slug,
+                tenant_id=item.tenant,
+                executives=tuple(item.executives),
+            )
             self.instances[(item.tenant, item.name)] = instance
             try:
                 spec = self.registry.get(item.slug)
@@ -109,20 +138,72 @@ class ConnectorManager:
         await asyncio.gather(*(check(i) for i in self.instances.values()))
         return [i.describe() for i in self.instances.values()]
 
-    def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any:
-        """The tenant's connector for ``capability`` (the named one, or the first working)."""
+    def get(
+        self,
+        tenant_id: str,
+        capability: Capability,
+        name: str | None = None,
+        *,
+        executive: str | None = None,
+    ) -> Any:
+        """The tenant's connector for ``capability`` (the named one, or the first working);
+        with ``executive``, only one that serves her (never another executive's mailbox)."""
         for instance in self.instances.values():
             if instance.tenant_id != tenant_id or capability not in instance.capabilities:
                 continue
             if name is not None and instance.name != name:
                 continue
+            if executive is not None and not instance.serves(executive):
+                continue
             if instance.connector is not None:
                 return instance.connector
         raise UnknownConnectorError(
             f"no working {capability.value} connector for tenant {tenant_id!r}"
-            + (f" named {name!r}" if name else ""),
+            + (f" named {name!r}" if name else "")
+            + (" serving that executive" if executive is not None else ""),
             capability=capability.value,
         )
+
+    def instances_for(
+        self, tenant_id: str, executive: str, capability: Capability | None = None
+    ) -> list[ConnectorInstance]:
+        """The instances of the tenant that serve ``executive``."""
+        return [
+            i
+            for i in self.instances.values()
+            if i.tenant_id == tenant_id
+            and i.serves(executive)
+            and (capability is None or capability in i.capabilities)
+        ]
+
+    def mailboxes_of(self, tenant_id: str, executive: str) -> set[str]:
+        """Addresses of the mailboxes that serve ``executive`` (her messages and triage)."""
+        return {
+            address
+            for i in self.instances_for(tenant_id, executive, Capability.EMAIL)
+            if (address := i.address) is not None
+        }
+
+    async def load_bindings(self) -> None:
+        """Add the stored bindings (``connector_executives``) to the configured ones."""
+        from sqlalchemy import select
+
+        from assistant.connector_models import ConnectorExecutive
+
+        configured = {(c.tenant, c.name): tuple(c.executives) for c in self._configured}
+        try:
+            async with self._sessions() as session:
+                rows = list((await session.execute(select(ConnectorExecutive))).scalars())
+        except Exception as exc:  # the table may not exist before `assistant db upgrade`
+            log.warning("connector.bindings_unavailable", error=type(exc).__name__)
+            return
+        stored: dict[tuple[str, str], list[str]] = {}
+        for row in sorted(rows, key=lambda r: r.bound_at):
+            stored.setdefault((row.tenant_id, row.connector), []).append(row.executive_id)
+        for key, instance in self.instances.items():
+            merged = list(configured.get(key, ()))
+            merged += [e for e in stored.get(key, []) if e not in merged]
+            instance.executives = tuple(merged)
 
     async def aclose(self) -> None:
         for instance in self.instances.values():

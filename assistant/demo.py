@@ -186,16 +186,18 @@ async def _proposals(
     settings = services.settings
     tenant = settings.sandbox.tenant
     mailbox = str(getattr(connector, "mailbox", ""))
-    name = next(
+    instance = next(
         (
-            i.name
+            i
             for i in services.connectors.instances.values()
             if i.tenant_id == tenant and i.connector is connector
         ),
         None,
     )
+    name = instance.name if instance else None
+    executive = instance.primary_executive() if instance else None
     try:
-        calendar: Any = services.connectors.get(tenant, Capability.CALENDAR)
+        calendar: Any = services.connectors.get(tenant, Capability.CALENDAR, executive=executive)
     except UnknownConnectorError:
         calendar = None
     correlation = f"demo-{new_id()[:12]}"
@@ -230,6 +232,7 @@ async def _proposals(
                 mailbox=mailbox,
                 connector=name,
                 calendar=calendar,
+                executive=executive,
             )
             proposed += [(message, action) for action in outcome.actions]
     finally:

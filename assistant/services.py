@@ -57,6 +57,8 @@ class Services:
         from assistant.connector_store import load_stored_connectors
 
         await load_stored_connectors(connectors, sessions, settings.secret_key)
+        # Which executives each instance serves (settings plus stored bindings).
+        await connectors.load_bindings()
         if settings.is_production:
             # Production refuses to start while anything lacks a named owner.
             from governance.owners import owner_problems, refuse_without_owners

@@ -67,6 +67,7 @@ class AuditAction(StrEnum):
     AUTH_SIGNOUT = "auth.signout"
     AUTH_TOKEN_REJECTED = "auth.token.rejected"  # noqa: S105
     AUTH_ACCESS_DENIED = "auth.access.denied"
+    GOVERNANCE_REFUSED = "governance.refused"
     AUTH_USER_CREATED = "auth.user.created"
     AUTH_ROLE_CHANGED = "auth.role.changed"
     AUTH_APIKEY_CREATED = "auth.apikey.created"
@@ -208,6 +209,9 @@ def event_row(actor: Principal, event: AuditEventIn) -> dict[str, Any]:
             "an audit event needs the actor's tenant (64 characters at most)"
         )
     normalized = jsonable(event.payload)
+    if actor.credential and isinstance(normalized, dict):
+        # The row names the person; this says which of their keys acted (never the key).
+        normalized = {**normalized, "credential": actor.credential}
     # Measured before redaction too, so that the redaction's regular expressions never see
     # a huge input.
     _check_size(canonical_json(normalized))

@@ -64,7 +64,16 @@ S = ActionState
 class ConnectorResolver(Protocol):
     """Finds the tenant's connector for a capability (``ConnectorManager.get`` in the app)."""
 
-    def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any: ...
+    def get(
+        self,
+        tenant_id: str,
+        capability: Capability,
+        name: str | None = None,
+        *,
+        executive: str | None = None,
+    ) -> Any:
+        """With ``executive``: only a connector bound to (serving) that executive."""
+        ...
 
 
 #: Called after commit when an action becomes due at a time (wakes a runner, defers a job).
@@ -317,8 +326,12 @@ class Executor:
             kind = self.kinds.get(action.kind)
             args = kind.args_model.model_validate(action.arguments)
             # Kill switches were checked by the claim's query (in the same statement).
+            # The executive's own connector: never another executive's mailbox.
             connector = self.resolver.get(
-                action.tenant_id, Capability(action.capability), action.connector
+                action.tenant_id,
+                Capability(action.capability),
+                action.connector,
+                executive=action.on_behalf_of,
             )
             if kind.prepare is not None and action.snapshot is None:
                 snapshot = await kind.prepare(connector, args)

@@ -31,7 +31,10 @@ from assistant.core.clock import utcnow
 from assistant.core.errors import (
     AssistantError,
     ConflictError,
+    DuplicateApprovalError,
+    OwnershipError,
     PermissionDeniedError,
+    SeparationOfDutiesError,
     ValidationFailedError,
 )
 from assistant.core.ids import new_id
@@ -48,6 +51,8 @@ from integrations.errors import ConnectorError, ConnectorUnavailableError, Unkno
 log = structlog.stdlib.get_logger(__name__)
 
 S = ActionState
+#: The delegated scope that lets a delegate approve (assistant.auth.permissions).
+REVIEW_DECIDE = "review.decide"
 
 Decision = Literal["approve", "edit", "reject", "cancel"]
 
@@ -92,6 +97,12 @@ class ReviewService:
         created_before = None
         if older_than_seconds is not None:
             created_before = self.clock() - timedelta(seconds=older_than_seconds)
+        if not is_system(principal):
+            # A review queue is the executive's own: an admin who is also an executive
+            # reviews hers, not the tenant's (reading every action is GET /actions).
+            if owner is not None and owner != principal.acting_for:
+                return []
+            owner = principal.acting_for
         return await self.actions.list(
             session,
             principal,
@@ -133,18 +144,33 @@ class ReviewService:
             )
         return action
 
-    def _ensure_can_approve(self, principal: Principal, action: Action) -> None:
+    def _ensure_can_approve(self, principal: Principal, action: Action) -> Role | None:
+        """The role in which ``principal`` approves ``action``, or a refusal.
+
+        Only the action's executive (for herself) or her delegate holding the
+        ``review.decide`` scope approves; an admin or another executive never does, whatever
+        roles they hold. The rule's approver roles then say which of the two may."""
+        if is_system(principal):
+            return None
         if principal.has(Role.AUDITOR):
             raise PermissionDeniedError("auditors approve nothing", action_id=action.id)
+        if not principal.acts_for(action.on_behalf_of) or not principal.holds_scope(REVIEW_DECIDE):
+            raise OwnershipError(
+                "only the action's executive, or her delegate with the review.decide "
+                "scope, approves it",
+                action_id=action.id,
+            )
+        role = Role.DELEGATE if principal.on_behalf_of is not None else Role.EXECUTIVE
         allowed = {Role(r) for r in action.approver_roles or []}
-        if not principal.has(*allowed):
+        if role not in allowed:
             raise PermissionDeniedError(
                 "approving this action needs one of the roles: "
                 + ", ".join(sorted(r.value for r in allowed)),
                 action_id=action.id,
             )
-        if not is_system(principal) and principal.user_id == action.actor_id:
-            raise PermissionDeniedError("nobody approves their own request", action_id=action.id)
+        if principal.user_id == action.actor_id:
+            raise SeparationOfDutiesError("nobody approves their own request", action_id=action.id)
+        return role
 
     async def _approvals(self, session: AsyncSession, action: Action) -> int:
         return int(
@@ -169,7 +195,7 @@ class ReviewService:
             )
         ).first()
         if already:
-            raise ConflictError(
+            raise DuplicateApprovalError(
                 "you have already approved this action; a second approver is needed",
                 action_id=action.id,
             )
@@ -258,7 +284,7 @@ class ReviewService:
     ) -> Action:
         """Replace the arguments (re-validated), record the patch, approve the result."""
         action = await self._pending(session, principal, action_id)
-        self._ensure_can_approve(principal, action)
+        role = self._ensure_can_approve(principal, action)
         kind = self.actions.kinds.get(action.kind)
         args = kind.validate(arguments)
         if kind.complete is not None and self.actions.resolver is not None:
@@ -304,8 +330,10 @@ class ReviewService:
                 decision_reason=decision.reason,
                 explanation=decision.explanation_dicts(),
             )
-        if "approver_roles" in values and not principal.has(
-            *(Role(r) for r in values["approver_roles"])
+        if (
+            "approver_roles" in values
+            and role is not None
+            and role.value not in values["approver_roles"]
         ):
             raise PermissionDeniedError(
                 "the edited action needs another approver role", action_id=action.id
@@ -348,10 +376,15 @@ class ReviewService:
         action = await self._pending(session, principal, action_id)
         if principal.has(Role.AUDITOR):
             raise PermissionDeniedError("auditors decide nothing", action_id=action.id)
-        allowed = {Role(r) for r in action.approver_roles or []} | {Role.ADMIN}
-        if not principal.has(*allowed) and not is_system(principal):
-            raise PermissionDeniedError(
-                "rejecting this action needs an approver role", action_id=action.id
+        # Stopping is always safe for an admin; otherwise the same people who approve.
+        admin = principal.has(Role.ADMIN) and principal.on_behalf_of is None
+        if not (is_system(principal) or admin) and not (
+            principal.acts_for(action.on_behalf_of) and principal.holds_scope(REVIEW_DECIDE)
+        ):
+            raise OwnershipError(
+                "only the action's executive, her delegate with the review.decide scope, "
+                "or an admin rejects it",
+                action_id=action.id,
             )
         now = self.clock()
         await transition(

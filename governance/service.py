@@ -19,12 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.core.clock import utcnow
-from assistant.core.errors import NotFoundError, PermissionDeniedError
+from assistant.core.errors import (
+    AutonomyRaiseError,
+    NoConnectorForExecutiveError,
+    NotFoundError,
+    OwnershipError,
+    PermissionDeniedError,
+)
 from assistant.core.ids import new_id
 from assistant.core.principal import ActorType, Principal, Role, system_principal
 from assistant.core.settings import GovernanceSettings
 from governance.actions import KindRegistry, registry
-from governance.autonomy import stored_level
+from governance.autonomy import rank, stored_level
 from governance.executor import ConnectorResolver, Executor
 from governance.models import Action
 from governance.policy import Autonomy, Effect, PolicyInput, PolicyStore
@@ -51,6 +57,10 @@ class Proposal:
     autonomy: Autonomy | None = None
     dedupe_key: str | None = None
     parent_id: str | None = None
+    #: ``autonomy`` is a ceiling the proposer sets for itself (the meeting flow's "at most
+    #: suggest"): the lower of it and the stored level applies. Otherwise asking for more
+    #: than the stored level is refused.
+    autonomy_at_most: bool = False
 
 
 # --------------------------------------------------------------------------- access
@@ -78,19 +88,24 @@ def visibility(principal: Principal) -> ColumnElement[bool]:
 
 
 def ensure_can_manage(principal: Principal, action: Action) -> None:
-    """Undo, cancel, roll back: the system, admins, the proposer, and the executive the
-    action is for (or their delegate). Auditors change nothing."""
+    """Undo, cancel, roll back: the system, the proposer, and the executive the action is
+    for (or her delegate). An admin who is nothing else may stop any action (the
+    operator's console; the API gives admins no such route); an admin who is also an
+    executive is an executive here, and another executive's action is not hers. Auditors
+    change nothing."""
     if is_system(principal):
         return
     if principal.roles and principal.roles <= {Role.AUDITOR}:
         raise PermissionDeniedError("auditors change nothing", action_id=action.id)
-    if principal.has(Role.ADMIN) and principal.on_behalf_of is None:
+    if principal.user_id == action.actor_id or principal.acts_for(action.on_behalf_of):
         return
-    if principal.user_id == action.actor_id or (
-        action.on_behalf_of is not None and principal.acting_for == action.on_behalf_of
+    if (
+        principal.has(Role.ADMIN)
+        and principal.on_behalf_of is None
+        and not principal.has(Role.EXECUTIVE, Role.DELEGATE)
     ):
         return
-    raise PermissionDeniedError("you may not change this action", action_id=action.id)
+    raise OwnershipError("you may not change this action", action_id=action.id)
 
 
 # --------------------------------------------------------------------------- service
@@ -119,7 +134,12 @@ class ActionService:
     def connector_for(self, action: Action) -> Any:
         if self.resolver is None:
             raise ConnectorUnavailableError("no connector resolver configured")
-        return self.resolver.get(action.tenant_id, Capability(action.capability), action.connector)
+        return self.resolver.get(
+            action.tenant_id,
+            Capability(action.capability),
+            action.connector,
+            executive=action.on_behalf_of,
+        )
 
     async def propose(
         self, session: AsyncSession, principal: Principal, proposal: Proposal
@@ -127,10 +147,15 @@ class ActionService:
         """Store a new action and apply the policy to it (flushes, never commits)."""
         kind = self.kinds.get(proposal.kind)
         args = kind.validate(proposal.arguments)
+        on_behalf_of = proposal.on_behalf_of or (
+            None if is_system(principal) else principal.acting_for
+        )
+        if on_behalf_of and self.resolver is not None:
+            self._ensure_connector_serves(principal, kind.capability, proposal, on_behalf_of)
         if kind.complete is not None and self.resolver is not None:
             try:
                 connector = self.resolver.get(
-                    principal.tenant_id, kind.capability, proposal.connector
+                    principal.tenant_id, kind.capability, proposal.connector, executive=on_behalf_of
                 )
                 args = await kind.complete(connector, args)
             except (ConnectorError, UnknownConnectorError, ConnectorUnavailableError) as exc:
@@ -143,16 +168,7 @@ class ActionService:
                 return existing
         policy = self.policy.current()
         now = self.clock()
-        on_behalf_of = proposal.on_behalf_of or (
-            None if is_system(principal) else principal.acting_for
-        )
-        # The proposal's own level, else the level stored for this executive and kind
-        # (governance.autonomy), else the policy's default.
-        autonomy = (
-            proposal.autonomy
-            or await stored_level(session, principal.tenant_id, on_behalf_of, kind.name)
-            or policy.default_autonomy
-        )
+        autonomy = await self._autonomy(session, principal, proposal, on_behalf_of, kind.name)
         action = Action(
             id=new_id(),
             tenant_id=principal.tenant_id,
@@ -285,6 +301,54 @@ class ActionService:
             rule=decision.rule_id,
         )
         return action
+
+    def _ensure_connector_serves(
+        self,
+        principal: Principal,
+        capability: Capability,
+        proposal: Proposal,
+        executive: str,
+    ) -> None:
+        """An action runs on a connector bound to its executive, never on another's."""
+        assert self.resolver is not None
+        try:
+            self.resolver.get(
+                principal.tenant_id, capability, proposal.connector, executive=executive
+            )
+        except UnknownConnectorError as exc:
+            raise NoConnectorForExecutiveError(
+                f"no {capability.value} connector"
+                + (f" named {proposal.connector!r}" if proposal.connector else "")
+                + " serves this executive",
+                executive=executive,
+                capability=capability.value,
+            ) from exc
+
+    async def _autonomy(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        proposal: Proposal,
+        executive: str | None,
+        kind: str,
+    ) -> Autonomy:
+        """The level stored for this executive and kind (governance.autonomy), else the
+        policy's default. A proposal may ask for less, never for more."""
+        ceiling = (
+            await stored_level(session, principal.tenant_id, executive, kind)
+            or self.policy.current().default_autonomy
+        )
+        requested = proposal.autonomy
+        if requested is None or rank(requested) <= rank(ceiling):
+            return requested or ceiling
+        if proposal.autonomy_at_most:
+            return ceiling
+        raise AutonomyRaiseError(
+            f"the proposal asks for {requested.value} but {kind} for this executive is at "
+            f"{ceiling.value}: a proposal may ask for less autonomy, never more",
+            requested=requested.value,
+            allowed=ceiling.value,
+        )
 
     async def _by_dedupe_key(
         self, session: AsyncSession, tenant_id: str, key: str

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from assistant.api.deps import SessionDep, require
 from assistant.auth.permissions import Permission
-from assistant.core.errors import PermissionDeniedError
+from assistant.core.errors import OwnershipError
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep
 from governance.compensation import RollbackOutcome
@@ -72,7 +72,10 @@ class ProposeIn(BaseModel):
 
     kind: str = Field(description="Action kind, e.g. email.send.")
     arguments: dict[str, Any] = Field(description="Arguments, checked against the kind's schema.")
-    on_behalf_of: str | None = Field(default=None, description="Executive (admins only).")
+    on_behalf_of: str | None = Field(
+        default=None,
+        description="The executive: yourself, or the one you act for as her delegate.",
+    )
     correlation_id: str | None = Field(default=None, max_length=128)
     connector: str | None = Field(default=None, description="Connector instance name.")
     autonomy: Autonomy | None = None
@@ -137,7 +140,7 @@ async def propose(
 ) -> ActionOut:
     on_behalf_of = body.on_behalf_of or principal.acting_for
     if on_behalf_of != principal.acting_for:
-        raise PermissionDeniedError("you propose for yourself or the executive you act for")
+        raise OwnershipError("you propose for yourself or the executive you act for")
     action = await governance.actions.propose(
         session,
         principal,

@@ -20,7 +20,12 @@ from assistant.auth import apikeys, sessions, users
 from assistant.auth.audit import anonymous, audit
 from assistant.auth.errors import EntraTokenError, TokenRejectedError
 from assistant.auth.models import ApiKey, Delegation, User
-from assistant.auth.permissions import DELEGABLE, Permission, effective_permissions
+from assistant.auth.permissions import (
+    DELEGABLE,
+    Permission,
+    effective_permissions,
+    executive_scopes,
+)
 from assistant.auth.runtime import CSRF_COOKIE, SIGNIN_STATE_COOKIE, AuthRuntime
 from assistant.core.clock import utcnow
 from assistant.core.errors import ConflictError, NotFoundError
@@ -60,6 +65,11 @@ class MeOut(BaseModel):
     permissions: list[str]
     delegations: list[DelegationOut] = Field(
         default_factory=list, description="Executives who let this user act for them."
+    )
+    executives: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The executive this request acts for, with the permissions held on "
+        "her data (empty for admins, auditors and service keys).",
     )
 
 
@@ -110,6 +120,7 @@ class ApiKeyOut(BaseModel):
     prefix: str
     roles: list[Role]
     created_by: str
+    owner_id: str | None = None
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -126,6 +137,11 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    personal: bool = Field(
+        default=False,
+        description="The key is yours and acts as you (only roles you hold); otherwise a "
+        "service account's key, which acts for no executive.",
+    )
 
 
 class DelegationCreate(BaseModel):
@@ -461,6 +477,10 @@ async def me(
         display_name=principal.display_name,
         permissions=sorted(p.value for p in effective_permissions(principal)),
         delegations=received,
+        executives={
+            executive: sorted(p.value for p in held)
+            for executive, held in executive_scopes(principal).items()
+        },
     )
 
 
@@ -590,6 +610,7 @@ async def create_api_key(
         name=body.name,
         roles=body.roles,
         expires_at=expires,
+        personal=body.personal,
     )
     return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
 

@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from assistant.api.deps import ServicesDep, SessionDep, require
 from assistant.auth.permissions import Permission
 from assistant.change_control import snapshot_connector
+from assistant.connector_models import StoredConnector
 from assistant.connector_store import (
     ConnectorStore,
     SecretBox,
     is_configured_in_settings,
     secret_fields,
+    set_executives,
 )
 from assistant.core.errors import ConflictError, ValidationFailedError
 from assistant.core.principal import Principal
@@ -47,6 +49,12 @@ class ConnectorIn(BaseModel):
     owner: OwnerSettings | None = Field(
         default=None, description="Who owns the instance: person, role, contact."
     )
+    executives: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="User ids of the executives the instance serves (replaces the stored "
+        "ones; a shared mailbox names each). Actions run only on their executive's connector.",
+    )
     reason: str = Field(
         default="connector created",
         max_length=500,
@@ -71,6 +79,12 @@ class ConnectorPatch(BaseModel):
     enabled: bool | None = None
     owner: OwnerSettings | None = Field(
         default=None, description="Who owns the instance: person, role, contact."
+    )
+    executives: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="User ids of the executives the instance serves (replaces the stored "
+        "ones; a shared mailbox names each). Actions run only on their executive's connector.",
     )
     reason: str = Field(
         default="connector updated",
@@ -130,6 +144,31 @@ async def connector_types(services: ServicesDep, _: Admin) -> list[dict[str, Any
     ]
 
 
+async def _described(
+    store: ConnectorStore,
+    row: StoredConnector,
+    services: Any,
+    session: Any,
+    actor: Principal,
+    executives: list[str] | None,
+) -> dict[str, Any]:
+    """The row as the API shows it, with the executives it serves (set first if given)."""
+    manager = services.connectors
+    if executives is not None:
+        await set_executives(
+            session,
+            actor,
+            manager,
+            tenant_id=actor.tenant_id,
+            connector=row.name,
+            executive_ids=executives,
+        )
+    else:
+        await manager.load_bindings()
+    live = manager.instances.get((row.tenant_id, row.name))
+    return {**store.describe(row), "executives": list(live.executives) if live else []}
+
+
 @router.get("")
 async def list_connectors(
     services: ServicesDep, session: SessionDep, actor: Admin
@@ -184,7 +223,7 @@ async def create_connector(
     await snapshot_connector(session, actor, row.name, row, body.reason)
     # The live instance follows the row; a failed commit is corrected at the next start.
     await store.activate(row, services.connectors)
-    return store.describe(row)
+    return await _described(store, row, services, session, actor, body.executives)
 
 
 @router.get("/{name}")
@@ -225,7 +264,7 @@ async def update_connector(
         await set_owner(session, actor, "connector", name, body.owner)
     await snapshot_connector(session, actor, name, row, body.reason)
     await store.activate(row, services.connectors)
-    return store.describe(row)
+    return await _described(store, row, services, session, actor, body.executives)
 
 
 @router.delete("/{name}", status_code=204)

@@ -76,6 +76,7 @@ def require(*permissions: Permission) -> Any:
     async def check_permissions(
         request: Request, principal: PrincipalDep, services: ServicesDep
     ) -> Principal:
+        request.state.principal = principal  # for the audit of a later refusal
         missing = needed - effective_permissions(principal)
         if missing or not needed:
             if services.auth is not None:

@@ -44,6 +44,8 @@ async def _assistant_error(request: Request, exc: Exception) -> JSONResponse:
         path=request.url.path,
         status=exc.status_code,
     )
+    if exc.audit_refusal:
+        await _audit_refusal(request, exc)
     body = redact_value(exc.to_body())
     headers = {}
     retry_after = getattr(exc, "retry_after", None)
@@ -51,6 +53,32 @@ async def _assistant_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(int(retry_after))
     return JSONResponse(
         body | _correlation(request), status_code=exc.status_code, headers=headers or None
+    )
+
+
+async def _audit_refusal(request: Request, exc: AssistantError) -> None:
+    """A governance refusal leaves an audit event even though the request's transaction
+    rolls back: who tried what, on which route, and why it was refused."""
+    from assistant.auth.audit import anonymous, audit_detached
+    from governance.audit import AuditAction, Outcome
+
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return
+    principal = getattr(request.state, "principal", None) or anonymous(
+        services.settings.auth.default_tenant,
+        request.client.host if request.client else None,
+    )
+    await audit_detached(
+        services.sessions,
+        principal,
+        AuditAction.GOVERNANCE_REFUSED,
+        outcome=Outcome.DENIED,
+        reason=exc.detail[:500],
+        resource_type="route",
+        resource_id=f"{request.method} {request.url.path}"[:200],
+        payload={"error": type(exc).__name__, **{k: str(v)[:200] for k, v in exc.extra.items()}},
+        correlation_id=getattr(request.state, "correlation_id", None),
     )
 
 

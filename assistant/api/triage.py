@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from assistant.api.deps import SessionDep, require
-from assistant.auth.permissions import Permission
+from assistant.api.deps import ServicesDep, SessionDep, require
+from assistant.auth.permissions import Permission, ensure_acts_for
 from assistant.core.principal import Principal
 from assistant.triage import store
 from assistant.triage.store import CorrectionIn, CorrectionOut, ReviewStatus
@@ -17,6 +18,19 @@ router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
 
 Reader = Annotated[Principal, require(Permission.TRIAGE_READ)]
 Corrector = Annotated[Principal, require(Permission.TRIAGE_CORRECT)]
+
+
+class InboxItem(BaseModel):
+    message_id: str
+    mailbox: str
+    sender: str | None
+    message_date: datetime | None
+    category: str | None
+    priority: str
+    needs_human: bool
+    stage: str
+    summary: str | None
+    reason: str | None
 
 
 class CorrectionsOut(BaseModel):
@@ -34,25 +48,65 @@ async def correct_triage(
     body: CorrectionIn,
     principal: Corrector,
     session: SessionDep,
+    services: ServicesDep,
     mailbox: Annotated[str | None, Query(description="Mailbox, when the id is ambiguous.")] = None,
 ) -> CorrectionOut:
-    """Record the caller's triage of a message; it replaces the stored one (audited)."""
-    row = await store.correct(session, principal, message_id, body, mailbox=mailbox)
+    """Record the caller's triage of a message of her own mailboxes (or, for a delegate,
+    of the executive she acts for); it replaces the stored one (audited)."""
+    ensure_acts_for(principal, principal.acting_for, Permission.TRIAGE_CORRECT)
+    own = services.connectors.mailboxes_of(principal.tenant_id, principal.acting_for)
+    row = await store.correct(session, principal, message_id, body, mailbox=mailbox, mailboxes=own)
     return CorrectionOut.of(row)
+
+
+@router.get("/inbox", response_model=list[InboxItem])
+async def inbox(
+    principal: Reader,
+    session: SessionDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[InboxItem]:
+    """The triaged messages of the caller's executive's own mailboxes (the mailboxes whose
+    connectors are bound to her), newest first."""
+    ensure_acts_for(principal, principal.acting_for, Permission.TRIAGE_READ)
+    own = services.connectors.mailboxes_of(principal.tenant_id, principal.acting_for)
+    rows = await store.list_results(session, principal.tenant_id, limit=limit, mailboxes=own)
+    items = []
+    for row in rows:
+        result = row.to_result()
+        items.append(
+            InboxItem(
+                message_id=row.message_id,
+                mailbox=row.mailbox,
+                sender=row.sender,
+                message_date=row.message_date,
+                category=row.category,
+                priority=row.priority,
+                needs_human=row.needs_human,
+                stage=row.stage,
+                summary=result.summary,
+                reason=result.reason,
+            )
+        )
+    return items
 
 
 @router.get("/corrections", response_model=CorrectionsOut)
 async def list_corrections(
     principal: Reader,
     session: SessionDep,
+    services: ServicesDep,
     review_status: Annotated[ReviewStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CorrectionsOut:
-    """The tenant's corrections, newest first, with correction metrics by stage."""
+    """Corrections of the caller's executive's mailboxes, newest first, with correction
+    metrics by stage."""
+    ensure_acts_for(principal, principal.acting_for, Permission.TRIAGE_READ)
+    own = services.connectors.mailboxes_of(principal.tenant_id, principal.acting_for)
     rows = await store.list_corrections(
-        session, principal.tenant_id, status=review_status, limit=limit
+        session, principal.tenant_id, status=review_status, limit=limit, mailboxes=own
     )
     return CorrectionsOut(
         items=[CorrectionOut.of(r) for r in rows],
-        metrics=await store.correction_metrics(session, principal.tenant_id),
+        metrics=await store.correction_metrics(session, principal.tenant_id, mailboxes=own),
     )

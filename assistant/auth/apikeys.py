@@ -22,7 +22,7 @@ from assistant.auth.audit import audit
 from assistant.auth.errors import TokenRejectedError
 from assistant.auth.models import ApiKey
 from assistant.core.clock import utcnow
-from assistant.core.errors import NotFoundError, ValidationFailedError
+from assistant.core.errors import NotFoundError, SeparationOfDutiesError, ValidationFailedError
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal, Role
 from governance.audit import AuditAction
@@ -60,8 +60,14 @@ async def create_api_key(
     name: str,
     roles: Iterable[Role],
     expires_at: datetime | None = None,
+    personal: bool = False,
 ) -> tuple[ApiKey, str]:
-    """A new key (audited). The full key is returned once and never stored."""
+    """A new key (audited). The full key is returned once and never stored.
+
+    ``personal``: the key belongs to ``actor`` and acts as them (four-eyes counts it as
+    them, not as another approver); it may hold only roles ``actor`` holds, and keeps only
+    those they still hold at each request. Nobody mints a key for another person: it
+    would let them act as that person."""
     chosen = sorted({Role(role).value for role in roles})
     if not chosen:
         raise ValidationFailedError("an API key needs at least one role")
@@ -69,6 +75,19 @@ async def create_api_key(
         raise ValidationFailedError("an API key may hold executive, admin or auditor")
     if not name.strip():
         raise ValidationFailedError("an API key needs a name")
+    owner_id: str | None = None
+    if personal:
+        from assistant.auth.users import roles_of
+
+        held = await roles_of(session, tenant_id, actor.user_id)
+        extra = set(chosen) - {role.value for role in held}
+        if extra:
+            raise SeparationOfDutiesError(
+                "a personal key holds only roles its owner holds: nobody grants roles "
+                "to themselves through a key",
+                roles=",".join(sorted(extra)),
+            )
+        owner_id = actor.user_id
     prefix, key = generate_key()
     row = ApiKey(
         id=new_id(),
@@ -80,6 +99,7 @@ async def create_api_key(
         created_by=actor.user_id,
         created_at=utcnow(),
         expires_at=expires_at,
+        owner_id=owner_id,
     )
     session.add(row)
     await session.flush()
@@ -93,6 +113,7 @@ async def create_api_key(
             "prefix": prefix,
             "name": row.name,
             "roles": chosen,
+            "owner": owner_id,
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
     )

@@ -74,7 +74,8 @@ class Delegation(Base):
 
 
 class ApiKey(Base):
-    """A service account's key: only its SHA-256 is stored; the prefix stays visible."""
+    """A person's or a service account's key: only its SHA-256 is stored; the prefix
+    stays visible."""
 
     __tablename__ = "auth_api_keys"
     __table_args__ = (Index("ix_auth_api_keys_tenant", "tenant_id"),)
@@ -88,6 +89,9 @@ class ApiKey(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The person the key belongs to (it acts as them, never with more roles than they
+    #: hold now); None: a service account's key, which acts for nobody.
+    owner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)

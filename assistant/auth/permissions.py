@@ -14,6 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from assistant.core.errors import OwnershipError
 from assistant.core.principal import Principal, Role
 
 
@@ -256,6 +257,7 @@ ROUTE_PERMISSIONS: Final[dict[str, RouteRule]] = {
     # triage corrections (assistant/api/triage.py)
     "POST /api/v1/triage/{message_id}/correction": Permission.TRIAGE_CORRECT,
     "GET /api/v1/triage/corrections": Permission.TRIAGE_READ,
+    "GET /api/v1/triage/inbox": Permission.TRIAGE_READ,
     # meeting scheduling (assistant/api/schedule.py): reads calendars, proposes nothing
     "POST /api/v1/schedule/find": Permission.CALENDAR_READ,
     # connector administration (assistant/api/connectors.py)
@@ -287,3 +289,36 @@ ROUTE_PERMISSIONS: Final[dict[str, RouteRule]] = {
 
 def route_rule(method: str, path: str) -> RouteRule | None:
     return ROUTE_PERMISSIONS.get(f"{method.upper()} {path}")
+
+
+def executive_scopes(principal: Principal) -> dict[str, frozenset[Permission]]:
+    """The executives ``principal`` may act for, each with the permissions it holds on her
+    data: the one place every route and service asks "whose data may this caller touch?".
+
+    An executive acts for herself with her role's permissions; a delegate acts for the
+    executive named by ``X-On-Behalf-Of`` (checked against a live grant on every request)
+    within the grant's scopes; admins, auditors and service keys act for nobody: their
+    roles reach the tenant's configuration and oversight, not an executive's data.
+    """
+    executive = principal.acting_for
+    if not principal.acts_for(executive):
+        return {}
+    own = frozenset(p for p in effective_permissions(principal) if p in _EXECUTIVE_DATA)
+    return {executive: own}
+
+
+def ensure_acts_for(principal: Principal, executive: str | None, permission: Permission) -> None:
+    """Raise :class:`OwnershipError` unless ``principal`` may use ``permission`` on the data
+    of ``executive``."""
+    if executive is None or permission not in executive_scopes(principal).get(
+        executive, frozenset()
+    ):
+        raise OwnershipError(
+            "this belongs to an executive you do not act for (or your grant does not "
+            f"include {permission.value})",
+            permission=permission.value,
+        )
+
+
+#: Permissions on an executive's own data (what ``executive_scopes`` can hand out).
+_EXECUTIVE_DATA: Final = frozenset({*DELEGABLE, Permission.ACTIONS_COMPENSATE})

@@ -22,7 +22,6 @@ class AuthenticatedPrincipal(Principal):
     executive (``on_behalf_of``): the permissions of the executive's grant."""
 
     auth_method: AuthMethod = AuthMethod.BEARER
-    delegated_scopes: frozenset[str] | None = None
 
 
 def parse_roles(values: Iterable[object]) -> frozenset[Role]:

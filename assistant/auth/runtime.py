@@ -8,7 +8,8 @@ granted it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,6 +49,45 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+@dataclass(frozen=True)
+class UserState:
+    """What a request rechecks about its person: read from the database, cached briefly."""
+
+    disabled: bool
+    roles: frozenset[Role]
+    source: str
+
+
+class UserStateCache:
+    """The current state of users, kept ``ttl_s`` seconds: a disabled account, a removed
+    role or a revoked key's owner stops working within that time, whatever the token says."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, UserState | None]] = {}
+
+    async def get(self, session: AsyncSession, tenant_id: str, user_id: str) -> UserState | None:
+        key = (tenant_id, user_id)
+        now = self._clock()
+        cached = self._entries.get(key)
+        if cached is not None and now - cached[0] < self.ttl_s:
+            return cached[1]
+        user = await session.get(User, user_id)
+        state = None
+        if user is not None and user.tenant_id == tenant_id:
+            state = UserState(
+                disabled=user.disabled,
+                roles=await roles_of(session, tenant_id, user_id),
+                source=user.source,
+            )
+        if self.ttl_s > 0:
+            if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+                self._entries.clear()
+            self._entries[key] = (now, state)
+        return state
+
+
 @dataclass
 class AuthRuntime:
     settings: Settings
@@ -57,6 +97,11 @@ class AuthRuntime:
     sealer: CookieSealer
     local_issuer: LocalIssuer | None = None
     entra: EntraClient | None = None
+    states: UserStateCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.states is None:
+            self.states = UserStateCache(self.settings.auth.recheck_s)
 
     @classmethod
     def build(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> AuthRuntime:
@@ -125,7 +170,7 @@ class AuthRuntime:
                 if looks_like_api_key(credentials):
                     principal = await self._from_api_key(session, credentials, source_ip)
                 else:
-                    principal = await self._from_jwt(credentials, source_ip)
+                    principal = await self._from_jwt(session, credentials, source_ip)
             elif api_key:
                 principal = await self._from_api_key(session, api_key.strip(), source_ip)
             else:
@@ -143,12 +188,32 @@ class AuthRuntime:
         structlog.contextvars.bind_contextvars(tenant=principal.tenant_id, user=principal.user_id)
         return principal
 
-    async def _from_jwt(self, token: str, source_ip: str | None) -> AuthenticatedPrincipal:
+    async def _state(self, session: AsyncSession, tenant_id: str, user_id: str) -> UserState | None:
+        assert self.states is not None
+        return await self.states.get(session, tenant_id, user_id)
+
+    async def _from_jwt(
+        self, session: AsyncSession, token: str, source_ip: str | None
+    ) -> AuthenticatedPrincipal:
         verified = await self.validator.validate(token)
+        roles = verified.roles
+        if not verified.is_app:
+            # A token outlives changes to its person: recheck them (within recheck_s).
+            state = await self._state(session, verified.tenant_id, verified.subject)
+            if state is not None and state.disabled:
+                raise TokenRejectedError(
+                    "disabled user",
+                    "this account is disabled",
+                    tenant_id=verified.tenant_id,
+                    subject=verified.subject,
+                )
+            if state is not None and state.source == "local":
+                # Our own users: a role removed since minting is gone; none is added.
+                roles = roles & state.roles
         return AuthenticatedPrincipal(
             user_id=verified.subject,
             tenant_id=verified.tenant_id,
-            roles=verified.roles,
+            roles=roles,
             actor_type=ActorType.SERVICE if verified.is_app else ActorType.USER,
             display_name=verified.display_name,
             source_ip=source_ip,
@@ -160,6 +225,26 @@ class AuthRuntime:
     ) -> AuthenticatedPrincipal:
         row = await verify_api_key(session, presented)
         await touch_last_used(self.sessions, row)
+        if row.owner_id is not None:
+            # A person's key acts as that person, with no role they do not hold now.
+            state = await self._state(session, row.tenant_id, row.owner_id)
+            if state is None or state.disabled:
+                raise TokenRejectedError(
+                    "the key's owner is disabled or gone",
+                    "invalid API key",
+                    tenant_id=row.tenant_id,
+                    subject=f"apikey:{row.prefix}",
+                )
+            return AuthenticatedPrincipal(
+                user_id=row.owner_id,
+                tenant_id=row.tenant_id,
+                roles=parse_roles(row.roles) & state.roles,
+                actor_type=ActorType.USER,
+                display_name=row.name,
+                source_ip=source_ip,
+                auth_method=AuthMethod.API_KEY,
+                credential=f"apikey:{row.prefix}",
+            )
         return AuthenticatedPrincipal(
             user_id=f"apikey:{row.prefix}",
             tenant_id=row.tenant_id,
@@ -187,6 +272,10 @@ class AuthRuntime:
                 raise AuthenticationError("the session has ended; sign in again at /auth/login")
             roles = await roles_of(session, row.tenant_id, row.user_id)
             display_name = user.display_name or user.username
+        else:
+            state = await self._state(session, row.tenant_id, row.user_id)
+            if state is not None and state.disabled:
+                raise AuthenticationError("this account is disabled")
         return AuthenticatedPrincipal(
             user_id=row.user_id,
             tenant_id=row.tenant_id,
@@ -243,6 +332,7 @@ class AuthRuntime:
             source_ip=principal.source_ip,
             auth_method=principal.auth_method,
             delegated_scopes=frozenset(grant.scopes),
+            credential=principal.credential,
         )
 
     async def _audit_rejection(

@@ -19,7 +19,12 @@ from assistant.auth.models import Delegation, LoginAttempt, RoleGrant, User
 from assistant.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from assistant.auth.permissions import DELEGABLE, Permission
 from assistant.core.clock import utcnow
-from assistant.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from assistant.core.errors import (
+    ConflictError,
+    NotFoundError,
+    SeparationOfDutiesError,
+    ValidationFailedError,
+)
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal, Role
 from assistant.core.settings import AuthSettings
@@ -138,6 +143,11 @@ async def set_roles(
     after = frozenset(Role(role) for role in roles)
     if before == after:
         return after
+    if actor.user_id == user.id and after - before:
+        raise SeparationOfDutiesError(
+            "nobody grants roles to themselves: another admin must",
+            roles=",".join(_sorted_roles(after - before)),
+        )
     if Role.ADMIN in before and Role.ADMIN not in after:
         admins = await session.scalar(
             select(func.count())

@@ -9,6 +9,9 @@ class AssistantError(Exception):
     """Base of every error the service reports on purpose."""
 
     status_code: int = 400
+    #: A refusal of governance (ownership, separation of duties, autonomy): the API writes
+    #: a ``governance.refused`` audit event for it, in a transaction of its own.
+    audit_refusal: bool = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -55,3 +58,40 @@ class PermissionDeniedError(AssistantError):
 
 class ServiceUnavailableError(AssistantError):
     status_code = 503
+
+
+class OwnershipError(PermissionDeniedError):
+    """The data or action belongs to an executive the caller does not act for."""
+
+    audit_refusal = True
+
+
+class SeparationOfDutiesError(PermissionDeniedError):
+    """A person would approve their own request, count twice, or grant themselves roles."""
+
+    audit_refusal = True
+
+
+class AutonomyRaiseError(ConflictError):
+    """A proposal asked for more autonomy than the stored level and the policy give."""
+
+    audit_refusal = True
+
+
+class NoConnectorForExecutiveError(ConflictError):
+    """No connector of the capability serves the action's executive."""
+
+    audit_refusal = True
+
+
+class SecretRequiredError(ConflictError):
+    """A connector's destination changed without its secret being entered again."""
+
+    audit_refusal = True
+
+
+class DuplicateApprovalError(ConflictError):
+    """The same person approves twice (with another credential or again): four-eyes
+    counts people."""
+
+    audit_refusal = True

@@ -30,9 +30,31 @@ class Principal:
     on_behalf_of: str | None = None
     display_name: str | None = None
     source_ip: str | None = None
+    #: Acting for an executive: the permissions her grant names (None: every delegable one).
+    delegated_scopes: frozenset[str] | None = None
+    #: The credential used when it is not the person's own sign-in (``apikey:<prefix>``):
+    #: audit rows name the person, and this says which of their keys acted.
+    credential: str | None = None
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
+
+    def acts_for(self, executive: str | None) -> bool:
+        """Whether ``executive``'s data is this request's business: she is the caller (an
+        executive not acting for anyone else), or the executive a delegate acts for.
+        Admins and auditors act for nobody: their roles reach configuration and oversight,
+        never an executive's mailbox, calendar or review queue."""
+        if not executive:
+            return False
+        if self.on_behalf_of is not None:
+            return self.on_behalf_of == executive
+        return self.has(Role.EXECUTIVE) and self.user_id == executive
+
+    def holds_scope(self, scope: str) -> bool:
+        """A delegate holds only what the executive's grant names; others are not scoped."""
+        if self.on_behalf_of is None or self.delegated_scopes is None:
+            return True
+        return scope in self.delegated_scopes
 
     @property
     def acting_for(self) -> str:

@@ -543,6 +543,11 @@ class ConnectorInstanceSettings(BaseModel):
     owner: OwnerSettings | None = Field(
         default=None, description="Who owns this instance (person, role, contact)."
     )
+    executives: list[str] = Field(
+        default_factory=list,
+        description="User ids of the executives this instance serves (a shared mailbox "
+        "names each). Also bound by `assistant connectors bind` or `sandbox seed --executive`.",
+    )
 
 
 #: JWS algorithms a deployment may allow: asymmetric only (never "none", never HMAC).
@@ -631,6 +636,13 @@ class AuthSettings(BaseModel):
         default="lax", description="SameSite of the session cookie."
     )
     session_ttl_s: int = Field(default=28800, ge=300, description="Web session lifetime.")
+    recheck_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="Every request rechecks its user's current state (disabled, roles) "
+        "read at most this many seconds ago (0: on every request).",
+    )
     lockout_threshold: int = Field(
         default=5, ge=1, description="Failed passwords in a row that lock an account."
     )

@@ -101,18 +101,24 @@ class DraftingStep:
         mailbox: str,
         connector: str | None = None,
         calendar: Any = None,
+        executive: str | None = None,
     ) -> StepOutcome:
-        """Propose the next step for ``message``. Never raises for one message's trouble:
-        the outcome says why nothing was proposed."""
+        """Propose the next step for ``message``, for ``executive`` (the user the mailbox's
+        connector is bound to; default: the mailbox address). Never raises for one
+        message's trouble: the outcome says why nothing was proposed."""
         if not self.settings.enabled:
             return StepOutcome("skipped", reason="drafting is disabled")
+        if triage.needs_human:
+            # The triage itself asked for a person: no reply is drafted before one decided.
+            return StepOutcome("skipped", reason="the triage needs a person first")
+        owner = executive or mailbox
         if triage.category is Category.RESPOND:
             return await self._reply(
-                sessions, message, triage, mailbox=mailbox, connector=connector
+                sessions, message, triage, mailbox=mailbox, connector=connector, executive=owner
             )
         if triage.category is Category.SCHEDULE:
             return await self._meeting(
-                sessions, message, triage, mailbox=mailbox, calendar=calendar
+                sessions, message, triage, mailbox=mailbox, calendar=calendar, executive=owner
             )
         return StepOutcome("skipped", reason="nothing to answer")
 
@@ -124,6 +130,7 @@ class DraftingStep:
         *,
         mailbox: str,
         connector: str | None,
+        executive: str,
     ) -> StepOutcome:
         try:
             proposal = await draft_reply(
@@ -143,7 +150,7 @@ class DraftingStep:
                 self.principal,
                 proposal,
                 mailbox=mailbox,
-                on_behalf_of=mailbox,
+                on_behalf_of=executive,
                 correlation_id=self.correlation_id,
                 connector=connector,
             )
@@ -164,6 +171,7 @@ class DraftingStep:
         *,
         mailbox: str,
         calendar: Any,
+        executive: str,
     ) -> StepOutcome:
         try:
             from assistant.scheduling.meeting_flow import propose_meeting
@@ -180,7 +188,7 @@ class DraftingStep:
                     message=message,
                     triage=triage,
                     calendar=calendar,
-                    on_behalf_of=mailbox,
+                    on_behalf_of=executive,
                 )
         except AssistantError as exc:
             return StepOutcome("skipped", reason=exc.detail)

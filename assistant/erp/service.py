@@ -37,7 +37,14 @@ log = structlog.stdlib.get_logger(__name__)
 
 
 class Resolver(Protocol):
-    def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any: ...
+    def get(
+        self,
+        tenant_id: str,
+        capability: Capability,
+        name: str | None = None,
+        *,
+        executive: str | None = None,
+    ) -> Any: ...
 
 
 class OverdueReport(BaseModel):
@@ -64,7 +71,11 @@ class ERPReader:
         """The caller's tenant's ERP connector, once the caller may read the ERP."""
         if principal.actor_type is not ActorType.SYSTEM and not can(principal, Permission.ERP_READ):
             raise PermissionDeniedError("you may not read the ERP")
-        connector: ERPConnector = self.resolver.get(principal.tenant_id, Capability.ERP, name)
+        # An ERP company bound to executives answers only them (and their delegates).
+        executive = None if principal.actor_type is ActorType.SYSTEM else principal.acting_for
+        connector: ERPConnector = self.resolver.get(
+            principal.tenant_id, Capability.ERP, name, executive=executive
+        )
         return connector
 
     async def companies(

@@ -280,7 +280,9 @@ async def propose_meeting(
             arguments=event.model_dump(mode="json"),
             on_behalf_of=on_behalf_of,
             correlation_id=correlation,
+            # At most suggest: an admin's shadow (or a lower stored level) still applies.
             autonomy=Autonomy.SUGGEST,
+            autonomy_at_most=True,
             dedupe_key=f"{correlation}:event",
         ),
     )
@@ -304,6 +306,7 @@ async def propose_meeting(
             on_behalf_of=on_behalf_of,
             correlation_id=correlation,
             autonomy=Autonomy.SUGGEST,
+            autonomy_at_most=True,
             dedupe_key=f"{correlation}:reply",
         ),
     )

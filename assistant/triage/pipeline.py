@@ -165,7 +165,13 @@ async def _run(
     classifier = build_classifier(services.settings, DatabaseMeter(services.sessions), tenant_id)
     cascade = TriageCascade(rules, classifier=classifier)
     slots = asyncio.Semaphore(services.settings.llm.concurrency)
-    calendar = _calendar(services, tenant_id) if step is not None else None
+    # Each mailbox's proposals belong to its executive, and use her calendar.
+    executives = {i.name: i.primary_executive() for i in instances}
+    calendars = (
+        {i.name: _calendar(services, tenant_id, executives[i.name]) for i in instances}
+        if step is not None
+        else {}
+    )
     held_back: list[tuple[int, bool]] = []  # (queue id, counts as an attempt)
 
     async def handle(item: TriageQueueItem) -> None:
@@ -222,7 +228,8 @@ async def _run(
                 result,
                 mailbox=mailbox,
                 connector=instance.name,
-                calendar=calendar,
+                calendar=calendars.get(instance.name),
+                executive=executives[instance.name],
             )
 
     try:
@@ -262,11 +269,11 @@ async def _run(
     return report
 
 
-def _calendar(services: Any, tenant_id: str) -> Any:
+def _calendar(services: Any, tenant_id: str, executive: str | None) -> Any:
     from integrations.errors import UnknownConnectorError
 
     try:
-        return services.connectors.get(tenant_id, Capability.CALENDAR)
+        return services.connectors.get(tenant_id, Capability.CALENDAR, executive=executive)
     except UnknownConnectorError:
         return None
 
@@ -282,6 +289,7 @@ async def _propose(
     mailbox: str,
     connector: str,
     calendar: Any,
+    executive: str | None,
 ) -> None:
     """The post-triage step for one stored result; its failure never undoes the triage."""
     try:
@@ -293,6 +301,7 @@ async def _propose(
                 mailbox=mailbox,
                 connector=connector,
                 calendar=calendar,
+                executive=executive,
             )
     except Exception as exc:  # one message's proposal must not stop the run
         report.proposals_failed += 1

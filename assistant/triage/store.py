@@ -33,7 +33,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from assistant.core.clock import utcnow
 from assistant.core.db import Base, UTCDateTime
-from assistant.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from assistant.core.errors import (
+    ConflictError,
+    NotFoundError,
+    OwnershipError,
+    ValidationFailedError,
+)
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal, system_principal
 from assistant.triage.models import Category, Priority, Provenance, TriageResult
@@ -255,13 +260,18 @@ async def get_result(
 
 
 async def list_results(
-    session: AsyncSession, tenant_id: str, *, limit: int = 100
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    limit: int = 100,
+    mailboxes: Iterable[str] | None = None,
 ) -> list[TriageResultRow]:
+    """Stored triage results, newest first; only those of ``mailboxes`` when given."""
+    query = select(TriageResultRow).where(TriageResultRow.tenant_id == tenant_id)
+    if mailboxes is not None:
+        query = query.where(TriageResultRow.mailbox.in_(list(mailboxes)))
     rows = await session.execute(
-        select(TriageResultRow)
-        .where(TriageResultRow.tenant_id == tenant_id)
-        .order_by(TriageResultRow.created_at.desc())
-        .limit(limit)
+        query.order_by(TriageResultRow.created_at.desc(), TriageResultRow.id).limit(limit)
     )
     return list(rows.scalars())
 
@@ -276,11 +286,17 @@ async def correct(
     correction: CorrectionIn,
     *,
     mailbox: str | None = None,
+    mailboxes: set[str] | None = None,
 ) -> TriageCorrectionRow:
     """Record a person's triage, make it the stored one, audit it (``triage.corrected``)."""
     from governance.audit import AuditAction, AuditEventIn, record
 
     row = await get_result(session, principal.tenant_id, message_id, mailbox)
+    if mailboxes is not None and row.mailbox not in mailboxes:
+        raise OwnershipError(
+            "this message is in a mailbox of an executive you do not act for",
+            message_id=message_id,
+        )
     old = row.to_result()
     priority = correction.priority or old.priority
     flags = old.flags
@@ -367,9 +383,17 @@ async def correct(
 
 
 async def list_corrections(
-    session: AsyncSession, tenant_id: str, *, status: ReviewStatus | None = None, limit: int = 100
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    status: ReviewStatus | None = None,
+    limit: int = 100,
+    mailboxes: Iterable[str] | None = None,
 ) -> list[TriageCorrectionRow]:
+    """Corrections of the tenant, newest first; only those of ``mailboxes`` when given."""
     query = select(TriageCorrectionRow).where(TriageCorrectionRow.tenant_id == tenant_id)
+    if mailboxes is not None:
+        query = query.where(TriageCorrectionRow.mailbox.in_(list(mailboxes)))
     if status is not None:
         query = query.where(TriageCorrectionRow.review_status == status.value)
     rows = await session.execute(
@@ -417,13 +441,21 @@ def rules_from_corrections(rows: Iterable[TriageCorrectionRow]) -> dict[str, Any
     return {"rules": rules}
 
 
-async def correction_metrics(session: AsyncSession, tenant_id: str) -> dict[str, Any]:
+async def correction_metrics(
+    session: AsyncSession, tenant_id: str, *, mailboxes: Iterable[str] | None = None
+) -> dict[str, Any]:
     """How often each stage was corrected, and into what: the feedback half of the
-    pilot metrics."""
+    pilot metrics (of ``mailboxes`` only, when given)."""
     decided: Counter[str] = Counter()
+    results_filter = TriageResultRow.tenant_id == tenant_id
+    corrections_filter = TriageCorrectionRow.tenant_id == tenant_id
+    if mailboxes is not None:
+        chosen = list(mailboxes)
+        results_filter = results_filter & TriageResultRow.mailbox.in_(chosen)
+        corrections_filter = corrections_filter & TriageCorrectionRow.mailbox.in_(chosen)
     rows = await session.execute(
         select(TriageResultRow.stage, func.count())
-        .where(TriageResultRow.tenant_id == tenant_id)
+        .where(results_filter)
         .group_by(TriageResultRow.stage)
     )
     for stage, count in rows.all():
@@ -436,7 +468,7 @@ async def correction_metrics(session: AsyncSession, tenant_id: str) -> dict[str,
             TriageCorrectionRow.category,
             TriageCorrectionRow.review_status,
         )
-        .where(TriageCorrectionRow.tenant_id == tenant_id)
+        .where(corrections_filter)
         .order_by(TriageCorrectionRow.created_at, TriageCorrectionRow.id)
     )
     by_stage: Counter[str] = Counter()

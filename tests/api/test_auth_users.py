@@ -220,12 +220,21 @@ async def test_password_sign_in_session_and_sign_out(
     )
     assert same.status_code == 201
 
-    # a role change applies to the running session at once
-    await client.put(
+    # nobody grants roles to themselves (issue 13), another admin does
+    own = await client.put(
         f"/api/v1/users/{user_id}/roles",
         headers=admin,
         json={"roles": ["executive", "admin", "auditor"]},
     )
+    assert own.status_code == 403 and own.json()["error"] == "SeparationOfDutiesError"
+    # a role change applies to the running session at once
+    _, root = await create_user_with_token(services, "root", Role.ADMIN)
+    changed = await client.put(
+        f"/api/v1/users/{user_id}/roles",
+        headers=root,
+        json={"roles": ["executive", "admin", "auditor"]},
+    )
+    assert changed.status_code == 200, changed.text
     assert (await client.get("/api/v1/me")).json()["roles"] == ["admin", "auditor", "executive"]
 
     out = await client.post("/auth/logout")

@@ -24,7 +24,7 @@ def body(**extra: Any) -> dict[str, Any]:
 async def test_the_executive_gets_slots_in_everyones_zone(
     client: httpx.AsyncClient, seeded: Any, as_role: Any
 ) -> None:
-    as_role(client, Role.EXECUTIVE, user_id="dana")
+    as_role(client, Role.EXECUTIVE, user_id=DANA)
     response = await client.post(URL, json=body())
     assert response.status_code == 200, response.text
     result = response.json()
@@ -40,7 +40,7 @@ async def test_the_executive_gets_slots_in_everyones_zone(
 async def test_a_delegate_acting_for_the_executive_may_search(
     client: httpx.AsyncClient, seeded: Any, as_role: Any
 ) -> None:
-    as_role(client, Role.DELEGATE, user_id="assistant", on_behalf_of="dana")
+    as_role(client, Role.DELEGATE, user_id="assistant", on_behalf_of=DANA)
     response = await client.post(URL, json=body())
     assert response.status_code == 200, response.text
 
@@ -75,7 +75,7 @@ NONSENSICAL = [
 async def test_malformed_is_422_and_nonsensical_is_a_typed_400(
     client: httpx.AsyncClient, seeded: Any, as_role: Any
 ) -> None:
-    as_role(client, Role.EXECUTIVE, user_id="dana")
+    as_role(client, Role.EXECUTIVE, user_id=DANA)
     for payload in MALFORMED:
         response = await client.post(URL, json=payload)
         assert response.status_code == 422, (payload, response.text)
@@ -90,7 +90,7 @@ async def test_malformed_is_422_and_nonsensical_is_a_typed_400(
 async def test_unknown_participants_are_named_or_assumed_free(
     client: httpx.AsyncClient, seeded: Any, as_role: Any
 ) -> None:
-    as_role(client, Role.EXECUTIVE, user_id="dana")
+    as_role(client, Role.EXECUTIVE, user_id=DANA)
     people = [
         {"address": SOPHIE},
         {"address": "Pat@Partner.example"},
@@ -114,7 +114,7 @@ async def test_unknown_participants_are_named_or_assumed_free(
 async def test_no_slot_answers_why_and_what_would_help(
     client: httpx.AsyncClient, seeded: Any, as_role: Any
 ) -> None:
-    as_role(client, Role.EXECUTIVE, user_id="dana")
+    as_role(client, Role.EXECUTIVE, user_id=DANA)
     # Sophie's pricing committee, 15:30-16:30 London: nothing fits inside it.
     response = await client.post(
         URL,

@@ -14,7 +14,7 @@ from assistant.triage import Category, Priority, Provenance, TriageResult
 from assistant.triage.store import TriageResultRow, save_result
 from governance.audit_models import AuditEvent
 
-MAILBOX = "dana@northwind.example"
+MAILBOX = "dana.whitfield@northwind.example"  # the sandbox mailbox: it serves her
 
 
 async def _store(
@@ -54,7 +54,7 @@ async def test_executive_corrects_a_model_triage(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], as_role: Any
 ) -> None:
     await _store(sessions, "INBOX/7/42")  # IMAP-style ids carry slashes
-    as_role(client, Role.EXECUTIVE, user_id="dana")
+    as_role(client, Role.EXECUTIVE, user_id=MAILBOX)
     response = await client.post(
         _url("INBOX/7/42"),
         json={"category": "respond", "priority": "high", "note": "she expects an answer"},
@@ -63,7 +63,11 @@ async def test_executive_corrects_a_model_triage(
     body = response.json()
     assert (body["original_category"], body["original_stage"]) == ("notify", "model")
     assert (body["original_model"], body["original_prompt_version"]) == ("m", "triage@1")
-    assert (body["category"], body["priority"], body["corrected_by"]) == ("respond", "high", "dana")
+    assert (body["category"], body["priority"], body["corrected_by"]) == (
+        "respond",
+        "high",
+        MAILBOX,
+    )
     assert body["review_status"] == "pending"
     async with sessions() as session:
         row = (await session.execute(select(TriageResultRow))).scalar_one()
@@ -72,7 +76,7 @@ async def test_executive_corrects_a_model_triage(
         event = (
             await session.execute(select(AuditEvent).where(AuditEvent.action == "triage.corrected"))
         ).scalar_one()
-        assert event.actor_id == "dana" and event.payload["to"]["category"] == "respond"
+        assert event.actor_id == MAILBOX and event.payload["to"]["category"] == "respond"
         assert "she expects" not in event.payload_json  # the note stays out of the audit
 
     listed = await client.get("/api/v1/triage/corrections")
@@ -96,12 +100,12 @@ async def test_delegate_acting_for_the_executive(
         client,
         Role.DELEGATE,
         user_id="assistant-sam",
-        on_behalf_of="dana",
+        on_behalf_of=MAILBOX,
         delegated_scopes=frozenset({Permission.TRIAGE_READ, Permission.TRIAGE_CORRECT}),
     )
     response = await client.post(_url("m-1"), json={"category": "schedule"})
     assert response.status_code == 201, response.text
-    assert response.json()["on_behalf_of"] == "dana"
+    assert response.json()["on_behalf_of"] == MAILBOX
     assert response.json()["original_category"] is None
     metrics = (await client.get("/api/v1/triage/corrections")).json()["metrics"]
     assert metrics["changes"] == {"undecided->schedule": 1}
@@ -120,7 +124,7 @@ async def test_authorization_and_tenant_scope(
     as_role(
         client,
         Role.DELEGATE,
-        on_behalf_of="dana",
+        on_behalf_of=MAILBOX,
         delegated_scopes=frozenset({Permission.TRIAGE_READ}),
     )
     assert (await client.post(_url("m-2"), json={"category": "ignore"})).status_code == 403

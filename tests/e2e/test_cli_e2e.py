@@ -101,3 +101,51 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def test_quick_start_executive_sees_her_own_inbox_and_queue(tmp_path: Path) -> None:
+    """Issue 13: `sandbox seed --executive` makes an executive-only user whose sandbox
+    inbox and review queue are hers, without being an admin."""
+    from assistant.app import create_app
+    from assistant.core.settings import Settings
+    from assistant.services import Services
+
+    env = _env(tmp_path)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [str(ASSISTANT), *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, (args, done.stderr[-2000:])
+        return done.stdout
+
+    cli("sandbox", "seed", "--executive", "dana")
+    cli("triage", "run")  # her inbox: what the rules made of it
+    cli("demo", "--no-reset")  # what `make run` also does: proposals for her review
+    token = cli("token", "dana").strip()
+    services = await Services.build(Settings(data_dir=tmp_path))
+    try:
+        app = create_app(services=services)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            me = (await http.get("/api/v1/me", headers=headers)).json()
+            assert me["roles"] == ["executive"]
+            inbox = await http.get("/api/v1/triage/inbox", headers=headers)
+            assert inbox.status_code == 200, inbox.text
+            assert inbox.json() and {m["mailbox"] for m in inbox.json()} == {
+                "dana.whitfield@northwind.example"
+            }
+            queue = await http.get("/api/v1/review", headers=headers)
+            assert queue.status_code == 200 and queue.json(), queue.text
+            assert {a["on_behalf_of"] for a in queue.json()} == {me["user_id"]}
+            admin_only = await http.get("/api/v1/admin/connectors", headers=headers)
+            assert admin_only.status_code == 403
+    finally:
+        await services.aclose()

@@ -272,7 +272,14 @@ async def test_shadow_comparisons_are_recorded_and_summarised(
 async def test_a_proposal_gets_the_stored_level_and_shadow_proposes_nothing(
     seeded_db: async_sessionmaker[AsyncSession],
 ) -> None:
-    from tests.fixtures.governance import EXECUTIVE, TENANT, Clock, build_harness
+    from assistant.core.errors import AutonomyRaiseError
+    from tests.fixtures.governance import (
+        EXECUTIVE,
+        TENANT,
+        Clock,
+        SandboxResolver,
+        build_harness,
+    )
 
     harness = build_harness(seeded_db, Clock(FIXED_NOW))  # the test policy's default: auto
     admin = Principal(user_id="ada", tenant_id=TENANT, roles=frozenset({Role.ADMIN}))
@@ -294,12 +301,14 @@ async def test_a_proposal_gets_the_stored_level_and_shadow_proposes_nothing(
     assert (shadowed.decision_reason or "").startswith(
         "shadow mode: rule 'drafts-and-moves' would have decided allow"
     )
-    others = await harness.propose(
-        "email.draft.create", mail, on_behalf_of="marcus.chen@northwind.example"
-    )
+    # Levels are per executive: Marcus (his own mailbox) keeps the policy's default.
+    marcus = "marcus.chen@northwind.example"
+    his = build_harness(seeded_db, Clock(FIXED_NOW), resolver=SandboxResolver(seeded_db, marcus))
+    others = await his.propose("email.draft.create", mail, on_behalf_of=marcus)
     assert (others.autonomy, others.state) == ("auto", "scheduled")
-    explicit = await harness.propose("email.draft.create", mail, autonomy=Autonomy.SUGGEST)
-    assert (explicit.autonomy, explicit.state) == ("suggest", "pending_review")
+    # Finding 1 of issue 13: a proposal may ask for less autonomy, never for more.
+    with pytest.raises(AutonomyRaiseError, match="never more"):
+        await harness.propose("email.draft.create", mail, autonomy=Autonomy.SUGGEST)
 
 
 async def test_shadow_drafts_are_compared_with_what_the_person_sent_and_count_as_record(

@@ -12,6 +12,7 @@ import pytest
 import trustme
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistant.core.errors import OwnershipError
 from assistant.core.principal import Role
 from governance.actions import registry
 from governance.erp_actions import APPROVE, CREATE_BILL, REJECT
@@ -64,7 +65,7 @@ rules:
   - id: four-eyes-large-amounts
     when: {kinds: [erp.*], amount: {min: 10000}}
     decision: require_approval
-    approval: {roles: [executive, admin], approvals: 2, ttl: 8h}
+    approval: {roles: [executive, delegate], approvals: 2, ttl: 8h}
   - id: draft-bills
     when: {kinds: [erp.vendor_bill.create_draft]}
     decision: allow
@@ -76,6 +77,7 @@ rules:
 
 EXEC = person(EXECUTIVE, Role.EXECUTIVE)
 ADMIN = person("ops-admin", Role.ADMIN)
+DELEGATE = person("jordan", Role.DELEGATE, on_behalf_of=EXECUTIVE)
 
 
 class ERPResolver(SandboxResolver):
@@ -85,12 +87,19 @@ class ERPResolver(SandboxResolver):
         super().__init__(sessions)
         self.erp = erp
 
-    def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any:
+    def get(
+        self,
+        tenant_id: str,
+        capability: Capability,
+        name: str | None = None,
+        *,
+        executive: str | None = None,
+    ) -> Any:
         if capability is Capability.ERP:
             if tenant_id != TENANT:
                 raise UnknownConnectorError(f"no erp connector for {tenant_id!r}")
             return self.erp
-        return super().get(tenant_id, capability, name)
+        return super().get(tenant_id, capability, name, executive=executive)
 
 
 @pytest.fixture
@@ -176,7 +185,10 @@ async def test_large_approval_waits_for_two_approvers(
     order = await tryton.get_order(OrderKind.PURCHASE, order_id)
     assert order.status == OrderStatus.PENDING_APPROVAL  # one approver is not enough
 
-    await _approve(harness, action.id, ADMIN)
+    # An admin is no second approver of an executive's action (issue 13): her delegate is.
+    with pytest.raises(OwnershipError):
+        await _approve(harness, action.id, ADMIN)
+    await _approve(harness, action.id, DELEGATE)
     assert (await harness.load(action.id)).state == S.SCHEDULED
     await _run(harness)
     done = await harness.load(action.id)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.principal import Role, system_principal
+from assistant.core.settings import AutonomySettings
 from assistant.scheduling.meeting_flow import (
     MeetingPlan,
     NotAMeetingRequestError,
@@ -252,3 +253,52 @@ def test_meeting_title_drops_reply_prefixes() -> None:
     assert meeting_title("RE: Fwd: re: Budget review", sender) == "Budget review"
     assert meeting_title("Re[2]: AW: Plan", sender) == "Plan"
     assert meeting_title("  Re:  ", sender) == "Meeting with Pat Doe"
+
+
+async def test_the_meeting_flow_keeps_an_admins_shadow(harness: Harness) -> None:
+    """Issue 13, finding 7: the flow asks for at most suggest; a stored shadow wins."""
+    from governance.autonomy import set_level
+    from governance.policy import Autonomy
+
+    admin = person("ada", Role.ADMIN)
+    async with harness.sessions() as session, session.begin():
+        for kind in ("calendar.*", "email.*"):
+            await set_level(
+                session,
+                admin,
+                executive=EXECUTIVE,
+                kind=kind,
+                level=Autonomy.SHADOW,
+                reason="watch first",
+                bar=AutonomySettings(),
+                default=Autonomy.AUTO,
+                now=FIXED_NOW,
+            )
+    message = await seeded(harness, "m14")
+    plan = await run_flow(harness, message, triaged(message))
+    assert plan.event_action is not None and plan.reply_action is not None
+    for action in (plan.event_action, plan.reply_action):
+        assert (action.autonomy, action.state) == ("shadow", "denied")
+    assert await created_by_assistant(harness) == ([], [])
+
+
+async def test_drafting_honours_needs_human(harness: Harness) -> None:
+    """Issue 13, finding 7: a triage that asks for a person gets no draft or meeting."""
+    from assistant.core.settings import DraftingSettings
+    from assistant.drafting.flow import DraftingStep
+
+    message = await seeded(harness, "m14")
+    step = DraftingStep(
+        harness.actions, DraftingSettings(), None, tenant_id=TENANT, correlation_id="c-1"
+    )
+    for category in (Category.SCHEDULE, Category.RESPOND):
+        unsure = triaged(message, category=category).model_copy(update={"needs_human": True})
+        outcome = await step.handle(
+            harness.sessions,
+            message,
+            unsure,
+            mailbox=EXECUTIVE,
+            calendar=harness.resolver.calendar,
+        )
+        assert (outcome.kind, outcome.actions) == ("skipped", [])
+        assert outcome.reason == "the triage needs a person first"

@@ -209,7 +209,8 @@ async def test_sign_in_end_to_end(
 
     me = await client.get("/api/v1/me")
     assert me.status_code == 200, me.text
-    assert me.json() | {"permissions": None, "delegations": None} == {
+    assert list(me.json()["executives"]) == [alice.oid]  # she acts for herself
+    assert me.json() | {"permissions": None, "delegations": None, "executives": None} == {
         "user_id": alice.oid,
         "tenant_id": "contoso",
         "roles": ["executive"],
@@ -219,6 +220,7 @@ async def test_sign_in_end_to_end(
         "display_name": "Alice Exec",
         "permissions": None,
         "delegations": None,
+        "executives": None,
     }
     async with services.sessions() as session:
         user = await session.get(User, alice.oid)

@@ -115,7 +115,14 @@ async def test_the_drill_refuses_connectors_other_than_the_sandbox(
     seeded_db: async_sessionmaker[AsyncSession],
 ) -> None:
     class Elsewhere:
-        def get(self, tenant_id: str, capability: Any, name: str | None = None) -> Any:
+        def get(
+            self,
+            tenant_id: str,
+            capability: Any,
+            name: str | None = None,
+            *,
+            executive: str | None = None,
+        ) -> Any:
             return object()  # a connector from anywhere but integrations.sandbox
 
     with pytest.raises(ValidationFailedError, match="runs on the sandbox only"):

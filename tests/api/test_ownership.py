@@ -1,0 +1,580 @@
+"""Issue 13: whose assistant it is. One regression test per finding (each refusal is a
+clear 403/409 with a ``governance.refused`` audit event), then the per-person matrix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from assistant.auth import users
+from assistant.auth.permissions import DELEGABLE
+from assistant.auth.runtime import UserStateCache
+from assistant.connector_store import bind_executive
+from assistant.core.principal import ActorType, Principal, Role, system_principal
+from assistant.core.settings import AutonomySettings, Settings
+from governance.audit_models import AuditEvent
+from governance.autonomy import set_level
+from governance.policy import Autonomy
+from governance.service import Proposal
+from tests.api.test_triage_api import _store
+from tests.conftest import FIXED_NOW, SEED_DIR
+from tests.fixtures.auth import create_user_with_token
+from tests.fixtures.governance import (
+    COLLEAGUE,
+    EXECUTIVE,
+    OUTSIDER,
+    TENANT,
+    TEST_POLICY,
+    copy_template,
+    seeded_template,
+)
+
+__all__ = ["seeded_template"]  # fixture
+
+ACTIONS = "/api/v1/actions"
+REVIEW = "/api/v1/review"
+OTHER_EXECUTIVE = "marcus.chen@northwind.example"  # an executive with no mailbox here
+DELEGATE = "jordan@northwind.example"
+OPERATOR = Principal(user_id="test-operator", tenant_id=TENANT, roles=frozenset({Role.ADMIN}))
+
+
+@pytest.fixture
+def settings(data_dir: Path, seeded_template: Path, tmp_path: Path) -> Settings:
+    """The seeded sandbox, the test policy, no runner, state rechecked on every request."""
+    copy_template(seeded_template, data_dir)
+    policy = tmp_path / "policies.yaml"
+    policy.write_text(TEST_POLICY)
+    return Settings(
+        data_dir=data_dir,
+        sandbox={"seed_dir": SEED_DIR},
+        governance={"runner": "off", "policy_file": policy},
+        auth={"recheck_s": 0},
+    )
+
+
+@pytest.fixture
+async def runtime(client: httpx.AsyncClient) -> AsyncIterator[Any]:
+    from assistant.governance_app import build_governance
+
+    app = client.app  # type: ignore[attr-defined]
+    built = build_governance(app.state.services)
+    app.state.governance = built
+    yield built
+
+
+def mail(to: str, subject: str = "Hello") -> dict[str, Any]:
+    return {"to": [{"address": to}], "subject": subject, "body_text": "Body."}
+
+
+async def pipeline_proposes(
+    runtime: Any, kind: str, arguments: dict[str, Any], executive: str = EXECUTIVE
+) -> Any:
+    async with runtime.services.sessions() as session, session.begin():
+        return await runtime.actions.propose(
+            session,
+            system_principal(TENANT, "pipeline"),
+            Proposal(kind=kind, arguments=arguments, on_behalf_of=executive),
+        )
+
+
+async def refusals(services: Any) -> list[AuditEvent]:
+    async with services.sessions() as session:
+        return list(
+            (
+                await session.execute(
+                    select(AuditEvent)
+                    .where(AuditEvent.action == "governance.refused")
+                    .order_by(AuditEvent.seq)
+                )
+            ).scalars()
+        )
+
+
+async def assert_refused(
+    services: Any, response: httpx.Response, status: int, error: str, actor: str | None = None
+) -> None:
+    """The response is a typed refusal, and the newest audit event records it."""
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    events = await refusals(services)
+    assert events, "the refusal left no audit event"
+    last = events[-1]
+    assert last.payload["error"] == error and last.outcome == "denied"
+    if actor is not None:
+        assert last.actor_id == actor
+
+
+async def store_level(services: Any, executive: str, kind: str, level: Autonomy) -> None:
+    async with services.sessions() as session, session.begin():
+        await set_level(
+            session,
+            OPERATOR,
+            executive=executive,
+            kind=kind,
+            level=level,
+            reason="an admin watches first",
+            bar=AutonomySettings(),
+            default=Autonomy.AUTO,
+            now=FIXED_NOW,
+        )
+
+
+async def executive_user(services: Any, username: str, *roles: Role) -> tuple[str, dict[str, str]]:
+    """A real executive (generated id, a real token) the sandbox connectors are bound to."""
+    user_id, headers = await create_user_with_token(services, username, Role.EXECUTIVE, *roles)
+    async with services.sessions() as session, session.begin():
+        for connector in ("sandbox-mail", "sandbox-calendar"):
+            await bind_executive(
+                session, OPERATOR, tenant_id=TENANT, connector=connector, executive_id=user_id
+            )
+    await services.connectors.load_bindings()
+    return user_id, headers
+
+
+# ------------------------------------------------------------------ finding 1: autonomy
+
+
+async def test_a_proposal_cannot_raise_its_own_autonomy(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    await store_level(services, EXECUTIVE, "email.*", Autonomy.SHADOW)
+
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    body = {"kind": "email.send", "arguments": mail(COLLEAGUE), "autonomy": "auto"}
+    await assert_refused(
+        services, await client.post(ACTIONS, json=body), 409, "AutonomyRaiseError", EXECUTIVE
+    )
+    as_role(
+        client,
+        Role.DELEGATE,
+        user_id=DELEGATE,
+        on_behalf_of=EXECUTIVE,
+        delegated_scopes=frozenset({"actions.propose"}),
+    )
+    await assert_refused(
+        services, await client.post(ACTIONS, json=body), 409, "AutonomyRaiseError", DELEGATE
+    )
+    # Without a level of its own, the stored one applies: shadow proposes nothing.
+    stored = await client.post(ACTIONS, json={"kind": "email.send", "arguments": mail(COLLEAGUE)})
+    assert stored.status_code == 201, stored.text
+    assert (stored.json()["autonomy"], stored.json()["state"]) == ("shadow", "denied")
+    # Asking for less than the level is fine (calendar.* is at the policy's default, auto).
+    event = {
+        "subject": "Sync",
+        "start": "2026-11-27T15:00:00+00:00",
+        "end": "2026-11-27T15:30:00+00:00",
+    }
+    less = await client.post(
+        ACTIONS, json={"kind": "calendar.event.create", "arguments": event, "autonomy": "suggest"}
+    )
+    assert less.status_code == 201, less.text
+    assert (less.json()["autonomy"], less.json()["state"]) == ("suggest", "pending_review")
+
+
+# ------------------------------------------------------------------ finding 2: approvals
+
+
+async def test_only_the_executive_or_her_delegate_with_the_scope_approves(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    pending = await pipeline_proposes(runtime, "email.send", mail(OUTSIDER, "Quote"))
+    url = f"{REVIEW}/{pending.id}/approve"
+
+    # An admin who is also an executive approves nobody else's action.
+    as_role(client, Role.ADMIN, Role.EXECUTIVE, user_id="boss@northwind.example")
+    await assert_refused(services, await client.post(url), 403, "OwnershipError")
+    as_role(client, Role.EXECUTIVE, user_id=OTHER_EXECUTIVE)
+    assert (await client.post(url)).status_code == 404  # she does not even see it
+    as_role(
+        client,
+        Role.DELEGATE,
+        user_id=DELEGATE,
+        on_behalf_of=EXECUTIVE,
+        delegated_scopes=frozenset({"review.read"}),
+    )
+    assert (await client.post(url)).status_code == 403  # the grant lacks review.decide
+    as_role(
+        client,
+        Role.DELEGATE,
+        user_id=DELEGATE,
+        on_behalf_of=EXECUTIVE,
+        delegated_scopes=frozenset({"review.read", "review.decide"}),
+    )
+    approved = await client.post(url)
+    assert approved.status_code == 200 and approved.json()["state"] == "scheduled"
+
+
+async def test_four_eyes_counts_persons_not_api_keys(
+    client: httpx.AsyncClient, runtime: Any
+) -> None:
+    services = runtime.services
+    dana_id, dana = await executive_user(services, "dana", Role.ADMIN)
+    keys = []
+    for name in ("laptop", "phone"):
+        made = await client.post(
+            "/api/v1/api-keys",
+            headers=dana,
+            json={"name": name, "roles": ["executive"], "personal": True},
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["owner_id"] == dana_id
+        keys.append({"X-API-Key": made.json()["key"]})
+    me = await client.get("/api/v1/me", headers=keys[0])
+    assert me.json()["user_id"] == dana_id and me.json()["roles"] == ["executive"]
+    # A personal key never holds a role its person does not.
+    auditor_key = await client.post(
+        "/api/v1/api-keys",
+        headers=dana,
+        json={"name": "x", "roles": ["auditor"], "personal": True},
+    )
+    await assert_refused(services, auditor_key, 403, "SeparationOfDutiesError", dana_id)
+
+    created = await pipeline_proposes(
+        runtime,
+        "calendar.event.create",
+        {"subject": "Offsite", "start": "2026-11-27T15:00:00Z", "end": "2026-11-27T16:00:00Z"},
+        executive=dana_id,
+    )
+    await runtime.executor.run_due()
+    async with services.sessions() as session:
+        from governance.models import Action
+
+        row = await session.get(Action, created.id)
+        assert row is not None and row.state == "succeeded", row.last_error if row else None
+    cancel = await pipeline_proposes(
+        runtime, "calendar.event.cancel", {"event_id": row.external_ids["event_id"]}, dana_id
+    )
+    assert cancel.approvals_required == 2
+    first = await client.post(f"{REVIEW}/{cancel.id}/approve", headers=keys[0])
+    assert first.status_code == 200 and first.json()["state"] == "pending_review"
+    second = await client.post(f"{REVIEW}/{cancel.id}/approve", headers=keys[1])
+    await assert_refused(services, second, 409, "DuplicateApprovalError", dana_id)
+
+
+async def test_nobody_grants_roles_to_themselves(client: httpx.AsyncClient, runtime: Any) -> None:
+    services = runtime.services
+    admin_id, admin = await create_user_with_token(services, "root", Role.ADMIN)
+    own = await client.put(
+        f"/api/v1/users/{admin_id}/roles", headers=admin, json={"roles": ["admin", "executive"]}
+    )
+    await assert_refused(services, own, 403, "SeparationOfDutiesError", admin_id)
+    me = await client.get("/api/v1/me", headers=admin)
+    assert me.json()["roles"] == ["admin"]
+
+
+# ------------------------------------------------------------------ finding 3: connectors
+
+
+async def test_actions_run_on_the_executives_own_connector_and_she_sees_her_queue(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    # An executive no connector serves cannot send from the tenant's one mailbox.
+    as_role(client, Role.EXECUTIVE, user_id=OTHER_EXECUTIVE)
+    refused = await client.post(ACTIONS, json={"kind": "email.send", "arguments": mail(COLLEAGUE)})
+    await assert_refused(services, refused, 409, "NoConnectorForExecutiveError", OTHER_EXECUTIVE)
+
+    # Bound to an executive-only user (a generated id), the sandbox serves her alone.
+    sophie_id, sophie = await executive_user(services, "sophie")
+    mailbox = services.connectors.instances[(TENANT, "sandbox-mail")]
+    assert mailbox.executives == (sophie_id,) and mailbox.primary_executive() == sophie_id
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)  # the address no longer owns it
+    moved = await client.post(ACTIONS, json={"kind": "email.send", "arguments": mail(COLLEAGUE)})
+    await assert_refused(services, moved, 409, "NoConnectorForExecutiveError", EXECUTIVE)
+
+    # What the pipeline files for the mailbox is hers: her review queue shows it.
+    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    pending = await pipeline_proposes(
+        runtime, "email.send", mail(OUTSIDER, "Terms"), executive=mailbox.primary_executive()
+    )
+    queue = await client.get(REVIEW, headers=sophie)
+    assert queue.status_code == 200, queue.text
+    assert [a["id"] for a in queue.json()] == [pending.id]
+    approved = await client.post(f"{REVIEW}/{pending.id}/approve", headers=sophie)
+    assert approved.status_code == 200 and approved.json()["state"] == "scheduled"
+    _, other = await create_user_with_token(services, "raj", Role.EXECUTIVE)
+    assert (await client.get(REVIEW, headers=other)).json() == []
+
+
+# ------------------------------------------------------------------ finding 4: data per executive
+
+
+async def test_triage_and_calendars_belong_to_their_executive(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    await _store(services.sessions, "m-dana")
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    mine = await client.post("/api/v1/triage/m-dana/correction", json={"category": "respond"})
+    assert mine.status_code == 201, mine.text
+
+    as_role(client, Role.EXECUTIVE, user_id=OTHER_EXECUTIVE)
+    theirs = await client.post("/api/v1/triage/m-dana/correction", json={"category": "ignore"})
+    await assert_refused(services, theirs, 403, "OwnershipError", OTHER_EXECUTIVE)
+    listed = (await client.get("/api/v1/triage/corrections")).json()
+    assert listed["items"] == [] and listed["metrics"]["corrections"] == 0
+    find = await client.post(
+        "/api/v1/schedule/find",
+        json={
+            "participants": [{"address": COLLEAGUE}],
+            "duration_minutes": 30,
+            "window_start": "2026-11-26T14:00:00Z",
+            "window_end": "2026-11-26T17:00:00Z",
+        },
+    )
+    await assert_refused(services, find, 409, "NoConnectorForExecutiveError", OTHER_EXECUTIVE)
+
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    assert [
+        c["message_id"] for c in (await client.get("/api/v1/triage/corrections")).json()["items"]
+    ] == ["m-dana"]
+
+
+# ------------------------------------------------------------------ finding 5: recheck
+
+
+async def test_disabled_users_and_removed_roles_stop_working_at_once(
+    client: httpx.AsyncClient, runtime: Any
+) -> None:
+    services = runtime.services
+    _, root = await create_user_with_token(services, "root", Role.ADMIN)
+    auditor_id, auditor = await create_user_with_token(
+        services, "audrey", Role.AUDITOR, Role.EXECUTIVE
+    )
+    assert (await client.get("/api/v1/audit/events", headers=auditor)).status_code == 200
+    changed = await client.put(
+        f"/api/v1/users/{auditor_id}/roles", headers=root, json={"roles": ["executive"]}
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await client.get("/api/v1/audit/events", headers=auditor)).status_code == 403
+
+    key = await client.post(
+        "/api/v1/api-keys", headers=root, json={"name": "ops", "roles": ["admin"], "personal": True}
+    )
+    root_key = {"X-API-Key": key.json()["key"]}
+    assert (await client.get("/api/v1/users", headers=root_key)).status_code == 200
+    disabled = await client.patch(
+        f"/api/v1/users/{auditor_id}", headers=root_key, json={"disabled": True}
+    )
+    assert disabled.status_code == 200, disabled.text
+    assert (await client.get("/api/v1/me", headers=auditor)).status_code == 401
+    root_id = (await client.get("/api/v1/me", headers=root)).json()["user_id"]
+    async with services.sessions() as session, session.begin():
+        user = await users.get_user(session, TENANT, root_id)
+        user.disabled = True  # another admin (or the CLI) disabled the key's person
+    assert (await client.get("/api/v1/me", headers=root_key)).status_code == 401
+
+
+async def test_the_state_cache_keeps_a_person_at_most_its_ttl(sessions: Any, engine: Any) -> None:
+    now = [0.0]
+    cache = UserStateCache(5.0, clock=lambda: now[0])
+    async with sessions() as session, session.begin():
+        user = await users.create_user(
+            session, OPERATOR, tenant_id=TENANT, username="kim", roles=[Role.AUDITOR]
+        )
+    async with sessions() as session:
+        assert (await cache.get(session, TENANT, user.id)).roles == {Role.AUDITOR}  # type: ignore[union-attr]
+    async with sessions() as session, session.begin():
+        row = await users.get_user(session, TENANT, user.id)
+        await users.set_roles(session, OPERATOR, row, [Role.EXECUTIVE])
+    now[0] = 4.9
+    async with sessions() as session:
+        assert (await cache.get(session, TENANT, user.id)).roles == {Role.AUDITOR}  # type: ignore[union-attr]
+    now[0] = 5.0
+    async with sessions() as session:
+        assert (await cache.get(session, TENANT, user.id)).roles == {Role.EXECUTIVE}  # type: ignore[union-attr]
+        assert await cache.get(session, "other", user.id) is None  # tenant-bound
+
+
+# ------------------------------------------------------------------ finding 6: connector secrets
+
+
+async def test_moving_a_connector_needs_its_secret_again(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    as_role(client, Role.ADMIN, user_id="ada")
+    config = {
+        "url": "https://dav.northwind.example/",
+        "username": "dana",
+        "password": "s3cret-dav-password",
+        "owner": EXECUTIVE,
+    }
+    base = "/api/v1/admin/connectors"
+    created = await client.post(
+        base, json={"name": "dav", "slug": "caldav.calendar", "config": config}
+    )
+    assert created.status_code == 201, created.text
+    moved = await client.patch(
+        f"{base}/dav", json={"config": {"url": "https://attacker.example/", "password": "********"}}
+    )
+    await assert_refused(services, moved, 409, "SecretRequiredError", "ada")
+    assert "s3cret" not in moved.text
+    assert (await client.get(f"{base}/dav")).json()["config"]["url"] == config["url"]
+    # Another field alone keeps the masked secret; a move with the secret entered is fine.
+    assert (
+        await client.patch(f"{base}/dav", json={"config": {"timeout_s": 12}})
+    ).status_code == 200
+    again = await client.patch(
+        f"{base}/dav",
+        json={"config": {"url": "https://dav2.northwind.example/", "password": "new-secret"}},
+    )
+    assert again.status_code == 200 and again.json()["config"]["password"] == "********"
+    events = await refusals(services)
+    assert all("s3cret" not in e.payload_json for e in events)
+
+
+# ------------------------------------------------------------------ the per-person matrix
+
+
+def persons() -> dict[str, dict[str, Any]]:
+    """Who calls, as ``as_role`` arguments: the executive A (the sandbox is hers), another
+    executive B, A's delegate holding each single scope, an admin, an auditor, and a
+    service account's API key (it acts for nobody)."""
+    people: dict[str, dict[str, Any]] = {
+        "executive A": {"roles": (Role.EXECUTIVE,), "user_id": EXECUTIVE},
+        "executive B": {"roles": (Role.EXECUTIVE,), "user_id": OTHER_EXECUTIVE},
+        "admin": {"roles": (Role.ADMIN,), "user_id": "ada"},
+        "admin and executive": {"roles": (Role.ADMIN, Role.EXECUTIVE), "user_id": "boss"},
+        "auditor": {"roles": (Role.AUDITOR,), "user_id": "audrey"},
+        "service key": {
+            "roles": (Role.EXECUTIVE,),
+            "user_id": "apikey:svc",
+            "actor_type": ActorType.SERVICE,
+        },
+    }
+    for scope in sorted(DELEGABLE):
+        people[f"A's delegate with {scope.value}"] = {
+            "roles": (Role.DELEGATE,),
+            "user_id": DELEGATE,
+            "on_behalf_of": EXECUTIVE,
+            "delegated_scopes": frozenset({scope.value}),
+        }
+    return people
+
+
+#: Who may do what on executive A's data: nobody else, whatever their roles.
+EXPECTED: dict[str, set[str]] = {
+    "see A's review queue": {"executive A", "A's delegate with review.read"},
+    "read A's action": {
+        "executive A",
+        "A's delegate with actions.read",
+        "admin",
+        "admin and executive",
+        "auditor",
+    },
+    "approve A's action": {"executive A", "A's delegate with review.decide"},
+    "undo A's action": {"executive A", "A's delegate with actions.cancel"},
+    "propose for A": {"executive A", "A's delegate with actions.propose"},
+    "correct A's triage": {"executive A", "A's delegate with triage.correct"},
+    "list A's corrections": {"executive A", "A's delegate with triage.read"},
+    "read A's inbox": {"executive A", "A's delegate with triage.read"},
+    "find slots in A's calendar": {"executive A", "A's delegate with calendar.read"},
+}
+
+
+async def test_every_person_on_executive_as_data(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    await _store(services.sessions, "m-matrix")
+    async with services.sessions() as session, session.begin():
+        from assistant.triage import store
+        from assistant.triage.store import CorrectionIn
+
+        a = Principal(user_id=EXECUTIVE, tenant_id=TENANT, roles=frozenset({Role.EXECUTIVE}))
+        await store.correct(
+            session, a, "m-matrix", CorrectionIn(category="notify"), mailboxes={EXECUTIVE}
+        )
+    find = {
+        "participants": [{"address": COLLEAGUE}],
+        "duration_minutes": 30,
+        "window_start": "2026-11-26T14:00:00Z",
+        "window_end": "2026-11-26T17:00:00Z",
+    }
+
+    async def attempt(operation: str) -> bool:
+        if operation in {"see A's review queue", "read A's action"}:
+            pending = await pipeline_proposes(runtime, "email.send", mail(OUTSIDER))
+            if operation == "read A's action":
+                return (await client.get(f"{ACTIONS}/{pending.id}")).status_code == 200
+            listed = await client.get(REVIEW)
+            return listed.status_code == 200 and pending.id in {a["id"] for a in listed.json()}
+        if operation in {"approve A's action", "undo A's action"}:
+            pending = await pipeline_proposes(runtime, "email.send", mail(OUTSIDER))
+            verb = "approve" if operation == "approve A's action" else "undo"
+            url = (
+                f"{REVIEW}/{pending.id}/approve"
+                if verb == "approve"
+                else f"{ACTIONS}/{pending.id}/undo"
+            )
+            return (await client.post(url)).status_code == 200
+        if operation == "propose for A":
+            body = {
+                "kind": "email.draft.create",
+                "arguments": mail(COLLEAGUE),
+                "on_behalf_of": EXECUTIVE,
+            }
+            return (await client.post(ACTIONS, json=body)).status_code == 201
+        if operation == "correct A's triage":
+            url = "/api/v1/triage/m-matrix/correction"
+            return (await client.post(url, json={"category": "respond"})).status_code == 201
+        if operation == "list A's corrections":
+            listed = await client.get("/api/v1/triage/corrections")
+            return listed.status_code == 200 and any(
+                c["message_id"] == "m-matrix" for c in listed.json()["items"]
+            )
+        if operation == "read A's inbox":
+            listed = await client.get("/api/v1/triage/inbox")
+            return listed.status_code == 200 and any(
+                m["message_id"] == "m-matrix" for m in listed.json()
+            )
+        assert operation == "find slots in A's calendar"
+        return (await client.post("/api/v1/schedule/find", json=find)).status_code == 200
+
+    problems = []
+    for operation, expected in EXPECTED.items():
+        allowed = set()
+        for name, who in persons().items():
+            roles = who.pop("roles")
+            as_role(client, *roles, **who)
+            if await attempt(operation):
+                allowed.add(name)
+        if allowed != expected:
+            problems.append(
+                f"{operation}: also {sorted(allowed - expected)}, not {sorted(expected - allowed)}"
+            )
+    assert not problems, "\n".join(problems)
+
+
+async def test_admins_bind_a_connector_to_its_executives(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    dana_id, _ = await create_user_with_token(services, "dana", Role.EXECUTIVE)
+    auditor_id, _ = await create_user_with_token(services, "audrey", Role.AUDITOR)
+    as_role(client, Role.ADMIN, user_id="ada")
+    base = "/api/v1/admin/connectors"
+    config = {"url": "https://dav.northwind.example/", "username": "d", "password": "pw-123456"}
+    body = {"name": "dav", "slug": "caldav.calendar", "config": config, "executives": [dana_id]}
+    created = await client.post(base, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["executives"] == [dana_id]
+    assert services.connectors.instances[(TENANT, "dav")].serves(dana_id)
+    # Only executives of the tenant are bound; nothing changes on a refusal.
+    refused = await client.patch(f"{base}/dav", json={"executives": [auditor_id]})
+    assert refused.status_code == 422, refused.text
+    shared = await client.patch(f"{base}/dav", json={"executives": [dana_id, dana_id]})
+    assert shared.status_code == 200 and shared.json()["executives"] == [dana_id]
+    me = await client.get("/api/v1/me")
+    assert me.json()["executives"] == {}  # an admin acts for nobody
+    as_role(client, Role.EXECUTIVE, user_id=dana_id)
+    mine = (await client.get("/api/v1/me")).json()["executives"]
+    assert list(mine) == [dana_id] and "review.decide" in mine[dana_id]
