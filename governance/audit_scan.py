@@ -8,6 +8,7 @@ in a few tens of milliseconds.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,14 @@ class ProblemKind(StrEnum):
     CHECKPOINT_BEYOND_TAIL = "checkpoint_beyond_tail"  # the checkpointed event is gone
     TRUNCATED_TAIL = "truncated_tail"  # the chain head knows of events that are gone
     HEAD_MISMATCH = "head_mismatch"  # the chain head disagrees with the last event
+    # the database against the anchor (governance.anchor), outside the database
+    CHECKPOINT_MISSING = "checkpoint_missing"  # anchored, but gone from the database
+    CHECKPOINT_ALTERED = "checkpoint_altered"  # the database's differs from the anchored one
+    CHECKPOINT_REORDERED = "checkpoint_reordered"  # holds the anchored one of another seq
+    ANCHORED_EVENT_MISMATCH = "anchored_event_mismatch"  # the event is not the one anchored
+    HEAD_BEHIND_ANCHOR = "head_behind_anchor"  # the chain ends before the last anchored seq
+    ANCHOR_CONFLICT = "anchor_conflict"  # the anchor holds two checkpoints for one seq
+    ANCHOR_ENTRY_INVALID = "anchor_entry_invalid"  # an anchored entry no trusted key signed
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,33 @@ def scan_sqlite_range(
         connection.close()
 
 
+#: Environment variable that hands a worker the PostgreSQL connection string (never argv:
+#: other users of the machine can read a process's arguments).
+POSTGRES_DSN_ENV = "ASSISTANT_AUDIT_SCAN_DSN"
+
+
+def scan_postgres_range(
+    dsn: str, tenant_id: str, after: int, upto: int, batch_size: int = 10_000, limit: int = 100
+) -> RangeScan:
+    """Scan events ``after < seq <= upto`` on PostgreSQL in a read-only transaction."""
+    import psycopg
+
+    scan = RangeScan(limit=limit)
+    query = (
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events WHERE tenant_id = %s "  # noqa: S608
+        "AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+    )
+    with psycopg.connect(dsn) as connection:
+        connection.read_only = True
+        with connection.cursor() as cursor:
+            while True:
+                rows = cursor.execute(query, (tenant_id, after, upto, batch_size)).fetchall()
+                if not rows:
+                    return scan
+                scan.feed(rows)
+                after = rows[-1][_SEQ]
+
+
 def scan_to_json(scan: RangeScan) -> str:
     return json.dumps(
         {
@@ -182,9 +218,14 @@ def scan_from_json(text: str, limit: int) -> RangeScan:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m governance.audit_scan PATH TENANT AFTER UPTO BATCH LIMIT``: JSON out."""
+    """``python -m governance.audit_scan PATH|postgres TENANT AFTER UPTO BATCH LIMIT``: JSON
+    out. ``postgres`` reads the connection string from :data:`POSTGRES_DSN_ENV`."""
     path, tenant_id, after, upto, batch_size, limit = argv
-    scan = scan_sqlite_range(path, tenant_id, int(after), int(upto), int(batch_size), int(limit))
+    bounds = (int(after), int(upto), int(batch_size), int(limit))
+    if path == "postgres":
+        scan = scan_postgres_range(os.environ[POSTGRES_DSN_ENV], tenant_id, *bounds)
+    else:
+        scan = scan_sqlite_range(path, tenant_id, *bounds)
     sys.stdout.write(scan_to_json(scan))
 
 

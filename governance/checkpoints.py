@@ -1,10 +1,13 @@
 """Signed checkpoints of the audit chains (Ed25519, key in a file outside the database).
 
-A checkpoint signs ``(tenant, seq, row_hash at seq, created_at, key fingerprint)``. Whoever
-can rewrite the database but not read the key file cannot rewrite history up to a checkpoint
-without the verifier noticing. Checkpoints are written every N events by
-:func:`governance.audit.record` and, for quiet chains, every T seconds by
-:func:`run_due_checkpoints` (called by the background runner).
+A checkpoint signs ``(tenant, seq, row_hash at seq, created_at, key fingerprint)`` and, once
+its transaction commits, is appended to the anchor (:mod:`governance.anchor`), outside the
+database. Whoever can rewrite the database but neither read the key file nor rewrite the
+anchor cannot rewrite history up to the last anchored checkpoint without the verifier
+noticing. Checkpoints are written every N events by :func:`governance.audit.record` and, for
+quiet chains, every T seconds by :func:`run_due_checkpoints` (the background runner), which
+also appends any checkpoint whose anchoring failed: the unanchored tail stays below N events
+or T seconds plus the runner's interval.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.clock import utcnow
 from assistant.core.errors import ConfigurationError
+from governance.aftercommit import after_commit
+from governance.anchor import AnchorEntry, AnchorError, AnchorSink, anchor_from_settings
 from governance.audit_chain import lock_head
 from governance.audit_hash import canonical_json, iso_utc
 from governance.audit_models import CHECKPOINTS, AuditChainHead, AuditCheckpoint, AuditEvent
@@ -46,8 +51,9 @@ class CheckpointConfig:
     """Where the signing key lives and how often checkpoints are written."""
 
     key_file: Path
-    every_events: int = 1000
-    every_seconds: int = 300
+    every_events: int = 100
+    every_seconds: int = 60
+    anchor: AnchorSink | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckpointConfig:
@@ -55,6 +61,7 @@ class CheckpointConfig:
             key_file=settings.audit_key_file,
             every_events=settings.audit.checkpoint_every_events,
             every_seconds=settings.audit.checkpoint_every_seconds,
+            anchor=anchor_from_settings(settings),
         )
 
 
@@ -254,7 +261,64 @@ async def write_checkpoint(
         row_hash=row_hash,
         key_fingerprint=key_fingerprint,
     )
+    anchor = config.anchor
+    if anchor is not None:
+        entry = AnchorEntry(tenant_id, seq, row_hash, created_at, key_fingerprint, signature)
+        # Only a committed checkpoint is anchored: a rolled-back one would read as a fork.
+        after_commit(session, lambda: _anchor_quietly(anchor, [entry]))
     return AuditCheckpoint(**values)
+
+
+async def _anchor_quietly(anchor: AnchorSink, entries: list[AnchorEntry]) -> None:
+    try:
+        await anchor.append(entries)
+    except AnchorError as exc:
+        # The runner's sweep (publish_unanchored) appends it later; verify shows the gap.
+        log.error("audit.anchor.append_failed", anchor=anchor.description, error=str(exc))
+
+
+async def publish_unanchored(
+    sessions: async_sessionmaker[AsyncSession], config: CheckpointConfig | None = None
+) -> int:
+    """Append to the anchor every checkpoint of ours it lacks (a crash or an outage between
+    commit and append). Only checkpoints signed by this deployment's key are appended.
+    Returns how many were appended."""
+    config = config or current_config()
+    anchor = config.anchor
+    if anchor is None:
+        return 0
+    public_key = signing_key(config.key_file).public_key()
+    ours = fingerprint(public_key)
+    held = {(entry.tenant_id, entry.seq) for entry in (await anchor.snapshot()).entries}
+    appended = 0
+    async with sessions() as session:
+        tenants = list(await session.scalars(select(AuditCheckpoint.tenant_id).distinct()))
+        for tenant_id in tenants:
+            rows = await session.scalars(
+                select(AuditCheckpoint)
+                .where(
+                    AuditCheckpoint.tenant_id == tenant_id,
+                    AuditCheckpoint.key_fingerprint == ours,
+                )
+                .order_by(AuditCheckpoint.seq)
+            )
+            entries = [
+                AnchorEntry(
+                    row.tenant_id,
+                    row.seq,
+                    row.row_hash,
+                    row.created_at,
+                    row.key_fingerprint,
+                    row.signature,
+                )
+                for row in rows
+                if (row.tenant_id, row.seq) not in held and signature_valid(row, public_key)
+            ]
+            await anchor.append(entries)
+            appended += len(entries)
+    if appended:
+        log.info("audit.anchor.caught_up", anchor=anchor.description, entries=appended)
+    return appended
 
 
 async def _last_checkpoint_seq(session: AsyncSession, tenant_id: str) -> int:
@@ -311,8 +375,8 @@ async def run_due_checkpoints(
 ) -> int:
     """Checkpoint every chain that is due, one short transaction per tenant.
 
-    For the background runner, every ``checkpoint_every_seconds`` or more often. Returns
-    how many checkpoints were written.
+    For the background runner, every ``checkpoint_every_seconds`` or more often; then
+    appends to the anchor what it lacks. Returns how many checkpoints were written.
     """
     config = config or current_config()
     async with sessions() as session:
@@ -322,4 +386,8 @@ async def run_due_checkpoints(
         async with sessions() as session, session.begin():
             if await checkpoint_due(session, tenant_id, config):
                 written += await create_checkpoint(session, tenant_id, config) is not None
+    try:
+        await publish_unanchored(sessions, config)
+    except AnchorError as exc:
+        log.error("audit.anchor.catch_up_failed", error=str(exc))
     return written

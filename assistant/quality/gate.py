@@ -298,7 +298,8 @@ async def gather(
     session: AsyncSession, settings: Settings, tenant_id: str, period: Period
 ) -> Evidence:
     """Measure everything the gate needs from the database (and the audit chain)."""
-    from governance.audit_verify import verify_chain
+    from governance.anchor import anchor_from_settings
+    from governance.audit_verify import verify_tenant
     from governance.checkpoints import load_public_key
     from governance.drill import last_drill
     from governance.owners import missing_owners
@@ -308,7 +309,9 @@ async def gather(
     missing = list(await missing_owners(session, settings, tenant_id))
     drill = await last_drill(session, tenant_id)
     key = load_public_key(settings.audit_key_file)
-    verified = await verify_chain(session, tenant_id, public_keys=[key] if key else [])
+    verified = await verify_tenant(
+        session, tenant_id, public_keys=[key] if key else [], anchor=anchor_from_settings(settings)
+    )
     first = verified.first_problem
     return Evidence(
         quality=quality,

@@ -482,7 +482,8 @@ async def test_parallel_scan_matches_the_sequential_one(
     )
     parallel = await _verify(sessions, config, workers=2, parallel_min_events=0)
     sequential = await _verify(sessions, config, workers=1)
-    assert parallel.to_dict() == sequential.to_dict()
+    assert (parallel.workers, sequential.workers) == (2, 0)
+    assert {**parallel.to_dict(), "workers": 0} == sequential.to_dict()
     assert [(p.seq, p.kind) for p in sorted(sequential.problems, key=lambda p: p.seq)] == [
         (15, ProblemKind.SEQ_GAP),
         (15, ProblemKind.CHECKPOINT_MISMATCH),
