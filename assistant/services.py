@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from assistant.auth.audit import configure_failure_budget
 from assistant.auth.runtime import AuthRuntime
 from assistant.connectors import ConnectorManager
 from assistant.core.db import create_engine, create_session_factory
@@ -35,6 +36,7 @@ class Services:
     ) -> Services:
         # Checkpoints of the audit log are signed with this deployment's key.
         configure_audit_checkpoints(settings, load_key=True)
+        configure_failure_budget(settings)  # failed authentications: the system chain's budget
         engine = create_engine(
             settings.database_url,
             echo=settings.database.echo,
