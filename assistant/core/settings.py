@@ -49,6 +49,12 @@ class DatabaseSettings(BaseModel):
         description="SQLAlchemy async URL. Default: SQLite at <data_dir>/assistant.db. "
         "PostgreSQL: postgresql+asyncpg://user@host/db.",
     )
+    migration_url: str | None = Field(
+        default=None,
+        description="URL `assistant db upgrade|downgrade` use: the schema owner's. Default: "
+        "url. On PostgreSQL the service's url then names a member of assistant_app, which "
+        "may append audit rows but never rewrite them.",
+    )
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
     pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept per process.")
 
@@ -777,6 +783,11 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'assistant.db').resolve()}"
+
+    @property
+    def migration_database_url(self) -> str:
+        """Where migrations run: as the schema's owner."""
+        return self.database.migration_url or self.database_url
 
     @property
     def audit_key_file(self) -> Path:
