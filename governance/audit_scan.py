@@ -11,9 +11,10 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -106,6 +107,42 @@ class RangeScan:
         self.expected, self.prev_hash = expected, prev_hash
         self.count += len(rows)
 
+    def feed_documents(
+        self,
+        rows: Sequence[Sequence[Any]],
+        exact_rows: Callable[[list[int]], Sequence[Sequence[Any]]],
+    ) -> None:
+        """Check rows of ``(seq, prev_hash, row_hash, document)``, where the database built
+        the hashed document (see :func:`sqlite_document_sql`). A row whose document does not
+        hash to its row_hash is hashed again the exact way, from ``exact_rows(seqs)``: only
+        that decides a mismatch, so the database's JSON encoder is never trusted alone."""
+        expected, prev_hash = self.expected, self.prev_hash
+        recheck: list[int] = []
+        for seq, prev, stored, document in rows:
+            if expected is None:
+                self.first_seq, self.first_prev = seq, prev
+            elif seq != expected:
+                self.add(expected, ProblemKind.SEQ_GAP, f"events {expected}..{seq - 1} are missing")
+            elif prev != prev_hash:
+                self.add(
+                    seq,
+                    ProblemKind.CHAIN_BROKEN,
+                    "prev_hash does not match the previous event's row_hash",
+                )
+            if _sha256(document.encode()).hexdigest() != stored:
+                recheck.append(seq)
+            expected, prev_hash = seq + 1, stored
+        if recheck:
+            for row in exact_rows(recheck):
+                if hash_row(row) != row[_ROW_HASH]:
+                    self.add(
+                        row[_SEQ],
+                        ProblemKind.HASH_MISMATCH,
+                        "the event's content does not match its row_hash",
+                    )
+        self.expected, self.prev_hash = expected, prev_hash
+        self.count += len(rows)
+
     @property
     def last_seq(self) -> int:
         return (self.expected or 1) - 1
@@ -142,16 +179,71 @@ def sqlite_range_query(columns: Iterable[str] = ROW_COLUMNS) -> str:
     )
 
 
+def sqlite_document_sql() -> str:
+    """SQL that builds each event's hashed document in SQLite (``json_object``, keys in
+    the canonical order, timestamps in the canonical form).
+
+    Building the document inside SQLite saves creating 23 Python objects per row, which is
+    most of a scan's time. The bytes match the canonical encoding for what the service
+    writes; where they do not (an unusual payload, a hand-written row), the row is hashed
+    again the exact way (:meth:`RangeScan.feed_documents`). A match is sound because both
+    are JSON encodings: equal bytes decode to equal values.
+    """
+    fields = []
+    for name in HASHED_FIELDS:
+        if name in ("occurred_at", "recorded_at"):
+            value = f"substr({name}, 1, 10) || 'T' || substr({name}, 12) || '+00:00'"
+        elif name in ("payload", "roles"):
+            value = f"json({name})"
+        else:
+            value = name
+        fields.append(f"'{name}', {value}")
+    return (
+        f"SELECT seq, prev_hash, row_hash, json_object({', '.join(fields)}) "  # noqa: S608
+        "FROM audit_events WHERE tenant_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+    )
+
+
 def scan_sqlite_range(
-    path: str, tenant_id: str, after: int, upto: int, batch_size: int = 10_000, limit: int = 100
+    path: str,
+    tenant_id: str,
+    after: int,
+    upto: int,
+    batch_size: int = 10_000,
+    limit: int = 100,
+    *,
+    documents_in_sql: bool = True,
 ) -> RangeScan:
     """Scan events ``after < seq <= upto`` of a SQLite file, read-only (worker process)."""
     scan = RangeScan(limit=limit)
     connection = sqlite3.connect(f"file:{quote(str(Path(path)))}?mode=ro", uri=True)
+    exact = sqlite_range_query()
+    by_seq = (
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events "  # noqa: S608
+        "WHERE tenant_id = ? AND seq = ?"
+    )
+
+    def exact_rows(seqs: list[int]) -> list[Any]:
+        return [connection.execute(by_seq, (tenant_id, seq)).fetchone() for seq in seqs]
+
+    fast = sqlite_document_sql() if documents_in_sql else None
     try:
-        query = sqlite_range_query()
         while True:
-            rows = connection.execute(query, (tenant_id, after, upto, batch_size)).fetchall()
+            params = (tenant_id, after, upto, batch_size)
+            if fast is not None:
+                try:
+                    documents = connection.execute(fast, params).fetchall()
+                except sqlite3.Error:
+                    # A value SQLite's JSON functions refuse (malformed JSON, a BLOB): this
+                    # batch the exact way.
+                    documents = None
+                if documents is not None:
+                    if not documents:
+                        return scan
+                    scan.feed_documents(documents, exact_rows)
+                    after = documents[-1][0]
+                    continue
+            rows = connection.execute(exact, params).fetchall()
             if not rows:
                 return scan
             scan.feed(rows)
