@@ -47,8 +47,10 @@ from governance.checkpoints import fingerprint, signature_valid
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "chain_tenants", "verify_all", "verify_chain"]
 
-#: Chains at least this long are scanned by worker processes (SQLite files, PostgreSQL).
-PARALLEL_MIN_EVENTS = 20_000
+#: Chains at least this long are scanned by worker processes (SQLite files, PostgreSQL):
+#: a thread sharing the GIL with the event loop (and the database driver's thread) stalls
+#: the loop for as long as it hashes, so threads only take chains hashed in a few tens of ms.
+PARALLEL_MIN_EVENTS = 5_000
 #: Rows hashed per step of an in-process scan (each step runs in a thread).
 _THREAD_BATCH = 2_000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
