@@ -318,3 +318,36 @@ async def test_services_refuse_an_owner_connection_in_production(
     with pytest.raises(ConfigurationError) as caught:
         await Services.build(settings)
     assert "can UPDATE or DELETE audit rows" in caught.value.problems[0]
+
+
+async def test_worker_processes_scan_postgres_like_the_event_loop_does(
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
+) -> None:
+    """Long chains on PostgreSQL are hashed by worker processes (off the event loop)."""
+    await _append(pg, tenant, config, 30)
+    key = signing_key(config.key_file).public_key()
+    async with create_session_factory(pg)() as session:
+        parallel = await verify_chain(
+            session, tenant, public_keys=[key], workers=2, parallel_min_events=0
+        )
+    assert parallel.ok and parallel.workers == 2 and parallel.events == 30, parallel.to_dict()
+    async with pg.begin() as connection:
+        await connection.exec_driver_sql(
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"
+        )
+        await connection.exec_driver_sql(
+            "UPDATE audit_events SET payload = '{\"i\":1000}' "
+            f"WHERE tenant_id = '{tenant}' AND seq = 17"
+        )
+        await connection.exec_driver_sql(
+            "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"
+        )
+    async with create_session_factory(pg)() as session:
+        parallel = await verify_chain(
+            session, tenant, public_keys=[key], workers=2, parallel_min_events=0
+        )
+        in_loop = await verify_chain(session, tenant, public_keys=[key])
+    assert {**parallel.to_dict(), "workers": 0} == in_loop.to_dict()
+    assert [(p.seq, p.kind) for p in parallel.problems] == [(17, ProblemKind.HASH_MISMATCH)]
