@@ -202,12 +202,18 @@ def checkpoint_message(
 
 
 class CheckpointLike(Protocol):
-    tenant_id: str
-    seq: int
-    row_hash: str
-    created_at: datetime
-    signature: str
-    key_fingerprint: str
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def row_hash(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def signature(self) -> str: ...
+    @property
+    def key_fingerprint(self) -> str: ...
 
 
 def signature_valid(checkpoint: CheckpointLike, public_key: Ed25519PublicKey) -> bool:
