@@ -334,8 +334,7 @@ def _plain_sha256(path: Path) -> float:
     connection = sqlite3.connect(path)
     try:
         documents = [
-            row[3].encode()
-            for row in connection.execute(sqlite_document_sql(), ("bench", 0, 2**62, 2**62))
+            row[3] for row in connection.execute(sqlite_document_sql(), ("bench", 0, 2**62, 2**62))
         ]
     finally:
         connection.close()

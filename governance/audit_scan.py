@@ -112,8 +112,8 @@ class RangeScan:
         rows: Sequence[Sequence[Any]],
         exact_rows: Callable[[list[int]], Sequence[Sequence[Any]]],
     ) -> None:
-        """Check rows of ``(seq, prev_hash, row_hash, document)``, where the database built
-        the hashed document (see :func:`sqlite_document_sql`). A row whose document does not
+        """Check rows of ``(seq, prev_hash, row_hash, document bytes)``, where the database
+        built the hashed document (see :func:`sqlite_document_sql`). A row whose document does not
         hash to its row_hash is hashed again the exact way, from ``exact_rows(seqs)``: only
         that decides a mismatch, so the database's JSON encoder is never trusted alone."""
         expected, prev_hash = self.expected, self.prev_hash
@@ -129,7 +129,7 @@ class RangeScan:
                     ProblemKind.CHAIN_BROKEN,
                     "prev_hash does not match the previous event's row_hash",
                 )
-            if _sha256(document.encode()).hexdigest() != stored:
+            if _sha256(document).hexdigest() != stored:
                 recheck.append(seq)
             expected, prev_hash = seq + 1, stored
         if recheck:
@@ -199,7 +199,8 @@ def sqlite_document_sql() -> str:
             value = name
         fields.append(f"'{name}', {value}")
     return (
-        f"SELECT seq, prev_hash, row_hash, json_object({', '.join(fields)}) "  # noqa: S608
+        # As a BLOB: the document's UTF-8 bytes reach hashlib without a str in between.
+        f"SELECT seq, prev_hash, row_hash, CAST(json_object({', '.join(fields)}) AS BLOB) "  # noqa: S608
         "FROM audit_events WHERE tenant_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
     )
 
@@ -257,22 +258,77 @@ def scan_sqlite_range(
 POSTGRES_DSN_ENV = "ASSISTANT_AUDIT_SCAN_DSN"
 
 
+def postgres_document_sql() -> str:
+    """SQL that builds each event's hashed document in PostgreSQL (the keys in canonical
+    order, strings through ``to_json``, timestamps in UTC with microseconds). Like
+    :func:`sqlite_document_sql`, only ever trusted on a match."""
+    parts = []
+    for name in HASHED_FIELDS:
+        if name in ("occurred_at", "recorded_at"):
+            value = (
+                f"to_json(to_char({name} AT TIME ZONE 'UTC', "
+                '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\'))::text'
+            )
+        elif name in ("payload", "roles"):
+            value = name
+        elif name in ("seq", "schema_version"):
+            value = f"{name}::text"
+        else:
+            value = f"coalesce(to_json({name})::text, 'null')"
+        parts.append(f"'\"{name}\":' || {value}")
+    document = " || ',' || ".join(parts)
+    return (
+        f"SELECT seq, prev_hash, row_hash, '{{' || {document} || '}}' "  # noqa: S608
+        "FROM audit_events WHERE tenant_id = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+    )
+
+
 def scan_postgres_range(
-    dsn: str, tenant_id: str, after: int, upto: int, batch_size: int = 10_000, limit: int = 100
+    dsn: str,
+    tenant_id: str,
+    after: int,
+    upto: int,
+    batch_size: int = 10_000,
+    limit: int = 100,
+    *,
+    documents_in_sql: bool = True,
 ) -> RangeScan:
     """Scan events ``after < seq <= upto`` on PostgreSQL in a read-only transaction."""
     import psycopg
 
     scan = RangeScan(limit=limit)
-    query = (
+    exact = (
         f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events WHERE tenant_id = %s "  # noqa: S608
         "AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
     )
+    by_seq = (
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events "  # noqa: S608
+        "WHERE tenant_id = %s AND seq = ANY(%s) ORDER BY seq"
+    )
+    fast = postgres_document_sql() if documents_in_sql else None
     with psycopg.connect(dsn) as connection:
         connection.read_only = True
         with connection.cursor() as cursor:
+
+            def exact_rows(seqs: list[int]) -> list[Any]:
+                return cursor.execute(by_seq, (tenant_id, seqs)).fetchall()
+
             while True:
-                rows = cursor.execute(query, (tenant_id, after, upto, batch_size)).fetchall()
+                params = (tenant_id, after, upto, batch_size)
+                if fast is not None:
+                    documents = cursor.execute(fast, params).fetchall()
+                    if not documents:
+                        return scan
+                    scan.feed_documents(
+                        [
+                            (seq, prev, stored, text.encode())
+                            for seq, prev, stored, text in documents
+                        ],
+                        exact_rows,
+                    )
+                    after = documents[-1][0]
+                    continue
+                rows = cursor.execute(exact, params).fetchall()
                 if not rows:
                     return scan
                 scan.feed(rows)
