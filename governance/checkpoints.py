@@ -17,11 +17,12 @@ import os
 import stat
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from cryptography.exceptions import InvalidSignature
@@ -275,9 +276,19 @@ async def write_checkpoint(
     return AuditCheckpoint(**values)
 
 
+#: Per anchor, the (tenant, seq) this process knows it holds: the runner's sweep reads the
+#: anchor only when the database has a checkpoint of ours not in here.
+_known_anchored: weakref.WeakKeyDictionary[Any, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
+
+
+def _known(anchor: AnchorSink) -> set[tuple[str, int]]:
+    return _known_anchored.setdefault(anchor, set())
+
+
 async def _anchor_quietly(anchor: AnchorSink, entries: list[AnchorEntry]) -> None:
     try:
         await anchor.append(entries)
+        _known(anchor).update((e.tenant_id, e.seq) for e in entries)
     except AnchorError as exc:
         # The runner's sweep (publish_unanchored) appends it later; verify shows the gap.
         log.error("audit.anchor.append_failed", anchor=anchor.description, error=str(exc))
@@ -295,11 +306,22 @@ async def publish_unanchored(
         return 0
     public_key = signing_key(config.key_file).public_key()
     ours = fingerprint(public_key)
-    held = {(entry.tenant_id, entry.seq) for entry in (await anchor.snapshot()).entries}
-    appended = 0
+    known = _known(anchor)
     async with sessions() as session:
-        tenants = list(await session.scalars(select(AuditCheckpoint.tenant_id).distinct()))
-        for tenant_id in tenants:
+        stored = (
+            await session.execute(
+                select(AuditCheckpoint.tenant_id, AuditCheckpoint.seq).where(
+                    AuditCheckpoint.key_fingerprint == ours
+                )
+            )
+        ).all()
+        unknown = {(t, int(q)) for t, q in stored} - known
+        if not unknown:
+            return 0
+        held = {(e.tenant_id, e.seq) for e in (await anchor.snapshot()).entries}
+        known.update(held)
+        appended = 0
+        for tenant_id in sorted({tenant for tenant, seq in unknown - held}):
             rows = await session.scalars(
                 select(AuditCheckpoint)
                 .where(
@@ -321,6 +343,7 @@ async def publish_unanchored(
                 if (row.tenant_id, row.seq) not in held and signature_valid(row, public_key)
             ]
             await anchor.append(entries)
+            known.update((e.tenant_id, e.seq) for e in entries)
             appended += len(entries)
     if appended:
         log.info("audit.anchor.caught_up", anchor=anchor.description, entries=appended)
