@@ -553,7 +553,7 @@ async def verify_tenant(
     tenant_id: str,
     *,
     public_keys: Sequence[Ed25519PublicKey] = (),
-    anchor: AnchorSink | None = None,
+    anchor: AnchorSink | AnchorSnapshot | None = None,
 ) -> VerifyReport:
     """One tenant against the anchor (what the API and the gate run)."""
     (report,) = await verify_all(

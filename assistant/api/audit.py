@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from assistant.api.deps import SessionDep, SettingsDep, require
+from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.principal import Principal
 from governance.anchor import anchor_from_settings
@@ -156,17 +156,20 @@ async def list_events(
 
 
 @router.get("/verify", response_model=VerifyOut)
-async def verify(principal: Auditor, session: SessionDep, settings: SettingsDep) -> VerifyOut:
+async def verify(principal: Auditor, services: ServicesDep, settings: SettingsDep) -> VerifyOut:
     """Verify the caller's tenant's chain: hashes, seqs, checkpoints, the anchor, the tail.
 
     The hashing runs in worker processes (long chains) or a thread: other requests are
     served meanwhile.
     """
     public_key = load_public_key(settings.audit_key_file)
-    report = await verify_tenant(
-        session,
-        principal.tenant_id,
-        public_keys=[public_key] if public_key else [],
-        anchor=anchor_from_settings(settings),
-    )
+    # A session of its own, begun after the anchor is read: the request's may hold an older
+    # snapshot (SQLite), which would read as a chain behind its anchor.
+    async with services.sessions() as session:
+        report = await verify_tenant(
+            session,
+            principal.tenant_id,
+            public_keys=[public_key] if public_key else [],
+            anchor=anchor_from_settings(settings),
+        )
     return VerifyOut.model_validate(report.to_dict())
