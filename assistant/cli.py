@@ -137,14 +137,28 @@ def db_upgrade(target: Annotated[str, typer.Argument(help="Revision.")] = "head"
     settings = settings_or_exit()
 
     async def go() -> str | None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.migration_database_url)
         try:
             await upgrade(engine, target)
+            if engine.dialect.name == "postgresql":
+                await _apply_job_schema(settings.migration_database_url)
             return await current_revision(engine)
         finally:
             await engine.dispose()
 
     console.print(f"database at revision {_run(go())}")
+
+
+async def _apply_job_schema(url: str) -> None:
+    # procrastinate's tables, created by the owner too: the service role cannot create tables.
+    from governance.runner import ProcrastinateRunner, procrastinate_conninfo
+
+    runner = ProcrastinateRunner(procrastinate_conninfo(url), None)
+    await runner.app.open_async()
+    try:
+        await runner.ensure_schema()
+    finally:
+        await runner.app.close_async()
 
 
 @db_app.command("downgrade")
@@ -155,7 +169,7 @@ def db_downgrade(target: Annotated[str, typer.Argument(help="Revision or 'base'.
     settings = settings_or_exit()
 
     async def go() -> str | None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.migration_database_url)
         try:
             await downgrade(engine, target)
             return await current_revision(engine)

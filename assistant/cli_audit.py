@@ -75,9 +75,18 @@ def verify(
         int | None,
         typer.Option(min=1, help="Processes for long chains on SQLite (default: one per core)."),
     ] = None,
+    anchor_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Compare with this anchor file (a copy an auditor keeps) instead of the "
+            "configured audit.anchor."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
-    """Recompute every chain; exit 0 when intact, 1 when tampered (first bad seq printed)."""
+    """Recompute every chain and compare it with the anchor; exit 0 when intact, 1 when
+    tampered (first bad seq and the reason printed), 2 when the anchor cannot be read."""
+    from governance.anchor import AnchorError, AnchorSink, FileAnchor, anchor_from_settings
     from governance.audit_verify import VerifyReport, verify_all
     from governance.checkpoints import load_public_key
 
@@ -86,6 +95,12 @@ def verify(
     if public_key is not None and key is None:
         err_console.print(f"[red]no such key file[/red]: {public_key}")
         raise typer.Exit(2)
+    if anchor_file is not None and not anchor_file.is_file():
+        err_console.print(f"[red]no such anchor file[/red]: {anchor_file}")
+        raise typer.Exit(2)
+    anchor: AnchorSink | None = (
+        FileAnchor(anchor_file) if anchor_file else anchor_from_settings(settings)
+    )
 
     async def go() -> list[VerifyReport]:
         from assistant.core.db import create_session_factory
@@ -98,11 +113,16 @@ def verify(
                     public_keys=[key] if key else [],
                     tenants=[tenant] if tenant else None,
                     workers=workers,
+                    anchor=anchor,
                 )
         finally:
             await engine.dispose()
 
-    reports = _run(go())
+    try:
+        reports = _run(go())
+    except AnchorError as exc:
+        err_console.print(f"[red]cannot read the anchor[/red]: {exc}")
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(
             orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode()
@@ -110,10 +130,20 @@ def verify(
     elif not reports:
         console.print("no audit chains to verify")
     for report in reports if not as_json else ():
+        since = report.unanchored_since
+        anchored = (
+            f"; anchored up to seq {report.anchored_seq} in {report.anchor}, unanchored tail "
+            f"{report.unanchored_events} event(s)"
+            + (f" since {since:%Y-%m-%d %H:%M:%S}Z" if since else "")
+            if report.anchor
+            else "; no anchor compared"
+        )
+        for warning in report.warnings:
+            err_console.print(f"[yellow]tenant {report.tenant_id}: {warning}[/yellow]")
         if report.ok:
             console.print(
                 f"tenant {report.tenant_id}: OK, {report.events} events, "
-                f"{report.checkpoints} signed checkpoints"
+                f"{report.checkpoints} signed checkpoints{anchored}"
             )
             continue
         first = report.first_problem
@@ -291,13 +321,16 @@ def checkpoint(
         ),
     ] = False,
 ) -> None:
-    """Sign a checkpoint at the head of each chain that grew since its last one."""
+    """Sign a checkpoint at the head of each chain that grew since its last one, and append
+    to the anchor every checkpoint it lacks."""
     from assistant.core.db import create_session_factory
+    from governance.aftercommit import drain_notifications
     from governance.audit_verify import chain_tenants
     from governance.checkpoints import (
         CheckpointConfig,
         checkpoint_due,
         create_checkpoint,
+        publish_unanchored,
     )
 
     settings = settings_or_exit()
@@ -317,6 +350,8 @@ def checkpoint(
                     made = await create_checkpoint(session, name, config)
                     if made is not None:
                         written.append((name, made.seq))
+            await drain_notifications()  # the anchor appends run after each commit
+            await publish_unanchored(sessions, config)
             return written
         finally:
             await engine.dispose()

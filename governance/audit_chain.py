@@ -129,3 +129,30 @@ async def lock_head(session: AsyncSession, tenant_id: str) -> tuple[int, str]:
 def advance_head(session: AsyncSession, tenant_id: str, seq: int, row_hash: str) -> None:
     """Remember the new head (the insert trigger has already moved it in the database)."""
     heads_cache(session)[tenant_id] = (seq, row_hash)
+
+
+# ------------------------------------------------------------------ least privilege
+
+_REWRITE_RIGHTS = text(
+    "SELECT current_user, "
+    "has_table_privilege('audit_events', 'UPDATE') OR "
+    "has_table_privilege('audit_events', 'DELETE') OR "
+    "has_table_privilege('audit_events', 'TRUNCATE') OR "
+    "has_table_privilege('audit_checkpoints', 'DELETE') OR "
+    "pg_has_role((SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() "
+    "AND tablename = 'audit_events'), 'MEMBER')"
+)
+
+
+async def rewrite_rights(session: AsyncSession) -> str | None:
+    """On PostgreSQL, the connected role's name when it could UPDATE, DELETE or TRUNCATE
+    audit rows or switch the guards off (owner, superuser); None when it can only append
+    (or on SQLite, or before the tables exist)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    try:
+        async with session.begin_nested():
+            row = (await session.execute(_REWRITE_RIGHTS)).one()
+    except Exception:  # not migrated yet: nothing to protect
+        return None
+    return str(row[0]) if row[1] else None

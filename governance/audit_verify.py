@@ -1,15 +1,19 @@
-"""Verification of the audit chains: recompute every hash, check links, seqs and checkpoints.
+"""Verification of the audit chains: recompute every hash, check links, seqs and checkpoints,
+and compare the database with the anchor kept outside it.
 
 Streams each chain in keyset batches (memory stays flat however long the chain is) and
-reports every problem found, the first bad seq foremost. Long chains in a SQLite file are
-split into seq ranges scanned by worker processes, one per core.
+reports every problem found, the first bad seq foremost. Long chains are split into seq
+ranges scanned by worker processes (SQLite files and PostgreSQL), one per core; shorter ones
+are hashed in a thread. Either way the event loop stays free to serve requests.
 
 What it proves: no event up to the chain head read at the start was edited, removed or
 reordered; every checkpoint carries a valid signature of a trusted key over the hash of the
-event at its seq; nothing was cut off the tail behind the chain head's back. What it cannot
-prove alone: a tail cut after the last checkpoint by someone who also rewrote the chain
-head; the ``audit.checkpoint.created`` log lines and exports anchor the chain outside the
-database for that.
+event at its seq; and, against the anchor (:mod:`governance.anchor`), that every anchored
+checkpoint is still in the database unaltered, that the event at each anchored seq is the
+one anchored (a chain rewritten with recomputed hashes, forged inserts, reordering) and that
+the chain does not end before the last anchored seq (truncation). What it cannot prove: the
+events after the last anchored checkpoint (the unanchored tail, reported with its size and
+age) could have been cut or rewritten by someone who also rewrote the chain head.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +32,11 @@ from sqlalchemy import select, text, union
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from governance.anchor import AnchorEntry, AnchorSink, AnchorSnapshot
 from governance.audit_hash import GENESIS_HASH
 from governance.audit_models import AuditChainHead, AuditCheckpoint, AuditEvent
 from governance.audit_scan import (
+    POSTGRES_DSN_ENV,
     ROW_COLUMNS,
     Problem,
     ProblemKind,
@@ -40,8 +47,12 @@ from governance.checkpoints import fingerprint, signature_valid
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "chain_tenants", "verify_all", "verify_chain"]
 
-#: Chains at least this long in a SQLite file are scanned by worker processes.
-PARALLEL_MIN_EVENTS = 200_000
+#: Chains at least this long are scanned by worker processes (SQLite files, PostgreSQL):
+#: a thread sharing the GIL with the event loop (and the database driver's thread) stalls
+#: the loop for as long as it hashes, so threads only take chains hashed in a few tens of ms.
+PARALLEL_MIN_EVENTS = 5_000
+#: Rows hashed per step of an in-process scan (each step runs in a thread).
+_THREAD_BATCH = 2_000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -56,6 +67,14 @@ class VerifyReport:
     checkpoints: int = 0
     problems: list[Problem] = field(default_factory=list)
     problems_omitted: int = 0
+    #: What the anchor says; None when no anchor was compared.
+    anchor: str | None = None
+    anchored_checkpoints: int = 0
+    anchored_seq: int = 0
+    unanchored_events: int = 0
+    unanchored_since: datetime | None = None
+    warnings: list[str] = field(default_factory=list)
+    workers: int = 0
 
     @property
     def ok(self) -> bool:
@@ -83,6 +102,15 @@ class VerifyReport:
             "first_problem": first.kind.value if first else None,
             "problems": [p.to_dict() for p in sorted(self.problems, key=lambda p: p.seq)],
             "problems_omitted": self.problems_omitted,
+            "anchor": self.anchor,
+            "anchored_checkpoints": self.anchored_checkpoints,
+            "anchored_seq": self.anchored_seq,
+            "unanchored_events": self.unanchored_events,
+            "unanchored_since": (
+                self.unanchored_since.isoformat() if self.unanchored_since else None
+            ),
+            "warnings": list(self.warnings),
+            "workers": self.workers,
         }
 
 
@@ -116,44 +144,58 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def _sqlite_file(session: AsyncSession) -> str | None:
+def _scan_target(session: AsyncSession) -> tuple[str, dict[str, str]] | None:
+    """Where a worker process can read the chain: (argument, extra environment), or None
+    (an in-memory SQLite database only this process sees)."""
     bind = session.get_bind()
     url = bind.engine.url if isinstance(bind, Connection) else bind.url
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    if "mode=memory" in str(url):
-        return None
-    return url.database
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:" or "mode=memory" in str(url):
+            return None
+        return url.database, {}
+    if backend == "postgresql":
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return "postgres", {POSTGRES_DSN_ENV: plain}
+    return None
 
 
-async def _scan_sequential(
+async def _scan_in_process(
     session: AsyncSession, tenant_id: str, upto: int, batch_size: int, scan: RangeScan
 ) -> None:
     after = 0
+    step = min(batch_size, _THREAD_BATCH)
     while True:
         rows = (
             await session.execute(
-                _ROWS, {"tenant": tenant_id, "after": after, "upto": upto, "limit": batch_size}
+                _ROWS, {"tenant": tenant_id, "after": after, "upto": upto, "limit": step}
             )
         ).all()
         if not rows:
             return
-        scan.feed(rows)
+        # Hashing holds the CPU: in a thread, the event loop keeps serving meanwhile.
+        await asyncio.to_thread(scan.feed, rows)
         after = scan.last_seq
 
 
 async def _scan_range_process(
-    path: str, tenant_id: str, after: int, upto: int, batch_size: int, limit: int
+    target: tuple[str, dict[str, str]],
+    tenant_id: str,
+    after: int,
+    upto: int,
+    batch_size: int,
+    limit: int,
 ) -> RangeScan:
     # A fresh interpreter that imports only the scanner: no fork of this (threaded)
     # process, and none of the application's imports.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
+    env.update(target[1])
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "governance.audit_scan",
-        path,
+        target[0],
         tenant_id,
         str(after),
         str(upto),
@@ -165,19 +207,24 @@ async def _scan_range_process(
     )
     out, err = await process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(
-            "audit scan worker failed: " + err.decode(errors="replace").strip()[-500:]
-        )
+        # The last line names the exception; never the whole trace (it may quote the DSN).
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError("audit scan worker failed: " + last[0][:300])
     return scan_from_json(out.decode(), limit)
 
 
 async def _scan_parallel(
-    path: str, tenant_id: str, upto: int, batch_size: int, workers: int, scan: RangeScan
+    target: tuple[str, dict[str, str]],
+    tenant_id: str,
+    upto: int,
+    batch_size: int,
+    workers: int,
+    scan: RangeScan,
 ) -> None:
     bounds = [upto * i // workers for i in range(workers + 1)]
     parts = await asyncio.gather(
         *(
-            _scan_range_process(path, tenant_id, bounds[i], bounds[i + 1], batch_size, scan.limit)
+            _scan_range_process(target, tenant_id, bounds[i], bounds[i + 1], batch_size, scan.limit)
             for i in range(workers)
         )
     )
@@ -185,11 +232,17 @@ async def _scan_parallel(
         scan.absorb(part)
 
 
+#: Anchored entries of one tenant: seq -> the distinct entries the anchor holds for it.
+TenantAnchor = dict[int, list[AnchorEntry]]
+
+
 async def verify_chain(
     session: AsyncSession,
     tenant_id: str,
     *,
     public_keys: Iterable[Ed25519PublicKey] = (),
+    anchor: TenantAnchor | None = None,
+    anchor_source: str | None = None,
     batch_size: int = 10_000,
     max_problems: int = 100,
     workers: int | None = None,
@@ -199,8 +252,10 @@ async def verify_chain(
 
     Only reads, and sees committed data. Events appended while it runs (after the chain
     head was read) are left for the next run, so a live system verifies without false
-    alarms. ``workers`` (default: one per core, at most 4) applies to SQLite files with at
-    least ``parallel_min_events`` events.
+    alarms. ``anchor`` holds the tenant's anchored checkpoints, read *before* this call (so
+    that every anchored checkpoint had committed); None compares with no anchor. ``workers``
+    (default: one per core, at most 4) applies to chains of at least
+    ``parallel_min_events`` events in a SQLite file or on PostgreSQL.
     """
     report = VerifyReport(tenant_id)
     trusted = {fingerprint(key): key for key in public_keys}
@@ -227,11 +282,13 @@ async def verify_chain(
 
     scan = RangeScan(expected=1, prev_hash=GENESIS_HASH, limit=max_problems)
     workers = default_workers() if workers is None else workers
-    path = _sqlite_file(session)
-    if path is not None and workers > 1 and upto >= parallel_min_events:
-        await _scan_parallel(path, tenant_id, upto, batch_size, workers, scan)
+    target = _scan_target(session)
+    if target is not None and upto >= parallel_min_events:
+        # Even with one core, a worker process keeps the hashing off the event loop.
+        report.workers = max(workers, 1)
+        await _scan_parallel(target, tenant_id, upto, batch_size, report.workers, scan)
     else:
-        await _scan_sequential(session, tenant_id, upto, batch_size, scan)
+        await _scan_in_process(session, tenant_id, upto, batch_size, scan)
     report.events, report.last_seq = scan.count, scan.last_seq
     last_seq, last_hash = scan.last_seq, scan.prev_hash
 
@@ -268,8 +325,128 @@ async def verify_chain(
             "a checkpoint signs an event that does not exist",
         )
     report.checkpoints = await _verify_signatures(session, tenant_id, upto, trusted, scan)
+    if anchor is not None:
+        report.anchor = anchor_source or "anchor"
+        await _compare_with_anchor(session, tenant_id, upto, anchor, trusted, scan, report)
     report.problems, report.problems_omitted = scan.problems, scan.omitted
     return report
+
+
+async def _compare_with_anchor(
+    session: AsyncSession,
+    tenant_id: str,
+    head_seq: int,
+    anchor: TenantAnchor,
+    trusted: dict[str, Ed25519PublicKey],
+    scan: RangeScan,
+    report: VerifyReport,
+) -> None:
+    """The database against the checkpoints anchored outside it."""
+    valid: dict[int, AnchorEntry] = {}
+
+    def check_entries() -> None:
+        for seq in sorted(anchor):
+            entries = anchor[seq]
+            if len(entries) > 1:
+                scan.add(
+                    seq,
+                    ProblemKind.ANCHOR_CONFLICT,
+                    f"the anchor holds {len(entries)} different checkpoints for seq {seq}: "
+                    "the chain was forked (for instance restored from a backup and rewritten)",
+                )
+            for entry in entries:
+                key = trusted.get(entry.key_fingerprint)
+                if key is None or not signature_valid(entry, key):
+                    scan.add(
+                        seq,
+                        ProblemKind.ANCHOR_ENTRY_INVALID,
+                        "an anchored checkpoint is not signed by a trusted key"
+                        if key is None
+                        else "an anchored checkpoint's signature does not verify",
+                    )
+                elif seq not in valid:
+                    valid[seq] = entry
+
+    await asyncio.to_thread(check_entries)
+    report.anchored_checkpoints = len(valid)
+    report.anchored_seq = max(valid, default=0)
+
+    stored = {
+        int(row.seq): row
+        for row in await session.execute(
+            select(*_CHECKPOINT_COLUMNS).where(AuditCheckpoint.tenant_id == tenant_id)
+        )
+    }
+    by_signature = {entry.signature: seq for seq, entry in valid.items()}
+    for seq, entry in valid.items():
+        row = stored.get(seq)
+        if row is None:
+            scan.add(
+                seq,
+                ProblemKind.CHECKPOINT_MISSING,
+                f"the anchored checkpoint at seq {seq} is missing from the database",
+            )
+        elif (row.row_hash, row.signature, row.key_fingerprint) != (
+            entry.row_hash,
+            entry.signature,
+            entry.key_fingerprint,
+        ) or row.created_at != entry.created_at:
+            other = by_signature.get(row.signature)
+            if other is not None and other != seq:
+                scan.add(
+                    seq,
+                    ProblemKind.CHECKPOINT_REORDERED,
+                    f"the database's checkpoint at seq {seq} is the one anchored at seq {other}",
+                )
+            else:
+                scan.add(
+                    seq,
+                    ProblemKind.CHECKPOINT_ALTERED,
+                    f"the database's checkpoint at seq {seq} differs from the anchored one",
+                )
+    unanchored = [seq for seq in stored if seq not in valid and seq <= head_seq]
+    if unanchored:
+        report.warnings.append(
+            f"{len(unanchored)} checkpoint(s) of the database are not in the anchor yet "
+            f"(first at seq {min(unanchored)}); the runner appends them"
+        )
+
+    if report.anchored_seq > head_seq:
+        scan.add(
+            head_seq + 1,
+            ProblemKind.HEAD_BEHIND_ANCHOR,
+            f"the database's chain ends at seq {head_seq} but the anchor holds a checkpoint "
+            f"at seq {report.anchored_seq}: events {head_seq + 1}..{report.anchored_seq} "
+            "were cut off",
+        )
+    anchored_seqs = [seq for seq in sorted(valid) if seq <= head_seq]
+    for start in range(0, len(anchored_seqs), 500):
+        chunk = anchored_seqs[start : start + 500]
+        rows = await session.execute(
+            select(AuditEvent.seq, AuditEvent.row_hash).where(
+                AuditEvent.tenant_id == tenant_id, AuditEvent.seq.in_(chunk)
+            )
+        )
+        found = {int(seq): str(row_hash) for seq, row_hash in rows}
+        for seq in chunk:
+            actual = found.get(seq)
+            if actual != valid[seq].row_hash:
+                scan.add(
+                    seq,
+                    ProblemKind.ANCHORED_EVENT_MISMATCH,
+                    f"the event at seq {seq} is missing, but the anchor holds it"
+                    if actual is None
+                    else f"the event at seq {seq} is not the one anchored (anchored hash "
+                    f"{valid[seq].row_hash[:16]}..., database {actual[:16]}...): the chain "
+                    "was rewritten",
+                )
+    report.unanchored_events = max(0, head_seq - report.anchored_seq)
+    if report.unanchored_events:
+        report.unanchored_since = await session.scalar(
+            select(AuditEvent.recorded_at).where(
+                AuditEvent.tenant_id == tenant_id, AuditEvent.seq == report.anchored_seq + 1
+            )
+        )
 
 
 async def _verify_signatures(
@@ -295,21 +472,25 @@ async def _verify_signatures(
         ).all()
         if not batch:
             return count
-        for checkpoint in batch:
-            key = trusted.get(checkpoint.key_fingerprint)
-            if key is None:
-                scan.add(
-                    checkpoint.seq,
-                    ProblemKind.CHECKPOINT_UNKNOWN_KEY,
-                    f"signed by key {checkpoint.key_fingerprint[:16]}..., which is not "
-                    "a trusted checkpoint key",
-                )
-            elif not signature_valid(checkpoint, key):
-                scan.add(
-                    checkpoint.seq,
-                    ProblemKind.CHECKPOINT_BAD_SIGNATURE,
-                    "the checkpoint's signature does not verify",
-                )
+
+        def check(rows: Sequence[Any] = batch) -> None:
+            for checkpoint in rows:
+                key = trusted.get(checkpoint.key_fingerprint)
+                if key is None:
+                    scan.add(
+                        checkpoint.seq,
+                        ProblemKind.CHECKPOINT_UNKNOWN_KEY,
+                        f"signed by key {checkpoint.key_fingerprint[:16]}..., which is not "
+                        "a trusted checkpoint key",
+                    )
+                elif not signature_valid(checkpoint, key):
+                    scan.add(
+                        checkpoint.seq,
+                        ProblemKind.CHECKPOINT_BAD_SIGNATURE,
+                        "the checkpoint's signature does not verify",
+                    )
+
+        await asyncio.to_thread(check)  # signatures cost ~0.1 ms each: not on the loop
         count += len(batch)
         after = int(batch[-1].seq)
 
@@ -330,10 +511,52 @@ async def verify_all(
     public_keys: Iterable[Ed25519PublicKey] = (),
     tenants: Iterable[str] | None = None,
     workers: int | None = None,
+    anchor: AnchorSink | AnchorSnapshot | None = None,
 ) -> list[VerifyReport]:
-    """Verify the given tenants' chains, or every chain in the database."""
+    """Verify the given tenants' chains, or every chain in the database and in the anchor.
+
+    The anchor is read first: whatever it holds had committed before the database is read.
+    Lines of the anchor that cannot be read are reported on every tenant's report.
+    """
     keys = list(public_keys)
-    names = list(tenants) if tenants is not None else await chain_tenants(session)
-    return [
-        await verify_chain(session, tenant, public_keys=keys, workers=workers) for tenant in names
-    ]
+    snapshot = (
+        await anchor.snapshot()
+        if anchor is not None and not isinstance(anchor, AnchorSnapshot)
+        else anchor
+    )
+    grouped = snapshot.by_tenant() if snapshot is not None else {}
+    if tenants is not None:
+        names = list(tenants)
+    else:
+        names = sorted({*await chain_tenants(session), *grouped})
+    reports = []
+    for tenant in names:
+        report = await verify_chain(
+            session,
+            tenant,
+            public_keys=keys,
+            anchor=grouped.get(tenant, {}) if snapshot is not None else None,
+            anchor_source=snapshot.source if snapshot is not None else None,
+            workers=workers,
+        )
+        if snapshot is not None and snapshot.malformed:
+            report.warnings.append(
+                f"{len(snapshot.malformed)} unreadable anchor entr(ies): "
+                + "; ".join(snapshot.malformed[:3])
+            )
+        reports.append(report)
+    return reports
+
+
+async def verify_tenant(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    public_keys: Sequence[Ed25519PublicKey] = (),
+    anchor: AnchorSink | AnchorSnapshot | None = None,
+) -> VerifyReport:
+    """One tenant against the anchor (what the API and the gate run)."""
+    (report,) = await verify_all(
+        session, public_keys=public_keys, tenants=[tenant_id], anchor=anchor
+    )
+    return report

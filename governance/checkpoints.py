@@ -1,10 +1,13 @@
 """Signed checkpoints of the audit chains (Ed25519, key in a file outside the database).
 
-A checkpoint signs ``(tenant, seq, row_hash at seq, created_at, key fingerprint)``. Whoever
-can rewrite the database but not read the key file cannot rewrite history up to a checkpoint
-without the verifier noticing. Checkpoints are written every N events by
-:func:`governance.audit.record` and, for quiet chains, every T seconds by
-:func:`run_due_checkpoints` (called by the background runner).
+A checkpoint signs ``(tenant, seq, row_hash at seq, created_at, key fingerprint)`` and, once
+its transaction commits, is appended to the anchor (:mod:`governance.anchor`), outside the
+database. Whoever can rewrite the database but neither read the key file nor rewrite the
+anchor cannot rewrite history up to the last anchored checkpoint without the verifier
+noticing. Checkpoints are written every N events by :func:`governance.audit.record` and, for
+quiet chains, every T seconds by :func:`run_due_checkpoints` (the background runner), which
+also appends any checkpoint whose anchoring failed: the unanchored tail stays below N events
+or T seconds plus the runner's interval.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import os
 import stat
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.clock import utcnow
 from assistant.core.errors import ConfigurationError
+from governance.aftercommit import after_commit
+from governance.anchor import AnchorEntry, AnchorError, AnchorSink, anchor_from_settings
 from governance.audit_chain import lock_head
 from governance.audit_hash import canonical_json, iso_utc
 from governance.audit_models import CHECKPOINTS, AuditChainHead, AuditCheckpoint, AuditEvent
@@ -46,8 +52,9 @@ class CheckpointConfig:
     """Where the signing key lives and how often checkpoints are written."""
 
     key_file: Path
-    every_events: int = 1000
-    every_seconds: int = 300
+    every_events: int = 100
+    every_seconds: int = 60
+    anchor: AnchorSink | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckpointConfig:
@@ -55,6 +62,7 @@ class CheckpointConfig:
             key_file=settings.audit_key_file,
             every_events=settings.audit.checkpoint_every_events,
             every_seconds=settings.audit.checkpoint_every_seconds,
+            anchor=anchor_from_settings(settings),
         )
 
 
@@ -195,12 +203,18 @@ def checkpoint_message(
 
 
 class CheckpointLike(Protocol):
-    tenant_id: str
-    seq: int
-    row_hash: str
-    created_at: datetime
-    signature: str
-    key_fingerprint: str
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def row_hash(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def signature(self) -> str: ...
+    @property
+    def key_fingerprint(self) -> str: ...
 
 
 def signature_valid(checkpoint: CheckpointLike, public_key: Ed25519PublicKey) -> bool:
@@ -254,7 +268,86 @@ async def write_checkpoint(
         row_hash=row_hash,
         key_fingerprint=key_fingerprint,
     )
+    anchor = config.anchor
+    if anchor is not None:
+        entry = AnchorEntry(tenant_id, seq, row_hash, created_at, key_fingerprint, signature)
+        # Only a committed checkpoint is anchored: a rolled-back one would read as a fork.
+        after_commit(session, lambda: _anchor_quietly(anchor, [entry]))
     return AuditCheckpoint(**values)
+
+
+#: Per anchor, the (tenant, seq) this process knows it holds: the runner's sweep reads the
+#: anchor only when the database has a checkpoint of ours not in here.
+_known_anchored: weakref.WeakKeyDictionary[Any, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
+
+
+def _known(anchor: AnchorSink) -> set[tuple[str, int]]:
+    return _known_anchored.setdefault(anchor, set())
+
+
+async def _anchor_quietly(anchor: AnchorSink, entries: list[AnchorEntry]) -> None:
+    try:
+        await anchor.append(entries)
+        _known(anchor).update((e.tenant_id, e.seq) for e in entries)
+    except AnchorError as exc:
+        # The runner's sweep (publish_unanchored) appends it later; verify shows the gap.
+        log.error("audit.anchor.append_failed", anchor=anchor.description, error=str(exc))
+
+
+async def publish_unanchored(
+    sessions: async_sessionmaker[AsyncSession], config: CheckpointConfig | None = None
+) -> int:
+    """Append to the anchor every checkpoint of ours it lacks (a crash or an outage between
+    commit and append). Only checkpoints signed by this deployment's key are appended.
+    Returns how many were appended."""
+    config = config or current_config()
+    anchor = config.anchor
+    if anchor is None:
+        return 0
+    public_key = signing_key(config.key_file).public_key()
+    ours = fingerprint(public_key)
+    known = _known(anchor)
+    async with sessions() as session:
+        stored = (
+            await session.execute(
+                select(AuditCheckpoint.tenant_id, AuditCheckpoint.seq).where(
+                    AuditCheckpoint.key_fingerprint == ours
+                )
+            )
+        ).all()
+        unknown = {(t, int(q)) for t, q in stored} - known
+        if not unknown:
+            return 0
+        held = {(e.tenant_id, e.seq) for e in (await anchor.snapshot()).entries}
+        known.update(held)
+        appended = 0
+        for tenant_id in sorted({tenant for tenant, seq in unknown - held}):
+            rows = await session.scalars(
+                select(AuditCheckpoint)
+                .where(
+                    AuditCheckpoint.tenant_id == tenant_id,
+                    AuditCheckpoint.key_fingerprint == ours,
+                )
+                .order_by(AuditCheckpoint.seq)
+            )
+            entries = [
+                AnchorEntry(
+                    row.tenant_id,
+                    row.seq,
+                    row.row_hash,
+                    row.created_at,
+                    row.key_fingerprint,
+                    row.signature,
+                )
+                for row in rows
+                if (row.tenant_id, row.seq) not in held and signature_valid(row, public_key)
+            ]
+            await anchor.append(entries)
+            known.update((e.tenant_id, e.seq) for e in entries)
+            appended += len(entries)
+    if appended:
+        log.info("audit.anchor.caught_up", anchor=anchor.description, entries=appended)
+    return appended
 
 
 async def _last_checkpoint_seq(session: AsyncSession, tenant_id: str) -> int:
@@ -311,8 +404,8 @@ async def run_due_checkpoints(
 ) -> int:
     """Checkpoint every chain that is due, one short transaction per tenant.
 
-    For the background runner, every ``checkpoint_every_seconds`` or more often. Returns
-    how many checkpoints were written.
+    For the background runner, every ``checkpoint_every_seconds`` or more often; then
+    appends to the anchor what it lacks. Returns how many checkpoints were written.
     """
     config = config or current_config()
     async with sessions() as session:
@@ -322,4 +415,8 @@ async def run_due_checkpoints(
         async with sessions() as session, session.begin():
             if await checkpoint_due(session, tenant_id, config):
                 written += await create_checkpoint(session, tenant_id, config) is not None
+    try:
+        await publish_unanchored(sessions, config)
+    except AnchorError as exc:
+        log.error("audit.anchor.catch_up_failed", error=str(exc))
     return written

@@ -11,13 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from assistant.api.deps import SessionDep, SettingsDep, require
+from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.principal import Principal
+from governance.anchor import anchor_from_settings
 from governance.audit import AuditAction, Outcome
 from governance.audit_models import AuditEvent
 from governance.audit_query import MAX_PAGE, AuditFilter, query_events
-from governance.audit_verify import verify_chain
+from governance.audit_verify import verify_tenant
 from governance.checkpoints import load_public_key
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -103,6 +104,13 @@ class VerifyOut(BaseModel):
     first_problem: str | None
     problems: list[ProblemOut]
     problems_omitted: int
+    anchor: str | None = Field(description="The anchor compared with; null when none.")
+    anchored_checkpoints: int
+    anchored_seq: int = Field(description="The last seq anchored outside the database.")
+    unanchored_events: int = Field(description="Events after the last anchored checkpoint.")
+    unanchored_since: datetime | None
+    warnings: list[str]
+    workers: int = Field(description="Worker processes that hashed the chain (0: a thread).")
 
 
 @router.get("/events", response_model=AuditEventPage)
@@ -148,10 +156,20 @@ async def list_events(
 
 
 @router.get("/verify", response_model=VerifyOut)
-async def verify(principal: Auditor, session: SessionDep, settings: SettingsDep) -> VerifyOut:
-    """Verify the caller's tenant's chain: hashes, seqs, checkpoints, the tail."""
+async def verify(principal: Auditor, services: ServicesDep, settings: SettingsDep) -> VerifyOut:
+    """Verify the caller's tenant's chain: hashes, seqs, checkpoints, the anchor, the tail.
+
+    The hashing runs in worker processes (long chains) or a thread: other requests are
+    served meanwhile.
+    """
     public_key = load_public_key(settings.audit_key_file)
-    report = await verify_chain(
-        session, principal.tenant_id, public_keys=[public_key] if public_key else []
-    )
+    # A session of its own, begun after the anchor is read: the request's may hold an older
+    # snapshot (SQLite), which would read as a chain behind its anchor.
+    async with services.sessions() as session:
+        report = await verify_tenant(
+            session,
+            principal.tenant_id,
+            public_keys=[public_key] if public_key else [],
+            anchor=anchor_from_settings(settings),
+        )
     return VerifyOut.model_validate(report.to_dict())

@@ -304,7 +304,7 @@ async def password_sign_in(
             user.failed_logins = 0
             await audit(
                 session,
-                Principal(user_id=user.id, tenant_id=tenant_id, source_ip=source),
+                actor,  # still unproven: the system chain, the tenant as claimed
                 AuditAction.AUTH_LOCKOUT,
                 outcome=Outcome.DENIED,
                 resource_type="user",

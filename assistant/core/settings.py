@@ -49,6 +49,12 @@ class DatabaseSettings(BaseModel):
         description="SQLAlchemy async URL. Default: SQLite at <data_dir>/assistant.db. "
         "PostgreSQL: postgresql+asyncpg://user@host/db.",
     )
+    migration_url: str | None = Field(
+        default=None,
+        description="URL `assistant db upgrade|downgrade` use: the schema owner's. Default: "
+        "url. On PostgreSQL the service's url then names a member of assistant_app, which "
+        "may append audit rows but never rewrite them.",
+    )
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
     pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept per process.")
 
@@ -515,6 +521,34 @@ class AutonomySettings(BaseModel):
     )
 
 
+class AuditAnchorSettings(BaseModel):
+    """Where signed checkpoints are copied outside the database (append-only)."""
+
+    kind: Literal["file", "http", "none"] = Field(
+        default="file",
+        description="file: a local JSON-lines file opened O_APPEND; http: a witness server; "
+        "none: no anchor (verify then cannot see a rewrite behind deleted checkpoints).",
+    )
+    file: Path | None = Field(
+        default=None,
+        description="The anchor file (kind file). Default: <data_dir>/audit_anchor.jsonl; "
+        "in production put it where the database's users cannot write, and chattr +a it.",
+    )
+    url: str | None = Field(default=None, description="Base URL of the witness (kind http).")
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token for the witness (kind http)."
+    )
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one call to the witness."
+    )
+
+    @model_validator(mode="after")
+    def _url_for_http(self) -> AuditAnchorSettings:
+        if self.kind == "http" and not self.url:
+            raise ValueError("audit.anchor.url is required when audit.anchor.kind is http")
+        return self
+
+
 class AuditSettings(BaseModel):
     """The tamper-evident audit log: signed checkpoints of each tenant's hash chain."""
 
@@ -525,13 +559,28 @@ class AuditSettings(BaseModel):
         "<data_dir>/audit_ed25519.pem.",
     )
     checkpoint_every_events: int = Field(
-        default=1000, ge=0, description="Sign a checkpoint every N events of a tenant (0: off)."
+        default=100,
+        ge=0,
+        description="Sign and anchor a checkpoint every N events of a tenant (0: off). "
+        "Bounds the unanchored tail.",
     )
     checkpoint_every_seconds: int = Field(
-        default=300,
+        default=60,
         ge=0,
-        description="Sign a checkpoint of a chain that grew when the last "
-        "one is older than this (background runner; 0: off).",
+        description="Sign and anchor a checkpoint of a chain whose oldest unanchored event "
+        "is older than this (background runner; 0: off). Bounds the unanchored tail.",
+    )
+    anchor: AuditAnchorSettings = Field(default_factory=AuditAnchorSettings)
+    auth_failure_rate: float = Field(
+        default=1.0,
+        ge=0,
+        description="Failed authentications recorded per second in the system chain "
+        "(beyond the burst, the rest are counted, not recorded one by one).",
+    )
+    auth_failure_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentications recorded at once before the rate applies.",
     )
 
 
@@ -748,13 +797,44 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'assistant.db').resolve()}"
 
     @property
+    def migration_database_url(self) -> str:
+        """Where migrations run: as the schema's owner."""
+        return self.database.migration_url or self.database_url
+
+    @property
     def audit_key_file(self) -> Path:
         """Where the checkpoint signing key lives (outside the database)."""
         return self.audit.checkpoint_key_file or self.data_dir / "audit_ed25519.pem"
 
     @property
+    def audit_anchor_file(self) -> Path:
+        """The local anchor file (audit.anchor.kind file)."""
+        return self.audit.anchor.file or self.data_dir / "audit_anchor.jsonl"
+
+    @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    def _audit_placement_problems(self) -> list[str]:
+        # Whoever can write the SQLite file can write beside it: a signing key or an anchor
+        # there protects nothing against the attacker the checkpoints are for.
+        data_dir = self.data_dir.expanduser().resolve()
+        problems: list[str] = []
+        if self.audit_key_file.expanduser().resolve().is_relative_to(data_dir):
+            problems.append(
+                "audit.checkpoint_key_file: lies in data_dir, beside the database; "
+                "keep the signing key where the database's users cannot read it"
+            )
+        if self.audit.anchor.kind == "none":
+            problems.append("audit.anchor.kind: none leaves checkpoints only in the database")
+        elif self.audit.anchor.kind == "file" and (
+            self.audit_anchor_file.expanduser().resolve().is_relative_to(data_dir)
+        ):
+            problems.append(
+                "audit.anchor.file: lies in data_dir, beside the database; put it where "
+                "the database's users cannot write (and chattr +a it), or use a witness"
+            )
+        return problems
 
     def insecure_defaults(self) -> list[str]:
         """What production refuses: every insecure default, listed together."""
@@ -769,6 +849,7 @@ class Settings(BaseSettings):
             problems.append("secret_key: shorter than 32 characters")
         if self.debug:
             problems.append("debug: must be false in production")
+        problems.extend(self._audit_placement_problems())
         if self.database.echo:
             problems.append("database.echo: logs every statement; must be false in production")
         if "*" in self.server.cors_origins:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from assistant.auth.audit import SYSTEM_CHAIN
 from assistant.auth.models import User
 from assistant.core.principal import Role
 from assistant.core.settings import Settings
@@ -267,10 +268,13 @@ async def test_lockout_after_repeated_failures(client: httpx.AsyncClient, servic
     unknown = await sign_in(client, "nobody", PASSWORD)
     assert unknown.status_code == 401 and "locked" in unknown.text  # same message for all
 
-    rows = await audit_rows(services)
+    # Unproven callers write the system chain only, with the tenant they claimed as data.
+    rows = await audit_rows(services, SYSTEM_CHAIN)
     assert [e.reason for e in rows if e.action == "auth.lockout"] == ["3 failed sign-ins"]
     failures = [e.reason for e in rows if e.action == "auth.signin.failed"]
     assert failures == ["wrong password"] * 3 + ["account locked", "unknown user"]
+    assert {e.payload["claimed_tenant"] for e in rows} == {"default"}
+    assert not [e for e in await audit_rows(services) if e.actor_id == "anonymous"]
 
     unlocked = await client.patch(f"/api/v1/users/{user_id}", headers=admin, json={"unlock": True})
     assert unlocked.status_code == 200 and unlocked.json()["locked"] is False

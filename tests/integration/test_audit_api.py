@@ -203,3 +203,49 @@ async def test_verify_reports_tampering(
     body = (await _get(client, "/api/v1/audit/verify")).json()
     assert body["ok"] is False and body["first_bad_seq"] == 6
     assert body["first_problem"] == "hash_mismatch"
+
+
+async def test_verify_compares_with_the_anchor_and_reports_the_tail(
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    services: Any,
+    engine: AsyncEngine,
+) -> None:
+    """The API verifies against the configured anchor (a file, by default): a chain
+    rewritten behind deleted checkpoints fails with the reason; the tail is reported."""
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from governance.aftercommit import drain_notifications
+    from tests.integration.test_audit_tamper import _as_owner, _drop_checkpoints, _rewrite_chain
+
+    every = services.settings.audit.checkpoint_every_events
+    async with services.sessions() as session:
+        for i in range(2 * every + 5):
+            await record(
+                session,
+                Principal(user_id="alice", tenant_id="acme"),
+                AuditEventIn(action=AuditAction.LLM_CALL, payload={"i": i}),
+            )
+        await session.commit()
+    await drain_notifications()
+    as_role(client, Role.AUDITOR, tenant="acme")
+    body = (await _get(client, "/api/v1/audit/verify")).json()
+    assert body["ok"] is True, body
+    assert body["anchor"].startswith("file ") and body["anchored_seq"] == 2 * every
+    assert body["unanchored_events"] == 5 and body["unanchored_since"] is not None
+
+    def forge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows[9]["reason"] = "rewritten"
+        return rows
+
+    async def attack(connection: AsyncConnection) -> None:
+        await _drop_checkpoints(connection, "acme")
+        await _rewrite_chain(connection, "acme", forge)
+
+    await _as_owner(engine, attack)
+    body = (await _get(client, "/api/v1/audit/verify")).json()
+    assert body["ok"] is False and body["first_bad_seq"] == every
+    assert {p["kind"] for p in body["problems"]} == {
+        "checkpoint_missing",
+        "anchored_event_mismatch",
+    }

@@ -233,3 +233,121 @@ async def test_migration_shares_the_cluster_role(postgres_url: str) -> None:
         for name in names:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def service_role(pg: AsyncEngine, postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine connected as a login role that is only a member of assistant_app, as a
+    deployment's service would be (migrations ran as the owner, by the ``pg`` fixture)."""
+    import asyncpg
+
+    from tests.fixtures.postgres import ADMIN_URL
+
+    name = f"assistant_svc_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
+    await admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE assistant_app")
+    engine = create_engine(postgres_url.replace("://postgres@", f"://{name}@", 1), pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.close()
+
+
+async def test_the_service_role_appends_audit_rows_and_never_rewrites_them(
+    service_role: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    """Issue finding 3: the service ran with rights to UPDATE and DELETE audit rows."""
+    await _append(service_role, tenant, config, 12)  # events, a checkpoint, the head moved
+    from integrations.sandbox.seed import seed_sandbox
+    from tests.conftest import FIXED_NOW, SEED_DIR
+
+    # The rest of the application's tables stay writable.
+    await seed_sandbox(
+        create_session_factory(service_role), tenant_id=tenant, seed_dir=SEED_DIR, now=FIXED_NOW
+    )
+    refused = {
+        f"UPDATE audit_events SET reason = 'x' WHERE tenant_id = '{tenant}'": "permission denied",
+        f"DELETE FROM audit_events WHERE tenant_id = '{tenant}'": "permission denied",
+        "TRUNCATE audit_events": "permission denied",
+        f"UPDATE audit_checkpoints SET row_hash = 'x' WHERE tenant_id = '{tenant}'": (
+            "permission denied"
+        ),
+        f"DELETE FROM audit_checkpoints WHERE tenant_id = '{tenant}'": "permission denied",
+        f"DELETE FROM audit_chain_heads WHERE tenant_id = '{tenant}'": "permission denied",
+        f"UPDATE audit_chain_heads SET last_seq = 5 WHERE tenant_id = '{tenant}'": (
+            "moves only by appending events"
+        ),
+        "INSERT INTO audit_chain_heads VALUES ('forged', 9, 'x')": "starts at seq 0",
+        "ALTER TABLE audit_events DISABLE TRIGGER USER": "must be owner",
+        "UPDATE alembic_version SET version_num = 'x'": "permission denied",
+    }
+    for statement, reason in refused.items():
+        with pytest.raises(DBAPIError, match=reason):
+            async with service_role.begin() as connection:
+                await connection.exec_driver_sql(statement)
+    assert (await _verify(service_role, tenant, config)).ok
+
+
+async def test_the_service_refuses_in_production_to_connect_as_the_owner(
+    pg: AsyncEngine, service_role: AsyncEngine
+) -> None:
+    from governance.audit_chain import rewrite_rights
+
+    async with create_session_factory(pg)() as session:
+        assert await rewrite_rights(session) == "postgres"
+    async with create_session_factory(service_role)() as session:
+        assert await rewrite_rights(session) is None
+
+
+async def test_services_refuse_an_owner_connection_in_production(
+    pg: AsyncEngine, postgres_url: str, tmp_path: Path
+) -> None:
+    from assistant.core.errors import ConfigurationError
+    from assistant.core.settings import Settings
+    from assistant.services import Services
+
+    settings = Settings(
+        environment="production",
+        secret_key="p" * 40,
+        data_dir=tmp_path / "data",
+        database={"url": postgres_url},
+        audit={"checkpoint_key_file": tmp_path / "k.pem", "anchor": {"file": tmp_path / "a"}},
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        await Services.build(settings)
+    assert "can UPDATE or DELETE audit rows" in caught.value.problems[0]
+
+
+async def test_worker_processes_scan_postgres_like_the_event_loop_does(
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
+) -> None:
+    """Long chains on PostgreSQL are hashed by worker processes (off the event loop)."""
+    await _append(pg, tenant, config, 30)
+    key = signing_key(config.key_file).public_key()
+    async with create_session_factory(pg)() as session:
+        parallel = await verify_chain(
+            session, tenant, public_keys=[key], workers=2, parallel_min_events=0
+        )
+    assert parallel.ok and parallel.workers == 2 and parallel.events == 30, parallel.to_dict()
+    async with pg.begin() as connection:
+        await connection.exec_driver_sql(
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"
+        )
+        await connection.exec_driver_sql(
+            "UPDATE audit_events SET payload = '{\"i\":1000}' "
+            f"WHERE tenant_id = '{tenant}' AND seq = 17"
+        )
+        await connection.exec_driver_sql(
+            "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"
+        )
+    async with create_session_factory(pg)() as session:
+        parallel = await verify_chain(
+            session, tenant, public_keys=[key], workers=2, parallel_min_events=0
+        )
+        in_loop = await verify_chain(session, tenant, public_keys=[key])
+    assert {**parallel.to_dict(), "workers": 0} == in_loop.to_dict()
+    assert [(p.seq, p.kind) for p in parallel.problems] == [(17, ProblemKind.HASH_MISMATCH)]

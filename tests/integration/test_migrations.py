@@ -22,7 +22,10 @@ async def _round_trip(url: str) -> None:
         assert await current_revision(engine) is None
         async with engine.connect() as connection:
             tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert tables <= {"alembic_version"}
+        # `assistant db upgrade` also applies procrastinate's job tables as the schema owner
+        # (the service role cannot create tables); they are procrastinate's, not Alembic's.
+        ours = {name for name in tables if not name.startswith("procrastinate_")}
+        assert ours <= {"alembic_version"}
         await upgrade(engine)
         assert await current_revision(engine) == head_revision(url)
     finally:

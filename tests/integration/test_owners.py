@@ -117,6 +117,9 @@ def test_serve_refuses_in_production_and_lists_every_missing_owner(
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "production")
     monkeypatch.setenv("ASSISTANT_SECRET_KEY", "s" * 40)
+    # Production keeps the audit key and anchor away from the database's directory.
+    monkeypatch.setenv("ASSISTANT_AUDIT__CHECKPOINT_KEY_FILE", str(data_dir.parent / "keys/a.pem"))
+    monkeypatch.setenv("ASSISTANT_AUDIT__ANCHOR__FILE", str(data_dir.parent / "anchor/a.jsonl"))
     monkeypatch.setenv(
         "ASSISTANT_OWNERS__DEPLOYMENT",
         json.dumps({"person": "Dana", "role": "COO", "contact": "dana@northwind.example"}),
@@ -331,6 +334,9 @@ def test_config_check_in_production_lists_missing_owners(
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "production")
     monkeypatch.setenv("ASSISTANT_SECRET_KEY", "s" * 40)
+    # Production keeps the audit key and anchor away from the database's directory.
+    monkeypatch.setenv("ASSISTANT_AUDIT__CHECKPOINT_KEY_FILE", str(data_dir.parent / "keys/a.pem"))
+    monkeypatch.setenv("ASSISTANT_AUDIT__ANCHOR__FILE", str(data_dir.parent / "anchor/a.jsonl"))
     monkeypatch.setenv(
         "ASSISTANT_OWNERS__EXCEPTIONS",
         json.dumps({"person": "Ops", "role": "IT", "contact": "ops@northwind.example"}),

@@ -48,10 +48,38 @@ def test_production_refuses_insecure_defaults(monkeypatch: pytest.MonkeyPatch) -
     assert INSECURE_SECRET not in caught.value.detail
 
 
-def test_production_with_real_secret_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_with_real_secret_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "production")
     monkeypatch.setenv("ASSISTANT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ASSISTANT_AUDIT__CHECKPOINT_KEY_FILE", str(tmp_path / "keys/a.pem"))
+    monkeypatch.setenv("ASSISTANT_AUDIT__ANCHOR__FILE", str(tmp_path / "anchor/a.jsonl"))
     assert load_settings().is_production
+
+
+def test_production_keeps_the_audit_key_and_anchor_away_from_the_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ASSISTANT_ENVIRONMENT", "production")
+    monkeypatch.setenv("ASSISTANT_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    problems = caught.value.problems
+    assert any(p.startswith("audit.checkpoint_key_file: lies in data_dir") for p in problems)
+    assert any(p.startswith("audit.anchor.file: lies in data_dir") for p in problems)
+    monkeypatch.setenv("ASSISTANT_AUDIT__CHECKPOINT_KEY_FILE", str(tmp_path / "keys/a.pem"))
+    monkeypatch.setenv("ASSISTANT_AUDIT__ANCHOR__KIND", "none")
+    with pytest.raises(ConfigurationError, match="audit.anchor.kind: none"):
+        load_settings()
+    monkeypatch.setenv("ASSISTANT_AUDIT__ANCHOR__KIND", "http")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert any("audit.anchor.url is required" in p for p in caught.value.problems)
+    monkeypatch.setenv("ASSISTANT_AUDIT__ANCHOR__URL", "https://witness.example")
+    assert load_settings().audit.anchor.kind == "http"
 
 
 def test_every_error_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

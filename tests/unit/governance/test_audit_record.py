@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -482,9 +483,41 @@ async def test_parallel_scan_matches_the_sequential_one(
     )
     parallel = await _verify(sessions, config, workers=2, parallel_min_events=0)
     sequential = await _verify(sessions, config, workers=1)
-    assert parallel.to_dict() == sequential.to_dict()
+    assert (parallel.workers, sequential.workers) == (2, 0)
+    assert {**parallel.to_dict(), "workers": 0} == sequential.to_dict()
     assert [(p.seq, p.kind) for p in sorted(sequential.problems, key=lambda p: p.seq)] == [
         (15, ProblemKind.SEQ_GAP),
         (15, ProblemKind.CHECKPOINT_MISMATCH),
         (22, ProblemKind.HASH_MISMATCH),
     ]
+
+
+async def test_documents_built_in_sqlite_fall_back_to_the_exact_hash(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    config: CheckpointConfig,
+    settings: Any,
+) -> None:
+    """The worker's fast path (documents built by SQLite's json_object) is never trusted
+    alone: a row it encodes differently is hashed the exact way, and a value SQLite's JSON
+    functions refuse sends its batch down the exact path."""
+    from governance.audit_scan import scan_sqlite_range
+
+    await _append(sessions, config, 12)
+    path = str(settings.data_dir / "assistant.db")
+    await _raw(
+        engine,
+        "DROP TRIGGER audit_events_no_update",
+        # The same instant written another way: the fast document differs, the exact hash
+        # (which parses the timestamp) does not.
+        "UPDATE audit_events SET recorded_at = substr(recorded_at, 1, 10) || 'T' || "
+        "substr(recorded_at, 12) || '+00:00' WHERE seq = 3",
+    )
+    fast = scan_sqlite_range(path, "acme", 0, 12)
+    exact = scan_sqlite_range(path, "acme", 0, 12, documents_in_sql=False)
+    assert (fast.count, fast.problems) == (exact.count, exact.problems) == (12, [])
+    await _raw(engine, "UPDATE audit_events SET payload = '{not json' WHERE seq = 7")
+    fast = scan_sqlite_range(path, "acme", 0, 12)
+    exact = scan_sqlite_range(path, "acme", 0, 12, documents_in_sql=False)
+    assert fast.problems == exact.problems
+    assert [(p.seq, p.kind) for p in fast.problems] == [(7, ProblemKind.HASH_MISMATCH)]
