@@ -17,9 +17,11 @@ call. The connector comes from a resolver callable, so governance never imports 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -334,7 +336,8 @@ class Executor:
                 progress=dict(action.external_ids or {}),
                 save_progress=save_progress,
             )
-            outcome = await kind.execute(context, args)
+            async with self._lease_kept(action):
+                outcome = await kind.execute(context, args)
         except ConflictError:
             bound.warning("executor.lease_lost", worker=self.worker_id)
         except RetriableConnectorError as exc:
@@ -353,6 +356,35 @@ class Executor:
             await self._retry_or_fail(action, exc, None)
         else:
             await self._succeed(action, outcome)
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, action: Action) -> AsyncIterator[None]:
+        """Renew the action's lease while its execution runs, so that a slow peer is not
+        mistaken for a dead worker and the action started a second time."""
+        renewer = asyncio.create_task(self._renew_lease(action), name=f"lease-{action.id}")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _renew_lease(self, action: Action) -> None:
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._save(
+                    action,
+                    {"lease_expires_at": self.clock() + timedelta(seconds=self.settings.lease_seconds)},
+                )
+            except ConflictError:  # recovered by another worker: its outcome write will fail too
+                log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
+                return
+            except Exception as exc:  # a database blip: try again next period, lease permitting
+                log.warning(
+                    "executor.lease_renewal_failed", action_id=action.id, error=type(exc).__name__
+                )
 
     async def _save(self, action: Action, values: dict[str, Any]) -> None:
         async with self.sessions() as session, session.begin():

@@ -55,3 +55,11 @@ class PermissionDeniedError(AssistantError):
 
 class ServiceUnavailableError(AssistantError):
     status_code = 503
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be reached (or dropped the connection): retry later."""
+
+    def __init__(self, detail: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(detail)
+        self.retry_after = 5
