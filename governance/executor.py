@@ -10,6 +10,10 @@
 * Retriable connector errors back off (honouring ``Retry-After``); after
   ``max_attempts`` the action FAILS into the exception queue, routed to an owner.
 * Kill switches keep covered actions in SCHEDULED.
+* A running execution renews its lease every third of ``lease_seconds``, so only a
+  silent worker's action is recovered, never a slow one's.
+* Actions run concurrently, at most ``connector_concurrency`` per connector instance in
+  a process: a slow peer holds up only its own actions.
 
 Every step commits its own short transaction; no transaction is open during an external
 call. The connector comes from a resolver callable, so governance never imports the app.
