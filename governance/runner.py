@@ -24,7 +24,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     retry_if_result,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from assistant.core.clock import utcnow
@@ -131,7 +132,9 @@ async def supervised(
         )
 
     retrying = AsyncRetrying(
-        wait=wait_exponential_jitter(initial=RESTART_INITIAL_SECONDS, max=RESTART_MAX_SECONDS),
+        # Exponential from 0.5 s to 30 s, jittered so that restarted workers do not stampede.
+        wait=wait_exponential(multiplier=RESTART_INITIAL_SECONDS, max=RESTART_MAX_SECONDS)
+        + wait_random(0, RESTART_INITIAL_SECONDS),
         retry=retry_if_exception_type(Exception) | retry_if_result(lambda _: keep_going()),
         before_sleep=announce,
         reraise=True,
