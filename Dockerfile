@@ -26,6 +26,8 @@ COPY config ./config
 USER assistant
 EXPOSE 8000
 # No secret is baked in: ASSISTANT_SECRET_KEY and credentials come from the environment.
+# `serve` executes approved actions too (ASSISTANT_GOVERNANCE__EMBEDDED_WORKER, default true),
+# on PostgreSQL through procrastinate; scaled out, run `assistant worker` in more containers.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
 CMD ["sh", "-c", "assistant db upgrade && assistant serve --host 0.0.0.0 --port 8000"]

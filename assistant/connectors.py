@@ -134,6 +134,10 @@ class ConnectorManager:
                 instance.health = await asyncio.wait_for(instance.connector.check(), timeout_s)
             except TimeoutError:
                 instance.health = ConnectorHealth(status=ConnectorStatus.DOWN, detail="timeout")
+            except Exception as exc:  # one failing check must not fail the others
+                instance.health = ConnectorHealth(
+                    status=ConnectorStatus.DOWN, detail=type(exc).__name__
+                )
 
         await asyncio.gather(*(check(i) for i in self.instances.values()))
         return [i.describe() for i in self.instances.values()]

@@ -78,7 +78,8 @@ def build_governance(
     worker_id: str | None = None,
     concurrency: int | None = None,
 ) -> GovernanceRuntime:
-    """Build (not start) governance for a process. ``work``: this process runs jobs."""
+    """Build (not start) governance for a process. ``work``: this process executes actions
+    (without it, a procrastinate runner only defers jobs for the workers)."""
     settings = services.settings.governance
     policy = PolicyStore(settings.policy_file)
     # Failed actions and compensations go to their owner (email or webhook), audited.
@@ -117,6 +118,7 @@ def build_governance(
             poll_interval=settings.poll_interval_seconds,
             expiry_interval=settings.expiry_interval_seconds,
             concurrency=concurrency,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
     elif mode == "procrastinate":
         runner = ProcrastinateRunner(
@@ -126,6 +128,7 @@ def build_governance(
             work=work,
             concurrency=concurrency,
             poll_interval=settings.poll_interval_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
     else:
         runner = NullRunner()
@@ -135,8 +138,15 @@ def build_governance(
 
 
 async def start_governance(services: Services) -> GovernanceRuntime:
-    """For the app's lifespan: load the policy (fail fast), start the runner."""
-    runtime = build_governance(services)
+    """For the app's lifespan: load the policy (fail fast), start the runner.
+
+    With ``governance.embedded_worker`` (the default) the service executes actions itself,
+    on PostgreSQL too; otherwise it only schedules them for ``assistant worker`` processes."""
+    embedded = services.settings.governance.embedded_worker
+    mode = runner_mode(services)
+    if mode == "inprocess" and not embedded:
+        mode = "off"
+    runtime = build_governance(services, mode=mode, work=embedded)
     policy = runtime.policy.current()
     unknown = [
         rule

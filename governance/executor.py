@@ -10,6 +10,10 @@
 * Retriable connector errors back off (honouring ``Retry-After``); after
   ``max_attempts`` the action FAILS into the exception queue, routed to an owner.
 * Kill switches keep covered actions in SCHEDULED.
+* A running execution renews its lease every third of ``lease_seconds``, so only a
+  silent worker's action is recovered, never a slow one's.
+* Actions run concurrently, at most ``connector_concurrency`` per connector instance in
+  a process: a slow peer holds up only its own actions.
 
 Every step commits its own short transaction; no transaction is open during an external
 call. The connector comes from a resolver callable, so governance never imports the app.
@@ -17,15 +21,17 @@ call. The connector comes from a resolver callable, so governance never imports 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.clock import utcnow
@@ -160,6 +166,14 @@ def backoff_seconds(settings: GovernanceSettings, attempt: int, retry_after: flo
     return max(delay, retry_after or 0.0)
 
 
+#: Actions are limited per (tenant, capability, connector name or None for the default).
+ConnectorKey = tuple[str, str, str | None]
+
+
+def connector_key(action: Action) -> ConnectorKey:
+    return (action.tenant_id, action.capability, action.connector)
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[:6]}"
 
@@ -187,6 +201,11 @@ class Executor:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.notify = notify
+        #: Called whenever an execution ends (a runner claims more at once).
+        self.on_finished: Callable[[], None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._busy: dict[ConnectorKey, int] = {}
+        self._claim_lock = asyncio.Lock()
 
     def actor_for(self, tenant_id: str) -> Principal:
         return system_principal(tenant_id, f"executor:{self.worker_id}")
@@ -255,36 +274,115 @@ class Executor:
 
     # ------------------------------------------------------------------ running
 
+    @property
+    def running(self) -> int:
+        """Actions this executor is executing now."""
+        return len(self._running)
+
     async def run_due(self, limit: int = 100) -> int:
-        """Recover expired leases, then claim and run due actions one by one."""
+        """Recover expired leases, run due actions, and return once they are done.
+
+        Actions run concurrently, at most ``connector_concurrency`` per connector instance:
+        a slow peer delays only its own actions."""
         await self.recover_expired()
-        done = 0
-        while done < limit:
+        started = 0
+        pending: set[asyncio.Task[None]] = set()
+        while True:
+            while started < limit:
+                action = await self._claim()
+                if action is None:  # nothing due, or only for connectors at their limit
+                    break
+                pending.add(self._start(action))
+                started += 1
+            if not pending:
+                return started
+            # One finished: its connector has room again, or new work may be due.
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+    async def dispatch_due(
+        self, limit: int = 100, *, capacity: int | None = None
+    ) -> list[asyncio.Task[None]]:
+        """Recover expired leases, then claim due actions and start executing them in
+        tasks (not awaited): up to ``limit`` now, ``capacity`` running in total."""
+        await self.recover_expired()
+        started: list[asyncio.Task[None]] = []
+        while len(started) < limit and (capacity is None or self.running < capacity):
             action = await self._claim()
             if action is None:
                 break
-            await self._execute(action)
-            done += 1
-        return done
+            started.append(self._start(action))
+        return started
 
     async def run_action(self, action_id: str) -> bool:
-        """Run one action if it is due and unclaimed (a background job's entry point)."""
+        """Run one action if it is due and unclaimed (a background job's entry point).
+
+        When its connector already runs ``connector_concurrency`` actions here, the action
+        is left scheduled and announced again a moment later: the job slot goes to others."""
         action = await self._claim(action_id)
         if action is None:
+            if self.notify is not None and await self._waits_for_its_connector(action_id):
+                await self.notify(action_id, self.clock() + timedelta(seconds=1))
             return False
-        await self._execute(action)
+        await self._start(action)
         return True
 
-    async def _claim(self, action_id: str | None = None) -> Action | None:
-        """Claim the next due action (or ``action_id``); None when nothing is due."""
-        for _ in range(5):
-            try:
-                return await self._claim_once(action_id)
-            except ConflictError:
-                continue  # another worker took that row first: look again
-        return None
+    def _start(self, action: Action) -> asyncio.Task[None]:
+        key = connector_key(action)
+        self._busy[key] = self._busy.get(key, 0) + 1
+        task = asyncio.create_task(self._execute(action), name=f"execute-{action.id}")
+        self._running.add(task)
 
-    async def _claim_once(self, action_id: str | None) -> Action | None:
+        def finished(done: asyncio.Task[None]) -> None:
+            self._running.discard(done)
+            left = self._busy.get(key, 1) - 1
+            if left > 0:
+                self._busy[key] = left
+            else:
+                self._busy.pop(key, None)
+            if self.on_finished is not None:
+                self.on_finished()
+
+        task.add_done_callback(finished)
+        return task
+
+    async def cancel_running(self) -> None:
+        """Stop executions in progress (their leases expire; another run resumes them)."""
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    def _saturated(self) -> list[ConnectorKey]:
+        limit = self.settings.connector_concurrency
+        return [key for key, busy in self._busy.items() if busy >= limit]
+
+    async def _waits_for_its_connector(self, action_id: str) -> bool:
+        saturated = set(self._saturated())
+        if not saturated:
+            return False
+        async with self.sessions() as session:
+            action = await session.get(Action, action_id)
+        return (
+            action is not None
+            and action.state == S.SCHEDULED.value
+            and connector_key(action) in saturated
+        )
+
+    async def _claim(self, action_id: str | None = None) -> Action | None:
+        """Claim the next due action (or ``action_id``) whose connector has room here;
+        None when nothing is due."""
+        # One claim at a time in this process, so that the per-connector count it reads
+        # is still true when the claimed action starts.
+        async with self._claim_lock:
+            for _ in range(5):
+                try:
+                    return await self._claim_once(action_id, self._saturated())
+                except ConflictError:
+                    continue  # another worker took that row first: look again
+            return None
+
+    async def _claim_once(
+        self, action_id: str | None, saturated: list[ConnectorKey]
+    ) -> Action | None:
         async with self.sessions() as session, session.begin():
             now = self.clock()
             query = (
@@ -295,6 +393,16 @@ class Executor:
             )
             if action_id is not None:
                 query = query.where(Action.id == action_id)
+            for tenant_id, capability, connector in saturated:
+                query = query.where(
+                    ~and_(
+                        Action.tenant_id == tenant_id,
+                        Action.capability == capability,
+                        Action.connector.is_(None)
+                        if connector is None
+                        else Action.connector == connector,
+                    )
+                )
             if session.get_bind().dialect.name == "postgresql":
                 # Workers skip rows another worker is claiming instead of queueing on them.
                 query = query.with_for_update(skip_locked=True, of=Action)
@@ -347,7 +455,8 @@ class Executor:
                 progress=dict(action.external_ids or {}),
                 save_progress=save_progress,
             )
-            outcome = await kind.execute(context, args)
+            async with self._lease_kept(action):
+                outcome = await kind.execute(context, args)
         except ConflictError:
             bound.warning("executor.lease_lost", worker=self.worker_id)
         except RetriableConnectorError as exc:
@@ -366,6 +475,33 @@ class Executor:
             await self._retry_or_fail(action, exc, None)
         else:
             await self._succeed(action, outcome)
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, action: Action) -> AsyncIterator[None]:
+        """Renew the action's lease while its execution runs, so that a slow peer is not
+        mistaken for a dead worker and the action started a second time."""
+        renewer = asyncio.create_task(self._renew_lease(action), name=f"lease-{action.id}")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _renew_lease(self, action: Action) -> None:
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                lease = timedelta(seconds=self.settings.lease_seconds)
+                await self._save(action, {"lease_expires_at": self.clock() + lease})
+            except ConflictError:  # recovered by another worker: its outcome write will fail too
+                log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
+                return
+            except Exception as exc:  # a database blip: try again next period, lease permitting
+                log.warning(
+                    "executor.lease_renewal_failed", action_id=action.id, error=type(exc).__name__
+                )
 
     async def _save(self, action: Action, values: dict[str, Any]) -> None:
         async with self.sessions() as session, session.begin():

@@ -25,6 +25,7 @@ from assistant.connector_store import (
     secret_fields,
     set_executives,
 )
+from assistant.core.db import on_commit
 from assistant.core.errors import ConflictError, ValidationFailedError
 from assistant.core.principal import Principal
 from assistant.core.settings import OwnerSettings
@@ -221,8 +222,8 @@ async def create_connector(
     if body.owner is not None:
         await set_owner(session, actor, "connector", row.name, body.owner)
     await snapshot_connector(session, actor, row.name, row, body.reason)
-    # The live instance follows the row; a failed commit is corrected at the next start.
-    await store.activate(row, services.connectors)
+    # The live instance follows the row once it is committed (a failed commit changes nothing).
+    on_commit(session, lambda: store.activate(row, services.connectors))
     return await _described(store, row, services, session, actor, body.executives)
 
 
@@ -263,7 +264,7 @@ async def update_connector(
     if body.owner is not None:
         await set_owner(session, actor, "connector", name, body.owner)
     await snapshot_connector(session, actor, name, row, body.reason)
-    await store.activate(row, services.connectors)
+    on_commit(session, lambda: store.activate(row, services.connectors))
     return await _described(store, row, services, session, actor, body.executives)
 
 
@@ -275,7 +276,7 @@ async def delete_connector(
     await store.delete(session, actor, name)
     await _audit(session, actor, AuditAction.CONNECTOR_DELETED, name)
     await snapshot_connector(session, actor, name, None, "connector deleted")
-    await store.deactivate(actor.tenant_id, name, services.connectors)
+    on_commit(session, lambda: store.deactivate(actor.tenant_id, name, services.connectors))
     return Response(status_code=204)
 
 

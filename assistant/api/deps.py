@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.auth.permissions import Permission, effective_permissions
 from assistant.auth.runtime import AuthRuntime
+from assistant.core.db import commit, rollback
 from assistant.core.errors import PermissionDeniedError, ServiceUnavailableError
 from assistant.core.principal import Principal, Role
 from assistant.core.settings import Settings
@@ -32,17 +33,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: services flush, this commits (or rolls back on error)."""
+    """The request's transaction: services flush, this commits (or rolls back on error).
+
+    Function-scoped: the commit runs when the endpoint returns and before the response is
+    sent, so a failed commit answers an error instead of a 201 for a row that is gone."""
     async with services.sessions() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
-            await session.rollback()
+            await rollback(session)
             raise
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_auth(services: ServicesDep) -> AuthRuntime:

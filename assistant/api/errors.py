@@ -8,9 +8,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.core.errors import AssistantError
+from assistant.core.errors import AssistantError, DatabaseUnavailableError
 from assistant.core.logging import redact_value
 
 log = structlog.stdlib.get_logger(__name__)
@@ -111,6 +112,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """A lost or unreachable database, as opposed to a bad statement or a constraint."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    # The pool's own timeout, and socket errors some drivers raise unwrapped on connect.
+    return isinstance(exc, sa_exc.TimeoutError | ConnectionError)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_outage(exc):
+        return await _unhandled(request, exc)
+    # Handled here (not re-raised to the server), so the keep-alive connection stays open.
+    log.warning("request.database_unavailable", path=request.url.path, error=type(exc).__name__)
+    return await _assistant_error(request, DatabaseUnavailableError())
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # The body names no exception text: it may hold secrets or internals. The log has it.
     log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
@@ -128,4 +147,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AssistantError, _assistant_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

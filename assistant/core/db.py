@@ -6,7 +6,7 @@ SQLite (WAL) by default, PostgreSQL by URL. The schema is owned by Alembic; serv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -79,8 +79,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _driver_in_transaction(dbapi_connection: Any) -> bool:
+    # SQLAlchemy's aiosqlite adapter wraps aiosqlite, which wraps sqlite3.
+    raw = getattr(dbapi_connection, "_connection", dbapi_connection)
+    return bool(raw.in_transaction)
+
+
+def _sqlite_begin_before_savepoint(connection: Connection, name: str | None) -> None:
+    """Open the real transaction before a SAVEPOINT (pysqlite does not).
+
+    pysqlite begins a transaction only before INSERT/UPDATE/DELETE. A nested block that
+    comes first then starts the transaction with its SAVEPOINT, and its RELEASE commits
+    everything: an outer rollback no longer undoes it. BEGIN IMMEDIATE first makes the
+    SAVEPOINT nested, as on PostgreSQL. SQLAlchemy's documented recipe (driver autocommit
+    and a BEGIN at every transaction start) does this too, but turns every read into a
+    snapshot whose later write fails at once with "database is locked" when another
+    connection wrote meanwhile (busy_timeout does not apply to that case); beginning at
+    the first write or savepoint keeps pysqlite's lock behaviour everywhere else.
+    """
+    if not _driver_in_transaction(connection.connection.dbapi_connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
-    """An async engine; SQLite files get WAL, foreign keys and a busy timeout."""
+    """An async engine; SQLite files get WAL, foreign keys, a busy timeout and SAVEPOINTs
+    that nest inside the outer transaction (see :func:`_sqlite_begin_before_savepoint`)."""
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
     if is_sqlite(url):
         if ":memory:" not in url and "mode=memory" not in url:
@@ -91,11 +114,42 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "savepoint", _sqlite_begin_before_savepoint)
     return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+_ON_COMMIT = "assistant.on_commit"
+
+#: Work that must follow a commit, and only a commit (e.g. swapping a live connector).
+OnCommit = Callable[[], Awaitable[None]]
+
+
+def on_commit(session: AsyncSession, callback: OnCommit) -> None:
+    """Run ``callback`` once :func:`commit` has committed ``session``; dropped otherwise.
+
+    Unlike governance's fire-and-forget ``after_commit``, the committer awaits these, so
+    a request answers only once they are done."""
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then await the ``on_commit`` callbacks (the commit raises: none run)."""
+    try:
+        await session.commit()
+    except BaseException:
+        session.info.pop(_ON_COMMIT, None)
+        raise
+    for callback in session.info.pop(_ON_COMMIT, []):
+        await callback()
+
+
+async def rollback(session: AsyncSession) -> None:
+    session.info.pop(_ON_COMMIT, None)
+    await session.rollback()
 
 
 async def session_scope(
@@ -105,9 +159,9 @@ async def session_scope(
     async with factory() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
-            await session.rollback()
+            await rollback(session)
             raise
 
 
@@ -176,12 +230,15 @@ __all__ = [
     "Base",
     "Engine",
     "UTCDateTime",
+    "commit",
     "create_engine",
     "create_session_factory",
     "current_revision",
     "downgrade",
     "head_revision",
+    "on_commit",
     "ping",
+    "rollback",
     "session_scope",
     "upgrade",
 ]

@@ -95,3 +95,11 @@ class DuplicateApprovalError(ConflictError):
     counts people."""
 
     audit_refusal = True
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be reached (or dropped the connection): retry later."""
+
+    def __init__(self, detail: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(detail)
+        self.retry_after = 5

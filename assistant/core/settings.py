@@ -67,6 +67,12 @@ class ServerSettings(BaseModel):
         description="URL by which users and providers reach the service (issuer, callbacks).",
     )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins.")
+    readiness_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Longest wait for each /readyz check (database, each connector).",
+    )
 
 
 class LogSettings(BaseModel):
@@ -447,7 +453,24 @@ class GovernanceSettings(BaseModel):
     expiry_interval_seconds: float = Field(
         default=30.0, gt=0, description="How often expired reviews are closed."
     )
-    worker_concurrency: int = Field(default=1, ge=1, le=64, description="Jobs per worker.")
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Actions one worker process executes at once."
+    )
+    connector_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Actions executing at once per connector instance in one worker: "
+        "a slow peer holds up only its own actions.",
+    )
+    embedded_worker: bool = Field(
+        default=True,
+        description="`assistant serve` executes actions itself (on PostgreSQL too). Set "
+        "false when separate `assistant worker` processes do it.",
+    )
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a worker records that it is alive (/readyz)."
+    )
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -119,3 +119,62 @@ async def test_openapi_docs(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
     schema = (await client.get("/openapi.json")).json()
     assert "/readyz" in schema["paths"]
+
+
+async def test_readyz_is_bounded_when_a_connector_hangs(data_dir: Path) -> None:
+    """A peer that accepts and never answers costs /readyz one check timeout, no more."""
+    import asyncio
+    import time
+
+    from assistant.app import create_app
+    from assistant.services import Services
+    from tests.conftest import SEED_DIR
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # keep the connection open, say nothing
+
+    peer = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = peer.sockets[0].getsockname()[1]
+    settings = Settings(
+        data_dir=data_dir,
+        sandbox={"seed_dir": SEED_DIR},
+        server={"readiness_timeout_seconds": 0.3},
+        governance={"runner": "off"},
+        connectors=[
+            {
+                "name": "silent-mail",
+                "slug": "imap.email",
+                "tenant": "default",
+                "config": {
+                    "address": "dana@northwind.example",
+                    "imap_host": "127.0.0.1",
+                    "imap_port": port,
+                    "password": "not-used-here",
+                },
+            }
+        ],
+    )
+    engine = create_engine(settings.database_url)
+    await upgrade(engine)
+    await engine.dispose()
+    services = await Services.build(settings)
+    try:
+        app = create_app(services=services)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            started = time.monotonic()
+            response = await http.get("/readyz")
+            elapsed = time.monotonic() - started
+    finally:
+        await services.aclose()
+        peer.close()
+        for writer in held:
+            writer.close()
+    body = response.json()
+    silent_mail = next(c for c in body["checks"]["connectors"] if c["name"] == "silent-mail")
+    assert silent_mail["status"] == "down" and silent_mail["detail"] == "timeout"
+    assert body["status"] == "degraded"
+    # Bounded by the configured per-check limit (0.3 s), far below the old fixed 3 s.
+    assert elapsed < 2.5
