@@ -1,4 +1,8 @@
-"""Exception handlers: every error answers ``{"error": ClassName, "detail": ...}``."""
+"""Exception handlers: every error answers ``{"error": ClassName, "detail": ...}``.
+
+Unexpected exceptions become a 500 in :class:`assistant.core.middleware.CorrelationIdMiddleware`,
+where the correlation id is still bound to the log line and the response headers.
+"""
 
 from __future__ import annotations
 
@@ -83,21 +87,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    # The body names no exception text: it may hold secrets or internals. The log has it.
-    log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
-    return JSONResponse(
-        {
-            "error": "InternalError",
-            "detail": "an internal error occurred; quote the correlation id to the operators",
-        }
-        | _correlation(request),
-        status_code=500,
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AssistantError, _assistant_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled)

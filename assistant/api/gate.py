@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
+from assistant.core.limits import OffsetQuery
 from assistant.core.principal import Principal
 from assistant.quality import monitor
 from assistant.quality.cost import measure_cost
@@ -162,7 +163,7 @@ async def spot_checks(
     session: SessionDep,
     status: Annotated[str | None, Query(pattern="^(open|checked)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[SpotCheckOut]:
     """The spot-check queue of sampled auto-approved actions, oldest first."""
     rows = await monitor.list_spot_checks(
