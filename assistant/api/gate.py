@@ -96,7 +96,20 @@ class EvaluateOut(BaseModel):
     resolved: list[AlertOut]
 
 
-@router.get("/api/v1/gate/report", response_model=None)
+@router.get(
+    "/api/v1/gate/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report: JSON, Markdown or one HTML page (by `format`).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def report(
     principal: GateReader,
     session: SessionDep,

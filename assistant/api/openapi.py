@@ -21,6 +21,7 @@ _VALIDATION_REF = {"$ref": "#/components/schemas/ValidationErrorOut"}
 
 #: Every operation can answer these: the middleware's limits, a malformed request, a fault.
 _ALWAYS = {
+    404: "Not found: a resource the request names, or a connector or mode it needs.",
     413: "The request body is larger than the limit.",
     422: "The request is malformed (the list of problems is in `errors`).",
     431: "The request line and headers are larger than the limit.",
@@ -31,10 +32,8 @@ _SECURED = {
     401: "No valid credentials.",
     403: "The caller may not do this, or not on this executive's data.",
 }
-_WITH_PATH_PARAMS = {404: "No such resource in the caller's tenant."}
 _WRITES = {
     400: "The request breaks a rule of the resource.",
-    404: "A resource the request names does not exist.",
     409: "The resource is not in a state that allows this.",
 }
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -73,7 +72,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     # FastAPI's own 422 shape is never answered: our handler replaces it.
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    for path, item in schema.get("paths", {}).items():
+    for item in schema.get("paths", {}).values():
         for method in _METHODS:
             operation = item.get(method)
             if operation is None:
@@ -81,8 +80,6 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             codes = dict(_ALWAYS)
             if operation.get("security"):
                 codes |= _SECURED
-            if "{" in path:
-                codes |= _WITH_PATH_PARAMS
             if method in ("post", "put", "patch", "delete"):
                 codes |= _WRITES
             responses = operation.setdefault("responses", {})
