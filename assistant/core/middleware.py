@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.core.ids import new_id
@@ -123,8 +124,12 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return False
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(StarletteHTTPException):
+    """Raised from ``receive``: an HTTP error, so that FastAPI's body and form readers pass
+    it on (they turn other exceptions into a 400) and the app answers it as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
 class RequestLimitsMiddleware:
@@ -180,7 +185,7 @@ class RequestLimitsMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(self.max_body)
             return message
 
         async def tracked_send(message: Message) -> None:
