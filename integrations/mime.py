@@ -82,14 +82,15 @@ MAX_DEPTH = 20
 #: Parts of one message. Real mail has a few dozen at most; ten thousand took 76 s.
 MAX_PARTS = 1000
 #: HTML converted to text, in characters; the rest is cut (html2text is slow on megabytes).
-MAX_HTML_TO_TEXT = 512 * 1024
+MAX_HTML_TO_TEXT = 128 * 1024
 #: Text and HTML kept per message, in characters.
 MAX_BODY_CHARS = 1024 * 1024
 
 # Both scans are linear and run before the standard parser: a declared container, and a
 # line that can open or close a part (a MIME boundary delimiter starts with two hyphens).
 _CONTAINER = re.compile(rb"^content-type:\s*(?:multipart/|message/rfc822)", re.I | re.M)
-_DELIMITER = re.compile(rb"^--", re.M)
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^";\r\n]{1,200})', re.I)
+_DELIMITER = re.compile(rb"^--([^\r\n]{1,200}?)(?:--)?[ \t]*\r?$", re.M)
 
 
 def html_to_text(html: str) -> str:
@@ -371,8 +372,13 @@ def _prescan(raw: bytes) -> None:
     containers = len(_CONTAINER.findall(raw))
     if containers > MAX_PARTS // 10:
         raise MalformedContentError(f"{containers} nested containers declared")
-    if len(_DELIMITER.findall(raw)) > 2 * MAX_PARTS + containers:
-        raise MalformedContentError(f"more than {MAX_PARTS} MIME parts")
+    boundaries = {b.strip() for b in _BOUNDARY.findall(raw)}
+    if boundaries:
+        # Only lines that open a part of a declared boundary count (one per part, plus
+        # one closing line per container).
+        delimiters = sum(1 for b in _DELIMITER.findall(raw) if b.strip() in boundaries)
+        if delimiters > MAX_PARTS + containers:
+            raise MalformedContentError(f"more than {MAX_PARTS} MIME parts")
 
 
 def parse_mime(raw: bytes) -> MimeMessage:
