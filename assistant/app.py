@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from assistant import __version__
 from assistant.api import actions as actions_api
@@ -21,9 +22,15 @@ from assistant.api import review as review_api
 from assistant.api import schedule as schedule_api
 from assistant.api import triage as triage_api
 from assistant.api.errors import install_error_handlers
+from assistant.api.openapi import install_openapi
 from assistant.cli_support import log_format
 from assistant.core.logging import configure_logging
-from assistant.core.middleware import CorrelationIdMiddleware, MetricsMiddleware, RequestMetrics
+from assistant.core.middleware import (
+    CorrelationIdMiddleware,
+    MetricsMiddleware,
+    RequestLimitsMiddleware,
+    RequestMetrics,
+)
 from assistant.core.settings import Settings, get_settings
 from assistant.ingestion import push as mail_push
 from assistant.services import Services
@@ -55,15 +62,25 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             log.info("app.stopped")
 
     configure_logging(settings.log.level, log_format(settings))
-    app = FastAPI(
+    # Swagger UI and ReDoc from the installed fastapi-offline package, not a CDN.
+    app = FastAPIOffline(
         title="Executive Assistant",
         version=__version__,
         lifespan=lifespan,
         description="Governed AI executive assistant: triage, drafting, scheduling, ERP.",
+        static_url="/docs/static",
     )
+    install_openapi(app)
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
+    # Added innermost first: correlation ids, then metrics, then the limits, then the app.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.server.max_body_bytes,
+        max_header_bytes=settings.server.max_header_bytes,
+        max_json_depth=settings.server.max_json_depth,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health.router)

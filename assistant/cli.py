@@ -123,6 +123,9 @@ def serve(
         port=port or settings.server.port,
         log_config=None,
         proxy_headers=True,
+        # h11 caps the request line plus headers it buffers (httptools has no such cap).
+        http="h11",
+        h11_max_incomplete_event_size=settings.server.max_header_bytes,
     )
 
 

@@ -79,6 +79,7 @@ class AuditAction(StrEnum):
     CONNECTOR_DELETED = "connector.deleted"
     CONNECTOR_TESTED = "connector.tested"
     MAIL_INGESTED = "mail.ingested"
+    MAIL_SKIPPED = "mail.skipped"
     TRIAGE_DECIDED = "triage.decided"
     TRIAGE_CORRECTED = "triage.corrected"
     LLM_CALL = "llm.call"

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from assistant.core.limits import Amount
 from governance.actions import (
     ActionFacts,
     ActionKind,
@@ -66,7 +67,7 @@ class _Args(BaseModel):
 class PurchaseOrderArgs(_Args):
     order_id: str = Field(min_length=1, max_length=100, description="The ERP's order id.")
     # Facts from the ERP (see TRUSTED_FIELDS).
-    amount: Decimal | None = None
+    amount: Amount | None = None
     currency: str | None = None
     number: str | None = None
     party_name: str | None = None
@@ -80,8 +81,8 @@ class RejectArgs(PurchaseOrderArgs):
 
 class BillLineArgs(_Args):
     description: str = Field(min_length=1, max_length=500)
-    quantity: Decimal = Field(default=Decimal(1), gt=0)
-    unit_price: Decimal
+    quantity: Amount = Field(default=Decimal(1), gt=0)
+    unit_price: Amount
 
 
 class VendorBillArgs(_Args):

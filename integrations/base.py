@@ -143,6 +143,13 @@ class EmailMessage(_Model):
         return list(seen.values())
 
 
+class SkippedMessage(_Model):
+    """A message of a sync page that could not be read safely, left out of the page."""
+
+    id: str = Field(description="Provider id of the message.")
+    reason: str = Field(description="Why it was skipped (never its content).")
+
+
 class SyncBatch(_Model):
     """One page of an incremental sync: what changed since ``cursor`` and the next cursor."""
 
@@ -151,6 +158,11 @@ class SyncBatch(_Model):
     cursor: str = Field(description="Opaque cursor to pass to the next sync call.")
     more: bool = Field(default=False, description="True while pages remain; call sync again.")
     full_resync: bool = Field(default=False, description="The old cursor was invalid.")
+    skipped: list[SkippedMessage] = Field(
+        default_factory=list,
+        description="Messages left out because they cannot be read safely; the cursor is "
+        "past them.",
+    )
 
 
 class DraftMode(StrEnum):

@@ -65,3 +65,11 @@ class CursorExpiredError(FatalConnectorError):
     """The stored sync cursor is no longer valid (Graph 410, UIDVALIDITY change): resync."""
 
     status_code = 410
+
+
+class MalformedContentError(FatalConnectorError):
+    """One object from the peer (a message, a calendar object) cannot be read safely: too
+    deep, too many parts, or broken beyond repair. The rest of its page is still read; this
+    one is skipped and reported."""
+
+    status_code = 422

@@ -25,6 +25,7 @@ from integrations.base import (
     ResponseStatus,
     ShowAs,
 )
+from integrations.errors import MalformedContentError
 
 _PARTSTAT_TO_RESPONSE = {
     "ACCEPTED": ResponseStatus.ACCEPTED,
@@ -53,6 +54,7 @@ _BUSYSTATUS = {
     "WORKINGELSEWHERE": ShowAs.WORKING_ELSEWHERE,
 }
 _SHOWAS_TO_BUSYSTATUS = {v: k for k, v in _BUSYSTATUS.items()}
+_REFUSED_FREQUENCIES = frozenset({"SECONDLY", "MINUTELY"})
 
 
 def _mailto(address: str) -> str:
@@ -246,7 +248,8 @@ def parse_calendar(data: str | bytes) -> icalendar.Calendar:
     served, and Outlook names many different zones "Customized Time Zone". A TZID that is
     neither IANA nor Windows is therefore renamed after a digest of its definition.
     """
-    text = data.decode() if isinstance(data, bytes) else data
+    # A UTF-8 byte-order mark (Outlook exports start with one) is not part of RFC 5545 text.
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")
     for block in _VTIMEZONE.findall(text):
         match = _TZID_LINE.search(block)
         if match is None:
@@ -356,6 +359,13 @@ def expand(calendar: icalendar.Calendar, start: datetime, end: datetime) -> list
     event comes back without either (recurring-ical-events 3 stamps a RECURRENCE-ID on
     every component it returns, which would make a single event look like an occurrence).
     """
+    for component in calendar.walk("VEVENT"):
+        rule = component.get("rrule")
+        for value in rule if isinstance(rule, list) else [rule] if rule is not None else []:
+            if str(value.get("FREQ", [""])[0]).upper() in _REFUSED_FREQUENCIES:
+                # A meeting every second is an attack, not a calendar: a week of it is
+                # 604,800 occurrences, each a component in memory.
+                raise MalformedContentError("RRULE more frequent than hourly")
     recurring = {
         str(c.get("uid"))
         for c in calendar.walk("VEVENT")
@@ -373,13 +383,42 @@ def expand(calendar: icalendar.Calendar, start: datetime, end: datetime) -> list
     return occurrences
 
 
+def _utc_moment(value: date | datetime) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.combine(value, time(0))
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
+
+
 def occurrence_id(base_id: str, component: icalendar.Event) -> str:
-    """A stable id for one occurrence of a series: the base id plus its start in UTC."""
+    """A stable id for one occurrence of a series: the base id plus its RECURRENCE-ID in UTC.
+
+    The RECURRENCE-ID is the occurrence's original slot, which stays when the occurrence is
+    moved; its start does not (two moved occurrences could share one, or take another's).
+    """
     if component.get("rrule") is None and component.get("recurrence-id") is None:
         # expand() leaves RRULE/RECURRENCE-ID on occurrences only; a single event has none.
         return base_id
-    dtstart = component.decoded("dtstart")
-    moment = dtstart if isinstance(dtstart, datetime) else datetime.combine(dtstart, time(0))
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
+    recurrence_id = component.get("recurrence-id")
+    moment = _utc_moment(
+        recurrence_id.dt if recurrence_id is not None else component.decoded("dtstart")
+    )
     return f"{base_id}::{moment.strftime('%Y%m%dT%H%M%S')}"
+
+
+def find_occurrence(
+    calendar: icalendar.Calendar, base_id: str, event_id: str, moment: datetime
+) -> icalendar.Event | None:
+    """The expanded occurrence ``event_id`` (whose RECURRENCE-ID is ``moment``), moved or not."""
+    windows = [moment]
+    for component in calendar.walk("VEVENT"):
+        if (
+            isinstance(component, icalendar.Event)
+            and component.get("recurrence-id") is not None
+            and occurrence_id(base_id, component) == event_id
+        ):
+            # A moved occurrence is found where it now starts.
+            windows.append(_as_aware(component.decoded("dtstart"), ZoneInfo("UTC")))
+    for start in windows:
+        for component in expand(calendar, start, start + timedelta(seconds=1)):
+            if occurrence_id(base_id, component) == event_id:
+                return component
+    return None

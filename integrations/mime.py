@@ -22,6 +22,7 @@ import html2text
 from pydantic import ValidationError
 
 from integrations.base import Attachment, DraftMode, EmailAddress, EmailMessage
+from integrations.errors import MalformedContentError
 
 #: Header of drafts created by the assistant, so that a retried create finds its draft.
 IDEMPOTENCY_HEADER = "X-Assistant-Idempotency-Key"
@@ -75,9 +76,28 @@ _MAX_KEPT_HEADERS = 60
 _MAX_REFERENCES = 20
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 
+#: Containers (multipart/*, message/rfc822) nested deeper than this are refused: the
+#: standard parser recurses once per level and ends in RecursionError.
+MAX_DEPTH = 20
+#: Parts of one message. Real mail has a few dozen at most; ten thousand took 76 s.
+MAX_PARTS = 1000
+#: HTML converted to text, in characters; the rest is cut (html2text is slow on megabytes).
+MAX_HTML_TO_TEXT = 128 * 1024
+#: Text and HTML kept per message, in characters.
+MAX_BODY_CHARS = 1024 * 1024
+
+# Both scans are linear and run before the standard parser: a declared container, and a
+# line that can open or close a part (a MIME boundary delimiter starts with two hyphens).
+_CONTAINER = re.compile(rb"^content-type:\s*(?:multipart/|message/rfc822)", re.I | re.M)
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^";\r\n]{1,200})', re.I)
+_DELIMITER = re.compile(rb"^--([^\r\n]{1,200}?)(?:--)?[ \t]*\r?$", re.M)
+
 
 def html_to_text(html: str) -> str:
-    """Readable plain text from an HTML body (links kept, images and styling dropped)."""
+    """Readable plain text from an HTML body (links kept, images and styling dropped).
+
+    Only the first :data:`MAX_HTML_TO_TEXT` characters are converted."""
+    html = html[:MAX_HTML_TO_TEXT]
     converter = html2text.HTML2Text()
     converter.body_width = 0
     converter.ignore_images = True
@@ -257,6 +277,23 @@ def _filename(part: Message) -> str | None:
     return _clean(name) if name else None
 
 
+def check_structure(msg: Message) -> None:
+    """Refuse a parsed message nested deeper than MAX_DEPTH or with more than MAX_PARTS
+    parts (iteratively: the check itself must not recurse)."""
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    parts = 0
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if parts > MAX_PARTS:
+            raise MalformedContentError(f"more than {MAX_PARTS} MIME parts")
+        if depth > MAX_DEPTH:
+            raise MalformedContentError(f"MIME parts nested deeper than {MAX_DEPTH}")
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((sub, depth + 1) for sub in payload if isinstance(sub, Message))
+
+
 class _Bodies:
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -329,10 +366,31 @@ def _normalise_text(text: str) -> str:
 # --------------------------------------------------------------------------- parse
 
 
+def _prescan(raw: bytes) -> None:
+    # Upper bounds from the raw bytes, before the parser recurses or builds 10,000 parts:
+    # every nesting level needs a declared container, every part a delimiter line.
+    containers = len(_CONTAINER.findall(raw))
+    if containers > MAX_PARTS // 10:
+        raise MalformedContentError(f"{containers} nested containers declared")
+    boundaries = {b.strip() for b in _BOUNDARY.findall(raw)}
+    if boundaries:
+        # Only lines that open a part of a declared boundary count (one per part, plus
+        # one closing line per container).
+        delimiters = sum(1 for b in _DELIMITER.findall(raw) if b.strip() in boundaries)
+        if delimiters > MAX_PARTS + containers:
+            raise MalformedContentError(f"more than {MAX_PARTS} MIME parts")
+
+
 def parse_mime(raw: bytes) -> MimeMessage:
-    """The stdlib parse of raw RFC 5322 bytes (policy.default)."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    """The stdlib parse of raw RFC 5322 bytes (policy.default), within the structure limits
+    (:class:`MalformedContentError` beyond them)."""
+    _prescan(raw)
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+    except RecursionError:  # a structure the scan could not see (for instance no headers)
+        raise MalformedContentError("MIME structure nested too deep") from None
     assert isinstance(message, MimeMessage)
+    check_structure(message)
     return message
 
 
@@ -363,8 +421,8 @@ def parse_message(
     except Exception:  # last resort: a structure the walker cannot follow
         bodies = _Bodies()
         bodies.text.append(_decode_text(msg) if not msg.is_multipart() else "")
-    html = "\n".join(bodies.html) if bodies.html else None
-    text = "\n\n".join(t for t in bodies.text if t.strip())
+    html = "\n".join(bodies.html)[:MAX_BODY_CHARS] if bodies.html else None
+    text = "\n\n".join(t for t in bodies.text if t.strip())[:MAX_BODY_CHARS]
     if not text.strip() and html:
         text = html_to_text(html)
     message_id = _message_id(msg)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from assistant.api.deps import SessionDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.errors import OwnershipError
+from assistant.core.limits import OffsetQuery
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep
 from governance.compensation import RollbackOutcome
@@ -167,7 +168,7 @@ async def list_actions(
     correlation_id: str | None = None,
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[ActionOut]:
     rows = await governance.actions.list(
         session,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
+from assistant.core.limits import MAX_INT64
 from assistant.core.principal import Principal
 from governance.anchor import anchor_from_settings
 from governance.audit import AuditAction, Outcome
@@ -134,7 +135,9 @@ async def list_events(
     outcome: Outcome | None = None,
     correlation_id: str | None = None,
     action_id: Annotated[str | None, Query(description="Governed action id.")] = None,
-    after_seq: Annotated[int, Query(ge=0, description="Cursor: events after this seq.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=MAX_INT64, description="Cursor: events after this seq.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> AuditEventPage:
     """The caller's tenant's audit events, oldest first, filtered, one keyset page."""

@@ -284,6 +284,17 @@ def _signed_in(auth: AuthRuntime, cookie_value: str, next_path: str) -> Redirect
     "/auth/password",
     summary="Sign in with a user name and password (local mode)",
     response_class=HTMLResponse,
+    responses={
+        303: {"description": "Signed in: on to the page asked for, with the session cookie."},
+        **{
+            status: {"description": why, "content": {"text/html": {}}}
+            for status, why in (
+                (400, "The form expired or is incomplete: the form again."),
+                (401, "Wrong user name or password: the form again."),
+                (429, "Too many attempts: the form again, later."),
+            )
+        },
+    },
 )
 async def password_sign_in(
     request: Request,
@@ -300,7 +311,7 @@ async def password_sign_in(
     tenant_id = (tenant or "").strip() or auth.settings.auth.default_tenant
     next_path = _safe_next(next)
     expected = request.cookies.get(CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf):
+    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
         return _login_page(
             auth,
             next_path=next_path,
@@ -431,7 +442,13 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
     return _signed_in(auth, value, _safe_next(saved.get("next")))
 
 
-@router.post("/auth/logout", summary="Sign out: end the web session")
+@router.post(
+    "/auth/logout",
+    summary="Sign out: end the web session",
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={303: {"description": "To the sign-in page, with the session cookie cleared."}},
+)
 async def logout(request: Request, auth: AuthDep, session: SessionDep) -> Response:
     cookie = request.cookies.get(auth.settings.auth.session_cookie)
     if cookie:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import (
+    APIKeyCookie,
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.auth.permissions import Permission, effective_permissions
@@ -58,7 +64,33 @@ def get_auth(services: ServicesDep) -> AuthRuntime:
 AuthDep = Annotated[AuthRuntime, Depends(get_auth)]
 
 
-async def get_principal(request: Request, auth: AuthDep, session: SessionDep) -> Principal:
+# Declared for the OpenAPI document (security schemes, Swagger's Authorize button) only:
+# AuthRuntime.authenticate reads the same headers and cookie itself and decides.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT or API key (ea_...)",
+    description="A bearer JWT from the issuer, or an API key.",
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="An API key (ea_...)."
+)
+_session_cookie = APIKeyCookie(
+    name="ea_session",
+    auto_error=False,
+    scheme_name="session",
+    description="The web session cookie (its name is auth.session_cookie).",
+)
+
+
+async def get_principal(
+    request: Request,
+    auth: AuthDep,
+    session: SessionDep,
+    _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    _api_key_value: Annotated[str | None, Security(_api_key)],
+    _cookie: Annotated[str | None, Security(_session_cookie)],
+) -> Principal:
     """The authenticated caller (bearer JWT, API key or session cookie); 401 without one.
 
     Tests replace it with ``app.dependency_overrides[get_principal]`` (see tests/conftest.py

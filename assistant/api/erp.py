@@ -7,13 +7,13 @@ writes are proposed through ``POST /api/v1/actions`` (kinds ``erp.*``) and pass 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from assistant.api.deps import ServicesDep, require
 from assistant.auth.permissions import Permission
+from assistant.core.limits import MinAmountQuery
 from assistant.core.principal import Principal
 from assistant.erp.context import ERPContext
 from assistant.erp.service import ERPReader, OverdueReport
@@ -70,7 +70,7 @@ async def overdue(
     principal: ERPReaderDep,
     services: ServicesDep,
     kind: InvoiceKind | None = None,
-    min_amount: Annotated[Decimal | None, Query(ge=0)] = None,
+    min_amount: MinAmountQuery = None,
     on: Annotated[date | None, Query(description="Default: today.")] = None,
     party: Annotated[str | None, Query(max_length=200, description="Name, email or id.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
@@ -97,7 +97,7 @@ async def invoices(
     services: ServicesDep,
     kind: InvoiceKind | None = None,
     party: Annotated[str | None, Query(max_length=200, description="Name, email or id.")] = None,
-    min_amount: Annotated[Decimal | None, Query(ge=0)] = None,
+    min_amount: MinAmountQuery = None,
     overdue_on: date | None = None,
     unpaid_only: bool = False,
     reference: Annotated[str | None, Query(max_length=60)] = None,

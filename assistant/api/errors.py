@@ -1,4 +1,8 @@
-"""Exception handlers: every error answers ``{"error": ClassName, "detail": ...}``."""
+"""Exception handlers: every error answers ``{"error": ClassName, "detail": ...}``.
+
+Unexpected exceptions become a 500 in :class:`assistant.core.middleware.CorrelationIdMiddleware`,
+where the correlation id is still bound to the log line and the response headers.
+"""
 
 from __future__ import annotations
 
@@ -124,23 +128,12 @@ def is_database_outage(exc: BaseException) -> bool:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if not is_database_outage(exc):
-        return await _unhandled(request, exc)
+        # Any other database error is a 500, answered (with its correlation id) by the
+        # correlation middleware like every unhandled error.
+        raise exc
     # Handled here (not re-raised to the server), so the keep-alive connection stays open.
     log.warning("request.database_unavailable", path=request.url.path, error=type(exc).__name__)
     return await _assistant_error(request, DatabaseUnavailableError())
-
-
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    # The body names no exception text: it may hold secrets or internals. The log has it.
-    log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
-    return JSONResponse(
-        {
-            "error": "InternalError",
-            "detail": "an internal error occurred; quote the correlation id to the operators",
-        }
-        | _correlation(request),
-        status_code=500,
-    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -150,4 +143,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(sa_exc.TimeoutError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)
-    app.add_exception_handler(Exception, _unhandled)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
+from assistant.core.limits import OffsetQuery
 from assistant.core.principal import Principal
 from assistant.quality import monitor
 from assistant.quality.cost import measure_cost
@@ -95,7 +96,20 @@ class EvaluateOut(BaseModel):
     resolved: list[AlertOut]
 
 
-@router.get("/api/v1/gate/report", response_model=None)
+@router.get(
+    "/api/v1/gate/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report: JSON, Markdown or one HTML page (by `format`).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def report(
     principal: GateReader,
     session: SessionDep,
@@ -162,7 +176,7 @@ async def spot_checks(
     session: SessionDep,
     status: Annotated[str | None, Query(pattern="^(open|checked)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[SpotCheckOut]:
     """The spot-check queue of sampled auto-approved actions, oldest first."""
     rows = await monitor.list_spot_checks(

@@ -13,6 +13,7 @@ from assistant.api.actions import ActionOut
 from assistant.api.deps import SessionDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
+from assistant.core.limits import MAX_AGE_SECONDS, OffsetQuery
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep
 from governance.models import ActionApproval, ActionEdit
@@ -110,9 +111,11 @@ async def pending(
     governance: GovernanceDep,
     owner: str | None = Query(default=None, description="The executive the action is for."),
     kind: str | None = Query(default=None, description="Kind; '*' as a wildcard."),
-    older_than_seconds: Annotated[float | None, Query(ge=0)] = None,
+    older_than_seconds: Annotated[
+        float | None, Query(ge=0, le=MAX_AGE_SECONDS, allow_inf_nan=False)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[ReviewItemOut]:
     rows = await governance.review.pending(
         session,

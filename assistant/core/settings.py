@@ -73,6 +73,30 @@ class ServerSettings(BaseModel):
         le=30,
         description="Longest wait for each /readyz check (database, each connector).",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body; a larger one answers 413 before authentication.",
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers; more answers 431 (and h11's own limit).",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=2,
+        le=1000,
+        description="Deepest nesting of arrays and objects in a JSON body; deeper answers 422.",
+    )
+    max_notifications: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most change notifications in one webhook call; more answers 413.",
+    )
 
 
 class LogSettings(BaseModel):

@@ -23,7 +23,7 @@ from assistant.core.clock import utcnow
 from assistant.core.errors import ConflictError
 from assistant.core.principal import system_principal
 from assistant.ingestion.models import MailCursor, QueueStatus, TriageQueueItem
-from integrations.base import EmailConnector, EmailMessage, FolderRole
+from integrations.base import EmailConnector, EmailMessage, FolderRole, SyncBatch
 from integrations.errors import CursorExpiredError
 
 log = structlog.stdlib.get_logger(__name__)
@@ -43,6 +43,7 @@ class SyncReport:
     queued: int = 0
     duplicates: int = 0
     removed: int = 0
+    skipped: int = 0
     full_resync: bool = False
     seconds: float = 0.0
     error: str | None = None
@@ -225,6 +226,8 @@ class MailIngestor:
                     await self._audit(
                         session, tenant_id, name, folder, queued, len(batch.messages) - queued
                     )
+                if batch.skipped:
+                    await self._skipped(session, tenant_id, name, folder, batch)
             version += 1
             cursor = batch.cursor
             report.pages += 1
@@ -232,6 +235,7 @@ class MailIngestor:
             report.queued += queued
             report.duplicates += len(batch.messages) - queued
             report.removed += len(batch.removed_ids)
+            report.skipped += len(batch.skipped)
             report.full_resync = report.full_resync or batch.full_resync
             if not batch.more:
                 break
@@ -244,9 +248,40 @@ class MailIngestor:
             pages=report.pages,
             queued=report.queued,
             duplicates=report.duplicates,
+            skipped=report.skipped,
             full_resync=report.full_resync,
         )
         return report
+
+    async def _skipped(
+        self, session: AsyncSession, tenant_id: str, name: str, folder: str, batch: SyncBatch
+    ) -> None:
+        """A message the connector could not read safely is reported, never silently lost."""
+        from governance.audit import AuditAction, AuditEventIn, Outcome, record
+
+        for item in batch.skipped:
+            log.warning(
+                "ingestion.message_skipped",
+                tenant=tenant_id,
+                connector=name,
+                folder=folder,
+                message=item.id,
+                reason=item.reason,
+            )
+        if not self.audit:
+            return
+        await record(
+            session,
+            system_principal(tenant_id, "ingestion"),
+            AuditEventIn(
+                action=AuditAction.MAIL_SKIPPED,
+                connector=name,
+                resource_type="mailbox_folder",
+                resource_id=folder,
+                outcome=Outcome.FAILURE,
+                payload={"messages": [item.model_dump() for item in batch.skipped[:100]]},
+            ),
+        )
 
     async def _audit(
         self,

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from integrations.errors import (
     ConnectorError,
     ConnectorNotFoundError,
     FatalConnectorError,
+    MalformedContentError,
     RetriableConnectorError,
 )
 
@@ -196,7 +197,8 @@ class CalDAVCalendarConnector:
     """The owner's CalDAV calendar, and colleagues' calendars read for free/busy.
 
     Calendar ids are people's addresses; event ids are ``address/resource-name``, with
-    ``::YYYYMMDDTHHMMSS`` (the occurrence's start in UTC) for one occurrence of a series.
+    ``::YYYYMMDDTHHMMSS`` (the occurrence's RECURRENCE-ID in UTC) for one occurrence of a
+    series.
     """
 
     def __init__(
@@ -413,7 +415,7 @@ class CalDAVCalendarConnector:
                     name = _name_of(obj.url)
                     try:
                         parsed = ical.parse_calendar(obj.data)
-                    except ValueError:
+                    except Exception:  # icalendar raises more than ValueError on bad input
                         log.warning(
                             "connector.calendar.unparsable_object",
                             connector=self.name,
@@ -524,7 +526,16 @@ class CalDAVCalendarConnector:
         mirror, *_ = await self._sync(url)
         events: list[CalendarEvent] = []
         for resource in list(mirror.resources.values()):
-            events.extend(self._events_of(resource, address, start, end))
+            try:
+                events.extend(self._events_of(resource, address, start, end))
+            except Exception as exc:  # one malformed object must not hide everyone's others
+                log.warning(
+                    "connector.calendar.object_skipped",
+                    connector=self.name,
+                    calendar=address,
+                    resource=resource.name,
+                    error=type(exc).__name__,
+                )
         events.sort(key=lambda e: (e.start, e.id))
         return events
 
@@ -549,17 +560,23 @@ class CalDAVCalendarConnector:
         self, resource: _Resource, address: str, event_id: str, moment: datetime
     ) -> tuple[CalendarEvent, icalendar.Event] | None:
         base_id = f"{address}/{resource.name}"
-        for component in ical.expand(resource.calendar, moment, moment + timedelta(seconds=1)):
-            if ical.occurrence_id(base_id, component) == event_id:
-                event = ical.event_from_component(
-                    component,
-                    calendar_id=address,
-                    event_id=event_id,
-                    default_tz=self._person_timezone(address),
-                    series_id=base_id,
-                ).model_copy(update={"etag": resource.etag})
-                return event, component
-        return None
+        try:
+            component = ical.find_occurrence(resource.calendar, base_id, event_id, moment)
+            if component is None:
+                return None
+            event = ical.event_from_component(
+                component,
+                calendar_id=address,
+                event_id=event_id,
+                default_tz=self._person_timezone(address),
+                series_id=base_id,
+            ).model_copy(update={"etag": resource.etag})
+        except Exception as exc:  # the calendar object is malformed: a typed error, not a 500
+            raise MalformedContentError(
+                f"calendar object {resource.name!r} cannot be read ({type(exc).__name__})",
+                connector=self.name,
+            ) from None
+        return event, component
 
     async def get_event(self, event_id: str) -> CalendarEvent:
         address, resource, moment = await self._resource(event_id)
@@ -572,13 +589,20 @@ class CalDAVCalendarConnector:
         if master is None:
             raise ConnectorNotFoundError(f"no event {event_id!r}", connector=self.name)
         base_id = f"{address}/{resource.name}"
-        return ical.event_from_component(
-            master,
-            calendar_id=address,
-            event_id=base_id,
-            default_tz=self._person_timezone(address),
-            series_id=base_id if ical.is_series(resource.calendar) else None,
-        ).model_copy(update={"etag": resource.etag})
+        try:
+            event = ical.event_from_component(
+                master,
+                calendar_id=address,
+                event_id=base_id,
+                default_tz=self._person_timezone(address),
+                series_id=base_id if ical.is_series(resource.calendar) else None,
+            )
+        except Exception as exc:  # the calendar object is malformed: a typed error, not a 500
+            raise MalformedContentError(
+                f"calendar object {resource.name!r} cannot be read ({type(exc).__name__})",
+                connector=self.name,
+            ) from None
+        return event.model_copy(update={"etag": resource.etag})
 
     async def _free_busy_of(self, address: str, start: datetime, end: datetime) -> FreeBusy:
         address = address.strip().lower()

@@ -34,6 +34,7 @@ from integrations.base import (
     EmailMessage,
     Folder,
     FolderRole,
+    SkippedMessage,
     SyncBatch,
 )
 from integrations.errors import (
@@ -42,6 +43,7 @@ from integrations.errors import (
     ConnectorNotFoundError,
     CursorExpiredError,
     FatalConnectorError,
+    MalformedContentError,
     RetriableConnectorError,
 )
 from integrations.imap.connection import (
@@ -334,15 +336,37 @@ class ImapEmailConnector:
         )
 
     async def _fetch(
-        self, conn: ImapConnection, folder: str, uv: int, uids: Sequence[int]
+        self,
+        conn: ImapConnection,
+        folder: str,
+        uv: int,
+        uids: Sequence[int],
+        skipped: list[SkippedMessage] | None = None,
     ) -> list[EmailMessage]:
+        """The messages of ``uids``. With ``skipped``, one that cannot be read safely is
+        left out and listed there (the page goes on); without it, its error is raised."""
         if not uids:
             return []
         fetched = await conn.uid_fetch(uid_set(list(uids)), _FETCH_ITEMS)
         wanted = set(uids)
         drafts = await self._drafts_name()
         by_uid = {f.uid: f for f in fetched if f.uid in wanted and f.raw is not None}
-        return [self._message(folder, uv, by_uid[u], drafts) for u in sorted(by_uid)]
+        messages: list[EmailMessage] = []
+        for uid in sorted(by_uid):
+            try:
+                messages.append(self._message(folder, uv, by_uid[uid], drafts))
+            except MalformedContentError as exc:
+                if skipped is None:
+                    raise
+                message_id = f"{folder}/{uv}/{uid}"
+                log.warning(
+                    "connector.email.message_skipped",
+                    connector=self.name,
+                    message=message_id,
+                    reason=exc.detail,
+                )
+                skipped.append(SkippedMessage(id=message_id, reason=exc.detail))
+        return messages
 
     async def _drafts_name(self) -> str | None:
         if self._folders is None:
@@ -427,8 +451,11 @@ class ImapEmailConnector:
                         pending |= set(changed) & known
                     target = state.highestmodseq
             page = sorted(pending)[:page_size]
-            messages = await self._fetch(conn, folder, state.uidvalidity, page)
-            known |= {int(m.id.rsplit("/", 1)[1]) for m in messages}
+            skipped: list[SkippedMessage] = []
+            messages = await self._fetch(conn, folder, state.uidvalidity, page, skipped)
+            # A skipped message counts as seen: the cursor moves past it, never back to it.
+            read = [m.id for m in messages] + [m.id for m in skipped]
+            known |= {int(message_id.rsplit("/", 1)[1]) for message_id in read}
             pending -= set(page)
             more = bool(pending)
             next_cursor = _Cursor(
@@ -445,6 +472,7 @@ class ImapEmailConnector:
                 cursor=next_cursor.encode(),
                 more=more,
                 full_resync=previous is None,
+                skipped=skipped,
             )
 
         return await self._with(op)

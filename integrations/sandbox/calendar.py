@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import icalendar
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,7 +29,11 @@ from integrations.base import (
     ShowAs,
     WorkingHours,
 )
-from integrations.errors import ConnectorNotFoundError, FatalConnectorError
+from integrations.errors import (
+    ConnectorNotFoundError,
+    FatalConnectorError,
+    MalformedContentError,
+)
 from integrations.sandbox.models import SandboxEvent, SandboxPerson
 
 _INVITE_TO_PARTSTAT = {
@@ -36,6 +41,17 @@ _INVITE_TO_PARTSTAT = {
     InviteResponse.TENTATIVE: "TENTATIVE",
     InviteResponse.DECLINE: "DECLINED",
 }
+
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+def _occurrence_moment(stamp: str, event_id: str, connector: str) -> datetime:
+    """The RECURRENCE-ID (UTC) an occurrence id ends with; an id that has none is unknown."""
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=connector) from None
 
 
 def working_hours_from_row(person: SandboxPerson) -> WorkingHours:
@@ -129,16 +145,26 @@ class SandboxCalendarConnector:
     ) -> list[CalendarEvent]:
         events: list[CalendarEvent] = []
         for row in rows:
-            cal = icalendar.Calendar.from_ical(row.ical)
-            for component in ical.expand(cal, start, end):
-                event = ical.event_from_component(
-                    component,
-                    calendar_id=calendar_id,
-                    event_id=ical.occurrence_id(row.id, component),
-                    default_tz=default_tz,
-                    series_id=row.id if component.get("rrule") is not None else None,
+            try:
+                cal = ical.parse_calendar(row.ical)
+                events.extend(
+                    ical.event_from_component(
+                        component,
+                        calendar_id=calendar_id,
+                        event_id=ical.occurrence_id(row.id, component),
+                        default_tz=default_tz,
+                        series_id=row.id if component.get("rrule") is not None else None,
+                    )
+                    for component in ical.expand(cal, start, end)
                 )
-                events.append(event)
+            except Exception as exc:  # one malformed event must not hide everyone's others
+                log.warning(
+                    "connector.calendar.object_skipped",
+                    connector=self.name,
+                    calendar=calendar_id,
+                    event_id=row.id,
+                    error=type(exc).__name__,
+                )
         events.sort(key=lambda e: (e.start, e.id))
         return events
 
@@ -163,20 +189,25 @@ class SandboxCalendarConnector:
             if row is None or row.tenant_id != self.tenant_id:
                 raise ConnectorNotFoundError(f"no event {event_id!r}", connector=self.name)
         component = _vevent(row)
-        if occurrence:
-            moment = datetime.strptime(occurrence, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-            matches = [
-                e
-                for e in await self._expand(
-                    [row], moment, moment.replace(second=1), row.owner, "UTC"
+        try:
+            if occurrence:
+                moment = _occurrence_moment(occurrence, event_id, self.name)
+                found = ical.find_occurrence(
+                    ical.parse_calendar(row.ical), row.id, event_id, moment
                 )
-                if e.id == event_id
-            ]
-            if not matches:
-                raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=self.name)
-            event = matches[0]
-        else:
-            event = ical.event_from_component(component, calendar_id=row.owner, event_id=row.id)
+                if found is None:
+                    raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=self.name)
+                event = ical.event_from_component(
+                    found, calendar_id=row.owner, event_id=event_id, series_id=row.id
+                )
+            else:
+                event = ical.event_from_component(component, calendar_id=row.owner, event_id=row.id)
+        except ConnectorNotFoundError:
+            raise
+        except Exception as exc:  # a malformed event: a typed error, not a 500
+            raise MalformedContentError(
+                f"event {row.id!r} cannot be read ({type(exc).__name__})", connector=self.name
+            ) from None
         return event.model_copy(update={"is_cancelled": row.cancelled or event.is_cancelled})
 
     async def get_free_busy(
@@ -315,8 +346,7 @@ class SandboxCalendarConnector:
             if occurrence:
                 cal = icalendar.Calendar.from_ical(row.ical)
                 master = next(iter(cal.walk("VEVENT")))
-                moment = datetime.strptime(occurrence, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-                master.add("exdate", moment)
+                master.add("exdate", _occurrence_moment(occurrence, event_id, self.name))
                 row.ical = cal.to_ical().decode()
             else:
                 row.cancelled = True

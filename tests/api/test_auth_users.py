@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from assistant.core.settings import Settings
 from governance.audit_models import AuditEvent
 from tests.conftest import SEED_DIR
 from tests.fixtures.auth import create_user_with_token
+from tests.fixtures.logs import rendered_logs
 
 PASSWORD = "correct horse battery staple"
 
@@ -322,21 +321,6 @@ def test_cookie_security(data_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- secrets
-
-
-@contextmanager
-def rendered_logs() -> Iterator[io.StringIO]:
-    """What the app's own log handler renders (after redaction), in a buffer."""
-    handler = next(
-        h for h in logging.getLogger().handlers if getattr(h, "_assistant_handler", False)
-    )
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer
-    finally:
-        handler.setStream(previous)
 
 
 async def test_no_secret_reaches_logs_or_audit_rows(

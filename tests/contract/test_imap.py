@@ -16,6 +16,7 @@ from integrations.errors import (
     ConnectorAuthError,
     CursorExpiredError,
     FatalConnectorError,
+    MalformedContentError,
     RetriableConnectorError,
 )
 from integrations.imap import EMAIL_SPEC, ImapEmailConfig, ImapEmailConnector, build_connector
@@ -290,5 +291,62 @@ async def test_drafts_folder_role(mail_server: MailServer, mailbox: str) -> None
             DraftRequest(subject="k", body_text="x", idempotency_key=key)
         )
         assert draft.folder == "Drafts" and draft.is_draft
+    finally:
+        await connector.aclose()
+
+
+def _deep_multipart(sender: str, to: str, levels: int = 1000) -> bytes:
+    opening = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+        for i in range(levels)
+    )
+    closing = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(levels)))
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: Hostile\r\nMIME-Version: 1.0\r\n".encode()
+        + opening
+        + b"Content-Type: text/plain\r\n\r\nboom"
+        + closing
+    )
+
+
+async def test_one_hostile_message_is_skipped_reported_and_passed(
+    mail_server: MailServer, mailbox: str, sessions: Any
+) -> None:
+    """Issue 15, finding 11: a message the parser refuses no longer fails the whole page;
+    it is skipped, reported (log and audit) and the cursor moves past it."""
+    from sqlalchemy import select
+
+    from assistant.ingestion.service import MailIngestor
+    from governance.audit_models import AuditEvent
+
+    sender = "mallory@partner.example"
+    await asyncio.to_thread(
+        mail_server.deliver_raw, sender, [mailbox], _deep_multipart(sender, mailbox)
+    )
+    await asyncio.to_thread(mail_server.deliver, mailbox, "After it", "Still here.", sender)
+    connector = _connector(mail_server, mailbox)
+    try:
+        batch = await connector.sync("INBOX")
+        assert {m.subject for m in batch.messages} == {
+            "Quarterly numbers",
+            "Board meeting",
+            "Newsletter",
+            "After it",
+        }
+        assert len(batch.skipped) == 1 and "nested" in batch.skipped[0].reason
+        again = await connector.sync("INBOX", batch.cursor)
+        assert again.messages == [] and again.skipped == []  # the cursor is past it
+
+        report = await MailIngestor(sessions).sync_folder("t1", "imap-test", connector, "INBOX")
+        assert report.queued == 4 and report.skipped == 1 and report.error is None
+        async with sessions() as session:
+            skipped = (
+                await session.scalars(select(AuditEvent).where(AuditEvent.action == "mail.skipped"))
+            ).all()
+        assert len(skipped) == 1
+        assert skipped[0].payload["messages"][0]["id"] == batch.skipped[0].id
+        assert "boom" not in str(skipped[0].payload)
+        with pytest.raises(MalformedContentError):
+            await connector.get_message(batch.skipped[0].id)
     finally:
         await connector.aclose()
