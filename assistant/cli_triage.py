@@ -317,3 +317,29 @@ def eval_triage(
 
     report = asyncio.run(go())
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else render_text(report))
+
+
+@eval_app.command("requests")
+def eval_requests(
+    dataset: Annotated[
+        Path, typer.Option(help="Intent sentences: 'Yes' or 'No', a tab, a sentence, per line.")
+    ],
+    meetings: Annotated[
+        bool, typer.Option(help="Score 'asks or proposes to meet' instead of any request.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score the product's request detection on labelled sentences (precision, recall)."""
+    from dataclasses import asdict
+
+    from assistant.core.errors import ConfigurationError
+    from assistant.evaluation.intent_eval import evaluate_intent, load_intent, render_intent
+
+    try:
+        pairs = load_intent(dataset)
+    except ConfigurationError as exc:
+        err_console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    report = evaluate_intent(pairs, dataset=str(dataset), meetings=meetings)
+    label = "requests to meet" if meetings else "requests and proposals"
+    typer.echo(json.dumps(asdict(report), indent=2) if as_json else render_intent(report, label))

@@ -40,12 +40,12 @@ RANGE = re.compile(
     r"(?:-|\u2013|to|until|till|and)\s*(?P<b>" + _CLOCK + "|" + _BARE_HOUR + r")(?![\w:])",
     re.IGNORECASE,
 )
-AT_TIME = re.compile(r"\b(?:at|@|around|about)\s+(?P<t>" + _CLOCK + "|" + _BARE_HOUR + r")\b")
+AT_TIME = re.compile(r"(?:\b(?:at|around|about)|@)\s*(?P<t>" + _CLOCK + "|" + _BARE_HOUR + r")\b")
 DURATION = re.compile(
     r"\b(?:(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>minutes?|mins?|hours?|hrs?|h)\b"
     r"|(?P<word>half an hour|half-hour|half hour|quarter of an hour|an hour and a half"
     r"|one and a half hours?|an hour|one hour|two hours|three hours|thirty minutes"
-    r"|fifteen minutes|forty-five minutes|forty five minutes))",
+    r"|fifteen minutes|forty-five minutes|forty five minutes)\b)",
     re.IGNORECASE,
 )
 _WORD_MINUTES = {
@@ -113,17 +113,17 @@ ZONES = {
     "et": "America/New_York",
     "est": "America/New_York",
     "edt": "America/New_York",
-    "eastern": "America/New_York",
+    "eastern time": "America/New_York",
     "new york time": "America/New_York",
     "ct": "America/Chicago",
     "cst": "America/Chicago",
     "cdt": "America/Chicago",
-    "central": "America/Chicago",
+    "central time": "America/Chicago",
     "houston time": "America/Chicago",
     "pt": "America/Los_Angeles",
     "pst": "America/Los_Angeles",
     "pdt": "America/Los_Angeles",
-    "pacific": "America/Los_Angeles",
+    "pacific time": "America/Los_Angeles",
 }
 ZONE = re.compile(
     r"\b(" + "|".join(sorted((re.escape(z) for z in ZONES), key=len, reverse=True)) + r")\b"
@@ -141,7 +141,8 @@ BUSY = re.compile(
 AVOID = re.compile(
     _PERSON + r"(?:'d|\s+would|\s+do|\s+does|\s+can|\s+could)?\s*"
     r"(?:rather not meet|not want to meet|(?:n't|not|\s*not) (?:meet|do|make it)|"
-    r"like to avoid (?:more )?meetings|prefers? not to meet|cannot (?:meet|do|make it))\s+"
+    r"like to avoid (?:more )?meetings|prefers? not to meet|cannot (?:meet|do|make it)|"
+    r"can'?t (?:meet|do|make it))\s+"
     r"(?P<rest>.+)$"
 )
 CLAUSE = re.compile(

@@ -193,9 +193,7 @@ class LearnedTriage:
             folds=n_folds,
         )
         model = _fit(vectors, truth)
-        return cls(
-            model, classes, calibration, embedder, Counter({c: counts[c] for c in classes})
-        )
+        return cls(model, classes, calibration, embedder, Counter({c: counts[c] for c in classes}))
 
     def predict_vectors(self, vectors: np.ndarray) -> list[tuple[Category, float]]:
         probabilities = self.model.predict_proba(vectors)

@@ -1,5 +1,9 @@
 """Compiled lexicons of the triage rules. Every text they see is already lower-cased.
 
+Only signals that hold in any organisation's mail live here: no phrase copied from an
+evaluation corpus. tests/unit/triage/test_patterns.py gives every pattern, and every
+alternative of a guarded pattern, a positive and a negative example of its own.
+
 Python's ``re`` tries every branch of an alternation at every position, so each pattern
 carries trigger substrings: literals one of which any match must contain. ``in`` on a str
 is a fast C scan, so on most mail most patterns never run. Tests pin each pattern's
@@ -14,10 +18,12 @@ import re
 class Rx:
     """A regex that runs only when one of its trigger substrings occurs in the text."""
 
-    __slots__ = ("pattern", "triggers")
+    __slots__ = ("flags", "parts", "pattern", "triggers")
 
     def __init__(self, triggers: tuple[str, ...], *parts: str, flags: int = 0) -> None:
         self.triggers = triggers
+        self.parts = parts  # each alternative, kept so that tests can pin every one
+        self.flags = flags
         self.pattern = re.compile("|".join(f"(?:{p})" for p in parts), flags)
 
     def triggered(self, text: str) -> bool:
