@@ -133,6 +133,7 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
 
 _HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{1,40}):[ \t]*(.*)$")
 _KNOWN = {
+    "authentication-results",
     "list-unsubscribe",
     "list-id",
     "precedence",

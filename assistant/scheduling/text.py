@@ -132,7 +132,8 @@ ZONE = re.compile(
 )
 _SENTENCE = re.compile(r"(?<=[.?!;])\s+|\n+")
 _NAMES = r"(?P<names>(?:[A-Z][\w'-]+)(?:(?:,\s*|,?\s+and\s+)[A-Z][\w'-]+)*)"
-_PERSON = r"(?P<who>[A-Z][\w'-]+|I|We)"
+# A name, or I / We ("I'm busy": the apostrophe ends the word).
+_PERSON = r"(?P<who>[A-Z][\w-]*)"
 BUSY = re.compile(
     _PERSON + r"(?:'m|'re|\s+am|\s+are|\s+is|\s+has|\s+have)?\s+(?:got\s+)?"
     r"(?:busy|booked|meetings|blocked (?:their|his|her|my|our) calendar|tied up|"
@@ -151,7 +152,7 @@ CLAUSE = re.compile(
     re.IGNORECASE,
 )
 HEAD = re.compile(
-    r"(?:schedule|set up|arrange|book|find (?:a )?time for) (?:a |an )?"
+    r"(?i:schedule|set up|arrange|book|find (?:a )?time for) (?:a |an )?"
     r"(?:meeting|call|session)?\s*(?:for|with|between) " + _NAMES,
 )
 WORK_HOURS = re.compile(
@@ -464,6 +465,8 @@ def extract_meeting(text: str, *, sender_name: str = "I") -> MeetingText:
         if head is not None:
             names = re.split(r",\s*and\s+|,\s*|\s+and\s+", head.group("names"))
             found.names = [n for n in (x.strip() for x in names) if n]
+            if re.search(r"\b(?:me|myself|us)\b", plain[head.start() :]):
+                found.names.append(sender_name)
             found.duration_minutes = parse_duration(plain[head.end() :]) or found.duration_minutes
             hours = WORK_HOURS.search(plain)
             if hours:
