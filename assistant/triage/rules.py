@@ -656,7 +656,16 @@ class RuleTriage:
         request = detect_meeting_request(
             message.subject or "", text.raw_fresh, timezone=ctx.timezone, sent=message.date
         )
-        if request is not None and request.confident and not automated:
+        # From a stranger, "can we hop on a call Tuesday?" is as often a sales opening as a
+        # meeting the executive wants: the rules decide only for colleagues, known people
+        # and replies in a thread the executive is part of.
+        known = (
+            not s.external
+            or s.vip
+            or s.sender in ctx.people
+            or bool(message.in_reply_to or message.references)
+        )
+        if request is not None and request.confident and known and not automated:
             return result(
                 Category.SCHEDULE,
                 Priority.NORMAL,

@@ -293,7 +293,7 @@ CALENDAR_CASES: list[tuple[str, dict[str, Any], str | None, Category | None, Pri
     ),
     (
         "invitation in words: a request to meet, read from the text",
-        {"subject": "Invitation: lunch next week?"},
+        {"sender": "jane.doe@acme.com", "subject": "Invitation: lunch next week?"},
         RuleId.MEETING_TEXT,
         Category.SCHEDULE,
         Priority.NORMAL,
@@ -453,3 +453,59 @@ def test_executive_domain_is_internal_by_default() -> None:
     ctx = TriageContext(executive="Boss@Initech.example")
     assert ctx.internal_domains == {"initech.example"}
     assert rule_id(message(sender="x@initech.example", list_id="<l>"), ctx) is None
+
+
+# --------------------------------------------------------------------------- meetings in words
+
+MEETING_TEXT_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    ("colleague", {"sender": "jane.doe@acme.com", "text": "Can we meet Tuesday at 3?"}, True),
+    (
+        "colleague at a sibling subdomain",
+        {"sender": "ops@eu.acme.com", "text": "Could we sync tomorrow at 10am?"},
+        True,
+    ),
+    (
+        "known person outside",
+        {"sender": "Ada Lovelace <chair@board.example.org>", "text": "Lunch on Friday?"},
+        True,
+    ),
+    (
+        "reply in a thread",
+        {
+            "sender": "pat@partner.example",
+            "in_reply_to": "<a@b>",
+            "text": "Works for us. How about a call next week?",
+        },
+        True,
+    ),
+    # Negatives: a stranger's cold opening, no time named, a meeting without a request.
+    (
+        "stranger's cold call request",
+        {"sender": "rep@saas.example", "text": "Can we hop on a 15 minute call Tuesday?"},
+        False,
+    ),
+    (
+        "no time named",
+        {"sender": "jane.doe@acme.com", "text": "Could we set up a call about the budget?"},
+        False,
+    ),
+    (
+        "reporting on a meeting",
+        {"sender": "jane.doe@acme.com", "text": "The meeting on Tuesday went well."},
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "schedules"), MEETING_TEXT_CASES, ids=[c[0] for c in MEETING_TEXT_CASES]
+)
+def test_requests_to_meet_in_words(case: str, fields: dict[str, Any], schedules: bool) -> None:
+    result = decide(message(subject="Hello", **fields))
+    if not schedules:
+        assert result is None or result.provenance.rule_id != RuleId.MEETING_TEXT
+        return
+    assert result is not None and result.provenance.rule_id == RuleId.MEETING_TEXT
+    assert result.category is Category.SCHEDULE
+    assert result.meeting is not None and result.meeting.window_description
+    assert "asks to meet" in result.reason
