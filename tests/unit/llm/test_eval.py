@@ -208,7 +208,12 @@ def test_split_is_fixed_disjoint_and_order_free() -> None:
 
 
 async def test_per_stage_precision_and_schedule_scored_as_respond() -> None:
-    meeting = record(4, "NEEDS_RESPONSE", "Can we meet Tuesday at 3 to go through the numbers?")
+    meeting = record(
+        4,
+        "NEEDS_RESPONSE",
+        "Can we meet Tuesday at 3 to go through the numbers?",
+        sender="Jane <jane@acme.com>",  # a colleague: the rules decide requests to meet
+    )
     report = await evaluate([*RECORDS, meeting], load_mapping(), TriageCascade(), calls=[])
     assert report.decided_by["rule"] == 2
     assert report.per_stage["rule"].decided == 2 and report.per_stage["rule"].correct == 2
