@@ -253,6 +253,13 @@ def eval_triage(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="First N records only.")] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="all, dev or heldout: the fixed development / held-out halves of the corpus "
+            "(by a hash of each record id). Tune on dev; report heldout."
+        ),
+    ] = "all",
     ledger: Annotated[
         bool,
         typer.Option(
@@ -264,7 +271,7 @@ def eval_triage(
     """Run the configured triage pipeline over a labelled corpus and print its scores."""
     from assistant.cli_support import settings_or_exit
     from assistant.core.errors import ConfigurationError
-    from assistant.evaluation.corpus import load_mapping, load_records
+    from assistant.evaluation.corpus import load_mapping, load_records, select_split
     from assistant.evaluation.triage_eval import evaluate, render_text
     from assistant.llm.metering import DatabaseMeter, FanOutMeter, MemoryMeter, Meter
     from assistant.triage.cascade import TriageCascade
@@ -273,7 +280,7 @@ def eval_triage(
     settings = settings_or_exit()
     try:
         label_mapping = load_mapping(mapping)
-        records = load_records(dataset)[:limit]
+        records = select_split(load_records(dataset), split)[:limit]
     except ConfigurationError as exc:
         err_console.print(f"[red]{exc.detail}[/red]")
         for problem in exc.problems:
@@ -300,6 +307,7 @@ def eval_triage(
                 provider=settings.llm.provider.value,
                 model=task.model if task else None,
                 prompt=classifier.prompt.ref if classifier else None,
+                split=split,
             )
         finally:
             if classifier is not None:
@@ -309,3 +317,29 @@ def eval_triage(
 
     report = asyncio.run(go())
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else render_text(report))
+
+
+@eval_app.command("requests")
+def eval_requests(
+    dataset: Annotated[
+        Path, typer.Option(help="Intent sentences: 'Yes' or 'No', a tab, a sentence, per line.")
+    ],
+    meetings: Annotated[
+        bool, typer.Option(help="Score 'asks or proposes to meet' instead of any request.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score the product's request detection on labelled sentences (precision, recall)."""
+    from dataclasses import asdict
+
+    from assistant.core.errors import ConfigurationError
+    from assistant.evaluation.intent_eval import evaluate_intent, load_intent, render_intent
+
+    try:
+        pairs = load_intent(dataset)
+    except ConfigurationError as exc:
+        err_console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    report = evaluate_intent(pairs, dataset=str(dataset), meetings=meetings)
+    label = "requests to meet" if meetings else "requests and proposals"
+    typer.echo(json.dumps(asdict(report), indent=2) if as_json else render_intent(report, label))

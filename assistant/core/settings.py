@@ -258,6 +258,29 @@ class DraftingSettings(BaseModel):
     )
 
 
+class TriageLearningSettings(BaseModel):
+    """The learned triage stage between the rules and the model (per tenant)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Train the tenant's learned stage from reviewed corrections at each "
+        "triage run, and let it decide before the model.",
+    )
+    min_examples: int = Field(
+        default=20,
+        ge=4,
+        le=100_000,
+        description="Fewest reviewed examples before the stage is trained at all.",
+    )
+    target_precision: float = Field(
+        default=0.9,
+        gt=0.0,
+        le=1.0,
+        description="The stage decides only above the confidence at which its held-out "
+        "decisions on the tenant's own examples are this precise (95% Wilson lower bound).",
+    )
+
+
 class QualitySettings(BaseModel):
     """Quality monitoring: spot checks of auto-approved actions and drift alerts."""
 
@@ -812,6 +835,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     drafting: DraftingSettings = Field(default_factory=DraftingSettings)
+    triage_learning: TriageLearningSettings = Field(default_factory=TriageLearningSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     gate: GateSettings = Field(default_factory=GateSettings)

@@ -2,8 +2,10 @@
 
 Reports accuracy, per-class precision / recall / F1, the confusion matrix (rows: expected,
 columns: predicted, ``undecided`` for mail sent to a person without a category), the share
-decided by rules, by the model and left to a person, tokens and cost per message (from the
-API's usage blocks, via the metering records), and per-message latency p50 / p95.
+decided by rules, by the learned stage, by the model and left to a person, each stage's
+precision on what it decided with a 95% Wilson interval (small samples get honest, wide
+intervals), tokens and cost per message (from the API's usage blocks, via the metering
+records), and per-message latency p50 / p95.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.evaluation.corpus import LabelMapping, context_for, to_message
+from assistant.evaluation.stats import wilson
 from assistant.llm.errors import LLMError
 from assistant.llm.metering import LLMCallRecord
 from assistant.triage.cascade import TriageCascade
@@ -32,6 +35,28 @@ class ClassScores:
     recall: float
     f1: float
     support: int
+
+
+@dataclass
+class StageScore:
+    """How often a stage was right on the messages it decided."""
+
+    decided: int
+    correct: int
+    precision: float
+    ci_low: float
+    ci_high: float
+
+
+def stage_score(correct: int, decided: int) -> StageScore:
+    low, high = wilson(correct, decided)
+    return StageScore(
+        decided=decided,
+        correct=correct,
+        precision=round(correct / decided, 4) if decided else 0.0,
+        ci_low=round(low, 4),
+        ci_high=round(high, 4),
+    )
 
 
 @dataclass
@@ -62,11 +87,15 @@ class EvalReport:
     latency_ms_p95: float
     tokens_per_message: float = 0.0
     cost_per_message_usd: float = 0.0
+    split: str = "all"
+    per_stage: dict[str, StageScore] = field(default_factory=dict)
+    phishing_flags_on_own_domain: int = 0
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["per_class"] = {k: dict(v.__dict__) for k, v in self.per_class.items()}
+        data["per_stage"] = {k: dict(v.__dict__) for k, v in self.per_stage.items()}
         return data
 
 
@@ -108,12 +137,15 @@ async def evaluate(
     provider: str = "none",
     model: str | None = None,
     prompt: str | None = None,
+    split: str = "all",
 ) -> EvalReport:
     """Run ``cascade`` over ``records``. ``calls`` is the list a MemoryMeter fills: the
     report reads tokens and cost from it."""
     pairs: list[tuple[str, str]] = []
     strict_hits = 0
     decided_by: Counter[str] = Counter()
+    stage_hits: Counter[str] = Counter()
+    own_domain_flags = 0
     latencies: list[float] = []
     needs_human = errors = 0
     urgent_total = urgent_hit = 0
@@ -132,11 +164,18 @@ async def evaluate(
             pairs.append((expected, ERROR))
             continue
         latencies.append((time.perf_counter() - started) * 1000)
-        predicted = result.category.value if result.category else UNDECIDED
+        raw = result.category.value if result.category else UNDECIDED
+        predicted = mapping.scored(raw)
         needs_human += result.needs_human
-        decided_by[result.provenance.stage if result.category else UNDECIDED] += 1
+        stage = result.provenance.stage if result.category else UNDECIDED
+        decided_by[stage] += 1
+        stage_hits[stage] += predicted == expected
         pairs.append((expected, predicted))
-        strict_hits += predicted == mapping.expected(record, strict=True).value
+        strict_hits += raw == mapping.expected(record, strict=True).value
+        sender_domain = message.sender.domain if message.sender else ""
+        context = context_for(message)
+        if result.flags.phishing and sender_domain and context.is_internal(sender_domain):
+            own_domain_flags += 1
         target = mapping.labels.get(record.get("category", ""))
         if target is not None and target.priority is Priority.URGENT:
             urgent_total += 1
@@ -180,13 +219,20 @@ async def evaluate(
         latency_ms_p95=round(percentile(latencies, 95), 3),
         tokens_per_message=round((tokens_in + tokens_out) / total, 2) if total else 0.0,
         cost_per_message_usd=round(cost / total, 8) if total else 0.0,
+        split=split,
+        per_stage={
+            stage: stage_score(stage_hits[stage], decided_by[stage])
+            for stage in sorted(decided_by)
+            if stage not in (UNDECIDED, ERROR)
+        },
+        phishing_flags_on_own_domain=own_domain_flags,
     )
 
 
 def render_text(report: EvalReport) -> str:
     """The report as aligned plain text."""
     out = [
-        f"dataset: {report.dataset} ({report.messages} messages)",
+        f"dataset: {report.dataset} (split {report.split}: {report.messages} messages)",
         f"pipeline: provider={report.provider}"
         + (f" model={report.model} prompt={report.prompt}" if report.model else " (rules only)"),
         f"label mapping ({report.mapping}): " + "; ".join(report.mapping_lines),
@@ -208,6 +254,15 @@ def render_text(report: EvalReport) -> str:
         out.append(f"{expected:<10}" + "".join(f"{row[c]:>10}" for c in columns))
     share = ", ".join(
         f"{k} {v * 100:.1f}% ({report.decided_by[k]})" for k, v in sorted(report.share.items())
+    )
+    out += ["", "precision of each stage on what it decided (95% Wilson interval)"]
+    for stage, score in report.per_stage.items():
+        out.append(
+            f"  {stage:<8} {score.correct}/{score.decided} = {score.precision:.4f} "
+            f"[{score.ci_low:.4f}, {score.ci_high:.4f}]"
+        )
+    out.append(
+        f"phishing flags on mail from the own organisation: {report.phishing_flags_on_own_domain}"
     )
     out += [
         "",

@@ -1,4 +1,5 @@
-"""The triage cascade: rules first, then the classifier (the LLM stage) for what is left."""
+"""The triage cascade: rules first, then the learned stage, then the classifier (the LLM
+stage) for what is left, then a person."""
 
 from __future__ import annotations
 
@@ -21,16 +22,25 @@ class TriageCascade:
     """
 
     def __init__(
-        self, rules: RuleTriage | None = None, classifier: TriageClassifier | None = None
+        self,
+        rules: RuleTriage | None = None,
+        classifier: TriageClassifier | None = None,
+        learned: TriageClassifier | None = None,
     ) -> None:
         self.rules = rules or RuleTriage()
         self.classifier = classifier
+        self.learned = learned
 
     async def triage(self, message: EmailMessage, context: TriageContext) -> TriageResult:
         """Triage one message."""
         decided, signals = self.rules.evaluate(message, context)
         if decided is not None:
             return decided
+        # Phishing and injected mail never get here: the rules decide those themselves.
+        if self.learned is not None:
+            learned = await self.learned(message, context)
+            if learned is not None:
+                return self.rules.complete(learned, message, context, signals=signals)
         if self.classifier is None:
             return self.rules.undecided(message, context, signals=signals)
         proposed = await self.classifier(message, context)

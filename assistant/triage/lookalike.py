@@ -5,36 +5,11 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-# Second-level public suffixes common enough to matter; a full Public Suffix List is not
-# needed to tell "acme.co.uk" from "acme-login.co.uk".
-_TWO_LEVEL_SUFFIXES = frozenset(
-    {
-        "co.uk",
-        "org.uk",
-        "ac.uk",
-        "gov.uk",
-        "com.au",
-        "net.au",
-        "org.au",
-        "co.nz",
-        "co.jp",
-        "ne.jp",
-        "co.kr",
-        "co.in",
-        "co.za",
-        "com.br",
-        "com.cn",
-        "com.mx",
-        "com.sg",
-        "com.tw",
-        "com.hk",
-        "com.tr",
-        "com.ar",
-        "co.il",
-        "com.my",
-        "co.id",
-    }
-)
+from publicsuffixlist import PublicSuffixList
+
+# The Public Suffix List shipped inside the package (no download): it knows co.uk, com.au
+# and the private suffixes (github.io, azurewebsites.net) where every name is another owner.
+_PSL = PublicSuffixList()
 
 # Characters that render like Latin letters: Cyrillic, Greek, Armenian and small-capital
 # letters (escaped, so that this file does not itself confuse a reader), digits, symbols.
@@ -84,12 +59,28 @@ _MULTI = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 @lru_cache(maxsize=4096)
 def split_domain(domain: str) -> tuple[str, str]:
     """(registrable name, public suffix): 'mail.acme.co.uk' -> ('acme', 'co.uk')."""
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and ".".join(labels[-2:]) in _TWO_LEVEL_SUFFIXES:
-        return labels[-3], ".".join(labels[-2:])
-    if len(labels) >= 2:
-        return labels[-2], labels[-1]
-    return labels[0], ""
+    domain = domain.lower().rstrip(".")
+    suffix = _PSL.publicsuffix(domain) or ""
+    if suffix and domain != suffix and domain.endswith("." + suffix):
+        return domain[: -len(suffix) - 1].rsplit(".", 1)[-1], suffix
+    labels = domain.split(".")
+    return (labels[-2], labels[-1]) if len(labels) >= 2 else (labels[0], "")
+
+
+@lru_cache(maxsize=4096)
+def registrable(domain: str) -> str:
+    """The domain an organisation registers: 'eu.mail.acme.co.uk' -> 'acme.co.uk'."""
+    name, suffix = split_domain(domain)
+    return f"{name}.{suffix}" if suffix else name
+
+
+def same_organisation(domain: str, own: frozenset[str] | set[str]) -> bool:
+    """``domain`` is under the registrable domain of one of ``own``: the parent, a sibling
+    or a child of an own domain belongs to the same owner (acme.com, eu.acme.com)."""
+    if not domain:
+        return False
+    mine = registrable(domain)
+    return any(registrable(d) == mine for d in own)
 
 
 def _decode(label: str) -> str:
@@ -148,7 +139,7 @@ def lookalike(
     ``typos=False`` skips the edit-distance test, for lists (such as free-mail providers)
     whose honest neighbours are many ("email.com" is one typo from "gmail.com").
     """
-    if not domain or is_within(domain, internal):
+    if not domain or same_organisation(domain, internal):
         return None
     name, suffix = split_domain(domain)
     name_skel = skeleton(name)

@@ -64,7 +64,7 @@ class MeetingConstraints(_Model):
 class Provenance(_Model):
     """Which stage decided, under which rule or which model and prompt version."""
 
-    stage: Literal["rule", "model", "human"]
+    stage: Literal["rule", "learned", "model", "human"]
     rule_id: str | None = None
     model: str | None = None
     prompt_version: str | None = None

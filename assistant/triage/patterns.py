@@ -1,5 +1,9 @@
 """Compiled lexicons of the triage rules. Every text they see is already lower-cased.
 
+Only signals that hold in any organisation's mail live here: no phrase copied from an
+evaluation corpus. tests/unit/triage/test_patterns.py gives every pattern, and every
+alternative of a guarded pattern, a positive and a negative example of its own.
+
 Python's ``re`` tries every branch of an alternation at every position, so each pattern
 carries trigger substrings: literals one of which any match must contain. ``in`` on a str
 is a fast C scan, so on most mail most patterns never run. Tests pin each pattern's
@@ -9,16 +13,17 @@ positive examples, which is what keeps the triggers honest.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 
 class Rx:
     """A regex that runs only when one of its trigger substrings occurs in the text."""
 
-    __slots__ = ("pattern", "triggers")
+    __slots__ = ("flags", "parts", "pattern", "triggers")
 
     def __init__(self, triggers: tuple[str, ...], *parts: str, flags: int = 0) -> None:
         self.triggers = triggers
+        self.parts = parts  # each alternative, kept so that tests can pin every one
+        self.flags = flags
         self.pattern = re.compile("|".join(f"(?:{p})" for p in parts), flags)
 
     def triggered(self, text: str) -> bool:
@@ -251,500 +256,24 @@ LINK = Rx(
     r"\bclick (?:here|below|the link)\b",
     r"\[(?:link|click here|[a-z0-9-]+\.[a-z]{2,}[^\]]*)\]",
 )
-URGENCY = Rx(
-    (
-        "immediately",
-        "urgent",
-        "act now",
-        "act fast",
-        "right away",
-        "within ",
-        "expire",
-        "time sensitive",
-        "time-sensitive",
-        "asap",
-        "final notice",
-        "permanently",
-    ),
-    r"\bimmediately\b",
-    r"\burgent(?:ly)?\b",
-    r"\bact (?:now|fast)\b",
-    r"\bright away\b",
-    r"\bwithin \d+ hours\b",
-    r"\bexpires?\b",
-    r"\btime.sensitive\b",
-    r"\basap\b",
-    r"\bfinal notice\b",
-    r"\bpermanently\b",
-)
-
-# --------------------------------------------------------------------------- spam
-
-# Scored the SpamAssassin way: weighted families added up against a threshold. One family
-# counts once, so a long list of drug names is not ten times the evidence of one.
-_DRUG_WORDS = (
-    "viagra",
-    "cialis",
-    "levitra",
-    "xanax",
-    "valium",
-    "vicodin",
-    "hydrocodone",
-    "oxycodone",
-    "codeine",
-    "tramadol",
-    "phentermine",
-    "ambien",
-    "soma",
-    "propecia",
-    "meridia",
-    "lorazepam",
-    "zoloft",
-    "prozac",
-    "paxil",
-    "lipitor",
-    "celebrex",
-    "rivotril",
-    "ativan",
-    "zyban",
-)
-_PHARMACY_WORDS = (
-    "pharmacy",
-    "pharmacies",
-    "prescription",
-    "prescriptions",
-    "rx",
-    "meds",
-    "medications",
-    "medication",
-    "pills",
-    "painkillers",
-)
-
-_LEET = str.maketrans("10@$!|3l", "ioasiiei")
-_NOT_LETTER = re.compile(r"[^a-z\s]+")
-_REPEATS = re.compile(r"([a-z])\1+")
-
-
-def squash(text: str) -> str:
-    """Fold the spelling games of drug spam ('v1agra', 'viaagrra', 'vãlium') to one form.
-
-    Works on whole texts at once (a handful of C-level passes) rather than word by word.
-    """
-    if not text.isascii():
-        # NFKD splits accents off their letters; the ASCII round trip drops them (and any
-        # other non-Latin character, which no drug name contains) in one C-level pass.
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = _NOT_LETTER.sub("", text.translate(_LEET))
-    return _REPEATS.sub(r"\1", text)
-
-
-DRUGS = frozenset(map(squash, _DRUG_WORDS))
-PHARMACY = frozenset(map(squash, _PHARMACY_WORDS))
-# Letters split by separators ("v . i . c . o . d . i . n") are joined before squashing.
-SPACED_LETTERS = re.compile(r"\b(?:[a-z0-9@$|!][\s.\-_*'`^,;:~\[\]]{1,3}){3,}[a-z0-9]\b")
-SEPARATORS = re.compile(r"[\s.\-_*'`^,;:~\[\]]")
-WORD_BREAKS = re.compile(r"[,;:()\[\]{}<>\"/]")
-
-SPAM_FAMILIES: tuple[tuple[str, int, Rx], ...] = (
-    (
-        "adult",
-        3,
-        Rx(
-            (
-                "naked",
-                "sex",
-                "erection",
-                "penis",
-                "enlarge",
-                "soulmate",
-                "single",
-                "striptease",
-                "ejaculat",
-                "ejakulat",
-                "male enhancement",
-                "adult ",
-                "porn",
-                "xxx",
-                "dicks",
-            ),
-            r"\bnaked\b",
-            r"\bsex life\b",
-            r"\berections?\b",
-            r"\bpenis\b",
-            r"\benlarge",
-            r"\bsoulmate\b",
-            r"\bhot singles?\b",
-            r"\bstriptease\b",
-            r"\beja[ck]ulat",
-            r"\bmale enhancement\b",
-            r"\badult (?:content|dating)\b",
-            r"\bporn",
-            r"\bxxx\b",
-            r"\bdicks\b",
-            r"\bjust sex\b",
-        ),
-    ),
-    (
-        "weight_loss",
-        2,
-        Rx(
-            ("weight", "lose ", "fat", "diet pill", "appetite"),
-            r"\bweight[- ]loss\b",
-            r"\blose (?:weight|\d+ ?(?:lbs|pounds|kg))\b",
-            r"\bfat\s*-?\s*(?:burn|bind|band|loss)",
-            r"\bdiet pills?\b",
-            r"\bappetite suppress",
-        ),
-    ),
-    (
-        "luxury_replica",
-        3,
-        Rx(
-            ("repli", "rol", "r o l", "ro l", "r ol", "wrist", "designer"),
-            r"\brepli+ca(?:s|tions?)?\b",
-            r"\br\s?o\s?l\s?e\s?x\b",
-            r"\bwrist ?watches\b",
-            r"\bdesigner\b.{0,30}\b(?:watches|bags)\b",
-        ),
-    ),
-    (
-        "cheap_software",
-        3,
-        Rx(
-            ("software", "warez", "cracked "),
-            r"\b(?:cheap|discount(?:ed)?|oem)\b.{0,30}\bsoftware\b",
-            r"\bsoftware\b.{0,30}\b(?:under|for only|from) \$",
-            r"\bwarez\b",
-            r"\bcracked (?:software|tools|developer)",
-        ),
-    ),
-    (
-        "loans_stocks",
-        2,
-        Rx(
-            (
-                "mortage",
-                "mortgage",
-                "refinanc",
-                "nance",
-                "bad credit",
-                "debt consolidation",
-                "rate",
-                "stock",
-                "current price",
-                "guaranteed",
-                "passive income",
-                "make money",
-                "work from home",
-                "casino",
-                "offshore",
-                "pink sheets",
-            ),
-            r"\bmort(?:g)?age\b",
-            r"\brefinanc",
-            r"\bre\s*-\s*f[il]nance\b",
-            r"\bbad credit\b",
-            r"\bdebt consolidation\b",
-            r"\blow(?:est)? (?:interest )?rates?\b",
-            r"\bstock (?:alert|watch|pick)",
-            r"\bcurrent price\s*:",
-            r"\bguaranteed (?:returns|income)\b",
-            r"\bpassive income\b",
-            r"\bmake money\b",
-            r"\bwork from home\b",
-            r"\bcasino\b",
-            r"\boffshore (?:bank|account)",
-            r"\bpink sheets\b",
-        ),
-    ),
-    ("advance_fee", 3, ADVANCE_FEE),
-    (
-        "bulk_footer",
-        2,
-        Rx(
-            (
-                "subscribe",
-                "unsub",
-                "to remove",
-                "no longer wish",
-                "stop receiving",
-                "opt",
-                "remove me",
-                "removal instructions",
-            ),
-            r"\bunsubscribe\b",
-            r"\bunsub\b",
-            r"\bun\s*-\s*subscribe\b",
-            r"\bto remove\b",
-            r"\bno longer wish to receive\b",
-            r"\bstop receiving\b",
-            r"\bopt[ -]?out\b",
-            r"\bremove me\b",
-            r"\bremoval instructions\b",
-        ),
-    ),
-    (
-        "ad_disclosure",
-        3,
-        Rx(
-            ("advertisement",),
-            r"\bthis (?:e-?\s*mail|message) (?:message )?is an advertisement\b",
-            r"\badvertisement and\s*/\s*or solicitation\b",
-        ),
-    ),
-    (
-        "spam_phrase",
-        2,
-        Rx(
-            (
-                "free",
-                "risk",
-                "money",
-                "no questions",
-                "believe",
-                "price",
-                "lifetime",
-                "no p",
-                "no prior",
-                "ship",
-                "costs nothing",
-                "not spam",
-                "not a scam",
-            ),
-            r"\btotally free\b",
-            r"\b100\s*%\s*free\b",
-            r"\brisk[- ]free\b",
-            r"\bmoney[- ]back\b",
-            r"\bno questions asked\b",
-            r"\byou won\s*'\s*t believe\b",
-            r"\b(?:best|lowest|unbeatable|low) prices?\b",
-            r"\bonce in a lifetime\b",
-            r"\bno (?:prior )?p\W*r\W*e\W*s\W*c\W*r\W*i\W*p\W*t\W*i\W*o\W*n",
-            r"\bship(?:ped|ping)? (?:world\s*-?\s*wide|discreet)",
-            r"\bit costs nothing\b",
-            r"\bthis is not (?:spam|a scam)\b",
-        ),
-    ),
-    (
-        "sales_pitch",
-        1,
-        Rx(
-            (
-                "click",
-                "order ",
-                "buy ",
-                "shop ",
-                "visit our",
-                "save ",
-                "special ",
-                "free ",
-                "%",
-                "discreet",
-                "satisfaction",
-            ),
-            r"\bclick (?:here|below)\b",
-            r"\b(?:order|buy|shop) (?:now|today|"
-            r"online)\b",
-            r"\bvisit our (?:site|website|shop|store)\b",
-            r"\bsave (?:up to|big)\b",
-            r"\bspecial (?:offer|deal|price)s?\b",
-            r"\bfree (?:shipping|trial|gift|bonus)\b",
-            r"\b\d{1,2}\s*%\s*-?\s*off\b",
-            r"\bdiscreet(?:ly)?\b",
-            r"\bsatisfaction guarantee",
-        ),
-    ),
-    (
-        "obfuscated_link",
-        2,
-        Rx(
-            ("http", "hxxp", "www"),
-            r"\b(?:https?|hxxps?)\s+:\s*/\s*/",
-            r"\bhxxps?://",
-            r"\bwww\s+\.\s+\w",
-        ),
-    ),
-    # A literal "=?utf-8?q?" means a header encoded by hand, badly: bulk-mailer work.
-    ("raw_encoded_word", 2, Rx(("utf", "iso"), r"=\s*\?\s*(?:utf|iso)\s*-\s*8")),
-)
-SALUTATION = re.compile(
-    r"\s*(?:dear (?:sir|madam|friend|customer|valued|user|member)|"
-    r"(?:hello|hi) (?:sir|friend))\b"
-)
-SHOUTING = re.compile(r"!{3,}|\b[A-Z]{4,}\b(?:\s+\b[A-Z]{3,}\b){3,}")
-PRICE = Rx(("$", "usd"), r"\$\s?\d+(?:[.,]\d{2})?\b", r"\b\d+(?:[.,]\d{2})?\s?(?:\$|usd\b)")
-
-# Abused top-level domains (Spamhaus and Interisle yearly reports); a weak signal alone.
-ABUSED_TLDS = frozenset(
-    {
-        "biz",
-        "top",
-        "ru",
-        "su",
-        "cc",
-        "xyz",
-        "click",
-        "info",
-        "win",
-        "loan",
-        "work",
-        "tk",
-        "ml",
-        "ga",
-        "cf",
-        "gq",
-        "pw",
-        "icu",
-        "buzz",
-        "rest",
-        "cam",
-        "bid",
-        "review",
-        "date",
-        "racing",
-        "stream",
-        "download",
-        "men",
-        "party",
-        "trade",
-        "webcam",
-        "science",
-        "cyou",
-        "sbs",
-        "bond",
-    }
-)
-# Words that honest company names rarely carry. Whole hyphen-separated tokens, or (for the
-# longer ones) the start or end of a label: "instant-cash", "secureoffer".
-SPAMMY_DOMAIN_TOKEN = re.compile(
-    r"(?:^|[.-])(?:deals?|promo(?:s|tions?)?|prizes?|cash|offers?|claim|win|winner|bonus|free|"
-    r"cheap|discounts?|pharma|meds|casino|loans?|lotto|rewards?|sweepstakes)(?=[.-]|$)"
-    r"|(?:deals|promo|prize|offer|bonus|lotto|casino|pharma|cheap|claim)(?=[.-])"
-    r"|(?:^|[.-])(?:deals|promo|prize|bonus|lotto|casino|pharma|cheap)"
-)
-FREEMAIL = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "hotmail.com",
-        "outlook.com",
-        "live.com",
-        "icloud.com",
-        "me.com",
-        "aol.com",
-        "protonmail.com",
-        "proton.me",
-        "gmx.com",
-        "gmx.de",
-        "mail.com",
-        "email.com",
-        "yandex.ru",
-        "fastmail.com",
-        "zoho.com",
-    }
-)
-LOCAL_DIGITS = re.compile(r"\d{4,}")
-
-# --------------------------------------------------------------------------- promotions
-
-# Commercial offers with a clock running: vendor marketing that wants a yes today.
-OFFER = Rx(
-    (
-        "%",
-        "discount",
-        "code",
-        "flash ",
-        "offer",
-        "pricing",
-        "price",
-        "rate",
-        "deal",
-        "promotion",
-        "sponsor",
-        "tier",
-        "lock in",
-        "reserved ",
-        "curated ",
-    ),
-    r"\b\d{1,2}\s*%\s*(?:off|discount|savings?|reduction)\b",
-    r"\bdiscount(?:ed)?\b",
-    r"\b(?:promo|coupon|discount) code\b",
-    r"\bflash (?:sale|deal)\b",
-    r"\b(?:special|exclusive|limited[- ]time) (?:offer|pricing|price|rate|deal|promotion)\b",
-    r"\bsponsor(?:ship)? (?:tier|package|slot)s?\b",
-    r"\b(?:platinum|premium|premier|gold) (?:sponsor(?:ship)?|tier)\b",
-    r"\block in (?:your |this |the )?(?:rate|pricing|price|discount|seat|spot|slot|tier)",
-    r"\bpricing (?:resets|reverts|expires)\b",
-    r"\bstandard pricing\b",
-    r"\b(?:reserved|curated) (?:seat|spot|tier)\b",
-)
-PRESSURE = Rx(
-    (
-        "last chance",
-        "hour",
-        "hr",
-        "expire",
-        "ends ",
-        "closes",
-        "closing",
-        "expiring",
-        "before it",
-        "before the",
-        "limited",
-        "while ",
-        "window",
-        "only ",
-        "valid only",
-        "do not delay",
-        "do not miss",
-        "released",
-    ),
-    r"\blast chance\b",
-    r"\b(?:only )?\d+\s*(?:hours?|hrs?) (?:left|remaining)\b",
-    r"\b(?:final|last) \d+\s*hours?\b",
-    r"\bexpires? (?:today|tonight|in|at|soon)\b",
-    r"\b(?:ends|closes|closing|expiring) (?:today|tonight|at|in|soon|fast)\b",
-    r"\bbefore (?:it|the (?:offer|window|deal|price)) (?:expires|closes|resets)\b",
-    r"\blimited[- ]time\b",
-    r"\bwhile (?:supplies|spots|seats) last\b",
-    r"\b(?:window|offer|deal) (?:is )?(?:closing|closes)\b",
-    r"\bonly \w+ (?:slots?|spots?|seats?) left\b",
-    r"\bvalid only (?:through|until)\b",
-    r"\bdo not (?:delay|miss)\b",
-    r"\bgets? released\b",
+# The unsubscribe footer that bulk mail carries (CAN-SPAM and GDPR make it mandatory).
+BULK_FOOTER = Rx(
+    ("unsubscribe", "opt out", "opt-out", "no longer wish to receive", "stop receiving"),
+    r"\bunsubscribe\b",
+    r"\bopt[ -]out\b",
+    r"\bno longer wish to receive\b",
+    r"\bstop receiving (?:these|this|our)\b",
 )
 
 # --------------------------------------------------------------------------- auto-replies
 
+# Subject prefixes that mail servers (Exchange, Gmail, Dovecot's vacation, Zimbra) put on
+# automatic replies, in the languages they ship. A prefix with its colon: a person's note
+# titled "Out of the office" is not one.
 AUTO_REPLY_SUBJECT = re.compile(
-    r"\s*(?:automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|out of (?:the )?office"
-    r"|ooo\b|abwesenheitsnotiz|r[ée]ponse automatique|respuesta autom[áa]tica"
-    r"|risposta automatica|absent\b)"
-)
-AUTO_REPLY_OPENING = re.compile(
-    r"\W*(?:auto[- ]?reply|automatic reply|autoreply|out of (?:the )?office)\b"
-)
-OOO_STATEMENT = Rx(
-    ("i am ", "i'm "),
-    r"\bi am (?:currently )?(?:out of (?:the )?office|away from (?:the|my) (?:office|desk)|"
-    r"on (?:annual |parental |sick )?leave|on vacation|on holiday)\b",
-    r"\bi(?:'m| am) out of (?:the )?office\b",
-)
-OOO_RETURN = Rx(
-    ("return", "be back"),
-    r"\b(?:will|shall) (?:return|be back)\b",
-    r"\bupon my return\b",
-    r"\bwhen i return\b",
-    r"\breturn(?:ing)? (?:to the office )?on\b",
-)
-OOO_ABSENCE = Rx(
-    ("absence", "limited", "urgent", "immediate"),
-    r"\bin my absence\b",
-    r"\blimited (?:access to )?(?:e-?mail|connectivity)(?: access)?\b",
-    r"\bfor (?:urgent|immediate) (?:matters|issues|questions|assistance|escalations|"
-    r"\w+ (?:matters|issues|questions|concerns))\b",
+    r"\s*(?:automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|abwesenheitsnotiz"
+    r"|automatische antwort|r[ée]ponse automatique|respuesta autom[áa]tica"
+    r"|risposta automatica)\s*:"
 )
 
 # --------------------------------------------------------------------------- senders
@@ -772,7 +301,6 @@ ALERT_SUBJECT = re.compile(
     r"\b(?:fail(?:ed|ure)?|error|alert|security|incident|outage|down|"
     r"declined|breach|blocked)\b"
 )
-FAKE_REPLY = re.compile(r"\s*(?:re|fwd?|aw)\s*:")
 
 # --------------------------------------------------------------------------- structure
 

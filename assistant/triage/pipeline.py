@@ -64,6 +64,37 @@ class TriageRunReport:
         return data
 
 
+async def build_learned(services: Any, tenant_id: str) -> Any:
+    """The tenant's learned stage, trained now on its reviewed examples; None when it is
+    off, has too few examples, or its calibration found no threshold it can hold."""
+    from assistant.triage.learned import LabelledExample, LearnedTriage, default_embedder
+    from assistant.triage.models import Category
+    from assistant.triage.store import training_examples
+
+    settings = services.settings.triage_learning
+    if not settings.enabled:
+        return None
+    async with services.sessions() as session:
+        rows = await training_examples(session, tenant_id)
+    if len(rows) < settings.min_examples:
+        return None
+    examples = [LabelledExample(text, Category(category)) for text, category in rows]
+    stage = await asyncio.to_thread(
+        LearnedTriage.train,
+        examples,
+        default_embedder(),
+        target_precision=settings.target_precision,
+        min_examples=settings.min_examples,
+    )
+    log.info(
+        "triage.learned.trained",
+        tenant=tenant_id,
+        examples=len(examples),
+        threshold=stage.calibration.threshold if stage else None,
+    )
+    return stage if stage is not None and stage.calibration.threshold is not None else None
+
+
 def build_classifier(
     settings: Settings, meter: Meter, tenant_id: str
 ) -> LLMTriageClassifier | None:
@@ -163,7 +194,8 @@ async def _run(
     by_name = {i.name: i for i in instances}
     contexts = {i.name: context_for(i) for i in instances}
     classifier = build_classifier(services.settings, DatabaseMeter(services.sessions), tenant_id)
-    cascade = TriageCascade(rules, classifier=classifier)
+    learned = await build_learned(services, tenant_id)
+    cascade = TriageCascade(rules, classifier=classifier, learned=learned)
     slots = asyncio.Semaphore(services.settings.llm.concurrency)
     # Each mailbox's proposals belong to its executive, and use her calendar.
     executives = {i.name: i.primary_executive() for i in instances}

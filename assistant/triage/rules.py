@@ -1,10 +1,18 @@
 """Deterministic first stage of triage: decide only when confident, otherwise return None.
 
+The rules use only signals that hold in any organisation's mailbox: what the receiving
+server says about the sender (authentication results), the organisation's own domains
+(and their subdomains, trusted), look-alikes of them, borrowed identities, list and
+bulk-mailer headers, calendar MIME parts, automatic-reply headers, automated senders, and
+requests to meet written in the text. Content judgements (is this spam, is this a sales
+push) are the learned stage's and the model's: phrases that fit one corpus do not carry
+to the next mailbox, and a confidently wrong rule is worse than none.
+
 Order matters. Safety checks run first (phishing, then prompt injection) so that neither
 an admin rule nor a header can lend trust to a forged or hostile message. Then admin
 rules, then what mail headers say about themselves (calendar, auto-reply, bulk), then
-content heuristics (spam, sales pressure), then automated senders. VIP status is a
-modifier: it raises priority on whatever was decided and never decides alone.
+automated senders, then meeting requests. VIP status is a modifier: it raises priority on
+whatever was decided and never decides alone.
 """
 
 from __future__ import annotations
@@ -19,9 +27,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from assistant.scheduling.text import detect_meeting_request
 from assistant.triage import patterns as lex
+from assistant.triage.authentication import AuthVerdict, parse_authentication
 from assistant.triage.config import SenderRule, TriageRulesConfig
-from assistant.triage.lookalike import is_within, lookalike, lookalike_reason, split_domain
+from assistant.triage.lookalike import (
+    lookalike,
+    lookalike_reason,
+    registrable,
+    same_organisation,
+    split_domain,
+)
 from assistant.triage.models import (
     Category,
     MeetingConstraints,
@@ -35,9 +51,6 @@ from integrations.base import EmailMessage, FolderRole
 # Only the head of a body is scanned: signals sit at the top, and a 5 MB newsletter must
 # not cost 5 MB of regex work.
 MAX_SCAN = 20_000
-SPAM_THRESHOLD = 5  # SpamAssassin's default required score
-# Replies in a real thread are rarely spam, so they need this much more evidence.
-REPLY_SPAM_MARGIN = 3
 JUNK_FOLDERS = frozenset({FolderRole.JUNK.value, "junkemail", "junk e-mail", "spam", "bulk mail"})
 
 
@@ -49,6 +62,7 @@ class RuleId(StrEnum):
     PHISHING_LURE = "phishing.lure_link"
     PHISHING_ADVANCE_FEE = "phishing.advance_fee"
     PHISHING_COMBINED = "phishing.combined"
+    PHISHING_SPOOFED = "phishing.spoofed_own_domain"
     INJECTION = "injection"
     CALENDAR_REQUEST = "calendar.request"
     CALENDAR_UPDATE = "calendar.update"
@@ -56,9 +70,8 @@ class RuleId(StrEnum):
     BULK_JUNK = "bulk.junk_folder"
     BULK_HEADERS = "bulk.headers"
     BULK_MARKETING = "bulk.marketing_sender"
-    SPAM_CONTENT = "spam.content"
-    PROMOTION = "promotion.offer"
     AUTOMATED = "automated.notification"
+    MEETING_TEXT = "meeting.text_request"
     UNDECIDED = "undecided"
 
 
@@ -211,7 +224,8 @@ class TriageContext(BaseModel):
         )
 
     def is_internal(self, domain: str) -> bool:
-        return is_within(domain, self.internal_domains)
+        """The organisation's own: an internal domain, its parent, siblings or children."""
+        return same_organisation(domain, self.internal_domains)
 
     def impersonates(self, display_name: str, address: str) -> tuple[str, bool] | None:
         """(reason, strong) when an external sender's name borrows a known identity."""
@@ -244,8 +258,7 @@ class MessageSignals:
     obligation: bool
     injection: str | None
     phishing: tuple[RuleId, str] | None
-    spam_score: int
-    spam_evidence: tuple[str, ...]
+    auth: AuthVerdict | None = None
 
     def flags(self) -> TriageFlags:
         return TriageFlags(
@@ -262,6 +275,7 @@ class _Text:
     subject: str  # the rest are lower-cased
     body: str
     fresh: str  # the body above the first quoted reply
+    raw_fresh: str  # the same, as written
     full: str  # subject and body
 
 
@@ -274,7 +288,12 @@ def _text_of(message: EmailMessage) -> _Text:
     subject = _lower(message.subject or "")
     body = _lower(raw)
     return _Text(
-        raw=raw, subject=subject, body=body, fresh=_lower(fresh), full=f"{subject}\n{body}"
+        raw=raw,
+        subject=subject,
+        body=body,
+        fresh=_lower(fresh),
+        raw_fresh=fresh,
+        full=f"{subject}\n{body}",
     )
 
 
@@ -283,57 +302,22 @@ def _lower(text: str) -> str:
     return text.lower().replace("\u2019", "'")
 
 
-def _pharma_hits(text: str) -> tuple[int, bool]:
-    """(distinct drug names, any pharmacy word), after undoing spelling games."""
-    joined = lex.SPACED_LETTERS.sub(lambda m: lex.SEPARATORS.sub("", m.group(0)), text)
-    words = set(lex.squash(lex.WORD_BREAKS.sub(" ", joined)).split())
-    return len(words & lex.DRUGS), bool(words & lex.PHARMACY)
-
-
-def _spam_score(message: EmailMessage, text: _Text, domain: str) -> tuple[int, tuple[str, ...]]:
-    evidence: list[str] = []
-    score = 0
-
-    def add(name: str, weight: int) -> None:
-        nonlocal score
-        score += weight
-        evidence.append(name)
-
-    drugs, pharmacy = _pharma_hits(text.full)
-    if drugs:
-        add("drug_names", 4 if drugs >= 2 else 3)
-    if pharmacy:
-        add("pharmacy", 2)
-    for name, weight, pattern in lex.SPAM_FAMILIES:
-        if pattern.search(text.full):
-            add(name, weight)
-    if lex.SALUTATION.match(text.body):
-        add("salutation", 1)
-    if lex.SHOUTING.search(text.raw) or "!!" in message.subject:
-        add("shouting", 1)
-    if domain.rsplit(".", 1)[-1] in lex.ABUSED_TLDS:
-        add("abused_tld", 2)
-    if lex.SPAMMY_DOMAIN_TOKEN.search(domain):
-        add("spammy_domain", 3)
-    if lookalike_reason(domain, lex.FREEMAIL, typos=False) is not None:
-        add("freemail_lookalike", 2)
-    local = message.sender.address.split("@", 1)[0] if message.sender else ""
-    if lex.LOCAL_DIGITS.search(local):
-        add("digits_in_sender", 1)
-    if lex.MARKETING_LOCAL.fullmatch(local):
-        add("marketing_sender", 2)
-    if lex.FAKE_REPLY.match(text.subject) and not message.in_reply_to and not message.references:
-        add("fake_reply", 1)
-    if not text.subject.strip() or text.subject.strip() == "(no subject)":
-        add("no_subject", 1)
-    if len(lex.PRICE.findall(text.body[:3000])) >= 3:
-        add("price_list", 1)
-    return score, tuple(evidence)
-
-
 def _phishing(
-    message: EmailMessage, text: _Text, ctx: TriageContext, domain: str, external: bool
+    message: EmailMessage,
+    text: _Text,
+    ctx: TriageContext,
+    domain: str,
+    external: bool,
+    auth: AuthVerdict | None,
 ) -> tuple[RuleId, str] | None:
+    if domain and ctx.is_internal(domain):
+        if auth is not None and auth.failed:
+            # The organisation's own server says this did not come from the organisation.
+            return RuleId.PHISHING_SPOOFED, (
+                f"claims to be from {domain}, but our mail server's checks failed "
+                f"({auth.describe()})"
+            )
+        return None
     if not external:
         return None
     similar = lookalike(domain, ctx.internal_domains)
@@ -348,30 +332,36 @@ def _phishing(
         impersonation = ctx.impersonates(message.sender.name or "", message.sender.address)
     if impersonation and impersonation[1]:
         return RuleId.PHISHING_IMPERSONATION, impersonation[0]
+    # What the text asks for is never enough alone: news articles, security bulletins and
+    # colleagues forwarding a scam all use these words. It counts with a fact about the
+    # sender (failed authentication, a borrowed name, replies diverted elsewhere).
     link = lex.LINK.search(text.body) is not None
     lure = lex.CREDENTIAL_LURE.search(text.full) or lex.PAYMENT_LURE.search(text.full)
-    if lure and link:
-        return (
-            RuleId.PHISHING_LURE,
-            f"asks for credentials or money ({lure.group(0)!r}), with a link",
-        )
     fee = lex.ADVANCE_FEE.search(text.full)
-    if fee and (link or lure):
-        return RuleId.PHISHING_ADVANCE_FEE, f"prize or inheritance bait ({fee.group(0)!r})"
-    # Weak signals only count together, or with urgency and a link.
-    weak: list[str] = [similar[0]] if similar else []
+    sender_facts: list[str] = [similar[0]] if similar else []
     if impersonation:
-        weak.append(impersonation[0])
+        sender_facts.append(impersonation[0])
     # Same registrable domain (news.shop.example -> shop.example) is the same organisation.
     if any(
-        split_domain(a.domain) != split_domain(domain) and not ctx.is_internal(a.domain)
+        registrable(a.domain) != registrable(domain) and not ctx.is_internal(a.domain)
         for a in message.reply_to
     ):
-        weak.append("reply-to goes to another domain")
-    if lure:
-        weak.append(f"lure {lure.group(0)!r}")
-    if weak and (len(weak) >= 2 or (link and lex.URGENCY.search(text.full))):
-        return RuleId.PHISHING_COMBINED, "; ".join(weak)
+        sender_facts.append("replies go to another domain")
+    if auth is not None and auth.failed:
+        sender_facts.append(f"the sender's domain failed authentication ({auth.describe()})")
+    if not sender_facts:
+        return None
+    if lure and link:
+        return RuleId.PHISHING_LURE, (
+            f"asks for credentials or money ({lure.group(0)!r}) with a link, and "
+            + "; ".join(sender_facts)
+        )
+    if fee and (link or lure):
+        return RuleId.PHISHING_ADVANCE_FEE, (
+            f"prize or inheritance bait ({fee.group(0)!r}), and " + "; ".join(sender_facts)
+        )
+    if len(sender_facts) >= 2:
+        return RuleId.PHISHING_COMBINED, "; ".join(sender_facts)
     return None
 
 
@@ -387,11 +377,13 @@ def _analyze(message: EmailMessage, ctx: TriageContext) -> tuple[MessageSignals,
     text = _text_of(message)
     sender = message.sender.address if message.sender else ""
     domain = message.sender.domain if message.sender else ""
+    auth = parse_authentication(message.headers)
     external = not (domain and ctx.is_internal(domain))
     head = f"{text.subject}\n{text.fresh}"
-    score, evidence = _spam_score(message, text, domain) if external else (0, ())
     injection = _injection(message, text)
-    phishing = _phishing(message, text, ctx, domain, external)
+    phishing = _phishing(message, text, ctx, domain, external, auth)
+    if phishing is not None and phishing[0] is RuleId.PHISHING_SPOOFED:
+        external = True  # forged: nothing from inside about it
     if phishing is None and injection is not None and external:
         # Instructions to an AI from outside are an attack on the mailbox, not mail.
         phishing = RuleId.INJECTION, f"an outside sender instructs an AI: {injection[:80]!r}"
@@ -404,8 +396,7 @@ def _analyze(message: EmailMessage, ctx: TriageContext) -> tuple[MessageSignals,
         obligation=lex.OBLIGATION.search(head) is not None,
         injection=injection,
         phishing=phishing,
-        spam_score=score,
-        spam_evidence=evidence,
+        auth=auth,
     )
     return signals, text
 
@@ -639,7 +630,7 @@ class RuleTriage:
             and not s.obligation
             and lex.MARKETING_LOCAL.fullmatch(local)
             and (
-                "bulk_footer" in s.spam_evidence
+                lex.BULK_FOOTER.search(text.body) is not None
                 or any(h in message.headers for h in lex.ESP_HEADERS)
             )
         ):
@@ -649,30 +640,6 @@ class RuleTriage:
                 RuleId.BULK_MARKETING,
                 "marketing sender with an unsubscribe footer",
                 0.9,
-            )
-
-        threshold = SPAM_THRESHOLD + (REPLY_SPAM_MARGIN if message.in_reply_to else 0)
-        if s.external and s.spam_score >= threshold:
-            return result(
-                Category.IGNORE,
-                Priority.LOW,
-                RuleId.SPAM_CONTENT,
-                "spam content: " + ", ".join(s.spam_evidence),
-                0.9,
-            )
-
-        if (
-            s.external
-            and not message.in_reply_to
-            and lex.OFFER.search(text.full)
-            and lex.PRESSURE.search(text.full)
-        ):
-            return result(
-                Category.IGNORE,
-                Priority.LOW,
-                RuleId.PROMOTION,
-                "sales offer under time pressure",
-                0.85,
             )
 
         automated = (
@@ -685,6 +652,36 @@ class RuleTriage:
             return result(
                 Category.NOTIFY, priority, RuleId.AUTOMATED, "automated notification", 0.85
             )
+
+        request = detect_meeting_request(
+            message.subject or "", text.raw_fresh, timezone=ctx.timezone, sent=message.date
+        )
+        # From a stranger, "can we hop on a call Tuesday?" is as often a sales opening as a
+        # meeting the executive wants: the rules decide only for colleagues, known people
+        # and replies in a thread the executive is part of.
+        known = (
+            not s.external
+            or s.vip
+            or s.sender in ctx.people
+            or bool(message.in_reply_to or message.references)
+        )
+        if request is not None and request.confident and known and not automated:
+            return result(
+                Category.SCHEDULE,
+                Priority.NORMAL,
+                RuleId.MEETING_TEXT,
+                f"asks to meet: {request.evidence}",
+                0.9,
+                requested_actions=["propose_meeting_times"],
+                meeting=MeetingConstraints(
+                    participants=[a.address for a in message.participants],
+                    duration_minutes=request.duration_minutes,
+                    window_description=request.window_description,
+                    window_start=request.window_start,
+                    window_end=request.window_end,
+                    timezone=request.timezone,
+                ),
+            )
         return None
 
     @staticmethod
@@ -695,15 +692,9 @@ class RuleTriage:
             or "x-autorespond" in message.headers
         ):
             return True
-        if lex.AUTO_REPLY_SUBJECT.match(text.subject) or lex.AUTO_REPLY_OPENING.match(text.fresh):
-            return True
-        # Without headers or a subject marker, only the full out-of-office formula counts:
-        # a person writing "I'm out of the office tomorrow" is not an auto-reply.
-        return bool(
-            lex.OOO_STATEMENT.search(text.fresh[:600])
-            and lex.OOO_RETURN.search(text.fresh)
-            and lex.OOO_ABSENCE.search(text.fresh)
-        )
+        # Without headers, only the prefix servers put on the subject counts: a person's
+        # "Out of the office" note, or one saying they are away, is mail to read.
+        return lex.AUTO_REPLY_SUBJECT.match(text.subject) is not None
 
 
 def _summary(message: EmailMessage) -> str:

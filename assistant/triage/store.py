@@ -112,6 +112,30 @@ class TriageCorrectionRow(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class TriageTrainingExample(Base):
+    """A mail's text and the category a person gave or confirmed, once the correction was
+    reviewed and accepted: what the tenant's learned stage trains on. The text is copied
+    here at acceptance so that training does not depend on the ingestion queue's lifetime;
+    it is removed with its correction."""
+
+    __tablename__ = "triage_training_examples"
+    __table_args__ = (
+        UniqueConstraint("correction_id", name="uq_triage_training_examples_correction"),
+        Index("ix_triage_training_examples_tenant", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    correction_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("triage_corrections.id", ondelete="CASCADE")
+    )
+    mailbox: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(512))
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --------------------------------------------------------------------------- schemas
 
 
@@ -416,8 +440,70 @@ async def review_correction(
     row.review_status = status.value
     row.reviewed_by = principal.user_id
     row.reviewed_at = utcnow()
+    await _sync_training_example(session, row)
     await session.flush()
     return row
+
+
+async def _sync_training_example(session: AsyncSession, row: TriageCorrectionRow) -> None:
+    """An accepted correction becomes a training example of the learned stage; a dismissed
+    one stops being one."""
+    from assistant.ingestion.models import TriageQueueItem
+    from assistant.triage.learned import message_text
+    from integrations.base import EmailMessage
+
+    existing = (
+        await session.execute(
+            select(TriageTrainingExample).where(TriageTrainingExample.correction_id == row.id)
+        )
+    ).scalar_one_or_none()
+    if row.review_status == ReviewStatus.DISMISSED.value:
+        if existing is not None:
+            await session.delete(existing)
+        return
+    if existing is not None:
+        existing.category = row.category
+        return
+    stored = (
+        await session.execute(
+            select(TriageQueueItem.message)
+            .where(
+                TriageQueueItem.tenant_id == row.tenant_id,
+                TriageQueueItem.provider_id == row.message_id,
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if stored is None:
+        # Mail that never came through the queue (or was purged) has no text to learn from.
+        log.warning("triage.training_example.no_text", tenant=row.tenant_id, correction=row.id)
+        return
+    message = EmailMessage.model_validate(stored)
+    session.add(
+        TriageTrainingExample(
+            id=new_id(),
+            tenant_id=row.tenant_id,
+            correction_id=row.id,
+            mailbox=row.mailbox,
+            message_id=row.message_id,
+            text=message_text(message),
+            category=row.category,
+            created_at=utcnow(),
+        )
+    )
+
+
+async def training_examples(
+    session: AsyncSession, tenant_id: str, *, limit: int = 5000
+) -> list[tuple[str, str]]:
+    """The tenant's (text, category) examples, newest first."""
+    rows = await session.execute(
+        select(TriageTrainingExample.text, TriageTrainingExample.category)
+        .where(TriageTrainingExample.tenant_id == tenant_id)
+        .order_by(TriageTrainingExample.created_at.desc(), TriageTrainingExample.id)
+        .limit(limit)
+    )
+    return [(str(text), str(category)) for text, category in rows.all()]
 
 
 def rules_from_corrections(rows: Iterable[TriageCorrectionRow]) -> dict[str, Any]:

@@ -11,8 +11,15 @@ from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.core.errors import ConfigurationError
-from assistant.evaluation.corpus import load_mapping, split_headers, to_message
-from assistant.evaluation.triage_eval import evaluate, percentile
+from assistant.evaluation.corpus import (
+    load_mapping,
+    select_split,
+    split_headers,
+    split_of,
+    to_message,
+)
+from assistant.evaluation.stats import wilson
+from assistant.evaluation.triage_eval import evaluate, percentile, render_text
 from assistant.llm import LLMClient, MemoryMeter
 from assistant.triage import Category, TriageCascade
 from assistant.triage.llm_stage import LLMTriageClassifier
@@ -173,3 +180,76 @@ def test_cli_json_report_stays_parseable_while_model_calls_log(
     assert report["llm_calls"] == 2 and report["accuracy"] == 1.0
     assert "llm.call" in done.stderr  # the model calls were logged, on stderr
     assert api_key not in done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- honest figures
+
+
+def test_wilson_interval() -> None:
+    assert wilson(0, 0) == (0.0, 1.0)
+    low, high = wilson(13, 13)
+    assert low == pytest.approx(0.7719, abs=1e-4) and high == 1.0
+    low, high = wilson(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_split_is_fixed_disjoint_and_order_free() -> None:
+    records = [record(i, "FYI", "x") for i in range(200)]
+    dev, held = select_split(records, "dev"), select_split(records, "heldout")
+    assert {r["id"] for r in dev}.isdisjoint({r["id"] for r in held})
+    assert len(dev) + len(held) == 200 and 70 < len(held) < 130
+    assert [r["id"] for r in select_split(list(reversed(records)), "heldout")] == [
+        r["id"] for r in reversed(held)
+    ]
+    assert all(split_of(r) == "heldout" for r in held)
+    assert select_split(records, "all") == records
+    with pytest.raises(ConfigurationError):
+        select_split(records, "test")
+
+
+async def test_per_stage_precision_and_schedule_scored_as_respond() -> None:
+    meeting = record(
+        4,
+        "NEEDS_RESPONSE",
+        "Can we meet Tuesday at 3 to go through the numbers?",
+        sender="Jane <jane@acme.com>",  # a colleague: the rules decide requests to meet
+    )
+    report = await evaluate([*RECORDS, meeting], load_mapping(), TriageCascade(), calls=[])
+    assert report.decided_by["rule"] == 2
+    assert report.per_stage["rule"].decided == 2 and report.per_stage["rule"].correct == 2
+    assert report.per_stage["rule"].ci_low == pytest.approx(wilson(2, 2)[0], abs=1e-4)
+    assert report.confusion["respond"]["respond"] == 1  # schedule, scored as respond
+    assert report.accuracy_strict == pytest.approx(1 / 4)  # strict: schedule is not respond
+    assert report.phishing_flags_on_own_domain == 0
+    assert "precision of each stage" in render_text(report)
+
+
+async def test_phishing_flags_on_own_domain_are_counted() -> None:
+    forged = record(
+        5,
+        "URGENT",
+        "Authentication-Results: mx.acme.com; spf=fail smtp.mailfrom=e.example; dmarc=fail "
+        "header.from=acme.com\nContent-Type: text/plain\n\nWire the money today.",
+        sender="CFO <cfo@acme.com>",
+        is_phishing=True,
+    )
+    report = await evaluate([forged], load_mapping(), TriageCascade(), calls=[])
+    # Forged own-domain mail is flagged and counted, so that genuine own-domain flags show.
+    assert report.phishing_flags_on_own_domain == 1
+
+
+def test_cli_eval_requests(tmp_path: Path) -> None:
+    data = tmp_path / "intent.txt"
+    data.write_text(
+        "Yes\tCan we meet on Thursday?\nNo\tThe report is attached.\n"
+        "Yes\tPlease send the file.\nNo\tHe will be here on Monday.\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["eval", "requests", "--dataset", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["true_positives"], report["predicted"], report["positives"]) == (2, 2, 2)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Maybe\tsomething\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "requests", "--dataset", str(bad)])
+    assert result.exit_code == 2

@@ -6,8 +6,14 @@ from typing import Any
 
 import pytest
 
-from assistant.triage import Category, Priority, RuleId, SenderRule, TriageContext
-from assistant.triage.lookalike import edit_distance, lookalike, skeleton, split_domain
+from assistant.triage import Category, Priority, RuleId, RuleTriage, SenderRule, TriageContext
+from assistant.triage.lookalike import (
+    edit_distance,
+    lookalike,
+    same_organisation,
+    skeleton,
+    split_domain,
+)
 from tests.unit.triage.factory import CONTEXT, decide, message
 
 # Internal: acme.com (short name: no edit distance) and globexcorp.com (long name).
@@ -77,6 +83,10 @@ PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
             "sender": "Security <sec@mail-service.example>",
             "subject": "Account suspended",
             "text": "Your account has been suspended. Verify your account at https://x.example/login",
+            "headers": {
+                "authentication-results": "mx.acme.com; spf=fail smtp.mailfrom=mail-service.example"
+                "; dkim=none; dmarc=fail header.from=mail-service.example"
+            },
         },
         RuleId.PHISHING_LURE,
     ),
@@ -86,16 +96,17 @@ PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
             "sender": "Billing <billing@invoices.example>",
             "subject": "Overdue",
             "text": "Invoice INV-1 is now overdue. Click here to settle the balance.",
+            "reply_to": ["pay@collections.example"],
         },
         RuleId.PHISHING_LURE,
     ),
     (
         "gift cards",
         {
-            "sender": "Boss <boss.private@protonmail.com>",
+            "sender": "Jane Doe <boss.private@protonmail.com>",
             "text": "Buy gift cards for the team, send codes: www.example.com",
         },
-        RuleId.PHISHING_LURE,
+        RuleId.PHISHING_IMPERSONATION,
     ),
     (
         "advance fee",
@@ -104,6 +115,7 @@ PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
             "subject": "Inheritance",
             "text": "You are the beneficiary of an unclaimed inheritance. "
             "Reply with your bank details.",
+            "reply_to": ["x@claims.example"],
         },
         RuleId.PHISHING_ADVANCE_FEE,
     ),
@@ -113,6 +125,10 @@ PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
             "sender": "Prizes <p@win.example>",
             "text": "Congratulations, you have been selected as grand prize "
             "winner! http://claim.example",
+            "headers": {
+                "authentication-results": "mx.acme.com; spf=softfail smtp.mailfrom=win.example;"
+                " dkim=fail header.d=win.example"
+            },
         },
         RuleId.PHISHING_ADVANCE_FEE,
     ),
@@ -125,7 +141,50 @@ PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
         },
         RuleId.PHISHING_COMBINED,
     ),
+    (
+        "own domain, forged: our server's DMARC check failed",
+        {
+            "sender": "CFO <cfo@acme.com>",
+            "text": "Wire the payment today.",
+            "headers": {
+                "authentication-results": "mx.acme.com; spf=fail smtp.mailfrom=evil.example;"
+                " dkim=none; dmarc=fail (p=reject) header.from=acme.com"
+            },
+        },
+        RuleId.PHISHING_SPOOFED,
+    ),
     # Negatives.
+    (
+        "own domain, authentication passed",
+        {
+            "sender": "CFO <cfo@acme.com>",
+            "text": "Wire the payment today: https://bank.example",
+            "headers": {
+                "authentication-results": "mx.acme.com; spf=pass smtp.mailfrom=acme.com;"
+                " dkim=pass header.d=acme.com; dmarc=pass header.from=acme.com"
+            },
+        },
+        None,
+    ),
+    (
+        "forwarded news article about a breach, with a link",
+        {
+            "sender": "Reuters Alerts <alerts@news.example>",
+            "subject": "Bank accounts suspended after breach",
+            "text": "Thousands of accounts were suspended. Customers were told to verify "
+            "your account details. Read more: https://news.example/story",
+        },
+        None,
+    ),
+    (
+        "payment lure and link, nothing wrong with the sender",
+        {
+            "sender": "Billing <billing@invoices.example>",
+            "subject": "Overdue",
+            "text": "Invoice INV-1 is now overdue. Click here to settle the balance.",
+        },
+        None,
+    ),
     (
         "same lure from inside",
         {
@@ -206,3 +265,41 @@ def test_phishing_to_a_vip_is_not_raised_or_lowered() -> None:
     )
     result = decide(msg, ctx)
     assert result is not None and result.priority is Priority.HIGH
+
+
+# --------------------------------------------------------------------------- own organisation
+
+OWN_ORGANISATION: list[tuple[str, frozenset[str], bool]] = [
+    ("acme.com", frozenset({"eu.acme.com"}), True),  # the parent of the executive's domain
+    ("us.acme.com", frozenset({"eu.acme.com"}), True),  # a sibling subdomain
+    ("mail.eu.acme.com", frozenset({"eu.acme.com"}), True),  # a child
+    ("hq.acme.co.uk", frozenset({"acme.co.uk"}), True),  # under a two-level suffix
+    ("acme-eu.com", frozenset({"eu.acme.com"}), False),
+    ("other.co.uk", frozenset({"acme.co.uk"}), False),  # only the public suffix is shared
+    ("evil.github.io", frozenset({"acme.github.io"}), False),  # a private suffix: other owners
+]
+
+
+@pytest.mark.parametrize(
+    ("domain", "own", "same"), OWN_ORGANISATION, ids=[d for d, _, _ in OWN_ORGANISATION]
+)
+def test_same_organisation(domain: str, own: frozenset[str], same: bool) -> None:
+    assert same_organisation(domain, own) is same
+    if same:
+        assert lookalike(domain, own) is None
+
+
+def test_parent_domain_is_no_lookalike_of_a_subsidiary() -> None:
+    # The finding: lookalike("acme.com", {"eu.acme.com"}) was a strong match.
+    assert lookalike("acme.com", frozenset({"eu.acme.com"})) is None
+    assert lookalike("acme.com", frozenset({"eu.acme.com", "us.acme.com"})) is None
+
+
+@pytest.mark.parametrize("sender", ["CFO <cfo@acme.com>", "Ops <ops@us.acme.com>"])
+def test_mail_from_the_own_organisation_is_never_phishing(sender: str) -> None:
+    context = TriageContext(executive="ceo@eu.acme.com", people={"cfo@acme.com": "Cfo Person"})
+    lure = "Your account has been suspended. Verify your account at https://sso.acme.com/x"
+    msg = message(sender=sender, subject="Account suspended", text=lure)
+    result = RuleTriage().decide(msg, context)
+    assert result is None or not result.flags.phishing
+    assert RuleTriage().signals(msg, context).external is False

@@ -132,23 +132,16 @@ AUTO_REPLY_CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("auto-submitted header", {"auto_submitted": "auto-replied"}, True),
     ("x-autoreply header", {"headers": {"x-autoreply": "yes"}}, True),
     ("subject automatic reply", {"subject": "Automatic reply: Budget"}, True),
-    ("subject out of office", {"subject": "Out of Office: back Monday"}, True),
+    ("german server prefix", {"subject": "Automatische Antwort: Budget"}, True),
     ("subject auto-reply", {"subject": "Auto-Reply: Q3 numbers"}, True),
+    # Negatives: without headers or a server's subject prefix, a person wrote it.
+    ("personal note titled out of the office", {"subject": "Out of the office"}, False),
     (
-        "body opening",
-        {"subject": "Re: Find a time", "text": "Auto-Reply: Out of Office\n\nBack on May 16."},
-        True,
+        "out of office with a colon, typed by a person",
+        {"subject": "Out of Office: back Monday"},
+        False,
     ),
-    ("body formula only", {"subject": "Re: Budget", "text": _OOO}, True),
-    (
-        "curly apostrophe",
-        {
-            "text": "I\u2019m out of the office and will return on Monday. "
-            "In my absence, contact Sam."
-        },
-        True,
-    ),
-    # Negatives: a person mentioning an absence, and an auto-reply quoted below a reply.
+    ("body formula only", {"subject": "Re: Budget", "text": _OOO}, False),
     ("person out tomorrow", {"text": "I'm out of the office tomorrow, can we meet Friday?"}, False),
     (
         "quoted auto-reply",
@@ -298,7 +291,13 @@ CALENDAR_CASES: list[tuple[str, dict[str, Any], str | None, Category | None, Pri
         Category.NOTIFY,
         Priority.LOW,
     ),
-    ("invitation word only", {"subject": "Invitation: lunch next week?"}, None, None, None),
+    (
+        "invitation in words: a request to meet, read from the text",
+        {"sender": "jane.doe@acme.com", "subject": "Invitation: lunch next week?"},
+        RuleId.MEETING_TEXT,
+        Category.SCHEDULE,
+        Priority.NORMAL,
+    ),
     (
         "pdf attachment",
         {
@@ -362,56 +361,19 @@ def test_vip_does_not_raise_ignored_mail() -> None:
     assert result is not None and result.priority is Priority.LOW
 
 
-# --------------------------------------------------------------------------- spam, offers
+# --------------------------------------------------------------------------- content alone
 
-SPAM_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+# Spam and sales pushes are judged by the learned stage and the model: the rules abstain on
+# content alone, because phrases that fit one corpus misfire on the next mailbox.
+CONTENT_ONLY: list[tuple[str, dict[str, Any]]] = [
     (
-        "pharma spam",
+        "pharma spam, no header evidence",
         {
             "sender": "Mo <mo@pills-deals.biz>",
             "subject": "cheap meds",
             "text": "Buy viagra, cialis and xanax online, no prescription needed! "
             "Click here: http://x.example",
         },
-        RuleId.SPAM_CONTENT,
-    ),
-    (
-        "obfuscated drug names",
-        {
-            "sender": "contact.4417@mail.example",
-            "subject": "re : hi",
-            "text": "v 1 a g r a and c i a l i s at lowest prices, shipped discreetly",
-        },
-        RuleId.SPAM_CONTENT,
-    ),
-    (
-        "replica watches",
-        {
-            "sender": "z@watch.example",
-            "subject": "gift",
-            "text": "Replica rolex wrist watches at unbeatable prices! "
-            "To remove yourself reply REMOVE.",
-        },
-        RuleId.SPAM_CONTENT,
-    ),
-    (
-        "mortgage",
-        {
-            "sender": "a@refi-now.top",
-            "subject": "low rates",
-            "text": "Refinance your mortgage today. Bad credit ok. Click here.",
-        },
-        RuleId.SPAM_CONTENT,
-    ),
-    (
-        "ad disclosure",
-        {
-            "sender": "spa@clinic.example",
-            "subject": "coupon",
-            "text": "Laser offer. This e-mail message is an advertisement and/or "
-            "solicitation. Unsubscribe.",
-        },
-        RuleId.SPAM_CONTENT,
     ),
     (
         "sales under pressure",
@@ -420,65 +382,33 @@ SPAM_CASES: list[tuple[str, dict[str, Any], str | None]] = [
             "subject": "2 hours left",
             "text": "Our suite is 40% off until noon. Lock in your rate before it resets.",
         },
-        RuleId.PROMOTION,
     ),
     (
-        "sponsorship push",
+        "trade newsletter without list headers",
         {
-            "sender": "kim@events.example",
-            "subject": "Last chance",
-            "text": "The platinum sponsorship tier closes today.",
+            "sender": "editor@trade-weekly.example",
+            "subject": "This week in logistics",
+            "text": "Freight rates fell 4% this week. Read the full analysis online.",
         },
-        RuleId.PROMOTION,
-    ),
-    # Negatives.
-    (
-        "same spam from inside",
-        {
-            "sender": "it@acme.com",
-            "subject": "spam sample",
-            "text": "FYI, we got: buy viagra, cialis online, no prescription."
-            " Click here http://x.example",
-        },
-        None,
-    ),
-    (
-        "doctor's note",
-        {
-            "sender": "dr@clinic.example",
-            "subject": "Your prescription",
-            "text": "Your prescription is ready for pickup on Monday.",
-        },
-        None,
-    ),
-    (
-        "vendor quote, no pressure",
-        {
-            "sender": "sam@tools.example",
-            "subject": "Quote",
-            "text": "As discussed, the quote includes a 10% discount.",
-        },
-        None,
-    ),
-    (
-        "offer in a real thread",
-        {
-            "sender": "sam@tools.example",
-            "subject": "Re: pricing",
-            "in_reply_to": "<a@b>",
-            "text": "We can do 20% off if you sign today.",
-        },
-        None,
     ),
 ]
 
 
-@pytest.mark.parametrize(("case", "fields", "expected"), SPAM_CASES, ids=[c[0] for c in SPAM_CASES])
-def test_spam_and_promotions(case: str, fields: dict[str, Any], expected: str | None) -> None:
-    result = decide(message(**fields))
-    assert (result.provenance.rule_id if result else None) == expected
-    if result is not None:
-        assert (result.category, result.priority) == (Category.IGNORE, Priority.LOW)
+@pytest.mark.parametrize(("case", "fields"), CONTENT_ONLY, ids=[c[0] for c in CONTENT_ONLY])
+def test_rules_abstain_on_content_alone(case: str, fields: dict[str, Any]) -> None:
+    assert decide(message(**fields)) is None
+
+
+def test_the_same_newsletter_with_list_headers_is_bulk() -> None:
+    result = decide(
+        message(
+            sender="editor@trade-weekly.example",
+            subject="This week in logistics",
+            text="Freight rates fell 4% this week.",
+            list_id="<weekly.trade-weekly.example>",
+        )
+    )
+    assert result is not None and result.provenance.rule_id == RuleId.BULK_HEADERS
 
 
 # --------------------------------------------------------------------------- flags
@@ -523,3 +453,59 @@ def test_executive_domain_is_internal_by_default() -> None:
     ctx = TriageContext(executive="Boss@Initech.example")
     assert ctx.internal_domains == {"initech.example"}
     assert rule_id(message(sender="x@initech.example", list_id="<l>"), ctx) is None
+
+
+# --------------------------------------------------------------------------- meetings in words
+
+MEETING_TEXT_CASES: list[tuple[str, dict[str, Any], bool]] = [
+    ("colleague", {"sender": "jane.doe@acme.com", "text": "Can we meet Tuesday at 3?"}, True),
+    (
+        "colleague at a sibling subdomain",
+        {"sender": "ops@eu.acme.com", "text": "Could we sync tomorrow at 10am?"},
+        True,
+    ),
+    (
+        "known person outside",
+        {"sender": "Ada Lovelace <chair@board.example.org>", "text": "Lunch on Friday?"},
+        True,
+    ),
+    (
+        "reply in a thread",
+        {
+            "sender": "pat@partner.example",
+            "in_reply_to": "<a@b>",
+            "text": "Works for us. How about a call next week?",
+        },
+        True,
+    ),
+    # Negatives: a stranger's cold opening, no time named, a meeting without a request.
+    (
+        "stranger's cold call request",
+        {"sender": "rep@saas.example", "text": "Can we hop on a 15 minute call Tuesday?"},
+        False,
+    ),
+    (
+        "no time named",
+        {"sender": "jane.doe@acme.com", "text": "Could we set up a call about the budget?"},
+        False,
+    ),
+    (
+        "reporting on a meeting",
+        {"sender": "jane.doe@acme.com", "text": "The meeting on Tuesday went well."},
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "schedules"), MEETING_TEXT_CASES, ids=[c[0] for c in MEETING_TEXT_CASES]
+)
+def test_requests_to_meet_in_words(case: str, fields: dict[str, Any], schedules: bool) -> None:
+    result = decide(message(subject="Hello", **fields))
+    if not schedules:
+        assert result is None or result.provenance.rule_id != RuleId.MEETING_TEXT
+        return
+    assert result is not None and result.provenance.rule_id == RuleId.MEETING_TEXT
+    assert result.category is Category.SCHEDULE
+    assert result.meeting is not None and result.meeting.window_description
+    assert "asks to meet" in result.reason
