@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Form
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from assistant.auth.sessions import cookie_secure
 from assistant.web import history, inbox, live, meetings, review
 from assistant.web.pages import (
     EXECUTIVE_COOKIE,
@@ -37,7 +38,7 @@ async def serve_executive(
         executive,
         httponly=True,
         samesite="lax",
-        secure=page.request.url.scheme == "https",
+        secure=cookie_secure(page.services.settings),
         path=PREFIX,
     )
     return response

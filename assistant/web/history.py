@@ -68,8 +68,7 @@ def belongs_to(tenant_id: str, executive: Executive) -> ColumnElement[bool]:
         AuditEvent.action_id.in_(actions),
         (AuditEvent.resource_type == "action") & AuditEvent.resource_id.in_(actions),
         (AuditEvent.resource_type == "triage_result") & AuditEvent.resource_id.in_(results),
-        (AuditEvent.resource_type == "triage_correction")
-        & AuditEvent.resource_id.in_(corrections),
+        (AuditEvent.resource_type == "triage_correction") & AuditEvent.resource_id.in_(corrections),
     )
 
 

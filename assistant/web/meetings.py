@@ -185,9 +185,8 @@ async def alternatives(
     result = await find_meeting_slots(
         calendar,
         ScheduleConstraints(
-            participants=[ParticipantSpec(address=a) for a in attendees] or [
-                ParticipantSpec(address=calendar.owner)
-            ],
+            participants=[ParticipantSpec(address=a) for a in attendees]
+            or [ParticipantSpec(address=calendar.owner)],
             duration_minutes=length,
             window_start=window_start,
             window_end=window_start + timedelta(days=days),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -198,9 +199,7 @@ def back(page: Page, default: str, **notice: str) -> RedirectResponse:
 
 
 def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") and not request.headers.get(
-        CSRF_HEADER
-    )
+    return "text/html" in request.headers.get("accept", "") and not request.headers.get(CSRF_HEADER)
 
 
 def install_web_errors(app: FastAPI) -> None:
@@ -208,9 +207,13 @@ def install_web_errors(app: FastAPI) -> None:
     for browsers; ``{"error", "detail"}`` JSON for scripts (as the API answers)."""
     api_handler = app.exception_handlers[AssistantError]
 
+    async def api_answer(request: Request, exc: Exception) -> Response:
+        answer = api_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
     async def handler(request: Request, exc: Exception) -> Response:
         if not request.url.path.startswith(PREFIX):
-            return await api_handler(request, exc)  # type: ignore[no-any-return]
+            return await api_answer(request, exc)
         assert isinstance(exc, AssistantError)
         if isinstance(exc, AuthenticationError):
             if request.method in {"GET", "HEAD"} and _wants_html(request):
@@ -221,7 +224,7 @@ def install_web_errors(app: FastAPI) -> None:
             if _wants_html(request):
                 return RedirectResponse("/auth/login", status_code=303)
         if not _wants_html(request):
-            return await api_handler(request, exc)  # type: ignore[no-any-return]
+            return await api_answer(request, exc)
         log.info(
             "web.error",
             error=type(exc).__name__,

@@ -74,9 +74,7 @@ async def executives_for(session: AsyncSession, principal: Principal) -> list[Ex
         return []
     if principal.on_behalf_of is not None:  # an API caller acting for one executive
         return [
-            e
-            for e in await _granted(session, principal)
-            if e.user_id == principal.on_behalf_of
+            e for e in await _granted(session, principal) if e.user_id == principal.on_behalf_of
         ]
     found: list[Executive] = []
     if principal.has(Role.EXECUTIVE):
