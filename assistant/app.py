@@ -34,6 +34,7 @@ from assistant.core.middleware import (
 from assistant.core.settings import Settings, get_settings
 from assistant.ingestion import push as mail_push
 from assistant.services import Services
+from assistant.web import install as install_web
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -95,4 +96,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(gate_api.router)
     app.include_router(production_api.router)
     app.include_router(mail_push.router)
+    install_web(app)
     return app

@@ -36,7 +36,7 @@ log = structlog.stdlib.get_logger(__name__)
 
 router = APIRouter(tags=["auth"])
 
-DEFAULT_LANDING = "/api/v1/me"
+DEFAULT_LANDING = "/app"
 SIGNIN_STATE_MAX_AGE = 600
 
 # ---------------------------------------------------------------------------- schemas

@@ -52,6 +52,9 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
             raise
 
 
+#: scope="function": the transaction commits before the response is sent. With the default
+#: ("request") FastAPI commits after sending it, and a browser that follows a 303 at once
+#: (sign-in, every form of the web app) can read the state from before its own write.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 

@@ -251,7 +251,7 @@ async def test_open_redirects_and_forged_forms_are_refused(
 ) -> None:
     await create_user_with_token(services, "alice", Role.EXECUTIVE, password=PASSWORD)
     done = await sign_in(client, "alice", PASSWORD, next_path="//evil.example/x")
-    assert done.headers["location"] == "/api/v1/me"
+    assert done.headers["location"] == "/app"  # the web app, never the foreign site
     forged = await client.post(
         "/auth/password", data={"username": "alice", "password": PASSWORD, "csrf": "guess"}
     )

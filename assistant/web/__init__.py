@@ -1,0 +1,59 @@
+"""The executive's web app: server-rendered rooms (inbox, review, meetings, history) on the
+service's own sign-in. ``install(app)`` adds them to the FastAPI app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from assistant.auth.sessions import cookie_secure
+from assistant.web import history, inbox, live, meetings, review
+from assistant.web.pages import (
+    EXECUTIVE_COOKIE,
+    PREFIX,
+    PageDep,
+    SecurityHeadersMiddleware,
+    install_web_errors,
+)
+
+_switch = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@_switch.post("/serve")
+async def serve_executive(
+    page: PageDep, executive: Annotated[str, Form(min_length=1, max_length=64)]
+) -> RedirectResponse:
+    """A delegate switches between the executives she acts for (only those)."""
+    from assistant.core.errors import PermissionDeniedError
+    from assistant.web.pages import back
+
+    if executive not in {e.user_id for e in page.executives}:
+        raise PermissionDeniedError("you serve no such executive")
+    response = back(page, f"{PREFIX}/inbox")
+    response.set_cookie(
+        EXECUTIVE_COOKIE,
+        executive,
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(page.services.settings),
+        path=PREFIX,
+    )
+    return response
+
+
+def install(app: FastAPI) -> None:
+    """Pages, their assets (from this package) and their error pages and headers."""
+    app.mount(
+        f"{PREFIX}/static",
+        StaticFiles(packages=[("assistant.web", "static")]),
+        name="web-static",
+    )
+    for router in (inbox.router, review.router, meetings.router, history.router, live.router):
+        app.include_router(router)
+    app.include_router(_switch)
+    app.include_router(inbox.api)
+    app.add_middleware(SecurityHeadersMiddleware)
+    install_web_errors(app)

@@ -1,0 +1,154 @@
+"""The history room: everything the assistant did or decided for her, from the audit log,
+searchable, each with its reason and audit event id, and Undo or roll-back where possible."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+from sqlalchemy import or_, select
+from sqlalchemy.sql import ColumnElement
+
+from assistant.api.deps import SessionDep
+from assistant.auth.permissions import Permission
+from assistant.governance_app import GovernanceDep
+from assistant.triage.store import TriageCorrectionRow, TriageResultRow
+from assistant.web.pages import PREFIX, PageDep
+from assistant.web.review import STATE_WORDS, zone_of
+from assistant.web.scope import Executive
+from governance.audit_models import AuditEvent
+from governance.models import Action
+from governance.state import ActionState as S
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+PAGE_SIZE = 200
+#: Audit actions worth a line in her history (not sign-ins, checkpoints, or LLM metering).
+_SHOWN = (
+    "action.%",
+    "triage.%",
+    "exception.routed",
+)
+WORDS = {
+    "action.proposed": "proposed",
+    "action.policy_decided": "policy decided",
+    "action.denied": "denied by policy",
+    "action.pending_review": "sent to you for review",
+    "action.approved": "approved",
+    "action.edited": "edited and approved",
+    "action.rejected": "rejected",
+    "action.expired": "review expired",
+    "action.cancelled": "cancelled",
+    "action.scheduled": "scheduled",
+    "action.executing": "running",
+    "action.retry_scheduled": "will retry",
+    "action.succeeded": "done",
+    "action.failed": "failed",
+    "action.compensating": "rolling back",
+    "action.compensated": "rolled back",
+    "action.compensation_failed": "roll-back failed",
+    "exception.routed": "routed to its owner",
+    "triage.decided": "triaged",
+    "triage.corrected": "triage corrected",
+}
+
+
+def belongs_to(tenant_id: str, executive: Executive) -> ColumnElement[bool]:
+    """Audit events about her actions, her mail's triage and its corrections."""
+    ids = sorted(executive.ids)
+    actions = select(Action.id).where(Action.tenant_id == tenant_id, Action.on_behalf_of.in_(ids))
+    results = select(TriageResultRow.id).where(
+        TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox.in_(ids)
+    )
+    corrections = select(TriageCorrectionRow.id).where(
+        TriageCorrectionRow.tenant_id == tenant_id, TriageCorrectionRow.mailbox.in_(ids)
+    )
+    return (AuditEvent.tenant_id == tenant_id) & or_(
+        AuditEvent.action_id.in_(actions),
+        (AuditEvent.resource_type == "action") & AuditEvent.resource_id.in_(actions),
+        (AuditEvent.resource_type == "triage_result") & AuditEvent.resource_id.in_(results),
+        (AuditEvent.resource_type == "triage_correction") & AuditEvent.resource_id.in_(corrections),
+    )
+
+
+def _what(event: AuditEvent, action: Action | None) -> str:
+    payload: dict[str, Any] = event.payload
+    if action is not None:
+        return action.kind
+    if event.action.startswith("triage."):
+        to = payload.get("to") or {}
+        category = to.get("category") or payload.get("category") or "undecided"
+        return f"mail {payload.get('message_id', '')[:60]} as {category}"
+    return event.resource_type or ""
+
+
+@router.get("/history", response_class=HTMLResponse)
+async def history(
+    page: PageDep,
+    session: SessionDep,
+    governance: GovernanceDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    done: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    executive = await page.require(Permission.ACTIONS_READ)
+    tenant = page.person.tenant_id
+    query = select(AuditEvent).where(
+        belongs_to(tenant, executive), or_(*(AuditEvent.action.like(a) for a in _SHOWN))
+    )
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
+    if q:
+        like = f"%{q.strip()}%"
+        query = query.where(
+            or_(
+                AuditEvent.action.ilike(like),
+                AuditEvent.reason.ilike(like),
+                AuditEvent.event_id.ilike(like),
+                AuditEvent.action_id.ilike(like),
+                AuditEvent.actor_id.ilike(like),
+                AuditEvent.payload_json.ilike(like),
+            )
+        )
+    events = list(
+        (await session.execute(query.order_by(AuditEvent.seq.desc()).limit(PAGE_SIZE))).scalars()
+    )
+    action_ids = {
+        i
+        for e in events
+        for i in (e.action_id, e.resource_id if e.resource_type == "action" else None)
+        if i
+    }
+    actions = {
+        a.id: a
+        for a in (
+            await session.execute(select(Action).where(Action.id.in_(sorted(action_ids))))
+        ).scalars()
+    }
+    rows = []
+    offered: set[str] = set()  # Undo and roll-back once per action, on its newest line
+    for event in events:
+        action = actions.get(event.action_id or event.resource_id or "")
+        first = action is not None and action.id not in offered
+        if action is not None:
+            offered.add(action.id)
+        rows.append(
+            {
+                "event": event,
+                "action": action,
+                "said": WORDS.get(event.action, event.action),
+                "what": _what(event, action),
+                "undo": first and action is not None and action.state == S.SCHEDULED.value,
+                "rollback": first and action is not None and action.state == S.SUCCEEDED.value,
+            }
+        )
+    return page.render(
+        "history.html",
+        rows=rows,
+        q=q or "",
+        states=STATE_WORDS,
+        zone=zone_of(governance, page, executive),
+        older=events[-1].seq if len(events) == PAGE_SIZE else None,
+        done=done,
+    )

@@ -1,0 +1,591 @@
+"""The web app over HTTP: sign-in and scope, CSRF, headers, every room's forms and their
+typed errors, and what lands in the governed actions and the audit log."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from assistant.core.principal import Role
+from assistant.triage.store import TriageCorrectionRow, TriageResultRow
+from assistant.web.inbox import sanitize_mail_html
+from governance.audit_models import AuditEvent
+from governance.models import Action
+from tests.fixtures.web import (
+    DANA,
+    HTML,
+    add_user,
+    csrf_of,
+    sign_in,
+    triaged_template,
+    web,
+)
+
+__all__ = ["triaged_template", "web"]  # fixtures
+
+Web = tuple[httpx.AsyncClient, Any]
+
+
+async def _undecided(services: Any, internal: bool = True) -> TriageResultRow:
+    """A message the rules left to a person, from a colleague (a reply can be drafted)."""
+    async with services.sessions() as session:
+        rows = (
+            await session.execute(
+                select(TriageResultRow)
+                .where(TriageResultRow.category.is_(None))
+                .order_by(TriageResultRow.message_date.desc())
+            )
+        ).scalars()
+        for row in rows:
+            flags = row.result["flags"]
+            sender = row.sender or ""
+            if (
+                not flags["phishing"]
+                and not flags["prompt_injection"]
+                and (sender.endswith("@northwind.example") == internal)
+            ):
+                return row
+    raise AssertionError("the sandbox has no such message")
+
+
+async def _dana(client: httpx.AsyncClient, services: Any) -> str:
+    user_id = await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await sign_in(client, "dana")
+    return user_id
+
+
+async def _correct(
+    client: httpx.AsyncClient, row: TriageResultRow, category: str, note: str = ""
+) -> httpx.Response:
+    page = await client.get("/app/inbox", headers=HTML)
+    return await client.post(
+        "/app/inbox/correct",
+        data={"csrf": csrf_of(page), "pick": f"{row.id}:{category}", f"note-{row.id}": note},
+        headers=HTML,
+    )
+
+
+async def _pending_draft(client: httpx.AsyncClient, services: Any) -> Action:
+    row = await _undecided(services)
+    done = await _correct(client, row, "respond")
+    assert done.status_code == 303
+    async with services.sessions() as session:
+        action = await session.scalar(
+            select(Action).where(
+                Action.kind == "email.draft.create", Action.state == "pending_review"
+            )
+        )
+    assert action is not None, "correcting to respond proposes a reply draft"
+    return action
+
+
+async def _state(services: Any, action_id: str) -> str:
+    async with services.sessions() as session:
+        action = await session.get(Action, action_id)
+        assert action is not None
+        return action.state
+
+
+# ---------------------------------------------------------------------------- sign-in, shell
+
+
+async def test_pages_send_people_to_sign_in_and_back(web: Web) -> None:
+    client, services = web
+    page = await client.get("/app/review?kind=email.send", headers=HTML)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/auth/login?next=%2Fapp%2Freview%3Fkind%3Demail.send"
+    live = await client.get("/app/live", headers={"Accept": "application/json"})
+    assert live.status_code == 401 and live.json()["error"] == "SignInRequiredError"
+
+    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    done = await sign_in(client, "dana")
+    assert done.headers["location"] == "/app/inbox"
+    inbox = await client.get("/app/inbox", headers=HTML)
+    assert inbox.status_code == 200 and "<h1>Inbox</h1>" in inbox.text
+
+    # signed out: the session ends server-side, the pages ask for a sign-in again
+    await client.post("/auth/logout", data={"csrf": csrf_of(inbox)})
+    assert (await client.get("/app/inbox", headers=HTML)).status_code == 303
+
+
+async def test_expired_session_asks_for_sign_in(web: Web) -> None:
+    from sqlalchemy import update
+
+    from assistant.auth.models import WebSession
+    from assistant.core.clock import utcnow
+
+    client, services = web
+    await _dana(client, services)
+    async with services.sessions() as session:
+        await session.execute(update(WebSession).values(expires_at=utcnow()))
+        await session.commit()
+    page = await client.get("/app/inbox", headers=HTML)
+    assert page.status_code == 303 and page.headers["location"].startswith("/auth/login")
+
+
+async def test_commit_happens_before_the_response_is_sent(web: Web) -> None:
+    """A browser follows a 303 at once: the state it reads next must be committed already
+    (FastAPI's default commits request-scoped dependencies after sending the response)."""
+    from sqlalchemy import func
+
+    from assistant.auth.models import WebSession
+
+    client, services = web
+    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    app = client.app  # type: ignore[attr-defined]
+    seen: list[int] = []
+
+    async def spy(scope: Any, receive: Any, send: Any) -> None:
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope["path"] == "/auth/password":
+                async with services.sessions() as session:
+                    seen.append(int(await session.scalar(select(func.count(WebSession.id))) or 0))
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    spied = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=spy, raise_app_exceptions=False),
+        base_url="http://testserver",
+    )
+    async with spied:
+        await sign_in(spied, "dana")
+    assert seen == [1]
+
+
+async def test_security_headers_and_no_inline_script_or_style(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    for path in ("/app/inbox", "/app/review", "/app/meetings", "/app/history"):
+        page = await client.get(path, headers=HTML)
+        assert page.status_code == 200, path
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-store"
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), path
+        assert " style=" not in page.text and "<style" not in page.text, path
+        assert not re.search(r"<[^>]+\son[a-z]+=", page.text), path  # no inline handlers
+    asset = await client.get("/app/static/app.js")
+    assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
+
+
+async def test_navigation_follows_roles(web: Web) -> None:
+    client, services = web
+    await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
+    await sign_in(client, "ada")
+    landing = await client.get("/app", headers=HTML)
+    assert landing.headers["location"] == "/app/nobody"
+    nobody = await client.get("/app/nobody", headers=HTML)
+    assert 'href="/app/inbox"' not in nobody.text and 'href="/app/review"' not in nobody.text
+    refused = await client.get("/app/inbox", headers=HTML)
+    assert refused.status_code == 403 and "PermissionDeniedError" in refused.text
+    async with services.sessions() as session:
+        denied = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "auth.access.denied")
+        )
+    assert denied is not None and denied.actor_id != ""
+
+
+# ---------------------------------------------------------------------------- scope
+
+
+async def test_an_executive_sees_only_her_own_mail_and_actions(web: Web) -> None:
+    client, services = web
+    await add_user(services, "eve", Role.EXECUTIVE, email="eve@northwind.example")
+    await sign_in(client, "eve")
+    inbox = await client.get("/app/inbox", headers=HTML)
+    assert "0 messages" in inbox.text
+    api = await client.get("/api/v1/inbox")
+    assert api.status_code == 200 and api.json() == []
+
+    row = await _undecided(services)
+    refused = await _correct(client, row, "ignore")
+    assert refused.status_code == 404 and "NotFoundError" in refused.text
+    opened = await client.get(
+        "/app/inbox/message", params={"id": row.message_id, "mailbox": row.mailbox}, headers=HTML
+    )
+    assert opened.status_code == 404
+
+    # Dana's draft: Eve can neither see it nor approve it
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    await sign_in(client, "eve")
+    review = await client.get("/app/review", headers=HTML)
+    assert draft.id not in review.text
+    approve = await client.post(
+        f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
+    )
+    assert approve.status_code == 404
+    assert await _state(services, draft.id) == "pending_review"
+
+
+async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> None:
+    from assistant.auth import users
+    from assistant.core.principal import Principal
+
+    client, services = web
+    dana_id = await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    other_id = await add_user(services, "otto", Role.EXECUTIVE, email="otto@northwind.example")
+    await add_user(services, "jordan", Role.DELEGATE, email="jordan@northwind.example")
+    async with services.sessions() as session:
+        dana = await users.get_user(session, "default", dana_id)
+        jordan = next(
+            u for u in await users.list_users(session, "default") if u.username == "jordan"
+        )
+        await users.grant_delegation(
+            session,
+            Principal(user_id=dana_id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})),
+            executive=dana,
+            delegate=jordan,
+            scopes=None,
+        )
+        await session.commit()
+    await sign_in(client, "jordan")
+    inbox = await client.get("/app/inbox", headers=HTML)
+    assert inbox.status_code == 200 and "Working for <strong>Dana" in inbox.text
+    assert "0 messages" not in inbox.text
+    acting = {"X-On-Behalf-Of": dana_id}  # the API's way for a delegate
+    assert (await client.get("/api/v1/inbox")).status_code == 403  # acting for nobody
+    api = await client.get("/api/v1/inbox", params={"category": "notify"}, headers=acting)
+    assert api.status_code == 200 and api.json()
+    assert {item["category"] for item in api.json()} == {"notify"}
+
+    switch = await client.post(
+        "/app/serve", data={"csrf": csrf_of(inbox), "executive": other_id}, headers=HTML
+    )
+    assert switch.status_code == 403
+    assert (
+        await client.get("/api/v1/inbox", params={"executive": other_id}, headers=acting)
+    ).status_code == 403
+    assert (
+        await client.get("/api/v1/inbox", headers={"X-On-Behalf-Of": other_id})
+    ).status_code == 403
+
+    # what Jordan corrects is recorded as Jordan's, for Dana's mailbox
+    row = await _undecided(services)
+    assert (await _correct(client, row, "notify", "FYI only")).status_code == 303
+    async with services.sessions() as session:
+        correction = await session.scalar(select(TriageCorrectionRow))
+    assert correction is not None
+    assert correction.corrected_by != dana_id and correction.on_behalf_of == DANA
+    assert correction.note == "FYI only"
+
+
+async def test_inbox_api_rejects_bad_filters(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    bad = await client.get("/api/v1/inbox", params={"category": "urgent-ish"})
+    assert bad.status_code == 422 and bad.json()["error"] == "RequestValidationError"
+    assert (await client.get("/api/v1/inbox", params={"limit": 100000})).status_code == 422
+
+
+# ---------------------------------------------------------------------------- CSRF
+
+
+async def test_forms_without_the_session_csrf_token_are_refused_and_audited(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    row = await _undecided(services)
+    form = {"pick": f"{row.id}:ignore"}
+    missing = await client.post("/app/inbox/correct", data=form, headers=HTML)
+    assert missing.status_code == 403 and "CsrfRejectedError" in missing.text
+    forged = await client.post("/app/inbox/correct", data=form | {"csrf": "0" * 32})
+    assert forged.status_code == 403 and forged.json()["error"] == "CsrfRejectedError"
+    # another session's token is worthless here
+    page = await client.get("/app/inbox", headers=HTML)
+    token = csrf_of(page)
+    await sign_in(client, "dana")
+    stale = await client.post("/app/inbox/correct", data=form | {"csrf": token})
+    assert stale.status_code == 403
+    async with services.sessions() as session:
+        assert await session.scalar(select(TriageCorrectionRow)) is None
+        denied = list(
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.action == "auth.access.denied")
+                )
+            ).scalars()
+        )
+    assert len(denied) == 3 and all(e.payload["needed"] == ["csrf"] for e in denied)
+
+
+async def test_cross_site_form_posts_are_refused(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    page = await client.get("/app/inbox", headers=HTML)
+    row = await _undecided(services)
+    attack = await client.post(
+        "/app/inbox/correct",
+        data={"csrf": csrf_of(page), "pick": f"{row.id}:ignore"},
+        headers={"Origin": "https://evil.example", **HTML},
+    )
+    assert attack.status_code == 403 and "cross-site request refused" in attack.text
+    async with services.sessions() as session:
+        assert await session.scalar(select(TriageCorrectionRow)) is None
+
+
+# ---------------------------------------------------------------------------- inbox
+
+
+async def test_inbox_groups_with_reasons_stages_and_search(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    inbox = await client.get("/app/inbox", headers=HTML)
+    text = inbox.text
+    needs, notify, ignore = (
+        text.index("Needs your decision"),
+        text.index(">Notify<"),
+        text.index(">Ignore<"),
+    )
+    assert needs < notify < ignore
+    assert "decided by a rule" in text and "Why:" in text and "rule automated.notification" in text
+    api = (await client.get("/api/v1/inbox")).json()
+    dates = [i["date"] for i in api]
+    assert dates == sorted(dates, reverse=True)
+    subject = next(i["subject"] for i in api if i["category"] == "notify")
+    found = await client.get("/app/inbox", params={"q": subject[:20]}, headers=HTML)
+    assert subject in found.text and "1 message," in found.text or "messages," in found.text
+    none = await client.get("/app/inbox", params={"q": "zz-no-such-thing-zz"}, headers=HTML)
+    assert "0 messages" in none.text
+
+
+async def test_correcting_a_triage_records_the_note_and_proposes_a_reply(web: Web) -> None:
+    client, services = web
+    dana_id = await _dana(client, services)
+    row = await _undecided(services)
+    done = await _correct(client, row, "respond", "needs my answer today")
+    assert done.headers["location"] == "/app/inbox?done=corrected"
+    async with services.sessions() as session:
+        correction = await session.scalar(select(TriageCorrectionRow))
+        stored = await session.get(TriageResultRow, row.id)
+        event = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "triage.corrected")
+        )
+        draft = await session.scalar(select(Action).where(Action.kind == "email.draft.create"))
+    assert correction is not None and correction.note == "needs my answer today"
+    assert correction.corrected_by == dana_id and correction.original_category is None
+    assert stored is not None and stored.category == "respond" and stored.stage == "human"
+    assert event is not None and event.actor_id == dana_id and event.on_behalf_of == DANA
+    # the assistant proposes the reply (never the person who will review it)
+    assert draft is not None and draft.state == "pending_review"
+    assert draft.actor_id == "pipeline" and draft.on_behalf_of == DANA
+
+
+async def test_a_bad_category_is_a_typed_error_and_changes_nothing(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    row = await _undecided(services)
+    bad = await _correct(client, row, "delete-everything")
+    assert bad.status_code == 422
+    async with services.sessions() as session:
+        assert await session.scalar(select(TriageCorrectionRow)) is None
+
+
+async def test_opened_mail_is_sanitized_and_loads_nothing_remote(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    row = await _undecided(services)
+    page = await client.get(
+        "/app/inbox/message", params={"id": row.message_id, "mailbox": row.mailbox}, headers=HTML
+    )
+    assert page.status_code == 200 and "Back to the inbox" in page.text
+    dirty = (
+        '<p onclick="x()">Hi<script>alert(1)</script><img src="https://track.example/p.gif">'
+        '<a href="javascript:alert(1)">a</a><a href="https://ok.example">b</a>'
+        '<style>p{}</style><iframe src="https://x.example"></iframe></p>'
+    )
+    clean = sanitize_mail_html(dirty)
+    assert "<script" not in clean and "<img" not in clean and "<iframe" not in clean
+    assert "onclick" not in clean and "javascript:" not in clean and "<style" not in clean
+    assert 'href="https://ok.example"' in clean and "noopener" in clean
+
+
+# ---------------------------------------------------------------------------- review
+
+
+async def test_approve_then_undo_inside_the_hold_window(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    review = await client.get("/app/review", headers=HTML)
+    assert draft.id in review.text and "Why it waits:" in review.text
+    approved = await client.post(
+        f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
+    )
+    assert approved.headers["location"] == "/app/review?done=approved"
+    assert await _state(services, draft.id) == "scheduled"
+    after = await client.get("/app/review", headers=HTML)
+    assert "s left to undo" in after.text and "data-deadline" in after.text
+    undone = await client.post(
+        f"/app/actions/{draft.id}/undo", data={"csrf": csrf_of(after)}, headers=HTML
+    )
+    assert undone.headers["location"] == "/app/review?done=undone"
+    assert await _state(services, draft.id) == "cancelled"
+    again = await client.post(
+        f"/app/actions/{draft.id}/undo", data={"csrf": csrf_of(after)}, headers=HTML
+    )
+    assert again.status_code == 409 and "IllegalTransitionError" in again.text
+
+
+async def test_reject_needs_a_reason_and_keeps_it(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    review = await client.get("/app/review", headers=HTML)
+    empty = await client.post(
+        f"/app/review/{draft.id}/reject",
+        data={"csrf": csrf_of(review), "reason": "  "},
+        headers=HTML,
+    )
+    assert empty.status_code == 422 and "ValidationFailedError" in empty.text
+    assert await _state(services, draft.id) == "pending_review"
+    done = await client.post(
+        f"/app/review/{draft.id}/reject",
+        data={"csrf": csrf_of(review), "reason": "I will call him instead"},
+        headers=HTML,
+    )
+    assert done.status_code == 303 and await _state(services, draft.id) == "rejected"
+    history = await client.get("/app/history", params={"q": "call him"}, headers=HTML)
+    assert "I will call him instead" in history.text and "rejected" in history.text
+    event_id = re.search(r'data-event="([0-9a-f]+)"', history.text)
+    assert event_id is not None
+    async with services.sessions() as session:
+        event = await session.scalar(
+            select(AuditEvent).where(AuditEvent.event_id == event_id.group(1))
+        )
+    assert event is not None and event.action == "action.rejected"
+
+
+async def test_edit_then_approve_changes_the_text(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    review = await client.get("/app/review", headers=HTML)
+    done = await client.post(
+        f"/app/review/{draft.id}/edit",
+        data={"csrf": csrf_of(review), "body_text": "Thanks, will do.\r\nDana"},
+        headers=HTML,
+    )
+    assert done.headers["location"] == "/app/review?done=edited"
+    unchanged = await client.post(  # an empty box (no script filled it) keeps the text
+        f"/app/review/{draft.id}/edit", data={"csrf": csrf_of(review), "body_text": ""}
+    )
+    assert unchanged.status_code == 409  # it was approved by the edit above
+    async with services.sessions() as session:
+        action = await session.get(Action, draft.id)
+    assert action is not None and action.arguments["body_text"] == "Thanks, will do.\nDana"
+    assert action.state == "scheduled"
+
+
+async def test_bulk_approve_of_the_ticked_cards(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    first = await _pending_draft(client, services)
+    await _correct(client, await _undecided(services), "respond")
+    async with services.sessions() as session:
+        pending = list(
+            (
+                await session.execute(select(Action).where(Action.state == "pending_review"))
+            ).scalars()
+        )
+    assert len(pending) >= 2 and first.id in {a.id for a in pending}
+    review = await client.get("/app/review", headers=HTML)
+    done = await client.post(
+        "/app/review/bulk",
+        data={"csrf": csrf_of(review), "action_id": [a.id for a in pending]},
+        headers=HTML,
+    )
+    assert done.headers["location"] == "/app/review?done=bulk"
+    for action in pending:
+        assert await _state(services, action.id) == "scheduled"
+    empty = await client.post("/app/review/bulk", data={"csrf": csrf_of(review)}, headers=HTML)
+    assert empty.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/app/meetings", "/app/history", "/app/review"])
+async def test_rooms_render_for_the_executive(web: Web, path: str) -> None:
+    client, services = web
+    await _dana(client, services)
+    page = await client.get(path, headers=HTML)
+    assert page.status_code == 200 and 'aria-current="page"' in page.text
+
+
+async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    before = (await client.get("/app/live", headers={"Accept": "application/json"})).json()
+    draft = await _pending_draft(client, services)
+    after = (await client.get("/app/live", headers={"Accept": "application/json"})).json()
+    assert after["version"] != before["version"] and after["pending"] == before["pending"] + 1
+    review = await client.get("/app/review", headers=HTML)
+    await client.post(f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)})
+    approved = (await client.get("/app/live", headers={"Accept": "application/json"})).json()
+    assert approved["version"] != after["version"] and approved["pending"] == before["pending"]
+
+
+# ---------------------------------------------------------------------------- meetings
+
+
+async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    row = await _undecided(services)
+    assert (await _correct(client, row, "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    page = await client.get("/app/meetings", headers=HTML)
+    assert page.status_code == 200
+    assert event is not None, "the sandbox calendar has a free slot for it"
+    assert event.on_behalf_of == DANA and event.actor_id == "pipeline"
+    assert "Choose this time" in page.text and "Asked for" in page.text
+    bad = await client.post(
+        f"/app/meetings/{event.id}/duration", data={"csrf": csrf_of(page), "minutes": "9999"}
+    )
+    assert bad.status_code == 422
+    others = await client.get(f"/app/meetings/{event.id}/alternatives", headers=HTML)
+    assert others.status_code == 200 and "Other times" in others.text
+    resized = await client.post(
+        f"/app/meetings/{event.id}/duration",
+        data={"csrf": csrf_of(page), "minutes": "45"},
+        headers=HTML,
+    )
+    assert resized.headers["location"] == "/app/meetings?done=adjusted"
+    async with services.sessions() as session:
+        changed = await session.get(Action, event.id)
+    assert changed is not None and changed.state in {"approved", "scheduled"}
+    from datetime import datetime
+
+    start = datetime.fromisoformat(changed.arguments["start"])
+    end = datetime.fromisoformat(changed.arguments["end"])
+    assert (end - start).total_seconds() == 45 * 60
+
+
+async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    page = await client.get("/app/meetings", headers=HTML)
+    chosen = await client.post(
+        f"/app/meetings/{event.id}/choose", data={"csrf": csrf_of(page)}, headers=HTML
+    )
+    assert chosen.headers["location"] == "/app/meetings?done=chosen"
+    async with services.sessions() as session:
+        states = {
+            a.kind: a.state
+            for a in (
+                await session.execute(
+                    select(Action).where(Action.correlation_id == event.correlation_id)
+                )
+            ).scalars()
+        }
+    assert states["calendar.event.create"] in {"approved", "scheduled"}
+    assert states["email.draft.create"] in {"approved", "scheduled"}
