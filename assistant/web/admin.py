@@ -202,7 +202,7 @@ async def new_connector(page: PageDep, slug: str) -> HTMLResponse:
     )
 
 
-@router.post("/connectors", response_class=HTMLResponse)
+@router.post("/connectors", response_model=None)
 async def create_connector(
     request: Request, page: PageDep, session: SessionDep
 ) -> HTMLResponse | RedirectResponse:
