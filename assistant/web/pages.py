@@ -41,7 +41,7 @@ CONTENT_SECURITY_POLICY = (
 _SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make form posts send Origin: null
     (b"x-frame-options", b"DENY"),
 ]
 
@@ -228,6 +228,7 @@ def install_web_errors(app: FastAPI) -> None:
         log.info(
             "web.error",
             error=type(exc).__name__,
+            detail=exc.detail,
             path=request.url.path,
             status=exc.status_code,
         )
