@@ -9,15 +9,20 @@ from typing import Annotated, Any, Literal
 
 import nh3
 import structlog
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.api.deps import SessionDep, require
 from assistant.auth.permissions import Permission
-from assistant.core.errors import AssistantError, NotFoundError, PermissionDeniedError
+from assistant.core.errors import (
+    AssistantError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
@@ -50,6 +55,7 @@ _MAIL_TAGS = {
 class InboxItem(BaseModel):
     """One triaged message as the inbox shows it."""
 
+    ref: str = Field(description="Id of its stored triage (what a correction names).")
     message_id: str
     mailbox: str
     subject: str
@@ -90,6 +96,7 @@ def _item(row: TriageResultRow, message: dict[str, Any] | None) -> InboxItem:
         "nobody could decide: it waits for you" if result.needs_human else "no reason recorded"
     )
     return InboxItem(
+        ref=row.id,
         message_id=row.message_id,
         mailbox=row.mailbox,
         subject=(message or {}).get("subject") or "(no subject)",
@@ -333,31 +340,38 @@ async def message_page(
 
 @router.post("/inbox/correct")
 async def correct(
-    page: PageDep,
-    session: SessionDep,
-    governance: GovernanceDep,
-    message_id: Annotated[str, Form(min_length=1, max_length=1000)],
-    mailbox: Annotated[str, Form(min_length=1, max_length=320)],
-    category: Annotated[Category, Form()],
-    note: Annotated[str | None, Form(max_length=1000)] = None,
-    back_to: Annotated[str | None, Form(max_length=2000)] = None,
+    page: PageDep, session: SessionDep, governance: GovernanceDep
 ) -> RedirectResponse:
-    """One click: the category is the button pressed; the note is optional."""
+    """One click: the button pressed names the stored triage and the category
+    (``pick=<triage id>:<category>``); the note beside it (``note-<triage id>``) is optional.
+    One form serves the whole inbox, so that a page of 200 messages stays small."""
     executive = await page.require(Permission.TRIAGE_CORRECT)
-    row = await _owned_result(session, page.person.tenant_id, executive, message_id, mailbox)
+    form = await page.request.form()
+    pick = form.get("pick")
+    ref, _, wanted = pick.partition(":") if isinstance(pick, str) else ("", "", "")
+    try:
+        category = Category(wanted)
+    except ValueError:
+        raise ValidationFailedError(
+            "pick one of the categories: " + ", ".join(c.value for c in Category)
+        ) from None
+    note = form.get(f"note-{ref}")
+    note = note.strip()[:1000] if isinstance(note, str) else ""
+    row = await session.get(TriageResultRow, ref[:32]) if ref else None
+    if row is None or row.tenant_id != page.person.tenant_id or not executive.owns(row.mailbox):
+        raise NotFoundError("no triage stored for this message")  # not hers: as if absent
     await store.correct(
         session,
         page.acting(row.mailbox),
         row.message_id,
-        CorrectionIn(category=category, note=(note or "").strip() or None),
+        CorrectionIn(category=category, note=note or None),
         mailbox=row.mailbox,
     )
     if category in {Category.RESPOND, Category.SCHEDULE}:
         await session.commit()  # the proposal reads the corrected triage from its own session
         correlation = getattr(page.request.state, "correlation_id", None) or new_id()
         await propose_after_correction(page.services, governance, row, f"web-{correlation}")
-    target = back_to if back_to and back_to.startswith(f"{PREFIX}/inbox") else f"{PREFIX}/inbox"
-    return back(page, target.split("?")[0], done="corrected")
+    return back(page, f"{PREFIX}/inbox", done="corrected")
 
 
 def _choice(value: str | None, allowed: list[str]) -> str | None:

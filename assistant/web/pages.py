@@ -8,6 +8,7 @@ import hmac
 import inspect
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -83,6 +84,19 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _asset_version() -> str:
+    """A digest of the static files: their URLs change with their content, so browsers may
+    keep them for a day without ever running an old script against a new page."""
+    digest = hashlib.sha256()
+    for path in sorted(resources.files("assistant.web").joinpath("static").iterdir(), key=str):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+templates.globals["asset_version"] = _asset_version()
 templates.filters["local"] = _local_time
 templates.filters["when"] = _when
 
@@ -92,9 +106,8 @@ templates.filters["when"] = _when
 
 def csrf_token(secret: str, session_cookie: str) -> str:
     """Bound to the session: a token is worthless with another session, and needs no storage."""
-    return hmac.new(
-        secret.encode(), b"web-csrf:" + session_cookie.encode(), hashlib.sha256
-    ).hexdigest()
+    mac = hmac.new(secret.encode(), b"web-csrf:" + session_cookie.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]  # 128 bits: enough, and a page of 200 forms stays small
 
 
 @dataclass
@@ -264,8 +277,9 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.extend(_SECURITY_HEADERS)
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
+                headers.append(
+                    (b"cache-control", b"public, max-age=86400" if static else b"no-store")
+                )
                 message["headers"] = headers
             await send(message)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.api.deps import SessionDep
@@ -27,6 +27,9 @@ from governance.state import ActionState as S
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 MAX_CARDS = 200
+#: Each card carries the whole text to read before deciding: 50 to a page keeps it readable
+#: and fast; bulk approval acts on the cards shown.
+CARDS_PER_PAGE = 50
 #: Decided actions stay on the review page this long, so their fate can be followed.
 RECENT = timedelta(hours=24)
 _AFTER = [S.APPROVED, S.SCHEDULED, S.EXECUTING, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.REJECTED]
@@ -92,6 +95,7 @@ async def review(
     governance: GovernanceDep,
     kind: Annotated[str | None, Query(max_length=100)] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> HTMLResponse:
     executive = await page.require(Permission.REVIEW_READ)
     tenant = page.person.tenant_id
@@ -100,8 +104,15 @@ async def review(
     )
     if kind:
         query = query.where(Action.kind == kind)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
     pending = list(
-        (await session.execute(query.order_by(Action.created_at.desc()).limit(MAX_CARDS)))
+        (
+            await session.execute(
+                query.order_by(Action.created_at.desc(), Action.id)
+                .limit(CARDS_PER_PAGE)
+                .offset(offset)
+            )
+        )
         .scalars()
         .all()
     )
@@ -147,6 +158,9 @@ async def review(
     return page.render(
         "review.html",
         cards=cards,
+        total=int(total or 0),
+        offset=offset,
+        per_page=CARDS_PER_PAGE,
         recent=[Card(a, {}, routed.get(a.id)) for a in recent],
         kinds=kinds,
         kind=kind,
@@ -187,7 +201,9 @@ async def edit(
     executive = await page.require(Permission.REVIEW_DECIDE)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
     arguments = dict(action.arguments)
-    if body_text is not None:
+    # The page fills the text box from the card when opened (one copy of each text per
+    # page); left empty, the text stays as it is.
+    if body_text is not None and body_text.strip():
         if "body_text" not in arguments:
             raise ValidationFailedError("this action has no text to edit")
         arguments["body_text"] = body_text.replace("\r\n", "\n")

@@ -64,13 +64,7 @@ async def _correct(
     page = await client.get("/app/inbox", headers=HTML)
     return await client.post(
         "/app/inbox/correct",
-        data={
-            "csrf": csrf_of(page),
-            "message_id": row.message_id,
-            "mailbox": row.mailbox,
-            "category": category,
-            "note": note,
-        },
+        data={"csrf": csrf_of(page), "pick": f"{row.id}:{category}", f"note-{row.id}": note},
         headers=HTML,
     )
 
@@ -298,10 +292,10 @@ async def test_forms_without_the_session_csrf_token_are_refused_and_audited(web:
     client, services = web
     await _dana(client, services)
     row = await _undecided(services)
-    form = {"message_id": row.message_id, "mailbox": row.mailbox, "category": "ignore"}
+    form = {"pick": f"{row.id}:ignore"}
     missing = await client.post("/app/inbox/correct", data=form, headers=HTML)
     assert missing.status_code == 403 and "CsrfRejectedError" in missing.text
-    forged = await client.post("/app/inbox/correct", data=form | {"csrf": "0" * 64})
+    forged = await client.post("/app/inbox/correct", data=form | {"csrf": "0" * 32})
     assert forged.status_code == 403 and forged.json()["error"] == "CsrfRejectedError"
     # another session's token is worthless here
     page = await client.get("/app/inbox", headers=HTML)
@@ -328,12 +322,7 @@ async def test_cross_site_form_posts_are_refused(web: Web) -> None:
     row = await _undecided(services)
     attack = await client.post(
         "/app/inbox/correct",
-        data={
-            "csrf": csrf_of(page),
-            "message_id": row.message_id,
-            "mailbox": row.mailbox,
-            "category": "ignore",
-        },
+        data={"csrf": csrf_of(page), "pick": f"{row.id}:ignore"},
         headers={"Origin": "https://evil.example", **HTML},
     )
     assert attack.status_code == 403 and "cross-site request refused" in attack.text
@@ -484,6 +473,10 @@ async def test_edit_then_approve_changes_the_text(web: Web) -> None:
         headers=HTML,
     )
     assert done.headers["location"] == "/app/review?done=edited"
+    unchanged = await client.post(  # an empty box (no script filled it) keeps the text
+        f"/app/review/{draft.id}/edit", data={"csrf": csrf_of(review), "body_text": ""}
+    )
+    assert unchanged.status_code == 409  # it was approved by the edit above
     async with services.sessions() as session:
         action = await session.get(Action, draft.id)
     assert action is not None and action.arguments["body_text"] == "Thanks, will do.\nDana"

@@ -169,8 +169,8 @@ def test_the_executive_morning(server: dict[str, Any], browser: Any) -> None:
 
     # correct a triage, with a note: the assistant then drafts the reply for review
     item = page.locator("li.item", has=page.get_by_role("link", name=first, exact=True))
-    item.get_by_placeholder("note (optional)").fill("he is waiting for my answer")
-    item.get_by_role("button", name=f"Mark {first} as respond").click()
+    item.get_by_label("Note for a correction (optional)").fill("he is waiting for my answer")
+    item.get_by_role("button", name="respond", exact=True).click()
     page.wait_for_url(f"{base}/app/inbox?done=corrected")
     assert page.get_by_role("status").filter(has_text="Triage corrected").is_visible()
     page.get_by_role("link", name=first, exact=True).first.click()
@@ -200,7 +200,7 @@ def test_the_executive_morning(server: dict[str, Any], browser: Any) -> None:
     # another draft, rejected with a reason
     page.get_by_role("link", name="Inbox").click()
     item = page.locator("li.item", has=page.get_by_role("link", name=second, exact=True))
-    item.get_by_role("button", name=f"Mark {second} as respond").click()
+    item.get_by_role("button", name="respond", exact=True).click()
     page.wait_for_url(f"{base}/app/inbox?done=corrected")
     page.get_by_role("link", name="Review").click()
     card = page.locator("article.card").first
@@ -241,7 +241,7 @@ def test_live_update_without_reload(server: dict[str, Any], browser: Any) -> Non
     other = context.new_page()
     other.goto(f"{base}/app/inbox")
     item = other.locator("li.item", has=other.get_by_role("link", name=third, exact=True))
-    item.get_by_role("button", name=f"Mark {third} as respond").click()
+    item.get_by_role("button", name="respond", exact=True).click()
     other.wait_for_url(f"{base}/app/inbox?done=corrected")
 
     watching.get_by_text("Updated just now.").wait_for(timeout=15_000)

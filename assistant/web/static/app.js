@@ -31,6 +31,16 @@
     });
   });
 
+  // An edit box gets the card's text when opened: each text is sent once per page.
+  document.addEventListener("toggle", function (event) {
+    const details = event.target;
+    if (!details.open || !details.querySelectorAll) { return; }
+    details.querySelectorAll("textarea[data-fill-from]").forEach(function (box) {
+      const source = document.getElementById(box.dataset.fillFrom);
+      if (source && !box.value) { box.value = source.textContent; }
+    });
+  }, true);
+
   // Someone typing or with a form open keeps their page; the banner offers the update.
   function busy() {
     const active = document.activeElement;
