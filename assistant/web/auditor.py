@@ -21,7 +21,10 @@ from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import ValidationFailedError
+from assistant.quality import monitor
+from assistant.quality.cost import measure_cost
 from assistant.quality.gate import gate_report
+from assistant.quality.metrics import measure
 from assistant.quality.period import parse_period
 from assistant.web.consoles import require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep
@@ -266,3 +269,28 @@ async def gate(
         session, page.services.settings, page.person, parse_period(period, now), now=now
     )
     return page.render("audit_gate.html", report=report, period=period)
+
+
+@router.get("/quality", response_class=HTMLResponse)
+async def quality(
+    page: PageDep,
+    session: SessionDep,
+    period: Annotated[str, Query(max_length=8)] = "30d",
+) -> HTMLResponse:
+    """Acceptance, edit and rejection rates per kind, triage corrections, drift alerts, spot
+    checks, LLM and total cost with ROI, over one period."""
+    await require_tenant(page, Permission.QUALITY_READ)
+    tenant = page.person.tenant_id
+    window = parse_period(period, utcnow())
+    measured = await measure(session, tenant, window)
+    cost = await measure_cost(
+        session, page.services.settings.costs, tenant, window, measured.handled_items
+    )
+    return page.render(
+        "audit_quality.html",
+        period=period,
+        quality=measured.to_dict(),
+        cost=cost.to_dict(),
+        alerts=await monitor.list_alerts(session, tenant, limit=50),
+        spot_checks=await monitor.list_spot_checks(session, tenant, limit=50),
+    )

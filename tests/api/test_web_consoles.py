@@ -377,6 +377,7 @@ async def test_an_auditor_sees_no_write_in_any_room(console: Console) -> None:
         "/app/audit",
         "/app/audit/verify",
         "/app/audit/gate",
+        "/app/audit/quality",
         "/app/admin/connectors",
         "/app/admin/governance",
     )
@@ -405,3 +406,15 @@ async def test_an_executive_reaches_no_console(console: Console) -> None:
         assert (await client.get(path, headers=HTML)).status_code == 403, path
     export = await client.get("/app/audit/export")
     assert export.status_code == 403
+
+
+async def test_quality_and_cost_page(console: Console) -> None:
+    client, _ = console
+    await sign_in(client, "otto")
+    page = await client.get("/app/audit/quality", params={"period": "7d"}, headers=HTML)
+    assert page.status_code == 200
+    assert 'id="cost"' in page.text and "Actions by kind" in page.text
+    bad = await client.get("/app/audit/quality", params={"period": "forever"})
+    assert bad.status_code == 422 and bad.json()["error"] == "ValidationFailedError"
+    await sign_in(client, "dana")
+    assert (await client.get("/app/audit/quality", headers=HTML)).status_code == 403

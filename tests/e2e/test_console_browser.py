@@ -42,6 +42,7 @@ CONSOLE_ROOMS = [
     "/app/audit",
     "/app/audit/verify",
     "/app/audit/gate",
+    "/app/audit/quality",
 ]
 
 
@@ -246,7 +247,12 @@ def test_an_auditor_reaches_no_write_from_the_ui(server: dict[str, Any], browser
             "a[href^='/app']", "as => as.map(a => a.getAttribute('href'))"
         )
         todo.extend(h.split("#")[0] for h in links if "/export" not in h and "/static/" not in h)
-    assert {"/app/admin/connectors", "/app/admin/governance", "/app/audit/gate"} <= seen
+    assert {
+        "/app/admin/connectors",
+        "/app/admin/governance",
+        "/app/audit/gate",
+        "/app/audit/quality",
+    } <= seen
     assert not any(p.startswith(("/app/inbox", "/app/review", "/app/history")) for p in seen)
     for closed in ("/app/admin/connectors/new?slug=sandbox.email",):
         answer = page.goto(f"{base}{closed}")
