@@ -33,7 +33,9 @@ from assistant.core.settings import OwnerSettings
 from assistant.governance_app import GovernanceDep
 from assistant.web.consoles import live_healths, require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep, back
+from governance import autonomy
 from governance.config_versions import find_version, list_versions, ref, rollback
+from governance.owners import missing_owners, owner_entries
 from governance.policy import content_hash as policy_content_hash
 from governance.production_models import ConfigVersion
 
@@ -323,10 +325,21 @@ async def governance_room(
                 in_force=_policy_hash(version) == policy.content_hash,
             )
         )
+    tenant = page.person.tenant_id
+    owners = missing = grants = None
+    if page.can(Permission.OWNERS_READ):
+        settings = page.services.settings
+        owners = [e.public() for e in await owner_entries(session, settings, tenant)]
+        missing = await missing_owners(session, settings, tenant)
+    if page.can(Permission.AUTONOMY_READ):
+        grants = await autonomy.grants(session, tenant, None)
     return page.render(
         "admin_governance.html",
         policy=policy,
         versions=rows,
+        owners=owners,
+        missing=missing,
+        grants=grants,
         notice=page.request.query_params.get("notice"),
     )
 

@@ -418,3 +418,29 @@ async def test_quality_and_cost_page(console: Console) -> None:
     assert bad.status_code == 422 and bad.json()["error"] == "ValidationFailedError"
     await sign_in(client, "dana")
     assert (await client.get("/app/audit/quality", headers=HTML)).status_code == 403
+
+
+async def test_governance_shows_missing_owners_and_autonomy_levels(console: Console) -> None:
+    from governance import autonomy
+    from governance.policy import Autonomy
+
+    client, services = console
+    operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    async with services.sessions() as session, session.begin():
+        await autonomy.set_level(
+            session,
+            operator,
+            executive=DANA,
+            kind="email.send",
+            level=Autonomy.SHADOW,
+            reason="watch first",
+            bar=services.settings.autonomy,
+            default=Autonomy.SUGGEST,
+        )
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/governance", headers=HTML)
+    assert page.status_code == 200
+    missing = page.text.split('id="owners-missing"')[1].split("</div>")[0]
+    assert "Production refuses to start" in missing and "deployment" in missing.lower()
+    autonomy_rows = page.text.split('class="history autonomy"')[1].split("</table>")[0]
+    assert DANA in autonomy_rows and "shadow" in autonomy_rows and "watch first" in autonomy_rows
