@@ -527,3 +527,65 @@ async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None
     await client.post(f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)})
     approved = (await client.get("/app/live", headers={"Accept": "application/json"})).json()
     assert approved["version"] != after["version"] and approved["pending"] == before["pending"]
+
+
+# ---------------------------------------------------------------------------- meetings
+
+
+async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    row = await _undecided(services)
+    assert (await _correct(client, row, "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    page = await client.get("/app/meetings", headers=HTML)
+    assert page.status_code == 200
+    assert event is not None, "the sandbox calendar has a free slot for it"
+    assert event.on_behalf_of == DANA and event.actor_id == "pipeline"
+    assert "Choose this time" in page.text and "Asked for" in page.text
+    bad = await client.post(
+        f"/app/meetings/{event.id}/duration", data={"csrf": csrf_of(page), "minutes": "9999"}
+    )
+    assert bad.status_code == 422
+    others = await client.get(f"/app/meetings/{event.id}/alternatives", headers=HTML)
+    assert others.status_code == 200 and "Other times" in others.text
+    resized = await client.post(
+        f"/app/meetings/{event.id}/duration",
+        data={"csrf": csrf_of(page), "minutes": "45"},
+        headers=HTML,
+    )
+    assert resized.headers["location"] == "/app/meetings?done=adjusted"
+    async with services.sessions() as session:
+        changed = await session.get(Action, event.id)
+    assert changed is not None and changed.state in {"approved", "scheduled"}
+    from datetime import datetime
+
+    start = datetime.fromisoformat(changed.arguments["start"])
+    end = datetime.fromisoformat(changed.arguments["end"])
+    assert (end - start).total_seconds() == 45 * 60
+
+
+async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    page = await client.get("/app/meetings", headers=HTML)
+    chosen = await client.post(
+        f"/app/meetings/{event.id}/choose", data={"csrf": csrf_of(page)}, headers=HTML
+    )
+    assert chosen.headers["location"] == "/app/meetings?done=chosen"
+    async with services.sessions() as session:
+        states = {
+            a.kind: a.state
+            for a in (
+                await session.execute(
+                    select(Action).where(Action.correlation_id == event.correlation_id)
+                )
+            ).scalars()
+        }
+    assert states["calendar.event.create"] in {"approved", "scheduled"}
+    assert states["email.draft.create"] in {"approved", "scheduled"}
