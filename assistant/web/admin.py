@@ -21,6 +21,7 @@ import yaml
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, SecretStr
+from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from assistant.api import connectors as connectors_api
@@ -35,6 +36,9 @@ from assistant.web.consoles import live_healths, require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from governance import autonomy
 from governance.config_versions import find_version, list_versions, ref, rollback
+from governance.drill import last_drill
+from governance.killswitch import list_switches
+from governance.models import ActionException
 from governance.owners import missing_owners, owner_entries
 from governance.policy import content_hash as policy_content_hash
 from governance.production_models import ConfigVersion
@@ -367,4 +371,30 @@ async def rollback_policy(
     )
     return back(
         page, f"{PREFIX}/admin/governance", notice=f"{ref(target)} restored as {ref(restored)}"
+    )
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+@router.get("/operations", response_class=HTMLResponse)
+async def operations(page: PageDep, session: SessionDep) -> HTMLResponse:
+    """The exception queue, the kill switches and the last rollback drill (read here;
+    `assistant drill rollback` runs a drill)."""
+    await require_tenant(page, Permission.EXCEPTIONS_READ)
+    tenant = page.person.tenant_id
+    exceptions = (
+        await session.execute(
+            select(ActionException)
+            .where(ActionException.tenant_id == tenant, ActionException.status == "open")
+            .order_by(ActionException.created_at.desc())
+            .limit(200)
+        )
+    ).scalars()
+    switches = [s for s in await list_switches(session) if s.tenant_id in {"", tenant}]
+    return page.render(
+        "admin_operations.html",
+        exceptions=list(exceptions),
+        switches=switches,
+        drill=await last_drill(session, tenant),
     )

@@ -380,6 +380,7 @@ async def test_an_auditor_sees_no_write_in_any_room(console: Console) -> None:
         "/app/audit/quality",
         "/app/admin/connectors",
         "/app/admin/governance",
+        "/app/admin/operations",
     )
     for path in rooms:
         page = await client.get(path, headers=HTML)
@@ -444,3 +445,37 @@ async def test_governance_shows_missing_owners_and_autonomy_levels(console: Cons
     assert "Production refuses to start" in missing and "deployment" in missing.lower()
     autonomy_rows = page.text.split('class="history autonomy"')[1].split("</table>")[0]
     assert DANA in autonomy_rows and "shadow" in autonomy_rows and "watch first" in autonomy_rows
+
+
+async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
+    from assistant.core.clock import utcnow
+    from governance.killswitch import set_switch
+    from governance.production_models import DrillRecord
+
+    client, services = console
+    await sign_in(client, "otto")
+    empty = await client.get("/app/admin/operations", headers=HTML)
+    assert "No drill has run yet" in empty.text and 'id="no-exceptions"' in empty.text
+    operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        await set_switch(
+            session, operator, enabled=True, now=now, tenant_id="default", reason="incident 7"
+        )
+        session.add(
+            DrillRecord(
+                id="drill-1",
+                tenant_id="default",
+                started_at=now,
+                finished_at=now,
+                passed=False,
+                summary="email.move did not come back",
+                results=[],
+                started_by="ops",
+            )
+        )
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert "FAILED" in page.text and "email.move did not come back" in page.text
+    assert "ON: tenant default" in page.text and "incident 7" in page.text
+    await sign_in(client, "dana")
+    assert (await client.get("/app/admin/operations", headers=HTML)).status_code == 403

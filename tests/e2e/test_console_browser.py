@@ -39,6 +39,7 @@ CONSOLE_ROOMS = [
     "/app/admin/connectors",
     "/app/admin/connectors/new?slug=imap.email",
     "/app/admin/governance",
+    "/app/admin/operations",
     "/app/audit",
     "/app/audit/verify",
     "/app/audit/gate",
@@ -250,6 +251,7 @@ def test_an_auditor_reaches_no_write_from_the_ui(server: dict[str, Any], browser
     assert {
         "/app/admin/connectors",
         "/app/admin/governance",
+        "/app/admin/operations",
         "/app/audit/gate",
         "/app/audit/quality",
     } <= seen
