@@ -245,6 +245,35 @@ async def _production_owner_problems(settings: Settings) -> list[str]:
         await engine.dispose()
 
 
+def _database_exists(settings: Settings) -> bool:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    return not url.drivername.startswith("sqlite") or Path(url.database or "").is_file()
+
+
+async def _stored_connector_problems(settings: Settings) -> list[str]:
+    """Connector instances kept in the database (the admin API's), validated like those from
+    settings. A database not created or not migrated yet has none; in production a database
+    that cannot be read is a problem."""
+    from assistant.connector_store import stored_connector_problems
+    from assistant.core.db import create_engine, create_session_factory
+    from integrations.registry import ConnectorRegistry
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await stored_connector_problems(
+            create_session_factory(engine), ConnectorRegistry.discover(), settings.secret_key
+        )
+    except Exception as exc:  # unreachable or unmigrated: a finding in production only
+        if settings.is_production:
+            why = type(exc).__name__
+            return [f"stored connectors: not checked, the database could not be read ({why})"]
+        return []
+    finally:
+        await engine.dispose()
+
+
 @config_app.command("check")
 def config_check() -> None:
     """Validate settings, the YAML file and every connector's config; list all errors.
@@ -258,6 +287,8 @@ def config_check() -> None:
         problems.extend(exc.problems)
     if settings is not None:
         problems.extend(collect_config_problems(settings))
+        if _database_exists(settings):  # checking must not create an SQLite file
+            problems.extend(asyncio.run(_stored_connector_problems(settings)))
         if settings.is_production:
             problems.extend(asyncio.run(_production_owner_problems(settings)))
     if problems:

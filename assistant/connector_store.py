@@ -423,3 +423,33 @@ async def set_executives(
         instance.executives = tuple(configured + [e for e in chosen if e not in configured])
         return instance.executives
     return tuple(chosen)
+
+
+async def stored_connector_problems(
+    sessions: async_sessionmaker[AsyncSession], registry: ConnectorRegistry, secret_key: SecretStr
+) -> list[str]:
+    """Every problem of the connector instances kept in the database (unknown type, secrets
+    that no longer decrypt, a config its model refuses), all at once."""
+    store = ConnectorStore(registry, SecretBox(secret_key))
+    async with sessions() as session:
+        rows = list(
+            (
+                await session.execute(
+                    select(StoredConnector).order_by(
+                        StoredConnector.tenant_id, StoredConnector.name
+                    )
+                )
+            ).scalars()
+        )
+    problems: list[str] = []
+    for row in rows:
+        where = f"stored connector {row.name} (tenant {row.tenant_id})"
+        try:
+            spec = registry.get(row.slug)
+            validate_config(spec, store.full_config(row))
+        except ValidationFailedError as exc:
+            problems.extend(f"{where}: {p}" for p in exc.extra.get("problems", [exc.detail]))
+        except Exception as exc:  # an unknown slug or undecryptable secrets: say which
+            detail = getattr(exc, "detail", None) or type(exc).__name__
+            problems.append(f"{where}: {detail}")
+    return problems

@@ -24,6 +24,7 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     actor_id: str | None = None
+    on_behalf_of: str | None = None
     actions: Sequence[str] = ()
     resource_type: str | None = None
     resource_id: str | None = None
@@ -45,6 +46,8 @@ def _filtered(tenant_id: str, where: AuditFilter) -> Select[AuditEvent]:
         query = query.where(AuditEvent.occurred_at < _aware(where.until))
     if where.actor_id is not None:
         query = query.where(AuditEvent.actor_id == where.actor_id)
+    if where.on_behalf_of is not None:
+        query = query.where(AuditEvent.on_behalf_of == where.on_behalf_of)
     if where.actions:
         query = query.where(AuditEvent.action.in_(list(where.actions)))
     if where.resource_type is not None:

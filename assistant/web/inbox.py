@@ -267,7 +267,9 @@ def _zone(page: Any, governance: GovernanceRuntime, executive: Executive) -> str
 @router.get("", response_class=HTMLResponse)
 async def home(page: PageDep) -> RedirectResponse:
     if page.executive is None:
-        return RedirectResponse(f"{PREFIX}/nobody", status_code=303)
+        from assistant.web.consoles import console_home
+
+        return RedirectResponse(console_home(page) or f"{PREFIX}/nobody", status_code=303)
     return RedirectResponse(f"{PREFIX}/inbox", status_code=303)
 
 

@@ -180,7 +180,7 @@ async def test_navigation_follows_roles(web: Web) -> None:
     await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
     await sign_in(client, "ada")
     landing = await client.get("/app", headers=HTML)
-    assert landing.headers["location"] == "/app/nobody"
+    assert landing.headers["location"] == "/app/admin/connectors"  # her own room
     nobody = await client.get("/app/nobody", headers=HTML)
     assert 'href="/app/inbox"' not in nobody.text and 'href="/app/review"' not in nobody.text
     refused = await client.get("/app/inbox", headers=HTML)

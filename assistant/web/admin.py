@@ -1,0 +1,400 @@
+"""The admin's rooms: connectors (live health, forms generated from each connector's config
+model, test, enable/disable, owner; secrets write-only) and governance (the policy in force,
+its versions with diffs, one-click rollback).
+
+Every write goes through the same service code as the admin API (assistant.api.connectors,
+governance.config_versions), so it is validated, versioned and audited the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, SecretStr
+from sqlalchemy import select
+from starlette.datastructures import FormData
+
+from assistant.api import connectors as connectors_api
+from assistant.api.deps import SessionDep
+from assistant.auth.permissions import Permission
+from assistant.change_control import appliers
+from assistant.connector_store import ConnectorStore, SecretBox, is_configured_in_settings
+from assistant.core.errors import ConflictError, ValidationFailedError
+from assistant.core.settings import OwnerSettings
+from assistant.governance_app import GovernanceDep
+from assistant.web.consoles import live_healths, require_tenant
+from assistant.web.pages import PREFIX, Page, PageDep, back
+from governance import autonomy
+from governance.config_versions import find_version, list_versions, ref, rollback
+from governance.drill import last_drill
+from governance.killswitch import list_switches
+from governance.models import ActionException
+from governance.owners import missing_owners, owner_entries
+from governance.policy import content_hash as policy_content_hash
+from governance.production_models import ConfigVersion
+
+router = APIRouter(prefix=f"{PREFIX}/admin", include_in_schema=False)
+
+Reason = Annotated[str, Form(min_length=1, max_length=500)]
+FieldKind = Literal["text", "secret", "number", "checkbox", "select", "lines", "json"]
+
+
+# ---------------------------------------------------------------------------- config forms
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a connector form, read from the config model's field."""
+
+    name: str
+    title: str
+    description: str
+    kind: FieldKind
+    required: bool
+    default: Any = None
+    choices: tuple[str, ...] = ()
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """The annotation without ``| None``, and whether None was allowed."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _kind(annotation: Any) -> tuple[FieldKind, tuple[str, ...]]:
+    if annotation is SecretStr:
+        return "secret", ()
+    if annotation is bool:
+        return "checkbox", ()
+    if annotation in (int, float):
+        return "number", ()
+    if annotation in (str, Path):
+        return "text", ()
+    if typing.get_origin(annotation) is Literal:
+        return "select", tuple(str(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "select", tuple(str(m.value) for m in annotation)
+    if typing.get_origin(annotation) in (list, tuple, set, frozenset) and typing.get_args(
+        annotation
+    )[:1] == (str,):
+        return "lines", ()
+    return "json", ()
+
+
+def form_fields(model: type[BaseModel]) -> list[FormField]:
+    """The inputs of a connector's config model, in its own order."""
+    fields = []
+    for name, info in model.model_fields.items():
+        annotation, _ = _unwrap(info.annotation)
+        kind, choices = _kind(annotation)
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        if isinstance(default, Enum):
+            default = default.value
+        fields.append(
+            FormField(
+                name=name,
+                title=info.title or name.replace("_", " ").capitalize(),
+                description=info.description or "",
+                kind=kind,
+                required=info.is_required(),
+                default=None if kind == "secret" else default,
+                choices=choices,
+            )
+        )
+    return fields
+
+
+def config_from_form(fields: list[FormField], form: FormData) -> dict[str, Any]:
+    """The config a form describes. An empty input is left out (the model's default, or,
+    when editing, the stored value); an empty secret always keeps the stored secret."""
+    config: dict[str, Any] = {}
+    problems: list[str] = []
+    for field in fields:
+        raw = form.get(f"config.{field.name}")
+        if field.kind == "checkbox":
+            config[field.name] = raw == "on"
+            continue
+        value = raw.strip() if isinstance(raw, str) else ""
+        if not value:
+            continue
+        if field.kind == "lines":
+            config[field.name] = [line.strip() for line in value.splitlines() if line.strip()]
+        elif field.kind == "json":
+            try:
+                config[field.name] = json.loads(value)
+            except ValueError:
+                problems.append(f"{field.name}: not valid JSON")
+        else:
+            config[field.name] = value
+    if problems:
+        raise ValidationFailedError(f"{len(problems)} configuration error(s)", problems=problems)
+    return config
+
+
+def _owner_from_form(form: FormData) -> OwnerSettings | None:
+    values = {k: form.get(f"owner.{k}") for k in ("person", "role", "contact")}
+    given = {k: v.strip() for k, v in values.items() if isinstance(v, str) and v.strip()}
+    if not given:
+        return None
+    try:
+        return OwnerSettings.model_validate(given)
+    except ValueError as exc:
+        raise ValidationFailedError(
+            "the owner needs a person, a role and an email address or https webhook",
+            problems=[str(exc).splitlines()[0]],
+        ) from None
+
+
+# ---------------------------------------------------------------------------- connectors
+
+
+def _store(page: Page) -> ConnectorStore:
+    services = page.services
+    return ConnectorStore(services.registry, SecretBox(services.settings.secret_key))
+
+
+@router.get("", response_class=HTMLResponse)
+async def admin_home(page: PageDep) -> RedirectResponse:
+    await require_tenant(page, Permission.CONNECTORS_READ)
+    return RedirectResponse(f"{PREFIX}/admin/connectors", status_code=303)
+
+
+@router.get("/connectors", response_class=HTMLResponse)
+async def connectors(page: PageDep, session: SessionDep) -> HTMLResponse:
+    """Every instance of the tenant, with its health asked now (not remembered)."""
+    await require_tenant(page, Permission.CONNECTORS_READ)
+    services, tenant = page.services, page.person.tenant_id
+    rows: list[dict[str, Any]] = [
+        {"name": i.name, "slug": i.slug, "source": "settings", "enabled": True}
+        for i in services.connectors.instances.values()
+        if i.tenant_id == tenant and is_configured_in_settings(services.connectors, tenant, i.name)
+    ]
+    rows.extend(
+        {"name": r.name, "slug": r.slug, "source": "database", "enabled": r.enabled}
+        for r in await _store(page).list(session, tenant)
+    )
+    live = [services.connectors.instances.get((tenant, r["name"])) for r in rows]
+    for row, health in zip(rows, await live_healths(live), strict=True):
+        row["health"] = health
+    specs = sorted(services.registry.specs.values(), key=lambda s: s.slug)
+    return page.render(
+        "admin_connectors.html",
+        rows=rows,
+        specs=specs,
+        notice=page.request.query_params.get("notice"),
+    )
+
+
+@router.get("/connectors/new", response_class=HTMLResponse)
+async def new_connector(page: PageDep, slug: str) -> HTMLResponse:
+    await require_tenant(page, Permission.CONNECTORS_MANAGE)
+    spec = page.services.registry.get(slug)
+    return page.render(
+        "admin_connector_form.html", spec=spec, fields=form_fields(spec.config_model), values={}
+    )
+
+
+@router.post("/connectors", response_model=None)
+async def create_connector(
+    request: Request, page: PageDep, session: SessionDep
+) -> HTMLResponse | RedirectResponse:
+    await require_tenant(page, Permission.CONNECTORS_MANAGE)
+    form = await request.form()
+    slug = str(form.get("slug") or "")
+    spec = page.services.registry.get(slug)
+    fields = form_fields(spec.config_model)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k.startswith("config.")}
+    try:
+        body = connectors_api.ConnectorIn(
+            name=str(form.get("name") or "").strip(),
+            slug=slug,
+            config=config_from_form(fields, form),
+            enabled=form.get("enabled") == "on",
+            owner=_owner_from_form(form),
+            reason=str(form.get("reason") or "").strip() or "connector created in the web app",
+        )
+    except ValueError as exc:  # pydantic's: the name
+        return _form_again(page, spec, fields, form, values, ValidationFailedError(str(exc)))
+    except ValidationFailedError as exc:
+        return _form_again(page, spec, fields, form, values, exc)
+    try:
+        await connectors_api.create_connector(body, page.services, session, page.person)
+    except (ValidationFailedError, ConflictError) as exc:
+        return _form_again(page, spec, fields, form, values, exc)
+    return back(page, f"{PREFIX}/admin/connectors", notice=f"{body.name} added")
+
+
+def _form_again(
+    page: Page,
+    spec: Any,
+    fields: list[FormField],
+    form: FormData,
+    values: dict[str, Any],
+    error: ValidationFailedError | ConflictError,
+) -> HTMLResponse:
+    """The form with what she typed (never a secret) and every problem at once."""
+    secret = {f"config.{f.name}" for f in fields if f.kind == "secret"}
+    return page.render(
+        "admin_connector_form.html",
+        status_code=error.status_code,
+        spec=spec,
+        fields=fields,
+        values={k: v for k, v in values.items() if k not in secret},
+        name=str(form.get("name") or ""),
+        error=type(error).__name__,
+        detail=error.detail,
+        problems=error.extra.get("problems", []),
+    )
+
+
+@router.post("/connectors/{name}/test", response_class=HTMLResponse)
+async def test_connector(page: PageDep, session: SessionDep, name: str) -> RedirectResponse:
+    await require_tenant(page, Permission.CONNECTORS_MANAGE)
+    result = await connectors_api.test_connector(name, page.services, session, page.person)
+    detail = f": {result['detail']}" if result.get("detail") else ""
+    return back(page, f"{PREFIX}/admin/connectors", notice=f"{name} {result['status']}{detail}")
+
+
+@router.post("/connectors/{name}/enabled", response_class=HTMLResponse)
+async def enable_connector(
+    page: PageDep,
+    session: SessionDep,
+    name: str,
+    enabled: Annotated[Literal["on", "off"], Form()],
+    reason: Reason = "switched in the web app",
+) -> RedirectResponse:
+    await require_tenant(page, Permission.CONNECTORS_MANAGE)
+    body = connectors_api.ConnectorPatch(enabled=enabled == "on", reason=reason)
+    await connectors_api.update_connector(name, body, page.services, session, page.person)
+    state = "enabled" if enabled == "on" else "disabled"
+    return back(page, f"{PREFIX}/admin/connectors", notice=f"{name} {state}")
+
+
+# ---------------------------------------------------------------------------- governance
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: ConfigVersion
+    ref: str
+    diff: list[str]
+    in_force: bool
+
+
+def _policy_diff(older: ConfigVersion | None, newer: ConfigVersion) -> list[str]:
+    before = str(older.content.get("text", "")) if older else ""
+    after = str(newer.content.get("text", ""))
+    return list(
+        difflib.unified_diff(
+            before.splitlines(),
+            after.splitlines(),
+            fromfile=ref(older) if older else "(nothing)",
+            tofile=ref(newer),
+            lineterm="",
+            n=1,
+        )
+    )
+
+
+@router.get("/governance", response_class=HTMLResponse)
+async def governance_room(
+    page: PageDep, session: SessionDep, governance: GovernanceDep
+) -> HTMLResponse:
+    """The policy in force (its rules in words), and its versions with what each changed."""
+    await require_tenant(page, Permission.POLICIES_READ)
+    policy = governance.policy.current()
+    versions = await list_versions(session, page.person.tenant_id, kind="policy", limit=50)
+    rows = []
+    for index, version in enumerate(versions):
+        older = versions[index + 1] if index + 1 < len(versions) else None
+        rows.append(
+            VersionRow(
+                version=version,
+                ref=ref(version),
+                diff=_policy_diff(older, version),
+                in_force=_policy_hash(version) == policy.content_hash,
+            )
+        )
+    tenant = page.person.tenant_id
+    owners = missing = grants = None
+    if page.can(Permission.OWNERS_READ):
+        settings = page.services.settings
+        owners = [e.public() for e in await owner_entries(session, settings, tenant)]
+        missing = await missing_owners(session, settings, tenant)
+    if page.can(Permission.AUTONOMY_READ):
+        grants = await autonomy.grants(session, tenant, None)
+    return page.render(
+        "admin_governance.html",
+        policy=policy,
+        versions=rows,
+        owners=owners,
+        missing=missing,
+        grants=grants,
+        notice=page.request.query_params.get("notice"),
+    )
+
+
+def _policy_hash(version: ConfigVersion) -> str | None:
+    """The hash the policy engine gives this version's text (what it shows when in force)."""
+    try:
+        return str(policy_content_hash(yaml.safe_load(str(version.content.get("text", "")))))
+    except yaml.YAMLError:
+        return None
+
+
+@router.post("/governance/rollback", response_class=HTMLResponse)
+async def rollback_policy(
+    page: PageDep, session: SessionDep, version: Annotated[str, Form(max_length=64)], reason: Reason
+) -> RedirectResponse:
+    """Restore one earlier policy version exactly; the running service follows its file
+    within a second."""
+    await require_tenant(page, Permission.POLICIES_MANAGE)
+    target = await find_version(session, page.person.tenant_id, version)
+    if target.kind != "policy":
+        raise ValidationFailedError("only policy versions are restored here")
+    restored = await rollback(
+        session, page.person, target.id, appliers=appliers(page.services.settings), reason=reason
+    )
+    return back(
+        page, f"{PREFIX}/admin/governance", notice=f"{ref(target)} restored as {ref(restored)}"
+    )
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+@router.get("/operations", response_class=HTMLResponse)
+async def operations(page: PageDep, session: SessionDep) -> HTMLResponse:
+    """The exception queue, the kill switches and the last rollback drill (read here;
+    `assistant drill rollback` runs a drill)."""
+    await require_tenant(page, Permission.EXCEPTIONS_READ)
+    tenant = page.person.tenant_id
+    exceptions = (
+        await session.execute(
+            select(ActionException)
+            .where(ActionException.tenant_id == tenant, ActionException.status == "open")
+            .order_by(ActionException.created_at.desc())
+            .limit(200)
+        )
+    ).scalars()
+    switches = [s for s in await list_switches(session) if s.tenant_id in {"", tenant}]
+    return page.render(
+        "admin_operations.html",
+        exceptions=list(exceptions),
+        switches=switches,
+        drill=await last_drill(session, tenant),
+    )

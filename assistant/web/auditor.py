@@ -1,0 +1,296 @@
+"""The auditor's rooms, read-only: the audit log (filtered, with each event's chain position),
+its export with a verification proof, chain verification, and the go / no-go gate.
+
+Nothing here changes the deployment. The only rows these pages write are the audit log's
+own records of an export and of a gate report, as the API and CLI do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assistant.api.deps import SessionDep
+from assistant.auth.permissions import Permission
+from assistant.core.clock import utcnow
+from assistant.core.errors import ValidationFailedError
+from assistant.quality import monitor
+from assistant.quality.cost import measure_cost
+from assistant.quality.gate import gate_report
+from assistant.quality.metrics import measure
+from assistant.quality.period import parse_period
+from assistant.web.consoles import require_tenant
+from assistant.web.pages import PREFIX, Page, PageDep
+from governance.audit import AuditAction, AuditEventIn, Outcome, record
+from governance.audit_hash import iso_utc
+from governance.audit_models import AuditEvent
+from governance.audit_query import AuditFilter, query_events, stream_events
+from governance.audit_verify import VerifyReport, verify_chain
+from governance.checkpoints import load_public_key
+
+router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
+
+PAGE_SIZE = 100
+#: An export larger than this is refused: narrow the filter (the CLI exports everything).
+MAX_EXPORT = 100_000
+EXPORT_COLUMNS = (
+    "seq",
+    "event_id",
+    "occurred_at",
+    "recorded_at",
+    "actor_type",
+    "actor_id",
+    "on_behalf_of",
+    "roles",
+    "source_ip",
+    "action",
+    "resource_type",
+    "resource_id",
+    "connector",
+    "outcome",
+    "reason",
+    "correlation_id",
+    "action_id",
+    "idempotency_key",
+    "payload",
+    "schema_version",
+    "prev_hash",
+    "row_hash",
+)
+
+
+class AuditQuery(BaseModel):
+    """The audit log's filter as the page's form sends it (empty inputs mean any)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    actor: str | None = Field(default=None, max_length=200)
+    executive: str | None = Field(default=None, max_length=200)
+    event: AuditAction | None = None
+    resource_type: str | None = Field(default=None, max_length=64)
+    action_id: str | None = Field(default=None, max_length=64)
+    correlation_id: str | None = Field(default=None, max_length=128)
+    outcome: Outcome | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, params: dict[str, str]) -> AuditQuery:
+        given = {k: v for k, v in params.items() if v.strip()}
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise ValidationFailedError("the filter is not valid", problems=problems) from None
+
+    def where(self) -> AuditFilter:
+        return AuditFilter(
+            since=self.since,
+            until=self.until,
+            actor_id=self.actor,
+            on_behalf_of=self.executive,
+            actions=[self.event.value] if self.event else [],
+            resource_type=self.resource_type,
+            outcome=self.outcome.value if self.outcome else None,
+            correlation_id=self.correlation_id,
+            action_id=self.action_id,
+        )
+
+    def params(self) -> dict[str, str]:
+        """The filter as query parameters (for the next page and the export links)."""
+        return {
+            k: (v.isoformat() if isinstance(v, datetime) else str(v))
+            for k, v in self.model_dump(mode="python", exclude_none=True).items()
+        }
+
+
+def _query(page: Page) -> AuditQuery:
+    params = {k: v for k, v in page.request.query_params.items() if k in AuditQuery.model_fields}
+    return AuditQuery.of(params)
+
+
+@router.get("", response_class=HTMLResponse)
+async def audit_log(
+    page: PageDep,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """The tenant's events in chain order, filtered; each with its position and hashes."""
+    await require_tenant(page, Permission.AUDIT_READ)
+    query = _query(page)
+    events, cursor = await query_events(
+        session, page.person.tenant_id, query.where(), after_seq=after, limit=PAGE_SIZE
+    )
+    return page.render(
+        "audit_log.html",
+        query=query,
+        params=query.params(),
+        events=events,
+        cursor=cursor,
+        actions=[a.value for a in AuditAction],
+        outcomes=[o.value for o in Outcome],
+        can_export=page.can(Permission.AUDIT_EXPORT),
+    )
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    """An event as exported: payload and roles as the canonical JSON text that was hashed,
+    so that the rows can be re-hashed offline."""
+    return {
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "occurred_at": iso_utc(event.occurred_at),
+        "recorded_at": iso_utc(event.recorded_at),
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "on_behalf_of": event.on_behalf_of,
+        "roles": event.roles_json,
+        "source_ip": event.source_ip,
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "connector": event.connector,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "correlation_id": event.correlation_id,
+        "action_id": event.action_id,
+        "idempotency_key": event.idempotency_key,
+        "payload": event.payload_json,
+        "schema_version": event.schema_version,
+        "prev_hash": event.prev_hash,
+        "row_hash": event.row_hash,
+    }
+
+
+async def _verify(page: Page, session: SessionDep) -> VerifyReport:
+    public_key = load_public_key(page.services.settings.audit_key_file)
+    return await verify_chain(
+        session, page.person.tenant_id, public_keys=[public_key] if public_key else []
+    )
+
+
+def _proof(report: VerifyReport, rows: list[dict[str, Any]], query: AuditQuery) -> dict[str, Any]:
+    """What the export proves: the whole chain verified when it was taken, and where each
+    exported row sits in it (its seq and hashes are in the rows)."""
+    return {
+        "tenant_id": report.tenant_id,
+        "verified_at": iso_utc(utcnow()),
+        "chain_ok": report.ok,
+        "chain_events": report.events,
+        "chain_last_seq": report.last_seq,
+        "checkpoints": report.checkpoints,
+        "first_bad_seq": report.first_bad_seq,
+        "filter": query.params(),
+        "exported": len(rows),
+        "first_seq": rows[0]["seq"] if rows else None,
+        "last_seq": rows[-1]["seq"] if rows else None,
+    }
+
+
+@router.get("/export")
+async def export(
+    page: PageDep,
+    session: SessionDep,
+    format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl",
+) -> Response:
+    """The filtered range as JSON Lines (the proof on its last line) or CSV (the proof in
+    the X-Audit-Proof header); the export is audited."""
+    await require_tenant(page, Permission.AUDIT_EXPORT)
+    query = _query(page)
+    rows: list[dict[str, Any]] = []
+    async for event in stream_events(session, page.person.tenant_id, query.where()):
+        if len(rows) >= MAX_EXPORT:
+            raise ValidationFailedError(
+                f"more than {MAX_EXPORT} events: narrow the filter or use `assistant audit export`"
+            )
+        rows.append(_row(event))
+    report = await _verify(page, session)
+    proof = _proof(report, rows, query)
+    await record(
+        session,
+        page.person,
+        AuditEventIn(
+            action=AuditAction.AUDIT_EXPORTED,
+            resource_type="audit_log",
+            payload={"format": format, "events": len(rows), "filter": query.params()},
+        ),
+    )
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    name = f"audit-{page.person.tenant_id}-{stamp}.{format}"
+    disposition = {"content-disposition": f'attachment; filename="{name}"'}
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={**disposition, "x-audit-proof": orjson.dumps(proof).decode()},
+        )
+    lines = [orjson.dumps(row) for row in rows]
+    lines.append(orjson.dumps({"proof": proof}))
+    return Response(
+        b"\n".join(lines) + b"\n", media_type="application/x-ndjson", headers=disposition
+    )
+
+
+@router.get("/verify", response_class=HTMLResponse)
+async def verify(page: PageDep, session: SessionDep) -> HTMLResponse:
+    """Verify the tenant's whole chain now and show the result."""
+    await require_tenant(page, Permission.AUDIT_READ)
+    report = await _verify(page, session)
+    key_file = page.services.settings.audit_key_file
+    return page.render(
+        "audit_verify.html",
+        report=report,
+        signed=load_public_key(key_file) is not None,
+        checked_at=utcnow(),
+    )
+
+
+@router.get("/gate", response_class=HTMLResponse)
+async def gate(
+    page: PageDep,
+    session: SessionDep,
+    period: Annotated[str, Query(max_length=8)] = "30d",
+) -> HTMLResponse:
+    """The go / no-go answer with every criterion; the full report (charts) is linked."""
+    await require_tenant(page, Permission.GATE_READ)
+    now = utcnow()
+    report = await gate_report(
+        session, page.services.settings, page.person, parse_period(period, now), now=now
+    )
+    return page.render("audit_gate.html", report=report, period=period)
+
+
+@router.get("/quality", response_class=HTMLResponse)
+async def quality(
+    page: PageDep,
+    session: SessionDep,
+    period: Annotated[str, Query(max_length=8)] = "30d",
+) -> HTMLResponse:
+    """Acceptance, edit and rejection rates per kind, triage corrections, drift alerts, spot
+    checks, LLM and total cost with ROI, over one period."""
+    await require_tenant(page, Permission.QUALITY_READ)
+    tenant = page.person.tenant_id
+    window = parse_period(period, utcnow())
+    measured = await measure(session, tenant, window)
+    cost = await measure_cost(
+        session, page.services.settings.costs, tenant, window, measured.handled_items
+    )
+    return page.render(
+        "audit_quality.html",
+        period=period,
+        quality=measured.to_dict(),
+        cost=cost.to_dict(),
+        alerts=await monitor.list_alerts(session, tenant, limit=50),
+        spot_checks=await monitor.list_spot_checks(session, tenant, limit=50),
+    )

@@ -1,0 +1,481 @@
+"""The admin's and the auditor's rooms over HTTP: who reaches what, the forms' typed errors,
+what lands in the stores and the audit log, exports and their proof."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import select
+
+from assistant.connector_models import StoredConnector
+from assistant.core.principal import Principal, Role
+from governance.audit_models import AuditEvent
+from governance.policy import default_policy_path
+from tests.fixtures.web import (
+    DANA,
+    HTML,
+    add_user,
+    csrf_of,
+    sign_in,
+    triaged_template,
+    web_settings,
+)
+
+__all__ = ["triaged_template"]  # fixtures
+
+Console = tuple[httpx.AsyncClient, Any]
+
+#: Every state-changing route of the admin rooms, with a form that would otherwise pass.
+ADMIN_WRITES = [
+    ("/app/admin/connectors", {"slug": "sandbox.email", "name": "x-mail", "enabled": "on"}),
+    ("/app/admin/connectors/x-mail/test", {}),
+    ("/app/admin/connectors/x-mail/enabled", {"enabled": "off", "reason": "r"}),
+    ("/app/admin/governance/rollback", {"version": "policy@1", "reason": "r"}),
+]
+
+
+@pytest.fixture
+async def console(triaged_template: Path, data_dir: Path) -> AsyncIterator[Console]:
+    """(client, services) on a private copy of the triaged sandbox, with a private policy
+    file (rollbacks rewrite it) and people: an admin, an auditor, an executive."""
+    from assistant.app import create_app
+    from assistant.services import Services
+
+    shutil.copyfile(triaged_template, data_dir / "assistant.db")
+    policy = data_dir / "policies.yaml"
+    shutil.copyfile(default_policy_path(), policy)
+    services = await Services.build(web_settings(data_dir, policy_file=policy))
+    await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
+    await add_user(services, "otto", Role.AUDITOR, email="otto@northwind.example")
+    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http, services
+    await services.aclose()
+
+
+async def _events(services: Any, action: str) -> list[AuditEvent]:
+    async with services.sessions() as session:
+        rows = await session.execute(select(AuditEvent).where(AuditEvent.action == action))
+        return list(rows.scalars())
+
+
+async def _add_sandbox_mail(client: httpx.AsyncClient, name: str = "dana-mail") -> httpx.Response:
+    form = await client.get("/app/admin/connectors/new", params={"slug": "sandbox.email"})
+    assert form.status_code == 200, form.text
+    return await client.post(
+        "/app/admin/connectors",
+        data={
+            "csrf": csrf_of(form),
+            "slug": "sandbox.email",
+            "name": name,
+            "config.mailbox": DANA,
+            "enabled": "on",
+            "owner.person": "Ada",
+            "owner.role": "IT",
+            "owner.contact": "ada@northwind.example",
+            "reason": "Dana's mailbox",
+        },
+    )
+
+
+async def test_sign_in_lands_admins_and_auditors_in_their_rooms(console: Console) -> None:
+    client, _ = console
+    await sign_in(client, "ada")
+    assert (await client.get("/app", headers=HTML)).headers["location"] == "/app/admin/connectors"
+    await sign_in(client, "otto")
+    assert (await client.get("/app", headers=HTML)).headers["location"] == "/app/audit"
+
+
+async def test_admin_adds_a_connector_from_its_generated_form(console: Console) -> None:
+    client, services = console
+    await sign_in(client, "ada")
+    form = await client.get("/app/admin/connectors/new", params={"slug": "sandbox.email"})
+    assert 'name="config.mailbox"' in form.text and 'name="config.seed_dir"' in form.text
+    done = await _add_sandbox_mail(client)
+    assert done.status_code == 303, done.text
+    page = await client.get("/app/admin/connectors", headers=HTML)
+    assert "dana-mail" in page.text
+    assert 'data-connector="dana-mail"' in page.text
+    async with services.sessions() as session:
+        row = (
+            await session.execute(
+                select(StoredConnector).where(StoredConnector.name == "dana-mail")
+            )
+        ).scalar_one()
+        assert row.config["mailbox"] == DANA
+    created = await _events(services, "connector.created")
+    assert [e.actor_id for e in created if e.resource_id == "dana-mail"]
+
+
+async def test_a_bad_connector_form_lists_every_problem_keeps_nothing_and_is_audited(
+    console: Console,
+) -> None:
+    client, services = console
+    await sign_in(client, "ada")
+    form = await client.get("/app/admin/connectors/new", params={"slug": "imap.email"})
+    answer = await client.post(
+        "/app/admin/connectors",
+        data={
+            "csrf": csrf_of(form),
+            "slug": "imap.email",
+            "name": "broken-imap",
+            "config.imap_port": "99999",
+            "config.password": "s3cret-never-shown",
+            "enabled": "on",
+        },
+        headers=HTML,
+    )
+    assert answer.status_code == 422
+    assert "ValidationFailedError" in answer.text
+    assert "address" in answer.text and "imap_host" in answer.text and "imap_port" in answer.text
+    assert "s3cret-never-shown" not in answer.text
+    async with services.sessions() as session:
+        assert (await session.execute(select(StoredConnector))).first() is None
+    refused = await _events(services, "connector.created")
+    assert [e.outcome for e in refused] == ["failure"]
+    assert "s3cret-never-shown" not in str([e.payload for e in refused])
+
+
+async def test_a_secret_is_write_only(console: Console) -> None:
+    client, _ = console
+    await sign_in(client, "ada")
+    form = await client.get("/app/admin/connectors/new", params={"slug": "imap.email"})
+    assert 'type="password"' in form.text
+    answer = await client.post(
+        "/app/admin/connectors",
+        data={
+            "csrf": csrf_of(form),
+            "slug": "imap.email",
+            "name": "secret-imap",
+            "config.address": "dana@northwind.example",
+            "config.imap_host": "127.0.0.1",
+            "config.imap_port": "1",
+            "config.password": "s3cret-never-shown",
+            "enabled": "on",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    assert "secret-imap" in listing.text and "s3cret-never-shown" not in listing.text
+
+
+async def test_a_dead_connector_shows_down(console: Console) -> None:
+    """Asked now: an IMAP server that does not answer is down, whatever it said before."""
+    from tests.fakes.serving import free_port
+
+    client, services = console
+    await sign_in(client, "ada")
+    form = await client.get("/app/admin/connectors/new", params={"slug": "imap.email"})
+    done = await client.post(
+        "/app/admin/connectors",
+        data={
+            "csrf": csrf_of(form),
+            "slug": "imap.email",
+            "name": "dead-imap",
+            "config.address": "dana@northwind.example",
+            "config.imap_host": "127.0.0.1",
+            "config.imap_port": str(free_port()),
+            "config.password": "pw",
+            "enabled": "on",
+        },
+    )
+    assert done.status_code == 303, done.text
+    # What the instance remembered from its build, as the admin API lists it today.
+    live = services.connectors.instances[("default", "dead-imap")]
+    from integrations.base import ConnectorHealth, ConnectorStatus
+
+    live.health = ConnectorHealth(status=ConnectorStatus.OK, detail="remembered")
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    row = listing.text.split('data-connector="dead-imap"')[1].split("</tr>")[0]
+    assert 'data-health="down"' in row
+    sandbox = listing.text.split('data-connector="sandbox-mail"')[1].split("</tr>")[0]
+    assert 'data-health="ok"' in sandbox
+
+
+async def test_admin_disables_and_tests_a_connector(console: Console) -> None:
+    client, services = console
+    await sign_in(client, "ada")
+    assert (await _add_sandbox_mail(client)).status_code == 303
+    page = await client.get("/app/admin/connectors", headers=HTML)
+    tested = await client.post("/app/admin/connectors/dana-mail/test", data={"csrf": csrf_of(page)})
+    assert tested.status_code == 303 and "ok" in tested.headers["location"]
+    off = await client.post(
+        "/app/admin/connectors/dana-mail/enabled",
+        data={"csrf": csrf_of(page), "enabled": "off", "reason": "mailbox moved"},
+    )
+    assert off.status_code == 303
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    row = listing.text.split('data-connector="dana-mail"')[1].split("</tr>")[0]
+    assert "(disabled)" in row and 'data-health="down"' in row
+    bad = await client.post(
+        "/app/admin/connectors/dana-mail/enabled",
+        data={"csrf": csrf_of(page), "enabled": "maybe", "reason": "x"},
+    )
+    assert bad.status_code == 422
+
+
+async def _policy_versions(services: Any) -> None:
+    """Two recorded versions of the policy: the file as shipped, then an edit."""
+    from assistant.change_control import policy_path, snapshot_policy
+
+    operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    path = policy_path(services.settings)
+    async with services.sessions() as session, session.begin():
+        await snapshot_policy(session, operator, services.settings, "as shipped")
+    path.write_text(path.read_text().replace('version: "2026-11-24.1"', 'version: "2026-12-01.1"'))
+    async with services.sessions() as session, session.begin():
+        await snapshot_policy(session, operator, services.settings, "new label")
+
+
+async def test_admin_rolls_the_policy_back_one_version(console: Console) -> None:
+    client, services = console
+    await _policy_versions(services)
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/governance", headers=HTML)
+    assert page.status_code == 200
+    assert "2026-12-01.1@" in page.text.split('id="policy-in-force"')[1].split("</code>")[0]
+    assert "policy@1" in page.text and "What changed" in page.text
+    assert "+version: &#34;2026-12-01.1&#34;" in page.text
+    done = await client.post(
+        "/app/admin/governance/rollback",
+        data={"csrf": csrf_of(page), "version": "policy@1", "reason": "the label was wrong"},
+    )
+    assert done.status_code == 303, done.text
+    assert 'version: "2026-11-24.1"' in services.settings.governance.policy_file.read_text()
+    rolled = await _events(services, "config.rolled_back")
+    assert [e.reason for e in rolled] == ["the label was wrong"]
+    app = client._transport.app  # type: ignore[attr-defined]
+    app.state.governance.policy.reload()
+    after = await client.get("/app/admin/governance", headers=HTML)
+    assert "2026-11-24.1@" in after.text.split('id="policy-in-force"')[1].split("</code>")[0]
+    assert "policy@3" in after.text
+    not_policy = await client.post(
+        "/app/admin/governance/rollback",
+        data={"csrf": csrf_of(page), "version": "nope@1", "reason": "x"},
+        headers=HTML,
+    )
+    assert not_policy.status_code == 404
+
+
+async def _some_action_id(services: Any) -> str:
+    """Make a governed action's trail in the audit log: propose a draft for Dana."""
+    async with services.sessions() as session:
+        rows = await session.execute(
+            select(AuditEvent.action_id).where(AuditEvent.action_id.is_not(None)).limit(1)
+        )
+        found = rows.scalar_one_or_none()
+    if found:
+        return str(found)
+    from governance.audit import AuditAction, AuditEventIn, record
+
+    actor = Principal(user_id="dana", tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+    async with services.sessions() as session, session.begin():
+        for step in (AuditAction.ACTION_PROPOSED, AuditAction.ACTION_APPROVED):
+            await record(
+                session,
+                actor,
+                AuditEventIn(action=step, resource_type="action", action_id="act-42"),
+            )
+    return "act-42"
+
+
+async def test_auditor_filters_exports_and_verifies(console: Console) -> None:
+    client, services = console
+    action_id = await _some_action_id(services)
+    await sign_in(client, "otto")
+    page = await client.get("/app/audit", params={"action_id": action_id}, headers=HTML)
+    assert page.status_code == 200
+    seqs = [int(s) for s in page.text.split('data-seq="')[1:] for s in [s.split('"')[0]]]
+    assert seqs and seqs == sorted(seqs)
+    async with services.sessions() as session:
+        expected = (
+            await session.execute(select(AuditEvent.seq).where(AuditEvent.action_id == action_id))
+        ).scalars()
+        assert sorted(expected) == seqs
+    exported = await client.get(
+        "/app/audit/export", params={"action_id": action_id, "format": "jsonl"}
+    )
+    assert exported.status_code == 200
+    lines = [orjson.loads(line) for line in exported.content.splitlines()]
+    proof = lines[-1]["proof"]
+    assert [row["seq"] for row in lines[:-1]] == seqs
+    assert proof["chain_ok"] is True and proof["exported"] == len(seqs)
+    assert proof["filter"] == {"action_id": action_id}
+    as_csv = await client.get("/app/audit/export", params={"action_id": action_id, "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [int(r["seq"]) for r in rows] == seqs
+    assert orjson.loads(as_csv.headers["x-audit-proof"])["chain_ok"] is True
+    exports = await _events(services, "audit.exported")
+    assert [e.payload["format"] for e in exports] == ["jsonl", "csv"]
+    assert all(e.actor_id for e in exports)
+    verified = await client.get("/app/audit/verify", headers=HTML)
+    assert 'data-ok="1"' in verified.text
+    gate = await client.get("/app/audit/gate", headers=HTML)
+    assert gate.status_code == 200 and 'id="gate-decision"' in gate.text
+    full = await client.get("/api/v1/gate/report", params={"format": "html"})
+    assert full.status_code == 200 and "<svg" in full.text
+
+
+async def test_a_bad_audit_filter_is_a_typed_error(console: Console) -> None:
+    client, _ = console
+    await sign_in(client, "otto")
+    answer = await client.get("/app/audit", params={"event": "no.such.event"})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "ValidationFailedError"
+    wrong_format = await client.get("/app/audit/export", params={"format": "xml"})
+    assert wrong_format.status_code == 422
+
+
+async def test_verification_shows_a_broken_chain(console: Console) -> None:
+    client, services = console
+    await _some_action_id(services)
+    async with services.engine.begin() as connection:
+        await connection.exec_driver_sql("DROP TRIGGER audit_events_no_update")
+        await connection.exec_driver_sql(
+            "UPDATE audit_events SET actor_id = 'someone-else' WHERE seq = 1"
+        )
+    await sign_in(client, "otto")
+    verified = await client.get("/app/audit/verify", headers=HTML)
+    assert 'data-ok="0"' in verified.text and "broken" in verified.text
+
+
+@pytest.mark.parametrize(("path", "form"), ADMIN_WRITES)
+async def test_an_auditor_reaches_no_admin_write(
+    console: Console, path: str, form: dict[str, str]
+) -> None:
+    client, services = console
+    await _policy_versions(services)
+    await sign_in(client, "otto")
+    page = await client.get("/app/audit", headers=HTML)
+    answer = await client.post(path, data={"csrf": csrf_of(page), **form})
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"] == "PermissionDeniedError"
+    denied = await _events(services, "auth.access.denied")
+    assert any(e.actor_id and e.resource_id == f"POST {path}" for e in denied)
+    async with services.sessions() as session:
+        assert (await session.execute(select(StoredConnector))).first() is None
+    assert await _events(services, "config.rolled_back") == []
+
+
+async def test_an_auditor_sees_no_write_in_any_room(console: Console) -> None:
+    """She reads connectors and the policy (her role's read permissions) but no page she can
+    reach offers a form that changes anything, and the admin's forms are refused."""
+    client, services = console
+    await _policy_versions(services)
+    await sign_in(client, "otto")
+    rooms = (
+        "/app/audit",
+        "/app/audit/verify",
+        "/app/audit/gate",
+        "/app/audit/quality",
+        "/app/admin/connectors",
+        "/app/admin/governance",
+        "/app/admin/operations",
+    )
+    for path in rooms:
+        page = await client.get(path, headers=HTML)
+        assert page.status_code == 200, path
+        forms = page.text.split("<form")[1:]
+        posts = [f for f in forms if 'method="post"' in f.split(">")[0]]
+        # Only signing out posts.
+        assert posts and all('action="/auth/logout"' in f.split(">")[0] for f in posts), path
+        assert "/app/inbox" not in page.text and "/app/review" not in page.text
+        assert "Add a connector" not in page.text and "Roll back" not in page.text
+    new = await client.get("/app/admin/connectors/new", params={"slug": "sandbox.email"})
+    assert new.status_code == 403
+    for path in ("/app/inbox", "/app/review", "/app/history", "/app/meetings"):
+        answer = await client.get(path, headers=HTML)
+        assert answer.status_code in {303, 403}, path
+        if answer.status_code == 303:
+            assert answer.headers["location"].startswith("/app/nobody"), path
+
+
+async def test_an_executive_reaches_no_console(console: Console) -> None:
+    client, _ = console
+    await sign_in(client, "dana")
+    for path in ("/app/admin/connectors", "/app/admin/governance", "/app/audit", "/app/audit/gate"):
+        assert (await client.get(path, headers=HTML)).status_code == 403, path
+    export = await client.get("/app/audit/export")
+    assert export.status_code == 403
+
+
+async def test_quality_and_cost_page(console: Console) -> None:
+    client, _ = console
+    await sign_in(client, "otto")
+    page = await client.get("/app/audit/quality", params={"period": "7d"}, headers=HTML)
+    assert page.status_code == 200
+    assert 'id="cost"' in page.text and "Actions by kind" in page.text
+    bad = await client.get("/app/audit/quality", params={"period": "forever"})
+    assert bad.status_code == 422 and bad.json()["error"] == "ValidationFailedError"
+    await sign_in(client, "dana")
+    assert (await client.get("/app/audit/quality", headers=HTML)).status_code == 403
+
+
+async def test_governance_shows_missing_owners_and_autonomy_levels(console: Console) -> None:
+    from governance import autonomy
+    from governance.policy import Autonomy
+
+    client, services = console
+    operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    async with services.sessions() as session, session.begin():
+        await autonomy.set_level(
+            session,
+            operator,
+            executive=DANA,
+            kind="email.send",
+            level=Autonomy.SHADOW,
+            reason="watch first",
+            bar=services.settings.autonomy,
+            default=Autonomy.SUGGEST,
+        )
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/governance", headers=HTML)
+    assert page.status_code == 200
+    missing = page.text.split('id="owners-missing"')[1].split("</div>")[0]
+    assert "Production refuses to start" in missing and "deployment" in missing.lower()
+    autonomy_rows = page.text.split('class="history autonomy"')[1].split("</table>")[0]
+    assert DANA in autonomy_rows and "shadow" in autonomy_rows and "watch first" in autonomy_rows
+
+
+async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
+    from assistant.core.clock import utcnow
+    from governance.killswitch import set_switch
+    from governance.production_models import DrillRecord
+
+    client, services = console
+    await sign_in(client, "otto")
+    empty = await client.get("/app/admin/operations", headers=HTML)
+    assert "No drill has run yet" in empty.text and 'id="no-exceptions"' in empty.text
+    operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        await set_switch(
+            session, operator, enabled=True, now=now, tenant_id="default", reason="incident 7"
+        )
+        session.add(
+            DrillRecord(
+                id="drill-1",
+                tenant_id="default",
+                started_at=now,
+                finished_at=now,
+                passed=False,
+                summary="email.move did not come back",
+                results=[],
+                started_by="ops",
+            )
+        )
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert "FAILED" in page.text and "email.move did not come back" in page.text
+    assert "ON: tenant default" in page.text and "incident 7" in page.text
+    await sign_in(client, "dana")
+    assert (await client.get("/app/admin/operations", headers=HTML)).status_code == 403

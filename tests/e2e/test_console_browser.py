@@ -1,0 +1,279 @@
+"""The admin's and the auditor's rooms in a real browser (Playwright driving Debian's
+Chromium against the service on a real port, with its in-process governance runner).
+
+An admin adds a sandbox mail connector for Dana's mailbox and sees it healthy, rolls the
+policy back one version and sees the running service follow it; an auditor filters the
+audit log to one action, exports it with its proof, verifies the chain and opens the gate
+report; an auditor finds no write anywhere she can go; axe-core finds no accessibility
+violation in these rooms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from assistant.core.principal import Principal, Role
+from governance.policy import default_policy_path
+from tests.e2e.test_web_browser import AXE, _axe_violations, _shot, browser, expect_heading
+from tests.fakes.serving import free_port
+from tests.fixtures.postgres import require_or_skip
+from tests.fixtures.web import DANA, PASSWORD, add_user, build_triaged, web_settings
+
+__all__ = ["browser"]  # fixtures
+
+pytestmark = pytest.mark.slow
+
+SHIPPED = '"2026-11-24.1"'
+EDITED = '"2026-12-01.1"'
+CONSOLE_ROOMS = [
+    "/app/admin/connectors",
+    "/app/admin/connectors/new?slug=imap.email",
+    "/app/admin/governance",
+    "/app/admin/operations",
+    "/app/audit",
+    "/app/audit/verify",
+    "/app/audit/gate",
+    "/app/audit/quality",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The service with an admin, an auditor and an executive, and two recorded versions of
+    its (private) policy file: as shipped, then an edit that is in force."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        require_or_skip("playwright is not installed (make install-dev)")
+    from tests.e2e.test_web_browser import CHROMIUM
+
+    if not CHROMIUM.exists():
+        require_or_skip("Debian's chromium is not installed (make system-deps)")
+    folder = tmp_path_factory.mktemp("console-browser")
+    asyncio.run(build_triaged(folder))
+    policy = folder / "policies.yaml"
+    shutil.copyfile(default_policy_path(), policy)
+    settings = web_settings(
+        folder, runner="inprocess", poll_interval_seconds=0.2, policy_file=policy
+    )
+
+    async def prepare() -> None:
+        from assistant.change_control import snapshot_policy
+        from assistant.services import Services
+
+        services = await Services.build(settings)
+        try:
+            await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
+            await add_user(services, "otto", Role.AUDITOR, email="otto@northwind.example")
+            await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+            operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
+            async with services.sessions() as session, session.begin():
+                await snapshot_policy(session, operator, settings, "as shipped")
+            policy.write_text(
+                policy.read_text().replace(f"version: {SHIPPED}", f"version: {EDITED}")
+            )
+            async with services.sessions() as session, session.begin():
+                await snapshot_policy(session, operator, settings, "new label")
+        finally:
+            await services.aclose()
+
+    asyncio.run(prepare())
+    from assistant.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, name="console-app", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start")
+        time.sleep(0.05)
+    try:
+        yield {"base": f"http://127.0.0.1:{port}", "policy": policy}
+    finally:
+        uv.should_exit = True
+        thread.join(15)
+
+
+def _sign_in(page: Any, base: str, username: str, landing: str) -> None:
+    page.goto(f"{base}/app")
+    assert "/auth/login" in page.url
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{landing}")
+
+
+def _policy_in_force(page: Any) -> str:
+    return str(page.locator("#policy-in-force").inner_text())
+
+
+def test_admin_adds_a_connector_and_rolls_the_policy_back(
+    server: dict[str, Any], browser: Any
+) -> None:
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    _sign_in(page, base, "ada", "/app/admin/connectors")
+    expect_heading(page, "Connectors")
+
+    # a sandbox mailbox for Dana, from the form generated from its config model
+    page.get_by_label("Type").select_option("sandbox.email")
+    page.get_by_role("button", name="Next").click()
+    expect_heading(page, "New Sandbox mailbox connector")
+    page.get_by_label("Name (lower-case letters, digits, . _ -)").fill("dana-mail")
+    page.get_by_label("Mailbox").fill(DANA)
+    page.get_by_label("Person").fill("Ada")
+    page.get_by_label("Role").fill("IT")
+    page.get_by_label("Contact (email or https webhook)").fill("ada@northwind.example")
+    page.get_by_label("Why (kept in the version history)").fill("Dana's mailbox")
+    _shot(page, "admin-connector-form")
+    page.get_by_role("button", name="Add connector").click()
+    page.wait_for_url(f"{base}/app/admin/connectors?notice=*")
+    assert page.get_by_role("status").filter(has_text="dana-mail added").is_visible()
+    row = page.locator("tr[data-connector=dana-mail]")
+    assert row.locator("[data-health]").get_attribute("data-health") == "ok"
+    row.get_by_role("button", name="Test").click()
+    page.wait_for_url(f"{base}/app/admin/connectors?notice=*")
+    assert page.get_by_role("status").filter(has_text="dana-mail ok").is_visible()
+    _shot(page, "admin-connectors")
+
+    # the policy: the edit is in force; roll back one version and see the service follow
+    page.get_by_role("link", name="Governance").click()
+    expect_heading(page, "Governance")
+    assert "2026-12-01.1@" in _policy_in_force(page)
+    page.get_by_role("button", name="Roll back to policy@1").click()
+    page.wait_for_url(f"{base}/app/admin/governance?notice=*")
+    assert page.get_by_role("status").filter(has_text="policy@1 restored as policy@3").is_visible()
+    deadline = time.monotonic() + 10
+    while "2026-11-24.1@" not in _policy_in_force(page):
+        assert time.monotonic() < deadline, "the running service did not follow the rollback"
+        page.wait_for_timeout(300)
+        page.reload()
+    assert page.locator("section[data-version='policy@3']").get_by_text("in force").is_visible()
+    assert f"version: {SHIPPED}" in server["policy"].read_text()
+    _shot(page, "admin-governance")
+    assert problems == [], problems
+    context.close()
+
+
+def test_auditor_filters_exports_verifies_and_opens_the_gate(
+    server: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    _sign_in(page, base, "otto", "/app/audit")
+    expect_heading(page, "Audit log")
+
+    page.get_by_label("Event kind").select_option("triage.decided")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(f"{base}/app/audit?*event=triage.decided*")
+    rows = page.locator("table.audit tbody tr")
+    assert rows.count() > 0
+    kinds = {rows.nth(i).get_attribute("data-event-kind") for i in range(rows.count())}
+    assert kinds == {"triage.decided"}
+    shown = [int(str(rows.nth(i).get_attribute("data-seq"))) for i in range(rows.count())]
+    _shot(page, "audit-log")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="JSON Lines").click()
+    saved = tmp_path / "audit.jsonl"
+    download.value.save_as(saved)
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    proof = lines[-1]["proof"]
+    assert {row["action"] for row in lines[:-1]} == {"triage.decided"}
+    assert [row["seq"] for row in lines[:-1]][: len(shown)] == shown
+    assert proof["chain_ok"] is True and proof["filter"] == {"event": "triage.decided"}
+
+    page.get_by_role("link", name="Verify the chain").click()
+    expect_heading(page, "Chain verification")
+    assert page.get_by_role("status").filter(has_text="The chain is intact").is_visible()
+    _shot(page, "audit-verify")
+
+    page.get_by_role("link", name="Gate", exact=True).click()
+    expect_heading(page, "Go / no-go gate")
+    assert page.locator("#gate-decision").inner_text().split("Answer: ")[1].split()[0] in {
+        "GO",
+        "NO-GO",
+        "REVISE",
+    }
+    assert page.locator("tr[data-criterion=audit_chain]").is_visible()
+    _shot(page, "audit-gate")
+    page.get_by_role("link", name="The full report with its charts").click()
+    page.wait_for_url(f"{base}/api/v1/gate/report?format=html*")
+    assert page.locator("svg").count() > 0
+    assert problems == [], problems
+    context.close()
+
+
+def test_an_auditor_reaches_no_write_from_the_ui(server: dict[str, Any], browser: Any) -> None:
+    """Every page she can reach by following links offers no form that changes anything
+    (signing out aside); the admin's form and the executive's rooms are closed to her."""
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    _sign_in(page, base, "otto", "/app/audit")
+    seen: set[str] = set()
+    todo = ["/app/audit"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        page.goto(f"{base}{path}")
+        posts = page.eval_on_selector_all(
+            "form", "fs => fs.filter(f => f.method === 'post').map(f => f.getAttribute('action'))"
+        )
+        assert posts == ["/auth/logout"], (path, posts)
+        links = page.eval_on_selector_all(
+            "a[href^='/app']", "as => as.map(a => a.getAttribute('href'))"
+        )
+        todo.extend(h.split("#")[0] for h in links if "/export" not in h and "/static/" not in h)
+    assert {
+        "/app/admin/connectors",
+        "/app/admin/governance",
+        "/app/admin/operations",
+        "/app/audit/gate",
+        "/app/audit/quality",
+    } <= seen
+    assert not any(p.startswith(("/app/inbox", "/app/review", "/app/history")) for p in seen)
+    for closed in ("/app/admin/connectors/new?slug=sandbox.email",):
+        answer = page.goto(f"{base}{closed}")
+        assert answer is not None and answer.status == 403
+        assert page.get_by_text("PermissionDeniedError").is_visible()
+    review = page.goto(f"{base}/app/review")
+    assert review is not None and (review.status == 403 or page.url.endswith("/app/nobody"))
+    context.close()
+
+
+def test_console_rooms_are_accessible(server: dict[str, Any], browser: Any) -> None:
+    if not AXE.exists():
+        require_or_skip("axe-core is not installed (make install-dev runs npm ci)")
+    base = server["base"]
+    for width, height in ((1280, 860), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        _sign_in(page, base, "ada", "/app/admin/connectors")
+        for room in CONSOLE_ROOMS:
+            page.goto(f"{base}{room}")
+            assert _axe_violations(page) == [], room
+        context.close()
