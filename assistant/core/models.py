@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "assistant.triage.store",
     "assistant.quality.models",
     "governance.production_models",
+    "assistant.agent.models",
 )
 
 

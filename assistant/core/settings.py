@@ -222,6 +222,38 @@ class DraftingSettings(BaseModel):
     )
 
 
+class AgentSettings(BaseModel):
+    """The chat agent: its prompt and the budget of one turn (one question and its work)."""
+
+    prompt: str = Field(
+        default="agent@1", description="Versioned prompt of the agent (name@version)."
+    )
+    max_tool_calls: int = Field(
+        default=8, ge=1, le=50, description="Most tool calls in one turn; then the turn stops."
+    )
+    max_model_calls: int = Field(
+        default=6, ge=1, le=50, description="Most model calls in one turn; then the turn stops."
+    )
+    max_tokens: int = Field(
+        default=24_000,
+        ge=500,
+        le=1_000_000,
+        description="Most tokens (input + output, as the provider reports) in one turn.",
+    )
+    max_message_chars: int = Field(
+        default=4000, ge=10, le=100_000, description="Longest question accepted."
+    )
+    max_tool_result_chars: int = Field(
+        default=6000,
+        ge=200,
+        le=200_000,
+        description="Longest tool result given to the model; longer ones are cut.",
+    )
+    history_turns: int = Field(
+        default=6, ge=0, le=50, description="Earlier questions and answers sent with a new one."
+    )
+
+
 class QualitySettings(BaseModel):
     """Quality monitoring: spot checks of auto-approved actions and drift alerts."""
 
@@ -704,6 +736,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     drafting: DraftingSettings = Field(default_factory=DraftingSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
