@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,6 +85,8 @@ class Agent:
     actions: ActionService
     llm: LLMClient
     settings: AgentSettings
+    #: Sees each tool result as the model gets it (the injection suite counts exposures).
+    observer: Callable[[str, str], None] | None = None
 
     async def prepare(
         self, principal: Principal, question: str, conversation_id: str | None
@@ -213,6 +215,8 @@ class Agent:
                 if card is not None:
                     tally.proposed.append(card)
                     yield ChatEvent("card", card)
+                if self.observer is not None:
+                    self.observer(str(call["name"]), result)
                 messages.append(
                     ToolMessage(
                         content=delimit(result, f"tool:{call['name']}"[:60]),

@@ -317,7 +317,7 @@ async def _find_times(ctx: ToolContext, args: FindTimesArgs) -> Any:
         earliest=args.earliest,
         latest=args.latest,
         max_results=args.max_results,
-        on_unknown="skip",
+        on_unknown="error",
     )
     result = await find_meeting_slots(ctx.calendar().connector, constraints, now=ctx.now())
     return result.model_dump(mode="json")
