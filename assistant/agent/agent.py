@@ -154,14 +154,18 @@ class Agent:
         trusted = "\n".join([*(m.content for m in history if m.role == "user"), text])
         yield ChatEvent("turn", {"conversation_id": conversation_id, "turn": turn})
 
+        stepwise = self.settings.tool_protocol == "step"
+        notes = ("Not available: " + "; ".join(scope.notes) + ".") if scope.notes else ""
+        if stepwise:
+            notes = f"{notes}\n{step_catalogue(offered)}".strip()
         messages: list[BaseMessage] = prompt.render(
             executive=scope.executive,
             today=clock_now.date().isoformat(),
-            notes=("Not available: " + "; ".join(scope.notes) + ".") if scope.notes else "",
+            notes=notes,
             question=text,
         )
         messages[1:1] = _history(history, self.settings.history_turns)
-        schemas = [t.openai_schema() for t in offered]
+        schemas = [step_schema(offered)] if stepwise else [t.openai_schema() for t in offered]
         answer = ""
         error: str | None = None
         while True:
@@ -178,6 +182,7 @@ class Agent:
                     task=TASK,
                     tenant_id=scope.tenant_id,
                     correlation_id=correlation,
+                    tool_choice=STEP_TOOL if stepwise else "auto",
                 )
             except LLMError as exc:
                 error = f"the model could not answer ({type(exc).__name__}): {exc}"
@@ -196,11 +201,12 @@ class Agent:
                     f"{self.settings.max_tokens}"
                 )
                 break
-            if not message.tool_calls:
-                answer = _text(message)
+            calls = from_step(message) if stepwise else list(message.tool_calls)
+            if not calls:
+                answer = _step_answer(message) if stepwise else _text(message)
                 break
             messages.append(message)
-            for call in message.tool_calls:
+            for call in calls:
                 if tally.tool_calls >= self.settings.max_tool_calls:
                     tally.budget_exceeded = (
                         f"this turn reached its limit of {self.settings.max_tool_calls} tool calls"
@@ -394,6 +400,72 @@ class Agent:
             tokens=tally.tokens,
             budget_exceeded=bool(tally.budget_exceeded),
         )
+
+
+#: The one tool of the step protocol: each model step names the tool it wants, or answers.
+STEP_TOOL = "agent_step"
+
+
+def step_schema(offered: list[AgentTool]) -> dict[str, Any]:
+    """``agent_step``: which tool (or ``answer``), its arguments, the answer text."""
+    return {
+        "type": "function",
+        "function": {
+            "name": STEP_TOOL,
+            "description": "Take the next step: call one tool, or give the final answer.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "tool": {"type": "string", "enum": [t.name for t in offered] + ["answer"]},
+                    "arguments": {"type": "object"},
+                    "answer": {"type": "string"},
+                },
+                "required": ["tool", "arguments", "answer"],
+            },
+        },
+    }
+
+
+def step_catalogue(offered: list[AgentTool]) -> str:
+    """The tools in a few lines, for the step protocol's system message."""
+    lines = [
+        f"Each step, call {STEP_TOOL} once: tool = one of the names below with its "
+        'arguments, or tool = "answer" with the final answer in "answer". Tools:'
+    ]
+    for tool in offered:
+        fields = tool.args_model.model_fields
+        required = [n for n, f in fields.items() if f.is_required()]
+        optional = [n for n, f in fields.items() if not f.is_required()]
+        args = ", ".join([*required, *(f"{n}?" for n in optional)])
+        lines.append(f"- {tool.name}({args}): {tool.description}")
+    return "\n".join(lines)
+
+
+def from_step(message: AIMessage) -> list[Any]:
+    """The tool call an ``agent_step`` names (none for an answer or a malformed step)."""
+    for call in message.tool_calls:
+        if call["name"] != STEP_TOOL:
+            continue
+        args = call.get("args") or {}
+        tool = str(args.get("tool") or "answer")
+        if tool == "answer":
+            return []
+        arguments = args.get("arguments")
+        return [
+            {
+                "name": tool,
+                "args": arguments if isinstance(arguments, dict) else {},
+                "id": call.get("id"),
+            }
+        ]
+    return []
+
+
+def _step_answer(message: AIMessage) -> str:
+    for call in message.tool_calls:
+        if call["name"] == STEP_TOOL:
+            return str((call.get("args") or {}).get("answer") or "")
+    return _text(message)
 
 
 def _history(rows: list[Any], turns: int) -> list[BaseMessage]:

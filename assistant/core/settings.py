@@ -252,6 +252,12 @@ class AgentSettings(BaseModel):
     history_turns: int = Field(
         default=6, ge=0, le=50, description="Earlier questions and answers sent with a new one."
     )
+    tool_protocol: Literal["native", "step"] = Field(
+        default="native",
+        description="native: the provider's tool calling (the model chooses); step: every "
+        "step is one forced `agent_step` call naming the tool (for servers that ignore "
+        "tool_choice auto, such as llama-cpp-python).",
+    )
 
 
 class QualitySettings(BaseModel):

@@ -354,14 +354,16 @@ class LLMClient:
         task: str,
         tenant_id: str,
         correlation_id: str | None = None,
+        tool_choice: str = "auto",
     ) -> LLMAnswer[AIMessage]:
         """One step of a tool-calling conversation: the model's message, with its tool calls
-        (OpenAI function tools, the model chooses). ``messages`` are already rendered (the
+        (OpenAI function tools; ``tool_choice`` "auto" lets the model choose, a tool's name
+        forces that tool). ``messages`` are already rendered (the
         caller delimits untrusted content); the call is metered under ``prompt``. A message
         cut at the output limit is returned with ``truncated=True``; usage above the limit
         raises LLMOutputLimitError."""
         spec, chat = self._model(task)
-        runnable = chat.bind_tools(list(tools), tool_choice="auto") if tools else chat
+        runnable = chat.bind_tools(list(tools), tool_choice=tool_choice) if tools else chat
         correlation = _correlation_id(correlation_id)
         calls: list[LLMCallRecord] = []
         exchange = await self._exchange(

@@ -304,3 +304,35 @@ async def test_a_delegate_gets_only_the_tools_of_her_grant(
     tools = offered(openai_server.requests[-1])
     assert {"search_mail", "list_events", "find_meeting_times"} <= tools
     assert not {"draft_reply", "send_reply", "schedule_meeting", "triage_results"} & tools
+
+
+async def test_the_step_protocol_forces_one_named_tool_per_step(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    client = await make_client(tool_protocol="step")
+    as_role(client, Role.EXECUTIVE, user_id=EXEC)
+
+    def step(tool: str, arguments: dict[str, Any], answer: str = "") -> Answer:
+        return Answer(
+            tool_calls=[("agent_step", {"tool": tool, "arguments": arguments, "answer": answer})]
+        )
+
+    openai_server.script(
+        step("search_mail", {"query": "Raj"}),
+        step("set_autonomy", {"kind": "email.send"}),
+        step("answer", {}, "Raj wrote about the reforecast."),
+    )
+    events = parse_sse((await ask(client, "What did Raj send?")).text)
+    tools = [d for e, d in events if e == "tool"]
+    assert [(t["name"], t["status"]) for t in tools] == [
+        ("search_mail", "ok"),
+        ("set_autonomy", "refused"),
+    ]
+    assert next(d for e, d in events if e == "answer")["text"] == "Raj wrote about the reforecast."
+    first = openai_server.requests[0]
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "agent_step"}}
+    assert offered(first) == {"agent_step"}
+    enum = first["tools"][0]["function"]["parameters"]["properties"]["tool"]["enum"]
+    assert "search_mail" in enum and "answer" in enum and "set_autonomy" not in enum
+    assert "- search_mail(" in first["messages"][0]["content"]
+    assert tool_results(openai_server.requests[1])[0].startswith("<untrusted_data")
