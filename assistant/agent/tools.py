@@ -345,7 +345,7 @@ def card(action: Action, title: str) -> dict[str, Any]:
         "decision": action.decision,
         "reason": action.decision_reason,
         "arguments": action.arguments,
-        "approve": f"/api/v1/review/{action.id}",
+        "review_url": f"/api/v1/review/{action.id}",
     }
 
 

@@ -86,7 +86,9 @@ async def chat(
     """Ask one question; the answer streams as server-sent events."""
     agent = get_agent(request, services, governance)
     scope, conversation_id = await agent.prepare(principal, body.message, body.conversation_id)
-    correlation = request.headers.get("x-correlation-id")
+    # The middleware's id (the caller's X-Correlation-ID, else a new one): the turn's model
+    # calls, proposals and audit events carry it, as the response header does.
+    correlation = getattr(request.state, "correlation_id", None)
 
     async def stream() -> AsyncIterator[str]:
         async for event in agent.run(

@@ -129,7 +129,11 @@ async def test_a_turn_streams_tools_a_card_and_the_answer(
         return Answer(content="I drafted a reply to Raj; it waits for your approval.")
 
     openai_server.responder = model
-    response = await ask(client, "Draft a reply to Raj's latest mail")
+    response = await client.post(
+        "/api/v1/chat",
+        json={"message": "Draft a reply to Raj's latest mail"},
+        headers={"X-Correlation-ID": "corr-chat-1"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(response.text)
@@ -142,6 +146,8 @@ async def test_a_turn_streams_tools_a_card_and_the_answer(
     (action,) = await actions_of(client)
     assert action.id == card["action_id"] and action.on_behalf_of == EXEC
     assert action.state == "pending_review"
+    # One correlation id ties the request, the proposal, the model calls and the audit.
+    assert action.correlation_id == "corr-chat-1" == events[-1][1]["correlation_id"]
     done = events[-1][1]
     assert done["model_calls"] == 3 and done["tool_calls"] == 2
     assert done["input_tokens"] > 0 and done["cost_usd"] > 0
@@ -166,6 +172,7 @@ async def test_a_turn_streams_tools_a_card_and_the_answer(
     ]
     assert [t["name"] for t in turn.payload["tools"]] == ["search_mail", "draft_reply"]
     assert "Raj" not in json.dumps(turn.payload) and turn.payload["question_sha256"]
+    assert turn.correlation_id == "corr-chat-1"
 
 
 async def test_a_tool_the_turn_did_not_offer_is_refused(
