@@ -13,6 +13,7 @@ from assistant import __version__
 from assistant.api import actions as actions_api
 from assistant.api import audit as audit_api
 from assistant.api import auth as auth_api
+from assistant.api import chat as chat_api
 from assistant.api import connectors as connectors_api
 from assistant.api import erp as erp_api
 from assistant.api import gate as gate_api
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(erp_api.router)
     app.include_router(gate_api.router)
     app.include_router(production_api.router)
+    app.include_router(chat_api.router)
     app.include_router(mail_push.router)
     install_web(app)
     return app

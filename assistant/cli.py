@@ -68,7 +68,10 @@ from assistant.cli_gate import gate_app, quality_app  # noqa: E402
 app.add_typer(gate_app, name="gate")
 app.add_typer(quality_app, name="quality")
 
+from assistant.cli_chat import ask as _ask_command  # noqa: E402
 from assistant.cli_production import register as _register_production_commands  # noqa: E402
+
+app.command("ask")(_ask_command)
 
 _register_production_commands(app, config_app)
 

@@ -101,6 +101,10 @@ class AuditAction(StrEnum):
     CONFIG_VERSIONED = "config.versioned"
     CONFIG_ROLLED_BACK = "config.rolled_back"
     DRILL_RUN = "drill.run"
+    # the chat agent (ids, hashes, tool names and action ids; never message text)
+    CHAT_TURN = "chat.turn"
+    CHAT_REFUSED = "chat.refused"
+    CHAT_CONVERSATION_DELETED = "chat.conversation.deleted"
 
 
 class Outcome(StrEnum):

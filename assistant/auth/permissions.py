@@ -286,6 +286,11 @@ ROUTE_PERMISSIONS: Final[dict[str, RouteRule]] = {
     "GET /api/v1/quality/spot-checks": Permission.QUALITY_READ,
     "POST /api/v1/quality/spot-checks/{check_id}/verdict": Permission.QUALITY_MANAGE,
     "POST /api/v1/quality/evaluate": Permission.QUALITY_MANAGE,
+    # ask the assistant (assistant/api/chat.py): it reads the executive's own mail
+    "POST /api/v1/chat": Permission.MAIL_READ,
+    "GET /api/v1/chat/conversations": Permission.MAIL_READ,
+    "GET /api/v1/chat/conversations/{conversation_id}": Permission.MAIL_READ,
+    "DELETE /api/v1/chat/conversations/{conversation_id}": Permission.MAIL_READ,
 }
 
 

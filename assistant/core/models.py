@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "assistant.quality.models",
     "governance.production_models",
     "governance.workers",
+    "assistant.agent.models",
 )
 
 

@@ -281,6 +281,44 @@ class TriageLearningSettings(BaseModel):
     )
 
 
+class AgentSettings(BaseModel):
+    """The chat agent: its prompt and the budget of one turn (one question and its work)."""
+
+    prompt: str = Field(
+        default="agent@1", description="Versioned prompt of the agent (name@version)."
+    )
+    max_tool_calls: int = Field(
+        default=8, ge=1, le=50, description="Most tool calls in one turn; then the turn stops."
+    )
+    max_model_calls: int = Field(
+        default=6, ge=1, le=50, description="Most model calls in one turn; then the turn stops."
+    )
+    max_tokens: int = Field(
+        default=24_000,
+        ge=500,
+        le=1_000_000,
+        description="Most tokens (input + output, as the provider reports) in one turn.",
+    )
+    max_message_chars: int = Field(
+        default=4000, ge=10, le=100_000, description="Longest question accepted."
+    )
+    max_tool_result_chars: int = Field(
+        default=6000,
+        ge=200,
+        le=200_000,
+        description="Longest tool result given to the model; longer ones are cut.",
+    )
+    history_turns: int = Field(
+        default=6, ge=0, le=50, description="Earlier questions and answers sent with a new one."
+    )
+    tool_protocol: Literal["native", "step"] = Field(
+        default="native",
+        description="native: the provider's tool calling (the model chooses); step: every "
+        "step is one forced `agent_step` call naming the tool (for servers that ignore "
+        "tool_choice auto, such as llama-cpp-python).",
+    )
+
+
 class QualitySettings(BaseModel):
     """Quality monitoring: spot checks of auto-approved actions and drift alerts."""
 
@@ -836,6 +874,7 @@ class Settings(BaseSettings):
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     drafting: DraftingSettings = Field(default_factory=DraftingSettings)
     triage_learning: TriageLearningSettings = Field(default_factory=TriageLearningSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     gate: GateSettings = Field(default_factory=GateSettings)

@@ -352,6 +352,51 @@ class LLMClient:
             truncated=problem is CallOutcome.TRUNCATED,
         )
 
+    async def tool_step(
+        self,
+        prompt: Prompt,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[dict[str, Any]],
+        *,
+        task: str,
+        tenant_id: str,
+        correlation_id: str | None = None,
+        tool_choice: str = "auto",
+    ) -> LLMAnswer[AIMessage]:
+        """One step of a tool-calling conversation: the model's message, with its tool calls
+        (OpenAI function tools; ``tool_choice`` "auto" lets the model choose, a tool's name
+        forces that tool). ``messages`` are already rendered (the
+        caller delimits untrusted content); the call is metered under ``prompt``. A message
+        cut at the output limit is returned with ``truncated=True``; usage above the limit
+        raises LLMOutputLimitError."""
+        spec, chat = self._model(task)
+        runnable = chat.bind_tools(list(tools), tool_choice=tool_choice) if tools else chat
+        correlation = _correlation_id(correlation_id)
+        calls: list[LLMCallRecord] = []
+        exchange = await self._exchange(
+            runnable, messages, spec, prompt, tenant_id, correlation, calls
+        )
+        message: AIMessage = exchange.result
+        usage = usage_of(message)
+        problem = self._limit_problem(message, usage, spec)
+        if problem is CallOutcome.OVER_LIMIT:
+            await self._meter(
+                spec, prompt, usage, exchange, problem, tenant_id, correlation, over_limit=True
+            )
+            raise LLMOutputLimitError(self._limit_detail(problem, spec))
+        calls.append(
+            await self._meter(
+                spec, prompt, usage, exchange, problem or CallOutcome.OK, tenant_id, correlation
+            )
+        )
+        return LLMAnswer(
+            value=message,
+            model=spec.model,
+            prompt=prompt.ref,
+            calls=tuple(calls),
+            truncated=problem is CallOutcome.TRUNCATED,
+        )
+
     # ------------------------------------------------------------------ internals
 
     @staticmethod

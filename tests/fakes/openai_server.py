@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,8 @@ class Answer:
     cached_tokens: int = 0
     finish_reason: str | None = None
     error_message: str = "scripted error"
+    #: Tool calls of an agent's step, by name: [(tool name, arguments), ...].
+    tool_calls: list[tuple[str, dict[str, Any]]] | None = None
 
     @classmethod
     def rate_limited(cls, retry_after: str | None = "0") -> Answer:
@@ -75,6 +77,9 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.answers: deque[Answer] = deque()
         self.default = Answer(arguments={})
+        #: When set, each request is answered by ``responder(request body)`` (a model that
+        #: reacts to what it is sent, for agent tests); the script is ignored.
+        self.responder: Callable[[dict[str, Any]], Answer] | None = None
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.headers: list[dict[str, str]] = []
@@ -101,6 +106,7 @@ class FakeOpenAI:
         self.answers.extend(answers)
 
     def reset(self) -> None:
+        self.responder = None
         self.answers.clear()
         self.default = Answer(arguments={})
         self.requests.clear()
@@ -117,7 +123,9 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ server
 
-    def _next(self) -> Answer:
+    def _next(self, body: dict[str, Any]) -> Answer:
+        if self.responder is not None:
+            return self.responder(body)
         with self._lock:
             return self.answers.popleft() if self.answers else self.default
 
@@ -131,7 +139,7 @@ class FakeOpenAI:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            answer = self._next()
+            answer = self._next(body)
             if answer.delay_s:
                 await asyncio.sleep(answer.delay_s)
             if answer.status != 200:
@@ -174,7 +182,17 @@ def _completion(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
     finish = answer.finish_reason
     choice = body.get("tool_choice")
-    if body.get("tools") and text is not None:
+    if body.get("tools") and answer.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+            for name, args in answer.tool_calls
+        ]
+        finish = finish or "tool_calls"
+    elif body.get("tools") and text is not None:
         name = (
             choice.get("function", {}).get("name") if isinstance(choice, dict) else None
         ) or body["tools"][0]["function"]["name"]
