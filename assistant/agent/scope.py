@@ -101,6 +101,13 @@ def _owned(
         connector = instance.connector
         if connector is None:
             continue
+        # A connector bound to executives (issue 13's people model) serves exactly those;
+        # an unbound one, the executive whose address it carries.
+        bound = {str(e).lower() for e in getattr(instance, "executives", ()) or ()}
+        if bound:
+            if bound & who:
+                return Bound(instance.name, connector)
+            continue
         if str(getattr(connector, attribute, "")).lower() in who:
             return Bound(instance.name, connector)
     return None

@@ -86,7 +86,14 @@ class ToolContext:
         connector = erp.connector
 
         class _Only:
-            def get(self, tenant_id: str, capability: Capability, name: str | None = None) -> Any:
+            def get(
+                self,
+                tenant_id: str,
+                capability: Capability,
+                name: str | None = None,
+                *,
+                executive: str | None = None,
+            ) -> Any:
                 return connector
 
         return ERPReader(_Only())

@@ -1,7 +1,7 @@
 """least privilege: the service role appends audit rows and never rewrites them
 
 Revision ID: 0011_audit_anchor
-Revises: 0009_quality
+Revises: 0010_ownership
 Create Date: 2026-12-02
 
 PostgreSQL only (SQLite has no roles). Migrations run as the owner of the schema; the
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011_audit_anchor"
-down_revision = "0009_quality"
+down_revision = "0010_ownership"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """worker heartbeats: which processes execute governed actions, and when each last beat
 
 Revision ID: 0012_workers
-Revises: 0009_quality
+Revises: 0011_audit_anchor
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from assistant.core.db import UTCDateTime
 
 revision = "0012_workers"
-down_revision = "0009_quality"
+down_revision = "0011_audit_anchor"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """triage learning: the labelled examples the learned triage stage trains on
 
 Revision ID: 0013_triage_learning
-Revises: 0009_quality
+Revises: 0012_workers
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from assistant.core.db import UTCDateTime
 
 revision = "0013_triage_learning"
-down_revision = "0009_quality"
+down_revision = "0012_workers"
 branch_labels = None
 depends_on = None
 

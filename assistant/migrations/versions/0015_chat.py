@@ -1,7 +1,7 @@
 """agent conversations: questions, tool runs and answers per executive
 
 Revision ID: 0015_chat
-Revises: 0009_quality
+Revises: 0013_triage_learning
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from assistant.core.db import UTCDateTime
 
 revision = "0015_chat"
-down_revision = "0009_quality"
+down_revision = "0013_triage_learning"
 branch_labels = None
 depends_on = None
 
