@@ -156,7 +156,7 @@ async def _described(
     """The row as the API shows it, with the executives it serves (set first if given)."""
     manager = services.connectors
     if executives is not None:
-        await set_executives(
+        serves = await set_executives(
             session,
             actor,
             manager,
@@ -164,10 +164,21 @@ async def _described(
             connector=row.name,
             executive_ids=executives,
         )
-    else:
-        await manager.load_bindings()
+        return {**store.describe(row), "executives": list(serves)}
+    await manager.load_bindings()
     live = manager.instances.get((row.tenant_id, row.name))
     return {**store.describe(row), "executives": list(live.executives) if live else []}
+
+
+def _go_live_after_commit(session: Any, store: ConnectorStore, row: Any, manager: Any) -> None:
+    """The live instance follows the committed row, with its stored bindings (a failed
+    commit changes nothing)."""
+
+    async def activate() -> None:
+        await store.activate(row, manager)
+        await manager.load_bindings()
+
+    on_commit(session, activate)
 
 
 @router.get("")
@@ -222,8 +233,7 @@ async def create_connector(
     if body.owner is not None:
         await set_owner(session, actor, "connector", row.name, body.owner)
     await snapshot_connector(session, actor, row.name, row, body.reason)
-    # The live instance follows the row once it is committed (a failed commit changes nothing).
-    on_commit(session, lambda: store.activate(row, services.connectors))
+    _go_live_after_commit(session, store, row, services.connectors)
     return await _described(store, row, services, session, actor, body.executives)
 
 
@@ -264,7 +274,7 @@ async def update_connector(
     if body.owner is not None:
         await set_owner(session, actor, "connector", name, body.owner)
     await snapshot_connector(session, actor, name, row, body.reason)
-    on_commit(session, lambda: store.activate(row, services.connectors))
+    _go_live_after_commit(session, store, row, services.connectors)
     return await _described(store, row, services, session, actor, body.executives)
 
 
