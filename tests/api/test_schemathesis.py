@@ -105,6 +105,17 @@ def _send(client: TestClient, case: Any) -> Any:
         reject()
 
 
+def _unconfigured_model(response: Any) -> bool:
+    """The chat answers 503 by design while the deployment has no language model (this
+    fixture runs without one, as the embedded default does): not a server error to fix."""
+    if response.status_code != 503:
+        return False
+    body = response.json()
+    return body.get("error") == "ServiceUnavailableError" and str(
+        body.get("detail", "")
+    ).startswith("no language model is configured")
+
+
 def _fuzz(client: TestClient, operation: Any, mode: GenerationMode) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -115,7 +126,10 @@ def _fuzz(client: TestClient, operation: Any, mode: GenerationMode) -> None:
         database=None,
     )
     def run(case: Any) -> None:
-        case.validate_response(_send(client, case), checks=CHECKS)
+        response = _send(client, case)
+        if _unconfigured_model(response):
+            return
+        case.validate_response(response, checks=CHECKS)
 
     run()
 
