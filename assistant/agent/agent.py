@@ -20,10 +20,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +40,10 @@ from assistant.llm.prompts import delimit, load_prompt
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.service import ActionService
 from integrations.errors import ConnectorError
+
+if TYPE_CHECKING:
+    # langchain_core.messages takes ~1 s to import: loaded with the first turn, not at start-up.
+    from langchain_core.messages import AIMessage, BaseMessage
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -129,6 +132,8 @@ class Agent:
     ) -> AsyncIterator[ChatEvent]:
         """Run one turn, yielding its events. Errors of the model end the turn with an
         ``error`` event; the turn is stored and audited either way."""
+        from langchain_core.messages import ToolMessage
+
         text = question.strip()
         correlation = correlation_id or new_id()
         started = time.perf_counter()
@@ -475,6 +480,8 @@ def _history(rows: list[Any], turns: int) -> list[BaseMessage]:
     kept = [r for r in rows if r.role in ("user", "assistant")]
     wanted = {r.turn for r in kept}
     last = sorted(wanted)[-turns:]
+    from langchain_core.messages import AIMessage, HumanMessage
+
     out: list[BaseMessage] = []
     for row in kept:
         if row.turn in last:
