@@ -165,31 +165,10 @@ def verify(
         raise typer.Exit(1)
 
 
-_CSV_COLUMNS = (
-    "tenant_id",
-    "seq",
-    "event_id",
-    "occurred_at",
-    "recorded_at",
-    "actor_type",
-    "actor_id",
-    "on_behalf_of",
-    "roles",
-    "source_ip",
-    "action",
-    "resource_type",
-    "resource_id",
-    "connector",
-    "outcome",
-    "reason",
-    "correlation_id",
-    "action_id",
-    "idempotency_key",
-    "payload",
-    "schema_version",
-    "prev_hash",
-    "row_hash",
-)
+def _csv_columns() -> tuple[str, ...]:
+    from governance.audit_query import EXPORT_COLUMNS
+
+    return ("tenant_id", *EXPORT_COLUMNS)
 
 
 def _record(event: AuditEvent) -> dict[str, Any]:
@@ -261,7 +240,7 @@ def export(
         engine = _engine(settings)
         counts: dict[str, int] = {}
         writer = (
-            csv.DictWriter(stream, fieldnames=_CSV_COLUMNS) if fmt is ExportFormat.CSV else None
+            csv.DictWriter(stream, fieldnames=_csv_columns()) if fmt is ExportFormat.CSV else None
         )
         if writer is not None:
             writer.writeheader()

@@ -109,3 +109,30 @@ async def stream_events(
             session.expunge(event)
             yield event
         after = batch[-1].seq
+
+
+#: The columns of an exported audit event, in order (CSV exports of the CLI and the web app).
+EXPORT_COLUMNS = (
+    "seq",
+    "event_id",
+    "occurred_at",
+    "recorded_at",
+    "actor_type",
+    "actor_id",
+    "on_behalf_of",
+    "roles",
+    "source_ip",
+    "action",
+    "resource_type",
+    "resource_id",
+    "connector",
+    "outcome",
+    "reason",
+    "correlation_id",
+    "action_id",
+    "idempotency_key",
+    "payload",
+    "schema_version",
+    "prev_hash",
+    "row_hash",
+)

@@ -31,7 +31,7 @@ from assistant.web.pages import PREFIX, Page, PageDep
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.audit_hash import iso_utc
 from governance.audit_models import AuditEvent
-from governance.audit_query import AuditFilter, query_events, stream_events
+from governance.audit_query import EXPORT_COLUMNS, AuditFilter, query_events, stream_events
 from governance.audit_verify import VerifyReport, verify_chain
 from governance.checkpoints import load_public_key
 
@@ -40,30 +40,6 @@ router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
 PAGE_SIZE = 100
 #: An export larger than this is refused: narrow the filter (the CLI exports everything).
 MAX_EXPORT = 100_000
-EXPORT_COLUMNS = (
-    "seq",
-    "event_id",
-    "occurred_at",
-    "recorded_at",
-    "actor_type",
-    "actor_id",
-    "on_behalf_of",
-    "roles",
-    "source_ip",
-    "action",
-    "resource_type",
-    "resource_id",
-    "connector",
-    "outcome",
-    "reason",
-    "correlation_id",
-    "action_id",
-    "idempotency_key",
-    "payload",
-    "schema_version",
-    "prev_hash",
-    "row_hash",
-)
 
 
 class AuditQuery(BaseModel):
