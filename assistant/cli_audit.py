@@ -172,33 +172,9 @@ def _csv_columns() -> tuple[str, ...]:
 
 
 def _record(event: AuditEvent) -> dict[str, Any]:
-    from governance.audit_hash import iso_utc
+    from governance.audit_query import export_row
 
-    return {
-        "tenant_id": event.tenant_id,
-        "seq": event.seq,
-        "event_id": event.event_id,
-        "occurred_at": iso_utc(event.occurred_at),
-        "recorded_at": iso_utc(event.recorded_at),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "on_behalf_of": event.on_behalf_of,
-        "roles": event.roles_json,
-        "source_ip": event.source_ip,
-        "action": event.action,
-        "resource_type": event.resource_type,
-        "resource_id": event.resource_id,
-        "connector": event.connector,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "correlation_id": event.correlation_id,
-        "action_id": event.action_id,
-        "idempotency_key": event.idempotency_key,
-        "payload": event.payload_json,
-        "schema_version": event.schema_version,
-        "prev_hash": event.prev_hash,
-        "row_hash": event.row_hash,
-    }
+    return {"tenant_id": event.tenant_id, **export_row(event)}
 
 
 @audit_app.command("export")

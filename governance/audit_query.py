@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from governance.audit_hash import iso_utc
 from governance.audit_models import AuditEvent
 
 MAX_PAGE = 500
@@ -136,3 +137,32 @@ EXPORT_COLUMNS = (
     "prev_hash",
     "row_hash",
 )
+
+
+def export_row(event: AuditEvent) -> dict[str, object]:
+    """An event as exported (the :data:`EXPORT_COLUMNS`): payload and roles as the canonical
+    JSON text that was hashed, so that the rows can be re-hashed offline."""
+    return {
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "occurred_at": iso_utc(event.occurred_at),
+        "recorded_at": iso_utc(event.recorded_at),
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "on_behalf_of": event.on_behalf_of,
+        "roles": event.roles_json,
+        "source_ip": event.source_ip,
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "connector": event.connector,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "correlation_id": event.correlation_id,
+        "action_id": event.action_id,
+        "idempotency_key": event.idempotency_key,
+        "payload": event.payload_json,
+        "schema_version": event.schema_version,
+        "prev_hash": event.prev_hash,
+        "row_hash": event.row_hash,
+    }

@@ -30,8 +30,13 @@ from assistant.web.consoles import require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.audit_hash import iso_utc
-from governance.audit_models import AuditEvent
-from governance.audit_query import EXPORT_COLUMNS, AuditFilter, query_events, stream_events
+from governance.audit_query import (
+    EXPORT_COLUMNS,
+    AuditFilter,
+    export_row,
+    query_events,
+    stream_events,
+)
 from governance.audit_verify import VerifyReport, verify_chain
 from governance.checkpoints import load_public_key
 
@@ -116,35 +121,6 @@ async def audit_log(
     )
 
 
-def _row(event: AuditEvent) -> dict[str, Any]:
-    """An event as exported: payload and roles as the canonical JSON text that was hashed,
-    so that the rows can be re-hashed offline."""
-    return {
-        "seq": event.seq,
-        "event_id": event.event_id,
-        "occurred_at": iso_utc(event.occurred_at),
-        "recorded_at": iso_utc(event.recorded_at),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "on_behalf_of": event.on_behalf_of,
-        "roles": event.roles_json,
-        "source_ip": event.source_ip,
-        "action": event.action,
-        "resource_type": event.resource_type,
-        "resource_id": event.resource_id,
-        "connector": event.connector,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "correlation_id": event.correlation_id,
-        "action_id": event.action_id,
-        "idempotency_key": event.idempotency_key,
-        "payload": event.payload_json,
-        "schema_version": event.schema_version,
-        "prev_hash": event.prev_hash,
-        "row_hash": event.row_hash,
-    }
-
-
 async def _verify(page: Page, session: SessionDep) -> VerifyReport:
     public_key = load_public_key(page.services.settings.audit_key_file)
     return await verify_chain(
@@ -186,7 +162,7 @@ async def export(
             raise ValidationFailedError(
                 f"more than {MAX_EXPORT} events: narrow the filter or use `assistant audit export`"
             )
-        rows.append(_row(event))
+        rows.append(export_row(event))
     report = await _verify(page, session)
     proof = _proof(report, rows, query)
     await record(

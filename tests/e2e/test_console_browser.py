@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from assistant.core.principal import Principal, Role
 from governance.policy import default_policy_path
 from tests.e2e.test_web_browser import AXE, _axe_violations, _shot, browser, expect_heading
-from tests.fakes.serving import free_port
+from tests.fakes.serving import serve_app
 from tests.fixtures.postgres import require_or_skip
 from tests.fixtures.web import DANA, PASSWORD, add_user, build_triaged, web_settings
 
@@ -90,23 +88,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     asyncio.run(prepare())
     from assistant.app import create_app
 
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="console-app", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the app did not start")
-        time.sleep(0.05)
-    try:
+    with serve_app(
+        create_app(settings), name="console-app", startup_timeout_s=60, lifespan="on"
+    ) as port:
         yield {"base": f"http://127.0.0.1:{port}", "policy": policy}
-    finally:
-        uv.should_exit = True
-        thread.join(15)
 
 
 def _sign_in(page: Any, base: str, username: str, landing: str) -> None:

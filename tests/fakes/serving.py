@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -28,8 +28,10 @@ def serve_app(
     cert_file: Path | None = None,
     key_file: Path | None = None,
     startup_timeout_s: float = 15,
+    lifespan: Literal["on", "off"] = "off",
 ) -> Iterator[int]:
-    """Run ``app`` on a free local port (HTTPS when a certificate is given); yield the port."""
+    """Run ``app`` on a free local port (HTTPS when a certificate is given); yield the port.
+    ``lifespan="on"`` for the service itself (its start-up builds services and runners)."""
     port = free_port()
     config = uvicorn.Config(
         app,
@@ -38,7 +40,7 @@ def serve_app(
         log_level="warning",
         ssl_certfile=str(cert_file) if cert_file else None,
         ssl_keyfile=str(key_file) if key_file else None,
-        lifespan="off",
+        lifespan=lifespan,
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
