@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from assistant.api.deps import AuthDep, SessionDep, require
 from assistant.auth import apikeys, sessions, users
 from assistant.auth.audit import anonymous, audit
+from assistant.auth.entra import ACCOUNT_KEY
 from assistant.auth.errors import EntraTokenError, TokenRejectedError
 from assistant.auth.models import ApiKey, Delegation, User
 from assistant.auth.permissions import (
@@ -410,7 +411,7 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         source_ip=source,
     )
     username = str(claims.get("preferred_username") or claims.get("email") or verified.subject)
-    await users.upsert_directory_user(
+    user = await users.upsert_directory_user(
         session,
         actor,
         tenant_id=verified.tenant_id,
@@ -419,6 +420,9 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         display_name=verified.display_name,
         email=str(claims["email"]) if claims.get("email") else None,
     )
+    if user.disabled:
+        return await failed("account disabled in the assistant", verified.tenant_id)
+    await users.sync_directory_roles(session, user, verified.roles)
     value = await sessions.create_session(
         session,
         auth.settings,
@@ -427,6 +431,7 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         roles=verified.roles,
         source="entra",
         display_name=verified.display_name,
+        account_id=result.get(ACCOUNT_KEY),
     )
     await audit(
         session,
