@@ -269,6 +269,62 @@ async def test_nobody_grants_roles_to_themselves(client: httpx.AsyncClient, runt
     assert me.json()["roles"] == ["admin"]
 
 
+async def test_each_item_refused_in_a_bulk_review_is_audited_on_its_own(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    own = await client.post(ACTIONS, json={"kind": "email.send", "arguments": mail(OUTSIDER)})
+    assert own.status_code == 201 and own.json()["state"] == "pending_review", own.text
+    filed = [(await pipeline_proposes(runtime, "email.send", mail(OUTSIDER, s))).id for s in "ab"]
+    before = len(await refusals(services))
+
+    # An admin who is also an executive bulk-approves A's actions: each one refused.
+    as_role(client, Role.ADMIN, Role.EXECUTIVE, user_id="boss@northwind.example")
+    items = [{"action_id": i, "decision": "approve"} for i in filed]
+    foreign = await client.post(f"{REVIEW}/bulk", json={"items": items})
+    assert foreign.status_code == 200, foreign.text
+    assert [(r["action_id"], r["ok"], r["error"]) for r in foreign.json()["results"]] == [
+        (filed[0], False, "OwnershipError"),
+        (filed[1], False, "OwnershipError"),
+    ]
+
+    # A herself: her own proposal (nobody approves their own request), one fine, one
+    # malformed, one unknown; each item's outcome is listed.
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    mixed = await client.post(
+        f"{REVIEW}/bulk",
+        json={
+            "items": [
+                {"action_id": own.json()["id"], "decision": "approve"},
+                {"action_id": filed[0], "decision": "approve"},
+                {"action_id": filed[1], "decision": "reject"},
+                {"action_id": "no-such-action", "decision": "approve"},
+            ]
+        },
+    )
+    assert mixed.status_code == 200, mixed.text
+    assert [(r["ok"], r["state"], r["error"]) for r in mixed.json()["results"]] == [
+        (False, None, "SeparationOfDutiesError"),
+        (True, "scheduled", None),
+        (False, None, "ValidationFailedError"),
+        (False, None, "NotFoundError"),
+    ]
+
+    events = (await refusals(services))[before:]
+    assert [
+        (e.actor_id, e.resource_type, e.resource_id, e.payload["error"], e.outcome) for e in events
+    ] == [
+        ("boss@northwind.example", "action", filed[0], "OwnershipError", "denied"),
+        ("boss@northwind.example", "action", filed[1], "OwnershipError", "denied"),
+        (EXECUTIVE, "action", own.json()["id"], "SeparationOfDutiesError", "denied"),
+        (EXECUTIVE, "action", filed[1], "ValidationFailedError", "denied"),
+        (EXECUTIVE, "action", "no-such-action", "NotFoundError", "denied"),
+    ]
+    assert all(e.reason and e.payload["decision"] in {"approve", "reject"} for e in events)
+    assert "own request" in (events[2].reason or "")
+
+
 # ------------------------------------------------------------------ finding 3: connectors
 
 
