@@ -3,11 +3,13 @@ clear 403/409 with a ``governance.refused`` audit event), then the per-person ma
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from sqlalchemy import select
 
@@ -489,6 +491,38 @@ async def test_disabled_users_and_removed_roles_stop_working_at_once(
         user = await users.get_user(session, TENANT, root_id)
         user.disabled = True  # another admin (or the CLI) disabled the key's person
     assert (await client.get("/api/v1/me", headers=root_key)).status_code == 401
+
+
+async def test_a_day_long_cli_token_is_rechecked_like_any_other(
+    client: httpx.AsyncClient, runtime: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app as cli
+
+    services = runtime.services
+    _, root = await create_user_with_token(services, "root", Role.ADMIN)
+    auditor_id, _ = await create_user_with_token(services, "audrey", Role.AUDITOR)
+    env = {
+        "ASSISTANT_DATA_DIR": str(services.settings.data_dir),
+        "ASSISTANT_SANDBOX__SEED_DIR": str(SEED_DIR),
+    }
+    minted = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["token", "audrey", "--ttl", "86400"], env=env
+    )
+    assert minted.exit_code == 0, minted.output
+    token = next(w for w in minted.output.split() if w.startswith("eyJ"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 86400
+    day_long = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/audit/events", headers=day_long)).status_code == 200
+    removed = await client.put(
+        f"/api/v1/users/{auditor_id}/roles", headers=root, json={"roles": ["executive"]}
+    )
+    assert removed.status_code == 200, removed.text
+    assert (await client.get("/api/v1/audit/events", headers=day_long)).status_code == 403
+    await client.patch(f"/api/v1/users/{auditor_id}", headers=root, json={"disabled": True})
+    assert (await client.get("/api/v1/me", headers=day_long)).status_code == 401
 
 
 async def test_the_state_cache_keeps_a_person_at_most_its_ttl(sessions: Any, engine: Any) -> None:
