@@ -29,6 +29,7 @@ from assistant.auth.permissions import (
 )
 from assistant.auth.runtime import CSRF_COOKIE, SIGNIN_STATE_COOKIE, AuthRuntime
 from assistant.core.clock import utcnow
+from assistant.core.db import on_commit
 from assistant.core.errors import ConflictError, NotFoundError
 from assistant.core.principal import ActorType, Principal, Role
 from governance.audit import AuditAction, Outcome
@@ -469,6 +470,13 @@ async def logout(request: Request, auth: AuthDep, session: SessionDep) -> Respon
                 AuditAction.AUTH_SIGNOUT,
                 resource_type="session",
             )
+            entra, account_id = auth.entra, row.account_id
+            if entra is not None and account_id is not None:
+                others = await sessions.live_sessions(session, row.tenant_id, row.user_id)
+                if not any(other.account_id == account_id for other in others):
+                    # Her refresh token should not outlive her last session (after the
+                    # commit: msal's cache is written in a transaction of its own).
+                    on_commit(session, lambda: entra.forget_account(account_id))
     response = RedirectResponse("/auth/login", status_code=303)
     sessions.clear_cookie(response, auth.settings, auth.settings.auth.session_cookie)
     return response

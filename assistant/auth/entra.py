@@ -254,6 +254,16 @@ class EntraClient:
             )
         return result
 
+    async def forget_account(self, account_id: str) -> None:
+        """Drop a signed-out person's tokens (refresh token included) from msal's cache."""
+
+        def forget(app: msal.ConfidentialClientApplication) -> None:
+            for account in app.get_accounts():
+                if account.get("home_account_id") == account_id:
+                    app.remove_account(account)
+
+        await self._call(self.login_cache_key(), self._login_tid(), forget)
+
     # ------------------------------------------------------------------ connectors
 
     async def acquire_for_client(self, tenant_id: str, scopes: list[str]) -> str:

@@ -560,3 +560,19 @@ async def test_a_session_entra_cannot_confirm_is_refused_but_not_ended(
     async with services.sessions() as session:
         row = await session.scalar(select(WebSession).where(WebSession.user_id == ines.oid))
         assert row is not None and row.revoked_at is None
+
+
+async def test_signing_out_drops_the_refresh_token_of_the_last_session(
+    services: Any, client: httpx.AsyncClient, fake_entra: FakeEntra
+) -> None:
+    ines = fake_entra.add_user(TID_A, "ines@contoso.example", "Ines", ["Executive"])
+    await _sign_in(client, fake_entra, ines)
+    async with services.sessions() as session:
+        row = await session.scalar(select(WebSession).where(WebSession.user_id == ines.oid))
+        assert row is not None and row.account_id == f"{ines.oid}.{TID_A}"
+    renewed = await services.auth.entra.refresh_session(row.account_id)
+    assert "id_token" in renewed
+    assert (await client.post("/auth/logout")).status_code == 303
+    with pytest.raises(EntraTokenError) as gone:
+        await services.auth.entra.refresh_session(row.account_id)
+    assert gone.value.reason == "no_account"
