@@ -295,7 +295,9 @@ class ConnectorStore:
 #: Config keys that say where (and how safely) a connector connects: a change to one of
 #: them redirects the stored secret. Matched on the key's name, so a new connector's
 #: ``url``, ``*_host`` or ``tenant_id`` is covered without listing it here.
-_DESTINATION_KEY = re.compile(r"url|host|port|endpoint|authority|tenant|server|ca_file|verify_tls")
+_DESTINATION_KEY = re.compile(
+    r"url|host|port|endpoint|authority|tenant|server|ca_file|verify_tls|security"
+)
 
 
 def destination_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

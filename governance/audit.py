@@ -65,6 +65,7 @@ class AuditAction(StrEnum):
     AUTH_SIGNIN_SUCCEEDED = "auth.signin.succeeded"
     AUTH_SIGNIN_FAILED = "auth.signin.failed"
     AUTH_SIGNOUT = "auth.signout"
+    AUTH_SESSION_ENDED = "auth.session.ended"
     AUTH_TOKEN_REJECTED = "auth.token.rejected"  # noqa: S105
     AUTH_ACCESS_DENIED = "auth.access.denied"
     GOVERNANCE_REFUSED = "governance.refused"

@@ -20,6 +20,7 @@ the same kind of record a promotion is judged on.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,9 +29,9 @@ from sqlalchemy import case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.clock import utcnow
-from assistant.core.errors import ConflictError, ValidationFailedError
+from assistant.core.errors import ConflictError, SeparationOfDutiesError, ValidationFailedError
 from assistant.core.ids import new_id
-from assistant.core.principal import Principal
+from assistant.core.principal import Principal, Role
 from assistant.core.settings import AutonomySettings
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.edit_distance import normalized_edit_distance
@@ -213,10 +214,13 @@ async def set_level(
     bar: AutonomySettings,
     default: Autonomy,
     now: datetime | None = None,
+    actor_ids: Iterable[str] = (),
 ) -> Change:
     """Set the level of ``executive`` x ``kind``: a demotion (or no change) at once, a
-    promotion only if the measured record meets ``bar``. Raises PromotionRefusedError
-    (the caller audits the refusal with :func:`audit_refusal` in its own transaction)."""
+    promotion only if the measured record meets ``bar``, and never by the executive
+    herself, known by ``actor_ids`` (her addresses) besides her user id
+    (SeparationOfDutiesError). Raises PromotionRefusedError (the caller audits the
+    refusal with :func:`audit_refusal` in its own transaction)."""
     executive = executive.strip().lower()
     kind = kind.strip().lower()
     if not executive or not kind:
@@ -234,6 +238,17 @@ async def set_level(
         if rank(level) < rank(previous)
         else "unchanged"
     )
+    own = {i.strip().lower() for i in (actor.user_id, actor.on_behalf_of or "", *actor_ids)}
+    if direction == "promotion" and (
+        executive in own or (executive == "*" and actor.has(Role.EXECUTIVE))
+    ):
+        # An admin who is also this executive (or every executive, her included) would
+        # widen what runs without her own review.
+        raise SeparationOfDutiesError(
+            "nobody raises their own autonomy: another admin must",
+            executive=executive,
+            kind=kind,
+        )
     if direction == "promotion":
         record_ = await measure(
             session, actor.tenant_id, executive, kind, window_days=bar.window_days, now=now

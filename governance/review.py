@@ -39,8 +39,9 @@ from assistant.core.errors import (
 )
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal, Role, system_principal
+from governance import audit
 from governance.actions import PreviewContext
-from governance.audit import AuditAction
+from governance.audit import AuditAction, AuditEventIn, Outcome
 from governance.edit_distance import normalized_edit_distance
 from governance.models import Action, ActionApproval, ActionEdit
 from governance.policy import Autonomy, Effect, PolicyInput
@@ -423,14 +424,21 @@ class ReviewService:
     async def bulk(
         self, session: AsyncSession, principal: Principal, items: list[BulkItem]
     ) -> list[BulkResult]:
-        """Each item in its own savepoint: one failure does not undo the others."""
+        """Each item in its own savepoint: one failure does not undo the others.
+
+        Every refused item leaves its own audit event (``governance.refused``: who, which
+        action, which decision, why), as a single refused decision does; they are recorded
+        after the decisions, in the caller's transaction, which commits with the results.
+        """
         results: list[BulkResult] = []
+        refused: list[tuple[BulkItem, AssistantError]] = []
         for item in items:
             try:
                 async with session.begin_nested():
                     action = await self.decide(session, principal, item)
                 results.append(BulkResult(action_id=item.action_id, ok=True, state=action.state))
             except AssistantError as exc:
+                refused.append((item, exc))
                 results.append(
                     BulkResult(
                         action_id=item.action_id,
@@ -439,7 +447,41 @@ class ReviewService:
                         detail=exc.detail,
                     )
                 )
+        await self.audit_refused(session, principal, refused)
         return results
+
+    async def audit_refused(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        refused: list[tuple[BulkItem, AssistantError]],
+    ) -> None:
+        """One ``governance.refused`` audit event per refused item of a bulk decision."""
+        for item, exc in refused:
+            await audit.record(
+                session,
+                principal,
+                AuditEventIn(
+                    action=AuditAction.GOVERNANCE_REFUSED,
+                    outcome=Outcome.DENIED,
+                    resource_type="action",
+                    resource_id=item.action_id[:64],
+                    action_id=item.action_id[:64],
+                    reason=exc.detail[:500],
+                    payload={
+                        "error": type(exc).__name__,
+                        "decision": item.decision,
+                        "bulk": True,
+                        **{key: str(value)[:200] for key, value in exc.extra.items()},
+                    },
+                ),
+            )
+        if refused:
+            log.info(
+                "review.bulk.refused",
+                tenant=principal.tenant_id,
+                refused=len(refused),
+            )
 
     async def decide(self, session: AsyncSession, principal: Principal, item: BulkItem) -> Action:
         if item.decision == "approve":

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from assistant.api.deps import AuthDep, SessionDep, require
 from assistant.auth import apikeys, sessions, users
 from assistant.auth.audit import anonymous, audit
+from assistant.auth.entra import ACCOUNT_KEY
 from assistant.auth.errors import EntraTokenError, TokenRejectedError
 from assistant.auth.models import ApiKey, Delegation, User
 from assistant.auth.permissions import (
@@ -28,6 +29,7 @@ from assistant.auth.permissions import (
 )
 from assistant.auth.runtime import CSRF_COOKIE, SIGNIN_STATE_COOKIE, AuthRuntime
 from assistant.core.clock import utcnow
+from assistant.core.db import on_commit
 from assistant.core.errors import ConflictError, NotFoundError
 from assistant.core.principal import ActorType, Principal, Role
 from governance.audit import AuditAction, Outcome
@@ -410,7 +412,7 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         source_ip=source,
     )
     username = str(claims.get("preferred_username") or claims.get("email") or verified.subject)
-    await users.upsert_directory_user(
+    user = await users.upsert_directory_user(
         session,
         actor,
         tenant_id=verified.tenant_id,
@@ -419,6 +421,9 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         display_name=verified.display_name,
         email=str(claims["email"]) if claims.get("email") else None,
     )
+    if user.disabled:
+        return await failed("account disabled in the assistant", verified.tenant_id)
+    await users.sync_directory_roles(session, user, verified.roles)
     value = await sessions.create_session(
         session,
         auth.settings,
@@ -427,6 +432,7 @@ async def callback(request: Request, auth: AuthDep, session: SessionDep) -> Resp
         roles=verified.roles,
         source="entra",
         display_name=verified.display_name,
+        account_id=result.get(ACCOUNT_KEY),
     )
     await audit(
         session,
@@ -464,6 +470,13 @@ async def logout(request: Request, auth: AuthDep, session: SessionDep) -> Respon
                 AuditAction.AUTH_SIGNOUT,
                 resource_type="session",
             )
+            entra, account_id = auth.entra, row.account_id
+            if entra is not None and account_id is not None:
+                others = await sessions.live_sessions(session, row.tenant_id, row.user_id)
+                if not any(other.account_id == account_id for other in others):
+                    # Her refresh token should not outlive her last session (after the
+                    # commit: msal's cache is written in a transaction of its own).
+                    on_commit(session, lambda: entra.forget_account(account_id))
     response = RedirectResponse("/auth/login", status_code=303)
     sessions.clear_cookie(response, auth.settings, auth.settings.auth.session_cookie)
     return response

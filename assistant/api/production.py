@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
+from assistant.auth.models import User
 from assistant.auth.permissions import Permission
 from assistant.change_control import policy_path
 from assistant.core.errors import ValidationFailedError
@@ -143,6 +144,12 @@ async def put_autonomy(
 ) -> dict[str, Any]:
     """Set a level: lowering is immediate; raising needs the measured record (409 if not)."""
     default = load_policy(policy_path(settings)).default_autonomy
+    person = await session.get(User, actor.user_id)
+    addresses = (
+        [a for a in (person.email, person.username) if a]
+        if person is not None and person.tenant_id == actor.tenant_id
+        else []
+    )
     try:
         change = await autonomy.set_level(
             session,
@@ -153,6 +160,7 @@ async def put_autonomy(
             reason=body.reason,
             bar=settings.autonomy,
             default=default,
+            actor_ids=addresses,
         )
     except autonomy.PromotionRefusedError as refused:
         async with services.sessions() as own, own.begin():

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.auth.crypto import SecretBox
-from assistant.auth.errors import EntraTokenError
+from assistant.auth.errors import EntraTokenError, EntraUnreachableError
 from assistant.auth.models import MsalTokenCache
 from assistant.auth.tenants import TenantDirectory
 
@@ -37,6 +37,9 @@ from assistant.core.settings import Settings
 log = structlog.stdlib.get_logger(__name__)
 
 T = TypeVar("T")
+
+#: Where finish_sign_in puts msal's home account id of the signed-in person.
+ACCOUNT_KEY = "home_account_id"
 
 
 class _TenantApp:
@@ -196,6 +199,13 @@ class EntraClient:
 
         def redeem(app: msal.ConfidentialClientApplication) -> dict[str, Any]:
             result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, auth_response)
+            oid = (result.get("id_token_claims") or {}).get("oid")
+            if "error" not in result and oid:
+                # The account whose refresh token later confirms the session's roles.
+                for account in app.get_accounts():
+                    if account.get("local_account_id") == oid:
+                        result[ACCOUNT_KEY] = account["home_account_id"]
+                        break
             return result
 
         try:
@@ -209,6 +219,50 @@ class EntraClient:
                 "Entra refused the sign-in", reason=str(result.get("error", "no id_token"))
             )
         return result
+
+    async def refresh_session(self, account_id: str) -> dict[str, Any]:
+        """Ask Entra again for the signed-in ``account_id``: msal redeems the refresh token
+        kept in the encrypted cache (force_refresh, so never a cached answer) and returns
+        Entra's fresh ID token. Raises EntraTokenError when Entra refuses (account disabled,
+        sign-in revoked, consent withdrawn) or no refresh token is left."""
+        scopes = list(self._settings.auth.entra.scopes)
+
+        def refresh(app: msal.ConfidentialClientApplication) -> dict[str, Any] | None:
+            account = next(
+                (a for a in app.get_accounts() if a.get("home_account_id") == account_id), None
+            )
+            if account is None:
+                return None
+            result: dict[str, Any] | None = app.acquire_token_silent_with_error(
+                scopes, account, force_refresh=True
+            )
+            return result
+
+        try:
+            result = await self._call(self.login_cache_key(), self._login_tid(), refresh)
+        except (OSError, ValueError) as exc:  # requests' transport errors are OSErrors
+            log.warning("auth.entra.refresh_unreachable", error=type(exc).__name__)
+            raise EntraUnreachableError("Entra cannot be reached to recheck the session") from None
+        if result is None:
+            raise EntraTokenError("no refresh token for this session", reason="no_account")
+        if "error" in result or "id_token" not in result:
+            # error codes are safe to log; descriptions may echo request details
+            log.info("auth.entra.refresh_refused", error=result.get("error"))
+            raise EntraTokenError(
+                "Entra refused to renew the session",
+                reason=str(result.get("error", "no id_token")),
+            )
+        return result
+
+    async def forget_account(self, account_id: str) -> None:
+        """Drop a signed-out person's tokens (refresh token included) from msal's cache."""
+
+        def forget(app: msal.ConfidentialClientApplication) -> None:
+            for account in app.get_accounts():
+                if account.get("home_account_id") == account_id:
+                    app.remove_account(account)
+
+        await self._call(self.login_cache_key(), self._login_tid(), forget)
 
     # ------------------------------------------------------------------ connectors
 

@@ -41,3 +41,13 @@ class EntraTokenError(AssistantError):
     def __init__(self, detail: str, reason: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class EntraUnreachableError(AssistantError):
+    """Entra could not be asked (network, TLS, its outage): nothing was confirmed."""
+
+    status_code = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after = 30

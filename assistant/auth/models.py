@@ -34,6 +34,10 @@ class User(Base):
     source: Mapped[str] = mapped_column(String(16), default="local")
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Entra users: roles Entra grants that an admin withdrew in the app. Entra remains the
+    #: authority for what a person holds; the app can only take away, and keeps doing so
+    #: across sign-ins (the mirror in auth_role_grants is Entra's roles minus these).
+    withheld_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -128,6 +132,10 @@ class WebSession(Base):
     display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Entra sessions: msal's home account id (its refresh token is in the encrypted cache)
+    #: and when Entra last confirmed the session's roles.
+    account_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    roles_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 

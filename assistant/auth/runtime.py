@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import structlog
@@ -18,18 +20,19 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.auth.apikeys import looks_like_api_key, touch_last_used, verify_api_key
-from assistant.auth.audit import anonymous, audit_detached
+from assistant.auth.audit import anonymous, audit, audit_detached
 from assistant.auth.crypto import CookieSealer
 from assistant.auth.entra import EntraClient
-from assistant.auth.errors import TokenRejectedError
+from assistant.auth.errors import EntraTokenError, TokenRejectedError
 from assistant.auth.issuer import LocalIssuer, local_issuer_url
 from assistant.auth.keys import LocalKeyStore
-from assistant.auth.models import User
+from assistant.auth.models import User, WebSession
 from assistant.auth.principal import AuthenticatedPrincipal, AuthMethod, parse_roles
 from assistant.auth.sessions import find_session
 from assistant.auth.tenants import TenantDirectory
 from assistant.auth.tokens import KeySource, LocalKeySource, TokenValidator
-from assistant.auth.users import active_delegation, roles_of
+from assistant.auth.users import active_delegation, roles_of, sync_directory_roles
+from assistant.core.clock import utcnow
 from assistant.core.errors import AuthenticationError, PermissionDeniedError
 from assistant.core.principal import ActorType, Principal, Role
 from assistant.core.settings import Settings
@@ -56,6 +59,8 @@ class UserState:
     disabled: bool
     roles: frozenset[Role]
     source: str
+    #: Entra users: roles an admin withdrew in the app (Entra's token may still carry them).
+    withheld: frozenset[Role] = frozenset()
 
 
 class UserStateCache:
@@ -80,6 +85,7 @@ class UserStateCache:
                 disabled=user.disabled,
                 roles=await roles_of(session, tenant_id, user_id),
                 source=user.source,
+                withheld=frozenset(Role(role) for role in user.withheld_roles or ()),
             )
         if self.ttl_s > 0:
             if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
@@ -210,6 +216,9 @@ class AuthRuntime:
             if state is not None and state.source == "local":
                 # Our own users: a role removed since minting is gone; none is added.
                 roles = roles & state.roles
+            elif state is not None:
+                # Entra's users: Entra assigns roles; a withdrawal in the app still applies.
+                roles = roles - state.withheld
         return AuthenticatedPrincipal(
             user_id=verified.subject,
             tenant_id=verified.tenant_id,
@@ -268,14 +277,19 @@ class AuthRuntime:
         if row.source == "local":
             # Local users' roles and status are read now: a change applies at once.
             user = await session.get(User, row.user_id)
-            if user is None or user.disabled or user.tenant_id != row.tenant_id:
+            if user is None or user.tenant_id != row.tenant_id:
                 raise AuthenticationError("the session has ended; sign in again at /auth/login")
+            if user.disabled:
+                raise self._disabled(row)
             roles = await roles_of(session, row.tenant_id, row.user_id)
             display_name = user.display_name or user.username
         else:
+            # What the app controls, within recheck_s; what only Entra knows, within
+            # auth.entra.session_recheck_s (the session asks Entra again, or ends).
             state = await self._state(session, row.tenant_id, row.user_id)
-            if state is not None and state.disabled:
-                raise AuthenticationError("this account is disabled")
+            if state is None or state.disabled:
+                raise self._disabled(row)
+            roles = await self._entra_session_roles(row) - state.withheld
         return AuthenticatedPrincipal(
             user_id=row.user_id,
             tenant_id=row.tenant_id,
@@ -284,6 +298,72 @@ class AuthRuntime:
             source_ip=source_ip,
             auth_method=AuthMethod.SESSION,
         )
+
+    @staticmethod
+    def _disabled(row: WebSession) -> TokenRejectedError:
+        return TokenRejectedError(
+            "disabled user",
+            "this account is disabled",
+            tenant_id=row.tenant_id,
+            subject=row.user_id,
+        )
+
+    async def _entra_session_roles(self, row: WebSession) -> frozenset[Role]:
+        """The session's roles as Entra last confirmed them, asking again when that answer
+        is older than ``auth.entra.session_recheck_s``; a refusal ends the session."""
+        interval = timedelta(seconds=self.settings.auth.entra.session_recheck_s)
+        checked = row.roles_checked_at or row.created_at
+        now = utcnow()
+        if now - checked < interval:
+            return parse_roles(row.roles)
+        if self.entra is None or row.account_id is None:
+            # No way to ask Entra (mode changed, or a session from before rechecks): end it.
+            await self._end_session(row, "the session cannot be renewed with Entra")
+        assert self.entra is not None and row.account_id is not None
+        try:
+            result = await self.entra.refresh_session(row.account_id)
+            verified = await self.validator.validate(
+                result["id_token"], audiences=[self.entra.client_id]
+            )
+        except EntraTokenError as exc:
+            await self._end_session(row, f"Entra refused to renew it ({exc.reason})")
+        except TokenRejectedError as exc:
+            await self._end_session(row, f"Entra's renewed id token was rejected ({exc.reason})")
+        if verified.subject != row.user_id or verified.tenant_id != row.tenant_id:
+            await self._end_session(row, "Entra renewed the session for another person")
+        async with self.sessions() as own, own.begin():
+            stored = await own.get(WebSession, row.id)
+            user = await own.get(User, row.user_id)
+            if stored is not None:
+                stored.roles = sorted(role.value for role in verified.roles)
+                stored.roles_checked_at = now
+            if user is not None:
+                await sync_directory_roles(own, user, verified.roles)
+        log.info(
+            "auth.session.renewed",
+            tenant=row.tenant_id,
+            user=row.user_id,
+            roles=sorted(role.value for role in verified.roles),
+        )
+        return verified.roles
+
+    async def _end_session(self, row: WebSession, reason: str) -> NoReturn:
+        """Revoke the session (its own transaction: the request's rolls back) and audit."""
+        async with self.sessions() as own, own.begin():
+            stored = await own.get(WebSession, row.id)
+            if stored is not None and stored.revoked_at is None:
+                stored.revoked_at = utcnow()
+            await audit(
+                own,
+                Principal(user_id=row.user_id, tenant_id=row.tenant_id),
+                AuditAction.AUTH_SESSION_ENDED,
+                outcome=Outcome.DENIED,
+                reason=reason[:500],
+                resource_type="session",
+                resource_id=row.user_id,
+            )
+        log.info("auth.session.ended", tenant=row.tenant_id, user=row.user_id, reason=reason)
+        raise AuthenticationError("the session has ended; sign in again at /auth/login")
 
     def _check_origin(self, request: Request) -> None:
         """Cookie-authenticated writes come from our own pages (SameSite backs this up)."""

@@ -40,6 +40,7 @@ async def create_session(
     roles: Iterable[Role],
     source: str,
     display_name: str | None = None,
+    account_id: str | None = None,
 ) -> str:
     """A new session; returns the cookie value (shown once, stored only as a hash)."""
     value = secrets.token_urlsafe(32)
@@ -54,6 +55,8 @@ async def create_session(
             display_name=display_name,
             created_at=now,
             expires_at=now + timedelta(seconds=settings.auth.session_ttl_s),
+            account_id=account_id,
+            roles_checked_at=now,
         )
     )
     await session.flush()

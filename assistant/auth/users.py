@@ -26,7 +26,7 @@ from assistant.core.errors import (
     ValidationFailedError,
 )
 from assistant.core.ids import new_id
-from assistant.core.principal import Principal, Role
+from assistant.core.principal import Principal, Role, system_principal
 from assistant.core.settings import AuthSettings
 from governance.audit import AuditAction, Outcome
 
@@ -105,6 +105,7 @@ async def create_user(
         source=source,
         password_hash=hash_password(password) if password is not None else None,
         disabled=False,
+        withheld_roles=[],
         failed_logins=0,
         created_at=now,
         updated_at=now,
@@ -138,7 +139,11 @@ async def create_user(
 async def set_roles(
     session: AsyncSession, actor: Principal, user: User, roles: Iterable[Role]
 ) -> frozenset[Role]:
-    """Replace ``user``'s roles (audited); a tenant never loses its last admin."""
+    """Replace ``user``'s roles (audited); a tenant never loses its last admin.
+
+    An Entra user's roles are assigned in Entra: here they can only be withdrawn (and a
+    withdrawal undone); a withdrawal outlives the next sign-in.
+    """
     before = await roles_of(session, user.tenant_id, user.id)
     after = frozenset(Role(role) for role in roles)
     if before == after:
@@ -156,23 +161,15 @@ async def set_roles(
         )
         if (admins or 0) <= 1:
             raise ConflictError("this is the tenant's last admin; make another admin first")
-    now = utcnow()
-    for role in before - after:
-        grant = await session.get(RoleGrant, (user.id, role.value))
-        if grant is not None:
-            await session.delete(grant)
-    for role in after - before:
-        session.add(
-            RoleGrant(
-                user_id=user.id,
-                role=role.value,
-                tenant_id=user.tenant_id,
-                granted_by=actor.user_id,
-                granted_at=now,
-            )
+    withheld = frozenset(Role(role) for role in user.withheld_roles or ())
+    if user.source == "entra" and (after - before - withheld):
+        raise ConflictError(
+            "this person's roles are assigned in Entra (app roles); the app can only withdraw them",
+            roles=",".join(_sorted_roles(after - before - withheld)),
         )
-    user.updated_at = now
-    await session.flush()
+    if user.source == "entra":
+        user.withheld_roles = _sorted_roles((withheld - after) | (before - after))
+    await _replace_grants(session, user, before, after, granted_by=actor.user_id)
     await audit(
         session,
         actor,
@@ -188,6 +185,71 @@ async def set_roles(
         before=_sorted_roles(before),
         after=_sorted_roles(after),
     )
+    return after
+
+
+async def _replace_grants(
+    session: AsyncSession,
+    user: User,
+    before: frozenset[Role],
+    after: frozenset[Role],
+    *,
+    granted_by: str,
+) -> None:
+    now = utcnow()
+    for role in before - after:
+        grant = await session.get(RoleGrant, (user.id, role.value))
+        if grant is not None:
+            await session.delete(grant)
+    for role in after - before:
+        session.add(
+            RoleGrant(
+                user_id=user.id,
+                role=role.value,
+                tenant_id=user.tenant_id,
+                granted_by=granted_by,
+                granted_at=now,
+            )
+        )
+    user.updated_at = now
+    await session.flush()
+
+
+def effective_directory_roles(user: User, directory_roles: Iterable[Role]) -> frozenset[Role]:
+    """What an Entra user may use: what Entra grants, less what an admin withdrew here."""
+    withheld = frozenset(Role(role) for role in user.withheld_roles or ())
+    return frozenset(directory_roles) - withheld
+
+
+async def sync_directory_roles(
+    session: AsyncSession, user: User, directory_roles: Iterable[Role]
+) -> frozenset[Role]:
+    """Mirror the roles Entra just confirmed (less the withdrawn ones) into the user's
+    grants, so that listings and every count of persons by role see them; audited when
+    they change. Returns the effective roles."""
+    before = await roles_of(session, user.tenant_id, user.id)
+    after = effective_directory_roles(user, directory_roles)
+    if before != after:
+        await _replace_grants(session, user, before, after, granted_by="entra")
+        await audit(
+            session,
+            system_principal(user.tenant_id, "entra"),
+            AuditAction.AUTH_ROLE_CHANGED,
+            resource_type="user",
+            resource_id=user.id,
+            payload={
+                "before": _sorted_roles(before),
+                "after": _sorted_roles(after),
+                "source": "entra",
+            },
+        )
+        log.info(
+            "auth.user.directory_roles_changed",
+            tenant=user.tenant_id,
+            user=user.id,
+            before=_sorted_roles(before),
+            after=_sorted_roles(after),
+        )
     return after
 
 

@@ -748,6 +748,15 @@ class EntraSettings(BaseModel):
         description="Scopes requested at sign-in besides openid and "
         "profile, e.g. api://<client-id>/access_as_user or Mail.Read.",
     )
+    session_recheck_s: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="A web session asks Entra again (msal's silent refresh with the "
+        "session's refresh token) at most this many seconds after its last answer: roles "
+        "removed in Entra apply by then, and a disabled or refused account ends the session. "
+        "What the app controls (disabled, withdrawn roles) applies within auth.recheck_s.",
+    )
 
 
 class AuthSettings(BaseModel):

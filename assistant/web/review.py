@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
-from assistant.core.errors import ValidationFailedError
+from assistant.core.errors import AssistantError, NotFoundError, ValidationFailedError
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from assistant.web.scope import Executive
@@ -64,8 +64,6 @@ def owned(executive: Executive) -> Any:
 async def load_owned(
     session: AsyncSession, tenant_id: str, executive: Executive, action_id: str
 ) -> Action:
-    from assistant.core.errors import NotFoundError
-
     action = await session.scalar(
         select(Action).where(
             Action.id == action_id, Action.tenant_id == tenant_id, owned(executive)
@@ -250,14 +248,20 @@ async def bulk_approve(
     if not chosen:
         raise ValidationFailedError("tick at least one card to approve")
     refused = 0
+    not_hers: list[tuple[BulkItem, AssistantError]] = []
     for wanted in chosen:
-        action = await load_owned(session, page.person.tenant_id, executive, wanted)
+        item = BulkItem(action_id=wanted, decision="approve")
+        try:
+            action = await load_owned(session, page.person.tenant_id, executive, wanted)
+        except NotFoundError as exc:  # a card of another executive (or none): refused alone
+            not_hers.append((item, exc))
+            continue
         results = await governance.review.bulk(
-            session,
-            page.acting(action.on_behalf_of or ""),
-            [BulkItem(action_id=action.id, decision="approve")],
+            session, page.acting(action.on_behalf_of or ""), [item]
         )
         refused += sum(not r.ok for r in results)
+    await governance.review.audit_refused(session, page.person, not_hers)
+    refused += len(not_hers)
     return back(page, f"{PREFIX}/review", done="bulk-partial" if refused else "bulk")
 
 

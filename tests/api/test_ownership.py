@@ -3,11 +3,13 @@ clear 403/409 with a ``governance.refused`` audit event), then the per-person ma
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from sqlalchemy import select
 
@@ -177,6 +179,40 @@ async def test_a_proposal_cannot_raise_its_own_autonomy(
     assert (less.json()["autonomy"], less.json()["state"]) == ("suggest", "pending_review")
 
 
+async def test_nobody_raises_their_own_autonomy_level(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    url = "/api/v1/admin/autonomy"
+    boss_id, boss = await create_user_with_token(
+        services, "boss@northwind.example", Role.ADMIN, Role.EXECUTIVE
+    )
+    _, ada = await create_user_with_token(services, "ada", Role.ADMIN)
+    mine = {"executive": "boss@northwind.example", "kind": "email.*", "reason": "r"}
+    for executive in ("boss@northwind.example", boss_id, "*"):
+        lowered = await client.put(
+            url, headers=boss, json=mine | {"executive": executive, "level": "shadow"}
+        )
+        assert lowered.status_code == 200, lowered.text  # taking autonomy away is fine
+        raised = await client.put(
+            url, headers=boss, json=mine | {"executive": executive, "level": "auto"}
+        )
+        await assert_refused(services, raised, 403, "SeparationOfDutiesError", boss_id)
+    # Another admin may ask; the measured record then decides (none here: 409).
+    other = await client.put(url, headers=ada, json=mine | {"level": "auto"})
+    assert other.status_code == 409 and other.json()["error"] == "PromotionRefusedError"
+    # A delegate who may propose for A cannot touch A's autonomy at all.
+    as_role(
+        client,
+        Role.DELEGATE,
+        user_id=DELEGATE,
+        on_behalf_of=EXECUTIVE,
+        delegated_scopes=frozenset({"actions.propose"}),
+    )
+    delegate = await client.put(url, json=mine | {"executive": EXECUTIVE, "level": "auto"})
+    assert delegate.status_code == 403, delegate.text
+
+
 # ------------------------------------------------------------------ finding 2: approvals
 
 
@@ -267,6 +303,91 @@ async def test_nobody_grants_roles_to_themselves(client: httpx.AsyncClient, runt
     await assert_refused(services, own, 403, "SeparationOfDutiesError", admin_id)
     me = await client.get("/api/v1/me", headers=admin)
     assert me.json()["roles"] == ["admin"]
+
+
+async def test_each_item_refused_in_a_bulk_review_is_audited_on_its_own(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    services = runtime.services
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    own = await client.post(ACTIONS, json={"kind": "email.send", "arguments": mail(OUTSIDER)})
+    assert own.status_code == 201 and own.json()["state"] == "pending_review", own.text
+    filed = [(await pipeline_proposes(runtime, "email.send", mail(OUTSIDER, s))).id for s in "ab"]
+    before = len(await refusals(services))
+
+    # An admin who is also an executive bulk-approves A's actions: each one refused.
+    as_role(client, Role.ADMIN, Role.EXECUTIVE, user_id="boss@northwind.example")
+    items = [{"action_id": i, "decision": "approve"} for i in filed]
+    foreign = await client.post(f"{REVIEW}/bulk", json={"items": items})
+    assert foreign.status_code == 200, foreign.text
+    assert [(r["action_id"], r["ok"], r["error"]) for r in foreign.json()["results"]] == [
+        (filed[0], False, "OwnershipError"),
+        (filed[1], False, "OwnershipError"),
+    ]
+
+    # A herself: her own proposal (nobody approves their own request), one fine, one
+    # malformed, one unknown; each item's outcome is listed.
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    mixed = await client.post(
+        f"{REVIEW}/bulk",
+        json={
+            "items": [
+                {"action_id": own.json()["id"], "decision": "approve"},
+                {"action_id": filed[0], "decision": "approve"},
+                {"action_id": filed[1], "decision": "reject"},
+                {"action_id": "no-such-action", "decision": "approve"},
+            ]
+        },
+    )
+    assert mixed.status_code == 200, mixed.text
+    assert [(r["ok"], r["state"], r["error"]) for r in mixed.json()["results"]] == [
+        (False, None, "SeparationOfDutiesError"),
+        (True, "scheduled", None),
+        (False, None, "ValidationFailedError"),
+        (False, None, "NotFoundError"),
+    ]
+
+    events = (await refusals(services))[before:]
+    assert [
+        (e.actor_id, e.resource_type, e.resource_id, e.payload["error"], e.outcome) for e in events
+    ] == [
+        ("boss@northwind.example", "action", filed[0], "OwnershipError", "denied"),
+        ("boss@northwind.example", "action", filed[1], "OwnershipError", "denied"),
+        (EXECUTIVE, "action", own.json()["id"], "SeparationOfDutiesError", "denied"),
+        (EXECUTIVE, "action", filed[1], "ValidationFailedError", "denied"),
+        (EXECUTIVE, "action", "no-such-action", "NotFoundError", "denied"),
+    ]
+    assert all(e.reason and e.payload["decision"] in {"approve", "reject"} for e in events)
+    assert "own request" in (events[2].reason or "")
+
+
+async def test_an_admin_cannot_borrow_an_executives_power_by_delegation(
+    client: httpx.AsyncClient, runtime: Any
+) -> None:
+    services = runtime.services
+    sophie_id, _ = await executive_user(services, "sophie")
+    admin_id, admin = await create_user_with_token(services, "root", Role.ADMIN)
+    pending = await pipeline_proposes(runtime, "email.send", mail(OUTSIDER), sophie_id)
+    # Delegations are granted by the executive for herself, never by an admin.
+    granted = await client.post(
+        "/api/v1/delegations", headers=admin, json={"delegate_id": admin_id}
+    )
+    assert granted.status_code == 403, granted.text
+    # Claiming to act for her without her grant is refused and audited.
+    claimed = await client.post(
+        f"{REVIEW}/{pending.id}/approve", headers=admin | {"X-On-Behalf-Of": sophie_id}
+    )
+    assert claimed.status_code == 403, claimed.text
+    async with services.sessions() as session:
+        denied = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "auth.access.denied")
+            )
+        )
+    assert (denied[-1].actor_id, denied[-1].resource_id) == (admin_id, sophie_id)
+    assert (await client.get(f"{ACTIONS}/{pending.id}", headers=admin)).json()["state"] == (
+        "pending_review"
+    )
 
 
 # ------------------------------------------------------------------ finding 3: connectors
@@ -372,6 +493,38 @@ async def test_disabled_users_and_removed_roles_stop_working_at_once(
     assert (await client.get("/api/v1/me", headers=root_key)).status_code == 401
 
 
+async def test_a_day_long_cli_token_is_rechecked_like_any_other(
+    client: httpx.AsyncClient, runtime: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app as cli
+
+    services = runtime.services
+    _, root = await create_user_with_token(services, "root", Role.ADMIN)
+    auditor_id, _ = await create_user_with_token(services, "audrey", Role.AUDITOR)
+    env = {
+        "ASSISTANT_DATA_DIR": str(services.settings.data_dir),
+        "ASSISTANT_SANDBOX__SEED_DIR": str(SEED_DIR),
+    }
+    minted = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["token", "audrey", "--ttl", "86400"], env=env
+    )
+    assert minted.exit_code == 0, minted.output
+    token = next(w for w in minted.output.split() if w.startswith("eyJ"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 86400
+    day_long = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/audit/events", headers=day_long)).status_code == 200
+    removed = await client.put(
+        f"/api/v1/users/{auditor_id}/roles", headers=root, json={"roles": ["executive"]}
+    )
+    assert removed.status_code == 200, removed.text
+    assert (await client.get("/api/v1/audit/events", headers=day_long)).status_code == 403
+    await client.patch(f"/api/v1/users/{auditor_id}", headers=root, json={"disabled": True})
+    assert (await client.get("/api/v1/me", headers=day_long)).status_code == 401
+
+
 async def test_the_state_cache_keeps_a_person_at_most_its_ttl(sessions: Any, engine: Any) -> None:
     now = [0.0]
     cache = UserStateCache(5.0, clock=lambda: now[0])
@@ -429,6 +582,93 @@ async def test_moving_a_connector_needs_its_secret_again(
     assert again.status_code == 200 and again.json()["config"]["password"] == "********"
     events = await refusals(services)
     assert all("s3cret" not in e.payload_json for e in events)
+
+
+def test_how_safely_a_connector_connects_is_part_of_its_destination() -> None:
+    from assistant.connector_store import destination_changes
+
+    # A weaker transport would hand the stored password to whoever sits on the path.
+    assert destination_changes({"smtp_security": "tls"}, {"smtp_security": "starttls"}) == [
+        "smtp_security"
+    ]
+    assert destination_changes({"verify_tls": True}, {"verify_tls": False}) == ["verify_tls"]
+    assert destination_changes({"timeout_s": 5}, {"timeout_s": 9}) == []
+
+
+class _Listener:
+    """An HTTP server on 127.0.0.1 that asks for Basic credentials and keeps every
+    Authorization header it is sent: the host an attacker would point a connector to."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.authorizations: list[str] = []
+        seen = self.authorizations
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _challenge(self) -> None:
+                if self.headers.get("Authorization"):
+                    seen.append(self.headers["Authorization"])
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="dav"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_PROPFIND = do_OPTIONS = do_REPORT = _challenge  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_connector_test_never_sends_the_stored_secret_to_a_new_host(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    import base64
+    import socket
+
+    services = runtime.services
+    with socket.socket() as closed:  # a port nothing listens on: the real server is away
+        closed.bind(("127.0.0.1", 0))
+        home = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    attacker = _Listener()
+    try:
+        as_role(client, Role.ADMIN, user_id="ada")
+        base = "/api/v1/admin/connectors"
+        config = {"url": home, "username": "dana", "password": "s3cret-dav-password"}
+        made = await client.post(
+            base, json={"name": "dav", "slug": "caldav.calendar", "config": config}
+        )
+        assert made.status_code == 201, made.text
+        for change in (
+            {"url": attacker.url},
+            {"url": attacker.url, "password": "********"},
+        ):
+            moved = await client.patch(f"{base}/dav", json={"config": change})
+            await assert_refused(services, moved, 409, "SecretRequiredError", "ada")
+        tested = await client.post(f"{base}/dav/test")
+        assert tested.status_code == 200 and tested.json()["status"] == "down"
+        assert attacker.authorizations == []  # /test went home, not to the attacker
+
+        # Entering a secret again is the owner's choice: only that one ever travels.
+        entered = await client.patch(
+            f"{base}/dav", json={"config": {"url": attacker.url, "password": "typed-again"}}
+        )
+        assert entered.status_code == 200, entered.text
+        await client.post(f"{base}/dav/test")
+        sent = {base64.b64decode(a.split()[1]).decode() for a in attacker.authorizations}
+        assert sent == {"dana:typed-again"}
+    finally:
+        attacker.close()
 
 
 # ------------------------------------------------------------------ the per-person matrix

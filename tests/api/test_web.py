@@ -508,6 +508,33 @@ async def test_bulk_approve_of_the_ticked_cards(web: Web) -> None:
     assert empty.status_code == 422
 
 
+async def test_bulk_approve_refuses_a_card_that_is_not_hers_alone_and_audits_it(web: Web) -> None:
+    from governance.audit_models import AuditEvent
+
+    client, services = web
+    dana_id = await _dana(client, services)
+    mine = await _pending_draft(client, services)
+    review = await client.get("/app/review", headers=HTML)
+    # A forged form: her card, and an id that is no card of hers (another executive's
+    # action looks the same: absent).
+    done = await client.post(
+        "/app/review/bulk",
+        data={"csrf": csrf_of(review), "action_id": [mine.id, "someone-elses-action"]},
+        headers=HTML,
+    )
+    assert done.headers["location"] == "/app/review?done=bulk-partial"
+    assert await _state(services, mine.id) == "scheduled"
+    async with services.sessions() as session:
+        refused = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "governance.refused")
+            )
+        )
+    assert [(e.actor_id, e.resource_id, e.payload["error"]) for e in refused] == [
+        (dana_id, "someone-elses-action", "NotFoundError")
+    ]
+
+
 @pytest.mark.parametrize("path", ["/app/meetings", "/app/history", "/app/review"])
 async def test_rooms_render_for_the_executive(web: Web, path: str) -> None:
     client, services = web

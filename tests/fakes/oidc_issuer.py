@@ -11,7 +11,9 @@ It follows Entra's documented wire format and URL layout, per directory (tenant 
   the PKCE verifier), ``client_credentials`` (scope ``<resource>/.default``; the app's
   application permissions become ``roles``) and the on-behalf-of grant
   (``urn:ietf:params:oauth:grant-type:jwt-bearer`` with ``requested_token_use=on_behalf_of``;
-  the assertion must be a valid token of this issuer for the client).
+  the assertion must be a valid token of this issuer for the client) and ``refresh_token``
+  (rotated on use; refused once the user is disabled or their sessions are revoked; the new
+  ID token carries the user's current app roles).
 
 Tokens are RS256 JWTs with Entra's v2 claims (``iss``, ``aud``, ``tid``, ``oid``, ``sub``,
 ``roles``, ``scp``, ``idtyp``, ``ver``). The server runs in a thread on 127.0.0.1, with a
@@ -53,6 +55,8 @@ class FakeUser:
     username: str
     name: str
     app_roles: list[str] = field(default_factory=list)
+    #: ``accountEnabled``: a disabled account signs in no more and redeems no refresh token.
+    enabled: bool = True
 
 
 @dataclass
@@ -90,6 +94,7 @@ class FakeEntra:
         self.apps: dict[str, FakeApp] = {}
         self.sign_in_as: str | None = None
         self._codes: dict[str, dict[str, Any]] = {}
+        self._refresh_tokens: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
         self._server: ThreadingHTTPServer | None = None
@@ -142,6 +147,35 @@ class FakeEntra:
         )
         self.apps[app.client_id] = app
         return app
+
+    def revoke_sign_in_sessions(self, oid: str) -> None:
+        """Graph's revokeSignInSessions: every refresh token of the user stops working."""
+        for token in [t for t, e in self._refresh_tokens.items() if e["user"].oid == oid]:
+            del self._refresh_tokens[token]
+
+    def _refresh_token(self, user: FakeUser, client_id: str, scopes: list[str]) -> str:
+        token = secrets.token_urlsafe(32)
+        self._refresh_tokens[token] = {"user": user, "client_id": client_id, "scope": scopes}
+        return token
+
+    def _id_token(self, user: FakeUser, client_id: str, nonce: str | None, now: int) -> str:
+        claims = {
+            "iss": self.issuer(user.tid),
+            "aud": client_id,
+            "tid": user.tid,
+            "oid": user.oid,
+            "sub": f"sub-{user.oid}",
+            "name": user.name,
+            "preferred_username": user.username,
+            "roles": list(user.app_roles),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "ver": "2.0",
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return self.token(claims)
 
     def rotate_keys(self, keep_old: bool = True) -> str:
         """A new signing key (published); the old ones stay published when ``keep_old``."""
@@ -274,7 +308,7 @@ class FakeEntra:
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
             return 400, {}, b"PKCE required"
         user = self.users.get(self.sign_in_as or "")
-        if user is None:
+        if user is None or not user.enabled:
             params = {"error": "access_denied", "state": query.get("state", "")}
         else:
             code = secrets.token_urlsafe(24)
@@ -361,21 +395,6 @@ class FakeEntra:
                 return self._error("invalid_grant", "AADSTS501481: code_verifier mismatch")
             user: FakeUser = entry["user"]
             resource, names = self._resource(entry["scope"])
-            id_claims = {
-                "iss": self.issuer(user.tid),
-                "aud": client_id,
-                "tid": user.tid,
-                "oid": user.oid,
-                "sub": f"sub-{user.oid}",
-                "name": user.name,
-                "preferred_username": user.username,
-                "roles": user.app_roles,
-                "nonce": entry["nonce"],
-                "iat": now,
-                "nbf": now,
-                "exp": now + 3600,
-                "ver": "2.0",
-            }
             access = self.user_token(user, resource, scp=" ".join(names) or "User.Read")
             return 200, {
                 "token_type": "Bearer",
@@ -383,8 +402,31 @@ class FakeEntra:
                 "expires_in": 3600,
                 "ext_expires_in": 3600,
                 "access_token": access,
-                "refresh_token": secrets.token_urlsafe(32),
-                "id_token": self.token(id_claims),
+                "refresh_token": self._refresh_token(user, client_id, entry["scope"]),
+                "id_token": self._id_token(user, client_id, entry["nonce"], now),
+                "client_info": self._client_info(user),
+            }
+        if grant == "refresh_token":
+            # Entra rotates refresh tokens: the one redeemed is spent.
+            entry = self._refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if entry is None or entry["client_id"] != client_id:
+                return self._error(
+                    "invalid_grant", "AADSTS700082: The refresh token has expired or is revoked."
+                )
+            user = entry["user"]
+            if not user.enabled:
+                return self._error("invalid_grant", "AADSTS50057: The user account is disabled.")
+            requested = scopes or entry["scope"]
+            resource, names = self._resource(requested)
+            access = self.user_token(user, resource, scp=" ".join(names) or "User.Read")
+            return 200, {
+                "token_type": "Bearer",
+                "scope": " ".join(requested),
+                "expires_in": 3600,
+                "ext_expires_in": 3600,
+                "access_token": access,
+                "refresh_token": self._refresh_token(user, client_id, requested),
+                "id_token": self._id_token(user, client_id, None, now),
                 "client_info": self._client_info(user),
             }
         if grant == OBO_GRANT:

@@ -386,3 +386,193 @@ async def test_key_rotation_is_accepted(
     assert response.status_code == 200, response.text
     # The retired key is gone from the refreshed JWKS.
     assert (await client.get("/api/v1/me", headers=bearer(before))).status_code == 401
+
+
+# ---------------------------------------------------------------------------- rechecks (issue 13)
+
+
+async def _sign_in(client: httpx.AsyncClient, fake_entra: FakeEntra, user: FakeUser) -> None:
+    login = await client.get("/auth/login")
+    fake_entra.sign_in_as = user.oid
+    done = await client.get(
+        "/auth/callback", params=await _authorize(fake_entra, login.headers["location"])
+    )
+    assert done.status_code == 303, done.text
+
+
+async def _age_session(services: Any, user: FakeUser, settings: Settings) -> None:
+    """As if ``auth.entra.session_recheck_s`` had passed since Entra last answered."""
+    from datetime import timedelta
+
+    from assistant.core.clock import utcnow
+
+    async with services.sessions() as session, session.begin():
+        for row in await session.scalars(select(WebSession).where(WebSession.user_id == user.oid)):
+            row.roles_checked_at = utcnow() - timedelta(
+                seconds=settings.auth.entra.session_recheck_s + 1
+            )
+
+
+def _refreshes(fake_entra: FakeEntra) -> int:
+    return len([r for r in fake_entra.token_requests if r["grant_type"] == "refresh_token"])
+
+
+async def test_a_web_session_asks_entra_again_and_ends_when_entra_refuses(
+    services: Any, settings: Settings, client: httpx.AsyncClient, fake_entra: FakeEntra
+) -> None:
+    ines = fake_entra.add_user(TID_A, "ines@contoso.example", "Ines", ["Executive", "Auditor"])
+    await _sign_in(client, fake_entra, ines)
+    assert (await client.get("/api/v1/me")).json()["roles"] == ["auditor", "executive"]
+    assert (await client.get("/api/v1/audit/events")).status_code == 200
+
+    # Removed at the issuer: the session keeps it no longer than session_recheck_s...
+    ines.app_roles = ["Executive"]
+    assert (await client.get("/api/v1/audit/events")).status_code == 200
+    assert _refreshes(fake_entra) == 0
+    # ...then msal redeems the refresh token and Entra's fresh ID token rules.
+    await _age_session(services, ines, settings)
+    assert (await client.get("/api/v1/audit/events")).status_code == 403
+    assert _refreshes(fake_entra) == 1
+    assert (await client.get("/api/v1/me")).json()["roles"] == ["executive"]
+    assert _refreshes(fake_entra) == 1  # answered again only after the interval
+    async with services.sessions() as session:
+        from assistant.auth.users import roles_of
+
+        assert await roles_of(session, "contoso", ines.oid) == {"executive"}
+    mirrored = [
+        e
+        for e in await audit_actions(services, "contoso")
+        if e.action == "auth.role.changed" and e.resource_id == ines.oid
+    ]
+    assert mirrored[-1].payload == {
+        "before": ["auditor", "executive"],
+        "after": ["executive"],
+        "source": "entra",
+    }
+
+    # Disabled in Entra: the next renewal is refused and the session ends, audited.
+    ines.enabled = False
+    await _age_session(services, ines, settings)
+    refused = await client.get("/api/v1/me")
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"] == "AuthenticationError"
+    ended = [
+        e for e in await audit_actions(services, "contoso") if e.action == "auth.session.ended"
+    ]
+    assert len(ended) == 1 and ended[0].actor_id == ines.oid and ended[0].outcome == "denied"
+    assert "invalid_grant" in (ended[0].reason or "")
+    async with services.sessions() as session:
+        row = await session.scalar(select(WebSession).where(WebSession.user_id == ines.oid))
+        assert row is not None and row.revoked_at is not None
+    ines.enabled = True  # even re-enabled, the ended session stays ended
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+    # Sessions revoked at Entra (revokeSignInSessions) end the same way.
+    await _sign_in(client, fake_entra, ines)
+    assert (await client.get("/api/v1/me")).status_code == 200
+    fake_entra.revoke_sign_in_sessions(ines.oid)
+    await _age_session(services, ines, settings)
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_what_the_app_controls_applies_within_recheck_s_on_tokens_and_sessions(
+    services: Any, settings: Settings, client: httpx.AsyncClient, fake_entra: FakeEntra
+) -> None:
+    from assistant.auth.runtime import UserStateCache
+
+    now = [0.0]
+    services.auth.states = UserStateCache(settings.auth.recheck_s, clock=lambda: now[0])
+    assert settings.auth.recheck_s == 5.0  # the documented default
+    ines = fake_entra.add_user(TID_A, "ines@contoso.example", "Ines", ["Executive", "Auditor"])
+    root = fake_entra.add_user(TID_A, "root@contoso.example", "Root", ["Admin"])
+    admin = bearer(fake_entra.user_token(root, CLIENT_ID))
+    token = bearer(fake_entra.user_token(ines, CLIENT_ID))
+    await _sign_in(client, fake_entra, ines)  # records her (source "entra")
+    session_cookie = dict(client.cookies)
+    audit_url = "/api/v1/audit/events"
+    assert (await client.get(audit_url)).status_code == 200
+    assert (await client.get(audit_url, headers=token)).status_code == 200
+
+    # An admin withdraws a role Entra grants: gone on token and session within recheck_s.
+    url = f"/api/v1/users/{ines.oid}/roles"
+    withdrawn = await client.put(url, headers=admin, json={"roles": ["executive"]})
+    assert withdrawn.status_code == 200, withdrawn.text
+    now[0] = 4.9
+    assert (await client.get(audit_url, headers=token)).status_code == 200  # cached
+    now[0] = 5.0
+    assert (await client.get(audit_url, headers=token)).status_code == 403
+    assert (await client.get(audit_url)).status_code == 403
+    # The app takes away; only Entra gives: a role Entra never assigned is a 409.
+    added = await client.put(url, headers=admin, json={"roles": ["executive", "admin"]})
+    assert added.status_code == 409 and added.json()["error"] == "ConflictError"
+    # The withdrawal outlives a new sign-in, which mirrors Entra's roles less it.
+    await _sign_in(client, fake_entra, ines)
+    now[0] = 10.0
+    assert (await client.get("/api/v1/me")).json()["roles"] == ["executive"]
+    assert (await client.get(f"/api/v1/users/{ines.oid}", headers=admin)).json()["roles"] == [
+        "executive"
+    ]
+
+    # Disabled in the app (here as the CLI would, without revoking her sessions): both
+    # her token and her session are refused within recheck_s, each with an audit event.
+    async with services.sessions() as session, session.begin():
+        user = await session.get(User, ines.oid)
+        assert user is not None
+        user.disabled = True
+    assert (await client.get("/api/v1/me", headers=token)).status_code == 200  # cached
+    now[0] = 15.0
+    before = len(await failures_claiming(services, "contoso"))
+    by_token = await client.get("/api/v1/me", headers=token)
+    assert by_token.status_code == 401 and by_token.json()["detail"] == "this account is disabled"
+    client.cookies.clear()
+    client.cookies.update(session_cookie)
+    by_session = await client.get("/api/v1/me")
+    assert by_session.status_code == 401, by_session.text
+    rejections = (await failures_claiming(services, "contoso"))[before:]
+    assert [(e.action, e.reason, e.payload["claimed_subject"]) for e in rejections] == [
+        ("auth.token.rejected", "disabled user", ines.oid),
+        ("auth.token.rejected", "disabled user", ines.oid),
+    ]
+    # And she cannot sign in again while disabled.
+    login = await client.get("/auth/login")
+    fake_entra.sign_in_as = ines.oid
+    again = await client.get(
+        "/auth/callback", params=await _authorize(fake_entra, login.headers["location"])
+    )
+    assert again.status_code == 401
+    failed = [
+        e for e in await failures_claiming(services, "contoso") if e.action == "auth.signin.failed"
+    ]
+    assert failed[-1].reason == "account disabled in the assistant"
+
+
+async def test_a_session_entra_cannot_confirm_is_refused_but_not_ended(
+    services: Any, settings: Settings, client: httpx.AsyncClient, fake_entra: FakeEntra
+) -> None:
+    ines = fake_entra.add_user(TID_A, "ines@contoso.example", "Ines", ["Executive"])
+    await _sign_in(client, fake_entra, ines)
+    fake_entra.stop()  # an outage: nothing confirms her roles, nothing refuses them
+    await _age_session(services, ines, settings)
+    unconfirmed = await client.get("/api/v1/me")
+    assert unconfirmed.status_code == 503, unconfirmed.text
+    assert unconfirmed.json()["error"] == "EntraUnreachableError"
+    assert unconfirmed.headers["retry-after"] == "30"
+    async with services.sessions() as session:
+        row = await session.scalar(select(WebSession).where(WebSession.user_id == ines.oid))
+        assert row is not None and row.revoked_at is None
+
+
+async def test_signing_out_drops_the_refresh_token_of_the_last_session(
+    services: Any, client: httpx.AsyncClient, fake_entra: FakeEntra
+) -> None:
+    ines = fake_entra.add_user(TID_A, "ines@contoso.example", "Ines", ["Executive"])
+    await _sign_in(client, fake_entra, ines)
+    async with services.sessions() as session:
+        row = await session.scalar(select(WebSession).where(WebSession.user_id == ines.oid))
+        assert row is not None and row.account_id == f"{ines.oid}.{TID_A}"
+    renewed = await services.auth.entra.refresh_session(row.account_id)
+    assert "id_token" in renewed
+    assert (await client.post("/auth/logout")).status_code == 303
+    with pytest.raises(EntraTokenError) as gone:
+        await services.auth.entra.refresh_session(row.account_id)
+    assert gone.value.reason == "no_account"
