@@ -114,6 +114,7 @@ def verify(
                     tenants=[tenant] if tenant else None,
                     workers=workers,
                     anchor=anchor,
+                    checkpoint_every_events=settings.audit.checkpoint_every_events,
                 )
         finally:
             await engine.dispose()
@@ -135,6 +136,12 @@ def verify(
             f"; anchored up to seq {report.anchored_seq} in {report.anchor}, unanchored tail "
             f"{report.unanchored_events} event(s)"
             + (f" since {since:%Y-%m-%d %H:%M:%S}Z" if since else "")
+            + (
+                f"; anchor started {report.anchor_started_at:%Y-%m-%d %H:%M:%S}Z"
+                f" ({report.checkpoints_before_anchor} older checkpoint(s) not in it)"
+                if report.anchor_started_at
+                else ""
+            )
             if report.anchor
             else "; no anchor compared"
         )
@@ -333,3 +340,126 @@ def public_key() -> None:
         raise typer.Exit(1)
     typer.echo(public_key_pem(key), nl=False)
     err_console.print(f"fingerprint (sha256): {fingerprint(key)}")
+
+
+anchor_app = typer.Typer(
+    help="Start the anchor: a new deployment's (init) or a move to a new one (rotate).",
+    no_args_is_help=True,
+)
+audit_app.add_typer(anchor_app, name="anchor")
+
+ReasonOption = Annotated[
+    str,
+    typer.Option("--reason", help="Why (recorded in the anchor's epoch and the audit log).", min=1),
+]
+
+
+def _start_anchor(settings: Settings, reason: str, previous: Any) -> None:
+    from assistant.core.db import create_session_factory
+    from governance.aftercommit import drain_notifications
+    from governance.anchor import AnchorError
+    from governance.anchor_epochs import start_anchor
+    from governance.checkpoints import CheckpointConfig, publish_unanchored
+
+    config = CheckpointConfig.from_settings(settings)
+
+    async def go() -> Any:
+        engine = _engine(settings)
+        try:
+            sessions = create_session_factory(engine)
+            started = await start_anchor(
+                sessions,
+                config,
+                reason=reason,
+                started_by=f"cli:{getpass.getuser()}",
+                previous=previous,
+            )
+            await drain_notifications()  # the checkpoints' appends run after each commit
+            await publish_unanchored(sessions, config)
+            return started
+        finally:
+            await engine.dispose()
+
+    try:
+        started = _run(go())
+    except AnchorError as exc:
+        err_console.print(f"[red]the anchor was not started[/red]: {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"anchor epoch {started.epoch.seq} started in {started.document['anchor']} at "
+        f"{started.document['started_at']}; {len(started.checkpoints)} chain(s) checkpointed "
+        "at their heads"
+    )
+
+
+@anchor_app.command("init")
+def anchor_init(reason: ReasonOption) -> None:
+    """Start the configured anchor, which must be empty: a new deployment, or one whose
+    checkpoints were never anchored. Refused when the anchor holds anything (use rotate).
+
+    Checkpoints signed before this moment are not required in the anchor; from now on
+    every one is, and a deleted or emptied anchor fails `assistant audit verify`."""
+    settings = settings_or_exit()
+    _start_anchor(settings, reason, None)
+
+
+@anchor_app.command("rotate")
+def anchor_rotate(
+    previous_file: Annotated[
+        Path,
+        typer.Option(
+            "--previous-file",
+            help="The anchor file being replaced (its entries are verified against the "
+            "database first, and its digest is recorded in the new anchor's epoch).",
+        ),
+    ],
+    reason: ReasonOption,
+) -> None:
+    """Move to a new, empty anchor (configured as audit.anchor): refused unless every chain
+    verifies clean against the previous anchor."""
+    from governance.anchor import AnchorError, FileAnchor
+    from governance.audit_verify import VerifyReport, verify_all
+    from governance.checkpoints import load_public_key
+
+    settings = settings_or_exit()
+    if not previous_file.is_file():
+        err_console.print(f"[red]no such anchor file[/red]: {previous_file}")
+        raise typer.Exit(2)
+    key = load_public_key(settings.audit_key_file)
+    if key is None:
+        err_console.print("[red]no checkpoint key: the previous anchor cannot be checked[/red]")
+        raise typer.Exit(2)
+
+    async def check() -> tuple[Any, list[VerifyReport]]:
+        from assistant.core.db import create_session_factory
+
+        snapshot = await FileAnchor(previous_file).snapshot()
+        engine = _engine(settings)
+        try:
+            async with create_session_factory(engine)() as session:
+                reports = await verify_all(session, public_keys=[key], anchor=snapshot)
+            return snapshot, reports
+        finally:
+            await engine.dispose()
+
+    try:
+        previous, reports = _run(check())
+    except AnchorError as exc:
+        err_console.print(f"[red]cannot read the previous anchor[/red]: {exc}")
+        raise typer.Exit(2) from None
+    bad = [r for r in reports if not r.ok]
+    if bad or previous.empty:
+        for report in bad:
+            first = report.first_problem
+            detail = f"{first.kind.value}: {first.detail}" if first else "problems omitted"
+            err_console.print(f"[red]tenant {report.tenant_id}[/red]: {detail}")
+        err_console.print(
+            "[red]not rotated[/red]: "
+            + (
+                "the previous anchor is empty"
+                if previous.empty
+                else "the database does not verify against the previous anchor"
+            )
+        )
+        raise typer.Exit(1)
+    _start_anchor(settings, reason, previous)

@@ -28,8 +28,22 @@ apikeys_app = typer.Typer(help="API keys of service accounts.", no_args_is_help=
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _tenant_allowed(value: str | None) -> str | None:
+    """Reserved names (the system chain's) are refused before anything is opened."""
+    from assistant.core.tenancy import tenant_name_problem
+
+    problem = tenant_name_problem(value) if value is not None else None
+    if problem is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 TenantOption = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant (default: auth.default_tenant).")
+    str | None,
+    typer.Option(
+        "--tenant", help="Tenant (default: auth.default_tenant).", callback=_tenant_allowed
+    ),
 ]
 RolesOption = Annotated[list[Role], typer.Option("--role", help="A role; repeat for several.")]
 

@@ -24,7 +24,10 @@ processes, one per core), then in one process. CPU seconds are printed beside th
 time, since a shared machine's load moves the latter. Beside it, per CPU second: plain
 SHA-256 (``hashlib``) over the same bytes, every event's canonical document already in
 memory (the floor no verifier goes below); and the event loop's worst stall while verify
-runs (worker processes, a thread, no verify).
+runs (worker processes, a thread, no verify). Side by side by the wall clock, in the same
+run: verify with 1 and with 2 worker processes, and plain SHA-256 over the same bytes split
+between 1 and 2 processes that start hashing together; ``uptime`` before and after, since
+neighbours on a shared machine move every wall-clock figure.
 
 Policy (``measure_policy``): decisions per second of the engine on
 config/policies.example.yaml over ten inputs stopping at different rules (explanations
@@ -346,6 +349,54 @@ def _plain_sha256(path: Path) -> float:
     return len(documents) / (time.process_time() - started)
 
 
+def _hash_range(path: str, after: int, upto: int, barrier: Any, results: Any) -> None:
+    """One process of the wall-clock baseline: load its share of the documents, wait for
+    the others, then hash them; report (start, end, CPU seconds, events)."""
+    import hashlib
+
+    from governance.audit_scan import sqlite_document_sql
+
+    connection = sqlite3.connect(path)
+    try:
+        documents = [
+            row[3]
+            for row in connection.execute(sqlite_document_sql(), ("bench", after, upto, 2**62))
+        ]
+    finally:
+        connection.close()
+    sha256 = hashlib.sha256
+    barrier.wait()
+    started, cpu = time.perf_counter(), time.process_time()
+    for document in documents:
+        sha256(document).hexdigest()
+    results.put((started, time.perf_counter(), time.process_time() - cpu, len(documents)))
+
+
+def _plain_sha256_wall(path: Path, events: int, processes: int) -> float:
+    """Events per second, by the wall clock, of plain SHA-256 over the same bytes verify
+    hashes, split between ``processes`` processes that start hashing together (the
+    documents already in memory): the floor beside verify's wall-clock figure."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no fork of this threaded process
+    barrier = context.Barrier(processes)
+    results = context.Queue()
+    bounds = [events * i // processes for i in range(processes + 1)]
+    workers = [
+        context.Process(
+            target=_hash_range, args=(str(path), bounds[i], bounds[i + 1], barrier, results)
+        )
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    parts = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    wall = max(end for _, end, _, _ in parts) - min(start for start, _, _, _ in parts)
+    return sum(count for *_, count in parts) / wall
+
+
 async def _loop_stalls(engine: Any, public: Any) -> dict[str, float]:
     """The longest the event loop went unserved (a 5 ms ticker's worst lateness) while
     verify ran: hashing in worker processes, in a thread, and with no verify at all."""
@@ -401,7 +452,7 @@ async def measure_audit_verify(events: int = 1_000_000) -> dict[str, float]:
             assert public is not None
             timings: dict[int, float] = {}
             cpu: dict[int, float] = {}
-            for workers in (default_workers(), 1):
+            for workers in dict.fromkeys((default_workers(), 2, 1)):
                 async with create_session_factory(engine)() as session:
                     started, cpu_started = time.perf_counter(), _cpu_seconds()
                     report = await verify_chain(
@@ -412,11 +463,16 @@ async def measure_audit_verify(events: int = 1_000_000) -> dict[str, float]:
                 if not report.ok or report.events != events:
                     raise RuntimeError(f"verification failed on generated data: {report.to_dict()}")
             plain = _plain_sha256(path)
+            plain_wall = {n: _plain_sha256_wall(path, events, n) for n in (1, 2)}
             lag = await _loop_stalls(engine, public)
         finally:
             await engine.dispose()
         workers = default_workers() if events >= PARALLEL_MIN_EVENTS else 1
         return {
+            "plain_wall_1_per_s": plain_wall[1],
+            "plain_wall_2_per_s": plain_wall[2],
+            "verify_wall_2_per_s": events / timings[2],
+            "verify_cpu_2_per_s": events / cpu[2],
             "plain_sha256_per_s": plain,
             "stall_workers_ms": lag["workers"],
             "stall_thread_ms": lag["thread"],
@@ -622,6 +678,18 @@ async def measure_executor(workers: int, actions: int = 400, tenants: int = 1) -
 # ------------------------------------------------------------------------------- main
 
 
+def _uptime() -> str:
+    """`uptime`'s line: on a shared machine, the load beside each figure."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=5000, help="events per append run")
@@ -659,6 +727,7 @@ def main(argv: list[str] | None = None) -> None:
         chain_text = f"{max(ratios):.2f}"
 
     if "verify" in only:
+        uptime_before = _uptime()
         verify = asyncio.run(measure_audit_verify(args.verify_events))
         print(
             f"audit verify: {verify['events']:.0f} events, {verify['checkpoints']:.0f} "
@@ -682,6 +751,21 @@ def main(argv: list[str] | None = None) -> None:
             f"on {cores:.0f} idle cores verify would do ~{verify['events_per_cpu_s'] * cores:.0f}"
             " events/s"
         )
+        print(
+            "  wall clock, side by side in this run (events/s): plain SHA-256 over the same "
+            f"bytes: 1 process {verify['plain_wall_1_per_s']:.0f}, 2 processes "
+            f"{verify['plain_wall_2_per_s']:.0f}; verify: 1 process "
+            f"{verify['sequential_events_per_s']:.0f}, 2 processes "
+            f"{verify['verify_wall_2_per_s']:.0f}; verify / plain: 1 process "
+            f"{verify['sequential_events_per_s'] / verify['plain_wall_1_per_s']:.2f}, "
+            f"2 processes {verify['verify_wall_2_per_s'] / verify['plain_wall_2_per_s']:.2f}"
+        )
+        print(
+            f"  per CPU second: verify 1 process {verify['sequential_events_per_cpu_s']:.0f}, "
+            f"2 processes {verify['verify_cpu_2_per_s']:.0f} events"
+        )
+        print(f"  uptime before: {uptime_before}")
+        print(f"  uptime after:  {_uptime()}")
         print(
             "  event loop's worst stall while verify runs: worker processes "
             f"{verify['stall_workers_ms']:.1f} ms, thread {verify['stall_thread_ms']:.1f} ms "

@@ -21,6 +21,15 @@ Sinks (:class:`AnchorSink`):
 
 Entries carry the checkpoint's own Ed25519 signature, so an entry appended by anyone without
 the signing key is reported, never trusted.
+
+Epochs: an anchor starts with an *epoch entry* (tenant :data:`EPOCH_TENANT`, seq = the
+epoch's number, row_hash = SHA-256 of the epoch's document, signed like a checkpoint),
+written by ``assistant audit anchor init`` (a new deployment, or one that had no anchor)
+or ``assistant audit anchor rotate`` (a move to a new anchor). From the epoch's signed time
+on, the anchor must hold every checkpoint the database holds: a checkpoint missing from it
+means the anchor was deleted, emptied, truncated or replaced, and verification fails.
+Checkpoints older than the epoch predate this anchor and are only counted. The epoch
+entry needs the signing key, so whoever can only rewrite the file cannot make a new one.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from assistant.core.tenancy import ANCHOR_EPOCHS
 from governance.audit_hash import iso_utc
 
 if TYPE_CHECKING:
@@ -53,6 +63,8 @@ log = structlog.stdlib.get_logger(__name__)
 
 #: Version tag of an anchor line; bump when its fields change.
 ENTRY_VERSION = 1
+#: The tenant name of epoch entries (reserved: no tenant can be named so).
+EPOCH_TENANT = ANCHOR_EPOCHS
 
 
 class AnchorError(Exception):
@@ -119,10 +131,22 @@ class AnchorSnapshot:
     entries: list[AnchorEntry] = field(default_factory=list)
     malformed: list[str] = field(default_factory=list)
 
+    @property
+    def empty(self) -> bool:
+        """Holds no readable entry at all (no file, an emptied one, or only garbage)."""
+        return not self.entries
+
+    def epochs(self) -> list[AnchorEntry]:
+        """The epoch entries, in the order they were appended (signatures unchecked)."""
+        return [entry for entry in self.entries if entry.tenant_id == EPOCH_TENANT]
+
     def by_tenant(self) -> dict[str, dict[int, list[AnchorEntry]]]:
-        """Distinct entries per tenant and seq, in the order they were appended."""
+        """Distinct checkpoint entries per tenant and seq, in the order they were appended
+        (epoch entries left out: see :meth:`epochs`)."""
         grouped: dict[str, dict[int, list[AnchorEntry]]] = {}
         for entry in self.entries:
+            if entry.tenant_id == EPOCH_TENANT:
+                continue
             held = grouped.setdefault(entry.tenant_id, {}).setdefault(entry.seq, [])
             if entry not in held:  # the same checkpoint appended twice is harmless
                 held.append(entry)

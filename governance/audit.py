@@ -87,6 +87,7 @@ class AuditAction(StrEnum):
     REQUEST_REJECTED = "request.rejected"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_EXPORTED = "audit.exported"
+    AUDIT_ANCHOR_STARTED = "audit.anchor.started"
     # quality monitoring and the decision gate
     QUALITY_ALERT_RAISED = "quality.alert.raised"
     QUALITY_ALERT_RESOLVED = "quality.alert.resolved"

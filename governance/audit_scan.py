@@ -46,6 +46,9 @@ class ProblemKind(StrEnum):
     HEAD_BEHIND_ANCHOR = "head_behind_anchor"  # the chain ends before the last anchored seq
     ANCHOR_CONFLICT = "anchor_conflict"  # the anchor holds two checkpoints for one seq
     ANCHOR_ENTRY_INVALID = "anchor_entry_invalid"  # an anchored entry no trusted key signed
+    ANCHOR_MISSING = "anchor_missing"  # the anchor holds nothing, the database checkpoints
+    CHECKPOINT_UNANCHORED = "checkpoint_unanchored"  # in the database, lost from the anchor
+    CHECKPOINT_OVERDUE = "checkpoint_overdue"  # N events past the last checkpoint: removed
 
 
 @dataclass(frozen=True)

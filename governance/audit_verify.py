@@ -11,9 +11,13 @@ reordered; every checkpoint carries a valid signature of a trusted key over the 
 event at its seq; and, against the anchor (:mod:`governance.anchor`), that every anchored
 checkpoint is still in the database unaltered, that the event at each anchored seq is the
 one anchored (a chain rewritten with recomputed hashes, forged inserts, reordering) and that
-the chain does not end before the last anchored seq (truncation). What it cannot prove: the
-events after the last anchored checkpoint (the unanchored tail, reported with its size and
-age) could have been cut or rewritten by someone who also rewrote the chain head.
+the chain does not end before the last anchored seq (truncation); and the reverse, that the
+anchor still holds every checkpoint the database signed since the anchor's epoch began
+(:mod:`governance.anchor_epochs`): an anchor deleted, emptied, truncated or replaced fails
+verification, except for checkpoints younger than the grace that anchoring takes. What it
+cannot prove: the events after the last anchored checkpoint (the unanchored tail, reported
+with its size and age) could have been cut or rewritten by someone who also rewrote the
+chain head, and whoever holds the signing key as well as the anchor can forge anything.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from sqlalchemy import select, text, union
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistant.core.clock import utcnow
 from governance.anchor import AnchorEntry, AnchorSink, AnchorSnapshot
 from governance.audit_hash import GENESIS_HASH
 from governance.audit_models import AuditChainHead, AuditCheckpoint, AuditEvent
@@ -54,6 +59,9 @@ PARALLEL_MIN_EVENTS = 5_000
 #: Rows hashed per step of an in-process scan (each step runs in a thread).
 _THREAD_BATCH = 2_000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+#: A checkpoint younger than this may be missing from the anchor without failing: its
+#: append runs after its commit, and the runner's sweep retries a failed one every minute.
+ANCHOR_GRACE = timedelta(minutes=5)
 
 
 @dataclass
@@ -75,6 +83,10 @@ class VerifyReport:
     unanchored_since: datetime | None = None
     warnings: list[str] = field(default_factory=list)
     workers: int = 0
+    #: When the anchor's epoch began (None: no epoch entry, so it must hold every checkpoint).
+    anchor_started_at: datetime | None = None
+    #: Checkpoints signed before the anchor's epoch (history it does not cover).
+    checkpoints_before_anchor: int = 0
 
     @property
     def ok(self) -> bool:
@@ -111,6 +123,10 @@ class VerifyReport:
             ),
             "warnings": list(self.warnings),
             "workers": self.workers,
+            "anchor_started_at": (
+                self.anchor_started_at.isoformat() if self.anchor_started_at else None
+            ),
+            "checkpoints_before_anchor": self.checkpoints_before_anchor,
         }
 
 
@@ -243,6 +259,11 @@ async def verify_chain(
     public_keys: Iterable[Ed25519PublicKey] = (),
     anchor: TenantAnchor | None = None,
     anchor_source: str | None = None,
+    anchor_started_at: datetime | None = None,
+    anchor_empty: bool = False,
+    now: datetime | None = None,
+    grace: timedelta = ANCHOR_GRACE,
+    checkpoint_every_events: int = 0,
     batch_size: int = 10_000,
     max_problems: int = 100,
     workers: int | None = None,
@@ -255,7 +276,13 @@ async def verify_chain(
     alarms. ``anchor`` holds the tenant's anchored checkpoints, read *before* this call (so
     that every anchored checkpoint had committed); None compares with no anchor. ``workers``
     (default: one per core, at most 4) applies to chains of at least
-    ``parallel_min_events`` events in a SQLite file or on PostgreSQL.
+    ``parallel_min_events`` events in a SQLite file or on PostgreSQL. ``anchor_started_at``
+    is the anchor's epoch (its valid epoch entries' earliest time), ``anchor_empty`` says the
+    anchor held nothing at all, ``now`` is when it was read: a checkpoint of the database
+    the anchor lacks fails unless it predates the epoch or is younger than ``grace``.
+    ``checkpoint_every_events`` (the deployment's N; 0: unchecked): a chain that runs N
+    events or more past its last checkpoint lost checkpoints, since every N-th event is
+    checkpointed in its own transaction.
     """
     report = VerifyReport(tenant_id)
     trusted = {fingerprint(key): key for key in public_keys}
@@ -327,9 +354,61 @@ async def verify_chain(
     report.checkpoints = await _verify_signatures(session, tenant_id, upto, trusted, scan)
     if anchor is not None:
         report.anchor = anchor_source or "anchor"
-        await _compare_with_anchor(session, tenant_id, upto, anchor, trusted, scan, report)
+        report.anchor_started_at = anchor_started_at
+        await _compare_with_anchor(
+            session,
+            tenant_id,
+            upto,
+            anchor,
+            trusted,
+            scan,
+            report,
+            _AnchorTerms(anchor_started_at, anchor_empty, now or utcnow(), grace),
+        )
+    if checkpoint_every_events > 0:
+        await _check_checkpoint_cadence(
+            session, tenant_id, upto, checkpoint_every_events, scan, report
+        )
     report.problems, report.problems_omitted = scan.problems, scan.omitted
     return report
+
+
+async def _check_checkpoint_cadence(
+    session: AsyncSession,
+    tenant_id: str,
+    head_seq: int,
+    every: int,
+    scan: RangeScan,
+    report: VerifyReport,
+) -> None:
+    """Whoever deletes the checkpoints (and the anchor's copies) to rewrite a chain leaves
+    a chain longer than N events past its last checkpoint, which the service never does."""
+    stored = await session.scalar(
+        select(AuditCheckpoint.seq)
+        .where(AuditCheckpoint.tenant_id == tenant_id, AuditCheckpoint.seq <= head_seq)
+        .order_by(AuditCheckpoint.seq.desc())
+        .limit(1)
+    )
+    last = max(int(stored or 0), report.anchored_seq if report.anchored_seq <= head_seq else 0)
+    if head_seq - last >= every:
+        scan.add(
+            last + every,
+            ProblemKind.CHECKPOINT_OVERDUE,
+            f"{head_seq - last} events follow the last checkpoint (seq {last}), but one is "
+            f"signed every {every} events: checkpoints were removed (unless "
+            "audit.checkpoint_every_events was just lowered or switched on; `assistant audit "
+            "checkpoint` signs the heads)",
+        )
+
+
+@dataclass(frozen=True)
+class _AnchorTerms:
+    """What the anchor as a whole says, beside a tenant's entries."""
+
+    started_at: datetime | None
+    empty: bool
+    read_at: datetime
+    grace: timedelta
 
 
 async def _compare_with_anchor(
@@ -340,6 +419,7 @@ async def _compare_with_anchor(
     trusted: dict[str, Ed25519PublicKey],
     scan: RangeScan,
     report: VerifyReport,
+    terms: _AnchorTerms,
 ) -> None:
     """The database against the checkpoints anchored outside it."""
     valid: dict[int, AnchorEntry] = {}
@@ -404,12 +484,13 @@ async def _compare_with_anchor(
                     ProblemKind.CHECKPOINT_ALTERED,
                     f"the database's checkpoint at seq {seq} differs from the anchored one",
                 )
-    unanchored = [seq for seq in stored if seq not in valid and seq <= head_seq]
-    if unanchored:
-        report.warnings.append(
-            f"{len(unanchored)} checkpoint(s) of the database are not in the anchor yet "
-            f"(first at seq {min(unanchored)}); the runner appends them"
-        )
+    await _check_anchor_holds_checkpoints(
+        [row for seq, row in sorted(stored.items()) if seq not in valid and seq <= head_seq],
+        trusted,
+        scan,
+        report,
+        terms,
+    )
 
     if report.anchored_seq > head_seq:
         scan.add(
@@ -446,6 +527,61 @@ async def _compare_with_anchor(
             select(AuditEvent.recorded_at).where(
                 AuditEvent.tenant_id == tenant_id, AuditEvent.seq == report.anchored_seq + 1
             )
+        )
+
+
+async def _check_anchor_holds_checkpoints(
+    missing: list[Any],
+    trusted: dict[str, Ed25519PublicKey],
+    scan: RangeScan,
+    report: VerifyReport,
+    terms: _AnchorTerms,
+) -> None:
+    """The reverse direction: every checkpoint of the database since the anchor's epoch
+    must be in the anchor. ``missing``: the database's checkpoints the anchor lacks."""
+    in_flight: list[int] = []
+    lost: list[Any] = []
+    deadline = terms.read_at - terms.grace
+    for row in missing:
+        if terms.started_at is not None and row.created_at < terms.started_at:
+            report.checkpoints_before_anchor += 1
+            continue
+        key = trusted.get(row.key_fingerprint)
+        if key is None or not await asyncio.to_thread(signature_valid, row, key):
+            continue  # reported by the signature check; no anchor would hold a forgery
+        if row.created_at >= deadline:
+            in_flight.append(int(row.seq))
+        else:
+            lost.append(row)
+    if in_flight:
+        report.warnings.append(
+            f"{len(in_flight)} checkpoint(s) of the database are not in the anchor yet "
+            f"(first at seq {in_flight[0]}, signed less than {terms.grace} ago); the runner "
+            "appends them"
+        )
+    if not lost:
+        return
+    first = lost[0]
+    if terms.empty:
+        scan.add(
+            int(first.seq),
+            ProblemKind.ANCHOR_MISSING,
+            f"the anchor ({report.anchor}) holds nothing, but the database holds "
+            f"{len(lost)} signed checkpoint(s) of this chain (seq {first.seq}.."
+            f"{lost[-1].seq}): the anchor was deleted, emptied or replaced (or nothing "
+            f"could be appended to it for more than {terms.grace}). A new "
+            "deployment or a deliberate move to a new anchor starts it with `assistant "
+            "audit anchor init` or `assistant audit anchor rotate`",
+        )
+        return
+    for row in lost:
+        scan.add(
+            int(row.seq),
+            ProblemKind.CHECKPOINT_UNANCHORED,
+            f"the database's checkpoint at seq {row.seq}, signed "
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}Z, is not in the anchor: the anchor was "
+            f"truncated or replaced, or appending to it has failed for more than "
+            f"{terms.grace} (`assistant audit checkpoint` appends what it lacks)",
         )
 
 
@@ -512,6 +648,7 @@ async def verify_all(
     tenants: Iterable[str] | None = None,
     workers: int | None = None,
     anchor: AnchorSink | AnchorSnapshot | None = None,
+    checkpoint_every_events: int = 0,
 ) -> list[VerifyReport]:
     """Verify the given tenants' chains, or every chain in the database and in the anchor.
 
@@ -524,7 +661,13 @@ async def verify_all(
         if anchor is not None and not isinstance(anchor, AnchorSnapshot)
         else anchor
     )
+    read_at = utcnow()
     grouped = snapshot.by_tenant() if snapshot is not None else {}
+    started_at, epoch_warnings = (
+        await asyncio.to_thread(_epoch_start, snapshot, {fingerprint(k): k for k in keys})
+        if snapshot is not None
+        else (None, [])
+    )
     if tenants is not None:
         names = list(tenants)
     else:
@@ -537,8 +680,13 @@ async def verify_all(
             public_keys=keys,
             anchor=grouped.get(tenant, {}) if snapshot is not None else None,
             anchor_source=snapshot.source if snapshot is not None else None,
+            anchor_started_at=started_at,
+            anchor_empty=snapshot is not None and snapshot.empty,
+            now=read_at,
+            checkpoint_every_events=checkpoint_every_events,
             workers=workers,
         )
+        report.warnings.extend(epoch_warnings)
         if snapshot is not None and snapshot.malformed:
             report.warnings.append(
                 f"{len(snapshot.malformed)} unreadable anchor entr(ies): "
@@ -548,15 +696,41 @@ async def verify_all(
     return reports
 
 
+def _epoch_start(
+    snapshot: AnchorSnapshot, trusted: dict[str, Ed25519PublicKey]
+) -> tuple[datetime | None, list[str]]:
+    """When the anchor's epoch began (its earliest validly signed epoch entry), and what
+    to say of epoch entries no trusted key signed (ignored: they could only excuse)."""
+    started: datetime | None = None
+    invalid = 0
+    for entry in snapshot.epochs():
+        key = trusted.get(entry.key_fingerprint)
+        if key is None or not signature_valid(entry, key):
+            invalid += 1
+        elif started is None or entry.created_at < started:
+            started = entry.created_at
+    warnings = (
+        [f"{invalid} epoch entr(ies) of the anchor are not signed by a trusted key: ignored"]
+        if invalid
+        else []
+    )
+    return started, warnings
+
+
 async def verify_tenant(
     session: AsyncSession,
     tenant_id: str,
     *,
     public_keys: Sequence[Ed25519PublicKey] = (),
     anchor: AnchorSink | AnchorSnapshot | None = None,
+    checkpoint_every_events: int = 0,
 ) -> VerifyReport:
     """One tenant against the anchor (what the API and the gate run)."""
     (report,) = await verify_all(
-        session, public_keys=public_keys, tenants=[tenant_id], anchor=anchor
+        session,
+        public_keys=public_keys,
+        tenants=[tenant_id],
+        anchor=anchor,
+        checkpoint_every_events=checkpoint_every_events,
     )
     return report

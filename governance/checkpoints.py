@@ -294,12 +294,22 @@ async def _anchor_quietly(anchor: AnchorSink, entries: list[AnchorEntry]) -> Non
         log.error("audit.anchor.append_failed", anchor=anchor.description, error=str(exc))
 
 
+#: How far back the background runner's sweep appends checkpoints the anchor lacks: an
+#: anchor outage up to this long heals by itself. Older ones are not re-appended
+#: automatically, so that a deleted or truncated anchor stays visible to verify; an
+#: operator re-appends them deliberately with ``assistant audit checkpoint``.
+SWEEP_HORIZON = timedelta(hours=1)
+
+
 async def publish_unanchored(
-    sessions: async_sessionmaker[AsyncSession], config: CheckpointConfig | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    config: CheckpointConfig | None = None,
+    *,
+    horizon: timedelta | None = None,
 ) -> int:
     """Append to the anchor every checkpoint of ours it lacks (a crash or an outage between
-    commit and append). Only checkpoints signed by this deployment's key are appended.
-    Returns how many were appended."""
+    commit and append), signed no longer than ``horizon`` ago (None: all). Only
+    checkpoints signed by this deployment's key are appended. Returns how many were."""
     config = config or current_config()
     anchor = config.anchor
     if anchor is None:
@@ -307,12 +317,13 @@ async def publish_unanchored(
     public_key = signing_key(config.key_file).public_key()
     ours = fingerprint(public_key)
     known = _known(anchor)
+    recent = AuditCheckpoint.key_fingerprint == ours
+    if horizon is not None:
+        recent = recent & (AuditCheckpoint.created_at >= utcnow() - horizon)
     async with sessions() as session:
         stored = (
             await session.execute(
-                select(AuditCheckpoint.tenant_id, AuditCheckpoint.seq).where(
-                    AuditCheckpoint.key_fingerprint == ours
-                )
+                select(AuditCheckpoint.tenant_id, AuditCheckpoint.seq).where(recent)
             )
         ).all()
         unknown = {(t, int(q)) for t, q in stored} - known
@@ -324,10 +335,7 @@ async def publish_unanchored(
         for tenant_id in sorted({tenant for tenant, seq in unknown - held}):
             rows = await session.scalars(
                 select(AuditCheckpoint)
-                .where(
-                    AuditCheckpoint.tenant_id == tenant_id,
-                    AuditCheckpoint.key_fingerprint == ours,
-                )
+                .where(AuditCheckpoint.tenant_id == tenant_id, recent)
                 .order_by(AuditCheckpoint.seq)
             )
             entries = [
@@ -416,7 +424,7 @@ async def run_due_checkpoints(
             if await checkpoint_due(session, tenant_id, config):
                 written += await create_checkpoint(session, tenant_id, config) is not None
     try:
-        await publish_unanchored(sessions, config)
+        await publish_unanchored(sessions, config, horizon=SWEEP_HORIZON)
     except AnchorError as exc:
         log.error("audit.anchor.catch_up_failed", error=str(exc))
     return written

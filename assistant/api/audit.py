@@ -112,6 +112,14 @@ class VerifyOut(BaseModel):
     unanchored_since: datetime | None
     warnings: list[str]
     workers: int = Field(description="Worker processes that hashed the chain (0: a thread).")
+    anchor_started_at: datetime | None = Field(
+        default=None,
+        description="When the anchor's epoch began (anchor init or rotate); null: it must "
+        "hold every checkpoint.",
+    )
+    checkpoints_before_anchor: int = Field(
+        default=0, description="Checkpoints signed before the anchor's epoch (not required in it)."
+    )
 
 
 @router.get("/events", response_model=AuditEventPage)
@@ -174,5 +182,6 @@ async def verify(principal: Auditor, services: ServicesDep, settings: SettingsDe
             principal.tenant_id,
             public_keys=[public_key] if public_key else [],
             anchor=anchor_from_settings(settings),
+            checkpoint_every_events=settings.audit.checkpoint_every_events,
         )
     return VerifyOut.model_validate(report.to_dict())

@@ -25,6 +25,7 @@ from assistant.core.clock import utcnow
 from assistant.core.errors import NotFoundError, SeparationOfDutiesError, ValidationFailedError
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal, Role
+from assistant.core.tenancy import check_tenant_name
 from governance.audit import AuditAction
 
 log = structlog.stdlib.get_logger(__name__)
@@ -68,6 +69,7 @@ async def create_api_key(
     them, not as another approver); it may hold only roles ``actor`` holds, and keeps only
     those they still hold at each request. Nobody mints a key for another person: it
     would let them act as that person."""
+    check_tenant_name(tenant_id)
     chosen = sorted({Role(role).value for role in roles})
     if not chosen:
         raise ValidationFailedError("an API key needs at least one role")

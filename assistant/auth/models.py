@@ -7,7 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -147,3 +149,15 @@ class MsalTokenCache(Base):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FailureBudget(Base):
+    """The token bucket of failed authentications recorded one by one (one row, ``auth``),
+    shared by every process of the service: see :mod:`assistant.auth.audit`."""
+
+    __tablename__ = "auth_failure_budget"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[float] = mapped_column(Float)
+    suppressed: Mapped[int] = mapped_column(BigInteger)

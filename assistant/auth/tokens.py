@@ -27,6 +27,7 @@ from assistant.auth.tenants import TenantDirectory
 from assistant.core.errors import ServiceUnavailableError
 from assistant.core.principal import Role
 from assistant.core.settings import Settings
+from assistant.core.tenancy import is_reserved_tenant
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -186,6 +187,9 @@ class TokenValidator:
         tenant_id = self.directory.tenant_for(tid, issuer)
         if tenant_id is None:
             raise TokenRejectedError("unknown tenant", **hint)
+        if is_reserved_tenant(tenant_id):
+            # A name of the chains of no tenant (the system chain): never a tenant.
+            raise TokenRejectedError("reserved tenant", **hint)
         if issuer not in self.directory.allowed_issuers(tenant_id):
             raise TokenRejectedError(
                 "issuer not allowed for the tenant", tenant_id=tenant_id, **hint

@@ -28,6 +28,7 @@ from assistant.core.errors import (
 from assistant.core.ids import new_id
 from assistant.core.principal import Principal, Role, system_principal
 from assistant.core.settings import AuthSettings
+from assistant.core.tenancy import check_tenant_name, is_reserved_tenant
 from governance.audit import AuditAction, Outcome
 
 log = structlog.stdlib.get_logger(__name__)
@@ -88,6 +89,7 @@ async def create_user(
     user_id: str | None = None,
 ) -> User:
     """A new user with its roles (audited). The password, if any, is stored as a hash."""
+    check_tenant_name(tenant_id)
     username = username.strip()
     if not username:
         raise ValidationFailedError("a username is required")
@@ -350,7 +352,8 @@ async def password_sign_in(
         )
         log.warning("auth.signin.rate_limited", tenant=tenant_id, source=source)
         return SignInResult(SignInOutcome.RATE_LIMITED, retry_after=settings.signin_rate_window_s)
-    user = await find_user(session, tenant_id, username)
+    # Nobody signs in to a reserved name (the system chain's): it is never even looked up.
+    user = None if is_reserved_tenant(tenant_id) else await find_user(session, tenant_id, username)
     reason: str | None = None
     if user is None or user.disabled or user.password_hash is None:
         verify_password(None, password)  # same cost as a real check

@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from assistant.core.errors import ConfigurationError
+from assistant.core.tenancy import tenant_name_problem
 
 CONFIG_FILE_ENV = "ASSISTANT_CONFIG_FILE"
 #: Marker of the development secret; production refuses to start with it.
@@ -217,11 +218,21 @@ class LLMSettings(BaseModel):
         )
 
 
+def _tenant_name(value: str) -> str:
+    """Refuse names reserved for chains of no tenant (assistant.core.tenancy)."""
+    problem = tenant_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 class SandboxSettings(BaseModel):
     seed_dir: Path | None = Field(
         default=None, description="Folder of the sandbox seed files. Default: config/sandbox."
     )
     tenant: str = Field(default="default", description="Tenant that owns the sandbox data.")
+
+    _tenant_allowed = field_validator("tenant")(_tenant_name)
 
 
 class DraftingSettings(BaseModel):
@@ -706,6 +717,8 @@ class ConnectorInstanceSettings(BaseModel):
         "names each). Also bound by `assistant connectors bind` or `sandbox seed --executive`.",
     )
 
+    _tenant_allowed = field_validator("tenant")(_tenant_name)
+
 
 #: JWS algorithms a deployment may allow: asymmetric only (never "none", never HMAC).
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -818,6 +831,17 @@ class AuthSettings(BaseModel):
     )
     signin_rate_window_s: int = Field(default=900, ge=1, description="Rate-limit window.")
     entra: EntraSettings = Field(default_factory=EntraSettings)
+
+    _default_tenant_allowed = field_validator("default_tenant")(_tenant_name)
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenants_allowed(
+        cls, value: dict[str, TenantAuthSettings]
+    ) -> dict[str, TenantAuthSettings]:
+        for name in value:
+            _tenant_name(name)
+        return value
 
     @field_validator("algorithms")
     @classmethod

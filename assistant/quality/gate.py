@@ -318,7 +318,11 @@ async def gather(
     drill = await last_drill(session, tenant_id)
     key = load_public_key(settings.audit_key_file)
     verified = await verify_tenant(
-        session, tenant_id, public_keys=[key] if key else [], anchor=anchored
+        session,
+        tenant_id,
+        public_keys=[key] if key else [],
+        anchor=anchored,
+        checkpoint_every_events=settings.audit.checkpoint_every_events,
     )
     first = verified.first_problem
     return Evidence(

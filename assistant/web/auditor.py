@@ -28,6 +28,7 @@ from assistant.quality.metrics import measure
 from assistant.quality.period import parse_period
 from assistant.web.consoles import require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep
+from governance.anchor import AnchorError, anchor_from_settings
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.audit_hash import iso_utc
 from governance.audit_query import (
@@ -37,7 +38,7 @@ from governance.audit_query import (
     query_events,
     stream_events,
 )
-from governance.audit_verify import VerifyReport, verify_chain
+from governance.audit_verify import VerifyReport, verify_tenant
 from governance.checkpoints import load_public_key
 
 router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
@@ -121,11 +122,30 @@ async def audit_log(
     )
 
 
-async def _verify(page: Page, session: SessionDep) -> VerifyReport:
-    public_key = load_public_key(page.services.settings.audit_key_file)
-    return await verify_chain(
-        session, page.person.tenant_id, public_keys=[public_key] if public_key else []
-    )
+async def _verify(page: Page) -> VerifyReport:
+    """What `assistant audit verify` checks for this tenant, the anchor included."""
+    settings = page.services.settings
+    public_key = load_public_key(settings.audit_key_file)
+    anchor = anchor_from_settings(settings)
+    unreadable = None
+    try:
+        # Read before the database: whatever it holds had committed by then.
+        snapshot = await anchor.snapshot() if anchor is not None else None
+    except AnchorError as exc:
+        snapshot, unreadable = None, str(exc)
+    # A session of its own, begun after the anchor was read (the request's may hold an
+    # older snapshot, which would read as a chain behind its anchor).
+    async with page.services.sessions() as fresh:
+        report = await verify_tenant(
+            fresh,
+            page.person.tenant_id,
+            public_keys=[public_key] if public_key else [],
+            anchor=snapshot,
+            checkpoint_every_events=settings.audit.checkpoint_every_events,
+        )
+    if unreadable is not None:
+        report.warnings.append(f"the anchor could not be read: {unreadable}")
+    return report
 
 
 def _proof(report: VerifyReport, rows: list[dict[str, Any]], query: AuditQuery) -> dict[str, Any]:
@@ -163,7 +183,7 @@ async def export(
                 f"more than {MAX_EXPORT} events: narrow the filter or use `assistant audit export`"
             )
         rows.append(export_row(event))
-    report = await _verify(page, session)
+    report = await _verify(page)
     proof = _proof(report, rows, query)
     await record(
         session,
@@ -195,10 +215,10 @@ async def export(
 
 
 @router.get("/verify", response_class=HTMLResponse)
-async def verify(page: PageDep, session: SessionDep) -> HTMLResponse:
-    """Verify the tenant's whole chain now and show the result."""
+async def verify(page: PageDep) -> HTMLResponse:
+    """Verify the tenant's whole chain now, against the anchor, and show the result."""
     await require_tenant(page, Permission.AUDIT_READ)
-    report = await _verify(page, session)
+    report = await _verify(page)
     key_file = page.services.settings.audit_key_file
     return page.render(
         "audit_verify.html",

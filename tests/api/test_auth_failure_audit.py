@@ -3,20 +3,28 @@ tenant as data: unauthenticated input never creates or writes a tenant's chain."
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from assistant.auth.audit import SYSTEM_CHAIN, FailureBudget
+from assistant.core.db import create_engine, create_session_factory, upgrade
 from assistant.core.principal import Role
 from governance.audit_models import AuditChainHead, AuditEvent
 from tests.api.test_auth_users import sign_in
 from tests.fixtures.auth import create_user_with_token
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def _chains(services: Any) -> dict[str, int]:
@@ -96,10 +104,83 @@ async def test_sign_in_failures_naming_any_tenant_create_no_chain(
     assert in_tenants == 0
 
 
-def test_the_budget_refills_and_counts_what_it_left_out() -> None:
-    now = [0.0]
+async def test_the_budget_refills_and_counts_what_it_left_out(sessions: Any) -> None:
+    now = [1_000.0]
     budget = FailureBudget(rate=2.0, burst=3, clock=lambda: now[0])
-    assert [budget.take() for _ in range(5)] == [0, 0, 0, None, None]
+
+    async def take() -> int | None:
+        async with sessions() as session, session.begin():
+            return await budget.take(session)
+
+    assert [await take() for _ in range(5)] == [0, 0, 0, None, None]
     now[0] += 0.5  # one token back
-    assert budget.take() == 2  # recorded, carrying the two left out
-    assert budget.take() is None
+    assert await take() == 2  # recorded, carrying the two left out
+    assert await take() is None
+    now[0] -= 60  # a clock stepping back refills nothing
+    assert await take() is None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def test_the_budget_holds_across_worker_processes(shared_url: str, tmp_path: Path) -> None:
+    """Two instances of the service in two processes (`serve --workers 2`) on one database:
+    together they record the budget, not the budget each; the rest is counted."""
+    engine = create_engine(shared_url)
+    await upgrade(engine)
+    sessions = create_session_factory(engine)
+
+    async def system_failures() -> int:
+        async with sessions() as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(AuditEvent)
+                    .where(
+                        AuditEvent.tenant_id == SYSTEM_CHAIN,
+                        AuditEvent.action == "auth.token.rejected",
+                    )
+                )
+                or 0
+            )
+
+    async with sessions() as session, session.begin():
+        # A fresh bucket (the PostgreSQL database is shared by the session's tests).
+        await session.execute(text("DELETE FROM auth_failure_budget"))
+    before = await system_failures()
+    burst, per_process = 6, 30
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    async def instance(name: str) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.fixtures.auth_failures",
+            shared_url,
+            str(tmp_path / name),
+            str(per_process),
+            "0",  # no refill: exactly the burst is recorded
+            str(burst),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()[-2000:]
+        return int(out.decode().strip().splitlines()[-1])
+
+    refused = await asyncio.gather(instance("a"), instance("b"))
+    assert refused == [per_process, per_process]  # every forged token answered 401
+    assert await system_failures() - before == burst  # per process it would be 2 * burst
+    async with sessions() as session:
+        suppressed = await session.scalar(text("SELECT suppressed FROM auth_failure_budget"))
+    assert suppressed == 2 * per_process - burst  # nothing lost: the rest is counted
+    await engine.dispose()

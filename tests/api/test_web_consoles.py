@@ -349,6 +349,29 @@ async def test_verification_shows_a_broken_chain(console: Console) -> None:
     assert 'data-ok="0"' in verified.text and "broken" in verified.text
 
 
+async def test_verification_compares_with_the_anchor(console: Console) -> None:
+    """The auditor's page checks what `assistant audit verify` checks: a checkpoint deleted
+    from the database (owner rights) while the anchor holds it is a broken chain."""
+    from governance.aftercommit import drain_notifications
+    from governance.checkpoints import create_checkpoint
+
+    client, services = console
+    await _some_action_id(services)
+    async with services.sessions() as session, session.begin():
+        checkpoint = await create_checkpoint(session, "default")
+        assert checkpoint is not None
+    await drain_notifications()  # appended to the anchor after commit
+    await sign_in(client, "otto")
+    intact = await client.get("/app/audit/verify", headers=HTML)
+    assert 'data-ok="1"' in intact.text
+    assert f"anchored up to seq {checkpoint.seq}" in intact.text
+    async with services.engine.begin() as connection:
+        await connection.exec_driver_sql("DROP TRIGGER audit_checkpoints_no_delete")
+        await connection.exec_driver_sql("DELETE FROM audit_checkpoints")
+    broken = await client.get("/app/audit/verify", headers=HTML)
+    assert 'data-ok="0"' in broken.text and "checkpoint_missing" in broken.text
+
+
 @pytest.mark.parametrize(("path", "form"), ADMIN_WRITES)
 async def test_an_auditor_reaches_no_admin_write(
     console: Console, path: str, form: dict[str, str]

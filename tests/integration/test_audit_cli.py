@@ -158,3 +158,40 @@ def test_checkpoint_command(deployment: Path) -> None:
     assert "no chain needed a checkpoint" in again.stdout
     verify = runner.invoke(app, ["audit", "verify", "--json"])
     assert [r["checkpoints"] for r in json.loads(verify.stdout)] == [3, 1]
+
+
+def test_anchor_init_and_rotate_start_anchors_on_purpose(deployment: Path) -> None:
+    """A deployment without an anchor starts one with `anchor init` (once); a move to a
+    new anchor is `anchor rotate`, only after the database verified against the old one."""
+    anchor = deployment / "audit_anchor.jsonl"
+    anchor.unlink(missing_ok=True)  # a deployment whose checkpoints were never anchored
+    result = runner.invoke(app, ["audit", "anchor", "init", "--reason", "first anchor"])
+    assert result.exit_code == 0, result.output
+    assert "anchor epoch 1 started" in result.output
+    assert "3 chain(s) checkpointed" in result.output  # acme, globex and the system chain
+    verified = runner.invoke(app, ["audit", "verify", "--json"])
+    assert verified.exit_code == 0, verified.output
+    reports = json.loads(verified.stdout)
+    assert all(r["anchor_started_at"] for r in reports)
+    # The command also appends the older checkpoints: the new anchor covers them too.
+    acme = next(r for r in reports if r["tenant_id"] == "acme")
+    assert (acme["anchored_seq"], acme["checkpoints_before_anchor"]) == (12, 0)
+    again = runner.invoke(app, ["audit", "anchor", "init", "--reason", "again"])
+    assert again.exit_code == 2 and "started once" in again.output
+
+    old = deployment / "anchor-2026.jsonl"
+    anchor.rename(old)
+    rotated = runner.invoke(
+        app, ["audit", "anchor", "rotate", "--previous-file", str(old), "--reason", "new disk"]
+    )
+    assert rotated.exit_code == 0, rotated.output
+    assert "anchor epoch 2 started" in rotated.output
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
+
+    empty = deployment / "empty.jsonl"
+    empty.write_bytes(b"")
+    anchor.rename(deployment / "anchor-2027.jsonl")
+    refused = runner.invoke(
+        app, ["audit", "anchor", "rotate", "--previous-file", str(empty), "--reason", "x"]
+    )
+    assert refused.exit_code == 1 and "the previous anchor is empty" in refused.output

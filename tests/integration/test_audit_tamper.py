@@ -81,14 +81,28 @@ async def _append(engine: AsyncEngine, tenant: str, config: CheckpointConfig, co
     await drain_notifications()  # the anchor appends run after each commit
 
 
-async def _verify(engine: AsyncEngine, tenant: str, config: CheckpointConfig) -> VerifyReport:
-    async with create_session_factory(engine)() as session:
-        (report,) = await verify_all(
-            session,
-            public_keys=[signing_key(config.key_file).public_key()],
-            tenants=[tenant],
-            anchor=config.anchor,
-        )
+async def _verify(
+    engine: AsyncEngine, tenant: str, config: CheckpointConfig, *, later: bool = False
+) -> VerifyReport:
+    """Verify ``tenant`` as the CLI does (with the deployment's N); ``later``: once the
+    grace that anchoring takes has passed."""
+    import governance.audit_verify as audit_verify
+
+    real_utcnow = audit_verify.utcnow
+    if later:
+        moved = utcnow() + audit_verify.ANCHOR_GRACE + timedelta(seconds=1)
+        audit_verify.utcnow = lambda: moved  # type: ignore[assignment]
+    try:
+        async with create_session_factory(engine)() as session:
+            (report,) = await verify_all(
+                session,
+                public_keys=[signing_key(config.key_file).public_key()],
+                tenants=[tenant],
+                anchor=config.anchor,
+                checkpoint_every_events=config.every_events,
+            )
+    finally:
+        audit_verify.utcnow = real_utcnow  # type: ignore[assignment]
     return report
 
 
@@ -430,3 +444,169 @@ async def test_a_forged_anchor_line_and_a_fork_are_reported(
     assert (10, ProblemKind.ANCHOR_CONFLICT) in kinds
     assert (10, ProblemKind.ANCHOR_ENTRY_INVALID) in kinds
     assert any("unreadable anchor" in warning for warning in report.warnings)
+
+
+# ------------------------------------------------------------- the anchor itself attacked
+
+
+def _anchor_path(config: CheckpointConfig) -> Path:
+    assert isinstance(config.anchor, FileAnchor)
+    return config.anchor.path
+
+
+async def test_a_deleted_anchor_fails_once_anchoring_had_time(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    """The anchor file deleted (an attacker with the file system): the database's signed
+    checkpoints have no copy outside it any more."""
+    await _append(db, tenant, config, 25)
+    _anchor_path(config).unlink()
+    just_now = await _verify(db, tenant, config)
+    # Within the grace a checkpoint's append may still be in flight: said, not failed.
+    assert just_now.ok and any("not in the anchor yet" in w for w in just_now.warnings)
+    report = await _verify(db, tenant, config, later=True)
+    assert _kinds(report) == {(10, ProblemKind.ANCHOR_MISSING)}
+    detail = report.problems[0].detail
+    assert "holds nothing" in detail and "2 signed checkpoint(s)" in detail
+    assert "assistant audit anchor init" in detail
+
+
+async def test_an_emptied_anchor_fails(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    await _append(db, tenant, config, 20)
+    _anchor_path(config).write_bytes(b"")
+    report = await _verify(db, tenant, config, later=True)
+    assert _kinds(report) == {(10, ProblemKind.ANCHOR_MISSING)}
+
+
+async def test_a_truncated_anchor_fails_with_each_lost_checkpoint(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    """The anchor cut back to its first line: the database's later checkpoints are not in it."""
+    await _append(db, tenant, config, 35)
+    path = _anchor_path(config)
+    path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])
+    report = await _verify(db, tenant, config, later=True)
+    assert _kinds(report) == {
+        (20, ProblemKind.CHECKPOINT_UNANCHORED),
+        (30, ProblemKind.CHECKPOINT_UNANCHORED),
+    }
+    assert "is not in the anchor" in report.problems[0].detail
+    assert report.anchored_seq == 10 and report.unanchored_events == 25
+
+
+async def test_a_deleted_anchor_and_deleted_checkpoints_behind_a_rewritten_chain(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    """The whole attack of gap 1: anchor deleted, every checkpoint deleted, an event edited
+    and every hash recomputed. Nothing signed is left to compare; the chain's length is."""
+    await _append(db, tenant, config, 25)
+    _anchor_path(config).unlink()
+
+    async def attack(connection: AsyncConnection) -> None:
+        await _drop_checkpoints(connection, tenant)
+        await _rewrite_chain(connection, tenant, _edit(7))
+
+    await _as_owner(db, attack)
+    report = await _verify(db, tenant, config, later=True)
+    assert _kinds(report) == {(10, ProblemKind.CHECKPOINT_OVERDUE)}
+    assert "25 events follow the last checkpoint (seq 0)" in report.problems[0].detail
+
+
+async def test_a_forged_epoch_cannot_excuse_lost_checkpoints(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    """An epoch entry written without the signing key (to pretend the anchor began after
+    the lost checkpoints) is ignored and said so."""
+    import orjson
+
+    from governance.anchor import EPOCH_TENANT
+
+    await _append(db, tenant, config, 30)
+    path = _anchor_path(config)
+    first = path.read_bytes().splitlines(keepends=True)[0]
+    entry = orjson.loads(first)
+    forged = entry | {
+        "tenant_id": EPOCH_TENANT,
+        "seq": 1,
+        "created_at": (utcnow() + timedelta(hours=1)).isoformat(),
+    }
+    path.write_bytes(first + orjson.dumps(forged) + b"\n")
+    report = await _verify(db, tenant, config, later=True)
+    assert _kinds(report) == {
+        (20, ProblemKind.CHECKPOINT_UNANCHORED),
+        (30, ProblemKind.CHECKPOINT_UNANCHORED),
+    }
+    assert report.anchor_started_at is None
+    assert any("not signed by a trusted key" in w for w in report.warnings)
+
+
+async def test_anchor_init_covers_a_deployment_that_had_no_anchor(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig, tmp_path: Path
+) -> None:
+    """Checkpoints signed while no anchor was configured fail against an empty anchor;
+    `anchor init` (audited) starts it: older checkpoints are history it does not cover,
+    every later one (the heads, at once) must be in it, so deleting it fails again."""
+    from dataclasses import replace
+
+    from governance.anchor import AnchorError
+    from governance.anchor_epochs import start_anchor
+    from governance.audit_models import EVENTS as EVENT_TABLE
+
+    await _append(db, tenant, replace(config, anchor=None), 25)
+    assert not (await _verify(db, tenant, config, later=True)).ok
+    sessions = create_session_factory(db)
+    started = await start_anchor(
+        sessions, config, reason="first anchor of this deployment", started_by="cli:ops"
+    )
+    await drain_notifications()
+    assert started.epoch.seq == 1 and (tenant, 25) in started.checkpoints
+    report = await _verify(db, tenant, config, later=True)
+    assert report.ok, report.to_dict()
+    assert report.checkpoints_before_anchor == 2 and report.anchored_seq == 25
+    assert report.anchor_started_at == started.epoch.created_at
+    async with sessions() as session:
+        audited = (
+            await session.execute(
+                select(EVENT_TABLE.c.actor_id, EVENT_TABLE.c.payload).where(
+                    EVENT_TABLE.c.tenant_id == "_system",
+                    EVENT_TABLE.c.action == "audit.anchor.started",
+                )
+            )
+        ).all()
+    assert any(actor == "cli:ops" and "first anchor" in payload for actor, payload in audited)
+    with pytest.raises(AnchorError, match="started once"):
+        await start_anchor(sessions, config, reason="again", started_by="cli:ops")
+    _anchor_path(config).unlink()
+    gone = await _verify(db, tenant, config, later=True)
+    # The epoch went with the file: every checkpoint is required again.
+    assert _kinds(gone) == {(10, ProblemKind.ANCHOR_MISSING)}
+    assert "3 signed checkpoint(s)" in gone.problems[0].detail
+
+
+async def test_the_runner_does_not_refill_a_deleted_anchor_with_old_checkpoints(
+    db: AsyncEngine, tenant: str, config: CheckpointConfig
+) -> None:
+    """The runner's sweep heals an outage (recent checkpoints) but does not copy old ones
+    into a deleted anchor, which would hide the deletion from verify."""
+    import governance.checkpoints as checkpoints
+
+    await _append(db, tenant, config, 25)
+    _anchor_path(config).unlink()
+    later = utcnow() + checkpoints.SWEEP_HORIZON + timedelta(minutes=1)
+    real_utcnow = checkpoints.utcnow
+    checkpoints.utcnow = lambda: later  # type: ignore[assignment]
+    try:
+        # The quiet chain's head is due: checkpointed (and anchored) now; 10 and 20 are old.
+        assert await run_due_checkpoints(create_session_factory(db), config) == 1
+    finally:
+        checkpoints.utcnow = real_utcnow  # type: ignore[assignment]
+    await drain_notifications()
+    anchored = {e.seq for e in (await FileAnchor(_anchor_path(config)).snapshot()).entries}
+    assert anchored == {25}
+    report = await _verify(db, tenant, config, later=True)
+    assert _kinds(report) == {
+        (10, ProblemKind.CHECKPOINT_UNANCHORED),
+        (20, ProblemKind.CHECKPOINT_UNANCHORED),
+    }

@@ -136,3 +136,29 @@ async def test_an_outage_is_retried_and_caught_up_by_the_sweep(
 async def _verify_tolerant(sessions: async_sessionmaker, config: CheckpointConfig, server: Witness):  # type: ignore[no-untyped-def]
     server.fail_next = 0
     return await _verify(sessions, config)
+
+
+async def test_a_witness_started_on_purpose_holds_the_epoch_and_the_heads(
+    witness: tuple[Witness, str], tmp_path: Path, sessions: async_sessionmaker
+) -> None:
+    """`anchor init` against a witness: the epoch entry passes the witness protocol as it
+    is, and a second start is refused (the witness holds entries)."""
+    from dataclasses import replace
+
+    from governance.anchor import EPOCH_TENANT
+    from governance.anchor_epochs import start_anchor
+
+    server, url = witness
+    config = _config(tmp_path, url)
+    await _append(sessions, replace(config, anchor=None), 7)  # checkpoint 5, never anchored
+    started = await start_anchor(sessions, config, reason="witness added", started_by="ops")
+    await drain_notifications()
+    held = [(e["tenant_id"], e["seq"]) for e in server.log]
+    assert held[0] == (EPOCH_TENANT, 1) and ("acme", 7) in held
+    assert started.document["anchor"].startswith("witness http://127.0.0.1")
+    report = await _verify(sessions, config)
+    assert report.ok, report.to_dict()
+    assert report.anchor_started_at == started.epoch.created_at
+    assert report.checkpoints_before_anchor == 1 and report.anchored_seq == 7
+    with pytest.raises(AnchorError, match="started once"):
+        await start_anchor(sessions, config, reason="again", started_by="ops")
