@@ -1,7 +1,7 @@
 """the failed-authentication budget shared by every process; reserved tenant names refused
 
 Revision ID: 0020_audit
-Revises: 0015_chat
+Revises: 0019_recheck
 Create Date: 2026-12-03
 
 ``auth_failure_budget`` holds the token bucket that limits how many failed authentications
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_audit"
-down_revision = "0015_chat"
+down_revision = "0019_recheck"
 branch_labels = None
 depends_on = None
 
