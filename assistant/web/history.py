@@ -56,13 +56,15 @@ WORDS = {
 
 def belongs_to(tenant_id: str, executive: Executive) -> ColumnElement[bool]:
     """Audit events about her actions, her mail's triage and its corrections."""
-    ids = sorted(executive.ids)
-    actions = select(Action.id).where(Action.tenant_id == tenant_id, Action.on_behalf_of.in_(ids))
+    mailboxes = sorted(executive.mailboxes)
+    actions = select(Action.id).where(
+        Action.tenant_id == tenant_id, Action.on_behalf_of == executive.user_id
+    )
     results = select(TriageResultRow.id).where(
-        TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox.in_(ids)
+        TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox.in_(mailboxes)
     )
     corrections = select(TriageCorrectionRow.id).where(
-        TriageCorrectionRow.tenant_id == tenant_id, TriageCorrectionRow.mailbox.in_(ids)
+        TriageCorrectionRow.tenant_id == tenant_id, TriageCorrectionRow.mailbox.in_(mailboxes)
     )
     return (AuditEvent.tenant_id == tenant_id) & or_(
         AuditEvent.action_id.in_(actions),

@@ -58,7 +58,8 @@ class Card:
 
 
 def owned(executive: Executive) -> Any:
-    return Action.on_behalf_of.in_(sorted(executive.ids))
+    """Her actions: those filed under her user id (see assistant.web.scope)."""
+    return Action.on_behalf_of == executive.user_id
 
 
 async def load_owned(
@@ -84,8 +85,15 @@ async def preview_of(governance: GovernanceRuntime, action: Action) -> dict[str,
 
 
 def zone_of(governance: GovernanceRuntime, page: Page, executive: Executive) -> str:
-    owner = max(executive.ids, key=lambda i: "@" in i)
-    return governance.policy.current().timezone_for(owner, page.person.tenant_id).key
+    """Her time zone: the policy names it by her mailbox address or her user id."""
+    policy = governance.policy.current()
+    tenant = page.person.tenant_id
+    default = policy.timezone_for(None, tenant)
+    for key in executive.zone_keys:
+        zone = policy.timezone_for(key, tenant)
+        if zone != default:
+            return zone.key
+    return default.key
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -182,7 +190,10 @@ async def approve(
     executive = await page.require(Permission.REVIEW_DECIDE)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
     await governance.review.approve(
-        session, page.acting(action.on_behalf_of or ""), action.id, (comment or "").strip() or None
+        session,
+        page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
+        action.id,
+        (comment or "").strip() or None,
     )
     return back(page, f"{PREFIX}/review", done="approved")
 
@@ -211,7 +222,7 @@ async def edit(
         arguments["subject"] = subject
     await governance.review.edit(
         session,
-        page.acting(action.on_behalf_of or ""),
+        page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
         action.id,
         arguments,
         (comment or "").strip() or None,
@@ -232,7 +243,10 @@ async def reject(
     if not reason.strip():
         raise ValidationFailedError("a rejection needs a reason")
     await governance.review.reject(
-        session, page.acting(action.on_behalf_of or ""), action.id, reason.strip()
+        session,
+        page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
+        action.id,
+        reason.strip(),
     )
     return back(page, f"{PREFIX}/review", done="rejected")
 
@@ -254,7 +268,7 @@ async def bulk_approve(
         action = await load_owned(session, page.person.tenant_id, executive, wanted)
         results = await governance.review.bulk(
             session,
-            page.acting(action.on_behalf_of or ""),
+            page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
             [BulkItem(action_id=action.id, decision="approve")],
         )
         refused += sum(not r.ok for r in results)
@@ -273,7 +287,10 @@ async def undo(
     executive = await page.require(Permission.ACTIONS_CANCEL)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
     await governance.actions.undo(
-        session, page.acting(action.on_behalf_of or ""), action.id, "undone on the web"
+        session,
+        page.acting(action.on_behalf_of, Permission.ACTIONS_CANCEL),
+        action.id,
+        "undone on the web",
     )
     target = f"{PREFIX}/history" if back_to == "history" else f"{PREFIX}/review"
     return back(page, target, done="undone")
@@ -290,10 +307,10 @@ async def rollback(
     """Compensate an action that ran (governance says when it cannot)."""
     executive = await page.require(Permission.ACTIONS_COMPENSATE)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
-    owner = action.on_behalf_of or ""
+    acting = page.acting(action.on_behalf_of, Permission.ACTIONS_COMPENSATE)
     await session.commit()  # compensation writes in sessions of its own: hold no lock here
     outcome = await governance.compensation.rollback(
-        page.acting(owner), action_id, (reason or "").strip() or None
+        acting, action_id, (reason or "").strip() or None
     )
     if not outcome.ok:
         raise ValidationFailedError(f"the roll-back did not complete: {outcome.detail}")

@@ -16,10 +16,10 @@ from assistant.web.inbox import sanitize_mail_html
 from governance.audit_models import AuditEvent
 from governance.models import Action
 from tests.fixtures.web import (
-    DANA,
     HTML,
     add_user,
     csrf_of,
+    give_password,
     sign_in,
     triaged_template,
     web,
@@ -53,7 +53,7 @@ async def _undecided(services: Any, internal: bool = True) -> TriageResultRow:
 
 
 async def _dana(client: httpx.AsyncClient, services: Any) -> str:
-    user_id = await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    user_id = await give_password(services, "dana")
     await sign_in(client, "dana")
     return user_id
 
@@ -101,7 +101,7 @@ async def test_pages_send_people_to_sign_in_and_back(web: Web) -> None:
     live = await client.get("/app/live", headers={"Accept": "application/json"})
     assert live.status_code == 401 and live.json()["error"] == "SignInRequiredError"
 
-    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await give_password(services, "dana")
     done = await sign_in(client, "dana")
     assert done.headers["location"] == "/app/inbox"
     inbox = await client.get("/app/inbox", headers=HTML)
@@ -135,7 +135,7 @@ async def test_commit_happens_before_the_response_is_sent(web: Web) -> None:
     from assistant.auth.models import WebSession
 
     client, services = web
-    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await give_password(services, "dana")
     app = client.app  # type: ignore[attr-defined]
     seen: list[int] = []
 
@@ -201,7 +201,7 @@ async def test_an_executive_sees_only_her_own_mail_and_actions(web: Web) -> None
     await sign_in(client, "eve")
     inbox = await client.get("/app/inbox", headers=HTML)
     assert "0 messages" in inbox.text
-    api = await client.get("/api/v1/inbox")
+    api = await client.get("/api/v1/triage/inbox")
     assert api.status_code == 200 and api.json() == []
 
     row = await _undecided(services)
@@ -230,7 +230,7 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
     from assistant.core.principal import Principal
 
     client, services = web
-    dana_id = await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    dana_id = await give_password(services, "dana")
     other_id = await add_user(services, "otto", Role.EXECUTIVE, email="otto@northwind.example")
     await add_user(services, "jordan", Role.DELEGATE, email="jordan@northwind.example")
     async with services.sessions() as session:
@@ -248,11 +248,11 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
         await session.commit()
     await sign_in(client, "jordan")
     inbox = await client.get("/app/inbox", headers=HTML)
-    assert inbox.status_code == 200 and "Working for <strong>Dana" in inbox.text
+    assert inbox.status_code == 200 and "Working for <strong>dana" in inbox.text
     assert "0 messages" not in inbox.text
     acting = {"X-On-Behalf-Of": dana_id}  # the API's way for a delegate
-    assert (await client.get("/api/v1/inbox")).status_code == 403  # acting for nobody
-    api = await client.get("/api/v1/inbox", params={"category": "notify"}, headers=acting)
+    assert (await client.get("/api/v1/triage/inbox")).status_code == 403  # acting for nobody
+    api = await client.get("/api/v1/triage/inbox", params={"category": "notify"}, headers=acting)
     assert api.status_code == 200 and api.json()
     assert {item["category"] for item in api.json()} == {"notify"}
 
@@ -261,10 +261,7 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
     )
     assert switch.status_code == 403
     assert (
-        await client.get("/api/v1/inbox", params={"executive": other_id}, headers=acting)
-    ).status_code == 403
-    assert (
-        await client.get("/api/v1/inbox", headers={"X-On-Behalf-Of": other_id})
+        await client.get("/api/v1/triage/inbox", headers={"X-On-Behalf-Of": other_id})
     ).status_code == 403
 
     # what Jordan corrects is recorded as Jordan's, for Dana's mailbox
@@ -273,16 +270,16 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
     async with services.sessions() as session:
         correction = await session.scalar(select(TriageCorrectionRow))
     assert correction is not None
-    assert correction.corrected_by != dana_id and correction.on_behalf_of == DANA
+    assert correction.corrected_by != dana_id and correction.on_behalf_of == dana_id
     assert correction.note == "FYI only"
 
 
 async def test_inbox_api_rejects_bad_filters(web: Web) -> None:
     client, services = web
     await _dana(client, services)
-    bad = await client.get("/api/v1/inbox", params={"category": "urgent-ish"})
+    bad = await client.get("/api/v1/triage/inbox", params={"category": "urgent-ish"})
     assert bad.status_code == 422 and bad.json()["error"] == "RequestValidationError"
-    assert (await client.get("/api/v1/inbox", params={"limit": 100000})).status_code == 422
+    assert (await client.get("/api/v1/triage/inbox", params={"limit": 100000})).status_code == 422
 
 
 # ---------------------------------------------------------------------------- CSRF
@@ -345,8 +342,8 @@ async def test_inbox_groups_with_reasons_stages_and_search(web: Web) -> None:
     )
     assert needs < notify < ignore
     assert "decided by a rule" in text and "Why:" in text and "rule automated.notification" in text
-    api = (await client.get("/api/v1/inbox")).json()
-    dates = [i["date"] for i in api]
+    api = (await client.get("/api/v1/triage/inbox")).json()
+    dates = [i["message_date"] for i in api]
     assert dates == sorted(dates, reverse=True)
     subject = next(i["subject"] for i in api if i["category"] == "notify")
     found = await client.get("/app/inbox", params={"q": subject[:20]}, headers=HTML)
@@ -371,10 +368,11 @@ async def test_correcting_a_triage_records_the_note_and_proposes_a_reply(web: We
     assert correction is not None and correction.note == "needs my answer today"
     assert correction.corrected_by == dana_id and correction.original_category is None
     assert stored is not None and stored.category == "respond" and stored.stage == "human"
-    assert event is not None and event.actor_id == dana_id and event.on_behalf_of == DANA
+    # she acts for herself: nobody else's behalf
+    assert event is not None and event.actor_id == dana_id and event.on_behalf_of is None
     # the assistant proposes the reply (never the person who will review it)
     assert draft is not None and draft.state == "pending_review"
-    assert draft.actor_id == "pipeline" and draft.on_behalf_of == DANA
+    assert draft.actor_id == "pipeline" and draft.on_behalf_of == dana_id
 
 
 async def test_a_bad_category_is_a_typed_error_and_changes_nothing(web: Web) -> None:
@@ -534,7 +532,7 @@ async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None
 
 async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> None:
     client, services = web
-    await _dana(client, services)
+    dana_id = await _dana(client, services)
     row = await _undecided(services)
     assert (await _correct(client, row, "schedule")).status_code == 303
     async with services.sessions() as session:
@@ -542,7 +540,7 @@ async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> Non
     page = await client.get("/app/meetings", headers=HTML)
     assert page.status_code == 200
     assert event is not None, "the sandbox calendar has a free slot for it"
-    assert event.on_behalf_of == DANA and event.actor_id == "pipeline"
+    assert event.on_behalf_of == dana_id and event.actor_id == "pipeline"
     assert "Choose this time" in page.text and "Asked for" in page.text
     bad = await client.post(
         f"/app/meetings/{event.id}/duration", data={"csrf": csrf_of(page), "minutes": "9999"}
