@@ -15,6 +15,7 @@ from assistant.triage.store import TriageCorrectionRow, TriageResultRow
 from assistant.web.inbox import sanitize_mail_html
 from governance.audit_models import AuditEvent
 from governance.models import Action
+from tests.fakes.openai_server import _openai_server, openai_server
 from tests.fixtures.web import (
     HTML,
     add_user,
@@ -25,7 +26,7 @@ from tests.fixtures.web import (
     web,
 )
 
-__all__ = ["triaged_template", "web"]  # fixtures
+__all__ = ["_openai_server", "openai_server", "triaged_template", "web"]  # fixtures
 
 Web = tuple[httpx.AsyncClient, Any]
 
@@ -480,6 +481,17 @@ async def test_edit_then_approve_changes_the_text(web: Web) -> None:
     assert action is not None and action.arguments["body_text"] == "Thanks, will do.\nDana"
     assert action.state == "scheduled"
 
+    # the card of the decided action and the history show the original against the edit
+    after = (await client.get("/app/review", headers=HTML)).text
+    card = after[after.index(f'data-action="{draft.id}" data-state="scheduled"') :]
+    card = card[: card.index("</li>")]
+    assert "What you changed" in card
+    assert "<ins>+ Thanks, will do.</ins>" in card and "<del>- " in card
+    history = (await client.get("/app/history", params={"q": draft.id}, headers=HTML)).text
+    edited = next(r for r in history.split("<tr ")[1:] if "edited and approved" in r)
+    assert "Original against edited text" in edited and "<ins>+ Dana</ins>" in edited
+    assert "<q>" in edited  # the subject of the mail the draft answers
+
 
 async def test_bulk_approve_of_the_ticked_cards(web: Web) -> None:
     client, services = web
@@ -587,3 +599,135 @@ async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> 
         }
     assert states["calendar.event.create"] in {"approved", "scheduled"}
     assert states["email.draft.create"] in {"approved", "scheduled"}
+
+
+# ------------------------------------------------------------------- answer with instructions
+
+
+@pytest.fixture
+async def web_with_model(triaged_template: Any, data_dir: Any, openai_server: Any) -> Any:
+    """The web app on a private copy of the triaged sandbox, drafting with the scripted
+    model (tests/fakes/openai_server.py)."""
+    import shutil
+
+    from assistant.app import create_app
+    from assistant.core.settings import Settings
+    from assistant.services import Services
+    from tests.fixtures.web import web_settings
+    from tests.unit.llm.conftest import fake_llm
+
+    shutil.copyfile(triaged_template, data_dir / "assistant.db")
+    base = web_settings(data_dir)
+    settings = Settings(**{**base.model_dump(), "llm": fake_llm(openai_server).model_dump()})
+    services = await Services.build(settings)
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http, services, openai_server
+    await services.aclose()
+
+
+FIRST = "Hi,\n\nThank you. I will send the figures on Monday.\n\nBest,\nDana"
+SECOND = "Hi,\n\nFigures on Thursday.\n\nDana"
+INSTRUCTIONS = "shorter, and propose Thursday instead"
+
+
+async def test_answer_with_instructions_redrafts_for_review(web_with_model: Any) -> None:
+    from tests.fakes.openai_server import Answer
+
+    client, services, model = web_with_model
+    dana_id = await _dana(client, services)
+    model.script(Answer(content=FIRST))
+    draft = await _pending_draft(client, services)
+    assert draft.arguments["body_text"].startswith("Hi,\n\nThank you.")
+    review = await client.get("/app/review", headers=HTML)
+    assert "Answer with instructions" in review.text
+
+    model.script(Answer(content=SECOND))
+    done = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/app/review?done=revised"
+    # the instructions went to the model as trusted text; the draft and the mail as data
+    user = model.last["messages"][-1]["content"]
+    assert INSTRUCTIONS in user.split("<untrusted_data")[0]
+    assert "I will send the figures on Monday." in user.split("<untrusted_data", 1)[1]
+
+    async with services.sessions() as session:
+        original = await session.get(Action, draft.id)
+        revised = await session.scalar(select(Action).where(Action.parent_id == draft.id))
+        audit = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "action.revised")
+        )
+    assert original is not None and original.state == "cancelled"
+    assert revised is not None and revised.state == "pending_review"
+    assert revised.actor_id == "pipeline" and revised.on_behalf_of == dana_id
+    assert revised.arguments["body_text"].startswith("Hi,\n\nFigures on Thursday.")
+    assert revised.arguments["reply_to_id"] == draft.arguments["reply_to_id"]
+    assert audit is not None and audit.actor_id == dana_id and audit.action_id == draft.id
+    assert audit.payload["revised_action_id"] == revised.id
+    assert audit.payload["instruction_chars"] == len(INSTRUCTIONS)
+    # no text of the draft, the new draft or the instructions in the audit row
+    stored = audit.payload_json + (audit.reason or "")
+    for text in ("Thursday", "Monday", "figures", "shorter"):
+        assert text.lower() not in stored.lower()
+
+    page = (await client.get("/app/review", headers=HTML)).text
+    card = page[page.index(f'data-action="{revised.id}"') :]
+    assert "What changed from the earlier draft" in card.split("</article>")[0]
+    assert "<del>- Thank you. I will send the figures on Monday.</del>" in card
+    assert "<ins>+ Figures on Thursday.</ins>" in card
+    history = (await client.get("/app/history", headers=HTML)).text
+    assert "re-drafted on instructions" in history
+
+    # the re-drafted draft is decided like any other; an empty instruction is refused
+    again = await client.post(
+        f"/app/review/{revised.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": "  "},
+        headers=HTML,
+    )
+    assert again.status_code == 422 and "ValidationFailedError" in again.text
+    retired = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert retired.status_code == 422  # it no longer waits: nothing re-drafted
+
+
+async def test_instructions_on_another_executives_draft_are_refused(
+    web_with_model: Any,
+) -> None:
+    from tests.fakes.openai_server import Answer
+
+    client, services, model = web_with_model
+    await _dana(client, services)
+    model.script(Answer(content=FIRST))
+    draft = await _pending_draft(client, services)
+    await add_user(services, "eve", Role.EXECUTIVE, email="eve@northwind.example")
+    await sign_in(client, "eve")
+    review = await client.get("/app/review", headers=HTML)
+    refused = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert refused.status_code == 404
+    assert await _state(services, draft.id) == "pending_review"
+    assert len(model.requests) == 1  # the model was never asked
+
+
+async def test_instructions_without_a_model_change_nothing(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    review = await client.get("/app/review", headers=HTML)
+    refused = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert refused.status_code == 422 and "needs a language model" in refused.text
+    assert await _state(services, draft.id) == "pending_review"
