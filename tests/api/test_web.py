@@ -226,6 +226,137 @@ async def test_an_executive_sees_only_her_own_mail_and_actions(web: Web) -> None
     assert await _state(services, draft.id) == "pending_review"
 
 
+async def _grant(services: Any, executive: str, delegate: str, scopes: list[str] | None) -> None:
+    from assistant.auth import users
+    from assistant.core.principal import Principal
+
+    async with services.sessions() as session:
+        found = {u.username: u for u in await users.list_users(session, "default")}
+        boss = found[executive]
+        await users.grant_delegation(
+            session,
+            Principal(user_id=boss.id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})),
+            executive=boss,
+            delegate=found[delegate],
+            scopes=scopes,
+        )
+        await session.commit()
+
+
+async def test_no_room_shows_another_executives_items_not_even_by_id(web: Web) -> None:
+    """Eve (an executive whose mailbox is not connected) meets Dana's mail, drafts, history
+    and meetings nowhere: not in a room, not by id, not through the API or the agent."""
+    from assistant.agent.scope import resolve_scope
+    from assistant.auth.principal import AuthenticatedPrincipal
+
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)  # Dana's, from a correction
+    meeting_mail = await _undecided(services)
+    assert (await _correct(client, meeting_mail, "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+        audit_ids = list((await session.execute(select(AuditEvent.event_id))).scalars())
+    assert event is not None
+    mail = await _undecided(services)
+
+    eve_id = await add_user(services, "eve", Role.EXECUTIVE, email="eve@northwind.example")
+    await sign_in(client, "eve")
+    rooms = {
+        room: (await client.get(f"/app/{room}", headers=HTML)).text
+        for room in ("inbox", "review", "history", "meetings")
+    }
+    assert "0 messages" in rooms["inbox"] and mail.message_id not in rooms["inbox"]
+    for text in rooms.values():
+        assert draft.id not in text and event.id not in text
+        assert not any(i in text for i in audit_ids)
+    csrf = csrf_of(await client.get("/app/review", headers=HTML))
+    by_id = [
+        ("get", "/app/inbox/message", {"id": mail.message_id, "mailbox": mail.mailbox}),
+        ("post", "/app/inbox/correct", {"pick": f"{mail.id}:ignore"}),
+        ("post", f"/app/review/{draft.id}/approve", {}),
+        ("post", f"/app/review/{draft.id}/edit", {"body_text": "mine now"}),
+        ("post", f"/app/review/{draft.id}/reject", {"reason": "no"}),
+        ("post", f"/app/review/{draft.id}/revise", {"instructions": "shorter"}),
+        ("post", "/app/review/bulk", {"action_id": draft.id}),
+        ("post", f"/app/actions/{draft.id}/undo", {}),
+        ("post", f"/app/actions/{draft.id}/rollback", {}),
+        ("post", f"/app/meetings/{event.id}/choose", {}),
+        ("post", f"/app/meetings/{event.id}/duration", {"minutes": "30"}),
+    ]
+    for method, url, data in by_id:
+        if method == "get":
+            answer = await client.get(url, params=data, headers=HTML)
+        else:
+            answer = await client.post(url, data={"csrf": csrf, **data}, headers=HTML)
+        assert answer.status_code == 404, (url, answer.status_code)
+    assert await _state(services, draft.id) == "pending_review"
+    assert await _state(services, event.id) == "pending_review"
+
+    # the API and the chat agent draw the same line
+    assert (await client.get("/api/v1/triage/inbox")).json() == []
+    assert draft.id not in (await client.get("/api/v1/review")).text
+    assert (await client.get(f"/api/v1/review/{draft.id}")).status_code in {403, 404}
+    eve = AuthenticatedPrincipal(
+        user_id=eve_id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})
+    )
+    async with services.sessions() as session:
+        scope = await resolve_scope(session, eve, services.connectors)
+    assert scope.mailbox is None and scope.calendar is None
+
+
+async def test_the_web_app_the_api_and_the_agent_agree_on_her_mailbox(web: Web) -> None:
+    from assistant.agent.scope import resolve_scope
+    from assistant.auth.principal import AuthenticatedPrincipal
+    from assistant.web.scope import executives_for
+
+    client, services = web
+    dana_id = await _dana(client, services)
+    dana = AuthenticatedPrincipal(
+        user_id=dana_id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})
+    )
+    async with services.sessions() as session:
+        (web_view,) = await executives_for(session, dana, services.connectors)
+        agent = await resolve_scope(session, dana, services.connectors)
+    api = (await client.get("/api/v1/triage/inbox", params={"limit": 500})).json()
+    assert agent.mailbox is not None
+    assert web_view.mailboxes == {m["mailbox"] for m in api} == {agent.mailbox.connector.mailbox}
+    page = (await client.get("/app/inbox", headers=HTML)).text
+    assert f"{len(api)} messages" in page
+
+
+async def test_a_delegate_acts_only_within_her_grants_scopes(web: Web) -> None:
+    """Jordan may read Dana's triaged mail (triage.read, mail.read) and nothing else."""
+    client, services = web
+    dana_id = await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    await add_user(services, "jordan", Role.DELEGATE, email="jordan@northwind.example")
+    await _grant(services, "dana", "jordan", ["triage.read", "mail.read"])
+    await sign_in(client, "jordan")
+    inbox = await client.get("/app/inbox", headers=HTML)
+    assert inbox.status_code == 200 and "0 messages" not in inbox.text
+    assert 'href="/app/review"' not in inbox.text  # the navigation offers what she may do
+    mail = await _undecided(services)
+    opened = await client.get(
+        "/app/inbox/message", params={"id": mail.message_id, "mailbox": mail.mailbox}, headers=HTML
+    )
+    assert opened.status_code == 200
+    csrf = csrf_of(inbox)
+    for url, data in [
+        ("/app/inbox/correct", {"pick": f"{mail.id}:ignore"}),
+        (f"/app/review/{draft.id}/approve", {}),
+        (f"/app/review/{draft.id}/revise", {"instructions": "shorter"}),
+    ]:
+        answer = await client.post(url, data={"csrf": csrf, **data}, headers=HTML)
+        assert answer.status_code == 403, url
+    for room in ("review", "history", "meetings"):
+        assert (await client.get(f"/app/{room}", headers=HTML)).status_code == 403, room
+    acting = {"X-On-Behalf-Of": dana_id}
+    assert (await client.get("/api/v1/triage/inbox", headers=acting)).status_code == 200
+    assert (await client.get("/api/v1/review", headers=acting)).status_code == 403
+    assert await _state(services, draft.id) == "pending_review"
+
+
 async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> None:
     from assistant.auth import users
     from assistant.core.principal import Principal
