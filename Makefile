@@ -17,7 +17,7 @@ CONSTRAINTS := constraints.txt
 BUILD_CONSTRAINTS := build-constraints.txt
 PIP_INSTALL = -m pip install --quiet --constraint $(CONSTRAINTS) --build-constraint $(BUILD_CONSTRAINTS)
 
-.PHONY: run test lint install install-dev system-deps lock bench clean
+.PHONY: run test lint install install-dev system-deps lock bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,7 +77,9 @@ run: install
 	@echo "  Admins. Once, in another terminal, create a user:"
 	@echo "    $(BIN)/assistant users add admin --role admin --password-stdin"
 	@echo "    (type a password of 12+ characters, then Enter), and sign in at http://$(HOST):$(PORT)/auth/login"
-	@echo "  The web app: http://$(HOST):$(PORT)/app  (README: 'The web app' for the executive walk-through)"
+	@echo "  The web app: http://$(HOST):$(PORT)/app  as '$(EXECUTIVE)', once she has a password (in another terminal):"
+	@echo "    $(BIN)/assistant users password $(EXECUTIVE)   (type a password of 12+ characters, then Enter)"
+	@echo "    (README: 'The web app' for the walk-through)"
 	@echo "  API calls: a 15-minute token of the built-in issuer:"
 	@echo "    TOKEN=\$$($(BIN)/assistant token admin)"
 	@echo "    curl -H \"Authorization: Bearer \$$TOKEN\" http://$(HOST):$(PORT)/api/v1/me"
@@ -87,6 +89,14 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# The README's screenshots of the web app, taken by the browser test's walk-through.
+SHOTS := inbox review undo history meetings phone-inbox
+screenshots: install-dev
+	rm -rf $(DATA_DIR)/screenshots
+	WEB_SCREENSHOTS=$(DATA_DIR)/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_web_browser.py
+	mkdir -p docs/screenshots
+	for shot in $(SHOTS); do cp $(DATA_DIR)/screenshots/$$shot.png docs/screenshots/; done
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -340,30 +340,14 @@ def config_reference(
 
 
 async def _bind_sandbox_executive(session: Any, settings: Settings, name: str) -> str:
-    """The user ``name`` (created, executive only, when missing) bound to every sandbox
-    connector of the sandbox's tenant; returns her id."""
-    from assistant.auth import users
-    from assistant.connector_store import bind_executive
+    from assistant.connector_store import bind_sandbox_executive
     from assistant.core.errors import AssistantError
-    from assistant.core.principal import Principal, Role
 
-    tenant = settings.sandbox.tenant
-    operator = Principal(user_id="cli:sandbox", tenant_id=tenant, roles=frozenset({Role.ADMIN}))
     try:
-        user = await users.find_user(session, tenant, name)
-        if user is None:
-            user = await users.create_user(
-                session, operator, tenant_id=tenant, username=name, roles=[Role.EXECUTIVE]
-            )
-        for item in settings.connectors:
-            if item.tenant == tenant and item.slug.startswith("sandbox."):
-                await bind_executive(
-                    session, operator, tenant_id=tenant, connector=item.name, executive_id=user.id
-                )
+        return await bind_sandbox_executive(session, settings, name)
     except AssistantError as exc:
         err_console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc
-    return str(user.id)
 
 
 @sandbox_app.command("seed")

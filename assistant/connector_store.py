@@ -387,6 +387,28 @@ async def bind_executive(
     return True
 
 
+async def bind_sandbox_executive(session: AsyncSession, settings: Any, name: str) -> str:
+    """The user ``name`` (created, executive role only, when missing) bound to every sandbox
+    connector of the sandbox's tenant; returns her id. What ``assistant sandbox seed
+    --executive NAME`` does (and ``make run`` with it)."""
+    from assistant.auth import users
+    from assistant.core.principal import Role
+
+    tenant = settings.sandbox.tenant
+    operator = Principal(user_id="cli:sandbox", tenant_id=tenant, roles=frozenset({Role.ADMIN}))
+    user = await users.find_user(session, tenant, name)
+    if user is None:
+        user = await users.create_user(
+            session, operator, tenant_id=tenant, username=name, roles=[Role.EXECUTIVE]
+        )
+    for item in settings.connectors:
+        if item.tenant == tenant and item.slug.startswith("sandbox."):
+            await bind_executive(
+                session, operator, tenant_id=tenant, connector=item.name, executive_id=user.id
+            )
+    return str(user.id)
+
+
 async def set_executives(
     session: AsyncSession,
     actor: Principal,

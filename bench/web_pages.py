@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 async def build(folder: Path, items: int) -> Any:
     from assistant.auth import users
     from assistant.core.clock import utcnow
-    from assistant.core.principal import Principal, Role, system_principal
+    from assistant.core.principal import system_principal
     from assistant.governance_app import build_governance
     from assistant.ingestion.models import TriageQueueItem
     from assistant.services import Services
@@ -98,15 +98,12 @@ async def build(folder: Path, items: int) -> Any:
                 sender=message["sender"]["address"],
                 message_date=now - timedelta(minutes=i),
             )
-        await users.create_user(
-            session,
-            Principal(user_id="bench", tenant_id="default", roles=frozenset({Role.ADMIN})),
-            tenant_id="default",
-            username="dana",
-            roles=[Role.EXECUTIVE],
-            email=DANA,
-            password=PASSWORD,
-        )
+        # dana exists as `assistant sandbox seed --executive dana` made her, bound to the
+        # sandbox mailbox; she gets her password as `assistant users password dana` does it
+        dana = await users.find_user(session, "default", "dana")
+        assert dana is not None
+        await users.set_password(session, dana, PASSWORD)
+        dana_id = str(dana.id)
         await session.commit()
     governance = build_governance(services, mode="off")
     async with services.sessions() as session:
@@ -121,10 +118,11 @@ async def build(folder: Path, items: int) -> Any:
                         "subject": f"Draft {i}",
                         "body_text": "Thank you, noted. " * 10,
                     },
-                    on_behalf_of=DANA,
+                    on_behalf_of=dana_id,
                 ),
             )
         await session.commit()
+    services.bench_executive = dana_id  # type: ignore[attr-defined]
     return services
 
 
@@ -145,10 +143,10 @@ async def server_times(services: Any, runs: int) -> dict[str, float]:
         html = {"Accept": "text/html"}
         targets = {
             "inbox page (HTML)": ("/app/inbox", html),
-            "inbox API (JSON)": ("/api/v1/inbox?limit=200", {}),
+            "inbox API (JSON)": ("/api/v1/triage/inbox?limit=200", {}),
             "review page (HTML)": ("/app/review", html),
             "review API (JSON)": (
-                f"/api/v1/actions?state=pending_review&limit=200&owner={DANA}",
+                f"/api/v1/actions?state=pending_review&limit=200&owner={services.bench_executive}",
                 {},
             ),
         }

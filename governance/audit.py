@@ -49,6 +49,8 @@ class AuditAction(StrEnum):
     ACTION_REJECTED = "action.rejected"
     ACTION_EXPIRED = "action.expired"
     ACTION_CANCELLED = "action.cancelled"
+    #: A proposed draft replaced by one re-drafted on the executive's instructions.
+    ACTION_REVISED = "action.revised"
     ACTION_SCHEDULED = "action.scheduled"
     ACTION_EXECUTING = "action.executing"
     ACTION_RETRY_SCHEDULED = "action.retry_scheduled"

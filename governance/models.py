@@ -109,6 +109,9 @@ class ActionEdit(Base):
     )
     editor_id: Mapped[str] = mapped_column(String(200))
     patch: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: The arguments the edit replaced: the patch holds new values only, and the person
+    #: reviewing (and her history) sees what changed, original against edited.
+    previous_arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

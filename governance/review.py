@@ -346,6 +346,7 @@ class ReviewService:
                 action_id=action.id,
                 editor_id=principal.user_id,
                 patch=patch,
+                previous_arguments=dict(action.arguments),
                 created_at=self.clock(),
             )
         )

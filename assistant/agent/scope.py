@@ -3,10 +3,9 @@
 Every tool of the agent gets its connectors and rights from :func:`resolve_scope`, so that
 the ownership model of the deployment is applied here and nowhere else.
 
-The rule today (until executives own connector instances in the data model): the agent
-talks to executives and to delegates acting for one. The executive's mailbox is the
-tenant's email connector whose address is the executive's identity (their user id or the
-email of their user record), and likewise their calendar (the calendar connector's owner);
+The agent talks to executives and to delegates acting for one. The executive's mailbox
+and calendar are the connectors that serve her (``ConnectorInstance.serves``, the rule of
+the API and the web app: those bound to her, or an unbound one whose address is her id);
 no other mailbox or calendar is ever opened, whatever the question says. ERP questions go
 to the tenant's ERP company. Each tool is offered only while the caller holds its
 permission (a delegate: only what the executive's grant names).
@@ -93,23 +92,16 @@ async def identities_of(session: AsyncSession, principal: Principal) -> frozense
 
 
 def _owned(
-    instances: Iterable[Any], tenant_id: str, capability: Capability, attribute: str, who: set[str]
+    instances: Iterable[Any], tenant_id: str, capability: Capability, executive: str
 ) -> Bound | None:
+    """The first working instance of ``capability`` that serves ``executive``, by the same
+    rule as the API and the web app (``ConnectorInstance.serves``: the connectors bound to
+    her; an unbound one only when its address is her id)."""
     for instance in instances:
         if instance.tenant_id != tenant_id or capability not in instance.capabilities:
             continue
-        connector = instance.connector
-        if connector is None:
-            continue
-        # A connector bound to executives (issue 13's people model) serves exactly those;
-        # an unbound one, the executive whose address it carries.
-        bound = {str(e).lower() for e in getattr(instance, "executives", ()) or ()}
-        if bound:
-            if bound & who:
-                return Bound(instance.name, connector)
-            continue
-        if str(getattr(connector, attribute, "")).lower() in who:
-            return Bound(instance.name, connector)
+        if instance.connector is not None and instance.serves(executive):
+            return Bound(instance.name, instance.connector)
     return None
 
 
@@ -120,10 +112,11 @@ async def resolve_scope(session: AsyncSession, principal: Principal, connectors:
     who = await identities_of(session, principal)
     instances = list(getattr(connectors, "instances", {}).values())
     notes: list[str] = []
-    mailbox = _owned(instances, principal.tenant_id, Capability.EMAIL, "mailbox", set(who))
+    executive = principal.acting_for
+    mailbox = _owned(instances, principal.tenant_id, Capability.EMAIL, executive)
     if mailbox is None:
         notes.append("no mailbox of this executive is connected")
-    calendar = _owned(instances, principal.tenant_id, Capability.CALENDAR, "owner", set(who))
+    calendar = _owned(instances, principal.tenant_id, Capability.CALENDAR, executive)
     if calendar is None:
         notes.append("no calendar of this executive is connected")
     erp = next(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
@@ -12,25 +11,14 @@ from assistant.api.deps import ServicesDep, SessionDep, require
 from assistant.auth.permissions import Permission, ensure_acts_for
 from assistant.core.principal import Principal
 from assistant.triage import store
+from assistant.triage.inbox import MAX_ITEMS, InboxItem, list_inbox
+from assistant.triage.models import Category, Priority
 from assistant.triage.store import CorrectionIn, CorrectionOut, ReviewStatus
 
 router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
 
 Reader = Annotated[Principal, require(Permission.TRIAGE_READ)]
 Corrector = Annotated[Principal, require(Permission.TRIAGE_CORRECT)]
-
-
-class InboxItem(BaseModel):
-    message_id: str
-    mailbox: str
-    sender: str | None
-    message_date: datetime | None
-    category: str | None
-    priority: str
-    needs_human: bool
-    stage: str
-    summary: str | None
-    reason: str | None
 
 
 class CorrectionsOut(BaseModel):
@@ -59,36 +47,37 @@ async def correct_triage(
     return CorrectionOut.of(row)
 
 
-@router.get("/inbox", response_model=list[InboxItem])
+@router.get(
+    "/inbox",
+    response_model=list[InboxItem],
+    summary="The triaged inbox of the executive you serve, newest first",
+)
 async def inbox(
     principal: Reader,
     session: SessionDep,
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    category: Category | Literal["undecided"] | None = None,
+    priority: Priority | None = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Words in the subject, sender, summary or reason."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 200,
 ) -> list[InboxItem]:
     """The triaged messages of the caller's executive's own mailboxes (the mailboxes whose
-    connectors are bound to her), newest first."""
+    connectors serve her), newest first, each with the reason, the deciding stage and its
+    evidence. A delegate names the executive with ``X-On-Behalf-Of``."""
     ensure_acts_for(principal, principal.acting_for, Permission.TRIAGE_READ)
     own = services.connectors.mailboxes_of(principal.tenant_id, principal.acting_for)
-    rows = await store.list_results(session, principal.tenant_id, limit=limit, mailboxes=own)
-    items = []
-    for row in rows:
-        result = row.to_result()
-        items.append(
-            InboxItem(
-                message_id=row.message_id,
-                mailbox=row.mailbox,
-                sender=row.sender,
-                message_date=row.message_date,
-                category=row.category,
-                priority=row.priority,
-                needs_human=row.needs_human,
-                stage=row.stage,
-                summary=result.summary,
-                reason=result.reason,
-            )
-        )
-    return items
+    return await list_inbox(
+        session,
+        principal.tenant_id,
+        own,
+        category=category.value if isinstance(category, Category) else category,
+        priority=priority.value if priority else None,
+        q=q,
+        limit=limit,
+    )
 
 
 @router.get("/corrections", response_model=CorrectionsOut)

@@ -258,8 +258,6 @@ ROUTE_PERMISSIONS: Final[dict[str, RouteRule]] = {
     "POST /api/v1/triage/{message_id}/correction": Permission.TRIAGE_CORRECT,
     "GET /api/v1/triage/corrections": Permission.TRIAGE_READ,
     "GET /api/v1/triage/inbox": Permission.TRIAGE_READ,
-    # the triaged inbox of the executive served (assistant/web/inbox.py)
-    "GET /api/v1/inbox": Permission.TRIAGE_READ,
     # meeting scheduling (assistant/api/schedule.py): reads calendars, proposes nothing
     "POST /api/v1/schedule/find": Permission.CALENDAR_READ,
     # connector administration (assistant/api/connectors.py)

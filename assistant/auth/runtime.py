@@ -27,7 +27,12 @@ from assistant.auth.errors import EntraTokenError, TokenRejectedError
 from assistant.auth.issuer import LocalIssuer, local_issuer_url
 from assistant.auth.keys import LocalKeyStore
 from assistant.auth.models import User, WebSession
-from assistant.auth.principal import AuthenticatedPrincipal, AuthMethod, parse_roles
+from assistant.auth.principal import (
+    AuthenticatedPrincipal,
+    AuthMethod,
+    acting_as_delegate,
+    parse_roles,
+)
 from assistant.auth.sessions import find_session
 from assistant.auth.tenants import TenantDirectory
 from assistant.auth.tokens import KeySource, LocalKeySource, TokenValidator
@@ -402,18 +407,7 @@ class AuthRuntime:
                 correlation_id=getattr(request.state, "correlation_id", None),
             )
             raise PermissionDeniedError("you hold no delegation from that executive")
-        return AuthenticatedPrincipal(
-            user_id=principal.user_id,
-            tenant_id=principal.tenant_id,
-            roles=frozenset({Role.DELEGATE}),
-            actor_type=principal.actor_type,
-            on_behalf_of=grant.executive_id,
-            display_name=principal.display_name,
-            source_ip=principal.source_ip,
-            auth_method=principal.auth_method,
-            delegated_scopes=frozenset(grant.scopes),
-            credential=principal.credential,
-        )
+        return acting_as_delegate(principal, grant.executive_id, grant.scopes)
 
     async def _audit_rejection(
         self, request: Request, exc: TokenRejectedError, source_ip: str | None

@@ -5,9 +5,10 @@ from assistant.drafting.drafter import (
     DraftProposal,
     NotDraftableError,
     draft_reply,
+    redraft_reply,
     template_body,
 )
-from assistant.drafting.flow import DraftingStep, StepOutcome, propose_draft
+from assistant.drafting.flow import DraftingStep, StepOutcome, propose_draft, propose_revision
 
 __all__ = [
     "TEMPLATE_MARKER",
@@ -17,5 +18,7 @@ __all__ = [
     "StepOutcome",
     "draft_reply",
     "propose_draft",
+    "propose_revision",
+    "redraft_reply",
     "template_body",
 ]

@@ -260,3 +260,79 @@ async def draft_reply(
             mode=mode, reply_to_id=message.id, body_text=template_body(message, voice)
         ),
     )
+
+
+REDRAFT_PROMPT = "redrafting@1"
+#: The most an instruction may say: a few sentences, not a second email.
+MAX_INSTRUCTIONS = 2000
+
+
+async def redraft_reply(
+    message: EmailMessage,
+    draft: EmailDraftArgs,
+    instructions: str,
+    voice: DraftingSettings,
+    llm: LLMClient | None,
+    *,
+    tenant_id: str,
+    correlation_id: str | None = None,
+    prompt: Prompt | str = REDRAFT_PROMPT,
+) -> DraftProposal:
+    """``draft`` (a reply to ``message``) rewritten by the model as the executive's
+    ``instructions`` say. Only the body changes: mode, thread and any recipients stay those
+    of ``draft``. Needs a model: without one (or when it fails or answers nothing), raises
+    NotDraftableError, and the draft under review stays as it was."""
+    instructions = instructions.strip()
+    if not instructions:
+        raise NotDraftableError("say how the draft should change")
+    if len(instructions) > MAX_INSTRUCTIONS:
+        raise NotDraftableError(f"instructions are at most {MAX_INSTRUCTIONS} characters")
+    if llm is None or not llm.enabled:
+        raise NotDraftableError("re-drafting on instructions needs a language model")
+    loaded = load_prompt(prompt) if isinstance(prompt, str) else prompt
+    try:
+        answer = await llm.text(
+            loaded,
+            {
+                "voice": _voice(voice),
+                "instructions": instructions,
+                "draft": draft.body_text,
+                "email": render_email(message),
+            },
+            task=TASK,
+            tenant_id=tenant_id,
+            correlation_id=correlation_id,
+        )
+    except LLMError as exc:
+        log.warning("drafting.redraft_failed", message_id=message.id, error=type(exc).__name__)
+        raise NotDraftableError(
+            f"the model could not re-draft it ({type(exc).__name__}); the draft is unchanged"
+        ) from exc
+    body, cut = clean_body(answer.value, voice)
+    if not body:
+        raise NotDraftableError("the model's answer was empty; the draft is unchanged")
+    notes = []
+    known = {a.address for a in message.participants}
+    if {a.lower() for a in _ADDRESS.findall(body)} - known:
+        notes.append("the body names address(es) not on the thread; they are not recipients")
+    if cut or answer.truncated:
+        notes.append("the model's answer was cut at the length limit")
+    log.info(
+        "drafting.redrafted",
+        message_id=message.id,
+        model=answer.model,
+        prompt=answer.prompt,
+        chars=len(body),
+        instruction_chars=len(instructions),
+    )
+    return DraftProposal(
+        message_id=message.id,
+        source="model",
+        subject=draft.subject or reply_subject(message.subject),
+        args=draft.model_copy(update={"body_text": body}),
+        model=answer.model,
+        prompt_version=answer.prompt,
+        calls=answer.calls,
+        truncated=cut or answer.truncated,
+        notes=notes,
+    )

@@ -23,6 +23,7 @@ from assistant.drafting.drafter import DraftProposal, NotDraftableError, draft_r
 from assistant.llm.client import LLMClient
 from assistant.triage.models import Category, TriageResult
 from governance.models import Action
+from governance.policy import Autonomy
 from governance.service import ActionService, Proposal
 from integrations.base import EmailMessage
 
@@ -58,6 +59,32 @@ async def propose_draft(
             correlation_id=correlation_id,
             connector=connector,
             dedupe_key=dedupe_key(principal.tenant_id, mailbox, proposal.message_id),
+        ),
+    )
+
+
+async def propose_revision(
+    session: AsyncSession,
+    actions: ActionService,
+    original: Action,
+    proposal: DraftProposal,
+) -> Action:
+    """Propose ``proposal`` (re-drafted from ``original`` on the executive's instructions) as
+    a new ``email.draft.create`` by the assistant, child of ``original``: at most
+    ``suggest``, so that it waits for her review whatever autonomy drafts have. Flushes,
+    never commits; the caller retires ``original``."""
+    return await actions.propose(
+        session,
+        system_principal(original.tenant_id, "pipeline"),
+        Proposal(
+            kind=DRAFT_KIND,
+            arguments=proposal.arguments(),
+            on_behalf_of=original.on_behalf_of,
+            correlation_id=original.correlation_id,
+            connector=original.connector,
+            parent_id=original.id,
+            autonomy=Autonomy.SUGGEST,
+            autonomy_at_most=True,
         ),
     )
 

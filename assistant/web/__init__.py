@@ -57,6 +57,5 @@ def install(app: FastAPI) -> None:
     app.include_router(admin.router)
     app.include_router(auditor.router)
     app.include_router(_switch)
-    app.include_router(inbox.api)
     app.add_middleware(SecurityHeadersMiddleware)
     install_web_errors(app)

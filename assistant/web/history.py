@@ -13,9 +13,10 @@ from sqlalchemy.sql import ColumnElement
 from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
 from assistant.governance_app import GovernanceDep
+from assistant.ingestion.models import TriageQueueItem
 from assistant.triage.store import TriageCorrectionRow, TriageResultRow
 from assistant.web.pages import PREFIX, PageDep
-from assistant.web.review import STATE_WORDS, zone_of
+from assistant.web.review import STATE_WORDS, diffs_for, zone_of
 from assistant.web.scope import Executive
 from governance.audit_models import AuditEvent
 from governance.models import Action
@@ -40,6 +41,7 @@ WORDS = {
     "action.rejected": "rejected",
     "action.expired": "review expired",
     "action.cancelled": "cancelled",
+    "action.revised": "re-drafted on instructions",
     "action.scheduled": "scheduled",
     "action.executing": "running",
     "action.retry_scheduled": "will retry",
@@ -56,13 +58,15 @@ WORDS = {
 
 def belongs_to(tenant_id: str, executive: Executive) -> ColumnElement[bool]:
     """Audit events about her actions, her mail's triage and its corrections."""
-    ids = sorted(executive.ids)
-    actions = select(Action.id).where(Action.tenant_id == tenant_id, Action.on_behalf_of.in_(ids))
+    mailboxes = sorted(executive.mailboxes)
+    actions = select(Action.id).where(
+        Action.tenant_id == tenant_id, Action.on_behalf_of == executive.user_id
+    )
     results = select(TriageResultRow.id).where(
-        TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox.in_(ids)
+        TriageResultRow.tenant_id == tenant_id, TriageResultRow.mailbox.in_(mailboxes)
     )
     corrections = select(TriageCorrectionRow.id).where(
-        TriageCorrectionRow.tenant_id == tenant_id, TriageCorrectionRow.mailbox.in_(ids)
+        TriageCorrectionRow.tenant_id == tenant_id, TriageCorrectionRow.mailbox.in_(mailboxes)
     )
     return (AuditEvent.tenant_id == tenant_id) & or_(
         AuditEvent.action_id.in_(actions),
@@ -81,6 +85,47 @@ def _what(event: AuditEvent, action: Action | None) -> str:
         category = to.get("category") or payload.get("category") or "undecided"
         return f"mail {payload.get('message_id', '')[:60]} as {category}"
     return event.resource_type or ""
+
+
+def _diff_of(event: AuditEvent, diffs: dict[str, Any]) -> Any:
+    """Edits show the original against the edited text; a re-draft, the draft it replaced
+    against the new one."""
+    if event.action == "action.edited":
+        return diffs.get(event.action_id or event.resource_id or "")
+    if event.action == "action.revised":
+        return diffs.get(str(event.payload.get("revised_action_id")))
+    return None
+
+
+async def _subjects(
+    session: Any, tenant: str, events: list[AuditEvent], actions: dict[str, Action]
+) -> dict[str, str]:
+    """The subject of each line: the action's own, else (a reply) the subject of the mail it
+    answers, else (a triage line) the mail's."""
+    wanted: dict[str, str] = {}  # event id -> message id whose subject names it
+    found: dict[str, str] = {}
+    for event in events:
+        action = actions.get(event.action_id or event.resource_id or "")
+        if action is not None:
+            subject = action.arguments.get("subject") or (action.result or {}).get("subject")
+            if isinstance(subject, str) and subject:
+                found[event.event_id] = subject
+            elif isinstance(action.arguments.get("reply_to_id"), str):
+                wanted[event.event_id] = action.arguments["reply_to_id"]
+        elif isinstance(event.payload.get("message_id"), str):
+            wanted[event.event_id] = event.payload["message_id"]
+    if wanted:
+        rows = await session.execute(
+            select(TriageQueueItem.provider_id, TriageQueueItem.message).where(
+                TriageQueueItem.tenant_id == tenant,
+                TriageQueueItem.provider_id.in_(sorted(set(wanted.values()))),
+            )
+        )
+        by_message = {pid: (message or {}).get("subject") or "" for pid, message in rows.all()}
+        for event_id, message_id in wanted.items():
+            if subject := by_message.get(message_id):
+                found[event_id] = subject
+    return found
 
 
 @router.get("/history", response_class=HTMLResponse)
@@ -120,12 +165,23 @@ async def history(
         for i in (e.action_id, e.resource_id if e.resource_type == "action" else None)
         if i
     }
+    revised_ids = {
+        str(e.payload.get("revised_action_id"))
+        for e in events
+        if e.action == "action.revised" and e.payload.get("revised_action_id")
+    }
     actions = {
         a.id: a
         for a in (
-            await session.execute(select(Action).where(Action.id.in_(sorted(action_ids))))
+            await session.execute(
+                select(Action).where(
+                    Action.tenant_id == tenant, Action.id.in_(sorted(action_ids | revised_ids))
+                )
+            )
         ).scalars()
     }
+    diffs = await diffs_for(session, list(actions.values()))
+    subjects = await _subjects(session, tenant, events, actions)
     rows = []
     offered: set[str] = set()  # Undo and roll-back once per action, on its newest line
     for event in events:
@@ -139,6 +195,8 @@ async def history(
                 "action": action,
                 "said": WORDS.get(event.action, event.action),
                 "what": _what(event, action),
+                "subject": subjects.get(event.event_id),
+                "diff": _diff_of(event, diffs),
                 "undo": first and action is not None and action.state == S.SCHEDULED.value,
                 "rollback": first and action is not None and action.state == S.SUCCEEDED.value,
             }

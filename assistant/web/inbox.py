@@ -4,35 +4,29 @@ open a message (sanitized, nothing remote); correct a triage in one click."""
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import nh3
 import structlog
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistant.api.deps import SessionDep, require
+from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
-from assistant.core.errors import (
-    AssistantError,
-    NotFoundError,
-    PermissionDeniedError,
-    ValidationFailedError,
-)
+from assistant.core.errors import AssistantError, NotFoundError, ValidationFailedError
 from assistant.core.ids import new_id
-from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
 from assistant.ingestion.models import TriageQueueItem
 from assistant.services import Services
 from assistant.triage import store
+from assistant.triage.inbox import InboxItem, inbox_item, list_inbox
 from assistant.triage.models import Category, Priority
 from assistant.triage.store import CorrectionIn, TriageResultRow
 from assistant.web.pages import PREFIX, PageDep, back
-from assistant.web.scope import Executive, choose, executives_for
+from assistant.web.review import zone_of
+from assistant.web.scope import Executive
 from integrations.base import Capability, EmailMessage
 from integrations.errors import UnknownConnectorError
 
@@ -42,126 +36,12 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 CATEGORY_ORDER = [Category.RESPOND, Category.SCHEDULE, Category.NOTIFY, Category.IGNORE]
 PRIORITY_ORDER = [Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW]
-MAX_ITEMS = 500
-STAGE_WORDS = {"rule": "a rule", "model": "the model", "human": "a person"}
 #: Mail HTML may keep its structure and links, never scripts, styles, images or frames.
 _MAIL_TAGS = {
     "a", "b", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "hr", "i",
     "li", "ol", "p", "pre", "span", "strong", "table", "tbody", "td", "th", "thead", "tr",
     "u", "ul",
 }  # fmt: skip
-
-
-class InboxItem(BaseModel):
-    """One triaged message as the inbox shows it."""
-
-    ref: str = Field(description="Id of its stored triage (what a correction names).")
-    message_id: str
-    mailbox: str
-    subject: str
-    sender: str | None
-    date: datetime | None
-    category: str | None
-    priority: str
-    needs_human: bool
-    reason: str
-    summary: str
-    stage: str
-    decided_by: str
-    evidence: list[str]
-    confidence: float
-    flags: list[str]
-    triaged_at: datetime
-
-
-def _evidence(row: TriageResultRow) -> list[str]:
-    found = []
-    if row.rule_id:
-        found.append(f"rule {row.rule_id}")
-    if row.model:
-        prompt = f", prompt {row.prompt_version}" if row.prompt_version else ""
-        found.append(f"model {row.model}{prompt}")
-    found.append(f"confidence {row.confidence:.2f}")
-    return found
-
-
-def _item(row: TriageResultRow, message: dict[str, Any] | None) -> InboxItem:
-    result = row.to_result()
-    sender = row.sender
-    if message and message.get("sender"):
-        who = message["sender"]
-        sender = f"{who.get('name')} <{who['address']}>" if who.get("name") else who["address"]
-    flags = [name for name, on in result.flags.model_dump().items() if on]
-    reason = result.reason or (
-        "nobody could decide: it waits for you" if result.needs_human else "no reason recorded"
-    )
-    return InboxItem(
-        ref=row.id,
-        message_id=row.message_id,
-        mailbox=row.mailbox,
-        subject=(message or {}).get("subject") or "(no subject)",
-        sender=sender,
-        date=row.message_date,
-        category=row.category,
-        priority=row.priority,
-        needs_human=row.needs_human,
-        reason=reason,
-        summary=result.summary,
-        stage=row.stage,
-        decided_by=STAGE_WORDS.get(row.stage, row.stage),
-        evidence=_evidence(row),
-        confidence=row.confidence,
-        flags=flags,
-        triaged_at=row.updated_at,
-    )
-
-
-async def list_inbox(
-    session: AsyncSession,
-    tenant_id: str,
-    executive: Executive,
-    *,
-    category: str | None = None,
-    priority: str | None = None,
-    q: str | None = None,
-    limit: int = 200,
-) -> list[InboxItem]:
-    """The executive's triaged mail, newest first."""
-    query = select(TriageResultRow).where(
-        TriageResultRow.tenant_id == tenant_id,
-        TriageResultRow.mailbox.in_(sorted(executive.ids)),
-    )
-    if category == "undecided":
-        query = query.where(TriageResultRow.category.is_(None))
-    elif category:
-        query = query.where(TriageResultRow.category == category)
-    if priority:
-        query = query.where(TriageResultRow.priority == priority)
-    query = query.order_by(
-        TriageResultRow.message_date.desc(), TriageResultRow.created_at.desc()
-    ).limit(MAX_ITEMS if q else limit)
-    rows = list((await session.execute(query)).scalars())
-    messages: dict[str, dict[str, Any]] = {}
-    ids = [r.message_id for r in rows]
-    for start in range(0, len(ids), 500):
-        found = await session.execute(
-            select(TriageQueueItem.provider_id, TriageQueueItem.message)
-            .where(
-                TriageQueueItem.tenant_id == tenant_id,
-                TriageQueueItem.provider_id.in_(ids[start : start + 500]),
-            )
-            .order_by(TriageQueueItem.id)
-        )
-        messages.update({pid: message for pid, message in found})
-    items = [_item(r, messages.get(r.message_id)) for r in rows]
-    if q:
-        needle = q.casefold()
-        items = [
-            i
-            for i in items
-            if needle in f"{i.subject}\n{i.sender or ''}\n{i.summary}\n{i.reason}".casefold()
-        ][:limit]
-    return items
 
 
 def grouped(items: list[InboxItem]) -> list[tuple[str, list[tuple[str, list[InboxItem]]]]]:
@@ -183,27 +63,25 @@ async def _owned_result(
     session: AsyncSession, tenant_id: str, executive: Executive, message_id: str, mailbox: str
 ) -> TriageResultRow:
     row = await store.get_result(session, tenant_id, message_id, mailbox)
-    if not executive.owns(row.mailbox):
+    if not executive.owns_mail(row.mailbox):
         raise NotFoundError("no triage stored for this message")  # not hers: as if absent
     return row
 
 
-def mailbox_instance(services: Services, tenant_id: str, mailbox: str) -> Any:
-    """The connector instance that serves ``mailbox`` in the tenant."""
-    for instance in services.connectors.instances.values():
-        connector = instance.connector
-        if (
-            instance.tenant_id == tenant_id
-            and Capability.EMAIL in instance.capabilities
-            and connector is not None
-            and str(getattr(connector, "mailbox", "")).lower() == mailbox.lower()
-        ):
+def mailbox_instance(services: Services, tenant_id: str, executive: str, mailbox: str) -> Any:
+    """The connector instance of ``mailbox`` among those that serve ``executive``."""
+    for instance in services.connectors.instances_for(tenant_id, executive, Capability.EMAIL):
+        if instance.connector is not None and instance.address == mailbox.lower():
             return instance
     raise NotFoundError("the mailbox of this message is not connected")
 
 
 async def propose_after_correction(
-    services: Services, governance: GovernanceRuntime, row: TriageResultRow, correlation: str
+    services: Services,
+    governance: GovernanceRuntime,
+    executive: Executive,
+    row: TriageResultRow,
+    correlation: str,
 ) -> None:
     """Mail a person moved to respond or schedule gets what the pipeline would have proposed:
     a reply draft, or the meeting and its reply. The assistant proposes (never the person,
@@ -214,11 +92,13 @@ async def propose_after_correction(
     from assistant.llm.client import LLMClient
     from assistant.llm.metering import DatabaseMeter
 
-    instance = mailbox_instance(services, row.tenant_id, row.mailbox)
+    instance = mailbox_instance(services, row.tenant_id, executive.user_id, row.mailbox)
     message = await instance.connector.get_message(row.message_id)
     calendar = None
     with contextlib.suppress(UnknownConnectorError):
-        calendar = services.connectors.get(row.tenant_id, Capability.CALENDAR)
+        calendar = services.connectors.get(
+            row.tenant_id, Capability.CALENDAR, executive=executive.user_id
+        )
     llm = LLMClient(services.settings.llm, DatabaseMeter(services.sessions))
     step = DraftingStep(
         governance.actions,
@@ -235,6 +115,7 @@ async def propose_after_correction(
             mailbox=row.mailbox,
             connector=instance.name,
             calendar=calendar,
+            executive=executive.user_id,
         )
     except AssistantError as exc:
         log.warning("web.inbox.proposal_failed", error=type(exc).__name__, detail=exc.detail)
@@ -257,11 +138,6 @@ def sanitize_mail_html(value: str) -> str:
 
 
 # ---------------------------------------------------------------------------- pages
-
-
-def _zone(page: Any, governance: GovernanceRuntime, executive: Executive) -> str:
-    owner = max(executive.ids, key=lambda i: "@" in i)  # her address names her zone
-    return governance.policy.current().timezone_for(owner, page.person.tenant_id).key
 
 
 @router.get("", response_class=HTMLResponse)
@@ -292,7 +168,12 @@ async def inbox(
     category = _choice(category, [*(c.value for c in Category), "undecided"])
     priority = _choice(priority, [p.value for p in Priority])
     items = await list_inbox(
-        session, page.person.tenant_id, executive, category=category, priority=priority, q=q
+        session,
+        page.person.tenant_id,
+        executive.mailboxes,
+        category=category,
+        priority=priority,
+        q=q,
     )
     return page.render(
         "inbox.html",
@@ -303,7 +184,7 @@ async def inbox(
         q=q or "",
         categories=[c.value for c in CATEGORY_ORDER],
         priorities=[p.value for p in PRIORITY_ORDER],
-        zone=_zone(page, governance, executive),
+        zone=zone_of(governance, page, executive),
         done=done,
     )
 
@@ -318,7 +199,9 @@ async def message_page(
 ) -> HTMLResponse:
     executive = await page.require(Permission.MAIL_READ)
     row = await _owned_result(session, page.person.tenant_id, executive, id, mailbox)
-    instance = mailbox_instance(page.services, page.person.tenant_id, row.mailbox)
+    instance = mailbox_instance(
+        page.services, page.person.tenant_id, executive.user_id, row.mailbox
+    )
     message: EmailMessage = await instance.connector.get_message(row.message_id)
     queued = await session.execute(
         select(TriageQueueItem.message)
@@ -330,11 +213,11 @@ async def message_page(
     )
     return page.render(
         "message.html",
-        item=_item(row, queued.scalar_one_or_none()),
+        item=inbox_item(row, queued.scalar_one_or_none()),
         message=message,
         body_html=sanitize_mail_html(message.html) if message.html else None,
         categories=[c.value for c in CATEGORY_ORDER],
-        zone=_zone(page, governance, executive),
+        zone=zone_of(governance, page, executive),
     )
 
 
@@ -358,53 +241,28 @@ async def correct(
     note = form.get(f"note-{ref}")
     note = note.strip()[:1000] if isinstance(note, str) else ""
     row = await session.get(TriageResultRow, ref[:32]) if ref else None
-    if row is None or row.tenant_id != page.person.tenant_id or not executive.owns(row.mailbox):
+    if (
+        row is None
+        or row.tenant_id != page.person.tenant_id
+        or not executive.owns_mail(row.mailbox)
+    ):
         raise NotFoundError("no triage stored for this message")  # not hers: as if absent
     await store.correct(
         session,
-        page.acting(row.mailbox),
+        page.acting(executive.user_id, Permission.TRIAGE_CORRECT),
         row.message_id,
         CorrectionIn(category=category, note=note or None),
         mailbox=row.mailbox,
+        mailboxes=set(executive.mailboxes),
     )
     if category in {Category.RESPOND, Category.SCHEDULE}:
         await session.commit()  # the proposal reads the corrected triage from its own session
         correlation = getattr(page.request.state, "correlation_id", None) or new_id()
-        await propose_after_correction(page.services, governance, row, f"web-{correlation}")
+        await propose_after_correction(
+            page.services, governance, executive, row, f"web-{correlation}"
+        )
     return back(page, f"{PREFIX}/inbox", done="corrected")
 
 
 def _choice(value: str | None, allowed: list[str]) -> str | None:
     return value if value in allowed else None
-
-
-# ---------------------------------------------------------------------------- API
-
-api = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
-
-
-@api.get("", summary="The triaged inbox of the executive you serve, newest first")
-async def inbox_api(
-    principal: Annotated[Principal, require(Permission.TRIAGE_READ)],
-    session: SessionDep,
-    executive: Annotated[
-        str | None, Query(max_length=64, description="Executive (user id); default: the first.")
-    ] = None,
-    category: Category | Literal["undecided"] | None = None,
-    priority: Priority | None = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 200,
-) -> list[InboxItem]:
-    mine = await executives_for(session, principal)
-    chosen = choose(mine, executive)
-    if chosen is None or (executive is not None and chosen.user_id != executive):
-        raise PermissionDeniedError("you serve no such executive")
-    return await list_inbox(
-        session,
-        principal.tenant_id,
-        chosen,
-        category=category.value if isinstance(category, Category) else category,
-        priority=priority.value if priority else None,
-        q=q,
-        limit=limit,
-    )

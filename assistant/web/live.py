@@ -22,26 +22,26 @@ async def live(page: PageDep, session: SessionDep) -> dict[str, str | int]:
     executive = page.executive
     if executive is None:
         return {"version": "", "pending": 0}
-    ids = sorted(executive.ids)
+    mailboxes = sorted(executive.mailboxes)
     tenant = page.person.tenant_id
     actions = (
         await session.execute(
             select(func.count(), func.max(Action.updated_at), func.sum(Action.version)).where(
-                Action.tenant_id == tenant, Action.on_behalf_of.in_(ids)
+                Action.tenant_id == tenant, Action.on_behalf_of == executive.user_id
             )
         )
     ).one()
     pending = await session.scalar(
         select(func.count()).where(
             Action.tenant_id == tenant,
-            Action.on_behalf_of.in_(ids),
+            Action.on_behalf_of == executive.user_id,
             Action.state == "pending_review",
         )
     )
     mail = (
         await session.execute(
             select(func.count(), func.max(TriageResultRow.updated_at)).where(
-                TriageResultRow.tenant_id == tenant, TriageResultRow.mailbox.in_(ids)
+                TriageResultRow.tenant_id == tenant, TriageResultRow.mailbox.in_(mailboxes)
             )
         )
     ).one()

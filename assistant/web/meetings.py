@@ -67,7 +67,7 @@ async def meetings(
                 select(TriageResultRow)
                 .where(
                     TriageResultRow.tenant_id == tenant,
-                    TriageResultRow.mailbox.in_(sorted(executive.ids)),
+                    TriageResultRow.mailbox.in_(sorted(executive.mailboxes)),
                     TriageResultRow.category == "schedule",
                 )
                 .order_by(TriageResultRow.message_date.desc())
@@ -83,7 +83,7 @@ async def meetings(
             select(Action)
             .where(
                 Action.tenant_id == tenant,
-                Action.on_behalf_of.in_(sorted(executive.ids)),
+                Action.on_behalf_of == executive.user_id,
                 Action.correlation_id.in_(sorted(by_correlation)),
             )
             .order_by(Action.created_at)
@@ -125,7 +125,9 @@ async def _approve_reply(page: Any, session: Any, governance: Any, event: Action
         )
     )
     if reply is not None and reply.on_behalf_of == event.on_behalf_of:
-        await governance.review.approve(session, page.acting(reply.on_behalf_of or ""), reply.id)
+        await governance.review.approve(
+            session, page.acting(reply.on_behalf_of, Permission.REVIEW_DECIDE), reply.id
+        )
 
 
 @router.post("/meetings/{action_id}/choose")
@@ -133,7 +135,9 @@ async def choose(
     action_id: str, page: PageDep, session: SessionDep, governance: GovernanceDep
 ) -> RedirectResponse:
     event = await _event(page, session, action_id)
-    await governance.review.approve(session, page.acting(event.on_behalf_of or ""), event.id)
+    await governance.review.approve(
+        session, page.acting(event.on_behalf_of, Permission.REVIEW_DECIDE), event.id
+    )
     await _approve_reply(page, session, governance, event)
     return back(page, f"{PREFIX}/meetings", done="chosen")
 
@@ -145,7 +149,11 @@ async def _reschedule(
         raise ValidationFailedError(f"a meeting lasts between 1 and {MAX_MINUTES} minutes")
     arguments = {**event.arguments, "start": start.isoformat(), "end": end.isoformat()}
     await governance.review.edit(
-        session, page.acting(event.on_behalf_of or ""), event.id, arguments, "time changed"
+        session,
+        page.acting(event.on_behalf_of, Permission.REVIEW_DECIDE),
+        event.id,
+        arguments,
+        "time changed",
     )
 
 

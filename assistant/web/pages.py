@@ -128,7 +128,7 @@ class Page:
     async def require(self, permission: Permission) -> Executive:
         """The executive served, when the person may do ``permission`` for her (403 otherwise,
         audited)."""
-        if self.executive is None or permission not in self.permissions:
+        if self.executive is None or permission not in self.executive.permissions:
             if self.services.auth is not None:
                 await self.services.auth.audit_access_denied(
                     self.request, self.person, [permission.value]
@@ -136,10 +136,11 @@ class Page:
             raise PermissionDeniedError("you may not do this")
         return self.executive
 
-    def acting(self, owner_id: str) -> Principal:
+    def acting(self, owner: str | None, permission: Permission) -> Principal:
+        """Who acts when the person uses ``permission`` on data filed under ``owner``."""
         if self.executive is None:
             raise PermissionDeniedError("you serve no executive")
-        return self.executive.acting(self.person, owner_id)
+        return self.executive.acting(owner, permission)
 
     @property
     def timezone(self) -> str:
@@ -180,13 +181,10 @@ async def get_page(
         if not sent or not hmac.compare_digest(sent, token):
             await auth.audit_access_denied(request, person, ["csrf"])
             raise CsrfRejectedError("the form expired or came from another site; reload the page")
-    executives = await executives_for(session, person)
+    executives = await executives_for(session, person, services.connectors)
     executive = choose(executives, request.cookies.get(EXECUTIVE_COOKIE))
-    permissions = (
-        effective_permissions(executive.acting(person, executive.user_id))
-        if executive is not None
-        else effective_permissions(person)
-    )
+    # What the navigation offers: a delegate serving an executive is that delegate only.
+    permissions = effective_permissions(executive.principal if executive else person)
     request.state.principal = person
     return Page(
         request=request,

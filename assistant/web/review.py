@@ -4,7 +4,8 @@ of each approved action."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -17,12 +18,19 @@ from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import AssistantError, NotFoundError, ValidationFailedError
+from assistant.drafting import propose_revision, redraft_reply
+from assistant.drafting.drafter import MAX_INSTRUCTIONS
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
+from assistant.llm.client import LLMClient
+from assistant.llm.metering import DatabaseMeter
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from assistant.web.scope import Executive
-from governance.models import Action, ActionException
+from governance.actions import EmailDraftArgs
+from governance.audit import AuditAction, AuditEventIn, record
+from governance.models import Action, ActionEdit, ActionException
 from governance.review import BulkItem
 from governance.state import ActionState as S
+from integrations.base import Capability
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -50,15 +58,70 @@ STATE_WORDS = {
 }
 
 
+DRAFT_KIND = "email.draft.create"
+#: A line of a body diff: ("same" | "del" | "add", text).
+DiffLine = tuple[str, str]
+
+
 @dataclass
 class Card:
     action: Action
     preview: dict[str, Any]
     routed_to: str | None = None
+    #: The text as it was against the text now, when a person edited it or had it re-drafted.
+    diff: list[DiffLine] = field(default_factory=list)
+
+
+def body_diff(before: str, after: str) -> list[DiffLine]:
+    """Line by line, what was removed and what was added; unchanged lines kept for context."""
+    lines: list[DiffLine] = []
+    for line in difflib.ndiff(before.splitlines(), after.splitlines()):
+        tag, text = line[:2], line[2:]
+        if tag == "  ":
+            lines.append(("same", text))
+        elif tag == "- ":
+            lines.append(("del", text))
+        elif tag == "+ ":
+            lines.append(("add", text))
+    return lines
+
+
+async def diffs_for(session: AsyncSession, actions: list[Action]) -> dict[str, list[DiffLine]]:
+    """For each action whose text a person changed: its first edit's text (or, for a draft
+    re-drafted on her instructions, the draft it replaced) against its text now."""
+    ids = [a.id for a in actions]
+    if not ids:
+        return {}
+    before: dict[str, str] = {}
+    parents = {a.parent_id: a.id for a in actions if a.parent_id and a.kind == DRAFT_KIND}
+    if parents:
+        for parent in (
+            await session.execute(select(Action).where(Action.id.in_(sorted(parents))))
+        ).scalars():
+            text = parent.arguments.get("body_text")
+            if isinstance(text, str):
+                before[parents[parent.id]] = text
+    edits = await session.execute(
+        select(ActionEdit.action_id, ActionEdit.previous_arguments)
+        .where(ActionEdit.action_id.in_(ids))
+        .order_by(ActionEdit.created_at.desc())
+    )
+    revised = set(parents.values())  # their first text is the draft they replaced
+    for action_id, previous in edits.all():  # newest first: the first edit's text wins
+        text = (previous or {}).get("body_text")
+        if isinstance(text, str) and action_id not in revised:
+            before[action_id] = text
+    found = {}
+    for action in actions:
+        now = action.arguments.get("body_text")
+        if action.id in before and isinstance(now, str) and before[action.id] != now:
+            found[action.id] = body_diff(before[action.id], now)
+    return found
 
 
 def owned(executive: Executive) -> Any:
-    return Action.on_behalf_of.in_(sorted(executive.ids))
+    """Her actions: those filed under her user id (see assistant.web.scope)."""
+    return Action.on_behalf_of == executive.user_id
 
 
 async def load_owned(
@@ -82,8 +145,15 @@ async def preview_of(governance: GovernanceRuntime, action: Action) -> dict[str,
 
 
 def zone_of(governance: GovernanceRuntime, page: Page, executive: Executive) -> str:
-    owner = max(executive.ids, key=lambda i: "@" in i)
-    return governance.policy.current().timezone_for(owner, page.person.tenant_id).key
+    """Her time zone: the policy names it by her mailbox address or her user id."""
+    policy = governance.policy.current()
+    tenant = page.person.tenant_id
+    default = policy.timezone_for(None, tenant)
+    for key in executive.zone_keys:
+        zone = policy.timezone_for(key, tenant)
+        if zone != default:
+            return zone.key
+    return default.key
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -152,14 +222,15 @@ async def review(
             )
         ).all()
     )
-    cards = [Card(a, await preview_of(governance, a)) for a in pending]
+    diffs = await diffs_for(session, [*pending, *recent])
+    cards = [Card(a, await preview_of(governance, a), diff=diffs.get(a.id, [])) for a in pending]
     return page.render(
         "review.html",
         cards=cards,
         total=int(total or 0),
         offset=offset,
         per_page=CARDS_PER_PAGE,
-        recent=[Card(a, {}, routed.get(a.id)) for a in recent],
+        recent=[Card(a, {}, routed.get(a.id), diffs.get(a.id, [])) for a in recent],
         kinds=kinds,
         kind=kind,
         now=utcnow(),
@@ -180,7 +251,10 @@ async def approve(
     executive = await page.require(Permission.REVIEW_DECIDE)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
     await governance.review.approve(
-        session, page.acting(action.on_behalf_of or ""), action.id, (comment or "").strip() or None
+        session,
+        page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
+        action.id,
+        (comment or "").strip() or None,
     )
     return back(page, f"{PREFIX}/review", done="approved")
 
@@ -209,7 +283,7 @@ async def edit(
         arguments["subject"] = subject
     await governance.review.edit(
         session,
-        page.acting(action.on_behalf_of or ""),
+        page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
         action.id,
         arguments,
         (comment or "").strip() or None,
@@ -230,9 +304,103 @@ async def reject(
     if not reason.strip():
         raise ValidationFailedError("a rejection needs a reason")
     await governance.review.reject(
-        session, page.acting(action.on_behalf_of or ""), action.id, reason.strip()
+        session,
+        page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE),
+        action.id,
+        reason.strip(),
     )
     return back(page, f"{PREFIX}/review", done="rejected")
+
+
+@router.post("/review/{action_id}/revise")
+async def revise(
+    action_id: str,
+    page: PageDep,
+    session: SessionDep,
+    governance: GovernanceDep,
+    instructions: Annotated[str, Form(max_length=MAX_INSTRUCTIONS)] = "",
+) -> RedirectResponse:
+    """Answer a proposed reply draft with instructions ("shorter, and propose Thursday
+    instead"): the assistant re-drafts it with the configured model, proposes the result
+    (it waits for her review) and retires the draft it replaces. The audit row says who,
+    which model and how long the instructions were, never the text."""
+    executive = await page.require(Permission.REVIEW_DECIDE)
+    action = await load_owned(session, page.person.tenant_id, executive, action_id)
+    person = page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE)
+    if action.kind != DRAFT_KIND or action.state != S.PENDING_REVIEW.value:
+        raise ValidationFailedError("only a reply draft that waits for review can be re-drafted")
+    if not instructions.strip():
+        raise ValidationFailedError("say how the draft should change")
+    draft = EmailDraftArgs.model_validate(action.arguments)
+    if draft.reply_to_id is None:
+        raise ValidationFailedError("only a reply can be re-drafted")
+    message = await _original_message(page, executive, action, draft.reply_to_id)
+    services = page.services
+    await session.commit()  # no transaction stays open while the model writes
+    llm = LLMClient(services.settings.llm, DatabaseMeter(services.sessions))
+    try:
+        proposal = await redraft_reply(
+            message,
+            draft,
+            instructions,
+            services.settings.drafting,
+            llm,
+            tenant_id=action.tenant_id,
+            correlation_id=action.correlation_id,
+        )
+    finally:
+        await llm.aclose()
+    # She (or her delegate) may have decided meanwhile: the draft must still wait.
+    original = await load_owned(session, page.person.tenant_id, executive, action_id)
+    await session.refresh(original)
+    if original.state != S.PENDING_REVIEW.value:
+        raise ValidationFailedError("the draft was decided meanwhile; nothing re-drafted")
+    revised = await propose_revision(session, governance.actions, original, proposal)
+    if revised.state != S.PENDING_REVIEW.value:
+        raise ValidationFailedError(
+            f"the policy did not hold the re-drafted reply for review ({revised.state}): "
+            "the draft stays as it was"
+        )
+    await governance.review.cancel(
+        session, person, original.id, "replaced by a draft re-written on instructions"
+    )
+    await record(
+        session,
+        person,
+        AuditEventIn(
+            action=AuditAction.ACTION_REVISED,
+            resource_type="action",
+            resource_id=original.id,
+            action_id=original.id,
+            correlation_id=original.correlation_id,
+            reason="re-drafted on instructions",
+            payload={
+                "revised_action_id": revised.id,
+                "instruction_chars": len(instructions.strip()),
+                "body_chars": len(proposal.args.body_text),
+                "model": proposal.model,
+                "prompt_version": proposal.prompt_version,
+            },
+        ),
+    )
+    return back(page, f"{PREFIX}/review", done="revised")
+
+
+async def _original_message(
+    page: Page, executive: Executive, action: Action, message_id: str
+) -> Any:
+    """The mail a draft answers, from her mailbox that the draft goes through."""
+    for instance in page.services.connectors.instances_for(
+        page.person.tenant_id, executive.user_id, Capability.EMAIL
+    ):
+        if instance.connector is None:
+            continue
+        if action.connector is None or instance.name == action.connector:
+            try:
+                return await instance.connector.get_message(message_id)
+            except AssistantError as exc:
+                raise NotFoundError(f"the mail this draft answers is gone: {exc.detail}") from exc
+    raise NotFoundError("the mailbox of this draft is not connected")
 
 
 @router.post("/review/bulk")
@@ -257,7 +425,7 @@ async def bulk_approve(
             not_hers.append((item, exc))
             continue
         results = await governance.review.bulk(
-            session, page.acting(action.on_behalf_of or ""), [item]
+            session, page.acting(action.on_behalf_of, Permission.REVIEW_DECIDE), [item]
         )
         refused += sum(not r.ok for r in results)
     await governance.review.audit_refused(session, page.person, not_hers)
@@ -277,7 +445,10 @@ async def undo(
     executive = await page.require(Permission.ACTIONS_CANCEL)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
     await governance.actions.undo(
-        session, page.acting(action.on_behalf_of or ""), action.id, "undone on the web"
+        session,
+        page.acting(action.on_behalf_of, Permission.ACTIONS_CANCEL),
+        action.id,
+        "undone on the web",
     )
     target = f"{PREFIX}/history" if back_to == "history" else f"{PREFIX}/review"
     return back(page, target, done="undone")
@@ -294,10 +465,10 @@ async def rollback(
     """Compensate an action that ran (governance says when it cannot)."""
     executive = await page.require(Permission.ACTIONS_COMPENSATE)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
-    owner = action.on_behalf_of or ""
+    acting = page.acting(action.on_behalf_of, Permission.ACTIONS_COMPENSATE)
     await session.commit()  # compensation writes in sessions of its own: hold no lock here
     outcome = await governance.compensation.rollback(
-        page.acting(owner), action_id, (reason or "").strip() or None
+        acting, action_id, (reason or "").strip() or None
     )
     if not outcome.ok:
         raise ValidationFailedError(f"the roll-back did not complete: {outcome.detail}")

@@ -1,118 +1,124 @@
-"""Whose data a signed-in person may see and act on: the one scoping helper of the web app.
+"""Whose data a signed-in person may see and act on in the web app.
 
-Every room (inbox, review, meetings, history) and the inbox API ask :func:`executives_for`
-and filter by :meth:`Executive.owns`. Until ownership is modelled (messages, triage results
-and actions belonging to an executive), an executive's data is what is filed under her user
-id or under her e-mail address (a mailbox's address is the ``mailbox`` of its triage results
-and the ``on_behalf_of`` of the actions proposed from it). Switching to a stored ownership
-model changes this module only.
+The web app asks the same questions as the API and the chat agent, with the same answers:
+
+- *for whom may she act?* herself when she holds the executive role, and each executive
+  whose live delegation names her (the delegate principal is built by
+  :func:`assistant.auth.principal.acting_as_delegate`, as ``X-On-Behalf-Of`` builds it);
+  *with which permissions?* :func:`assistant.auth.permissions.executive_scopes` of that
+  principal;
+- *which mail is hers?* the mailboxes whose connectors serve her
+  (:meth:`assistant.connectors.ConnectorManager.mailboxes_of`: connectors bound to her, or
+  an unbound one whose address is her id);
+- *which actions are hers?* those filed under her user id (``Action.on_behalf_of``), which
+  is where the pipeline files the proposals of a mailbox bound to her and what governance
+  checks with ``Principal.acts_for``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.auth import users
 from assistant.auth.models import User
-from assistant.auth.principal import AuthenticatedPrincipal, AuthMethod
-from assistant.core.errors import PermissionDeniedError
+from assistant.auth.permissions import Permission, ensure_acts_for, executive_scopes
+from assistant.auth.principal import acting_as_delegate
+from assistant.core.errors import NotFoundError, OwnershipError
 from assistant.core.principal import ActorType, Principal, Role
 
 
 @dataclass(frozen=True)
 class Executive:
-    """An executive the signed-in person may work for, and the ids her data is filed under."""
+    """An executive the signed-in person may work for, as whom she acts there, and what."""
 
     user_id: str
     label: str
-    ids: frozenset[str]
-    #: The grant's scopes when the person is her delegate; None when she is the person.
-    delegated_scopes: frozenset[str] | None = None
+    #: The person acting for her: herself, or her delegate within the grant's scopes.
+    principal: Principal
+    #: What ``principal`` may do on her data (``executive_scopes``).
+    permissions: frozenset[Permission]
+    #: Addresses (lower case) of the mailboxes that serve her.
+    mailboxes: frozenset[str]
 
     @property
     def is_self(self) -> bool:
-        return self.delegated_scopes is None
+        return self.principal.on_behalf_of is None
 
-    def owns(self, owner_id: str | None) -> bool:
-        return owner_id is not None and owner_id.lower() in self.ids
+    def owns_mail(self, mailbox: str | None) -> bool:
+        return mailbox is not None and mailbox.lower() in self.mailboxes
 
-    def acting(self, person: Principal, owner_id: str) -> Principal:
-        """The principal that governance sees when ``person`` acts on data filed under
-        ``owner_id`` (one of this executive's ids): the delegate acting for her, or the
-        executive herself acting for her mailbox."""
-        if not self.owns(owner_id):
-            raise PermissionDeniedError("this belongs to another executive")
-        if self.is_self and owner_id.lower() == person.user_id.lower():
-            return person
-        return AuthenticatedPrincipal(
-            user_id=person.user_id,
-            tenant_id=person.tenant_id,
-            roles=person.roles if self.is_self else frozenset({Role.DELEGATE}),
-            actor_type=person.actor_type,
-            on_behalf_of=owner_id,
-            display_name=person.display_name,
-            source_ip=person.source_ip,
-            auth_method=getattr(person, "auth_method", AuthMethod.SESSION),
-            delegated_scopes=self.delegated_scopes,
-        )
+    def owns_action(self, on_behalf_of: str | None) -> bool:
+        return on_behalf_of is not None and on_behalf_of == self.user_id
+
+    def acting(self, owner: str | None, permission: Permission) -> Principal:
+        """The principal that governance sees when the person uses ``permission`` on data
+        filed under ``owner``; another executive's data is as if absent."""
+        try:
+            ensure_acts_for(self.principal, owner, permission)
+        except OwnershipError:
+            raise NotFoundError("no such item") from None
+        return self.principal
+
+    @property
+    def zone_keys(self) -> list[str]:
+        """Where the policy may name her time zone: her mailbox address, then her id."""
+        return [*sorted(self.mailboxes), self.user_id]
 
 
-def _ids(user: User | None, user_id: str) -> frozenset[str]:
-    ids = {user_id.lower()}
-    if user is not None and user.email:
-        ids.add(user.email.strip().lower())
-    return frozenset(ids)
+def _mailboxes(connectors: Any, tenant_id: str, executive: str) -> frozenset[str]:
+    return frozenset(a.lower() for a in connectors.mailboxes_of(tenant_id, executive))
 
 
-async def executives_for(session: AsyncSession, principal: Principal) -> list[Executive]:
-    """The executives ``principal`` may see: herself when she holds the executive role, and
-    each executive whose active delegation names her. Admins and auditors see nobody's mail
-    here: oversight goes through the audit log."""
+def _executive(
+    principal: Principal, user: User | None, connectors: Any, label: str
+) -> Executive | None:
+    scopes = executive_scopes(principal)
+    held = scopes.get(principal.acting_for)
+    if not held:
+        return None
+    return Executive(
+        user_id=principal.acting_for,
+        label=(user.display_name or user.username) if user is not None else label,
+        principal=principal,
+        permissions=held,
+        mailboxes=_mailboxes(connectors, principal.tenant_id, principal.acting_for),
+    )
+
+
+async def executives_for(
+    session: AsyncSession, principal: Principal, connectors: Any
+) -> list[Executive]:
+    """The executives ``principal`` may work for (``connectors``: the ConnectorManager).
+    Admins and auditors serve nobody here: oversight goes through the audit log."""
     if principal.actor_type is not ActorType.USER:
         return []
-    if principal.on_behalf_of is not None:  # an API caller acting for one executive
-        return [
-            e for e in await _granted(session, principal) if e.user_id == principal.on_behalf_of
-        ]
-    found: list[Executive] = []
+    if principal.on_behalf_of is not None:  # already acting for one (checked against a grant)
+        boss = await session.get(User, principal.on_behalf_of)
+        found = _executive(principal, boss, connectors, principal.on_behalf_of)
+        return [found] if found is not None else []
+    executives: list[Executive] = []
     if principal.has(Role.EXECUTIVE):
         me = await session.get(User, principal.user_id)
-        if me is not None and me.tenant_id != principal.tenant_id:
-            me = None
-        found.append(
-            Executive(
-                user_id=principal.user_id,
-                label=principal.display_name or principal.user_id,
-                ids=_ids(me, principal.user_id),
-            )
-        )
+        mine = _executive(principal, me, connectors, principal.display_name or principal.user_id)
+        if mine is not None:
+            executives.append(mine)
     if principal.has(Role.DELEGATE):
-        found.extend(await _granted(session, principal))
-    return found
-
-
-async def _granted(session: AsyncSession, principal: Principal) -> list[Executive]:
-    """The executives whose active delegation names ``principal``, with the grant's scopes."""
-    found = []
-    for grant in await users.list_delegations(
-        session, principal.tenant_id, user_id=principal.user_id
-    ):
-        if grant.delegate_id != principal.user_id or grant.executive_id == principal.user_id:
-            continue
-        boss = await session.get(User, grant.executive_id)
-        if boss is None or boss.tenant_id != principal.tenant_id or boss.disabled:
-            continue
-        found.append(
-            Executive(
-                user_id=boss.id,
-                label=boss.display_name or boss.username,
-                ids=_ids(boss, boss.id),
-                delegated_scopes=frozenset(grant.scopes),
-            )
-        )
-    return found
+        for grant in await users.list_delegations(
+            session, principal.tenant_id, user_id=principal.user_id
+        ):
+            if grant.delegate_id != principal.user_id or grant.executive_id == principal.user_id:
+                continue
+            boss = await session.get(User, grant.executive_id)
+            if boss is None or boss.tenant_id != principal.tenant_id or boss.disabled:
+                continue
+            acting = acting_as_delegate(principal, grant.executive_id, grant.scopes)
+            found = _executive(acting, boss, connectors, boss.id)
+            if found is not None:
+                executives.append(found)
+    return executives
 
 
 def choose(executives: list[Executive], wanted: str | None) -> Executive | None:

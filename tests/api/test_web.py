@@ -15,17 +15,18 @@ from assistant.triage.store import TriageCorrectionRow, TriageResultRow
 from assistant.web.inbox import sanitize_mail_html
 from governance.audit_models import AuditEvent
 from governance.models import Action
+from tests.fakes.openai_server import _openai_server, openai_server
 from tests.fixtures.web import (
-    DANA,
     HTML,
     add_user,
     csrf_of,
+    give_password,
     sign_in,
     triaged_template,
     web,
 )
 
-__all__ = ["triaged_template", "web"]  # fixtures
+__all__ = ["_openai_server", "openai_server", "triaged_template", "web"]  # fixtures
 
 Web = tuple[httpx.AsyncClient, Any]
 
@@ -53,7 +54,7 @@ async def _undecided(services: Any, internal: bool = True) -> TriageResultRow:
 
 
 async def _dana(client: httpx.AsyncClient, services: Any) -> str:
-    user_id = await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    user_id = await give_password(services, "dana")
     await sign_in(client, "dana")
     return user_id
 
@@ -101,7 +102,7 @@ async def test_pages_send_people_to_sign_in_and_back(web: Web) -> None:
     live = await client.get("/app/live", headers={"Accept": "application/json"})
     assert live.status_code == 401 and live.json()["error"] == "SignInRequiredError"
 
-    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await give_password(services, "dana")
     done = await sign_in(client, "dana")
     assert done.headers["location"] == "/app/inbox"
     inbox = await client.get("/app/inbox", headers=HTML)
@@ -135,7 +136,7 @@ async def test_commit_happens_before_the_response_is_sent(web: Web) -> None:
     from assistant.auth.models import WebSession
 
     client, services = web
-    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await give_password(services, "dana")
     app = client.app  # type: ignore[attr-defined]
     seen: list[int] = []
 
@@ -201,7 +202,7 @@ async def test_an_executive_sees_only_her_own_mail_and_actions(web: Web) -> None
     await sign_in(client, "eve")
     inbox = await client.get("/app/inbox", headers=HTML)
     assert "0 messages" in inbox.text
-    api = await client.get("/api/v1/inbox")
+    api = await client.get("/api/v1/triage/inbox")
     assert api.status_code == 200 and api.json() == []
 
     row = await _undecided(services)
@@ -225,12 +226,143 @@ async def test_an_executive_sees_only_her_own_mail_and_actions(web: Web) -> None
     assert await _state(services, draft.id) == "pending_review"
 
 
+async def _grant(services: Any, executive: str, delegate: str, scopes: list[str] | None) -> None:
+    from assistant.auth import users
+    from assistant.core.principal import Principal
+
+    async with services.sessions() as session:
+        found = {u.username: u for u in await users.list_users(session, "default")}
+        boss = found[executive]
+        await users.grant_delegation(
+            session,
+            Principal(user_id=boss.id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})),
+            executive=boss,
+            delegate=found[delegate],
+            scopes=scopes,
+        )
+        await session.commit()
+
+
+async def test_no_room_shows_another_executives_items_not_even_by_id(web: Web) -> None:
+    """Eve (an executive whose mailbox is not connected) meets Dana's mail, drafts, history
+    and meetings nowhere: not in a room, not by id, not through the API or the agent."""
+    from assistant.agent.scope import resolve_scope
+    from assistant.auth.principal import AuthenticatedPrincipal
+
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)  # Dana's, from a correction
+    meeting_mail = await _undecided(services)
+    assert (await _correct(client, meeting_mail, "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+        audit_ids = list((await session.execute(select(AuditEvent.event_id))).scalars())
+    assert event is not None
+    mail = await _undecided(services)
+
+    eve_id = await add_user(services, "eve", Role.EXECUTIVE, email="eve@northwind.example")
+    await sign_in(client, "eve")
+    rooms = {
+        room: (await client.get(f"/app/{room}", headers=HTML)).text
+        for room in ("inbox", "review", "history", "meetings")
+    }
+    assert "0 messages" in rooms["inbox"] and mail.message_id not in rooms["inbox"]
+    for text in rooms.values():
+        assert draft.id not in text and event.id not in text
+        assert not any(i in text for i in audit_ids)
+    csrf = csrf_of(await client.get("/app/review", headers=HTML))
+    by_id = [
+        ("get", "/app/inbox/message", {"id": mail.message_id, "mailbox": mail.mailbox}),
+        ("post", "/app/inbox/correct", {"pick": f"{mail.id}:ignore"}),
+        ("post", f"/app/review/{draft.id}/approve", {}),
+        ("post", f"/app/review/{draft.id}/edit", {"body_text": "mine now"}),
+        ("post", f"/app/review/{draft.id}/reject", {"reason": "no"}),
+        ("post", f"/app/review/{draft.id}/revise", {"instructions": "shorter"}),
+        ("post", "/app/review/bulk", {"action_id": draft.id}),
+        ("post", f"/app/actions/{draft.id}/undo", {}),
+        ("post", f"/app/actions/{draft.id}/rollback", {}),
+        ("post", f"/app/meetings/{event.id}/choose", {}),
+        ("post", f"/app/meetings/{event.id}/duration", {"minutes": "30"}),
+    ]
+    for method, url, data in by_id:
+        if method == "get":
+            answer = await client.get(url, params=data, headers=HTML)
+        else:
+            answer = await client.post(url, data={"csrf": csrf, **data}, headers=HTML)
+        assert answer.status_code == 404, (url, answer.status_code)
+    assert await _state(services, draft.id) == "pending_review"
+    assert await _state(services, event.id) == "pending_review"
+
+    # the API and the chat agent draw the same line
+    assert (await client.get("/api/v1/triage/inbox")).json() == []
+    assert draft.id not in (await client.get("/api/v1/review")).text
+    assert (await client.get(f"/api/v1/review/{draft.id}")).status_code in {403, 404}
+    eve = AuthenticatedPrincipal(
+        user_id=eve_id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})
+    )
+    async with services.sessions() as session:
+        scope = await resolve_scope(session, eve, services.connectors)
+    assert scope.mailbox is None and scope.calendar is None
+
+
+async def test_the_web_app_the_api_and_the_agent_agree_on_her_mailbox(web: Web) -> None:
+    from assistant.agent.scope import resolve_scope
+    from assistant.auth.principal import AuthenticatedPrincipal
+    from assistant.web.scope import executives_for
+
+    client, services = web
+    dana_id = await _dana(client, services)
+    dana = AuthenticatedPrincipal(
+        user_id=dana_id, tenant_id="default", roles=frozenset({Role.EXECUTIVE})
+    )
+    async with services.sessions() as session:
+        (web_view,) = await executives_for(session, dana, services.connectors)
+        agent = await resolve_scope(session, dana, services.connectors)
+    api = (await client.get("/api/v1/triage/inbox", params={"limit": 500})).json()
+    assert agent.mailbox is not None
+    assert web_view.mailboxes == {m["mailbox"] for m in api} == {agent.mailbox.connector.mailbox}
+    page = (await client.get("/app/inbox", headers=HTML)).text
+    assert f"{len(api)} messages" in page
+
+
+async def test_a_delegate_acts_only_within_her_grants_scopes(web: Web) -> None:
+    """Jordan may read Dana's triaged mail (triage.read, mail.read) and nothing else."""
+    client, services = web
+    dana_id = await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    await add_user(services, "jordan", Role.DELEGATE, email="jordan@northwind.example")
+    await _grant(services, "dana", "jordan", ["triage.read", "mail.read"])
+    await sign_in(client, "jordan")
+    inbox = await client.get("/app/inbox", headers=HTML)
+    assert inbox.status_code == 200 and "0 messages" not in inbox.text
+    assert 'href="/app/review"' not in inbox.text  # the navigation offers what she may do
+    mail = await _undecided(services)
+    opened = await client.get(
+        "/app/inbox/message", params={"id": mail.message_id, "mailbox": mail.mailbox}, headers=HTML
+    )
+    assert opened.status_code == 200
+    csrf = csrf_of(inbox)
+    for url, data in [
+        ("/app/inbox/correct", {"pick": f"{mail.id}:ignore"}),
+        (f"/app/review/{draft.id}/approve", {}),
+        (f"/app/review/{draft.id}/revise", {"instructions": "shorter"}),
+    ]:
+        answer = await client.post(url, data={"csrf": csrf, **data}, headers=HTML)
+        assert answer.status_code == 403, url
+    for room in ("review", "history", "meetings"):
+        assert (await client.get(f"/app/{room}", headers=HTML)).status_code == 403, room
+    acting = {"X-On-Behalf-Of": dana_id}
+    assert (await client.get("/api/v1/triage/inbox", headers=acting)).status_code == 200
+    assert (await client.get("/api/v1/review", headers=acting)).status_code == 403
+    assert await _state(services, draft.id) == "pending_review"
+
+
 async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> None:
     from assistant.auth import users
     from assistant.core.principal import Principal
 
     client, services = web
-    dana_id = await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    dana_id = await give_password(services, "dana")
     other_id = await add_user(services, "otto", Role.EXECUTIVE, email="otto@northwind.example")
     await add_user(services, "jordan", Role.DELEGATE, email="jordan@northwind.example")
     async with services.sessions() as session:
@@ -248,11 +380,11 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
         await session.commit()
     await sign_in(client, "jordan")
     inbox = await client.get("/app/inbox", headers=HTML)
-    assert inbox.status_code == 200 and "Working for <strong>Dana" in inbox.text
+    assert inbox.status_code == 200 and "Working for <strong>dana" in inbox.text
     assert "0 messages" not in inbox.text
     acting = {"X-On-Behalf-Of": dana_id}  # the API's way for a delegate
-    assert (await client.get("/api/v1/inbox")).status_code == 403  # acting for nobody
-    api = await client.get("/api/v1/inbox", params={"category": "notify"}, headers=acting)
+    assert (await client.get("/api/v1/triage/inbox")).status_code == 403  # acting for nobody
+    api = await client.get("/api/v1/triage/inbox", params={"category": "notify"}, headers=acting)
     assert api.status_code == 200 and api.json()
     assert {item["category"] for item in api.json()} == {"notify"}
 
@@ -261,10 +393,7 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
     )
     assert switch.status_code == 403
     assert (
-        await client.get("/api/v1/inbox", params={"executive": other_id}, headers=acting)
-    ).status_code == 403
-    assert (
-        await client.get("/api/v1/inbox", headers={"X-On-Behalf-Of": other_id})
+        await client.get("/api/v1/triage/inbox", headers={"X-On-Behalf-Of": other_id})
     ).status_code == 403
 
     # what Jordan corrects is recorded as Jordan's, for Dana's mailbox
@@ -273,16 +402,16 @@ async def test_a_delegate_serves_only_executives_who_granted_her(web: Web) -> No
     async with services.sessions() as session:
         correction = await session.scalar(select(TriageCorrectionRow))
     assert correction is not None
-    assert correction.corrected_by != dana_id and correction.on_behalf_of == DANA
+    assert correction.corrected_by != dana_id and correction.on_behalf_of == dana_id
     assert correction.note == "FYI only"
 
 
 async def test_inbox_api_rejects_bad_filters(web: Web) -> None:
     client, services = web
     await _dana(client, services)
-    bad = await client.get("/api/v1/inbox", params={"category": "urgent-ish"})
+    bad = await client.get("/api/v1/triage/inbox", params={"category": "urgent-ish"})
     assert bad.status_code == 422 and bad.json()["error"] == "RequestValidationError"
-    assert (await client.get("/api/v1/inbox", params={"limit": 100000})).status_code == 422
+    assert (await client.get("/api/v1/triage/inbox", params={"limit": 100000})).status_code == 422
 
 
 # ---------------------------------------------------------------------------- CSRF
@@ -345,8 +474,8 @@ async def test_inbox_groups_with_reasons_stages_and_search(web: Web) -> None:
     )
     assert needs < notify < ignore
     assert "decided by a rule" in text and "Why:" in text and "rule automated.notification" in text
-    api = (await client.get("/api/v1/inbox")).json()
-    dates = [i["date"] for i in api]
+    api = (await client.get("/api/v1/triage/inbox")).json()
+    dates = [i["message_date"] for i in api]
     assert dates == sorted(dates, reverse=True)
     subject = next(i["subject"] for i in api if i["category"] == "notify")
     found = await client.get("/app/inbox", params={"q": subject[:20]}, headers=HTML)
@@ -371,10 +500,11 @@ async def test_correcting_a_triage_records_the_note_and_proposes_a_reply(web: We
     assert correction is not None and correction.note == "needs my answer today"
     assert correction.corrected_by == dana_id and correction.original_category is None
     assert stored is not None and stored.category == "respond" and stored.stage == "human"
-    assert event is not None and event.actor_id == dana_id and event.on_behalf_of == DANA
+    # she acts for herself: nobody else's behalf
+    assert event is not None and event.actor_id == dana_id and event.on_behalf_of is None
     # the assistant proposes the reply (never the person who will review it)
     assert draft is not None and draft.state == "pending_review"
-    assert draft.actor_id == "pipeline" and draft.on_behalf_of == DANA
+    assert draft.actor_id == "pipeline" and draft.on_behalf_of == dana_id
 
 
 async def test_a_bad_category_is_a_typed_error_and_changes_nothing(web: Web) -> None:
@@ -482,6 +612,17 @@ async def test_edit_then_approve_changes_the_text(web: Web) -> None:
     assert action is not None and action.arguments["body_text"] == "Thanks, will do.\nDana"
     assert action.state == "scheduled"
 
+    # the card of the decided action and the history show the original against the edit
+    after = (await client.get("/app/review", headers=HTML)).text
+    card = after[after.index(f'data-action="{draft.id}" data-state="scheduled"') :]
+    card = card[: card.index("</li>")]
+    assert "What you changed" in card
+    assert "<ins>+ Thanks, will do.</ins>" in card and "<del>- " in card
+    history = (await client.get("/app/history", params={"q": draft.id}, headers=HTML)).text
+    edited = next(r for r in history.split("<tr ")[1:] if "edited and approved" in r)
+    assert "Original against edited text" in edited and "<ins>+ Dana</ins>" in edited
+    assert "<q>" in edited  # the subject of the mail the draft answers
+
 
 async def test_bulk_approve_of_the_ticked_cards(web: Web) -> None:
     client, services = web
@@ -561,7 +702,7 @@ async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None
 
 async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> None:
     client, services = web
-    await _dana(client, services)
+    dana_id = await _dana(client, services)
     row = await _undecided(services)
     assert (await _correct(client, row, "schedule")).status_code == 303
     async with services.sessions() as session:
@@ -569,7 +710,7 @@ async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> Non
     page = await client.get("/app/meetings", headers=HTML)
     assert page.status_code == 200
     assert event is not None, "the sandbox calendar has a free slot for it"
-    assert event.on_behalf_of == DANA and event.actor_id == "pipeline"
+    assert event.on_behalf_of == dana_id and event.actor_id == "pipeline"
     assert "Choose this time" in page.text and "Asked for" in page.text
     bad = await client.post(
         f"/app/meetings/{event.id}/duration", data={"csrf": csrf_of(page), "minutes": "9999"}
@@ -616,3 +757,135 @@ async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> 
         }
     assert states["calendar.event.create"] in {"approved", "scheduled"}
     assert states["email.draft.create"] in {"approved", "scheduled"}
+
+
+# ------------------------------------------------------------------- answer with instructions
+
+
+@pytest.fixture
+async def web_with_model(triaged_template: Any, data_dir: Any, openai_server: Any) -> Any:
+    """The web app on a private copy of the triaged sandbox, drafting with the scripted
+    model (tests/fakes/openai_server.py)."""
+    import shutil
+
+    from assistant.app import create_app
+    from assistant.core.settings import Settings
+    from assistant.services import Services
+    from tests.fixtures.web import web_settings
+    from tests.unit.llm.conftest import fake_llm
+
+    shutil.copyfile(triaged_template, data_dir / "assistant.db")
+    base = web_settings(data_dir)
+    settings = Settings(**{**base.model_dump(), "llm": fake_llm(openai_server).model_dump()})
+    services = await Services.build(settings)
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http, services, openai_server
+    await services.aclose()
+
+
+FIRST = "Hi,\n\nThank you. I will send the figures on Monday.\n\nBest,\nDana"
+SECOND = "Hi,\n\nFigures on Thursday.\n\nDana"
+INSTRUCTIONS = "shorter, and propose Thursday instead"
+
+
+async def test_answer_with_instructions_redrafts_for_review(web_with_model: Any) -> None:
+    from tests.fakes.openai_server import Answer
+
+    client, services, model = web_with_model
+    dana_id = await _dana(client, services)
+    model.script(Answer(content=FIRST))
+    draft = await _pending_draft(client, services)
+    assert draft.arguments["body_text"].startswith("Hi,\n\nThank you.")
+    review = await client.get("/app/review", headers=HTML)
+    assert "Answer with instructions" in review.text
+
+    model.script(Answer(content=SECOND))
+    done = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/app/review?done=revised"
+    # the instructions went to the model as trusted text; the draft and the mail as data
+    user = model.last["messages"][-1]["content"]
+    assert INSTRUCTIONS in user.split("<untrusted_data")[0]
+    assert "I will send the figures on Monday." in user.split("<untrusted_data", 1)[1]
+
+    async with services.sessions() as session:
+        original = await session.get(Action, draft.id)
+        revised = await session.scalar(select(Action).where(Action.parent_id == draft.id))
+        audit = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "action.revised")
+        )
+    assert original is not None and original.state == "cancelled"
+    assert revised is not None and revised.state == "pending_review"
+    assert revised.actor_id == "pipeline" and revised.on_behalf_of == dana_id
+    assert revised.arguments["body_text"].startswith("Hi,\n\nFigures on Thursday.")
+    assert revised.arguments["reply_to_id"] == draft.arguments["reply_to_id"]
+    assert audit is not None and audit.actor_id == dana_id and audit.action_id == draft.id
+    assert audit.payload["revised_action_id"] == revised.id
+    assert audit.payload["instruction_chars"] == len(INSTRUCTIONS)
+    # no text of the draft, the new draft or the instructions in the audit row
+    stored = audit.payload_json + (audit.reason or "")
+    for text in ("Thursday", "Monday", "figures", "shorter"):
+        assert text.lower() not in stored.lower()
+
+    page = (await client.get("/app/review", headers=HTML)).text
+    card = page[page.index(f'data-action="{revised.id}"') :]
+    assert "What changed from the earlier draft" in card.split("</article>")[0]
+    assert "<del>- Thank you. I will send the figures on Monday.</del>" in card
+    assert "<ins>+ Figures on Thursday.</ins>" in card
+    history = (await client.get("/app/history", headers=HTML)).text
+    assert "re-drafted on instructions" in history
+
+    # the re-drafted draft is decided like any other; an empty instruction is refused
+    again = await client.post(
+        f"/app/review/{revised.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": "  "},
+        headers=HTML,
+    )
+    assert again.status_code == 422 and "ValidationFailedError" in again.text
+    retired = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert retired.status_code == 422  # it no longer waits: nothing re-drafted
+
+
+async def test_instructions_on_another_executives_draft_are_refused(
+    web_with_model: Any,
+) -> None:
+    from tests.fakes.openai_server import Answer
+
+    client, services, model = web_with_model
+    await _dana(client, services)
+    model.script(Answer(content=FIRST))
+    draft = await _pending_draft(client, services)
+    await add_user(services, "eve", Role.EXECUTIVE, email="eve@northwind.example")
+    await sign_in(client, "eve")
+    review = await client.get("/app/review", headers=HTML)
+    refused = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert refused.status_code == 404
+    assert await _state(services, draft.id) == "pending_review"
+    assert len(model.requests) == 1  # the model was never asked
+
+
+async def test_instructions_without_a_model_change_nothing(web: Web) -> None:
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    review = await client.get("/app/review", headers=HTML)
+    refused = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert refused.status_code == 422 and "needs a language model" in refused.text
+    assert await _state(services, draft.id) == "pending_review"

@@ -24,6 +24,7 @@ from tests.fixtures.web import (
     HTML,
     add_user,
     csrf_of,
+    give_password,
     sign_in,
     triaged_template,
     web_settings,
@@ -55,7 +56,7 @@ async def console(triaged_template: Path, data_dir: Path) -> AsyncIterator[Conso
     services = await Services.build(web_settings(data_dir, policy_file=policy))
     await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
     await add_user(services, "otto", Role.AUDITOR, email="otto@northwind.example")
-    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await give_password(services, "dana")
     app = create_app(services=services)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

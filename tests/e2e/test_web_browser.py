@@ -1,26 +1,31 @@
 """The executive's morning in a real browser: Playwright driving Debian's Chromium against
 the service on a real port (its lifespan runs the in-process governance runner).
 
-Sign in, see the inbox, correct a triage, approve a draft, undo it inside the hold window,
-reject another with a reason, find the history entry; axe-core finds no accessibility
-violation on any room; the rooms fit a phone's width. Set WEB_SCREENSHOTS=DIR to keep a
-screenshot of each room (the README's come from there).
+The deployment is set up as the README's web-app section says, with the `assistant`
+console script itself (no seeding of users or addresses behind its back): `db upgrade`,
+`sandbox seed --executive dana` (dana: executive role only), `triage run`, `users password
+dana`. Then, as dana: sign in, see the inbox, correct a triage, approve a draft, undo it
+inside the hold window, reject another with a reason, find the history entry; axe-core
+finds no accessibility violation on any room; the rooms fit a phone's width. Set
+WEB_SCREENSHOTS=DIR to keep a screenshot of each room (the README's come from there).
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from assistant.core.principal import Role
+from assistant.core.settings import Settings
 from tests.fakes.serving import serve_app
 from tests.fixtures.postgres import require_or_skip
-from tests.fixtures.web import DANA, PASSWORD, add_user, build_triaged, web_settings
+from tests.fixtures.web import HOLD, PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,7 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+REPO = Path(__file__).resolve().parents[2]
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 ROOMS = ["/app/inbox", "/app/review", "/app/meetings", "/app/history"]
 
 pytestmark = pytest.mark.slow
@@ -65,6 +71,34 @@ def _undecided_subjects(database: Path) -> list[str]:
     ]
 
 
+def readme_setup(folder: Path) -> dict[str, str]:
+    """The README's commands for a new executive, run as a new user runs them (the
+    `assistant` console script, from the repository, with the README's hold window for
+    Undo); returns the environment the service runs with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env["ASSISTANT_DATA_DIR"] = str(folder)
+    env["ASSISTANT_GOVERNANCE__HOLD_WINDOW_SECONDS"] = json.dumps(HOLD)
+    script = Path(sys.executable).with_name("assistant")
+    for args, typed in (
+        (["db", "upgrade"], None),
+        (["sandbox", "seed", "--executive", "dana"], None),
+        (["triage", "run"], None),
+        (["users", "password", "dana"], PASSWORD + "\n"),
+    ):
+        done = subprocess.run(
+            [str(script), *args],
+            input=typed,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
+    return env
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     try:
@@ -74,19 +108,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     if not CHROMIUM.exists():
         require_or_skip("Debian's chromium is not installed (make system-deps)")
     folder = tmp_path_factory.mktemp("web-browser")
-    database = asyncio.run(build_triaged(folder))
-    settings = web_settings(folder, runner="inprocess", poll_interval_seconds=0.2)
-
-    async def people() -> None:
-        from assistant.services import Services
-
-        services = await Services.build(settings)
-        try:
-            await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
-        finally:
-            await services.aclose()
-
-    asyncio.run(people())
+    readme_setup(folder)
+    # `assistant serve` with the README's environment (and a quicker runner poll)
+    settings = Settings(
+        data_dir=folder,
+        governance={
+            "runner": "inprocess",
+            "poll_interval_seconds": 0.2,
+            "hold_window_seconds": HOLD,
+        },
+    )
     from assistant.app import create_app
 
     with serve_app(
@@ -94,8 +125,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     ) as port:
         yield {
             "base": f"http://127.0.0.1:{port}",
-            "subjects": _undecided_subjects(database),
-            "database": database,
+            "subjects": _undecided_subjects(folder / "assistant.db"),
+            "database": folder / "assistant.db",
         }
 
 
@@ -130,6 +161,11 @@ def _axe_violations(page: Any) -> list[dict[str, Any]]:
     return result
 
 
+#: Screenshots for the README are rendered at 3/4 scale: the layout (in CSS pixels) is the
+#: same, the PNGs about half the bytes.
+SHOT_SCALE = 0.75 if os.environ.get("WEB_SCREENSHOTS") else 1.0
+
+
 def _shot(page: Any, name: str) -> None:
     folder = os.environ.get("WEB_SCREENSHOTS")
     if folder:
@@ -140,13 +176,17 @@ def _shot(page: Any, name: str) -> None:
 def test_the_executive_morning(server: dict[str, Any], browser: Any) -> None:
     base = server["base"]
     first, second = server["subjects"][:2]
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, device_scale_factor=SHOT_SCALE
+    )
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
 
     _sign_in(page, base)
     expect_heading(page, "Inbox")
+    # an executive, not an admin: no console in her navigation
+    assert page.get_by_role("link", name="Connectors").count() == 0
     assert page.get_by_role("heading", name="Needs your decision").is_visible()
     assert page.get_by_text("decided by a rule").first.is_visible()
     _shot(page, "inbox")
@@ -174,6 +214,7 @@ def test_the_executive_morning(server: dict[str, Any], browser: Any) -> None:
     countdown.wait_for()
     left = int(countdown.inner_text().split()[0])
     assert 0 < left <= 30
+    _shot(page, "undo")
     page.wait_for_timeout(1500)  # the countdown ticks in the page, without a reload
     assert int(page.locator(".countdown").first.inner_text().split()[0]) < left
     page.get_by_role("button", name="Undo").first.click()
@@ -243,7 +284,9 @@ def test_rooms_are_accessible_and_fit_a_phone(server: dict[str, Any], browser: A
     assert "label" in {v["id"] for v in _axe_violations(control)}
     control.close()
     for width, height in ((1280, 860), (390, 844)):
-        context = browser.new_context(viewport={"width": width, "height": height})
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, device_scale_factor=SHOT_SCALE
+        )
         page = context.new_page()
         _sign_in(page, base)
         for room in ROOMS:
