@@ -278,7 +278,6 @@ async def test_no_room_shows_another_executives_items_not_even_by_id(web: Web) -
         ("post", f"/app/review/{draft.id}/edit", {"body_text": "mine now"}),
         ("post", f"/app/review/{draft.id}/reject", {"reason": "no"}),
         ("post", f"/app/review/{draft.id}/revise", {"instructions": "shorter"}),
-        ("post", "/app/review/bulk", {"action_id": draft.id}),
         ("post", f"/app/actions/{draft.id}/undo", {}),
         ("post", f"/app/actions/{draft.id}/rollback", {}),
         ("post", f"/app/meetings/{event.id}/choose", {}),
@@ -290,6 +289,11 @@ async def test_no_room_shows_another_executives_items_not_even_by_id(web: Web) -
         else:
             answer = await client.post(url, data={"csrf": csrf, **data}, headers=HTML)
         assert answer.status_code == 404, (url, answer.status_code)
+    # bulk approve refuses another's card alone (audited), not the whole form
+    bulk = await client.post(
+        "/app/review/bulk", data={"csrf": csrf, "action_id": draft.id}, headers=HTML
+    )
+    assert bulk.status_code == 303 and bulk.headers["location"].endswith("done=bulk-partial")
     assert await _state(services, draft.id) == "pending_review"
     assert await _state(services, event.id) == "pending_review"
 
