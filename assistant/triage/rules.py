@@ -2,11 +2,13 @@
 
 The rules use only signals that hold in any organisation's mailbox: what the receiving
 server says about the sender (authentication results), the organisation's own domains
-(and their subdomains, trusted), look-alikes of them, borrowed identities, list and
-bulk-mailer headers, calendar MIME parts, automatic-reply headers, automated senders, and
-requests to meet written in the text. Content judgements (is this spam, is this a sales
-push) are the learned stage's and the model's: phrases that fit one corpus do not carry
-to the next mailbox, and a confidently wrong rule is worse than none.
+(and their subdomains, trusted), look-alikes of them and of mail providers, borrowed
+identities, list and bulk-mailer headers, calendar MIME parts, automatic-reply headers and
+server labels, automated senders, and requests to meet written in the text. What a text
+asks for counts toward phishing with a fact about the sender, or alone only as scam bait,
+a lure and a link together in unsolicited mail. Content judgements (is this spam, is this
+a sales push) are the learned stage's and the model's: phrases that fit one corpus do not
+carry to the next mailbox, and a confidently wrong rule is worse than none.
 
 Order matters. Safety checks run first (phishing, then prompt injection) so that neither
 an admin rule nor a header can lend trust to a forged or hostile message. Then admin
