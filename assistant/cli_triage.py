@@ -267,6 +267,14 @@ def eval_triage(
             "needs a migrated database."
         ),
     ] = False,
+    learned_from: Annotated[
+        str | None,
+        typer.Option(
+            help="dev or heldout: train the learned stage on that half of the corpus (labels "
+            "from the mapping, calibrated at triage_learning.target_precision) and run it "
+            "between the rules and the model on --split, which must be the other half."
+        ),
+    ] = None,
 ) -> None:
     """Run the configured triage pipeline over a labelled corpus and print its scores."""
     from assistant.cli_support import settings_or_exit
@@ -280,7 +288,17 @@ def eval_triage(
     settings = settings_or_exit()
     try:
         label_mapping = load_mapping(mapping)
-        records = select_split(load_records(dataset), split)[:limit]
+        corpus = load_records(dataset)
+        records = select_split(corpus, split)[:limit]
+        training: list[dict[str, Any]] = []
+        if learned_from is not None:
+            # Training on the mails it is scored on would measure memory, not triage.
+            if {learned_from, split} != {"dev", "heldout"}:
+                raise ConfigurationError(
+                    "--learned-from needs the other half: --split heldout --learned-from dev "
+                    "(or the reverse)"
+                )
+            training = select_split(corpus, learned_from)
     except ConfigurationError as exc:
         err_console.print(f"[red]{exc.detail}[/red]")
         for problem in exc.problems:
@@ -298,16 +316,18 @@ def eval_triage(
         try:
             classifier = build_classifier(settings, meter, "eval")
             task = classifier.client.task_model("triage") if classifier else None
+            learned = _train_learned(training, label_mapping, settings) if training else None
             return await evaluate(
                 records,
                 label_mapping,
-                TriageCascade(classifier=classifier),
+                TriageCascade(classifier=classifier, learned=learned),
                 calls=memory.calls,
                 dataset=str(dataset),
                 provider=settings.llm.provider.value,
                 model=task.model if task else None,
                 prompt=classifier.prompt.ref if classifier else None,
                 split=split,
+                learned=_describe_learned(learned, learned_from) if training else None,
             )
         finally:
             if classifier is not None:
@@ -317,6 +337,36 @@ def eval_triage(
 
     report = asyncio.run(go())
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else render_text(report))
+
+
+def _train_learned(records: list[dict[str, Any]], mapping: Any, settings: Any) -> Any:
+    """The learned stage trained on labelled corpus records, as a tenant's reviewed mails."""
+    from assistant.evaluation.corpus import to_message
+    from assistant.triage.learned import (
+        LabelledExample,
+        LearnedTriage,
+        default_embedder,
+        message_text,
+    )
+
+    examples = [LabelledExample(message_text(to_message(r)), mapping.expected(r)) for r in records]
+    return LearnedTriage.train(
+        examples,
+        default_embedder(),
+        target_precision=settings.triage_learning.target_precision,
+        min_examples=settings.triage_learning.min_examples,
+    )
+
+
+def _describe_learned(stage: Any, trained_on: str | None) -> str:
+    if stage is None:
+        return f"not trained (too few {trained_on} mails)"
+    threshold = stage.calibration.threshold
+    return f"{stage.ref} trained on {trained_on}, " + (
+        f"decides at confidence {threshold:.2f} or above"
+        if threshold is not None
+        else "abstains (no threshold reached the target precision)"
+    )
 
 
 @eval_app.command("requests")

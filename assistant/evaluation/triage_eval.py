@@ -4,7 +4,9 @@ Reports accuracy, per-class precision / recall / F1, the confusion matrix (rows:
 columns: predicted, ``undecided`` for mail sent to a person without a category), the share
 decided by rules, by the learned stage, by the model and left to a person, each stage's
 precision on what it decided with a 95% Wilson interval (small samples get honest, wide
-intervals), tokens and cost per message (from the API's usage blocks, via the metering
+intervals) beside a baseline on the same mails (always the corpus's most common class: a
+stage that only picks easy mails shows up as a high baseline), each rule's precision,
+tokens and cost per message (from the API's usage blocks, via the metering
 records), and per-message latency p50 / p95.
 """
 
@@ -89,13 +91,18 @@ class EvalReport:
     cost_per_message_usd: float = 0.0
     split: str = "all"
     per_stage: dict[str, StageScore] = field(default_factory=dict)
+    per_rule: dict[str, StageScore] = field(default_factory=dict)
+    learned: str | None = None
+    baseline_class: str = ""
+    baseline_per_stage: dict[str, StageScore] = field(default_factory=dict)
     phishing_flags_on_own_domain: int = 0
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["per_class"] = {k: dict(v.__dict__) for k, v in self.per_class.items()}
-        data["per_stage"] = {k: dict(v.__dict__) for k, v in self.per_stage.items()}
+        for name in ("per_stage", "per_rule", "baseline_per_stage"):
+            data[name] = {k: dict(v.__dict__) for k, v in getattr(self, name).items()}
         return data
 
 
@@ -138,6 +145,7 @@ async def evaluate(
     model: str | None = None,
     prompt: str | None = None,
     split: str = "all",
+    learned: str | None = None,
 ) -> EvalReport:
     """Run ``cascade`` over ``records``. ``calls`` is the list a MemoryMeter fills: the
     report reads tokens and cost from it."""
@@ -145,6 +153,9 @@ async def evaluate(
     strict_hits = 0
     decided_by: Counter[str] = Counter()
     stage_hits: Counter[str] = Counter()
+    rule_decided: Counter[str] = Counter()
+    rule_hits: Counter[str] = Counter()
+    decided_stage: list[str] = []  # per record, the stage that decided (or undecided/error)
     own_domain_flags = 0
     latencies: list[float] = []
     needs_human = errors = 0
@@ -162,6 +173,7 @@ async def evaluate(
             errors += 1
             decided_by[ERROR] += 1
             pairs.append((expected, ERROR))
+            decided_stage.append(ERROR)
             continue
         latencies.append((time.perf_counter() - started) * 1000)
         raw = result.category.value if result.category else UNDECIDED
@@ -170,6 +182,11 @@ async def evaluate(
         stage = result.provenance.stage if result.category else UNDECIDED
         decided_by[stage] += 1
         stage_hits[stage] += predicted == expected
+        decided_stage.append(stage)
+        if stage == "rule":
+            rule = result.provenance.rule_id or "rule"
+            rule_decided[rule] += 1
+            rule_hits[rule] += predicted == expected
         pairs.append((expected, predicted))
         strict_hits += raw == mapping.expected(record, strict=True).value
         sender_domain = message.sender.domain if message.sender else ""
@@ -186,6 +203,19 @@ async def evaluate(
     columns = [*CLASSES, UNDECIDED] + ([ERROR] if errors else [])
     confusion = {
         e: {p: sum(1 for x, y in pairs if x == e and y == p) for p in columns} for e in CLASSES
+    }
+    # The baseline: always answer the most common expected class of these records.
+    counts = Counter(e for e, _ in pairs)
+    baseline = counts.most_common(1)[0][0] if counts else ""
+    baseline_per_stage = {
+        stage: stage_score(
+            sum(
+                e == baseline for (e, _), s in zip(pairs, decided_stage, strict=True) if s == stage
+            ),
+            decided_by[stage],
+        )
+        for stage in sorted(decided_by)
+        if stage not in (UNDECIDED, ERROR)
     }
     mine = calls[first_call:]
     tokens_in = sum(c.usage.input for c in mine)
@@ -225,7 +255,20 @@ async def evaluate(
             for stage in sorted(decided_by)
             if stage not in (UNDECIDED, ERROR)
         },
+        per_rule={
+            rule: stage_score(rule_hits[rule], n) for rule, n in sorted(rule_decided.items())
+        },
+        baseline_class=baseline,
+        learned=learned,
+        baseline_per_stage=baseline_per_stage,
         phishing_flags_on_own_domain=own_domain_flags,
+    )
+
+
+def _score(score: StageScore) -> str:
+    return (
+        f"{score.correct}/{score.decided} = {score.precision:.4f} "
+        f"[{score.ci_low:.4f}, {score.ci_high:.4f}]"
     )
 
 
@@ -234,7 +277,9 @@ def render_text(report: EvalReport) -> str:
     out = [
         f"dataset: {report.dataset} (split {report.split}: {report.messages} messages)",
         f"pipeline: provider={report.provider}"
-        + (f" model={report.model} prompt={report.prompt}" if report.model else " (rules only)"),
+        + (f" model={report.model} prompt={report.prompt}" if report.model else "")
+        + (f"; learned stage {report.learned}" if report.learned else "")
+        + ("" if report.model or report.learned else " (rules only)"),
         f"label mapping ({report.mapping}): " + "; ".join(report.mapping_lines),
         "",
         f"accuracy {report.accuracy:.4f}  (label mapping only, phishing not overridden: "
@@ -255,12 +300,20 @@ def render_text(report: EvalReport) -> str:
     share = ", ".join(
         f"{k} {v * 100:.1f}% ({report.decided_by[k]})" for k, v in sorted(report.share.items())
     )
-    out += ["", "precision of each stage on what it decided (95% Wilson interval)"]
+    out += [
+        "",
+        "precision of each stage on what it decided (95% Wilson interval); baseline: always "
+        f"{report.baseline_class!r} (the most common expected class) on the same mails",
+    ]
     for stage, score in report.per_stage.items():
+        base = report.baseline_per_stage.get(stage)
         out.append(
-            f"  {stage:<8} {score.correct}/{score.decided} = {score.precision:.4f} "
-            f"[{score.ci_low:.4f}, {score.ci_high:.4f}]"
+            f"  {stage:<8} {_score(score):<34}"
+            + (f" baseline {_score(base)}" if base is not None else "")
         )
+        if stage == "rule":
+            for rule, rule_score in report.per_rule.items():
+                out.append(f"    {rule:<30} {_score(rule_score)}")
     out.append(
         f"phishing flags on mail from the own organisation: {report.phishing_flags_on_own_domain}"
     )

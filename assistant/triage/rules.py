@@ -2,11 +2,13 @@
 
 The rules use only signals that hold in any organisation's mailbox: what the receiving
 server says about the sender (authentication results), the organisation's own domains
-(and their subdomains, trusted), look-alikes of them, borrowed identities, list and
-bulk-mailer headers, calendar MIME parts, automatic-reply headers, automated senders, and
-requests to meet written in the text. Content judgements (is this spam, is this a sales
-push) are the learned stage's and the model's: phrases that fit one corpus do not carry
-to the next mailbox, and a confidently wrong rule is worse than none.
+(and their subdomains, trusted), look-alikes of them and of mail providers, borrowed
+identities, list and bulk-mailer headers, calendar MIME parts, automatic-reply headers and
+server labels, automated senders, and requests to meet written in the text. What a text
+asks for counts toward phishing with a fact about the sender, or alone only as scam bait,
+a lure and a link together in unsolicited mail. Content judgements (is this spam, is this
+a sales push) are the learned stage's and the model's: phrases that fit one corpus do not
+carry to the next mailbox, and a confidently wrong rule is worse than none.
 
 Order matters. Safety checks run first (phishing, then prompt injection) so that neither
 an admin rule nor a header can lend trust to a forged or hostile message. Then admin
@@ -63,6 +65,8 @@ class RuleId(StrEnum):
     PHISHING_ADVANCE_FEE = "phishing.advance_fee"
     PHISHING_COMBINED = "phishing.combined"
     PHISHING_SPOOFED = "phishing.spoofed_own_domain"
+    PHISHING_PROVIDER = "phishing.provider_lookalike"
+    PHISHING_SCAM = "phishing.scam_text"
     INJECTION = "injection"
     CALENDAR_REQUEST = "calendar.request"
     CALENDAR_UPDATE = "calendar.update"
@@ -327,6 +331,12 @@ def _phishing(
         reply_reason = lookalike_reason(addr.domain, ctx.internal_domains)
         if reply_reason:
             return RuleId.PHISHING_LOOKALIKE, f"reply-to: {reply_reason}"
+    provider = lookalike(domain, lex.MAILBOX_PROVIDERS, typos=False)
+    if provider and provider[1]:
+        # "hotmail-net.example" is nobody's mailbox provider: a sender hiding behind one.
+        return RuleId.PHISHING_PROVIDER, provider[0].replace(
+            "embeds the name", "embeds the mail provider's name"
+        )
     impersonation = None
     if message.sender is not None:
         impersonation = ctx.impersonates(message.sender.name or "", message.sender.address)
@@ -349,20 +359,62 @@ def _phishing(
         sender_facts.append("replies go to another domain")
     if auth is not None and auth.failed:
         sender_facts.append(f"the sender's domain failed authentication ({auth.describe()})")
-    if not sender_facts:
-        return None
+    # Weak: lets a lure or bait count, never decides alone nor as a second fact.
+    suffix = domain.rsplit(".", 1)[-1] if domain else ""
+    weak_facts = (
+        [
+            f"the sender's domain is under .{suffix}, a top-level domain abuse trackers rank "
+            "among the most abused"
+        ]
+        if suffix in lex.ABUSED_TLDS
+        else []
+    )
+    facts = sender_facts + weak_facts
+    if not facts:
+        return _scam(message, text, ctx, lure, link)
     if lure and link:
         return RuleId.PHISHING_LURE, (
             f"asks for credentials or money ({lure.group(0)!r}) with a link, and "
-            + "; ".join(sender_facts)
+            + "; ".join(facts)
         )
     if fee and (link or lure):
         return RuleId.PHISHING_ADVANCE_FEE, (
-            f"prize or inheritance bait ({fee.group(0)!r}), and " + "; ".join(sender_facts)
+            f"prize or inheritance bait ({fee.group(0)!r}), and " + "; ".join(facts)
         )
     if len(sender_facts) >= 2:
         return RuleId.PHISHING_COMBINED, "; ".join(sender_facts)
     return None
+
+
+def _scam(
+    message: EmailMessage,
+    text: _Text,
+    ctx: TriageContext,
+    lure: re.Match[str] | None,
+    link: bool,
+) -> tuple[RuleId, str] | None:
+    """Scam text from a stranger, with no fact about the sender: all three of scam bait
+    (an inheritance, a lottery), a credential or payment lure and a link, in unsolicited
+    mail. Each alone is in news, security bulletins and forwarded warnings; warnings come
+    as list mail or with an unsubscribe footer, forwards from colleagues or in a thread."""
+    bait = lex.SCAM_BAIT.search(text.full)
+    if bait is None or lure is None or not link:
+        return None
+    sender = message.sender.address.lower() if message.sender else ""
+    solicited = (
+        bool(message.in_reply_to or message.references)
+        or sender in ctx.vips
+        or sender in ctx.people
+    )
+    listed = bool(message.list_unsubscribe or message.list_id) or (
+        (message.precedence or "").strip().lower() in ("bulk", "list")
+    )
+    if solicited or listed or lex.BULK_FOOTER.search(text.body) is not None:
+        return None
+    return RuleId.PHISHING_SCAM, (
+        f"unsolicited mail from a stranger with scam bait ({bait.group(0)!r}), a request "
+        f"for credentials or money ({lure.group(0)!r}) and a link"
+    )
 
 
 def _injection(message: EmailMessage, text: _Text) -> str | None:
@@ -599,12 +651,13 @@ class RuleTriage:
             )
 
         auto = (message.auto_submitted or "").strip().lower()
-        if self._auto_reply(message, text, auto):
+        auto_reply = self._auto_reply(message, text, auto)
+        if auto_reply is not None:
             return result(
                 ctx.auto_reply_category,
                 Priority.LOW,
                 RuleId.AUTO_REPLY,
-                "automatic reply (out of office)",
+                f"automatic reply ({auto_reply})",
                 0.95,
             )
 
@@ -685,16 +738,23 @@ class RuleTriage:
         return None
 
     @staticmethod
-    def _auto_reply(message: EmailMessage, text: _Text, auto: str) -> bool:
-        if (
-            auto.startswith("auto-replied")
-            or "x-autoreply" in message.headers
-            or "x-autorespond" in message.headers
-        ):
-            return True
-        # Without headers, only the prefix servers put on the subject counts: a person's
-        # "Out of the office" note, or one saying they are away, is mail to read.
-        return lex.AUTO_REPLY_SUBJECT.match(text.subject) is not None
+    def _auto_reply(message: EmailMessage, text: _Text, auto: str) -> str | None:
+        """Why the message is an automatic reply, or None."""
+        if auto.startswith("auto-replied"):
+            return f"Auto-Submitted: {auto}"
+        for header in ("x-autoreply", "x-autorespond"):
+            if header in message.headers:
+                return f"the {header} header"
+        # Without headers, only the label servers write counts, on the subject or as the
+        # first line of the text: a person's "Out of the office" note, or one saying they
+        # are away, is mail to read.
+        found = lex.AUTO_REPLY_SUBJECT.match(text.subject)
+        if found:
+            return f"the subject starts with {found.group(0).strip()!r}"
+        found = lex.AUTO_REPLY_SUBJECT.match(text.fresh)
+        if found:
+            return f"the text opens with {found.group(0).strip()!r}"
+        return None
 
 
 def _summary(message: EmailMessage) -> str:

@@ -224,6 +224,43 @@ async def test_per_stage_precision_and_schedule_scored_as_respond() -> None:
     assert "precision of each stage" in render_text(report)
 
 
+async def test_each_rule_and_a_baseline_on_the_same_mails() -> None:
+    auto_reply = record(
+        6, "FYI", "Auto-Reply: Out of Office\n\nBack on Monday.", sender="Jo <jo@acme.com>"
+    )
+    report = await evaluate(
+        [*RECORDS, auto_reply, record(7, "NEEDS_RESPONSE", "Can you call me?")],
+        load_mapping(),
+        TriageCascade(),
+        calls=[],
+    )
+    assert {rule: (s.correct, s.decided) for rule, s in report.per_rule.items()} == {
+        "auto_reply": (1, 1),
+        "bulk.headers": (1, 1),
+    }
+    # respond is the most common expected class; the rules decided none of them.
+    assert report.baseline_class == "respond"
+    assert (
+        report.baseline_per_stage["rule"].correct,
+        report.baseline_per_stage["rule"].decided,
+    ) == (0, 2)
+    text = render_text(report)
+    assert "baseline 0/2 = 0.0000" in text and "bulk.headers" in text
+    assert json.loads(json.dumps(report.as_dict()))["per_rule"]["auto_reply"]["decided"] == 1
+
+
+def test_cli_learned_stage_needs_the_other_half(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in RECORDS), encoding="utf-8")
+    for split in ("dev", "all"):
+        result = CliRunner().invoke(
+            app,
+            ["eval", "triage", "--dataset", str(corpus), "--split", split, "--learned-from", "dev"],
+        )
+        assert result.exit_code == 2, result.output
+        assert "other half" in result.output
+
+
 async def test_phishing_flags_on_own_domain_are_counted() -> None:
     forged = record(
         5,

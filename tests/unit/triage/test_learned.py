@@ -127,3 +127,31 @@ async def test_cascade_runs_learned_between_rules_and_model(trained: LearnedTria
 def test_message_text_is_subject_and_body_head() -> None:
     text = message_text(message(subject="S", text="x" * 5000))
     assert text.startswith("S\n") and len(text) == 2 + 2000
+
+
+def test_training_does_not_depend_on_the_order_of_the_examples() -> None:
+    # Two overlapping clusters: which mails share a fold moves the out-of-fold confidences,
+    # so an order-dependent split would move the threshold for the same examples.
+    rng = np.random.default_rng(7)
+    centres = {Category.NOTIFY: np.eye(8)[0], Category.RESPOND: np.eye(8)[1]}
+    examples, rows = [], []
+    for index in range(80):
+        category = Category.NOTIFY if index % 2 else Category.RESPOND
+        examples.append(LabelledExample(f"mail {index}", category))
+        rows.append(centres[category] + rng.normal(scale=0.6, size=8))
+    vectors = np.asarray(rows)
+    order = rng.permutation(len(examples))
+
+    class Unused:
+        name = "unused"
+
+        def encode(self, texts: object) -> np.ndarray:
+            raise AssertionError("vectors are given")
+
+    first = LearnedTriage.train(examples, Unused(), vectors=vectors, target_precision=0.7)
+    second = LearnedTriage.train(
+        [examples[i] for i in order], Unused(), vectors=vectors[order], target_precision=0.7
+    )
+    assert first is not None and second is not None
+    assert first.calibration.threshold is not None
+    assert first.calibration == second.calibration

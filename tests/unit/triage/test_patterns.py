@@ -162,6 +162,26 @@ CASES: dict[str, tuple[Mode, list[str], list[str]]] = {
         ],
         ["we selected a vendor", "the prize committee", "trust we built"],
     ),
+    "lex.SCAM_BAIT": (
+        "search",
+        [
+            "an inheritance",
+            "sweepstakes winner",
+            "the lottery",
+            "grand prize",
+            "prize money",
+            "unclaimed funds",
+            "a dormant account",
+            "claim your prize",
+        ],
+        # ADVANCE_FEE's ambiguous alternatives are not bait here.
+        [
+            "you have been selected for the panel",
+            "update your pension beneficiary",
+            "wire it to our trust account",
+            "the prize committee",
+        ],
+    ),
     "lex.LINK": (
         "search",
         ["see https://x.example", "visit www.example.com", "click here", "[link]"],
@@ -189,8 +209,14 @@ CASES: dict[str, tuple[Mode, list[str], list[str]]] = {
             "réponse automatique : x",
             "respuesta automática: x",
             "risposta automatica: x",
+            "auto-reply: out of office\n\nthank you for your email.",
         ],
-        ["out of the office", "re: automatic reply settings", "automatic replies are off"],
+        [
+            "out of the office",
+            "re: automatic reply settings",
+            "automatic replies are off",
+            "thanks! my auto-reply: is on until friday",
+        ],
     ),
     "lex.NO_REPLY_LOCAL": (
         "fullmatch",
@@ -208,8 +234,14 @@ CASES: dict[str, tuple[Mode, list[str], list[str]]] = {
             "automated",
             "auto-confirm",
             "noreply+abc",
+            "orders",
+            "order",
+            "receipts",
+            "shipping",
+            "shipments",
+            "tracking",
         ],
-        ["noah", "jane.doe", "alertness"],
+        ["noah", "jane.doe", "alertness", "orderly", "shipper"],
     ),
     "lex.MARKETING_LOCAL": (
         "fullmatch",

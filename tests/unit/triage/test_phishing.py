@@ -224,6 +224,107 @@ PHISHING_CASES: list[tuple[str, dict[str, Any], str | None]] = [
         None,
     ),
     ("same name, other suffix only", {"sender": "info@acme.org", "text": "Annual report."}, None),
+    # A mailbox provider's name in someone else's domain.
+    (
+        "provider name embedded",
+        {"sender": "Omari <omari@hotmail-net.example>", "text": "Low rates, see www.x.example"},
+        RuleId.PHISHING_PROVIDER,
+    ),
+    (
+        "provider homoglyph",
+        {"sender": "support@gmai1.com", "text": "Hello."},
+        RuleId.PHISHING_PROVIDER,
+    ),
+    ("the provider itself", {"sender": "kim@gmail.com", "text": "Dinner?"}, None),
+    ("the provider abroad", {"sender": "kim@hotmail.co.uk", "text": "Dinner?"}, None),
+    ("a provider's own company", {"sender": "sam@yahoo-inc.com", "text": "Agenda."}, None),
+    ("an ordinary word", {"sender": "ed@outlookindia.com", "text": "Interview?"}, None),
+    # A top-level domain abuse trackers rank high: a weak fact, never alone.
+    (
+        "lure and link from an abused TLD",
+        {
+            "sender": "billing@pay-desk.top",
+            "text": "Your payment details need an update, click here.",
+        },
+        RuleId.PHISHING_LURE,
+    ),
+    (
+        "bait and link from an abused TLD",
+        {"sender": "desk@rewards.ru", "text": "You have been selected: https://x.example"},
+        RuleId.PHISHING_ADVANCE_FEE,
+    ),
+    (
+        "abused TLD with a link only",
+        {"sender": "dev@kernel-hacker.xyz", "text": "Patch v2: https://git.example/p"},
+        None,
+    ),
+    (
+        "abused TLD is not a second fact",
+        {"sender": "ACME Fans <fans@club.top>", "text": "Meet-up photos."},
+        None,
+    ),
+    # Scam text alone: bait, a lure and a link, unsolicited.
+    (
+        "scam text from a stranger",
+        {
+            "sender": "claims@rewards.example",
+            "subject": "Your unclaimed funds",
+            "text": "You won the lottery. Send your banking details at https://x.example",
+        },
+        RuleId.PHISHING_SCAM,
+    ),
+    (
+        "scam text without a link",
+        {"sender": "claims@rewards.example", "text": "You won the lottery. Send bank details."},
+        None,
+    ),
+    (
+        "scam text without a lure",
+        {"sender": "news@paper.example", "text": "Lottery results: https://paper.example/draw"},
+        None,
+    ),
+    (
+        "selected, payment details, link: an honorarium, not bait",
+        {
+            "sender": "events@conf.example",
+            "text": "You have been selected for the panel. Payment details: https://conf.example",
+        },
+        None,
+    ),
+    (
+        "scam warning as list mail",
+        {
+            "sender": "security@bank.example",
+            "list_id": "<alerts.bank.example>",
+            "text": "Lottery scams ask for bank details. Learn more: https://bank.example",
+        },
+        None,
+    ),
+    (
+        "scam warning with an unsubscribe footer",
+        {
+            "sender": "security@bank.example",
+            "text": "Lottery scams ask for bank details. See https://bank.example\nUnsubscribe",
+        },
+        None,
+    ),
+    (
+        "scam text in a thread",
+        {
+            "sender": "pat@partner.example",
+            "in_reply_to": "<1@partner.example>",
+            "text": "Got this lottery mail asking for bank details: https://x.example, fake?",
+        },
+        None,
+    ),
+    (
+        "scam text from a known person",
+        {
+            "sender": "Ada Lovelace <chair@board.example.org>",
+            "text": "An inheritance mail wants my bank details via https://x.example: beware",
+        },
+        None,
+    ),
 ]
 
 

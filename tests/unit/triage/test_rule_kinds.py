@@ -134,6 +134,11 @@ AUTO_REPLY_CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("subject automatic reply", {"subject": "Automatic reply: Budget"}, True),
     ("german server prefix", {"subject": "Automatische Antwort: Budget"}, True),
     ("subject auto-reply", {"subject": "Auto-Reply: Q3 numbers"}, True),
+    (
+        "text opens with the server's label",
+        {"subject": "Re: Find a time", "text": "Auto-Reply: Out of Office\n\n" + _OOO},
+        True,
+    ),
     # Negatives: without headers or a server's subject prefix, a person wrote it.
     ("personal note titled out of the office", {"subject": "Out of the office"}, False),
     (
@@ -142,6 +147,11 @@ AUTO_REPLY_CASES: list[tuple[str, dict[str, Any], bool]] = [
         False,
     ),
     ("body formula only", {"subject": "Re: Budget", "text": _OOO}, False),
+    (
+        "label further down the text",
+        {"text": "Thanks, noted.\nAutomatic reply: my assistant set it up for the trip."},
+        False,
+    ),
     ("person out tomorrow", {"text": "I'm out of the office tomorrow, can we meet Friday?"}, False),
     (
         "quoted auto-reply",
@@ -165,6 +175,7 @@ def test_auto_replies(case: str, fields: dict[str, Any], is_auto: bool) -> None:
         return
     assert result is not None
     assert result.provenance.rule_id == RuleId.AUTO_REPLY
+    assert result.reason.startswith("automatic reply (")  # names what gave it away
     # Surfaced, not dropped: the return date and stand-in matter to scheduling.
     assert (result.category, result.priority) == (Category.NOTIFY, Priority.LOW)
 
@@ -208,6 +219,11 @@ AUTOMATED_CASES: list[tuple[str, dict[str, Any], Priority | None]] = [
         Priority.NORMAL,
     ),
     ("internal robot", {"sender": "noreply@acme.com", "subject": "Expense approved"}, Priority.LOW),
+    (
+        "order confirmation",
+        {"sender": "orders@shop.example", "subject": "Your order has shipped"},
+        Priority.LOW,
+    ),
     # Negatives: an automated mail that asks for something is left to the next stage.
     (
         "no-reply with a deadline",
