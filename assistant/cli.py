@@ -14,6 +14,7 @@ from rich.console import Console
 from assistant import __version__
 from assistant.cli_support import settings_or_exit
 from assistant.core.errors import ConfigurationError
+from assistant.core.startup import resume_collector
 from assistant.core.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -91,6 +92,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -99,6 +101,10 @@ def main(
     ] = False,
 ) -> None:
     """Executive Assistant."""
+    # `serve` resumes garbage collection once its app has started (assistant.app); every
+    # other command as it begins.
+    if ctx.invoked_subcommand != "serve":
+        resume_collector()
 
 
 @app.command()
