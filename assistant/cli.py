@@ -14,8 +14,8 @@ from rich.console import Console
 from assistant import __version__
 from assistant.cli_support import settings_or_exit
 from assistant.core.errors import ConfigurationError
-from assistant.core.startup import resume_collector
 from assistant.core.settings import Settings, load_settings
+from assistant.core.startup import resume_collector
 
 T = TypeVar("T")
 
@@ -135,6 +135,8 @@ def serve(
         # h11 caps the request line plus headers it buffers (httptools has no such cap).
         http="h11",
         h11_max_incomplete_event_size=settings.server.max_header_bytes,
+        # No route speaks WebSocket: uvicorn need not load a WebSocket implementation.
+        ws="none",
     )
 
 
