@@ -4,7 +4,9 @@ openai with langchain_core (~2 s of imports), msal with requests (Entra mode onl
 caldav with niquests (a CalDAV connector only) and alembic (migrations and the readiness
 check) once made up most of the service's start-up; they load on first use, as do the chat
 agent with its tools and model client (the first turn), the triage rules with the Public
-Suffix List (the first triage) and the IMAP/SMTP clients (the first IMAP instance). A fresh
+Suffix List (the first triage), the IMAP/SMTP clients (the first IMAP instance) and, on
+SQLite, SQLAlchemy's PostgreSQL dialect with its drivers' modules, and icalendar with
+recurring-ical-events (the first calendar read or write). A fresh
 interpreter shows what importing the CLI and the app, and discovering the connectors, pulls in.
 
 The console script also pauses garbage collection while the process starts (see
@@ -43,6 +45,9 @@ DEFERRED = (
     "assistant.triage.rules",
     "assistant.triage.lookalike",
     "integrations.imap.email",
+    "sqlalchemy.dialects.postgresql",
+    "icalendar",
+    "recurring_ical_events",
 )
 
 
