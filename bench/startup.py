@@ -12,8 +12,9 @@ candidate alike:
 
 Each candidate gets its own data dir, migrated before timing (``assistant db upgrade`` is
 not part of serve), and its tree's bytecode compiled first, as an install does (pip compiles
-what it installs; the Docker image ships bytecode); ``--no-compile`` leaves that out, and
-then, under ``PYTHONDONTWRITEBYTECODE=1``, every start compiles the project's sources again.
+what it installs; the Docker image ships bytecode). ``--no-compile`` leaves the bytecode as
+found: in a tree without any, under ``PYTHONDONTWRITEBYTECODE=1``, every start compiles the
+project's sources again (the condition of the figures measured before this option).
 Each tree is started through its own ``assistant`` console script, the entry point that
 ``[project.scripts]`` in its pyproject.toml names. The median of ``--rounds`` starts is
 reported with the spread; CPU seconds of each start are printed too, since wall time moves
@@ -159,7 +160,7 @@ def main() -> None:
     parser.add_argument(
         "--no-compile",
         action="store_true",
-        help="Do not compile the trees' bytecode first (starts may compile sources).",
+        help="Leave the trees' bytecode as found (without any, starts compile sources).",
     )
     args = parser.parse_args()
 
