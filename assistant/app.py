@@ -33,6 +33,7 @@ from assistant.core.middleware import (
     RequestMetrics,
 )
 from assistant.core.settings import Settings, get_settings
+from assistant.core.startup import resume_collector
 from assistant.ingestion import push as mail_push
 from assistant.services import Services
 from assistant.web import install as install_web
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
             app.state.governance = await start_governance(app.state.services)
         log.info("app.started", environment=settings.environment.value, version=__version__)
+        # Started: what start-up built is frozen and garbage collection resumes (a no-op
+        # unless the console script paused it; see assistant.core.startup).
+        resume_collector()
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from assistant import __version__
 from assistant.cli_support import settings_or_exit
 from assistant.core.errors import ConfigurationError
 from assistant.core.settings import Settings, load_settings
+from assistant.core.startup import resume_collector
 
 T = TypeVar("T")
 
@@ -91,6 +92,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -99,6 +101,10 @@ def main(
     ] = False,
 ) -> None:
     """Executive Assistant."""
+    # `serve` resumes garbage collection once its app has started (assistant.app); every
+    # other command as it begins.
+    if ctx.invoked_subcommand != "serve":
+        resume_collector()
 
 
 @app.command()
@@ -129,6 +135,8 @@ def serve(
         # h11 caps the request line plus headers it buffers (httptools has no such cap).
         http="h11",
         h11_max_incomplete_event_size=settings.server.max_header_bytes,
+        # No route speaks WebSocket: uvicorn need not load a WebSocket implementation.
+        ws="none",
     )
 
 

@@ -11,8 +11,14 @@ candidate alike:
   the same interpreter and packages, so the only difference is the code.
 
 Each candidate gets its own data dir, migrated before timing (``assistant db upgrade`` is
-not part of serve). The median of ``--rounds`` starts is reported with the spread; CPU
-seconds of each start are printed too, since wall time moves with the machine's load.
+not part of serve), and its tree's bytecode compiled first, as an install does (pip compiles
+what it installs; the Docker image ships bytecode). ``--no-compile`` leaves the bytecode as
+found: in a tree without any, under ``PYTHONDONTWRITEBYTECODE=1``, every start compiles the
+project's sources again (the condition of the figures measured before this option).
+Each tree is started through its own ``assistant`` console script, the entry point that
+``[project.scripts]`` in its pyproject.toml names. The median of ``--rounds`` starts is
+reported with the spread; CPU seconds of each start are printed too, since wall time moves
+with the machine's load.
 
 Last line: ``startup serve_s=<median> hello_s=<median> serve_vs_hello=<ratio>
 [baseline_s=<median> speedup=<baseline/serve>]``.
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +53,18 @@ def healthz() -> dict[str, str]:
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
-_ASSISTANT = "import sys; from assistant.cli import app; sys.argv[0] = 'assistant'; app()"
+# What the generated `assistant` console script does, for the entry point "module:function".
+_CONSOLE_SCRIPT = (
+    "import sys; from importlib import import_module; sys.argv[0] = 'assistant'; "
+    "sys.exit(getattr(import_module({module!r}), {function!r})())"
+)
+
+
+def console_script(tree: Path) -> str:
+    """The code of ``tree``'s `assistant` console script."""
+    project = tomllib.loads((tree / "pyproject.toml").read_text())
+    module, _, function = project["project"]["scripts"]["assistant"].partition(":")
+    return _CONSOLE_SCRIPT.format(module=module, function=function)
 
 
 @dataclass
@@ -67,7 +85,7 @@ class Candidate:
     def command(self, port: int) -> list[str]:
         if self.tree is None:
             return [sys.executable, "-c", _HELLO, str(port)]
-        return [sys.executable, "-c", _ASSISTANT, "serve", "--port", str(port)]
+        return [sys.executable, "-c", console_script(self.tree), "serve", "--port", str(port)]
 
 
 def free_port() -> int:
@@ -76,13 +94,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare(candidate: Candidate, scratch: Path) -> None:
+def prepare(candidate: Candidate, scratch: Path, *, compile_bytecode: bool) -> None:
     if candidate.tree is None:
         return
     candidate.data_dir = scratch / candidate.name
     candidate.data_dir.mkdir()
+    if compile_bytecode:
+        packages = [
+            str(candidate.tree / name) for name in ("assistant", "governance", "integrations")
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", *packages], check=True, capture_output=True
+        )
     subprocess.run(
-        [sys.executable, "-c", _ASSISTANT, "db", "upgrade"],
+        [sys.executable, "-c", console_script(candidate.tree), "db", "upgrade"],
         cwd=candidate.tree,
         env=candidate.env(),
         check=True,
@@ -132,6 +157,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline-tree", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="Leave the trees' bytecode as found (without any, starts compile sources).",
+    )
     args = parser.parse_args()
 
     candidates = [Candidate("hello", None), Candidate("serve", REPO)]
@@ -140,8 +170,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         scratch = Path(tmp)
         for candidate in candidates:
-            prepare(candidate, scratch)
-        for candidate in candidates:  # one unmeasured start each: bytecode caches written
+            prepare(candidate, scratch, compile_bytecode=not args.no_compile)
+        for candidate in candidates:  # one unmeasured start each: the OS's file cache warm
             start_once(candidate, scratch, args.timeout)
             candidate.wall_s.clear()
             candidate.cpu_s.clear()
@@ -166,7 +196,10 @@ def main() -> None:
             f" baseline_s={medians['baseline']:.2f}"
             f" speedup={medians['baseline'] / medians['serve']:.2f}"
         )
-    print(f"cores={os.cpu_count()} load_1min={os.getloadavg()[0]:.1f} rounds={args.rounds}")
+    print(
+        f"cores={os.cpu_count()} load_1min={os.getloadavg()[0]:.1f} rounds={args.rounds}"
+        f" bytecode={'as found' if args.no_compile else 'compiled'}"
+    )
     print(line)
 
 

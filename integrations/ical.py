@@ -1,7 +1,9 @@
 """iCalendar helpers shared by calendar connectors (sandbox, CalDAV).
 
 Parsing and recurrence expansion use icalendar and recurring-ical-events; nothing here
-hand-parses RFC 5545.
+hand-parses RFC 5545. Both load on first use, not with this module: the sandbox, CalDAV
+and Graph connectors import it at discovery, while the service starts, and icalendar alone
+was a sizeable share of that start-up.
 """
 
 from __future__ import annotations
@@ -10,11 +12,8 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-import icalendar
-import recurring_ical_events
 
 from integrations.base import (
     Attendee,
@@ -26,6 +25,9 @@ from integrations.base import (
     ShowAs,
 )
 from integrations.errors import MalformedContentError
+
+if TYPE_CHECKING:
+    import icalendar
 
 _PARTSTAT_TO_RESPONSE = {
     "ACCEPTED": ResponseStatus.ACCEPTED,
@@ -95,6 +97,8 @@ def build_vevent(
     stamp: datetime | None = None,
 ) -> icalendar.Event:
     """A VEVENT for ``request``, written in the request's own time zone."""
+    import icalendar  # on first use: see the module's docstring
+
     event = icalendar.Event()
     event.add("uid", uid)
     event.add("dtstamp", stamp or datetime.now(UTC))
@@ -119,6 +123,8 @@ def build_vevent(
 
 
 def _attendee_prop(attendee: Attendee) -> icalendar.vCalAddress:
+    import icalendar  # on first use: see the module's docstring
+
     prop = icalendar.vCalAddress(_mailto(attendee.address))
     if attendee.name:
         prop.params["CN"] = attendee.name
@@ -263,11 +269,15 @@ def parse_calendar(data: str | bytes) -> icalendar.Calendar:
         unique = f"{tzid} {hashlib.sha256(block.encode()).hexdigest()[:12]}"
         text = re.sub(rf"TZID=(\"?){re.escape(tzid)}\1(?=[:;])", f'TZID="{unique}"', text)
         text = re.sub(rf"^TZID:{re.escape(tzid)}(\r?)$", rf"TZID:{unique}\1", text, flags=re.M)
+    import icalendar  # on first use: see the module's docstring
+
     return icalendar.Calendar.from_ical(text)
 
 
 def wrap_calendar(*components: icalendar.Event) -> icalendar.Calendar:
     """A VCALENDAR around events (VTIMEZONEs added for every zone they use)."""
+    import icalendar  # on first use: see the module's docstring
+
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Executive Assistant//EN")
     cal.add("version", "2.0")
@@ -373,6 +383,8 @@ def expand(calendar: icalendar.Calendar, start: datetime, end: datetime) -> list
         or c.get("rdate") is not None
         or c.get("recurrence-id") is not None
     }
+    import recurring_ical_events  # on first use: see the module's docstring
+
     occurrences = []
     for component in recurring_ical_events.of(calendar, keep_recurrence_attributes=True).between(
         start, end
@@ -408,6 +420,8 @@ def find_occurrence(
     calendar: icalendar.Calendar, base_id: str, event_id: str, moment: datetime
 ) -> icalendar.Event | None:
     """The expanded occurrence ``event_id`` (whose RECURRENCE-ID is ``moment``), moved or not."""
+    import icalendar  # on first use: see the module's docstring
+
     windows = [moment]
     for component in calendar.walk("VEVENT"):
         if (

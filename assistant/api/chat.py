@@ -13,23 +13,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.agent import store
-from assistant.agent.agent import Agent, ChatEvent
 from assistant.agent.scope import ensure_may_chat
 from assistant.api.deps import ServicesDep, SessionDep, require
 from assistant.auth.permissions import Permission
 from assistant.core.errors import PermissionDeniedError
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep
-from assistant.llm.client import LLMClient
-from assistant.llm.metering import DatabaseMeter
 from assistant.services import Services
+
+if TYPE_CHECKING:
+    from assistant.agent.agent import Agent, ChatEvent
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 
@@ -54,6 +54,10 @@ def get_agent(request: Request, services: ServicesDep, governance: GovernanceDep
 
 
 def build_agent(services: Services, actions: object) -> Agent:
+    # The agent, its tools and the model client load with the first turn, not at start-up.
+    from assistant.agent.agent import Agent
+    from assistant.llm.client import LLMClient
+    from assistant.llm.metering import DatabaseMeter
     from governance.service import ActionService
 
     assert isinstance(actions, ActionService)

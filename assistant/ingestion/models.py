@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from assistant.core.db import Base, UTCDateTime
@@ -44,14 +44,17 @@ class TriageQueueItem(Base):
         UniqueConstraint(
             "tenant_id", "connector", "provider_id", name="uq_mail_triage_queue_provider_id"
         ),
+        # In the database (migration 0005) this index is partial, WHERE message_id IS NOT
+        # NULL, on both backends. It is declared without the predicate: NULLs never collide
+        # in a unique index on SQLite or PostgreSQL, and naming a dialect's option
+        # (postgresql_where) makes SQLAlchemy import that dialect's package, every
+        # PostgreSQL driver's module, when this module loads, even on SQLite.
         Index(
             "uq_mail_triage_queue_message_id",
             "tenant_id",
             "connector",
             "message_id",
             unique=True,
-            sqlite_where=text("message_id IS NOT NULL"),
-            postgresql_where=text("message_id IS NOT NULL"),
         ),
         Index("ix_mail_triage_queue_status", "tenant_id", "status", "id"),
     )

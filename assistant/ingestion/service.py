@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import structlog
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.clock import utcnow
@@ -73,7 +72,15 @@ def _queue_payload(message: EmailMessage) -> dict[str, Any]:
 
 def _insert(session: AsyncSession) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TriageQueueItem)
+    # Imported for the backend in use: PostgreSQL's dialect loads every PostgreSQL driver's
+    # module, needless on SQLite.
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(TriageQueueItem)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(TriageQueueItem)
 
 
 async def enqueue(

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
-# The Public Suffix List shipped inside the package (no download): it knows co.uk, com.au
-# and the private suffixes (github.io, azurewebsites.net) where every name is another owner.
-_PSL = PublicSuffixList()
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List shipped inside the package (no download): it knows co.uk,
+    com.au and the private suffixes (github.io, azurewebsites.net) where every name is
+    another owner. Parsed on first use, not at import: it is a sizeable share of the
+    service's start-up, and only triage needs it."""
+    return PublicSuffixList()
+
 
 # Characters that render like Latin letters: Cyrillic, Greek, Armenian and small-capital
 # letters (escaped, so that this file does not itself confuse a reader), digits, symbols.
@@ -60,7 +66,7 @@ _MULTI = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 def split_domain(domain: str) -> tuple[str, str]:
     """(registrable name, public suffix): 'mail.acme.co.uk' -> ('acme', 'co.uk')."""
     domain = domain.lower().rstrip(".")
-    suffix = _PSL.publicsuffix(domain) or ""
+    suffix = _public_suffixes().publicsuffix(domain) or ""
     if suffix and domain != suffix and domain.endswith("." + suffix):
         return domain[: -len(suffix) - 1].rsplit(".", 1)[-1], suffix
     labels = domain.split(".")

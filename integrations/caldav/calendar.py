@@ -20,11 +20,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote, urljoin
 from zoneinfo import ZoneInfo
 
-import icalendar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -52,6 +51,9 @@ from integrations.errors import (
     MalformedContentError,
     RetriableConnectorError,
 )
+
+if TYPE_CHECKING:
+    import icalendar
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -719,6 +721,8 @@ class CalDAVCalendarConnector:
     @staticmethod
     def _override_for(resource: _Resource, component: icalendar.Event) -> icalendar.Event:
         """The override VEVENT for an expanded occurrence, created from it when missing."""
+        import icalendar  # on first use, as in integrations.ical: not at discovery
+
         rid = component.decoded("recurrence-id")
         for existing in resource.calendar.walk("VEVENT"):
             if (
@@ -835,6 +839,8 @@ class CalDAVCalendarConnector:
                     raise ConnectorNotFoundError(f"no occurrence {event_id!r}", connector=self.name)
                 targets = [self._override_for(resource, found[1])]
             else:
+                import icalendar  # on first use, as in integrations.ical: not at discovery
+
                 targets = [
                     c for c in resource.calendar.walk("VEVENT") if isinstance(c, icalendar.Event)
                 ]

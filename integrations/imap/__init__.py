@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from integrations.base import Capability, ConnectorContext, ConnectorSpec, FolderRole
-from integrations.imap.connection import ImapEndpoint
-from integrations.imap.email import ImapEmailConnector
-from integrations.imap.smtp import SmtpEndpoint
+
+if TYPE_CHECKING:
+    from integrations.imap.email import ImapEmailConnector
 
 
 class ImapEmailConfig(BaseModel):
@@ -99,6 +99,12 @@ def _token_provider(config: ImapEmailConfig, context: ConnectorContext) -> Any:
 
 def build_connector(config: ImapEmailConfig, context: ConnectorContext) -> ImapEmailConnector:
     """A connector instance for one tenant (synchronous form of the factory)."""
+    # The IMAP and SMTP clients and the MIME layer load with the first instance: discovery
+    # at start-up needs only the spec and its config model.
+    from integrations.imap.connection import ImapEndpoint
+    from integrations.imap.email import ImapEmailConnector
+    from integrations.imap.smtp import SmtpEndpoint
+
     tokens = _token_provider(config, context)
     password = config.password.get_secret_value() if config.password else None
     username = config.username or config.address
@@ -148,3 +154,12 @@ EMAIL_SPEC = ConnectorSpec(
 )
 
 __all__ = ["EMAIL_SPEC", "ImapEmailConfig", "ImapEmailConnector", "build_connector"]
+
+
+def __getattr__(name: str) -> Any:
+    # ImapEmailConnector is exported but loads on first use (see build_connector).
+    if name == "ImapEmailConnector":
+        from integrations.imap.email import ImapEmailConnector
+
+        return ImapEmailConnector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

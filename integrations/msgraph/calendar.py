@@ -15,6 +15,7 @@ import re
 import time as time_module
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -93,13 +94,13 @@ _INVITE_ACTION = {
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
+@cache
 def _windows_zones() -> dict[str, str]:
+    """IANA zone -> Windows zone, from CLDR's table as icalendar ships it; built on first
+    use: importing icalendar at discovery was a sizeable share of the service's start-up."""
     from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
     return {iana: windows for windows, iana in WINDOWS_TO_OLSON.items()}
-
-
-_IANA_TO_WINDOWS = _windows_zones()
 
 
 class GraphCalendarConfig(EntraAuthConfig):
@@ -158,7 +159,7 @@ def graph_datetime(moment: datetime, zone: str) -> dict[str, str]:
         return {"dateTime": wall.replace(tzinfo=None).isoformat(), "timeZone": "UTC"}
     return {
         "dateTime": wall.replace(tzinfo=None).isoformat(),
-        "timeZone": _IANA_TO_WINDOWS.get(zone, zone),
+        "timeZone": _windows_zones().get(zone, zone),
     }
 
 

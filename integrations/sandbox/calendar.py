@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import icalendar
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +35,9 @@ from integrations.errors import (
 )
 from integrations.sandbox.models import SandboxEvent, SandboxPerson
 
+if TYPE_CHECKING:
+    import icalendar
+
 _INVITE_TO_PARTSTAT = {
     InviteResponse.ACCEPT: "ACCEPTED",
     InviteResponse.TENTATIVE: "TENTATIVE",
@@ -59,6 +61,8 @@ def working_hours_from_row(person: SandboxPerson) -> WorkingHours:
 
 
 def _vevent(row: SandboxEvent) -> icalendar.Event:
+    import icalendar  # on first use, as in integrations.ical: not at discovery
+
     cal = icalendar.Calendar.from_ical(row.ical)
     component = next(iter(cal.walk("VEVENT")))
     assert isinstance(component, icalendar.Event)
@@ -344,6 +348,8 @@ class SandboxCalendarConnector:
                     "only the organiser can cancel; decline instead", connector=self.name
                 )
             if occurrence:
+                import icalendar  # on first use, as in integrations.ical: not at discovery
+
                 cal = icalendar.Calendar.from_ical(row.ical)
                 master = next(iter(cal.walk("VEVENT")))
                 master.add("exdate", _occurrence_moment(occurrence, event_id, self.name))
@@ -357,6 +363,8 @@ class SandboxCalendarConnector:
     ) -> CalendarEvent:
         async with self._sessions() as session, session.begin():
             row = await self._owned_row(session, event_id)
+            import icalendar  # on first use, as in integrations.ical: not at discovery
+
             cal = icalendar.Calendar.from_ical(row.ical)
             component = next(iter(cal.walk("VEVENT")))
             attendees = component.get("attendee")

@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.ids import new_id
@@ -52,7 +50,17 @@ async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -
 
     One upsert statement, so two first writers cannot both insert the row.
     """
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    # The backend's own INSERT ... ON CONFLICT, imported for the backend in use: importing
+    # PostgreSQL's dialect loads every PostgreSQL driver's module, needless on SQLite.
+    insert: Any
+    if session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        insert = sqlite_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        insert = pg_insert
     statement = (
         insert(SandboxMailboxState)
         .values(tenant_id=tenant_id, mailbox=mailbox, change_seq=1)
