@@ -18,6 +18,7 @@ import structlog
 
 from assistant.core.errors import ValidationFailedError
 from assistant.core.settings import DraftingSettings
+from assistant.drafting.limits import MAX_INSTRUCTIONS
 from assistant.llm.client import LLMClient
 from assistant.llm.errors import LLMError
 from assistant.llm.metering import LLMCallRecord, Usage
@@ -264,7 +265,6 @@ async def draft_reply(
 
 REDRAFT_PROMPT = "redrafting@1"
 #: The most an instruction may say: a few sentences, not a second email.
-MAX_INSTRUCTIONS = 2000
 
 
 async def redraft_reply(

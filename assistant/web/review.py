@@ -18,10 +18,8 @@ from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import AssistantError, NotFoundError, ValidationFailedError
-from assistant.drafting import propose_revision, redraft_reply
-from assistant.drafting.drafter import MAX_INSTRUCTIONS
+from assistant.drafting.limits import MAX_INSTRUCTIONS
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
-from assistant.llm.client import LLMClient
 from assistant.llm.metering import DatabaseMeter
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from assistant.web.scope import Executive
@@ -337,6 +335,10 @@ async def revise(
     message = await _original_message(page, executive, action, draft.reply_to_id)
     services = page.services
     await session.commit()  # no transaction stays open while the model writes
+    # The drafter and the model client load on the first re-draft, not at start-up.
+    from assistant.drafting import propose_revision, redraft_reply
+    from assistant.llm.client import LLMClient
+
     llm = LLMClient(services.settings.llm, DatabaseMeter(services.sessions))
     try:
         proposal = await redraft_reply(

@@ -41,6 +41,7 @@ DEFERRED = (
     "assistant.agent.agent",
     "assistant.agent.tools",
     "assistant.llm.client",
+    "assistant.drafting.drafter",
     "assistant.triage.cascade",
     "assistant.triage.rules",
     "assistant.triage.lookalike",
