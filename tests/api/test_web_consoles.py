@@ -200,6 +200,10 @@ async def test_a_dead_connector_shows_down(console: Console) -> None:
     assert 'data-health="down"' in row
     sandbox = listing.text.split('data-connector="sandbox-mail"')[1].split("</tr>")[0]
     assert 'data-health="ok"' in sandbox
+    # The admin API asks the same way (one function for the page and the API).
+    listed = {c["name"]: c for c in (await client.get("/api/v1/admin/connectors")).json()}
+    assert listed["dead-imap"]["status"] == "down", listed["dead-imap"]
+    assert listed["sandbox-mail"]["status"] == "ok"
 
 
 async def test_admin_disables_and_tests_a_connector(console: Console) -> None:
