@@ -26,10 +26,12 @@ from starlette.datastructures import FormData
 
 from assistant.api import connectors as connectors_api
 from assistant.api.deps import SessionDep
+from assistant.auth import users
 from assistant.auth.permissions import Permission
 from assistant.change_control import appliers
 from assistant.connector_store import ConnectorStore, SecretBox, is_configured_in_settings
 from assistant.core.errors import ConflictError, ValidationFailedError
+from assistant.core.principal import Role
 from assistant.core.settings import OwnerSettings
 from assistant.governance_app import GovernanceDep
 from assistant.web.consoles import live_healths, require_tenant
@@ -167,6 +169,41 @@ def _store(page: Page) -> ConnectorStore:
     return ConnectorStore(services.registry, SecretBox(services.settings.secret_key))
 
 
+@dataclass(frozen=True)
+class ExecutiveChoice:
+    """An executive of the tenant a connector may serve (a checkbox of the form)."""
+
+    user_id: str
+    label: str
+
+
+async def _executives(session: SessionDep, tenant_id: str) -> list[ExecutiveChoice]:
+    """The tenant's enabled users holding the executive role, by user name."""
+    roles = await users.roles_by_user(session, tenant_id)
+    return [
+        ExecutiveChoice(
+            user_id=u.id,
+            label=f"{u.display_name or u.username}" + (f" ({u.email})" if u.email else ""),
+        )
+        for u in await users.list_users(session, tenant_id)
+        if not u.disabled and Role.EXECUTIVE in roles.get(u.id, frozenset())
+    ]
+
+
+def _chosen_executives(form: FormData, choices: list[ExecutiveChoice]) -> list[str]:
+    """The ticked executives, each one of the tenant's (checked before anything is written,
+    so a refused form leaves no half-made connector)."""
+    known = {c.user_id for c in choices}
+    chosen = [str(v) for v in form.getlist("executives")]
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise ValidationFailedError(
+            "a connector serves executives of this tenant",
+            problems=[f"executives: {len(unknown)} choice(s) are not an executive here"],
+        )
+    return list(dict.fromkeys(chosen))
+
+
 @router.get("", response_class=HTMLResponse)
 async def admin_home(page: PageDep) -> RedirectResponse:
     await require_tenant(page, Permission.CONNECTORS_READ)
@@ -188,8 +225,11 @@ async def connectors(page: PageDep, session: SessionDep) -> HTMLResponse:
         for r in await _store(page).list(session, tenant)
     )
     live = [services.connectors.instances.get((tenant, r["name"])) for r in rows]
-    for row, health in zip(rows, await live_healths(live), strict=True):
+    await services.connectors.load_bindings()
+    names = {c.user_id: c.label for c in await _executives(session, tenant)}
+    for row, instance, health in zip(rows, live, await live_healths(live), strict=True):
         row["health"] = health
+        row["executives"] = [names.get(e, e) for e in (instance.executives if instance else ())]
     specs = sorted(services.registry.specs.values(), key=lambda s: s.slug)
     return page.render(
         "admin_connectors.html",
@@ -200,11 +240,16 @@ async def connectors(page: PageDep, session: SessionDep) -> HTMLResponse:
 
 
 @router.get("/connectors/new", response_class=HTMLResponse)
-async def new_connector(page: PageDep, slug: str) -> HTMLResponse:
+async def new_connector(page: PageDep, session: SessionDep, slug: str) -> HTMLResponse:
     await require_tenant(page, Permission.CONNECTORS_MANAGE)
     spec = page.services.registry.get(slug)
     return page.render(
-        "admin_connector_form.html", spec=spec, fields=form_fields(spec.config_model), values={}
+        "admin_connector_form.html",
+        spec=spec,
+        fields=form_fields(spec.config_model),
+        values={},
+        executives=await _executives(session, page.person.tenant_id),
+        chosen=[],
     )
 
 
@@ -218,6 +263,8 @@ async def create_connector(
     spec = page.services.registry.get(slug)
     fields = form_fields(spec.config_model)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k.startswith("config.")}
+    choices = await _executives(session, page.person.tenant_id)
+    again = _FormAgain(page, spec, fields, form, values, choices, editing=None)
     try:
         body = connectors_api.ConnectorIn(
             name=str(form.get("name") or "").strip(),
@@ -225,40 +272,121 @@ async def create_connector(
             config=config_from_form(fields, form),
             enabled=form.get("enabled") == "on",
             owner=_owner_from_form(form),
+            executives=_chosen_executives(form, choices),
             reason=str(form.get("reason") or "").strip() or "connector created in the web app",
         )
     except ValueError as exc:  # pydantic's: the name
-        return _form_again(page, spec, fields, form, values, ValidationFailedError(str(exc)))
+        return again(ValidationFailedError(str(exc)))
     except ValidationFailedError as exc:
-        return _form_again(page, spec, fields, form, values, exc)
+        return again(exc)
     try:
         await connectors_api.create_connector(body, page.services, session, page.person)
     except (ValidationFailedError, ConflictError) as exc:
-        return _form_again(page, spec, fields, form, values, exc)
+        return again(exc)
     return back(page, f"{PREFIX}/admin/connectors", notice=f"{body.name} added")
 
 
-def _form_again(
-    page: Page,
-    spec: Any,
-    fields: list[FormField],
-    form: FormData,
-    values: dict[str, Any],
-    error: ValidationFailedError | ConflictError,
-) -> HTMLResponse:
-    """The form with what she typed (never a secret) and every problem at once."""
-    secret = {f"config.{f.name}" for f in fields if f.kind == "secret"}
+def _edit_values(fields: list[FormField], config: dict[str, Any]) -> dict[str, str]:
+    """The stored config as the form's inputs show it (secrets never: an empty secret keeps
+    the stored one)."""
+    values: dict[str, str] = {}
+    for field in fields:
+        value = config.get(field.name)
+        if field.kind == "secret" or value is None:
+            continue
+        key = f"config.{field.name}"
+        if field.kind == "checkbox":
+            values[key] = "on" if value else "off"
+        elif field.kind == "lines" and isinstance(value, list | tuple):
+            values[key] = "\n".join(str(v) for v in value)
+        elif field.kind == "json":
+            values[key] = json.dumps(value)
+        else:
+            values[key] = str(value)
+    return values
+
+
+@router.get("/connectors/{name}/edit", response_class=HTMLResponse)
+async def edit_connector(page: PageDep, session: SessionDep, name: str) -> HTMLResponse:
+    """The form of a stored instance, filled with its config (never its secrets)."""
+    await require_tenant(page, Permission.CONNECTORS_MANAGE)
+    store = _store(page)
+    row = await store.get(session, page.person.tenant_id, name)
+    spec = page.services.registry.get(row.slug)
+    fields = form_fields(spec.config_model)
+    await page.services.connectors.load_bindings()
+    live = page.services.connectors.instances.get((row.tenant_id, row.name))
     return page.render(
         "admin_connector_form.html",
-        status_code=error.status_code,
         spec=spec,
         fields=fields,
-        values={k: v for k, v in values.items() if k not in secret},
-        name=str(form.get("name") or ""),
-        error=type(error).__name__,
-        detail=error.detail,
-        problems=error.extra.get("problems", []),
+        values=_edit_values(fields, dict(row.config)),
+        name=row.name,
+        editing=row,
+        executives=await _executives(session, row.tenant_id),
+        chosen=list(live.executives) if live else [],
     )
+
+
+@router.post("/connectors/{name}", response_model=None)
+async def save_connector(
+    request: Request, page: PageDep, session: SessionDep, name: str
+) -> HTMLResponse | RedirectResponse:
+    """Merge the edited config (empty inputs and secrets keep what is stored), the owner if
+    named, and the executives it serves; through the admin API's code."""
+    await require_tenant(page, Permission.CONNECTORS_MANAGE)
+    row = await _store(page).get(session, page.person.tenant_id, name)
+    spec = page.services.registry.get(row.slug)
+    form = await request.form()
+    fields = form_fields(spec.config_model)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k.startswith("config.")}
+    choices = await _executives(session, page.person.tenant_id)
+    again = _FormAgain(page, spec, fields, form, values, choices, editing=row)
+    try:
+        body = connectors_api.ConnectorPatch(
+            config=config_from_form(fields, form),
+            enabled=form.get("enabled") == "on",
+            owner=_owner_from_form(form),
+            executives=_chosen_executives(form, choices),
+            reason=str(form.get("reason") or "").strip() or "connector edited in the web app",
+        )
+    except ValidationFailedError as exc:
+        return again(exc)
+    try:
+        await connectors_api.update_connector(name, body, page.services, session, page.person)
+    except (ValidationFailedError, ConflictError) as exc:
+        return again(exc)
+    return back(page, f"{PREFIX}/admin/connectors", notice=f"{name} saved")
+
+
+@dataclass(frozen=True)
+class _FormAgain:
+    """The form with what she typed (never a secret) and every problem at once."""
+
+    page: Page
+    spec: Any
+    fields: list[FormField]
+    form: FormData
+    values: dict[str, Any]
+    executives: list[ExecutiveChoice]
+    editing: Any
+
+    def __call__(self, error: ValidationFailedError | ConflictError) -> HTMLResponse:
+        secret = {f"config.{f.name}" for f in self.fields if f.kind == "secret"}
+        return self.page.render(
+            "admin_connector_form.html",
+            status_code=error.status_code,
+            spec=self.spec,
+            fields=self.fields,
+            values={k: v for k, v in self.values.items() if k not in secret},
+            name=self.editing.name if self.editing else str(self.form.get("name") or ""),
+            editing=self.editing,
+            executives=self.executives,
+            chosen=[str(v) for v in self.form.getlist("executives")],
+            error=type(error).__name__,
+            detail=error.detail,
+            problems=error.extra.get("problems", []),
+        )
 
 
 @router.post("/connectors/{name}/test", response_class=HTMLResponse)

@@ -34,8 +34,11 @@ __all__ = ["triaged_template"]  # fixtures
 Console = tuple[httpx.AsyncClient, Any]
 
 #: Every state-changing route of the admin rooms, with a form that would otherwise pass.
+BASE = "/api/v1/admin/connectors"
+
 ADMIN_WRITES = [
     ("/app/admin/connectors", {"slug": "sandbox.email", "name": "x-mail", "enabled": "on"}),
+    ("/app/admin/connectors/x-mail", {"enabled": "on", "reason": "r"}),
     ("/app/admin/connectors/x-mail/test", {}),
     ("/app/admin/connectors/x-mail/enabled", {"enabled": "off", "reason": "r"}),
     ("/app/admin/governance/rollback", {"version": "policy@1", "reason": "r"}),
@@ -115,6 +118,63 @@ async def test_admin_adds_a_connector_from_its_generated_form(console: Console) 
         assert row.config["mailbox"] == DANA
     created = await _events(services, "connector.created")
     assert [e.actor_id for e in created if e.resource_id == "dana-mail"]
+
+
+async def test_admin_binds_a_connector_to_an_executive_whose_data_then_comes_from_it(
+    console: Console,
+) -> None:
+    """Unbound, the settings' sandbox mailbox serves nobody whose id is not its address:
+    Dana's inbox is empty over the API. The admin adds a mailbox bound to her, and her
+    inbox is that mailbox's; then she edits it to serve nobody, and it is empty again."""
+    client, services = console
+    dana = await sign_in(client, "dana")
+    assert dana.status_code in (302, 303)
+    assert (await client.get("/api/v1/triage/inbox")).json() == []
+
+    await sign_in(client, "ada")
+    form = await client.get("/app/admin/connectors/new", params={"slug": "sandbox.email"})
+    assert 'name="executives"' in form.text
+    dana_id = form.text.split('name="executives" value="')[1].split('"')[0]
+    fields = {
+        "csrf": csrf_of(form),
+        "slug": "sandbox.email",
+        "name": "dana-mail",
+        "config.mailbox": DANA,
+        "enabled": "on",
+    }
+    # a user who is no executive of this tenant is refused, with nothing kept
+    refused = await client.post(
+        "/app/admin/connectors", data={**fields, "executives": "not-a-user"}, headers=HTML
+    )
+    assert refused.status_code == 422 and "ValidationFailedError" in refused.text
+    assert "dana-mail" not in {c["name"] for c in (await client.get(BASE)).json()}
+
+    done = await client.post("/app/admin/connectors", data={**fields, "executives": dana_id})
+    assert done.status_code == 303, done.text
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    row = listing.text.split('data-connector="dana-mail"')[1].split("</tr>")[0]
+    assert "Dana" in row.split("data-serves>")[1].split("</td>")[0]
+    updated = await _events(services, "connector.updated")
+    assert [e.payload for e in updated if e.resource_id == "dana-mail"] == [
+        {"bound_executive": dana_id}
+    ]
+
+    await sign_in(client, "dana")
+    inbox = (await client.get("/api/v1/triage/inbox")).json()
+    assert inbox and {item["mailbox"] for item in inbox} == {DANA.lower()}
+
+    # edit: the form shows the stored config and the binding; unticking her unbinds
+    await sign_in(client, "ada")
+    edit = await client.get("/app/admin/connectors/dana-mail/edit", headers=HTML)
+    assert edit.status_code == 200 and f'value="{DANA}"' in edit.text
+    assert f'value="{dana_id}" checked' in edit.text
+    saved = await client.post(
+        "/app/admin/connectors/dana-mail",
+        data={"csrf": csrf_of(edit), "enabled": "on", "reason": "serves nobody now"},
+    )
+    assert saved.status_code == 303, saved.text
+    await sign_in(client, "dana")
+    assert (await client.get("/api/v1/triage/inbox")).json() == []
 
 
 async def test_a_bad_connector_form_lists_every_problem_keeps_nothing_and_is_audited(

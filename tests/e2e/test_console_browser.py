@@ -1,7 +1,8 @@
 """The admin's and the auditor's rooms in a real browser (Playwright driving Debian's
 Chromium against the service on a real port, with its in-process governance runner).
 
-An admin adds a sandbox mail connector for Dana's mailbox and sees it healthy, rolls the
+An admin adds a sandbox mail connector for Dana's mailbox, bound to her, sees it healthy
+and Dana's mail come from it, rolls the
 policy back one version and sees the running service follow it; an auditor filters the
 audit log to one action, exports it with its proof, verifies the chain and opens the gate
 report; an auditor finds no write anywhere she can go; axe-core finds no accessibility
@@ -115,6 +116,11 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    # Dana's mail over the API: the settings' sandbox mailbox is bound to nobody, so none yet
+    dana = browser.new_context()
+    _sign_in(dana.new_page(), base, "dana", "/app/inbox")
+    assert dana.request.get(f"{base}/api/v1/triage/inbox").json() == []
+
     _sign_in(page, base, "ada", "/app/admin/connectors")
     expect_heading(page, "Connectors")
 
@@ -124,6 +130,7 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     expect_heading(page, "New Sandbox mailbox connector")
     page.get_by_label("Name (lower-case letters, digits, . _ -)").fill("dana-mail")
     page.get_by_label("Mailbox").fill(DANA)
+    page.get_by_role("group", name="Executives it serves").get_by_label("Dana").check()
     page.get_by_label("Person").fill("Ada")
     page.get_by_label("Role").fill("IT")
     page.get_by_label("Contact (email or https webhook)").fill("ada@northwind.example")
@@ -134,6 +141,11 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     assert page.get_by_role("status").filter(has_text="dana-mail added").is_visible()
     row = page.locator("tr[data-connector=dana-mail]")
     assert row.locator("[data-health]").get_attribute("data-health") == "ok"
+    assert "Dana" in row.locator("[data-serves]").inner_text()
+    # and Dana's mail now comes from it
+    inbox = dana.request.get(f"{base}/api/v1/triage/inbox").json()
+    assert inbox and {item["mailbox"] for item in inbox} == {DANA.lower()}
+    dana.close()
     row.get_by_role("button", name="Test").click()
     page.wait_for_url(f"{base}/app/admin/connectors?notice=*")
     assert page.get_by_role("status").filter(has_text="dana-mail ok").is_visible()
