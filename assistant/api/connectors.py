@@ -18,7 +18,6 @@ from assistant.api.deps import ServicesDep, SessionDep, require
 from assistant.auth.permissions import Permission
 from assistant.change_control import snapshot_connector
 from assistant.connector_models import StoredConnector
-from assistant.connectors import live_healths
 from assistant.connector_store import (
     ConnectorStore,
     SecretBox,
@@ -26,6 +25,7 @@ from assistant.connector_store import (
     secret_fields,
     set_executives,
 )
+from assistant.connectors import live_healths
 from assistant.core.db import on_commit
 from assistant.core.errors import ConflictError, ValidationFailedError
 from assistant.core.principal import Principal

@@ -11,6 +11,7 @@ from assistant.web.pages import PREFIX, Page
 #: The page and the admin API ask connectors the same way (assistant.connectors).
 __all__ = ["console_home", "live_health", "live_healths", "require_tenant"]
 
+
 async def require_tenant(page: Page, permission: Permission) -> None:
     """Go on only when the person holds ``permission`` in her tenant (403, audited)."""
     if not page.can(permission):
