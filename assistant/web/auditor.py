@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
 
 from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
@@ -28,8 +30,10 @@ from assistant.quality.metrics import measure
 from assistant.quality.period import parse_period
 from assistant.web.consoles import require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep
+from governance.anchor import AnchorError, anchor_from_settings
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.audit_hash import iso_utc
+from governance.audit_models import AuditCheckpoint
 from governance.audit_query import (
     EXPORT_COLUMNS,
     AuditFilter,
@@ -37,8 +41,8 @@ from governance.audit_query import (
     query_events,
     stream_events,
 )
-from governance.audit_verify import VerifyReport, verify_chain
-from governance.checkpoints import load_public_key
+from governance.audit_verify import VerifyReport, verify_tenant
+from governance.checkpoints import fingerprint, load_public_key
 
 router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
 
@@ -121,28 +125,125 @@ async def audit_log(
     )
 
 
-async def _verify(page: Page, session: SessionDep) -> VerifyReport:
-    public_key = load_public_key(page.services.settings.audit_key_file)
-    return await verify_chain(
-        session, page.person.tenant_id, public_keys=[public_key] if public_key else []
+@dataclass(frozen=True)
+class Verified:
+    """The chain verified now against the deployment's anchor (as the gate and `assistant
+    audit verify` do), and what the anchor was."""
+
+    report: VerifyReport
+    #: The anchor compared with (its description), None when anchoring is off.
+    anchor: str | None
+    #: Why the anchor could not be read; the chain then does not count as verified.
+    anchor_unreadable: str | None
+    key_fingerprint: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.anchor_unreadable is None
+
+
+async def _verify(page: Page, session: SessionDep) -> Verified:
+    settings = page.services.settings
+    public_key = load_public_key(settings.audit_key_file)
+    anchor = anchor_from_settings(settings)
+    # The anchor first: a checkpoint anchored after the session's snapshot began would read
+    # as a chain behind its anchor.
+    snapshot, unreadable = None, None
+    if anchor is not None:
+        try:
+            snapshot = await anchor.snapshot()
+        except AnchorError as exc:
+            unreadable = str(exc)
+    report = await verify_tenant(
+        session,
+        page.person.tenant_id,
+        public_keys=[public_key] if public_key else [],
+        anchor=snapshot,
+    )
+    return Verified(
+        report=report,
+        anchor=anchor.description if anchor is not None else None,
+        anchor_unreadable=unreadable,
+        key_fingerprint=fingerprint(public_key) if public_key else None,
     )
 
 
-def _proof(report: VerifyReport, rows: list[dict[str, Any]], query: AuditQuery) -> dict[str, Any]:
-    """What the export proves: the whole chain verified when it was taken, and where each
-    exported row sits in it (its seq and hashes are in the rows)."""
+def _checkpoint(row: AuditCheckpoint | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "seq": row.seq,
+        "row_hash": row.row_hash,
+        "created_at": iso_utc(row.created_at),
+        "key_fingerprint": row.key_fingerprint,
+        "signature": row.signature,
+    }
+
+
+async def _covering_checkpoints(
+    session: SessionDep, tenant_id: str, first_seq: int | None, last_seq: int | None
+) -> dict[str, Any]:
+    """The signed checkpoints around the exported range: the last one before it, the first
+    at or after its end (which signs a chain head the whole range hashes into), and how many
+    lie between."""
+    if first_seq is None or last_seq is None:
+        return {"before": None, "covering": None, "within": 0}
+    tenant = AuditCheckpoint.tenant_id == tenant_id
+    before = await session.scalar(
+        select(AuditCheckpoint)
+        .where(tenant, AuditCheckpoint.seq < first_seq)
+        .order_by(AuditCheckpoint.seq.desc())
+        .limit(1)
+    )
+    covering = await session.scalar(
+        select(AuditCheckpoint)
+        .where(tenant, AuditCheckpoint.seq >= last_seq)
+        .order_by(AuditCheckpoint.seq)
+        .limit(1)
+    )
+    within = await session.scalar(
+        select(func.count())
+        .select_from(AuditCheckpoint)
+        .where(tenant, AuditCheckpoint.seq >= first_seq, AuditCheckpoint.seq < last_seq)
+    )
+    return {
+        "before": _checkpoint(before),
+        "covering": _checkpoint(covering),
+        "within": int(within or 0),
+    }
+
+
+async def _proof(
+    session: SessionDep, verified: Verified, rows: list[dict[str, Any]], query: AuditQuery
+) -> dict[str, Any]:
+    """What the export proves: the whole chain verified against the anchor when it was
+    taken, where each exported row sits in it (its seq, prev_hash and row_hash are in the
+    rows, which re-hash offline), and the signed checkpoints around the range (each an
+    Ed25519 signature over tenant, seq and the row hash at that seq)."""
+    report = verified.report
+    first_seq = int(rows[0]["seq"]) if rows else None
+    last_seq = int(rows[-1]["seq"]) if rows else None
     return {
         "tenant_id": report.tenant_id,
         "verified_at": iso_utc(utcnow()),
-        "chain_ok": report.ok,
+        "chain_ok": verified.ok,
         "chain_events": report.events,
         "chain_last_seq": report.last_seq,
         "checkpoints": report.checkpoints,
         "first_bad_seq": report.first_bad_seq,
+        "anchor": verified.anchor,
+        "anchor_unreadable": verified.anchor_unreadable,
+        "anchored_seq": report.anchored_seq,
+        "anchored_checkpoints": report.anchored_checkpoints,
+        "unanchored_events": report.unanchored_events,
+        "key_fingerprint": verified.key_fingerprint,
+        "range_checkpoints": await _covering_checkpoints(
+            session, report.tenant_id, first_seq, last_seq
+        ),
         "filter": query.params(),
         "exported": len(rows),
-        "first_seq": rows[0]["seq"] if rows else None,
-        "last_seq": rows[-1]["seq"] if rows else None,
+        "first_seq": first_seq,
+        "last_seq": last_seq,
     }
 
 
@@ -163,8 +264,7 @@ async def export(
                 f"more than {MAX_EXPORT} events: narrow the filter or use `assistant audit export`"
             )
         rows.append(export_row(event))
-    report = await _verify(page, session)
-    proof = _proof(report, rows, query)
+    proof = await _proof(session, await _verify(page, session), rows, query)
     await record(
         session,
         page.person,
@@ -198,12 +298,12 @@ async def export(
 async def verify(page: PageDep, session: SessionDep) -> HTMLResponse:
     """Verify the tenant's whole chain now and show the result."""
     await require_tenant(page, Permission.AUDIT_READ)
-    report = await _verify(page, session)
-    key_file = page.services.settings.audit_key_file
+    verified = await _verify(page, session)
     return page.render(
         "audit_verify.html",
-        report=report,
-        signed=load_public_key(key_file) is not None,
+        verified=verified,
+        report=verified.report,
+        signed=verified.key_fingerprint is not None,
         checked_at=utcnow(),
     )
 

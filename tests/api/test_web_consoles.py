@@ -7,6 +7,7 @@ import csv
 import io
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +389,59 @@ async def test_auditor_filters_exports_and_verifies(console: Console) -> None:
     assert gate.status_code == 200 and 'id="gate-decision"' in gate.text
     full = await client.get("/api/v1/gate/report", params={"format": "html"})
     assert full.status_code == 200 and "<svg" in full.text
+
+
+async def test_the_export_proof_names_the_anchor_and_the_signed_checkpoints_of_its_range(
+    console: Console,
+) -> None:
+    """The proof carries the checkpoint that signs a chain head at or after the range's
+    end (its signature checks with the deployment's key) and the anchor verified against;
+    the verify page shows that anchor, and refuses to call the chain verified when the
+    anchor cannot be read."""
+    from governance.checkpoints import create_checkpoint, load_public_key, signature_valid
+
+    client, services = console
+    action_id = await _some_action_id(services)
+    async with services.sessions() as session, session.begin():
+        await create_checkpoint(session, "default")
+    await sign_in(client, "otto")
+    exported = await client.get(
+        "/app/audit/export", params={"action_id": action_id, "format": "jsonl"}
+    )
+    lines = [orjson.loads(line) for line in exported.content.splitlines()]
+    proof = lines[-1]["proof"]
+    assert proof["chain_ok"] is True and proof["anchor"].startswith("file ")
+    assert proof["anchor_unreadable"] is None and proof["anchored_seq"] >= 1
+    covering = proof["range_checkpoints"]["covering"]
+    assert covering is not None and covering["seq"] >= proof["last_seq"]
+    key = load_public_key(services.settings.audit_key_file)
+    assert key is not None and proof["key_fingerprint"]
+
+    class Signed:
+        tenant_id = "default"
+        seq = covering["seq"]
+        row_hash = covering["row_hash"]
+        created_at = datetime.fromisoformat(covering["created_at"])
+        key_fingerprint = covering["key_fingerprint"]
+        signature = covering["signature"]
+
+    assert signature_valid(Signed(), key)
+    Signed.row_hash = "0" * 64
+    assert not signature_valid(Signed(), key)
+    as_csv = await client.get("/app/audit/export", params={"action_id": action_id, "format": "csv"})
+    header = orjson.loads(as_csv.headers["x-audit-proof"])
+    assert header["range_checkpoints"]["covering"] == covering
+
+    verified = await client.get("/app/audit/verify", headers=HTML)
+    shown = verified.text.split('id="verify-anchor">')[1].split("</dd>")[0]
+    assert 'data-ok="1"' in verified.text
+    assert shown.startswith("file ") and "anchored checkpoint" in shown
+
+    anchor_file = services.settings.audit_anchor_file
+    anchor_file.unlink()
+    anchor_file.mkdir()  # unreadable as a file: the chain is then not called verified
+    unreadable = await client.get("/app/audit/verify", headers=HTML)
+    assert 'data-ok="0"' in unreadable.text and "the anchor could not be read" in unreadable.text
 
 
 async def test_a_bad_audit_filter_is_a_typed_error(console: Console) -> None:
