@@ -13,12 +13,13 @@ import json
 import types
 import typing
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import select
@@ -30,20 +31,23 @@ from assistant.auth import users
 from assistant.auth.permissions import Permission
 from assistant.change_control import appliers
 from assistant.connector_store import ConnectorStore, SecretBox, is_configured_in_settings
+from assistant.core.clock import utcnow
 from assistant.core.errors import ConflictError, ValidationFailedError
 from assistant.core.principal import Role
 from assistant.core.settings import OwnerSettings
-from assistant.governance_app import GovernanceDep
+from assistant.governance_app import GovernanceDep, runner_mode
 from assistant.web.consoles import live_healths, require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep, back
-from governance import autonomy
+from governance import autonomy, exceptions
 from governance.config_versions import find_version, list_versions, ref, rollback
-from governance.drill import last_drill
+from governance.drill import last_drill, run_drill
 from governance.killswitch import list_switches
 from governance.models import ActionException
-from governance.owners import missing_owners, owner_entries
+from governance.owners import OwnerRouter, missing_owners, owner_entries
 from governance.policy import content_hash as policy_content_hash
 from governance.production_models import ConfigVersion
+from governance.workers import WorkerBeat, list_workers
+from integrations.base import Capability
 
 router = APIRouter(prefix=f"{PREFIX}/admin", include_in_schema=False)
 
@@ -84,7 +88,7 @@ def _kind(annotation: Any) -> tuple[FieldKind, tuple[str, ...]]:
         return "checkbox", ()
     if annotation in (int, float):
         return "number", ()
-    if annotation in (str, Path):
+    if annotation in (str, FilePath):
         return "text", ()
     if typing.get_origin(annotation) is Literal:
         return "select", tuple(str(a) for a in typing.get_args(annotation))
@@ -505,10 +509,16 @@ async def rollback_policy(
 # ---------------------------------------------------------------------------- operations
 
 
+@dataclass(frozen=True)
+class WorkerRow:
+    worker: WorkerBeat
+    alive: bool
+
+
 @router.get("/operations", response_class=HTMLResponse)
 async def operations(page: PageDep, session: SessionDep) -> HTMLResponse:
-    """The exception queue, the kill switches and the last rollback drill (read here;
-    `assistant drill rollback` runs a drill)."""
+    """The exception queue (retry, cancel, assign), the workers and runners alive, the kill
+    switches and the last rollback drill (with a button to run one)."""
     await require_tenant(page, Permission.EXCEPTIONS_READ)
     tenant = page.person.tenant_id
     exceptions = (
@@ -520,9 +530,79 @@ async def operations(page: PageDep, session: SessionDep) -> HTMLResponse:
         )
     ).scalars()
     switches = [s for s in await list_switches(session) if s.tenant_id in {"", tenant}]
+    # Alive: heard within three heartbeats (what /readyz counts).
+    heard_since = utcnow() - timedelta(
+        seconds=3 * page.services.settings.governance.heartbeat_seconds
+    )
+    workers = [WorkerRow(w, w.last_seen_at >= heard_since) for w in await list_workers(session)]
     return page.render(
         "admin_operations.html",
         exceptions=list(exceptions),
         switches=switches,
         drill=await last_drill(session, tenant),
+        workers=workers,
+        runner=runner_mode(page.services),
+        notice=page.request.query_params.get("notice"),
     )
+
+
+ExceptionId = Annotated[str, Path(min_length=1, max_length=32)]
+
+
+@router.post("/operations/exceptions/{exception_id}/retry", response_class=HTMLResponse)
+async def retry_exception(
+    page: PageDep, governance: GovernanceDep, exception_id: ExceptionId, reason: Reason
+) -> RedirectResponse:
+    """Try the failed action or compensation again, through the governance services."""
+    await require_tenant(page, Permission.EXCEPTIONS_RESOLVE)
+    done = await exceptions.retry(
+        page.services.sessions,
+        page.person,
+        exception_id,
+        reason,
+        actions=governance.actions,
+        compensation=governance.compensation,
+    )
+    verdict = "retried" if done.ok else "retried and failed again"
+    return back(page, f"{PREFIX}/admin/operations", notice=f"{verdict}: {done.detail}")
+
+
+@router.post("/operations/exceptions/{exception_id}/cancel", response_class=HTMLResponse)
+async def cancel_exception(
+    page: PageDep, session: SessionDep, exception_id: ExceptionId, reason: Reason
+) -> RedirectResponse:
+    await require_tenant(page, Permission.EXCEPTIONS_RESOLVE)
+    await exceptions.cancel(session, page.person, exception_id, reason)
+    return back(page, f"{PREFIX}/admin/operations", notice="exception cancelled")
+
+
+@router.post("/operations/exceptions/{exception_id}/assign", response_class=HTMLResponse)
+async def assign_exception(
+    page: PageDep,
+    session: SessionDep,
+    exception_id: ExceptionId,
+    owner: Annotated[str, Form(min_length=1, max_length=exceptions.MAX_OWNER)],
+    reason: Reason = "assigned in the web app",
+) -> RedirectResponse:
+    await require_tenant(page, Permission.EXCEPTIONS_RESOLVE)
+    row = await exceptions.assign(session, page.person, exception_id, owner, reason)
+    return back(page, f"{PREFIX}/admin/operations", notice=f"exception assigned to {row.owner}")
+
+
+@router.post("/operations/drill", response_class=HTMLResponse)
+async def run_rollback_drill(page: PageDep) -> RedirectResponse:
+    """Run the rollback drill now, as `assistant drill rollback` does (sandbox only)."""
+    await require_tenant(page, Permission.EXCEPTIONS_RESOLVE)
+    services, tenant = page.services, page.person.tenant_id
+    whose = services.connectors.get(tenant, Capability.EMAIL).mailbox
+    drill = await run_drill(
+        services.sessions,
+        services.connectors,
+        services.settings.governance,
+        tenant_id=tenant,
+        executive=whose,
+        started_by=page.person.user_id,
+        owners=OwnerRouter(services.sessions, services.settings, services.connectors),
+    )
+    verdict = "passed" if drill.passed else "FAILED"
+    return back(page, f"{PREFIX}/admin/operations", notice=f"drill {verdict}: {drill.summary}")

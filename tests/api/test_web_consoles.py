@@ -43,6 +43,10 @@ ADMIN_WRITES = [
     ("/app/admin/connectors/x-mail/test", {}),
     ("/app/admin/connectors/x-mail/enabled", {"enabled": "off", "reason": "r"}),
     ("/app/admin/governance/rollback", {"version": "policy@1", "reason": "r"}),
+    ("/app/admin/operations/exceptions/x/retry", {"reason": "r"}),
+    ("/app/admin/operations/exceptions/x/cancel", {"reason": "r"}),
+    ("/app/admin/operations/exceptions/x/assign", {"owner": "o", "reason": "r"}),
+    ("/app/admin/operations/drill", {}),
 ]
 
 
@@ -597,3 +601,160 @@ async def test_operations_shows_switches_and_the_last_drill(console: Console) ->
     assert "ON: tenant default" in page.text and "incident 7" in page.text
     await sign_in(client, "dana")
     assert (await client.get("/app/admin/operations", headers=HTML)).status_code == 403
+
+
+async def _failed_action(client: httpx.AsyncClient, services: Any) -> tuple[str, str]:
+    """A real failure: Dana's assistant files a message that does not exist; the executor
+    tries, the sandbox says no such message, the action FAILS into the exception queue.
+    Returns (action id, exception id)."""
+    from assistant.governance_app import build_governance
+    from governance.models import ActionException
+    from governance.service import Proposal
+
+    app = client._transport.app  # type: ignore[attr-defined]
+    if getattr(app.state, "governance", None) is None:
+        app.state.governance = build_governance(services)
+    governance = app.state.governance
+    dana = Principal(user_id=DANA, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+    from assistant.core.principal import system_principal
+
+    async with services.sessions() as session, session.begin():
+        action = await governance.actions.propose(
+            session,
+            system_principal("default", "pipeline"),
+            Proposal(
+                kind="email.move",
+                arguments={"message_id": "no-such-message", "folder": "archive"},
+                on_behalf_of=DANA,
+            ),
+        )
+    if action.state == "pending_review":
+        async with services.sessions() as session, session.begin():
+            await governance.review.approve(session, dana, action.id)
+    await governance.executor.run_due()
+    async with services.sessions() as session:
+        routed = (
+            await session.execute(
+                select(ActionException).where(ActionException.action_id == action.id)
+            )
+        ).scalar_one()
+    assert routed.state == "failed" and routed.status == "open"
+    return action.id, routed.id
+
+
+async def test_admin_assigns_retries_and_cancels_exceptions_through_governance(
+    console: Console,
+) -> None:
+    from governance.models import Action, ActionException
+
+    client, services = console
+    action_id, exception_id = await _failed_action(client, services)
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert f'data-exception="{exception_id}"' in page.text
+    base = f"/app/admin/operations/exceptions/{exception_id}"
+
+    assigned = await client.post(
+        f"{base}/assign",
+        data={"csrf": csrf_of(page), "owner": "it-oncall@northwind.example", "reason": "on call"},
+    )
+    assert assigned.status_code == 303, assigned.text
+    page = await client.get("/app/admin/operations", headers=HTML)
+    row = page.text.split(f'data-exception="{exception_id}"')[1].split("</tr>")[0]
+    assert "it-oncall@northwind.example" in row
+    [event] = await _events(services, "exception.assigned")
+    assert event.payload["previous_owner"] == "unassigned" and event.reason == "on call"
+
+    retried = await client.post(
+        f"{base}/retry", data={"csrf": csrf_of(page), "reason": "the message is back"}
+    )
+    assert retried.status_code == 303, retried.text
+    [event] = await _events(services, "exception.retried")
+    again = event.payload["new_action_id"]
+    async with services.sessions() as session:
+        new = await session.get(Action, again)
+        closed = await session.get(ActionException, exception_id)
+    assert new is not None and new.id != action_id and new.kind == "email.move"
+    assert new.on_behalf_of == DANA and new.arguments["message_id"] == "no-such-message"
+    assert closed is not None and closed.status == "retried" and closed.resolved_by
+    # a second retry or a cancel of a closed exception is a typed conflict, nothing changes
+    twice = await client.post(
+        f"{base}/retry", data={"csrf": csrf_of(page), "reason": "again"}, headers=HTML
+    )
+    assert twice.status_code == 409 and "ConflictError" in twice.text
+    assert len(await _events(services, "exception.retried")) == 1
+
+    # the new attempt is governed like any other: proposed by Ada, so Dana (not Ada)
+    # approves it; it fails too, and this time Ada cancels the exception
+    governance = client._transport.app.state.governance  # type: ignore[attr-defined]
+    assert new.actor_id != DANA
+    if new.state == "pending_review":
+        dana = Principal(user_id=DANA, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+        async with services.sessions() as session, session.begin():
+            await governance.review.approve(session, dana, again)
+    await governance.executor.run_due()
+    async with services.sessions() as session:
+        second = (
+            await session.execute(select(ActionException).where(ActionException.action_id == again))
+        ).scalar_one()
+    cancelled = await client.post(
+        f"/app/admin/operations/exceptions/{second.id}/cancel",
+        data={"csrf": csrf_of(page), "reason": "not worth it"},
+    )
+    assert cancelled.status_code == 303
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert 'id="no-exceptions"' in page.text
+    [event] = await _events(services, "exception.cancelled")
+    assert event.resource_id == second.id and event.reason == "not worth it"
+    # another tenant's id, or none, is not found
+    missing = await client.post(
+        "/app/admin/operations/exceptions/nope/cancel",
+        data={"csrf": csrf_of(page), "reason": "x"},
+        headers=HTML,
+    )
+    assert missing.status_code == 404
+
+
+async def test_an_auditor_cannot_decide_exceptions(console: Console) -> None:
+    from governance.models import ActionException
+
+    client, services = console
+    _, exception_id = await _failed_action(client, services)
+    await sign_in(client, "otto")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert f'data-exception="{exception_id}"' in page.text
+    assert "/retry" not in page.text and "Run the rollback drill" not in page.text
+    for verb, form in (("retry", {}), ("cancel", {}), ("assign", {"owner": "otto"})):
+        refused = await client.post(
+            f"/app/admin/operations/exceptions/{exception_id}/{verb}",
+            data={"csrf": csrf_of(page), "reason": "mine now", **form},
+            headers=HTML,
+        )
+        assert refused.status_code == 403, verb
+    async with services.sessions() as session:
+        row = await session.get(ActionException, exception_id)
+    assert row is not None and row.status == "open" and row.owner == "unassigned"
+    denied = await _events(services, "auth.access.denied")
+    assert len(denied) >= 3
+
+
+async def test_admin_runs_the_rollback_drill_and_sees_workers(console: Console) -> None:
+    from assistant.core.clock import utcnow
+    from governance.workers import beat
+
+    client, services = console
+    now = utcnow()
+    await beat(
+        services.sessions, "host-1:worker", "procrastinate", now=now, started_at=now, running=2
+    )
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    row = page.text.split('data-worker="host-1:worker"')[1].split("</tr>")[0]
+    assert "procrastinate" in row and 'data-alive="1"' in row
+    assert "No drill has run yet" in page.text
+    ran = await client.post("/app/admin/operations/drill", data={"csrf": csrf_of(page)})
+    assert ran.status_code == 303, ran.text
+    assert "drill" in ran.headers["location"]
+    after = await client.get("/app/admin/operations", headers=HTML)
+    assert 'id="last-drill"' in after.text and "No drill has run yet" not in after.text
+    assert "passed" in after.text.split('id="last-drill"')[1].split("</p>")[0], after.text
