@@ -23,6 +23,7 @@ from governance.policy import default_policy_path
 from tests.fixtures.web import (
     DANA,
     HTML,
+    PASSWORD,
     add_user,
     csrf_of,
     sign_in,
@@ -47,6 +48,12 @@ ADMIN_WRITES = [
     ("/app/admin/operations/exceptions/x/cancel", {"reason": "r"}),
     ("/app/admin/operations/exceptions/x/assign", {"owner": "o", "reason": "r"}),
     ("/app/admin/operations/drill", {}),
+    ("/app/admin/people", {"username": "mallory", "roles": "admin"}),
+    ("/app/admin/people/x/roles", {"roles": "admin"}),
+    ("/app/admin/people/x/disabled", {"disabled": "true"}),
+    ("/app/admin/people/api-keys", {"name": "k", "roles": "admin"}),
+    ("/app/admin/people/api-keys/x/revoke", {}),
+    ("/app/admin/people/delegations/x/revoke", {}),
 ]
 
 
@@ -503,6 +510,7 @@ async def test_an_auditor_sees_no_write_in_any_room(console: Console) -> None:
         "/app/admin/connectors",
         "/app/admin/governance",
         "/app/admin/operations",
+        "/app/admin/people",
     )
     for path in rooms:
         page = await client.get(path, headers=HTML)
@@ -758,3 +766,168 @@ async def test_admin_runs_the_rollback_drill_and_sees_workers(console: Console) 
     after = await client.get("/app/admin/operations", headers=HTML)
     assert 'id="last-drill"' in after.text and "No drill has run yet" not in after.text
     assert "passed" in after.text.split('id="last-drill"')[1].split("</p>")[0], after.text
+
+
+async def _user_id(services: Any, username: str) -> str:
+    from assistant.auth import users
+
+    async with services.sessions() as session:
+        user = await users.find_user(session, "default", username)
+        assert user is not None
+        return str(user.id)
+
+
+async def test_admin_manages_people_roles_and_accounts(console: Console) -> None:
+    from assistant.auth import users
+
+    client, services = console
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    assert page.status_code == 200
+    for name in ("ada", "otto", "dana"):
+        assert f'data-user="{name}"' in page.text
+    added = await client.post(
+        "/app/admin/people",
+        data={
+            "csrf": csrf_of(page),
+            "username": "dan",
+            "display_name": "Dan Delegate",
+            "email": "dan@northwind.example",
+            "roles": "delegate",
+            "password": PASSWORD,
+        },
+    )
+    assert added.status_code == 303, added.text
+    dan = await _user_id(services, "dan")
+    changed = await client.post(
+        f"/app/admin/people/{dan}/roles",
+        data={"csrf": csrf_of(page), "roles": ["delegate", "auditor"]},
+    )
+    assert changed.status_code == 303, changed.text
+    async with services.sessions() as session:
+        assert await users.roles_of(session, "default", dan) == {Role.DELEGATE, Role.AUDITOR}
+    bad_role = await client.post(
+        f"/app/admin/people/{dan}/roles",
+        data={"csrf": csrf_of(page), "roles": "root"},
+        headers=HTML,
+    )
+    assert bad_role.status_code == 422 and "ValidationFailedError" in bad_role.text
+
+    # disabled: her session ends and she cannot sign in; enabled again, she can
+    off = await client.post(
+        f"/app/admin/people/{dan}/disabled", data={"csrf": csrf_of(page), "disabled": "true"}
+    )
+    assert off.status_code == 303
+    page = await client.get("/app/admin/people", headers=HTML)
+    row = page.text.split('data-user="dan"')[1].split("</tr>")[0]
+    assert "disabled" in row.split("data-account>")[1].split("</td>")[0]
+    with pytest.raises(AssertionError, match="Wrong user name or password"):
+        await sign_in(client, "dan")
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    on = await client.post(
+        f"/app/admin/people/{dan}/disabled", data={"csrf": csrf_of(page), "disabled": "false"}
+    )
+    assert on.status_code == 303
+    assert (await sign_in(client, "dan")).headers["location"].startswith("/app")
+
+    # every form is CSRF-protected: without the token nothing changes
+    await sign_in(client, "ada")
+    forged = await client.post(f"/app/admin/people/{dan}/roles", data={"roles": "admin"})
+    assert forged.status_code == 403
+    async with services.sessions() as session:
+        assert Role.ADMIN not in await users.roles_of(session, "default", dan)
+
+
+async def test_nobody_edits_their_own_roles_or_disables_themselves(console: Console) -> None:
+    from assistant.auth import users
+
+    client, services = console
+    await sign_in(client, "ada")
+    ada = await _user_id(services, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    own = page.text.split('data-user="ada"')[1].split("</tr>")[0]
+    assert f"/app/admin/people/{ada}/" not in own  # no form offered for herself
+    for path, form in (
+        (f"/app/admin/people/{ada}/roles", {"roles": "admin"}),  # dropping her other roles
+        (f"/app/admin/people/{ada}/roles", {"roles": ["admin", "executive"]}),
+        (f"/app/admin/people/{ada}/disabled", {"disabled": "true"}),
+    ):
+        answer = await client.post(path, data={"csrf": csrf_of(page), **form}, headers=HTML)
+        assert answer.status_code == 403 and "SeparationOfDutiesError" in answer.text, path
+    async with services.sessions() as session:
+        assert await users.roles_of(session, "default", ada) == {Role.ADMIN}
+        assert not (await users.get_user(session, "default", ada)).disabled
+    denied = [
+        e
+        for e in await _events(services, "auth.access.denied")
+        if e.resource_type == "user" and e.resource_id == ada
+    ]
+    assert len(denied) == 3 and all(e.actor_id == ada for e in denied)
+    # the API follows the same rule for disabling
+    api = await client.patch(f"/api/v1/users/{ada}", json={"disabled": True})
+    assert api.status_code == 403 and api.json()["error"] == "SeparationOfDutiesError"
+
+
+async def test_an_api_key_is_shown_once_and_revoked_from_the_page(console: Console) -> None:
+    client, services = console
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    created = await client.post(
+        "/app/admin/people/api-keys",
+        data={"csrf": csrf_of(page), "name": "ci-reader", "roles": "auditor"},
+        headers=HTML,
+    )
+    assert created.status_code == 200
+    key = created.text.split('class="secret-once">')[1].split("</code>")[0]
+    assert key.startswith("ea_")
+    again = await client.get("/app/admin/people", headers=HTML)
+    assert key not in again.text and 'data-key="ci-reader"' in again.text
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://testserver"
+    ) as machine:
+        assert (
+            await machine.get("/api/v1/audit/events", headers={"X-API-Key": key})
+        ).status_code == 200
+        key_id = again.text.split("/app/admin/people/api-keys/")[1].split("/revoke")[0]
+        revoked = await client.post(
+            f"/app/admin/people/api-keys/{key_id}/revoke", data={"csrf": csrf_of(again)}
+        )
+        assert revoked.status_code == 303
+        assert (
+            await machine.get("/api/v1/audit/events", headers={"X-API-Key": key})
+        ).status_code == 401
+    assert [e.resource_id for e in await _events(services, "auth.apikey.revoked")] == [key_id]
+    secrets_in_audit = [e for e in await _events(services, "auth.apikey.created")]
+    assert secrets_in_audit and all(key not in str(e.payload) for e in secrets_in_audit)
+
+
+async def test_admin_revokes_a_delegation_an_auditor_only_reads_people(console: Console) -> None:
+    from assistant.auth import users
+
+    client, services = console
+    dan = await add_user(services, "dan", Role.DELEGATE, email="dan@northwind.example")
+    dana = await _user_id(services, "dana")
+    async with services.sessions() as session, session.begin():
+        executive = await users.get_user(session, "default", dana)
+        delegate = await users.get_user(session, "default", dan)
+        dana_principal = Principal(
+            user_id=dana, tenant_id="default", roles=frozenset({Role.EXECUTIVE})
+        )
+        grant = await users.grant_delegation(
+            session, dana_principal, executive=executive, delegate=delegate, scopes=["triage.read"]
+        )
+        grant_id = grant.id
+    await sign_in(client, "otto")
+    read = await client.get("/app/admin/people", headers=HTML)
+    row = read.text.split(f'data-delegation="{grant_id}"')[1].split("</tr>")[0]
+    assert "triage.read" in row and "active" in row and "<form" not in row
+    assert "New API key" not in read.text and "Add a user" not in read.text
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    revoked = await client.post(
+        f"/app/admin/people/delegations/{grant_id}/revoke", data={"csrf": csrf_of(page)}
+    )
+    assert revoked.status_code == 303
+    async with services.sessions() as session:
+        assert await users.active_delegation(session, "default", dana, dan) is None
