@@ -39,6 +39,7 @@ CONSOLE_ROOMS = [
     "/app/admin/connectors/new?slug=imap.email",
     "/app/admin/governance",
     "/app/admin/operations",
+    "/app/admin/people",
     "/app/audit",
     "/app/audit/verify",
     "/app/audit/gate",
@@ -204,6 +205,8 @@ def test_auditor_filters_exports_verifies_and_opens_the_gate(
     page.get_by_role("link", name="Verify the chain").click()
     expect_heading(page, "Chain verification")
     assert page.get_by_role("status").filter(has_text="The chain is intact").is_visible()
+    # checked against the deployment's anchor, which the page names
+    assert page.locator("#verify-anchor").inner_text().startswith("file ")
     _shot(page, "audit-verify")
 
     page.get_by_role("link", name="Gate", exact=True).click()
@@ -245,18 +248,41 @@ def test_an_auditor_reaches_no_write_from_the_ui(server: dict[str, Any], browser
             "a[href^='/app']", "as => as.map(a => a.getAttribute('href'))"
         )
         todo.extend(h.split("#")[0] for h in links if "/export" not in h and "/static/" not in h)
+        # and no button outside a form (the page's script posts nothing)
+        loose = page.eval_on_selector_all(
+            "button", "bs => bs.filter(b => !b.closest('form')).map(b => b.textContent)"
+        )
+        assert loose == [], (path, loose)
     assert {
         "/app/admin/connectors",
         "/app/admin/governance",
         "/app/admin/operations",
+        "/app/admin/people",
         "/app/audit/gate",
         "/app/audit/quality",
     } <= seen
     assert not any(p.startswith(("/app/inbox", "/app/review", "/app/history")) for p in seen)
-    for closed in ("/app/admin/connectors/new?slug=sandbox.email",):
+    for closed in (
+        "/app/admin/connectors/new?slug=sandbox.email",
+        "/app/admin/connectors/sandbox-mail/edit",
+    ):
         answer = page.goto(f"{base}{closed}")
         assert answer is not None and answer.status == 403
         assert page.get_by_text("PermissionDeniedError").is_visible()
+    # Posting the admins' forms herself, with her own valid CSRF token, is refused too.
+    page.goto(f"{base}/app/audit")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    for action, fields in (
+        ("/app/admin/connectors", {"slug": "sandbox.email", "name": "otto-mail"}),
+        ("/app/admin/governance/rollback", {"version": "policy@1", "reason": "mine"}),
+        ("/app/admin/operations/drill", {}),
+        ("/app/admin/people", {"username": "mallory", "roles": "admin"}),
+        ("/app/admin/people/api-keys", {"name": "mine", "roles": "admin"}),
+    ):
+        answer = page.request.post(f"{base}{action}", form={"csrf": str(csrf), **fields})
+        assert answer.status == 403, (action, answer.status)
+        # refused for her role, not for a missing token or origin
+        assert answer.json()["detail"] == "you may not do this", (action, answer.text())
     review = page.goto(f"{base}/app/review")
     assert review is not None and (review.status == 403 or page.url.endswith("/app/nobody"))
     context.close()
