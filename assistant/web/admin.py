@@ -22,34 +22,40 @@ import yaml
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
 from assistant.api import connectors as connectors_api
 from assistant.api.deps import SessionDep
 from assistant.auth import users
+from assistant.auth.models import User
 from assistant.auth.permissions import Permission
-from assistant.change_control import appliers
+from assistant.change_control import appliers, policy_path
 from assistant.connector_store import ConnectorStore, SecretBox, is_configured_in_settings
 from assistant.core.clock import utcnow
-from assistant.core.errors import ConflictError, ValidationFailedError
+from assistant.core.errors import ConflictError, SeparationOfDutiesError, ValidationFailedError
 from assistant.core.principal import Role
 from assistant.core.settings import OwnerSettings
 from assistant.governance_app import GovernanceDep, runner_mode
 from assistant.web.consoles import live_healths, require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from governance import autonomy, exceptions
+from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.config_versions import find_version, list_versions, ref, rollback
 from governance.drill import last_drill, run_drill
 from governance.killswitch import list_switches
-from governance.models import ActionException
+from governance.models import Action, ActionException
 from governance.owners import OwnerRouter, missing_owners, owner_entries
+from governance.policy import Autonomy, load_policy
 from governance.policy import content_hash as policy_content_hash
 from governance.production_models import ConfigVersion
 from governance.workers import WorkerBeat, list_workers
 from integrations.base import Capability
 
 router = APIRouter(prefix=f"{PREFIX}/admin", include_in_schema=False)
+
+#: The governance page measures at most this many executive x kind pairs.
+MAX_AUTONOMY_ROWS = 100
 
 Reason = Annotated[str, Form(min_length=1, max_length=500)]
 FieldKind = Literal["text", "secret", "number", "checkbox", "select", "lines", "json"]
@@ -467,8 +473,10 @@ async def governance_room(
         settings = page.services.settings
         owners = [e.public() for e in await owner_entries(session, settings, tenant)]
         missing = await missing_owners(session, settings, tenant)
+    evidence: list[AutonomyRow] = []
     if page.can(Permission.AUTONOMY_READ):
         grants = await autonomy.grants(session, tenant, None)
+        evidence = await _autonomy_rows(page, session, grants, policy.default_autonomy)
     return page.render(
         "admin_governance.html",
         policy=policy,
@@ -476,8 +484,143 @@ async def governance_room(
         owners=owners,
         missing=missing,
         grants=grants,
+        evidence=evidence,
+        levels=[level.value for level in autonomy.ORDER],
+        bar=page.services.settings.autonomy,
         notice=page.request.query_params.get("notice"),
     )
+
+
+@dataclass(frozen=True)
+class AutonomyRow:
+    """One executive and kind: the level in force, the measured record, and whether the
+    next level up would be granted, or why not."""
+
+    executive: str
+    kind: str
+    level: str
+    stored: bool
+    record: autonomy.Record
+    next_level: str | None
+    refused_because: str | None
+
+
+async def _autonomy_rows(
+    page: Page, session: SessionDep, grants: list[Any], default: Autonomy
+) -> list[AutonomyRow]:
+    """Every executive and kind with a stored level or a proposal in the bar's window."""
+    tenant, bar = page.person.tenant_id, page.services.settings.autonomy
+    since = utcnow() - timedelta(days=bar.window_days)
+    seen = (
+        await session.execute(
+            select(func.lower(Action.on_behalf_of), Action.kind)
+            .where(
+                Action.tenant_id == tenant,
+                Action.on_behalf_of.is_not(None),
+                Action.created_at >= since,
+            )
+            .distinct()
+            .limit(MAX_AUTONOMY_ROWS)
+        )
+    ).all()
+    pairs = dict.fromkeys([(g.executive, g.kind) for g in grants] + [(e, k) for e, k in seen])
+    rows = []
+    for executive, kind in list(pairs)[:MAX_AUTONOMY_ROWS]:
+        stored = await autonomy.stored_level(session, tenant, executive, kind)
+        level = stored or default
+        record = await autonomy.measure(
+            session, tenant, executive, kind, window_days=bar.window_days
+        )
+        index = autonomy.rank(level)
+        up = autonomy.ORDER[index + 1] if index + 1 < len(autonomy.ORDER) else None
+        why = None
+        if up is not None and not record.meets(bar):
+            rate = record.accepted_unedited
+            why = (
+                f"{record.decisions} decision(s) in {bar.window_days} days "
+                f"(need {bar.min_decisions}), "
+                f"{'none' if rate is None else f'{rate:.0%}'} approved unedited "
+                f"(need {bar.min_accepted_unedited:.0%})"
+            )
+        rows.append(
+            AutonomyRow(
+                executive=executive,
+                kind=kind,
+                level=level.value,
+                stored=stored is not None,
+                record=record,
+                next_level=up.value if up else None,
+                refused_because=why,
+            )
+        )
+    return rows
+
+
+@router.post("/governance/autonomy", response_class=HTMLResponse)
+async def set_autonomy(
+    page: PageDep,
+    session: SessionDep,
+    executive: Annotated[str, Form(min_length=1, max_length=320)],
+    kind: Annotated[str, Form(min_length=1, max_length=100)],
+    level: Annotated[Autonomy, Form()],
+    reason: Reason,
+) -> RedirectResponse:
+    """Set a level through the same service as the API: lowering at once, raising only on
+    the measured record (refused with 409 and audited otherwise). Nobody sets their own."""
+    await require_tenant(page, Permission.AUTONOMY_MANAGE)
+    me = await session.get(User, page.person.user_id)
+    own = {page.person.user_id.lower()} | ({me.email.lower()} if me and me.email else set())
+    if executive.strip().lower() in own:
+        await autonomy_refused(page, executive, kind, level, reason, "nobody sets their own")
+        raise SeparationOfDutiesError("nobody sets their own autonomy: another admin must")
+    settings = page.services.settings
+    try:
+        change = await autonomy.set_level(
+            session,
+            page.person,
+            executive=executive,
+            kind=kind,
+            level=level,
+            reason=reason,
+            bar=settings.autonomy,
+            default=load_policy(policy_path(settings)).default_autonomy,
+        )
+    except autonomy.PromotionRefusedError as refused:
+        async with page.services.sessions() as own_session, own_session.begin():
+            await autonomy.audit_refusal(
+                own_session,
+                page.person,
+                executive=executive,
+                kind=kind,
+                level=level,
+                reason=reason,
+                error=refused,
+            )
+        raise
+    return back(
+        page,
+        f"{PREFIX}/admin/governance",
+        notice=f"{change.grant.kind} for {change.grant.executive}: {change.previous.value} "
+        f"to {change.level.value} ({change.direction})",
+    )
+
+
+async def autonomy_refused(
+    page: Page, executive: str, kind: str, level: Autonomy, reason: str, why: str
+) -> None:
+    async with page.services.sessions() as session, session.begin():
+        await record(
+            session,
+            page.person,
+            AuditEventIn(
+                action=AuditAction.AUTONOMY_PROMOTION_REFUSED,
+                outcome=Outcome.DENIED,
+                resource_type="autonomy",
+                resource_id=f"{executive.lower()}:{kind.lower()}"[:200],
+                reason=reason,
+                payload={"requested": level.value, "refused": why},
+            ),
+        )
 
 
 def _policy_hash(version: ConfigVersion) -> str | None:

@@ -574,7 +574,47 @@ async def test_governance_shows_missing_owners_and_autonomy_levels(console: Cons
     missing = page.text.split('id="owners-missing"')[1].split("</div>")[0]
     assert "Production refuses to start" in missing and "deployment" in missing.lower()
     autonomy_rows = page.text.split('class="history autonomy"')[1].split("</table>")[0]
-    assert DANA in autonomy_rows and "shadow" in autonomy_rows and "watch first" in autonomy_rows
+    assert DANA in autonomy_rows and "shadow" in autonomy_rows
+    assert "watch first" in page.text.split("Stored levels")[1]
+    row = autonomy_rows.split(f'data-autonomy="{DANA}:email.send"')[1].split("</tr>")[0]
+    promotion = row.split("data-promotion>")[1].split("</td>")[0]
+    assert promotion.startswith("suggest refused: 0 decision(s)"), promotion
+
+    # raising it without the record is refused (409, audited); lowering is not
+    raised = await client.post(
+        "/app/admin/governance/autonomy",
+        data={
+            "csrf": csrf_of(page),
+            "executive": DANA,
+            "kind": "email.send",
+            "level": "suggest",
+            "reason": "trust her",
+        },
+        headers=HTML,
+    )
+    assert raised.status_code == 409 and "PromotionRefusedError" in raised.text
+    [refusal] = await _events(services, "autonomy.promotion_refused")
+    assert refusal.payload["requested"] == "suggest" and refusal.actor_id
+    # nobody sets their own level
+    ada = await _user_id(services, "ada")
+    own = await client.post(
+        "/app/admin/governance/autonomy",
+        data={
+            "csrf": csrf_of(page),
+            "executive": "ada@northwind.example",
+            "kind": "email.send",
+            "level": "shadow",
+            "reason": "mine",
+        },
+        headers=HTML,
+    )
+    assert own.status_code == 403 and "SeparationOfDutiesError" in own.text
+    refusals = await _events(services, "autonomy.promotion_refused")
+    assert len(refusals) == 2 and refusals[-1].actor_id == ada
+    async with services.sessions() as session:
+        assert await autonomy.stored_level(session, "default", DANA, "email.send") == (
+            Autonomy.SHADOW
+        )
 
 
 async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
