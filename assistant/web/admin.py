@@ -43,7 +43,7 @@ from governance import autonomy, exceptions
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.config_versions import find_version, list_versions, ref, rollback
 from governance.drill import last_drill, run_drill
-from governance.killswitch import list_switches
+from governance.killswitch import list_switches, set_switch
 from governance.models import Action, ActionException
 from governance.owners import OwnerRouter, missing_owners, owner_entries
 from governance.policy import Autonomy, load_policy
@@ -685,6 +685,10 @@ async def operations(page: PageDep, session: SessionDep) -> HTMLResponse:
         drill=await last_drill(session, tenant),
         workers=workers,
         runner=runner_mode(page.services),
+        switch_targets=sorted(
+            {i.name for i in page.services.connectors.instances.values() if i.tenant_id == tenant}
+        )
+        + sorted(c.value for c in Capability),
         notice=page.request.query_params.get("notice"),
     )
 
@@ -730,6 +734,38 @@ async def assign_exception(
     await require_tenant(page, Permission.EXCEPTIONS_RESOLVE)
     row = await exceptions.assign(session, page.person, exception_id, owner, reason)
     return back(page, f"{PREFIX}/admin/operations", notice=f"exception assigned to {row.owner}")
+
+
+@router.post("/operations/killswitch", response_class=HTMLResponse)
+async def kill_switch(
+    page: PageDep,
+    session: SessionDep,
+    enabled: Annotated[Literal["on", "off"], Form()],
+    reason: Reason,
+    connector: Annotated[str, Form(max_length=100)] = "",
+) -> RedirectResponse:
+    """Stop (or resume) execution in this tenant, for every connector or one instance or
+    capability; waiting actions keep their place. A tenant's admin sets no global switch."""
+    await require_tenant(page, Permission.KILLSWITCH_MANAGE)
+    tenant = page.person.tenant_id
+    known = {i.name for i in page.services.connectors.instances.values() if i.tenant_id == tenant}
+    known |= {c.value for c in Capability}
+    if connector and connector not in known:
+        raise ValidationFailedError(
+            "no such connector or capability in this tenant", connector=connector[:100]
+        )
+    await set_switch(
+        session,
+        page.person,
+        enabled=enabled == "on",
+        now=utcnow(),
+        tenant_id=tenant,
+        connector=connector or None,
+        reason=reason,
+    )
+    scope = f"connector {connector}" if connector else "every connector"
+    state = "stopped" if enabled == "on" else "resumed"
+    return back(page, f"{PREFIX}/admin/operations", notice=f"execution {state}: {scope}")
 
 
 @router.post("/operations/drill", response_class=HTMLResponse)

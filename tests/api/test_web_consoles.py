@@ -48,6 +48,7 @@ ADMIN_WRITES = [
     ("/app/admin/operations/exceptions/x/cancel", {"reason": "r"}),
     ("/app/admin/operations/exceptions/x/assign", {"owner": "o", "reason": "r"}),
     ("/app/admin/operations/drill", {}),
+    ("/app/admin/operations/killswitch", {"enabled": "on", "reason": "r"}),
     ("/app/admin/people", {"username": "mallory", "roles": "admin"}),
     ("/app/admin/people/x/roles", {"roles": "admin"}),
     ("/app/admin/people/x/disabled", {"disabled": "true"}),
@@ -971,3 +972,41 @@ async def test_admin_revokes_a_delegation_an_auditor_only_reads_people(console: 
     assert revoked.status_code == 303
     async with services.sessions() as session:
         assert await users.active_delegation(session, "default", dana, dan) is None
+
+
+async def test_admin_stops_and_resumes_execution_with_a_kill_switch(console: Console) -> None:
+    from governance.killswitch import list_switches
+
+    client, services = console
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    on = await client.post(
+        "/app/admin/operations/killswitch",
+        data={"csrf": csrf_of(page), "enabled": "on", "connector": "email", "reason": "incident 9"},
+    )
+    assert on.status_code == 303, on.text
+    async with services.sessions() as session:
+        [switch] = await list_switches(session, enabled_only=True)
+    assert (switch.tenant_id, switch.connector, switch.reason) == ("default", "email", "incident 9")
+    shown = await client.get("/app/admin/operations", headers=HTML)
+    assert "ON: tenant default, connector email (incident 9)" in shown.text
+    off = await client.post(
+        "/app/admin/operations/killswitch",
+        data={"csrf": csrf_of(page), "enabled": "off", "connector": "email", "reason": "fixed"},
+    )
+    assert off.status_code == 303
+    async with services.sessions() as session:
+        assert await list_switches(session, enabled_only=True) == []
+    assert len(await _events(services, "killswitch.enabled")) == 1
+    assert len(await _events(services, "killswitch.disabled")) == 1
+    unknown = await client.post(
+        "/app/admin/operations/killswitch",
+        data={
+            "csrf": csrf_of(page),
+            "enabled": "on",
+            "connector": "other-tenant-mail",
+            "reason": "x",
+        },
+        headers=HTML,
+    )
+    assert unknown.status_code == 422
