@@ -20,16 +20,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
 from assistant.api.deps import SessionDep
+from assistant.auth import users
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
-from assistant.core.errors import ValidationFailedError
+from assistant.core.errors import NotFoundError, ValidationFailedError
+from assistant.core.principal import Role
 from assistant.quality import monitor
 from assistant.quality.cost import measure_cost
 from assistant.quality.gate import gate_report
 from assistant.quality.metrics import measure
 from assistant.quality.period import parse_period
+from assistant.triage.store import TriageCorrectionRow
 from assistant.web.consoles import require_tenant
+from assistant.web.inbox import list_inbox
 from assistant.web.pages import PREFIX, Page, PageDep
+from assistant.web.scope import Executive
 from governance.anchor import AnchorError, anchor_from_settings
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.audit_hash import iso_utc
@@ -43,8 +48,12 @@ from governance.audit_query import (
 )
 from governance.audit_verify import VerifyReport, verify_tenant
 from governance.checkpoints import fingerprint, load_public_key
+from governance.models import Action, ActionApproval, ActionEdit
 
 router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
+
+#: The activity room shows this many of the newest messages, corrections and proposals.
+ACTIVITY_ROWS = 200
 
 PAGE_SIZE = 100
 #: An export larger than this is refused: narrow the filter (the CLI exports everything).
@@ -346,3 +355,84 @@ async def quality(
         alerts=await monitor.list_alerts(session, tenant, limit=50),
         spot_checks=await monitor.list_spot_checks(session, tenant, limit=50),
     )
+
+
+@dataclass(frozen=True)
+class ProposalRow:
+    """A proposal for the executive, with who decided it and how."""
+
+    action: Action
+    approvers: list[str]
+    edits: int
+
+
+@router.get("/activity", response_class=HTMLResponse)
+async def activity(
+    page: PageDep,
+    session: SessionDep,
+    executive: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    """What the assistant saw and did for one executive of the tenant: the messages it
+    triaged (with its reason and evidence) and the corrections people made, the proposals
+    and how each was decided. Read-only; the same rows the executive's own rooms show."""
+    await require_tenant(page, Permission.AUDIT_READ)
+    tenant = page.person.tenant_id
+    roles = await users.roles_by_user(session, tenant)
+    everyone = await users.list_users(session, tenant)
+    executives = [u for u in everyone if Role.EXECUTIVE in roles.get(u.id, frozenset())]
+    chosen = next((u for u in executives if u.id == executive), None)
+    if executive and chosen is None:
+        raise NotFoundError("no such executive in this tenant")
+    context: dict[str, Any] = {"executives": executives, "chosen": chosen}
+    if chosen is not None:
+        ids = {chosen.id.lower()} | ({chosen.email.strip().lower()} if chosen.email else set())
+        ids |= page.services.connectors.mailboxes_of(tenant, chosen.id)
+        whose = Executive(user_id=chosen.id, label=chosen.username, ids=frozenset(ids))
+        messages = await list_inbox(session, tenant, whose, limit=ACTIVITY_ROWS)
+        corrections = (
+            await session.scalars(
+                select(TriageCorrectionRow)
+                .where(
+                    TriageCorrectionRow.tenant_id == tenant,
+                    TriageCorrectionRow.mailbox.in_(sorted(ids)),
+                )
+                .order_by(TriageCorrectionRow.created_at.desc())
+                .limit(ACTIVITY_ROWS)
+            )
+        ).all()
+        actions = (
+            await session.scalars(
+                select(Action)
+                .where(Action.tenant_id == tenant, func.lower(Action.on_behalf_of).in_(ids))
+                .order_by(Action.created_at.desc())
+                .limit(ACTIVITY_ROWS)
+            )
+        ).all()
+        action_ids = [a.id for a in actions]
+        approvers: dict[str, list[str]] = {}
+        for action_id, approver in await session.execute(
+            select(ActionApproval.action_id, ActionApproval.approver_id).where(
+                ActionApproval.action_id.in_(action_ids)
+            )
+        ):
+            approvers.setdefault(action_id, []).append(approver)
+        edits = dict(
+            (
+                await session.execute(
+                    select(ActionEdit.action_id, func.count())
+                    .where(ActionEdit.action_id.in_(action_ids))
+                    .group_by(ActionEdit.action_id)
+                )
+            ).all()
+        )
+        context |= {
+            "messages": messages,
+            "corrections": list(corrections),
+            "proposals": [
+                ProposalRow(a, approvers.get(a.id, []), int(edits.get(a.id, 0))) for a in actions
+            ],
+            "names": {
+                u.id: u.display_name or u.username for u in await users.list_users(session, tenant)
+            },
+        }
+    return page.render("audit_activity.html", **context)

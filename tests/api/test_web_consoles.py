@@ -512,6 +512,8 @@ async def test_an_auditor_sees_no_write_in_any_room(console: Console) -> None:
         "/app/admin/governance",
         "/app/admin/operations",
         "/app/admin/people",
+        "/app/audit/activity",
+        f"/app/audit/activity?executive={await _user_id(services, 'dana')}",
     )
     for path in rooms:
         page = await client.get(path, headers=HTML)
@@ -1010,3 +1012,43 @@ async def test_admin_stops_and_resumes_execution_with_a_kill_switch(console: Con
         headers=HTML,
     )
     assert unknown.status_code == 422
+
+
+async def test_an_auditor_sees_what_the_assistant_saw_and_did_for_an_executive(
+    console: Console,
+) -> None:
+    from assistant.triage import store
+
+    client, services = console
+    _, _ = await _failed_action(client, services)
+    dana = await _user_id(services, "dana")
+    async with services.sessions() as session, session.begin():
+        [triaged] = await store.list_results(session, "default", limit=1, mailboxes=[DANA.lower()])
+        person = Principal(user_id=dana, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+        await store.correct(
+            session,
+            person,
+            triaged.message_id,
+            store.CorrectionIn(category="notify", note="only for my information"),
+            mailbox=triaged.mailbox,
+        )
+    await sign_in(client, "otto")
+    room = await client.get("/app/audit/activity", headers=HTML)
+    assert room.status_code == 200 and f'value="{dana}"' in room.text
+    page = await client.get("/app/audit/activity", params={"executive": dana}, headers=HTML)
+    assert page.status_code == 200
+    messages = page.text.split('class="history activity-messages"')[1].split("</table>")[0]
+    assert (
+        messages.count("data-message=") > 1 and f'data-message="{triaged.message_id}"' in messages
+    )
+    corrections = page.text.split('class="history activity-corrections"')[1].split("</table>")[0]
+    assert "only for my information" in corrections and "Dana" in corrections
+    proposals = page.text.split('class="history activity-proposals"')[1].split("</table>")[0]
+    # approved by Dana (the helper's principal names her by her address)
+    assert "email.move" in proposals and "failed" in proposals and DANA in proposals
+    assert (
+        await client.get("/app/audit/activity", params={"executive": "nobody"}, headers=HTML)
+    ).status_code == 404
+    await sign_in(client, "dana")
+    refused = await client.get("/app/audit/activity", params={"executive": dana}, headers=HTML)
+    assert refused.status_code == 403
