@@ -41,6 +41,7 @@ CONSOLE_ROOMS = [
     "/app/admin/operations",
     "/app/admin/people",
     "/app/audit",
+    "/app/audit/activity",
     "/app/audit/verify",
     "/app/audit/gate",
     "/app/audit/quality",
@@ -167,6 +168,47 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     assert page.locator("section[data-version='policy@3']").get_by_text("in force").is_visible()
     assert f"version: {SHIPPED}" in server["policy"].read_text()
     _shot(page, "admin-governance")
+    assert problems == [], problems
+    context.close()
+
+
+def test_admin_manages_people_and_runs_the_drill(server: dict[str, Any], browser: Any) -> None:
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    _sign_in(page, base, "ada", "/app/admin/connectors")
+    page.get_by_role("link", name="People").click()
+    expect_heading(page, "People")
+    # her own row offers no form: another admin changes her roles and account
+    assert page.locator("tr[data-user=ada] form").count() == 0
+    page.get_by_label("User name").fill("dan")
+    page.get_by_label("Display name").fill("Dan Delegate")
+    page.get_by_role("group", name="Roles", exact=True).get_by_label("delegate").check()
+    page.get_by_role("button", name="Add user").click()
+    page.wait_for_url(f"{base}/app/admin/people?notice=*")
+    assert page.locator("tr[data-user=dan] [data-roles]").inner_text() == "delegate"
+    page.get_by_role("button", name="Disable dan", exact=True).click()
+    page.wait_for_url(f"{base}/app/admin/people?notice=*")
+    assert page.locator("tr[data-user=dan] [data-account]").inner_text() == "disabled"
+
+    page.get_by_label("Key name").fill("ci-reader")
+    page.get_by_role("group", name="Key roles").get_by_label("auditor").check()
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("code.secret-once").inner_text()
+    assert key.startswith("ea_")
+    page.goto(f"{base}/app/admin/people")
+    assert key not in page.content() and page.locator("tr[data-key=ci-reader]").is_visible()
+    _shot(page, "admin-people")
+
+    page.get_by_role("link", name="Operations").click()
+    expect_heading(page, "Operations")
+    page.get_by_role("button", name="Run the rollback drill").click()
+    page.wait_for_url(f"{base}/app/admin/operations?notice=*", timeout=60_000)
+    assert page.get_by_role("status").filter(has_text="drill passed").is_visible()
+    assert "passed" in page.locator("#last-drill").inner_text()
+    _shot(page, "admin-operations")
     assert problems == [], problems
     context.close()
 
