@@ -23,7 +23,7 @@ from assistant.api.deps import SessionDep
 from assistant.auth import users
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
-from assistant.core.errors import NotFoundError, ValidationFailedError
+from assistant.core.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
 from assistant.core.principal import Role
 from assistant.quality import monitor
 from assistant.quality.cost import measure_cost
@@ -376,6 +376,12 @@ async def activity(
     triaged (with its reason and evidence) and the corrections people made, the proposals
     and how each was decided. Read-only; the same rows the executive's own rooms show."""
     await require_tenant(page, Permission.AUDIT_READ)
+    if not page.person.has(Role.AUDITOR):
+        # Oversight of what the assistant saw is the auditor's: an admin configures the
+        # deployment but reads nobody's mail.
+        if page.services.auth is not None:
+            await page.services.auth.audit_access_denied(page.request, page.person, ["auditor"])
+        raise PermissionDeniedError("only auditors read what the assistant saw")
     tenant = page.person.tenant_id
     roles = await users.roles_by_user(session, tenant)
     everyone = await users.list_users(session, tenant)

@@ -1049,6 +1049,10 @@ async def test_an_auditor_sees_what_the_assistant_saw_and_did_for_an_executive(
     assert (
         await client.get("/app/audit/activity", params={"executive": "nobody"}, headers=HTML)
     ).status_code == 404
-    await sign_in(client, "dana")
-    refused = await client.get("/app/audit/activity", params={"executive": dana}, headers=HTML)
-    assert refused.status_code == 403
+    # nobody else reads it: neither the executive herself here nor an admin
+    for other in ("dana", "ada"):
+        await sign_in(client, other)
+        refused = await client.get("/app/audit/activity", params={"executive": dana}, headers=HTML)
+        assert refused.status_code == 403, other
+    denied = await _events(services, "auth.access.denied")
+    assert any(e.resource_id == "GET /app/audit/activity" for e in denied)

@@ -41,7 +41,6 @@ CONSOLE_ROOMS = [
     "/app/admin/operations",
     "/app/admin/people",
     "/app/audit",
-    "/app/audit/activity",
     "/app/audit/verify",
     "/app/audit/gate",
     "/app/audit/quality",
@@ -341,4 +340,14 @@ def test_console_rooms_are_accessible(server: dict[str, Any], browser: Any) -> N
         for room in CONSOLE_ROOMS:
             page.goto(f"{base}{room}")
             assert _axe_violations(page) == [], room
+        context.close()
+        # the activity room is the auditor's alone
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        _sign_in(page, base, "otto", "/app/audit")
+        page.goto(f"{base}/app/audit/activity")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(f"{base}/app/audit/activity?executive=*")
+        assert page.locator("table.activity-messages tbody tr").count() > 0
+        assert _axe_violations(page) == [], "/app/audit/activity"
         context.close()
