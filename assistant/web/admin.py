@@ -46,6 +46,7 @@ from governance.drill import last_drill, run_drill
 from governance.killswitch import list_switches, set_switch
 from governance.models import Action, ActionException
 from governance.owners import OwnerRouter, missing_owners, owner_entries
+from governance.owners import channel as owner_channel
 from governance.policy import Autonomy, load_policy
 from governance.policy import content_hash as policy_content_hash
 from governance.production_models import ConfigVersion
@@ -237,8 +238,10 @@ async def connectors(page: PageDep, session: SessionDep) -> HTMLResponse:
     live = [services.connectors.instances.get((tenant, r["name"])) for r in rows]
     await services.connectors.load_bindings()
     names = {c.user_id: c.label for c in await _executives(session, tenant)}
+    owners = await _connector_owners(page, session)
     for row, instance, health in zip(rows, live, await live_healths(live), strict=True):
         row["health"] = health
+        row["owner"] = owners.get(row["name"])
         row["executives"] = [names.get(e, e) for e in (instance.executives if instance else ())]
     specs = sorted(services.registry.specs.values(), key=lambda s: s.slug)
     return page.render(
@@ -247,6 +250,12 @@ async def connectors(page: PageDep, session: SessionDep) -> HTMLResponse:
         specs=specs,
         notice=page.request.query_params.get("notice"),
     )
+
+
+async def _connector_owners(page: Page, session: SessionDep) -> dict[str, OwnerSettings]:
+    """Each connector's effective owner (stored, else from settings)."""
+    entries = await owner_entries(session, page.services.settings, page.person.tenant_id)
+    return {e.subject: e.owner for e in entries if e.scope == "connector" and e.owner}
 
 
 @router.get("/connectors/new", response_class=HTMLResponse)
@@ -335,6 +344,8 @@ async def edit_connector(page: PageDep, session: SessionDep, name: str) -> HTMLR
         editing=row,
         executives=await _executives(session, row.tenant_id),
         chosen=list(live.executives) if live else [],
+        owner=(owner := (await _connector_owners(page, session)).get(row.name)),
+        owner_via=owner_channel(owner.contact) if owner else None,
     )
 
 

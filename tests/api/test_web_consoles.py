@@ -167,6 +167,7 @@ async def test_admin_binds_a_connector_to_an_executive_whose_data_then_comes_fro
     listing = await client.get("/app/admin/connectors", headers=HTML)
     row = listing.text.split('data-connector="dana-mail"')[1].split("</tr>")[0]
     assert "Dana" in row.split("data-serves>")[1].split("</td>")[0]
+    assert "missing" in row.split("data-owner>")[1].split("</td>")[0]
     updated = await _events(services, "connector.updated")
     assert [e.payload for e in updated if e.resource_id == "dana-mail"] == [
         {"bound_executive": dana_id}
@@ -181,6 +182,24 @@ async def test_admin_binds_a_connector_to_an_executive_whose_data_then_comes_fro
     edit = await client.get("/app/admin/connectors/dana-mail/edit", headers=HTML)
     assert edit.status_code == 200 and f'value="{DANA}"' in edit.text
     assert f'value="{dana_id}" checked' in edit.text
+    saved_owner = await client.post(
+        "/app/admin/connectors/dana-mail",
+        data={
+            "csrf": csrf_of(edit),
+            "enabled": "on",
+            "executives": dana_id,
+            "owner.person": "Ada",
+            "owner.role": "IT",
+            "owner.contact": "https://hooks.example/T0K3N-secret-path",
+        },
+    )
+    assert saved_owner.status_code == 303, saved_owner.text
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    row = listing.text.split('data-connector="dana-mail"')[1].split("</tr>")[0]
+    assert "Ada (IT)" in row.split("data-owner>")[1].split("</td>")[0]
+    edit = await client.get("/app/admin/connectors/dana-mail/edit", headers=HTML)
+    assert "Ada (IT), reached by webhook" in edit.text
+    assert "T0K3N" not in edit.text  # a webhook's path may be a token: never shown
     saved = await client.post(
         "/app/admin/connectors/dana-mail",
         data={"csrf": csrf_of(edit), "enabled": "on", "reason": "serves nobody now"},
