@@ -66,6 +66,32 @@ class ConnectorInstance:
         }
 
 
+#: A health check slower than this reports the connector down: a page or a list must not hang.
+HEALTH_TIMEOUT_S = 5.0
+
+
+async def live_health(instance: ConnectorInstance | None) -> ConnectorHealth:
+    """Ask the connector now, rather than trusting what it said when it was built (one
+    answer for the admin's page and the admin API)."""
+    if instance is None:
+        return ConnectorHealth(status=ConnectorStatus.DOWN, detail="disabled")
+    if instance.connector is None:
+        return instance.health
+    try:
+        health = await asyncio.wait_for(instance.connector.check(), HEALTH_TIMEOUT_S)
+    except TimeoutError:
+        return ConnectorHealth(status=ConnectorStatus.DOWN, detail="no answer in time")
+    except Exception as exc:  # a check that raises is a connector that is down
+        return ConnectorHealth(status=ConnectorStatus.DOWN, detail=type(exc).__name__)
+    if not isinstance(health, ConnectorHealth):
+        return ConnectorHealth(status=ConnectorStatus.BROKEN, detail="check answered nonsense")
+    return health
+
+
+async def live_healths(instances: list[ConnectorInstance | None]) -> list[ConnectorHealth]:
+    return list(await asyncio.gather(*(live_health(i) for i in instances)))
+
+
 def config_problems(exc: ValidationError) -> list[str]:
     return [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
 

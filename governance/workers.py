@@ -81,3 +81,10 @@ async def live_workers(session: AsyncSession, *, now: datetime, within: float) -
         "runners": sorted(str(row[0]) for row in rows),
         "last_seen_at": last.isoformat() if last else None,
     }
+
+
+async def list_workers(session: AsyncSession) -> list[WorkerBeat]:
+    """Every worker that said it was alive, most recently heard first (a stopped one
+    removed its row; a crashed one stays, its last beat ageing)."""
+    rows = await session.scalars(select(WorkerBeat).order_by(WorkerBeat.last_seen_at.desc()))
+    return list(rows)

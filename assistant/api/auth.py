@@ -30,7 +30,7 @@ from assistant.auth.permissions import (
 from assistant.auth.runtime import CSRF_COOKIE, SIGNIN_STATE_COOKIE, AuthRuntime
 from assistant.core.clock import utcnow
 from assistant.core.db import on_commit
-from assistant.core.errors import ConflictError, NotFoundError
+from assistant.core.errors import NotFoundError
 from assistant.core.principal import ActorType, Principal, Role
 from governance.audit import AuditAction, Outcome
 
@@ -575,12 +575,8 @@ async def patch_user(
     changes: dict[str, Any] = {}
     if body.display_name is not None:
         user.display_name = changes["display_name"] = body.display_name
-    if body.disabled is not None and body.disabled != user.disabled:
-        if body.disabled and user.id == principal.user_id:
-            raise ConflictError("you cannot disable yourself")
-        user.disabled = changes["disabled"] = body.disabled
-        if body.disabled:
-            await sessions.revoke_user_sessions(session, user.tenant_id, user.id)
+    if body.disabled is not None:  # one rule for the API and the people page (audited)
+        await users.set_disabled(session, principal, user, body.disabled)
     if body.unlock and (user.locked_until is not None or user.failed_logins):
         user.locked_until = None
         user.failed_logins = 0

@@ -25,6 +25,7 @@ from assistant.connector_store import (
     secret_fields,
     set_executives,
 )
+from assistant.connectors import live_healths
 from assistant.core.db import on_commit
 from assistant.core.errors import ConflictError, ValidationFailedError
 from assistant.core.principal import Principal
@@ -185,26 +186,28 @@ def _go_live_after_commit(session: Any, store: ConnectorStore, row: Any, manager
 async def list_connectors(
     services: ServicesDep, session: SessionDep, actor: Admin
 ) -> list[dict[str, Any]]:
-    """Instances of the caller's tenant: from settings (read-only) and from the database."""
+    """Instances of the caller's tenant: from settings (read-only) and from the database,
+    each with its health asked now (a dead connector answers ``down``, not what it said
+    when it was built)."""
     store = _store(services)
-    listed = [
+    manager = services.connectors
+    listed: list[dict[str, Any]] = [
         {
             "name": i.name,
             "slug": i.slug,
             "enabled": True,
             "source": "settings",
             "config": None,
-            "status": i.health.status.value,
         }
-        for i in services.connectors.instances.values()
+        for i in manager.instances.values()
         if i.tenant_id == actor.tenant_id
-        and is_configured_in_settings(services.connectors, actor.tenant_id, i.name)
+        and is_configured_in_settings(manager, actor.tenant_id, i.name)
     ]
-    for row in await store.list(session, actor.tenant_id):
-        described = store.describe(row)
-        live = services.connectors.instances.get((row.tenant_id, row.name))
-        described["status"] = live.health.status.value if live else "disabled"
-        listed.append(described)
+    listed.extend(store.describe(row) for row in await store.list(session, actor.tenant_id))
+    live = [manager.instances.get((actor.tenant_id, item["name"])) for item in listed]
+    for item, health in zip(listed, await live_healths(live), strict=True):
+        item["status"] = health.status.value
+        item["status_detail"] = health.detail
     return listed
 
 

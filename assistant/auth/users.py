@@ -18,6 +18,7 @@ from assistant.auth.audit import anonymous, audit
 from assistant.auth.models import Delegation, LoginAttempt, RoleGrant, User
 from assistant.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from assistant.auth.permissions import DELEGABLE, Permission
+from assistant.auth.sessions import revoke_user_sessions
 from assistant.core.clock import utcnow
 from assistant.core.errors import (
     ConflictError,
@@ -253,6 +254,30 @@ async def sync_directory_roles(
             after=_sorted_roles(after),
         )
     return after
+
+
+async def set_disabled(session: AsyncSession, actor: Principal, user: User, disabled: bool) -> bool:
+    """Disable (her sessions end at once) or enable ``user``; audited. Nobody disables
+    themselves: another admin must. Returns whether anything changed."""
+    if disabled == user.disabled:
+        return False
+    if disabled and user.id == actor.user_id:
+        raise SeparationOfDutiesError("nobody disables themselves: another admin must")
+    user.disabled = disabled
+    user.updated_at = utcnow()
+    if disabled:
+        await revoke_user_sessions(session, user.tenant_id, user.id)
+    await session.flush()
+    await audit(
+        session,
+        actor,
+        AuditAction.AUTH_ROLE_CHANGED,
+        resource_type="user",
+        resource_id=user.id,
+        payload={"change": {"disabled": disabled}},
+    )
+    log.info("auth.user.disabled" if disabled else "auth.user.enabled", user=user.id)
+    return True
 
 
 async def set_password(session: AsyncSession, user: User, password: str) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from assistant.auth.sessions import cookie_secure
-from assistant.web import admin, auditor, history, inbox, live, meetings, review
+from assistant.web import admin, auditor, history, inbox, live, meetings, people, review
 from assistant.web.pages import (
     EXECUTIVE_COOKIE,
     PREFIX,
@@ -55,6 +55,7 @@ def install(app: FastAPI) -> None:
         app.include_router(router)
     # The admin's and the auditor's rooms (tenant-wide; they serve no executive).
     app.include_router(admin.router)
+    app.include_router(people.router)
     app.include_router(auditor.router)
     app.include_router(_switch)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,21 +17,27 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
 
 from assistant.api.deps import SessionDep
+from assistant.auth import users
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
-from assistant.core.errors import ValidationFailedError
+from assistant.core.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
+from assistant.core.principal import Role
 from assistant.quality import monitor
 from assistant.quality.cost import measure_cost
 from assistant.quality.gate import gate_report
 from assistant.quality.metrics import measure
 from assistant.quality.period import parse_period
+from assistant.triage.inbox import list_inbox
+from assistant.triage.store import TriageCorrectionRow
 from assistant.web.consoles import require_tenant
 from assistant.web.pages import PREFIX, Page, PageDep
 from governance.anchor import AnchorError, anchor_from_settings
 from governance.audit import AuditAction, AuditEventIn, Outcome, record
 from governance.audit_hash import iso_utc
+from governance.audit_models import AuditCheckpoint
 from governance.audit_query import (
     EXPORT_COLUMNS,
     AuditFilter,
@@ -39,9 +46,13 @@ from governance.audit_query import (
     stream_events,
 )
 from governance.audit_verify import VerifyReport, verify_tenant
-from governance.checkpoints import load_public_key
+from governance.checkpoints import fingerprint, load_public_key
+from governance.models import Action, ActionApproval, ActionEdit
 
 router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
+
+#: The activity room shows this many of the newest messages, corrections and proposals.
+ACTIVITY_ROWS = 200
 
 PAGE_SIZE = 100
 #: An export larger than this is refused: narrow the filter (the CLI exports everything).
@@ -122,17 +133,36 @@ async def audit_log(
     )
 
 
-async def _verify(page: Page) -> VerifyReport:
+@dataclass(frozen=True)
+class Verified:
+    """The chain verified now against the deployment's anchor (as the gate and `assistant
+    audit verify` do), and what the anchor was."""
+
+    report: VerifyReport
+    #: The anchor compared with (its description), None when anchoring is off.
+    anchor: str | None
+    #: Why the anchor could not be read; the chain then does not count as verified.
+    anchor_unreadable: str | None
+    key_fingerprint: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.anchor_unreadable is None
+
+
+async def _verify(page: Page) -> Verified:
     """What `assistant audit verify` checks for this tenant, the anchor included."""
     settings = page.services.settings
     public_key = load_public_key(settings.audit_key_file)
     anchor = anchor_from_settings(settings)
-    unreadable = None
-    try:
-        # Read before the database: whatever it holds had committed by then.
-        snapshot = await anchor.snapshot() if anchor is not None else None
-    except AnchorError as exc:
-        snapshot, unreadable = None, str(exc)
+    # The anchor first: a checkpoint anchored after the session's snapshot began would read
+    # as a chain behind its anchor.
+    snapshot, unreadable = None, None
+    if anchor is not None:
+        try:
+            snapshot = await anchor.snapshot()
+        except AnchorError as exc:
+            unreadable = str(exc)
     # A session of its own, begun after the anchor was read (the request's may hold an
     # older snapshot, which would read as a chain behind its anchor).
     async with page.services.sessions() as fresh:
@@ -143,26 +173,90 @@ async def _verify(page: Page) -> VerifyReport:
             anchor=snapshot,
             checkpoint_every_events=settings.audit.checkpoint_every_events,
         )
-    if unreadable is not None:
-        report.warnings.append(f"the anchor could not be read: {unreadable}")
-    return report
+    return Verified(
+        report=report,
+        anchor=anchor.description if anchor is not None else None,
+        anchor_unreadable=unreadable,
+        key_fingerprint=fingerprint(public_key) if public_key else None,
+    )
 
 
-def _proof(report: VerifyReport, rows: list[dict[str, Any]], query: AuditQuery) -> dict[str, Any]:
-    """What the export proves: the whole chain verified when it was taken, and where each
-    exported row sits in it (its seq and hashes are in the rows)."""
+def _checkpoint(row: AuditCheckpoint | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "seq": row.seq,
+        "row_hash": row.row_hash,
+        "created_at": iso_utc(row.created_at),
+        "key_fingerprint": row.key_fingerprint,
+        "signature": row.signature,
+    }
+
+
+async def _covering_checkpoints(
+    session: SessionDep, tenant_id: str, first_seq: int | None, last_seq: int | None
+) -> dict[str, Any]:
+    """The signed checkpoints around the exported range: the last one before it, the first
+    at or after its end (which signs a chain head the whole range hashes into), and how many
+    lie between."""
+    if first_seq is None or last_seq is None:
+        return {"before": None, "covering": None, "within": 0}
+    tenant = AuditCheckpoint.tenant_id == tenant_id
+    before = await session.scalar(
+        select(AuditCheckpoint)
+        .where(tenant, AuditCheckpoint.seq < first_seq)
+        .order_by(AuditCheckpoint.seq.desc())
+        .limit(1)
+    )
+    covering = await session.scalar(
+        select(AuditCheckpoint)
+        .where(tenant, AuditCheckpoint.seq >= last_seq)
+        .order_by(AuditCheckpoint.seq)
+        .limit(1)
+    )
+    within = await session.scalar(
+        select(func.count())
+        .select_from(AuditCheckpoint)
+        .where(tenant, AuditCheckpoint.seq >= first_seq, AuditCheckpoint.seq < last_seq)
+    )
+    return {
+        "before": _checkpoint(before),
+        "covering": _checkpoint(covering),
+        "within": int(within or 0),
+    }
+
+
+async def _proof(
+    session: SessionDep, verified: Verified, rows: list[dict[str, Any]], query: AuditQuery
+) -> dict[str, Any]:
+    """What the export proves: the whole chain verified against the anchor when it was
+    taken, where each exported row sits in it (its seq, prev_hash and row_hash are in the
+    rows, which re-hash offline), and the signed checkpoints around the range (each an
+    Ed25519 signature over tenant, seq and the row hash at that seq)."""
+    report = verified.report
+    first_seq = int(rows[0]["seq"]) if rows else None
+    last_seq = int(rows[-1]["seq"]) if rows else None
     return {
         "tenant_id": report.tenant_id,
         "verified_at": iso_utc(utcnow()),
-        "chain_ok": report.ok,
+        "chain_ok": verified.ok,
         "chain_events": report.events,
         "chain_last_seq": report.last_seq,
         "checkpoints": report.checkpoints,
         "first_bad_seq": report.first_bad_seq,
+        "anchor": verified.anchor,
+        "anchor_unreadable": verified.anchor_unreadable,
+        "anchored_seq": report.anchored_seq,
+        "anchored_checkpoints": report.anchored_checkpoints,
+        "unanchored_events": report.unanchored_events,
+        "key_fingerprint": verified.key_fingerprint,
+        "range_checkpoints": await _covering_checkpoints(
+            session, report.tenant_id, first_seq, last_seq
+        ),
         "filter": query.params(),
         "exported": len(rows),
-        "first_seq": rows[0]["seq"] if rows else None,
-        "last_seq": rows[-1]["seq"] if rows else None,
+        "first_seq": first_seq,
+        "last_seq": last_seq,
     }
 
 
@@ -183,8 +277,7 @@ async def export(
                 f"more than {MAX_EXPORT} events: narrow the filter or use `assistant audit export`"
             )
         rows.append(export_row(event))
-    report = await _verify(page)
-    proof = _proof(report, rows, query)
+    proof = await _proof(session, await _verify(page), rows, query)
     await record(
         session,
         page.person,
@@ -218,12 +311,12 @@ async def export(
 async def verify(page: PageDep) -> HTMLResponse:
     """Verify the tenant's whole chain now, against the anchor, and show the result."""
     await require_tenant(page, Permission.AUDIT_READ)
-    report = await _verify(page)
-    key_file = page.services.settings.audit_key_file
+    verified = await _verify(page)
     return page.render(
         "audit_verify.html",
-        report=report,
-        signed=load_public_key(key_file) is not None,
+        verified=verified,
+        report=verified.report,
+        signed=verified.key_fingerprint is not None,
         checked_at=utcnow(),
     )
 
@@ -266,3 +359,92 @@ async def quality(
         alerts=await monitor.list_alerts(session, tenant, limit=50),
         spot_checks=await monitor.list_spot_checks(session, tenant, limit=50),
     )
+
+
+@dataclass(frozen=True)
+class ProposalRow:
+    """A proposal for the executive, with who decided it and how."""
+
+    action: Action
+    approvers: list[str]
+    edits: int
+
+
+@router.get("/activity", response_class=HTMLResponse)
+async def activity(
+    page: PageDep,
+    session: SessionDep,
+    executive: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    """What the assistant saw and did for one executive of the tenant: the messages it
+    triaged (with its reason and evidence) and the corrections people made, the proposals
+    and how each was decided. Read-only; the same rows the executive's own rooms show."""
+    await require_tenant(page, Permission.AUDIT_READ)
+    if not page.person.has(Role.AUDITOR):
+        # Oversight of what the assistant saw is the auditor's: an admin configures the
+        # deployment but reads nobody's mail.
+        if page.services.auth is not None:
+            await page.services.auth.audit_access_denied(page.request, page.person, ["auditor"])
+        raise PermissionDeniedError("only auditors read what the assistant saw")
+    tenant = page.person.tenant_id
+    roles = await users.roles_by_user(session, tenant)
+    everyone = await users.list_users(session, tenant)
+    executives = [u for u in everyone if Role.EXECUTIVE in roles.get(u.id, frozenset())]
+    chosen = next((u for u in executives if u.id == executive), None)
+    if executive and chosen is None:
+        raise NotFoundError("no such executive in this tenant")
+    context: dict[str, Any] = {"executives": executives, "chosen": chosen}
+    if chosen is not None:
+        # Her mail is what the mailboxes bound to her hold (the rule of her own rooms); her
+        # actions are filed under her id (older ones under her address).
+        mailboxes = page.services.connectors.mailboxes_of(tenant, chosen.id)
+        ids = {chosen.id.lower(), *mailboxes}
+        ids |= {chosen.email.strip().lower()} if chosen.email else set()
+        messages = await list_inbox(session, tenant, mailboxes, limit=ACTIVITY_ROWS)
+        corrections = (
+            await session.scalars(
+                select(TriageCorrectionRow)
+                .where(
+                    TriageCorrectionRow.tenant_id == tenant,
+                    TriageCorrectionRow.mailbox.in_(sorted(mailboxes)),
+                )
+                .order_by(TriageCorrectionRow.created_at.desc())
+                .limit(ACTIVITY_ROWS)
+            )
+        ).all()
+        actions = (
+            await session.scalars(
+                select(Action)
+                .where(Action.tenant_id == tenant, func.lower(Action.on_behalf_of).in_(ids))
+                .order_by(Action.created_at.desc())
+                .limit(ACTIVITY_ROWS)
+            )
+        ).all()
+        action_ids = [a.id for a in actions]
+        approvers: dict[str, list[str]] = {}
+        for action_id, approver in await session.execute(
+            select(ActionApproval.action_id, ActionApproval.approver_id).where(
+                ActionApproval.action_id.in_(action_ids)
+            )
+        ):
+            approvers.setdefault(action_id, []).append(approver)
+        edits = dict(
+            (
+                await session.execute(
+                    select(ActionEdit.action_id, func.count())
+                    .where(ActionEdit.action_id.in_(action_ids))
+                    .group_by(ActionEdit.action_id)
+                )
+            ).all()
+        )
+        context |= {
+            "messages": messages,
+            "corrections": list(corrections),
+            "proposals": [
+                ProposalRow(a, approvers.get(a.id, []), int(edits.get(a.id, 0))) for a in actions
+            ],
+            "names": {
+                u.id: u.display_name or u.username for u in await users.list_users(session, tenant)
+            },
+        }
+    return page.render("audit_activity.html", **context)

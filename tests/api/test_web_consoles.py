@@ -7,6 +7,7 @@ import csv
 import io
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from governance.policy import default_policy_path
 from tests.fixtures.web import (
     DANA,
     HTML,
+    PASSWORD,
     add_user,
     csrf_of,
     give_password,
@@ -35,11 +37,25 @@ __all__ = ["triaged_template"]  # fixtures
 Console = tuple[httpx.AsyncClient, Any]
 
 #: Every state-changing route of the admin rooms, with a form that would otherwise pass.
+BASE = "/api/v1/admin/connectors"
+
 ADMIN_WRITES = [
     ("/app/admin/connectors", {"slug": "sandbox.email", "name": "x-mail", "enabled": "on"}),
+    ("/app/admin/connectors/x-mail", {"enabled": "on", "reason": "r"}),
     ("/app/admin/connectors/x-mail/test", {}),
     ("/app/admin/connectors/x-mail/enabled", {"enabled": "off", "reason": "r"}),
     ("/app/admin/governance/rollback", {"version": "policy@1", "reason": "r"}),
+    ("/app/admin/operations/exceptions/x/retry", {"reason": "r"}),
+    ("/app/admin/operations/exceptions/x/cancel", {"reason": "r"}),
+    ("/app/admin/operations/exceptions/x/assign", {"owner": "o", "reason": "r"}),
+    ("/app/admin/operations/drill", {}),
+    ("/app/admin/operations/killswitch", {"enabled": "on", "reason": "r"}),
+    ("/app/admin/people", {"username": "mallory", "roles": "admin"}),
+    ("/app/admin/people/x/roles", {"roles": "admin"}),
+    ("/app/admin/people/x/disabled", {"disabled": "true"}),
+    ("/app/admin/people/api-keys", {"name": "k", "roles": "admin"}),
+    ("/app/admin/people/api-keys/x/revoke", {}),
+    ("/app/admin/people/delegations/x/revoke", {}),
 ]
 
 
@@ -116,6 +132,82 @@ async def test_admin_adds_a_connector_from_its_generated_form(console: Console) 
         assert row.config["mailbox"] == DANA
     created = await _events(services, "connector.created")
     assert [e.actor_id for e in created if e.resource_id == "dana-mail"]
+
+
+async def test_admin_binds_a_connector_to_an_executive_whose_data_then_comes_from_it(
+    console: Console,
+) -> None:
+    """Unbound, the settings' sandbox mailbox serves nobody whose id is not its address:
+    Dana's inbox is empty over the API. The admin adds a mailbox bound to her, and her
+    inbox is that mailbox's; then she edits it to serve nobody, and it is empty again."""
+    client, services = console
+    dana = await sign_in(client, "dana")
+    assert dana.status_code in (302, 303)
+    assert (await client.get("/api/v1/triage/inbox")).json() == []
+
+    await sign_in(client, "ada")
+    form = await client.get("/app/admin/connectors/new", params={"slug": "sandbox.email"})
+    assert 'name="executives"' in form.text
+    dana_id = form.text.split('name="executives" value="')[1].split('"')[0]
+    fields = {
+        "csrf": csrf_of(form),
+        "slug": "sandbox.email",
+        "name": "dana-mail",
+        "config.mailbox": DANA,
+        "enabled": "on",
+    }
+    # a user who is no executive of this tenant is refused, with nothing kept
+    refused = await client.post(
+        "/app/admin/connectors", data={**fields, "executives": "not-a-user"}, headers=HTML
+    )
+    assert refused.status_code == 422 and "ValidationFailedError" in refused.text
+    assert "dana-mail" not in {c["name"] for c in (await client.get(BASE)).json()}
+
+    done = await client.post("/app/admin/connectors", data={**fields, "executives": dana_id})
+    assert done.status_code == 303, done.text
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    row = listing.text.split('data-connector="dana-mail"')[1].split("</tr>")[0]
+    assert "Dana" in row.split("data-serves>")[1].split("</td>")[0]
+    assert "missing" in row.split("data-owner>")[1].split("</td>")[0]
+    updated = await _events(services, "connector.updated")
+    assert [e.payload for e in updated if e.resource_id == "dana-mail"] == [
+        {"bound_executive": dana_id}
+    ]
+
+    await sign_in(client, "dana")
+    inbox = (await client.get("/api/v1/triage/inbox")).json()
+    assert inbox and {item["mailbox"] for item in inbox} == {DANA.lower()}
+
+    # edit: the form shows the stored config and the binding; unticking her unbinds
+    await sign_in(client, "ada")
+    edit = await client.get("/app/admin/connectors/dana-mail/edit", headers=HTML)
+    assert edit.status_code == 200 and f'value="{DANA}"' in edit.text
+    assert f'value="{dana_id}" checked' in edit.text
+    saved_owner = await client.post(
+        "/app/admin/connectors/dana-mail",
+        data={
+            "csrf": csrf_of(edit),
+            "enabled": "on",
+            "executives": dana_id,
+            "owner.person": "Ada",
+            "owner.role": "IT",
+            "owner.contact": "https://hooks.example/T0K3N-secret-path",
+        },
+    )
+    assert saved_owner.status_code == 303, saved_owner.text
+    listing = await client.get("/app/admin/connectors", headers=HTML)
+    row = listing.text.split('data-connector="dana-mail"')[1].split("</tr>")[0]
+    assert "Ada (IT)" in row.split("data-owner>")[1].split("</td>")[0]
+    edit = await client.get("/app/admin/connectors/dana-mail/edit", headers=HTML)
+    assert "Ada (IT), reached by webhook" in edit.text
+    assert "T0K3N" not in edit.text  # a webhook's path may be a token: never shown
+    saved = await client.post(
+        "/app/admin/connectors/dana-mail",
+        data={"csrf": csrf_of(edit), "enabled": "on", "reason": "serves nobody now"},
+    )
+    assert saved.status_code == 303, saved.text
+    await sign_in(client, "dana")
+    assert (await client.get("/api/v1/triage/inbox")).json() == []
 
 
 async def test_a_bad_connector_form_lists_every_problem_keeps_nothing_and_is_audited(
@@ -201,6 +293,10 @@ async def test_a_dead_connector_shows_down(console: Console) -> None:
     assert 'data-health="down"' in row
     sandbox = listing.text.split('data-connector="sandbox-mail"')[1].split("</tr>")[0]
     assert 'data-health="ok"' in sandbox
+    # The admin API asks the same way (one function for the page and the API).
+    listed = {c["name"]: c for c in (await client.get("/api/v1/admin/connectors")).json()}
+    assert listed["dead-imap"]["status"] == "down", listed["dead-imap"]
+    assert listed["sandbox-mail"]["status"] == "ok"
 
 
 async def test_admin_disables_and_tests_a_connector(console: Console) -> None:
@@ -327,6 +423,59 @@ async def test_auditor_filters_exports_and_verifies(console: Console) -> None:
     assert full.status_code == 200 and "<svg" in full.text
 
 
+async def test_the_export_proof_names_the_anchor_and_the_signed_checkpoints_of_its_range(
+    console: Console,
+) -> None:
+    """The proof carries the checkpoint that signs a chain head at or after the range's
+    end (its signature checks with the deployment's key) and the anchor verified against;
+    the verify page shows that anchor, and refuses to call the chain verified when the
+    anchor cannot be read."""
+    from governance.checkpoints import create_checkpoint, load_public_key, signature_valid
+
+    client, services = console
+    action_id = await _some_action_id(services)
+    async with services.sessions() as session, session.begin():
+        await create_checkpoint(session, "default")
+    await sign_in(client, "otto")
+    exported = await client.get(
+        "/app/audit/export", params={"action_id": action_id, "format": "jsonl"}
+    )
+    lines = [orjson.loads(line) for line in exported.content.splitlines()]
+    proof = lines[-1]["proof"]
+    assert proof["chain_ok"] is True and proof["anchor"].startswith("file ")
+    assert proof["anchor_unreadable"] is None and proof["anchored_seq"] >= 1
+    covering = proof["range_checkpoints"]["covering"]
+    assert covering is not None and covering["seq"] >= proof["last_seq"]
+    key = load_public_key(services.settings.audit_key_file)
+    assert key is not None and proof["key_fingerprint"]
+
+    class Signed:
+        tenant_id = "default"
+        seq = covering["seq"]
+        row_hash = covering["row_hash"]
+        created_at = datetime.fromisoformat(covering["created_at"])
+        key_fingerprint = covering["key_fingerprint"]
+        signature = covering["signature"]
+
+    assert signature_valid(Signed(), key)
+    Signed.row_hash = "0" * 64
+    assert not signature_valid(Signed(), key)
+    as_csv = await client.get("/app/audit/export", params={"action_id": action_id, "format": "csv"})
+    header = orjson.loads(as_csv.headers["x-audit-proof"])
+    assert header["range_checkpoints"]["covering"] == covering
+
+    verified = await client.get("/app/audit/verify", headers=HTML)
+    shown = verified.text.split('id="verify-anchor">')[1].split("</dd>")[0]
+    assert 'data-ok="1"' in verified.text
+    assert shown.startswith("file ") and "anchored checkpoint" in shown
+
+    anchor_file = services.settings.audit_anchor_file
+    anchor_file.unlink()
+    anchor_file.mkdir()  # unreadable as a file: the chain is then not called verified
+    unreadable = await client.get("/app/audit/verify", headers=HTML)
+    assert 'data-ok="0"' in unreadable.text and "the anchor could not be read" in unreadable.text
+
+
 async def test_a_bad_audit_filter_is_a_typed_error(console: Console) -> None:
     client, _ = console
     await sign_in(client, "otto")
@@ -405,6 +554,9 @@ async def test_an_auditor_sees_no_write_in_any_room(console: Console) -> None:
         "/app/admin/connectors",
         "/app/admin/governance",
         "/app/admin/operations",
+        "/app/admin/people",
+        "/app/audit/activity",
+        f"/app/audit/activity?executive={await _user_id(services, 'dana')}",
     )
     for path in rooms:
         page = await client.get(path, headers=HTML)
@@ -468,7 +620,47 @@ async def test_governance_shows_missing_owners_and_autonomy_levels(console: Cons
     missing = page.text.split('id="owners-missing"')[1].split("</div>")[0]
     assert "Production refuses to start" in missing and "deployment" in missing.lower()
     autonomy_rows = page.text.split('class="history autonomy"')[1].split("</table>")[0]
-    assert DANA in autonomy_rows and "shadow" in autonomy_rows and "watch first" in autonomy_rows
+    assert DANA in autonomy_rows and "shadow" in autonomy_rows
+    assert "watch first" in page.text.split("Stored levels")[1]
+    row = autonomy_rows.split(f'data-autonomy="{DANA}:email.send"')[1].split("</tr>")[0]
+    promotion = row.split("data-promotion>")[1].split("</td>")[0]
+    assert promotion.startswith("suggest refused: 0 decision(s)"), promotion
+
+    # raising it without the record is refused (409, audited); lowering is not
+    raised = await client.post(
+        "/app/admin/governance/autonomy",
+        data={
+            "csrf": csrf_of(page),
+            "executive": DANA,
+            "kind": "email.send",
+            "level": "suggest",
+            "reason": "trust her",
+        },
+        headers=HTML,
+    )
+    assert raised.status_code == 409 and "PromotionRefusedError" in raised.text
+    [refusal] = await _events(services, "autonomy.promotion_refused")
+    assert refusal.payload["requested"] == "suggest" and refusal.actor_id
+    # nobody sets their own level
+    ada = await _user_id(services, "ada")
+    own = await client.post(
+        "/app/admin/governance/autonomy",
+        data={
+            "csrf": csrf_of(page),
+            "executive": "ada@northwind.example",
+            "kind": "email.send",
+            "level": "shadow",
+            "reason": "mine",
+        },
+        headers=HTML,
+    )
+    assert own.status_code == 403 and "SeparationOfDutiesError" in own.text
+    refusals = await _events(services, "autonomy.promotion_refused")
+    assert len(refusals) == 2 and refusals[-1].actor_id == ada
+    async with services.sessions() as session:
+        assert await autonomy.stored_level(session, "default", DANA, "email.send") == (
+            Autonomy.SHADOW
+        )
 
 
 async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
@@ -503,3 +695,407 @@ async def test_operations_shows_switches_and_the_last_drill(console: Console) ->
     assert "ON: tenant default" in page.text and "incident 7" in page.text
     await sign_in(client, "dana")
     assert (await client.get("/app/admin/operations", headers=HTML)).status_code == 403
+
+
+async def _failed_action(client: httpx.AsyncClient, services: Any) -> tuple[str, str]:
+    """A real failure: Dana's assistant files a message that does not exist; the executor
+    tries, the sandbox says no such message, the action FAILS into the exception queue.
+    Returns (action id, exception id)."""
+    from assistant.governance_app import build_governance
+    from governance.models import ActionException
+    from governance.service import Proposal
+
+    app = client._transport.app  # type: ignore[attr-defined]
+    if getattr(app.state, "governance", None) is None:
+        app.state.governance = build_governance(services)
+    governance = app.state.governance
+    dana = Principal(user_id=DANA, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+    from assistant.core.principal import system_principal
+
+    async with services.sessions() as session, session.begin():
+        action = await governance.actions.propose(
+            session,
+            system_principal("default", "pipeline"),
+            Proposal(
+                kind="email.move",
+                arguments={"message_id": "no-such-message", "folder": "archive"},
+                on_behalf_of=DANA,
+            ),
+        )
+    if action.state == "pending_review":
+        async with services.sessions() as session, session.begin():
+            await governance.review.approve(session, dana, action.id)
+    await governance.executor.run_due()
+    async with services.sessions() as session:
+        routed = (
+            await session.execute(
+                select(ActionException).where(ActionException.action_id == action.id)
+            )
+        ).scalar_one()
+    assert routed.state == "failed" and routed.status == "open"
+    return action.id, routed.id
+
+
+async def test_admin_assigns_retries_and_cancels_exceptions_through_governance(
+    console: Console,
+) -> None:
+    from governance.models import Action, ActionException
+
+    client, services = console
+    action_id, exception_id = await _failed_action(client, services)
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert f'data-exception="{exception_id}"' in page.text
+    base = f"/app/admin/operations/exceptions/{exception_id}"
+
+    assigned = await client.post(
+        f"{base}/assign",
+        data={"csrf": csrf_of(page), "owner": "it-oncall@northwind.example", "reason": "on call"},
+    )
+    assert assigned.status_code == 303, assigned.text
+    page = await client.get("/app/admin/operations", headers=HTML)
+    row = page.text.split(f'data-exception="{exception_id}"')[1].split("</tr>")[0]
+    assert "it-oncall@northwind.example" in row
+    [event] = await _events(services, "exception.assigned")
+    assert event.payload["previous_owner"] == "unassigned" and event.reason == "on call"
+
+    retried = await client.post(
+        f"{base}/retry", data={"csrf": csrf_of(page), "reason": "the message is back"}
+    )
+    assert retried.status_code == 303, retried.text
+    [event] = await _events(services, "exception.retried")
+    again = event.payload["new_action_id"]
+    async with services.sessions() as session:
+        new = await session.get(Action, again)
+        closed = await session.get(ActionException, exception_id)
+    assert new is not None and new.id != action_id and new.kind == "email.move"
+    assert new.on_behalf_of == DANA and new.arguments["message_id"] == "no-such-message"
+    assert closed is not None and closed.status == "retried" and closed.resolved_by
+    # a second retry or a cancel of a closed exception is a typed conflict, nothing changes
+    twice = await client.post(
+        f"{base}/retry", data={"csrf": csrf_of(page), "reason": "again"}, headers=HTML
+    )
+    assert twice.status_code == 409 and "ConflictError" in twice.text
+    assert len(await _events(services, "exception.retried")) == 1
+
+    # the new attempt is governed like any other: proposed by Ada, so Dana (not Ada)
+    # approves it; it fails too, and this time Ada cancels the exception
+    governance = client._transport.app.state.governance  # type: ignore[attr-defined]
+    assert new.actor_id != DANA
+    if new.state == "pending_review":
+        dana = Principal(user_id=DANA, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+        async with services.sessions() as session, session.begin():
+            await governance.review.approve(session, dana, again)
+    await governance.executor.run_due()
+    async with services.sessions() as session:
+        second = (
+            await session.execute(select(ActionException).where(ActionException.action_id == again))
+        ).scalar_one()
+    cancelled = await client.post(
+        f"/app/admin/operations/exceptions/{second.id}/cancel",
+        data={"csrf": csrf_of(page), "reason": "not worth it"},
+    )
+    assert cancelled.status_code == 303
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert 'id="no-exceptions"' in page.text
+    [event] = await _events(services, "exception.cancelled")
+    assert event.resource_id == second.id and event.reason == "not worth it"
+    # another tenant's id, or none, is not found
+    missing = await client.post(
+        "/app/admin/operations/exceptions/nope/cancel",
+        data={"csrf": csrf_of(page), "reason": "x"},
+        headers=HTML,
+    )
+    assert missing.status_code == 404
+
+
+async def test_an_auditor_cannot_decide_exceptions(console: Console) -> None:
+    from governance.models import ActionException
+
+    client, services = console
+    _, exception_id = await _failed_action(client, services)
+    await sign_in(client, "otto")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    assert f'data-exception="{exception_id}"' in page.text
+    assert "/retry" not in page.text and "Run the rollback drill" not in page.text
+    for verb, form in (("retry", {}), ("cancel", {}), ("assign", {"owner": "otto"})):
+        refused = await client.post(
+            f"/app/admin/operations/exceptions/{exception_id}/{verb}",
+            data={"csrf": csrf_of(page), "reason": "mine now", **form},
+            headers=HTML,
+        )
+        assert refused.status_code == 403, verb
+    async with services.sessions() as session:
+        row = await session.get(ActionException, exception_id)
+    assert row is not None and row.status == "open" and row.owner == "unassigned"
+    denied = await _events(services, "auth.access.denied")
+    assert len(denied) >= 3
+
+
+async def test_admin_runs_the_rollback_drill_and_sees_workers(console: Console) -> None:
+    from assistant.core.clock import utcnow
+    from governance.workers import beat
+
+    client, services = console
+    now = utcnow()
+    await beat(
+        services.sessions, "host-1:worker", "procrastinate", now=now, started_at=now, running=2
+    )
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    row = page.text.split('data-worker="host-1:worker"')[1].split("</tr>")[0]
+    assert "procrastinate" in row and 'data-alive="1"' in row
+    assert "No drill has run yet" in page.text
+    ran = await client.post("/app/admin/operations/drill", data={"csrf": csrf_of(page)})
+    assert ran.status_code == 303, ran.text
+    assert "drill" in ran.headers["location"]
+    after = await client.get("/app/admin/operations", headers=HTML)
+    assert 'id="last-drill"' in after.text and "No drill has run yet" not in after.text
+    assert "passed" in after.text.split('id="last-drill"')[1].split("</p>")[0], after.text
+
+
+async def _user_id(services: Any, username: str) -> str:
+    from assistant.auth import users
+
+    async with services.sessions() as session:
+        user = await users.find_user(session, "default", username)
+        assert user is not None
+        return str(user.id)
+
+
+async def test_admin_manages_people_roles_and_accounts(console: Console) -> None:
+    from assistant.auth import users
+
+    client, services = console
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    assert page.status_code == 200
+    for name in ("ada", "otto", "dana"):
+        assert f'data-user="{name}"' in page.text
+    added = await client.post(
+        "/app/admin/people",
+        data={
+            "csrf": csrf_of(page),
+            "username": "dan",
+            "display_name": "Dan Delegate",
+            "email": "dan@northwind.example",
+            "roles": "delegate",
+            "password": PASSWORD,
+        },
+    )
+    assert added.status_code == 303, added.text
+    dan = await _user_id(services, "dan")
+    changed = await client.post(
+        f"/app/admin/people/{dan}/roles",
+        data={"csrf": csrf_of(page), "roles": ["delegate", "auditor"]},
+    )
+    assert changed.status_code == 303, changed.text
+    async with services.sessions() as session:
+        assert await users.roles_of(session, "default", dan) == {Role.DELEGATE, Role.AUDITOR}
+    bad_role = await client.post(
+        f"/app/admin/people/{dan}/roles",
+        data={"csrf": csrf_of(page), "roles": "root"},
+        headers=HTML,
+    )
+    assert bad_role.status_code == 422 and "ValidationFailedError" in bad_role.text
+
+    # disabled: her session ends and she cannot sign in; enabled again, she can
+    off = await client.post(
+        f"/app/admin/people/{dan}/disabled", data={"csrf": csrf_of(page), "disabled": "true"}
+    )
+    assert off.status_code == 303
+    page = await client.get("/app/admin/people", headers=HTML)
+    row = page.text.split('data-user="dan"')[1].split("</tr>")[0]
+    assert "disabled" in row.split("data-account>")[1].split("</td>")[0]
+    with pytest.raises(AssertionError, match="Wrong user name or password"):
+        await sign_in(client, "dan")
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    on = await client.post(
+        f"/app/admin/people/{dan}/disabled", data={"csrf": csrf_of(page), "disabled": "false"}
+    )
+    assert on.status_code == 303
+    assert (await sign_in(client, "dan")).headers["location"].startswith("/app")
+
+    # every form is CSRF-protected: without the token nothing changes
+    await sign_in(client, "ada")
+    forged = await client.post(f"/app/admin/people/{dan}/roles", data={"roles": "admin"})
+    assert forged.status_code == 403
+    async with services.sessions() as session:
+        assert Role.ADMIN not in await users.roles_of(session, "default", dan)
+
+
+async def test_nobody_edits_their_own_roles_or_disables_themselves(console: Console) -> None:
+    from assistant.auth import users
+
+    client, services = console
+    await sign_in(client, "ada")
+    ada = await _user_id(services, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    own = page.text.split('data-user="ada"')[1].split("</tr>")[0]
+    assert f"/app/admin/people/{ada}/" not in own  # no form offered for herself
+    for path, form in (
+        (f"/app/admin/people/{ada}/roles", {"roles": "admin"}),  # dropping her other roles
+        (f"/app/admin/people/{ada}/roles", {"roles": ["admin", "executive"]}),
+        (f"/app/admin/people/{ada}/disabled", {"disabled": "true"}),
+    ):
+        answer = await client.post(path, data={"csrf": csrf_of(page), **form}, headers=HTML)
+        assert answer.status_code == 403 and "SeparationOfDutiesError" in answer.text, path
+    async with services.sessions() as session:
+        assert await users.roles_of(session, "default", ada) == {Role.ADMIN}
+        assert not (await users.get_user(session, "default", ada)).disabled
+    denied = [
+        e
+        for e in await _events(services, "auth.access.denied")
+        if e.resource_type == "user" and e.resource_id == ada
+    ]
+    assert len(denied) == 3 and all(e.actor_id == ada for e in denied)
+    # the API follows the same rule for disabling
+    api = await client.patch(f"/api/v1/users/{ada}", json={"disabled": True})
+    assert api.status_code == 403 and api.json()["error"] == "SeparationOfDutiesError"
+
+
+async def test_an_api_key_is_shown_once_and_revoked_from_the_page(console: Console) -> None:
+    client, services = console
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    created = await client.post(
+        "/app/admin/people/api-keys",
+        data={"csrf": csrf_of(page), "name": "ci-reader", "roles": "auditor"},
+        headers=HTML,
+    )
+    assert created.status_code == 200
+    key = created.text.split('class="secret-once">')[1].split("</code>")[0]
+    assert key.startswith("ea_")
+    again = await client.get("/app/admin/people", headers=HTML)
+    assert key not in again.text and 'data-key="ci-reader"' in again.text
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://testserver"
+    ) as machine:
+        assert (
+            await machine.get("/api/v1/audit/events", headers={"X-API-Key": key})
+        ).status_code == 200
+        key_id = again.text.split("/app/admin/people/api-keys/")[1].split("/revoke")[0]
+        revoked = await client.post(
+            f"/app/admin/people/api-keys/{key_id}/revoke", data={"csrf": csrf_of(again)}
+        )
+        assert revoked.status_code == 303
+        assert (
+            await machine.get("/api/v1/audit/events", headers={"X-API-Key": key})
+        ).status_code == 401
+    assert [e.resource_id for e in await _events(services, "auth.apikey.revoked")] == [key_id]
+    secrets_in_audit = [e for e in await _events(services, "auth.apikey.created")]
+    assert secrets_in_audit and all(key not in str(e.payload) for e in secrets_in_audit)
+
+
+async def test_admin_revokes_a_delegation_an_auditor_only_reads_people(console: Console) -> None:
+    from assistant.auth import users
+
+    client, services = console
+    dan = await add_user(services, "dan", Role.DELEGATE, email="dan@northwind.example")
+    dana = await _user_id(services, "dana")
+    async with services.sessions() as session, session.begin():
+        executive = await users.get_user(session, "default", dana)
+        delegate = await users.get_user(session, "default", dan)
+        dana_principal = Principal(
+            user_id=dana, tenant_id="default", roles=frozenset({Role.EXECUTIVE})
+        )
+        grant = await users.grant_delegation(
+            session, dana_principal, executive=executive, delegate=delegate, scopes=["triage.read"]
+        )
+        grant_id = grant.id
+    await sign_in(client, "otto")
+    read = await client.get("/app/admin/people", headers=HTML)
+    row = read.text.split(f'data-delegation="{grant_id}"')[1].split("</tr>")[0]
+    assert "triage.read" in row and "active" in row and "<form" not in row
+    assert "New API key" not in read.text and "Add a user" not in read.text
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/people", headers=HTML)
+    revoked = await client.post(
+        f"/app/admin/people/delegations/{grant_id}/revoke", data={"csrf": csrf_of(page)}
+    )
+    assert revoked.status_code == 303
+    async with services.sessions() as session:
+        assert await users.active_delegation(session, "default", dana, dan) is None
+
+
+async def test_admin_stops_and_resumes_execution_with_a_kill_switch(console: Console) -> None:
+    from governance.killswitch import list_switches
+
+    client, services = console
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/operations", headers=HTML)
+    on = await client.post(
+        "/app/admin/operations/killswitch",
+        data={"csrf": csrf_of(page), "enabled": "on", "connector": "email", "reason": "incident 9"},
+    )
+    assert on.status_code == 303, on.text
+    async with services.sessions() as session:
+        [switch] = await list_switches(session, enabled_only=True)
+    assert (switch.tenant_id, switch.connector, switch.reason) == ("default", "email", "incident 9")
+    shown = await client.get("/app/admin/operations", headers=HTML)
+    assert "ON: tenant default, connector email (incident 9)" in shown.text
+    off = await client.post(
+        "/app/admin/operations/killswitch",
+        data={"csrf": csrf_of(page), "enabled": "off", "connector": "email", "reason": "fixed"},
+    )
+    assert off.status_code == 303
+    async with services.sessions() as session:
+        assert await list_switches(session, enabled_only=True) == []
+    assert len(await _events(services, "killswitch.enabled")) == 1
+    assert len(await _events(services, "killswitch.disabled")) == 1
+    unknown = await client.post(
+        "/app/admin/operations/killswitch",
+        data={
+            "csrf": csrf_of(page),
+            "enabled": "on",
+            "connector": "other-tenant-mail",
+            "reason": "x",
+        },
+        headers=HTML,
+    )
+    assert unknown.status_code == 422
+
+
+async def test_an_auditor_sees_what_the_assistant_saw_and_did_for_an_executive(
+    console: Console,
+) -> None:
+    from assistant.triage import store
+
+    client, services = console
+    _, _ = await _failed_action(client, services)
+    dana = await _user_id(services, "dana")
+    async with services.sessions() as session, session.begin():
+        [triaged] = await store.list_results(session, "default", limit=1, mailboxes=[DANA.lower()])
+        person = Principal(user_id=dana, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+        await store.correct(
+            session,
+            person,
+            triaged.message_id,
+            store.CorrectionIn(category="notify", note="only for my information"),
+            mailbox=triaged.mailbox,
+        )
+    await sign_in(client, "otto")
+    room = await client.get("/app/audit/activity", headers=HTML)
+    assert room.status_code == 200 and f'value="{dana}"' in room.text
+    page = await client.get("/app/audit/activity", params={"executive": dana}, headers=HTML)
+    assert page.status_code == 200
+    messages = page.text.split('class="history activity-messages"')[1].split("</table>")[0]
+    assert (
+        messages.count("data-message=") > 1 and f'data-message="{triaged.message_id}"' in messages
+    )
+    corrections = page.text.split('class="history activity-corrections"')[1].split("</table>")[0]
+    assert "only for my information" in corrections and "Dana" in corrections
+    proposals = page.text.split('class="history activity-proposals"')[1].split("</table>")[0]
+    # approved by Dana (the helper's principal names her by her address)
+    assert "email.move" in proposals and "failed" in proposals and DANA in proposals
+    assert (
+        await client.get("/app/audit/activity", params={"executive": "nobody"}, headers=HTML)
+    ).status_code == 404
+    # nobody else reads it: neither the executive herself here nor an admin
+    for other in ("dana", "ada"):
+        await sign_in(client, other)
+        refused = await client.get("/app/audit/activity", params={"executive": dana}, headers=HTML)
+        assert refused.status_code == 403, other
+    denied = await _events(services, "auth.access.denied")
+    assert any(e.resource_id == "GET /app/audit/activity" for e in denied)

@@ -1,7 +1,8 @@
 """The admin's and the auditor's rooms in a real browser (Playwright driving Debian's
 Chromium against the service on a real port, with its in-process governance runner).
 
-An admin adds a sandbox mail connector for Dana's mailbox and sees it healthy, rolls the
+An admin adds a sandbox mail connector for Dana's mailbox, bound to her, sees it healthy
+and Dana's mail come from it, rolls the
 policy back one version and sees the running service follow it; an auditor filters the
 audit log to one action, exports it with its proof, verifies the chain and opens the gate
 report; an auditor finds no write anywhere she can go; axe-core finds no accessibility
@@ -38,6 +39,7 @@ CONSOLE_ROOMS = [
     "/app/admin/connectors/new?slug=imap.email",
     "/app/admin/governance",
     "/app/admin/operations",
+    "/app/admin/people",
     "/app/audit",
     "/app/audit/verify",
     "/app/audit/gate",
@@ -115,6 +117,11 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    # Dana's mail over the API: the settings' sandbox mailbox is bound to nobody, so none yet
+    dana = browser.new_context()
+    _sign_in(dana.new_page(), base, "dana", "/app/inbox")
+    assert dana.request.get(f"{base}/api/v1/triage/inbox").json() == []
+
     _sign_in(page, base, "ada", "/app/admin/connectors")
     expect_heading(page, "Connectors")
 
@@ -124,6 +131,7 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     expect_heading(page, "New Sandbox mailbox connector")
     page.get_by_label("Name (lower-case letters, digits, . _ -)").fill("dana-mail")
     page.get_by_label("Mailbox").fill(DANA)
+    page.get_by_role("group", name="Executives it serves").get_by_label("Dana").check()
     page.get_by_label("Person").fill("Ada")
     page.get_by_label("Role").fill("IT")
     page.get_by_label("Contact (email or https webhook)").fill("ada@northwind.example")
@@ -134,6 +142,11 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     assert page.get_by_role("status").filter(has_text="dana-mail added").is_visible()
     row = page.locator("tr[data-connector=dana-mail]")
     assert row.locator("[data-health]").get_attribute("data-health") == "ok"
+    assert "Dana" in row.locator("[data-serves]").inner_text()
+    # and Dana's mail now comes from it
+    inbox = dana.request.get(f"{base}/api/v1/triage/inbox").json()
+    assert inbox and {item["mailbox"] for item in inbox} == {DANA.lower()}
+    dana.close()
     row.get_by_role("button", name="Test").click()
     page.wait_for_url(f"{base}/app/admin/connectors?notice=*")
     assert page.get_by_role("status").filter(has_text="dana-mail ok").is_visible()
@@ -154,6 +167,47 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     assert page.locator("section[data-version='policy@3']").get_by_text("in force").is_visible()
     assert f"version: {SHIPPED}" in server["policy"].read_text()
     _shot(page, "admin-governance")
+    assert problems == [], problems
+    context.close()
+
+
+def test_admin_manages_people_and_runs_the_drill(server: dict[str, Any], browser: Any) -> None:
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    _sign_in(page, base, "ada", "/app/admin/connectors")
+    page.get_by_role("link", name="People").click()
+    expect_heading(page, "People")
+    # her own row offers no form: another admin changes her roles and account
+    assert page.locator("tr[data-user=ada] form").count() == 0
+    page.get_by_label("User name").fill("dan")
+    page.get_by_label("Display name").fill("Dan Delegate")
+    page.get_by_role("group", name="Roles", exact=True).get_by_label("delegate").check()
+    page.get_by_role("button", name="Add user").click()
+    page.wait_for_url(f"{base}/app/admin/people?notice=*")
+    assert page.locator("tr[data-user=dan] [data-roles]").inner_text() == "delegate"
+    page.get_by_role("button", name="Disable dan", exact=True).click()
+    page.wait_for_url(f"{base}/app/admin/people?notice=*")
+    assert page.locator("tr[data-user=dan] [data-account]").inner_text() == "disabled"
+
+    page.get_by_label("Key name").fill("ci-reader")
+    page.get_by_role("group", name="Key roles").get_by_label("auditor").check()
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("code.secret-once").inner_text()
+    assert key.startswith("ea_")
+    page.goto(f"{base}/app/admin/people")
+    assert key not in page.content() and page.locator("tr[data-key=ci-reader]").is_visible()
+    _shot(page, "admin-people")
+
+    page.get_by_role("link", name="Operations").click()
+    expect_heading(page, "Operations")
+    page.get_by_role("button", name="Run the rollback drill").click()
+    page.wait_for_url(f"{base}/app/admin/operations?notice=*", timeout=60_000)
+    assert page.get_by_role("status").filter(has_text="drill passed").is_visible()
+    assert "passed" in page.locator("#last-drill").inner_text()
+    _shot(page, "admin-operations")
     assert problems == [], problems
     context.close()
 
@@ -192,6 +246,8 @@ def test_auditor_filters_exports_verifies_and_opens_the_gate(
     page.get_by_role("link", name="Verify the chain").click()
     expect_heading(page, "Chain verification")
     assert page.get_by_role("status").filter(has_text="The chain is intact").is_visible()
+    # checked against the deployment's anchor, which the page names
+    assert page.locator("#verify-anchor").inner_text().startswith("file ")
     _shot(page, "audit-verify")
 
     page.get_by_role("link", name="Gate", exact=True).click()
@@ -233,18 +289,41 @@ def test_an_auditor_reaches_no_write_from_the_ui(server: dict[str, Any], browser
             "a[href^='/app']", "as => as.map(a => a.getAttribute('href'))"
         )
         todo.extend(h.split("#")[0] for h in links if "/export" not in h and "/static/" not in h)
+        # and no button outside a form (the page's script posts nothing)
+        loose = page.eval_on_selector_all(
+            "button", "bs => bs.filter(b => !b.closest('form')).map(b => b.textContent)"
+        )
+        assert loose == [], (path, loose)
     assert {
         "/app/admin/connectors",
         "/app/admin/governance",
         "/app/admin/operations",
+        "/app/admin/people",
         "/app/audit/gate",
         "/app/audit/quality",
     } <= seen
     assert not any(p.startswith(("/app/inbox", "/app/review", "/app/history")) for p in seen)
-    for closed in ("/app/admin/connectors/new?slug=sandbox.email",):
+    for closed in (
+        "/app/admin/connectors/new?slug=sandbox.email",
+        "/app/admin/connectors/sandbox-mail/edit",
+    ):
         answer = page.goto(f"{base}{closed}")
         assert answer is not None and answer.status == 403
         assert page.get_by_text("PermissionDeniedError").is_visible()
+    # Posting the admins' forms herself, with her own valid CSRF token, is refused too.
+    page.goto(f"{base}/app/audit")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    for action, fields in (
+        ("/app/admin/connectors", {"slug": "sandbox.email", "name": "otto-mail"}),
+        ("/app/admin/governance/rollback", {"version": "policy@1", "reason": "mine"}),
+        ("/app/admin/operations/drill", {}),
+        ("/app/admin/people", {"username": "mallory", "roles": "admin"}),
+        ("/app/admin/people/api-keys", {"name": "mine", "roles": "admin"}),
+    ):
+        answer = page.request.post(f"{base}{action}", form={"csrf": str(csrf), **fields})
+        assert answer.status == 403, (action, answer.status)
+        # refused for her role, not for a missing token or origin
+        assert answer.json()["detail"] == "you may not do this", (action, answer.text())
     review = page.goto(f"{base}/app/review")
     assert review is not None and (review.status == 403 or page.url.endswith("/app/nobody"))
     context.close()
@@ -261,4 +340,14 @@ def test_console_rooms_are_accessible(server: dict[str, Any], browser: Any) -> N
         for room in CONSOLE_ROOMS:
             page.goto(f"{base}{room}")
             assert _axe_violations(page) == [], room
+        context.close()
+        # the activity room is the auditor's alone
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        _sign_in(page, base, "otto", "/app/audit")
+        page.goto(f"{base}/app/audit/activity")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(f"{base}/app/audit/activity?executive=*")
+        assert page.locator("table.activity-messages tbody tr").count() > 0
+        assert _axe_violations(page) == [], "/app/audit/activity"
         context.close()
