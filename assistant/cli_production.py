@@ -255,21 +255,21 @@ def autonomy_compare_shadow(
 def drill_rollback(
     tenant: TenantOpt = None,
     executive: Annotated[
-        str | None, typer.Option(help="Whose sandbox (default: the sandbox mailbox).")
+        str | None,
+        typer.Option(help="Whose sandbox (default: whom the sandbox mailbox serves)."),
     ] = None,
     user: AsOpt = None,
 ) -> None:
     """Execute and compensate each undoable kind on the sandbox; exit 1 when it fails."""
     from governance.drill import run_drill
     from governance.owners import OwnerRouter
-    from integrations.base import Capability
 
     settings = settings_or_exit()
     actor = _admin(settings, tenant, user)
 
     async def work(services: Any) -> Any:
         connectors = services.connectors
-        whose = executive or connectors.get(actor.tenant_id, Capability.EMAIL).mailbox
+        whose = executive or connectors.sandbox_executive(actor.tenant_id)
         return await run_drill(
             services.sessions,
             connectors,

@@ -194,6 +194,19 @@ class ConnectorManager:
             capability=capability.value,
         )
 
+    def sandbox_executive(self, tenant_id: str) -> str:
+        """Whom the rollback drill acts for by default: the executive the tenant's first
+        working mailbox serves (its first bound executive, else its own address)."""
+        for instance in self.instances.values():
+            if instance.tenant_id == tenant_id and Capability.EMAIL in instance.capabilities:
+                whose = instance.primary_executive() if instance.connector else None
+                if whose is not None:
+                    return whose
+        raise UnknownConnectorError(
+            f"no working email connector for tenant {tenant_id!r}",
+            capability=Capability.EMAIL.value,
+        )
+
     def instances_for(
         self, tenant_id: str, executive: str, capability: Capability | None = None
     ) -> list[ConnectorInstance]:

@@ -784,7 +784,7 @@ async def run_rollback_drill(page: PageDep) -> RedirectResponse:
     """Run the rollback drill now, as `assistant drill rollback` does (sandbox only)."""
     await require_tenant(page, Permission.EXCEPTIONS_RESOLVE)
     services, tenant = page.services, page.person.tenant_id
-    whose = services.connectors.get(tenant, Capability.EMAIL).mailbox
+    whose = services.connectors.sandbox_executive(tenant)
     drill = await run_drill(
         services.sessions,
         services.connectors,

@@ -26,7 +26,14 @@ from governance.policy import default_policy_path
 from tests.e2e.test_web_browser import AXE, _axe_violations, _shot, browser, expect_heading
 from tests.fakes.serving import serve_app
 from tests.fixtures.postgres import require_or_skip
-from tests.fixtures.web import DANA, PASSWORD, add_user, build_triaged, web_settings
+from tests.fixtures.web import (
+    DANA,
+    PASSWORD,
+    add_user,
+    build_triaged,
+    give_password,
+    web_settings,
+)
 
 __all__ = ["browser"]  # fixtures
 
@@ -75,7 +82,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         try:
             await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
             await add_user(services, "otto", Role.AUDITOR, email="otto@northwind.example")
-            await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+            await give_password(services, "dana")  # the quick start's executive
+            await add_user(services, "eve", Role.EXECUTIVE, email="eve@northwind.example")
             operator = Principal(user_id="ops", tenant_id="default", roles=frozenset({Role.ADMIN}))
             async with services.sessions() as session, session.begin():
                 await snapshot_policy(session, operator, settings, "as shipped")
@@ -117,36 +125,36 @@ def test_admin_adds_a_connector_and_rolls_the_policy_back(
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    # Dana's mail over the API: the settings' sandbox mailbox is bound to nobody, so none yet
-    dana = browser.new_context()
-    _sign_in(dana.new_page(), base, "dana", "/app/inbox")
-    assert dana.request.get(f"{base}/api/v1/triage/inbox").json() == []
+    # Eve, a new executive, has no mailbox yet: no mail over the API
+    eve = browser.new_context()
+    _sign_in(eve.new_page(), base, "eve", "/app/inbox")
+    assert eve.request.get(f"{base}/api/v1/triage/inbox").json() == []
 
     _sign_in(page, base, "ada", "/app/admin/connectors")
     expect_heading(page, "Connectors")
 
-    # a sandbox mailbox for Dana, from the form generated from its config model
+    # the shared sandbox mailbox, bound to Eve, from the form generated from its config model
     page.get_by_label("Type").select_option("sandbox.email")
     page.get_by_role("button", name="Next").click()
     expect_heading(page, "New Sandbox mailbox connector")
     page.get_by_label("Name (lower-case letters, digits, . _ -)").fill("dana-mail")
     page.get_by_label("Mailbox").fill(DANA)
-    page.get_by_role("group", name="Executives it serves").get_by_label("Dana").check()
+    page.get_by_role("group", name="Executives it serves").get_by_label("Eve").check()
     page.get_by_label("Person").fill("Ada")
     page.get_by_label("Role").fill("IT")
     page.get_by_label("Contact (email or https webhook)").fill("ada@northwind.example")
-    page.get_by_label("Why (kept in the version history)").fill("Dana's mailbox")
+    page.get_by_label("Why (kept in the version history)").fill("Eve shares Dana's mailbox")
     _shot(page, "admin-connector-form")
     page.get_by_role("button", name="Add connector").click()
     page.wait_for_url(f"{base}/app/admin/connectors?notice=*")
     assert page.get_by_role("status").filter(has_text="dana-mail added").is_visible()
     row = page.locator("tr[data-connector=dana-mail]")
     assert row.locator("[data-health]").get_attribute("data-health") == "ok"
-    assert "Dana" in row.locator("[data-serves]").inner_text()
-    # and Dana's mail now comes from it
-    inbox = dana.request.get(f"{base}/api/v1/triage/inbox").json()
+    assert "Eve" in row.locator("[data-serves]").inner_text()
+    # and Eve's mail now comes from it
+    inbox = eve.request.get(f"{base}/api/v1/triage/inbox").json()
     assert inbox and {item["mailbox"] for item in inbox} == {DANA.lower()}
-    dana.close()
+    eve.close()
     row.get_by_role("button", name="Test").click()
     page.wait_for_url(f"{base}/app/admin/connectors?notice=*")
     assert page.get_by_role("status").filter(has_text="dana-mail ok").is_visible()
