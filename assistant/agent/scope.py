@@ -34,6 +34,10 @@ class Bound:
 
     name: str
     connector: Any
+    #: The identity the instance serves her under (a bound executive's id, or its own
+    #: address): her proposals on it are filed under this one, as governance checks that
+    #: the action's connector serves its executive. None: it serves any of her identities.
+    serves: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +107,15 @@ def _owned(
             continue
         # A connector bound to executives (issue 13's people model) serves exactly those;
         # an unbound one, the executive whose address it carries.
-        bound = {str(e).lower() for e in getattr(instance, "executives", ()) or ()}
+        bound = [str(e) for e in getattr(instance, "executives", ()) or ()]
         if bound:
-            if bound & who:
-                return Bound(instance.name, connector)
+            mine = [e for e in bound if e.lower() in who]
+            if mine:
+                return Bound(instance.name, connector, serves=mine[0])
             continue
-        if str(getattr(connector, attribute, "")).lower() in who:
-            return Bound(instance.name, connector)
+        address = str(getattr(connector, attribute, "")).lower()
+        if address in who:
+            return Bound(instance.name, connector, serves=address)
     return None
 
 

@@ -333,9 +333,9 @@ async def _find_times(ctx: ToolContext, args: FindTimesArgs) -> Any:
 # --------------------------------------------------------------------------- proposals
 
 
-async def _autonomy(ctx: ToolContext, kind: str) -> Autonomy:
+async def _autonomy(ctx: ToolContext, kind: str, executive: str) -> Autonomy:
     level = (
-        await stored_level(ctx.session, ctx.scope.tenant_id, ctx.scope.executive, kind)
+        await stored_level(ctx.session, ctx.scope.tenant_id, executive, kind)
         or ctx.actions.policy.current().default_autonomy
     )
     # Never above suggest: what the chat proposes is a card a person approves.
@@ -359,16 +359,19 @@ def card(action: Action, title: str) -> dict[str, Any]:
 async def _propose(
     ctx: ToolContext, kind: str, arguments: dict[str, Any], connector: Bound, title: str
 ) -> dict[str, Any]:
+    # The executive's identity on this connector: her user id when it is bound to her, else
+    # its own address (her user record's e-mail); governance checks that it serves her.
+    executive = connector.serves or ctx.scope.executive
     action = await ctx.actions.propose(
         ctx.session,
         ctx.scope.principal,
         Proposal(
             kind=kind,
             arguments=arguments,
-            on_behalf_of=ctx.scope.executive,
+            on_behalf_of=executive,
             correlation_id=ctx.correlation_id,
             connector=connector.name,
-            autonomy=await _autonomy(ctx, kind),
+            autonomy=await _autonomy(ctx, kind, executive),
         ),
     )
     shown = card(action, title)
