@@ -293,3 +293,18 @@ async def test_without_a_model_the_room_says_so(web: tuple[httpx.AsyncClient, An
     )
     assert refused.status_code == 503
     assert refused.json()["error"] == "ServiceUnavailableError"
+
+
+async def test_the_turn_budget_message_is_kept_with_the_conversation(
+    chat: Chat, openai_server: FakeOpenAI
+) -> None:
+    client, _, _ = chat
+    openai_server.responder = None
+    openai_server.default = Answer(tool_calls=[("search_mail", {"query": "board"})])
+    await sign_in(client, "dana")
+    token = csrf_of(await client.get("/app/chat", headers=HTML))
+    events = await ask(client, token, "Read everything")
+    (budget,) = [data for kind, data in events if kind == "budget"]
+    assert "limit" in budget["detail"]
+    page = await client.get(f"/app/chat/{events[0][1]['conversation_id']}", headers=HTML)
+    assert "Turn budget reached: " + budget["detail"] in page.text
