@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
@@ -34,6 +34,9 @@ from governance.state import ActionState as S
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
+#: Ids are 32 hex characters; anything much longer is refused before a query is made.
+ConversationId = Annotated[str, Path(min_length=1, max_length=64)]
+ActionId = Annotated[str, Path(min_length=1, max_length=64)]
 #: As many as the API lists by default; older ones stay reachable through the API.
 CONVERSATIONS_SHOWN = 50
 #: The question's form field allows what the API's body allows; the agent's own (smaller,
@@ -151,7 +154,7 @@ async def chat_room(
 
 @router.get("/chat/cards/{action_id}", response_class=HTMLResponse)
 async def chat_card(
-    action_id: str, page: PageDep, session: SessionDep, governance: GovernanceDep
+    action_id: ActionId, page: PageDep, session: SessionDep, governance: GovernanceDep
 ) -> HTMLResponse:
     """One proposal's card as it stands now (the panel inserts it when the agent proposes,
     and refreshes it after a decision)."""
@@ -169,7 +172,7 @@ async def chat_card(
 
 @router.get("/chat/{conversation_id}", response_class=HTMLResponse)
 async def chat_conversation(
-    conversation_id: str,
+    conversation_id: ConversationId,
     page: PageDep,
     session: SessionDep,
     services: ServicesDep,
@@ -215,7 +218,9 @@ async def ask(
 
 
 @router.post("/chat/{conversation_id}/delete")
-async def delete(conversation_id: str, page: PageDep, session: SessionDep) -> RedirectResponse:
+async def delete(
+    conversation_id: ConversationId, page: PageDep, session: SessionDep
+) -> RedirectResponse:
     """Delete a conversation (the executive herself only, as on the API; audited)."""
     executive, principal = await _chatting(page)
     await store.get_conversation(session, principal, conversation_id)  # hers, or 404

@@ -269,6 +269,8 @@ async def test_dana_deletes_her_conversation(chat: Chat) -> None:
     assert deleted.status_code == 303 and deleted.headers["location"] == "/app/chat?done=deleted"
     assert await conversations(services) == []
     assert (await client.get(f"/app/chat/{conversation}", headers=HTML)).status_code == 404
+    too_long = await client.get("/app/chat/" + "a" * 65, headers={"Accept": "application/json"})
+    assert too_long.status_code == 422 and too_long.json()["error"]
     async with services.sessions() as session:
         (event,) = (
             await session.execute(

@@ -194,6 +194,7 @@ def test_ask_see_tools_and_a_card_approve_it_and_delete(
     dana.wait_for_url(re.compile(r"/app/chat/[0-9a-f]{32}$"))
     conversation = dana.url.rsplit("/", 1)[1]
     assert dana.get_by_role("link", name="What did Raj write?").is_visible()  # now listed
+    assert dana.get_by_role("heading", name="What did Raj write?", level=2).is_visible()
     assert dana.get_by_role("status").filter(has_text="1 tool run(s)").is_visible()
     _shot(dana, "chat")
 

@@ -40,7 +40,7 @@
 
   async function loadCard(actionId, slot) {
     const response = await fetch("/app/chat/cards/" + encodeURIComponent(actionId), {
-      headers: { "Accept": "text/html", "X-Partial": "main" },
+      headers: { "Accept": "text/html" },
       credentials: "same-origin",
     });
     if (!response.ok) {
@@ -78,6 +78,10 @@
         field.value = data.conversation_id;
         state.created = data.conversation_id;
         history.replaceState(null, "", "/app/chat/" + encodeURIComponent(data.conversation_id));
+        const fresh = document.querySelector('a[href="/app/chat"][aria-current="page"]');
+        if (fresh) { fresh.removeAttribute("aria-current"); }
+        const heading = document.getElementById("talk-h");
+        if (heading) { heading.textContent = state.question.slice(0, 120); }
       }
     } else if (event.name === "tool") {
       const li = item("tool");
@@ -126,7 +130,7 @@
     box.value = "";
     button.disabled = true;
     status.textContent = "The assistant is working on it.";
-    const state = { cards: [], created: null, done: null };
+    const state = { cards: [], created: null, done: null, question: question };
     try {
       const response = await fetch(form.action, {
         method: "POST",
