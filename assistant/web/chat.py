@@ -27,9 +27,18 @@ from assistant.core.errors import PermissionDeniedError
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
 from assistant.web.pages import PREFIX, Page, PageDep, back
-from assistant.web.review import STATE_WORDS, Card, load_owned, owned, preview_of, zone_of
+from assistant.web.review import (
+    STATE_WORDS,
+    Card,
+    load_owned,
+    name_askers,
+    owned,
+    preview_of,
+    zone_of,
+)
 from assistant.web.scope import Executive
 from governance.models import Action
+from governance.review import separation_of_duties
 from governance.state import ActionState as S
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -55,13 +64,15 @@ async def _chatting(page: Page) -> tuple[Executive, Principal]:
 
 def _may_decide(page: Page, action: Action) -> bool:
     """Whether the card offers Approve, Edit and Reject to this person. Governance decides
-    again on every click; this only spares her buttons that are bound to be refused (the
-    person who asked for an action never approves it)."""
-    return (
-        action.state == S.PENDING_REVIEW.value
-        and page.can(Permission.REVIEW_DECIDE)
-        and action.actor_id != page.person.user_id
-    )
+    again on every click; this only spares her buttons that are bound to be refused (its
+    separation-of-duties rule: a delegate who asked for a proposal never approves it)."""
+    if action.state != S.PENDING_REVIEW.value or not page.can(Permission.REVIEW_DECIDE):
+        return False
+    try:
+        reviewer = page.acting(action.on_behalf_of or "")
+    except PermissionDeniedError:
+        return False
+    return separation_of_duties(reviewer, action) is None
 
 
 async def _cards(
@@ -83,7 +94,9 @@ async def _cards(
             )
         )
     ).scalars()
-    return {a.id: Card(a, await preview_of(governance, a)) for a in rows}
+    cards = [Card(a, await preview_of(governance, a)) for a in rows]
+    await name_askers(session, page.person.tenant_id, cards)
+    return {c.action.id: c for c in cards}
 
 
 def _turns(messages: list[Any]) -> list[dict[str, Any]]:
@@ -160,9 +173,11 @@ async def chat_card(
     and refreshes it after a decision)."""
     executive = await page.require(Permission.REVIEW_READ)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
+    card = Card(action, await preview_of(governance, action))
+    await name_askers(session, page.person.tenant_id, [card])
     return page.render(
         "chat_card.html",
-        card=Card(action, await preview_of(governance, action)),
+        card=card,
         stored=None,
         may_decide=lambda a: _may_decide(page, a),
         states=STATE_WORDS,

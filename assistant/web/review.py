@@ -14,9 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.api.deps import SessionDep
+from assistant.auth.models import User
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import ValidationFailedError
+from assistant.core.principal import ActorType
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from assistant.web.scope import Executive
@@ -55,6 +57,34 @@ class Card:
     action: Action
     preview: dict[str, Any]
     routed_to: str | None = None
+    #: For the chat agent's proposals: who asked the assistant for it (a name).
+    asked_by: str | None = None
+
+
+async def name_askers(session: AsyncSession, tenant_id: str, cards: list[Card]) -> list[Card]:
+    """Fill in who asked for each of the agent's proposals, by display name (else username)."""
+    ids = {
+        c.action.requested_by
+        for c in cards
+        if c.action.actor_type == ActorType.AGENT.value and c.action.requested_by
+    }
+    if not ids:
+        return cards
+    names = {
+        row.id: row.display_name or row.username
+        for row in (
+            await session.execute(
+                select(User.id, User.display_name, User.username).where(
+                    User.tenant_id == tenant_id, User.id.in_(sorted(ids))
+                )
+            )
+        ).all()
+    }
+    for card in cards:
+        asker = card.action.requested_by
+        if card.action.actor_type == ActorType.AGENT.value and asker:
+            card.asked_by = names.get(asker, asker)
+    return cards
 
 
 def owned(executive: Executive) -> Any:
@@ -154,7 +184,9 @@ async def review(
             )
         ).all()
     )
-    cards = [Card(a, await preview_of(governance, a)) for a in pending]
+    cards = await name_askers(
+        session, tenant, [Card(a, await preview_of(governance, a)) for a in pending]
+    )
     return page.render(
         "review.html",
         cards=cards,

@@ -5,6 +5,7 @@ approves a card, no chat for admins, a clear page without a model."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -218,24 +219,63 @@ async def test_csrf_other_executives_admins_and_delegates(chat: Chat) -> None:
     assert len(await conversations(services)) == asked
 
 
-async def test_a_card_is_decided_by_someone_other_than_who_asked(chat: Chat) -> None:
-    """Jordan asks for a draft: his card offers no approval (nobody approves their own
-    request); Dana's card does, and approving goes through the review room's rules."""
+async def proposal_event(services: Any, action_id: str) -> AuditEvent:
+    async with services.sessions() as session:
+        return (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.action_id == action_id, AuditEvent.action == "action.proposed"
+                )
+            )
+        ).scalar_one()
+
+
+async def refusals(services: Any, actor: str) -> list[dict[str, Any]]:
+    async with services.sessions() as session:
+        rows = (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.action == "governance.refused", AuditEvent.actor_id == actor
+                )
+            )
+        ).scalars()
+        return [json.loads(r.payload_json) | {"route": r.resource_id} for r in rows]
+
+
+async def test_a_delegates_request_goes_to_her_executive(chat: Chat) -> None:
+    """Jordan asks for a draft: the agent proposes it at his request; his card offers no
+    approval, and approving anyway is refused (403, audited); Dana approves it."""
     client, services, ids = chat
     await sign_in(client, "jordan")
     token = csrf_of(await client.get("/app/chat", headers=HTML))
     events = await ask(client, token, "Draft a reply to Raj's latest mail")
     assert [e for e, _ in events] == ["turn", "tool", "tool", "card", "answer", "done"], events[2]
     action_id = events[3][1]["action_id"]
+    assert events[3][1]["requested_by"] == ids["jordan"]
     conversation = events[0][1]["conversation_id"]
 
     his = await client.get(f"/app/chat/cards/{action_id}", headers=HTML)
     assert his.status_code == 200 and "waiting for you" in his.text
-    assert "You asked for this" in his.text and f"/app/review/{action_id}/approve" not in his.text
+    assert "asked for by you" in his.text
+    assert "You asked for this as Dana's delegate" in his.text
+    assert f"/app/review/{action_id}/approve" not in his.text
+    # The button is not there; the route refuses him all the same, and says so in the log.
+    for path in ("approve", "edit"):
+        refused = await client.post(
+            f"/app/review/{action_id}/{path}",
+            data={"csrf": token, "body_text": "Thanks Raj, agreed!"},
+            headers=HTML,
+        )
+        assert refused.status_code == 403 and "SeparationOfDutiesError" in refused.text
+    assert [(r["error"], r["route"]) for r in await refusals(services, ids["jordan"])] == [
+        ("SeparationOfDutiesError", f"POST /app/review/{action_id}/approve"),
+        ("SeparationOfDutiesError", f"POST /app/review/{action_id}/edit"),
+    ]
 
     await sign_in(client, "dana")
     room = await client.get(f"/app/chat/{conversation}", headers=HTML)
     assert f"/app/review/{action_id}/approve" in room.text
+    assert "asked for by Jordan" in room.text
     assert "Thanks Raj, agreed." in room.text  # what will be sent, on the card
     approved = await client.post(
         f"/app/review/{action_id}/approve",
@@ -246,9 +286,17 @@ async def test_a_card_is_decided_by_someone_other_than_who_asked(chat: Chat) -> 
     async with services.sessions() as session:
         action = await session.get(Action, action_id)
         assert action is not None and action.state in {"approved", "scheduled"}
-        # Filed under the identity the sandbox mailbox serves her by (its address), asked
-        # for by Jordan: Dana's approval is another person's.
-        assert (action.on_behalf_of, action.actor_id) == (DANA, ids["jordan"])
+        # Filed under the identity the sandbox mailbox serves her by (its address), proposed
+        # by the agent at Jordan's request.
+        assert (action.on_behalf_of, action.actor_type, action.actor_id, action.requested_by) == (
+            DANA,
+            "agent",
+            "agent",
+            ids["jordan"],
+        )
+    event = await proposal_event(services, action_id)
+    assert (event.actor_type, event.actor_id, event.on_behalf_of) == ("agent", "agent", DANA)
+    assert json.loads(event.payload_json)["requested_by"] == ids["jordan"]
     card = await client.get(f"/app/chat/cards/{action_id}", headers=HTML)
     assert f"/app/review/{action_id}/approve" not in card.text
     assert re.search(r'data-state="(approved|scheduled)"', card.text)
@@ -256,6 +304,44 @@ async def test_a_card_is_decided_by_someone_other_than_who_asked(chat: Chat) -> 
     # Otto sees no card of Dana's.
     await sign_in(client, "otto")
     assert (await client.get(f"/app/chat/cards/{action_id}", headers=HTML)).status_code == 404
+
+
+async def test_dana_approves_what_she_asked_her_assistant_for(chat: Chat) -> None:
+    """The agent proposes, Dana disposes: her own request's card offers Approve (no "find a
+    delegate"), her approval is final; another executive and an admin cannot approve it."""
+    client, services, ids = chat
+    await sign_in(client, "dana")
+    token = csrf_of(await client.get("/app/chat", headers=HTML))
+    events = await ask(client, token, "Draft a reply to Raj's latest mail")
+    action_id = next(d for e, d in events if e == "card")["action_id"]
+    card = await client.get(f"/app/chat/cards/{action_id}", headers=HTML)
+    assert f"/app/review/{action_id}/approve" in card.text
+    assert "asked for by you" in card.text and "You asked for this" not in card.text
+    assert "another person approves" not in card.text
+    review = await client.get("/app/review", headers=HTML)
+    assert "Drafted by the assistant, asked for by you." in review.text
+
+    for other, home in (("otto", "/app/inbox"), ("ada", "/app/admin/connectors")):
+        await sign_in(client, other)
+        other_token = csrf_of(await client.get(home, headers=HTML))
+        refused = await client.post(
+            f"/app/review/{action_id}/approve", data={"csrf": other_token}, headers=HTML
+        )
+        assert refused.status_code in {403, 404}, (other, refused.status_code)
+
+    await sign_in(client, "dana")
+    token = csrf_of(await client.get("/app/chat", headers=HTML))
+    approved = await client.post(
+        f"/app/review/{action_id}/approve", data={"csrf": token}, headers=HTML
+    )
+    assert approved.status_code == 303, approved.text
+    async with services.sessions() as session:
+        action = await session.get(Action, action_id)
+        assert action is not None and action.state in {"approved", "scheduled"}
+        assert (action.actor_type, action.requested_by) == ("agent", ids["dana"])
+        # A card is a suggestion a person approves, never more.
+        assert action.autonomy == "suggest"
+    assert await refusals(services, ids["dana"]) == []
 
 
 async def test_dana_deletes_her_conversation(chat: Chat) -> None:

@@ -2,12 +2,12 @@
 on a real port, with the scripted OpenAI-compatible model, then with llama.cpp's server.
 
 Dana asks a question and watches the tool run arrive before the answer; Jordan, her
-delegate, asks in the same conversation for a draft and sees its card (his own request: he
-cannot approve it); Dana approves it on the card, through the review room's rules, then
-deletes the conversation. Another executive's conversation neither opens nor deletes from
-her session, and a post without the CSRF token is refused. axe-core finds no violation, the
-room fits a phone and works from the keyboard. Against SmolLM2 the answer streams in and
-the turn is recorded.
+delegate, asks in the same conversation for a draft and sees its card (the agent proposed
+it at his request: he cannot approve it); Dana approves it on the card, through the review
+room's rules, then deletes the conversation. Another executive's conversation neither
+opens nor deletes from her session, and a post without the CSRF token is refused. axe-core
+finds no violation, the room fits a phone and works from the keyboard. Against SmolLM2 the
+answer streams in and the turn is recorded.
 """
 
 from __future__ import annotations
@@ -157,12 +157,13 @@ def _errors(page: Any) -> list[str]:
     return problems
 
 
-def _state(database: Path, action_id: str) -> tuple[str, str]:
+def _state(database: Path, action_id: str) -> tuple[str, str, str]:
     with sqlite3.connect(database) as db:
-        state, actor = db.execute(
-            "SELECT state, actor_id FROM governed_actions WHERE id = ?", (action_id,)
+        state, actor_type, asker = db.execute(
+            "SELECT state, actor_type, requested_by FROM governed_actions WHERE id = ?",
+            (action_id,),
         ).fetchone()
-    return str(state), str(actor)
+    return str(state), str(actor_type), str(asker)
 
 
 def _conversations(database: Path) -> set[str]:
@@ -212,16 +213,19 @@ def test_ask_see_tools_and_a_card_approve_it_and_delete(
     card.wait_for()
     assert "Thanks Raj, agreed." in card.inner_text()
     assert "waiting for you" in card.inner_text()
-    assert "You asked for this" in card.inner_text()
+    assert "asked for by you" in card.inner_text()
+    assert "You asked for this as Dana's delegate" in card.inner_text()
     assert card.get_by_role("button", name=re.compile("^Approve")).count() == 0
     action_id = card.get_attribute("data-action")
-    assert action_id and _state(database, action_id) == ("pending_review", ids["jordan"])
+    # The agent proposed it, at Jordan's request.
+    assert action_id and _state(database, action_id) == ("pending_review", "agent", ids["jordan"])
     jordan.locator("#transcript li.msg.assistant").nth(1).wait_for()
 
     # Dana approves it on the card; the card then shows what became of it.
     dana.reload()
     card = dana.locator(f'article.chat-card[data-action="{action_id}"]')
     assert _axe_violations(dana) == [], _axe_violations(dana)
+    assert "asked for by Jordan" in card.inner_text()
     card.get_by_role("button", name=re.compile("^Approve")).click()
     dana.locator(
         f'article.chat-card[data-action="{action_id}"]:is([data-state=scheduled],'
