@@ -48,6 +48,9 @@ class Action(Base):
     actor_id: Mapped[str] = mapped_column(String(200))
     actor_type: Mapped[str] = mapped_column(String(20))
     on_behalf_of: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    #: The person who asked for it: the proposer herself, or whoever the chat agent (actor
+    #: type ``agent``) proposed it for. None for the system's own proposals.
+    requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     autonomy: Mapped[str] = mapped_column(String(20))

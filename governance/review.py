@@ -4,9 +4,12 @@ Rules a reviewer meets here:
 
 * only a holder of one of the rule's approver roles may approve or edit; auditors
   approve nothing, whatever else they hold;
-* nobody approves their own request: the person (or service) who proposed the action
-  cannot approve it;
-* "four-eyes" rules need N distinct approvers; each approval short of N is a recorded
+* nobody approves their own request (:func:`separation_of_duties`): the person (or
+  service) who proposed an action through the API cannot approve it; what the chat agent
+  proposed at a person's request, she may approve only if she is the action's executive
+  acting in her own right (a delegate who asked never approves it);
+* "four-eyes" rules need N distinct approvers, counted as persons (two keys of one person
+  are one approver); each approval short of N is a recorded
   ``PENDING_REVIEW -> PENDING_REVIEW`` step;
 * an edit re-validates the arguments against the kind's schema, is stored as an
   RFC 6902 JSON patch, counts as the editor's approval, and drops approvals given to the
@@ -38,14 +41,14 @@ from assistant.core.errors import (
     ValidationFailedError,
 )
 from assistant.core.ids import new_id
-from assistant.core.principal import Principal, Role, system_principal
+from assistant.core.principal import ActorType, Principal, Role, system_principal
 from governance import audit
 from governance.actions import PreviewContext
 from governance.audit import AuditAction, AuditEventIn, Outcome
 from governance.edit_distance import normalized_edit_distance
 from governance.models import Action, ActionApproval, ActionEdit
 from governance.policy import Autonomy, Effect, PolicyInput
-from governance.service import ActionService, ensure_can_manage, is_system
+from governance.service import ActionService, ensure_can_manage, is_agent, is_system
 from governance.state import ActionState, IllegalTransitionError, transition
 from integrations.errors import ConnectorError, ConnectorUnavailableError, UnknownConnectorError
 
@@ -73,6 +76,26 @@ class BulkResult:
     state: str | None = None
     error: str | None = None
     detail: str | None = None
+
+
+def separation_of_duties(principal: Principal, action: Action) -> str | None:
+    """Why ``principal`` may not approve ``action`` as the one who asked for it, or None.
+
+    The rule, in one place: the proposer never approves her own API proposal; what the
+    chat agent proposed (actor type ``agent``) at a person's request (``requested_by``) is
+    the agent's proposal, so the executive it serves may approve it in her own right, but a
+    delegate who asked for it may not (her executive, or another delegate, does). Four-eyes
+    rules count distinct persons (:meth:`ReviewService._add_approval`), so the requesting
+    executive gives at most one of N approvals."""
+    if action.actor_type == ActorType.AGENT.value:
+        if principal.user_id != action.requested_by:
+            return None
+        if principal.in_own_right and principal.acts_for(action.on_behalf_of):
+            return None
+        return "you asked the assistant for this as a delegate: your executive approves it"
+    if principal.user_id in {action.actor_id, action.requested_by}:
+        return "nobody approves their own request"
+    return None
 
 
 class ReviewService:
@@ -153,6 +176,10 @@ class ReviewService:
         roles they hold. The rule's approver roles then say which of the two may."""
         if is_system(principal):
             return None
+        if is_agent(principal):
+            raise PermissionDeniedError(
+                "the assistant's agent approves nothing", action_id=action.id
+            )
         if principal.has(Role.AUDITOR):
             raise PermissionDeniedError("auditors approve nothing", action_id=action.id)
         if not principal.acts_for(action.on_behalf_of) or not principal.holds_scope(REVIEW_DECIDE):
@@ -161,7 +188,7 @@ class ReviewService:
                 "scope, approves it",
                 action_id=action.id,
             )
-        role = Role.DELEGATE if principal.on_behalf_of is not None else Role.EXECUTIVE
+        role = Role.EXECUTIVE if principal.in_own_right else Role.DELEGATE
         allowed = {Role(r) for r in action.approver_roles or []}
         if role not in allowed:
             raise PermissionDeniedError(
@@ -169,8 +196,9 @@ class ReviewService:
                 + ", ".join(sorted(r.value for r in allowed)),
                 action_id=action.id,
             )
-        if principal.user_id == action.actor_id:
-            raise SeparationOfDutiesError("nobody approves their own request", action_id=action.id)
+        refusal = separation_of_duties(principal, action)
+        if refusal is not None:
+            raise SeparationOfDutiesError(refusal, action_id=action.id)
         return role
 
     async def _approvals(self, session: AsyncSession, action: Action) -> int:

@@ -43,6 +43,8 @@ log = structlog.stdlib.get_logger(__name__)
 S = ActionState
 
 _VIEW_ALL = (Role.ADMIN, Role.AUDITOR)
+#: The delegated scope that lets a delegate propose (assistant.auth.permissions).
+PROPOSE = "actions.propose"
 
 
 @dataclass
@@ -70,6 +72,18 @@ def is_system(principal: Principal) -> bool:
     return principal.actor_type is ActorType.SYSTEM
 
 
+def is_agent(principal: Principal) -> bool:
+    """The chat agent proposing at a person's request (``requested_by``): her rights only."""
+    return principal.actor_type is ActorType.AGENT
+
+
+def requester(principal: Principal) -> str | None:
+    """The person behind a proposal: the caller, or whoever the agent proposes for."""
+    if is_system(principal):
+        return None
+    return principal.requested_by if is_agent(principal) else principal.user_id
+
+
 def sees_everything(principal: Principal) -> bool:
     """The system, and admins and auditors not acting for anyone, see the whole tenant."""
     return is_system(principal) or (principal.on_behalf_of is None and principal.has(*_VIEW_ALL))
@@ -82,22 +96,26 @@ def visibility(principal: Principal) -> ColumnElement[bool]:
     tenant = Action.tenant_id == principal.tenant_id
     if sees_everything(principal):
         return tenant & true()
+    if is_agent(principal):
+        return tenant & (Action.on_behalf_of == principal.acting_for)
     return tenant & or_(
-        Action.on_behalf_of == principal.acting_for, Action.actor_id == principal.user_id
+        Action.on_behalf_of == principal.acting_for, Action.requested_by == principal.user_id
     )
 
 
 def ensure_can_manage(principal: Principal, action: Action) -> None:
-    """Undo, cancel, roll back: the system, the proposer, and the executive the action is
-    for (or her delegate). An admin who is nothing else may stop any action (the
-    operator's console; the API gives admins no such route); an admin who is also an
-    executive is an executive here, and another executive's action is not hers. Auditors
-    change nothing."""
+    """Undo, cancel, roll back: the system, the person who asked for it, and the executive
+    the action is for (or her delegate); the agent changes nothing. An admin who is nothing
+    else may stop any action (the operator's console; the API gives admins no such route);
+    an admin who is also an executive is an executive here, and another executive's action
+    is not hers. Auditors change nothing."""
     if is_system(principal):
         return
+    if is_agent(principal):
+        raise PermissionDeniedError("the assistant's agent only proposes", action_id=action.id)
     if principal.roles and principal.roles <= {Role.AUDITOR}:
         raise PermissionDeniedError("auditors change nothing", action_id=action.id)
-    if principal.user_id == action.actor_id or principal.acts_for(action.on_behalf_of):
+    if principal.user_id == action.requested_by or principal.acts_for(action.on_behalf_of):
         return
     if (
         principal.has(Role.ADMIN)
@@ -145,6 +163,12 @@ class ActionService:
         self, session: AsyncSession, principal: Principal, proposal: Proposal
     ) -> Action:
         """Store a new action and apply the policy to it (flushes, never commits)."""
+        if is_agent(principal) and not principal.holds_scope(PROPOSE):
+            # The agent holds the asking person's grant: without the right to propose she
+            # cannot propose through it either.
+            raise PermissionDeniedError(
+                "your grant does not let you propose actions for this executive"
+            )
         kind = self.kinds.get(proposal.kind)
         args = kind.validate(proposal.arguments)
         on_behalf_of = proposal.on_behalf_of or (
@@ -181,6 +205,7 @@ class ActionService:
             arguments=arguments,
             actor_id=principal.user_id,
             actor_type=principal.actor_type.value,
+            requested_by=requester(principal),
             on_behalf_of=on_behalf_of or None,
             correlation_id=proposal.correlation_id,
             dedupe_key=proposal.dedupe_key,
@@ -205,6 +230,7 @@ class ActionService:
                         "risk": kind.risk.value,
                         "on_behalf_of": action.on_behalf_of,
                         "parent_id": proposal.parent_id,
+                        "requested_by": action.requested_by,
                     },
                 )
         except IntegrityError:

@@ -15,6 +15,7 @@ from assistant.core.db import create_engine, create_session_factory, upgrade
 from assistant.core.settings import Settings, get_settings
 from tests.fakes.oidc_issuer import fake_entra, fake_entra_ca  # noqa: F401
 from tests.fixtures.auth import as_role as _as_role
+from tests.fixtures.llama import _llama_process, llama_server  # noqa: F401
 from tests.fixtures.postgres import postgres_database, postgres_url  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -33,6 +33,10 @@ class Bound:
 
     name: str
     connector: Any
+    #: The identity the instance serves her under (a bound executive's id, or its own
+    #: address): her proposals on it are filed under this one, as governance checks that
+    #: the action's connector serves its executive. None: it serves any of her identities.
+    serves: str | None = None
 
 
 @dataclass(frozen=True)

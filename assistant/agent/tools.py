@@ -28,6 +28,7 @@ from assistant.agent.scope import AgentScope, Bound
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import PermissionDeniedError, ValidationFailedError
+from assistant.core.principal import agent_principal
 from assistant.erp import tools as erp_tools
 from assistant.erp.service import ERPReader
 from assistant.scheduling.service import (
@@ -333,9 +334,9 @@ async def _find_times(ctx: ToolContext, args: FindTimesArgs) -> Any:
 # --------------------------------------------------------------------------- proposals
 
 
-async def _autonomy(ctx: ToolContext, kind: str) -> Autonomy:
+async def _autonomy(ctx: ToolContext, kind: str, executive: str) -> Autonomy:
     level = (
-        await stored_level(ctx.session, ctx.scope.tenant_id, ctx.scope.executive, kind)
+        await stored_level(ctx.session, ctx.scope.tenant_id, executive, kind)
         or ctx.actions.policy.current().default_autonomy
     )
     # Never above suggest: what the chat proposes is a card a person approves.
@@ -352,6 +353,7 @@ def card(action: Action, title: str) -> dict[str, Any]:
         "decision": action.decision,
         "reason": action.decision_reason,
         "arguments": action.arguments,
+        "requested_by": action.requested_by,
         "review_url": f"/api/v1/review/{action.id}",
     }
 
@@ -359,16 +361,21 @@ def card(action: Action, title: str) -> dict[str, Any]:
 async def _propose(
     ctx: ToolContext, kind: str, arguments: dict[str, Any], connector: Bound, title: str
 ) -> dict[str, Any]:
+    # The executive's identity on this connector: her user id when it is bound to her, else
+    # its own address (her user record's e-mail); governance checks that it serves her.
+    executive = connector.serves or ctx.scope.executive
+    # The agent is the proposer, on the asking person's rights and recorded as her request:
+    # so the executive may approve what she asked her assistant for (governance.review).
     action = await ctx.actions.propose(
         ctx.session,
-        ctx.scope.principal,
+        agent_principal(ctx.scope.principal, executive=executive),
         Proposal(
             kind=kind,
             arguments=arguments,
-            on_behalf_of=ctx.scope.executive,
+            on_behalf_of=executive,
             correlation_id=ctx.correlation_id,
             connector=connector.name,
-            autonomy=await _autonomy(ctx, kind),
+            autonomy=await _autonomy(ctx, kind, executive),
         ),
     )
     shown = card(action, title)

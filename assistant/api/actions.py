@@ -42,8 +42,12 @@ class ActionOut(BaseModel):
     connector: str | None
     arguments: dict[str, Any]
     actor_id: str
-    actor_type: str
+    actor_type: str = Field(description="user, service, system, or agent (the chat agent).")
     on_behalf_of: str | None
+    requested_by: str | None = Field(
+        description="The person who asked for it (the proposer, or whoever the agent "
+        "proposed it for); none for the system's own proposals."
+    )
     correlation_id: str | None
     autonomy: str
     parent_id: str | None

@@ -50,7 +50,7 @@ async def _assistant_error(request: Request, exc: Exception) -> JSONResponse:
         status=exc.status_code,
     )
     if exc.audit_refusal:
-        await _audit_refusal(request, exc)
+        await audit_refusal(request, exc)
     body = redact_value(exc.to_body())
     headers = {}
     retry_after = getattr(exc, "retry_after", None)
@@ -61,7 +61,7 @@ async def _assistant_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _audit_refusal(request: Request, exc: AssistantError) -> None:
+async def audit_refusal(request: Request, exc: AssistantError) -> None:
     """A governance refusal leaves an audit event even though the request's transaction
     rolls back: who tried what, on which route, and why it was refused."""
     from assistant.auth.audit import anonymous, audit_detached

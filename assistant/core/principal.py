@@ -17,6 +17,12 @@ class ActorType(StrEnum):
     USER = "user"
     SERVICE = "service"  # an API key of a service account
     SYSTEM = "system"  # the assistant's own workers (executor, expiry, ingestion)
+    #: The chat agent proposing at a person's request: her rights, never a system bypass.
+    AGENT = "agent"
+
+
+#: The actor id of the chat agent's proposals (the person who asked is ``requested_by``).
+AGENT_ID = "agent"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ class Principal:
     #: The credential used when it is not the person's own sign-in (``apikey:<prefix>``):
     #: audit rows name the person, and this says which of their keys acted.
     credential: str | None = None
+    #: The agent's principal only: the person whose question it answers.
+    requested_by: str | None = None
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
@@ -60,6 +68,39 @@ class Principal:
     def acting_for(self) -> str:
         """Whose mailbox and actions this request is about."""
         return self.on_behalf_of or self.user_id
+
+    @property
+    def in_own_right(self) -> bool:
+        """The executive acting for herself: with no ``on_behalf_of``, or for one of her own
+        identities (the web app's principal for her mailbox's address keeps her roles and
+        has no grant), never as anyone's delegate."""
+        if self.actor_type not in (ActorType.USER, ActorType.SERVICE):
+            return False
+        if self.on_behalf_of is None:
+            return self.has(Role.EXECUTIVE)
+        return self.delegated_scopes is None and self.has(Role.EXECUTIVE)
+
+
+def agent_principal(person: Principal, *, executive: str | None = None) -> Principal:
+    """The chat agent proposing at ``person``'s request, for ``executive`` (default: whom she
+    acts for). It holds exactly her rights (tenant, roles, a delegate's grant scopes), so
+    every check made at propose time is made on hers; it is not the system (no bypass) and
+    it approves nothing. Its audit rows name it, with her as ``requested_by``."""
+    if person.actor_type not in (ActorType.USER, ActorType.SERVICE):
+        raise ValueError("the agent proposes only at a person's request")
+    return Principal(
+        user_id=AGENT_ID,
+        tenant_id=person.tenant_id,
+        roles=person.roles,
+        actor_type=ActorType.AGENT,
+        on_behalf_of=executive or person.acting_for,
+        display_name="assistant",
+        source_ip=person.source_ip,
+        # An executive's own rights are not a grant: None keeps every scope hers.
+        delegated_scopes=person.delegated_scopes,
+        credential=person.credential,
+        requested_by=person.user_id,
+    )
 
 
 def system_principal(tenant_id: str, worker: str = "system") -> Principal:

@@ -1,4 +1,4 @@
-"""The executive's web app: server-rendered rooms (inbox, review, meetings, history) on the
+"""The executive's web app: server-rendered rooms (inbox, review, meetings, history, chat) on the
 service's own sign-in. ``install(app)`` adds them to the FastAPI app."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from assistant.auth.sessions import cookie_secure
-from assistant.web import admin, auditor, history, inbox, live, meetings, people, review
+from assistant.web import admin, auditor, chat, history, inbox, live, meetings, people, review
 from assistant.web.pages import (
     EXECUTIVE_COOKIE,
     PREFIX,
@@ -51,7 +51,14 @@ def install(app: FastAPI) -> None:
         StaticFiles(packages=[("assistant.web", "static")]),
         name="web-static",
     )
-    for router in (inbox.router, review.router, meetings.router, history.router, live.router):
+    for router in (
+        inbox.router,
+        review.router,
+        meetings.router,
+        history.router,
+        live.router,
+        chat.router,
+    ):
         app.include_router(router)
     # The admin's and the auditor's rooms (tenant-wide; they serve no executive).
     app.include_router(admin.router)

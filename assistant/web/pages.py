@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.deps import AuthDep, ServicesDep, SessionDep
+from assistant.api.errors import audit_refusal
 from assistant.auth.permissions import Permission, effective_permissions
 from assistant.core.errors import AssistantError, AuthenticationError, PermissionDeniedError
 from assistant.core.principal import Principal
@@ -236,6 +237,9 @@ def install_web_errors(app: FastAPI) -> None:
                 return RedirectResponse("/auth/login", status_code=303)
         if not _wants_html(request):
             return await api_answer(request, exc)
+        if exc.audit_refusal:
+            # A refusal made in a browser is audited like one made through the API.
+            await audit_refusal(request, exc)
         log.info(
             "web.error",
             error=type(exc).__name__,

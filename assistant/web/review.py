@@ -15,9 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.api.deps import SessionDep
+from assistant.auth.models import User
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import AssistantError, NotFoundError, ValidationFailedError
+from assistant.core.principal import ActorType
 from assistant.drafting.limits import MAX_INSTRUCTIONS
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
 from assistant.llm.metering import DatabaseMeter
@@ -68,6 +70,8 @@ class Card:
     routed_to: str | None = None
     #: The text as it was against the text now, when a person edited it or had it re-drafted.
     diff: list[DiffLine] = field(default_factory=list)
+    #: For the chat agent's proposals: who asked the assistant for it (a name).
+    asked_by: str | None = None
 
 
 def body_diff(before: str, after: str) -> list[DiffLine]:
@@ -115,6 +119,32 @@ async def diffs_for(session: AsyncSession, actions: list[Action]) -> dict[str, l
         if action.id in before and isinstance(now, str) and before[action.id] != now:
             found[action.id] = body_diff(before[action.id], now)
     return found
+
+
+async def name_askers(session: AsyncSession, tenant_id: str, cards: list[Card]) -> list[Card]:
+    """Fill in who asked for each of the agent's proposals, by display name (else username)."""
+    ids = {
+        c.action.requested_by
+        for c in cards
+        if c.action.actor_type == ActorType.AGENT.value and c.action.requested_by
+    }
+    if not ids:
+        return cards
+    names = {
+        row.id: row.display_name or row.username
+        for row in (
+            await session.execute(
+                select(User.id, User.display_name, User.username).where(
+                    User.tenant_id == tenant_id, User.id.in_(sorted(ids))
+                )
+            )
+        ).all()
+    }
+    for card in cards:
+        asker = card.action.requested_by
+        if card.action.actor_type == ActorType.AGENT.value and asker:
+            card.asked_by = names.get(asker, asker)
+    return cards
 
 
 def owned(executive: Executive) -> Any:
@@ -221,7 +251,11 @@ async def review(
         ).all()
     )
     diffs = await diffs_for(session, [*pending, *recent])
-    cards = [Card(a, await preview_of(governance, a), diff=diffs.get(a.id, [])) for a in pending]
+    cards = await name_askers(
+        session,
+        tenant,
+        [Card(a, await preview_of(governance, a), diff=diffs.get(a.id, [])) for a in pending],
+    )
     return page.render(
         "review.html",
         cards=cards,

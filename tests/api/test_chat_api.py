@@ -146,6 +146,12 @@ async def test_a_turn_streams_tools_a_card_and_the_answer(
     (action,) = await actions_of(client)
     assert action.id == card["action_id"] and action.on_behalf_of == EXEC
     assert action.state == "pending_review"
+    # The agent proposed it, at her request: she approves it (nobody else had to).
+    assert (action.actor_type, action.actor_id, action.requested_by) == ("agent", "agent", EXEC)
+    assert card["requested_by"] == EXEC
+    approved = await client.post(f"/api/v1/review/{action.id}/approve")
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] in {"approved", "scheduled"}
     # One correlation id ties the request, the proposal, the model calls and the audit.
     assert action.correlation_id == "corr-chat-1" == events[-1][1]["correlation_id"]
     done = events[-1][1]

@@ -17,12 +17,20 @@ from assistant.auth import users
 from assistant.auth.permissions import DELEGABLE
 from assistant.auth.runtime import UserStateCache
 from assistant.connector_store import bind_executive
-from assistant.core.principal import ActorType, Principal, Role, system_principal
+from assistant.core.errors import PermissionDeniedError
+from assistant.core.principal import (
+    ActorType,
+    Principal,
+    Role,
+    agent_principal,
+    system_principal,
+)
 from assistant.core.settings import AutonomySettings, Settings
 from governance.audit_models import AuditEvent
 from governance.autonomy import set_level
+from governance.models import Action, ActionApproval
 from governance.policy import Autonomy
-from governance.service import Proposal
+from governance.service import Proposal, is_system
 from tests.api.test_triage_api import _store
 from tests.conftest import FIXED_NOW, SEED_DIR
 from tests.fixtures.auth import create_user_with_token
@@ -42,6 +50,7 @@ ACTIONS = "/api/v1/actions"
 REVIEW = "/api/v1/review"
 OTHER_EXECUTIVE = "marcus.chen@northwind.example"  # an executive with no mailbox here
 DELEGATE = "jordan@northwind.example"
+DELEGABLE_SCOPES = [p.value for p in DELEGABLE]
 OPERATOR = Principal(user_id="test-operator", tenant_id=TENANT, roles=frozenset({Role.ADMIN}))
 
 
@@ -280,8 +289,6 @@ async def test_four_eyes_counts_persons_not_api_keys(
     )
     await runtime.executor.run_due()
     async with services.sessions() as session:
-        from governance.models import Action
-
         row = await session.get(Action, created.id)
         assert row is not None and row.state == "succeeded", row.last_error if row else None
     cancel = await pipeline_proposes(
@@ -292,6 +299,228 @@ async def test_four_eyes_counts_persons_not_api_keys(
     assert first.status_code == 200 and first.json()["state"] == "pending_review"
     second = await client.post(f"{REVIEW}/{cancel.id}/approve", headers=keys[1])
     await assert_refused(services, second, 409, "DuplicateApprovalError", dana_id)
+
+
+# ------------------------------------------------------------------ the chat agent's proposals
+
+
+async def agent_proposes(
+    runtime: Any, person: Principal, kind: str, arguments: dict[str, Any], executive: str
+) -> Any:
+    """What a chat tool does: the agent proposes, on ``person``'s rights, at her request."""
+    async with runtime.services.sessions() as session, session.begin():
+        return await runtime.actions.propose(
+            session,
+            agent_principal(person, executive=executive),
+            Proposal(
+                kind=kind, arguments=arguments, on_behalf_of=executive, autonomy=Autonomy.SUGGEST
+            ),
+        )
+
+
+async def an_event_to_cancel(runtime: Any, executive: str) -> str:
+    created = await pipeline_proposes(
+        runtime,
+        "calendar.event.create",
+        {"subject": "Offsite", "start": "2026-11-27T15:00:00Z", "end": "2026-11-27T16:00:00Z"},
+        executive=executive,
+    )
+    await runtime.executor.run_due()
+    async with runtime.services.sessions() as session:
+        row = await session.get(Action, created.id)
+        assert row is not None and row.state == "succeeded", row.last_error if row else None
+        return str(row.external_ids["event_id"])
+
+
+def person(user_id: str, *roles: Role, **extra: Any) -> Principal:
+    return Principal(user_id=user_id, tenant_id=TENANT, roles=frozenset(roles), **extra)
+
+
+async def test_the_executive_approves_what_she_asked_her_assistant_for(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    """The agent's proposal names the agent as its actor and her as requester (row and
+    audit); she approves it; another executive, an admin and the agent itself cannot."""
+    services = runtime.services
+    dana = person(EXECUTIVE, Role.EXECUTIVE)
+    action = await agent_proposes(runtime, dana, "email.send", mail(OUTSIDER), EXECUTIVE)
+    assert action.state == "pending_review" and action.autonomy == "suggest"
+    url = f"{REVIEW}/{action.id}/approve"
+
+    as_role(client, Role.EXECUTIVE, user_id=OTHER_EXECUTIVE)
+    assert (await client.post(url)).status_code == 404  # not hers: as if absent
+    as_role(client, Role.ADMIN, Role.EXECUTIVE, user_id="boss@northwind.example")
+    await assert_refused(services, await client.post(url), 403, "OwnershipError")
+    with pytest.raises(PermissionDeniedError):
+        async with services.sessions() as session, session.begin():
+            await runtime.review.approve(session, agent_principal(dana), action.id)
+
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    shown = (await client.get(f"{ACTIONS}/{action.id}")).json()
+    assert (shown["actor_type"], shown["actor_id"], shown["requested_by"]) == (
+        "agent",
+        "agent",
+        EXECUTIVE,
+    )
+    approved = await client.post(url)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "scheduled"
+    async with services.sessions() as session:
+        proposed = (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.action_id == action.id, AuditEvent.action == "action.proposed"
+                )
+            )
+        ).scalar_one()
+    assert (proposed.actor_type, proposed.actor_id) == ("agent", "agent")
+    assert proposed.payload["requested_by"] == EXECUTIVE
+
+    # A proposal made through the API keeps the old rule: its proposer never approves it.
+    mine = await client.post(ACTIONS, json={"kind": "email.send", "arguments": mail(OUTSIDER)})
+    assert mine.json()["requested_by"] == EXECUTIVE and mine.json()["actor_type"] == "user"
+    refused = await client.post(f"{REVIEW}/{mine.json()['id']}/approve")
+    await assert_refused(services, refused, 403, "SeparationOfDutiesError", EXECUTIVE)
+
+
+async def test_a_delegate_never_approves_what_she_asked_the_assistant_for(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    """Jordan (a delegate with review.decide) asks the agent for a reply: he may not approve
+    or edit it; the executive, or another delegate, does."""
+    services = runtime.services
+    scopes = frozenset(DELEGABLE_SCOPES)
+    jordan = person(DELEGATE, Role.DELEGATE, on_behalf_of=EXECUTIVE, delegated_scopes=scopes)
+    action = await agent_proposes(runtime, jordan, "email.send", mail(OUTSIDER), EXECUTIVE)
+    assert (action.actor_type, action.requested_by) == ("agent", DELEGATE)
+
+    as_role(
+        client, Role.DELEGATE, user_id=DELEGATE, on_behalf_of=EXECUTIVE, delegated_scopes=scopes
+    )
+    await assert_refused(
+        services,
+        await client.post(f"{REVIEW}/{action.id}/approve"),
+        403,
+        "SeparationOfDutiesError",
+        DELEGATE,
+    )
+    await assert_refused(
+        services,
+        await client.post(
+            f"{REVIEW}/{action.id}/edit", json={"arguments": mail(OUTSIDER, "Changed")}
+        ),
+        403,
+        "SeparationOfDutiesError",
+        DELEGATE,
+    )
+    # Sam, another delegate of hers with the scope, may.
+    as_role(
+        client,
+        Role.DELEGATE,
+        user_id="sam@northwind.example",
+        on_behalf_of=EXECUTIVE,
+        delegated_scopes=scopes,
+    )
+    approved = await client.post(f"{REVIEW}/{action.id}/approve")
+    assert approved.status_code == 200 and approved.json()["state"] == "scheduled"
+
+
+async def test_a_delegate_without_the_propose_scope_proposes_nothing_through_the_agent(
+    runtime: Any,
+) -> None:
+    jordan = person(
+        DELEGATE,
+        Role.DELEGATE,
+        on_behalf_of=EXECUTIVE,
+        delegated_scopes=frozenset({"mail.read", "review.read", "review.decide"}),
+    )
+    with pytest.raises(PermissionDeniedError, match="propose"):
+        await agent_proposes(runtime, jordan, "email.send", mail(OUTSIDER), EXECUTIVE)
+    async with runtime.services.sessions() as session:
+        assert (await session.execute(select(Action))).scalars().all() == []
+    # The agent is never the system: it is refused the system's reach.
+    agent = agent_principal(jordan)
+    assert not is_system(agent) and agent.actor_type is ActorType.AGENT
+    with pytest.raises(ValueError):
+        agent_principal(system_principal(TENANT, "pipeline"))
+
+
+async def test_four_eyes_on_the_agents_proposal_counts_persons(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    """A two-approver rule: the executive who asked gives one approval, not two (nor two
+    through two keys of hers); a delegate who asked gives none."""
+    services = runtime.services
+    dana_id, dana = await executive_user(services, "dana", Role.ADMIN)
+    keys = []
+    for name in ("laptop", "phone"):
+        made = await client.post(
+            "/api/v1/api-keys",
+            headers=dana,
+            json={"name": name, "roles": ["executive"], "personal": True},
+        )
+        assert made.status_code == 201, made.text
+        keys.append({"X-API-Key": made.json()["key"]})
+
+    hers = await agent_proposes(
+        runtime,
+        person(dana_id, Role.EXECUTIVE),
+        "calendar.event.cancel",
+        {"event_id": await an_event_to_cancel(runtime, dana_id)},
+        dana_id,
+    )
+    assert hers.approvals_required == 2 and hers.requested_by == dana_id
+    first = await client.post(f"{REVIEW}/{hers.id}/approve", headers=keys[0])
+    assert first.status_code == 200 and first.json()["state"] == "pending_review"
+    for again in (keys[1], dana):
+        second = await client.post(f"{REVIEW}/{hers.id}/approve", headers=again)
+        await assert_refused(services, second, 409, "DuplicateApprovalError", dana_id)
+
+    # Jordan asks for the other cancellation: his approval never counts.
+    scopes = frozenset(DELEGABLE_SCOPES)
+    jordan = person(DELEGATE, Role.DELEGATE, on_behalf_of=dana_id, delegated_scopes=scopes)
+    his = await agent_proposes(
+        runtime,
+        jordan,
+        "calendar.event.cancel",
+        {"event_id": await an_event_to_cancel(runtime, dana_id)},
+        dana_id,
+    )
+    as_role(client, Role.DELEGATE, user_id=DELEGATE, on_behalf_of=dana_id, delegated_scopes=scopes)
+    await assert_refused(
+        services,
+        await client.post(f"{REVIEW}/{his.id}/approve"),
+        403,
+        "SeparationOfDutiesError",
+        DELEGATE,
+    )
+    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    one = await client.post(f"{REVIEW}/{his.id}/approve", headers=keys[0])
+    assert one.json()["state"] == "pending_review" and one.json()["version"] > 0
+    as_role(client, Role.DELEGATE, user_id=DELEGATE, on_behalf_of=dana_id, delegated_scopes=scopes)
+    await assert_refused(
+        services,
+        await client.post(f"{REVIEW}/{his.id}/approve"),
+        403,
+        "SeparationOfDutiesError",
+        DELEGATE,
+    )
+    as_role(
+        client,
+        Role.DELEGATE,
+        user_id="sam@northwind.example",
+        on_behalf_of=dana_id,
+        delegated_scopes=scopes,
+    )
+    two = await client.post(f"{REVIEW}/{his.id}/approve")
+    assert two.status_code == 200 and two.json()["state"] == "scheduled"
+    async with services.sessions() as session:
+        approvers = (
+            await session.execute(
+                select(ActionApproval.approver_id).where(ActionApproval.action_id == his.id)
+            )
+        ).scalars()
+        assert sorted(approvers) == sorted([dana_id, "sam@northwind.example"])
 
 
 async def test_nobody_grants_roles_to_themselves(client: httpx.AsyncClient, runtime: Any) -> None:

