@@ -24,10 +24,10 @@ from governance.models import Action
 from tests.api.test_chat_api import first_id, parse_sse, tool_results
 from tests.fakes.openai_server import Answer, FakeOpenAI, _openai_server, openai_server
 from tests.fixtures.web import (
-    DANA,
     HTML,
     add_user,
     csrf_of,
+    give_password,
     sign_in,
     triaged_template,
     web,
@@ -74,7 +74,7 @@ async def chat(
     )
     services = await Services.build(settings)
     ids = {
-        "dana": await add_user(services, "dana", Role.EXECUTIVE, email=DANA),
+        "dana": await give_password(services, "dana"),  # the quick start's executive
         "otto": await add_user(services, "otto", Role.EXECUTIVE, email="otto@northwind.example"),
         "jordan": await add_user(
             services, "jordan", Role.DELEGATE, email="jordan@northwind.example"
@@ -257,7 +257,7 @@ async def test_a_delegates_request_goes_to_her_executive(chat: Chat) -> None:
     his = await client.get(f"/app/chat/cards/{action_id}", headers=HTML)
     assert his.status_code == 200 and "waiting for you" in his.text
     assert "asked for by you" in his.text
-    assert "You asked for this as Dana's delegate" in his.text
+    assert "you asked for this as dana's delegate" in his.text.lower()
     assert f"/app/review/{action_id}/approve" not in his.text
     # The button is not there; the route refuses him all the same, and says so in the log.
     for path in ("approve", "edit"):
@@ -286,16 +286,16 @@ async def test_a_delegates_request_goes_to_her_executive(chat: Chat) -> None:
     async with services.sessions() as session:
         action = await session.get(Action, action_id)
         assert action is not None and action.state in {"approved", "scheduled"}
-        # Filed under the identity the sandbox mailbox serves her by (its address), proposed
-        # by the agent at Jordan's request.
+        # Filed under Dana (her user id: the sandbox mailbox is bound to her), proposed by
+        # the agent at Jordan's request.
         assert (action.on_behalf_of, action.actor_type, action.actor_id, action.requested_by) == (
-            DANA,
+            ids["dana"],
             "agent",
             "agent",
             ids["jordan"],
         )
     event = await proposal_event(services, action_id)
-    assert (event.actor_type, event.actor_id, event.on_behalf_of) == ("agent", "agent", DANA)
+    assert (event.actor_type, event.actor_id, event.on_behalf_of) == ("agent", "agent", ids["dana"])
     assert json.loads(event.payload_json)["requested_by"] == ids["jordan"]
     card = await client.get(f"/app/chat/cards/{action_id}", headers=HTML)
     assert f"/app/review/{action_id}/approve" not in card.text
@@ -368,7 +368,7 @@ async def test_dana_deletes_her_conversation(chat: Chat) -> None:
 
 async def test_without_a_model_the_room_says_so(web: tuple[httpx.AsyncClient, Any]) -> None:
     client, services = web
-    await add_user(services, "dana", Role.EXECUTIVE, email=DANA)
+    await give_password(services, "dana")
     await sign_in(client, "dana")
     room = await client.get("/app/chat", headers=HTML)
     assert room.status_code == 200
