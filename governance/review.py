@@ -93,6 +93,7 @@ class ReviewService:
         older_than_seconds: float | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Action]:
         created_before = None
         if older_than_seconds is not None:
@@ -112,6 +113,7 @@ class ReviewService:
             created_before=created_before,
             limit=limit,
             offset=offset,
+            after=after,
         )
 
     async def preview(self, action: Action) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -388,7 +388,11 @@ class ActionService:
         created_before: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Action]:
+        """Newest first (created_at DESC, id DESC). ``after`` is the (created_at, id) of the
+        previous page's last row: the page starts strictly after it (keyset paging, which
+        neither skips nor repeats rows inserted between pages)."""
         query = select(Action).where(visibility(principal))
         if states:
             query = query.where(Action.state.in_([s.value for s in states]))
@@ -400,7 +404,19 @@ class ActionService:
             query = query.where(Action.on_behalf_of == owner)
         if created_before is not None:
             query = query.where(Action.created_at <= created_before)
-        query = query.order_by(Action.created_at.desc(), Action.id).limit(limit).offset(offset)
+        if after is not None:
+            after_at, after_id = after
+            # The plain bound first: every planner turns it into an index range.
+            query = query.where(Action.created_at <= after_at)
+            query = query.where(
+                or_(
+                    Action.created_at < after_at,
+                    and_(Action.created_at == after_at, Action.id < after_id),
+                )
+            )
+        query = query.order_by(Action.created_at.desc(), Action.id.desc()).limit(limit)
+        if offset:
+            query = query.offset(offset)
         return list((await session.execute(query)).scalars())
 
     async def undo(
