@@ -34,7 +34,13 @@ from governance.autonomy import rank, stored_level
 from governance.executor import ConnectorResolver, Executor
 from governance.models import Action
 from governance.policy import Autonomy, Effect, PolicyInput, PolicyStore
-from governance.state import ActionState, IllegalTransitionError, record_proposed, transition
+from governance.state import (
+    ActionState,
+    IllegalTransitionError,
+    audit_proposed,
+    insert_proposed,
+    transition,
+)
 from integrations.base import Capability
 from integrations.errors import ConnectorError, ConnectorUnavailableError, UnknownConnectorError
 
@@ -195,18 +201,10 @@ class ActionService:
             updated_at=now,
         )
         try:
+            # The savepoint covers the insert only (a duplicate dedupe key rolls it back);
+            # the event is chained at commit, with the policy decision's.
             async with session.begin_nested():
-                await record_proposed(
-                    session,
-                    action,
-                    principal,
-                    payload={
-                        "autonomy": autonomy.value,
-                        "risk": kind.risk.value,
-                        "on_behalf_of": action.on_behalf_of,
-                        "parent_id": proposal.parent_id,
-                    },
-                )
+                await insert_proposed(session, action)
         except IntegrityError:
             if not proposal.dedupe_key:
                 raise
@@ -214,6 +212,17 @@ class ActionService:
             if existing is None:
                 raise
             return existing
+        await audit_proposed(
+            session,
+            action,
+            principal,
+            payload={
+                "autonomy": autonomy.value,
+                "risk": kind.risk.value,
+                "on_behalf_of": action.on_behalf_of,
+                "parent_id": proposal.parent_id,
+            },
+        )
 
         facts = kind.facts(args)
         decision = policy.evaluate(
