@@ -24,7 +24,8 @@ in the same run, so the ratios hold even when the absolute numbers do not.
 
 The last line is machine-readable:
 ``api_load list_vs_hello=<hello req/s / list req/s, SQLite, 1 process> propose_per_s=<best
-PostgreSQL propose req/s> executor_per_s=<see bench/governance.py>``.
+PostgreSQL propose req/s> executor_per_s=<executed sandbox actions/s, one worker, PostgreSQL
+(bench/governance.py's measure_executor)>``.
 """
 
 from __future__ import annotations
@@ -516,6 +517,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pending", type=int, default=2000, help="Actions waiting for review.")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only.")
+    parser.add_argument(
+        "--no-executor", action="store_true", help="Skip the executor's measurement."
+    )
     parser.add_argument("--loader", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loader:
@@ -546,9 +550,23 @@ def main(argv: list[str] | None = None) -> None:
         f"{'met' if propose >= TARGET_PROPOSE_PER_S else 'NOT met'} ({propose:.0f}); "
         f"errors {errors}"
     )
+    executor_text = "n/a"
+    if not args.no_postgres and not args.no_executor:
+        # The executor's figure, from bench/governance.py's measurement (one worker,
+        # PostgreSQL, sandbox mailbox): the rate of the governed path's last step.
+        from bench.governance import TARGET_EXECUTOR_PER_WORKER_S, measure_executor
+
+        print("executor on PostgreSQL (bench/governance.py's measurement, one worker):")
+        executor = asyncio.run(measure_executor(1))
+        executor_text = f"{executor:.0f}"
+        print(
+            f"  executor >= {TARGET_EXECUTOR_PER_WORKER_S}/s per worker "
+            f"{'met' if executor >= TARGET_EXECUTOR_PER_WORKER_S else 'NOT met'} ({executor:.0f})"
+        )
+    print(f"load average at the end: {_loadavg()}")
     print(
         f"api_load list_vs_hello={list_vs_hello:.2f} propose_per_s={propose:.0f} "
-        "executor_per_s=see-bench/governance.py"
+        f"executor_per_s={executor_text}"
     )
 
 

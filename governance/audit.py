@@ -310,8 +310,9 @@ async def _flush_pending(session: AsyncSession) -> None:
     pending = session.sync_session.info.pop(_PENDING, None)
     if pending is None:
         return
-    for tenant_id, rows in pending.rows.items():
-        await _append(session, tenant_id, rows, pending.config)
+    # Tenants in one order everywhere: two transactions never wait for each other's chains.
+    for tenant_id in sorted(pending.rows):
+        await _append(session, tenant_id, pending.rows[tenant_id], pending.config)
 
 
 def _append_before_commit(sync_session: Session) -> None:
