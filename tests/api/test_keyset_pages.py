@@ -233,3 +233,25 @@ async def test_a_cursor_survives_the_rows_it_names_leaving_the_queue(
     assert NEXT_CURSOR_HEADER not in rest.headers
     got = [item["id"] for item in first.json()] + [item["id"] for item in rest.json()]
     assert sorted(got) == sorted(ids)
+
+
+async def test_reads_never_wait_for_the_audit_chains_write_lock(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any
+) -> None:
+    """While another transaction holds the tenant's chain head (on SQLite: the database's
+    write lock), the review queue and the actions list answer at once."""
+    import asyncio
+
+    from governance.audit_chain import lock_head
+
+    await propose_pending(runtime, 3, "locked")
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    async with runtime.services.sessions() as writer:
+        await lock_head(writer, TENANT)
+        try:
+            for path in (REVIEW, ACTIONS, f"{REVIEW}?limit=1"):
+                # A read that wrote would wait for the lock (busy_timeout: 10 s).
+                response = await asyncio.wait_for(client.get(path), timeout=5)
+                assert response.status_code == 200, response.text
+        finally:
+            await writer.rollback()
