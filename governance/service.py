@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,6 +112,47 @@ def ensure_can_manage(principal: Principal, action: Action) -> None:
     ):
         return
     raise OwnershipError("you may not change this action", action_id=action.id)
+
+
+def _listing(
+    query: Select[Any],
+    principal: Principal,
+    *,
+    states: Sequence[ActionState] | None,
+    kind: str | None,
+    correlation_id: str | None,
+    owner: str | None,
+    created_before: datetime | None,
+    limit: int,
+    offset: int,
+    after: tuple[datetime, str] | None,
+) -> Select[Any]:
+    """The filters, keyset and order of action listings, on ``query``'s columns."""
+    query = query.where(visibility(principal))
+    if states:
+        query = query.where(Action.state.in_([s.value for s in states]))
+    if kind:
+        query = query.where(Action.kind.like(kind.replace("*", "%")))
+    if correlation_id:
+        query = query.where(Action.correlation_id == correlation_id)
+    if owner:
+        query = query.where(Action.on_behalf_of == owner)
+    if created_before is not None:
+        query = query.where(Action.created_at <= created_before)
+    if after is not None:
+        after_at, after_id = after
+        # The plain bound first: every planner turns it into an index range.
+        query = query.where(Action.created_at <= after_at)
+        query = query.where(
+            or_(
+                Action.created_at < after_at,
+                and_(Action.created_at == after_at, Action.id < after_id),
+            )
+        )
+    query = query.order_by(Action.created_at.desc(), Action.id.desc()).limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return query
 
 
 # --------------------------------------------------------------------------- service
@@ -402,31 +443,49 @@ class ActionService:
         """Newest first (created_at DESC, id DESC). ``after`` is the (created_at, id) of the
         previous page's last row: the page starts strictly after it (keyset paging, which
         neither skips nor repeats rows inserted between pages)."""
-        query = select(Action).where(visibility(principal))
-        if states:
-            query = query.where(Action.state.in_([s.value for s in states]))
-        if kind:
-            query = query.where(Action.kind.like(kind.replace("*", "%")))
-        if correlation_id:
-            query = query.where(Action.correlation_id == correlation_id)
-        if owner:
-            query = query.where(Action.on_behalf_of == owner)
-        if created_before is not None:
-            query = query.where(Action.created_at <= created_before)
-        if after is not None:
-            after_at, after_id = after
-            # The plain bound first: every planner turns it into an index range.
-            query = query.where(Action.created_at <= after_at)
-            query = query.where(
-                or_(
-                    Action.created_at < after_at,
-                    and_(Action.created_at == after_at, Action.id < after_id),
-                )
-            )
-        query = query.order_by(Action.created_at.desc(), Action.id.desc()).limit(limit)
-        if offset:
-            query = query.offset(offset)
+        query = _listing(
+            select(Action),
+            principal,
+            states=states,
+            kind=kind,
+            correlation_id=correlation_id,
+            owner=owner,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
         return list((await session.execute(query)).scalars())
+
+    async def list_rows(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        states: Sequence[ActionState] | None = None,
+        kind: str | None = None,
+        correlation_id: str | None = None,
+        owner: str | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: tuple[datetime, str] | None = None,
+    ) -> Sequence[RowMapping]:
+        """:meth:`list`'s rows as read-only column mappings, for listings that only answer
+        them: no ORM object per row (a page of 500 costs a fraction of the time)."""
+        query = _listing(
+            select(*Action.__table__.columns),
+            principal,
+            states=states,
+            kind=kind,
+            correlation_id=correlation_id,
+            owner=owner,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
+        return list((await session.execute(query)).mappings())
 
     async def undo(
         self, session: AsyncSession, principal: Principal, action_id: str, reason: str | None = None
