@@ -241,18 +241,22 @@ class ActionService:
             created_at=now,
             updated_at=now,
         )
-        try:
-            # The savepoint covers the insert only (a duplicate dedupe key rolls it back);
-            # the event is chained at commit, with the policy decision's.
-            async with session.begin_nested():
-                await insert_proposed(session, action)
-        except IntegrityError:
-            if not proposal.dedupe_key:
-                raise
-            existing = await self._by_dedupe_key(session, principal.tenant_id, proposal.dedupe_key)
-            if existing is None:
-                raise
-            return existing
+        if proposal.dedupe_key:
+            try:
+                # The savepoint covers the insert only (a duplicate dedupe key rolls it
+                # back); the event is chained at commit, with the policy decision's.
+                async with session.begin_nested():
+                    await insert_proposed(session, action)
+            except IntegrityError:
+                existing = await self._by_dedupe_key(
+                    session, principal.tenant_id, proposal.dedupe_key
+                )
+                if existing is None:
+                    raise
+                return existing
+        else:
+            # Nothing to deduplicate: no savepoint (two round trips fewer per proposal).
+            await insert_proposed(session, action)
         await audit_proposed(
             session,
             action,
