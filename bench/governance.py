@@ -703,12 +703,23 @@ def main(argv: list[str] | None = None) -> None:
     if "policy" in only:
         policy = measure_policy()
         policy_text = "n/a" if policy is None else f"{policy:.0f}"
+        if policy is not None:
+            print(
+                f"  policy >= {TARGET_POLICY_PER_S:,}/s "
+                f"{'met' if policy >= TARGET_POLICY_PER_S else 'NOT met'} ({policy:,.0f})"
+            )
 
     if "executor" in only and not args.no_postgres:
         print("executor on PostgreSQL: due actions run through the sandbox mailbox")
         rates = {workers: asyncio.run(measure_executor(workers)) for workers in (1, 4)}
         spread = asyncio.run(measure_executor(4, tenants=4))
         executor_text = ",".join(f"{w}w:{r:.0f}" for w, r in rates.items()) + f",4w4t:{spread:.0f}"
+        per_worker = rates[1]
+        print(
+            f"  executor >= {TARGET_EXECUTOR_PER_WORKER_S}/s per worker "
+            f"{'met' if per_worker >= TARGET_EXECUTOR_PER_WORKER_S else 'NOT met'} "
+            f"({per_worker:.0f}, one worker)"
+        )
 
     print(
         f"governance chain_vs_plain={chain_text} verify_events_per_s={verify_text} "
