@@ -18,6 +18,8 @@ from assistant.core.settings import Settings, load_settings
 from assistant.core.startup import resume_collector
 
 T = TypeVar("T")
+#: Upper bound of `serve --workers` (and of server.workers).
+MAX_SERVE_WORKERS = 64
 
 app = typer.Typer(
     name="assistant",
@@ -111,11 +113,19 @@ def main(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_SERVE_WORKERS,
+            help="Server processes sharing the port (default: server.workers). "
+            "Each builds its own app, pools and caches; see the README's scaling section.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service."""
     import uvicorn
 
-    from assistant.app import create_app
     from governance.owners import check_production_owners
 
     settings = settings_or_exit()
@@ -126,8 +136,20 @@ def serve(
         for problem in exc.problems:
             err_console.print(f"  - {problem}")
         raise typer.Exit(2) from None
+    processes = workers or settings.server.workers
+    if processes > 1 and settings.governance.runner == "inprocess":
+        # Each process would run its own loop: still correct (claims are compare-and-set on
+        # the row's version) but N loops poll for one queue's work.
+        console.print(
+            f"note: governance.runner=inprocess runs the executor in each of the {processes} "
+            "processes; claims are compare-and-set, so each action still runs once"
+        )
     uvicorn.run(
-        create_app(settings),
+        # An import string and a factory: with several workers each process builds its own
+        # app (and settings, pools, caches) after the fork, from the same environment.
+        "assistant.app:create_app",
+        factory=True,
+        workers=processes,
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_config=None,

@@ -186,8 +186,10 @@ async def _version_policy_at_start(services: Services) -> None:
     log.info("governance.policy_versioned", number=version.number, hash=version.content_hash)
 
 
-def get_governance(request: Request) -> GovernanceRuntime:
-    """The app's governance runtime (built on first use when the lifespan did not run)."""
+async def get_governance(request: Request) -> GovernanceRuntime:
+    """The app's governance runtime (built on first use when the lifespan did not run).
+
+    A coroutine, so that FastAPI calls it inline instead of in a worker thread."""
     runtime: GovernanceRuntime | None = getattr(request.app.state, "governance", None)
     if runtime is None:
         runtime = build_governance(request.app.state.services)

@@ -18,8 +18,11 @@ from typing import Any
 import orjson
 import structlog
 from pydantic import BaseModel, Field
+from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.util import await_only
 
 from assistant.core.clock import utcnow
 from assistant.core.errors import ValidationFailedError
@@ -265,6 +268,113 @@ def stamp(values: dict[str, Any], now: datetime) -> None:
         values["occurred_at"] = values["recorded_at"]
 
 
+async def _append(
+    session: AsyncSession,
+    tenant_id: str,
+    rows: list[dict[str, Any]],
+    config: CheckpointConfig,
+) -> None:
+    """Chain ``rows`` (made by :func:`event_row`) onto ``tenant_id``'s chain, in order."""
+    prev_seq, prev_hash = await lock_head(session, tenant_id)
+    # Stamped under the lock, so that recorded_at never goes backwards along the chain.
+    now = utcnow()
+    checkpoints = []
+    for values in rows:
+        stamp(values, now)
+        seq = values["seq"] = prev_seq + 1
+        values["prev_hash"] = prev_hash
+        row_hash = values["row_hash"] = hash_fields(values)
+        if config.every_events > 0 and seq % config.every_events == 0:
+            checkpoints.append((seq, row_hash))
+        prev_seq, prev_hash = seq, row_hash
+    # One statement for the lot (one round trip while the chain is locked).
+    await session.execute(insert(EVENTS), rows)
+    advance_head(session, tenant_id, prev_seq, prev_hash)
+    for seq, row_hash in checkpoints:
+        await write_checkpoint(session, tenant_id, seq, row_hash, config)
+
+
+# ------------------------------------------------------------ appends at commit time
+
+_PENDING = "governance.audit.pending"
+
+
+@dataclass
+class _Pending:
+    """Events of one transaction waiting for its commit, per tenant, in call order."""
+
+    session: AsyncSession
+    config: CheckpointConfig
+    rows: dict[str, list[dict[str, Any]]]
+
+
+def _pending(session: AsyncSession) -> _Pending | None:
+    found: _Pending | None = session.sync_session.info.get(_PENDING)
+    return found
+
+
+async def _flush_pending(session: AsyncSession) -> None:
+    pending = session.sync_session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    # Tenants in one order everywhere: two transactions never wait for each other's chains.
+    for tenant_id in sorted(pending.rows):
+        await _append(session, tenant_id, pending.rows[tenant_id], pending.config)
+
+
+def _append_before_commit(sync_session: Session) -> None:
+    pending: _Pending | None = sync_session.info.get(_PENDING)
+    if pending is None or sync_session.in_nested_transaction():  # a savepoint's release
+        return
+    # The transaction's other writes first, the chain last: one lock order everywhere.
+    sync_session.flush()
+    # Called by SQLAlchemy inside the greenlet of AsyncSession.commit: await_only runs the
+    # async appends on the same connection, in the transaction about to commit.
+    await_only(_flush_pending(pending.session))
+
+
+def _drop_pending(sync_session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself ended (commit or rollback)
+        sync_session.info.pop(_PENDING, None)
+
+
+async def record_at_commit(
+    session: AsyncSession,
+    actor: Principal,
+    event: AuditEventIn,
+    *,
+    checkpoints: CheckpointConfig | None = None,
+) -> None:
+    """Append ``event`` to the chain when the caller's transaction commits (or never, if it
+    rolls back), together with the transaction's other deferred events.
+
+    The event is built, checked and redacted now (errors surface at the call site);
+    ``occurred_at`` is now. The chain's lock is taken just before COMMIT, so it is held
+    for a few statements instead of from the first event of a request to its end (the
+    lock serializes every writer of the tenant). Inside a SAVEPOINT this appends at once
+    (:func:`record`): an event must leave with a rolled-back savepoint.
+    """
+    if session.in_nested_transaction():
+        await record(session, actor, event, checkpoints=checkpoints)
+        return
+    values = event_row(actor, event)
+    if values["occurred_at"] is None:
+        values["occurred_at"] = _utc(utcnow())
+    sync_session = session.sync_session
+    if not sync_session.in_transaction():
+        # As any statement would (autobegin): the events belong to this transaction, and
+        # its end, even a rollback before any statement ran, drops them.
+        sync_session.begin()
+    pending = _pending(session)
+    if pending is None:
+        pending = _Pending(session=session, config=checkpoints or current_config(), rows={})
+        sync_session.info[_PENDING] = pending
+        if not sa_event.contains(sync_session, "before_commit", _append_before_commit):
+            sa_event.listen(sync_session, "before_commit", _append_before_commit)
+            sa_event.listen(sync_session, "after_transaction_end", _drop_pending)
+    pending.rows.setdefault(actor.tenant_id, []).append(values)
+
+
 async def record(
     session: AsyncSession,
     actor: Principal,
@@ -283,17 +393,10 @@ async def record(
     settings).
     """
     values = event_row(actor, event)  # redaction and encoding happen outside the lock
-    prev_seq, prev_hash = await lock_head(session, actor.tenant_id)
-    # Stamped under the lock, so that recorded_at never goes backwards along the chain.
-    stamp(values, utcnow())
-    seq = values["seq"] = prev_seq + 1
-    values["prev_hash"] = prev_hash
-    row_hash = values["row_hash"] = hash_fields(values)
-    await session.execute(insert(EVENTS), values)
-    advance_head(session, actor.tenant_id, seq, row_hash)
-    config = checkpoints or current_config()
-    if config.every_events > 0 and seq % config.every_events == 0:
-        await write_checkpoint(session, actor.tenant_id, seq, row_hash, config)
+    if not session.in_nested_transaction():
+        # Events deferred to the commit came first: they keep their place in the chain.
+        await _flush_pending(session)
+    await _append(session, actor.tenant_id, [values], checkpoints or current_config())
     values["roles_json"] = values.pop("roles")
     values["payload_json"] = values.pop("payload")
     return StoredEvent(**values)

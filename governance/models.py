@@ -32,7 +32,12 @@ class Action(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "dedupe_key", name="uq_governed_actions_dedupe"),
         Index("ix_governed_actions_due", "state", "not_before"),
-        Index("ix_governed_actions_tenant_state", "tenant_id", "state", "created_at"),
+        # Keyset pages (created_at DESC, id DESC): migration 0016_throughput.
+        Index("ix_governed_actions_tenant_state", "tenant_id", "state", "created_at", "id"),
+        Index(
+            "ix_governed_actions_queue", "tenant_id", "state", "on_behalf_of", "created_at", "id"
+        ),
+        Index("ix_governed_actions_recent", "tenant_id", "created_at", "id"),
         Index("ix_governed_actions_correlation", "tenant_id", "correlation_id"),
     )
 

@@ -20,14 +20,14 @@ Rules a reviewer meets here:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import jsonpatch
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import RowMapping, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.core.clock import utcnow
@@ -117,7 +117,40 @@ class ReviewService:
         older_than_seconds: float | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Action]:
+        """The principal's review queue, newest first."""
+        filters = self._queue(principal, owner, older_than_seconds)
+        if filters is None:
+            return []
+        return await self.actions.list(
+            session, principal, kind=kind, limit=limit, offset=offset, after=after, **filters
+        )
+
+    async def pending_rows(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        older_than_seconds: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: tuple[datetime, str] | None = None,
+    ) -> Sequence[RowMapping]:
+        """:meth:`pending` as column mappings (see ActionService.list_rows)."""
+        filters = self._queue(principal, owner, older_than_seconds)
+        if filters is None:
+            return []
+        return await self.actions.list_rows(
+            session, principal, kind=kind, limit=limit, offset=offset, after=after, **filters
+        )
+
+    def _queue(
+        self, principal: Principal, owner: str | None, older_than_seconds: float | None
+    ) -> dict[str, Any] | None:
+        """The listing filters of a review queue; None when it is empty by rule."""
         created_before = None
         if older_than_seconds is not None:
             created_before = self.clock() - timedelta(seconds=older_than_seconds)
@@ -125,18 +158,9 @@ class ReviewService:
             # A review queue is the executive's own: an admin who is also an executive
             # reviews hers, not the tenant's (reading every action is GET /actions).
             if owner is not None and owner != principal.acting_for:
-                return []
+                return None
             owner = principal.acting_for
-        return await self.actions.list(
-            session,
-            principal,
-            states=[S.PENDING_REVIEW],
-            kind=kind,
-            owner=owner,
-            created_before=created_before,
-            limit=limit,
-            offset=offset,
-        )
+        return {"states": [S.PENDING_REVIEW], "owner": owner, "created_before": created_before}
 
     async def preview(self, action: Action) -> dict[str, Any]:
         """The action as it would happen: the email as sent, the event as created."""

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,13 @@ from governance.autonomy import rank, stored_level
 from governance.executor import ConnectorResolver, Executor
 from governance.models import Action
 from governance.policy import Autonomy, Effect, PolicyInput, PolicyStore
-from governance.state import ActionState, IllegalTransitionError, record_proposed, transition
+from governance.state import (
+    ActionState,
+    IllegalTransitionError,
+    audit_proposed,
+    insert_proposed,
+    transition,
+)
 from integrations.base import Capability
 from integrations.errors import ConnectorError, ConnectorUnavailableError, UnknownConnectorError
 
@@ -124,6 +130,47 @@ def ensure_can_manage(principal: Principal, action: Action) -> None:
     ):
         return
     raise OwnershipError("you may not change this action", action_id=action.id)
+
+
+def _listing(
+    query: Select[Any],
+    principal: Principal,
+    *,
+    states: Sequence[ActionState] | None,
+    kind: str | None,
+    correlation_id: str | None,
+    owner: str | None,
+    created_before: datetime | None,
+    limit: int,
+    offset: int,
+    after: tuple[datetime, str] | None,
+) -> Select[Any]:
+    """The filters, keyset and order of action listings, on ``query``'s columns."""
+    query = query.where(visibility(principal))
+    if states:
+        query = query.where(Action.state.in_([s.value for s in states]))
+    if kind:
+        query = query.where(Action.kind.like(kind.replace("*", "%")))
+    if correlation_id:
+        query = query.where(Action.correlation_id == correlation_id)
+    if owner:
+        query = query.where(Action.on_behalf_of == owner)
+    if created_before is not None:
+        query = query.where(Action.created_at <= created_before)
+    if after is not None:
+        after_at, after_id = after
+        # The plain bound first: every planner turns it into an index range.
+        query = query.where(Action.created_at <= after_at)
+        query = query.where(
+            or_(
+                Action.created_at < after_at,
+                and_(Action.created_at == after_at, Action.id < after_id),
+            )
+        )
+    query = query.order_by(Action.created_at.desc(), Action.id.desc()).limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return query
 
 
 # --------------------------------------------------------------------------- service
@@ -219,27 +266,34 @@ class ActionService:
             created_at=now,
             updated_at=now,
         )
-        try:
-            async with session.begin_nested():
-                await record_proposed(
-                    session,
-                    action,
-                    principal,
-                    payload={
-                        "autonomy": autonomy.value,
-                        "risk": kind.risk.value,
-                        "on_behalf_of": action.on_behalf_of,
-                        "parent_id": proposal.parent_id,
-                        "requested_by": action.requested_by,
-                    },
+        if proposal.dedupe_key:
+            try:
+                # The savepoint covers the insert only (a duplicate dedupe key rolls it
+                # back); the event is chained at commit, with the policy decision's.
+                async with session.begin_nested():
+                    await insert_proposed(session, action)
+            except IntegrityError:
+                existing = await self._by_dedupe_key(
+                    session, principal.tenant_id, proposal.dedupe_key
                 )
-        except IntegrityError:
-            if not proposal.dedupe_key:
-                raise
-            existing = await self._by_dedupe_key(session, principal.tenant_id, proposal.dedupe_key)
-            if existing is None:
-                raise
-            return existing
+                if existing is None:
+                    raise
+                return existing
+        else:
+            # Nothing to deduplicate: no savepoint (two round trips fewer per proposal).
+            await insert_proposed(session, action)
+        await audit_proposed(
+            session,
+            action,
+            principal,
+            payload={
+                "autonomy": autonomy.value,
+                "risk": kind.risk.value,
+                "on_behalf_of": action.on_behalf_of,
+                "parent_id": proposal.parent_id,
+                "requested_by": action.requested_by,
+            },
+        )
 
         facts = kind.facts(args)
         decision = policy.evaluate(
@@ -414,20 +468,54 @@ class ActionService:
         created_before: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> list[Action]:
-        query = select(Action).where(visibility(principal))
-        if states:
-            query = query.where(Action.state.in_([s.value for s in states]))
-        if kind:
-            query = query.where(Action.kind.like(kind.replace("*", "%")))
-        if correlation_id:
-            query = query.where(Action.correlation_id == correlation_id)
-        if owner:
-            query = query.where(Action.on_behalf_of == owner)
-        if created_before is not None:
-            query = query.where(Action.created_at <= created_before)
-        query = query.order_by(Action.created_at.desc(), Action.id).limit(limit).offset(offset)
+        """Newest first (created_at DESC, id DESC). ``after`` is the (created_at, id) of the
+        previous page's last row: the page starts strictly after it (keyset paging, which
+        neither skips nor repeats rows inserted between pages)."""
+        query = _listing(
+            select(Action),
+            principal,
+            states=states,
+            kind=kind,
+            correlation_id=correlation_id,
+            owner=owner,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
         return list((await session.execute(query)).scalars())
+
+    async def list_rows(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        states: Sequence[ActionState] | None = None,
+        kind: str | None = None,
+        correlation_id: str | None = None,
+        owner: str | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: tuple[datetime, str] | None = None,
+    ) -> Sequence[RowMapping]:
+        """:meth:`list`'s rows as read-only column mappings, for listings that only answer
+        them: no ORM object per row (a page of 500 costs a fraction of the time)."""
+        query = _listing(
+            select(*Action.__table__.columns),
+            principal,
+            states=states,
+            kind=kind,
+            correlation_id=correlation_id,
+            owner=owner,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
+        return list((await session.execute(query)).mappings())
 
     async def undo(
         self, session: AsyncSession, principal: Principal, action_id: str, reason: str | None = None

@@ -150,11 +150,26 @@ async def record_proposed(
     payload: dict[str, Any] | None = None,
 ) -> None:
     """Insert a new PROPOSED action (version 1) and its audit event."""
+    await insert_proposed(session, action)
+    await audit_proposed(session, action, actor, payload)
+
+
+async def insert_proposed(session: AsyncSession, action: Action) -> None:
+    """Insert a new PROPOSED action (version 1); its event follows (:func:`audit_proposed`)."""
     if action.state != S.PROPOSED or action.version != 1:
         raise IllegalTransitionError("a new action starts PROPOSED at version 1")
     session.add(action)
     await session.flush()
-    await audit.record(
+
+
+async def audit_proposed(
+    session: AsyncSession,
+    action: Action,
+    actor: Principal,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """The PROPOSED event of an action :func:`insert_proposed` stored (chained at commit)."""
+    await audit.record_at_commit(
         session,
         actor,
         _event(
@@ -219,7 +234,9 @@ async def transition(
             if target in {S.FAILED, S.COMPENSATION_FAILED}
             else (Outcome.DENIED if target is S.DENIED else Outcome.SUCCESS)
         )
-    await audit.record(
+    # Chained when the transaction commits: the tenant's chain is locked for the commit
+    # only, not from this transition to the end of the caller's work.
+    await audit.record_at_commit(
         session,
         actor,
         _event(

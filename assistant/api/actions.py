@@ -6,10 +6,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 
-from assistant.api.deps import SessionDep, require
+from assistant.api.deps import ServicesDep, SessionDep, require
+from assistant.api.pagination import (
+    CursorCodec,
+    CursorQuery,
+    Position,
+    ensure_one_way,
+    json_page,
+    query_scope,
+)
 from assistant.auth.permissions import Permission
 from assistant.core.errors import OwnershipError
 from assistant.core.limits import OffsetQuery
@@ -70,6 +79,14 @@ class ActionOut(BaseModel):
     compensation_result: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+
+
+_ACTION_FIELDS = tuple(ActionOut.model_fields)
+
+
+def action_fields(row: RowMapping) -> dict[str, Any]:
+    """ActionOut's fields of an action's column mapping (ActionService.list_rows)."""
+    return {name: row[name] for name in _ACTION_FIELDS}
 
 
 class ProposeIn(BaseModel):
@@ -162,19 +179,38 @@ async def propose(
     return ActionOut.model_validate(action)
 
 
-@router.get("", summary="List actions of the tenant")
+@router.get(
+    "",
+    summary="List actions of the tenant, newest first",
+    response_model=list[ActionOut],
+    responses={400: {"description": "A cursor this listing did not issue for this query."}},
+)
 async def list_actions(
     principal: Reader,
     session: SessionDep,
     governance: GovernanceDep,
+    services: ServicesDep,
     state: Annotated[list[ActionState] | None, Query()] = None,
     kind: str | None = None,
     correlation_id: str | None = None,
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: OffsetQuery = 0,
-) -> list[ActionOut]:
-    rows = await governance.actions.list(
+    cursor: CursorQuery = None,
+) -> Response:
+    """A full page carries the next page's cursor in the X-Next-Cursor header."""
+    ensure_one_way(cursor, offset)
+    codec = CursorCodec(services.settings.secret_key.get_secret_value())
+    scope = query_scope(
+        "actions.list",
+        (principal.tenant_id, principal.user_id, principal.on_behalf_of),
+        state=sorted(s.value for s in state or []),
+        kind=kind,
+        correlation_id=correlation_id,
+        owner=owner,
+    )
+    after = codec.decode(scope, cursor) if cursor is not None else None
+    rows = await governance.actions.list_rows(
         session,
         principal,
         states=state,
@@ -183,8 +219,15 @@ async def list_actions(
         owner=owner,
         limit=limit,
         offset=offset,
+        after=(after.created_at, after.id) if after else None,
     )
-    return [ActionOut.model_validate(row) for row in rows]
+    next_cursor = (
+        codec.encode(scope, Position(rows[-1]["created_at"], rows[-1]["id"]))
+        if len(rows) == limit
+        else None
+    )
+    # Typed columns, straight from the database: no model per row, serialized once.
+    return json_page([action_fields(row) for row in rows], next_cursor)
 
 
 @router.get("/exceptions", summary="The exception queue: failed actions and compensations")

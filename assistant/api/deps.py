@@ -23,7 +23,10 @@ from assistant.core.settings import Settings
 from assistant.services import Services
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are coroutines although they do no I/O: FastAPI runs a plain
+# ``def`` dependency in a worker thread, a hand-off per dependency and request that cost
+# more than the rest of a small request under load.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -31,7 +34,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings_dep(services: ServicesDep) -> Settings:
+async def get_settings_dep(services: ServicesDep) -> Settings:
     return services.settings
 
 
@@ -58,7 +61,7 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_auth(services: ServicesDep) -> AuthRuntime:
+async def get_auth(services: ServicesDep) -> AuthRuntime:
     if services.auth is None:
         raise ServiceUnavailableError("authentication is not configured")
     return services.auth

@@ -6,11 +6,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from assistant.api.actions import ActionOut
-from assistant.api.deps import SessionDep, require
+from assistant.api.actions import ActionOut, action_fields
+from assistant.api.deps import ServicesDep, SessionDep, require
+from assistant.api.pagination import (
+    CursorCodec,
+    CursorQuery,
+    Position,
+    ensure_one_way,
+    json_page,
+    query_scope,
+)
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.limits import MAX_AGE_SECONDS, OffsetQuery
@@ -104,11 +113,17 @@ class BulkOut(BaseModel):
     results: list[BulkResultOut]
 
 
-@router.get("", summary="Pending actions (filter by executive, kind, age)")
+@router.get(
+    "",
+    summary="Pending actions (filter by executive, kind, age), newest first",
+    response_model=list[ReviewItemOut],
+    responses={400: {"description": "A cursor this listing did not issue for this query."}},
+)
 async def pending(
     principal: Reader,
     session: SessionDep,
     governance: GovernanceDep,
+    services: ServicesDep,
     owner: str | None = Query(default=None, description="The executive the action is for."),
     kind: str | None = Query(default=None, description="Kind; '*' as a wildcard."),
     older_than_seconds: Annotated[
@@ -116,8 +131,20 @@ async def pending(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: OffsetQuery = 0,
-) -> list[ReviewItemOut]:
-    rows = await governance.review.pending(
+    cursor: CursorQuery = None,
+) -> Response:
+    """A full page carries the next page's cursor in the X-Next-Cursor header."""
+    ensure_one_way(cursor, offset)
+    codec = CursorCodec(services.settings.secret_key.get_secret_value())
+    scope = query_scope(
+        "review.pending",
+        (principal.tenant_id, principal.user_id, principal.on_behalf_of),
+        owner=owner,
+        kind=kind,
+        older_than_seconds=older_than_seconds,
+    )
+    after = codec.decode(scope, cursor) if cursor is not None else None
+    rows = await governance.review.pending_rows(
         session,
         principal,
         owner=owner,
@@ -125,17 +152,20 @@ async def pending(
         older_than_seconds=older_than_seconds,
         limit=limit,
         offset=offset,
+        after=(after.created_at, after.id) if after else None,
     )
     now = utcnow()
-    return [
-        ReviewItemOut.model_validate(
-            {
-                **ActionOut.model_validate(row).model_dump(),
-                "age_seconds": (now - row.created_at).total_seconds(),
-            }
-        )
+    # Typed columns, straight from the database: no model per row, serialized once.
+    items = [
+        {**action_fields(row), "age_seconds": (now - row["created_at"]).total_seconds()}
         for row in rows
     ]
+    next_cursor = (
+        codec.encode(scope, Position(rows[-1]["created_at"], rows[-1]["id"]))
+        if len(rows) == limit
+        else None
+    )
+    return json_page(items, next_cursor)
 
 
 @router.post("/bulk", summary="Several decisions; each item's result is reported")

@@ -9,7 +9,9 @@ Keys are fetched only for configured issuers, never for one a token merely names
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +34,8 @@ from assistant.core.tenancy import is_reserved_tenant
 log = structlog.stdlib.get_logger(__name__)
 
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "tid"]
+#: Verified tokens remembered per process (see TokenValidator).
+_MAX_VERIFIED = 10_000
 
 
 def issuer_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -146,6 +150,13 @@ class TokenValidator:
         self.directory = directory
         self._sources = sources
         self._algorithms = list(settings.auth.algorithms)
+        # Tokens verified lately, by their SHA-256: a client sends the same bearer token on
+        # every request, and a full check (header, claims, RSA signature) is a good part of
+        # a small request's cost. Kept recheck_s at most (the staleness the user-state
+        # check already allows: a signing key withdrawn from the JWKS stops working within
+        # it) and never past the token's own expiry. Per process.
+        self._verified: dict[bytes, tuple[float, float, VerifiedToken]] = {}
+        self._verified_ttl_s = settings.auth.recheck_s
 
     def default_audiences(self) -> list[str]:
         audiences = list(self._settings.auth.audiences)
@@ -164,7 +175,30 @@ class TokenValidator:
     async def validate(
         self, token: str, *, audiences: Iterable[str] | None = None
     ) -> VerifiedToken:
-        """Verify ``token`` completely, or raise :class:`TokenRejectedError`."""
+        """Verify ``token`` completely, or raise :class:`TokenRejectedError`.
+
+        A token verified for the default audiences less than ``auth.recheck_s`` ago (and not
+        expired since) is answered from memory."""
+        if audiences is not None or self._verified_ttl_s <= 0:
+            return await self._validate(token, audiences=audiences)
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(key)
+        now = time.monotonic()
+        if cached is not None:
+            checked_at, expires_at, verified = cached
+            if now - checked_at < self._verified_ttl_s and time.time() < expires_at:
+                return verified
+            del self._verified[key]
+        verified = await self._validate(token)
+        if len(self._verified) >= _MAX_VERIFIED:  # bounded: drop everything rather than grow
+            self._verified.clear()
+        expires_at = float(verified.claims["exp"]) + self._settings.auth.leeway_s
+        self._verified[key] = (now, expires_at, verified)
+        return verified
+
+    async def _validate(
+        self, token: str, *, audiences: Iterable[str] | None = None
+    ) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

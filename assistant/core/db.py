@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
@@ -104,7 +105,13 @@ def _sqlite_begin_before_savepoint(connection: Connection, name: str | None) -> 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys, a busy timeout and SAVEPOINTs
     that nest inside the outer transaction (see :func:`_sqlite_begin_before_savepoint`)."""
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    # JSON columns are read with orjson (several times faster than the standard library
+    # on every listed row); they are still written by json.dumps, so stored text is unchanged.
+    kwargs: dict[str, Any] = {
+        "echo": echo,
+        "pool_pre_ping": True,
+        "json_deserializer": orjson.loads,
+    }
     if is_sqlite(url):
         if ":memory:" not in url and "mode=memory" not in url:
             path = url.split("///", 1)[-1].split("?", 1)[0]

@@ -63,6 +63,13 @@ class DatabaseSettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Address `assistant serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `assistant serve` binds to.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes `assistant serve` starts on the port (uvicorn workers); "
+        "about one per core. Caches and pools are per process.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="URL by which users and providers reach the service (issuer, callbacks).",

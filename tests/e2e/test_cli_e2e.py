@@ -103,6 +103,71 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
         server.wait(timeout=30)
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_serve_with_two_workers_runs_two_processes_that_answer(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    subprocess.run(
+        [str(ASSISTANT), "db", "upgrade"], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(ASSISTANT), "serve", "--port", str(port), "--workers", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + READY_WITHIN_S
+        answered = 0
+        while answered < 20:
+            if server.poll() is not None:
+                pytest.fail(_server_report(server, log, "the service exited"), pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(_server_report(server, log, "not ready"), pytrace=False)
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            answered += ready.status_code == 200
+        # The supervisor, and under it two spawned workers (not counting the semaphore
+        # tracker multiprocessing may start).
+        workers = [
+            pid
+            for pid in _children(server.pid)
+            if "spawn_main" in _cmdline(pid) and "resource_tracker" not in _cmdline(pid)
+        ]
+        assert len(workers) == 2, _server_report(
+            server, log, f"children: {[_cmdline(p) for p in _children(server.pid)]}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 async def test_quick_start_executive_sees_her_own_inbox_and_queue(tmp_path: Path) -> None:
     """Issue 13: `sandbox seed --executive` makes an executive-only user whose sandbox
     inbox and review queue are hers, without being an admin."""

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from assistant.core.db import create_engine, create_session_factory, upgrade
 from assistant.core.principal import Principal, Role
-from governance.audit import AuditAction, AuditEventIn, record
+from governance.audit import AuditAction, AuditEventIn, record, record_at_commit
 from governance.audit_verify import ProblemKind, verify_chain
 from governance.checkpoints import CheckpointConfig, signing_key
 
@@ -85,6 +85,30 @@ async def test_concurrent_appends_make_one_gapless_chain(
     report = await _verify(pg, tenant, config)
     assert report.ok, report.to_dict()
     assert (report.events, report.checkpoints) == (50, 5)
+
+
+async def test_events_chained_at_commit_hold_the_chain_lock_for_the_commit_only(
+    pg: AsyncEngine,
+    tenant: str,
+    config: CheckpointConfig,
+) -> None:
+    """A request's transaction queues its events; other writers of the tenant's chain are
+    not held up by it until it commits (with record(), they wait for its end)."""
+    sessions = create_session_factory(pg)
+    slow_event = AuditEventIn(action=AuditAction.ACTION_PROPOSED, payload={"who": "slow"})
+    async with sessions() as slow:
+        await record_at_commit(slow, _actor(tenant), slow_event, checkpoints=config)
+        await slow.execute(text("SELECT 1"))  # its transaction is open on the server
+        await asyncio.wait_for(_append(pg, tenant, config, 3), timeout=20)
+        await slow.commit()
+    async with sessions() as holding:
+        await record(holding, _actor(tenant), slow_event, checkpoints=config)
+        with pytest.raises(TimeoutError):  # the lock is held from the append to the end
+            await asyncio.wait_for(_append(pg, tenant, config, 1), timeout=2)
+        await holding.commit()
+    report = await _verify(pg, tenant, config)
+    assert report.ok, report.to_dict()
+    assert report.events == 5
 
 
 async def test_update_delete_truncate_are_refused(
