@@ -8,14 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
 from assistant.auth.permissions import Permission
+from assistant.core.errors import AnchorUnavailableError
 from assistant.core.limits import MAX_INT64
 from assistant.core.principal import Principal
-from governance.anchor import anchor_from_settings
+from governance.anchor import AnchorError, anchor_from_settings
 from governance.audit import AuditAction, Outcome
 from governance.audit_models import AuditEvent
 from governance.audit_query import MAX_PAGE, AuditFilter, query_events
@@ -23,6 +25,7 @@ from governance.audit_verify import verify_tenant
 from governance.checkpoints import load_public_key
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+log = structlog.get_logger(__name__)
 
 Auditor = Annotated[Principal, require(Permission.AUDIT_READ)]
 
@@ -176,12 +179,19 @@ async def verify(principal: Auditor, services: ServicesDep, settings: SettingsDe
     public_key = load_public_key(settings.audit_key_file)
     # A session of its own, begun after the anchor is read: the request's may hold an older
     # snapshot (SQLite), which would read as a chain behind its anchor.
-    async with services.sessions() as session:
-        report = await verify_tenant(
-            session,
-            principal.tenant_id,
-            public_keys=[public_key] if public_key else [],
-            anchor=anchor_from_settings(settings),
-            checkpoint_every_events=settings.audit.checkpoint_every_events,
-        )
+    try:
+        async with services.sessions() as session:
+            report = await verify_tenant(
+                session,
+                principal.tenant_id,
+                public_keys=[public_key] if public_key else [],
+                anchor=anchor_from_settings(settings),
+                checkpoint_every_events=settings.audit.checkpoint_every_events,
+            )
+    except AnchorError as exc:
+        # A chain that cannot be compared with its anchor is not verified: a typed 503 (the
+        # witness may be back shortly), never a 500; the reason goes to the log only, since
+        # a witness's address is configuration an auditor need not see.
+        log.warning("audit.verify.anchor_unreadable", tenant=principal.tenant_id, error=str(exc))
+        raise AnchorUnavailableError() from exc
     return VerifyOut.model_validate(report.to_dict())

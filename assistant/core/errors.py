@@ -97,6 +97,16 @@ class DuplicateApprovalError(ConflictError):
     audit_refusal = True
 
 
+class AnchorUnavailableError(ServiceUnavailableError):
+    """The audit anchor outside the database cannot be read: the chain is not verified."""
+
+    def __init__(
+        self, detail: str = "the audit anchor cannot be read; the chain is not verified"
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after = 30
+
+
 class DatabaseUnavailableError(ServiceUnavailableError):
     """The database cannot be reached (or dropped the connection): retry later."""
 

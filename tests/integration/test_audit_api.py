@@ -249,3 +249,29 @@ async def test_verify_compares_with_the_anchor_and_reports_the_tail(
         "checkpoint_missing",
         "anchored_event_mismatch",
     }
+
+
+async def test_verify_with_an_unreadable_anchor_is_a_typed_503_not_a_pass(
+    client: httpx.AsyncClient,
+    as_role: Callable[..., Any],
+    services: Any,
+) -> None:
+    """An anchor that cannot be read leaves the chain unverified: a typed 503 with
+    Retry-After, never a 500 and never ok."""
+    async with services.sessions() as session:
+        await record(
+            session,
+            Principal(user_id="alice", tenant_id="acme"),
+            AuditEventIn(action=AuditAction.LLM_CALL, payload={"i": 1}),
+        )
+        await session.commit()
+    anchor_file = services.settings.audit_anchor_file
+    anchor_file.unlink(missing_ok=True)
+    anchor_file.mkdir(parents=True)  # a directory where the file should be: unreadable
+    as_role(client, Role.AUDITOR, tenant="acme")
+    response = await _get(client, "/api/v1/audit/verify")
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["error"] == "AnchorUnavailableError" and "not verified" in body["detail"]
+    assert str(anchor_file) not in response.text
+    assert response.headers.get("retry-after") == "30"
