@@ -49,6 +49,18 @@ def issuer_ssl_context(settings: Settings) -> ssl.SSLContext:
 class KeySource(Protocol):
     async def signing_key(self, kid: str) -> PyJWK: ...
 
+    def publishes(self, kid: str) -> bool:
+        """Whether the key set as last fetched (no network) still holds ``kid``."""
+        ...
+
+
+def _published(client: PyJWKClient | None, kid: str) -> bool:
+    """``kid`` is in ``client``'s cached key set; False once that cache is empty or expired
+    (the next full check fetches the set again)."""
+    cache = client.jwk_set_cache if client is not None else None
+    jwk_set = cache.get() if cache is not None else None
+    return jwk_set is not None and any(key.key_id == kid for key in jwk_set.keys)
+
 
 class LocalJWKSClient(PyJWKClient):
     """PyJWT's JWKS client reading the local key store instead of the network: the same
@@ -74,6 +86,9 @@ class LocalKeySource:
 
     async def signing_key(self, kid: str) -> PyJWK:
         return await asyncio.to_thread(self._client.get_signing_key, kid)
+
+    def publishes(self, kid: str) -> bool:
+        return _published(self._client, kid)
 
 
 class RemoteKeySource:
@@ -122,6 +137,9 @@ class RemoteKeySource:
             log.warning("auth.jwks.unreachable", issuer=self.issuer)
             raise ServiceUnavailableError("the token issuer's keys cannot be fetched") from None
 
+    def publishes(self, kid: str) -> bool:
+        return _published(self._client, kid)
+
 
 @dataclass(frozen=True)
 class VerifiedToken:
@@ -153,9 +171,10 @@ class TokenValidator:
         # Tokens verified lately, by their SHA-256: a client sends the same bearer token on
         # every request, and a full check (header, claims, RSA signature) is a good part of
         # a small request's cost. Kept recheck_s at most (the staleness the user-state
-        # check already allows: a signing key withdrawn from the JWKS stops working within
-        # it) and never past the token's own expiry. Per process.
-        self._verified: dict[bytes, tuple[float, float, VerifiedToken]] = {}
+        # check already allows), never past the token's own expiry, and only while its
+        # issuer's key set as last fetched still holds the token's key: a key withdrawn
+        # from the JWKS stops working as soon as the set is fetched again. Per process.
+        self._verified: dict[bytes, tuple[float, float, str, VerifiedToken]] = {}
         self._verified_ttl_s = settings.auth.recheck_s
 
     def default_audiences(self) -> list[str]:
@@ -185,15 +204,20 @@ class TokenValidator:
         cached = self._verified.get(key)
         now = time.monotonic()
         if cached is not None:
-            checked_at, expires_at, verified = cached
-            if now - checked_at < self._verified_ttl_s and time.time() < expires_at:
+            checked_at, expires_at, kid, verified = cached
+            if (
+                now - checked_at < self._verified_ttl_s
+                and time.time() < expires_at
+                and self._source(verified.issuer).publishes(kid)
+            ):
                 return verified
             del self._verified[key]
         verified = await self._validate(token)
         if len(self._verified) >= _MAX_VERIFIED:  # bounded: drop everything rather than grow
             self._verified.clear()
         expires_at = float(verified.claims["exp"]) + self._settings.auth.leeway_s
-        self._verified[key] = (now, expires_at, verified)
+        kid = str(jwt.get_unverified_header(token)["kid"])  # present: _validate requires it
+        self._verified[key] = (now, expires_at, kid, verified)
         return verified
 
     async def _validate(
