@@ -185,13 +185,14 @@ def actions_show(
     principal = _principal(settings, tenant, None, [Role.AUDITOR])
 
     async def work(runtime: Any) -> dict[str, Any]:
-        action = await _in_transaction(
-            runtime, lambda session: runtime.actions.get(session, principal, action_id)
-        )
-        shown = _describe(action)
-        if preview:
-            shown["preview"] = await runtime.review.preview(action)
-        return shown
+        async def read(session: Any) -> dict[str, Any]:
+            action = await runtime.actions.get(session, principal, action_id)
+            shown = _describe(action)
+            if preview:
+                shown["preview"] = await runtime.review.preview(session, action)
+            return shown
+
+        return await _in_transaction(runtime, read)
 
     console.print_json(json.dumps(_run(settings, work), default=str))
 

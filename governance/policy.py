@@ -176,6 +176,15 @@ class PolicyInput:
     recipients: tuple[str, ...] | None = ()
     amount: Decimal | None = None
     autonomy: Autonomy = Autonomy.SUGGEST
+    #: Every name of the executive (governance.aliases.executive_aliases: user id, e-mail,
+    #: user name, mailbox addresses), so a rule or zone may name her by any of them.
+    on_behalf_of_aliases: tuple[str, ...] = ()
+
+    @property
+    def executive_names(self) -> tuple[str, ...]:
+        """``on_behalf_of`` first, then its aliases (a caller may pass either or both)."""
+        first = (self.on_behalf_of,) if self.on_behalf_of else ()
+        return tuple(dict.fromkeys((*first, *self.on_behalf_of_aliases)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,9 +265,14 @@ class Policy:
     def rule_ids(self) -> list[str]:
         return [rule.id for rule in self._rules]
 
-    def timezone_for(self, on_behalf_of: str | None, tenant: str) -> ZoneInfo:
-        if on_behalf_of and on_behalf_of.lower() in self._zones:
-            return self._zones[on_behalf_of.lower()]
+    def timezone_for(self, on_behalf_of: str | Sequence[str] | None, tenant: str) -> ZoneInfo:
+        """The executive's zone: the first of her names (one, or her aliases in
+        executive_aliases' order) that ``timezones:`` lists, else the tenant's, else the
+        default."""
+        names = (on_behalf_of,) if isinstance(on_behalf_of, str) else (on_behalf_of or ())
+        for name in names:
+            if name and name.lower() in self._zones:
+                return self._zones[name.lower()]
         return self._zones.get(tenant.lower(), self._default_zone)
 
     def is_internal(self, address: str) -> bool:
@@ -362,7 +376,7 @@ class Policy:
         by_glob(when.tenants, "tenant", lambda r: (r.tenant,))
         by_glob(when.connectors, "connector", lambda r: (r.connector, r.capability))
         by_glob(when.actors, "actor", lambda r: (r.actor,))
-        by_glob(when.on_behalf_of, "on_behalf_of", lambda r: (r.on_behalf_of,))
+        by_glob(when.on_behalf_of, "on_behalf_of", lambda r: r.executive_names)
 
         if when.autonomy:
             levels = frozenset(when.autonomy)
@@ -442,7 +456,7 @@ class Policy:
 
             def time_check(request: PolicyInput) -> str | None:
                 local = request.at.astimezone(
-                    self.timezone_for(request.on_behalf_of, request.tenant)
+                    self.timezone_for(request.executive_names, request.tenant)
                 )
                 clock = local.time()
                 inside = (clock >= after or clock < before) if wraps else (after <= clock < before)

@@ -162,11 +162,14 @@ class ReviewService:
             owner = principal.acting_for
         return {"states": [S.PENDING_REVIEW], "owner": owner, "created_before": created_before}
 
-    async def preview(self, action: Action) -> dict[str, Any]:
-        """The action as it would happen: the email as sent, the event as created."""
+    async def preview(self, session: AsyncSession, action: Action) -> dict[str, Any]:
+        """The action as it would happen: the email as sent, the event as created. Times are
+        in the executive's zone, which the policy may list under any of her names (e-mail,
+        mailbox) while the action is filed under her user id."""
         kind = self.actions.kinds.get(action.kind)
         args = kind.args_model.model_validate(action.arguments)
-        zone = self.actions.policy.current().timezone_for(action.on_behalf_of, action.tenant_id)
+        names = await self.actions.aliases_of(session, action.tenant_id, action.on_behalf_of)
+        zone = self.actions.policy.current().timezone_for(names, action.tenant_id)
         context = PreviewContext(timezone=zone, on_behalf_of=action.on_behalf_of)
         try:
             connector = self.actions.connector_for(action)
@@ -354,6 +357,7 @@ class ReviewService:
         # The edit may change what the policy sees (an added external recipient): ask again.
         policy = self.actions.policy.current()
         facts = kind.facts(args)
+        aliases = await self.actions.aliases_of(session, action.tenant_id, action.on_behalf_of)
         decision = policy.evaluate(
             PolicyInput(
                 kind=kind.name,
@@ -363,6 +367,7 @@ class ReviewService:
                 capability=action.capability,
                 connector=action.connector,
                 on_behalf_of=action.on_behalf_of,
+                on_behalf_of_aliases=aliases,
                 recipients=facts.recipients,
                 amount=facts.amount,
                 autonomy=Autonomy(action.autonomy),

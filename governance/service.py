@@ -30,6 +30,7 @@ from assistant.core.ids import new_id
 from assistant.core.principal import ActorType, Principal, Role, system_principal
 from assistant.core.settings import GovernanceSettings
 from governance.actions import KindRegistry, registry
+from governance.aliases import bindings_of, executive_aliases
 from governance.autonomy import rank, stored_level
 from governance.executor import ConnectorResolver, Executor
 from governance.models import Action
@@ -206,6 +207,12 @@ class ActionService:
             executive=action.on_behalf_of,
         )
 
+    async def aliases_of(
+        self, session: AsyncSession, tenant_id: str, executive: str | None
+    ) -> tuple[str, ...]:
+        """Every name the policy may know the executive by (governance.aliases)."""
+        return await executive_aliases(session, tenant_id, executive, bindings_of(self.resolver))
+
     async def propose(
         self, session: AsyncSession, principal: Principal, proposal: Proposal
     ) -> Action:
@@ -296,6 +303,7 @@ class ActionService:
         )
 
         facts = kind.facts(args)
+        aliases = await self.aliases_of(session, principal.tenant_id, action.on_behalf_of)
         decision = policy.evaluate(
             PolicyInput(
                 kind=kind.name,
@@ -305,6 +313,7 @@ class ActionService:
                 capability=kind.capability.value,
                 connector=proposal.connector,
                 on_behalf_of=action.on_behalf_of,
+                on_behalf_of_aliases=aliases,
                 recipients=facts.recipients,
                 amount=facts.amount,
                 autonomy=autonomy,

@@ -213,7 +213,7 @@ async def detail(
     ).scalars()
     return ReviewDetailOut(
         action=ActionOut.model_validate(action),
-        preview=await governance.review.preview(action),
+        preview=await governance.review.preview(session, action),
         approvals=[ApprovalOut.model_validate(a) for a in approvals],
         edits=[EditOut.model_validate(e) for e in edits],
     )

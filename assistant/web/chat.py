@@ -94,7 +94,7 @@ async def _cards(
             )
         )
     ).scalars()
-    cards = [Card(a, await preview_of(governance, a)) for a in rows]
+    cards = [Card(a, await preview_of(session, governance, a)) for a in rows]
     await name_askers(session, page.person.tenant_id, cards)
     return {c.action.id: c for c in cards}
 
@@ -173,7 +173,7 @@ async def chat_card(
     and refreshes it after a decision)."""
     executive = await page.require(Permission.REVIEW_READ)
     action = await load_owned(session, page.person.tenant_id, executive, action_id)
-    card = Card(action, await preview_of(governance, action))
+    card = Card(action, await preview_of(session, governance, action))
     await name_askers(session, page.person.tenant_id, [card])
     return page.render(
         "chat_card.html",

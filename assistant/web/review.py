@@ -165,9 +165,11 @@ async def load_owned(
     return action
 
 
-async def preview_of(governance: GovernanceRuntime, action: Action) -> dict[str, Any]:
+async def preview_of(
+    session: AsyncSession, governance: GovernanceRuntime, action: Action
+) -> dict[str, Any]:
     try:
-        return await governance.review.preview(action)
+        return await governance.review.preview(session, action)
     except Exception as exc:  # a kind that cannot preview still gets a card with its arguments
         return {"warning": f"no preview: {type(exc).__name__}", "arguments": action.arguments}
 
@@ -254,7 +256,10 @@ async def review(
     cards = await name_askers(
         session,
         tenant,
-        [Card(a, await preview_of(governance, a), diff=diffs.get(a.id, [])) for a in pending],
+        [
+            Card(a, await preview_of(session, governance, a), diff=diffs.get(a.id, []))
+            for a in pending
+        ],
     )
     return page.render(
         "review.html",

@@ -414,3 +414,61 @@ def test_evaluation_is_fast_enough_to_be_called_per_proposal(policy) -> None:  #
     # checks that many evaluations give the same answer, i.e. nothing is cached wrongly.
     request = ask("email.send", recipients=EXTERNAL)
     assert len({policy.evaluate(request).rule_id for _ in range(2000)}) == 1
+
+
+# ------------------------------------------------------------------ executives' aliases
+
+DANA_ID = "5f1c0e9a2b7d4c3e8a6b1d0f9e2c4a7b"  # actions are filed under a generated user id
+
+
+def test_on_behalf_of_globs_match_any_of_the_executives_names(policy) -> None:  # type: ignore[no-untyped-def]
+    by_id_only = ask("calendar.event.create", on_behalf_of=DANA_ID)
+    assert policy.evaluate(by_id_only).rule_id is None  # the rule names her address
+    with_aliases = ask(
+        "calendar.event.create",
+        on_behalf_of=DANA_ID,
+        on_behalf_of_aliases=(DANA_ID, "dana", "dana@northwind.example"),
+    )
+    assert policy.evaluate(with_aliases).rule_id == "for-dana"
+    someone_else = ask(
+        "calendar.event.create",
+        on_behalf_of="0a0b",
+        on_behalf_of_aliases=("0a0b", "marcus", "marcus@northwind.example"),
+    )
+    assert policy.evaluate(someone_else).rule_id is None
+
+
+def test_the_zone_is_the_first_configured_alias() -> None:
+    zoned = parse_policy("""
+default_timezone: Asia/Tokyo
+timezones: {dana@northwind.example: America/New_York, dana-ops@northwind.example: Europe/Paris}
+rules: [{id: r, when: {kinds: [email.move]}, decision: allow}]
+""")
+    assert zoned.timezone_for(DANA_ID, "default").key == "Asia/Tokyo"
+    names = (DANA_ID, "dana@northwind.example", "dana-ops@northwind.example")
+    assert zoned.timezone_for(names, "default").key == "America/New_York"
+    assert zoned.timezone_for(names[::-1], "default").key == "Europe/Paris"
+    # A plain address still works (the CLI, older callers).
+    assert zoned.timezone_for("Dana@Northwind.example", "default").key == "America/New_York"
+
+
+def test_night_is_judged_in_the_zone_an_alias_names() -> None:
+    policy = parse_policy("""
+internal_domains: [northwind.example]
+default_timezone: Europe/London
+timezones: {dana@northwind.example: America/New_York}
+rules:
+  - id: night
+    when: {kinds: [email.send], time_of_day: {after: "07:00", before: "20:00", outside: true}}
+    decision: deny
+  - {id: day, when: {kinds: [email.send]}, decision: allow}
+""")
+    evening = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)  # 23:30 London, 18:30 New York
+    assert policy.evaluate(ask("email.send", at=evening, on_behalf_of=DANA_ID)).rule_id == "night"
+    named = ask(
+        "email.send",
+        at=evening,
+        on_behalf_of=DANA_ID,
+        on_behalf_of_aliases=(DANA_ID, "dana@northwind.example"),
+    )
+    assert policy.evaluate(named).rule_id == "day"
