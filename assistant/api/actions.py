@@ -11,14 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import RowMapping, select
 
 from assistant.api.deps import ServicesDep, SessionDep, require
-from assistant.api.pagination import (
-    CursorCodec,
-    CursorQuery,
-    Position,
-    ensure_one_way,
-    json_page,
-    query_scope,
-)
+from assistant.api.pagination import CursorQuery, Keyset, json_page
 from assistant.auth.permissions import Permission
 from assistant.core.errors import OwnershipError
 from assistant.core.limits import OffsetQuery
@@ -199,17 +192,17 @@ async def list_actions(
     cursor: CursorQuery = None,
 ) -> Response:
     """A full page carries the next page's cursor in the X-Next-Cursor header."""
-    ensure_one_way(cursor, offset)
-    codec = CursorCodec(services.settings.secret_key.get_secret_value())
-    scope = query_scope(
+    keyset = Keyset.of(
+        services.settings.secret_key.get_secret_value(),
         "actions.list",
-        (principal.tenant_id, principal.user_id, principal.on_behalf_of),
+        principal,
+        cursor,
+        offset,
         state=sorted(s.value for s in state or []),
         kind=kind,
         correlation_id=correlation_id,
         owner=owner,
     )
-    after = codec.decode(scope, cursor) if cursor is not None else None
     rows = await governance.actions.list_rows(
         session,
         principal,
@@ -219,15 +212,10 @@ async def list_actions(
         owner=owner,
         limit=limit,
         offset=offset,
-        after=(after.created_at, after.id) if after else None,
-    )
-    next_cursor = (
-        codec.encode(scope, Position(rows[-1]["created_at"], rows[-1]["id"]))
-        if len(rows) == limit
-        else None
+        after=keyset.after,
     )
     # Typed columns, straight from the database: no model per row, serialized once.
-    return json_page([action_fields(row) for row in rows], next_cursor)
+    return json_page([action_fields(row) for row in rows], keyset.next_cursor(rows, limit))
 
 
 @router.get("/exceptions", summary="The exception queue: failed actions and compensations")

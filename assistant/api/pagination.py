@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter
 
 from assistant.core.errors import AssistantError
+from assistant.core.principal import Principal
 
 #: Longest cursor accepted (a real one is about 120 characters).
 MAX_CURSOR_CHARS = 512
@@ -118,6 +120,43 @@ class CursorWithOffsetError(AssistantError):
 def ensure_one_way(cursor: str | None, offset: int) -> None:
     if cursor is not None and offset:
         raise CursorWithOffsetError("page with cursor or with offset, not both")
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """One listing request's keyset paging: where its page starts and the next page's cursor.
+
+    ``after`` is the (created_at, id) of the row the cursor names, None on a first page."""
+
+    codec: CursorCodec
+    scope: str
+    after: tuple[datetime, str] | None
+
+    @classmethod
+    def of(
+        cls,
+        secret: str,
+        route: str,
+        principal: Principal,
+        cursor: str | None,
+        offset: int,
+        **filters: Any,
+    ) -> Keyset:
+        """Check the request pages one way, and decode its cursor against this query."""
+        ensure_one_way(cursor, offset)
+        codec = CursorCodec(secret)
+        scope = query_scope(
+            route, (principal.tenant_id, principal.user_id, principal.on_behalf_of), **filters
+        )
+        position = codec.decode(scope, cursor) if cursor is not None else None
+        return cls(codec, scope, (position.created_at, position.id) if position else None)
+
+    def next_cursor(self, rows: Sequence[Mapping[Any, Any]], limit: int) -> str | None:
+        """A full page's last row as the next page's cursor; None after the last page."""
+        if not rows or len(rows) < limit:
+            return None
+        last = rows[-1]
+        return self.codec.encode(self.scope, Position(last["created_at"], last["id"]))
 
 
 #: Rows of typed database columns, as plain dicts: pydantic writes their values (datetimes

@@ -12,14 +12,7 @@ from sqlalchemy import select
 
 from assistant.api.actions import ActionOut, action_fields
 from assistant.api.deps import ServicesDep, SessionDep, require
-from assistant.api.pagination import (
-    CursorCodec,
-    CursorQuery,
-    Position,
-    ensure_one_way,
-    json_page,
-    query_scope,
-)
+from assistant.api.pagination import CursorQuery, Keyset, json_page
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.limits import MAX_AGE_SECONDS, OffsetQuery
@@ -134,16 +127,16 @@ async def pending(
     cursor: CursorQuery = None,
 ) -> Response:
     """A full page carries the next page's cursor in the X-Next-Cursor header."""
-    ensure_one_way(cursor, offset)
-    codec = CursorCodec(services.settings.secret_key.get_secret_value())
-    scope = query_scope(
+    keyset = Keyset.of(
+        services.settings.secret_key.get_secret_value(),
         "review.pending",
-        (principal.tenant_id, principal.user_id, principal.on_behalf_of),
+        principal,
+        cursor,
+        offset,
         owner=owner,
         kind=kind,
         older_than_seconds=older_than_seconds,
     )
-    after = codec.decode(scope, cursor) if cursor is not None else None
     rows = await governance.review.pending_rows(
         session,
         principal,
@@ -152,7 +145,7 @@ async def pending(
         older_than_seconds=older_than_seconds,
         limit=limit,
         offset=offset,
-        after=(after.created_at, after.id) if after else None,
+        after=keyset.after,
     )
     now = utcnow()
     # Typed columns, straight from the database: no model per row, serialized once.
@@ -160,12 +153,7 @@ async def pending(
         {**action_fields(row), "age_seconds": (now - row["created_at"]).total_seconds()}
         for row in rows
     ]
-    next_cursor = (
-        codec.encode(scope, Position(rows[-1]["created_at"], rows[-1]["id"]))
-        if len(rows) == limit
-        else None
-    )
-    return json_page(items, next_cursor)
+    return json_page(items, keyset.next_cursor(rows, limit))
 
 
 @router.post("/bulk", summary="Several decisions; each item's result is reported")
