@@ -146,7 +146,7 @@ async def _room(
         enabled=agent.llm.enabled,
         max_chars=agent.settings.max_message_chars,
         states=STATE_WORDS,
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
         done=done,
         quiet=True,  # the page streams its own updates: the rooms' live refresh stays off
     )
@@ -181,7 +181,7 @@ async def chat_card(
         stored=None,
         may_decide=lambda a: _may_decide(page, a),
         states=STATE_WORDS,
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
     )
 
 

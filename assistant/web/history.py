@@ -206,7 +206,7 @@ async def history(
         rows=rows,
         q=q or "",
         states=STATE_WORDS,
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
         older=events[-1].seq if len(events) == PAGE_SIZE else None,
         done=done,
     )

@@ -184,7 +184,7 @@ async def inbox(
         q=q or "",
         categories=[c.value for c in CATEGORY_ORDER],
         priorities=[p.value for p in PRIORITY_ORDER],
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
         done=done,
     )
 
@@ -217,7 +217,7 @@ async def message_page(
         message=message,
         body_html=sanitize_mail_html(message.html) if message.html else None,
         categories=[c.value for c in CATEGORY_ORDER],
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
     )
 
 

@@ -101,7 +101,7 @@ async def meetings(
         "meetings.html",
         requests=list(by_correlation.values()),
         states=STATE_WORDS,
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
         done=done,
     )
 
@@ -206,7 +206,7 @@ async def alternatives(
         event=event,
         result=result,
         minutes=length,
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
     )
 
 

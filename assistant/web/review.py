@@ -26,6 +26,7 @@ from assistant.llm.metering import DatabaseMeter
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from assistant.web.scope import Executive
 from governance.actions import EmailDraftArgs
+from governance.aliases import bindings_of, executive_aliases
 from governance.audit import AuditAction, AuditEventIn, record
 from governance.models import Action, ActionEdit, ActionException
 from governance.review import BulkItem
@@ -174,16 +175,16 @@ async def preview_of(
         return {"warning": f"no preview: {type(exc).__name__}", "arguments": action.arguments}
 
 
-def zone_of(governance: GovernanceRuntime, page: Page, executive: Executive) -> str:
-    """Her time zone: the policy names it by her mailbox address or her user id."""
-    policy = governance.policy.current()
+async def zone_of(
+    session: AsyncSession, governance: GovernanceRuntime, page: Page, executive: Executive
+) -> str:
+    """Her time zone, as governance picks it for her cards: the first of her names (user
+    id, e-mail, user name, mailboxes bound to her alone) that the policy configures."""
     tenant = page.person.tenant_id
-    default = policy.timezone_for(None, tenant)
-    for key in executive.zone_keys:
-        zone = policy.timezone_for(key, tenant)
-        if zone != default:
-            return zone.key
-    return default.key
+    names = await executive_aliases(
+        session, tenant, executive.user_id, bindings_of(page.services.connectors)
+    )
+    return governance.policy.current().timezone_for(names, tenant).key
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -272,7 +273,7 @@ async def review(
         kind=kind,
         now=utcnow(),
         states=STATE_WORDS,
-        zone=zone_of(governance, page, executive),
+        zone=await zone_of(session, governance, page, executive),
         done=done,
     )
 

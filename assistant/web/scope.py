@@ -62,11 +62,6 @@ class Executive:
             raise NotFoundError("no such item") from None
         return self.principal
 
-    @property
-    def zone_keys(self) -> list[str]:
-        """Where the policy may name her time zone: her mailbox address, then her id."""
-        return [*sorted(self.mailboxes), self.user_id]
-
 
 def _mailboxes(connectors: Any, tenant_id: str, executive: str) -> frozenset[str]:
     return frozenset(a.lower() for a in connectors.mailboxes_of(tenant_id, executive))

@@ -154,3 +154,38 @@ async def test_another_executive_never_picks_up_her_names(runtime: Any) -> None:
     assert draft.policy_rule_id == "drafts-and-filing", draft.explanation
     meeting = await propose(runtime, "calendar.event.create", OUTSIDE_MEETING, marcus_id)
     assert meeting.policy_rule_id == "calendar-changes", meeting.explanation
+
+
+async def test_her_pages_show_the_zone_her_cards_use(
+    triaged_template: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """The web app's rooms show times in the zone governance gives her cards, also when the
+    policy names her zone by her user name (not a mailbox address): the tenant default
+    differs, and her actions are filed under her generated id."""
+    import httpx
+
+    from assistant.app import create_app
+    from assistant.services import Services
+    from tests.fixtures.web import HTML, give_password, sign_in
+
+    shutil.copyfile(triaged_template, data_dir / "assistant.db")
+    policy = tmp_path / "policies.yaml"
+    text = aliases_policy()
+    assert "  dana.whitfield@northwind.example: America/New_York\n" in text
+    policy.write_text(
+        text.replace(
+            "  dana.whitfield@northwind.example: America/New_York\n", "  dana: America/Chicago\n"
+        )
+    )
+    services = await Services.build(web_settings(data_dir, policy_file=policy))
+    try:
+        await give_password(services, "dana")
+        app = create_app(services=services)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            await sign_in(client, "dana")
+            inbox = await client.get("/app/inbox", headers=HTML)
+    finally:
+        await services.aclose()
+    assert inbox.status_code == 200, inbox.text
+    assert "Times in America/Chicago." in inbox.text
