@@ -37,9 +37,14 @@ async def executive_aliases(
     bindings: ExecutiveBindings | None = None,
 ) -> tuple[str, ...]:
     """The executive's names, lower case, without repeats, in this order: her id as filed
-    (``executive``), her e-mail, her user name, then the addresses of the mailboxes and
-    calendars bound to her alone, sorted. ``Policy.timezone_for`` takes the first one the
-    policy configures, so a zone set for her id or e-mail wins over a mailbox's.
+    (``executive``), her user name when this deployment issued it (a local user's, unique
+    in the tenant and set by an admin), then the addresses of the mailboxes and calendars
+    bound to her alone, sorted. ``Policy.timezone_for`` takes the first one the policy
+    configures, so a zone set for her id or user name wins over a mailbox's.
+
+    Her e-mail is not a name here, nor an Entra user's name: they come from a token's claims
+    (which a directory may let a person edit, and which nothing keeps unique), and a person
+    who set them to another executive's address would pick up that executive's rules.
 
     A mailbox or calendar bound to several executives names none of them: its address is
     left out, or one executive's rule would match another's actions. ``executive`` need not
@@ -49,8 +54,8 @@ async def executive_aliases(
         return ()
     names: list[str] = [executive]
     user = await session.get(User, executive)
-    if user is not None and user.tenant_id == tenant_id:
-        names += [n for n in (user.email, user.username) if n]
+    if user is not None and user.tenant_id == tenant_id and user.source == "local":
+        names.append(user.username)
     if bindings is not None:
         addresses = {
             address

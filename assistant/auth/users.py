@@ -5,6 +5,7 @@ Every function takes the tenant and filters by it. Services flush; the caller co
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +77,18 @@ async def roles_by_user(session: AsyncSession, tenant_id: str) -> dict[str, froz
     return {user_id: frozenset(roles) for user_id, roles in result.items()}
 
 
+def _refuse_control_characters(**fields: str | None) -> None:
+    """Names are shown on pages, in audit rows and logs: no control characters (a NUL would
+    also fail inside PostgreSQL as a 500 rather than a typed 422)."""
+    problems = [
+        f"{name}: control characters are not allowed"
+        for name, value in fields.items()
+        if value and any(unicodedata.category(c) == "Cc" for c in value)
+    ]
+    if problems:
+        raise ValidationFailedError("names must be plain text", problems=problems)
+
+
 async def create_user(
     session: AsyncSession,
     actor: Principal,
@@ -94,6 +107,7 @@ async def create_user(
     username = username.strip()
     if not username:
         raise ValidationFailedError("a username is required")
+    _refuse_control_characters(username=username, display_name=display_name, email=email)
     if await find_user(session, tenant_id, username) is not None:
         raise ConflictError(f"user {username!r} already exists in this tenant")
     if password is not None and (problem := password_problem(password)):

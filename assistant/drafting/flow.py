@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.errors import AssistantError
-from assistant.core.principal import Principal, system_principal
+from assistant.core.principal import Principal, agent_principal, system_principal
 from assistant.core.settings import DraftingSettings
 from assistant.drafting.drafter import DraftProposal, NotDraftableError, draft_reply
 from assistant.llm.client import LLMClient
@@ -68,14 +68,18 @@ async def propose_revision(
     actions: ActionService,
     original: Action,
     proposal: DraftProposal,
+    *,
+    requested_by: Principal,
 ) -> Action:
-    """Propose ``proposal`` (re-drafted from ``original`` on the executive's instructions) as
-    a new ``email.draft.create`` by the assistant, child of ``original``: at most
-    ``suggest``, so that it waits for her review whatever autonomy drafts have. Flushes,
-    never commits; the caller retires ``original``."""
+    """Propose ``proposal`` (re-drafted from ``original`` on ``requested_by``'s instructions)
+    as a new ``email.draft.create`` by the assistant, child of ``original``: at most
+    ``suggest``, so that it waits for review whatever autonomy drafts have. The assistant
+    proposes at her request, as in the chat: a delegate who wrote the instructions does not
+    approve the result herself (governance.review.separation_of_duties). Flushes, never
+    commits; the caller retires ``original``."""
     return await actions.propose(
         session,
-        system_principal(original.tenant_id, "pipeline"),
+        agent_principal(requested_by, executive=original.on_behalf_of),
         Proposal(
             kind=DRAFT_KIND,
             arguments=proposal.arguments(),

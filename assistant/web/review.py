@@ -397,7 +397,9 @@ async def revise(
     await session.refresh(original)
     if original.state != S.PENDING_REVIEW.value:
         raise ValidationFailedError("the draft was decided meanwhile; nothing re-drafted")
-    revised = await propose_revision(session, governance.actions, original, proposal)
+    revised = await propose_revision(
+        session, governance.actions, original, proposal, requested_by=person
+    )
     if revised.state != S.PENDING_REVIEW.value:
         raise ValidationFailedError(
             f"the policy did not hold the re-drafted reply for review ({revised.state}): "

@@ -92,6 +92,13 @@ async def test_users_and_roles(client: httpx.AsyncClient, services: Any) -> None
         "/api/v1/users", headers=admin, json={"username": "bob", "password": "short"}
     )
     assert short.status_code == 422 and "short" not in short.text
+    for field, value in (("username", "eve\x00"), ("display_name", "Eve\x1b[31m")):
+        odd = await client.post(
+            "/api/v1/users", headers=admin, json={"username": "eve", field: value}
+        )
+        assert odd.status_code == 422, odd.text
+        assert odd.json()["error"] == "ValidationFailedError"
+        assert f"{field}: control characters" in odd.text
 
     listed = (await client.get("/api/v1/users", headers=admin)).json()
     assert {u["username"]: u["roles"] for u in listed} == {

@@ -147,13 +147,33 @@ async def test_another_executive_never_picks_up_her_names(runtime: Any) -> None:
 
     async with services.sessions() as session:
         names = await runtime.actions.aliases_of(session, TENANT, marcus_id)
-    assert names == (marcus_id, "marcus.chen@northwind.example", "marcus")
+    assert names == (marcus_id, "marcus")
     assert runtime.policy.current().timezone_for(names, TENANT).key == "Asia/Tokyo"
 
     draft = await propose(runtime, "email.draft.create", DRAFT, marcus_id)
     assert draft.policy_rule_id == "drafts-and-filing", draft.explanation
     meeting = await propose(runtime, "calendar.event.create", OUTSIDE_MEETING, marcus_id)
     assert meeting.policy_rule_id == "calendar-changes", meeting.explanation
+
+
+async def test_an_e_mail_set_to_her_address_names_nobody(runtime: Any) -> None:
+    """A person whose e-mail claims dana's address (a claim a directory may let people edit,
+    and nothing keeps unique) gets none of her names: not her zone, not her rules."""
+    services = runtime.services
+    async with services.sessions() as session, session.begin():
+        mallory = await users.create_user(
+            session,
+            OPERATOR,
+            tenant_id=TENANT,
+            username="mallory",
+            roles=[Role.EXECUTIVE],
+            email=DANA,
+        )
+        mallory_id = str(mallory.id)
+    async with services.sessions() as session:
+        names = await runtime.actions.aliases_of(session, TENANT, mallory_id)
+    assert names == (mallory_id, "mallory")
+    assert runtime.policy.current().timezone_for(names, TENANT).key == "Asia/Tokyo"
 
 
 async def test_her_pages_show_the_zone_her_cards_use(

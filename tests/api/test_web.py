@@ -794,6 +794,63 @@ SECOND = "Hi,\n\nFigures on Thursday.\n\nDana"
 INSTRUCTIONS = "shorter, and propose Thursday instead"
 
 
+async def test_a_delegate_does_not_approve_the_draft_she_had_redrafted(
+    web_with_model: Any,
+) -> None:
+    """Jordan (Dana's delegate, allowed to propose and decide) re-drafts on her own
+    instructions: the new draft is the assistant's at Jordan's request, so Jordan cannot
+    approve it (refused, audited); Dana can."""
+    from assistant.auth.models import User
+    from tests.fakes.openai_server import Answer
+
+    client, services, model = web_with_model
+    dana_id = await _dana(client, services)
+    model.script(Answer(content=FIRST))
+    draft = await _pending_draft(client, services)
+    await add_user(services, "jordan", Role.DELEGATE, email="jordan@northwind.example")
+    await _grant(
+        services,
+        "dana",
+        "jordan",
+        ["mail.read", "triage.read", "actions.propose", "review.read", "review.decide"],
+    )
+    await sign_in(client, "jordan")
+    review = await client.get("/app/review", headers=HTML)
+    model.script(Answer(content=SECOND))
+    done = await client.post(
+        f"/app/review/{draft.id}/revise",
+        data={"csrf": csrf_of(review), "instructions": INSTRUCTIONS},
+        headers=HTML,
+    )
+    assert done.status_code == 303, done.text
+    async with services.sessions() as session:
+        revised = await session.scalar(select(Action).where(Action.parent_id == draft.id))
+        jordan = await session.scalar(select(User).where(User.username == "jordan"))
+    assert revised is not None and jordan is not None
+    assert revised.requested_by == jordan.id and revised.actor_type == "agent"
+    review = await client.get("/app/review", headers=HTML)
+    refused = await client.post(
+        f"/app/review/{revised.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
+    )
+    assert refused.status_code == 403, refused.text
+    assert await _state(services, revised.id) == "pending_review"
+    async with services.sessions() as session:
+        audited = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "governance.refused", AuditEvent.actor_id == jordan.id
+            )
+        )
+    assert audited is not None
+    await sign_in(client, "dana")
+    review = await client.get("/app/review", headers=HTML)
+    approved = await client.post(
+        f"/app/review/{revised.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
+    )
+    assert approved.status_code == 303, approved.text
+    assert await _state(services, revised.id) != "pending_review"
+    assert dana_id
+
+
 async def test_answer_with_instructions_redrafts_for_review(web_with_model: Any) -> None:
     from tests.fakes.openai_server import Answer
 
@@ -825,7 +882,9 @@ async def test_answer_with_instructions_redrafts_for_review(web_with_model: Any)
         )
     assert original is not None and original.state == "cancelled"
     assert revised is not None and revised.state == "pending_review"
-    assert revised.actor_id == "pipeline" and revised.on_behalf_of == dana_id
+    # proposed by the assistant at her request (she may approve what she asked it for)
+    assert (revised.actor_type, revised.actor_id) == ("agent", "agent")
+    assert revised.requested_by == dana_id and revised.on_behalf_of == dana_id
     assert revised.arguments["body_text"].startswith("Hi,\n\nFigures on Thursday.")
     assert revised.arguments["reply_to_id"] == draft.arguments["reply_to_id"]
     assert audit is not None and audit.actor_id == dana_id and audit.action_id == draft.id
