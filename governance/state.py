@@ -143,17 +143,6 @@ def execution_key(action_id: str) -> str:
     return f"act-{action_id}"
 
 
-async def record_proposed(
-    session: AsyncSession,
-    action: Action,
-    actor: Principal,
-    payload: dict[str, Any] | None = None,
-) -> None:
-    """Insert a new PROPOSED action (version 1) and its audit event."""
-    await insert_proposed(session, action)
-    await audit_proposed(session, action, actor, payload)
-
-
 async def insert_proposed(session: AsyncSession, action: Action) -> None:
     """Insert a new PROPOSED action (version 1); its event follows (:func:`audit_proposed`)."""
     if action.state != S.PROPOSED or action.version != 1:

@@ -3,7 +3,6 @@ rows arrive between pages; altered, forged or replayed cursors are a typed, audi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,12 @@ from assistant.core.settings import Settings
 from governance.audit_models import EVENTS
 from governance.models import Action
 from governance.service import Proposal
-from tests.conftest import SEED_DIR
 from tests.fixtures.governance import (
     EXECUTIVE,
     OUTSIDER,
     TENANT,
-    TEST_POLICY,
-    copy_template,
+    install_governance,
+    review_settings,
     seeded_template,
 )
 
@@ -36,24 +34,12 @@ REVIEW = "/api/v1/review"
 
 @pytest.fixture
 def settings(data_dir: Path, seeded_template: Path, tmp_path: Path) -> Settings:
-    copy_template(seeded_template, data_dir)
-    policy = tmp_path / "policies.yaml"
-    policy.write_text(TEST_POLICY)
-    return Settings(
-        data_dir=data_dir,
-        sandbox={"seed_dir": SEED_DIR},
-        governance={"runner": "off", "policy_file": policy},
-    )
+    return review_settings(data_dir, seeded_template, tmp_path)
 
 
 @pytest.fixture
-async def runtime(client: httpx.AsyncClient) -> AsyncIterator[Any]:
-    from assistant.governance_app import build_governance
-
-    app = client.app  # type: ignore[attr-defined]
-    built = build_governance(app.state.services)
-    app.state.governance = built
-    yield built
+async def runtime(client: httpx.AsyncClient) -> Any:
+    return install_governance(client)
 
 
 async def propose_pending(runtime: Any, count: int, label: str) -> list[str]:

@@ -4,7 +4,6 @@ clear 403/409 with a ``governance.refused`` audit event), then the per-person ma
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,8 @@ from tests.fixtures.governance import (
     EXECUTIVE,
     OUTSIDER,
     TENANT,
-    TEST_POLICY,
-    copy_template,
+    install_governance,
+    review_settings,
     seeded_template,
 )
 
@@ -57,25 +56,12 @@ OPERATOR = Principal(user_id="test-operator", tenant_id=TENANT, roles=frozenset(
 @pytest.fixture
 def settings(data_dir: Path, seeded_template: Path, tmp_path: Path) -> Settings:
     """The seeded sandbox, the test policy, no runner, state rechecked on every request."""
-    copy_template(seeded_template, data_dir)
-    policy = tmp_path / "policies.yaml"
-    policy.write_text(TEST_POLICY)
-    return Settings(
-        data_dir=data_dir,
-        sandbox={"seed_dir": SEED_DIR},
-        governance={"runner": "off", "policy_file": policy},
-        auth={"recheck_s": 0},
-    )
+    return review_settings(data_dir, seeded_template, tmp_path, auth={"recheck_s": 0})
 
 
 @pytest.fixture
-async def runtime(client: httpx.AsyncClient) -> AsyncIterator[Any]:
-    from assistant.governance_app import build_governance
-
-    app = client.app  # type: ignore[attr-defined]
-    built = build_governance(app.state.services)
-    app.state.governance = built
-    yield built
+async def runtime(client: httpx.AsyncClient) -> Any:
+    return install_governance(client)
 
 
 def mail(to: str, subject: str = "Hello") -> dict[str, Any]:

@@ -3,7 +3,6 @@ roll back, tenant scoping."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,14 @@ from assistant.core.settings import Settings
 from governance.models import Action, ActionEdit
 from governance.service import Proposal
 from integrations.sandbox.models import SandboxMessage
-from tests.conftest import SEED_DIR
 from tests.fixtures.governance import (
     COLLEAGUE,
     EXECUTIVE,
     OUTSIDER,
     TENANT,
-    TEST_POLICY,
     Clock,
-    copy_template,
+    install_governance,
+    review_settings,
     seeded_template,
 )
 
@@ -39,24 +37,12 @@ REVIEW = "/api/v1/review"
 @pytest.fixture
 def settings(data_dir: Path, seeded_template: Path, tmp_path: Path) -> Settings:
     """Settings on a copy of the seeded database, with the test policy and no runner."""
-    copy_template(seeded_template, data_dir)
-    policy = tmp_path / "policies.yaml"
-    policy.write_text(TEST_POLICY)
-    return Settings(
-        data_dir=data_dir,
-        sandbox={"seed_dir": SEED_DIR},
-        governance={"runner": "off", "policy_file": policy},
-    )
+    return review_settings(data_dir, seeded_template, tmp_path)
 
 
 @pytest.fixture
-async def runtime(client: httpx.AsyncClient) -> AsyncIterator[Any]:
-    from assistant.governance_app import build_governance
-
-    app = client.app  # type: ignore[attr-defined]
-    built = build_governance(app.state.services)
-    app.state.governance = built
-    yield built
+async def runtime(client: httpx.AsyncClient) -> Any:
+    return install_governance(client)
 
 
 def executive(client: httpx.AsyncClient, as_role: Any) -> Any:
