@@ -11,6 +11,8 @@ come back fails the drill. It refuses to run on anything but the sandbox connect
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -308,6 +310,25 @@ async def run_drill(
     return record_row
 
 
+#: States in which an executor is, or is about to be, on the action.
+_IN_FLIGHT = frozenset({ActionState.SCHEDULED, ActionState.EXECUTING})
+
+
+async def _settled(
+    actions: ActionService, actor: Any, action_id: str, timeout_s: float = 60.0
+) -> ActionState:
+    """The action's state once no executor is on it. The deployment's own runner may claim
+    a due action before the drill's executor does (``run_action`` then leaves it alone), so
+    the drill waits for whoever runs it, up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with actions.executor.sessions() as session:
+            state = ActionState((await actions.get(session, actor, action_id)).state)
+        if state not in _IN_FLIGHT or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.1)
+
+
 async def _drill_one(
     case: DrillCase,
     connector: Any,
@@ -346,8 +367,7 @@ async def _drill_one(
             )
         result["action_id"] = action.id
         await executor.run_action(action.id)
-        async with actions.executor.sessions() as session:
-            state = (await actions.get(session, actor, action.id)).state
+        state = await _settled(actions, actor, action.id)
         result["executed"] = state == ActionState.SUCCEEDED
         if not result["executed"]:
             result["detail"] = f"the action ended {state}, not succeeded"
