@@ -89,11 +89,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(CorrelationIdMiddleware)
+    # Routes are matched in the order they are included, each tried in turn: the busiest
+    # API (the review queue, actions) before the many sign-in and key routes.
     app.include_router(health.router)
+    app.include_router(review_api.router)
+    app.include_router(actions_api.router)
     app.include_router(audit_api.router)
     app.include_router(auth_api.router)
-    app.include_router(actions_api.router)
-    app.include_router(review_api.router)
     app.include_router(triage_api.router)
     app.include_router(schedule_api.router)
     app.include_router(connectors_api.router)

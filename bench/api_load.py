@@ -21,6 +21,7 @@ and the load average, since the machine may be shared. Every figure of a table i
 in the same run, so the ratios hold even when the absolute numbers do not.
 
     .venv/bin/python -m bench.api_load [--seconds 5] [--clients 64] [--no-postgres]
+        [--workers 1 2] [--routes hello,list]   (a subset of the routes, while iterating)
 
 The last line is machine-readable:
 ``api_load list_vs_hello=<hello req/s / list req/s, SQLite, 1 process> propose_per_s=<best
@@ -59,6 +60,7 @@ PG_ADMIN_URL = os.environ.get(
 TARGET_LIST_VS_HELLO = 4.0
 TARGET_PROPOSE_PER_S = 400.0
 TARGET_LIST_P99_MS = 250.0
+ROUTES = ("hello", "healthz", "list", "propose", "approve")
 
 
 # ------------------------------------------------------------------------- the deployment
@@ -342,8 +344,15 @@ async def _client(
 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     done = False
+    keep_alive = True
 
     class Handler:
+        def on_headers_complete(self) -> None:
+            # Asked here: once the message is complete, httptools answers False whatever
+            # the response said, and every request paid for a new connection.
+            nonlocal keep_alive
+            keep_alive = parser.should_keep_alive()
+
         def on_message_complete(self) -> None:
             nonlocal done
             done = True
@@ -369,7 +378,7 @@ async def _client(
             if status >= 400:
                 out["errors"] += 1
                 out["statuses"][status] = out["statuses"].get(status, 0) + 1
-            if not parser.should_keep_alive():
+            if not keep_alive:
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except (ConnectionError, OSError):
@@ -510,29 +519,32 @@ def bench_backend(
 ) -> dict[str, dict[str, Any]]:
     port = free_port()
     results: dict[str, dict[str, Any]] = {}
-    hello = start_hello(free_port(), workers)
-    try:
-        hello_port = int(hello.args[hello.args.index("--port") + 1])
-        results["hello"] = run_load(
-            Scenario("hello", "GET", ["/hello"], {}),
-            hello_port,
-            args.clients,
-            args.seconds,
-            hello.pid,
-        )
-    finally:
-        stop(hello)
+    if "hello" in args.routes:
+        hello = start_hello(free_port(), workers)
+        try:
+            hello_port = int(hello.args[hello.args.index("--port") + 1])
+            results["hello"] = run_load(
+                Scenario("hello", "GET", ["/hello"], {}),
+                hello_port,
+                args.clients,
+                args.seconds,
+                hello.pid,
+            )
+        finally:
+            stop(hello)
     deployment = asyncio.run(prepare(folder, backend, port, args.pending))
     try:
         server = start_service(deployment, port, workers)
         try:
             for scenario in _scenarios(deployment, [], 0)[:3]:
-                results[scenario.name] = run_load(
-                    scenario, port, args.clients, args.seconds, server.pid
-                )
-            ids = asyncio.run(pending_ids(deployment))
-            approve = _scenarios(deployment, ids, 0)[3]
-            results["approve"] = run_load(approve, port, args.clients, args.seconds, server.pid)
+                if scenario.name in args.routes:
+                    results[scenario.name] = run_load(
+                        scenario, port, args.clients, args.seconds, server.pid
+                    )
+            if "approve" in args.routes:
+                ids = asyncio.run(pending_ids(deployment))
+                approve = _scenarios(deployment, ids, 0)[3]
+                results["approve"] = run_load(approve, port, args.clients, args.seconds, server.pid)
         finally:
             stop(server)
     finally:
@@ -548,12 +560,13 @@ def bench_backend(
     )
     for name, result in results.items():
         print(_row(name, result))
-    ratio = results["hello"]["rps"] / max(results["list"]["rps"], 1e-9)
-    cpu_ratio = results["list"]["cpu_ms"] / max(results["hello"]["cpu_ms"], 1e-9)
-    print(
-        f"  hello / list req/s = {ratio:.2f} (target <= {TARGET_LIST_VS_HELLO:.0f}); "
-        f"list / hello server CPU per request = {cpu_ratio:.2f}"
-    )
+    if "hello" in results and "list" in results:
+        ratio = results["hello"]["rps"] / max(results["list"]["rps"], 1e-9)
+        cpu_ratio = results["list"]["cpu_ms"] / max(results["hello"]["cpu_ms"], 1e-9)
+        print(
+            f"  hello / list req/s = {ratio:.2f} (target <= {TARGET_LIST_VS_HELLO:.0f}); "
+            f"list / hello server CPU per request = {cpu_ratio:.2f}"
+        )
     return results
 
 
@@ -567,11 +580,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-executor", action="store_true", help="Skip the executor's measurement."
     )
+    parser.add_argument(
+        "--routes",
+        type=lambda text: [r.strip() for r in text.split(",") if r.strip()],
+        default=list(ROUTES),
+        help=f"Only these routes, comma-separated (default: all of {','.join(ROUTES)}); "
+        "the summary and the last line then need hello, list and propose.",
+    )
     parser.add_argument("--loader", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loader:
         loader_main()
         return
+    unknown = sorted(set(args.routes) - set(ROUTES))
+    if unknown:
+        parser.error(f"unknown routes: {', '.join(unknown)} (known: {', '.join(ROUTES)})")
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     table: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     print(f"api_load: {os.cpu_count()} cores, load average {_loadavg()}")
@@ -582,6 +605,9 @@ def main(argv: list[str] | None = None) -> None:
                 table[(backend, workers)] = bench_backend(backend, workers, args, folder)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+    if not {"hello", "list", "propose"} <= set(args.routes):
+        print(f"load average at the end: {_loadavg()}")
+        return
     first = table[("sqlite", args.workers[0])]
     list_vs_hello = first["hello"]["rps"] / max(first["list"]["rps"], 1e-9)
     worst_list_p99 = max(r["list"]["p99_ms"] for r in table.values())

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import jsonpatch
 import structlog
-from sqlalchemy import RowMapping, delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.core.clock import utcnow
@@ -132,19 +132,27 @@ class ReviewService:
         session: AsyncSession,
         principal: Principal,
         *,
+        columns: Sequence[Any] | None = None,
         owner: str | None = None,
         kind: str | None = None,
         older_than_seconds: float | None = None,
         limit: int = 50,
         offset: int = 0,
         after: tuple[datetime, str] | None = None,
-    ) -> Sequence[RowMapping]:
-        """:meth:`pending` as column mappings (see ActionService.list_rows)."""
+    ) -> Sequence[Row[Any]]:
+        """:meth:`pending` as rows of ``columns`` (see ActionService.list_rows)."""
         filters = self._queue(principal, owner, older_than_seconds)
         if filters is None:
             return []
         return await self.actions.list_rows(
-            session, principal, kind=kind, limit=limit, offset=offset, after=after, **filters
+            session,
+            principal,
+            columns=columns,
+            kind=kind,
+            limit=limit,
+            offset=offset,
+            after=after,
+            **filters,
         )
 
     def _queue(

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import RowMapping, select
+from sqlalchemy import JSON, select
 
 from assistant.api.deps import ServicesDep, SessionDep, require
 from assistant.api.pagination import CursorQuery, Keyset, json_page
 from assistant.auth.permissions import Permission
+from assistant.core.db import stored_json
 from assistant.core.errors import OwnershipError
 from assistant.core.limits import OffsetQuery
 from assistant.core.principal import Principal
 from assistant.governance_app import GovernanceDep
 from governance.compensation import RollbackOutcome
-from governance.models import ActionException
+from governance.models import Action, ActionException
 from governance.policy import Autonomy
 from governance.service import Proposal
 from governance.state import ActionState
@@ -75,11 +77,17 @@ class ActionOut(BaseModel):
 
 
 _ACTION_FIELDS = tuple(ActionOut.model_fields)
+#: ActionOut's columns in its order, for the listings (ActionService.list_rows; see
+#: action_items). JSON columns come as their stored text, written out as is.
+ACTION_COLUMNS = tuple(
+    stored_json(column) if isinstance(column.type, JSON) else column
+    for column in (Action.__table__.c[name] for name in _ACTION_FIELDS)
+)
 
 
-def action_fields(row: RowMapping) -> dict[str, Any]:
-    """ActionOut's fields of an action's column mapping (ActionService.list_rows)."""
-    return {name: row[name] for name in _ACTION_FIELDS}
+def action_items(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """ActionOut's fields of rows of ACTION_COLUMNS, as dicts for json_page."""
+    return [dict(zip(_ACTION_FIELDS, row, strict=True)) for row in rows]
 
 
 class ProposeIn(BaseModel):
@@ -206,6 +214,7 @@ async def list_actions(
     rows = await governance.actions.list_rows(
         session,
         principal,
+        columns=ACTION_COLUMNS,
         states=state,
         kind=kind,
         correlation_id=correlation_id,
@@ -215,7 +224,8 @@ async def list_actions(
         after=keyset.after,
     )
     # Typed columns, straight from the database: no model per row, serialized once.
-    return json_page([action_fields(row) for row in rows], keyset.next_cursor(rows, limit))
+    items = action_items(rows)
+    return json_page(items, keyset.next_cursor(items, limit))
 
 
 @router.get("/exceptions", summary="The exception queue: failed actions and compensations")

@@ -2,8 +2,9 @@
 
 FastAPI documents its own 422 body and nothing of the errors our handlers and middleware
 answer; here every operation gets the error shape for each status it can answer, and the
-three ways to authenticate are declared (they come from the security dependencies of
-:func:`assistant.api.deps.get_principal`, which also gives Swagger its Authorize button).
+three ways to authenticate (:data:`assistant.api.deps.SECURITY_SCHEMES`) are declared on
+every operation that depends on :func:`assistant.api.deps.get_principal` (which also gives
+Swagger its Authorize button).
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic.json_schema import models_json_schema
 
+from assistant.api.deps import SECURITY_SCHEMES, get_principal
 from assistant.api.schemas import ErrorOut, ProblemOut, ValidationErrorOut
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
@@ -53,6 +58,31 @@ def _error_response(description: str, status: int) -> dict[str, Any]:
     }
 
 
+def _authenticates(dependant: Dependant) -> bool:
+    return dependant.call is get_principal or any(
+        _authenticates(sub) for sub in dependant.dependencies
+    )
+
+
+def _declare_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The security schemes, required by each operation that authenticates its caller."""
+    paths = schema.get("paths", {})
+    requirement: list[dict[str, list[str]]] = [{s.scheme_name: []} for s in SECURITY_SCHEMES]
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        if route.path_format not in paths or not _authenticates(route.dependant):
+            continue
+        for method in route.methods or ():
+            operation = paths[route.path_format].get(method.lower())
+            if operation is not None:
+                operation["security"] = [dict(alternative) for alternative in requirement]
+    schema.setdefault("components", {})["securitySchemes"] = {
+        scheme.scheme_name: jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+        for scheme in SECURITY_SCHEMES
+    }
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     """The app's OpenAPI document with our error shapes and status codes (cached)."""
     if app.openapi_schema:
@@ -63,6 +93,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
+    _declare_security(app, schema)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     _, definitions = models_json_schema(
         [(model, "serialization") for model in (ErrorOut, ProblemOut, ValidationErrorOut)],

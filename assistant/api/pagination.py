@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
 
 from assistant.core.errors import AssistantError
 from assistant.core.principal import Principal
@@ -159,14 +159,14 @@ class Keyset:
         return self.codec.encode(self.scope, Position(last["created_at"], last["id"]))
 
 
-#: Rows of typed database columns, as plain dicts: pydantic writes their values (datetimes
-#: included) exactly as it writes the declared models' fields, in one pass in Rust.
-_ROWS = TypeAdapter(list[dict[str, Any]])
-
-
 def json_page(items: list[dict[str, Any]], next_cursor: str | None) -> Response:
     """The page as JSON, serialized once (the route declares the schema as response_model:
     ``items`` hold its fields, in its order), with the next page's cursor in X-Next-Cursor
-    when the page is full."""
+    when the page is full.
+
+    orjson writes typed columns as pydantic writes the models' fields (UTC datetimes with
+    a Z), JSON read as stored text (``orjson.Fragment``) as is, and anything else through
+    pydantic."""
     headers = {NEXT_CURSOR_HEADER: next_cursor} if next_cursor else None
-    return Response(_ROWS.dump_json(items), media_type="application/json", headers=headers)
+    body = orjson.dumps(items, default=to_jsonable_python, option=orjson.OPT_UTC_Z)
+    return Response(body, media_type="application/json", headers=headers)

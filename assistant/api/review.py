@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from assistant.api.actions import ActionOut, action_fields
+from assistant.api.actions import ACTION_COLUMNS, ActionOut, action_items
 from assistant.api.deps import ServicesDep, SessionDep, require
 from assistant.api.pagination import CursorQuery, Keyset, json_page
 from assistant.auth.permissions import Permission
@@ -140,6 +140,7 @@ async def pending(
     rows = await governance.review.pending_rows(
         session,
         principal,
+        columns=ACTION_COLUMNS,
         owner=owner,
         kind=kind,
         older_than_seconds=older_than_seconds,
@@ -149,11 +150,10 @@ async def pending(
     )
     now = utcnow()
     # Typed columns, straight from the database: no model per row, serialized once.
-    items = [
-        {**action_fields(row), "age_seconds": (now - row["created_at"]).total_seconds()}
-        for row in rows
-    ]
-    return json_page(items, keyset.next_cursor(rows, limit))
+    items = action_items(rows)
+    for item in items:
+        item["age_seconds"] = (now - item["created_at"]).total_seconds()
+    return json_page(items, keyset.next_cursor(items, limit))
 
 
 @router.post("/bulk", summary="Several decisions; each item's result is reported")
