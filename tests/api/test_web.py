@@ -71,17 +71,19 @@ async def _correct(
 
 
 async def _pending_draft(client: httpx.AsyncClient, services: Any) -> Action:
+    """The reply draft that correcting a message to respond proposes (mail the rules
+    decided as respond at triage already has its own drafts: those are not it)."""
+    pending = (Action.kind == "email.draft.create") & (Action.state == "pending_review")
+    async with services.sessions() as session:
+        before = set((await session.execute(select(Action.id).where(pending))).scalars())
     row = await _undecided(services)
     done = await _correct(client, row, "respond")
     assert done.status_code == 303
     async with services.sessions() as session:
-        action = await session.scalar(
-            select(Action).where(
-                Action.kind == "email.draft.create", Action.state == "pending_review"
-            )
-        )
-    assert action is not None, "correcting to respond proposes a reply draft"
-    return action
+        actions = (await session.execute(select(Action).where(pending))).scalars().all()
+    new = [a for a in actions if a.id not in before]
+    assert len(new) == 1, "correcting to respond proposes a reply draft"
+    return new[0]
 
 
 async def _state(services: Any, action_id: str) -> str:
