@@ -12,12 +12,17 @@ Beyond the lifecycle of the design, three edges exist on purpose:
 * ``EXECUTING -> SCHEDULED``: a retry after a retriable error, a lease recovered from a
   worker that died, or a claim released because a kill switch went on.
 * ``COMPENSATION_FAILED -> COMPENSATING``: an operator retries a rollback.
+
+:func:`transition_batch` moves many rows at once (the executor's claim of a batch of due
+actions): one UPDATE guarded by the source state instead of each row's version, the rows
+it did not move left out, and still one audit event per moved row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -217,6 +222,33 @@ async def transition(
         )
     for key, value in changes.items():
         set_committed(action, key, value)
+    await _audit_transition(
+        session,
+        action,
+        current,
+        target,
+        actor=actor,
+        audit_action=audit_action,
+        reason=reason,
+        outcome=outcome,
+        payload=payload,
+    )
+    return action
+
+
+async def _audit_transition(
+    session: AsyncSession,
+    action: Action,
+    current: ActionState,
+    target: ActionState,
+    *,
+    actor: Principal,
+    audit_action: AuditAction | None,
+    reason: str | None,
+    outcome: Outcome | None,
+    payload: dict[str, Any] | None,
+) -> None:
+    """The one audit event of a transition ``action`` (already moved) has made."""
     if outcome is None:
         outcome = (
             Outcome.FAILURE
@@ -238,7 +270,52 @@ async def transition(
             payload=payload,
         ),
     )
-    return action
+
+
+async def transition_batch(
+    session: AsyncSession,
+    ids: Sequence[str],
+    source: ActionState,
+    target: ActionState,
+    *,
+    actor_for: Callable[[Action], Principal],
+    now: datetime,
+    values: dict[str, Any] | None = None,
+    payload_for: Callable[[Action], dict[str, Any]] | None = None,
+) -> list[Action]:
+    """Move every action of ``ids`` still in ``source`` to ``target`` in one UPDATE ...
+    RETURNING, with one audit event per moved action; returns the moved actions (the
+    others changed meanwhile and are left alone).
+
+    The guard is the source state, not each row's version: the caller holds the rows
+    (locked by its SELECT ... FOR UPDATE on PostgreSQL) or accepts whichever are still in
+    ``source``. ``values`` may hold SQL expressions on the row (``Action.attempts + 1``).
+    """
+    if target not in TRANSITIONS[source]:
+        raise IllegalTransitionError(f"actions cannot go from {source.value} to {target.value}")
+    if not ids:
+        return []
+    statement = (
+        update(Action)
+        .where(Action.id.in_(list(ids)), Action.state == source.value)
+        .values(state=target.value, version=Action.version + 1, updated_at=now, **(values or {}))
+        .returning(Action)
+        .execution_options(synchronize_session=False)
+    )
+    moved = list((await session.scalars(statement)).all())
+    for action in moved:
+        await _audit_transition(
+            session,
+            action,
+            source,
+            target,
+            actor=actor_for(action),
+            audit_action=None,
+            reason=None,
+            outcome=None,
+            payload=payload_for(action) if payload_for is not None else None,
+        )
+    return moved
 
 
 async def update_fields(
