@@ -60,6 +60,7 @@ from governance.state import (
     set_committed,
     transition,
     transition_batch,
+    transition_each,
     update_fields,
 )
 from integrations.base import Capability
@@ -741,33 +742,29 @@ class Executor:
             (action, {name: getattr(action, name) for name in _SUCCESS_COLUMNS})
             for action, _, _ in batch
         ]
-        results: list[bool] = []
         try:
             async with self.sessions() as session, session.begin():
                 now = self.clock()
+                moves = []
                 for action, outcome, _ in batch:
                     external = {**(action.external_ids or {}), **outcome.external_ids}
-                    try:
-                        await transition(
-                            session,
-                            action,
-                            S.SUCCEEDED,
-                            actor=self.actor_for(action.tenant_id),
-                            now=now,
-                            values={
-                                "external_ids": external,
-                                "result": outcome.result,
-                                "finished_at": now,
-                                "claimed_by": None,
-                                "lease_expires_at": None,
-                                "last_error": None,
-                            },
-                            payload={"external_ids": external, "attempt": action.attempts},
-                        )
-                    except ConflictError:  # changed meanwhile (its lease recovered)
-                        results.append(False)
-                    else:
-                        results.append(True)
+                    values = {
+                        "external_ids": external,
+                        "result": outcome.result,
+                        "finished_at": now,
+                        "claimed_by": None,
+                        "lease_expires_at": None,
+                        "last_error": None,
+                    }
+                    payload = {"external_ids": external, "attempt": action.attempts}
+                    moves.append((action, values, payload))
+                results = await transition_each(
+                    session,
+                    moves,
+                    S.SUCCEEDED,
+                    actor_for=lambda action: self.actor_for(action.tenant_id),
+                    now=now,
+                )
         except BaseException:
             for action, values in before:
                 for name, value in values.items():

@@ -27,7 +27,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import column, update
+from sqlalchemy import values as sa_values
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -316,6 +317,94 @@ async def transition_batch(
             payload=payload_for(action) if payload_for is not None else None,
         )
     return moved
+
+
+async def transition_each(
+    session: AsyncSession,
+    moves: Sequence[tuple[Action, dict[str, Any], dict[str, Any] | None]],
+    target: ActionState,
+    *,
+    actor_for: Callable[[Action], Principal],
+    now: datetime,
+) -> list[bool]:
+    """:func:`transition` of several actions to ``target``, each with its own ``values``
+    (the same columns for all) and audit ``payload``: True for each action moved, False
+    for one that changed meanwhile. On PostgreSQL one UPDATE ... FROM (VALUES ...) does
+    every compare-and-set; elsewhere (SQLite: no round trips) one UPDATE each.
+    """
+    if not moves:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        moved: list[bool] = []
+        for action, values, payload in moves:
+            try:
+                await transition(
+                    session,
+                    action,
+                    target,
+                    actor=actor_for(action),
+                    now=now,
+                    values=values,
+                    payload=payload,
+                )
+            except IllegalTransitionError:
+                raise
+            except ConflictError:
+                moved.append(False)
+            else:
+                moved.append(True)
+        return moved
+    for action, _, _ in moves:
+        if target not in TRANSITIONS[ActionState(action.state)]:
+            raise IllegalTransitionError(
+                f"action {action.id} cannot go from {action.state} to {target.value}",
+                action_id=action.id,
+                state=action.state,
+            )
+    # Values all moves share are set as such; only the others travel in the VALUES list.
+    first = moves[0][1]
+    shared = {k: v for k, v in first.items() if all(m[1][k] == v for m in moves)}
+    names = [name for name in first if name not in shared]
+    table = Action.__table__.c
+    rows = sa_values(
+        column("id", table["id"].type),
+        column("version", table["version"].type),
+        *(column(name, table[name].type) for name in names),
+        name="moves",
+    ).data([(a.id, a.version, *(values[n] for n in names)) for a, values, _ in moves])
+    statement = (
+        update(Action)
+        .where(Action.id == rows.c.id, Action.version == rows.c.version)
+        .values(
+            state=target.value,
+            version=Action.version + 1,
+            updated_at=now,
+            **shared,
+            **{name: rows.c[name] for name in names},
+        )
+        .returning(Action.id)
+        .execution_options(synchronize_session=False)
+    )
+    done = set((await session.scalars(statement)).all())
+    for action, values, payload in moves:
+        if action.id not in done:
+            continue
+        current = ActionState(action.state)
+        changes = {"state": target.value, "version": action.version + 1, "updated_at": now}
+        for key, value in {**changes, **values}.items():
+            set_committed(action, key, value)
+        await _audit_transition(
+            session,
+            action,
+            current,
+            target,
+            actor=actor_for(action),
+            audit_action=None,
+            reason=None,
+            outcome=None,
+            payload=payload,
+        )
+    return [action.id in done for action, _, _ in moves]
 
 
 async def update_fields(

@@ -45,22 +45,25 @@ def _reply_subject(subject: str) -> str:
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
+def dialect_insert(session: AsyncSession) -> Any:
+    """The backend's own INSERT (with ON CONFLICT), imported for the backend in use:
+    importing PostgreSQL's dialect loads every PostgreSQL driver's module, needless on
+    SQLite."""
+    if session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert
+
+
 async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -> int:
     """Next position of the mailbox's change counter (the row is created on first use).
 
     One upsert statement, so two first writers cannot both insert the row.
     """
-    # The backend's own INSERT ... ON CONFLICT, imported for the backend in use: importing
-    # PostgreSQL's dialect loads every PostgreSQL driver's module, needless on SQLite.
-    insert: Any
-    if session.get_bind().dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = sqlite_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        insert = pg_insert
+    insert = dialect_insert(session)
     statement = (
         insert(SandboxMailboxState)
         .values(tenant_id=tenant_id, mailbox=mailbox, change_seq=1)
@@ -71,6 +74,10 @@ async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -
         .returning(SandboxMailboxState.change_seq)
     )
     return int((await session.execute(statement)).scalar_one())
+
+
+class _AlreadyWrittenError(Exception):
+    """The draft of this idempotency key exists: roll the new one back."""
 
 
 class SandboxEmailConnector:
@@ -235,35 +242,64 @@ class SandboxEmailConnector:
             return self._message(await self._row(session, message_id))
 
     async def create_draft(self, request: DraftRequest) -> EmailMessage:
-        async with self._sessions() as session, session.begin():
-            if request.idempotency_key:
-                existing = (
-                    await session.execute(
-                        select(SandboxMessage).where(
-                            SandboxMessage.tenant_id == self.tenant_id,
-                            SandboxMessage.mailbox == self.mailbox,
-                            SandboxMessage.idempotency_key == request.idempotency_key,
-                        )
+        key = request.idempotency_key
+        if key and request.mode is not DraftMode.NEW:
+            # A reply reads its original first, which may be gone by a retry: the draft
+            # the key already wrote is the answer then, not an error.
+            existing = await self._draft_of(key)
+            if existing is not None:
+                return existing
+        try:
+            async with self._sessions() as session, session.begin():
+                data = await self._draft_data(session, request)
+                seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
+                draft_id = new_id()
+                statement = dialect_insert(session)(SandboxMessage).values(
+                    id=draft_id,
+                    tenant_id=self.tenant_id,
+                    mailbox=self.mailbox,
+                    folder=FolderRole.DRAFTS.value,
+                    change_seq=seq,
+                    message_id=data["message_id"],
+                    idempotency_key=key,
+                    data=data,
+                    created_at=datetime.now(UTC),
+                )
+                if key:
+                    # The key's unique index decides in the same statement (no read
+                    # first): a second write of the key inserts nothing.
+                    statement = statement.on_conflict_do_nothing(
+                        index_elements=["tenant_id", "mailbox", "idempotency_key"]
                     )
+                inserted = (
+                    await session.execute(statement.returning(SandboxMessage.id))
                 ).scalar_one_or_none()
-                if existing is not None:
-                    return self._message(existing)
-            data = await self._draft_data(session, request)
-            seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
-            row = SandboxMessage(
-                id=new_id(),
-                tenant_id=self.tenant_id,
-                mailbox=self.mailbox,
-                folder=FolderRole.DRAFTS.value,
-                change_seq=seq,
-                message_id=data["message_id"],
-                idempotency_key=request.idempotency_key,
-                data=data,
-                created_at=datetime.now(UTC),
-            )
-            session.add(row)
-            await session.flush()
-            return self._message(row)
+                if inserted is None:
+                    raise _AlreadyWrittenError  # rolls the counter's bump back too
+                return EmailMessage.model_validate(
+                    {**data, "id": draft_id, "folder": FolderRole.DRAFTS.value}
+                )
+        except _AlreadyWrittenError:
+            assert key is not None
+            written = await self._draft_of(key)
+            if written is None:  # written and gone (deleted) since: a conflict of its own
+                raise FatalConnectorError(
+                    "the draft of this idempotency key is gone", connector=self.name
+                ) from None
+            return written
+
+    async def _draft_of(self, idempotency_key: str) -> EmailMessage | None:
+        async with self._sessions() as session:
+            existing = (
+                await session.execute(
+                    select(SandboxMessage).where(
+                        SandboxMessage.tenant_id == self.tenant_id,
+                        SandboxMessage.mailbox == self.mailbox,
+                        SandboxMessage.idempotency_key == idempotency_key,
+                    )
+                )
+            ).scalar_one_or_none()
+        return None if existing is None else self._message(existing)
 
     async def _draft_data(self, session: AsyncSession, request: DraftRequest) -> dict[str, Any]:
         me = EmailAddress(address=self.mailbox)
