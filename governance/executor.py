@@ -709,31 +709,39 @@ class Executor:
         )
 
     async def _write_outcomes(self) -> None:
-        while self._outcomes:
-            if len(self._outcomes) < OUTCOME_BATCH and self.running > len(self._outcomes):
-                # Others are executing: let their outcomes join this transaction.
-                await asyncio.sleep(OUTCOME_LINGER_SECONDS)
-            batch = self._outcomes[:OUTCOME_BATCH]
-            del self._outcomes[:OUTCOME_BATCH]
-            try:
-                results = await self._record_successes(batch)
-            except Exception:
-                # The shared transaction failed: each outcome on its own, so that one bad
-                # row (or a blip) costs only itself.
-                log.warning("executor.outcome_batch_failed", size=len(batch), exc_info=True)
-                for action, outcome, recorded in batch:
-                    try:
-                        alone = await self._record_successes([(action, outcome, recorded)])
-                    except Exception as exc:
-                        if not recorded.done():
-                            recorded.set_exception(exc)
-                    else:
-                        if not recorded.done():
-                            recorded.set_result(alone[0])
-                continue
-            for (_, _, recorded), result in zip(batch, results, strict=True):
+        batch: list[PendingOutcome] = []
+        try:
+            while self._outcomes:
+                if len(self._outcomes) < OUTCOME_BATCH and self.running > len(self._outcomes):
+                    # Others are executing: let their outcomes join this transaction.
+                    await asyncio.sleep(OUTCOME_LINGER_SECONDS)
+                batch = self._outcomes[:OUTCOME_BATCH]
+                del self._outcomes[:OUTCOME_BATCH]
+                try:
+                    results = await self._record_successes(batch)
+                except Exception:
+                    # The shared transaction failed: each outcome on its own, so that one bad
+                    # row (or a blip) costs only itself.
+                    log.warning("executor.outcome_batch_failed", size=len(batch), exc_info=True)
+                    for action, outcome, recorded in batch:
+                        try:
+                            alone = await self._record_successes([(action, outcome, recorded)])
+                        except Exception as exc:
+                            if not recorded.done():
+                                recorded.set_exception(exc)
+                        else:
+                            if not recorded.done():
+                                recorded.set_result(alone[0])
+                    continue
+                for (_, _, recorded), result in zip(batch, results, strict=True):
+                    if not recorded.done():
+                        recorded.set_result(result)
+        finally:
+            # Cancelled (the loop is closing): nobody will record these; their actions
+            # stay EXECUTING and are recovered after the lease, as after a crash.
+            for _, _, recorded in [*batch, *self._outcomes]:
                 if not recorded.done():
-                    recorded.set_result(result)
+                    recorded.cancel()
 
     async def _record_successes(self, batch: list[PendingOutcome]) -> list[bool]:
         """``EXECUTING -> SUCCEEDED`` of each action in one transaction (True: recorded;
