@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.ids import new_id
@@ -63,8 +63,13 @@ async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -
 
     One upsert statement, so two first writers cannot both insert the row.
     """
-    insert = dialect_insert(session)
-    statement = (
+    statement = _bump(dialect_insert(session), tenant_id, mailbox)
+    return int((await session.execute(statement)).scalar_one())
+
+
+def _bump(insert: Any, tenant_id: str, mailbox: str) -> Any:
+    """The upsert that moves the change counter, returning its new position."""
+    return (
         insert(SandboxMailboxState)
         .values(tenant_id=tenant_id, mailbox=mailbox, change_seq=1)
         .on_conflict_do_update(
@@ -73,7 +78,6 @@ async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -
         )
         .returning(SandboxMailboxState.change_seq)
     )
-    return int((await session.execute(statement)).scalar_one())
 
 
 class _AlreadyWrittenError(Exception):
@@ -252,19 +256,34 @@ class SandboxEmailConnector:
         try:
             async with self._sessions() as session, session.begin():
                 data = await self._draft_data(session, request)
-                seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
                 draft_id = new_id()
-                statement = dialect_insert(session)(SandboxMessage).values(
-                    id=draft_id,
-                    tenant_id=self.tenant_id,
-                    mailbox=self.mailbox,
-                    folder=FolderRole.DRAFTS.value,
-                    change_seq=seq,
-                    message_id=data["message_id"],
-                    idempotency_key=key,
-                    data=data,
-                    created_at=datetime.now(UTC),
-                )
+                row: dict[str, Any] = {
+                    "id": draft_id,
+                    "tenant_id": self.tenant_id,
+                    "mailbox": self.mailbox,
+                    "folder": FolderRole.DRAFTS.value,
+                    "message_id": data["message_id"],
+                    "idempotency_key": key,
+                    "data": data,
+                    "created_at": datetime.now(UTC),
+                }
+                insert = dialect_insert(session)
+                if session.get_bind().dialect.name == "postgresql":
+                    # The counter's bump and the draft in one statement: the counter's
+                    # row lock, which orders the mailbox's writers, is held only until
+                    # the commit that follows.
+                    bumped = _bump(insert, self.tenant_id, self.mailbox).cte("bumped")
+                    columns = SandboxMessage.__table__.c
+                    statement = insert(SandboxMessage).from_select(
+                        [*row, "change_seq"],
+                        select(
+                            *(literal(value, columns[name].type) for name, value in row.items()),
+                            bumped.c.change_seq,
+                        ),
+                    )
+                else:  # SQLite: no INSERT inside WITH; its round trips cost nothing
+                    row["change_seq"] = await bump_change_seq(session, self.tenant_id, self.mailbox)
+                    statement = insert(SandboxMessage).values(**row)
                 if key:
                     # The key's unique index decides in the same statement (no read
                     # first): a second write of the key inserts nothing.

@@ -33,6 +33,7 @@ from tests.fixtures.governance import (
     EXECUTIVE,
     TENANT,
     Clock,
+    SandboxResolver,
     build_harness,
     copy_template,
     seeded_template,
@@ -256,6 +257,32 @@ async def test_a_group_commit_records_each_success_by_its_own_compare_and_set(
         assert stored.state == S.SUCCEEDED and action.state == S.SUCCEEDED
         assert stored.version == action.version and stored.claimed_by is None
         assert stored.external_ids == {"draft_id": f"d{i}"} and stored.result == {"n": i}
+
+
+@pytest.mark.postgres
+async def test_the_sandbox_mailbox_writes_a_key_once_on_postgresql(
+    pg_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The draft and the mailbox's change counter move in one statement on PostgreSQL; a
+    second write of the same idempotency key answers the first draft and moves nothing."""
+    mailbox = SandboxResolver(pg_sessions).email
+    first = await mailbox.create_draft(DraftRequest(body_text="one", idempotency_key="k-1"))
+    again = await mailbox.create_draft(DraftRequest(body_text="two", idempotency_key="k-1"))
+    other = await mailbox.create_draft(DraftRequest(body_text="three"))
+    assert again.id == first.id and again.text == "one" and other.id != first.id
+    async with pg_sessions() as session:
+        rows = (
+            await session.execute(
+                select(SandboxMessage.id, SandboxMessage.change_seq).order_by(
+                    SandboxMessage.change_seq
+                )
+            )
+        ).all()
+        counter = (
+            await session.execute(text("SELECT change_seq FROM sandbox_mailbox_state"))
+        ).scalar_one()
+    assert [tuple(r) for r in rows] == [(first.id, 1), (other.id, 2)]
+    assert counter == 2
 
 
 @pytest.mark.postgres
