@@ -223,16 +223,26 @@ async def transition(
         )
     for key, value in changes.items():
         set_committed(action, key, value)
-    await _audit_transition(
+    if outcome is None:
+        outcome = (
+            Outcome.FAILURE
+            if target in {S.FAILED, S.COMPENSATION_FAILED}
+            else (Outcome.DENIED if target is S.DENIED else Outcome.SUCCESS)
+        )
+    # Chained when the transaction commits: the tenant's chain is locked for the commit
+    # only, not from this transition to the end of the caller's work.
+    await audit.record_at_commit(
         session,
-        action,
-        current,
-        target,
-        actor=actor,
-        audit_action=audit_action,
-        reason=reason,
-        outcome=outcome,
-        payload=payload,
+        actor,
+        _event(
+            action,
+            audit_action or DEFAULT_AUDIT[target],
+            previous=current.value,
+            target=target.value,
+            reason=reason,
+            outcome=outcome,
+            payload=payload,
+        ),
     )
     return action
 
@@ -249,7 +259,8 @@ async def _audit_transition(
     outcome: Outcome | None,
     payload: dict[str, Any] | None,
 ) -> None:
-    """The one audit event of a transition ``action`` (already moved) has made."""
+    """The one audit event of a move ``action`` (already moved) has made, as
+    :func:`transition` records it, for the batch moves below."""
     if outcome is None:
         outcome = (
             Outcome.FAILURE
