@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.ids import new_id
@@ -67,7 +68,7 @@ async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -
     return int((await session.execute(statement)).scalar_one())
 
 
-def _bump(insert: Any, tenant_id: str, mailbox: str) -> Any:
+def _bump(insert: Any, tenant_id: Any, mailbox: Any) -> Any:
     """The upsert that moves the change counter, returning its new position."""
     return (
         insert(SandboxMailboxState)
@@ -78,6 +79,44 @@ def _bump(insert: Any, tenant_id: str, mailbox: str) -> Any:
         )
         .returning(SandboxMailboxState.change_seq)
     )
+
+
+_DRAFT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "mailbox",
+    "folder",
+    "message_id",
+    "idempotency_key",
+    "data",
+    "created_at",
+)
+
+
+@functools.cache
+def _pg_draft_insert(*, keyed: bool) -> Any:
+    """PostgreSQL: bump the mailbox's counter and insert the draft at its new position in
+    one statement (built once; the values are parameters named after the columns). With
+    ``keyed``, a draft the idempotency key already wrote makes it insert nothing."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    # Core (the table, not the mapped class): the parameters are one row's values, not
+    # rows of an ORM bulk insert.
+    table = cast(Table, SandboxMessage.__table__)
+    columns = table.c
+    bumped = _bump(insert, bindparam("tenant_id"), bindparam("mailbox")).cte("bumped")
+    statement = insert(table).from_select(
+        [*_DRAFT_COLUMNS, "change_seq"],
+        select(
+            *(bindparam(name, type_=columns[name].type) for name in _DRAFT_COLUMNS),
+            bumped.c.change_seq,
+        ),
+    )
+    if keyed:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=["tenant_id", "mailbox", "idempotency_key"]
+        )
+    return statement.returning(columns.id)
 
 
 class _AlreadyWrittenError(Exception):
@@ -267,32 +306,24 @@ class SandboxEmailConnector:
                     "data": data,
                     "created_at": datetime.now(UTC),
                 }
-                insert = dialect_insert(session)
                 if session.get_bind().dialect.name == "postgresql":
                     # The counter's bump and the draft in one statement: the counter's
                     # row lock, which orders the mailbox's writers, is held only until
                     # the commit that follows.
-                    bumped = _bump(insert, self.tenant_id, self.mailbox).cte("bumped")
-                    columns = SandboxMessage.__table__.c
-                    statement = insert(SandboxMessage).from_select(
-                        [*row, "change_seq"],
-                        select(
-                            *(literal(value, columns[name].type) for name, value in row.items()),
-                            bumped.c.change_seq,
-                        ),
-                    )
+                    statement = _pg_draft_insert(keyed=bool(key))
+                    params = row
                 else:  # SQLite: no INSERT inside WITH; its round trips cost nothing
                     row["change_seq"] = await bump_change_seq(session, self.tenant_id, self.mailbox)
-                    statement = insert(SandboxMessage).values(**row)
-                if key:
-                    # The key's unique index decides in the same statement (no read
-                    # first): a second write of the key inserts nothing.
-                    statement = statement.on_conflict_do_nothing(
-                        index_elements=["tenant_id", "mailbox", "idempotency_key"]
-                    )
-                inserted = (
-                    await session.execute(statement.returning(SandboxMessage.id))
-                ).scalar_one_or_none()
+                    statement = dialect_insert(session)(SandboxMessage).values(**row)
+                    if key:
+                        statement = statement.on_conflict_do_nothing(
+                            index_elements=["tenant_id", "mailbox", "idempotency_key"]
+                        )
+                    statement = statement.returning(SandboxMessage.id)
+                    params = {}
+                # With a key, its unique index decides in the same statement (no read
+                # first): a second write of the key inserts nothing.
+                inserted = (await session.execute(statement, params)).scalar_one_or_none()
                 if inserted is None:
                     raise _AlreadyWrittenError  # rolls the counter's bump back too
                 return EmailMessage.model_validate(
