@@ -12,17 +12,23 @@ Beyond the lifecycle of the design, three edges exist on purpose:
 * ``EXECUTING -> SCHEDULED``: a retry after a retriable error, a lease recovered from a
   worker that died, or a claim released because a kill switch went on.
 * ``COMPENSATION_FAILED -> COMPENSATING``: an operator retries a rollback.
+
+:func:`transition_batch` moves many rows at once (the executor's claim of a batch of due
+actions): one UPDATE guarded by the source state instead of each row's version, the rows
+it did not move left out, and still one audit event per moved row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import column, update
+from sqlalchemy import values as sa_values
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -239,6 +245,177 @@ async def transition(
         ),
     )
     return action
+
+
+async def _audit_transition(
+    session: AsyncSession,
+    action: Action,
+    current: ActionState,
+    target: ActionState,
+    *,
+    actor: Principal,
+    audit_action: AuditAction | None,
+    reason: str | None,
+    outcome: Outcome | None,
+    payload: dict[str, Any] | None,
+) -> None:
+    """The one audit event of a move ``action`` (already moved) has made, as
+    :func:`transition` records it, for the batch moves below."""
+    if outcome is None:
+        outcome = (
+            Outcome.FAILURE
+            if target in {S.FAILED, S.COMPENSATION_FAILED}
+            else (Outcome.DENIED if target is S.DENIED else Outcome.SUCCESS)
+        )
+    # Chained when the transaction commits: the tenant's chain is locked for the commit
+    # only, not from this transition to the end of the caller's work.
+    await audit.record_at_commit(
+        session,
+        actor,
+        _event(
+            action,
+            audit_action or DEFAULT_AUDIT[target],
+            previous=current.value,
+            target=target.value,
+            reason=reason,
+            outcome=outcome,
+            payload=payload,
+        ),
+    )
+
+
+async def transition_batch(
+    session: AsyncSession,
+    ids: Sequence[str],
+    source: ActionState,
+    target: ActionState,
+    *,
+    actor_for: Callable[[Action], Principal],
+    now: datetime,
+    values: dict[str, Any] | None = None,
+    payload_for: Callable[[Action], dict[str, Any]] | None = None,
+) -> list[Action]:
+    """Move every action of ``ids`` still in ``source`` to ``target`` in one UPDATE ...
+    RETURNING, with one audit event per moved action; returns the moved actions (the
+    others changed meanwhile and are left alone).
+
+    The guard is the source state, not each row's version: the caller holds the rows
+    (locked by its SELECT ... FOR UPDATE on PostgreSQL) or accepts whichever are still in
+    ``source``. ``values`` may hold SQL expressions on the row (``Action.attempts + 1``).
+    """
+    if target not in TRANSITIONS[source]:
+        raise IllegalTransitionError(f"actions cannot go from {source.value} to {target.value}")
+    if not ids:
+        return []
+    statement = (
+        update(Action)
+        .where(Action.id.in_(list(ids)), Action.state == source.value)
+        .values(state=target.value, version=Action.version + 1, updated_at=now, **(values or {}))
+        .returning(Action)
+        .execution_options(synchronize_session=False)
+    )
+    moved = list((await session.scalars(statement)).all())
+    for action in moved:
+        await _audit_transition(
+            session,
+            action,
+            source,
+            target,
+            actor=actor_for(action),
+            audit_action=None,
+            reason=None,
+            outcome=None,
+            payload=payload_for(action) if payload_for is not None else None,
+        )
+    return moved
+
+
+async def transition_each(
+    session: AsyncSession,
+    moves: Sequence[tuple[Action, dict[str, Any], dict[str, Any] | None]],
+    target: ActionState,
+    *,
+    actor_for: Callable[[Action], Principal],
+    now: datetime,
+) -> list[bool]:
+    """:func:`transition` of several actions to ``target``, each with its own ``values``
+    (the same columns for all) and audit ``payload``: True for each action moved, False
+    for one that changed meanwhile. On PostgreSQL one UPDATE ... FROM (VALUES ...) does
+    every compare-and-set; elsewhere (SQLite: no round trips) one UPDATE each.
+    """
+    if not moves:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        moved: list[bool] = []
+        for action, values, payload in moves:
+            try:
+                await transition(
+                    session,
+                    action,
+                    target,
+                    actor=actor_for(action),
+                    now=now,
+                    values=values,
+                    payload=payload,
+                )
+            except IllegalTransitionError:
+                raise
+            except ConflictError:
+                moved.append(False)
+            else:
+                moved.append(True)
+        return moved
+    for action, _, _ in moves:
+        if target not in TRANSITIONS[ActionState(action.state)]:
+            raise IllegalTransitionError(
+                f"action {action.id} cannot go from {action.state} to {target.value}",
+                action_id=action.id,
+                state=action.state,
+            )
+    # Values all moves share are set as such; only the others travel in the VALUES list.
+    first = moves[0][1]
+    shared = {k: v for k, v in first.items() if all(m[1][k] == v for m in moves)}
+    names = [name for name in first if name not in shared]
+    table = Action.__table__.c
+    rows = sa_values(
+        column("id", table["id"].type),
+        column("version", table["version"].type),
+        *(column(name, table[name].type) for name in names),
+        name="moves",
+    ).data([(a.id, a.version, *(values[n] for n in names)) for a, values, _ in moves])
+    statement = (
+        update(Action)
+        .where(Action.id == rows.c.id, Action.version == rows.c.version)
+        .values(
+            state=target.value,
+            version=Action.version + 1,
+            updated_at=now,
+            **shared,
+            **{name: rows.c[name] for name in names},
+        )
+        .returning(Action.id)
+        .execution_options(synchronize_session=False)
+    )
+    done = set((await session.scalars(statement)).all())
+    for action, values, payload in moves:
+        if action.id not in done:
+            continue
+        current = ActionState(action.state)
+        changes = {"state": target.value, "version": action.version + 1, "updated_at": now}
+        for key, value in {**changes, **values}.items():
+            set_committed(action, key, value)
+        await _audit_transition(
+            session,
+            action,
+            current,
+            target,
+            actor=actor_for(action),
+            audit_action=None,
+            reason=None,
+            outcome=None,
+            payload=payload,
+        )
+    return [action.id in done for action, _, _ in moves]
 
 
 async def update_fields(
