@@ -8,7 +8,8 @@ Suffix List (the first triage), the IMAP/SMTP clients (the first IMAP instance) 
 SQLite, SQLAlchemy's PostgreSQL dialect with its drivers' modules, and icalendar with
 recurring-ical-events (the first calendar read or write), httpx (the first outbound HTTP
 client: a Graph, Tryton or Business Central instance, an HTTP witness, a webhook, an external
-token issuer) and the web app's rooms (the first request under /app). A fresh
+token issuer), the web app's rooms (the first request under /app) and Jinja2 (the first page
+or error page). A fresh
 interpreter shows what importing the CLI and the app, and discovering the connectors, pulls in.
 
 The console script also pauses garbage collection while the process starts (see
@@ -53,6 +54,7 @@ DEFERRED = (
     "recurring_ical_events",
     "httpx",
     "nh3",
+    "jinja2",
     "assistant.web.inbox",
     "assistant.web.review",
     "assistant.web.meetings",
