@@ -3,6 +3,7 @@ typed errors, and what lands in the governed actions and the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -113,6 +114,27 @@ async def test_pages_send_people_to_sign_in_and_back(web: Web) -> None:
     # signed out: the session ends server-side, the pages ask for a sign-in again
     await client.post("/auth/logout", data={"csrf": csrf_of(inbox)})
     assert (await client.get("/app/inbox", headers=HTML)).status_code == 303
+
+
+async def test_a_fresh_app_includes_the_rooms_with_their_first_request(web: Web) -> None:
+    # The rooms' routes join the app on the first request under /app (assistant.web), before
+    # it is routed: the first requests, even together and to different rooms, are answered
+    # by their rooms, not 404.
+    client, services = web
+    await give_password(services, "dana")
+    await sign_in(client, "dana")  # /auth: the rooms are not needed yet
+    routes = len(client.app.routes)  # type: ignore[attr-defined]
+    inbox, review, meetings = await asyncio.gather(
+        client.get("/app/inbox", headers=HTML),
+        client.get("/app/review", headers=HTML),
+        client.get("/app/meetings", headers=HTML),
+    )
+    assert inbox.status_code == 200 and "<h1>Inbox</h1>" in inbox.text
+    assert review.status_code == 200 and meetings.status_code == 200
+    with_rooms = len(client.app.routes)  # type: ignore[attr-defined]
+    assert with_rooms > routes
+    assert (await client.get("/app/history", headers=HTML)).status_code == 200
+    assert len(client.app.routes) == with_rooms  # type: ignore[attr-defined]  # included once
 
 
 async def test_expired_session_asks_for_sign_in(web: Web) -> None:
