@@ -29,6 +29,7 @@ from assistant.core.errors import (
 from assistant.core.ids import new_id
 from assistant.core.principal import ActorType, Principal, Role, system_principal
 from assistant.core.settings import GovernanceSettings
+from governance import audit
 from governance.actions import KindRegistry, registry
 from governance.aliases import bindings_of, executive_aliases
 from governance.autonomy import rank, stored_level
@@ -38,8 +39,9 @@ from governance.policy import Autonomy, Effect, PolicyInput, PolicyStore
 from governance.state import (
     ActionState,
     IllegalTransitionError,
-    audit_proposed,
-    insert_proposed,
+    decide_new,
+    insert_new,
+    proposed_event,
     transition,
 )
 from integrations.base import Capability
@@ -273,26 +275,8 @@ class ActionService:
             created_at=now,
             updated_at=now,
         )
-        if proposal.dedupe_key:
-            try:
-                # The savepoint covers the insert only (a duplicate dedupe key rolls it
-                # back); the event is chained at commit, with the policy decision's.
-                async with session.begin_nested():
-                    await insert_proposed(session, action)
-            except IntegrityError:
-                existing = await self._by_dedupe_key(
-                    session, principal.tenant_id, proposal.dedupe_key
-                )
-                if existing is None:
-                    raise
-                return existing
-        else:
-            # Nothing to deduplicate: no savepoint (two round trips fewer per proposal).
-            await insert_proposed(session, action)
-        await audit_proposed(
-            session,
+        proposed = proposed_event(
             action,
-            principal,
             payload={
                 "autonomy": autonomy.value,
                 "risk": kind.risk.value,
@@ -301,7 +285,6 @@ class ActionService:
                 "requested_by": action.requested_by,
             },
         )
-
         facts = kind.facts(args)
         aliases = await self.aliases_of(session, principal.tenant_id, action.on_behalf_of)
         decision = policy.evaluate(
@@ -333,20 +316,11 @@ class ActionService:
             "capped": decision.capped,
             "autonomy": autonomy.value,
         }
-        policy_actor = system_principal(principal.tenant_id, "policy")
         if decision.effect is Effect.DENY:
-            await transition(
-                session,
-                action,
-                S.DENIED,
-                actor=policy_actor,
-                now=now,
-                values=values,
-                reason=decision.reason,
-                payload=payload,
-            )
+            target = S.DENIED
         elif decision.effect is Effect.REQUIRE_APPROVAL:
             assert decision.approval is not None
+            target = S.PENDING_REVIEW
             expires = now + timedelta(seconds=decision.approval.ttl_seconds)
             values.update(
                 approvals_required=decision.approval.approvals,
@@ -358,28 +332,34 @@ class ActionService:
                 approver_roles=values["approver_roles"],
                 expires_at=expires.isoformat(),
             )
-            await transition(
-                session,
-                action,
-                S.PENDING_REVIEW,
-                actor=policy_actor,
-                now=now,
-                values=values,
-                reason=decision.reason,
-                payload=payload,
-            )
         else:
+            target = S.APPROVED
             values["approved_at"] = now
-            await transition(
-                session,
-                action,
-                S.APPROVED,
-                actor=policy_actor,
-                now=now,
-                values=values,
-                reason=decision.reason,
-                payload=payload,
-            )
+        # Stored as it stands after the decision (one INSERT), with both events.
+        decided = decide_new(
+            action, target, now=now, values=values, reason=decision.reason, payload=payload
+        )
+        if proposal.dedupe_key:
+            try:
+                # The savepoint covers the insert only (a duplicate dedupe key rolls it
+                # back); the events are chained at commit.
+                async with session.begin_nested():
+                    await insert_new(session, action)
+            except IntegrityError:
+                existing = await self._by_dedupe_key(
+                    session, principal.tenant_id, proposal.dedupe_key
+                )
+                if existing is None:
+                    raise
+                return existing
+        else:
+            # Nothing to deduplicate: no savepoint (two round trips fewer per proposal).
+            await insert_new(session, action)
+        await audit.record_at_commit(session, principal, proposed)
+        await audit.record_at_commit(
+            session, system_principal(principal.tenant_id, "policy"), decided
+        )
+        if target is S.APPROVED:
             await self.executor.schedule(session, action)
         log.info(
             "action.proposed",
