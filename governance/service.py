@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, RowMapping, Select, and_, or_, select, true
+from sqlalchemy import ColumnElement, RowMapping, Select, String, and_, literal, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistant.auth.models import User
 from assistant.core.clock import utcnow
 from assistant.core.errors import (
     AutonomyRaiseError,
@@ -31,11 +32,12 @@ from assistant.core.principal import ActorType, Principal, Role, system_principa
 from assistant.core.settings import GovernanceSettings
 from governance import audit
 from governance.actions import KindRegistry, registry
-from governance.aliases import bindings_of, executive_aliases
-from governance.autonomy import rank, stored_level
+from governance.aliases import aliases_of_user, bindings_of, executive_aliases
+from governance.autonomy import grant_scope, most_specific, rank
 from governance.executor import ConnectorResolver, Executor
 from governance.models import Action
 from governance.policy import Autonomy, Effect, PolicyInput, PolicyStore
+from governance.production_models import AutonomyGrant
 from governance.state import (
     ActionState,
     IllegalTransitionError,
@@ -248,7 +250,10 @@ class ActionService:
                 return existing
         policy = self.policy.current()
         now = self.clock()
-        autonomy = await self._autonomy(session, principal, proposal, on_behalf_of, kind.name)
+        stored, aliases = await self._executive_context(
+            session, principal.tenant_id, on_behalf_of or None, kind.name
+        )
+        autonomy = self._autonomy(proposal, stored, kind.name)
         action = Action(
             id=new_id(),
             tenant_id=principal.tenant_id,
@@ -286,7 +291,6 @@ class ActionService:
             },
         )
         facts = kind.facts(args)
-        aliases = await self.aliases_of(session, principal.tenant_id, action.on_behalf_of)
         decision = policy.evaluate(
             PolicyInput(
                 kind=kind.name,
@@ -393,20 +397,44 @@ class ActionService:
                 capability=capability.value,
             ) from exc
 
-    async def _autonomy(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        proposal: Proposal,
-        executive: str | None,
-        kind: str,
-    ) -> Autonomy:
+    async def _executive_context(
+        self, session: AsyncSession, tenant_id: str, executive: str | None, kind: str
+    ) -> tuple[Autonomy | None, tuple[str, ...]]:
+        """The autonomy level stored for ``executive`` and ``kind`` (None: no grant covers
+        it; :func:`governance.autonomy.stored_level`) and her names for the policy
+        (:meth:`aliases_of`), read in one statement: her user row, joined with the grants
+        that may cover her (none: one row of NULLs)."""
+        me = select(literal(executive or "", String()).label("id")).subquery("executive")
+        rows = (
+            await session.execute(
+                select(
+                    User.tenant_id,
+                    User.source,
+                    User.username,
+                    AutonomyGrant.executive,
+                    AutonomyGrant.kind,
+                    AutonomyGrant.level,
+                )
+                .select_from(me)
+                .outerjoin(User, User.id == me.c.id)
+                .outerjoin(
+                    AutonomyGrant,
+                    and_(
+                        AutonomyGrant.tenant_id == tenant_id,
+                        AutonomyGrant.executive.in_(grant_scope(executive)),
+                    ),
+                )
+            )
+        ).all()
+        user = rows[0] if rows[0].username is not None else None
+        aliases = aliases_of_user(tenant_id, executive, user, bindings_of(self.resolver))
+        grant = most_specific((row for row in rows if row.kind is not None), kind)
+        return (Autonomy(grant.level) if grant is not None else None), aliases
+
+    def _autonomy(self, proposal: Proposal, stored: Autonomy | None, kind: str) -> Autonomy:
         """The level stored for this executive and kind (governance.autonomy), else the
         policy's default. A proposal may ask for less, never for more."""
-        ceiling = (
-            await stored_level(session, principal.tenant_id, executive, kind)
-            or self.policy.current().default_autonomy
-        )
+        ceiling = stored or self.policy.current().default_autonomy
         requested = proposal.autonomy
         if requested is None or rank(requested) <= rank(ceiling):
             return requested or ceiling
