@@ -121,9 +121,9 @@ async def grants(
 G = TypeVar("G", bound=ScopedGrant)
 
 
-def grant_scope(executive: str | None) -> list[str]:
+def grant_scope(executive: str | None) -> tuple[str, str]:
     """The ``executive`` values of the grants that may cover ``executive``."""
-    return [(executive or ANY_EXECUTIVE).lower(), ANY_EXECUTIVE]
+    return (executive or ANY_EXECUTIVE).lower(), ANY_EXECUTIVE
 
 
 def most_specific(candidates: Iterable[G], kind: str) -> G | None:

@@ -14,7 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, RowMapping, Select, String, and_, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Select,
+    String,
+    and_,
+    bindparam,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,6 +186,31 @@ def _listing(
     if offset:
         query = query.offset(offset)
     return query
+
+
+#: The executive's user row joined with the autonomy grants that may cover her (one row of
+#: NULLs when neither exists): built once, so that a proposal neither builds the statement
+#: nor computes its cache key again (a third of a millisecond of CPU each time).
+_ME = select(bindparam("executive", type_=String()).label("id")).subquery("executive")
+_EXECUTIVE_CONTEXT = (
+    select(
+        User.tenant_id,
+        User.source,
+        User.username,
+        AutonomyGrant.executive,
+        AutonomyGrant.kind,
+        AutonomyGrant.level,
+    )
+    .select_from(_ME)
+    .outerjoin(User, User.id == _ME.c.id)
+    .outerjoin(
+        AutonomyGrant,
+        and_(
+            AutonomyGrant.tenant_id == bindparam("tenant"),
+            AutonomyGrant.executive.in_([bindparam("grant_executive"), bindparam("any_executive")]),
+        ),
+    )
+)
 
 
 # --------------------------------------------------------------------------- service
@@ -404,26 +439,16 @@ class ActionService:
         it; :func:`governance.autonomy.stored_level`) and her names for the policy
         (:meth:`aliases_of`), read in one statement: her user row, joined with the grants
         that may cover her (none: one row of NULLs)."""
-        me = select(literal(executive or "", String()).label("id")).subquery("executive")
+        scope, any_executive = grant_scope(executive)
         rows = (
             await session.execute(
-                select(
-                    User.tenant_id,
-                    User.source,
-                    User.username,
-                    AutonomyGrant.executive,
-                    AutonomyGrant.kind,
-                    AutonomyGrant.level,
-                )
-                .select_from(me)
-                .outerjoin(User, User.id == me.c.id)
-                .outerjoin(
-                    AutonomyGrant,
-                    and_(
-                        AutonomyGrant.tenant_id == tenant_id,
-                        AutonomyGrant.executive.in_(grant_scope(executive)),
-                    ),
-                )
+                _EXECUTIVE_CONTEXT,
+                {
+                    "executive": executive or "",
+                    "tenant": tenant_id,
+                    "grant_executive": scope,
+                    "any_executive": any_executive,
+                },
             )
         ).all()
         user = rows[0] if rows[0].username is not None else None

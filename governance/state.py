@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import inspect, update
+from sqlalchemy import Update, bindparam, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -276,6 +277,20 @@ async def transition(
     return await transition_through(session, action, [move], now=now)
 
 
+@lru_cache(maxsize=256)
+def _compare_and_set(columns: tuple[str, ...]) -> Update:
+    """``UPDATE governed_actions SET <columns> WHERE id = :cas_id AND version = :cas_version``,
+    built once per set of columns (a transition's statement is otherwise built, and its
+    cache key computed, on every call)."""
+    table = Action.__table__
+    return (
+        update(Action)
+        .where(Action.id == bindparam("cas_id"), Action.version == bindparam("cas_version"))
+        .values({name: bindparam(f"set_{name}", type_=table.c[name].type) for name in columns})
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def transition_through(
     session: AsyncSession, action: Action, moves: Sequence[Move], *, now: datetime
 ) -> Action:
@@ -294,11 +309,10 @@ async def transition_through(
         version += 1
         merged.update(changes)
         state = move.target
+    params = {f"set_{key}": value for key, value in merged.items()}
     result = await session.execute(
-        update(Action)
-        .where(Action.id == action.id, Action.version == action.version)
-        .values(**merged)
-        .execution_options(synchronize_session=False)
+        _compare_and_set(tuple(sorted(merged))),
+        {**params, "cas_id": action.id, "cas_version": action.version},
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConflictError(
