@@ -1,9 +1,10 @@
 """Proposing actions, reading them, and undoing them: the service the API and pipeline use.
 
 ``propose`` validates the arguments against the kind's schema, fills what must come from
-a trusted source (reply recipients), stores the action (PROPOSED), evaluates the policy
-and moves it to DENIED, PENDING_REVIEW or APPROVED -> SCHEDULED, all in the caller's
-transaction. Services flush; the caller commits.
+a trusted source (reply recipients), evaluates the policy on the PROPOSED action and
+stores it as the decision leaves it, DENIED, PENDING_REVIEW or APPROVED (then SCHEDULED),
+with the events of the proposal and of the decision, all in the caller's transaction.
+Services flush; the caller commits.
 """
 
 from __future__ import annotations
