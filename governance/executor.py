@@ -56,11 +56,13 @@ from governance.models import Action, ActionException, KillSwitch
 from governance.policy import Autonomy
 from governance.state import (
     ActionState,
+    Move,
     execution_key,
     set_committed,
     transition,
     transition_batch,
     transition_each,
+    transition_through,
     update_fields,
 )
 from integrations.base import Capability
@@ -302,20 +304,28 @@ class Executor:
 
     async def schedule(self, session: AsyncSession, action: Action) -> Action:
         """``APPROVED -> SCHEDULED`` in the caller's transaction; notifies after commit."""
+        return await self.approve_and_schedule(session, action, None)
+
+    async def approve_and_schedule(
+        self, session: AsyncSession, action: Action, approval: Move | None
+    ) -> Action:
+        """``approval`` (a move to APPROVED that sets ``approved_at``) and then
+        ``APPROVED -> SCHEDULED``, as one compare-and-set (one UPDATE, an event each);
+        without ``approval``, the action is APPROVED already. Notifies after commit."""
         kind = self.kinds.get(action.kind)
         now = self.clock()
-        approved_at = action.approved_at or now
+        approved_at = (approval.values or {}).get("approved_at") if approval else None
+        approved_at = approved_at or action.approved_at or now
         hold = hold_seconds(self.settings, kind, action.autonomy)
         not_before = approved_at + timedelta(seconds=hold)
-        await transition(
-            session,
-            action,
+        scheduled = Move(
             S.SCHEDULED,
-            actor=self.actor_for(action.tenant_id),
-            now=now,
+            self.actor_for(action.tenant_id),
             values={"hold_seconds": hold, "not_before": not_before},
             payload={"not_before": not_before.isoformat(), "hold_seconds": hold},
         )
+        moves = [scheduled] if approval is None else [approval, scheduled]
+        await transition_through(session, action, moves, now=now)
         if self.notify is not None:
             notify, action_id = self.notify, action.id
             after_commit(session, lambda: notify(action_id, not_before))
