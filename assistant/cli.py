@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.main
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperGroup
+from typer.models import TyperInfo
 
 from assistant import __version__
 from assistant.cli_support import settings_or_exit
@@ -21,11 +24,59 @@ T = TypeVar("T")
 #: Upper bound of `serve --workers` (and of server.workers).
 MAX_SERVE_WORKERS = 64
 
+#: The sub-command groups (db, users, actions, audit, ...), by name, in the order added.
+_GROUPS: dict[str, TyperInfo] = {}
+
+
+class _GroupsOnDemand(MutableMapping[str, Any]):
+    """The root command's sub-commands, where a group becomes a click command when first
+    looked up: a command converts one group (``serve``: none of their ~90 commands), help
+    and completion list them all. Typer's own order is kept: commands, then groups."""
+
+    def __init__(self, commands: MutableMapping[str, Any], root: typer.Typer) -> None:
+        self._converted = dict(commands)
+        self._root = root
+        self._order = [*commands, *(name for name in _GROUPS if name not in commands)]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._converted:
+            info = _GROUPS[name]  # KeyError: no such command
+            self._converted[name] = typer.main.get_group_from_info(
+                info,
+                pretty_exceptions_short=self._root.pretty_exceptions_short,
+                suggest_commands=self._root.suggest_commands,
+                rich_markup_mode=self._root.rich_markup_mode,
+            )
+        return self._converted[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._order:
+            self._order.append(name)
+        self._converted[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._order.remove(name)
+        self._converted.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+class _RootGroup(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _GroupsOnDemand(self.commands, app)
+
+
 app = typer.Typer(
     name="assistant",
     help="Executive Assistant: a governed AI assistant.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_RootGroup,
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -77,6 +128,10 @@ from assistant.cli_production import register as _register_production_commands  
 app.command("ask")(_ask_command)
 
 _register_production_commands(app, config_app)
+
+# Every group is added above: from here on they are converted on demand (_GroupsOnDemand).
+_GROUPS.update((str(info.name), info) for info in app.registered_groups)
+app.registered_groups = []
 
 console = Console()
 err_console = Console(stderr=True)

@@ -593,10 +593,12 @@ class _SandboxMail:
 async def measure_executor(workers: int, actions: int = 400, tenants: int = 1) -> float:
     """Executed actions per second on PostgreSQL: ``actions`` due email.draft.create
     actions (allowed, no hold window) spread over ``tenants``, run by ``workers``
-    executors, each with its own connection pool, racing over the same rows (claim by
-    compare-and-set, SKIP LOCKED). Each action is three transactions: claim (+ audit
-    event), the sandbox's draft write, and the outcome (+ audit event). Within one tenant,
-    the audit chain's lock and the mailbox's change counter serialize those writes."""
+    executors, each with its own connection pool, racing over the same rows (SKIP LOCKED).
+    Per action: its share of a batch claim (one transaction and audit append for up to
+    32), the sandbox's draft write (its own transaction), and its share of a group commit
+    of successes (one transaction and audit append). Within one tenant, the audit chain's
+    lock and the mailbox's change counter serialize those writes; per worker, at most
+    ``connector_concurrency`` (2) drafts of a mailbox run at once."""
     from assistant.core.principal import system_principal
     from assistant.core.settings import GovernanceSettings
     from governance.executor import Executor

@@ -293,7 +293,7 @@ def main() -> None:
         for _ in range(args.rounds):
             start = time.perf_counter()
             asyncio.run(run())
-            timings.append((time.perf_counter() - start) * 1000 / len(pairs))
+            timings.append((time.perf_counter() - start) * 1000 / len(timed))
         print(f"  {label:<16} {statistics.median(timings):.2f} ms/message (median of rounds)")
 
 

@@ -52,8 +52,33 @@ async def executive_aliases(
     """
     if not executive:
         return ()
+    return aliases_of_user(tenant_id, executive, await session.get(User, executive), bindings)
+
+
+class UserNames(Protocol):
+    """What :func:`aliases_of_user` reads of the executive's user row."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
+
+
+def aliases_of_user(
+    tenant_id: str,
+    executive: str | None,
+    user: UserNames | None,
+    bindings: ExecutiveBindings | None = None,
+) -> tuple[str, ...]:
+    """:func:`executive_aliases` from the executive's user row (``user``, None when there is
+    none), read by the caller."""
+    if not executive:
+        return ()
     names: list[str] = [executive]
-    user = await session.get(User, executive)
     if user is not None and user.tenant_id == tenant_id and user.source == "local":
         names.append(user.username)
     if bindings is not None:

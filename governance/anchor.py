@@ -43,7 +43,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import orjson
 import structlog
 from tenacity import (
@@ -57,6 +56,8 @@ from assistant.core.tenancy import ANCHOR_EPOCHS
 from governance.audit_hash import iso_utc
 
 if TYPE_CHECKING:
+    import httpx
+
     from assistant.core.settings import Settings
 
 log = structlog.stdlib.get_logger(__name__)
@@ -253,6 +254,9 @@ class HttpWitnessAnchor:
         attempts: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        # httpx loads with the first HTTP witness, not with every process that audits.
+        import httpx
+
         self.url = url.rstrip("/")
         parsed = httpx.URL(self.url)
         # Only scheme and host in messages: a path may hold a token.
@@ -263,11 +267,15 @@ class HttpWitnessAnchor:
         self._transport = transport
 
     def _client(self) -> httpx.AsyncClient:
+        import httpx
+
         return httpx.AsyncClient(
             timeout=self._timeout, headers=self._headers, transport=self._transport
         )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         async def once() -> httpx.Response:
             try:
                 async with self._client() as client:

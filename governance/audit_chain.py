@@ -66,9 +66,6 @@ def jsonable(value: Any) -> Any:
 
 # ------------------------------------------------------------------ the append lock
 
-#: First key of PostgreSQL advisory locks taken on audit chains ("AUDT"): keeps them apart
-#: from advisory locks of other subsystems (e.g. the job queue).
-ADVISORY_NAMESPACE = 0x41554454
 _HEADS_CACHE = "governance.audit.heads"
 
 _LOCK_HEAD = text(
@@ -79,7 +76,6 @@ _CREATE_HEAD = text(
     "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) "
     "VALUES (:tenant, 0, :genesis) ON CONFLICT (tenant_id) DO NOTHING"
 )
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:tenant))")
 
 
 def _forget_heads(session: Session, transaction: SessionTransaction) -> None:
@@ -106,17 +102,18 @@ def heads_cache(session: AsyncSession) -> dict[str, tuple[int, str]]:
 async def lock_head(session: AsyncSession, tenant_id: str) -> tuple[int, str]:
     """Lock ``tenant_id``'s chain until the end of the transaction; return (last_seq, last_hash).
 
-    The first call of a transaction takes the lock: on PostgreSQL a transaction-scoped
-    advisory lock, then the head row's lock by an UPDATE; on SQLite the UPDATE takes the
-    database's write lock. Later calls in the same transaction reuse what they read.
+    The first call of a transaction takes the lock with one statement, an UPDATE of the head
+    row: on PostgreSQL the row's lock (a writer waiting for it reads the head its
+    predecessor committed), on SQLite the database's write lock. A tenant's first event
+    creates the row (INSERT ... ON CONFLICT DO NOTHING waits for a concurrent creator).
+    Later calls in the same transaction reuse what they read. Every writer of a tenant
+    waits here: it is the last thing a transaction does before COMMIT.
     """
     cache = heads_cache(session)
     cached = cache.get(tenant_id)
     if cached is not None:
         return cached
     params = {"tenant": tenant_id}
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_ADVISORY_LOCK, {"namespace": ADVISORY_NAMESPACE, **params})
     row = (await session.execute(_LOCK_HEAD, params)).first()
     if row is None:
         await session.execute(_CREATE_HEAD, {"genesis": GENESIS_HASH, **params})

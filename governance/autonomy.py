@@ -23,7 +23,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -88,7 +88,20 @@ class Record:
         return {**asdict(self), "accepted_unedited": self.accepted_unedited}
 
 
-def _specificity(grant: AutonomyGrant) -> tuple[int, int, int]:
+class ScopedGrant(Protocol):
+    """What choosing among grants reads of one (an AutonomyGrant, or a row of its columns)."""
+
+    @property
+    def executive(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def level(self) -> str: ...
+
+
+def _specificity(grant: ScopedGrant) -> tuple[int, int, int]:
     pattern = grant.kind
     is_glob = any(ch in pattern for ch in "*?[")
     literal = len(pattern.replace("*", "").replace("?", ""))
@@ -100,21 +113,31 @@ async def grants(
 ) -> list[AutonomyGrant]:
     query = select(AutonomyGrant).where(AutonomyGrant.tenant_id == tenant_id)
     if executive is not None:
-        query = query.where(AutonomyGrant.executive.in_([executive.lower(), ANY_EXECUTIVE]))
+        query = query.where(AutonomyGrant.executive.in_(grant_scope(executive)))
     query = query.order_by(AutonomyGrant.executive, AutonomyGrant.kind)
     return list((await session.execute(query)).scalars())
+
+
+G = TypeVar("G", bound=ScopedGrant)
+
+
+def grant_scope(executive: str | None) -> tuple[str, str]:
+    """The ``executive`` values of the grants that may cover ``executive``."""
+    return (executive or ANY_EXECUTIVE).lower(), ANY_EXECUTIVE
+
+
+def most_specific(candidates: Iterable[G], kind: str) -> G | None:
+    """Of grants that may cover an executive (:func:`grant_scope`), the most specific one
+    covering ``kind``."""
+    covering = [g for g in candidates if fnmatch.fnmatchcase(kind.lower(), g.kind.lower())]
+    return max(covering, key=_specificity, default=None)
 
 
 async def matching_grant(
     session: AsyncSession, tenant_id: str, executive: str | None, kind: str
 ) -> AutonomyGrant | None:
     """The most specific grant that covers ``executive`` and ``kind``."""
-    candidates = [
-        g
-        for g in await grants(session, tenant_id, executive or ANY_EXECUTIVE)
-        if fnmatch.fnmatchcase(kind.lower(), g.kind.lower())
-    ]
-    return max(candidates, key=_specificity, default=None)
+    return most_specific(await grants(session, tenant_id, executive or ANY_EXECUTIVE), kind)
 
 
 async def stored_level(

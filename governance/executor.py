@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,10 +51,20 @@ from governance.actions import (
 )
 from governance.aftercommit import after_commit
 from governance.audit import AuditAction
-from governance.killswitch import not_blocked
-from governance.models import Action, ActionException
+from governance.killswitch import covers, list_switches, not_blocked
+from governance.models import Action, ActionException, KillSwitch
 from governance.policy import Autonomy
-from governance.state import ActionState, execution_key, transition, update_fields
+from governance.state import (
+    ActionState,
+    Move,
+    execution_key,
+    set_committed,
+    transition,
+    transition_batch,
+    transition_each,
+    transition_through,
+    update_fields,
+)
 from integrations.base import Capability
 from integrations.errors import (
     ConnectorError,
@@ -169,6 +180,38 @@ def backoff_seconds(settings: GovernanceSettings, attempt: int, retry_after: flo
 #: Actions are limited per (tenant, capability, connector name or None for the default).
 ConnectorKey = tuple[str, str, str | None]
 
+#: Most due actions one claim takes: one statement and one audit append for all of them.
+CLAIM_BATCH = 32
+#: Per connector, a worker claims ahead what that connector is expected to start within
+#: this long at its recent pace; one not measured yet gets only what it runs at once, so a
+#: slow peer's actions are not hoarded by one worker while others could run them.
+CLAIM_AHEAD_SECONDS = 0.5
+#: A claimed action that waited longer than this for its connector reads the kill switches
+#: again before it starts (one read per process and period, shared): a switch on for
+#: longer than this stops every action that has not started.
+SWITCH_RECHECK_SECONDS = 0.2
+#: Most successes one transaction records.
+OUTCOME_BATCH = 64
+#: While other actions of this process are executing, a success waits this long for their
+#: outcomes to share its transaction.
+OUTCOME_LINGER_SECONDS = 0.02
+#: Columns a success writes (restored on the in-memory action when its commit fails).
+_SUCCESS_COLUMNS = (
+    "state",
+    "version",
+    "updated_at",
+    "external_ids",
+    "result",
+    "finished_at",
+    "claimed_by",
+    "lease_expires_at",
+    "last_error",
+)
+
+#: A success waiting for its transaction: the action, its outcome, and whether it was
+#: recorded (False: the lease was lost).
+PendingOutcome = tuple[Action, ExecutionResult, "asyncio.Future[bool]"]
+
 
 def connector_key(action: Action) -> ConnectorKey:
     return (action.tenant_id, action.capability, action.connector)
@@ -204,8 +247,16 @@ class Executor:
         #: Called whenever an execution ends (a runner claims more at once).
         self.on_finished: Callable[[], None] | None = None
         self._running: set[asyncio.Task[None]] = set()
-        self._busy: dict[ConnectorKey, int] = {}
+        #: Actions held per connector: executing, or claimed and waiting for a slot.
+        self._held: dict[ConnectorKey, int] = {}
+        self._slots: dict[ConnectorKey, asyncio.Semaphore] = {}
+        #: Seconds an execution holds its connector's slot, per connector (moving average).
+        self._pace: dict[ConnectorKey, float] = {}
         self._claim_lock = asyncio.Lock()
+        self._switch_lock = asyncio.Lock()
+        self._switches: tuple[float, list[KillSwitch]] | None = None
+        self._outcomes: list[PendingOutcome] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def actor_for(self, tenant_id: str) -> Principal:
         return system_principal(tenant_id, f"executor:{self.worker_id}")
@@ -253,20 +304,28 @@ class Executor:
 
     async def schedule(self, session: AsyncSession, action: Action) -> Action:
         """``APPROVED -> SCHEDULED`` in the caller's transaction; notifies after commit."""
+        return await self.approve_and_schedule(session, action, None)
+
+    async def approve_and_schedule(
+        self, session: AsyncSession, action: Action, approval: Move | None
+    ) -> Action:
+        """``approval`` (a move to APPROVED that sets ``approved_at``) and then
+        ``APPROVED -> SCHEDULED``, as one compare-and-set (one UPDATE, an event each);
+        without ``approval``, the action is APPROVED already. Notifies after commit."""
         kind = self.kinds.get(action.kind)
         now = self.clock()
-        approved_at = action.approved_at or now
+        approved_at = (approval.values or {}).get("approved_at") if approval else None
+        approved_at = approved_at or action.approved_at or now
         hold = hold_seconds(self.settings, kind, action.autonomy)
         not_before = approved_at + timedelta(seconds=hold)
-        await transition(
-            session,
-            action,
+        scheduled = Move(
             S.SCHEDULED,
-            actor=self.actor_for(action.tenant_id),
-            now=now,
+            self.actor_for(action.tenant_id),
             values={"hold_seconds": hold, "not_before": not_before},
             payload={"not_before": not_before.isoformat(), "hold_seconds": hold},
         )
+        moves = [scheduled] if approval is None else [approval, scheduled]
+        await transition_through(session, action, moves, now=now)
         if self.notify is not None:
             notify, action_id = self.notify, action.id
             after_commit(session, lambda: notify(action_id, not_before))
@@ -276,41 +335,52 @@ class Executor:
 
     @property
     def running(self) -> int:
-        """Actions this executor is executing now."""
+        """Actions this executor holds now: executing, or claimed and waiting for their
+        connector."""
         return len(self._running)
 
     async def run_due(self, limit: int = 100) -> int:
         """Recover expired leases, run due actions, and return once they are done.
 
-        Actions run concurrently, at most ``connector_concurrency`` per connector instance:
-        a slow peer delays only its own actions."""
+        Due actions are claimed in batches (one statement, one audit append each) and run
+        concurrently, at most ``connector_concurrency`` at once per connector instance: a
+        slow peer delays only its own actions."""
         await self.recover_expired()
         started = 0
         pending: set[asyncio.Task[None]] = set()
+        claim = True
         while True:
-            while started < limit:
-                action = await self._claim()
-                if action is None:  # nothing due, or only for connectors at their limit
-                    break
-                pending.add(self._start(action))
-                started += 1
+            if claim and started < limit:
+                asked = min(limit - started, CLAIM_BATCH)
+                checked, batch = await self._claim_batch(asked)
+                for action in batch:
+                    pending.add(self._start(action, checked))
+                started += len(batch)
+                if len(batch) == asked and started < limit:
+                    continue  # a full batch: more may be due
             if not pending:
                 return started
-            # One finished: its connector has room again, or new work may be due.
+            # Claim again once a connector held back for want of room has room for a
+            # batch: not one claim per finished action, nor one after the due rows ran out.
+            held_back = self._held_back()
             _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            claim = bool(held_back - self._held_back())
 
     async def dispatch_due(
         self, limit: int = 100, *, capacity: int | None = None
     ) -> list[asyncio.Task[None]]:
         """Recover expired leases, then claim due actions and start executing them in
-        tasks (not awaited): up to ``limit`` now, ``capacity`` running in total."""
+        tasks (not awaited): up to ``limit`` now, ``capacity`` held in total."""
         await self.recover_expired()
         started: list[asyncio.Task[None]] = []
         while len(started) < limit and (capacity is None or self.running < capacity):
-            action = await self._claim()
-            if action is None:
+            room = limit - len(started)
+            if capacity is not None:
+                room = min(room, capacity - self.running)
+            checked, batch = await self._claim_batch(room)
+            started.extend(self._start(action, checked) for action in batch)
+            if len(batch) < min(room, CLAIM_BATCH):
                 break
-            started.append(self._start(action))
         return started
 
     async def run_action(self, action_id: str) -> bool:
@@ -318,27 +388,30 @@ class Executor:
 
         When its connector already runs ``connector_concurrency`` actions here, the action
         is left scheduled and announced again a moment later: the job slot goes to others."""
-        action = await self._claim(action_id)
-        if action is None:
+        checked, claimed = await self._claim_batch(1, action_id)
+        if not claimed:
             if self.notify is not None and await self._waits_for_its_connector(action_id):
                 await self.notify(action_id, self.clock() + timedelta(seconds=1))
             return False
-        await self._start(action)
+        await self._start(claimed[0], checked)
         return True
 
-    def _start(self, action: Action) -> asyncio.Task[None]:
+    def _start(self, action: Action, checked: float | None = None) -> asyncio.Task[None]:
+        """Execute a claimed action in a task; ``checked`` is when (monotonic) the claim
+        looked at the kill switches."""
         key = connector_key(action)
-        self._busy[key] = self._busy.get(key, 0) + 1
-        task = asyncio.create_task(self._execute(action), name=f"execute-{action.id}")
+        self._held[key] = self._held.get(key, 0) + 1
+        task = asyncio.create_task(self._execute(action, checked), name=f"execute-{action.id}")
         self._running.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
             self._running.discard(done)
-            left = self._busy.get(key, 1) - 1
+            left = self._held.get(key, 1) - 1
             if left > 0:
-                self._busy[key] = left
+                self._held[key] = left
             else:
-                self._busy.pop(key, None)
+                self._held.pop(key, None)
+                self._slots.pop(key, None)  # no holder left, so no waiter either
             if self.on_finished is not None:
                 self.on_finished()
 
@@ -346,14 +419,38 @@ class Executor:
         return task
 
     async def cancel_running(self) -> None:
-        """Stop executions in progress (their leases expire; another run resumes them)."""
+        """Stop executions in progress (their leases expire; another run resumes them).
+        Outcomes already reached are still recorded."""
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*list(self._running), return_exceptions=True)
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    # ------------------------------------------------------------------ claiming
+
+    def _cap(self, key: ConnectorKey) -> int:
+        """How many actions of a connector this process may hold (executing or waiting):
+        what it executes at once, plus what that connector is expected to start within
+        ``CLAIM_AHEAD_SECONDS`` by its recent pace (nothing ahead before it is measured)."""
+        limit = self.settings.connector_concurrency
+        pace = self._pace.get(key)
+        if pace is None:
+            return limit
+        ahead = int(limit * CLAIM_AHEAD_SECONDS / max(pace, 1e-6))
+        return max(limit, min(CLAIM_BATCH, limit + ahead))
+
+    def _room(self, key: ConnectorKey) -> int:
+        return self._cap(key) - self._held.get(key, 0)
+
+    def _held_back(self) -> set[ConnectorKey]:
+        """Connectors a batch claim skips: those without room for half their share (they
+        are claimed for again in batches, not one action per finished one)."""
+        return {key for key in self._held if self._room(key) < max(1, self._cap(key) // 2)}
 
     def _saturated(self) -> list[ConnectorKey]:
         limit = self.settings.connector_concurrency
-        return [key for key, busy in self._busy.items() if busy >= limit]
+        return [key for key, held in self._held.items() if held >= limit]
 
     async def _waits_for_its_connector(self, action_id: str) -> bool:
         saturated = set(self._saturated())
@@ -368,72 +465,155 @@ class Executor:
         )
 
     async def _claim(self, action_id: str | None = None) -> Action | None:
-        """Claim the next due action (or ``action_id``) whose connector has room here;
-        None when nothing is due."""
-        # One claim at a time in this process, so that the per-connector count it reads
-        # is still true when the claimed action starts.
+        """Claim the next due action (or ``action_id``); None when nothing is due."""
+        _, claimed = await self._claim_batch(1, action_id)
+        return claimed[0] if claimed else None
+
+    async def _claim_batch(
+        self, limit: int, action_id: str | None = None
+    ) -> tuple[float, list[Action]]:
+        """Claim up to ``limit`` due actions (or just ``action_id``) whose connectors have
+        room here, in one transaction: the due rows locked (SKIP LOCKED: workers never
+        queue on each other), moved to EXECUTING by one UPDATE ... RETURNING, one audit
+        event each. Returns when the kill switches were looked at (monotonic) and the
+        claimed actions, in due order."""
+        # One claim at a time in this process, so that the per-connector counts it reads
+        # are still true when the claimed actions start.
         async with self._claim_lock:
-            for _ in range(5):
-                try:
-                    return await self._claim_once(action_id, self._saturated())
-                except ConflictError:
-                    continue  # another worker took that row first: look again
-            return None
+            if action_id is None:
+                skipped = list(self._held_back())
+                room = self._room
+            else:  # a job's own action: only if its connector can start it now
+                skipped = self._saturated()
+                limit = 1
 
-    async def _claim_once(
-        self, action_id: str | None, saturated: list[ConnectorKey]
-    ) -> Action | None:
-        async with self.sessions() as session, session.begin():
-            now = self.clock()
-            query = (
-                select(Action)
-                .where(Action.state == S.SCHEDULED.value, Action.not_before <= now, not_blocked())
-                .order_by(Action.not_before, Action.id)
-                .limit(1)
-            )
-            if action_id is not None:
-                query = query.where(Action.id == action_id)
-            for tenant_id, capability, connector in saturated:
-                query = query.where(
-                    ~and_(
-                        Action.tenant_id == tenant_id,
-                        Action.capability == capability,
-                        Action.connector.is_(None)
-                        if connector is None
-                        else Action.connector == connector,
+                def room(key: ConnectorKey) -> int:
+                    return self.settings.connector_concurrency - self._held.get(key, 0)
+
+            checked = time.monotonic()
+            async with self.sessions() as session, session.begin():
+                now = self.clock()
+                query = (
+                    select(Action.id, Action.tenant_id, Action.capability, Action.connector)
+                    .where(
+                        Action.state == S.SCHEDULED.value,
+                        Action.not_before <= now,
+                        not_blocked(),
                     )
+                    .order_by(Action.not_before, Action.id)
+                    .limit(min(limit, CLAIM_BATCH))
                 )
-            if session.get_bind().dialect.name == "postgresql":
-                # Workers skip rows another worker is claiming instead of queueing on them.
-                query = query.with_for_update(skip_locked=True, of=Action)
-            action = (await session.execute(query)).scalar_one_or_none()
-            if action is None:
-                return None
-            attempt = action.attempts + 1
-            await transition(
-                session,
-                action,
-                S.EXECUTING,
-                actor=self.actor_for(action.tenant_id),
-                now=now,
-                values={
-                    "attempts": attempt,
-                    "claimed_by": self.worker_id,
-                    "claimed_at": now,
-                    "lease_expires_at": now + timedelta(seconds=self.settings.lease_seconds),
-                },
-                payload={"attempt": attempt, "worker": self.worker_id},
-            )
-        return action
+                if action_id is not None:
+                    query = query.where(Action.id == action_id)
+                for tenant_id, capability, connector in skipped:
+                    query = query.where(
+                        ~and_(
+                            Action.tenant_id == tenant_id,
+                            Action.capability == capability,
+                            Action.connector.is_(None)
+                            if connector is None
+                            else Action.connector == connector,
+                        )
+                    )
+                if session.get_bind().dialect.name == "postgresql":
+                    # Workers skip rows another worker is claiming instead of queueing on
+                    # them; rows locked here but not taken are free again at commit.
+                    query = query.with_for_update(skip_locked=True, of=Action)
+                left: dict[ConnectorKey, int] = {}
+                picked: list[str] = []
+                for row in (await session.execute(query)).all():
+                    key = (row.tenant_id, row.capability, row.connector)
+                    room_left = left[key] if key in left else room(key)
+                    if room_left > 0:
+                        picked.append(row.id)
+                    left[key] = room_left - 1
+                lease = timedelta(seconds=self.settings.lease_seconds)
+                claimed = await transition_batch(
+                    session,
+                    picked,
+                    S.SCHEDULED,
+                    S.EXECUTING,
+                    actor_for=lambda action: self.actor_for(action.tenant_id),
+                    now=now,
+                    values={
+                        "attempts": Action.attempts + 1,
+                        "claimed_by": self.worker_id,
+                        "claimed_at": now,
+                        "lease_expires_at": now + lease,
+                    },
+                    payload_for=lambda action: {
+                        "attempt": action.attempts,
+                        "worker": self.worker_id,
+                    },
+                )
+        order = {action_id: i for i, action_id in enumerate(picked)}
+        claimed.sort(key=lambda action: order[action.id])
+        return checked, claimed
 
-    async def _execute(self, action: Action) -> None:
+    # ------------------------------------------------------------------ executing
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, key: ConnectorKey) -> AsyncIterator[None]:
+        """One of the connector's ``connector_concurrency`` execution slots in this
+        process; the time it is held sets the connector's pace (how far to claim ahead)."""
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(self.settings.connector_concurrency)
+        async with slots:
+            began = time.monotonic()
+            yield
+            took = time.monotonic() - began
+            previous = self._pace.get(key)
+            self._pace[key] = took if previous is None else previous * 0.8 + took * 0.2
+
+    async def _switch_now_covering(self, action: Action) -> KillSwitch | None:
+        """The enabled kill switch covering ``action``, as read at most
+        ``SWITCH_RECHECK_SECONDS`` ago (one read shared by this process's actions)."""
+        async with self._switch_lock:
+            if self._switches is None or (
+                time.monotonic() - self._switches[0] > SWITCH_RECHECK_SECONDS
+            ):
+                read_at = time.monotonic()
+                async with self.sessions() as session:
+                    enabled = await list_switches(session, enabled_only=True)
+                self._switches = (read_at, enabled)
+        for switch in self._switches[1]:
+            if covers(switch, action.tenant_id, action.capability, action.connector):
+                return switch
+        return None
+
+    async def _release(self, action: Action, switch: KillSwitch) -> None:
+        """Give back a claimed action a kill switch now covers, unexecuted (the attempt it
+        was counted is given back too): it waits in SCHEDULED for the switch to go off."""
+        try:
+            async with self.sessions() as session, session.begin():
+                await transition(
+                    session,
+                    action,
+                    S.SCHEDULED,
+                    actor=self.actor_for(action.tenant_id),
+                    now=self.clock(),
+                    audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
+                    reason="a kill switch went on before it started: released unexecuted",
+                    values={
+                        "attempts": action.attempts - 1,
+                        "claimed_by": None,
+                        "lease_expires_at": None,
+                    },
+                    payload={"released": True, "kill_switch": switch.id},
+                )
+        except ConflictError:
+            log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
+            return
+        log.warning("executor.released_by_kill_switch", action_id=action.id, switch=switch.id)
+
+    async def _execute(self, action: Action, checked: float | None = None) -> None:
         bound = log.bind(
             action_id=action.id, kind=action.kind, tenant=action.tenant_id, attempt=action.attempts
         )
         try:
             kind = self.kinds.get(action.kind)
             args = kind.args_model.model_validate(action.arguments)
-            # Kill switches were checked by the claim's query (in the same statement).
             # The executive's own connector: never another executive's mailbox.
             connector = self.resolver.get(
                 action.tenant_id,
@@ -441,21 +621,32 @@ class Executor:
                 action.connector,
                 executive=action.on_behalf_of,
             )
-            if kind.prepare is not None and action.snapshot is None:
-                snapshot = await kind.prepare(connector, args)
-                await self._save(action, {"snapshot": snapshot})
+            # Claimed ahead, the action may wait for its connector: its lease is renewed
+            # meanwhile, so that no other worker takes it for a dead worker's.
+            async with self._lease_kept(action), self._slot(connector_key(action)):
+                # Kill switches were checked by the claim's query; an action that waited
+                # longer than a recheck period looks again before it starts.
+                if checked is not None and time.monotonic() - checked > SWITCH_RECHECK_SECONDS:
+                    switch = await self._switch_now_covering(action)
+                    if switch is not None:
+                        await self._release(action, switch)
+                        return
+                if kind.prepare is not None and action.snapshot is None:
+                    snapshot = await kind.prepare(connector, args)
+                    await self._save(action, {"snapshot": snapshot})
 
-            async def save_progress(ids: dict[str, Any]) -> None:
-                await self._save(action, {"external_ids": {**(action.external_ids or {}), **ids}})
+                async def save_progress(ids: dict[str, Any]) -> None:
+                    await self._save(
+                        action, {"external_ids": {**(action.external_ids or {}), **ids}}
+                    )
 
-            context = ExecutionContext(
-                connector=connector,
-                idempotency_key=execution_key(action.id),
-                snapshot=action.snapshot,
-                progress=dict(action.external_ids or {}),
-                save_progress=save_progress,
-            )
-            async with self._lease_kept(action):
+                context = ExecutionContext(
+                    connector=connector,
+                    idempotency_key=execution_key(action.id),
+                    snapshot=action.snapshot,
+                    progress=dict(action.external_ids or {}),
+                    save_progress=save_progress,
+                )
                 outcome = await kind.execute(context, args)
         except ConflictError:
             bound.warning("executor.lease_lost", worker=self.worker_id)
@@ -507,28 +698,16 @@ class Executor:
         async with self.sessions() as session, session.begin():
             await update_fields(session, action, values, claimed_by=self.worker_id)
 
+    # ------------------------------------------------------------------ outcomes
+
     async def _succeed(self, action: Action, outcome: ExecutionResult) -> None:
-        external = {**(action.external_ids or {}), **outcome.external_ids}
-        try:
-            async with self.sessions() as session, session.begin():
-                now = self.clock()
-                await transition(
-                    session,
-                    action,
-                    S.SUCCEEDED,
-                    actor=self.actor_for(action.tenant_id),
-                    now=now,
-                    values={
-                        "external_ids": external,
-                        "result": outcome.result,
-                        "finished_at": now,
-                        "claimed_by": None,
-                        "lease_expires_at": None,
-                        "last_error": None,
-                    },
-                    payload={"external_ids": external, "attempt": action.attempts},
-                )
-        except ConflictError:
+        """Record a success. Successes reached meanwhile by this process's other actions
+        share the transaction (group commit): one audit append for all of them."""
+        recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((action, outcome, recorded))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes(), name="executor-outcomes")
+        if not await recorded:
             log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
             return
         log.info(
@@ -538,6 +717,78 @@ class Executor:
             tenant=action.tenant_id,
             attempt=action.attempts,
         )
+
+    async def _write_outcomes(self) -> None:
+        batch: list[PendingOutcome] = []
+        try:
+            while self._outcomes:
+                if len(self._outcomes) < OUTCOME_BATCH and self.running > len(self._outcomes):
+                    # Others are executing: let their outcomes join this transaction.
+                    await asyncio.sleep(OUTCOME_LINGER_SECONDS)
+                batch = self._outcomes[:OUTCOME_BATCH]
+                del self._outcomes[:OUTCOME_BATCH]
+                try:
+                    results = await self._record_successes(batch)
+                except Exception:
+                    # The shared transaction failed: each outcome on its own, so that one bad
+                    # row (or a blip) costs only itself.
+                    log.warning("executor.outcome_batch_failed", size=len(batch), exc_info=True)
+                    for action, outcome, recorded in batch:
+                        try:
+                            alone = await self._record_successes([(action, outcome, recorded)])
+                        except Exception as exc:
+                            if not recorded.done():
+                                recorded.set_exception(exc)
+                        else:
+                            if not recorded.done():
+                                recorded.set_result(alone[0])
+                    continue
+                for (_, _, recorded), result in zip(batch, results, strict=True):
+                    if not recorded.done():
+                        recorded.set_result(result)
+        finally:
+            # Cancelled (the loop is closing): nobody will record these; their actions
+            # stay EXECUTING and are recovered after the lease, as after a crash.
+            for _, _, recorded in [*batch, *self._outcomes]:
+                if not recorded.done():
+                    recorded.cancel()
+
+    async def _record_successes(self, batch: list[PendingOutcome]) -> list[bool]:
+        """``EXECUTING -> SUCCEEDED`` of each action in one transaction (True: recorded;
+        False: its lease was lost). On failure the actions are left as they were."""
+        before = [
+            (action, {name: getattr(action, name) for name in _SUCCESS_COLUMNS})
+            for action, _, _ in batch
+        ]
+        try:
+            async with self.sessions() as session, session.begin():
+                now = self.clock()
+                moves = []
+                for action, outcome, _ in batch:
+                    external = {**(action.external_ids or {}), **outcome.external_ids}
+                    values = {
+                        "external_ids": external,
+                        "result": outcome.result,
+                        "finished_at": now,
+                        "claimed_by": None,
+                        "lease_expires_at": None,
+                        "last_error": None,
+                    }
+                    payload = {"external_ids": external, "attempt": action.attempts}
+                    moves.append((action, values, payload))
+                results = await transition_each(
+                    session,
+                    moves,
+                    S.SUCCEEDED,
+                    actor_for=lambda action: self.actor_for(action.tenant_id),
+                    now=now,
+                )
+        except BaseException:
+            for action, values in before:
+                for name, value in values.items():
+                    set_committed(action, name, value)
+            raise
+        return results
 
     async def _retry_or_fail(
         self, action: Action, exc: BaseException, retry_after: float | None

@@ -100,6 +100,14 @@ def not_blocked() -> ColumnElement[bool]:
     )
 
 
+def covers(switch: KillSwitch, tenant_id: str, capability: str, connector: str | None) -> bool:
+    """Whether an enabled ``switch`` covers an action: :func:`not_blocked` in Python."""
+    return switch.tenant_id in (ALL, tenant_id) and (
+        switch.connector in (ALL, capability)
+        or (connector is not None and switch.connector == connector)
+    )
+
+
 async def blocking_switch(
     session: AsyncSession, tenant_id: str, capability: str, connector: str | None
 ) -> KillSwitch | None:

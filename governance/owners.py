@@ -21,10 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 from sqlalchemy import column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,6 +46,9 @@ from governance.models import Action, ActionException
 from governance.policy import PolicyDocument, default_policy_path, load_policy
 from governance.production_models import OwnerRecord
 from integrations.base import Capability, DraftRequest, EmailAddress
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -537,6 +539,8 @@ class OwnerRouter:
             backoff = min(config.notify_max_wait_s, 0.5 * 2 ** (state.attempt_number - 1))
             return min(config.notify_max_wait_s, hinted if hinted is not None else backoff)
 
+        import httpx  # with the first webhook notice, not at start-up
+
         async with httpx.AsyncClient(
             timeout=config.notify_timeout_s, transport=self.transport
         ) as client:
@@ -558,6 +562,8 @@ class OwnerRouter:
     async def _post(
         client: httpx.AsyncClient, url: str, document: dict[str, Any], headers: dict[str, str]
     ) -> None:
+        import httpx
+
         try:
             response = await client.post(url, json=document, headers=headers)
         except httpx.TimeoutException as exc:

@@ -23,11 +23,11 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import jsonpatch
 import structlog
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.core.clock import utcnow
@@ -35,6 +35,7 @@ from assistant.core.errors import (
     AssistantError,
     ConflictError,
     DuplicateApprovalError,
+    NotFoundError,
     OwnershipError,
     PermissionDeniedError,
     SeparationOfDutiesError,
@@ -48,8 +49,14 @@ from governance.audit import AuditAction, AuditEventIn, Outcome
 from governance.edit_distance import normalized_edit_distance
 from governance.models import Action, ActionApproval, ActionEdit
 from governance.policy import Autonomy, Effect, PolicyInput
-from governance.service import ActionService, ensure_can_manage, is_agent, is_system
-from governance.state import ActionState, IllegalTransitionError, transition
+from governance.service import (
+    ActionService,
+    ensure_can_manage,
+    is_agent,
+    is_system,
+    visibility,
+)
+from governance.state import ActionState, IllegalTransitionError, Move, transition
 from integrations.errors import ConnectorError, ConnectorUnavailableError, UnknownConnectorError
 
 log = structlog.stdlib.get_logger(__name__)
@@ -191,6 +198,42 @@ class ReviewService:
 
     async def _pending(self, session: AsyncSession, principal: Principal, action_id: str) -> Action:
         action = await self.actions.get(session, principal, action_id)
+        self._ensure_pending(action)
+        return action
+
+    async def _pending_with_approvals(
+        self, session: AsyncSession, principal: Principal, action_id: str
+    ) -> tuple[Action, int, bool]:
+        """:meth:`_pending`, with its approvals so far and whether ``principal`` gave one,
+        in one statement. They come from the snapshot the action was read in, and every
+        approval moves the action (a new version): an approval committed since fails the
+        approver's compare-and-set, as one counted after the insert would."""
+        approvals = (
+            select(func.count())
+            .where(ActionApproval.action_id == Action.id)
+            .correlate(Action)
+            .scalar_subquery()
+        )
+        mine = (
+            exists()
+            .where(
+                ActionApproval.action_id == Action.id,
+                ActionApproval.approver_id == principal.user_id,
+            )
+            .correlate(Action)
+        )
+        row = (
+            await session.execute(
+                select(Action, approvals, mine).where(Action.id == action_id, visibility(principal))
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no action {action_id!r}")
+        action, count, given = row
+        self._ensure_pending(action)
+        return action, int(count), bool(given)
+
+    def _ensure_pending(self, action: Action) -> None:
         if action.state != S.PENDING_REVIEW:
             raise IllegalTransitionError(
                 f"action {action.id} is {action.state}, not pending review",
@@ -201,7 +244,6 @@ class ReviewService:
             raise ConflictError(
                 f"the review of action {action.id} has expired", action_id=action.id
             )
-        return action
 
     def _ensure_can_approve(self, principal: Principal, action: Action) -> Role | None:
         """The role in which ``principal`` approves ``action``, or a refusal.
@@ -259,22 +301,27 @@ class ReviewService:
             )
         ).first()
         if already:
-            raise DuplicateApprovalError(
-                "you have already approved this action; a second approver is needed",
-                action_id=action.id,
-            )
-        session.add(
-            ActionApproval(
-                id=new_id(),
-                tenant_id=action.tenant_id,
-                action_id=action.id,
-                approver_id=principal.user_id,
-                roles=sorted(r.value for r in principal.roles),
-                created_at=self.clock(),
-            )
-        )
+            self._refuse_second_approval(action)
+        session.add(self._approval(principal, action))
         await session.flush()
         return await self._approvals(session, action)
+
+    @staticmethod
+    def _refuse_second_approval(action: Action) -> NoReturn:
+        raise DuplicateApprovalError(
+            "you have already approved this action; a second approver is needed",
+            action_id=action.id,
+        )
+
+    def _approval(self, principal: Principal, action: Action) -> ActionApproval:
+        return ActionApproval(
+            id=new_id(),
+            tenant_id=action.tenant_id,
+            action_id=action.id,
+            approver_id=principal.user_id,
+            roles=sorted(r.value for r in principal.roles),
+            created_at=self.clock(),
+        )
 
     async def approve(
         self,
@@ -283,11 +330,14 @@ class ReviewService:
         action_id: str,
         comment: str | None = None,
     ) -> Action:
-        action = await self._pending(session, principal, action_id)
+        action, approvals, mine = await self._pending_with_approvals(session, principal, action_id)
         self._ensure_can_approve(principal, action)
-        count = await self._add_approval(session, principal, action)
+        if mine:
+            self._refuse_second_approval(action)
+        session.add(self._approval(principal, action))
+        await session.flush()
         await self._after_approval(
-            session, principal, action, count, AuditAction.ACTION_APPROVED, comment, {}
+            session, principal, action, approvals + 1, AuditAction.ACTION_APPROVED, comment, {}
         )
         return action
 
@@ -306,18 +356,16 @@ class ReviewService:
         required = max(1, action.approvals_required)
         payload = {"approvals": count, "required": required, "final": count >= required, **extra}
         if count >= required:
-            await transition(
-                session,
-                action,
+            # Approved and scheduled in one UPDATE (an event each).
+            approval = Move(
                 S.APPROVED,
-                actor=principal,
-                now=now,
+                principal,
+                values={**(values or {}), "approved_at": now},
                 audit_action=audit_action,
                 reason=comment,
                 payload=payload,
-                values={**(values or {}), "approved_at": now},
             )
-            await self.actions.executor.schedule(session, action)
+            await self.actions.executor.approve_and_schedule(session, action, approval)
         else:
             await transition(
                 session,

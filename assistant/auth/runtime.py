@@ -36,7 +36,12 @@ from assistant.auth.principal import (
 from assistant.auth.sessions import find_session
 from assistant.auth.tenants import TenantDirectory
 from assistant.auth.tokens import KeySource, LocalKeySource, TokenValidator
-from assistant.auth.users import active_delegation, roles_of, sync_directory_roles
+from assistant.auth.users import (
+    active_delegation,
+    delegation_changes,
+    roles_of,
+    sync_directory_roles,
+)
 from assistant.core.clock import utcnow
 from assistant.core.errors import AuthenticationError, PermissionDeniedError
 from assistant.core.principal import ActorType, Principal, Role
@@ -99,6 +104,43 @@ class UserStateCache:
         return state
 
 
+class DelegationCache:
+    """Live delegations (executive, delegate) -> scopes, kept ``ttl_s`` seconds like
+    :class:`UserStateCache`: a grant revoked or narrowed in another process stops working
+    within that time, in this one at once (:func:`users.delegation_changes`). Only grants
+    found are kept, so a refusal is always read from the database."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
+        self._changes = delegation_changes()
+
+    async def scopes(
+        self, session: AsyncSession, tenant_id: str, executive_id: str, delegate_id: str
+    ) -> tuple[str, ...] | None:
+        """The scopes of the delegate's live grant from the executive; None without one."""
+        key = (tenant_id, executive_id, delegate_id)
+        now = self._clock()
+        changes = delegation_changes()
+        if changes != self._changes:
+            self._entries.clear()
+            self._changes = changes
+        cached = self._entries.get(key)
+        if cached is not None and now - cached[0] < self.ttl_s:
+            return cached[1]
+        grant = await active_delegation(session, tenant_id, executive_id, delegate_id)
+        if grant is None:
+            self._entries.pop(key, None)
+            return None
+        scopes = tuple(grant.scopes)
+        if self.ttl_s > 0:
+            if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+                self._entries.clear()
+            self._entries[key] = (now, scopes)
+        return scopes
+
+
 @dataclass
 class AuthRuntime:
     settings: Settings
@@ -109,10 +151,13 @@ class AuthRuntime:
     local_issuer: LocalIssuer | None = None
     entra: EntraClient | None = None
     states: UserStateCache | None = None
+    delegations: DelegationCache | None = None
 
     def __post_init__(self) -> None:
         if self.states is None:
             self.states = UserStateCache(self.settings.auth.recheck_s)
+        if self.delegations is None:
+            self.delegations = DelegationCache(self.settings.auth.recheck_s)
 
     @classmethod
     def build(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> AuthRuntime:
@@ -390,12 +435,14 @@ class AuthRuntime:
         if not executive_id:
             return principal
         executive_id = executive_id.strip()
-        grant = None
+        scopes = None
         if principal.actor_type is ActorType.USER and executive_id != principal.user_id:
-            grant = await active_delegation(
+            assert self.delegations is not None
+            # Within recheck_s, like the person's own state (UserStateCache).
+            scopes = await self.delegations.scopes(
                 session, principal.tenant_id, executive_id, principal.user_id
             )
-        if grant is None:
+        if scopes is None:
             await audit_detached(
                 self.sessions,
                 principal,
@@ -407,7 +454,7 @@ class AuthRuntime:
                 correlation_id=getattr(request.state, "correlation_id", None),
             )
             raise PermissionDeniedError("you hold no delegation from that executive")
-        return acting_as_delegate(principal, grant.executive_id, grant.scopes)
+        return acting_as_delegate(principal, executive_id, scopes)
 
     async def _audit_rejection(
         self, request: Request, exc: TokenRejectedError, source_ip: str | None

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
 import jwt
 import structlog
 from jwt import PyJWK, PyJWKClient
@@ -102,6 +101,8 @@ class RemoteKeySource:
         self._lock = asyncio.Lock()
 
     async def _discover(self) -> PyJWKClient:
+        import httpx  # with the first external issuer's discovery, not at start-up
+
         url = f"{self.issuer}/.well-known/openid-configuration"
         try:
             async with httpx.AsyncClient(

@@ -21,6 +21,7 @@ from assistant.auth.passwords import hash_password, needs_rehash, password_probl
 from assistant.auth.permissions import DELEGABLE, Permission
 from assistant.auth.sessions import revoke_user_sessions
 from assistant.core.clock import utcnow
+from assistant.core.db import on_commit
 from assistant.core.errors import (
     ConflictError,
     NotFoundError,
@@ -467,6 +468,21 @@ def default_delegate_scopes() -> list[str]:
     return sorted(permission.value for permission in DELEGABLE)
 
 
+_delegation_changes = 0
+
+
+def delegation_changes() -> int:
+    """How many grants or revocations of delegations this process has committed: caches of
+    live grants (the auth runtime's) drop what they hold when it moves. Another process's
+    changes reach them within ``auth.recheck_s``."""
+    return _delegation_changes
+
+
+async def _count_delegation_change() -> None:
+    global _delegation_changes
+    _delegation_changes += 1
+
+
 async def grant_delegation(
     session: AsyncSession,
     actor: Principal,
@@ -505,6 +521,7 @@ async def grant_delegation(
     )
     session.add(grant)
     await session.flush()
+    on_commit(session, _count_delegation_change)
     await audit(
         session,
         actor,
@@ -569,6 +586,7 @@ async def revoke_delegation(
         grant.revoked_at = utcnow()
         grant.revoked_by = actor.user_id
         await session.flush()
+        on_commit(session, _count_delegation_change)
         await audit(
             session,
             actor,

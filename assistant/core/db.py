@@ -7,6 +7,7 @@ SQLite (WAL) by default, PostgreSQL by URL. The schema is owned by Alembic; serv
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import ColumnElement, DateTime, MetaData, Text, cast, event, text, type_coerce
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -136,9 +139,44 @@ def _sqlite_begin_before_savepoint(connection: Connection, name: str | None) -> 
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: A pooled connection idle at least this long is pinged before it is handed out (the server
+#: may have restarted or closed it meanwhile). One in steady use is not: SQLAlchemy's
+#: ``pool_pre_ping`` pings on every checkout, on asyncpg three round trips (BEGIN, a query,
+#: ROLLBACK), more than a small request's own statements.
+PING_AFTER_IDLE_S = 1.0
+_LAST_USED = "assistant.last_used"
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a connection on checkout when it sat idle (``PING_AFTER_IDLE_S``): a dead one is
+    replaced by a new one (the pool retries on DisconnectionError), as pre-ping would."""
+    dialect = engine.sync_engine.dialect
+
+    def stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        last_used = record.info.get(_LAST_USED)
+        if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer a ping")
+
+    event.listen(engine.sync_engine, "connect", stamp)
+    event.listen(engine.sync_engine, "checkin", stamp)
+    event.listen(engine.sync_engine, "checkout", checkout)
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys, a busy timeout and SAVEPOINTs
-    that nest inside the outer transaction (see :func:`_sqlite_begin_before_savepoint`)."""
+    that nest inside the outer transaction (see :func:`_sqlite_begin_before_savepoint`).
+    Connections idle for a while are pinged before use (:func:`_ping_when_idle`)."""
     # JSON columns are read with orjson (several times faster than the standard library
     # on every listed row); they are still written by json.dumps, so stored text is unchanged.
     kwargs: dict[str, Any] = {
@@ -151,11 +189,8 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     else:
         kwargs["pool_size"] = pool_size
-        # A server can restart under the pool: test each connection as it is checked out.
-        # A SQLite file cannot go away that way, and the test would cost every request
-        # a round trip to the driver's thread.
-        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
+    _ping_when_idle(engine)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "savepoint", _sqlite_begin_before_savepoint)

@@ -92,6 +92,9 @@ class EvalReport:
     split: str = "all"
     per_stage: dict[str, StageScore] = field(default_factory=dict)
     per_rule: dict[str, StageScore] = field(default_factory=dict)
+    # Every stage that decided, together (rules, learned stage, model): what reaches a
+    # person already categorised, and how often that category is right.
+    together: StageScore | None = None
     learned: str | None = None
     baseline_class: str = ""
     baseline_per_stage: dict[str, StageScore] = field(default_factory=dict)
@@ -103,6 +106,7 @@ class EvalReport:
         data["per_class"] = {k: dict(v.__dict__) for k, v in self.per_class.items()}
         for name in ("per_stage", "per_rule", "baseline_per_stage"):
             data[name] = {k: dict(v.__dict__) for k, v in getattr(self, name).items()}
+        data["together"] = dict(self.together.__dict__) if self.together else None
         return data
 
 
@@ -258,6 +262,10 @@ async def evaluate(
         per_rule={
             rule: stage_score(rule_hits[rule], n) for rule, n in sorted(rule_decided.items())
         },
+        together=stage_score(
+            sum(stage_hits[s] for s in decided_by if s not in (UNDECIDED, ERROR)),
+            sum(n for s, n in decided_by.items() if s not in (UNDECIDED, ERROR)),
+        ),
         baseline_class=baseline,
         learned=learned,
         baseline_per_stage=baseline_per_stage,
@@ -314,6 +322,8 @@ def render_text(report: EvalReport) -> str:
         if stage == "rule":
             for rule, rule_score in report.per_rule.items():
                 out.append(f"    {rule:<30} {_score(rule_score)}")
+    if report.together is not None and len(report.per_stage) > 1:
+        out.append(f"  {'together':<8} {_score(report.together)}")
     out.append(
         f"phishing flags on mail from the own organisation: {report.phishing_flags_on_own_domain}"
     )

@@ -280,13 +280,60 @@ LINK = Rx(
     r"\bclick (?:here|below|the link)\b",
     r"\[(?:link|click here|[a-z0-9-]+\.[a-z]{2,}[^\]]*)\]",
 )
-# The unsubscribe footer that bulk mail carries (CAN-SPAM and GDPR make it mandatory).
-BULK_FOOTER = Rx(
-    ("unsubscribe", "opt out", "opt-out", "no longer wish to receive", "stop receiving"),
-    r"\bunsubscribe\b",
-    r"\bopt[ -]out\b",
-    r"\bno longer wish to receive\b",
-    r"\bstop receiving (?:these|this|our)\b",
+# The footer that bulk mail carries: a way to unsubscribe (CAN-SPAM, GDPR and CASL make it
+# mandatory), the notice that commercial mail is an advertisement (CAN-SPAM), the link to
+# the mailing platform's subscription settings, the web copy of the message, and the
+# "you are receiving this because" line that mailing platforms add.
+BULK_FOOTER = AnyRx(
+    Rx(
+        ("subscribe", "opt out", "opt-out", "no longer wish to receive", "stop receiving"),
+        r"\bun-?subscribe\b",
+        r"\bopt[ -]out\b",
+        r"\bno longer wish to receive\b",
+        r"\bstop receiving (?:these|this|our)\b",
+    ),
+    Rx(
+        ("advertisement", "solicitation"),
+        r"\b(?:this|the) (?:e-?mail|message|mailing) is an? (?:advertisement|solicitation)\b",
+    ),
+    Rx(
+        ("preferences", "subscription"),
+        r"\b(?:manage|update|change) (?:your )?(?:e-?mail |subscription |communication |"
+        r"mailing )?(?:preferences|subscriptions?)\b",
+    ),
+    Rx(
+        ("browser", "web version", "online version"),
+        r"\bview (?:this|it|the)(?: e-?mail| message| newsletter)? (?:in|on) (?:your|a|the) "
+        r"(?:web )?browser\b",
+        r"\b(?:web|online) version\b.{0,40}\b(?:e-?mail|newsletter|message)\b",
+    ),
+    Rx(
+        ("receiving this", "received this"),
+        r"\byou (?:are|were|have been) receiving this (?:e-?mail|message|newsletter)\b",
+        r"\byou received this (?:e-?mail|message|newsletter) because\b",
+    ),
+)
+
+# --------------------------------------------------------------------------- asks and tells
+
+# A question put to the reader: a sentence that names "you" and ends in a question mark
+# ("Can you review the logs?", "Are you free Friday?", "What does your team need?").
+# "Did you know ...?" is a rhetorical opener of newsletters and adverts, not a question.
+# A full stop ends a sentence only before a space: "v2.1" and "acme.com" do not.
+QUESTION_TO_YOU = Rx(
+    ("?",),
+    r"(?<!\bdid )\b(?:you|your|yours)\b(?:[^.?!\n]|[.!](?=\S)){0,200}\?",
+)
+# The writer says that nothing is expected of the reader.
+NO_ACTION_NEEDED = AnyRx(
+    Rx(
+        ("no action", "no response", "no reply", "no need to"),
+        r"\bno action (?:is |will be )?(?:needed|required|necessary)\b",
+        r"\bno (?:response|reply) (?:is )?(?:needed|required|necessary|expected)\b",
+        r"\bno need to (?:reply|respond|do anything|take any action)\b",
+    ),
+    Rx(("for your information",), r"\bfor your information\b"),
+    Rx(("fyi",), r"^\s*(?:fw:|fwd:|re:|\s)*fyi\b"),
 )
 
 # --------------------------------------------------------------------------- auto-replies
@@ -315,6 +362,36 @@ NO_REPLY_LOCAL = re.compile(
 MARKETING_LOCAL = re.compile(
     r"(?:newsletters?|news|marketing|promo(?:s|tions?)?|offers?|deals?|campaigns?|mailer|"
     r"digest|e-?news)(?:[-_.+].*)?"
+)
+# Sending domains of bulk-mail platforms (Mailchimp, Mandrill, SendGrid, Amazon SES,
+# Mailgun, SparkPost, Marketo, Salesforce Marketing Cloud, HubSpot, Campaign Monitor,
+# Constant Contact, Brevo, Klaviyo, Mailjet): a message whose envelope sender (or From)
+# is on one of them was sent through a mailing platform. Transactional mail (receipts,
+# password resets) goes through the same platforms, so this is evidence of bulk mail
+# for a marketing sender, never a decision alone.
+ESP_DOMAINS = frozenset(
+    {
+        "mcsv.net",
+        "mcdlv.net",
+        "rsgsv.net",
+        "list-manage.com",
+        "mandrillapp.com",
+        "sendgrid.net",
+        "amazonses.com",
+        "mailgun.org",
+        "sparkpostmail.com",
+        "mktomail.com",
+        "exacttarget.com",
+        "hubspotemail.net",
+        "cmail19.com",
+        "cmail20.com",
+        "createsend.com",
+        "constantcontact.com",
+        "sendinblue.com",
+        "brevosend.com",
+        "klaviyomail.com",
+        "mailjet.com",
+    }
 )
 ESP_HEADERS = (
     "x-campaign",

@@ -3,8 +3,10 @@
 The rules use only signals that hold in any organisation's mailbox: what the receiving
 server says about the sender (authentication results), the organisation's own domains
 (and their subdomains, trusted), look-alikes of them and of mail providers, borrowed
-identities, list and bulk-mailer headers, calendar MIME parts, automatic-reply headers and
-server labels, automated senders, and requests to meet written in the text. What a text
+identities, list and bulk-mailer headers, the footer the law requires of bulk mail,
+mailing platforms, calendar MIME parts, automatic-reply headers and server labels,
+automated senders, requests to meet written in the text, and a colleague's mail to the
+executive that puts a question to her or says nothing is expected of her. What a text
 asks for counts toward phishing with a fact about the sender, or alone only as scam bait,
 a lure and a link together in unsolicited mail. Content judgements (is this spam, is this
 a sales push) are the learned stage's and the model's: phrases that fit one corpus do not
@@ -13,8 +15,9 @@ carry to the next mailbox, and a confidently wrong rule is worse than none.
 Order matters. Safety checks run first (phishing, then prompt injection) so that neither
 an admin rule nor a header can lend trust to a forged or hostile message. Then admin
 rules, then what mail headers say about themselves (calendar, auto-reply, bulk), then
-automated senders, then meeting requests. VIP status is a modifier: it raises priority on
-whatever was decided and never decides alone.
+automated senders, then bulk footers on unsolicited mail, then meeting requests, then
+colleagues' questions and notes. VIP status is a modifier: it raises priority on whatever
+was decided and never decides alone.
 """
 
 from __future__ import annotations
@@ -74,8 +77,11 @@ class RuleId(StrEnum):
     BULK_JUNK = "bulk.junk_folder"
     BULK_HEADERS = "bulk.headers"
     BULK_MARKETING = "bulk.marketing_sender"
+    BULK_FOOTER = "bulk.unsubscribe_footer"
     AUTOMATED = "automated.notification"
     MEETING_TEXT = "meeting.text_request"
+    COLLEAGUE_QUESTION = "respond.colleague_question"
+    COLLEAGUE_NO_ACTION = "notify.colleague_no_action"
     UNDECIDED = "undecided"
 
 
@@ -685,6 +691,7 @@ class RuleTriage:
             and (
                 lex.BULK_FOOTER.search(text.body) is not None
                 or any(h in message.headers for h in lex.ESP_HEADERS)
+                or _via_mailing_platform(message, s.domain)
             )
         ):
             return result(
@@ -706,18 +713,34 @@ class RuleTriage:
                 Category.NOTIFY, priority, RuleId.AUTOMATED, "automated notification", 0.85
             )
 
+        in_thread = bool(message.in_reply_to or message.references)
+        known_sender = s.vip or s.sender in ctx.people
+        footer = lex.BULK_FOOTER.search(text.body)
+        # The footer the law requires of bulk mail, on unsolicited mail from outside that
+        # asks nothing by a date: a mailing. A reply in a thread or a known sender is
+        # correspondence even when a signature carries such a line.
+        if (
+            footer is not None
+            and s.external
+            and not (in_thread or known_sender or automated)
+            and not (s.obligation or s.has_deadline)
+        ):
+            return result(
+                Category.IGNORE,
+                Priority.LOW,
+                RuleId.BULK_FOOTER,
+                f"unsolicited bulk mail: it carries a mailing list's footer "
+                f"({footer.group(0).strip()!r})",
+                0.9,
+            )
+
         request = detect_meeting_request(
             message.subject or "", text.raw_fresh, timezone=ctx.timezone, sent=message.date
         )
         # From a stranger, "can we hop on a call Tuesday?" is as often a sales opening as a
         # meeting the executive wants: the rules decide only for colleagues, known people
         # and replies in a thread the executive is part of.
-        known = (
-            not s.external
-            or s.vip
-            or s.sender in ctx.people
-            or bool(message.in_reply_to or message.references)
-        )
+        known = not s.external or known_sender or in_thread
         if request is not None and request.confident and known and not automated:
             return result(
                 Category.SCHEDULE,
@@ -734,6 +757,61 @@ class RuleTriage:
                     window_end=request.window_end,
                     timezone=request.timezone,
                 ),
+            )
+        return self._colleague(message, ctx, s, text, automated=bool(automated), listed=listed)
+
+    @staticmethod
+    def _colleague(
+        message: EmailMessage,
+        ctx: TriageContext,
+        s: MessageSignals,
+        text: _Text,
+        *,
+        automated: bool,
+        listed: bool,
+    ) -> TriageResult | None:
+        """A colleague writing to the executive in person: a question put to her wants an
+        answer; a note that says nothing is expected of her is for her information.
+
+        Only from the organisation's own domains (a stranger's "can you confirm by 4pm?"
+        is as often a sales push or a fraud as a real question), to her directly (on copy,
+        the question is someone else's), from a person (not a no-reply or list address).
+        Abstains when the text also asks for credentials or money: a colleague's account
+        asking for those is how a compromised mailbox behaves, and a person looks.
+        """
+        addressed = any(a.address.lower() == ctx.executive for a in message.to)
+        if s.external or not addressed or automated or listed:
+            return None
+        if lex.CREDENTIAL_LURE.search(text.full) or lex.PAYMENT_LURE.search(text.full):
+            return None
+        question = lex.QUESTION_TO_YOU.search(text.fresh)
+        if question is not None:
+            # Offsets are the lower-cased text's; as written when lower-casing kept them.
+            written = text.raw_fresh if len(text.raw_fresh) == len(text.fresh) else text.fresh
+            return TriageResult(
+                message_id=message.id,
+                category=Category.RESPOND,
+                priority=Priority.HIGH if s.has_deadline else Priority.NORMAL,
+                flags=s.flags(),
+                summary=_summary(message),
+                reason="someone at your organisation asks you directly: "
+                f"{_sentence(written, question)!r}",
+                provenance=Provenance(stage="rule", rule_id=RuleId.COLLEAGUE_QUESTION),
+                confidence=0.85,
+                requested_actions=["reply"],
+            )
+        told = lex.NO_ACTION_NEEDED.search(f"{text.subject}\n{text.fresh}")
+        if told is not None and not s.has_deadline:
+            return TriageResult(
+                message_id=message.id,
+                category=Category.NOTIFY,
+                priority=Priority.LOW,
+                flags=s.flags(),
+                summary=_summary(message),
+                reason="a note from your organisation that says nothing is expected of you "
+                f"({told.group(0).strip()!r})",
+                provenance=Provenance(stage="rule", rule_id=RuleId.COLLEAGUE_NO_ACTION),
+                confidence=0.85,
             )
         return None
 
@@ -755,6 +833,22 @@ class RuleTriage:
         if found:
             return f"the text opens with {found.group(0).strip()!r}"
         return None
+
+
+def _via_mailing_platform(message: EmailMessage, domain: str) -> bool:
+    """Sent through a bulk-mail platform: the From or the envelope sender is on its domain."""
+    senders = [domain]
+    for header in ("return-path", "sender"):
+        value = message.headers.get(header, "")
+        if "@" in value:
+            senders.append(value.rsplit("@", 1)[1].strip(" <>").lower())
+    return any(registrable(d) in lex.ESP_DOMAINS for d in senders if d)
+
+
+def _sentence(text: str, found: re.Match[str]) -> str:
+    """The whole sentence around a match, as written, on one line, at most 200 characters."""
+    start = max(text.rfind(stop, 0, found.start()) for stop in (".", "?", "!", "\n")) + 1
+    return " ".join(text[start : found.end()].split())[:200]
 
 
 def _summary(message: EmailMessage) -> str:

@@ -1,5 +1,12 @@
 """The executive's web app: server-rendered rooms (inbox, review, meetings, history, chat) on the
-service's own sign-in. ``install(app)`` adds them to the FastAPI app."""
+service's own sign-in. ``install(app)`` adds them to the FastAPI app.
+
+The rooms' routers (their modules, routes and forms: about a tenth of the service's start-up)
+are included on the first request under ``/app``, before that request is routed, so it and
+every later one find them; the API never needs them. What changes the whole app is installed
+at once: the static files, the error pages (they answer for the API's errors too) and the
+security headers.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Form
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.auth.sessions import cookie_secure
-from assistant.web import admin, auditor, chat, history, inbox, live, meetings, people, review
 from assistant.web.pages import (
     EXECUTIVE_COOKIE,
     PREFIX,
@@ -44,13 +51,10 @@ async def serve_executive(
     return response
 
 
-def install(app: FastAPI) -> None:
-    """Pages, their assets (from this package) and their error pages and headers."""
-    app.mount(
-        f"{PREFIX}/static",
-        StaticFiles(packages=[("assistant.web", "static")]),
-        name="web-static",
-    )
+def include_rooms(app: FastAPI) -> None:
+    """Add the rooms' routes to ``app`` (after every route it has: none of theirs overlaps)."""
+    from assistant.web import admin, auditor, chat, history, inbox, live, meetings, people, review
+
     for router in (
         inbox.router,
         review.router,
@@ -65,5 +69,38 @@ def install(app: FastAPI) -> None:
     app.include_router(people.router)
     app.include_router(auditor.router)
     app.include_router(_switch)
+
+
+class RoomsOnFirstVisit:
+    """Includes the rooms into the app on the first request under ``/app``, before routing.
+
+    The import runs synchronously on the event loop, so requests arriving together wait for
+    it rather than race it; later requests pay one comparison.
+    """
+
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self.included = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.included
+            and scope["type"] == "http"
+            and scope.get("path", "").startswith(PREFIX)
+        ):
+            include_rooms(self.fastapi_app)
+            self.included = True
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    """Pages, their assets (from this package) and their error pages and headers."""
+    app.mount(
+        f"{PREFIX}/static",
+        StaticFiles(packages=[("assistant.web", "static")]),
+        name="web-static",
+    )
+    app.add_middleware(RoomsOnFirstVisit, fastapi_app=app)
     app.add_middleware(SecurityHeadersMiddleware)
     install_web_errors(app)

@@ -3,20 +3,20 @@ templates, security headers and error pages."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import inspect
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.deps import AuthDep, ServicesDep, SessionDep
@@ -26,6 +26,9 @@ from assistant.core.errors import AssistantError, AuthenticationError, Permissio
 from assistant.core.principal import Principal
 from assistant.services import Services
 from assistant.web.scope import Executive, choose, executives_for
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -79,14 +82,6 @@ def _when(value: str | datetime | None, fmt: str = "%a %d %b %H:%M") -> str:
     return moment.strftime(fmt)
 
 
-templates = Environment(
-    loader=PackageLoader("assistant.web", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
 def _asset_version() -> str:
     """A digest of the static files: their URLs change with their content, so browsers may
     keep them for a day without ever running an old script against a new page."""
@@ -97,9 +92,22 @@ def _asset_version() -> str:
     return digest.hexdigest()[:12]
 
 
-templates.globals["asset_version"] = _asset_version()
-templates.filters["local"] = _local_time
-templates.filters["when"] = _when
+@functools.cache
+def templates() -> Environment:
+    """The pages' templates, made with the first page or error page (Jinja2 is not needed
+    to start the service)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("assistant.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["asset_version"] = _asset_version()
+    environment.filters["local"] = _local_time
+    environment.filters["when"] = _when
+    return environment
 
 
 # ---------------------------------------------------------------------------- the page
@@ -150,12 +158,16 @@ class Page:
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         partial = self.request.headers.get("x-partial") == "main"
-        body = templates.get_template(template).render(
-            page=self,
-            partial=partial,
-            P=Permission,
-            path=self.request.url.path,
-            **context,
+        body = (
+            templates()
+            .get_template(template)
+            .render(
+                page=self,
+                partial=partial,
+                P=Permission,
+                path=self.request.url.path,
+                **context,
+            )
         )
         return HTMLResponse(body, status_code=status_code)
 
@@ -247,14 +259,18 @@ def install_web_errors(app: FastAPI) -> None:
             path=request.url.path,
             status=exc.status_code,
         )
-        body = templates.get_template("error.html").render(
-            page=None,
-            partial=False,
-            path=request.url.path,
-            error=type(exc).__name__,
-            detail=exc.detail,
-            status=exc.status_code,
-            correlation_id=getattr(request.state, "correlation_id", None),
+        body = (
+            templates()
+            .get_template("error.html")
+            .render(
+                page=None,
+                partial=False,
+                path=request.url.path,
+                error=type(exc).__name__,
+                detail=exc.detail,
+                status=exc.status_code,
+                correlation_id=getattr(request.state, "correlation_id", None),
+            )
         )
         return HTMLResponse(body, status_code=exc.status_code)
 

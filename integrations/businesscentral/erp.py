@@ -31,7 +31,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 from pydantic import Field
 
@@ -638,6 +637,8 @@ def build_connector(
     verify: ssl.SSLContext | bool = True
     if config.ca_file is not None:
         verify = ssl.create_default_context(cafile=str(config.ca_file))
+    import httpx  # with the first instance, not with connector discovery
+
     http = httpx.AsyncClient(timeout=config.timeout_s, verify=verify)
     client = GraphClient(
         _token_provider(config, context),

@@ -11,9 +11,8 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -33,6 +32,9 @@ from integrations.errors import (
     RetriableConnectorError,
 )
 from integrations.msgraph.auth import TokenProvider
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -119,6 +121,8 @@ class GraphClient:
     ) -> None:
         self._token_provider = token_provider
         self.base_url = base_url.rstrip("/")
+        import httpx  # with the first Graph client, not with connector discovery
+
         self._http = http_client or httpx.AsyncClient(timeout=timeout_s)
         # A client passed in is the caller's to close, unless it says otherwise.
         self._owns_http = http_client is None if owns_http is None else owns_http
@@ -150,6 +154,8 @@ class GraphClient:
         headers: Mapping[str, str] | None,
         content: bytes | str | None,
     ) -> httpx.Response:
+        import httpx
+
         token = await self._token_provider()
         all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         all_headers.update(headers or {})

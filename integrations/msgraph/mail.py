@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import structlog
 from pydantic import Field, ValidationError
 
@@ -666,6 +665,8 @@ def build_connector(config: GraphMailConfig, context: ConnectorContext) -> Graph
     verify: ssl.SSLContext | bool = True
     if config.ca_file is not None:
         verify = ssl.create_default_context(cafile=str(config.ca_file))
+    import httpx  # with the first instance, not with connector discovery
+
     http = httpx.AsyncClient(timeout=config.timeout_s, verify=verify)
     client = GraphClient(
         _token_provider(config, context),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.ids import new_id
@@ -45,23 +46,31 @@ def _reply_subject(subject: str) -> str:
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
+def dialect_insert(session: AsyncSession) -> Any:
+    """The backend's own INSERT (with ON CONFLICT), imported for the backend in use:
+    importing PostgreSQL's dialect loads every PostgreSQL driver's module, needless on
+    SQLite."""
+    if session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert
+
+
 async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -> int:
     """Next position of the mailbox's change counter (the row is created on first use).
 
     One upsert statement, so two first writers cannot both insert the row.
     """
-    # The backend's own INSERT ... ON CONFLICT, imported for the backend in use: importing
-    # PostgreSQL's dialect loads every PostgreSQL driver's module, needless on SQLite.
-    insert: Any
-    if session.get_bind().dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    statement = _bump(dialect_insert(session), tenant_id, mailbox)
+    return int((await session.execute(statement)).scalar_one())
 
-        insert = sqlite_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        insert = pg_insert
-    statement = (
+def _bump(insert: Any, tenant_id: Any, mailbox: Any) -> Any:
+    """The upsert that moves the change counter, returning its new position."""
+    return (
         insert(SandboxMailboxState)
         .values(tenant_id=tenant_id, mailbox=mailbox, change_seq=1)
         .on_conflict_do_update(
@@ -70,7 +79,48 @@ async def bump_change_seq(session: AsyncSession, tenant_id: str, mailbox: str) -
         )
         .returning(SandboxMailboxState.change_seq)
     )
-    return int((await session.execute(statement)).scalar_one())
+
+
+_DRAFT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "mailbox",
+    "folder",
+    "message_id",
+    "idempotency_key",
+    "data",
+    "created_at",
+)
+
+
+@functools.cache
+def _pg_draft_insert(*, keyed: bool) -> Any:
+    """PostgreSQL: bump the mailbox's counter and insert the draft at its new position in
+    one statement (built once; the values are parameters named after the columns). With
+    ``keyed``, a draft the idempotency key already wrote makes it insert nothing."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    # Core (the table, not the mapped class): the parameters are one row's values, not
+    # rows of an ORM bulk insert.
+    table = cast(Table, SandboxMessage.__table__)
+    columns = table.c
+    bumped = _bump(insert, bindparam("tenant_id"), bindparam("mailbox")).cte("bumped")
+    statement = insert(table).from_select(
+        [*_DRAFT_COLUMNS, "change_seq"],
+        select(
+            *(bindparam(name, type_=columns[name].type) for name in _DRAFT_COLUMNS),
+            bumped.c.change_seq,
+        ),
+    )
+    if keyed:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=["tenant_id", "mailbox", "idempotency_key"]
+        )
+    return statement.returning(columns.id)
+
+
+class _AlreadyWrittenError(Exception):
+    """The draft of this idempotency key exists: roll the new one back."""
 
 
 class SandboxEmailConnector:
@@ -235,35 +285,71 @@ class SandboxEmailConnector:
             return self._message(await self._row(session, message_id))
 
     async def create_draft(self, request: DraftRequest) -> EmailMessage:
-        async with self._sessions() as session, session.begin():
-            if request.idempotency_key:
-                existing = (
-                    await session.execute(
-                        select(SandboxMessage).where(
-                            SandboxMessage.tenant_id == self.tenant_id,
-                            SandboxMessage.mailbox == self.mailbox,
-                            SandboxMessage.idempotency_key == request.idempotency_key,
+        key = request.idempotency_key
+        if key and request.mode is not DraftMode.NEW:
+            # A reply reads its original first, which may be gone by a retry: the draft
+            # the key already wrote is the answer then, not an error.
+            existing = await self._draft_of(key)
+            if existing is not None:
+                return existing
+        try:
+            async with self._sessions() as session, session.begin():
+                data = await self._draft_data(session, request)
+                draft_id = new_id()
+                row: dict[str, Any] = {
+                    "id": draft_id,
+                    "tenant_id": self.tenant_id,
+                    "mailbox": self.mailbox,
+                    "folder": FolderRole.DRAFTS.value,
+                    "message_id": data["message_id"],
+                    "idempotency_key": key,
+                    "data": data,
+                    "created_at": datetime.now(UTC),
+                }
+                if session.get_bind().dialect.name == "postgresql":
+                    # The counter's bump and the draft in one statement: the counter's
+                    # row lock, which orders the mailbox's writers, is held only until
+                    # the commit that follows.
+                    statement = _pg_draft_insert(keyed=bool(key))
+                    params = row
+                else:  # SQLite: no INSERT inside WITH; its round trips cost nothing
+                    row["change_seq"] = await bump_change_seq(session, self.tenant_id, self.mailbox)
+                    statement = dialect_insert(session)(SandboxMessage).values(**row)
+                    if key:
+                        statement = statement.on_conflict_do_nothing(
+                            index_elements=["tenant_id", "mailbox", "idempotency_key"]
                         )
+                    statement = statement.returning(SandboxMessage.id)
+                    params = {}
+                # With a key, its unique index decides in the same statement (no read
+                # first): a second write of the key inserts nothing.
+                inserted = (await session.execute(statement, params)).scalar_one_or_none()
+                if inserted is None:
+                    raise _AlreadyWrittenError  # rolls the counter's bump back too
+                return EmailMessage.model_validate(
+                    {**data, "id": draft_id, "folder": FolderRole.DRAFTS.value}
+                )
+        except _AlreadyWrittenError:
+            assert key is not None
+            written = await self._draft_of(key)
+            if written is None:  # written and gone (deleted) since: a conflict of its own
+                raise FatalConnectorError(
+                    "the draft of this idempotency key is gone", connector=self.name
+                ) from None
+            return written
+
+    async def _draft_of(self, idempotency_key: str) -> EmailMessage | None:
+        async with self._sessions() as session:
+            existing = (
+                await session.execute(
+                    select(SandboxMessage).where(
+                        SandboxMessage.tenant_id == self.tenant_id,
+                        SandboxMessage.mailbox == self.mailbox,
+                        SandboxMessage.idempotency_key == idempotency_key,
                     )
-                ).scalar_one_or_none()
-                if existing is not None:
-                    return self._message(existing)
-            data = await self._draft_data(session, request)
-            seq = await bump_change_seq(session, self.tenant_id, self.mailbox)
-            row = SandboxMessage(
-                id=new_id(),
-                tenant_id=self.tenant_id,
-                mailbox=self.mailbox,
-                folder=FolderRole.DRAFTS.value,
-                change_seq=seq,
-                message_id=data["message_id"],
-                idempotency_key=request.idempotency_key,
-                data=data,
-                created_at=datetime.now(UTC),
-            )
-            session.add(row)
-            await session.flush()
-            return self._message(row)
+                )
+            ).scalar_one_or_none()
+        return None if existing is None else self._message(existing)
 
     async def _draft_data(self, session: AsyncSession, request: DraftRequest) -> dict[str, Any]:
         me = EmailAddress(address=self.mailbox)

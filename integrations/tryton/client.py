@@ -20,9 +20,8 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 from pydantic import SecretStr
 from tenacity import (
@@ -41,6 +40,9 @@ from integrations.errors import (
     FatalConnectorError,
     RetriableConnectorError,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -155,6 +157,8 @@ class TrytonClient:
         self.database = database
         self.login_name = login
         self._password = password if isinstance(password, SecretStr) else SecretStr(password)
+        import httpx  # with the first Tryton client, not with connector discovery
+
         self._http = http_client or httpx.AsyncClient(timeout=timeout_s)
         # A client passed in is the caller's to close, unless it says otherwise.
         self._owns_http = http_client is None if owns_http is None else owns_http
@@ -171,6 +175,8 @@ class TrytonClient:
     # ------------------------------------------------------------------ transport
 
     async def _post(self, method: str, params: Sequence[Any], *, authenticated: bool) -> Any:
+        import httpx
+
         self._id += 1
         headers = {"Authorization": self._auth} if authenticated and self._auth else {}
         payload = {"method": method, "params": encode(list(params)), "id": self._id}

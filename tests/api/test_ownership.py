@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from assistant.auth import users
 from assistant.auth.permissions import DELEGABLE
-from assistant.auth.runtime import UserStateCache
+from assistant.auth.runtime import DelegationCache, UserStateCache
 from assistant.connector_store import bind_executive
+from assistant.core.db import commit
 from assistant.core.errors import PermissionDeniedError
 from assistant.core.principal import (
     ActorType,
@@ -759,6 +760,48 @@ async def test_the_state_cache_keeps_a_person_at_most_its_ttl(sessions: Any, eng
     async with sessions() as session:
         assert (await cache.get(session, TENANT, user.id)).roles == {Role.EXECUTIVE}  # type: ignore[union-attr]
         assert await cache.get(session, "other", user.id) is None  # tenant-bound
+
+
+async def test_the_delegation_cache_keeps_a_grant_at_most_its_ttl(sessions: Any) -> None:
+    """Another process's revocation reaches the cache within its TTL; one committed in this
+    process (through the request's commit) at once. A refusal is never kept."""
+    now = [0.0]
+    cache = DelegationCache(5.0, clock=lambda: now[0])
+    async with sessions() as session:
+        executive = await users.create_user(
+            session, OPERATOR, tenant_id=TENANT, username="eve", roles=[Role.EXECUTIVE]
+        )
+        delegate = await users.create_user(
+            session, OPERATOR, tenant_id=TENANT, username="del", roles=[Role.DELEGATE]
+        )
+        boss = Principal(user_id=executive.id, tenant_id=TENANT, roles=frozenset({Role.EXECUTIVE}))
+        grant = await users.grant_delegation(
+            session, boss, executive=executive, delegate=delegate, scopes=["review.read"]
+        )
+        await commit(session)
+    ids = (TENANT, executive.id, delegate.id)
+    async with sessions() as session:
+        assert await cache.scopes(session, *ids) == ("review.read",)
+    async with sessions() as session, session.begin():  # as another process commits it
+        row = await session.get(type(grant), grant.id)
+        row.revoked_at = FIXED_NOW
+    now[0] = 4.9
+    async with sessions() as session:
+        assert await cache.scopes(session, *ids) == ("review.read",)
+    now[0] = 5.0
+    async with sessions() as session:
+        assert await cache.scopes(session, *ids) is None
+    async with sessions() as session:
+        grant = await users.grant_delegation(
+            session, boss, executive=executive, delegate=delegate, scopes=["review.read"]
+        )
+        await commit(session)
+        assert await cache.scopes(session, *ids) == ("review.read",)  # refusals are not kept
+    async with sessions() as session:
+        await users.revoke_delegation(session, boss, TENANT, grant.id)
+        await commit(session)
+    async with sessions() as session:
+        assert await cache.scopes(session, *ids) is None  # revoked here: at once
 
 
 # ------------------------------------------------------------------ finding 6: connector secrets

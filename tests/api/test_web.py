@@ -3,6 +3,7 @@ typed errors, and what lands in the governed actions and the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -71,17 +72,19 @@ async def _correct(
 
 
 async def _pending_draft(client: httpx.AsyncClient, services: Any) -> Action:
+    """The reply draft that correcting a message to respond proposes (mail the rules
+    decided as respond at triage already has its own drafts: those are not it)."""
+    pending = (Action.kind == "email.draft.create") & (Action.state == "pending_review")
+    async with services.sessions() as session:
+        before = set((await session.execute(select(Action.id).where(pending))).scalars())
     row = await _undecided(services)
     done = await _correct(client, row, "respond")
     assert done.status_code == 303
     async with services.sessions() as session:
-        action = await session.scalar(
-            select(Action).where(
-                Action.kind == "email.draft.create", Action.state == "pending_review"
-            )
-        )
-    assert action is not None, "correcting to respond proposes a reply draft"
-    return action
+        actions = (await session.execute(select(Action).where(pending))).scalars().all()
+    new = [a for a in actions if a.id not in before]
+    assert len(new) == 1, "correcting to respond proposes a reply draft"
+    return new[0]
 
 
 async def _state(services: Any, action_id: str) -> str:
@@ -111,6 +114,27 @@ async def test_pages_send_people_to_sign_in_and_back(web: Web) -> None:
     # signed out: the session ends server-side, the pages ask for a sign-in again
     await client.post("/auth/logout", data={"csrf": csrf_of(inbox)})
     assert (await client.get("/app/inbox", headers=HTML)).status_code == 303
+
+
+async def test_a_fresh_app_includes_the_rooms_with_their_first_request(web: Web) -> None:
+    # The rooms' routes join the app on the first request under /app (assistant.web), before
+    # it is routed: the first requests, even together and to different rooms, are answered
+    # by their rooms, not 404.
+    client, services = web
+    await give_password(services, "dana")
+    await sign_in(client, "dana")  # /auth: the rooms are not needed yet
+    routes = len(client.app.routes)  # type: ignore[attr-defined]
+    inbox, review, meetings = await asyncio.gather(
+        client.get("/app/inbox", headers=HTML),
+        client.get("/app/review", headers=HTML),
+        client.get("/app/meetings", headers=HTML),
+    )
+    assert inbox.status_code == 200 and "<h1>Inbox</h1>" in inbox.text
+    assert review.status_code == 200 and meetings.status_code == 200
+    with_rooms = len(client.app.routes)  # type: ignore[attr-defined]
+    assert with_rooms > routes
+    assert (await client.get("/app/history", headers=HTML)).status_code == 200
+    assert len(client.app.routes) == with_rooms  # type: ignore[attr-defined]  # included once
 
 
 async def test_expired_session_asks_for_sign_in(web: Web) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistant.core.principal import Role, system_principal
+from governance.executor import SWITCH_RECHECK_SECONDS
 from governance.killswitch import set_switch
 from governance.models import ActionException
 from governance.state import ActionState, execution_key
@@ -321,6 +323,70 @@ async def test_expired_lease_is_recovered_and_runs_once(harness: Harness, clock:
     assert done.state == S.SUCCEEDED and done.attempts == 2
     assert len(await messages_with_key(harness.sessions, action.id)) == 1
     assert "action.retry_scheduled" in await harness.audit_actions(action.id)
+
+
+async def test_a_worker_dying_after_a_batch_claim_leaves_every_action_to_run_once(
+    harness: Harness, clock: Clock
+) -> None:
+    """A batch is claimed in one transaction; the worker runs part of it and dies. The
+    rest is recovered after the lease and runs once; what ran is not run again."""
+    # A connector not measured yet is claimed for only as far as it runs at once.
+    harness = build_harness(harness.sessions, clock, connector_concurrency=5)
+    actions = [
+        await harness.propose("email.draft.create", internal_mail(f"n{i}")) for i in range(5)
+    ]
+    checked, claimed = await harness.executor._claim_batch(5)
+    assert sorted(a.id for a in claimed) == sorted(a.id for a in actions)
+    # One claim, one audit event per action (its version counts its events).
+    for action in claimed:
+        assert action.state == S.EXECUTING and action.attempts == 1
+        assert await harness.audit_count(action.id) == action.version
+    await asyncio.gather(*(harness.executor._start(a, checked) for a in claimed[:2]))
+    # The worker dies here: claimed[2:] stay EXECUTING under its lease.
+    other = build_harness(harness.sessions, clock, worker_id="worker-2")
+    assert await other.executor.run_due() == 0
+    clock.advance(harness.settings.lease_seconds + 1)
+    assert await other.executor.run_due() == 3
+    for action in actions:
+        done = await harness.load(action.id)
+        assert done.state == S.SUCCEEDED
+        assert len(await messages_with_key(harness.sessions, action.id)) == 1
+        assert await harness.audit_count(action.id) == done.version
+    assert {(await harness.load(a.id)).attempts for a in claimed[2:]} == {2}
+
+
+async def test_a_kill_switch_stops_claimed_actions_that_have_not_started(
+    harness: Harness, clock: Clock
+) -> None:
+    """Claimed ahead of its connector, an action that waited re-reads the switches before
+    it starts: one that went on meanwhile gives it back, unexecuted, with its attempt."""
+    admin = person("ops-admin", Role.ADMIN)
+    mail = await harness.propose("email.draft.create", internal_mail())
+    _, claimed = await harness.executor._claim_batch(1)
+    assert [a.id for a in claimed] == [mail.id]
+    async with harness.sessions() as session, session.begin():
+        await set_switch(
+            session, admin, enabled=True, now=clock.now, tenant_id=TENANT, connector="email"
+        )
+    # Claimed (switches read) longer ago than the recheck period.
+    stale = time.monotonic() - SWITCH_RECHECK_SECONDS - 1
+    await harness.executor._start(claimed[0], stale)
+    released = await harness.load(mail.id)
+    assert released.state == S.SCHEDULED and released.attempts == 0
+    assert released.claimed_by is None
+    assert await messages_with_key(harness.sessions, mail.id) == []
+    assert (await harness.audit_actions(mail.id))[-1] == "action.retry_scheduled"
+    assert await harness.audit_count(mail.id) == released.version
+
+    async with harness.sessions() as session, session.begin():
+        await set_switch(
+            session, admin, enabled=False, now=clock.now, tenant_id=TENANT, connector="email"
+        )
+    clock.advance(SWITCH_RECHECK_SECONDS + 1)
+    assert await harness.executor.run_due() == 1
+    done = await harness.load(mail.id)
+    assert done.state == S.SUCCEEDED and done.attempts == 1
+    assert len(await messages_with_key(harness.sessions, mail.id)) == 1
 
 
 async def test_rollback_of_a_correlation_id_in_reverse_order(

@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistant.core.clock import utcnow
 from assistant.core.db import create_engine, create_session_factory, upgrade
 from assistant.core.principal import system_principal
+from governance.actions import ExecutionResult
 from governance.audit_models import AuditEvent
 from governance.models import Action
 from governance.runner import ProcrastinateRunner, procrastinate_conninfo
 from governance.service import Proposal
-from governance.state import ActionState, execution_key
+from governance.state import ActionState, execution_key, transition
 from integrations.base import DraftRequest
 from integrations.sandbox.models import SandboxMessage
 from tests.fixtures.governance import (
@@ -32,6 +33,7 @@ from tests.fixtures.governance import (
     EXECUTIVE,
     TENANT,
     Clock,
+    SandboxResolver,
     build_harness,
     copy_template,
     seeded_template,
@@ -209,6 +211,78 @@ async def test_two_workers_racing_execute_each_action_exactly_once(
     for action_id in ids:
         assert await effects(pg_sessions, action_id) == 1
     assert sum(claimed_by.values()) == 200
+
+
+@pytest.mark.postgres
+async def test_a_group_commit_records_each_success_by_its_own_compare_and_set(
+    pg_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Successes share one transaction (one UPDATE ... FROM VALUES, one audit append), yet
+    each is a compare-and-set of its own: one whose lease was recovered meanwhile is left
+    alone, the others are recorded, each with its one event."""
+    clock = Clock(utcnow())
+    harness = build_harness(pg_sessions, clock, connector_concurrency=3)
+    for i in range(3):
+        await harness.propose("email.draft.create", draft_args(i))
+    _, claimed = await harness.executor._claim_batch(3)
+    assert len(claimed) == 3
+    lost = claimed[1]
+    async with pg_sessions() as session, session.begin():  # another worker recovered it
+        row = await session.get(Action, lost.id)
+        assert row is not None
+        await transition(
+            session,
+            row,
+            S.SCHEDULED,
+            actor=system_principal(TENANT, "executor:other"),
+            now=clock.now,
+            values={"claimed_by": None, "lease_expires_at": None},
+        )
+    loop = asyncio.get_running_loop()
+    outcomes = [
+        (
+            action,
+            ExecutionResult(external_ids={"draft_id": f"d{i}"}, result={"n": i}),
+            loop.create_future(),
+        )
+        for i, action in enumerate(claimed)
+    ]
+    assert await harness.executor._record_successes(outcomes) == [True, False, True]
+    for i, action in enumerate(claimed):
+        stored = await harness.load(action.id)
+        assert await harness.audit_count(action.id) == stored.version
+        if action is lost:
+            assert stored.state == S.SCHEDULED
+            continue
+        assert stored.state == S.SUCCEEDED and action.state == S.SUCCEEDED
+        assert stored.version == action.version and stored.claimed_by is None
+        assert stored.external_ids == {"draft_id": f"d{i}"} and stored.result == {"n": i}
+
+
+@pytest.mark.postgres
+async def test_the_sandbox_mailbox_writes_a_key_once_on_postgresql(
+    pg_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The draft and the mailbox's change counter move in one statement on PostgreSQL; a
+    second write of the same idempotency key answers the first draft and moves nothing."""
+    mailbox = SandboxResolver(pg_sessions).email
+    first = await mailbox.create_draft(DraftRequest(body_text="one", idempotency_key="k-1"))
+    again = await mailbox.create_draft(DraftRequest(body_text="two", idempotency_key="k-1"))
+    other = await mailbox.create_draft(DraftRequest(body_text="three"))
+    assert again.id == first.id and again.text == "one" and other.id != first.id
+    async with pg_sessions() as session:
+        rows = (
+            await session.execute(
+                select(SandboxMessage.id, SandboxMessage.change_seq).order_by(
+                    SandboxMessage.change_seq
+                )
+            )
+        ).all()
+        counter = (
+            await session.execute(text("SELECT change_seq FROM sandbox_mailbox_state"))
+        ).scalar_one()
+    assert [tuple(r) for r in rows] == [(first.id, 1), (other.id, 2)]
+    assert counter == 2
 
 
 @pytest.mark.postgres

@@ -6,7 +6,10 @@ check) once made up most of the service's start-up; they load on first use, as d
 agent with its tools and model client (the first turn), the triage rules with the Public
 Suffix List (the first triage), the IMAP/SMTP clients (the first IMAP instance) and, on
 SQLite, SQLAlchemy's PostgreSQL dialect with its drivers' modules, and icalendar with
-recurring-ical-events (the first calendar read or write). A fresh
+recurring-ical-events (the first calendar read or write), httpx (the first outbound HTTP
+client: a Graph, Tryton or Business Central instance, an HTTP witness, a webhook, an external
+token issuer), the web app's rooms (the first request under /app) and Jinja2 (the first page
+or error page). A fresh
 interpreter shows what importing the CLI and the app, and discovering the connectors, pulls in.
 
 The console script also pauses garbage collection while the process starts (see
@@ -49,6 +52,18 @@ DEFERRED = (
     "sqlalchemy.dialects.postgresql",
     "icalendar",
     "recurring_ical_events",
+    "httpx",
+    "nh3",
+    "jinja2",
+    "assistant.web.inbox",
+    "assistant.web.review",
+    "assistant.web.meetings",
+    "assistant.web.history",
+    "assistant.web.live",
+    "assistant.web.chat",
+    "assistant.web.admin",
+    "assistant.web.people",
+    "assistant.web.auditor",
 )
 
 

@@ -6,7 +6,7 @@ from collections import deque
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from assistant.core.db import create_engine, create_session_factory
 from assistant.core.errors import ConflictError
@@ -18,9 +18,12 @@ from governance.state import (
     TRANSITIONS,
     ActionState,
     IllegalTransitionError,
+    Move,
     arguments_digest,
     can_move,
+    decide_new,
     transition,
+    transition_through,
 )
 from tests.conftest import FIXED_NOW
 from tests.fixtures.governance import Clock, build_harness, copy_template, seeded_template
@@ -99,3 +102,77 @@ async def test_compare_and_set_refuses_a_stale_version(
             assert (await session.get(Action, action.id)) is not None
     finally:
         await engine.dispose()
+
+
+async def test_moves_in_a_row_are_one_compare_and_set_with_an_event_each(
+    seeded_template: Path, tmp_path: Path
+) -> None:
+    engine = create_engine(copy_template(seeded_template, tmp_path))
+    sessions = create_session_factory(engine)
+    updates: list[str] = []
+
+    def count_updates(*args: object) -> None:
+        statement = str(args[2])
+        if statement.startswith("UPDATE governed_actions"):
+            updates.append(statement)
+
+    try:
+        harness = build_harness(sessions, Clock(FIXED_NOW))
+        action = await harness.propose(
+            "email.draft.create",
+            {"to": [{"address": "raj.patel@northwind.example"}], "body_text": "x"},
+        )
+        assert action.state == S.SCHEDULED
+        first = await harness.load(action.id)
+        stale = await harness.load(action.id)
+        actor = system_principal("default", "test")
+        running = Move(S.EXECUTING, actor, values={"attempts": 1})
+        done = Move(S.SUCCEEDED, actor, values={"finished_at": FIXED_NOW}, reason="sent")
+        # A move the lifecycle refuses anywhere in the row: nothing is written.
+        event.listen(engine.sync_engine, "before_cursor_execute", count_updates)
+        with pytest.raises(IllegalTransitionError):
+            async with sessions() as session, session.begin():
+                await transition_through(
+                    session, first, [running, Move(S.PENDING_REVIEW, actor)], now=FIXED_NOW
+                )
+        assert updates == []
+        async with sessions() as session, session.begin():
+            await transition_through(session, first, [running, done], now=FIXED_NOW)
+        event.remove(engine.sync_engine, "before_cursor_execute", count_updates)
+        assert len(updates) == 1
+        row = await harness.load(action.id)
+        assert (row.state, row.version, row.attempts) == (S.SUCCEEDED, stale.version + 2, 1)
+        async with sessions() as session:
+            events = list(
+                await session.scalars(
+                    select(AuditEvent)
+                    .where(AuditEvent.action_id == action.id)
+                    .order_by(AuditEvent.seq)
+                )
+            )
+        assert len(events) == row.version
+        last_two = [
+            (e.action, e.payload["from"], e.payload["to"], e.payload["version"])
+            for e in events[-2:]
+        ]
+        assert last_two == [
+            ("action.executing", "scheduled", "executing", stale.version + 1),
+            ("action.succeeded", "executing", "succeeded", stale.version + 2),
+        ]
+        assert events[-1].reason == "sent"
+        # The copy read before the moves is stale: its compare-and-set fails.
+        with pytest.raises(ConflictError):
+            async with sessions() as session, session.begin():
+                await transition_through(session, stale, [running], now=FIXED_NOW)
+    finally:
+        await engine.dispose()
+
+
+def test_only_a_new_proposed_action_is_decided_before_it_is_stored() -> None:
+    action = Action(id="a" * 32, kind="email.send", state=S.PROPOSED.value, version=1)
+    action.arguments = {}
+    event_in = decide_new(action, S.PENDING_REVIEW, now=FIXED_NOW, reason="external")
+    assert (action.state, action.version) == (S.PENDING_REVIEW, 2)
+    assert event_in.payload["from"] == "proposed" and event_in.payload["version"] == 2
+    with pytest.raises(IllegalTransitionError):
+        decide_new(action, S.APPROVED, now=FIXED_NOW)  # decided already

@@ -121,6 +121,10 @@ async def test_model_report_counts_tokens(openai_server: FakeOpenAI) -> None:
         prompt="triage@1",
     )
     assert report.accuracy == 1.0 and report.decided_by == {"rule": 1, "model": 2}
+    # Rules and model together: every categorised mail, and how often it was right.
+    assert report.together is not None
+    assert (report.together.correct, report.together.decided) == (3, 3)
+    assert "  together 3/3 = 1.0000" in render_text(report)
     assert (report.llm_calls, report.input_tokens, report.output_tokens) == (2, 2000, 100)
     assert report.tokens_per_message == pytest.approx(2100 / 3, abs=0.01)
     assert report.cost_usd == pytest.approx((2000 * 1.0 + 100 * 2.0) / 1e6)
@@ -221,7 +225,9 @@ async def test_per_stage_precision_and_schedule_scored_as_respond() -> None:
     assert report.confusion["respond"]["respond"] == 1  # schedule, scored as respond
     assert report.accuracy_strict == pytest.approx(1 / 4)  # strict: schedule is not respond
     assert report.phishing_flags_on_own_domain == 0
+    assert report.together == report.per_stage["rule"]  # one stage: no separate line
     assert "precision of each stage" in render_text(report)
+    assert "together" not in render_text(report)
 
 
 async def test_each_rule_and_a_baseline_on_the_same_mails() -> None:

@@ -8,7 +8,16 @@ import pytest
 
 from assistant.triage import Category, Priority, RuleId, TriageContext, load_triage_rules
 from tests.conftest import REPO_ROOT
-from tests.unit.triage.factory import CONTEXT, EXECUTIVE, RULES, decide, ics, message, rule_id
+from tests.unit.triage.factory import (
+    CONTEXT,
+    EXECUTIVE,
+    RULES,
+    address,
+    decide,
+    ics,
+    message,
+    rule_id,
+)
 
 EXAMPLE_RULES = REPO_ROOT / "config" / "triage_rules.example.yaml"
 ADMIN = TriageContext.from_config(load_triage_rules(EXAMPLE_RULES), executive="ceo@example.com")
@@ -525,3 +534,171 @@ def test_requests_to_meet_in_words(case: str, fields: dict[str, Any], schedules:
     assert result.category is Category.SCHEDULE
     assert result.meeting is not None and result.meeting.window_description
     assert "asks to meet" in result.reason
+
+
+# --------------------------------------------------------------------------- colleagues
+
+COLLEAGUE_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    (
+        "colleague asks her a question",
+        {"sender": "jane.doe@acme.com", "text": "Can you review the logs and advise?"},
+        RuleId.COLLEAGUE_QUESTION,
+    ),
+    (
+        "colleague at a subsidiary asks",
+        {"sender": "ops@eu.acme.com", "text": "Draft attached.\nAre you happy with section 2?"},
+        RuleId.COLLEAGUE_QUESTION,
+    ),
+    (
+        "reply in a thread, question above the quote",
+        {
+            "sender": "jane.doe@acme.com",
+            "in_reply_to": "<a@b>",
+            "text": "Which option do you prefer?\n\nOn Mon, Bob wrote:\n> Two options.",
+        },
+        RuleId.COLLEAGUE_QUESTION,
+    ),
+    (
+        "colleague says no action is needed",
+        {"sender": "jane.doe@acme.com", "text": "The build passed. No action needed."},
+        RuleId.COLLEAGUE_NO_ACTION,
+    ),
+    (
+        "colleague's FYI subject",
+        {"sender": "jane.doe@acme.com", "subject": "FYI: new office hours", "text": "See below."},
+        RuleId.COLLEAGUE_NO_ACTION,
+    ),
+    # Negatives: a stranger's question; a question only in the quoted mail; a rhetorical
+    # "did you know"; a question to nobody in particular; credentials asked of her; a
+    # no-reply or list address; "no action needed" beside a date; a stranger's FYI.
+    (
+        "stranger asks",
+        {"sender": "rep@saas.example", "text": "Can you confirm the renewal by 4pm?"},
+        None,
+    ),
+    (
+        "question only in the quoted mail",
+        {
+            "sender": "jane.doe@acme.com",
+            "in_reply_to": "<a@b>",
+            "text": "Thanks, noted.\n\nOn Mon, Bob wrote:\n> Can you send the deck?",
+        },
+        None,
+    ),
+    (
+        "rhetorical did you know",
+        {"sender": "jane.doe@acme.com", "text": "Did you know the canteen opens at 8?"},
+        None,
+    ),
+    ("question to nobody", {"sender": "jane.doe@acme.com", "text": "Is the build green?"}, None),
+    (
+        "credentials asked by a colleague's address",
+        {
+            "sender": "jane.doe@acme.com",
+            "text": "Can you confirm your account password with the link below?",
+        },
+        None,
+    ),
+    (
+        "internal no-reply address asks",
+        {"sender": "noreply@acme.com", "text": "Can you rate the training?"},
+        None,
+    ),
+    (
+        "internal list asks",
+        {"sender": "team@acme.com", "list_id": "<team.acme.com>", "text": "Can you join us?"},
+        None,
+    ),
+    (
+        "no action needed, but a date",
+        {"sender": "jane.doe@acme.com", "text": "No action needed until the deadline Friday."},
+        None,
+    ),
+    ("stranger's FYI", {"sender": "pat@partner.example", "subject": "FYI: our prices"}, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "expected"), COLLEAGUE_CASES, ids=[c[0] for c in COLLEAGUE_CASES]
+)
+def test_colleagues_writing_to_her(case: str, fields: dict[str, Any], expected: str | None) -> None:
+    result = decide(message(**fields))
+    decided_by = result.provenance.rule_id if result else None
+    if expected is None:  # another rule may decide (a no-reply address is automated)
+        assert decided_by not in (RuleId.COLLEAGUE_QUESTION, RuleId.COLLEAGUE_NO_ACTION)
+        return
+    assert decided_by == expected
+    if expected == RuleId.COLLEAGUE_QUESTION:
+        assert result is not None and result.category is Category.RESPOND
+        assert result.reason.startswith("someone at your organisation asks you directly: '")
+        assert "?" in result.reason  # quotes the question, as written
+    elif expected == RuleId.COLLEAGUE_NO_ACTION:
+        assert result is not None and (result.category, result.priority) == (
+            Category.NOTIFY,
+            Priority.LOW,
+        )
+        assert "nothing is expected of you" in result.reason
+
+
+def test_a_question_to_someone_else_is_not_hers() -> None:
+    """On copy, the question is put to whoever the mail is addressed to."""
+    to_someone = message(sender="jane.doe@acme.com", text="Can you send me the deck?")
+    to_someone = to_someone.model_copy(
+        update={"to": [address("bob@acme.com")], "cc": [address(EXECUTIVE)]}
+    )
+    assert decide(to_someone) is None
+
+
+def test_a_colleague_with_a_deadline_is_high_priority() -> None:
+    result = decide(message(sender="jane.doe@acme.com", text="Can you sign it by 3pm today?"))
+    assert result is not None and result.provenance.rule_id == RuleId.COLLEAGUE_QUESTION
+    assert result.priority is Priority.HIGH
+
+
+# --------------------------------------------------------------------------- bulk footers
+
+FOOTER = "Spring range is in.\n\nManage your email preferences | Unsubscribe"
+FOOTER_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    ("footer from a stranger", {"sender": "hello@shop.example", "text": FOOTER}, "footer"),
+    (
+        "advertisement notice",
+        {"sender": "pat@clinic.example", "text": "Coupon inside. This email is an advertisement."},
+        "footer",
+    ),
+    (
+        "marketing sender through a mailing platform",
+        {"sender": "news@shop.example", "headers": {"return-path": "<bounce@mcsv.net>"}},
+        "marketing",
+    ),
+    # Negatives: a reply in a thread, a known sender, a colleague, a date to meet, a
+    # no-reply service, a platform alone.
+    ("reply in a thread", {"text": FOOTER, "in_reply_to": "<a@b>"}, None),
+    ("known person", {"sender": "Ada Lovelace <chair@board.example.org>", "text": FOOTER}, None),
+    ("colleague", {"sender": "jane.doe@acme.com", "text": FOOTER}, None),
+    ("a date to act by", {"text": "Renew by Friday.\n" + FOOTER}, None),
+    ("no-reply service", {"sender": "no-reply@bank.example", "text": FOOTER}, "automated"),
+    (
+        "a person sending through a platform",
+        {"sender": "pat@shop.example", "headers": {"return-path": "<b@sendgrid.net>"}},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "fields", "kind"), FOOTER_CASES, ids=[c[0] for c in FOOTER_CASES])
+def test_bulk_footers_and_mailing_platforms(
+    case: str, fields: dict[str, Any], kind: str | None
+) -> None:
+    expected = {
+        "footer": RuleId.BULK_FOOTER,
+        "marketing": RuleId.BULK_MARKETING,
+        "automated": RuleId.AUTOMATED,
+        None: None,
+    }[kind]
+    result = decide(message(**fields))
+    assert (result.provenance.rule_id if result else None) == expected
+    if expected in (RuleId.BULK_FOOTER, RuleId.BULK_MARKETING):
+        assert result is not None and (result.category, result.priority) == (
+            Category.IGNORE,
+            Priority.LOW,
+        )
