@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -50,6 +51,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -596,6 +599,9 @@ def main(argv: list[str] | None = None) -> None:
     args.routes = {r.strip() for r in args.routes.split(",") if r.strip()}
     if not args.routes or not args.routes <= set(ROUTES):
         parser.error(f"--routes takes names among {','.join(ROUTES)}")
+    # A log line per proposed or executed action (preparing the deployment, the executor's
+    # run) would time the terminal, not the code, and bury the tables.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     table: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     print(f"api_load: {os.cpu_count()} cores, load average {_loadavg()}")
