@@ -582,26 +582,41 @@ class Executor:
                 return switch
         return None
 
+    async def _unclaim(
+        self,
+        action: Action,
+        *,
+        now: datetime,
+        reason: str,
+        values: dict[str, Any],
+        payload: dict[str, Any],
+    ) -> None:
+        """Move a claimed action back to SCHEDULED, claim and lease cleared, in its own
+        transaction (ConflictError when its version moved meanwhile)."""
+        async with self.sessions() as session, session.begin():
+            await transition(
+                session,
+                action,
+                S.SCHEDULED,
+                actor=self.actor_for(action.tenant_id),
+                now=now,
+                audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
+                reason=reason,
+                values={**values, "claimed_by": None, "lease_expires_at": None},
+                payload=payload,
+            )
+
     async def _release(self, action: Action, switch: KillSwitch) -> None:
         """Give back a claimed action a kill switch now covers, unexecuted (the attempt it
         was counted is given back too): it waits in SCHEDULED for the switch to go off."""
         try:
-            async with self.sessions() as session, session.begin():
-                await transition(
-                    session,
-                    action,
-                    S.SCHEDULED,
-                    actor=self.actor_for(action.tenant_id),
-                    now=self.clock(),
-                    audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
-                    reason="a kill switch went on before it started: released unexecuted",
-                    values={
-                        "attempts": action.attempts - 1,
-                        "claimed_by": None,
-                        "lease_expires_at": None,
-                    },
-                    payload={"released": True, "kill_switch": switch.id},
-                )
+            await self._unclaim(
+                action,
+                now=self.clock(),
+                reason="a kill switch went on before it started: released unexecuted",
+                values={"attempts": action.attempts - 1},
+                payload={"released": True, "kill_switch": switch.id},
+            )
         except ConflictError:
             log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
             return
@@ -883,22 +898,13 @@ class Executor:
                         f"last attempt ({action.attempts})",
                     )
                 else:
-                    async with self.sessions() as session, session.begin():
-                        await transition(
-                            session,
-                            action,
-                            S.SCHEDULED,
-                            actor=self.actor_for(action.tenant_id),
-                            now=now,
-                            audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
-                            reason=f"lease of worker {action.claimed_by} expired",
-                            values={
-                                "not_before": now,
-                                "claimed_by": None,
-                                "lease_expires_at": None,
-                            },
-                            payload={"attempt": action.attempts, "recovered": True},
-                        )
+                    await self._unclaim(
+                        action,
+                        now=now,
+                        reason=f"lease of worker {action.claimed_by} expired",
+                        values={"not_before": now},
+                        payload={"attempt": action.attempts, "recovered": True},
+                    )
                 recovered += 1
                 log.warning(
                     "executor.lease_recovered", action_id=action.id, worker=action.claimed_by
