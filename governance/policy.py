@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from assistant.core.errors import ConfigurationError
 from assistant.core.principal import Role
 from assistant.core.settings import OwnerSettings
+from assistant.core.yaml_loading import safe_load
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -554,7 +555,7 @@ def parse_policy(
 ) -> Policy:
     """Parse and compile; one :class:`ConfigurationError` lists every problem found."""
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigurationError(
             f"{source}: not valid YAML", problems=[f"{source}: {exc}"]

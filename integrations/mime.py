@@ -18,7 +18,6 @@ from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_datetime
 from typing import Any
 
-import html2text
 from pydantic import ValidationError
 
 from integrations.base import Attachment, DraftMode, EmailAddress, EmailMessage
@@ -97,6 +96,8 @@ def html_to_text(html: str) -> str:
     """Readable plain text from an HTML body (links kept, images and styling dropped).
 
     Only the first :data:`MAX_HTML_TO_TEXT` characters are converted."""
+    import html2text  # with the first HTML body, not at the service's start
+
     html = html[:MAX_HTML_TO_TEXT]
     converter = html2text.HTML2Text()
     converter.body_width = 0

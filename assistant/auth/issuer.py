@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-import jwt
-
 from assistant.auth.keys import LocalKeyStore
 from assistant.core.clock import utcnow
 from assistant.core.ids import new_id
@@ -73,6 +71,8 @@ class LocalIssuer:
             claims["preferred_username"] = username
         if display_name:
             claims["name"] = display_name
+        import jwt  # with the first token signed, not at the service's start
+
         key = self.keystore.current()
         return jwt.encode(
             claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"}

@@ -19,7 +19,6 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 from pydantic import SecretStr
 
 from assistant.auth.crypto import derive_key
@@ -37,7 +36,7 @@ class SigningKey:
     private_key: rsa.RSAPrivateKey
 
     def public_jwk(self) -> dict[str, Any]:
-        jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
+        jwk = _rsa_public_jwk(self.private_key)
         return {
             "kty": "RSA",
             "use": "sig",
@@ -48,9 +47,17 @@ class SigningKey:
         }
 
 
+def _rsa_public_jwk(private_key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    # PyJWT loads with the first key read or made, not at the service's start.
+    from jwt.algorithms import RSAAlgorithm
+
+    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
+    return jwk
+
+
 def thumbprint(private_key: rsa.RSAPrivateKey) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url): a stable kid derived from the key."""
-    jwk = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
+    jwk = _rsa_public_jwk(private_key)
     canonical = json.dumps(
         {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
     )

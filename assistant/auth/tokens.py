@@ -14,12 +14,9 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import jwt
 import structlog
-from jwt import PyJWK, PyJWKClient
-from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
 from assistant.auth.errors import TokenRejectedError
 from assistant.auth.keys import LocalKeyStore
@@ -29,6 +26,11 @@ from assistant.core.errors import ServiceUnavailableError
 from assistant.core.principal import Role
 from assistant.core.settings import Settings
 from assistant.core.tenancy import is_reserved_tenant
+
+if TYPE_CHECKING:
+    # PyJWT (with cryptography's X.509 parser) loads with the first token checked or key set
+    # read, not at the service's start: 25 ms of `assistant serve` that no start-up check used.
+    from jwt import PyJWK, PyJWKClient
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -61,30 +63,25 @@ def _published(client: PyJWKClient | None, kid: str) -> bool:
     return jwk_set is not None and any(key.key_id == kid for key in jwk_set.keys)
 
 
-class LocalJWKSClient(PyJWKClient):
-    """PyJWT's JWKS client reading the local key store instead of the network: the same
-    caching, kid matching and refresh-on-unknown-kid as for a remote issuer."""
-
-    def __init__(self, keystore: LocalKeyStore, *, lifespan: float, cooldown: float) -> None:
-        super().__init__(
-            "https://local-issuer.invalid/jwks", lifespan=lifespan, cooldown_duration=cooldown
-        )
-        self._keystore = keystore
-
-    def fetch_data(self) -> Any:
-        data = self._keystore.jwks()
-        if self.jwk_set_cache is not None:
-            self.jwk_set_cache.put(data)
-        return data
-
-
 class LocalKeySource:
     def __init__(self, keystore: LocalKeyStore, settings: Settings) -> None:
-        # Reading local files is cheap: no cooldown, so a key rotated by the CLI is seen at once.
-        self._client = LocalJWKSClient(keystore, lifespan=settings.auth.jwks_cache_s, cooldown=0)
+        self._keystore = keystore
+        self._lifespan = settings.auth.jwks_cache_s
+        # Made with the first token checked (it imports PyJWT); until then no key set was
+        # read, so publishes() answers False as for an expired cache.
+        self._client: PyJWKClient | None = None
+
+    def _jwks_client(self) -> PyJWKClient:
+        if self._client is None:
+            from assistant.auth.local_jwks import LocalJWKSClient
+
+            # Reading local files is cheap: no cooldown, so a key rotated by the CLI is seen
+            # at once.
+            self._client = LocalJWKSClient(self._keystore, lifespan=self._lifespan, cooldown=0)
+        return self._client
 
     async def signing_key(self, kid: str) -> PyJWK:
-        return await asyncio.to_thread(self._client.get_signing_key, kid)
+        return await asyncio.to_thread(self._jwks_client().get_signing_key, kid)
 
     def publishes(self, kid: str) -> bool:
         return _published(self._client, kid)
@@ -102,6 +99,7 @@ class RemoteKeySource:
 
     async def _discover(self) -> PyJWKClient:
         import httpx  # with the first external issuer's discovery, not at start-up
+        from jwt import PyJWKClient
 
         url = f"{self.issuer}/.well-known/openid-configuration"
         try:
@@ -128,6 +126,8 @@ class RemoteKeySource:
         )
 
     async def signing_key(self, kid: str) -> PyJWK:
+        from jwt.exceptions import PyJWKClientConnectionError
+
         if self._client is None:
             async with self._lock:
                 if self._client is None:
@@ -214,6 +214,8 @@ class TokenValidator:
                 return verified
             del self._verified[key]
         verified = await self._validate(token)
+        import jwt
+
         if len(self._verified) >= _MAX_VERIFIED:  # bounded: drop everything rather than grow
             self._verified.clear()
         expires_at = float(verified.claims["exp"]) + self._settings.auth.leeway_s
@@ -224,6 +226,9 @@ class TokenValidator:
     async def _validate(
         self, token: str, *, audiences: Iterable[str] | None = None
     ) -> VerifiedToken:
+        import jwt
+        from jwt.exceptions import PyJWKClientError
+
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from assistant.core.errors import ConfigurationError
 from assistant.core.tenancy import tenant_name_problem
+from assistant.core.yaml_loading import safe_load
 
 CONFIG_FILE_ENV = "ASSISTANT_CONFIG_FILE"
 #: Marker of the development secret; production refuses to start with it.
@@ -1035,7 +1036,7 @@ def load_settings(**overrides: Any) -> Settings:
                 problems=[f"config file not found: {config_file}"],
             )
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigurationError(
                 "the configuration file is not valid YAML", problems=[f"{config_file}: {exc}"]

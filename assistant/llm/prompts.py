@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.core.errors import ConfigurationError
+from assistant.core.yaml_loading import safe_load
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -97,7 +98,7 @@ def _load_file(path: Path) -> Prompt:
         raise ConfigurationError(f"prompt file name must be name@version.yaml: {path.name}")
     raw_text = path.read_text(encoding="utf-8")
     try:
-        data = _PromptFile.model_validate(yaml.safe_load(raw_text))
+        data = _PromptFile.model_validate(safe_load(raw_text))
     except (yaml.YAMLError, ValidationError) as exc:
         raise ConfigurationError(
             f"invalid prompt file {path.name}", problems=[f"{path.name}: {exc}"]

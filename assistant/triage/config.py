@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from assistant.core.errors import ConfigurationError
+from assistant.core.yaml_loading import safe_load
 from assistant.triage.models import Category, Priority
 
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -181,7 +182,7 @@ def load_triage_rules(path: str | Path) -> TriageRulesConfig:
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}", problems=[f"{path}: {exc}"]) from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path} is not valid YAML", problems=[f"{path}: {exc}"]) from exc
     return parse_triage_rules(raw, source=str(path))

@@ -10,6 +10,7 @@ from integrations.base import Capability, ConnectorContext, ConnectorSpec
 from integrations.errors import ConnectorUnavailableError
 from integrations.sandbox.calendar import SandboxCalendarConnector
 from integrations.sandbox.email import SandboxEmailConnector
+from integrations.sandbox.seed_files import default_seed_dir, seed_executive_address
 
 
 class SandboxEmailConfig(BaseModel):
@@ -39,10 +40,13 @@ class SandboxCalendarConfig(BaseModel):
 
 
 def _executive(seed_dir: Path | None, context: ConnectorContext) -> str:
-    from integrations.sandbox.seed import default_seed_dir, load_mailbox_seed
-
     folder = seed_dir or context.extras.get("sandbox_seed_dir") or default_seed_dir()
-    return load_mailbox_seed(folder).executive.address
+    address = seed_executive_address(folder)
+    if address is None:  # not plainly there: the whole file, validated, says why
+        from integrations.sandbox.seed import load_mailbox_seed
+
+        address = load_mailbox_seed(folder).executive.address
+    return address
 
 
 def _sessions(context: ConnectorContext) -> object:

@@ -32,16 +32,9 @@ from integrations.sandbox.models import (
     SandboxPerson,
     SandboxTombstone,
 )
+from integrations.sandbox.seed_files import default_seed_dir as default_seed_dir
 
 WALL_TIME = "%Y-%m-%d %H:%M"
-
-
-def default_seed_dir() -> Path:
-    """config/sandbox of the working directory, else of the source tree."""
-    local = Path("config/sandbox")
-    if local.is_dir():
-        return local
-    return Path(__file__).resolve().parents[2] / "config" / "sandbox"
 
 
 class _Strict(BaseModel):

@@ -9,7 +9,8 @@ SQLite, SQLAlchemy's PostgreSQL dialect with its drivers' modules, and icalendar
 recurring-ical-events (the first calendar read or write), httpx (the first outbound HTTP
 client: a Graph, Tryton or Business Central instance, an HTTP witness, a webhook, an external
 token issuer), the web app's rooms (the first request under /app) and Jinja2 (the first page
-or error page). A fresh
+or error page), PyJWT (the first token checked or signed), html2text (the first HTML
+body) and argon2 (the first password). A fresh
 interpreter shows what importing the CLI and the app, and discovering the connectors, pulls in.
 
 The console script also pauses garbage collection while the process starts (see
@@ -64,15 +65,22 @@ DEFERRED = (
     "assistant.web.admin",
     "assistant.web.people",
     "assistant.web.auditor",
+    "jwt",
+    "html2text",
+    "argon2",
 )
 
 
-def test_the_cli_and_the_app_load_without_the_heavy_optional_clients() -> None:
+def test_the_cli_and_the_app_load_without_the_heavy_optional_clients(tmp_path: Path) -> None:
     probe = (
         "import json, sys\n"
         "import assistant.cli, assistant.app\n"
         "from integrations.registry import ConnectorRegistry\n"
         "registry = ConnectorRegistry.discover()\n"
+        # What the lifespan builds for authentication (local mode: the issuer, its key set).
+        "from assistant.auth.runtime import AuthRuntime\n"
+        "from assistant.core.settings import Settings\n"
+        f"AuthRuntime.build(Settings(data_dir={str(tmp_path)!r}), None)\n"
         "print(json.dumps({'loaded': sorted(sys.modules), 'broken': registry.broken}))\n"
     )
     result = subprocess.run(
