@@ -31,6 +31,9 @@ _DRIVERS = frozenset({"aiosqlite", "asyncpg"})
 @dataclass
 class _Compiled:
     compiled: SQLCompiler
+    #: The bind processor of each parameter that has one (e.g. a datetime as SQLite
+    #: stores it), by the parameter's name.
+    binds: dict[str, Callable[[Any], Any]]
     #: One per selected column (None where the driver's value is the value), known once
     #: the driver has described the result's column types (see _result_processors).
     results: tuple[Callable[[Any], Any] | None, ...] | None = None
@@ -40,7 +43,13 @@ class _Compiled:
 def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     """``statement`` compiled for ``dialect``, once (the listings' statements are built
     once per shape and kept, so the cache holds a few dozen entries)."""
-    return _Compiled(statement.compile(dialect=dialect))
+    compiled = statement.compile(dialect=dialect)
+    binds = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            binds[name] = process
+    return _Compiled(compiled, binds)
 
 
 async def _result_processors(
@@ -61,16 +70,22 @@ async def _result_processors(
     )
 
 
-def _driver_arguments(compiled: SQLCompiler, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def _driver_arguments(prepared: _Compiled, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The SQL with expanding parameters (``IN``) rendered for ``params``, and the driver's
     positional values after the bind processors (e.g. datetimes as SQLite stores them)."""
-    expanded = compiled.construct_expanded_state(params)
-    values = dict(expanded.parameters)
-    for name, process in expanded.processors.items():
-        if name in values and values[name] is not None:
-            values[name] = process(values[name])
+    compiled = prepared.compiled
+    values = dict(params)
+    for name, process in prepared.binds.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if compiled.binds[name].expanding:
+            values[name] = [None if v is None else process(v) for v in value]
+        else:
+            values[name] = process(value)
+    expanded = compiled.construct_expanded_state(values)
     assert expanded.positiontup is not None  # both drivers take positional parameters
-    return expanded.statement, tuple(values[name] for name in expanded.positiontup)
+    return expanded.statement, tuple(expanded.parameters[name] for name in expanded.positiontup)
 
 
 async def fetch_rows(
@@ -85,7 +100,7 @@ async def fetch_rows(
     dialect = engine.dialect
     if dialect.driver in _DRIVERS:
         prepared = _compile(statement, dialect)
-        sql, values = _driver_arguments(prepared.compiled, params)
+        sql, values = _driver_arguments(prepared, params)
         # The pool's connection itself (checkout events, the ping of an idle one, the reset
         # on return all apply), without an engine Connection around it: one greenlet round
         # each way instead of three.

@@ -127,6 +127,16 @@ async def test_the_rows_are_sqlalchemys_rows(engine: AsyncEngine, params: dict[s
         assert isinstance(row[5], float)
 
 
+async def test_a_datetime_bound_finds_the_stored_value(engine: AsyncEngine) -> None:
+    """Bound values go through the bind processors: a datetime compares equal to the one
+    stored (SQLite holds text in SQLAlchemy's format; the driver's own differs)."""
+    exactly = select(_ROWS.c.id).where(_ROWS.c.at == bindparam("at")).limit(bindparam("limit"))
+    at = _START + timedelta(minutes=11, microseconds=77)
+    assert [row[0] for row in await reads.fetch_rows(engine, exactly, {"at": at, "limit": 5})] == [
+        "r11"
+    ]
+
+
 async def test_the_driver_answers_without_sqlalchemys_execution(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
