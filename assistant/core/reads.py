@@ -44,7 +44,7 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
     """``statement`` compiled for ``dialect``, once (the listings' statements are built
     once per shape and kept, so the cache holds a few dozen entries)."""
     compiled = statement.compile(dialect=dialect)
-    binds = {}
+    binds: dict[str, Callable[[Any], Any]] = {}
     for name, bind in compiled.binds.items():
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
