@@ -23,6 +23,7 @@ in the same run, so the ratios hold even when the absolute numbers do not.
     .venv/bin/python -m bench.api_load [--seconds 5] [--clients 64] [--no-postgres]
         [--routes propose,approve]
 
+``ASSISTANT_BENCH_POOL_SIZE=N`` serves with ``database.pool_size=N`` (to compare pool sizes).
 ``--routes`` loads only the named routes (while working on one); the targets that need a
 route left out print as n/a.
 
@@ -104,6 +105,9 @@ def _environment(folder: Path, database_url: str | None, port: int) -> dict[str,
     )
     if database_url:
         env["ASSISTANT_DATABASE__URL"] = database_url
+    if os.environ.get("ASSISTANT_BENCH_POOL_SIZE"):
+        # database.pool_size of the served app, to compare pool sizes (default: the setting's).
+        env["ASSISTANT_DATABASE__POOL_SIZE"] = os.environ["ASSISTANT_BENCH_POOL_SIZE"]
     return env
 
 

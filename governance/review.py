@@ -27,7 +27,7 @@ from typing import Any, Literal, NoReturn
 
 import jsonpatch
 import structlog
-from sqlalchemy import Row, delete, exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.core.clock import utcnow
@@ -146,7 +146,7 @@ class ReviewService:
         limit: int = 50,
         offset: int = 0,
         after: tuple[datetime, str] | None = None,
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[Sequence[Any]]:
         """:meth:`pending` as rows of ``columns`` (see ActionService.list_rows)."""
         filters = self._queue(principal, owner, older_than_seconds)
         if filters is None:

@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 import structlog
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     String,
     and_,
@@ -41,6 +40,7 @@ from assistant.core.errors import (
 )
 from assistant.core.ids import new_id
 from assistant.core.principal import ActorType, Principal, Role, system_principal
+from assistant.core.reads import read_rows
 from assistant.core.settings import GovernanceSettings
 from governance import audit
 from governance.actions import KindRegistry, registry
@@ -614,7 +614,7 @@ class ActionService:
         limit: int = 50,
         offset: int = 0,
         after: tuple[datetime, str] | None = None,
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[Sequence[Any]]:
         """:meth:`list`'s rows, for listings that only answer them: ``columns`` (every
         column of the table by default; keep the tuple the same between calls, a prepared
         statement is kept per tuple) as read-only rows, with no ORM object per row."""
@@ -630,10 +630,9 @@ class ActionService:
             offset=offset,
             after=after,
         )
-        # Core execution on the session's connection: the same transaction, without the
-        # ORM's per-row loading machinery.
-        connection = await session.connection()
-        return (await connection.execute(query, params)).all()
+        # Core execution, without the ORM's per-row loading machinery: in the session's
+        # transaction when it has one, else on the driver's connection in one round trip.
+        return await read_rows(session, query, params)
 
     async def undo(
         self, session: AsyncSession, principal: Principal, action_id: str, reason: str | None = None

@@ -19,6 +19,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 import orjson
@@ -103,6 +104,12 @@ class CursorCodec:
         return Position(created_at=created_at, id=row_id)
 
 
+@lru_cache(maxsize=4)
+def _codec(secret: str) -> CursorCodec:
+    """The deployment's codec: its key is derived once, not on every listing request."""
+    return CursorCodec(secret)
+
+
 def query_scope(route: str, caller: tuple[str, str, str | None], **filters: Any) -> str:
     """The name a cursor is bound to: the route, the caller (tenant, person, executive they
     act for) and every filter (a changed filter is another query)."""
@@ -144,7 +151,7 @@ class Keyset:
     ) -> Keyset:
         """Check the request pages one way, and decode its cursor against this query."""
         ensure_one_way(cursor, offset)
-        codec = CursorCodec(secret)
+        codec = _codec(secret)
         scope = query_scope(
             route, (principal.tenant_id, principal.user_id, principal.on_behalf_of), **filters
         )

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -183,18 +183,43 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
         "echo": echo,
         "json_deserializer": orjson.loads,
     }
+    sqlite_file = False
     if is_sqlite(url):
         if ":memory:" not in url and "mode=memory" not in url:
+            sqlite_file = True
             path = url.split("///", 1)[-1].split("?", 1)[0]
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     else:
         kwargs["pool_size"] = pool_size
+    if sqlite_file:
+        # pool_size as on PostgreSQL, and the same overflow: a request may hold a connection
+        # while a short transaction of its own takes another (API key bookkeeping, detached
+        # audit rows), and without overflow a burst of those waits out the pool timeout.
+        # Returned connections are rolled back only inside a transaction (_reset_sqlite).
+        kwargs.update(pool_size=pool_size, pool_reset_on_return=None)
     engine = create_async_engine(url, **kwargs)
     _ping_when_idle(engine)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "savepoint", _sqlite_begin_before_savepoint)
+    if sqlite_file:
+        event.listen(engine.sync_engine, "reset", _reset_sqlite)
     return engine
+
+
+def _reset_sqlite(
+    dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    """A connection going back to the pool: rolled back when the driver is in a transaction.
+
+    pysqlite opens one only before a write (or our BEGIN IMMEDIATE), so after reads there is
+    nothing to undo, and the rollback SQLAlchemy would issue anyway costs a hand-off to
+    aiosqlite's thread per request. SQLAlchemy's documented custom reset
+    (pool_reset_on_return=None with a "reset" listener)."""
+    if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+        return
+    if _driver_in_transaction(dbapi_connection):
+        dbapi_connection.rollback()
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -58,7 +58,15 @@ class DatabaseSettings(BaseModel):
         "may append audit rows but never rewrite them.",
     )
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
-    pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept per process.")
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Connections kept per process, on PostgreSQL and on a SQLite file alike "
+        "(up to 10 more are opened under bursts and closed when returned). On SQLite each "
+        "connection is a thread of its own (aiosqlite); WAL readers never wait for the "
+        "writer, so one long write holds one connection, not the others.",
+    )
 
 
 class ServerSettings(BaseModel):

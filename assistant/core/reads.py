@@ -1,0 +1,168 @@
+"""Read-only statements on the driver's own connection: the hot listings' path.
+
+A listing read through an ORM session pays for the session's transaction and, on SQLite,
+for aiosqlite's thread hand-offs: SQLAlchemy's adapter makes one per cursor step (open,
+execute, fetch, close) and one for the commit, each a wake-up of the connection's thread
+and a fight for the GIL. :func:`fetch_rows` runs one statement, compiled once, with one
+round trip: aiosqlite's ``execute_fetchall`` (a single hand-off) or asyncpg's ``fetch``
+(its own cache of prepared statements). Values go through the same bind and result
+processors SQLAlchemy would apply, so the rows are the rows ``connection.execute`` gives.
+
+It is for reads that need no transaction of their own: a request that has not touched
+the database yet (:func:`read_rows` checks) sees exactly what a new transaction would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
+
+_DRIVERS = frozenset({"aiosqlite", "asyncpg"})
+
+
+@dataclass
+class _Compiled:
+    compiled: SQLCompiler
+    #: The bind processor of each parameter that has one (e.g. a datetime as SQLite
+    #: stores it), by the parameter's name.
+    binds: dict[str, Callable[[Any], Any]]
+    #: One per selected column (None where the driver's value is the value), known once
+    #: the driver has described the result's column types (see _result_processors).
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+
+@lru_cache(maxsize=256)
+def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
+    """``statement`` compiled for ``dialect``, once (the listings' statements are built
+    once per shape and kept, so the cache holds a few dozen entries)."""
+    compiled = statement.compile(dialect=dialect)
+    binds: dict[str, Callable[[Any], Any]] = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            binds[name] = process
+    return _Compiled(compiled, binds)
+
+
+async def _result_processors(
+    statement: Select[Any], dialect: Dialect, driver: Any, sql: str
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    """SQLAlchemy's result processor of each selected column. They depend on the type the
+    database answers (a numeric as float or decimal): asyncpg describes it on a prepared
+    statement, once per statement; SQLite's rows carry no declared type (as in
+    SQLAlchemy's own cursor description)."""
+    if dialect.driver == "asyncpg":
+        described = await driver.prepare(sql)
+        codes: list[Any] = [attribute.type.oid for attribute in described.get_attributes()]
+    else:
+        codes = [None] * len(statement.selected_columns)
+    return tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, code)
+        for column, code in zip(statement.selected_columns, codes, strict=True)
+    )
+
+
+def _driver_arguments(prepared: _Compiled, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The SQL with expanding parameters (``IN``) rendered for ``params``, and the driver's
+    positional values after the bind processors (e.g. datetimes as SQLite stores them)."""
+    compiled = prepared.compiled
+    values = dict(params)
+    for name, process in prepared.binds.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if compiled.binds[name].expanding:
+            values[name] = [None if v is None else process(v) for v in value]
+        else:
+            values[name] = process(value)
+    expanded = compiled.construct_expanded_state(values)
+    assert expanded.positiontup is not None  # both drivers take positional parameters
+    return expanded.statement, tuple(expanded.parameters[name] for name in expanded.positiontup)
+
+
+async def fetch_rows(
+    engine: AsyncEngine, statement: Select[Any], params: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """Run the read-only ``statement`` with ``params`` on a pooled connection of ``engine``
+    in one round trip; its rows (sequences of values), typed as SQLAlchemy types them.
+
+    Drivers other than aiosqlite and asyncpg, and a driver error (so that it is reported,
+    and a dead connection invalidated, exactly as elsewhere), go through SQLAlchemy's
+    ordinary execution."""
+    dialect = engine.dialect
+    if dialect.driver in _DRIVERS:
+        prepared = _compile(statement, dialect)
+        sql, values = _driver_arguments(prepared, params)
+        # The pool's connection itself (checkout events, the ping of an idle one, the reset
+        # on return all apply), without an engine Connection around it: one greenlet round
+        # each way instead of three.
+        pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+        try:
+            fetched = await _fetch(
+                prepared, statement, dialect, pooled.driver_connection, sql, values
+            )
+        finally:
+            await greenlet_spawn(pooled.close)
+        if fetched is not None:
+            assert prepared.results is not None
+            return _processed(fetched, prepared.results)
+    async with engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(statement, params)]
+
+
+async def _fetch(
+    prepared: _Compiled,
+    statement: Select[Any],
+    dialect: Dialect,
+    driver: Any,
+    sql: str,
+    values: tuple[Any, ...],
+) -> Sequence[Sequence[Any]] | None:
+    """The driver's rows; None when it raised: the caller answers with SQLAlchemy's
+    execution, which reports the error as every other statement does."""
+    try:
+        if prepared.results is None:
+            prepared.results = await _result_processors(statement, dialect, driver, sql)
+        if dialect.driver == "aiosqlite":
+            rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, values)
+        else:
+            rows = await driver.fetch(sql, *values)
+    except Exception:
+        return None
+    return rows
+
+
+def _processed(
+    rows: Sequence[Sequence[Any]], results: tuple[Callable[[Any], Any] | None, ...]
+) -> list[list[Any]]:
+    processed = [(i, process) for i, process in enumerate(results) if process is not None]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, process in processed:
+            value = values[i]
+            if value is not None:
+                values[i] = process(value)
+        out.append(values)
+    return out
+
+
+async def read_rows(
+    session: AsyncSession, statement: Select[Any], params: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """``statement``'s rows for a read-only listing on ``session``: :func:`fetch_rows` when
+    the session holds no transaction yet (nothing it wrote or read could differ), else on
+    the session's own connection, inside its transaction."""
+    bind = session.bind
+    if not session.in_transaction() and isinstance(bind, AsyncEngine):
+        return await fetch_rows(bind, statement, params)
+    connection = await session.connection()
+    return (await connection.execute(statement, params)).all()

@@ -1,0 +1,198 @@
+"""assistant.core.reads: listings read on the driver's own connection give the rows
+SQLAlchemy's execution gives (bound and result values processed alike), on SQLite and
+PostgreSQL; a request that already holds a transaction reads inside it; driver errors come
+out as SQLAlchemy's; SQLite's pool honours pool_size and rolls back what a write left."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from assistant.core import reads
+from assistant.core.db import UTCDateTime, create_engine, create_session_factory, stored_json
+
+_METADATA = MetaData()
+_ROWS = Table(
+    "fast_read_rows",
+    _METADATA,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("payload", JSON, nullable=True),
+    Column("ratio", Float, nullable=False),
+)
+_COLUMNS = (
+    _ROWS.c.id,
+    _ROWS.c.state,
+    _ROWS.c.at,
+    _ROWS.c.finished_at,
+    stored_json(_ROWS.c.payload),
+    _ROWS.c.ratio,
+)
+#: As the listings build theirs: once, with an expanding IN and a datetime bound.
+_LISTING = (
+    select(*_COLUMNS)
+    .where(_ROWS.c.state.in_(bindparam("states", expanding=True)))
+    .where(_ROWS.c.at <= bindparam("before"))
+    .order_by(_ROWS.c.at.desc(), _ROWS.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_START = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def reads_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def engine(reads_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(reads_url, pool_size=2)
+    async with engine.begin() as connection:
+        await connection.run_sync(_METADATA.drop_all)
+        await connection.run_sync(_METADATA.create_all)
+        await connection.execute(
+            insert(_ROWS),
+            [
+                {
+                    "id": f"r{i:02d}",
+                    "state": ("pending", "done", "failed")[i % 3],
+                    "at": _START + timedelta(minutes=i, microseconds=i * 7),
+                    "finished_at": _START + timedelta(hours=1) if i % 3 == 1 else None,
+                    "payload": {"to": [f"p{i}@example.org"], "n": i, "note": "é \u2028"}
+                    if i % 4
+                    else None,
+                    "ratio": i / 3,
+                }
+                for i in range(30)
+            ],
+        )
+    try:
+        yield engine
+    finally:
+        async with engine.begin() as connection:
+            await connection.run_sync(_METADATA.drop_all)
+        await engine.dispose()
+
+
+def _plain(rows: Any) -> list[tuple[Any, ...]]:
+    # orjson.Fragment has no equality: compare the JSON text it carries.
+    return [
+        tuple(orjson.dumps(v) if isinstance(v, orjson.Fragment) else v for v in row) for row in rows
+    ]
+
+
+async def _sqlalchemy_rows(engine: AsyncEngine, params: dict[str, Any]) -> list[Any]:
+    async with engine.connect() as connection:
+        return list(await connection.execute(_LISTING, params))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"states": ["pending"], "before": _START + timedelta(minutes=20), "limit": 50},
+        {"states": ["pending", "done"], "before": _START + timedelta(days=1), "limit": 7},
+        {"states": ["nothing"], "before": _START, "limit": 5},
+    ],
+)
+async def test_the_rows_are_sqlalchemys_rows(engine: AsyncEngine, params: dict[str, Any]) -> None:
+    fast = await reads.fetch_rows(engine, _LISTING, params)
+    ordinary = await _sqlalchemy_rows(engine, params)
+    assert _plain(fast) == _plain(ordinary)
+    for row in fast:
+        assert row[2].tzinfo is UTC  # UTCDateTime's processor ran
+        assert isinstance(row[5], float)
+
+
+async def test_a_datetime_bound_finds_the_stored_value(engine: AsyncEngine) -> None:
+    """Bound values go through the bind processors: a datetime compares equal to the one
+    stored (SQLite holds text in SQLAlchemy's format; the driver's own differs)."""
+    exactly = select(_ROWS.c.id).where(_ROWS.c.at == bindparam("at")).limit(bindparam("limit"))
+    at = _START + timedelta(minutes=11, microseconds=77)
+    assert [row[0] for row in await reads.fetch_rows(engine, exactly, {"at": at, "limit": 5})] == [
+        "r11"
+    ]
+
+
+async def test_the_driver_answers_without_sqlalchemys_execution(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the fast path fell back to SQLAlchemy's execution")
+
+    params = {"states": ["done"], "before": _START + timedelta(days=1), "limit": 50}
+    expected = _plain(await _sqlalchemy_rows(engine, params))
+    monkeypatch.setattr(AsyncConnection, "execute", refuse)
+    assert _plain(await reads.fetch_rows(engine, _LISTING, params)) == expected
+    assert len(expected) == 10
+
+
+async def test_a_driver_error_is_sqlalchemys_error(engine: AsyncEngine) -> None:
+    missing = Table("fast_read_missing", MetaData(), Column("id", String(32)))
+    with pytest.raises(DBAPIError):
+        await reads.fetch_rows(engine, select(missing.c.id).limit(bindparam("limit")), {"limit": 1})
+    # The connection is still good for the next read.
+    params = {"states": ["failed"], "before": _START + timedelta(days=1), "limit": 50}
+    assert len(await reads.fetch_rows(engine, _LISTING, params)) == 10
+
+
+async def test_a_session_in_a_transaction_reads_its_own_writes(engine: AsyncEngine) -> None:
+    sessions = create_session_factory(engine)
+    params = {"states": ["new"], "before": _START + timedelta(days=1), "limit": 50}
+    async with sessions() as session:
+        assert await reads.read_rows(session, _LISTING, params) == []
+        await session.execute(
+            insert(_ROWS).values(id="mine", state="new", at=_START, ratio=1.0, payload=None)
+        )
+        rows = await reads.read_rows(session, _LISTING, params)
+        assert [row[0] for row in rows] == ["mine"]
+        await session.rollback()
+    assert await reads.fetch_rows(engine, _LISTING, params) == []
+
+
+async def test_sqlite_pool_size_and_the_rollback_of_an_unfinished_write(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_size=2)
+    try:
+        pool: Any = engine.sync_engine.pool
+        assert pool.size() == 2
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (x INTEGER)"))
+        # A write on the driver, outside SQLAlchemy's transaction: the connection goes back
+        # to the pool in a transaction, and is rolled back there (its lock released, else
+        # the next writer would wait out busy_timeout and fail).
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("INSERT INTO t VALUES (1)")
+            assert raw.driver_connection.in_transaction
+        async with engine.begin() as first, engine.begin() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("INSERT INTO t VALUES (2)"))
+        async with engine.connect() as reader:
+            assert (await reader.execute(text("SELECT x FROM t"))).scalars().all() == [2]
+    finally:
+        await engine.dispose()
