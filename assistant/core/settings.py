@@ -559,6 +559,14 @@ class GovernanceSettings(BaseModel):
     worker_concurrency: int = Field(
         default=8, ge=1, le=64, description="Actions one worker process executes at once."
     )
+    propose_batch_max: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="Most proposals of the API one server process stores in one "
+        "transaction (group commit: those that arrive while the previous batch commits "
+        "wait for the next; a lone proposal is stored at once). 1 stores each alone.",
+    )
     connector_concurrency: int = Field(
         default=2,
         ge=1,
