@@ -7,6 +7,7 @@ transport (no HTTP server: its parsing is not what this measures), and prints th
 functions with the most own time and the most cumulative time.
 
     .venv/bin/python -m bench.propose_profile [--requests 2000] [--clients 64] [--sqlite]
+        [--top 25] [--no-profile]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if str(REPO) not in sys.path:
 from bench.api_load import DANA, _mail, free_port, prepare  # noqa: E402
 
 
-async def run(requests: int, clients: int, backend: str, top: int) -> None:
+async def run(requests: int, clients: int, backend: str, top: int, profile: bool) -> None:
     import httpx
     import structlog
 
@@ -78,7 +79,8 @@ async def run(requests: int, clients: int, backend: str, top: int) -> None:
                 )
                 profiler = cProfile.Profile()
                 started, cpu = time.perf_counter(), time.process_time()
-                profiler.enable()
+                if profile:
+                    profiler.enable()
                 errors = sum(await asyncio.gather(*(caller() for _ in range(clients))))
                 profiler.disable()
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -96,9 +98,12 @@ async def run(requests: int, clients: int, backend: str, top: int) -> None:
                 await deployment.cleanup()
     print(
         f"{backend}: {requests} proposals, {clients} callers, {errors} errors: "
-        f"{requests / wall:.0f}/s in process, CPU {cpu / requests * 1000:.2f} ms per proposal "
-        f"(under cProfile, which adds to it)"
+        f"{requests / wall:.0f}/s in process, CPU {cpu / requests * 1000:.2f} ms per proposal"
+        + (" (under cProfile, which adds to it)" if profile else "")
+        + " (the test client's share included)"
     )
+    if not profile:
+        return
     for order, restriction in (("tottime", ()), ("cumulative", ("assistant|governance",))):
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(*restriction, top)
@@ -114,9 +119,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL.")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--no-profile", action="store_true", help="Only the rate and CPU per proposal."
+    )
     args = parser.parse_args()
     backend = "sqlite" if args.sqlite else "postgresql"
-    asyncio.run(run(args.requests, args.clients, backend, args.top))
+    asyncio.run(run(args.requests, args.clients, backend, args.top, not args.no_profile))
 
 
 if __name__ == "__main__":
