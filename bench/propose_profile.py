@@ -7,7 +7,7 @@ transport (no HTTP server: its parsing is not what this measures), and prints th
 functions with the most own time and the most cumulative time.
 
     .venv/bin/python -m bench.propose_profile [--requests 2000] [--clients 64] [--sqlite]
-        [--top 25] [--no-profile]
+        [--top 25] [--no-profile] [--pool-size N]
 """
 
 from __future__ import annotations
@@ -31,7 +31,25 @@ if str(REPO) not in sys.path:
 from bench.api_load import DANA, _mail, free_port, prepare  # noqa: E402
 
 
-async def run(requests: int, clients: int, backend: str, top: int, profile: bool) -> None:
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by the machine's PostgreSQL processes (every user's)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            if not fields[0].endswith("(postgres"):
+                continue
+            values = fields[1].split()
+            # utime, stime, and the children's that ended (a closed connection's backend)
+            total += sum(int(value) for value in values[11:15])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def run(
+    requests: int, clients: int, backend: str, top: int, profile: bool, pool_size: int | None
+) -> None:
     import httpx
     import structlog
 
@@ -43,6 +61,8 @@ async def run(requests: int, clients: int, backend: str, top: int, profile: bool
         deployment = await prepare(Path(folder), backend, free_port(), pending=0)
         previous = dict(os.environ)
         os.environ.update({k: v for k, v in deployment.env.items() if k.startswith("ASSISTANT_")})
+        if pool_size is not None:
+            os.environ["ASSISTANT_DATABASE__POOL_SIZE"] = str(pool_size)
         try:
             settings = Settings()
             services = await Services.build(settings)
@@ -79,11 +99,13 @@ async def run(requests: int, clients: int, backend: str, top: int, profile: bool
                 )
                 profiler = cProfile.Profile()
                 started, cpu = time.perf_counter(), time.process_time()
+                pg_cpu = postgres_cpu_seconds()
                 if profile:
                     profiler.enable()
                 errors = sum(await asyncio.gather(*(caller() for _ in range(clients))))
                 profiler.disable()
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+                pg_cpu = postgres_cpu_seconds() - pg_cpu
                 committer = getattr(getattr(app.state, "governance", None), "proposals", None)
                 if committer is not None:
                     print(
@@ -100,7 +122,9 @@ async def run(requests: int, clients: int, backend: str, top: int, profile: bool
         f"{backend}: {requests} proposals, {clients} callers, {errors} errors: "
         f"{requests / wall:.0f}/s in process, CPU {cpu / requests * 1000:.2f} ms per proposal"
         + (" (under cProfile, which adds to it)" if profile else "")
-        + " (the test client's share included)"
+        + " (the test client's share included); "
+        f"PostgreSQL's processes {pg_cpu / requests * 1000:.2f} ms per proposal"
+        + (" (other users of the server included)" if backend == "postgresql" else "")
     )
     if not profile:
         return
@@ -122,9 +146,14 @@ def main() -> None:
     parser.add_argument(
         "--no-profile", action="store_true", help="Only the rate and CPU per proposal."
     )
+    parser.add_argument(
+        "--pool-size", type=int, help="database.pool_size of the app (default: the setting's)."
+    )
     args = parser.parse_args()
     backend = "sqlite" if args.sqlite else "postgresql"
-    asyncio.run(run(args.requests, args.clients, backend, args.top, not args.no_profile))
+    asyncio.run(
+        run(args.requests, args.clients, backend, args.top, not args.no_profile, args.pool_size)
+    )
 
 
 if __name__ == "__main__":

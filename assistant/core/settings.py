@@ -57,7 +57,14 @@ class DatabaseSettings(BaseModel):
         "may append audit rows but never rewrite them.",
     )
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
-    pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept per process.")
+    pool_size: int = Field(
+        default=15,
+        ge=1,
+        le=100,
+        description="Connections kept per process (up to 10 more open while busy, closed "
+        "when returned). Keep it at the requests in flight per process: group-committed "
+        "requests finish together, and a smaller pool closes and reopens connections.",
+    )
 
 
 class ServerSettings(BaseModel):
