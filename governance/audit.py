@@ -383,9 +383,8 @@ async def record_prepared_at_commit(
     """:func:`record_at_commit` of events made by :func:`prepare_event` for ``tenant_id``
     (the rows are chained as given: pass copies to chain them again after a rollback).
     Inside a SAVEPOINT they are appended at once."""
-    config = checkpoints or current_config()
     if session.in_nested_transaction():  # as record() does
-        await _append(session, tenant_id, rows, config)
+        await _append(session, tenant_id, rows, checkpoints or current_config())
         return
     sync_session = session.sync_session
     if not sync_session.in_transaction():
@@ -394,7 +393,7 @@ async def record_prepared_at_commit(
         sync_session.begin()
     pending = _pending(session)
     if pending is None:
-        pending = _Pending(session=session, config=config, rows={})
+        pending = _Pending(session=session, config=checkpoints or current_config(), rows={})
         sync_session.info[_PENDING] = pending
         if not sa_event.contains(sync_session, "before_commit", _append_before_commit):
             sa_event.listen(sync_session, "before_commit", _append_before_commit)
