@@ -22,6 +22,7 @@ from governance.compensation import CompensationService
 from governance.executor import Executor
 from governance.owners import OwnerRouter
 from governance.policy import PolicyStore
+from governance.proposals import ProposalCommitter
 from governance.review import ReviewService
 from governance.runner import (
     BackgroundRunner,
@@ -47,6 +48,8 @@ class GovernanceRuntime:
     review: ReviewService
     compensation: CompensationService
     runner: BackgroundRunner
+    #: The API's proposals, stored by group commit (governance.proposals).
+    proposals: ProposalCommitter
     started: bool = False
 
     async def expire_reviews(self) -> int:
@@ -99,6 +102,7 @@ def build_governance(
         review=review,
         compensation=compensation,
         runner=NullRunner(),
+        proposals=ProposalCommitter(actions, max_batch=settings.propose_batch_max),
     )
     mode = mode or runner_mode(services)
     concurrency = concurrency or settings.worker_concurrency

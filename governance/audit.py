@@ -357,9 +357,35 @@ async def record_at_commit(
     if session.in_nested_transaction():
         await record(session, actor, event, checkpoints=checkpoints)
         return
+    await record_prepared_at_commit(
+        session, actor.tenant_id, [prepare_event(actor, event)], checkpoints=checkpoints
+    )
+
+
+def prepare_event(actor: Principal, event: AuditEventIn) -> dict[str, Any]:
+    """``event`` built, checked and redacted (:func:`event_row`) with ``occurred_at`` now
+    unless given: what :func:`record_prepared_at_commit` chains later. A bad event fails
+    here, before the caller stores anything (the proposals' group commit builds its
+    members' events this way, so that one member's bad event never fails a batch)."""
     values = event_row(actor, event)
     if values["occurred_at"] is None:
         values["occurred_at"] = _utc(utcnow())
+    return values
+
+
+async def record_prepared_at_commit(
+    session: AsyncSession,
+    tenant_id: str,
+    rows: list[dict[str, Any]],
+    *,
+    checkpoints: CheckpointConfig | None = None,
+) -> None:
+    """:func:`record_at_commit` of events made by :func:`prepare_event` for ``tenant_id``
+    (the rows are chained as given: pass copies to chain them again after a rollback).
+    Inside a SAVEPOINT they are appended at once."""
+    if session.in_nested_transaction():  # as record() does
+        await _append(session, tenant_id, rows, checkpoints or current_config())
+        return
     sync_session = session.sync_session
     if not sync_session.in_transaction():
         # As any statement would (autobegin): the events belong to this transaction, and
@@ -372,7 +398,7 @@ async def record_at_commit(
         if not sa_event.contains(sync_session, "before_commit", _append_before_commit):
             sa_event.listen(sync_session, "before_commit", _append_before_commit)
             sa_event.listen(sync_session, "after_transaction_end", _drop_pending)
-    pending.rows.setdefault(actor.tenant_id, []).append(values)
+    pending.rows.setdefault(tenant_id, []).extend(rows)
 
 
 async def record(

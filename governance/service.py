@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.auth.models import User
@@ -54,6 +54,7 @@ from governance.state import (
     ActionState,
     IllegalTransitionError,
     decide_new,
+    insert_many,
     insert_new,
     proposed_event,
     transition,
@@ -91,6 +92,39 @@ class Proposal:
 
 
 # --------------------------------------------------------------------------- access
+
+
+@dataclass(slots=True)
+class PreparedProposal:
+    """A proposal checked and decided, not stored yet (:meth:`ActionService.prepare`): the
+    row as the policy leaves it and its two audit events, built, redacted and checked."""
+
+    tenant_id: str
+    #: The row's object for the first attempt to store it.
+    action: Action | None
+    #: Its column values, for another attempt (a rolled-back attempt's object is not reused).
+    columns: dict[str, Any]
+    events: tuple[dict[str, Any], ...]
+    rule: str | None
+
+    @property
+    def dedupe_key(self) -> str | None:
+        key: str | None = self.columns["dedupe_key"]
+        return key
+
+    def new_action(self) -> Action:
+        """The row's object for one attempt to store it."""
+        action, self.action = self.action, None
+        return action if action is not None else Action(**self.columns)
+
+    def event_rows(self) -> list[dict[str, Any]]:
+        """Copies of the events for one attempt (chaining writes into them)."""
+        return [dict(values) for values in self.events]
+
+
+def _columns(action: Action) -> dict[str, Any]:
+    """The column values set on a new, unsaved ``action`` (the others are NULL)."""
+    return {key: value for key, value in vars(action).items() if key != "_sa_instance_state"}
 
 
 def is_system(principal: Principal) -> bool:
@@ -327,6 +361,20 @@ class ActionService:
         self, session: AsyncSession, principal: Principal, proposal: Proposal
     ) -> Action:
         """Store a new action and apply the policy to it (flushes, never commits)."""
+        prepared = await self.prepare(session, principal, proposal)
+        if isinstance(prepared, Action):  # the action proposed before under its dedupe key
+            return prepared
+        return await self.store(session, prepared)
+
+    async def prepare(
+        self, session: AsyncSession, principal: Principal, proposal: Proposal
+    ) -> PreparedProposal | Action:
+        """Everything of :meth:`propose` but the writes: the checks, the validation, the
+        policy's decision and the audit events, built and checked. Returns the action
+        already stored under the proposal's dedupe key if there is one. Only reads.
+
+        :meth:`store` (or :meth:`store_batch`, governance.proposals' group commit) writes
+        the result; whatever is wrong with a proposal raises here, before that."""
         if is_agent(principal) and not principal.holds_scope(PROPOSE):
             # The agent holds the asking person's grant: without the right to propose she
             # cannot propose through it either.
@@ -449,7 +497,23 @@ class ActionService:
         decided = decide_new(
             action, target, now=now, values=values, reason=decision.reason, payload=payload
         )
-        if proposal.dedupe_key:
+        return PreparedProposal(
+            tenant_id=principal.tenant_id,
+            action=action,
+            columns=_columns(action),
+            events=(
+                audit.prepare_event(principal, proposed),
+                audit.prepare_event(system_principal(principal.tenant_id, "policy"), decided),
+            ),
+            rule=decision.rule_id,
+        )
+
+    async def store(self, session: AsyncSession, prepared: PreparedProposal) -> Action:
+        """Write one prepared proposal in the caller's transaction (flushes, never
+        commits): the action, its events (chained at commit), its scheduling when the
+        policy approved it. A dedupe key stored meanwhile returns that action instead."""
+        action = prepared.new_action()
+        if prepared.dedupe_key:
             try:
                 # The savepoint covers the insert only (a duplicate dedupe key rolls it
                 # back); the events are chained at commit.
@@ -457,7 +521,7 @@ class ActionService:
                     await insert_new(session, action)
             except IntegrityError:
                 existing = await self._by_dedupe_key(
-                    session, principal.tenant_id, proposal.dedupe_key
+                    session, prepared.tenant_id, prepared.dedupe_key
                 )
                 if existing is None:
                     raise
@@ -465,21 +529,69 @@ class ActionService:
         else:
             # Nothing to deduplicate: no savepoint (two round trips fewer per proposal).
             await insert_new(session, action)
-        await audit.record_at_commit(session, principal, proposed)
-        await audit.record_at_commit(
-            session, system_principal(principal.tenant_id, "policy"), decided
-        )
-        if target is S.APPROVED:
+        await self._stored(session, prepared, action)
+        return action
+
+    async def store_batch(
+        self, session: AsyncSession, batch: Sequence[PreparedProposal]
+    ) -> list[Action | Exception]:
+        """:meth:`store` of several prepared proposals in the caller's transaction (flushes,
+        never commits): their rows in one multi-row INSERT, their events chained at commit
+        in one append. Returns each member's action, or the error that refused its row.
+
+        The INSERT runs in a savepoint: when it fails (a dedupe key stored meanwhile, a
+        constraint), only the savepoint rolls back and each row is inserted alone in a
+        savepoint of its own, so that one member's failure is that member's only."""
+        actions = [prepared.new_action() for prepared in batch]
+        results: list[Action | Exception] = []
+        try:
+            async with session.begin_nested():
+                await insert_many(session, actions)
+        except DBAPIError as exc:
+            log.info("action.batch_insert_failed", size=len(batch), error=type(exc).__name__)
+            for prepared in batch:
+                try:
+                    results.append(await self._insert_alone(session, prepared))
+                except DBAPIError as error:
+                    results.append(error)
+        else:
+            results.extend(actions)
+        for prepared, result in zip(batch, results, strict=True):
+            if isinstance(result, Action) and result.id == prepared.columns["id"]:
+                await self._stored(session, prepared, result)
+        return results
+
+    async def _insert_alone(self, session: AsyncSession, prepared: PreparedProposal) -> Action:
+        """Insert one prepared row in a savepoint; the action already stored under its
+        dedupe key instead when there is one."""
+        action = prepared.new_action()
+        try:
+            async with session.begin_nested():
+                await insert_new(session, action)
+        except IntegrityError:
+            if not prepared.dedupe_key:
+                raise
+            existing = await self._by_dedupe_key(session, prepared.tenant_id, prepared.dedupe_key)
+            if existing is None:
+                raise
+            return existing
+        return action
+
+    async def _stored(
+        self, session: AsyncSession, prepared: PreparedProposal, action: Action
+    ) -> None:
+        """After the insert: the events, deferred to the commit; scheduling when approved."""
+        await audit.record_prepared_at_commit(session, prepared.tenant_id, prepared.event_rows())
+        if action.state == S.APPROVED:
             await self.executor.schedule(session, action)
         log.info(
             "action.proposed",
             action_id=action.id,
-            kind=kind.name,
-            tenant=principal.tenant_id,
+            kind=action.kind,
+            tenant=action.tenant_id,
             state=action.state,
-            rule=decision.rule_id,
+            rule=prepared.rule,
         )
-        return action
 
     def _ensure_connector_serves(
         self,

@@ -245,6 +245,15 @@ async def insert_new(session: AsyncSession, action: Action) -> None:
     await session.flush()
 
 
+async def insert_many(session: AsyncSession, actions: Sequence[Action]) -> None:
+    """:func:`insert_new` of several new actions in one flush (a multi-row INSERT)."""
+    for action in actions:
+        if inspect(action).persistent or action.version not in (1, 2):
+            raise IllegalTransitionError("a new action starts PROPOSED at version 1")
+    session.add_all(actions)
+    await session.flush()
+
+
 @dataclass(frozen=True)
 class Move:
     """One move of :func:`transition_through`: the target state, who moves it, the further

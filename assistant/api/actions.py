@@ -164,7 +164,7 @@ async def propose(
     on_behalf_of = body.on_behalf_of or principal.acting_for
     if on_behalf_of != principal.acting_for:
         raise OwnershipError("you propose for yourself or the executive you act for")
-    action = await governance.actions.propose(
+    prepared = await governance.actions.prepare(
         session,
         principal,
         Proposal(
@@ -177,6 +177,11 @@ async def propose(
             dedupe_key=body.dedupe_key,
         ),
     )
+    if isinstance(prepared, Action):  # proposed before under this dedupe key
+        return ActionOut.model_validate(prepared)
+    # Stored and committed with the proposals of other requests waiting at the same moment
+    # (group commit): answered only once committed.
+    action = await governance.proposals.store(session, prepared)
     return ActionOut.model_validate(action)
 
 

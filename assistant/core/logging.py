@@ -11,6 +11,7 @@ import logging.config
 import re
 import sys
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -82,7 +83,9 @@ def redact_text(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
+    # Cached: the same few keys come back in every audit payload and log line.
     return key.lower() not in _NOT_SECRET_KEYS and bool(SECRET_KEY_PATTERN.search(key))
 
 

@@ -59,13 +59,14 @@ class DatabaseSettings(BaseModel):
     )
     echo: bool = Field(default=False, description="Log every SQL statement (development only).")
     pool_size: int = Field(
-        default=5,
+        default=15,
         ge=1,
         le=100,
         description="Connections kept per process, on PostgreSQL and on a SQLite file alike "
-        "(up to 10 more are opened under bursts and closed when returned). On SQLite each "
-        "connection is a thread of its own (aiosqlite); WAL readers never wait for the "
-        "writer, so one long write holds one connection, not the others.",
+        "(up to 10 more open while busy, closed when returned). Keep it at the requests in "
+        "flight per process: group-committed proposals finish together, and a smaller pool "
+        "closes and reopens connections. On SQLite each connection is a thread of its own "
+        "(aiosqlite); WAL readers never wait for the writer.",
     )
 
 
@@ -567,6 +568,14 @@ class GovernanceSettings(BaseModel):
     )
     worker_concurrency: int = Field(
         default=8, ge=1, le=64, description="Actions one worker process executes at once."
+    )
+    propose_batch_max: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="Most proposals of the API one server process stores in one "
+        "transaction (group commit: those that arrive while the previous batch commits "
+        "wait for the next; a lone proposal is stored at once). 1 stores each alone.",
     )
     connector_concurrency: int = Field(
         default=2,
