@@ -22,7 +22,7 @@ from assistant.core.principal import Role
 from assistant.core.settings import Settings
 from governance.models import Action
 from tests.conftest import SEED_DIR
-from tests.fixtures.governance import COLLEAGUE, EXECUTIVE, TEST_POLICY
+from tests.fixtures.governance import COLLEAGUE, EXECUTIVE, policy_settings
 
 ACTIONS = "/api/v1/actions"
 CONNECTORS = "/api/v1/admin/connectors"
@@ -30,13 +30,7 @@ CONNECTORS = "/api/v1/admin/connectors"
 
 @pytest.fixture
 def settings(data_dir: Path, tmp_path: Path) -> Settings:
-    policy = tmp_path / "policies.yaml"
-    policy.write_text(TEST_POLICY)
-    return Settings(
-        data_dir=data_dir,
-        sandbox={"seed_dir": SEED_DIR},
-        governance={"runner": "off", "policy_file": policy},
-    )
+    return policy_settings(data_dir, tmp_path)
 
 
 def _services(client: httpx.AsyncClient) -> Any:

@@ -16,21 +16,14 @@ from assistant.core.settings import Settings
 from governance.audit_verify import verify_chain
 from governance.models import Action
 from tests.api.test_commit_before_response import commits_fail
-from tests.conftest import SEED_DIR
-from tests.fixtures.governance import EXECUTIVE, OUTSIDER, TEST_POLICY
+from tests.fixtures.governance import EXECUTIVE, OUTSIDER, policy_settings
 
 ACTIONS = "/api/v1/actions"
 
 
 @pytest.fixture
 def settings(data_dir: Path, tmp_path: Path) -> Settings:
-    policy = tmp_path / "policies.yaml"
-    policy.write_text(TEST_POLICY)
-    return Settings(
-        data_dir=data_dir,
-        sandbox={"seed_dir": SEED_DIR},
-        governance={"runner": "off", "policy_file": policy},
-    )
+    return policy_settings(data_dir, tmp_path)
 
 
 def mail(i: int, **extra: Any) -> dict[str, Any]:
