@@ -590,9 +590,11 @@ class Executor:
         reason: str,
         values: dict[str, Any],
         payload: dict[str, Any],
+        then: Callable[[], Any] | None = None,
     ) -> None:
         """Move a claimed action back to SCHEDULED, claim and lease cleared, in its own
-        transaction (ConflictError when its version moved meanwhile)."""
+        transaction (ConflictError when its version moved meanwhile); ``then`` runs once
+        it has committed."""
         async with self.sessions() as session, session.begin():
             await transition(
                 session,
@@ -605,6 +607,8 @@ class Executor:
                 values={**values, "claimed_by": None, "lease_expires_at": None},
                 payload=payload,
             )
+            if then is not None:
+                after_commit(session, then)
 
     async def _release(self, action: Action, switch: KillSwitch) -> None:
         """Give back a claimed action a kill switch now covers, unexecuted (the attempt it
@@ -813,33 +817,23 @@ class Executor:
             return
         delay = backoff_seconds(self.settings, action.attempts, retry_after)
         error = error_text(exc)
+        now = self.clock()
+        not_before = now + timedelta(seconds=delay)
+        notify, action_id = self.notify, action.id
+        then = None if notify is None else (lambda: notify(action_id, not_before))
         try:
-            async with self.sessions() as session, session.begin():
-                now = self.clock()
-                not_before = now + timedelta(seconds=delay)
-                await transition(
-                    session,
-                    action,
-                    S.SCHEDULED,
-                    actor=self.actor_for(action.tenant_id),
-                    now=now,
-                    audit_action=AuditAction.ACTION_RETRY_SCHEDULED,
-                    reason=audit_reason(exc),
-                    values={
-                        "not_before": not_before,
-                        "claimed_by": None,
-                        "lease_expires_at": None,
-                        "last_error": error,
-                    },
-                    payload={
-                        "attempt": action.attempts,
-                        "delay_seconds": delay,
-                        "not_before": not_before.isoformat(),
-                    },
-                )
-                if self.notify is not None:
-                    notify, action_id = self.notify, action.id
-                    after_commit(session, lambda: notify(action_id, not_before))
+            await self._unclaim(
+                action,
+                now=now,
+                reason=audit_reason(exc),
+                values={"not_before": not_before, "last_error": error},
+                payload={
+                    "attempt": action.attempts,
+                    "delay_seconds": delay,
+                    "not_before": not_before.isoformat(),
+                },
+                then=then,
+            )
         except ConflictError:
             log.warning("executor.lease_lost", action_id=action.id, worker=self.worker_id)
 
