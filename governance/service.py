@@ -512,22 +512,13 @@ class ActionService:
         """Write one prepared proposal in the caller's transaction (flushes, never
         commits): the action, its events (chained at commit), its scheduling when the
         policy approved it. A dedupe key stored meanwhile returns that action instead."""
-        action = prepared.new_action()
         if prepared.dedupe_key:
-            try:
-                # The savepoint covers the insert only (a duplicate dedupe key rolls it
-                # back); the events are chained at commit.
-                async with session.begin_nested():
-                    await insert_new(session, action)
-            except IntegrityError:
-                existing = await self._by_dedupe_key(
-                    session, prepared.tenant_id, prepared.dedupe_key
-                )
-                if existing is None:
-                    raise
-                return existing
+            action = await self._insert_alone(session, prepared)
+            if action.id != prepared.columns["id"]:
+                return action  # the one already stored under its dedupe key
         else:
             # Nothing to deduplicate: no savepoint (two round trips fewer per proposal).
+            action = prepared.new_action()
             await insert_new(session, action)
         await self._stored(session, prepared, action)
         return action
@@ -562,8 +553,9 @@ class ActionService:
         return results
 
     async def _insert_alone(self, session: AsyncSession, prepared: PreparedProposal) -> Action:
-        """Insert one prepared row in a savepoint; the action already stored under its
-        dedupe key instead when there is one."""
+        """Insert one prepared row in a savepoint (a duplicate dedupe key rolls back the
+        insert only; the events are chained at commit); the action already stored under
+        its dedupe key instead when there is one."""
         action = prepared.new_action()
         try:
             async with session.begin_nested():
