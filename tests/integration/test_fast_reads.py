@@ -196,3 +196,95 @@ async def test_sqlite_pool_size_and_the_rollback_of_an_unfinished_write(tmp_path
             assert (await reader.execute(text("SELECT x FROM t"))).scalars().all() == [2]
     finally:
         await engine.dispose()
+
+
+# ------------------------------------------------------------ SQLite: inline on the loop
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}", pool_size=2)
+    async with engine.begin() as connection:
+        await connection.run_sync(_METADATA.create_all)
+        await connection.execute(
+            insert(_ROWS),
+            [
+                {"id": f"r{i:02d}", "state": "pending", "at": _START + timedelta(minutes=i)}
+                | {"payload": {"n": i}, "ratio": i / 3}
+                for i in range(5)
+            ],
+        )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+_PENDING = {"states": ["pending"], "before": _START + timedelta(days=1), "limit": 50}
+
+
+def _no_pool(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> Any:
+        raise AssertionError("the read went through aiosqlite's pooled connection")
+
+    monkeypatch.setattr(engine.sync_engine, "raw_connection", refuse)
+
+
+async def test_sqlite_reads_inline_see_what_a_new_transaction_sees(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the loop's own read-only connection (no pooled connection, no thread): each
+    read sees what was committed before it, never what a writer has not committed, and
+    does not wait for that writer."""
+    expected = _plain(await _sqlalchemy_rows(sqlite_engine, _PENDING))
+    _no_pool(sqlite_engine, monkeypatch)
+    assert _plain(await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)) == expected
+
+    writer = create_engine(str(sqlite_engine.url), pool_size=1)
+    try:
+        async with writer.connect() as connection:
+            transaction = await connection.begin()
+            await connection.execute(
+                insert(_ROWS).values(id="late", state="pending", at=_START, ratio=0.0)
+            )
+            # Uncommitted: not seen, and the read did not wait for the write lock.
+            rows = await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)
+            assert _plain(rows) == expected
+            await transaction.commit()
+        rows = await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)
+        assert [row[0] for row in rows] == [row[0] for row in expected] + ["late"]
+    finally:
+        await writer.dispose()
+
+
+async def test_sqlite_reads_over_budget_go_through_aiosqlite(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that would hold the loop longer than its budget is abandoned for the
+    pooled connection's thread, with the same rows."""
+    expected = _plain(await _sqlalchemy_rows(sqlite_engine, _PENDING))
+    monkeypatch.setattr(reads, "INLINE_READ_BUDGET_S", -1.0)
+    monkeypatch.setattr(reads, "_PROGRESS_STEPS", 1)
+    checkouts = []
+    pooled = sqlite_engine.sync_engine.raw_connection
+
+    def counted() -> Any:
+        checkouts.append(1)
+        return pooled()
+
+    monkeypatch.setattr(sqlite_engine.sync_engine, "raw_connection", counted)
+    # A new reader, built with the budget and steps above.
+    reads._INLINE_READERS.pop(sqlite_engine.sync_engine, None)
+    assert _plain(await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)) == expected
+    assert checkouts == [1]
+
+
+async def test_sqlite_inline_reader_is_closed_with_the_engine(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'closed.db'}", pool_size=1)
+    async with engine.begin() as connection:
+        await connection.run_sync(_METADATA.create_all)
+    assert await reads.fetch_rows(engine, _LISTING, _PENDING) == []
+    reader = reads._INLINE_READERS[engine.sync_engine]
+    assert reader is not None and reader._connection is not None
+    await engine.dispose()
+    assert reader._connection is None
