@@ -5,6 +5,7 @@ out as SQLAlchemy's; SQLite's pool honours pool_size and rolls back what a write
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,10 +26,17 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistant.core import reads
-from assistant.core.db import UTCDateTime, create_engine, create_session_factory, stored_json
+from assistant.core.db import (
+    FirstComePool,
+    UTCDateTime,
+    create_engine,
+    create_session_factory,
+    stored_json,
+)
 
 _METADATA = MetaData()
 _ROWS = Table(
@@ -288,3 +296,52 @@ async def test_sqlite_inline_reader_is_closed_with_the_engine(tmp_path: Path) ->
     assert reader is not None and reader._connection is not None
     await engine.dispose()
     assert reader._connection is None
+
+
+# ------------------------------------------------------------ the pool's waiting line
+
+
+async def test_waiting_requests_get_connections_in_the_order_they_came(tmp_path: Path) -> None:
+    """A returned connection goes to the longest waiter, not to a request that asks at
+    that moment (SQLAlchemy's queue let it pass: the waiter went back to the end of the
+    line, and a few requests waited seconds under load)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'line.db'}", pool_size=1)
+    pool: Any = engine.sync_engine.pool
+    assert isinstance(pool, FirstComePool)
+    pool._max_overflow = 0  # one connection: everyone else waits
+    served: list[str] = []
+
+    async def use(name: str) -> None:
+        async with engine.connect() as connection:
+            served.append(name)
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        holder = await engine.connect()
+        await holder.execute(text("SELECT 1"))
+        first = asyncio.create_task(use("first"))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(use("second"))
+        await asyncio.sleep(0.01)
+        await holder.close()
+        await use("newcomer")  # asks as the connection comes back
+        await asyncio.gather(first, second)
+        assert served == ["first", "second", "newcomer"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pool_wait_times_out_and_leaves_the_line(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wait.db'}", pool_size=1)
+    pool: Any = engine.sync_engine.pool
+    pool._max_overflow, pool._timeout = 0, 0.05
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("SELECT 1"))
+            with pytest.raises(SATimeoutError):
+                await engine.connect()
+            assert not pool._pool._waiters
+        async with engine.connect() as connection:  # the connection came back
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()
