@@ -275,11 +275,9 @@ def _inline_reader(engine: Engine) -> _InlineSQLiteReader | None:
     args, params = engine.dialect.create_connect_args(engine.url)
     path = args[0] if args else ""
     if path and path != ":memory:" and not params.get("uri"):
-        # The driver's connection options (e.g. detect_types) as aiosqlite's connections
-        # have them, so values come back typed alike.
-        reader = _InlineSQLiteReader(
-            path, {k: v for k, v in params.items() if k not in ("check_same_thread", "timeout")}
-        )
+        # The option that decides the values' types as aiosqlite's connections have it, so
+        # values come back typed alike; the others (timeout, isolation) are the reader's own.
+        reader = _InlineSQLiteReader(path, {k: v for k, v in params.items() if k == "detect_types"})
         event.listen(engine, "engine_disposed", lambda _: reader.close())
     _INLINE_READERS[engine] = reader
     return reader
