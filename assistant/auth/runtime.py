@@ -8,8 +8,10 @@ granted it.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -73,6 +75,40 @@ class UserState:
     withheld: frozenset[Role] = frozenset()
 
 
+class _ReadsInProgress:
+    """The keys being read from the database, so that a request missing a cached entry
+    waits for the read already under way instead of starting its own.
+
+    An entry expires for every request in flight at once: under load, each of them read it
+    again, each on a pooled connection of its own, and the requests behind them waited for
+    the pool (a stall of a second, every TTL, with 64 clients). The waiters then look at the
+    cache again: the entry the read stored (read after they arrived, so no older than a read
+    of their own would be), or, when the read failed or stored nothing, a read of their own."""
+
+    def __init__(self) -> None:
+        self._reads: dict[Hashable, asyncio.Event] = {}
+
+    async def waited(self, key: Hashable) -> bool:
+        """Wait for the read of ``key`` under way; False when there is none."""
+        read = self._reads.get(key)
+        if read is None:
+            return False
+        await read.wait()
+        return True
+
+    @contextmanager
+    def reading(self, key: Hashable) -> Iterator[None]:
+        done = asyncio.Event()
+        self._reads[key] = done
+        try:
+            yield
+        finally:
+            # Another read of the key may have replaced this one (with no TTL, nobody waits).
+            if self._reads.get(key) is done:
+                del self._reads[key]
+            done.set()
+
+
 class UserStateCache:
     """The current state of users, kept ``ttl_s`` seconds: a disabled account, a removed
     role or a revoked key's owner stops working within that time, whatever the token says."""
@@ -81,27 +117,33 @@ class UserStateCache:
         self.ttl_s = ttl_s
         self._clock = clock
         self._entries: dict[tuple[str, str], tuple[float, UserState | None]] = {}
+        self._reads = _ReadsInProgress()
 
     async def get(self, session: AsyncSession, tenant_id: str, user_id: str) -> UserState | None:
         key = (tenant_id, user_id)
-        now = self._clock()
-        cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self.ttl_s:
-            return cached[1]
-        user = await session.get(User, user_id)
-        state = None
-        if user is not None and user.tenant_id == tenant_id:
-            state = UserState(
-                disabled=user.disabled,
-                roles=await roles_of(session, tenant_id, user_id),
-                source=user.source,
-                withheld=frozenset(Role(role) for role in user.withheld_roles or ()),
-            )
-        if self.ttl_s > 0:
-            if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
-                self._entries.clear()
-            self._entries[key] = (now, state)
-        return state
+        while True:
+            now = self._clock()
+            cached = self._entries.get(key)
+            if cached is not None and now - cached[0] < self.ttl_s:
+                return cached[1]
+            # With no TTL every request reads its own (recheck on every request).
+            if self.ttl_s <= 0 or not await self._reads.waited(key):
+                break
+        with self._reads.reading(key):
+            user = await session.get(User, user_id)
+            state = None
+            if user is not None and user.tenant_id == tenant_id:
+                state = UserState(
+                    disabled=user.disabled,
+                    roles=await roles_of(session, tenant_id, user_id),
+                    source=user.source,
+                    withheld=frozenset(Role(role) for role in user.withheld_roles or ()),
+                )
+            if self.ttl_s > 0:
+                if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+                    self._entries.clear()
+                self._entries[key] = (now, state)
+            return state
 
 
 class DelegationCache:
@@ -115,30 +157,35 @@ class DelegationCache:
         self._clock = clock
         self._entries: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
         self._changes = delegation_changes()
+        self._reads = _ReadsInProgress()
 
     async def scopes(
         self, session: AsyncSession, tenant_id: str, executive_id: str, delegate_id: str
     ) -> tuple[str, ...] | None:
         """The scopes of the delegate's live grant from the executive; None without one."""
         key = (tenant_id, executive_id, delegate_id)
-        now = self._clock()
-        changes = delegation_changes()
-        if changes != self._changes:
-            self._entries.clear()
-            self._changes = changes
-        cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self.ttl_s:
-            return cached[1]
-        grant = await active_delegation(session, tenant_id, executive_id, delegate_id)
-        if grant is None:
-            self._entries.pop(key, None)
-            return None
-        scopes = tuple(grant.scopes)
-        if self.ttl_s > 0:
-            if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+        while True:
+            now = self._clock()
+            changes = delegation_changes()
+            if changes != self._changes:
                 self._entries.clear()
-            self._entries[key] = (now, scopes)
-        return scopes
+                self._changes = changes
+            cached = self._entries.get(key)
+            if cached is not None and now - cached[0] < self.ttl_s:
+                return cached[1]
+            if self.ttl_s <= 0 or not await self._reads.waited(key):
+                break
+        with self._reads.reading(key):
+            grant = await active_delegation(session, tenant_id, executive_id, delegate_id)
+            if grant is None:
+                self._entries.pop(key, None)
+                return None
+            scopes = tuple(grant.scopes)
+            if self.ttl_s > 0:
+                if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+                    self._entries.clear()
+                self._entries[key] = (now, scopes)
+            return scopes
 
 
 @dataclass

@@ -6,8 +6,10 @@ SQLite (WAL) by default, PostgreSQL by URL. The schema is owned by Alembic; serv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,8 +27,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
+from sqlalchemy.pool import (
+    AsyncAdaptedQueuePool,
+    ConnectionPoolEntry,
+    PoolProxiedConnection,
+    PoolResetState,
+)
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import await_
+from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, Full
 
 if TYPE_CHECKING:
     # alembic (with mako and pygments) is a quarter of a second of imports that serving
@@ -173,10 +182,88 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "checkout", checkout)
 
 
+class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
+    """The pool's idle connections, handed to waiting requests first come, first served.
+
+    SQLAlchemy's asyncio queue lets a newcomer take a returned connection before the
+    request woken for it runs, and the woken one then waits again at the back: with more
+    requests than connections a few waited seconds while the median waited milliseconds
+    (PostgreSQL, 64 clients, 15 connections: p50 98 ms, p99 2.9 s). Here a returned
+    connection goes straight to the longest waiter, and is queued only when nobody waits.
+    The pool uses it from the event loop only, as SQLAlchemy's own."""
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
+        super().__init__(maxsize, use_lifo)
+        self._idle: deque[ConnectionPoolEntry] = deque()
+        self._waiters: deque[asyncio.Future[ConnectionPoolEntry]] = deque()
+
+    def empty(self) -> bool:
+        return not self._idle
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._idle)
+
+    def qsize(self) -> int:
+        return len(self._idle)
+
+    def put_nowait(self, item: ConnectionPoolEntry) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        if self.full():
+            raise Full()
+        self._idle.append(item)
+
+    def put(
+        self, item: ConnectionPoolEntry, block: bool = True, timeout: float | None = None
+    ) -> None:
+        # Never blocks: a connection nobody waits for and no room for is the pool's to close.
+        self.put_nowait(item)
+
+    def get_nowait(self) -> ConnectionPoolEntry:
+        # Idle connections exist only while nobody waits (put_nowait hands them over), so
+        # taking one here never passes anyone.
+        if not self._idle:
+            raise Empty()
+        return self._idle.pop() if self.use_lifo else self._idle.popleft()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> ConnectionPoolEntry:
+        if self._idle or not block:
+            return self.get_nowait()
+        return await_(self._wait(timeout_s=timeout))
+
+    async def _wait(self, timeout_s: float | None) -> ConnectionPoolEntry:
+        waiter: asyncio.Future[ConnectionPoolEntry] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                # Handed over just as this request gave up: pass it on, not lose it.
+                self.put_nowait(waiter.result())
+            else:
+                waiter.cancel()
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise Empty() from None
+            raise
+
+
+class FirstComePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, serving requests waiting for a connection in the
+    order they came (:class:`_FirstComeQueue`)."""
+
+    _queue_class = _FirstComeQueue
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys, a busy timeout and SAVEPOINTs
     that nest inside the outer transaction (see :func:`_sqlite_begin_before_savepoint`).
-    Connections idle for a while are pinged before use (:func:`_ping_when_idle`)."""
+    Connections idle for a while are pinged before use (:func:`_ping_when_idle`); requests
+    waiting for a pooled connection get one in the order they came (:class:`FirstComePool`)."""
     # JSON columns are read with orjson (several times faster than the standard library
     # on every listed row); they are still written by json.dumps, so stored text is unchanged.
     kwargs: dict[str, Any] = {
@@ -190,13 +277,13 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
             path = url.split("///", 1)[-1].split("?", 1)[0]
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs["pool_size"] = pool_size
+        kwargs.update(pool_size=pool_size, poolclass=FirstComePool)
     if sqlite_file:
         # pool_size as on PostgreSQL, and the same overflow: a request may hold a connection
         # while a short transaction of its own takes another (API key bookkeeping, detached
         # audit rows), and without overflow a burst of those waits out the pool timeout.
         # Returned connections are rolled back only inside a transaction (_reset_sqlite).
-        kwargs.update(pool_size=pool_size, pool_reset_on_return=None)
+        kwargs.update(pool_size=pool_size, pool_reset_on_return=None, poolclass=FirstComePool)
     engine = create_async_engine(url, **kwargs)
     _ping_when_idle(engine)
     if is_sqlite(url):

@@ -10,17 +10,30 @@ processors SQLAlchemy would apply, so the rows are the rows ``connection.execute
 
 It is for reads that need no transaction of their own: a request that has not touched
 the database yet (:func:`read_rows` checks) sees exactly what a new transaction would.
+
+On a SQLite file even that hand-off is most of a listing's cost under load: the thread
+wakes, then fights the event loop for the GIL. A short read is therefore run inline, on
+the event loop, on a read-only connection of this process (:class:`_InlineSQLiteReader`):
+a WAL reader never waits for the writer, and a read that would (a lock, a busy timeout,
+more than a few milliseconds of work) is abandoned and goes through aiosqlite instead,
+so the loop is never held for long.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Select, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
@@ -64,6 +77,12 @@ async def _result_processors(
         codes: list[Any] = [attribute.type.oid for attribute in described.get_attributes()]
     else:
         codes = [None] * len(statement.selected_columns)
+    return _processors_of(statement, dialect, codes)
+
+
+def _processors_of(
+    statement: Select[Any], dialect: Dialect, codes: Sequence[Any]
+) -> tuple[Callable[[Any], Any] | None, ...]:
     return tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, code)
         for column, code in zip(statement.selected_columns, codes, strict=True)
@@ -101,6 +120,15 @@ async def fetch_rows(
     if dialect.driver in _DRIVERS:
         prepared = _compile(statement, dialect)
         sql, values = _driver_arguments(prepared, params)
+        if dialect.driver == "aiosqlite":
+            inline = _inline_reader(engine.sync_engine)
+            rows = inline.fetch(sql, values) if inline is not None else None
+            if rows is not None:
+                if prepared.results is None:
+                    prepared.results = _processors_of(
+                        statement, dialect, [None] * len(statement.selected_columns)
+                    )
+                return _processed(rows, prepared.results)
         # The pool's connection itself (checkout events, the ping of an idle one, the reset
         # on return all apply), without an engine Connection around it: one greenlet round
         # each way instead of three.
@@ -153,6 +181,108 @@ def _processed(
                 values[i] = process(value)
         out.append(values)
     return out
+
+
+#: The most CPU time a read may spend on the event loop before it is abandoned for
+#: aiosqlite's thread: an indexed page of a few hundred rows takes a fraction of this.
+#: CPU time of the thread, not wall time: on a busy machine a read the scheduler paused
+#: would otherwise be abandoned and done again, the work of both paid for.
+INLINE_READ_BUDGET_S = 0.003
+#: SQLite's busy timeout for the inline reader, as short: a WAL reader is refused only in
+#: rare moments (another connection recovering the WAL index), and then falls back.
+_INLINE_BUSY_TIMEOUT_S = 0.002
+#: How many of SQLite's virtual machine steps between two looks at the clock.
+_PROGRESS_STEPS = 1000
+
+
+class _InlineSQLiteReader:
+    """A read-only connection to one SQLite file, for reads run on the calling thread.
+
+    Autocommit: each SELECT is its own read transaction, ended when its rows are fetched,
+    so it sees what was committed before it began, as a new transaction would. One per
+    engine and process (reopened after a fork); a thread that finds it in use by another
+    falls back rather than waits."""
+
+    def __init__(self, path: str, connect_params: dict[str, Any]) -> None:
+        self._uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+        self._params = connect_params
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._deadline = 0.0
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._uri,
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=_INLINE_BUSY_TIMEOUT_S,
+            **self._params,
+        )
+        connection.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+        return connection
+
+    def _over_budget(self) -> bool:
+        return time.thread_time() > self._deadline
+
+    def fetch(self, sql: str, values: tuple[Any, ...]) -> list[Any] | None:
+        """The rows of ``sql``; None when the read could not be done at once and briefly."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._pid != os.getpid():
+                # A forked child: the parent's connection is not its to use.
+                self._connection, self._pid = None, os.getpid()
+            if self._connection is None:
+                self._connection = self._connect()
+            self._deadline = time.thread_time() + INLINE_READ_BUDGET_S
+            cursor = self._connection.execute(sql, values)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+        except sqlite3.OperationalError:
+            # Busy, locked, interrupted (over budget), or an error the fallback reports.
+            return None
+        except sqlite3.Error:
+            self._drop()
+            return None
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            connection.close()
+
+
+_INLINE_READERS: weakref.WeakKeyDictionary[Engine, _InlineSQLiteReader | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inline_reader(engine: Engine) -> _InlineSQLiteReader | None:
+    """``engine``'s inline reader; None unless it is a plain SQLite file (an in-memory
+    database or a URI of its own options is read through aiosqlite)."""
+    try:
+        return _INLINE_READERS[engine]
+    except KeyError:
+        pass
+    reader = None
+    args, params = engine.dialect.create_connect_args(engine.url)
+    path = args[0] if args else ""
+    if path and path != ":memory:" and not params.get("uri"):
+        # The option that decides the values' types as aiosqlite's connections have it, so
+        # values come back typed alike; the others (timeout, isolation) are the reader's own.
+        reader = _InlineSQLiteReader(path, {k: v for k, v in params.items() if k == "detect_types"})
+        event.listen(engine, "engine_disposed", lambda _: reader.close())
+    _INLINE_READERS[engine] = reader
+    return reader
 
 
 async def read_rows(

@@ -241,3 +241,65 @@ async def test_reads_never_wait_for_the_audit_chains_write_lock(
                 assert response.status_code == 200, response.text
         finally:
             await writer.rollback()
+
+
+async def test_the_inline_sqlite_read_answers_the_bodies_the_pooled_read_answered(
+    client: httpx.AsyncClient, runtime: Any, as_role: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listings read on the event loop's own SQLite connection (assistant.core.reads)
+    answer byte for byte what they answered through aiosqlite's pooled connection: every
+    page of a cursor walk, its next cursor, with filters, on the review queue and the
+    actions list."""
+    from assistant.api import review as review_api
+    from assistant.core import reads
+
+    ids = await propose_pending(runtime, 7, "same")
+    async with runtime.services.sessions() as session:
+        base = (
+            await session.execute(select(Action.created_at).where(Action.id == ids[3]))
+        ).scalar_one()
+    await set_created(runtime, ids[2:5], base)  # ties broken by the id across pages
+    await set_created(runtime, ids[5:], base - timedelta(days=2))
+    async with runtime.services.sessions() as session, session.begin():
+        await session.execute(update(Action).where(Action.id == ids[6]).values(state="cancelled"))
+    # age_seconds is counted from now: one now for both reads.
+    monkeypatch.setattr(review_api, "utcnow", lambda: base + timedelta(hours=1))
+    as_role(client, Role.EXECUTIVE, user_id=EXECUTIVE)
+    queries: list[tuple[str, dict[str, Any]]] = [
+        (REVIEW, {"limit": 3}),
+        (REVIEW, {"limit": 2, "kind": "email.*", "owner": EXECUTIVE}),
+        (REVIEW, {"limit": 2, "older_than_seconds": 86400}),
+        (REVIEW, {"limit": 2, "offset": 3}),
+        (ACTIONS, {"limit": 2}),
+        (ACTIONS, {"limit": 3, "state": ["pending_review", "cancelled"], "kind": "email.send"}),
+        (ACTIONS, {"limit": 500, "owner": EXECUTIVE}),
+    ]
+
+    async def walk(path: str, params: dict[str, Any]) -> list[tuple[int, str | None, bytes]]:
+        pages = []
+        cursor = None
+        while True:
+            response = await client.get(
+                path, params={**params, "cursor": cursor} if cursor else params
+            )
+            cursor = response.headers.get(NEXT_CURSOR_HEADER)
+            pages.append((response.status_code, cursor, response.content))
+            if cursor is None or "offset" in params:  # offset pages take no cursor
+                return pages
+
+    inline_reads: list[int] = []
+    fetch = reads._InlineSQLiteReader.fetch
+
+    def counted(self: Any, sql: str, values: Any) -> Any:
+        rows = fetch(self, sql, values)
+        inline_reads.append(0 if rows is None else 1)
+        return rows
+
+    monkeypatch.setattr(reads._InlineSQLiteReader, "fetch", counted)
+    inline = [await walk(path, params) for path, params in queries]
+    assert inline_reads and all(inline_reads)  # every listing was read inline
+    monkeypatch.setattr(reads, "_inline_reader", lambda engine: None)
+    pooled = [await walk(path, params) for path, params in queries]
+    assert inline == pooled
+    assert all(status == 200 for pages in inline for status, _, _ in pages)
+    assert sum(len(pages) for pages in inline) > len(queries)  # cursors were followed

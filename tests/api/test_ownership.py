@@ -804,6 +804,56 @@ async def test_the_delegation_cache_keeps_a_grant_at_most_its_ttl(sessions: Any)
         assert await cache.scopes(session, *ids) is None  # revoked here: at once
 
 
+async def test_requests_missing_one_expired_entry_read_it_once(
+    sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry expires for every request in flight at once: they wait for one read
+    instead of each reading (a stampede on the pool). A read that fails leaves the
+    others to read for themselves; with no TTL each request reads its own."""
+    from assistant.auth import runtime
+
+    async with sessions() as session, session.begin():
+        user = await users.create_user(
+            session, OPERATOR, tenant_id=TENANT, username="lee", roles=[Role.AUDITOR]
+        )
+    reads: list[str] = []
+    real_roles_of = runtime.roles_of
+    fail_next = [False]
+
+    async def counted_roles_of(session: Any, tenant_id: str, user_id: str) -> Any:
+        reads.append(user_id)
+        await asyncio.sleep(0.01)  # the others arrive while it reads
+        if fail_next[0]:
+            fail_next[0] = False
+            raise ConnectionError("the database went away")
+        return await real_roles_of(session, tenant_id, user_id)
+
+    monkeypatch.setattr(runtime, "roles_of", counted_roles_of)
+
+    async def get(cache: UserStateCache) -> Any:
+        async with sessions() as session:
+            return await cache.get(session, TENANT, user.id)
+
+    cache = UserStateCache(5.0)
+    states = await asyncio.gather(*(get(cache) for _ in range(8)))
+    assert reads == [user.id]
+    assert all(state.roles == {Role.AUDITOR} for state in states)
+
+    reads.clear()
+    fail_next[0] = True
+    cache = UserStateCache(5.0)
+    results = await asyncio.gather(*(get(cache) for _ in range(4)), return_exceptions=True)
+    assert isinstance(results[0], ConnectionError)
+    assert all(r.roles == {Role.AUDITOR} for r in results[1:])  # type: ignore[union-attr]
+    assert len(reads) == 2  # the failed read, then one for the three waiting
+
+    reads.clear()
+    await asyncio.gather(*(get(UserStateCache(0.0)) for _ in range(3)))
+    uncached = UserStateCache(0.0)
+    await asyncio.gather(*(get(uncached) for _ in range(3)))
+    assert len(reads) == 6
+
+
 # ------------------------------------------------------------------ finding 6: connector secrets
 
 

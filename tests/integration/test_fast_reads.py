@@ -5,6 +5,7 @@ out as SQLAlchemy's; SQLite's pool honours pool_size and rolls back what a write
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,10 +26,17 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from assistant.core import reads
-from assistant.core.db import UTCDateTime, create_engine, create_session_factory, stored_json
+from assistant.core.db import (
+    FirstComePool,
+    UTCDateTime,
+    create_engine,
+    create_session_factory,
+    stored_json,
+)
 
 _METADATA = MetaData()
 _ROWS = Table(
@@ -194,5 +202,146 @@ async def test_sqlite_pool_size_and_the_rollback_of_an_unfinished_write(tmp_path
             await second.execute(text("INSERT INTO t VALUES (2)"))
         async with engine.connect() as reader:
             assert (await reader.execute(text("SELECT x FROM t"))).scalars().all() == [2]
+    finally:
+        await engine.dispose()
+
+
+# ------------------------------------------------------------ SQLite: inline on the loop
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}", pool_size=2)
+    async with engine.begin() as connection:
+        await connection.run_sync(_METADATA.create_all)
+        await connection.execute(
+            insert(_ROWS),
+            [
+                {"id": f"r{i:02d}", "state": "pending", "at": _START + timedelta(minutes=i)}
+                | {"payload": {"n": i}, "ratio": i / 3}
+                for i in range(5)
+            ],
+        )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+_PENDING = {"states": ["pending"], "before": _START + timedelta(days=1), "limit": 50}
+
+
+def _no_pool(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> Any:
+        raise AssertionError("the read went through aiosqlite's pooled connection")
+
+    monkeypatch.setattr(engine.sync_engine, "raw_connection", refuse)
+
+
+async def test_sqlite_reads_inline_see_what_a_new_transaction_sees(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the loop's own read-only connection (no pooled connection, no thread): each
+    read sees what was committed before it, never what a writer has not committed, and
+    does not wait for that writer."""
+    expected = _plain(await _sqlalchemy_rows(sqlite_engine, _PENDING))
+    _no_pool(sqlite_engine, monkeypatch)
+    assert _plain(await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)) == expected
+
+    writer = create_engine(str(sqlite_engine.url), pool_size=1)
+    try:
+        async with writer.connect() as connection:
+            transaction = await connection.begin()
+            await connection.execute(
+                insert(_ROWS).values(id="late", state="pending", at=_START, ratio=0.0)
+            )
+            # Uncommitted: not seen, and the read did not wait for the write lock.
+            rows = await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)
+            assert _plain(rows) == expected
+            await transaction.commit()
+        rows = await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)
+        assert [row[0] for row in rows] == [row[0] for row in expected] + ["late"]
+    finally:
+        await writer.dispose()
+
+
+async def test_sqlite_reads_over_budget_go_through_aiosqlite(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that would hold the loop longer than its budget is abandoned for the
+    pooled connection's thread, with the same rows."""
+    expected = _plain(await _sqlalchemy_rows(sqlite_engine, _PENDING))
+    monkeypatch.setattr(reads, "INLINE_READ_BUDGET_S", -1.0)
+    monkeypatch.setattr(reads, "_PROGRESS_STEPS", 1)
+    checkouts = []
+    pooled = sqlite_engine.sync_engine.raw_connection
+
+    def counted() -> Any:
+        checkouts.append(1)
+        return pooled()
+
+    monkeypatch.setattr(sqlite_engine.sync_engine, "raw_connection", counted)
+    # A new reader, built with the budget and steps above.
+    reads._INLINE_READERS.pop(sqlite_engine.sync_engine, None)
+    assert _plain(await reads.fetch_rows(sqlite_engine, _LISTING, _PENDING)) == expected
+    assert checkouts == [1]
+
+
+async def test_sqlite_inline_reader_is_closed_with_the_engine(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'closed.db'}", pool_size=1)
+    async with engine.begin() as connection:
+        await connection.run_sync(_METADATA.create_all)
+    assert await reads.fetch_rows(engine, _LISTING, _PENDING) == []
+    reader = reads._INLINE_READERS[engine.sync_engine]
+    assert reader is not None and reader._connection is not None
+    await engine.dispose()
+    assert reader._connection is None
+
+
+# ------------------------------------------------------------ the pool's waiting line
+
+
+async def test_waiting_requests_get_connections_in_the_order_they_came(tmp_path: Path) -> None:
+    """A returned connection goes to the longest waiter, not to a request that asks at
+    that moment (SQLAlchemy's queue let it pass: the waiter went back to the end of the
+    line, and a few requests waited seconds under load)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'line.db'}", pool_size=1)
+    pool: Any = engine.sync_engine.pool
+    assert isinstance(pool, FirstComePool)
+    pool._max_overflow = 0  # one connection: everyone else waits
+    served: list[str] = []
+
+    async def use(name: str) -> None:
+        async with engine.connect() as connection:
+            served.append(name)
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        holder = await engine.connect()
+        await holder.execute(text("SELECT 1"))
+        first = asyncio.create_task(use("first"))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(use("second"))
+        await asyncio.sleep(0.01)
+        await holder.close()
+        await use("newcomer")  # asks as the connection comes back
+        await asyncio.gather(first, second)
+        assert served == ["first", "second", "newcomer"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pool_wait_times_out_and_leaves_the_line(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wait.db'}", pool_size=1)
+    pool: Any = engine.sync_engine.pool
+    pool._max_overflow, pool._timeout = 0, 0.05
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("SELECT 1"))
+            with pytest.raises(SATimeoutError):
+                await engine.connect()
+            assert not pool._pool._waiters
+        async with engine.connect() as connection:  # the connection came back
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await engine.dispose()
