@@ -79,3 +79,56 @@ def test_the_quick_check_lets_every_secret_through_to_the_patterns(text: str) ->
         expected = pattern.sub(replacement, expected)
     assert expected != text  # the sample holds a secret
     assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"header {SECRET_JWT} seen",
+        f"BEARER {CLIENT_SECRET}",
+        f"basic {PASSWORD}",
+        "Negotiate YIIabcdefghijkl",
+        f'{{"CLIENT_SECRET": "{CLIENT_SECRET}"}}',
+        f"db_PASSWD={PASSWORD}&x=1",
+        f"my-Token: {PASSWORD}",
+        f"Api-Key: {API_KEY}",
+        f"ApiKey={PASSWORD}",
+        f"postgresql://app:{PASSWORD}@db/prod",
+        f"HTTPS://user:{PASSWORD}@host",
+        f"key {API_KEY}",
+        "ea_abcdef_0123456789abcdefXYZ",
+        # beyond ASCII: IGNORECASE lets the long s and the Kelvin sign match s and k
+        f"db_pa\u017f\u017fword={PASSWORD}",
+        f"api_\u212aey={PASSWORD}",
+    ],
+)
+def test_the_substring_check_lets_every_secret_through_to_the_patterns(text: str) -> None:
+    """redact_text searches only text holding one of the parts every match contains
+    (_may_hold_secret): for every text a pattern matches, it must say so."""
+    from assistant.core.logging import _VALUE_PATTERNS, _may_hold_secret
+
+    assert any(pattern.search(text) for pattern, _ in _VALUE_PATTERNS)
+    assert _may_hold_secret(text)
+    assert redact_text(text) != text
+
+
+def test_every_value_pattern_is_covered_by_the_substring_check() -> None:
+    """_REQUIRED_PARTS is written for these patterns: a new or changed one needs its parts
+    there (and a sample above), or the check would keep its secrets from the search."""
+    from assistant.core.logging import _VALUE_PATTERNS
+
+    assert [pattern.pattern for pattern, _ in _VALUE_PATTERNS] == [
+        r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+        r"(?i)\b(bearer|basic|negotiate)\s+[A-Za-z0-9._~+/=-]{8,}",
+        r"(?i)\b([A-Za-z_-]*(?:password|passwd|secret|token|api[_-]?key|apikey|client_secret)"
+        r"[A-Za-z_-]*)(\"?\s*[=:]\s*\"?)([^\s\"'&,;}]+)",
+        r"(?i)\b([a-z][a-z0-9+.-]{0,31}://[^:/@\s]+):([^@\s]+)@",
+        r"\b(sk-[A-Za-z0-9_-]{16,}|ea_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,})",
+    ]
+
+
+def test_the_substring_check_passes_ordinary_text() -> None:
+    from assistant.core.logging import _may_hold_secret
+
+    for text in ("external-mail-needs-review", "dana.whitfield@northwind.example", "approved"):
+        assert not _may_hold_secret(text)

@@ -15,6 +15,7 @@ from governance.actions import registry
 from governance.policy import (
     Autonomy,
     Effect,
+    Policy,
     PolicyInput,
     PolicyStore,
     load_policy,
@@ -234,6 +235,42 @@ def test_explanation_names_the_rule_that_fired_and_why_others_were_skipped(polic
     assert trace["big-amounts"].reason == "kind email.send not named"
     assert trace["internal-mail"].outcome == "not_evaluated"
     assert "external-mail" in trace["internal-mail"].reason
+
+
+def test_explanations_built_once_still_follow_each_request(policy: Policy) -> None:
+    """The traces a policy keeps per kind and per first match (Policy._kind_skips,
+    _unevaluated) name the kind as asked and the rule that matched in this decision."""
+    for _ in range(2):  # the second time from what the first kept
+        upper = {t.rule_id: t for t in policy.evaluate(ask("EMAIL.SEND")).explanation}
+        lower = {t.rule_id: t for t in policy.evaluate(ask("email.send")).explanation}
+        assert upper["big-amounts"].reason == "kind EMAIL.SEND not named"
+        assert lower["big-amounts"].reason == "kind email.send not named"
+        assert upper["internal-mail"].outcome == lower["internal-mail"].outcome == "matched"
+        night = {
+            t.rule_id: t
+            for t in policy.evaluate(ask("email.send", at=NIGHT, recipients=EXTERNAL)).explanation
+        }
+        assert night["after-hours"].outcome == "matched"
+        assert night["external-mail"].outcome == "not_evaluated"
+        assert "'after-hours' matched first" in night["external-mail"].reason
+        assert list(night) == policy.rule_ids
+
+
+@pytest.mark.parametrize(
+    ("address", "internal"),
+    [
+        ("raj@northwind.example", True),
+        ("raj@EU.Northwind.Example", True),  # a subdomain, any case
+        ("raj@evil-northwind.example", False),  # not under it: a different name
+        ("raj@northwind.example.evil", False),
+        ("northwind.example", True),  # no @: the whole text is the domain
+        ("raj@", False),
+    ],
+)
+def test_internal_addresses_are_those_under_an_internal_domain(
+    policy: Policy, address: str, internal: bool
+) -> None:
+    assert policy.is_internal(address) is internal
 
 
 def test_unknown_kind_is_denied_with_an_explanation(policy) -> None:  # type: ignore[no-untyped-def]
