@@ -93,6 +93,29 @@ def test_the_cli_and_the_app_load_without_the_heavy_optional_clients(tmp_path: P
     assert [name for name in DEFERRED if name in loaded or name in packages] == []
 
 
+def test_serve_imports_only_the_connectors_its_instances_use(tmp_path: Path) -> None:
+    # The embedded default's instances are sandbox ones: the lifespan looks up their slugs
+    # only, and the other connectors' modules load when the registry is listed.
+    probe = (
+        "import json, sys\n"
+        "from integrations.registry import ConnectorRegistry\n"
+        "registry = ConnectorRegistry.discover()\n"
+        "registry.get('sandbox.email'), registry.get('sandbox.calendar')\n"
+        "before = sorted(sys.modules)\n"
+        "listed = sorted(registry.specs)\n"
+        "print(json.dumps({'before': before, 'after': sorted(sys.modules), 'listed': listed}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    others = ["integrations.imap", "integrations.msgraph", "integrations.caldav"]
+    others += ["integrations.tryton", "integrations.businesscentral"]
+    assert [name for name in others if name in report["before"]] == []
+    assert [name for name in others if name not in report["after"]] == []
+    assert {"imap.email", "caldav.calendar", "businesscentral.erp"} <= set(report["listed"])
+
+
 def test_the_lazy_package_exports_still_resolve() -> None:
     # What the deferred modules export is still importable from their packages.
     probe = (
