@@ -1,7 +1,5 @@
 """Connector instances created through the admin API (in addition to those in settings)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

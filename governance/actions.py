@@ -6,8 +6,6 @@ with the action's idempotency key) and its compensator. Registration is open:
 :func:`register_kind` adds kinds (the ERP work adds its own).
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,7 +197,8 @@ def register_kind(kind: ActionKind, *, replace: bool = False) -> ActionKind:
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built when an action of the kind is first proposed or checked, not at start-up.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class EmailDraftArgs(_Args):
@@ -213,7 +212,7 @@ class EmailDraftArgs(_Args):
     body_html: str | None = Field(default=None, max_length=1_000_000)
 
     @model_validator(mode="after")
-    def _reply_needs_original(self) -> EmailDraftArgs:
+    def _reply_needs_original(self) -> "EmailDraftArgs":
         if self.mode is not DraftMode.NEW and not self.reply_to_id:
             raise ValueError("a reply needs reply_to_id")
         return self
@@ -240,7 +239,7 @@ class EmailDraftArgs(_Args):
 
 class EmailSendArgs(EmailDraftArgs):
     @model_validator(mode="after")
-    def _needs_recipients(self) -> EmailSendArgs:
+    def _needs_recipients(self) -> "EmailSendArgs":
         if self.mode is DraftMode.NEW and not (self.to or self.cc or self.bcc):
             raise ValueError("a new email needs at least one recipient")
         return self
@@ -264,7 +263,7 @@ class EventCreateArgs(_Args):
     is_online_meeting: bool = False
 
     @model_validator(mode="after")
-    def _times(self) -> EventCreateArgs:
+    def _times(self) -> "EventCreateArgs":
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("start and end must be timezone-aware")
         if self.end <= self.start:
@@ -285,7 +284,7 @@ class EventUpdateArgs(_Args):
     show_as: ShowAs | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> EventUpdateArgs:
+    def _something(self) -> "EventUpdateArgs":
         if not self.changes():
             raise ValueError("an update changes at least one field")
         for value in (self.start, self.end):

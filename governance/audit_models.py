@@ -6,8 +6,6 @@ migration ``0002_audit`` adds the triggers that refuse UPDATE and DELETE on even
 checkpoints and that advance the chain head on every insert.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any, cast
 

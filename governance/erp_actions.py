@@ -15,8 +15,6 @@ reopening the order (awaiting approval again) while the ERP permits it; a draft 
 is deleted while unposted and corrected by a credit memo once posted.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -61,7 +59,8 @@ UNKNOWN_AMOUNT = Decimal("Infinity")
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built when an action of the kind is first proposed or checked, not at start-up.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PurchaseOrderArgs(_Args):

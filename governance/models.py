@@ -4,8 +4,6 @@ The ``governed_actions`` row is the source of truth of an action's lifecycle; ba
 jobs only point at it, so a job that runs twice has one effect.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -13,8 +13,6 @@ keeps ``allow`` and the executor holds the action at least the undo window, ``au
 the rule's effect.
 """
 
-from __future__ import annotations
-
 import fnmatch
 import hashlib
 import json

@@ -1,7 +1,5 @@
 """Tables of production readiness: owners, autonomy grants, config versions, rollback drills."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -6,8 +6,6 @@ A beat that fails (the database is away) is retried at the next period; the row'
 then tells the truth.
 """
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
 from typing import Any
 

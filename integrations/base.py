@@ -6,8 +6,6 @@ the entry-point group ``assistant.connectors``. Instances are built per tenant b
 none is stored on a shared singleton.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -33,7 +31,9 @@ def _require_aware(value: datetime | None) -> datetime | None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=False, extra="forbid")
+    # Built on first use: a service loads the contract for every capability and
+    # uses the models of its own connectors only (see assistant.core.startup).
+    model_config = ConfigDict(frozen=False, extra="forbid", defer_build=True)
 
 
 # --------------------------------------------------------------------------- health

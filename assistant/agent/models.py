@@ -4,8 +4,6 @@ Message text lives here, never in the audit log: the audit events of a turn carr
 hashes, tool names and action ids only (see :mod:`assistant.agent.store`).
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Governed actions: propose, list, read, undo, roll back (one action or a correlation id)."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -131,7 +129,7 @@ class RollbackOut(BaseModel):
     result: dict[str, Any]
 
     @classmethod
-    def of(cls, outcome: RollbackOutcome) -> RollbackOut:
+    def of(cls, outcome: RollbackOutcome) -> "RollbackOut":
         return cls(
             action_id=outcome.action_id,
             kind=outcome.kind,

@@ -3,8 +3,6 @@
 Scoped to the caller's tenant; open to holders of ``audit.read`` (auditors and admins).
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -56,7 +54,7 @@ class AuditEventOut(BaseModel):
     row_hash: str
 
     @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventOut:
+    def of(cls, event: AuditEvent) -> "AuditEventOut":
         return cls(
             tenant_id=event.tenant_id,
             seq=event.seq,

@@ -1,8 +1,6 @@
 """Sign-in, the local issuer's discovery documents, and the management of users, API keys
 and delegations. Every /api/v1 query is scoped to the caller's tenant."""
 
-from __future__ import annotations
-
 import hmac
 import html
 import json

@@ -5,8 +5,6 @@ once; secrets are encrypted at rest and answered as ``********``. Everything is 
 the caller's tenant and audited.
 """
 
-from __future__ import annotations
-
 import asyncio
 import re
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """Dependencies, as Annotated aliases: one transaction per request, committed here."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 

@@ -4,8 +4,6 @@ Read-only; every route needs ``erp.read`` and reads the caller's own tenant's ER
 writes are proposed through ``POST /api/v1/actions`` (kinds ``erp.*``) and pass the policy.
 """
 
-from __future__ import annotations
-
 from datetime import date
 from typing import Annotated, Any
 

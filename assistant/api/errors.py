@@ -4,8 +4,6 @@ Unexpected exceptions become a 500 in :class:`assistant.core.middleware.Correlat
 where the correlation id is still bound to the log line and the response headers.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import structlog

@@ -4,8 +4,6 @@ Reading (report, quality, cost, alerts, spot checks) is read-only oversight; sam
 evaluating alerts and recording spot-check verdicts are an admin's.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -59,7 +57,7 @@ class SpotCheckOut(BaseModel):
     checked_at: datetime | None
 
     @classmethod
-    def of(cls, row: SpotCheckRow) -> SpotCheckOut:
+    def of(cls, row: SpotCheckRow) -> "SpotCheckOut":
         return cls.model_validate(row)
 
 
@@ -79,7 +77,7 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
 
     @classmethod
-    def of(cls, row: QualityAlertRow) -> AlertOut:
+    def of(cls, row: QualityAlertRow) -> "AlertOut":
         return cls.model_validate(row)
 
 

@@ -7,8 +7,6 @@ every operation that depends on :func:`assistant.api.deps.get_principal` (which 
 Swagger its Authorize button).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from fastapi import FastAPI

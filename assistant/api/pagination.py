@@ -10,8 +10,6 @@ bound to the query it came from (filters and caller): a cursor that was altered,
 or replayed on another query is refused with a 400 ``InvalidCursorError``, audited.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import hashlib
@@ -148,7 +146,7 @@ class Keyset:
         cursor: str | None,
         offset: int,
         **filters: Any,
-    ) -> Keyset:
+    ) -> "Keyset":
         """Check the request pages one way, and decode its cursor against this query."""
         ensure_one_way(cursor, offset)
         codec = _codec(secret)

@@ -4,8 +4,6 @@ Admins name owners and set autonomy levels; executives read their own levels; au
 read everything. A refused promotion answers 409 with the measured record, and is audited.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query

@@ -1,7 +1,5 @@
 """The review queue: pending actions with a preview; approve, edit, reject, cancel, in bulk."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated, Any, Literal
 

@@ -1,7 +1,5 @@
 """Meeting scheduling: POST /api/v1/schedule/find ranks slots for structured constraints."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import structlog

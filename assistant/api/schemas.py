@@ -1,7 +1,5 @@
 """Response shapes shared by every router: the error bodies the API answers."""
 
-from __future__ import annotations
-
 from pydantic import BaseModel, Field
 
 

@@ -1,7 +1,5 @@
 """Triage corrections: a person (executive or delegate) corrects a stored triage."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status

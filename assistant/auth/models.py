@@ -1,8 +1,6 @@
 """Tables of authentication: users, roles, delegations, API keys, sign-in attempts, web
 sessions and msal's token cache. Every row carries its tenant."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import (

@@ -4,8 +4,6 @@ Nested sections are plain models addressed with ``__`` in environment names, for
 ``ASSISTANT_DATABASE__URL``. Nothing here is read at import time: call :func:`get_settings`.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from enum import StrEnum
@@ -687,7 +685,7 @@ class AuditAnchorSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _url_for_http(self) -> AuditAnchorSettings:
+    def _url_for_http(self) -> "AuditAnchorSettings":
         if self.kind == "http" and not self.url:
             raise ValueError("audit.anchor.url is required when audit.anchor.kind is http")
         return self
@@ -877,7 +875,7 @@ class AuthSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _entra_needs_client(self) -> AuthSettings:
+    def _entra_needs_client(self) -> "AuthSettings":
         if self.mode == "entra":
             missing = [
                 name

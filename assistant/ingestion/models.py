@@ -1,7 +1,5 @@
 """Tables of mail ingestion: sync cursors, the triage queue, Graph subscriptions."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Any

@@ -1,7 +1,5 @@
 """The LLM cost ledger: one row per model call, never with message content."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import Boolean, Float, Index, Integer, String

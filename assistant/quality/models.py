@@ -1,7 +1,5 @@
 """Tables of quality monitoring: the spot-check queue and drift alerts."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint

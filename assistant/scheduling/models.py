@@ -4,8 +4,6 @@ All wall-clock times (working hours, lunch, rules, earliest/latest) are local to
 zone; all instants are timezone-aware datetimes. Durations given as numbers are minutes.
 """
 
-from __future__ import annotations
-
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -51,7 +49,8 @@ def _hhmm(value: time) -> str:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built with the first scheduling request (or route that uses one), not at start-up.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ShowAs(StrEnum):
@@ -84,7 +83,7 @@ class BusyInterval(_Frozen):
     show_as: ShowAs = ShowAs.BUSY
 
     @model_validator(mode="after")
-    def _ordered(self) -> BusyInterval:
+    def _ordered(self) -> "BusyInterval":
         if self.end <= self.start:
             raise ValueError("busy interval must end after it starts")
         return self
@@ -107,7 +106,7 @@ class TimeRule(_Frozen):
     label: str | None = None
 
     @model_validator(mode="after")
-    def _sensible(self) -> TimeRule:
+    def _sensible(self) -> "TimeRule":
         if self.not_before is None and self.not_after is None and not (self.weekdays or self.dates):
             raise ValueError("a rule without days or times would exclude every meeting")
         if (
@@ -213,7 +212,7 @@ class SchedulingRequest(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> SchedulingRequest:
+    def _consistent(self) -> "SchedulingRequest":
         if not timedelta(0) < self.duration <= timedelta(days=7):
             raise ValueError("duration must be positive and at most 7 days")
         if self.window_end <= self.window_start:

@@ -13,8 +13,6 @@ calendar of ours can see) schedules them as free during assumed working hours
 ``warnings``.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any, Literal

@@ -1,7 +1,5 @@
 """What triage says about one message, whichever stage (rules, model, human) said it."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -26,7 +24,7 @@ class Priority(StrEnum):
     NORMAL = "normal"
     LOW = "low"
 
-    def raised(self) -> Priority:
+    def raised(self) -> "Priority":
         """One step up, capped at urgent."""
         order = _PRIORITY_ORDER
         return order[max(order.index(self) - 1, 0)]
@@ -36,7 +34,8 @@ _PRIORITY_ORDER = [Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built with the first triage (or the first route that returns one), not at start-up.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TriageFlags(_Model):
@@ -93,7 +92,7 @@ class TriageResult(_Model):
         return value if len(value) <= SUMMARY_MAX else value[: SUMMARY_MAX - 1] + "…"
 
     @model_validator(mode="after")
-    def _undecided_goes_to_human(self) -> TriageResult:
+    def _undecided_goes_to_human(self) -> "TriageResult":
         if self.category is None and not self.needs_human:
             raise ValueError("a result without a category must set needs_human")
         return self

@@ -6,8 +6,6 @@ correction can become a versioned admin rule or a few-shot candidate only after 
 (:func:`review_correction`); nothing here edits prompts or rules by itself.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
@@ -170,7 +168,7 @@ class CorrectionOut(BaseModel):
     review_status: str
 
     @classmethod
-    def of(cls, row: TriageCorrectionRow) -> CorrectionOut:
+    def of(cls, row: TriageCorrectionRow) -> "CorrectionOut":
         return cls.model_validate(row, from_attributes=True)
 
 

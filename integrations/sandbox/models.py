@@ -1,7 +1,5 @@
 """Tables of the sandbox: a mailbox and calendars kept in the application's own database."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

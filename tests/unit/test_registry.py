@@ -57,3 +57,30 @@ async def test_build_validates_config_all_at_once() -> None:
             ConnectorContext(tenant_id="t", instance_name="x"),
         )
     assert caught.value.error_count() == 2
+
+
+def test_a_connector_loads_when_first_looked_up_and_listing_loads_the_rest() -> None:
+    from structlog.testing import capture_logs
+
+    registry = ConnectorRegistry.discover(
+        [
+            _ep("sandbox.email", "integrations.sandbox:EMAIL_SPEC"),
+            _ep("broken.import", "integrations.no_such_module:SPEC"),
+        ]
+    )
+    with capture_logs() as looked_up:
+        assert registry.get("sandbox.email").slug == "sandbox.email"
+    # Looking up one connector did not import the others (nor find that one is broken).
+    assert [e for e in looked_up if e["event"] == "connector.load_failed"] == []
+    with capture_logs() as listed:
+        assert set(registry.specs) == {"sandbox.email"}
+    assert [e["slug"] for e in listed if e["event"] == "connector.load_failed"] == ["broken.import"]
+    assert set(registry.broken) == {"broken.import"}
+
+
+def test_a_broken_connector_is_reported_by_its_lookup_before_any_listing() -> None:
+    registry = ConnectorRegistry.discover([_ep("broken.import", "integrations.no_such_module:X")])
+    with pytest.raises(ConnectorUnavailableError):
+        registry.get("broken.import")
+    with pytest.raises(UnknownConnectorError):
+        registry.get("nosuch.thing")
