@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -109,6 +109,18 @@ class _ReadsInProgress:
             done.set()
 
 
+_Key = TypeVar("_Key")
+_Entry = TypeVar("_Entry")
+
+
+def _keep(entries: dict[_Key, _Entry], key: _Key, entry: _Entry) -> None:
+    """Store ``entry`` in a cache bounded at 10,000 keys: past that, drop everything rather
+    than grow (the entries are read again on their next use)."""
+    if len(entries) > 10_000:
+        entries.clear()
+    entries[key] = entry
+
+
 class UserStateCache:
     """The current state of users, kept ``ttl_s`` seconds: a disabled account, a removed
     role or a revoked key's owner stops working within that time, whatever the token says."""
@@ -140,9 +152,7 @@ class UserStateCache:
                     withheld=frozenset(Role(role) for role in user.withheld_roles or ()),
                 )
             if self.ttl_s > 0:
-                if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
-                    self._entries.clear()
-                self._entries[key] = (now, state)
+                _keep(self._entries, key, (now, state))
             return state
 
 
@@ -182,9 +192,7 @@ class DelegationCache:
                 return None
             scopes = tuple(grant.scopes)
             if self.ttl_s > 0:
-                if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
-                    self._entries.clear()
-                self._entries[key] = (now, scopes)
+                _keep(self._entries, key, (now, scopes))
             return scopes
 
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -73,6 +74,15 @@ DEFERRED = (
 )
 
 
+def _probe_report(probe: str, timeout_s: float = 120) -> Any:
+    """The JSON that ``probe`` prints last, run in a fresh interpreter (what it imports is
+    then only what the probe's own imports pull in)."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout_s, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_the_cli_and_the_app_load_without_the_heavy_optional_clients(tmp_path: Path) -> None:
     probe = (
         "import json, sys\n"
@@ -85,10 +95,7 @@ def test_the_cli_and_the_app_load_without_the_heavy_optional_clients(tmp_path: P
         f"AuthRuntime.build(Settings(data_dir={str(tmp_path)!r}), None)\n"
         "print(json.dumps({'loaded': sorted(sys.modules), 'broken': registry.broken}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = _probe_report(probe)
     assert report["broken"] == {}
     loaded = set(report["loaded"])
     packages = {name.split(".")[0] for name in loaded}
@@ -107,10 +114,7 @@ def test_serve_imports_only_the_connectors_its_instances_use(tmp_path: Path) -> 
         "listed = sorted(registry.specs)\n"
         "print(json.dumps({'before': before, 'after': sorted(sys.modules), 'listed': listed}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = _probe_report(probe)
     others = ["integrations.imap", "integrations.msgraph", "integrations.caldav"]
     others += ["integrations.tryton", "integrations.businesscentral"]
     assert [name for name in others if name in report["before"]] == []
@@ -190,10 +194,7 @@ def test_models_no_route_uses_are_built_on_first_use() -> None:
         "print(json.dumps({'built': before, 'after': EmailAddress.__pydantic_complete__,\n"
         "                  'address': address.address}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = _probe_report(probe)
     assert report == {"built": [], "after": True, "address": "a@example.com"}
 
 
@@ -240,10 +241,7 @@ async def main():
 
 asyncio.run(main())
 """
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, check=True
-    )
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = _probe_report(probe, timeout_s=180)
     assert seen["building"] is False
     assert seen["started"] is True
     assert seen["frozen"] > 10_000  # start-up's objects: never walked again
