@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -109,38 +109,53 @@ class _ReadsInProgress:
             done.set()
 
 
-_Key = TypeVar("_Key")
-_Entry = TypeVar("_Entry")
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
 
 
-def _keep(entries: dict[_Key, _Entry], key: _Key, entry: _Entry) -> None:
-    """Store ``entry`` in a cache bounded at 10,000 keys: past that, drop everything rather
-    than grow (the entries are read again on their next use)."""
-    if len(entries) > 10_000:
-        entries.clear()
-    entries[key] = entry
-
-
-class UserStateCache:
-    """The current state of users, kept ``ttl_s`` seconds: a disabled account, a removed
-    role or a revoked key's owner stops working within that time, whatever the token says."""
+class _ExpiringCache(Generic[_Key, _Value]):
+    """Entries kept ``ttl_s`` seconds (none with a TTL of 0: every request reads), bounded
+    at 10,000 keys, with one database read per missing key at a time (_ReadsInProgress)."""
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self._clock = clock
-        self._entries: dict[tuple[str, str], tuple[float, UserState | None]] = {}
+        self._entries: dict[_Key, tuple[float, _Value]] = {}
         self._reads = _ReadsInProgress()
 
-    async def get(self, session: AsyncSession, tenant_id: str, user_id: str) -> UserState | None:
-        key = (tenant_id, user_id)
+    def _forget_if_changed(self) -> None:
+        """Drop every entry when what they were read from is known to have changed."""
+
+    async def _cached(self, key: _Key) -> tuple[bool, _Value | None, float]:
+        """(found, the entry, now): the entry when fresh, after waiting for a read of the
+        key under way; else not found, and the caller reads it under ``_reads.reading``."""
         while True:
+            self._forget_if_changed()
             now = self._clock()
             cached = self._entries.get(key)
             if cached is not None and now - cached[0] < self.ttl_s:
-                return cached[1]
+                return True, cached[1], now
             # With no TTL every request reads its own (recheck on every request).
             if self.ttl_s <= 0 or not await self._reads.waited(key):
-                break
+                return False, None, now
+
+    def _keep(self, key: _Key, read_at: float, value: _Value) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+            self._entries.clear()
+        self._entries[key] = (read_at, value)
+
+
+class UserStateCache(_ExpiringCache[tuple[str, str], UserState | None]):
+    """The current state of users, kept ``ttl_s`` seconds: a disabled account, a removed
+    role or a revoked key's owner stops working within that time, whatever the token says."""
+
+    async def get(self, session: AsyncSession, tenant_id: str, user_id: str) -> UserState | None:
+        key = (tenant_id, user_id)
+        found, cached, now = await self._cached(key)
+        if found:
+            return cached
         with self._reads.reading(key):
             user = await session.get(User, user_id)
             state = None
@@ -151,48 +166,41 @@ class UserStateCache:
                     source=user.source,
                     withheld=frozenset(Role(role) for role in user.withheld_roles or ()),
                 )
-            if self.ttl_s > 0:
-                _keep(self._entries, key, (now, state))
+            self._keep(key, now, state)
             return state
 
 
-class DelegationCache:
+class DelegationCache(_ExpiringCache[tuple[str, str, str], tuple[str, ...]]):
     """Live delegations (executive, delegate) -> scopes, kept ``ttl_s`` seconds like
     :class:`UserStateCache`: a grant revoked or narrowed in another process stops working
     within that time, in this one at once (:func:`users.delegation_changes`). Only grants
     found are kept, so a refusal is always read from the database."""
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s = ttl_s
-        self._clock = clock
-        self._entries: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
+        super().__init__(ttl_s, clock)
         self._changes = delegation_changes()
-        self._reads = _ReadsInProgress()
+
+    def _forget_if_changed(self) -> None:
+        changes = delegation_changes()
+        if changes != self._changes:
+            self._entries.clear()
+            self._changes = changes
 
     async def scopes(
         self, session: AsyncSession, tenant_id: str, executive_id: str, delegate_id: str
     ) -> tuple[str, ...] | None:
         """The scopes of the delegate's live grant from the executive; None without one."""
         key = (tenant_id, executive_id, delegate_id)
-        while True:
-            now = self._clock()
-            changes = delegation_changes()
-            if changes != self._changes:
-                self._entries.clear()
-                self._changes = changes
-            cached = self._entries.get(key)
-            if cached is not None and now - cached[0] < self.ttl_s:
-                return cached[1]
-            if self.ttl_s <= 0 or not await self._reads.waited(key):
-                break
+        found, cached, now = await self._cached(key)
+        if found:
+            return cached
         with self._reads.reading(key):
             grant = await active_delegation(session, tenant_id, executive_id, delegate_id)
             if grant is None:
                 self._entries.pop(key, None)
                 return None
             scopes = tuple(grant.scopes)
-            if self.ttl_s > 0:
-                _keep(self._entries, key, (now, scopes))
+            self._keep(key, now, scopes)
             return scopes
 
 
