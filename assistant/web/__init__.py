@@ -53,7 +53,18 @@ async def serve_executive(
 
 def include_rooms(app: FastAPI) -> None:
     """Add the rooms' routes to ``app`` (after every route it has: none of theirs overlaps)."""
-    from assistant.web import admin, auditor, chat, history, inbox, live, meetings, people, review
+    from assistant.web import (
+        admin,
+        auditor,
+        chat,
+        delegates,
+        history,
+        inbox,
+        live,
+        meetings,
+        people,
+        review,
+    )
 
     for router in (
         inbox.router,
@@ -62,6 +73,7 @@ def include_rooms(app: FastAPI) -> None:
         history.router,
         live.router,
         chat.router,
+        delegates.router,
     ):
         app.include_router(router)
     # The admin's and the auditor's rooms (tenant-wide; they serve no executive).

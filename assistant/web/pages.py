@@ -134,6 +134,10 @@ class Page:
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
 
+    def person_can(self, permission: Permission) -> bool:
+        """What the person may do herself, whoever she is serving (her own settings)."""
+        return permission in effective_permissions(self.person)
+
     async def require(self, permission: Permission) -> Executive:
         """The executive served, when the person may do ``permission`` for her (403 otherwise,
         audited)."""

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
-ROOMS = ["/app/inbox", "/app/review", "/app/meetings", "/app/history"]
+ROOMS = ["/app/inbox", "/app/review", "/app/meetings", "/app/history", "/app/delegates"]
 
 pytestmark = pytest.mark.slow
 
@@ -272,6 +272,44 @@ def test_live_update_without_reload(server: dict[str, Any], browser: Any) -> Non
     watching.get_by_text("Updated just now.").wait_for(timeout=15_000)
     assert watching.evaluate("window.sameDocument") is True  # no reload happened
     assert watching.locator("article.card").count() == before + 1
+    context.close()
+
+
+def test_she_grants_and_revokes_a_delegate(server: dict[str, Any], browser: Any) -> None:
+    """Dana lets Jordan (a delegate an admin added) read her mail, then revokes it. Runs
+    before the accessibility check, so that check meets the room with its table and form."""
+    base = server["base"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env["ASSISTANT_DATA_DIR"] = str(server["database"].parent)
+    added = subprocess.run(
+        [str(Path(sys.executable).with_name("assistant")), "users", "add", "jordan"]
+        + ["--role", "delegate", "--display-name", "Jordan Lee"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr[-2000:]
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    _sign_in(page, base)
+    page.get_by_role("link", name="Delegates").click()
+    expect_heading(page, "Delegates")
+    page.get_by_label("Delegate", exact=True).select_option(label="Jordan Lee")
+    for scope in ("propose actions for you", "cancel your actions", "draft replies for you"):
+        page.get_by_label(scope).uncheck()
+    page.get_by_role("button", name="Grant").click()
+    page.wait_for_url(f"{base}/app/delegates?notice=*")
+    page.get_by_text("Jordan Lee may act for you").wait_for()
+    row = page.locator("tr[data-delegation]")
+    assert row.count() == 1
+    assert "read your mail" in row.inner_text() and "propose" not in row.inner_text()
+    assert row.locator("[data-state]").inner_text() == "active"
+    page.get_by_role("button", name="Revoke Jordan Lee").click()
+    page.wait_for_url(f"{base}/app/delegates?notice=*")
+    assert page.locator("tr[data-delegation] [data-state]").inner_text().startswith("revoked")
     context.close()
 
 
