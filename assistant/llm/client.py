@@ -82,7 +82,8 @@ class _Exchange:
     fragments: int = 0
 
 
-def _chunk_text(content: Any) -> str:
+def _text_of(content: Any) -> str:
+    """The text of a message's (or chunk's) content: a string, or a list of parts."""
     if isinstance(content, str):
         return content
     return "".join(
@@ -346,16 +347,8 @@ class LLMClient:
         calls.append(
             await self._meter(spec, prompt, usage, exchange, outcome, tenant_id, correlation)
         )
-        content = (
-            message.content
-            if isinstance(message.content, str)
-            else "".join(
-                str(part.get("text", "")) if isinstance(part, dict) else str(part)
-                for part in message.content
-            )
-        )
         return LLMAnswer(
-            value=content,
+            value=_text_of(message.content),
             model=spec.model,
             prompt=prompt.ref,
             calls=tuple(calls),
@@ -460,25 +453,21 @@ class LLMClient:
         fragments = 0
         text_shown = False
 
-        def relay(text: str) -> None:
-            nonlocal text_shown
-            text_shown = True
-            assert on_text is not None
-            on_text(text)
-
         async def stream() -> AIMessage:
             """The streamed reply, its chunks added up into one message."""
             from langchain_core.messages import AIMessage, message_chunk_to_message
 
-            nonlocal fragments
+            nonlocal fragments, text_shown
+            assert on_text is not None
             whole: Any = None
             async for chunk in runnable.astream(list(messages), stream_usage=True):
                 whole = chunk if whole is None else whole + chunk
-                text = _chunk_text(chunk.content)
+                text = _text_of(chunk.content)
                 if text or chunk.tool_call_chunks:
                     fragments += 1
                 if text:
-                    relay(text)
+                    text_shown = True
+                    on_text(text)
             if whole is None:
                 return AIMessage(content="")
             message = message_chunk_to_message(whole)

@@ -3,6 +3,7 @@ stream, cards through governance, the budget, scoping, storage and audit, bad in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -437,3 +438,29 @@ async def test_a_stream_that_breaks_ends_the_turn_with_an_error(
     assert stored["messages"][-1]["content"] == "I could not finish this answer."
     (turn,) = await audit_rows(client, "chat.turn")
     assert turn.outcome == "failure" and turn.reason == "model_failed"
+
+
+async def test_a_reader_who_leaves_mid_stream_ends_the_model_call(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    from assistant.api.chat import build_agent
+    from assistant.core.principal import Principal
+    from assistant.governance_app import build_governance
+
+    client = await make_client()
+    services = client.app.state.services  # type: ignore[attr-defined]
+    agent = build_agent(services, build_governance(services, mode="off").actions)
+    dana = Principal(user_id=EXEC, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+    openai_server.script(Answer(content="one two three four five six seven", chunk_delay_s=0.5))
+    scope, conversation_id = await agent.prepare(dana, "Count slowly", None)
+    turn = agent.run(scope, conversation_id, "Count slowly")
+    try:
+        async for event in turn:
+            if event.type == "answer.delta":
+                break
+        await turn.aclose()  # as the server does when the reader goes away
+        await asyncio.sleep(0.3)
+        # The model call was cancelled with the turn, not left streaming to nobody.
+        assert openai_server.in_flight == 0
+    finally:
+        await agent.llm.aclose()
