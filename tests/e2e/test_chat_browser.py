@@ -375,6 +375,27 @@ def test_the_answer_streams_in_then_is_announced_once(
     context.close()
 
 
+def test_text_before_a_tool_run_is_withdrawn(
+    server: dict[str, Any], browser: Any, openai_server: FakeOpenAI
+) -> None:
+    openai_server.script(
+        Answer(content="Let me look.", tool_calls=[("search_mail", {"query": "Raj"})]),
+        Answer(content="Raj wrote twice."),
+    )
+    context, page = _signed_in(browser, server["base"], "dana")
+    problems = _errors(page)
+    page.goto(f"{server['base']}/app/chat")
+    page.get_by_label("Ask the assistant").fill("What did Raj write?")
+    page.get_by_role("button", name="Ask").click()
+    page.locator(SETTLED).wait_for()
+    page.get_by_role("status").filter(has_text="1 tool run(s)").wait_for()
+    texts = page.locator("#transcript li.msg.assistant .text").all_inner_texts()
+    assert texts == ["Raj wrote twice."]
+    assert "Let me look." not in page.locator("#transcript").inner_text()
+    assert problems == []
+    context.close()
+
+
 def test_the_turn_budget_message_shows(
     server: dict[str, Any], browser: Any, openai_server: FakeOpenAI
 ) -> None:

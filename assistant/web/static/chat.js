@@ -110,6 +110,7 @@
     } else if (event.name === "answer.reset") {
       // What streamed was said on the way to a tool run, not the answer.
       if (state.draft) { state.draft.remove(); state.draft = null; }
+      document.getElementById("ask-status").textContent = "The assistant is working on it.";
     } else if (event.name === "answer") {
       // The final text is authoritative (the budget or an error may have replaced what
       // streamed); a new bubble in place of the draft is announced once.
