@@ -6,12 +6,12 @@ may use, bound once per turn: a tool result is a ``ToolMessage`` whose content i
 delimited as untrusted data, so it can neither add a tool nor speak as the system. A call
 to a tool that was not offered is refused and reported back as an error.
 
-The answer streams: with the native tool protocol the model's reply is streamed, and each
-fragment of its text is reported (``answer.delta``) as it arrives; if the reply turns out
-to call tools, the text said on the way is withdrawn (``answer.reset``). The ``answer``
-event that follows always carries the whole, final text (the budget or an error may
-replace what streamed). The step protocol's answer is an argument of its tool call and
-arrives whole.
+The answer streams (``agent.stream_answer``): with the native tool protocol the model's
+reply is streamed, and each fragment of its text is reported (``answer.delta``) as it
+arrives; if the reply turns out to call tools, the text said on the way is withdrawn
+(``answer.reset``). The ``answer`` event that follows always carries the whole, final
+text (the budget or an error may replace what streamed). The step protocol's answer is an
+argument of its tool call and arrives whole.
 
 Each tool runs in its own short transaction (committed: a proposal is a stored, governed
 action the moment it is made), and no transaction is open while the model is called. The
@@ -180,6 +180,8 @@ class Agent:
         )
         messages[1:1] = _history(history, self.settings.history_turns)
         schemas = [step_schema(offered)] if stepwise else [t.openai_schema() for t in offered]
+        # The step protocol's answer is a tool call's argument: it comes whole.
+        streaming = self.settings.stream_answer and not stepwise
         answer = ""
         error: str | None = None
         while True:
@@ -188,7 +190,6 @@ class Agent:
                     f"this turn reached its limit of {self.settings.max_model_calls} model calls"
                 )
                 break
-            # The step protocol's answer is a tool call's argument: it comes whole.
             fragments: asyncio.Queue[str | None] = asyncio.Queue()
             reply = asyncio.create_task(
                 self.llm.tool_step(
@@ -199,7 +200,7 @@ class Agent:
                     tenant_id=scope.tenant_id,
                     correlation_id=correlation,
                     tool_choice=STEP_TOOL if stepwise else "auto",
-                    on_text=None if stepwise else fragments.put_nowait,
+                    on_text=fragments.put_nowait if streaming else None,
                 )
             )
             reply.add_done_callback(functools.partial(_reply_ended, fragments))

@@ -10,7 +10,8 @@ fragments joined are the text so far. ``answer.reset`` (``{}``) withdraws what s
 when the model went on to call tools instead of answering. The final ``answer``
 (``{"text"}``) is authoritative: it replaces whatever streamed (a budget or an error may
 have replaced the answer), so a client may ignore the deltas. Only the native tool
-protocol streams; with ``agent.tool_protocol: step`` the answer comes whole. A bad
+protocol streams; with ``agent.tool_protocol: step`` (or ``agent.stream_answer: false``)
+the answer comes whole. A bad
 question, a caller who may not chat or someone else's conversation are refused before the
 stream starts, with ``{"error", "detail"}`` and a 4xx status (audited as ``chat.refused``).
 """
@@ -104,7 +105,7 @@ async def chat(
     model writes its answer, ``answer.reset`` when that text was withdrawn (the model called
     tools after all); ``budget`` or ``error`` when the turn stopped early; ``answer`` (the
     whole final text, which replaces what streamed); ``done``. The ``step`` tool protocol
-    sends no deltas."""
+    (and ``agent.stream_answer: false``) sends no deltas."""
     agent = get_agent(request, services, governance)
     scope, conversation_id = await agent.prepare(principal, body.message, body.conversation_id)
     # The middleware's id (the caller's X-Correlation-ID, else a new one): the turn's model

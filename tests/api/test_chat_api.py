@@ -464,3 +464,16 @@ async def test_a_reader_who_leaves_mid_stream_ends_the_model_call(
         assert openai_server.in_flight == 0
     finally:
         await agent.llm.aclose()
+
+
+async def test_an_answer_can_come_whole(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    client = await make_client(stream_answer=False)
+    as_role(client, Role.EXECUTIVE, user_id=EXEC)
+    openai_server.script(Answer(content="Nothing urgent.", prompt_tokens=150, completion_tokens=4))
+    events = parse_sse((await ask(client, "Anything urgent?")).text)
+    assert [e for e, _ in events] == ["turn", "answer", "done"]
+    assert events[1][1]["text"] == "Nothing urgent."
+    assert not openai_server.last.get("stream")
+    assert (events[-1][1]["input_tokens"], events[-1][1]["output_tokens"]) == (150, 4)
