@@ -6,6 +6,13 @@ may use, bound once per turn: a tool result is a ``ToolMessage`` whose content i
 delimited as untrusted data, so it can neither add a tool nor speak as the system. A call
 to a tool that was not offered is refused and reported back as an error.
 
+The answer streams (``agent.stream_answer``): with the native tool protocol the model's
+reply is streamed, and each fragment of its text is reported (``answer.delta``) as it
+arrives; if the reply turns out to call tools, the text said on the way is withdrawn
+(``answer.reset``). The ``answer`` event that follows always carries the whole, final
+text (the budget or an error may replace what streamed). The step protocol's answer is an
+argument of its tool call and arrives whole.
+
 Each tool runs in its own short transaction (committed: a proposal is a stored, governed
 action the moment it is made), and no transaction is open while the model is called. The
 turn stops at the budget (model calls, tool calls, tokens) with a clear message. The turn
@@ -15,6 +22,8 @@ tools that ran and the actions proposed, never the text.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -58,7 +67,7 @@ class ChatInputError(ValidationFailedError):
 class ChatEvent:
     """One thing a turn reports, in order (the API streams them as server-sent events)."""
 
-    type: str  # turn | tool | card | answer | budget | error | done
+    type: str  # turn | tool | card | answer.delta | answer.reset | answer | budget | error | done
     data: dict[str, Any]
 
 
@@ -171,6 +180,8 @@ class Agent:
         )
         messages[1:1] = _history(history, self.settings.history_turns)
         schemas = [step_schema(offered)] if stepwise else [t.openai_schema() for t in offered]
+        # The step protocol's answer is a tool call's argument: it comes whole.
+        streaming = self.settings.stream_answer and not stepwise
         answer = ""
         error: str | None = None
         while True:
@@ -179,8 +190,9 @@ class Agent:
                     f"this turn reached its limit of {self.settings.max_model_calls} model calls"
                 )
                 break
-            try:
-                step = await self.llm.tool_step(
+            fragments: asyncio.Queue[str | None] = asyncio.Queue()
+            reply = asyncio.create_task(
+                self.llm.tool_step(
                     prompt,
                     messages,
                     schemas,
@@ -188,11 +200,23 @@ class Agent:
                     tenant_id=scope.tenant_id,
                     correlation_id=correlation,
                     tool_choice=STEP_TOOL if stepwise else "auto",
+                    on_text=fragments.put_nowait if streaming else None,
                 )
+            )
+            reply.add_done_callback(functools.partial(_reply_ended, fragments))
+            streamed = False
+            try:
+                while (fragment := await fragments.get()) is not None:
+                    streamed = True
+                    yield ChatEvent("answer.delta", {"text": fragment})
+                step = await reply
             except LLMError as exc:
                 error = f"the model could not answer ({type(exc).__name__}): {exc}"
                 log.warning("agent.model_failed", error=type(exc).__name__)
                 break
+            finally:
+                # The reader went away mid-stream: the model call goes with it.
+                reply.cancel()
             tally.model_calls += 1
             for metered in step.calls:
                 tally.input_tokens += metered.usage.input
@@ -210,6 +234,9 @@ class Agent:
             if not calls:
                 answer = _step_answer(message) if stepwise else _text(message)
                 break
+            if streamed:
+                # What streamed was said on the way to a tool call, not the answer.
+                yield ChatEvent("answer.reset", {})
             messages.append(message)
             for call in calls:
                 if tally.tool_calls >= self.settings.max_tool_calls:
@@ -496,6 +523,11 @@ def _text(message: AIMessage) -> str:
         str(part.get("text", "")) if isinstance(part, dict) else str(part)
         for part in message.content
     )
+
+
+def _reply_ended(fragments: asyncio.Queue[str | None], _reply: object) -> None:
+    """The model's reply is in (or failed): no more fragments will come."""
+    fragments.put_nowait(None)
 
 
 def _stopped(tally: TurnTally) -> str:

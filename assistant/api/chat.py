@@ -4,9 +4,16 @@ conversations are listed, read and deleted by the executive they belong to.
 Events, in order: ``turn`` (conversation id and turn number), then for each tool call a
 ``tool`` event (name and status) and, for a proposal, a ``card`` (the governed action to
 approve, edit or reject through ``/api/v1/review``), then ``budget`` or ``error`` when the
-turn stopped early, the ``answer`` and ``done`` (tokens, cost, latency). A bad question,
-a caller who may not chat or someone else's conversation are refused before the stream
-starts, with ``{"error", "detail"}`` and a 4xx status (audited as ``chat.refused``).
+turn stopped early, the ``answer`` and ``done`` (tokens, cost, latency). While the model
+writes, ``answer.delta`` events (``{"text": fragment}``) carry its text as it comes; their
+fragments joined are the text so far. ``answer.reset`` (``{}``) withdraws what streamed
+when the model went on to call tools instead of answering. The final ``answer``
+(``{"text"}``) is authoritative: it replaces whatever streamed (a budget or an error may
+have replaced the answer), so a client may ignore the deltas. Only the native tool
+protocol streams; with ``agent.tool_protocol: step`` (or ``agent.stream_answer: false``)
+the answer comes whole. A bad
+question, a caller who may not chat or someone else's conversation are refused before the
+stream starts, with ``{"error", "detail"}`` and a 4xx status (audited as ``chat.refused``).
 """
 
 from __future__ import annotations
@@ -78,7 +85,13 @@ def sse(event: ChatEvent) -> str:
 @router.post(
     "",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The turn's events."}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "The turn's events: turn, tool, card, answer.delta, answer.reset, "
+            "budget, error, answer (the whole final text, authoritative), done.",
+        }
+    },
 )
 async def chat(
     body: ChatIn,
@@ -87,7 +100,12 @@ async def chat(
     services: ServicesDep,
     governance: GovernanceDep,
 ) -> StreamingResponse:
-    """Ask one question; the answer streams as server-sent events."""
+    """Ask one question; the turn streams as server-sent events: ``turn``; per tool call
+    ``tool`` and, for a proposal, ``card``; ``answer.delta`` (``{"text": fragment}``) as the
+    model writes its answer, ``answer.reset`` when that text was withdrawn (the model called
+    tools after all); ``budget`` or ``error`` when the turn stopped early; ``answer`` (the
+    whole final text, which replaces what streamed); ``done``. The ``step`` tool protocol
+    (and ``agent.stream_answer: false``) sends no deltas."""
     agent = get_agent(request, services, governance)
     scope, conversation_id = await agent.prepare(principal, body.message, body.conversation_id)
     # The middleware's id (the caller's X-Correlation-ID, else a new one): the turn's model

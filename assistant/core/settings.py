@@ -343,6 +343,13 @@ class AgentSettings(BaseModel):
         "step is one forced `agent_step` call naming the tool (for servers that ignore "
         "tool_choice auto, such as llama-cpp-python).",
     )
+    stream_answer: bool = Field(
+        default=True,
+        description="Stream the answer as the model writes it (native tool protocol only). "
+        "Turn it off for a server whose streams carry no usage (llama-cpp-python's): its "
+        "streamed calls are metered with output tokens counted from the chunks and no input "
+        "tokens, so the turn's token budget sees less than was used.",
+    )
 
 
 class QualitySettings(BaseModel):

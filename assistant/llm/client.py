@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -78,6 +78,17 @@ class _Exchange:
     result: Any
     attempts: int
     latency_ms: float
+    #: Streamed calls: how many chunks carried text or tool-call fragments.
+    fragments: int = 0
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's (or chunk's) content: a string, or a list of parts."""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
+    )
 
 
 def usage_of(message: Any) -> Usage:
@@ -336,16 +347,8 @@ class LLMClient:
         calls.append(
             await self._meter(spec, prompt, usage, exchange, outcome, tenant_id, correlation)
         )
-        content = (
-            message.content
-            if isinstance(message.content, str)
-            else "".join(
-                str(part.get("text", "")) if isinstance(part, dict) else str(part)
-                for part in message.content
-            )
-        )
         return LLMAnswer(
-            value=content,
+            value=_text_of(message.content),
             model=spec.model,
             prompt=prompt.ref,
             calls=tuple(calls),
@@ -362,22 +365,34 @@ class LLMClient:
         tenant_id: str,
         correlation_id: str | None = None,
         tool_choice: str = "auto",
+        on_text: Callable[[str], None] | None = None,
     ) -> LLMAnswer[AIMessage]:
         """One step of a tool-calling conversation: the model's message, with its tool calls
         (OpenAI function tools; ``tool_choice`` "auto" lets the model choose, a tool's name
         forces that tool). ``messages`` are already rendered (the
         caller delimits untrusted content); the call is metered under ``prompt``. A message
         cut at the output limit is returned with ``truncated=True``; usage above the limit
-        raises LLMOutputLimitError."""
+        raises LLMOutputLimitError.
+
+        With ``on_text`` the reply is streamed: each fragment of its text is passed to
+        ``on_text`` as it arrives (tool-call fragments are only gathered), and the message
+        returned is the whole reply, checked and metered as an unstreamed one. A failure is
+        retried only while no text has been passed on, so that no fragment is given twice;
+        after that it raises as any failed call does. Usage comes from the stream's usage
+        chunk (``stream_usage``); a server that sends none is metered with the number of
+        chunks as its output tokens and no input tokens (logged as ``llm.usage.missing``)."""
         spec, chat = self._model(task)
         runnable = chat.bind_tools(list(tools), tool_choice=tool_choice) if tools else chat
         correlation = _correlation_id(correlation_id)
         calls: list[LLMCallRecord] = []
         exchange = await self._exchange(
-            runnable, messages, spec, prompt, tenant_id, correlation, calls
+            runnable, messages, spec, prompt, tenant_id, correlation, calls, on_text=on_text
         )
         message: AIMessage = exchange.result
         usage = usage_of(message)
+        if on_text is not None and message.usage_metadata is None:
+            log.warning("llm.usage.missing", task=spec.task, model=spec.model)
+            usage = Usage(output=exchange.fragments)
         problem = self._limit_problem(message, usage, spec)
         if problem is CallOutcome.OVER_LIMIT:
             await self._meter(
@@ -426,13 +441,42 @@ class LLMClient:
         tenant_id: str,
         correlation: str | None,
         calls: list[LLMCallRecord],
+        *,
+        on_text: Callable[[str], None] | None = None,
     ) -> _Exchange:
-        """Invoke with the concurrency slot, per-attempt timeout and retries. Failures are
-        metered here and raised as typed errors."""
+        """Invoke (or stream, with ``on_text``) with the concurrency slot, per-attempt
+        timeout and retries. Failures are metered here and raised as typed errors."""
         import openai
 
         started = time.perf_counter()
         attempts = 0
+        fragments = 0
+        text_shown = False
+
+        async def stream() -> AIMessage:
+            """The streamed reply, its chunks added up into one message."""
+            from langchain_core.messages import AIMessage, message_chunk_to_message
+
+            nonlocal fragments, text_shown
+            assert on_text is not None
+            whole: Any = None
+            async for chunk in runnable.astream(list(messages), stream_usage=True):
+                whole = chunk if whole is None else whole + chunk
+                text = _text_of(chunk.content)
+                if text or chunk.tool_call_chunks:
+                    fragments += 1
+                if text:
+                    text_shown = True
+                    on_text(text)
+            if whole is None:
+                return AIMessage(content="")
+            message = message_chunk_to_message(whole)
+            assert isinstance(message, AIMessage)
+            return message
+
+        def retriable(exc: BaseException) -> bool:
+            # Once text has been shown, another attempt would show it again.
+            return not text_shown and is_retriable(exc)
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -449,7 +493,7 @@ class LLMClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=wait_retry_after(self.settings.retry_initial_s, self.settings.retry_max_s),
-            retry=retry_if_exception(is_retriable),
+            retry=retry_if_exception(retriable),
             reraise=True,
             before_sleep=before_sleep,
         )
@@ -457,8 +501,12 @@ class LLMClient:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
+                    fragments = 0
                     async with self.limits.slot(spec.endpoint), asyncio.timeout(spec.timeout_s):
-                        result = await runnable.ainvoke(list(messages))
+                        if on_text is None:
+                            result = await runnable.ainvoke(list(messages))
+                        else:
+                            result = await stream()
         except openai.LengthFinishReasonError as exc:
             # The SDK's own parse refuses a cut answer; its usage is still on the completion.
             exchange = _Exchange(None, attempts, (time.perf_counter() - started) * 1000)
@@ -474,7 +522,15 @@ class LLMClient:
         except Exception as exc:
             exchange = _Exchange(None, attempts, (time.perf_counter() - started) * 1000)
             error: LLMError
-            if is_retriable(exc):
+            if text_shown and is_retriable(exc):
+                outcome, error = (
+                    CallOutcome.UNAVAILABLE,
+                    LLMUnavailableError(
+                        "the model's answer broke off while it was streaming",
+                        error_type=type(exc).__name__,
+                    ),
+                )
+            elif is_retriable(exc):
                 outcome, error = (
                     CallOutcome.UNAVAILABLE,
                     LLMUnavailableError(
@@ -520,7 +576,7 @@ class LLMClient:
                 error_type=type(exc).__name__,
             )
             raise error from None
-        return _Exchange(result, attempts, (time.perf_counter() - started) * 1000)
+        return _Exchange(result, attempts, (time.perf_counter() - started) * 1000, fragments)
 
     async def _meter(
         self,

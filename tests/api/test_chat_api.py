@@ -3,6 +3,7 @@ stream, cards through governance, the budget, scoping, storage and audit, bad in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -138,7 +139,21 @@ async def test_a_turn_streams_tools_a_card_and_the_answer(
     assert response.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(response.text)
     kinds = [e for e, _ in events]
-    assert kinds == ["turn", "tool", "tool", "card", "answer", "done"]
+    # The answer streams after the tools ran, then comes whole.
+    assert [k for k in kinds if k != "answer.delta"] == [
+        "turn",
+        "tool",
+        "tool",
+        "card",
+        "answer",
+        "done",
+    ]
+    assert kinds.index("answer.delta") > kinds.index("card")
+    assert kinds.count("answer.delta") > 1
+    deltas = "".join(d["text"] for e, d in events if e == "answer.delta")
+    assert deltas == "I drafted a reply to Raj; it waits for your approval."
+    assert deltas == next(d for e, d in events if e == "answer")["text"]
+    events = [(e, d) for e, d in events if e != "answer.delta"]
     card = events[3][1]
     assert card["kind"] == "email.draft.create"
     # A card is a governed proposal waiting for a person: nothing ran.
@@ -336,6 +351,9 @@ async def test_the_step_protocol_forces_one_named_tool_per_step(
         step("answer", {}, "Raj wrote about the reforecast."),
     )
     events = parse_sse((await ask(client, "What did Raj send?")).text)
+    # The step protocol's answer is a tool call's argument: it is not streamed.
+    assert not [e for e, _ in events if e.startswith("answer.")]
+    assert not any(r.get("stream") for r in openai_server.requests)
     tools = [d for e, d in events if e == "tool"]
     assert [(t["name"], t["status"]) for t in tools] == [
         ("search_mail", "ok"),
@@ -349,3 +367,113 @@ async def test_the_step_protocol_forces_one_named_tool_per_step(
     assert "search_mail" in enum and "answer" in enum and "set_autonomy" not in enum
     assert "- search_mail(" in first["messages"][0]["content"]
     assert tool_results(openai_server.requests[1])[0].startswith("<untrusted_data")
+
+
+async def test_streamed_usage_is_metered_and_budgeted(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    from assistant.llm.models import LLMCallRow
+
+    client = await make_client(max_tokens=500)
+    as_role(client, Role.EXECUTIVE, user_id=EXEC)
+    openai_server.script(
+        Answer(content="Nothing urgent today.", prompt_tokens=150, completion_tokens=9)
+    )
+    events = parse_sse((await ask(client, "Anything urgent?")).text)
+    done = next(d for e, d in events if e == "done")
+    # Usage comes from the stream's usage chunk.
+    assert (done["input_tokens"], done["output_tokens"]) == (150, 9)
+    assert done["cost_usd"] == pytest.approx((150 * 1.0 + 9 * 2.0) / 1_000_000)
+    assert openai_server.last["stream"] is True
+    assert openai_server.last["stream_options"] == {"include_usage": True}
+    async with client.app.state.services.sessions() as session:  # type: ignore[attr-defined]
+        (call,) = (await session.execute(select(LLMCallRow))).scalars()
+    assert (call.input_tokens, call.output_tokens, call.outcome) == (150, 9, "ok")
+
+    # The answer streamed, then the budget replaced it: the final answer says so.
+    openai_server.script(Answer(content="A long answer.", prompt_tokens=400, completion_tokens=200))
+    events = parse_sse((await ask(client, "Tell me everything")).text)
+    kinds = [e for e, _ in events]
+    assert "".join(d["text"] for e, d in events if e == "answer.delta") == "A long answer."
+    assert kinds[-3:] == ["budget", "answer", "done"]
+    assert "I stopped" in events[-2][1]["text"]
+
+
+async def test_text_before_a_tool_call_is_withdrawn(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    client = await make_client()
+    as_role(client, Role.EXECUTIVE, user_id=EXEC)
+    openai_server.script(
+        Answer(content="Let me look.", tool_calls=[("search_mail", {"query": "Raj"})]),
+        Answer(content="Raj wrote twice."),
+    )
+    events = parse_sse((await ask(client, "What did Raj write?")).text)
+    kinds = [e for e, _ in events]
+    reset = kinds.index("answer.reset")
+    assert "".join(d["text"] for e, d in events[:reset] if e == "answer.delta") == "Let me look."
+    assert kinds[reset + 1] == "tool"  # the tool still ran
+    later = "".join(d["text"] for e, d in events[reset:] if e == "answer.delta")
+    assert later == "Raj wrote twice." == next(d for e, d in events if e == "answer")["text"]
+
+
+async def test_a_stream_that_breaks_ends_the_turn_with_an_error(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    client = await make_client()
+    as_role(client, Role.EXECUTIVE, user_id=EXEC)
+    openai_server.script(Answer(content="Raj wrote about the budget review.", break_after_chunks=3))
+    response = await ask(client, "What did Raj write?")
+    assert response.status_code == 200
+    events = parse_sse(response.text)
+    kinds = [e for e, _ in events]
+    assert "".join(d["text"] for e, d in events if e == "answer.delta") == "Raj wrote"
+    assert kinds[-3:] == ["error", "answer", "done"]
+    assert "LLMUnavailableError" in events[-3][1]["detail"]
+    assert events[-2][1]["text"] == "I could not finish this answer."
+    assert len(openai_server.requests) == 1  # text had been shown: not asked again
+    conversation_id = events[0][1]["conversation_id"]
+    stored = (await client.get(f"/api/v1/chat/conversations/{conversation_id}")).json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
+    assert stored["messages"][-1]["content"] == "I could not finish this answer."
+    (turn,) = await audit_rows(client, "chat.turn")
+    assert turn.outcome == "failure" and turn.reason == "model_failed"
+
+
+async def test_a_reader_who_leaves_mid_stream_ends_the_model_call(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    from assistant.api.chat import build_agent
+    from assistant.core.principal import Principal
+    from assistant.governance_app import build_governance
+
+    client = await make_client()
+    services = client.app.state.services  # type: ignore[attr-defined]
+    agent = build_agent(services, build_governance(services, mode="off").actions)
+    dana = Principal(user_id=EXEC, tenant_id="default", roles=frozenset({Role.EXECUTIVE}))
+    openai_server.script(Answer(content="one two three four five six seven", chunk_delay_s=0.5))
+    scope, conversation_id = await agent.prepare(dana, "Count slowly", None)
+    turn = agent.run(scope, conversation_id, "Count slowly")
+    try:
+        async for event in turn:
+            if event.type == "answer.delta":
+                break
+        await turn.aclose()  # as the server does when the reader goes away
+        await asyncio.sleep(0.3)
+        # The model call was cancelled with the turn, not left streaming to nobody.
+        assert openai_server.in_flight == 0
+    finally:
+        await agent.llm.aclose()
+
+
+async def test_an_answer_can_come_whole(
+    make_client: Callable[..., Any], openai_server: FakeOpenAI
+) -> None:
+    client = await make_client(stream_answer=False)
+    as_role(client, Role.EXECUTIVE, user_id=EXEC)
+    openai_server.script(Answer(content="Nothing urgent.", prompt_tokens=150, completion_tokens=4))
+    events = parse_sse((await ask(client, "Anything urgent?")).text)
+    assert [e for e, _ in events] == ["turn", "answer", "done"]
+    assert events[1][1]["text"] == "Nothing urgent."
+    assert not openai_server.last.get("stream")
+    assert (events[-1][1]["input_tokens"], events[-1][1]["output_tokens"]) == (150, 4)

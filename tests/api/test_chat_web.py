@@ -108,7 +108,13 @@ async def ask(
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
-    return parse_sse(response.text)
+    events = parse_sse(response.text)
+    # The room streams the API's events: the answer in fragments, then whole.
+    kinds = {e for e, _ in events}
+    if not kinds & {"budget", "error", "answer.reset"}:
+        streamed = "".join(d["text"] for e, d in events if e == "answer.delta")
+        assert streamed == next(d for e, d in events if e == "answer")["text"]
+    return [(e, d) for e, d in events if e != "answer.delta"]
 
 
 async def conversations(services: Any) -> list[ConversationRow]:

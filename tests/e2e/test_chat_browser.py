@@ -43,6 +43,8 @@ pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 OTTO_SECRET = "Otto's acquisition plans"
+#: An answer as it stands once its turn ended (the bubble the fragments grow in is a draft).
+SETTLED = "#transcript li.msg.assistant:not(.streaming)"
 
 
 def _run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -195,9 +197,10 @@ def test_ask_see_tools_and_a_card_approve_it_and_delete(
     tool.wait_for()
     assert "search_mail: ok" in tool.inner_text()
     assert dana.locator("#transcript li.msg.assistant").count() == 0  # not yet: streaming
-    answer = dana.locator("#transcript li.msg.assistant").first
+    answer = dana.locator(SETTLED).first
     answer.wait_for()
     assert "Raj wrote about the budget review." in answer.inner_text()
+    assert dana.locator("#transcript li.msg.assistant").count() == 1  # the draft was replaced
     dana.wait_for_url(re.compile(r"/app/chat/[0-9a-f]{32}$"))
     conversation = dana.url.rsplit("/", 1)[1]
     assert dana.get_by_role("link", name="What did Raj write?").is_visible()  # now listed
@@ -225,7 +228,7 @@ def test_ask_see_tools_and_a_card_approve_it_and_delete(
     action_id = card.get_attribute("data-action")
     # The agent proposed it, at Jordan's request.
     assert action_id and _state(database, action_id) == ("pending_review", "agent", ids["jordan"])
-    jordan.locator("#transcript li.msg.assistant").nth(1).wait_for()
+    jordan.locator(SETTLED).nth(1).wait_for()
 
     # Dana approves it on the card; the card then shows what became of it.
     dana.reload()
@@ -282,7 +285,7 @@ def test_the_room_is_accessible_fits_a_phone_and_works_by_keyboard(
         page.get_by_label("Ask the assistant").focus()
         page.keyboard.type("What did Raj write?")
         page.keyboard.press("Control+Enter")
-        page.locator("#transcript li.msg.assistant").first.wait_for()
+        page.locator(SETTLED).first.wait_for()
         assert _axe_violations(page) == []
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -318,7 +321,7 @@ def test_an_answer_streams_from_llama_cpp(tmp_path: Path, browser: Any, llama_se
         page.goto(f"{base}/app/chat")
         page.get_by_label("Ask the assistant").fill("Say hello to me in one short sentence.")
         page.get_by_role("button", name="Ask").click()
-        answer = page.locator("#transcript li.msg.assistant .text").first
+        answer = page.locator(f"{SETTLED} .text").first
         answer.wait_for(timeout=300_000)
         said = answer.inner_text().strip()
         assert said and not said.startswith(("I could not finish", "I stopped")), said
@@ -340,6 +343,59 @@ def test_an_answer_streams_from_llama_cpp(tmp_path: Path, browser: Any, llama_se
     assert metered and all(m == "smollm2" and 0 < out <= 48 for m, out in metered)
 
 
+def test_the_answer_streams_in_then_is_announced_once(
+    server: dict[str, Any], browser: Any, openai_server: FakeOpenAI
+) -> None:
+    from playwright.sync_api import expect
+
+    words = "Raj wrote twice this week: first about the budget, then about the board pack."
+    openai_server.script(Answer(content=words, chunk_delay_s=0.25))
+    context, page = _signed_in(browser, server["base"], "dana")
+    problems = _errors(page)
+    page.goto(f"{server['base']}/app/chat")
+    page.get_by_label("Ask the assistant").fill("What did Raj write?")
+    page.get_by_role("button", name="Ask").click()
+    # The fragments grow in a draft that assistive technology does not read token by token.
+    draft = page.locator("#transcript li.msg.assistant.streaming")
+    draft.wait_for()
+    assert draft.get_attribute("aria-hidden") == "true"
+    expect(draft.locator(".text")).to_have_text(re.compile(r"^\S+ \S+ \S+"))
+    partial = draft.locator(".text").inner_text()
+    assert words.startswith(partial.rstrip()) and partial != words
+    assert page.get_by_role("status").inner_text() == "The assistant is answering."
+    # Then the whole answer replaces the draft, in the conversation's live region, once.
+    settled = page.locator(SETTLED)
+    settled.wait_for()
+    assert settled.locator(".text").inner_text() == words
+    assert settled.get_attribute("aria-hidden") is None
+    assert page.locator("#transcript li.msg.assistant").count() == 1
+    assert page.locator('[role="log"] li.msg.assistant').count() == 1
+    page.get_by_role("status").filter(has_text="model call(s)").wait_for()
+    assert problems == []
+    context.close()
+
+
+def test_text_before_a_tool_run_is_withdrawn(
+    server: dict[str, Any], browser: Any, openai_server: FakeOpenAI
+) -> None:
+    openai_server.script(
+        Answer(content="Let me look.", tool_calls=[("search_mail", {"query": "Raj"})]),
+        Answer(content="Raj wrote twice."),
+    )
+    context, page = _signed_in(browser, server["base"], "dana")
+    problems = _errors(page)
+    page.goto(f"{server['base']}/app/chat")
+    page.get_by_label("Ask the assistant").fill("What did Raj write?")
+    page.get_by_role("button", name="Ask").click()
+    page.locator(SETTLED).wait_for()
+    page.get_by_role("status").filter(has_text="1 tool run(s)").wait_for()
+    texts = page.locator("#transcript li.msg.assistant .text").all_inner_texts()
+    assert texts == ["Raj wrote twice."]
+    assert "Let me look." not in page.locator("#transcript").inner_text()
+    assert problems == []
+    context.close()
+
+
 def test_the_turn_budget_message_shows(
     server: dict[str, Any], browser: Any, openai_server: FakeOpenAI
 ) -> None:
@@ -352,5 +408,5 @@ def test_the_turn_budget_message_shows(
     budget.wait_for()
     assert budget.inner_text().startswith("Turn budget reached: this turn ")
     assert page.locator("#transcript li.msg.tool").count() >= 1
-    assert "I stopped" in page.locator("#transcript li.msg.assistant").inner_text()
+    assert "I stopped" in page.locator(SETTLED).inner_text()
     context.close()

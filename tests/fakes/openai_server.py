@@ -11,7 +11,15 @@ against it unchanged:
 - every answer carries a ``usage`` block (``prompt_tokens``, ``completion_tokens``,
   ``total_tokens``, ``prompt_tokens_details.cached_tokens``);
 - errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``; 429 carries
-  ``Retry-After`` when scripted.
+  ``Retry-After`` when scripted;
+- a request with ``"stream": true`` is answered as server-sent ``data:`` lines of
+  ``chat.completion.chunk`` objects ending with ``data: [DONE]``: the role first, then the
+  content in word-sized fragments or each tool call (``index``, ``id``, function ``name``,
+  then its ``arguments`` in fragments), then ``finish_reason``; with
+  ``stream_options.include_usage`` every chunk carries ``"usage": null`` and a last chunk
+  has empty ``choices`` and the usage block (unless ``stream_usage`` is off). Errors are
+  sent before the stream starts, as for any request; ``break_after_chunks`` drops the
+  connection in the middle of a stream.
 
 Each test scripts the answers in order (:meth:`FakeOpenAI.script`); with the script empty
 the server answers :attr:`FakeOpenAI.default`. Requests are recorded (:attr:`requests`), and
@@ -22,18 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes.serving import serve_app
@@ -60,6 +69,12 @@ class Answer:
     error_message: str = "scripted error"
     #: Tool calls of an agent's step, by name: [(tool name, arguments), ...].
     tool_calls: list[tuple[str, dict[str, Any]]] | None = None
+    #: Streamed answers: the pause before each chunk after the first, and the number of
+    #: chunks sent before the connection is dropped without ``[DONE]`` (None: never).
+    chunk_delay_s: float = 0.0
+    break_after_chunks: int | None = None
+    #: False: no usage chunk even when asked (as llama-cpp-python's server streams).
+    stream_usage: bool = True
 
     @classmethod
     def rate_limited(cls, retry_after: str | None = "0") -> Answer:
@@ -129,7 +144,7 @@ class FakeOpenAI:
         with self._lock:
             return self.answers.popleft() if self.answers else self.default
 
-    async def _completions(self, request: Request) -> JSONResponse:
+    async def _completions(self, request: Request) -> Response:
         body = await request.json()
         with self._lock:
             generation = self._generation
@@ -138,6 +153,7 @@ class FakeOpenAI:
             self.headers.append({k.lower(): v for k, v in request.headers.items()})
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        streaming = False
         try:
             answer = self._next(body)
             if answer.delay_s:
@@ -156,11 +172,30 @@ class FakeOpenAI:
                     status_code=answer.status,
                     headers=answer.headers,
                 )
+            if body.get("stream"):
+                # The request stays in flight until its last chunk is sent.
+                streaming = True
+                return StreamingResponse(
+                    self._counted(_chunks(_completion(body, answer), body, answer), generation),
+                    media_type="text/event-stream",
+                    headers=answer.headers,
+                )
             return JSONResponse(_completion(body, answer), headers=answer.headers)
         finally:
-            with self._lock:
-                if generation == self._generation:
-                    self.in_flight -= 1
+            if not streaming:
+                self._leave(generation)
+
+    def _leave(self, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self.in_flight -= 1
+
+    async def _counted(self, lines: AsyncIterator[str], generation: int) -> AsyncIterator[str]:
+        try:
+            async for line in lines:
+                yield line
+        finally:
+            self._leave(generation)
 
 
 def _count_words(body: dict[str, Any]) -> int:
@@ -191,6 +226,7 @@ def _completion(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
             }
             for name, args in answer.tool_calls
         ]
+        message["content"] = answer.content  # what a model may say before its tool calls
         finish = finish or "tool_calls"
     elif body.get("tools") and text is not None:
         name = (
@@ -223,6 +259,72 @@ def _completion(body: dict[str, Any], answer: Answer) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         },
     }
+
+
+def _fragments(text: str) -> list[str]:
+    """Word-sized pieces that join back to ``text`` (as a model's tokens do)."""
+    return re.findall(r"\s*\S+|\s+", text) or [text]
+
+
+async def _chunks(
+    completion: dict[str, Any], body: dict[str, Any], answer: Answer
+) -> AsyncIterator[str]:
+    """``completion`` as OpenAI streams it: ``data: {chunk}`` lines, then ``data: [DONE]``."""
+    asked = bool((body.get("stream_options") or {}).get("include_usage"))
+    include_usage = asked and answer.stream_usage
+    choice = completion["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": completion["id"],
+            "object": "chat.completion.chunk",
+            "created": completion["created"],
+            "model": completion["model"],
+            "system_fingerprint": completion["system_fingerprint"],
+            "choices": []
+            if delta is None
+            else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        if include_usage:
+            out["usage"] = completion["usage"] if delta is None else None
+        return out
+
+    pieces = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    if message.get("content"):
+        pieces.extend(chunk({"content": piece}) for piece in _fragments(message["content"]))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call["function"]
+        pieces.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": function["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        arguments = function["arguments"]
+        for start in range(0, len(arguments), 8):
+            fragment = arguments[start : start + 8]
+            pieces.append(
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+            )
+    pieces.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        pieces.append(chunk(None))
+    for number, piece in enumerate(pieces):
+        if answer.break_after_chunks is not None and number >= answer.break_after_chunks:
+            raise ConnectionAbortedError("the scripted stream breaks here")
+        if number and answer.chunk_delay_s:
+            await asyncio.sleep(answer.chunk_delay_s)
+        yield f"data: {json.dumps(piece)}\n\n"
+    yield "data: [DONE]\n\n"
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 // The chat room's script (loaded by that page only; no inline script under the CSP).
 // A question is posted with fetch and its answer read as server-sent events from the
 // response body (EventSource cannot POST); tool runs, proposal cards, the turn budget and the
-// answer are added to the conversation as they arrive. Decisions on a card go to the review
+// answer are added to the conversation as they arrive. The answer is written into its bubble
+// as the model produces it (answer.delta); that bubble is hidden from assistive technology
+// while it grows, so that the conversation's live region announces the answer once, whole,
+// when the final answer event replaces it. Decisions on a card go to the review
 // room's own routes, then the card is reloaded as it stands. Without script, the forms post.
 "use strict";
 
@@ -97,8 +100,22 @@
       item("budget", "Turn budget reached: " + data.detail + ".").setAttribute("role", "note");
     } else if (event.name === "error") {
       item("failure", data.detail || data.error).setAttribute("role", "alert");
+    } else if (event.name === "answer.delta") {
+      if (!state.draft) {
+        state.draft = spoken("assistant streaming", "Assistant", "");
+        state.draft.setAttribute("aria-hidden", "true");
+        document.getElementById("ask-status").textContent = "The assistant is answering.";
+      }
+      state.draft.querySelector(".text").append(data.text);
+    } else if (event.name === "answer.reset") {
+      // What streamed was said on the way to a tool run, not the answer.
+      if (state.draft) { state.draft.remove(); state.draft = null; }
+      document.getElementById("ask-status").textContent = "The assistant is working on it.";
     } else if (event.name === "answer") {
-      spoken("assistant", "Assistant", data.text);
+      // The final text is authoritative (the budget or an error may have replaced what
+      // streamed); a new bubble in place of the draft is announced once.
+      const answer = spoken("assistant", "Assistant", data.text);
+      if (state.draft) { state.draft.replaceWith(answer); state.draft = null; }
     } else if (event.name === "done") {
       state.done = data;
     }
@@ -130,7 +147,7 @@
     box.value = "";
     button.disabled = true;
     status.textContent = "The assistant is working on it.";
-    const state = { cards: [], created: null, done: null, question: question };
+    const state = { cards: [], created: null, done: null, draft: null, question: question };
     try {
       const response = await fetch(form.action, {
         method: "POST",
@@ -166,6 +183,8 @@
       item("failure", "The connection was lost: " + err.message).setAttribute("role", "alert");
       status.textContent = "";
     } finally {
+      // A stream cut before its final answer leaves what came readable by everyone.
+      if (state.draft) { state.draft.removeAttribute("aria-hidden"); }
       button.disabled = false;
       box.focus();
     }

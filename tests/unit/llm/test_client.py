@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from assistant.llm import (
     MemoryMeter,
     load_prompt,
 )
+from assistant.llm.metering import Usage
 from tests.fakes.openai_server import Answer, FakeOpenAI
 from tests.unit.llm.conftest import fake_llm
 
@@ -268,3 +270,158 @@ async def test_provider_none_refuses() -> None:
     assert not llm.enabled
     with pytest.raises(LLMDisabledError):
         await ask(llm)
+
+
+# ---------------------------------------------------------------- streamed tool steps
+
+AGENT = load_prompt("agent@1")
+SEARCH = {
+    "type": "function",
+    "function": {
+        "name": "search_mail",
+        "description": "Search the mailbox.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+    },
+}
+
+
+async def stream_step(llm: LLMClient, shown: list[str]) -> Any:
+    from langchain_core.messages import HumanMessage
+
+    return await llm.tool_step(
+        AGENT,
+        [HumanMessage("What did Raj write?")],
+        [SEARCH],
+        task="agent",
+        tenant_id="t1",
+        on_text=shown.append,
+    )
+
+
+async def test_streamed_step_relays_text_and_meters_the_usage_chunk(
+    openai_server: FakeOpenAI,
+) -> None:
+    llm, meter = client(fake_llm(openai_server))
+    openai_server.script(
+        Answer(
+            content="Raj wrote about the review.",
+            prompt_tokens=300,
+            cached_tokens=100,
+            completion_tokens=11,
+        )
+    )
+    shown: list[str] = []
+    answer = await stream_step(llm, shown)
+    assert len(shown) > 1 and "".join(shown) == "Raj wrote about the review."
+    assert answer.value.content == "Raj wrote about the review." and not answer.value.tool_calls
+    assert openai_server.last["stream"] is True
+    assert openai_server.last["stream_options"] == {"include_usage": True}
+    [call] = meter.calls
+    assert call.usage == Usage(input=300, cached=100, output=11)
+    assert call.cost_usd == pytest.approx((200 * 1.0 + 100 * 0.5 + 11 * 2.0) / 1_000_000)
+    assert call.outcome is CallOutcome.OK and call.attempts == 1
+
+
+async def test_streamed_tool_calls_are_gathered_not_shown(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server))
+    openai_server.script(
+        Answer(
+            tool_calls=[
+                ("search_mail", {"query": "Raj and the budget"}),
+                ("search_mail", {"query": "board"}),
+            ]
+        )
+    )
+    shown: list[str] = []
+    answer = await stream_step(llm, shown)
+    assert shown == []
+    assert [(c["name"], c["args"]) for c in answer.value.tool_calls] == [
+        ("search_mail", {"query": "Raj and the budget"}),
+        ("search_mail", {"query": "board"}),
+    ]
+    assert all(c["id"] for c in answer.value.tool_calls)
+    assert meter.calls[0].usage.output == 20
+
+
+async def test_429_before_the_stream_is_retried_without_repeating_text(
+    openai_server: FakeOpenAI,
+) -> None:
+    llm, meter = client(fake_llm(openai_server, max_retries=3))
+    openai_server.script(
+        Answer.rate_limited("0"), Answer.server_error(), Answer(content="At last.")
+    )
+    shown: list[str] = []
+    await stream_step(llm, shown)
+    assert "".join(shown) == "At last."
+    [call] = meter.calls
+    assert call.attempts == 3 and call.outcome is CallOutcome.OK
+
+
+async def test_401_before_the_stream_is_a_request_error(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server, max_retries=3))
+    openai_server.script(Answer(status=401, error_message="Incorrect API key"))
+    with pytest.raises(LLMRequestError):
+        await stream_step(llm, [])
+    assert len(openai_server.requests) == 1
+    assert meter.calls[0].outcome is CallOutcome.REFUSED
+
+
+async def test_a_stream_broken_after_text_is_not_retried(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server, max_retries=3))
+    openai_server.script(Answer(content="one two three four", break_after_chunks=3))
+    shown: list[str] = []
+    with pytest.raises(LLMUnavailableError) as caught:
+        await stream_step(llm, shown)
+    assert "broke off" in str(caught.value)
+    assert "".join(shown) == "one two"
+    assert len(openai_server.requests) == 1
+    [call] = meter.calls
+    assert call.outcome is CallOutcome.UNAVAILABLE and call.attempts == 1
+
+
+async def test_a_stream_broken_before_any_text_is_retried(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server, max_retries=3))
+    openai_server.script(
+        Answer(content="lost", break_after_chunks=1), Answer(content="Kept, once.")
+    )
+    shown: list[str] = []
+    await stream_step(llm, shown)
+    assert "".join(shown) == "Kept, once."
+    assert meter.calls[0].attempts == 2 and meter.calls[0].outcome is CallOutcome.OK
+
+
+async def test_a_timeout_after_text_is_not_retried(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server, timeout_s=0.5, max_retries=2))
+    openai_server.script(Answer(content="slow words keep coming", chunk_delay_s=0.2))
+    shown: list[str] = []
+    with pytest.raises(LLMUnavailableError):
+        await stream_step(llm, shown)
+    assert shown and "".join(shown) != "slow words keep coming"
+    assert len(openai_server.requests) == 1
+    assert meter.calls[0].outcome is CallOutcome.UNAVAILABLE
+
+
+async def test_streamed_answer_at_and_over_the_limit(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server, max_output_tokens=5))
+    openai_server.script(Answer(content="Dear Ms", completion_tokens=5, finish_reason="length"))
+    answer = await stream_step(llm, [])
+    assert answer.truncated and meter.calls[0].outcome is CallOutcome.TRUNCATED
+    openai_server.script(Answer(content="Far too long", completion_tokens=9))
+    with pytest.raises(LLMOutputLimitError):
+        await stream_step(llm, [])
+    assert meter.calls[-1].outcome is CallOutcome.OVER_LIMIT
+
+
+async def test_a_stream_without_usage_counts_its_chunks(openai_server: FakeOpenAI) -> None:
+    llm, meter = client(fake_llm(openai_server))
+    openai_server.script(Answer(content="three short words", stream_usage=False))
+    await stream_step(llm, [])
+    assert meter.calls[0].usage == Usage(input=0, cached=0, output=3)
+
+
+async def test_streamed_steps_keep_the_concurrency_limit(openai_server: FakeOpenAI) -> None:
+    llm, _ = client(fake_llm(openai_server, concurrency=2))
+    openai_server.default = Answer(content="a b c", chunk_delay_s=0.05)
+    await asyncio.gather(*(stream_step(llm, []) for _ in range(5)))
+    assert len(openai_server.requests) == 5
+    assert openai_server.max_in_flight == 2
