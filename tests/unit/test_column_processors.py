@@ -107,6 +107,7 @@ _JSON = [
     "[Infinity, -Infinity, 1.5e300]",
     "[]",
     "null",
+    '{"org": "Northwind Inc", "note": "N and I alone are not the words"}',
     '{"a": "Infinit", "b": "aN"}',
 ]
 
