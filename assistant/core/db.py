@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import repeat
-from operator import add, attrgetter
+from operator import add, attrgetter, is_
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,14 +109,26 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         return process_text
 
-    def column_result_processor(self, dialect: Any, coltype: Any) -> ColumnProcessor | None:
-        """:meth:`result_processor` over a whole column at once (see assistant.core.reads):
-        SQLite's text parsed by ``map`` from C, with no Python call per value. A column
-        with a null, or text that does not parse as a time without an offset, goes value
-        by value."""
+    def column_result_processor(self, dialect: Any, coltype: Any) -> ColumnProcessor:
+        """:meth:`result_processor` over a whole column at once (see assistant.core.reads),
+        with no Python call per value: SQLite's text parsed by ``map`` from C; times the
+        driver answers in UTC already (asyncpg's) passed on, as ``astimezone(UTC)`` would
+        return them. A column with a null, or a value neither fits, goes value by value."""
         process = self.result_processor(dialect, coltype)
         if self.impl_instance.result_processor(dialect, coltype) is not processors.str_to_datetime:
-            return None
+
+            def pass_utc_column(values: Sequence[Any]) -> list[Any]:
+                if values.count(None) == len(values):
+                    return list(values)
+                if None not in values:
+                    try:
+                        if all(map(is_, map(_TZINFO, values), repeat(UTC))):
+                            return list(values)
+                    except AttributeError:
+                        pass
+                return list(map(process, values))
+
+            return pass_utc_column
 
         def process_column(values: Sequence[Any]) -> list[Any]:
             if values.count(None) == len(values):

@@ -6,7 +6,7 @@ standard library wrote NaN or Infinity), on hostile values and mixed columns."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -90,13 +90,24 @@ def test_a_time_that_does_not_parse_fails_as_before() -> None:
             by_column(column)
 
 
-def test_postgresql_times_keep_the_per_value_processor() -> None:
+def test_driver_times_in_utc_pass_and_others_are_converted() -> None:
+    """asyncpg answers aware times in UTC: passed on as the objects ``astimezone(UTC)``
+    returns; any other zone, a naive time or a null goes value by value."""
     dialect = asyncpg.dialect()
     impl = UTCDateTime().dialect_impl(dialect)
+    by_value = impl.result_processor(dialect, None)
     by_column = _column_processor(impl, dialect, None)
     assert by_column is not None
-    aware = [datetime(2026, 12, 3, 14, 31, 14, 648887, tzinfo=UTC), None]
-    assert by_column(tuple(aware)) == aware
+    utc = [datetime(2026, 12, 3, 14, 31, 14, 648887, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)]
+    other = datetime(2026, 12, 3, 14, 31, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    naive = datetime(2026, 12, 3, 14, 31)
+    for column in (utc, [*utc, None], [None, None], [*utc, other], [naive, *utc], []):
+        expected = [by_value(v) for v in column]
+        got = by_column(tuple(column))
+        assert got == expected
+        assert [v and v.tzinfo for v in got] == [v and UTC for v in expected]
+        assert all(g is e for g, e in zip(got, expected, strict=True) if e in utc)
+        assert _bytes(got) == _bytes(expected)
 
 
 _JSON = [
