@@ -4,19 +4,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, select
 
-from assistant.api.deps import ServicesDep, SessionDep, require
+from assistant.api.deps import SessionDep, app_services, require
 from assistant.api.pagination import CursorQuery, Keyset, json_page
 from assistant.auth.permissions import Permission
 from assistant.core.db import stored_json
 from assistant.core.errors import OwnershipError
 from assistant.core.limits import OffsetQuery
 from assistant.core.principal import Principal
-from assistant.governance_app import GovernanceDep
+from assistant.governance_app import GovernanceDep, get_governance
 from governance.compensation import RollbackOutcome
 from governance.models import Action, ActionException
 from governance.policy import Autonomy
@@ -190,10 +190,9 @@ async def propose(
     responses={400: {"description": "A cursor this listing did not issue for this query."}},
 )
 async def list_actions(
+    request: Request,
     principal: Reader,
     session: SessionDep,
-    governance: GovernanceDep,
-    services: ServicesDep,
     state: Annotated[list[ActionState] | None, Query()] = None,
     kind: str | None = None,
     correlation_id: str | None = None,
@@ -203,6 +202,9 @@ async def list_actions(
     cursor: CursorQuery = None,
 ) -> Response:
     """A full page carries the next page's cursor in the X-Next-Cursor header."""
+    # Services and governance from the request, not as dependencies: see review.pending.
+    services = app_services(request)
+    governance = await get_governance(request)
     keyset = Keyset.of(
         services.settings.secret_key.get_secret_value(),
         "actions.list",

@@ -24,20 +24,21 @@ from assistant.services import Services
 # value is cached for the request, and that walk was most of a small request's cost.
 
 
-def _services(request: Request) -> Services:
+def app_services(request: Request) -> Services:
+    """The app's services (for a hot route that reads them without a dependency)."""
     services: Services = request.app.state.services
     return services
 
 
 async def get_services(request: Request) -> Services:
-    return _services(request)
+    return app_services(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_settings_dep(request: Request) -> Settings:
-    return _services(request).settings
+    return app_services(request).settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -48,7 +49,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Function-scoped: the commit runs when the endpoint returns and before the response is
     sent, so a failed commit answers an error instead of a 201 for a row that is gone."""
-    session = _services(request).sessions()
+    session = app_services(request).sessions()
     try:
         yield session
         if _touched(session):
@@ -85,7 +86,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def _auth(request: Request) -> AuthRuntime:
-    auth = _services(request).auth
+    auth = app_services(request).auth
     if auth is None:
         raise ServiceUnavailableError("authentication is not configured")
     return auth
@@ -147,7 +148,7 @@ def require(*permissions: Permission) -> Any:
         request.state.principal = principal  # for the audit of a later refusal
         missing = needed - effective_permissions(principal)
         if missing or not needed:
-            auth = _services(request).auth
+            auth = app_services(request).auth
             if auth is not None:
                 await auth.audit_access_denied(request, principal, missing)
             raise PermissionDeniedError("you may not do this")
@@ -163,7 +164,7 @@ def RequireRole(*roles: Role) -> Any:  # noqa: N802  (reads like the type it gua
 
     async def check_role(request: Request, principal: PrincipalDep) -> Principal:
         if not principal.roles & wanted:
-            auth = _services(request).auth
+            auth = app_services(request).auth
             if auth is not None:
                 await auth.audit_access_denied(
                     request, principal, [f"role:{r.value}" for r in wanted]

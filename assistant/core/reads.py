@@ -38,6 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
+from assistant.core.db import ColumnProcessor
+
 _DRIVERS = frozenset({"aiosqlite", "asyncpg"})
 
 
@@ -47,9 +49,10 @@ class _Compiled:
     #: The bind processor of each parameter that has one (e.g. a datetime as SQLite
     #: stores it), by the parameter's name.
     binds: dict[str, Callable[[Any], Any]]
-    #: One per selected column (None where the driver's value is the value), known once
-    #: the driver has described the result's column types (see _result_processors).
-    results: tuple[Callable[[Any], Any] | None, ...] | None = None
+    #: One per selected column, over the column's values (None where the driver's value
+    #: is the value), known once the driver has described the result's column types (see
+    #: _result_processors).
+    results: tuple[ColumnProcessor | None, ...] | None = None
 
 
 @lru_cache(maxsize=256)
@@ -67,7 +70,7 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
 
 async def _result_processors(
     statement: Select[Any], dialect: Dialect, driver: Any, sql: str
-) -> tuple[Callable[[Any], Any] | None, ...]:
+) -> tuple[ColumnProcessor | None, ...]:
     """SQLAlchemy's result processor of each selected column. They depend on the type the
     database answers (a numeric as float or decimal): asyncpg describes it on a prepared
     statement, once per statement; SQLite's rows carry no declared type (as in
@@ -82,11 +85,26 @@ async def _result_processors(
 
 def _processors_of(
     statement: Select[Any], dialect: Dialect, codes: Sequence[Any]
-) -> tuple[Callable[[Any], Any] | None, ...]:
+) -> tuple[ColumnProcessor | None, ...]:
     return tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, code)
+        _column_processor(column.type.dialect_impl(dialect), dialect, code)
         for column, code in zip(statement.selected_columns, codes, strict=True)
     )
+
+
+def _column_processor(impl: Any, dialect: Dialect, code: Any) -> ColumnProcessor | None:
+    """The type's processor of a whole column (``column_result_processor``, see
+    assistant.core.db) when it has one, else its result processor mapped over the column
+    (SQLAlchemy's result processors take None as well)."""
+    by_column = getattr(impl, "column_result_processor", None)
+    if by_column is not None:
+        processor: ColumnProcessor | None = by_column(dialect, code)
+        if processor is not None:
+            return processor
+    process = impl.result_processor(dialect, code)
+    if process is None:
+        return None
+    return lambda values: list(map(process, values))
 
 
 def _driver_arguments(prepared: _Compiled, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
@@ -169,18 +187,19 @@ async def _fetch(
 
 
 def _processed(
-    rows: Sequence[Sequence[Any]], results: tuple[Callable[[Any], Any] | None, ...]
-) -> list[list[Any]]:
-    processed = [(i, process) for i, process in enumerate(results) if process is not None]
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, process in processed:
-            value = values[i]
-            if value is not None:
-                values[i] = process(value)
-        out.append(values)
-    return out
+    rows: Sequence[Sequence[Any]], results: tuple[ColumnProcessor | None, ...]
+) -> list[tuple[Any, ...]]:
+    """``rows`` with each column's result processor applied, column by column: ``map``
+    calls a processor on a column's values from C, and a column of SQLite's times or of
+    stored JSON is converted with no Python call per value, where a loop over every row's
+    values was a third of a page's CPU."""
+    if not rows:
+        return []
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for i, process in enumerate(results):
+        if process is not None:
+            columns[i] = process(columns[i])
+    return list(zip(*columns, strict=True))
 
 
 #: The most CPU time a read may spend on the event loop before it is abandoned for
