@@ -11,6 +11,9 @@ For each backend (SQLite file, PostgreSQL) and for 1 and 2 server processes, one
   connections, httptools parsing the answers), ``--clients`` connections for ``--seconds``:
 
   hello       GET /hello of the hello-world app
+  hello_page  GET /page of the hello-world app: a constant JSON body as large as a list page
+              (measured from the service first), the floor of moving such a page through
+              uvicorn, loopback and the client when the app does nothing to make it
   healthz     GET /healthz
   list        GET /api/v1/review?limit=50 as the executive (bearer JWT)
   propose     POST /api/v1/actions as her delegate (external mail: held for review)
@@ -254,6 +257,18 @@ def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes], timeout:
     raise RuntimeError(f"the server on port {port} did not answer {path} in {timeout} s")
 
 
+def _fetch(port: int, scenario: Scenario) -> bytes:
+    """One answer of ``scenario`` (a GET), its body."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{scenario.paths[0]}", headers=scenario.headers
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        body: bytes = answer.read()
+    return body
+
+
 def start_service(deployment: Deployment, port: int, workers: int) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
@@ -270,7 +285,7 @@ def start_service(deployment: Deployment, port: int, workers: int) -> subprocess
     return process
 
 
-def start_hello(port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_hello(port: int, workers: int, page_bytes: int = 0) -> subprocess.Popen[bytes]:
     """A hello-world FastAPI app under the uvicorn configuration `assistant serve` uses."""
     command = [
         sys.executable,
@@ -288,20 +303,37 @@ def start_hello(port: int, workers: int) -> subprocess.Popen[bytes]:
         "--log-level",
         "warning",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), PAGE_BYTES_ENV: str(page_bytes)}
     process = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
     _wait_ready(port, "/hello", process, 60)
     return process
 
 
+#: The hello app's /page answers this many bytes (bench_backend sets it to a real list
+#: page's size before starting the app).
+PAGE_BYTES_ENV = "ASSISTANT_BENCH_PAGE_BYTES"
+
+
 def hello_app() -> Any:
     from fastapi import FastAPI
+    from fastapi.responses import Response
 
     app = FastAPI()
+    # A constant JSON body as large as the review list's page: what moving that page through
+    # uvicorn, loopback and the load client costs when the app does nothing to make it.
+    size = int(os.environ.get(PAGE_BYTES_ENV) or 0)
+    item = b'{"id":"' + b"x" * 32 + b'","text":"' + b"y" * 2000 + b'"}'
+    count = max(1, size // (len(item) + 1))
+    page = b"[" + b",".join([item] * count) + b"]"
+    page = page[:-1] + b" " * max(0, size - len(page)) + b"]"
 
     @app.get("/hello")
     async def hello() -> dict[str, str]:
         return {"hello": "world"}
+
+    @app.get("/page")
+    async def hello_page() -> Response:
+        return Response(page, media_type="application/json")
 
     return app
 
@@ -532,21 +564,33 @@ def bench_backend(
 ) -> dict[str, dict[str, Any]]:
     port = free_port()
     results: dict[str, dict[str, Any]] = {}
-    if "hello" in args.routes:
-        hello_port = free_port()
-        hello = start_hello(hello_port, workers)
-        try:
-            results["hello"] = run_load(
-                Scenario("hello", "GET", ["/hello"], {}),
-                hello_port,
-                args.clients,
-                args.seconds,
-                hello.pid,
-            )
-        finally:
-            stop(hello)
+    page_bytes = 0
     deployment = asyncio.run(prepare(folder, backend, port, args.pending))
     try:
+        if "hello" in args.routes:
+            if "list" in args.routes:
+                # The size of a real page, for the hello app's /page (the service is stopped
+                # again: the hello app is loaded alone, as each route is).
+                server = start_service(deployment, port, workers)
+                try:
+                    page_bytes = len(_fetch(port, _scenarios(deployment, [], 0)[1]))
+                finally:
+                    stop(server)
+            hello_port = free_port()
+            hello = start_hello(hello_port, workers, page_bytes)
+            try:
+                for name, path in (("hello", "/hello"), ("hello_page", "/page")):
+                    if name == "hello_page" and not page_bytes:
+                        continue
+                    results[name] = run_load(
+                        Scenario(name, "GET", [path], {}),
+                        hello_port,
+                        args.clients,
+                        args.seconds,
+                        hello.pid,
+                    )
+            finally:
+                stop(hello)
         server = start_service(deployment, port, workers)
         try:
             for scenario in _scenarios(deployment, [], 0)[:3]:
@@ -580,6 +624,14 @@ def bench_backend(
             f"  hello / list req/s = {ratio:.2f} (target <= {TARGET_LIST_VS_HELLO:.0f}); "
             f"list / hello server CPU per request = {cpu_ratio:.2f}"
         )
+        if "hello_page" in results:
+            floor = results["hello"]["rps"] / max(results["hello_page"]["rps"], 1e-9)
+            print(
+                f"  hello / hello_page req/s = {floor:.2f}: the floor of a page this size "
+                f"({page_bytes:,} bytes, a constant from the hello app), so list / hello_page "
+                f"= {results['hello_page']['rps'] / max(results['list']['rps'], 1e-9):.2f} "
+                "is the app's own share"
+            )
     return results
 
 
