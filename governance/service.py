@@ -53,6 +53,7 @@ from governance.production_models import AutonomyGrant
 from governance.state import (
     ActionState,
     IllegalTransitionError,
+    arguments_digest,
     decide_new,
     insert_many,
     insert_new,
@@ -297,15 +298,17 @@ def _listing(
 #: NULLs when neither exists): built once, so that a proposal neither builds the statement
 #: nor computes its cache key again (a third of a millisecond of CPU each time).
 _ME = select(bindparam("executive", type_=String()).label("id")).subquery("executive")
+#: Its columns, typed loosely: its rows are read by position (see _executive_context).
+_EXECUTIVE_COLUMNS: tuple[Any, ...] = (
+    User.tenant_id,
+    User.source,
+    User.username,
+    AutonomyGrant.executive,
+    AutonomyGrant.kind,
+    AutonomyGrant.level,
+)
 _EXECUTIVE_CONTEXT = (
-    select(
-        User.tenant_id,
-        User.source,
-        User.username,
-        AutonomyGrant.executive,
-        AutonomyGrant.kind,
-        AutonomyGrant.level,
-    )
+    select(*_EXECUTIVE_COLUMNS)
     .select_from(_ME)
     .outerjoin(User, User.id == _ME.c.id)
     .outerjoin(
@@ -316,6 +319,22 @@ _EXECUTIVE_CONTEXT = (
         ),
     )
 )
+
+
+class _UserNames(NamedTuple):
+    """The executive's user row as :func:`aliases_of_user` reads it (_EXECUTIVE_CONTEXT)."""
+
+    tenant_id: str
+    source: str
+    username: str
+
+
+class _Grant(NamedTuple):
+    """An autonomy grant as :func:`most_specific` reads it (_EXECUTIVE_CONTEXT)."""
+
+    executive: str
+    kind: str
+    level: str
 
 
 # --------------------------------------------------------------------------- service
@@ -434,8 +453,11 @@ class ActionService:
             created_at=now,
             updated_at=now,
         )
+        # Both events name the arguments by one digest, computed once.
+        digest = arguments_digest(arguments)
         proposed = proposed_event(
             action,
+            digest=digest,
             payload={
                 "autonomy": autonomy.value,
                 "risk": kind.risk.value,
@@ -495,7 +517,13 @@ class ActionService:
             values["approved_at"] = now
         # Stored as it stands after the decision (one INSERT), with both events.
         decided = decide_new(
-            action, target, now=now, values=values, reason=decision.reason, payload=payload
+            action,
+            target,
+            now=now,
+            values=values,
+            reason=decision.reason,
+            payload=payload,
+            digest=digest,
         )
         return PreparedProposal(
             tenant_id=principal.tenant_id,
@@ -613,22 +641,30 @@ class ActionService:
         """The autonomy level stored for ``executive`` and ``kind`` (None: no grant covers
         it; :func:`governance.autonomy.stored_level`) and her names for the policy
         (:meth:`aliases_of`), read in one statement: her user row, joined with the grants
-        that may cover her (none: one row of NULLs)."""
+        that may cover her (none: one row of NULLs).
+
+        Read with :func:`read_rows`: a request that has not touched its session yet (the
+        API's proposals) reads on a pooled connection in one round trip, without opening
+        a transaction it would then have to commit (a proposal that joins another's
+        group commit writes nothing in its own). What it reads is what the session's new
+        transaction would have read; inside a transaction it reads there."""
         scope, any_executive = grant_scope(executive)
-        rows = (
-            await session.execute(
-                _EXECUTIVE_CONTEXT,
-                {
-                    "executive": executive or "",
-                    "tenant": tenant_id,
-                    "grant_executive": scope,
-                    "any_executive": any_executive,
-                },
-            )
-        ).all()
-        user = rows[0] if rows[0].username is not None else None
+        rows = await read_rows(
+            session,
+            _EXECUTIVE_CONTEXT,
+            {
+                "executive": executive or "",
+                "tenant": tenant_id,
+                "grant_executive": scope,
+                "any_executive": any_executive,
+            },
+        )
+        first = rows[0]
+        user = _UserNames(first[0], first[1], first[2]) if first[2] is not None else None
         aliases = aliases_of_user(tenant_id, executive, user, bindings_of(self.resolver))
-        grant = most_specific((row for row in rows if row.kind is not None), kind)
+        grant = most_specific(
+            (_Grant(row[3], row[4], row[5]) for row in rows if row[4] is not None), kind
+        )
         return (Autonomy(grant.level) if grant is not None else None), aliases
 
     def _autonomy(self, proposal: Proposal, stored: Autonomy | None, kind: str) -> Autonomy:

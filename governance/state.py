@@ -123,13 +123,16 @@ def _event(
     reason: str | None,
     outcome: Outcome,
     payload: dict[str, Any] | None,
+    digest: str | None = None,
 ) -> AuditEventIn:
+    """``digest`` is :func:`arguments_digest` of the action's arguments when the caller
+    has it already (a new action's two events name the same arguments)."""
     body: dict[str, Any] = {
         "from": previous,
         "to": target,
         "version": action.version,
         "kind": action.kind,
-        "arguments_digest": arguments_digest(action.arguments),
+        "arguments_digest": digest or arguments_digest(action.arguments),
     }
     body.update(payload or {})
     return AuditEventIn(
@@ -151,8 +154,11 @@ def execution_key(action_id: str) -> str:
     return f"act-{action_id}"
 
 
-def proposed_event(action: Action, payload: dict[str, Any] | None = None) -> AuditEventIn:
-    """The PROPOSED event of a new action (version 1), before any move (:func:`decide_new`)."""
+def proposed_event(
+    action: Action, payload: dict[str, Any] | None = None, *, digest: str | None = None
+) -> AuditEventIn:
+    """The PROPOSED event of a new action (version 1), before any move (:func:`decide_new`).
+    ``digest``: :func:`arguments_digest` of its arguments, when the caller computed it."""
     if action.state != S.PROPOSED or action.version != 1:
         raise IllegalTransitionError("a new action starts PROPOSED at version 1")
     return _event(
@@ -163,6 +169,7 @@ def proposed_event(action: Action, payload: dict[str, Any] | None = None) -> Aud
         reason=None,
         outcome=Outcome.SUCCESS,
         payload=payload,
+        digest=digest,
     )
 
 
@@ -193,6 +200,7 @@ def _moved_event(
     reason: str | None,
     outcome: Outcome | None,
     payload: dict[str, Any] | None,
+    digest: str | None = None,
 ) -> AuditEventIn:
     """The event of a move, built from the action as it stands after it."""
     if outcome is None:
@@ -209,6 +217,7 @@ def _moved_event(
         reason=reason,
         outcome=outcome,
         payload=payload,
+        digest=digest,
     )
 
 
@@ -220,6 +229,7 @@ def decide_new(
     values: dict[str, Any] | None = None,
     reason: str | None = None,
     payload: dict[str, Any] | None = None,
+    digest: str | None = None,
 ) -> AuditEventIn:
     """Move a new action, not stored yet, from PROPOSED to the policy's ``target`` in memory
     and return the move's event. :func:`insert_new` then stores the row as it stands after
@@ -232,7 +242,14 @@ def decide_new(
     for key, value in changes.items():
         setattr(action, key, value)
     return _moved_event(
-        action, S.PROPOSED, target, audit_action=None, reason=reason, outcome=None, payload=payload
+        action,
+        S.PROPOSED,
+        target,
+        audit_action=None,
+        reason=reason,
+        outcome=None,
+        payload=payload,
+        digest=digest,
     )
 
 

@@ -275,6 +275,14 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "checkout", checkout)
 
 
+#: An overflow connection (beyond pool_size) returned while nobody waits stays idle this
+#: long before it is closed. Closed at once, as SQLAlchemy's pool does, a burst of requests
+#: that each hold a connection briefly (proposals reading before they join a group commit)
+#: opened and closed connections all the time: each opening costs PostgreSQL a backend
+#: and asyncpg its type introspection, more server CPU than the requests' own statements.
+OVERFLOW_LINGER_S = 10.0
+
+
 class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
     """The pool's idle connections, handed to waiting requests first come, first served.
 
@@ -283,11 +291,15 @@ class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
     requests than connections a few waited seconds while the median waited milliseconds
     (PostgreSQL, 64 clients, 15 connections: p50 98 ms, p99 2.9 s). Here a returned
     connection goes straight to the longest waiter, and is queued only when nobody waits.
-    The pool uses it from the event loop only, as SQLAlchemy's own."""
+    The pool uses it from the event loop only, as SQLAlchemy's own.
+
+    Besides ``maxsize`` idle connections it holds surplus ones (:meth:`keep_surplus`, the
+    pool's overflow) until :meth:`stale_surplus` hands them back for closing."""
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         super().__init__(maxsize, use_lifo)
-        self._idle: deque[ConnectionPoolEntry] = deque()
+        #: Idle connections with the time each came back, oldest first.
+        self._idle: deque[tuple[ConnectionPoolEntry, float]] = deque()
         self._waiters: deque[asyncio.Future[ConnectionPoolEntry]] = deque()
 
     def empty(self) -> bool:
@@ -300,14 +312,33 @@ class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
         return len(self._idle)
 
     def put_nowait(self, item: ConnectionPoolEntry) -> None:
+        if self._hand_over(item):
+            return
+        if self.full():
+            raise Full()
+        self._idle.append((item, time.monotonic()))
+
+    def _hand_over(self, item: ConnectionPoolEntry) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
-                return
-        if self.full():
-            raise Full()
-        self._idle.append(item)
+                return True
+        return False
+
+    def keep_surplus(self, item: ConnectionPoolEntry) -> None:
+        """Keep ``item`` idle although ``maxsize`` are (see OVERFLOW_LINGER_S)."""
+        if not self._hand_over(item):
+            self._idle.append((item, time.monotonic()))
+
+    def stale_surplus(self, idle_s: float) -> list[ConnectionPoolEntry]:
+        """Take out the idle connections beyond ``maxsize`` that came back more than
+        ``idle_s`` ago, oldest first, for the pool to close."""
+        stale = []
+        deadline = time.monotonic() - idle_s
+        while len(self._idle) > self.maxsize > 0 and self._idle[0][1] < deadline:
+            stale.append(self._idle.popleft()[0])
+        return stale
 
     def put(
         self, item: ConnectionPoolEntry, block: bool = True, timeout: float | None = None
@@ -317,10 +348,11 @@ class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
 
     def get_nowait(self) -> ConnectionPoolEntry:
         # Idle connections exist only while nobody waits (put_nowait hands them over), so
-        # taking one here never passes anyone.
+        # taking one here never passes anyone. The most recently returned first: the
+        # surplus ones, least used, are the ones that grow stale and get closed.
         if not self._idle:
             raise Empty()
-        return self._idle.pop() if self.use_lifo else self._idle.popleft()
+        return self._idle.pop()[0]
 
     def get(self, block: bool = True, timeout: float | None = None) -> ConnectionPoolEntry:
         if self._idle or not block:
@@ -336,7 +368,7 @@ class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
                 # Handed over just as this request gave up: pass it on, not lose it.
-                self.put_nowait(waiter.result())
+                self.keep_surplus(waiter.result())
             else:
                 waiter.cancel()
                 self._waiters.remove(waiter)
@@ -347,9 +379,22 @@ class _FirstComeQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
 
 class FirstComePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio queue pool, serving requests waiting for a connection in the
-    order they came (:class:`_FirstComeQueue`)."""
+    order they came (:class:`_FirstComeQueue`), and closing an overflow connection only
+    once it has been idle for OVERFLOW_LINGER_S (checked whenever a connection returns)."""
 
     _queue_class = _FirstComeQueue
+    _pool: _FirstComeQueue
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        try:
+            self._pool.put_nowait(record)
+        except Full:
+            self._pool.keep_surplus(record)
+        for stale in self._pool.stale_surplus(OVERFLOW_LINGER_S):
+            try:
+                stale.close()
+            finally:
+                self._dec_overflow()
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:

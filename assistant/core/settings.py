@@ -61,10 +61,9 @@ class DatabaseSettings(BaseModel):
         ge=1,
         le=100,
         description="Connections kept per process, on PostgreSQL and on a SQLite file alike "
-        "(up to 10 more open while busy, closed when returned). Keep it at the requests in "
-        "flight per process: group-committed proposals finish together, and a smaller pool "
-        "closes and reopens connections. On SQLite each connection is a thread of its own "
-        "(aiosqlite); WAL readers never wait for the writer.",
+        "(up to 10 more open while busy, closed once idle for 10 s). Keep it at the requests "
+        "in flight per process: group-committed proposals finish together. On SQLite each "
+        "connection is a thread of its own (aiosqlite); WAL readers never wait for the writer.",
     )
 
 

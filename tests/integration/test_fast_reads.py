@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -343,5 +344,38 @@ async def test_a_pool_wait_times_out_and_leaves_the_line(tmp_path: Path) -> None
             assert not pool._pool._waiters
         async with engine.connect() as connection:  # the connection came back
             assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_overflow_connections_linger_before_they_are_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection beyond pool_size returned while nobody waits stays open for
+    OVERFLOW_LINGER_S (a burst of short reads reused it instead of reopening one each
+    time), is handed out again meanwhile, and is closed once it sat idle that long."""
+    from assistant.core import db
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'linger.db'}", pool_size=1)
+    pool: Any = engine.sync_engine.pool
+    opened: list[object] = []
+    sa_event.listen(engine.sync_engine, "connect", lambda dbapi, record: opened.append(dbapi))
+    try:
+        first, second = await engine.connect(), await engine.connect()
+        for connection in (first, second):
+            await connection.execute(text("SELECT 1"))
+        await first.close()
+        await second.close()
+        assert pool.checkedin() == 2  # the overflow one was kept
+        first, second = await engine.connect(), await engine.connect()
+        await first.close()
+        await second.close()
+        assert len(opened) == 2  # both reused, none reopened
+
+        monkeypatch.setattr(db, "OVERFLOW_LINGER_S", 0.0)
+        async with engine.connect() as connection:  # its return closes the stale surplus
+            await connection.execute(text("SELECT 1"))
+        assert pool.checkedin() == 1
+        assert pool.overflow() == 0  # one connection open, pool_size: none beyond it
     finally:
         await engine.dispose()

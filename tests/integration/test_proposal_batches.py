@@ -287,3 +287,20 @@ async def test_a_caller_that_goes_away_before_its_batch_takes_its_proposal_along
     )
     assert batcher.batches == 2
     await chain_ok(harness)
+
+
+async def test_preparing_opens_no_transaction_and_decides_as_inside_one(harness: Harness) -> None:
+    """``prepare`` on a session that holds no transaction reads the executive's context
+    on a pooled connection and leaves the session untouched (a proposal that joins another
+    caller's batch has nothing of its own to commit); inside a transaction it reads there.
+    Either way the proposal is decided alike."""
+    proposal = Proposal(kind="email.send", arguments=external_mail(1), on_behalf_of=EXECUTIVE)
+    async with harness.sessions() as session:
+        outside = await harness.actions.prepare(session, PROPOSER, proposal)
+        assert not session.in_transaction()
+    async with harness.sessions() as session, session.begin():
+        inside = await harness.actions.prepare(session, PROPOSER, proposal)
+    assert isinstance(outside, PreparedProposal) and isinstance(inside, PreparedProposal)
+    decided = ("state", "autonomy", "decision", "policy_rule_id", "approvals_required")
+    assert [outside.columns[c] for c in decided] == [inside.columns[c] for c in decided]
+    assert outside.columns["state"] == S.PENDING_REVIEW
