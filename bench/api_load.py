@@ -52,6 +52,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +257,26 @@ def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes], timeout:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the server on port {port} did not answer {path} in {timeout} s")
+
+
+@asynccontextmanager
+async def in_process_deployment(
+    folder: Path, backend: str, pending: int, **settings: str
+) -> AsyncIterator[Deployment]:
+    """A deployment (:func:`prepare`) whose settings are this process's environment while it
+    is in use (an app built here reads them), ``settings`` added as ASSISTANT_ variables;
+    the environment is restored and the deployment dropped afterwards."""
+    deployment = await prepare(folder, backend, free_port(), pending)
+    previous = dict(os.environ)
+    os.environ.update({k: v for k, v in deployment.env.items() if k.startswith("ASSISTANT_")})
+    os.environ.update(settings)
+    try:
+        yield deployment
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+        if deployment.cleanup is not None:
+            await deployment.cleanup()
 
 
 def _fetch(port: int, scenario: Scenario) -> bytes:

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.api_load import free_port, prepare  # noqa: E402
+from bench.api_load import in_process_deployment  # noqa: E402
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -42,10 +42,7 @@ async def run(args: argparse.Namespace) -> None:
     backend = "postgresql" if args.postgres else "sqlite"
     path, _, query = args.path.partition("?")
     with tempfile.TemporaryDirectory() as folder:
-        deployment = await prepare(Path(folder), backend, free_port(), args.pending)
-        previous = dict(os.environ)
-        os.environ.update({k: v for k, v in deployment.env.items() if k.startswith("ASSISTANT_")})
-        try:
+        async with in_process_deployment(Path(folder), backend, args.pending) as deployment:
             settings = Settings()
             services = await Services.build(settings)
             app = create_app(settings, services)
@@ -97,11 +94,6 @@ async def run(args: argparse.Namespace) -> None:
                 profiler.disable()
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu
             await services.aclose()
-        finally:
-            os.environ.clear()
-            os.environ.update(previous)
-            if deployment.cleanup is not None:
-                await deployment.cleanup()
     print(
         f"{args.requests} requests one at a time: CPU {cpu / args.requests * 1000:.3f} ms and "
         f"wall {wall / args.requests * 1000:.3f} ms per request"

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.api_load import DANA, _mail, free_port, prepare  # noqa: E402
+from bench.api_load import DANA, _mail, in_process_deployment  # noqa: E402
 
 
 def postgres_cpu_seconds() -> float:
@@ -58,12 +58,8 @@ async def run(
     from assistant.services import Services
 
     with tempfile.TemporaryDirectory() as folder:
-        deployment = await prepare(Path(folder), backend, free_port(), pending=0)
-        previous = dict(os.environ)
-        os.environ.update({k: v for k, v in deployment.env.items() if k.startswith("ASSISTANT_")})
-        if pool_size is not None:
-            os.environ["ASSISTANT_DATABASE__POOL_SIZE"] = str(pool_size)
-        try:
+        pool = {} if pool_size is None else {"ASSISTANT_DATABASE__POOL_SIZE": str(pool_size)}
+        async with in_process_deployment(Path(folder), backend, 0, **pool) as deployment:
             settings = Settings()
             services = await Services.build(settings)
             app = create_app(settings, services)
@@ -113,11 +109,6 @@ async def run(
                         "transactions"
                     )
             await services.aclose()
-        finally:
-            os.environ.clear()
-            os.environ.update(previous)
-            if deployment.cleanup is not None:
-                await deployment.cleanup()
     print(
         f"{backend}: {requests} proposals, {clients} callers, {errors} errors: "
         f"{requests / wall:.0f}/s in process, CPU {cpu / requests * 1000:.2f} ms per proposal"

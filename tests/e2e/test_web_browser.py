@@ -78,25 +78,29 @@ def readme_setup(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env["ASSISTANT_DATA_DIR"] = str(folder)
     env["ASSISTANT_GOVERNANCE__HOLD_WINDOW_SECONDS"] = json.dumps(HOLD)
-    script = Path(sys.executable).with_name("assistant")
     for args, typed in (
         (["db", "upgrade"], None),
         (["sandbox", "seed", "--executive", "dana"], None),
         (["triage", "run"], None),
         (["users", "password", "dana"], PASSWORD + "\n"),
     ):
-        done = subprocess.run(
-            [str(script), *args],
-            input=typed,
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
+        assistant_command(env, *args, typed=typed)
     return env
+
+
+def assistant_command(env: dict[str, str], *args: str, typed: str | None = None) -> None:
+    """Run the `assistant` console script as a person at a terminal would; it must succeed."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("assistant")), *args],
+        input=typed,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
 
 
 @pytest.fixture(scope="module")
@@ -281,17 +285,9 @@ def test_she_grants_and_revokes_a_delegate(server: dict[str, Any], browser: Any)
     base = server["base"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env["ASSISTANT_DATA_DIR"] = str(server["database"].parent)
-    added = subprocess.run(
-        [str(Path(sys.executable).with_name("assistant")), "users", "add", "jordan"]
-        + ["--role", "delegate", "--display-name", "Jordan Lee"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    assistant_command(
+        env, "users", "add", "jordan", "--role", "delegate", "--display-name", "Jordan Lee"
     )
-    assert added.returncode == 0, added.stderr[-2000:]
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     _sign_in(page, base)
