@@ -207,7 +207,9 @@ class _Shape(NamedTuple):
     """Which filters a listing has: one prepared statement per shape (see _listing)."""
 
     visibility: str  # see _seen()
-    states: bool
+    #: How many states: one parameter each, so that the statement has no expanding IN to
+    #: render on every execution.
+    states: int
     kind: bool
     correlation_id: bool
     owner: bool
@@ -226,7 +228,7 @@ def _listing_statement(columns: tuple[Any, ...], shape: _Shape) -> Select[Any]:
         _visible(shape.visibility, bindparam("tenant_id"), bindparam("acting_for"), bindparam("me"))
     )
     if shape.states:
-        query = query.where(_T.state.in_(bindparam("states", expanding=True)))
+        query = query.where(_T.state.in_([bindparam(f"state_{i}") for i in range(shape.states)]))
     if shape.kind:
         query = query.where(_T.kind.like(bindparam("kind")))
     if shape.correlation_id:
@@ -267,8 +269,8 @@ def _listing(
     principal may read (:func:`visibility`): a prepared statement and its values."""
     seen, params = _seen(principal)
     params["limit"] = limit
-    if states:
-        params["states"] = [s.value for s in states]
+    for i, state in enumerate(states or ()):
+        params[f"state_{i}"] = state.value
     if kind:
         params["kind"] = kind.replace("*", "%")
     if correlation_id:
@@ -283,7 +285,7 @@ def _listing(
         params["offset"] = offset
     shape = _Shape(
         visibility=seen,
-        states=bool(states),
+        states=len(states or ()),
         kind=bool(kind),
         correlation_id=bool(correlation_id),
         owner=bool(owner),

@@ -49,6 +49,8 @@ class _Compiled:
     #: The bind processor of each parameter that has one (e.g. a datetime as SQLite
     #: stores it), by the parameter's name.
     binds: dict[str, Callable[[Any], Any]]
+    #: Whether a parameter is an expanding IN, whose SQL is rendered for each execution.
+    expanding: bool
     #: One per selected column, over the column's values (None where the driver's value
     #: is the value), known once the driver has described the result's column types (see
     #: _result_processors).
@@ -65,7 +67,8 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             binds[name] = process
-    return _Compiled(compiled, binds)
+    expanding = any(bind.expanding for bind in compiled.binds.values())
+    return _Compiled(compiled, binds, expanding)
 
 
 async def _result_processors(
@@ -120,6 +123,11 @@ def _driver_arguments(prepared: _Compiled, params: dict[str, Any]) -> tuple[str,
             values[name] = [None if v is None else process(v) for v in value]
         else:
             values[name] = process(value)
+    order = compiled.positiontup
+    assert order is not None  # both drivers take positional parameters
+    if not prepared.expanding and all(name in values for name in order):
+        # Nothing to render: the compiled SQL as is, each value in its place.
+        return compiled.string, tuple(values[name] for name in order)
     expanded = compiled.construct_expanded_state(values)
     assert expanded.positiontup is not None  # both drivers take positional parameters
     return expanded.statement, tuple(expanded.parameters[name] for name in expanded.positiontup)
