@@ -51,6 +51,9 @@ class _Compiled:
     binds: dict[str, Callable[[Any], Any]]
     #: Whether a parameter is an expanding IN, whose SQL is rendered for each execution.
     expanding: bool
+    #: The values the statement itself holds (e.g. SQLite's ``OFFSET ?`` of a page without
+    #: one), bind processors applied, by the parameter's name.
+    constants: dict[str, Any]
     #: One per selected column, over the column's values (None where the driver's value
     #: is the value), known once the driver has described the result's column types (see
     #: _result_processors).
@@ -68,7 +71,12 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
         if process is not None:
             binds[name] = process
     expanding = any(bind.expanding for bind in compiled.binds.values())
-    return _Compiled(compiled, binds, expanding)
+    constants = {
+        name: binds[name](bind.value) if name in binds and bind.value is not None else bind.value
+        for name, bind in compiled.binds.items()
+        if not bind.required and bind.callable is None
+    }
+    return _Compiled(compiled, binds, expanding, constants)
 
 
 async def _result_processors(
@@ -125,9 +133,11 @@ def _driver_arguments(prepared: _Compiled, params: dict[str, Any]) -> tuple[str,
             values[name] = process(value)
     order = compiled.positiontup
     assert order is not None  # both drivers take positional parameters
-    if not prepared.expanding and all(name in values for name in order):
+    if not prepared.expanding:
         # Nothing to render: the compiled SQL as is, each value in its place.
-        return compiled.string, tuple(values[name] for name in order)
+        given = {**prepared.constants, **values}
+        if all(name in given for name in order):
+            return compiled.string, tuple(given[name] for name in order)
     expanded = compiled.construct_expanded_state(values)
     assert expanded.positiontup is not None  # both drivers take positional parameters
     return expanded.statement, tuple(expanded.parameters[name] for name in expanded.positiontup)
