@@ -113,13 +113,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         """:meth:`result_processor` over a whole column at once (see assistant.core.reads),
         with no Python call per value: SQLite's text parsed by ``map`` from C; times the
         driver answers in UTC already (asyncpg's) passed on, as ``astimezone(UTC)`` would
-        return them. A column with a null, or a value neither fits, goes value by value."""
+        return them. A column with a null, or a value neither fits, goes value by value (a
+        column of nulls only is not processed at all: :func:`assistant.core.reads._processed`)."""
         process = self.result_processor(dialect, coltype)
         if self.impl_instance.result_processor(dialect, coltype) is not processors.str_to_datetime:
 
             def pass_utc_column(values: Sequence[Any]) -> list[Any]:
-                if values.count(None) == len(values):
-                    return list(values)
                 if None not in values:
                     try:
                         if all(map(is_, map(_TZINFO, values), repeat(UTC))):
@@ -131,8 +130,6 @@ class UTCDateTime(TypeDecorator[datetime]):
             return pass_utc_column
 
         def process_column(values: Sequence[Any]) -> list[Any]:
-            if values.count(None) == len(values):
-                return list(values)
             if None not in values:
                 try:
                     parsed = list(map(datetime.fromisoformat, map(add, values, repeat("+00:00"))))
@@ -175,8 +172,6 @@ def _stored_json_value(value: str | None) -> orjson.Fragment | None:
 def _stored_json_column(values: Sequence[Any]) -> list[Any]:
     """:func:`_stored_json_value` over a column: one look for the standard library's
     non-JSON numbers in all of its text, then ``map`` from C."""
-    if values.count(None) == len(values):
-        return list(values)
     if None not in values:
         try:
             # The separator cannot join two texts into either word.

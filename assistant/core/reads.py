@@ -215,8 +215,10 @@ def _processed(
         return []
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
     for i, process in enumerate(results):
-        if process is not None:
-            columns[i] = process(columns[i])
+        column = columns[i]
+        # A column of nulls only stays as it is: every result processor maps None to None.
+        if process is not None and column.count(None) != len(column):
+            columns[i] = process(column)
     return list(zip(*columns, strict=True))
 
 

@@ -53,17 +53,20 @@ async def _own(page: Page, permission: Permission) -> None:
     raise PermissionDeniedError("only an executive manages her own delegates")
 
 
-async def _candidates(session: AsyncSession, page: Page) -> list[User]:
-    """Who she may choose: enabled people of her tenant holding the delegate role."""
+async def _people(session: AsyncSession, page: Page) -> tuple[list[User], list[User]]:
+    """Her tenant's people, and those she may choose among them: enabled, holding the
+    delegate role, not herself."""
     tenant = page.person.tenant_id
     roles = await users.roles_by_user(session, tenant)
-    return [
+    people = await users.list_users(session, tenant)
+    candidates = [
         u
-        for u in await users.list_users(session, tenant)
+        for u in people
         if u.id != page.person.user_id
         and not u.disabled
         and Role.DELEGATE in roles.get(u.id, frozenset())
     ]
+    return people, candidates
 
 
 @router.get("", response_class=HTMLResponse)
@@ -80,12 +83,12 @@ async def delegates(page: PageDep, session: SessionDep) -> HTMLResponse:
         if g.executive_id == me
     ]
     grants.sort(key=lambda g: (g.revoked_at is not None, g.granted_at))  # active ones first
-    people = await users.list_users(session, page.person.tenant_id)
+    people, candidates = await _people(session, page)
     return page.render(
         "delegates.html",
         grants=grants,
         names={u.id: u.display_name or u.username for u in people},
-        candidates=await _candidates(session, page),
+        candidates=candidates,
         scopes=SCOPE_WORDS,
         may_revoke=page.person_can(Permission.DELEGATIONS_REVOKE),
         notice=page.request.query_params.get("notice"),
@@ -107,10 +110,8 @@ async def grant(request: Request, page: PageDep, session: SessionDep) -> Redirec
         )
     if not scopes:
         raise ValidationFailedError("tick at least one thing the delegate may do")
-    delegate = next(
-        (u for u in await _candidates(session, page) if isinstance(chosen, str) and u.id == chosen),
-        None,
-    )
+    _, candidates = await _people(session, page)
+    delegate = next((u for u in candidates if isinstance(chosen, str) and u.id == chosen), None)
     if delegate is None:
         raise ValidationFailedError("choose one of the delegates offered")
     executive = await users.get_user(session, page.person.tenant_id, page.person.user_id)
