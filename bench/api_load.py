@@ -14,6 +14,10 @@ For each backend (SQLite file, PostgreSQL) and for 1 and 2 server processes, one
   hello_page  GET /page of the hello-world app: a constant JSON body as large as a list page
               (measured from the service first), the floor of moving such a page through
               uvicorn, loopback and the client when the app does nothing to make it
+  rows_floor  GET /rows of the hello-world app: the list's SELECT of 50 pending rows on the
+              deployment's own database (its columns, index and order), the rows made
+              dicts and written by orjson, and nothing else (no authentication, governance,
+              cursor or middleware): the least a page of these rows costs on this stack
   healthz     GET /healthz
   list        GET /api/v1/review?limit=50 as the executive (bearer JWT)
   propose     POST /api/v1/actions as her delegate (external mail: held for review)
@@ -89,6 +93,8 @@ class Deployment:
     env: dict[str, str]
     dana_token: str
     sam_token: str
+    #: The database's address for a plain driver: a SQLite file's path, or a PostgreSQL DSN.
+    database: str = ""
     cleanup: Any = None
 
 
@@ -200,7 +206,50 @@ async def prepare(folder: Path, backend: str, port: int, pending: int) -> Deploy
         sam_token = auth.mint(SAM, "default", [Role.DELEGATE], ttl_s=3600)
     finally:
         await services.aclose()
-    return Deployment(env=env, dana_token=dana_token, sam_token=sam_token, cleanup=cleanup)
+    return Deployment(
+        env=env,
+        dana_token=dana_token,
+        sam_token=sam_token,
+        database=_driver_address(settings.database_url),
+        cleanup=cleanup,
+    )
+
+
+def _driver_address(url: str) -> str:
+    """SQLAlchemy's ``url`` as sqlite3 (a file's path) or asyncpg (a DSN) takes it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ""
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def floor_query(backend: str) -> tuple[str, list[str]]:
+    """The review list's SELECT for the hello app's /rows, with its values written in: the
+    listing's columns (JSON as its stored text), Dana's pending actions by the queue's
+    index, newest first, 50 of them; and the names of the JSON columns."""
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from assistant.api.actions import ACTION_COLUMNS
+    from assistant.core.db import StoredJSON
+    from governance.models import Action
+
+    statement = (
+        select(*ACTION_COLUMNS)
+        .where(
+            Action.tenant_id == "default",
+            Action.state == "pending_review",
+            Action.on_behalf_of == DANA,
+        )
+        .order_by(Action.created_at.desc(), Action.id.desc())
+        .limit(50)
+    )
+    dialect = postgresql.dialect() if backend == "postgresql" else sqlite.dialect()
+    sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    json_columns = [column.name for column in ACTION_COLUMNS if isinstance(column.type, StoredJSON)]
+    return sql, json_columns
 
 
 def _proposal(i: int) -> Any:
@@ -307,8 +356,11 @@ def start_service(deployment: Deployment, port: int, workers: int) -> subprocess
     return process
 
 
-def start_hello(port: int, workers: int, page_bytes: int = 0) -> subprocess.Popen[bytes]:
-    """A hello-world FastAPI app under the uvicorn configuration `assistant serve` uses."""
+def start_hello(
+    port: int, workers: int, page_bytes: int = 0, rows: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A hello-world FastAPI app under the uvicorn configuration `assistant serve` uses;
+    ``rows``: its /rows route's environment (:func:`rows_environment`)."""
     command = [
         sys.executable,
         "-m",
@@ -325,7 +377,7 @@ def start_hello(port: int, workers: int, page_bytes: int = 0) -> subprocess.Pope
         "--log-level",
         "warning",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO), PAGE_BYTES_ENV: str(page_bytes)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), PAGE_BYTES_ENV: str(page_bytes), **(rows or {})}
     process = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
     _wait_ready(port, "/hello", process, 60)
     return process
@@ -334,6 +386,20 @@ def start_hello(port: int, workers: int, page_bytes: int = 0) -> subprocess.Pope
 #: The hello app's /page answers this many bytes (bench_backend sets it to a real list
 #: page's size before starting the app).
 PAGE_BYTES_ENV = "ASSISTANT_BENCH_PAGE_BYTES"
+#: The hello app's /rows: the database (a SQLite file or a PostgreSQL DSN), the SELECT and
+#: its JSON columns (comma-separated).
+ROWS_DATABASE_ENV = "ASSISTANT_BENCH_ROWS_DATABASE"
+ROWS_SQL_ENV = "ASSISTANT_BENCH_ROWS_SQL"
+ROWS_JSON_ENV = "ASSISTANT_BENCH_ROWS_JSON"
+
+
+def rows_environment(deployment: Deployment, backend: str) -> dict[str, str]:
+    sql, json_columns = floor_query(backend)
+    return {
+        ROWS_DATABASE_ENV: deployment.database,
+        ROWS_SQL_ENV: sql,
+        ROWS_JSON_ENV: ",".join(json_columns),
+    }
 
 
 def hello_app() -> Any:
@@ -357,7 +423,54 @@ def hello_app() -> Any:
     async def hello_page() -> Response:
         return Response(page, media_type="application/json")
 
+    database = os.environ.get(ROWS_DATABASE_ENV, "")
+    if database:
+        app.get("/rows")(_rows_route(database, os.environ[ROWS_SQL_ENV], os.environ[ROWS_JSON_ENV]))
     return app
+
+
+def _rows_route(database: str, sql: str, json_names: str) -> Any:
+    """The hello app's /rows (see the module's docstring): the least work that answers the
+    list's rows, on the driver the service uses for such a read (sqlite3 on the event loop's
+    thread, an asyncpg pool), written as json_page writes them."""
+    import orjson
+    from fastapi.responses import Response
+
+    json_columns = set(json_names.split(","))
+
+    def page(names: list[str], rows: list[Any]) -> Response:
+        columns: list[Any] = list(zip(*rows, strict=True))
+        for i, name in enumerate(names):
+            if name in json_columns:
+                columns[i] = [None if v is None else orjson.Fragment(v) for v in columns[i]]
+        items = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        return Response(orjson.dumps(items, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+    if not database.startswith("postgresql"):
+        import sqlite3
+
+        connection = sqlite3.connect(
+            f"file:{database}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        names = [d[0] for d in connection.execute(sql).description]
+
+        async def sqlite_rows() -> Response:
+            return page(names, connection.execute(sql).fetchall())
+
+        return sqlite_rows
+
+    import asyncpg
+
+    pools: list[Any] = []
+
+    async def postgres_rows() -> Response:
+        if not pools:
+            pools.append(await asyncpg.create_pool(database, min_size=1, max_size=10))
+        async with pools[0].acquire() as connection:
+            records = await connection.fetch(sql)
+        return page(list(records[0].keys()) if records else [], records)
+
+    return postgres_rows
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -599,10 +712,15 @@ def bench_backend(
                 finally:
                     stop(server)
             hello_port = free_port()
-            hello = start_hello(hello_port, workers, page_bytes)
+            rows = rows_environment(deployment, backend) if "list" in args.routes else None
+            hello = start_hello(hello_port, workers, page_bytes, rows)
             try:
-                for name, path in (("hello", "/hello"), ("hello_page", "/page")):
-                    if name == "hello_page" and not page_bytes:
+                for name, path in (
+                    ("hello", "/hello"),
+                    ("hello_page", "/page"),
+                    ("rows_floor", "/rows"),
+                ):
+                    if name != "hello" and "list" not in args.routes:
                         continue
                     results[name] = run_load(
                         Scenario(name, "GET", [path], {}),
@@ -653,6 +771,15 @@ def bench_backend(
                 f"({page_bytes:,} bytes, a constant from the hello app), so list / hello_page "
                 f"= {results['hello_page']['rps'] / max(results['list']['rps'], 1e-9):.2f} "
                 "is the app's own share"
+            )
+        if "rows_floor" in results:
+            floor = results["hello"]["rps"] / max(results["rows_floor"]["rps"], 1e-9)
+            added = results["rows_floor"]["rps"] / max(results["list"]["rps"], 1e-9)
+            print(
+                f"  hello / rows_floor req/s = {floor:.2f}: the floor of this page's rows on "
+                "this stack (the list's SELECT, dicts, orjson; nothing else), so list / "
+                f"rows_floor = {added:.2f} is what authentication, governance, the cursor "
+                "and the middleware add"
             )
     return results
 
