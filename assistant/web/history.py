@@ -12,6 +12,7 @@ from sqlalchemy.sql import ColumnElement
 
 from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
+from assistant.core.limits import MAX_INT64
 from assistant.governance_app import GovernanceDep
 from assistant.ingestion.models import TriageQueueItem
 from assistant.triage.store import TriageCorrectionRow, TriageResultRow
@@ -134,7 +135,8 @@ async def history(
     session: SessionDep,
     governance: GovernanceDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    # a seq beyond the database's 64-bit integers is a bad request, not a 500 (OverflowError)
+    before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     executive = await page.require(Permission.ACTIONS_READ)

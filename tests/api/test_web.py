@@ -712,6 +712,18 @@ async def test_rooms_render_for_the_executive(web: Web, path: str) -> None:
     assert page.status_code == 200 and 'aria-current="page"' in page.text
 
 
+async def test_a_history_cursor_past_64_bits_is_a_typed_422_not_a_500(web: Web) -> None:
+    """`before` is compared with a 64-bit column: one past its end used to raise
+    OverflowError in the database driver (a 500); the largest one still pages."""
+    client, services = web
+    await _dana(client, services)
+    too_far = await client.get("/app/history", params={"before": str(2**63)}, headers=HTML)
+    assert too_far.status_code == 422
+    assert too_far.json()["error"] == "RequestValidationError" and too_far.json()["errors"]
+    last = await client.get("/app/history", params={"before": str(2**63 - 1)}, headers=HTML)
+    assert last.status_code == 200
+
+
 async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None:
     client, services = web
     await _dana(client, services)

@@ -487,6 +487,18 @@ async def test_a_bad_audit_filter_is_a_typed_error(console: Console) -> None:
     assert wrong_format.status_code == 422
 
 
+async def test_an_audit_cursor_past_64_bits_is_a_typed_422_not_a_500(console: Console) -> None:
+    """`after` is compared with the 64-bit seq column: one past its end used to raise
+    OverflowError in the database driver (a 500); the largest one is an empty page."""
+    client, _ = console
+    await sign_in(client, "otto")
+    too_far = await client.get("/app/audit", params={"after": str(2**63)})
+    assert too_far.status_code == 422
+    assert too_far.json()["error"] == "RequestValidationError" and too_far.json()["errors"]
+    last = await client.get("/app/audit", params={"after": str(2**63 - 1)})
+    assert last.status_code == 200
+
+
 async def test_verification_shows_a_broken_chain(console: Console) -> None:
     client, services = console
     await _some_action_id(services)
