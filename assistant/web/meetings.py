@@ -44,6 +44,14 @@ class MeetingRequest:
     others: list[Action] = field(default_factory=list)
 
     @property
+    def start(self) -> datetime | None:
+        """The proposed start as an aware moment (stored in UTC): the page shows it in the
+        event's zone and in hers, never as the UTC digits under a zone's name."""
+        if self.event is None:
+            return None
+        return _WHEN.validate_python(self.event.arguments["start"])
+
+    @property
     def minutes(self) -> int | None:
         if self.event is None:
             return None

@@ -774,6 +774,31 @@ async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> Non
     assert (end - start).total_seconds() == 45 * 60
 
 
+async def test_the_proposed_meeting_time_is_shown_in_the_events_zone_not_as_utc(
+    web: Web,
+) -> None:
+    """The event's start is stored in UTC with the zone it was planned in: the card shows
+    it in that zone (as the review card and the reply draft do), not the UTC digits
+    labelled with the zone's name."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    client, services = web
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    start = datetime.fromisoformat(event.arguments["start"])
+    zone = event.arguments["timezone"]
+    local = start.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+    as_utc = start.astimezone(ZoneInfo("UTC")).strftime("%a %d %b %H:%M")
+    assert local != as_utc, "the sandbox executive's zone is not UTC"
+    page = await client.get("/app/meetings", headers=HTML)
+    assert f"<strong>{local} {zone}</strong>" in page.text
+    assert as_utc not in page.text
+
+
 async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> None:
     client, services = web
     await _dana(client, services)
