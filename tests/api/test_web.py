@@ -799,6 +799,40 @@ async def test_the_proposed_meeting_time_is_shown_in_the_events_zone_not_as_utc(
     assert as_utc not in page.text
 
 
+async def test_other_times_read_her_own_calendar_never_another_executives(web: Web) -> None:
+    """The scheduler behind "Other times" reads the calendar that serves her (as the
+    schedule API does): once the tenant's calendar serves another executive instead, her
+    page answers the typed 409 rather than free times from the other executive's calendar
+    with that executive as the organizer."""
+    from assistant.connector_store import set_executives
+    from assistant.core.principal import Principal
+
+    client, services = web
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    mine = await client.get(f"/app/meetings/{event.id}/alternatives", headers=HTML)
+    assert mine.status_code == 200 and "Use this time" in mine.text
+    erin = await add_user(services, "erin", Role.EXECUTIVE, email="erin@northwind.example")
+    admin = Principal(user_id="ada", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    async with services.sessions() as session:
+        await set_executives(
+            session,
+            admin,
+            services.connectors,
+            tenant_id="default",
+            connector="sandbox-calendar",
+            executive_ids=[erin],
+        )
+        await session.commit()
+    theirs = await client.get(f"/app/meetings/{event.id}/alternatives")
+    assert theirs.status_code == 409, theirs.text
+    assert theirs.json()["error"] == "NoConnectorForExecutiveError"
+    assert "Use this time" not in theirs.text
+
+
 async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> None:
     client, services = web
     await _dana(client, services)
