@@ -676,6 +676,43 @@ async def test_governance_shows_missing_owners_and_autonomy_levels(console: Cons
         )
 
 
+async def test_a_level_set_by_user_name_reaches_her_proposals_and_a_stranger_is_refused(
+    console: Console,
+) -> None:
+    """Proposals look their autonomy grant up by the executive's user id. A level typed
+    for "dana" used to be stored under the word "dana", shown as set, and never applied:
+    the admin lowering her to shadow believed she had. Now the user name is resolved to
+    her id, and a name that is nobody's is a typed 422 that stores nothing."""
+    from governance import autonomy
+    from governance.policy import Autonomy
+
+    client, services = console
+    dana = await _user_id(services, "dana")
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/governance", headers=HTML)
+    form = {"csrf": csrf_of(page), "kind": "email.send", "level": "shadow", "reason": "watch"}
+    lowered = await client.post(
+        "/app/admin/governance/autonomy", data={**form, "executive": "dana"}, headers=HTML
+    )
+    assert lowered.status_code == 303, lowered.text
+    stranger = await client.post(
+        "/app/admin/governance/autonomy", data={**form, "executive": "nobody-at-all"}
+    )
+    assert stranger.status_code == 422
+    assert stranger.json()["error"] == "ValidationFailedError" and stranger.json()["detail"]
+    # a user name that is her own is refused as her own
+    own = await client.post(
+        "/app/admin/governance/autonomy", data={**form, "executive": "ada"}, headers=HTML
+    )
+    assert own.status_code == 403 and "SeparationOfDutiesError" in own.text
+    async with services.sessions() as session:
+        assert await autonomy.stored_level(session, "default", dana, "email.send") == (
+            Autonomy.SHADOW
+        )
+        stored = {g.executive for g in await autonomy.grants(session, "default")}
+    assert stored == {dana}
+
+
 async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
     from assistant.core.clock import utcnow
     from governance.killswitch import set_switch
