@@ -535,6 +535,22 @@ async def test_correcting_a_triage_records_the_note_and_proposes_a_reply(web: We
     assert draft.actor_id == "pipeline" and draft.on_behalf_of == dana_id
 
 
+async def test_a_corrected_message_says_who_corrected_it_by_name_with_her_note(
+    web: Web,
+) -> None:
+    """The inbox's "Why" of a corrected message named the person by her user id (a hex
+    string) and dropped the note she typed; it names her and quotes the note."""
+    client, services = web
+    dana_id = await _dana(client, services)
+    row = await _undecided(services)
+    assert (await _correct(client, row, "notify", "FYI only")).status_code == 303
+    page = await client.get("/app/inbox", params={"category": "notify"}, headers=HTML)
+    item = page.text.split(f'id="s-{row.id}"')[1].split("</li>")[0]
+    why = item.split("Why:</span>")[1].split('<span class="stage')[0]
+    assert "corrected by dana: FYI only" in why
+    assert dana_id not in why
+
+
 async def test_a_bad_category_is_a_typed_error_and_changes_nothing(web: Web) -> None:
     client, services = web
     await _dana(client, services)
