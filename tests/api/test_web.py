@@ -733,11 +733,35 @@ async def test_a_history_cursor_past_64_bits_is_a_typed_422_not_a_500(web: Web) 
     OverflowError in the database driver (a 500); the largest one still pages."""
     client, services = web
     await _dana(client, services)
-    too_far = await client.get("/app/history", params={"before": str(2**63)}, headers=HTML)
+    too_far = await client.get("/app/history", params={"before": str(2**63)})
     assert too_far.status_code == 422
     assert too_far.json()["error"] == "RequestValidationError" and too_far.json()["errors"]
     last = await client.get("/app/history", params={"before": str(2**63 - 1)}, headers=HTML)
     assert last.status_code == 200
+
+
+async def test_a_malformed_page_request_shows_browsers_the_error_page_not_json(
+    web: Web,
+) -> None:
+    """A search longer than the inbox's limit (its box has no limit of its own before
+    this) answered the browser with the API's raw JSON; a browser gets the error page
+    naming the typed error and the problem, without echoing the input; a script still
+    gets the JSON."""
+    client, services = web
+    await _dana(client, services)
+    long = "<b>" + "x" * 300
+    page = await client.get("/app/inbox", params={"q": long}, headers=HTML)
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "RequestValidationError" in page.text and "q: " in page.text
+    assert "x" * 300 not in page.text and "<b>x" not in page.text
+    assert "content-security-policy" in page.headers
+    script = await client.get("/app/inbox", params={"q": long})
+    assert script.status_code == 422 and script.json()["error"] == "RequestValidationError"
+    api = await client.get("/api/v1/triage/inbox", params={"limit": "0"}, headers=HTML)
+    assert api.status_code == 422 and api.json()["error"] == "RequestValidationError"
+    box = (await client.get("/app/inbox", headers=HTML)).text
+    assert 'name="q" type="search"' in box and 'maxlength="200"' in box.split('id="q"')[1][:200]
 
 
 async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None:
