@@ -4,6 +4,7 @@ typed errors, and what lands in the governed actions and the audit log."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from typing import Any
 
@@ -605,6 +606,35 @@ async def test_approve_then_undo_inside_the_hold_window(web: Web) -> None:
         f"/app/actions/{draft.id}/undo", data={"csrf": csrf_of(after)}, headers=HTML
     )
     assert again.status_code == 409 and "IllegalTransitionError" in again.text
+
+
+async def test_a_decided_reply_is_listed_by_the_subject_it_answers(web: Web) -> None:
+    """A reply draft has no subject of its own: the "Decided in the last day" list named
+    it by the answered message's provider id (two replies to one mail read the same);
+    it shows "Re: <the mail's subject>" as the card did."""
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    replied = draft.arguments["reply_to_id"]
+    from assistant.ingestion.models import TriageQueueItem
+
+    async with services.sessions() as session:
+        message = await session.scalar(
+            select(TriageQueueItem.message).where(TriageQueueItem.provider_id == replied)
+        )
+    subject = (message or {}).get("subject")
+    assert subject
+    review = await client.get("/app/review", headers=HTML)
+    approved = await client.post(
+        f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
+    )
+    assert approved.status_code == 303
+    after = await client.get("/app/review", headers=HTML)
+    decided = after.text.split('id="recent-h"')[1]
+    line = decided.split(f'data-action="{draft.id}"')[1].split("</li>")[0]
+    expected = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    assert f"email.draft.create: {expected}" in html.unescape(line)
+    assert replied not in line
 
 
 async def test_reject_needs_a_reason_and_keeps_it(web: Web) -> None:
