@@ -1140,6 +1140,11 @@ async def test_an_auditor_sees_what_the_assistant_saw_and_did_for_an_executive(
     assert (
         messages.count("data-message=") > 1 and f'data-message="{triaged.message_id}"' in messages
     )
+    # each message's "Received" cell shows when it arrived (it read a field that does not
+    # exist, so the column was blank for every message)
+    assert triaged.message_date is not None
+    received = messages.split(f'data-message="{triaged.message_id}"><td>')[1].split("</td>")[0]
+    assert received == triaged.message_date.strftime("%a %d %b %H:%M") + " UTC"
     corrections = page.text.split('class="history activity-corrections"')[1].split("</table>")[0]
     assert "only for my information" in corrections
     assert (
