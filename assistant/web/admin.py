@@ -579,7 +579,7 @@ async def set_autonomy(
     """Set a level through the same service as the API: lowering at once, raising only on
     the measured record (refused with 409 and audited otherwise). Nobody sets their own."""
     await require_tenant(page, Permission.AUTONOMY_MANAGE)
-    executive = await _grant_executive(session, page.person.tenant_id, executive)
+    executive = await users.autonomy_executive(session, page.person.tenant_id, executive)
     me = await session.get(User, page.person.user_id)
     own = {page.person.user_id.lower()} | ({me.email.lower()} if me and me.email else set())
     if executive.strip().lower() in own:
@@ -614,26 +614,6 @@ async def set_autonomy(
         f"{PREFIX}/admin/governance",
         notice=f"{change.grant.kind} for {change.grant.executive}: {change.previous.value} "
         f"to {change.level.value} ({change.direction})",
-    )
-
-
-async def _grant_executive(session: Any, tenant_id: str, typed: str) -> str:
-    """Whom a level is for, as proposals look their grant up: a user id (a user name typed
-    here is resolved to hers), an address (an executive served by an unbound mailbox) or
-    ``*``. Anything else used to be stored and shown as set while no proposal ever matched
-    it: an admin lowering "dana" to shadow believed she had, and Dana's level stayed."""
-    value = typed.strip()
-    if value == "*" or "@" in value:
-        return value
-    person = await session.get(User, value)
-    if person is not None and person.tenant_id == tenant_id:
-        return str(person.id)
-    person = await users.find_user(session, tenant_id, value)
-    if person is not None:
-        return str(person.id)
-    raise ValidationFailedError(
-        "no such executive: give her user name, user id or e-mail address, or * for all",
-        problems=[f"executive: {value[:80]!r} is no user of this tenant"],
     )
 
 
