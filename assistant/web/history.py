@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from assistant.api.deps import SessionDep
+from assistant.auth.models import User
 from assistant.auth.permissions import Permission
 from assistant.core.limits import MAX_INT64
 from assistant.governance_app import GovernanceDep
@@ -203,9 +204,21 @@ async def history(
                 "rollback": first and action is not None and action.state == S.SUCCEEDED.value,
             }
         )
+    # People by name in the "Who" column (it showed user ids), for this page's events only.
+    people = {e.actor_id for e in events} | {e.on_behalf_of for e in events if e.on_behalf_of}
+    names = dict(
+        (
+            await session.execute(
+                select(User.id, func.coalesce(User.display_name, User.username)).where(
+                    User.tenant_id == tenant, User.id.in_(sorted(people))
+                )
+            )
+        ).all()
+    )
     return page.render(
         "history.html",
         rows=rows,
+        names=names,
         q=q or "",
         states=STATE_WORDS,
         zone=await zone_of(session, governance, page, executive),

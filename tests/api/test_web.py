@@ -758,6 +758,24 @@ async def test_rooms_render_for_the_executive(web: Web, path: str) -> None:
     assert page.status_code == 200 and 'aria-current="page"' in page.text
 
 
+async def test_history_names_who_acted_instead_of_their_user_ids(web: Web) -> None:
+    """The "Who" column showed the audit row's user ids; it names the people (ids stay in
+    the audit log and in the event id column)."""
+    client, services = web
+    dana_id = await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "ignore")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "triage.corrected")
+        )
+    assert event is not None and event.actor_id == dana_id
+    history = await client.get("/app/history", headers=HTML)
+    row = history.text.split(f'data-event="{event.event_id}"')[1].split("</tr>")[0]
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert cells[3] == "dana", cells
+    assert dana_id not in row
+
+
 async def test_a_history_cursor_past_64_bits_is_a_typed_422_not_a_500(web: Web) -> None:
     """`before` is compared with a 64-bit column: one past its end used to raise
     OverflowError in the database driver (a 500); the largest one still pages."""
