@@ -488,6 +488,17 @@ async def governance_room(
     if page.can(Permission.AUTONOMY_READ):
         grants = await autonomy.grants(session, tenant, None)
         evidence = await _autonomy_rows(page, session, grants, policy.default_autonomy)
+    # Executives (and who set a level) by name: the table showed their user ids.
+    ids = {r.executive for r in evidence} | {g.set_by for g in grants or []}
+    names = dict(
+        (
+            await session.execute(
+                select(User.id, func.coalesce(User.display_name, User.username)).where(
+                    User.tenant_id == tenant, User.id.in_(sorted(ids))
+                )
+            )
+        ).all()
+    )
     return page.render(
         "admin_governance.html",
         policy=policy,
@@ -496,6 +507,7 @@ async def governance_room(
         missing=missing,
         grants=grants,
         evidence=evidence,
+        names=names,
         levels=[level.value for level in autonomy.ORDER],
         bar=page.services.settings.autonomy,
         notice=page.request.query_params.get("notice"),

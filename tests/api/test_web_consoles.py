@@ -711,6 +711,12 @@ async def test_a_level_set_by_user_name_reaches_her_proposals_and_a_stranger_is_
         )
         stored = {g.executive for g in await autonomy.grants(session, "default")}
     assert stored == {dana}
+    # the room names her (and who set it), not their user ids
+    room = await client.get("/app/admin/governance", headers=HTML)
+    row = room.text.split(f'data-autonomy="{dana}:email.send">')[1].split("</tr>")[0]
+    assert row.startswith("<td>dana</td>"), row
+    kept = room.text.split("Stored levels")[1].split("</ul>")[0]
+    assert "dana / email.send: shadow, by Ada: watch" in kept and dana not in kept
 
 
 async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
