@@ -168,7 +168,10 @@ def autonomy_show(
 
 @autonomy_app.command("set")
 def autonomy_set(
-    executive: Annotated[str, typer.Argument(help="Executive address, or * for everyone.")],
+    executive: Annotated[
+        str,
+        typer.Argument(help="Executive: user name, user id or address, or * for everyone."),
+    ],
     kind: Annotated[str, typer.Argument(help="Action kind or glob (email.*).")],
     level: Annotated[Autonomy, typer.Argument(help="shadow, suggest, auto_with_undo, auto.")],
     reason: ReasonOpt,
@@ -184,13 +187,18 @@ def autonomy_set(
     actor = _admin(settings, tenant, user)
 
     async def work(services: Any) -> Any:
+        from assistant.auth.users import autonomy_executive
+
         default = load_policy(policy_path(services.settings)).default_autonomy
+        async with services.sessions() as session:
+            # a user name is stored as her id (what proposals look up); nobody: exit 1
+            whose = await autonomy_executive(session, actor.tenant_id, executive)
         try:
             async with services.sessions() as session, session.begin():
                 return await autonomy.set_level(
                     session,
                     actor,
-                    executive=executive,
+                    executive=whose,
                     kind=kind,
                     level=level,
                     reason=reason,
@@ -202,7 +210,7 @@ def autonomy_set(
                 await autonomy.audit_refusal(
                     session,
                     actor,
-                    executive=executive,
+                    executive=whose,
                     kind=kind,
                     level=level,
                     reason=reason,

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistant.auth.permissions import Permission, effective_permissions
+from assistant.auth.permissions import DELEGABLE, Permission, effective_permissions
 from assistant.auth.runtime import AuthRuntime
 from assistant.core.db import commit, rollback
 from assistant.core.errors import PermissionDeniedError, ServiceUnavailableError
@@ -151,6 +151,17 @@ def require(*permissions: Permission) -> Any:
             auth = app_services(request).auth
             if auth is not None:
                 await auth.audit_access_denied(request, principal, missing)
+            if (
+                missing
+                and principal.on_behalf_of is None
+                and principal.has(Role.DELEGATE)
+                and missing <= DELEGABLE
+            ):
+                # A delegate's first call without the header was refused with no hint that
+                # a delegate holds these only while acting for an executive.
+                raise PermissionDeniedError(
+                    "a delegate acts for an executive: send X-On-Behalf-Of with her user id"
+                )
             raise PermissionDeniedError("you may not do this")
         return principal
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api.deps import ServicesDep, SessionDep, SettingsDep, require
+from assistant.auth import users
 from assistant.auth.models import User
 from assistant.auth.permissions import Permission
 from assistant.change_control import policy_path
@@ -47,7 +48,10 @@ class AutonomyIn(BaseModel):
     executive: str = Field(
         min_length=1,
         max_length=320,
-        description="The executive's address, or * for every executive.",
+        description=(
+            "The executive: her user id, user name (stored as her id) or address, or * for"
+            " every executive."
+        ),
     )
     kind: str = Field(
         min_length=1,
@@ -142,6 +146,7 @@ async def put_autonomy(
 ) -> dict[str, Any]:
     """Set a level: lowering is immediate; raising needs the measured record (409 if not)."""
     default = load_policy(policy_path(settings)).default_autonomy
+    executive = await users.autonomy_executive(session, actor.tenant_id, body.executive)
     person = await session.get(User, actor.user_id)
     addresses = (
         [a for a in (person.email, person.username) if a]
@@ -152,7 +157,7 @@ async def put_autonomy(
         change = await autonomy.set_level(
             session,
             actor,
-            executive=body.executive,
+            executive=executive,
             kind=body.kind,
             level=body.level,
             reason=body.reason,
@@ -165,7 +170,7 @@ async def put_autonomy(
             await autonomy.audit_refusal(
                 own,
                 actor,
-                executive=body.executive,
+                executive=executive,
                 kind=body.kind,
                 level=body.level,
                 reason=body.reason,

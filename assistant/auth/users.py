@@ -54,6 +54,26 @@ async def find_user(session: AsyncSession, tenant_id: str, username: str) -> Use
     )
 
 
+async def autonomy_executive(session: AsyncSession, tenant_id: str, typed: str) -> str:
+    """Whom an autonomy level is for, as proposals look their grant up: a user id (a user
+    name is resolved to hers), an address (an executive served by an unbound mailbox) or
+    ``*``. Anything else used to be stored and shown as set while no proposal ever matched
+    it: an admin lowering "dana" to shadow believed she had, and Dana's level stayed."""
+    value = typed.strip()
+    if value == "*" or "@" in value:
+        return value
+    person = await session.get(User, value)
+    if person is not None and person.tenant_id == tenant_id:
+        return str(person.id)
+    person = await find_user(session, tenant_id, value)
+    if person is not None:
+        return str(person.id)
+    raise ValidationFailedError(
+        "no such executive: give her user name, user id or e-mail address, or * for all",
+        problems=[f"executive: {value[:80]!r} is no user of this tenant"],
+    )
+
+
 async def list_users(session: AsyncSession, tenant_id: str) -> list[User]:
     rows = await session.scalars(
         select(User).where(User.tenant_id == tenant_id).order_by(User.username)

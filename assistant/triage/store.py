@@ -331,7 +331,14 @@ async def correct(
             "flags": flags,
             "needs_human": False,
             "confidence": 1.0,
-            "reason": f"corrected by {principal.user_id}",
+            # What the inbox shows as "Why": the person by name (a user id told her
+            # nothing) and the note she gave, which was otherwise stored but never shown.
+            "reason": f"corrected by {principal.display_name or principal.user_id}"
+            + (
+                f": {correction.note.strip()}"
+                if correction.note and correction.note.strip()
+                else ""
+            ),
             "provenance": Provenance(stage="human"),
         }
     )

@@ -488,6 +488,17 @@ async def governance_room(
     if page.can(Permission.AUTONOMY_READ):
         grants = await autonomy.grants(session, tenant, None)
         evidence = await _autonomy_rows(page, session, grants, policy.default_autonomy)
+    # Executives (and who set a level) by name: the table showed their user ids.
+    ids = {r.executive for r in evidence} | {g.set_by for g in grants or []}
+    names = dict(
+        (
+            await session.execute(
+                select(User.id, func.coalesce(User.display_name, User.username)).where(
+                    User.tenant_id == tenant, User.id.in_(sorted(ids))
+                )
+            )
+        ).all()
+    )
     return page.render(
         "admin_governance.html",
         policy=policy,
@@ -496,6 +507,7 @@ async def governance_room(
         missing=missing,
         grants=grants,
         evidence=evidence,
+        names=names,
         levels=[level.value for level in autonomy.ORDER],
         bar=page.services.settings.autonomy,
         notice=page.request.query_params.get("notice"),
@@ -579,6 +591,7 @@ async def set_autonomy(
     """Set a level through the same service as the API: lowering at once, raising only on
     the measured record (refused with 409 and audited otherwise). Nobody sets their own."""
     await require_tenant(page, Permission.AUTONOMY_MANAGE)
+    executive = await users.autonomy_executive(session, page.person.tenant_id, executive)
     me = await session.get(User, page.person.user_id)
     own = {page.person.user_id.lower()} | ({me.email.lower()} if me and me.email else set())
     if executive.strip().lower() in own:

@@ -24,6 +24,7 @@ from assistant.auth import users
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
 from assistant.core.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
+from assistant.core.limits import MAX_INT64
 from assistant.core.principal import Role
 from assistant.quality import monitor
 from assistant.quality.cost import measure_cost
@@ -113,7 +114,8 @@ def _query(page: Page) -> AuditQuery:
 async def audit_log(
     page: PageDep,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    # a seq beyond the database's 64-bit integers is a bad request, not a 500 (OverflowError)
+    after: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
 ) -> HTMLResponse:
     """The tenant's events in chain order, filtered; each with its position and hashes."""
     await require_tenant(page, Permission.AUDIT_READ)

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from assistant.api.deps import SessionDep
+from assistant.auth.models import User
 from assistant.auth.permissions import Permission
+from assistant.core.limits import MAX_INT64
 from assistant.governance_app import GovernanceDep
 from assistant.ingestion.models import TriageQueueItem
 from assistant.triage.store import TriageCorrectionRow, TriageResultRow
@@ -134,7 +136,8 @@ async def history(
     session: SessionDep,
     governance: GovernanceDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    # a seq beyond the database's 64-bit integers is a bad request, not a 500 (OverflowError)
+    before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     executive = await page.require(Permission.ACTIONS_READ)
@@ -201,9 +204,21 @@ async def history(
                 "rollback": first and action is not None and action.state == S.SUCCEEDED.value,
             }
         )
+    # People by name in the "Who" column (it showed user ids), for this page's events only.
+    people = {e.actor_id for e in events} | {e.on_behalf_of for e in events if e.on_behalf_of}
+    names = dict(
+        (
+            await session.execute(
+                select(User.id, func.coalesce(User.display_name, User.username)).where(
+                    User.tenant_id == tenant, User.id.in_(sorted(people))
+                )
+            )
+        ).all()
+    )
     return page.render(
         "history.html",
         rows=rows,
+        names=names,
         q=q or "",
         states=STATE_WORDS,
         zone=await zone_of(session, governance, page, executive),

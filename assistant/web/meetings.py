@@ -15,7 +15,7 @@ from sqlalchemy import select
 from assistant.api.deps import SessionDep
 from assistant.auth.permissions import Permission
 from assistant.core.clock import utcnow
-from assistant.core.errors import ValidationFailedError
+from assistant.core.errors import NoConnectorForExecutiveError, ValidationFailedError
 from assistant.governance_app import GovernanceDep
 from assistant.scheduling.meeting_flow import correlation_for
 from assistant.scheduling.service import ParticipantSpec, ScheduleConstraints, find_meeting_slots
@@ -26,6 +26,7 @@ from assistant.web.review import STATE_WORDS, load_owned, zone_of
 from governance.models import Action
 from governance.state import ActionState as S
 from integrations.base import Capability
+from integrations.errors import UnknownConnectorError
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -42,6 +43,14 @@ class MeetingRequest:
     event: Action | None = None
     reply: Action | None = None
     others: list[Action] = field(default_factory=list)
+
+    @property
+    def start(self) -> datetime | None:
+        """The proposed start as an aware moment (stored in UTC): the page shows it in the
+        event's zone and in hers, never as the UTC digits under a zone's name."""
+        if self.event is None:
+            return None
+        return _WHEN.validate_python(self.event.arguments["start"])
 
     @property
     def minutes(self) -> int | None:
@@ -188,7 +197,16 @@ async def alternatives(
     start = _WHEN.validate_python(event.arguments["start"])
     end = _WHEN.validate_python(event.arguments["end"])
     length = minutes or int((end - start).total_seconds() // 60)
-    calendar = page.services.connectors.get(page.person.tenant_id, Capability.CALENDAR)
+    # Her own calendar, as POST /api/v1/schedule/find reads it: the tenant's first one may
+    # be another executive's (her busy times would decide, and she would be the organizer).
+    try:
+        calendar = page.services.connectors.get(
+            page.person.tenant_id, Capability.CALENDAR, executive=executive.user_id
+        )
+    except UnknownConnectorError as exc:
+        raise NoConnectorForExecutiveError(
+            "no calendar connector serves this executive", capability="calendar"
+        ) from exc
     window_start = max(utcnow(), start - timedelta(days=1)).replace(microsecond=0)
     result = await find_meeting_slots(
         calendar,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -279,6 +280,37 @@ def install_web_errors(app: FastAPI) -> None:
         return HTMLResponse(body, status_code=exc.status_code)
 
     app.add_exception_handler(AssistantError, handler)
+
+    api_invalid = app.exception_handlers[RequestValidationError]
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        # A page's malformed query or form (a search longer than its limit, an old link)
+        # answered a browser with raw JSON; browsers get the error page, scripts the JSON.
+        if not (request.url.path.startswith(PREFIX) and _wants_html(request)):
+            answer = api_invalid(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'the request'}: {e.get('msg', '')}"
+            for e in exc.errors()
+        ]
+        log.info("web.invalid", path=request.url.path, errors=len(problems))
+        body = (
+            templates()
+            .get_template("error.html")
+            .render(
+                page=None,
+                partial=False,
+                path=request.url.path,
+                error="RequestValidationError",
+                detail="; ".join(problems),
+                status=422,
+                correlation_id=getattr(request.state, "correlation_id", None),
+            )
+        )
+        return HTMLResponse(body, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
 
 
 class SecurityHeadersMiddleware:

@@ -22,6 +22,7 @@ from assistant.core.errors import AssistantError, NotFoundError, ValidationFaile
 from assistant.core.principal import ActorType
 from assistant.drafting.limits import MAX_INSTRUCTIONS
 from assistant.governance_app import GovernanceDep, GovernanceRuntime
+from assistant.ingestion.models import TriageQueueItem
 from assistant.llm.metering import DatabaseMeter
 from assistant.web.pages import PREFIX, Page, PageDep, back
 from assistant.web.scope import Executive
@@ -166,6 +167,33 @@ async def load_owned(
     return action
 
 
+async def reply_subjects(
+    session: AsyncSession, tenant_id: str, actions: list[Action]
+) -> dict[str, dict[str, Any]]:
+    """For each reply draft (it has no subject of its own), ``{"subject": "Re: ..."}`` from
+    the mail it answers, in one read: the decided list named them by the answered
+    message's id, and two replies to one mail read the same."""
+    answered = {
+        a.id: a.arguments["reply_to_id"]
+        for a in actions
+        if not a.arguments.get("subject") and isinstance(a.arguments.get("reply_to_id"), str)
+    }
+    if not answered:
+        return {}
+    rows = await session.execute(
+        select(TriageQueueItem.provider_id, TriageQueueItem.message).where(
+            TriageQueueItem.tenant_id == tenant_id,
+            TriageQueueItem.provider_id.in_(sorted(set(answered.values()))),
+        )
+    )
+    subjects = {pid: (message or {}).get("subject") or "" for pid, message in rows.all()}
+    return {
+        action_id: {"subject": subject if subject.lower().startswith("re:") else f"Re: {subject}"}
+        for action_id, message_id in answered.items()
+        if (subject := subjects.get(message_id))
+    }
+
+
 async def preview_of(
     session: AsyncSession, governance: GovernanceRuntime, action: Action
 ) -> dict[str, Any]:
@@ -254,6 +282,7 @@ async def review(
         ).all()
     )
     diffs = await diffs_for(session, [*pending, *recent])
+    replies = await reply_subjects(session, tenant, recent)
     cards = await name_askers(
         session,
         tenant,
@@ -268,7 +297,9 @@ async def review(
         total=int(total or 0),
         offset=offset,
         per_page=CARDS_PER_PAGE,
-        recent=[Card(a, {}, routed.get(a.id), diffs.get(a.id, [])) for a in recent],
+        recent=[
+            Card(a, replies.get(a.id, {}), routed.get(a.id), diffs.get(a.id, [])) for a in recent
+        ],
         kinds=kinds,
         kind=kind,
         now=utcnow(),

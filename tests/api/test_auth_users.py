@@ -189,6 +189,39 @@ async def test_delegations(client: httpx.AsyncClient, services: Any) -> None:
     assert after.status_code == 403
 
 
+async def test_a_delegate_without_the_header_is_told_to_name_her_executive(
+    client: httpx.AsyncClient, services: Any
+) -> None:
+    """A delegate holds her grant's permissions only while acting for an executive: her
+    first call without X-On-Behalf-Of is refused (403, audited) with that said, not with
+    a bare "you may not do this"; what no grant could give keeps the bare refusal."""
+    alice_id, alice = await create_user_with_token(services, "alice", Role.EXECUTIVE)
+    dave_id, dave = await create_user_with_token(services, "dave", Role.DELEGATE)
+    granted = await client.post(
+        "/api/v1/delegations",
+        headers=alice,
+        json={"delegate_id": dave_id, "scopes": ["review.read", "triage.read"]},
+    )
+    assert granted.status_code == 201, granted.text
+    bare = await client.get("/api/v1/review", headers=dave)
+    assert bare.status_code == 403
+    assert bare.json()["error"] == "PermissionDeniedError"
+    assert "X-On-Behalf-Of" in bare.json()["detail"]
+    acting = await client.get("/api/v1/review", headers=dave | {"X-On-Behalf-Of": alice_id})
+    assert acting.status_code == 200, acting.text
+    users = await client.get("/api/v1/users", headers=dave)
+    assert users.status_code == 403 and "X-On-Behalf-Of" not in users.json()["detail"]
+    async with services.sessions() as session:
+        denied = list(
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.action == "auth.access.denied", AuditEvent.actor_id == dave_id
+                )
+            )
+        )
+    assert len(denied) == 2
+
+
 # ---------------------------------------------------------------------------- sign-in
 
 

@@ -151,3 +151,30 @@ async def test_promotion_needs_the_record_demotion_does_not(
     as_role(client, Role.AUDITOR)
     audited_view = (await client.get("/api/v1/autonomy", params={"executive": DANA})).json()
     assert len(audited_view["grants"]) == 2
+
+
+async def test_a_level_for_a_user_name_is_stored_under_her_id_and_nobody_is_refused(
+    client: httpx.AsyncClient, services: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Grants are looked up by the proposal's executive (her user id). A level PUT for
+    "erin" was stored under the word "erin" and answered 200 while no proposal of hers
+    ever matched it; now it lands under her id, and a name that is nobody's is a 422
+    that stores nothing."""
+    from governance import autonomy
+    from governance.policy import Autonomy
+    from tests.fixtures.auth import create_user_with_token
+
+    erin_id, _ = await create_user_with_token(services, "erin", Role.EXECUTIVE)
+    _, ada = await create_user_with_token(services, "ada", Role.ADMIN)
+    lower = {"kind": "email.send", "level": "shadow", "reason": "watch first"}
+    by_name = await client.put(AUTONOMY, headers=ada, json=lower | {"executive": "erin"})
+    assert by_name.status_code == 200, by_name.text
+    assert by_name.json()["executive"] == erin_id
+    nobody = await client.put(AUTONOMY, headers=ada, json=lower | {"executive": "nobody-x"})
+    assert nobody.status_code == 422, nobody.text
+    assert nobody.json()["error"] == "ValidationFailedError" and nobody.json()["detail"]
+    async with sessions() as session:
+        assert await autonomy.stored_level(session, "default", erin_id, "email.send") == (
+            Autonomy.SHADOW
+        )
+        assert {g.executive for g in await autonomy.grants(session, "default")} == {erin_id}

@@ -4,6 +4,7 @@ typed errors, and what lands in the governed actions and the audit log."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from typing import Any
 
@@ -535,6 +536,22 @@ async def test_correcting_a_triage_records_the_note_and_proposes_a_reply(web: We
     assert draft.actor_id == "pipeline" and draft.on_behalf_of == dana_id
 
 
+async def test_a_corrected_message_says_who_corrected_it_by_name_with_her_note(
+    web: Web,
+) -> None:
+    """The inbox's "Why" of a corrected message named the person by her user id (a hex
+    string) and dropped the note she typed; it names her and quotes the note."""
+    client, services = web
+    dana_id = await _dana(client, services)
+    row = await _undecided(services)
+    assert (await _correct(client, row, "notify", "FYI only")).status_code == 303
+    page = await client.get("/app/inbox", params={"category": "notify"}, headers=HTML)
+    item = page.text.split(f'id="s-{row.id}"')[1].split("</li>")[0]
+    why = item.split("Why:</span>")[1].split('<span class="stage')[0]
+    assert "corrected by dana: FYI only" in why
+    assert dana_id not in why
+
+
 async def test_a_bad_category_is_a_typed_error_and_changes_nothing(web: Web) -> None:
     client, services = web
     await _dana(client, services)
@@ -589,6 +606,35 @@ async def test_approve_then_undo_inside_the_hold_window(web: Web) -> None:
         f"/app/actions/{draft.id}/undo", data={"csrf": csrf_of(after)}, headers=HTML
     )
     assert again.status_code == 409 and "IllegalTransitionError" in again.text
+
+
+async def test_a_decided_reply_is_listed_by_the_subject_it_answers(web: Web) -> None:
+    """A reply draft has no subject of its own: the "Decided in the last day" list named
+    it by the answered message's provider id (two replies to one mail read the same);
+    it shows "Re: <the mail's subject>" as the card did."""
+    client, services = web
+    await _dana(client, services)
+    draft = await _pending_draft(client, services)
+    replied = draft.arguments["reply_to_id"]
+    from assistant.ingestion.models import TriageQueueItem
+
+    async with services.sessions() as session:
+        message = await session.scalar(
+            select(TriageQueueItem.message).where(TriageQueueItem.provider_id == replied)
+        )
+    subject = (message or {}).get("subject")
+    assert subject
+    review = await client.get("/app/review", headers=HTML)
+    approved = await client.post(
+        f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
+    )
+    assert approved.status_code == 303
+    after = await client.get("/app/review", headers=HTML)
+    decided = after.text.split('id="recent-h"')[1]
+    line = decided.split(f'data-action="{draft.id}"')[1].split("</li>")[0]
+    expected = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    assert f"email.draft.create: {expected}" in html.unescape(line)
+    assert replied not in line
 
 
 async def test_reject_needs_a_reason_and_keeps_it(web: Web) -> None:
@@ -712,6 +758,60 @@ async def test_rooms_render_for_the_executive(web: Web, path: str) -> None:
     assert page.status_code == 200 and 'aria-current="page"' in page.text
 
 
+async def test_history_names_who_acted_instead_of_their_user_ids(web: Web) -> None:
+    """The "Who" column showed the audit row's user ids; it names the people (ids stay in
+    the audit log and in the event id column)."""
+    client, services = web
+    dana_id = await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "ignore")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "triage.corrected")
+        )
+    assert event is not None and event.actor_id == dana_id
+    history = await client.get("/app/history", headers=HTML)
+    row = history.text.split(f'data-event="{event.event_id}"')[1].split("</tr>")[0]
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert cells[3] == "dana", cells
+    assert dana_id not in row
+
+
+async def test_a_history_cursor_past_64_bits_is_a_typed_422_not_a_500(web: Web) -> None:
+    """`before` is compared with a 64-bit column: one past its end used to raise
+    OverflowError in the database driver (a 500); the largest one still pages."""
+    client, services = web
+    await _dana(client, services)
+    too_far = await client.get("/app/history", params={"before": str(2**63)})
+    assert too_far.status_code == 422
+    assert too_far.json()["error"] == "RequestValidationError" and too_far.json()["errors"]
+    last = await client.get("/app/history", params={"before": str(2**63 - 1)}, headers=HTML)
+    assert last.status_code == 200
+
+
+async def test_a_malformed_page_request_shows_browsers_the_error_page_not_json(
+    web: Web,
+) -> None:
+    """A search longer than the inbox's limit (its box has no limit of its own before
+    this) answered the browser with the API's raw JSON; a browser gets the error page
+    naming the typed error and the problem, without echoing the input; a script still
+    gets the JSON."""
+    client, services = web
+    await _dana(client, services)
+    long = "<b>" + "x" * 300
+    page = await client.get("/app/inbox", params={"q": long}, headers=HTML)
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "RequestValidationError" in page.text and "q: " in page.text
+    assert "x" * 300 not in page.text and "<b>x" not in page.text
+    assert "content-security-policy" in page.headers
+    script = await client.get("/app/inbox", params={"q": long})
+    assert script.status_code == 422 and script.json()["error"] == "RequestValidationError"
+    api = await client.get("/api/v1/triage/inbox", params={"limit": "0"}, headers=HTML)
+    assert api.status_code == 422 and api.json()["error"] == "RequestValidationError"
+    box = (await client.get("/app/inbox", headers=HTML)).text
+    assert 'name="q" type="search"' in box and 'maxlength="200"' in box.split('id="q"')[1][:200]
+
+
 async def test_live_fingerprint_changes_when_an_action_changes(web: Web) -> None:
     client, services = web
     await _dana(client, services)
@@ -760,6 +860,65 @@ async def test_a_meeting_request_is_proposed_chosen_and_resized(web: Web) -> Non
     start = datetime.fromisoformat(changed.arguments["start"])
     end = datetime.fromisoformat(changed.arguments["end"])
     assert (end - start).total_seconds() == 45 * 60
+
+
+async def test_the_proposed_meeting_time_is_shown_in_the_events_zone_not_as_utc(
+    web: Web,
+) -> None:
+    """The event's start is stored in UTC with the zone it was planned in: the card shows
+    it in that zone (as the review card and the reply draft do), not the UTC digits
+    labelled with the zone's name."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    client, services = web
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    start = datetime.fromisoformat(event.arguments["start"])
+    zone = event.arguments["timezone"]
+    local = start.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+    as_utc = start.astimezone(ZoneInfo("UTC")).strftime("%a %d %b %H:%M")
+    assert local != as_utc, "the sandbox executive's zone is not UTC"
+    page = await client.get("/app/meetings", headers=HTML)
+    assert f"<strong>{local} {zone}</strong>" in page.text
+    assert as_utc not in page.text
+
+
+async def test_other_times_read_her_own_calendar_never_another_executives(web: Web) -> None:
+    """The scheduler behind "Other times" reads the calendar that serves her (as the
+    schedule API does): once the tenant's calendar serves another executive instead, her
+    page answers the typed 409 rather than free times from the other executive's calendar
+    with that executive as the organizer."""
+    from assistant.connector_store import set_executives
+    from assistant.core.principal import Principal
+
+    client, services = web
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    mine = await client.get(f"/app/meetings/{event.id}/alternatives", headers=HTML)
+    assert mine.status_code == 200 and "Use this time" in mine.text
+    erin = await add_user(services, "erin", Role.EXECUTIVE, email="erin@northwind.example")
+    admin = Principal(user_id="ada", tenant_id="default", roles=frozenset({Role.ADMIN}))
+    async with services.sessions() as session:
+        await set_executives(
+            session,
+            admin,
+            services.connectors,
+            tenant_id="default",
+            connector="sandbox-calendar",
+            executive_ids=[erin],
+        )
+        await session.commit()
+    theirs = await client.get(f"/app/meetings/{event.id}/alternatives")
+    assert theirs.status_code == 409, theirs.text
+    assert theirs.json()["error"] == "NoConnectorForExecutiveError"
+    assert "Use this time" not in theirs.text
 
 
 async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> None:

@@ -487,6 +487,18 @@ async def test_a_bad_audit_filter_is_a_typed_error(console: Console) -> None:
     assert wrong_format.status_code == 422
 
 
+async def test_an_audit_cursor_past_64_bits_is_a_typed_422_not_a_500(console: Console) -> None:
+    """`after` is compared with the 64-bit seq column: one past its end used to raise
+    OverflowError in the database driver (a 500); the largest one is an empty page."""
+    client, _ = console
+    await sign_in(client, "otto")
+    too_far = await client.get("/app/audit", params={"after": str(2**63)})
+    assert too_far.status_code == 422
+    assert too_far.json()["error"] == "RequestValidationError" and too_far.json()["errors"]
+    last = await client.get("/app/audit", params={"after": str(2**63 - 1)})
+    assert last.status_code == 200
+
+
 async def test_verification_shows_a_broken_chain(console: Console) -> None:
     client, services = console
     await _some_action_id(services)
@@ -662,6 +674,49 @@ async def test_governance_shows_missing_owners_and_autonomy_levels(console: Cons
         assert await autonomy.stored_level(session, "default", DANA, "email.send") == (
             Autonomy.SHADOW
         )
+
+
+async def test_a_level_set_by_user_name_reaches_her_proposals_and_a_stranger_is_refused(
+    console: Console,
+) -> None:
+    """Proposals look their autonomy grant up by the executive's user id. A level typed
+    for "dana" used to be stored under the word "dana", shown as set, and never applied:
+    the admin lowering her to shadow believed she had. Now the user name is resolved to
+    her id, and a name that is nobody's is a typed 422 that stores nothing."""
+    from governance import autonomy
+    from governance.policy import Autonomy
+
+    client, services = console
+    dana = await _user_id(services, "dana")
+    await sign_in(client, "ada")
+    page = await client.get("/app/admin/governance", headers=HTML)
+    form = {"csrf": csrf_of(page), "kind": "email.send", "level": "shadow", "reason": "watch"}
+    lowered = await client.post(
+        "/app/admin/governance/autonomy", data={**form, "executive": "dana"}, headers=HTML
+    )
+    assert lowered.status_code == 303, lowered.text
+    stranger = await client.post(
+        "/app/admin/governance/autonomy", data={**form, "executive": "nobody-at-all"}
+    )
+    assert stranger.status_code == 422
+    assert stranger.json()["error"] == "ValidationFailedError" and stranger.json()["detail"]
+    # a user name that is her own is refused as her own
+    own = await client.post(
+        "/app/admin/governance/autonomy", data={**form, "executive": "ada"}, headers=HTML
+    )
+    assert own.status_code == 403 and "SeparationOfDutiesError" in own.text
+    async with services.sessions() as session:
+        assert await autonomy.stored_level(session, "default", dana, "email.send") == (
+            Autonomy.SHADOW
+        )
+        stored = {g.executive for g in await autonomy.grants(session, "default")}
+    assert stored == {dana}
+    # the room names her (and who set it), not their user ids
+    room = await client.get("/app/admin/governance", headers=HTML)
+    row = room.text.split(f'data-autonomy="{dana}:email.send">')[1].split("</tr>")[0]
+    assert row.startswith("<td>dana</td>"), row
+    kept = room.text.split("Stored levels")[1].split("</ul>")[0]
+    assert "dana / email.send: shadow, by Ada: watch" in kept and dana not in kept
 
 
 async def test_operations_shows_switches_and_the_last_drill(console: Console) -> None:
@@ -1091,6 +1146,11 @@ async def test_an_auditor_sees_what_the_assistant_saw_and_did_for_an_executive(
     assert (
         messages.count("data-message=") > 1 and f'data-message="{triaged.message_id}"' in messages
     )
+    # each message's "Received" cell shows when it arrived (it read a field that does not
+    # exist, so the column was blank for every message)
+    assert triaged.message_date is not None
+    received = messages.split(f'data-message="{triaged.message_id}"><td>')[1].split("</td>")[0]
+    assert received == triaged.message_date.strftime("%a %d %b %H:%M") + " UTC"
     corrections = page.text.split('class="history activity-corrections"')[1].split("</table>")[0]
     assert "only for my information" in corrections
     assert (
