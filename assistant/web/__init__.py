@@ -106,8 +106,15 @@ class RoomsOnFirstVisit:
         await self.app(scope, receive, send)
 
 
+async def site_root() -> RedirectResponse:
+    """``/`` is the web app: someone who types the service's address lands in her room
+    (``/app`` sends each person to hers, or to sign-in) instead of on a 404."""
+    return RedirectResponse(PREFIX, status_code=307)
+
+
 def install(app: FastAPI) -> None:
     """Pages, their assets (from this package) and their error pages and headers."""
+    app.add_api_route("/", site_root, methods=["GET"], include_in_schema=False)
     app.mount(
         f"{PREFIX}/static",
         StaticFiles(packages=[("assistant.web", "static")]),

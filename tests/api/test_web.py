@@ -201,6 +201,19 @@ async def test_security_headers_and_no_inline_script_or_style(web: Web) -> None:
     assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
 
 
+async def test_the_site_root_leads_to_the_web_app(web: Web) -> None:
+    client, services = web
+    anonymous = await client.get("/", headers=HTML)
+    assert (anonymous.status_code, anonymous.headers["location"]) == (307, "/app")
+    await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
+    await sign_in(client, "ada")
+    followed = await client.get("/", headers=HTML, follow_redirects=True)
+    assert followed.status_code == 200 and str(followed.url).endswith("/app/admin/connectors")
+    # Only GET: the root takes no writes, and it is not part of the API's document.
+    assert (await client.post("/", headers=HTML)).status_code == 405
+    assert "/" not in (await client.get("/openapi.json")).json()["paths"]
+
+
 async def test_navigation_follows_roles(web: Web) -> None:
     client, services = web
     await add_user(services, "ada", Role.ADMIN, email="ada@northwind.example")
