@@ -264,20 +264,7 @@ def install_web_errors(app: FastAPI) -> None:
             path=request.url.path,
             status=exc.status_code,
         )
-        body = (
-            templates()
-            .get_template("error.html")
-            .render(
-                page=None,
-                partial=False,
-                path=request.url.path,
-                error=type(exc).__name__,
-                detail=exc.detail,
-                status=exc.status_code,
-                correlation_id=getattr(request.state, "correlation_id", None),
-            )
-        )
-        return HTMLResponse(body, status_code=exc.status_code)
+        return error_page(request, type(exc).__name__, exc.detail, exc.status_code)
 
     app.add_exception_handler(AssistantError, handler)
 
@@ -295,20 +282,7 @@ def install_web_errors(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         log.info("web.invalid", path=request.url.path, errors=len(problems))
-        body = (
-            templates()
-            .get_template("error.html")
-            .render(
-                page=None,
-                partial=False,
-                path=request.url.path,
-                error="RequestValidationError",
-                detail="; ".join(problems),
-                status=422,
-                correlation_id=getattr(request.state, "correlation_id", None),
-            )
-        )
-        return HTMLResponse(body, status_code=422)
+        return error_page(request, "RequestValidationError", "; ".join(problems), 422)
 
     app.add_exception_handler(RequestValidationError, invalid)
 
@@ -338,6 +312,24 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def error_page(request: Request, error: str, detail: str, status: int) -> HTMLResponse:
+    """The error page a browser gets: the typed error, its detail and the request's id."""
+    body = (
+        templates()
+        .get_template("error.html")
+        .render(
+            page=None,
+            partial=False,
+            path=request.url.path,
+            error=error,
+            detail=detail,
+            status=status,
+            correlation_id=getattr(request.state, "correlation_id", None),
+        )
+    )
+    return HTMLResponse(body, status_code=status)
 
 
 def json_error(exc: AssistantError) -> JSONResponse:

@@ -72,6 +72,17 @@ async def _correct(
     )
 
 
+async def _dana_schedules_a_meeting(client: httpx.AsyncClient, services: Any) -> Action:
+    """Dana signed in marks a mail "schedule": the meeting proposal it makes (the sandbox
+    calendar has a free slot for it)."""
+    await _dana(client, services)
+    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
+    async with services.sessions() as session:
+        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
+    assert event is not None
+    return event
+
+
 async def _pending_draft(client: httpx.AsyncClient, services: Any) -> Action:
     """The reply draft that correcting a message to respond proposes (mail the rules
     decided as respond at triage already has its own drafts: those are not it)."""
@@ -885,11 +896,7 @@ async def test_the_proposed_meeting_time_is_shown_in_the_events_zone_not_as_utc(
     from zoneinfo import ZoneInfo
 
     client, services = web
-    await _dana(client, services)
-    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
-    async with services.sessions() as session:
-        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
-    assert event is not None
+    event = await _dana_schedules_a_meeting(client, services)
     start = datetime.fromisoformat(event.arguments["start"])
     zone = event.arguments["timezone"]
     local = start.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
@@ -909,11 +916,7 @@ async def test_other_times_read_her_own_calendar_never_another_executives(web: W
     from assistant.core.principal import Principal
 
     client, services = web
-    await _dana(client, services)
-    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
-    async with services.sessions() as session:
-        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
-    assert event is not None
+    event = await _dana_schedules_a_meeting(client, services)
     mine = await client.get(f"/app/meetings/{event.id}/alternatives", headers=HTML)
     assert mine.status_code == 200 and "Use this time" in mine.text
     erin = await add_user(services, "erin", Role.EXECUTIVE, email="erin@northwind.example")
@@ -936,11 +939,7 @@ async def test_other_times_read_her_own_calendar_never_another_executives(web: W
 
 async def test_choosing_a_meeting_approves_the_event_and_its_reply(web: Web) -> None:
     client, services = web
-    await _dana(client, services)
-    assert (await _correct(client, await _undecided(services), "schedule")).status_code == 303
-    async with services.sessions() as session:
-        event = await session.scalar(select(Action).where(Action.kind == "calendar.event.create"))
-    assert event is not None
+    event = await _dana_schedules_a_meeting(client, services)
     page = await client.get("/app/meetings", headers=HTML)
     chosen = await client.post(
         f"/app/meetings/{event.id}/choose", data={"csrf": csrf_of(page)}, headers=HTML
