@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistant.api.deps import SessionDep
@@ -172,25 +172,38 @@ async def reply_subjects(
 ) -> dict[str, dict[str, Any]]:
     """For each reply draft (it has no subject of its own), ``{"subject": "Re: ..."}`` from
     the mail it answers, in one read: the decided list named them by the answered
-    message's id, and two replies to one mail read the same."""
+    message's id, and two replies to one mail read the same.
+
+    The mail is looked up in the draft's own mailbox (its connector and the provider id):
+    provider ids are unique per connector only (IMAP numbers each mailbox's messages from
+    1), so by id alone another executive's message could lend its subject."""
     answered = {
-        a.id: a.arguments["reply_to_id"]
+        a.id: (a.connector, a.arguments["reply_to_id"])
         for a in actions
-        if not a.arguments.get("subject") and isinstance(a.arguments.get("reply_to_id"), str)
+        if a.connector
+        and not a.arguments.get("subject")
+        and isinstance(a.arguments.get("reply_to_id"), str)
     }
     if not answered:
         return {}
     rows = await session.execute(
-        select(TriageQueueItem.provider_id, TriageQueueItem.message).where(
+        select(
+            TriageQueueItem.connector, TriageQueueItem.provider_id, TriageQueueItem.message
+        ).where(
             TriageQueueItem.tenant_id == tenant_id,
-            TriageQueueItem.provider_id.in_(sorted(set(answered.values()))),
+            tuple_(TriageQueueItem.connector, TriageQueueItem.provider_id).in_(
+                sorted(set(answered.values()))
+            ),
         )
     )
-    subjects = {pid: (message or {}).get("subject") or "" for pid, message in rows.all()}
+    subjects = {
+        (connector, pid): (message or {}).get("subject") or ""
+        for connector, pid, message in rows.all()
+    }
     return {
         action_id: {"subject": subject if subject.lower().startswith("re:") else f"Re: {subject}"}
-        for action_id, message_id in answered.items()
-        if (subject := subjects.get(message_id))
+        for action_id, mail in answered.items()
+        if (subject := subjects.get(mail))
     }
 
 

@@ -640,6 +640,7 @@ async def test_a_decided_reply_is_listed_by_the_subject_it_answers(web: Web) -> 
     await _dana(client, services)
     draft = await _pending_draft(client, services)
     replied = draft.arguments["reply_to_id"]
+    from assistant.core.clock import utcnow
     from assistant.ingestion.models import TriageQueueItem
 
     async with services.sessions() as session:
@@ -648,6 +649,20 @@ async def test_a_decided_reply_is_listed_by_the_subject_it_answers(web: Web) -> 
         )
     subject = (message or {}).get("subject")
     assert subject
+    # Another mailbox holds a message with the same provider id (ids are unique per
+    # connector only): its subject must not name Dana's reply.
+    async with services.sessions() as session:
+        session.add(
+            TriageQueueItem(
+                tenant_id="default",
+                connector=f"{draft.connector}-of-someone-else",
+                folder="inbox",
+                provider_id=replied,
+                message={"subject": "Erin's confidential merger"},
+                enqueued_at=utcnow(),
+            )
+        )
+        await session.commit()
     review = await client.get("/app/review", headers=HTML)
     approved = await client.post(
         f"/app/review/{draft.id}/approve", data={"csrf": csrf_of(review)}, headers=HTML
@@ -659,6 +674,7 @@ async def test_a_decided_reply_is_listed_by_the_subject_it_answers(web: Web) -> 
     expected = subject if subject.lower().startswith("re:") else f"Re: {subject}"
     assert f"email.draft.create: {expected}" in html.unescape(line)
     assert replied not in line
+    assert "merger" not in after.text
 
 
 async def test_reject_needs_a_reason_and_keeps_it(web: Web) -> None:
